@@ -1,0 +1,5 @@
+"""classhub authenticators."""
+
+from .local import LocalPasswordAuthenticator
+
+__all__ = ["LocalPasswordAuthenticator"]

@@ -1,0 +1,1 @@
+"""Hub-side glue for classhub: the Traefik proxy class, naming and config helpers."""

@@ -1,0 +1,159 @@
+"""Small pure functions that set classhub's JupyterHub configuration.
+
+``jupyterhub_config.py`` only reads the environment and calls :func:`apply_env`; each
+function here takes explicit arguments and is unit-tested against a plain
+``traitlets.config.Config()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from traitlets.config import Config
+
+
+class ConfigError(ValueError):
+    """A setting an admin must fix, with a message saying how."""
+
+
+def configure_hub(
+    c: Config, *, data_dir: str, db_url: str, hub_ip: str, hub_port: int, public_url: str
+) -> None:
+    """Hub basics: where it listens, where it keeps state, named servers on."""
+    c.JupyterHub.hub_bind_url = f"http://{hub_ip}:{hub_port}"
+    c.JupyterHub.hub_connect_ip = hub_ip
+    c.JupyterHub.bind_url = public_url
+    c.JupyterHub.db_url = db_url
+    c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 20
+    # servers keep running across hub restarts and upgrades
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+    c.JupyterHub.template_paths = [os.path.join(os.path.dirname(__file__), "templates")]
+
+
+def configure_proxy(c: Config, *, api_url: str, dynamic_dir: str, entrypoint: str) -> None:
+    """Traefik, not configurable-http-proxy, is the proxy."""
+    c.JupyterHub.proxy_class = "traefik-docker"
+    c.TraefikDockerProxy.traefik_api_url = api_url
+    c.TraefikDockerProxy.dynamic_config_dir = dynamic_dir
+    c.TraefikDockerProxy.entrypoint = entrypoint
+
+
+def configure_spawner(
+    c: Config,
+    *,
+    image: str,
+    allowed_images: list[str],
+    network: str,
+    entrypoint: str,
+    mem_limit: str,
+    cpu_limit: float,
+    pids_limit: int,
+    prefix: str,
+) -> None:
+    """One hardened container per student server, on the isolated student network."""
+    if image not in allowed_images:
+        raise ConfigError(
+            f"The default image {image!r} is not in CLASSHUB_ALLOWED_IMAGES "
+            f"({', '.join(allowed_images)}); add it there."
+        )
+    if cpu_limit <= 0:
+        raise ConfigError(f"CLASSHUB_CPU_LIMIT must be positive, got {cpu_limit}")
+    c.JupyterHub.spawner_class = "classroom"
+    c.ClassroomSpawner.image = image
+    c.ClassroomSpawner.allowed_images = list(allowed_images)
+    c.ClassroomSpawner.network_name = network
+    c.ClassroomSpawner.traefik_entrypoint = entrypoint
+    c.ClassroomSpawner.mem_limit = mem_limit
+    c.ClassroomSpawner.cpu_limit = float(cpu_limit)
+    c.ClassroomSpawner.pids_limit = int(pids_limit)
+    c.ClassroomSpawner.prefix = prefix
+    c.ClassroomSpawner.default_url = "/lab"
+    c.ClassroomSpawner.cmd = ["jupyterhub-singleuser"]
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+
+
+def configure_auth(c: Config, *, users_file: str, admin_users: list[str]) -> None:
+    """Local accounts until single sign-on lands; never an open login."""
+    c.JupyterHub.authenticator_class = "classhub-local"
+    c.LocalPasswordAuthenticator.users_file = users_file
+    c.Authenticator.admin_users = set(admin_users)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def docker_network_gateway(name: str) -> str:
+    """The gateway address of Docker network ``name`` (where containers reach the hub)."""
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        net = client.networks.get(name)
+    except docker.errors.NotFound:
+        raise ConfigError(
+            f"Docker network {name!r} does not exist. Start the stack with `make up`, "
+            "or create it and set CLASSHUB_STUDENT_NETWORK."
+        ) from None
+    finally:
+        client.close()
+    configs = net.attrs.get("IPAM", {}).get("Config") or []
+    for cfg in configs:
+        if cfg.get("Gateway"):
+            return cfg["Gateway"]
+    raise ConfigError(f"Docker network {name!r} has no gateway; set CLASSHUB_HUB_IP.")
+
+
+def apply_env(
+    c: Config,
+    env: Mapping[str, str],
+    *,
+    gateway_lookup: Callable[[str], str] = docker_network_gateway,
+) -> None:
+    """Configure everything from ``CLASSHUB_*`` variables (see docs/admin-guide.md)."""
+    data_dir = env.get("CLASSHUB_DATA_DIR", "/srv/classhub")
+    network = env.get("CLASSHUB_STUDENT_NETWORK", "classhub-students")
+    hub_ip = env.get("CLASSHUB_HUB_IP") or gateway_lookup(network)
+    try:
+        hub_port = int(env.get("CLASSHUB_HUB_PORT", "8081"))
+        cpu_limit = float(env.get("CLASSHUB_CPU_LIMIT", "1.0"))
+        pids_limit = int(env.get("CLASSHUB_PIDS_LIMIT", "512"))
+    except ValueError as e:
+        raise ConfigError(f"A numeric CLASSHUB_* setting is not a number: {e}") from None
+    entrypoint = env.get("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
+    image = env.get("CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest")
+    configure_hub(
+        c,
+        data_dir=data_dir,
+        db_url=env.get("CLASSHUB_DB_URL") or f"sqlite:///{data_dir}/jupyterhub.sqlite",
+        hub_ip=hub_ip,
+        hub_port=hub_port,
+        public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
+    )
+    configure_proxy(
+        c,
+        api_url=env.get("CLASSHUB_TRAEFIK_API_URL", "http://127.0.0.1:8099"),
+        dynamic_dir=env.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", f"{data_dir}/traefik-dynamic"),
+        entrypoint=entrypoint,
+    )
+    configure_spawner(
+        c,
+        image=image,
+        allowed_images=_split(env.get("CLASSHUB_ALLOWED_IMAGES", "")) or [image],
+        network=network,
+        entrypoint=entrypoint,
+        mem_limit=env.get("CLASSHUB_MEM_LIMIT", "1G"),
+        cpu_limit=cpu_limit,
+        pids_limit=pids_limit,
+        prefix=env.get("CLASSHUB_CONTAINER_PREFIX", "classhub"),
+    )
+    configure_auth(
+        c,
+        users_file=env.get("CLASSHUB_USERS_FILE", f"{data_dir}/users.json"),
+        admin_users=_split(env.get("CLASSHUB_ADMIN_USERS", "admin")),
+    )

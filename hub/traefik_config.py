@@ -1,0 +1,97 @@
+"""Traefik's static configuration for classhub, as a pure function and a CLI."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+
+def traefik_static_config(
+    *,
+    web_address: str,
+    api_address: str,
+    network: str,
+    dynamic_dir: str,
+    docker_endpoint: str = "unix:///var/run/docker.sock",
+    throttle: str = "100ms",
+    log_level: str = "WARN",
+    access_log: bool = False,
+) -> dict:
+    """The static config: one public entrypoint, the API on a loopback entrypoint, the
+    Docker provider for student containers and the file provider for hub routes.
+
+    The API is unauthenticated, so ``api_address`` must be a loopback address.
+    """
+    host = api_address.rsplit(":", 1)[0]
+    if host not in ("127.0.0.1", "localhost", "[::1]"):
+        raise ValueError(
+            f"Traefik's API address {api_address!r} must be on loopback (127.0.0.1:PORT): "
+            "it lists every route without authentication."
+        )
+    config: dict = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {
+            "web": {
+                "address": web_address,
+                # never let a client spoof headers Traefik sets for the hub
+                "forwardedHeaders": {"insecure": False},
+            },
+            "traefik": {"address": api_address},
+        },
+        "api": {"insecure": True, "dashboard": False},
+        "ping": {"entryPoint": "traefik"},
+        "log": {"level": log_level},
+        "providers": {
+            "providersThrottleDuration": throttle,
+            "docker": {
+                "endpoint": docker_endpoint,
+                "exposedByDefault": False,
+                "network": network,
+                "watch": True,
+                # only classhub's labelled containers, never anything else on the host
+                "constraints": "Label(`classhub.managed`,`true`)",
+            },
+            "file": {"directory": dynamic_dir, "watch": True},
+        },
+    }
+    if access_log:
+        # request paths only: query strings can carry tokens and are never logged
+        config["accessLog"] = {
+            "fields": {"defaultMode": "keep", "names": {"RequestPath": "drop"}},
+        }
+    return config
+
+
+def write_static_config(out_dir: Path, config: dict) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "traefik.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write classhub's Traefik static config.")
+    parser.add_argument("--out", required=True, type=Path, help="directory for traefik.yml")
+    parser.add_argument("--web-address", default=":8000")
+    parser.add_argument("--api-address", default="127.0.0.1:8099")
+    parser.add_argument("--network", default="classhub-students")
+    parser.add_argument("--dynamic-dir", default="/etc/traefik/dynamic")
+    parser.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
+    parser.add_argument("--log-level", default="WARN")
+    args = parser.parse_args(argv)
+    config = traefik_static_config(
+        web_address=args.web_address,
+        api_address=args.api_address,
+        network=args.network,
+        dynamic_dir=args.dynamic_dir,
+        docker_endpoint=args.docker_endpoint,
+        log_level=args.log_level,
+    )
+    write_static_config(args.out, config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

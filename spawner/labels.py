@@ -1,0 +1,48 @@
+"""Docker labels that make Traefik route a student's server, and nothing else."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from hub.routing import route_name, traefik_rule
+
+MANAGED_LABEL = "classhub.managed"
+
+
+def traefik_labels(
+    *,
+    routespec: str,
+    port: int,
+    network: str,
+    entrypoint: str,
+    name_prefix: str = "classhub",
+) -> dict[str, str]:
+    """Labels for Traefik's Docker provider (``exposedByDefault=false``).
+
+    Router and service share one name derived from the route spec; the rule is built by
+    :func:`hub.routing.traefik_rule`, which validates the spec and escapes every unsafe
+    character, so a hostile user name cannot inject or widen the rule.
+    """
+    name = route_name(routespec, name_prefix)
+    return {
+        "traefik.enable": "true",
+        "traefik.docker.network": network,
+        f"traefik.http.routers.{name}.rule": traefik_rule(routespec),
+        f"traefik.http.routers.{name}.entrypoints": entrypoint,
+        f"traefik.http.routers.{name}.service": name,
+        f"traefik.http.services.{name}.loadbalancer.server.port": str(int(port)),
+    }
+
+
+def identity_labels(*, user: str, server: str, routespec: str) -> dict[str, str]:
+    """Labels that tell admins and clean-up scripts whose container this is.
+
+    Values are percent-encoded so no user-chosen character (braces, newlines, ...) ever
+    reaches Docker or DockerSpawner's template rendering raw.
+    """
+    return {
+        MANAGED_LABEL: "true",
+        "classhub.user": quote(user, safe="@~"),
+        "classhub.server": quote(server, safe="@~"),
+        "classhub.routespec": routespec,
+    }

@@ -1,0 +1,369 @@
+"""ClassroomSpawner: DockerSpawner with Traefik labels, hardening and prompt readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.types import Mount
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Dict, Float, Int, List, Unicode, default, validate
+
+from .hardening import check_no_host_paths, hardened_host_config, healthcheck
+from .labels import identity_labels, traefik_labels
+from .naming import object_name
+from .readiness import SpawnError, wait_until_ready
+
+HOME = "/home/jovyan"
+
+
+class ClassroomSpawner(DockerSpawner):
+    """One hardened container per student and named server, routed by Traefik labels.
+
+    Select it with ``c.JupyterHub.spawner_class = "classroom"``.
+    """
+
+    traefik_entrypoint = Unicode(
+        "web",
+        config=True,
+        help="""Traefik entrypoint that student servers are routed on.
+
+        Must match an entrypoint of Traefik's static configuration (see
+        ``classhub-traefik-config``).
+
+        Example: ``c.ClassroomSpawner.traefik_entrypoint = "websecure"``
+        """,
+    )
+
+    route_name_prefix = Unicode(
+        "classhub",
+        config=True,
+        help="""Prefix of Traefik router and service names, shared with the proxy class.
+
+        Change it only to run two classhub deployments against one Traefik.
+
+        Example: ``c.ClassroomSpawner.route_name_prefix = "classhub"``
+        """,
+    )
+
+    pids_limit = Int(
+        512,
+        config=True,
+        help="""Most processes and threads one student container may run.
+
+        Stops fork bombs from starving the machine; JupyterLab with a few kernels uses
+        well under 200.
+
+        Example: ``c.ClassroomSpawner.pids_limit = 512``
+        """,
+    )
+
+    @validate("pids_limit")
+    def _check_pids(self, proposal):
+        if proposal.value < 64:
+            raise ValueError(
+                f"ClassroomSpawner.pids_limit={proposal.value} is too low for JupyterLab; "
+                "use at least 64 (512 is a good default)."
+            )
+        return proposal.value
+
+    tmpfs_size = Unicode(
+        "256m",
+        config=True,
+        help="""Size of the in-memory /tmp of each student container (the root filesystem
+        is read-only; the home directory is a persistent volume).
+
+        Example: ``c.ClassroomSpawner.tmpfs_size = "512m"``
+        """,
+    )
+
+    ready_timeout = Float(
+        90.0,
+        config=True,
+        help="""Seconds a new server may take to answer before the spawn fails cleanly.
+
+        Keep it below ``c.Spawner.start_timeout`` so classhub, not the hub, reports
+        the failure and removes the container.
+
+        Example: ``c.ClassroomSpawner.ready_timeout = 90``
+        """,
+    )
+
+    healthcheck_command = List(
+        Unicode(),
+        ["/usr/local/bin/classhub-healthcheck"],
+        config=True,
+        help="""Command Docker runs in the container to decide it is healthy.
+
+        Traefik only routes to healthy containers. The default script ships in the
+        ``classhub/singleuser`` image; a custom image must provide it too.
+
+        Example:
+        ``c.ClassroomSpawner.healthcheck_command = ["/usr/local/bin/classhub-healthcheck"]``
+        """,
+    )
+
+    healthcheck_interval = Float(
+        0.2,
+        config=True,
+        help="""Seconds between the start of a container and its first health probe.
+
+        The default probe blocks until the server answers and then sleeps, so this
+        short interval costs one probe per ~30 s once a server runs.
+
+        Example: ``c.ClassroomSpawner.healthcheck_interval = 0.2``
+        """,
+    )
+
+    docker_threads = Int(
+        32,
+        config=True,
+        help="""Threads for Docker API calls, shared by all spawners.
+
+        DockerSpawner runs every Docker call of every user through one thread, which
+        serialises concurrent spawns; classhub sizes the pool for a class starting at
+        once.
+
+        Example: ``c.ClassroomSpawner.docker_threads = 32``
+        """,
+    )
+
+    docker_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds any single Docker API call may take.
+
+        Example: ``c.ClassroomSpawner.docker_timeout = 60``
+        """,
+    )
+
+    extra_env = Dict(
+        {},
+        config=True,
+        help="""Extra environment variables for student containers.
+
+        Never put secrets here: students run arbitrary code and can read them.
+
+        Example: ``c.ClassroomSpawner.extra_env = {"TZ": "Europe/Berlin"}``
+        """,
+    )
+
+    # ----- DockerSpawner defaults we change -----
+
+    @default("prefix")
+    def _default_prefix(self):
+        return "classhub"
+
+    @default("remove")
+    def _default_remove(self):
+        # containers are disposable; the home volume is what persists
+        return True
+
+    @default("use_internal_ip")
+    def _default_use_internal_ip(self):
+        return True
+
+    @default("pull_policy")
+    def _default_pull_policy(self):
+        # no registry is assumed: images are built by `make images`
+        return "never"
+
+    @default("allowed_images")
+    def _default_allowed_images(self):
+        return [self.image]
+
+    @default("options_form")
+    def _default_options_form(self):
+        return ""
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return lambda formdata: {}
+
+    @default("client_kwargs")
+    def _default_client_kwargs(self):
+        return {"timeout": self.docker_timeout, "max_pool_size": self.docker_threads}
+
+    @validate("volumes")
+    def _check_volumes(self, proposal):
+        check_no_host_paths(proposal.value)
+        return proposal.value
+
+    _executors: dict[int, ThreadPoolExecutor] = {}
+
+    @property
+    def executor(self):
+        """A Docker call pool sized for concurrency (DockerSpawner's has one thread)."""
+        pool = self._executors.get(self.docker_threads)
+        if pool is None:
+            pool = ThreadPoolExecutor(self.docker_threads, thread_name_prefix="classhub-docker")
+            self._executors[self.docker_threads] = pool
+        return pool
+
+    @default("object_name")
+    def _object_name_default(self):
+        return object_name(self.prefix, "srv", self.user.name, self.name or "")
+
+    @property
+    def home_volume(self) -> str:
+        """Persistent home volume of this student and server."""
+        return object_name(self.prefix, "home", self.user.name, self.name or "")
+
+    # ----- progress events -----
+
+    def _progress(self, percent: int, message: str) -> None:
+        events = self.__dict__.setdefault("_classhub_events", [])
+        events.append({"progress": percent, "message": message})
+        changed = self.__dict__.get("_classhub_changed")
+        if changed is not None:
+            changed.set()
+
+    async def progress(self):
+        """Yield spawn events for the spawn page as they happen."""
+        sent = 0
+        changed = self.__dict__.setdefault("_classhub_changed", asyncio.Event())
+        while True:
+            events = self.__dict__.get("_classhub_events", [])
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if self.__dict__.get("_classhub_done"):
+                return
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=1)
+            except TimeoutError:
+                pass
+
+    # ----- hooks -----
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.extra_env)
+        env["CLASSHUB_PORT"] = str(self.port)
+        env.pop("JUPYTER_IMAGE_SPEC", None)
+        return env
+
+    def _extra_create_kwargs(self) -> dict:
+        labels = identity_labels(
+            user=self.user.name, server=self.name or "", routespec=self.proxy_spec
+        )
+        labels.update(
+            traefik_labels(
+                routespec=self.proxy_spec,
+                port=self.port,
+                network=self.network_name,
+                entrypoint=self.traefik_entrypoint,
+                name_prefix=self.route_name_prefix,
+            )
+        )
+        return {
+            "labels": labels,
+            "user": "1000:100",
+            "working_dir": HOME,
+            "healthcheck": healthcheck(
+                self.healthcheck_command,
+                interval=self.healthcheck_interval,
+                start_timeout=self.ready_timeout,
+            ),
+        }
+
+    def _extra_host_config(self) -> dict:
+        cfg = hardened_host_config(
+            pids_limit=self.pids_limit, mem_limit=self.mem_limit, tmpfs_size=self.tmpfs_size
+        )
+        cfg["mounts"] = [Mount(target=HOME, source=self.home_volume, type="volume")]
+        return cfg
+
+    @default("extra_create_kwargs")
+    def _default_extra_create_kwargs(self):
+        return lambda spawner: spawner._extra_create_kwargs()
+
+    @default("extra_host_config")
+    def _default_extra_host_config(self):
+        return lambda spawner: spawner._extra_host_config()
+
+    def _check_user_options(self) -> None:
+        unknown = sorted(set(self.user_options or {}))
+        if unknown:
+            raise web.HTTPError(
+                400,
+                "classhub servers take no options; remove " + ", ".join(map(repr, unknown)),
+            )
+
+    async def _check_image(self) -> None:
+        allowed = self._get_allowed_images()
+        if allowed != "*" and self.image not in (allowed or {}):
+            raise SpawnError(
+                f"The image {self.image!r} is not on this hub's list of allowed images. "
+                "An admin must add it to ClassroomSpawner.allowed_images."
+            )
+        try:
+            await self.docker("inspect_image", self.image)
+        except ImageNotFound:
+            raise SpawnError(
+                f"The environment image {self.image!r} is not installed on this server. "
+                "An admin must build it (make images) before students can start."
+            ) from None
+
+    async def _volume_exists(self) -> bool:
+        try:
+            await self.docker("inspect_volume", self.home_volume)
+        except NotFound:
+            return False
+        return True
+
+    async def _cleanup_failed_start(self, remove_volume: bool) -> None:
+        try:
+            obj = await self.get_object()
+            if obj is not None:
+                await self.docker("remove_container", self.object_id, force=True, v=False)
+        except APIError as e:
+            if e.status_code not in (404, 409):
+                raise
+        self.object_id = ""
+        if remove_volume:
+            try:
+                await self.docker("remove_volume", self.home_volume, force=True)
+            except NotFound:
+                pass
+
+    async def start(self):
+        self.__dict__["_classhub_done"] = False
+        self.__dict__["_classhub_events"] = []
+        try:
+            self._check_user_options()
+            self._progress(5, "Checking your environment image")
+            await self._check_image()
+            new_volume = not await self._volume_exists()
+            self._progress(15, "Creating your server" + (" and home folder" if new_volume else ""))
+            try:
+                ip, port = await super().start()
+                self._progress(40, "Starting JupyterLab")
+                base_url = self.server.base_url if self.server else "/"
+                await wait_until_ready(
+                    server_url=f"http://{ip}:{port}{base_url}api",
+                    inspect=lambda: self.docker("inspect_container", self.object_id),
+                    timeout=self.ready_timeout,
+                    mem_limit=self.mem_limit,
+                )
+            except BaseException as e:
+                self.log.warning(
+                    "Spawn of %s failed (%s); removing its container", self._log_name, e
+                )
+                await self._cleanup_failed_start(remove_volume=new_volume)
+                if isinstance(e, APIError) and not isinstance(e, docker.errors.NotFound):
+                    raise SpawnError(
+                        f"Docker refused to start your server: {e.explanation or e}"
+                    ) from e
+                raise
+            self._progress(90, "Your server is ready; connecting you")
+            return ip, port
+        finally:
+            self.__dict__["_classhub_done"] = True
+            changed = self.__dict__.get("_classhub_changed")
+            if changed is not None:
+                changed.set()

@@ -1,0 +1,118 @@
+import pytest
+from traitlets.config import Config
+
+from hub.config import (
+    ConfigError,
+    apply_env,
+    configure_auth,
+    configure_proxy,
+    configure_spawner,
+)
+from hub.traefik_config import traefik_static_config
+
+pytestmark = pytest.mark.unit
+
+
+def no_docker(name):
+    raise AssertionError("gateway lookup must not run when CLASSHUB_HUB_IP is set")
+
+
+def test_apply_env_defaults():
+    c = Config()
+    apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
+    assert c.JupyterHub.proxy_class == "traefik-docker"
+    assert c.JupyterHub.spawner_class == "classroom"
+    assert c.JupyterHub.authenticator_class == "classhub-local"
+    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
+    assert c.JupyterHub.hub_connect_ip == "172.30.0.1"
+    assert c.JupyterHub.allow_named_servers is True
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.db_url == "sqlite:////srv/classhub/jupyterhub.sqlite"
+    assert c.ClassroomSpawner.image == "classhub/singleuser:latest"
+    assert c.ClassroomSpawner.allowed_images == ["classhub/singleuser:latest"]
+    assert c.ClassroomSpawner.network_name == "classhub-students"
+    assert c.TraefikDockerProxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
+    assert c.Authenticator.admin_users == {"admin"}
+
+
+def test_apply_env_uses_gateway_lookup():
+    c = Config()
+    apply_env(c, {"CLASSHUB_STUDENT_NETWORK": "n1"}, gateway_lookup=lambda n: f"10.0.0.1-{n}")
+    assert c.JupyterHub.hub_connect_ip == "10.0.0.1-n1"
+
+
+def test_apply_env_overrides():
+    c = Config()
+    env = {
+        "CLASSHUB_HUB_IP": "10.1.1.1",
+        "CLASSHUB_HUB_PORT": "9000",
+        "CLASSHUB_DB_URL": "postgresql+psycopg://u:p@127.0.0.1:5432/hub",
+        "CLASSHUB_MEM_LIMIT": "2G",
+        "CLASSHUB_CPU_LIMIT": "0.5",
+        "CLASSHUB_PIDS_LIMIT": "300",
+        "CLASSHUB_SINGLEUSER_IMAGE": "img:1",
+        "CLASSHUB_ALLOWED_IMAGES": "img:1, img:2",
+        "CLASSHUB_ADMIN_USERS": "root1,root2",
+    }
+    apply_env(c, env, gateway_lookup=no_docker)
+    assert c.JupyterHub.hub_bind_url == "http://10.1.1.1:9000"
+    assert c.JupyterHub.db_url.startswith("postgresql+psycopg://")
+    assert c.ClassroomSpawner.mem_limit == "2G"
+    assert c.ClassroomSpawner.cpu_limit == 0.5
+    assert c.ClassroomSpawner.pids_limit == 300
+    assert c.ClassroomSpawner.allowed_images == ["img:1", "img:2"]
+    assert c.Authenticator.admin_users == {"root1", "root2"}
+
+
+def test_bad_numbers_give_fixit_message():
+    with pytest.raises(ConfigError, match="not a number"):
+        apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_CPU_LIMIT": "lots"})
+
+
+def test_default_image_must_be_allowed():
+    with pytest.raises(ConfigError, match="CLASSHUB_ALLOWED_IMAGES"):
+        configure_spawner(
+            Config(),
+            image="a",
+            allowed_images=["b"],
+            network="n",
+            entrypoint="web",
+            mem_limit="1G",
+            cpu_limit=1,
+            pids_limit=100,
+            prefix="p",
+        )
+
+
+def test_configure_proxy_and_auth():
+    c = Config()
+    configure_proxy(c, api_url="http://127.0.0.1:1", dynamic_dir="/d", entrypoint="e")
+    configure_auth(c, users_file="/u.json", admin_users=["a"])
+    assert c.TraefikDockerProxy.traefik_api_url == "http://127.0.0.1:1"
+    assert c.LocalPasswordAuthenticator.users_file == "/u.json"
+
+
+def test_traefik_static_config():
+    cfg = traefik_static_config(
+        web_address=":8000", api_address="127.0.0.1:8099", network="n", dynamic_dir="/d"
+    )
+    assert cfg["providers"]["docker"]["exposedByDefault"] is False
+    assert cfg["providers"]["docker"]["network"] == "n"
+    assert cfg["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
+    assert cfg["entryPoints"]["traefik"]["address"] == "127.0.0.1:8099"
+    assert "accessLog" not in cfg
+
+
+def test_traefik_api_must_be_loopback():
+    with pytest.raises(ValueError, match="loopback"):
+        traefik_static_config(
+            web_address=":80", api_address="0.0.0.0:8099", network="n", dynamic_dir="/d"
+        )
+
+
+def test_entry_points_registered():
+    from importlib.metadata import entry_points
+
+    assert {e.name for e in entry_points(group="jupyterhub.spawners")} >= {"classroom"}
+    assert {e.name for e in entry_points(group="jupyterhub.proxies")} >= {"traefik-docker"}
+    assert {e.name for e in entry_points(group="jupyterhub.authenticators")} >= {"classhub-local"}

@@ -1,0 +1,126 @@
+import re
+
+import pytest
+from jupyterhub.utils import url_escape_path, url_path_join
+
+from hub.routing import (
+    RouteSpecError,
+    route_name,
+    routespec_from_rule,
+    traefik_match_path,
+    traefik_rule,
+    user_from_routespec,
+    validate_routespec,
+)
+
+pytestmark = pytest.mark.unit
+
+HOSTILE = [
+    "alice",
+    "bob`) || PathPrefix(`/",
+    'eve") || PathPrefix("/',
+    "mallory' or '1'='1",
+    "two words",
+    "..",
+    "../../hub",
+    "ünïcødé-名前",
+    "emoji-🦊",
+    "a" * 200,
+    "é" * 200,
+    "back\\slash",
+    "new\nline",
+    "tab\there",
+    "brace{username}",
+    "percent%2Fencoded",
+    "slash/inside",
+    "alice@a.edu",
+]
+
+
+def user_spec(name, server=""):
+    spec = url_path_join("/user/", url_escape_path(name), "/")
+    if server:
+        spec = url_path_join(spec, url_escape_path(server), "/")
+    return spec
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_rule_text_is_always_safe(name):
+    spec = user_spec(name, "class-1")
+    if name in ("..",):
+        with pytest.raises(RouteSpecError):
+            traefik_rule(spec)
+        return
+    rule = traefik_rule(spec)
+    # a single PathPrefix with a double-quoted literal of safe characters or \u escapes
+    assert re.fullmatch(
+        r'PathPrefix\("(?:[A-Za-z0-9/._~@%-]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*"\)', rule
+    )
+    assert "`" not in rule and "||" not in rule and "&&" not in rule
+    assert rule.endswith('/")')
+
+
+@pytest.mark.parametrize("name", [n for n in HOSTILE if n != ".."])
+def test_rule_round_trips(name):
+    spec = user_spec(name, "srv")
+    assert routespec_from_rule(traefik_rule(spec)) == spec
+    assert user_from_routespec(spec) == (name, "srv")
+
+
+def test_match_path_decodes_like_traefik():
+    assert traefik_match_path("/user/%C3%A9t@x/") == "/user/ét@x/"
+    assert traefik_match_path("/user/a%2fb/") == "/user/a%2Fb/"
+    assert traefik_match_path("/user/a%60b/") == "/user/a`b/"
+    assert traefik_match_path("/user/a%20b/") == "/user/a b/"
+    assert traefik_match_path("/user/a%40b/") == "/user/a%40b/"
+
+
+def test_prefixes_cannot_widen():
+    # /user/al/ must never be a prefix of /user/alice/
+    assert not traefik_match_path(user_spec("alice")).startswith(
+        traefik_match_path(user_spec("al"))
+    )
+    assert traefik_rule("/").startswith('PathPrefix("/")')
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "user/alice/",
+        "host.example/user/alice/",
+        "/user/alice",
+        "/user/a`b/",
+        '/user/a"b/',
+        "/user/a b/",
+        "/user/%zz/",
+        "/user/../",
+        "/user//x/",
+        "/user/./",
+        "/" + "a" * 5000 + "/",
+        "/user/%FF/",
+    ],
+)
+def test_bad_routespecs_refused(bad):
+    with pytest.raises(RouteSpecError):
+        traefik_rule(bad)
+
+
+def test_route_names_are_bounded_unique_and_valid():
+    names = {route_name(user_spec(n, "s")) for n in HOSTILE if n != ".."}
+    assert len(names) == len(HOSTILE) - 1
+    for n in names:
+        assert re.fullmatch(r"[a-z0-9-]+", n)
+        assert len(n) <= 80
+    # case differences are different users
+    assert route_name(user_spec("Alice")) != route_name(user_spec("alice"))
+
+
+def test_validate_accepts_hub_specs():
+    assert validate_routespec("/") == "/"
+    assert validate_routespec("/services/classes/") == "/services/classes/"
+
+
+def test_foreign_rules_are_ignored():
+    assert routespec_from_rule("PathPrefix(`/x/`)") is None
+    assert routespec_from_rule('PathPrefix("/x/") || Host("a")') is None

@@ -1,0 +1,70 @@
+import re
+
+import pytest
+from jupyterhub.utils import url_escape_path
+
+from hub.routing import traefik_rule
+from spawner.hardening import check_no_host_paths, hardened_host_config, healthcheck
+from spawner.labels import identity_labels, traefik_labels
+from spawner.naming import object_name
+
+pytestmark = pytest.mark.unit
+
+
+def test_object_names_valid_and_distinct():
+    names = set()
+    for user in ["alice", "Alice", "ali ce", "é" * 200, "x`y", "a" * 200]:
+        for server in ["", "cls", "CLS"]:
+            n = object_name("classhub", "srv", user, server)
+            assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", n)
+            assert len(n) < 100
+            names.add(n)
+    assert len(names) == 18
+    assert object_name("p", "home", "a", "b") != object_name("p", "srv", "a", "b")
+    assert object_name("p", "home", "a", "b") == object_name("p", "home", "a", "b")
+
+
+def test_traefik_labels():
+    spec = "/user/" + url_escape_path("bob`) || PathPrefix(`/") + "/"
+    labels = traefik_labels(routespec=spec, port=8888, network="net", entrypoint="web")
+    rules = [v for k, v in labels.items() if k.endswith(".rule")]
+    assert rules == [traefik_rule(spec)]
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.docker.network"] == "net"
+    assert any(k.endswith("loadbalancer.server.port") and v == "8888" for k, v in labels.items())
+    for key in labels:
+        assert re.fullmatch(r"[a-z0-9.-]+", key), key
+
+
+def test_identity_labels_carry_no_raw_user_text():
+    labels = identity_labels(user="a{b}\n", server="{servername}", routespec="/user/x/")
+    assert labels["classhub.managed"] == "true"
+    for v in labels.values():
+        assert "{" not in v and "\n" not in v
+
+
+def test_hardening():
+    cfg = hardened_host_config(pids_limit=256, mem_limit="512M")
+    assert cfg["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in cfg["security_opt"]
+    assert cfg["pids_limit"] == 256
+    assert cfg["memswap_limit"] == "512M"
+    assert cfg["read_only"] is True and cfg["privileged"] is False
+    assert "/tmp" in cfg["tmpfs"]
+
+
+def test_healthcheck_times():
+    hc = healthcheck(["/x"], interval=0.2, start_timeout=60)
+    assert hc["test"] == ["CMD", "/x"]
+    assert hc["interval"] == 200_000_000
+    assert hc["timeout"] > 60 * 10**9
+
+
+@pytest.mark.parametrize("src", ["/var/run/docker.sock", "/home", "./data", "~/x"])
+def test_host_paths_refused(src):
+    with pytest.raises(ValueError, match="named Docker volumes"):
+        check_no_host_paths({src: "/mnt"})
+
+
+def test_named_volumes_allowed():
+    check_no_host_paths({"classhub-shared": "/shared"})
