@@ -5,25 +5,39 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
-class SpawnError(Exception):
-    """A spawn failure whose message is meant for the student on the spawn page.
+class SpawnError(web.HTTPError):
+    """A spawn failure whose message is meant for the student.
 
-    JupyterHub shows ``jupyterhub_message`` on the spawn-pending page instead of a
-    generic "Spawn failed".
+    JupyterHub shows ``jupyterhub_message`` on the spawn-pending page, and the REST API
+    answers with the HTTP status and message instead of a bare 500.
     """
 
-    def __init__(self, message: str):
-        super().__init__(message)
+    def __init__(self, message: str, status_code: int = 503):
+        super().__init__(status_code, "%s", message)
         self.jupyterhub_message = message
+        self.message = message
 
 
-def describe_exit(state: dict, mem_limit: str | None) -> str:
+def format_bytes(value) -> str:
+    """``25165824`` -> ``"24M"``; strings such as ``"1G"`` pass through."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return str(value)
+    for unit, size in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n}B"
+
+
+def describe_exit(state: dict, mem_limit: str | int | None) -> str:
     """A student-readable reason for a container that stopped while starting."""
     if state.get("OOMKilled"):
-        limit = f" ({mem_limit})" if mem_limit else ""
+        limit = f" ({format_bytes(mem_limit)})" if mem_limit else ""
         return (
             f"Your server ran out of memory{limit} while starting and was stopped. "
             "Ask your teacher or an admin to raise the memory limit of this environment."

@@ -6,7 +6,6 @@ import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount
 from dockerspawner import DockerSpawner
@@ -290,6 +289,8 @@ class ClassroomSpawner(DockerSpawner):
         cfg = hardened_host_config(
             pids_limit=self.pids_limit, mem_limit=self.mem_limit, tmpfs_size=self.tmpfs_size
         )
+        # keep a dead container until we have read why it died; stop() removes it
+        cfg["auto_remove"] = False
         cfg["mounts"] = [Mount(target=HOME, source=self.home_volume, type="volume")]
         return cfg
 
@@ -323,6 +324,12 @@ class ClassroomSpawner(DockerSpawner):
                 f"The environment image {self.image!r} is not installed on this server. "
                 "An admin must build it (make images) before students can start."
             ) from None
+
+    async def _inspect_state(self) -> dict:
+        try:
+            return await self.docker("inspect_container", self.object_id)
+        except NotFound:
+            return {"State": {"Running": False, "ExitCode": "unknown (container vanished)"}}
 
     async def _volume_exists(self) -> bool:
         try:
@@ -361,7 +368,7 @@ class ClassroomSpawner(DockerSpawner):
                 base_url = self.server.base_url if self.server else "/"
                 await wait_until_ready(
                     server_url=f"http://{ip}:{port}{base_url}api",
-                    inspect=lambda: self.docker("inspect_container", self.object_id),
+                    inspect=self._inspect_state,
                     timeout=self.ready_timeout,
                     mem_limit=self.mem_limit,
                 )
@@ -370,9 +377,9 @@ class ClassroomSpawner(DockerSpawner):
                     "Spawn of %s failed (%s); removing its container", self._log_name, e
                 )
                 await self._cleanup_failed_start(remove_volume=new_volume)
-                if isinstance(e, APIError) and not isinstance(e, docker.errors.NotFound):
+                if isinstance(e, APIError):
                     raise SpawnError(
-                        f"Docker refused to start your server: {e.explanation or e}"
+                        f"Docker could not start your server: {e.explanation or e}"
                     ) from e
                 raise
             self._progress(90, "Your server is ready; connecting you")

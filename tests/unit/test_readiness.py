@@ -56,3 +56,11 @@ async def test_timeout_message():
 def test_exit_message():
     assert "exit code 3" in describe_exit({"ExitCode": 3}, None)
     assert asyncio  # keep import for loop fixtures
+
+
+def test_format_bytes():
+    from spawner.readiness import format_bytes
+
+    assert format_bytes(25165824) == "24M"
+    assert format_bytes(1024**3) == "1G"
+    assert format_bytes("2G") == "2G"

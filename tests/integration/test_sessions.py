@@ -1,0 +1,114 @@
+"""Kernels and terminals over websockets through Traefik; hub restarts keep servers."""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+pytestmark = pytest.mark.integration
+
+
+def ws_request(stack, path):
+    return HTTPRequest(
+        stack.url.replace("http://", "ws://") + path,
+        headers={"Authorization": f"token {stack.token}"},
+        connect_timeout=10,
+        request_timeout=30,
+    )
+
+
+async def run_code(stack, base, code):
+    r = await asyncio.to_thread(
+        lambda: __import__("requests").post(
+            stack.url + base + "api/kernels",
+            headers={"Authorization": f"token {stack.token}"},
+            json={"name": "python3"},
+            timeout=30,
+        )
+    )
+    assert r.status_code == 201, r.text
+    kernel = r.json()["id"]
+    conn = await websocket_connect(ws_request(stack, f"{base}api/kernels/{kernel}/channels"))
+    msg_id = uuid.uuid4().hex
+    conn.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False},
+                "channel": "shell",
+            }
+        )
+    )
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                raw = await conn.read_message()
+                assert raw is not None, "kernel websocket closed"
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "execute_result":
+                    return msg["content"]["data"]["text/plain"]
+                if msg["msg_type"] == "error":
+                    raise AssertionError(msg["content"])
+    finally:
+        conn.close()
+
+
+async def test_kernel_runs_code_over_websocket(stack):
+    stack.create_user("kim")
+    await asyncio.to_thread(stack.spawn, "kim")
+    assert await run_code(stack, "/user/kim/", "1+1") == "2"
+
+
+async def test_terminal_over_websocket(stack):
+    import requests
+
+    stack.create_user("tess")
+    await asyncio.to_thread(stack.spawn, "tess")
+    r = requests.post(
+        stack.url + "/user/tess/api/terminals",
+        headers={"Authorization": f"token {stack.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    name = r.json()["name"]
+    conn = await websocket_connect(ws_request(stack, f"/user/tess/terminals/websocket/{name}"))
+    conn.write_message(json.dumps(["stdin", "echo classhub-$((6*7)) $(id -u)\r"]))
+    seen = ""
+    async with asyncio.timeout(30):
+        while "classhub-42 1000" not in seen:
+            raw = await conn.read_message()
+            assert raw is not None, "terminal websocket closed"
+            kind, *rest = json.loads(raw)
+            if kind == "stdout":
+                seen += rest[0]
+    conn.close()
+
+
+def test_hub_restart_keeps_servers_and_routes(stack):
+    stack.create_user("rita")
+    stack.spawn("rita")
+    before = {c.name: c.id for c in stack.containers(all=False)}
+    stack.restart_hub()
+    model = stack.server_model("rita")
+    assert model and model["ready"], model
+    assert stack.user_get("/user/rita/api/status").status_code == 200
+    after = {c.name: c.id for c in stack.containers(all=False)}
+    assert after == before
+    routes = stack.api("GET", "/proxy").json()
+    assert "/user/rita/" in routes
+    # the hub can still stop it after the restart
+    stack.stop("rita")
+    assert stack.user_get("/user/rita/api/status").status_code in (302, 303, 404, 424, 503)
