@@ -1,6 +1,7 @@
 """Hostile user names cannot inject or widen Traefik rules: checked against real Traefik."""
 
 import re
+
 import pytest
 import requests
 from jupyterhub.utils import url_escape_path
