@@ -87,7 +87,9 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, nargs="*", default=[10, 30])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="classhub-bench-") as tmp:
-        stack = Stack(Path(tmp), extra_config=BENCH_CONFIG, with_data_services=False)
+        stack = Stack(
+            Path(tmp), extra_config=BENCH_CONFIG, with_data_services=False, log_level="INFO"
+        )
         try:
             stack.start()
             rows = []

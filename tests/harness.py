@@ -204,12 +204,14 @@ class Stack:
         image: str = "classhub/singleuser:latest",
         extra_config: str = "",
         with_data_services: bool = True,
+        log_level: str = "DEBUG",
     ):
         self.workdir = workdir
         self.prefix = "chtest" + secrets.token_hex(3)
         self.image = image
         self.extra_config = extra_config
         self.with_data_services = with_data_services
+        self.log_level = log_level
         self.token = secrets.token_hex(32)
         self.docker = docker.from_env(timeout=60)
         self.processes: list[Process] = []
@@ -282,7 +284,7 @@ c.JupyterHub.load_roles = [{{
     "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy"],
     "services": ["classhub-tests"],
 }}]
-c.JupyterHub.log_level = "DEBUG"
+c.JupyterHub.log_level = {self.log_level!r}
 {self.extra_config}
 """
 

@@ -1,0 +1,134 @@
+"""End-to-end: the compose stack of `make up`, through Traefik, with a real browser."""
+
+import json
+import subprocess
+import time
+
+import docker
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def wait_ready(deployment, api, name, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = api.get(f"{deployment.url}/hub/api/users/{name}", timeout=10).json()
+        server = model.get("servers", {}).get("")
+        if server and server.get("ready"):
+            return server
+        time.sleep(0.2)
+    raise TimeoutError(f"{name}'s server not ready")
+
+
+def test_no_open_login(deployment):
+    s = requests.Session()
+    s.get(deployment.url + "/hub/login", timeout=10)
+    for user, password in [("admin", ""), ("nobody", "whatever-password"), ("admin", "wrong")]:
+        r = s.post(
+            deployment.url + "/hub/login",
+            data={"username": user, "password": password, "_xsrf": s.cookies.get("_xsrf")},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert r.status_code == 403, (user, r.status_code)
+    r = requests.get(deployment.url + "/hub/home", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+
+
+def test_spawn_and_status_through_traefik(deployment, account):
+    name, _, api = account
+    r = api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
+    assert r.status_code in (201, 202), r.text
+    wait_ready(deployment, api, name)
+    r = api.get(f"{deployment.url}/user/{name}/api/status", timeout=10, allow_redirects=False)
+    assert r.status_code == 200 and "kernels" in r.json()
+
+
+PROBE = r"""
+import json, socket, sys, urllib.request
+out = {}
+for label, host, port in json.loads(sys.argv[1]):
+    s = socket.socket(); s.settimeout(2)
+    try:
+        s.connect((host, port)); out[label] = "open"
+    except OSError as e:
+        out[label] = type(e).__name__
+    finally:
+        s.close()
+try:
+    hub = urllib.request.urlopen(sys.argv[2], timeout=5).status
+except Exception as e:
+    hub = repr(e)
+print(json.dumps({"ports": out, "hub": hub}))
+"""
+
+
+def test_student_cannot_reach_data_services(deployment, account):
+    name, _, api = account
+    api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
+    wait_ready(deployment, api, name)
+    client = docker.from_env()
+    (student,) = [
+        c
+        for c in client.containers.list(filters={"label": "classhub.deployment=classhub"})
+        if c.labels.get("classhub.user") == name
+    ]
+    targets = []
+    for service, port in [("postgres", 5432), ("redis", 6379), ("mongo", 27017), ("s3", 8333)]:
+        (c,) = client.containers.list(filters={"label": f"com.docker.compose.service={service}"})
+        for net in c.attrs["NetworkSettings"]["Networks"].values():
+            targets.append((f"{service}@{net['IPAddress']}", net["IPAddress"], port))
+    host_ips = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    gateway = deployment.env["CLASSHUB_HUB_IP"]
+    for addr in [gateway, *[a for a in host_ips if ":" not in a]]:
+        for port in (15432, 16379, 17017, 18333, 8099):
+            targets.append((f"{addr}:{port}", addr, port))
+    hub_api = f"http://{gateway}:{deployment.env.get('CLASSHUB_HUB_PORT', '8081')}/hub/api/"
+    code, out = student.exec_run(["python3", "-c", PROBE, json.dumps(targets), hub_api])
+    assert code == 0, out
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    opened = [k for k, v in result["ports"].items() if v == "open"]
+    assert opened == [], f"student container reached {opened}"
+    assert result["hub"] == 200
+    assert not any(
+        "PASSWORD" in e or "SECRET" in e or "CRYPT" in e for e in student.attrs["Config"]["Env"]
+    )
+    client.close()
+
+
+def test_browser_login_shows_jupyterlab(deployment, account, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    name, password, _ = account
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        try:
+            page.goto(deployment.url + "/hub/login")
+            page.fill("input[name=username]", name)
+            page.fill("input[name=password]", password)
+            page.click("[type=submit]")
+            # the hub starts the default server and sends the browser through the spawn
+            # page to JupyterLab, routed by Traefik
+            page.goto(deployment.url + f"/hub/spawn/{name}")
+            page.wait_for_url(f"**/user/{name}/lab**", timeout=120_000)
+            page.wait_for_selector(".jp-LauncherCard, #jp-main-dock-panel", timeout=60_000)
+            assert "JupyterLab" in page.title()
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print("screenshot:", tmp_path / "failure.png", "url:", page.url)
+            raise
+        finally:
+            browser.close()
