@@ -52,4 +52,6 @@ class LocalPasswordAuthenticator(Authenticator):
         if entry is None:
             self.log.warning("Failed login for %s", username)
             return None
-        return {"name": username, "admin": bool(entry.get("admin"))}
+        # an admin account grants admin; otherwise leave admin rights to admin_users and
+        # the admin panel (returning admin=False would demote admins at every sign-in)
+        return {"name": username, "admin": True} if entry.get("admin") else {"name": username}
