@@ -1,12 +1,13 @@
 """End-to-end: the compose stack of `make up`, through Traefik, with a real browser."""
 
-import json
 import subprocess
 import time
 
 import docker
 import pytest
 import requests
+
+from tests.probes import run_reach_probe
 
 pytestmark = pytest.mark.e2e
 
@@ -56,25 +57,6 @@ def test_spawn_and_status_through_traefik(deployment, account):
     assert r.status_code == 200 and "kernels" in r.json()
 
 
-PROBE = r"""
-import json, socket, sys, urllib.request
-out = {}
-for label, host, port in json.loads(sys.argv[1]):
-    s = socket.socket(); s.settimeout(2)
-    try:
-        s.connect((host, port)); out[label] = "open"
-    except OSError as e:
-        out[label] = type(e).__name__
-    finally:
-        s.close()
-try:
-    hub = urllib.request.urlopen(sys.argv[2], timeout=5).status
-except Exception as e:
-    hub = repr(e)
-print(json.dumps({"ports": out, "hub": hub}))
-"""
-
-
 def test_student_cannot_reach_data_services(deployment, account):
     name, _, api = account
     api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
@@ -96,9 +78,7 @@ def test_student_cannot_reach_data_services(deployment, account):
         for port in (15432, 16379, 17017, 18333, 8099):
             targets.append((f"{addr}:{port}", addr, port))
     hub_api = f"http://{gateway}:{deployment.env.get('CLASSHUB_HUB_PORT', '8081')}/hub/api/"
-    code, out = student.exec_run(["python3", "-c", PROBE, json.dumps(targets), hub_api])
-    assert code == 0, out
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = run_reach_probe(student, targets, hub_api)
     opened = [k for k, v in result["ports"].items() if v == "open"]
     assert opened == [], f"student container reached {opened}"
     assert result["hub"] == 200

@@ -1,31 +1,12 @@
 """Network boundaries, checked from inside a real student container."""
 
-import json
 import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.probes import run_reach_probe
 
-PROBE = r"""
-import json, socket, sys, urllib.request
-results = {}
-for label, host, port in json.loads(sys.argv[1]):
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect((host, port))
-        results[label] = "open"
-    except OSError as e:
-        results[label] = type(e).__name__
-    finally:
-        s.close()
-try:
-    hub = urllib.request.urlopen(sys.argv[2], timeout=5).status
-except Exception as e:
-    hub = repr(e)
-print(json.dumps({"ports": results, "hub": hub}))
-"""
+pytestmark = pytest.mark.integration
 
 
 def host_addresses():
@@ -50,9 +31,7 @@ def test_student_cannot_reach_data_services_or_peers(stack):
             (f"traefik-api@{addr}", addr, stack.api_port),
         ]
     hub_api = f"http://{stack.gateway}:{stack.hub_port}/hub/api/"
-    code, out = ivan.exec_run(["python3", "-c", PROBE, json.dumps(targets), hub_api])
-    assert code == 0, out
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = run_reach_probe(ivan, targets, hub_api)
     opened = [label for label, state in result["ports"].items() if state == "open"]
     assert opened == [], f"student container reached {opened}"
     # ...but it does reach the hub API, which single-user servers need
