@@ -99,15 +99,16 @@ def main() -> int:
                 served.append(s)
                 lags.append(r - s)
                 stack.stop(f"single{i}")
-            rows.append(
-                (
-                    f"1 spawn, p50 of {args.single}",
-                    f"{statistics.median(served):.2f} s",
-                    f"max {max(served):.2f} s",
-                    f"hub ready {statistics.median(lags):.2f} s "
-                    f"(max {max(lags):.2f} s) after first 200",
+            if served:
+                rows.append(
+                    (
+                        f"1 spawn, p50 of {args.single}",
+                        f"{statistics.median(served):.2f} s",
+                        f"max {max(served):.2f} s",
+                        f"hub ready {statistics.median(lags):.2f} s "
+                        f"(max {max(lags):.2f} s) after first 200",
+                    )
                 )
-            )
             for n in args.concurrent:
                 done, failures = concurrent_spawns(stack, n, f"c{n}u")
                 rows.append(

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
 class SpawnError(web.HTTPError):
@@ -49,57 +48,41 @@ def describe_exit(state: dict, mem_limit: str | int | None) -> str:
     )
 
 
-async def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when ``url`` answers with a status below 500."""
-    req = HTTPRequest(url, request_timeout=timeout, connect_timeout=timeout, follow_redirects=False)
-    try:
-        resp = await AsyncHTTPClient().fetch(req, raise_error=False)
-    except (TimeoutError, OSError, HTTPClientError):
-        return False
-    return 0 < resp.code < 500
-
-
 async def wait_until_ready(
     *,
-    server_url: str,
     inspect: Callable[[], Awaitable[dict]],
+    next_event: Callable[[float], Awaitable[None]],
     timeout: float,
-    mem_limit: str | None = None,
+    mem_limit: str | int | None = None,
     clock: Callable[[], float] | None = None,
-    poll_interval: float = 0.05,
-    inspect_every: float = 1.0,
+    recheck_every: float = 2.0,
 ) -> None:
-    """Return once the server answers and Docker calls the container healthy.
+    """Return once Docker calls the container healthy (which is what makes Traefik route).
 
-    Polls the server over HTTP (cheap for the Docker daemon), checks every
-    ``inspect_every`` seconds that the container is still running, and once the server
-    answers, waits for Docker's health status to turn ``healthy`` (which is what makes
-    Traefik route to it). Raises :class:`SpawnError` with a clear reason otherwise.
+    Checks the container's state, then sleeps until Docker reports an event for it
+    (``next_event``: health status or exit) or ``recheck_every`` passes, so a waiting
+    spawn costs no CPU however long the machine takes. Raises :class:`SpawnError` with a
+    clear reason when the container dies, fails its health check or times out.
     """
     loop = asyncio.get_running_loop()
     now = clock or loop.time
     deadline = now() + timeout
-    next_inspect = now()
-    answered = False
-    while now() < deadline:
-        if not answered:
-            answered = await http_ok(server_url)
-        if answered or now() >= next_inspect:
-            info = await inspect()
-            state = info.get("State", {})
-            if not state.get("Running"):
-                raise SpawnError(describe_exit(state, mem_limit))
-            health = (state.get("Health") or {}).get("Status")
-            if answered and health in (None, "healthy"):
-                return
-            if health == "unhealthy":
-                raise SpawnError(
-                    "Your server started but failed its health check. "
-                    "Tell your teacher or an admin."
-                )
-            next_inspect = now() + inspect_every
-        await asyncio.sleep(poll_interval)
-    raise SpawnError(
-        f"Your server did not become ready within {timeout:.0f} seconds and was stopped. "
-        "The machine may be busy: try again in a minute."
-    )
+    while True:
+        info = await inspect()
+        state = info.get("State", {})
+        if not state.get("Running"):
+            raise SpawnError(describe_exit(state, mem_limit))
+        health = (state.get("Health") or {}).get("Status")
+        if health in (None, "healthy"):
+            return
+        if health == "unhealthy":
+            raise SpawnError(
+                "Your server started but failed its health check. Tell your teacher or an admin."
+            )
+        remaining = deadline - now()
+        if remaining <= 0:
+            raise SpawnError(
+                f"Your server did not become ready within {timeout:.0f} seconds and was "
+                "stopped. The machine may be busy: try again in a minute."
+            )
+        await next_event(min(recheck_every, remaining))

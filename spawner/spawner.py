@@ -6,14 +6,17 @@ import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount
+from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
 from tornado import web
 from traitlets import Dict, Float, Int, List, Unicode, default, validate
 
+from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
-from .labels import identity_labels, traefik_labels
+from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels
 from .naming import object_name
 from .readiness import SpawnError, wait_until_ready
 
@@ -214,6 +217,21 @@ class ClassroomSpawner(DockerSpawner):
             self._executors[self.docker_threads] = pool
         return pool
 
+    _events: dict[str, ContainerEvents] = {}
+
+    def container_events(self) -> ContainerEvents:
+        """The shared Docker event follower of this deployment."""
+        label = f"{DEPLOYMENT_LABEL}={self.route_name_prefix}"
+        events = self._events.get(label)
+        if events is None:
+            kwargs = {**kwargs_from_env(), **self.client_kwargs, "timeout": None}
+            kwargs.pop("max_pool_size", None)
+            events = ContainerEvents(
+                lambda: docker.APIClient(version="auto", **kwargs), label, self.log
+            )
+            self._events[label] = events
+        return events
+
     @default("object_name")
     def _object_name_default(self):
         return object_name(self.prefix, "srv", self.user.name, self.name or "")
@@ -362,13 +380,22 @@ class ClassroomSpawner(DockerSpawner):
             await self._check_image()
             new_volume = not await self._volume_exists()
             self._progress(15, "Creating your server" + (" and home folder" if new_volume else ""))
+            events = self.container_events()
+            events.start()
             try:
                 ip, port = await super().start()
                 self._progress(40, "Starting JupyterLab")
-                base_url = self.server.base_url if self.server else "/"
+                container_id = self.object_id
+                seen = 0
+
+                async def next_event(timeout: float) -> None:
+                    nonlocal seen
+                    await events.wait(container_id, seen, timeout)
+                    seen = events.seen(container_id)
+
                 await wait_until_ready(
-                    server_url=f"http://{ip}:{port}{base_url}api",
                     inspect=self._inspect_state,
+                    next_event=next_event,
                     timeout=self.ready_timeout,
                     mem_limit=self.mem_limit,
                 )

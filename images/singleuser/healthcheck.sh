@@ -9,8 +9,11 @@
 #     answers, so "healthy" follows readiness within ~50 ms;
 #   - after that: sleeps, then checks once, so a running container costs one exec
 #     every ~30 s instead of several per second.
-# It only uses bash built-ins (/dev/tcp), no extra processes while polling.
+# It only uses bash built-ins (/dev/tcp, read -t on a private pipe as a sleep), so
+# polling forks no process: a class starting at once must not pay for its probes.
 set -u
+exec {waitfd}<> <(:)
+nap() { read -r -t "$1" -u "$waitfd" _ || true; }
 port="${CLASSHUB_PORT:-8888}"
 prefix="${JUPYTERHUB_SERVICE_PREFIX:-/}"
 marker="/tmp/.classhub-healthy"
@@ -26,7 +29,7 @@ check() {
 }
 
 if [[ -e "$marker" ]]; then
-    sleep "$steady_sleep"
+    nap "$steady_sleep"
     check
     exit $?
 fi
@@ -37,6 +40,6 @@ while (( SECONDS < deadline )); do
         : > "$marker" 2>/dev/null || true
         exit 0
     fi
-    sleep 0.05
+    nap 0.05
 done
 exit 1

@@ -1,66 +1,78 @@
 import asyncio
 
 import pytest
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
 
-from spawner.readiness import SpawnError, describe_exit, wait_until_ready
+from spawner.readiness import SpawnError, describe_exit, format_bytes, wait_until_ready
 
 pytestmark = pytest.mark.unit
 
 
-class Ok(RequestHandler):
-    def get(self):
-        self.write({"version": "x"})
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
 
 
-@pytest.fixture
-async def server():
-    sockets = bind_sockets(0, "127.0.0.1")
-    srv = HTTPServer(Application([(r"/api", Ok)]))
-    srv.add_sockets(sockets)
-    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}/api"
-    srv.stop()
-
-
-async def test_ready_when_answering_and_healthy(server):
-    states = iter(["starting", "starting", "healthy"])
+def scripted(states, clock=None):
+    """inspect() returning each state in turn; next_event() advancing a fake clock."""
+    it = iter(states)
+    calls = {"inspect": 0, "waits": []}
 
     async def inspect():
-        return {"State": {"Running": True, "Health": {"Status": next(states, "healthy")}}}
+        calls["inspect"] += 1
+        return next(it)
 
-    await wait_until_ready(server_url=server, inspect=inspect, timeout=5, poll_interval=0.01)
+    async def next_event(timeout):
+        calls["waits"].append(timeout)
+        if clock:
+            clock.t += timeout
+        await asyncio.sleep(0)
+
+    return inspect, next_event, calls
+
+
+def running(health):
+    return {"State": {"Running": True, "Health": {"Status": health}}}
+
+
+async def test_ready_when_docker_says_healthy():
+    inspect, next_event, calls = scripted(
+        [running("starting"), running("starting"), running("healthy")]
+    )
+    await wait_until_ready(inspect=inspect, next_event=next_event, timeout=5)
+    assert calls["inspect"] == 3
+    assert len(calls["waits"]) == 2
 
 
 async def test_oom_gives_clear_message():
-    async def inspect():
-        return {"State": {"Running": False, "OOMKilled": True, "ExitCode": 137}}
-
-    with pytest.raises(SpawnError, match="ran out of memory \\(64M\\)"):
+    inspect, next_event, _ = scripted([{"State": {"Running": False, "OOMKilled": True}}])
+    with pytest.raises(SpawnError, match=r"ran out of memory \(64M\)"):
         await wait_until_ready(
-            server_url="http://127.0.0.1:9/api", inspect=inspect, timeout=5, mem_limit="64M"
+            inspect=inspect, next_event=next_event, timeout=5, mem_limit=64 * 1024**2
         )
 
 
-async def test_timeout_message():
-    async def inspect():
-        return {"State": {"Running": True, "Health": {"Status": "starting"}}}
+async def test_unhealthy():
+    inspect, next_event, _ = scripted([running("unhealthy")])
+    with pytest.raises(SpawnError, match="failed its health check"):
+        await wait_until_ready(inspect=inspect, next_event=next_event, timeout=5)
 
-    with pytest.raises(SpawnError, match="did not become ready within 1 seconds"):
+
+async def test_timeout_uses_the_clock_not_real_time():
+    clock = FakeClock()
+    inspect, next_event, calls = scripted([running("starting")] * 100, clock)
+    with pytest.raises(SpawnError, match="did not become ready within 7 seconds"):
         await wait_until_ready(
-            server_url="http://127.0.0.1:9/api", inspect=inspect, timeout=1, poll_interval=0.05
+            inspect=inspect, next_event=next_event, timeout=7, clock=clock, recheck_every=2
         )
+    # waits in slices of at most recheck_every, never past the deadline
+    assert calls["waits"] == [2, 2, 2, 1]
 
 
-def test_exit_message():
+def test_messages():
     assert "exit code 3" in describe_exit({"ExitCode": 3}, None)
-    assert asyncio  # keep import for loop fixtures
-
-
-def test_format_bytes():
-    from spawner.readiness import format_bytes
-
     assert format_bytes(25165824) == "24M"
     assert format_bytes(1024**3) == "1G"
     assert format_bytes("2G") == "2G"
