@@ -45,6 +45,9 @@ def traefik_static_config(
             "traefik": {"address": api_address},
         },
         "api": {"insecure": True, "dashboard": False},
+        # student containers are on a local bridge: a dial that takes longer than this is
+        # a container that just stopped (its route goes within providersThrottleDuration)
+        "serversTransport": {"forwardingTimeouts": {"dialTimeout": "3s"}},
         "ping": {"entryPoint": "traefik"},
         "log": {"level": log_level},
         "providers": {

@@ -4,6 +4,9 @@ import pytest
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.failed:
-        item.session.__dict__.setdefault("classhub_failed", []).append(item.nodeid)
+    if report.failed and call.when in ("setup", "call"):
+        stack = getattr(item, "funcargs", {}).get("stack")
+        if stack is not None:
+            # shown with the failure: hub, Traefik, data services and container logs
+            report.sections.append(("classhub stack logs", stack.logs()))
     return report

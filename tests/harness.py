@@ -83,7 +83,7 @@ class Process:
     def alive(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
 
-    def tail(self, lines: int = 80) -> str:
+    def tail(self, lines: int = 200) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:

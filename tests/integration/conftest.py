@@ -10,6 +10,8 @@ MISSING = "classhub/missing-image:none"
 def _failures(spawner):
     if spawner.name == "missingimage":
         spawner.image = MISSING
+    elif spawner.name == "notallowed":
+        spawner.image = "classhub/not-on-the-list:1"
     elif spawner.name == "oom":
         spawner.mem_limit = "24M"
     elif spawner.name == "slow":
@@ -31,7 +33,4 @@ def stack(tmp_path_factory, request):
         s.close()
         raise
     yield s
-    if request.session.__dict__.get("classhub_failed"):
-        print("\n===== classhub stack logs (a test failed) =====")
-        print(s.logs())
     s.close()

@@ -57,6 +57,7 @@ def assert_nothing_left(stack, user, server):
     "server, expected",
     [
         ("missingimage", "is not installed on this server"),
+        ("notallowed", "is not on this hub's list of allowed images"),
         ("oom", "ran out of memory (24M)"),
         ("slow", "did not become ready within 4 seconds"),
     ],

@@ -101,6 +101,7 @@ def test_traefik_static_config():
     assert cfg["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
     assert cfg["entryPoints"]["traefik"]["address"] == "127.0.0.1:8099"
     assert "accessLog" not in cfg
+    assert cfg["serversTransport"]["forwardingTimeouts"]["dialTimeout"] == "3s"
 
 
 def test_traefik_api_must_be_loopback():
