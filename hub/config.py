@@ -76,7 +76,7 @@ def configure_spawner(
     c.ClassroomSpawner.prefix = prefix
     c.ClassroomSpawner.route_name_prefix = prefix
     c.ClassroomSpawner.default_url = "/lab"
-    c.ClassroomSpawner.cmd = ["jupyterhub-singleuser"]
+    # cmd stays unset: each allowed image's own CMD starts its server
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 60
 
