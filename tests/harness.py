@@ -281,7 +281,8 @@ class Stack:
 c.JupyterHub.services = [{{"name": "classhub-tests", "api_token": {self.token!r}}}]
 c.JupyterHub.load_roles = [{{
     "name": "classhub-tests",
-    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy"],
+    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy",
+               "tokens"],
     "services": ["classhub-tests"],
 }}]
 c.JupyterHub.log_level = {self.log_level!r}
