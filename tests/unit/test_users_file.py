@@ -42,3 +42,27 @@ def test_cli_add_prints_password_once(tmp_path, capsys):
     assert verify(f, "admin", password)
     assert user_cli(["--file", str(f), "add", "Bad Name"]) == 2
     assert list(load_users(f)) == ["admin"]
+
+
+async def test_authenticator(tmp_path):
+    from authenticator import LocalPasswordAuthenticator
+
+    f = tmp_path / "u.json"
+    set_user(f, "root1", "a-long-admin-password", admin=True)
+    set_user(f, "stud1", "a-long-student-password")
+    auth = LocalPasswordAuthenticator(users_file=str(f))
+    assert await auth.authenticate(
+        None, {"username": "root1", "password": "a-long-admin-password"}
+    ) == {
+        "name": "root1",
+        "admin": True,
+    }
+    # a non-admin account never carries admin=False, which would demote admin_users
+    assert await auth.authenticate(
+        None, {"username": "stud1", "password": "a-long-student-password"}
+    ) == {"name": "stud1"}
+    assert (
+        await auth.authenticate(None, {"username": "stud1", "password": "wrong-password!!"}) is None
+    )
+    assert await auth.authenticate(None, {"username": "stud1", "password": ""}) is None
+    assert await auth.authenticate(None, {"username": "ghost", "password": "whatever-pass"}) is None
