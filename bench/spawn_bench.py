@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,9 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 300}
 c.JupyterHub.concurrent_spawn_limit = 200
 c.ClassroomSpawner.mem_limit = "512M"
 """
+if os.environ.get("CLASSHUB_BENCH_START_CONCURRENCY"):
+    _n = int(os.environ["CLASSHUB_BENCH_START_CONCURRENCY"])
+    BENCH_CONFIG += f"c.ClassroomSpawner.start_concurrency = {_n}\n"
 
 
 def first_200(stack: Stack, user: str, start: float, interval: float, stop_at: float) -> float:

@@ -77,7 +77,9 @@ def configure_spawner(
     c.ClassroomSpawner.route_name_prefix = prefix
     c.ClassroomSpawner.default_url = "/lab"
     # cmd stays unset: each allowed image's own CMD starts its server
-    c.Spawner.start_timeout = 120
+    # generous: a class starting at once queues (ClassroomSpawner.start_concurrency);
+    # each container's own start is bounded by ClassroomSpawner.ready_timeout
+    c.Spawner.start_timeout = 300
     c.Spawner.http_timeout = 60
 
 
