@@ -19,6 +19,7 @@ from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
 from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels
 from .naming import object_name
+from .progress import ProgressLog
 from .readiness import SpawnError, wait_until_ready
 
 HOME = "/home/jovyan"
@@ -292,29 +293,21 @@ class ClassroomSpawner(DockerSpawner):
 
     # ----- progress events -----
 
+    _progress_log: ProgressLog | None = None
+
+    def _current_progress(self) -> ProgressLog:
+        """The log of the spawn in progress (a new one once the last spawn finished)."""
+        if self._progress_log is None or self._progress_log.finished:
+            self._progress_log = ProgressLog()
+        return self._progress_log
+
     def _progress(self, percent: int, message: str) -> None:
-        events = self.__dict__.setdefault("_classhub_events", [])
-        events.append({"progress": percent, "message": message})
-        changed = self.__dict__.get("_classhub_changed")
-        if changed is not None:
-            changed.set()
+        self._current_progress().add(percent, message)
 
     async def progress(self):
         """Yield spawn events for the spawn page as they happen."""
-        sent = 0
-        changed = self.__dict__.setdefault("_classhub_changed", asyncio.Event())
-        while True:
-            events = self.__dict__.get("_classhub_events", [])
-            while sent < len(events):
-                yield events[sent]
-                sent += 1
-            if self.__dict__.get("_classhub_done"):
-                return
-            changed.clear()
-            try:
-                await asyncio.wait_for(changed.wait(), timeout=1)
-            except TimeoutError:
-                pass
+        async for event in self._current_progress().stream():
+            yield event
 
     # ----- hooks -----
 
@@ -421,8 +414,7 @@ class ClassroomSpawner(DockerSpawner):
                 pass
 
     async def start(self):
-        self.__dict__["_classhub_done"] = False
-        self.__dict__["_classhub_events"] = []
+        progress = self._current_progress()
         try:
             self._check_user_options()
             self._progress(5, "Checking your environment image")
@@ -468,7 +460,4 @@ class ClassroomSpawner(DockerSpawner):
             self._progress(90, "Your server is ready; connecting you")
             return ip, port
         finally:
-            self.__dict__["_classhub_done"] = True
-            changed = self.__dict__.get("_classhub_changed")
-            if changed is not None:
-                changed.set()
+            progress.finish()

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.unit
 
 
 def events_of(spawner):
-    return [e["message"] for e in spawner.__dict__.get("_classhub_events", [])]
+    return [e["message"] for e in spawner._progress_log.events]
 
 
 async def test_starts_beyond_the_limit_queue_and_say_so():
