@@ -116,6 +116,11 @@ else
     "$NETWORK" >/dev/null
 fi
 
+# Students reach the hub's port on the host and nothing else there, nor link-local
+# addresses (cloud metadata); re-applied on every run (rules do not survive a reboot).
+.venv/bin/classhub-firewall --bridge classhub0 --allow-port "$(get_var CLASSHUB_HUB_PORT)" \
+  || die "could not install the student firewall (iptables)"
+
 # ---------------------------------------------------------------- compose
 COMPOSE_FILES=(-f docker-compose.yml)
 [ "$MODE" = offline ] && COMPOSE_FILES+=(-f docker-compose.offline.yml)

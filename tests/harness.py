@@ -216,6 +216,8 @@ class Stack:
         self.docker = docker.from_env(timeout=60)
         self.processes: list[Process] = []
         self.network = None
+        self.bridge = (self.prefix + "0")[:15]
+        self.firewall = False
         self.hub: Process | None = None
 
     # ----- lifecycle -----
@@ -227,7 +229,10 @@ class Stack:
         self.network = self.docker.networks.create(
             f"{self.prefix}-students",
             driver="bridge",
-            options={"com.docker.network.bridge.enable_icc": "false"},
+            options={
+                "com.docker.network.bridge.enable_icc": "false",
+                "com.docker.network.bridge.name": self.bridge,
+            },
             labels={"classhub.deployment": self.prefix},
         )
         self.network.reload()
@@ -240,6 +245,17 @@ class Stack:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
+        subprocess.run(
+            [
+                str(VENV_BIN / "classhub-firewall"),
+                "--bridge",
+                self.bridge,
+                "--allow-port",
+                str(self.hub_port),
+            ],
+            check=True,
+        )
+        self.firewall = True
         self.traefik_api = f"http://127.0.0.1:{self.api_port}"
         self.dynamic_dir = w / "traefik-dynamic"
         self.dynamic_dir.mkdir(exist_ok=True)
@@ -368,6 +384,11 @@ c.JupyterHub.log_level = {self.log_level!r}
             p.stop()
             if getattr(p, "data_dir", None):
                 shutil.rmtree(p.data_dir, ignore_errors=True)
+        if self.firewall:
+            subprocess.run(
+                [str(VENV_BIN / "classhub-firewall"), "--bridge", self.bridge, "--remove"],
+                check=False,
+            )
         if self.network is not None:
             try:
                 self.network.remove()

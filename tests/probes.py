@@ -1,5 +1,8 @@
 """Scripts run inside a student container to probe what it can reach."""
 
+import contextlib
+import socket
+
 #: argv[1]: JSON list of [label, host, port]; argv[2]: a URL that should answer.
 #: Prints {"ports": {label: "open" | error name}, "hub": status or error}.
 REACH = r"""
@@ -30,3 +33,16 @@ def run_reach_probe(container, targets, url) -> dict:
     code, out = container.exec_run(["python3", "-c", REACH, json.dumps(targets), url])
     assert code == 0, out
     return json.loads(out.decode().strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def open_host_port():
+    """A TCP listener on all host interfaces, like an SSH server or a careless database."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", 0))
+    srv.listen(16)
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        srv.close()

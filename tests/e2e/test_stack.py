@@ -7,7 +7,7 @@ import docker
 import pytest
 import requests
 
-from tests.probes import run_reach_probe
+from tests.probes import open_host_port, run_reach_probe
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,13 @@ def test_spawn_and_status_through_traefik(deployment, account):
     assert r.status_code == 200 and "kernels" in r.json()
 
 
-def test_student_cannot_reach_data_services(deployment, account):
+@pytest.fixture
+def open_port():
+    with open_host_port() as port:
+        yield port
+
+
+def test_student_cannot_reach_data_services(deployment, account, open_port):
     name, _, api = account
     api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
     wait_ready(deployment, api, name)
@@ -75,8 +81,9 @@ def test_student_cannot_reach_data_services(deployment, account):
     host_ips = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
     gateway = deployment.env["CLASSHUB_HUB_IP"]
     for addr in [gateway, *[a for a in host_ips if ":" not in a]]:
-        for port in (15432, 16379, 17017, 18333, 8099):
+        for port in (15432, 16379, 17017, 18333, 8099, open_port, 22):
             targets.append((f"{addr}:{port}", addr, port))
+    targets.append(("metadata", "169.254.169.254", 80))
     hub_api = f"http://{gateway}:{deployment.env.get('CLASSHUB_HUB_PORT', '8081')}/hub/api/"
     result = run_reach_probe(student, targets, hub_api)
     opened = [k for k, v in result["ports"].items() if v == "open"]

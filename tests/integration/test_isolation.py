@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.probes import run_reach_probe
+from tests.probes import open_host_port, run_reach_probe
 
 pytestmark = pytest.mark.integration
 
@@ -14,7 +14,13 @@ def host_addresses():
     return [a for a in out if ":" not in a]
 
 
-def test_student_cannot_reach_data_services_or_peers(stack):
+@pytest.fixture
+def open_port():
+    with open_host_port() as port:
+        yield port
+
+
+def test_student_cannot_reach_data_services_or_peers(stack, open_port):
     stack.create_user("ivan")
     stack.create_user("judy")
     stack.spawn("ivan")
@@ -29,7 +35,11 @@ def test_student_cannot_reach_data_services_or_peers(stack):
             (f"redis@{addr}", addr, stack.redis_port),
             (f"postgres@{addr}", addr, stack.pg_port),
             (f"traefik-api@{addr}", addr, stack.api_port),
+            (f"host-service-on-all-interfaces@{addr}", addr, open_port),
+            (f"traefik-web@{addr}", addr, stack.web_port),
         ]
+    # the link-local range (cloud metadata services) is refused too
+    targets.append(("metadata", "169.254.169.254", 80))
     hub_api = f"http://{stack.gateway}:{stack.hub_port}/hub/api/"
     result = run_reach_probe(ivan, targets, hub_api)
     opened = [label for label, state in result["ports"].items() if state == "open"]
