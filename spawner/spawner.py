@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +20,7 @@ from .hardening import check_no_host_paths, hardened_host_config, healthcheck
 from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels
 from .naming import object_name
 from .progress import ProgressLog
+from .queue import StartQueue
 from .readiness import SpawnError, wait_until_ready
 
 HOME = "/home/jovyan"
@@ -238,36 +239,24 @@ class ClassroomSpawner(DockerSpawner):
         return pool
 
     _events: dict[str, ContainerEvents] = {}
-    _start_slots: dict[int, asyncio.Semaphore] = {}
-    _waiting_for_slot = 0
+    _start_queues: dict[int, StartQueue] = {}
 
-    def _slot(self) -> asyncio.Semaphore | None:
+    def start_queue(self) -> StartQueue | None:
+        """The hub-wide start queue (``None`` when ``start_concurrency`` is 0)."""
         if self.start_concurrency <= 0:
             return None
-        slot = self._start_slots.get(self.start_concurrency)
-        if slot is None:
-            slot = asyncio.Semaphore(self.start_concurrency)
-            self._start_slots[self.start_concurrency] = slot
-        return slot
+        queue = self._start_queues.get(self.start_concurrency)
+        if queue is None:
+            queue = StartQueue(self.start_concurrency)
+            self._start_queues[self.start_concurrency] = queue
+        return queue
 
-    async def _acquire_slot(self, slot: asyncio.Semaphore | None) -> None:
-        if slot is None:
-            return
-        if slot.locked():
-            cls = type(self)
-            ahead = cls._waiting_for_slot
-            cls._waiting_for_slot += 1
-            self._progress(
-                10,
-                f"The server is starting many environments; you are in the queue"
-                f" ({ahead} ahead of you)",
-            )
-            try:
-                await slot.acquire()
-            finally:
-                cls._waiting_for_slot -= 1
-        else:
-            await slot.acquire()
+    def _queued(self, ahead: int) -> None:
+        self._progress(
+            10,
+            "The server is starting many environments; you are in the queue"
+            f" ({ahead} ahead of you)",
+        )
 
     def container_events(self) -> ContainerEvents:
         """The shared Docker event follower of this deployment."""
@@ -422,41 +411,38 @@ class ClassroomSpawner(DockerSpawner):
             new_volume = not await self._volume_exists()
             events = self.container_events()
             events.start()
-            slot = self._slot()
-            await self._acquire_slot(slot)
-            try:
-                self._progress(
-                    15, "Creating your server" + (" and home folder" if new_volume else "")
-                )
-                ip, port = await super().start()
-                self._progress(40, "Starting JupyterLab")
-                container_id = self.object_id
-                seen = 0
+            queue = self.start_queue()
+            async with queue.slot(self._queued) if queue else contextlib.nullcontext():
+                try:
+                    self._progress(
+                        15, "Creating your server" + (" and home folder" if new_volume else "")
+                    )
+                    ip, port = await super().start()
+                    self._progress(40, "Starting JupyterLab")
+                    container_id = self.object_id
+                    seen = 0
 
-                async def next_event(timeout: float) -> None:
-                    nonlocal seen
-                    await events.wait(container_id, seen, timeout)
-                    seen = events.seen(container_id)
+                    async def next_event(timeout: float) -> None:
+                        nonlocal seen
+                        await events.wait(container_id, seen, timeout)
+                        seen = events.seen(container_id)
 
-                await wait_until_ready(
-                    inspect=self._inspect_state,
-                    next_event=next_event,
-                    timeout=self.ready_timeout,
-                    mem_limit=self.mem_limit,
-                )
-            except BaseException as e:
-                self.log.warning(
-                    "Spawn of %s failed (%s); removing its container", self._log_name, e
-                )
-                await self._cleanup_failed_start(remove_volume=new_volume)
-                if isinstance(e, APIError):
-                    raise SpawnError(
-                        f"Docker could not start your server: {e.explanation or e}"
-                    ) from e
-                raise
-            finally:
-                if slot is not None:
-                    slot.release()
+                    await wait_until_ready(
+                        inspect=self._inspect_state,
+                        next_event=next_event,
+                        timeout=self.ready_timeout,
+                        mem_limit=self.mem_limit,
+                    )
+                except BaseException as e:
+                    self.log.warning(
+                        "Spawn of %s failed (%s); removing its container", self._log_name, e
+                    )
+                    await self._cleanup_failed_start(remove_volume=new_volume)
+                    if isinstance(e, APIError):
+                        raise SpawnError(
+                            f"Docker could not start your server: {e.explanation or e}"
+                        ) from e
+                    raise
             self._progress(90, "Your server is ready; connecting you")
             return ip, port
         finally:

@@ -1,45 +1,83 @@
 import asyncio
+import os
 
 import pytest
 
 from spawner import ClassroomSpawner
+from spawner.queue import StartQueue
 
 pytestmark = pytest.mark.unit
 
 
-def events_of(spawner):
-    return [e["message"] for e in spawner._progress_log.events]
+async def test_starts_beyond_the_width_queue_and_say_so():
+    queue = StartQueue(1)
+    told = {}
+    order = []
 
+    async def start(name, hold):
+        async with queue.slot(lambda ahead: told.__setitem__(name, ahead)):
+            order.append(name)
+            await hold.wait()
 
-async def test_starts_beyond_the_limit_queue_and_say_so():
-    ClassroomSpawner._start_slots.clear()
-    a, b, c = (ClassroomSpawner(start_concurrency=1) for _ in range(3))
-    slot = a._slot()
-    assert slot is b._slot() is c._slot()  # one queue for the whole hub
-    await a._acquire_slot(slot)
-    waiting_b = asyncio.create_task(b._acquire_slot(slot))
+    holds = {n: asyncio.Event() for n in "abc"}
+    tasks = {}
+    for n in "abc":
+        tasks[n] = asyncio.create_task(start(n, holds[n]))
+        await asyncio.sleep(0.01)
+    assert order == ["a"]
+    assert told == {"b": 0, "c": 1}  # each queued start learns how many are ahead
+    holds["a"].set()
     await asyncio.sleep(0.01)
-    waiting_c = asyncio.create_task(c._acquire_slot(slot))
+    assert order == ["a", "b"]
+    holds["b"].set()
+    holds["c"].set()
+    await asyncio.wait_for(asyncio.gather(*tasks.values()), 1)
+    assert order == ["a", "b", "c"] and queue.waiting == 0
+
+
+async def test_a_failed_start_frees_its_slot():
+    queue = StartQueue(1)
+    with pytest.raises(RuntimeError):
+        async with queue.slot():
+            raise RuntimeError("spawn failed")
+    async with asyncio.timeout(1):
+        async with queue.slot():
+            pass
+
+
+async def test_cancelled_waiter_leaves_the_queue_consistent():
+    queue = StartQueue(1)
+    hold = asyncio.Event()
+
+    async def holder():
+        async with queue.slot():
+            await hold.wait()
+
+    h = asyncio.create_task(holder())
     await asyncio.sleep(0.01)
-    assert not waiting_b.done() and not waiting_c.done()
-    assert any("0 ahead of you" in m for m in events_of(b))
-    assert any("1 ahead of you" in m for m in events_of(c))
-    slot.release()
-    await asyncio.wait_for(waiting_b, 1)
-    assert not waiting_c.done()
-    slot.release()
-    await asyncio.wait_for(waiting_c, 1)
-    slot.release()
-    assert ClassroomSpawner._waiting_for_slot == 0
+
+    async def waiter():
+        async with queue.slot():
+            pass
+
+    w = asyncio.create_task(waiter())
+    await asyncio.sleep(0.01)
+    assert queue.waiting == 1
+    w.cancel()
+    await asyncio.sleep(0.01)
+    assert queue.waiting == 0
+    hold.set()
+    await h
+    async with asyncio.timeout(1):
+        async with queue.slot():
+            pass
 
 
-async def test_no_limit():
-    s = ClassroomSpawner(start_concurrency=0)
-    assert s._slot() is None
-    await s._acquire_slot(None)
-
-
-def test_default_is_cores_plus_one():
-    import os
-
-    assert ClassroomSpawner().start_concurrency == (os.cpu_count() or 1) + 1
+def test_spawner_queue_is_shared_and_sized_by_cores():
+    ClassroomSpawner._start_queues.clear()
+    a, b = ClassroomSpawner(), ClassroomSpawner()
+    assert a.start_concurrency == (os.cpu_count() or 1) + 1
+    assert a.start_queue() is b.start_queue()
+    assert ClassroomSpawner(start_concurrency=0).start_queue() is None
+    with pytest.raises(ValueError):
+        StartQueue(0)
