@@ -203,8 +203,9 @@ class ClassroomSpawner(DockerSpawner):
 
     @default("pull_policy")
     def _default_pull_policy(self):
-        # no registry is assumed: images are built by `make images`
-        return "never"
+        # no registry is assumed (images are built by `make images`), and start() checks
+        # the image itself with a message for students, so DockerSpawner need not look again
+        return "skip"
 
     @default("allowed_images")
     def _default_allowed_images(self):
