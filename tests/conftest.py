@@ -1,5 +1,7 @@
 import pytest
 
+from tests.probes import open_host_port
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
@@ -10,3 +12,10 @@ def pytest_runtest_makereport(item, call):
             # shown with the failure: hub, Traefik, data services and container logs
             report.sections.append(("classhub stack logs", stack.logs()))
     return report
+
+
+@pytest.fixture
+def open_port():
+    """A host TCP port listening on all interfaces, for reachability tests."""
+    with open_host_port() as port:
+        yield port

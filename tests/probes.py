@@ -2,6 +2,7 @@
 
 import contextlib
 import socket
+import subprocess
 
 #: argv[1]: JSON list of [label, host, port]; argv[2]: a URL that should answer.
 #: Prints {"ports": {label: "open" | error name}, "hub": status or error}.
@@ -46,3 +47,22 @@ def open_host_port():
         yield srv.getsockname()[1]
     finally:
         srv.close()
+
+
+#: The link-local range hosts cloud metadata services (machine credentials).
+METADATA = ("metadata", "169.254.169.254", 80)
+
+
+def host_ipv4_addresses() -> list[str]:
+    """Every IPv4 address of this host (a student may try any of them)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return [a for a in out if ":" not in a]
+
+
+def assert_reaches_only_hub(container, targets, hub_url) -> None:
+    """From inside ``container``: none of ``targets`` nor the metadata address answers,
+    and ``hub_url`` (the hub API, which single-user servers need) does."""
+    result = run_reach_probe(container, [*targets, METADATA], hub_url)
+    opened = [label for label, state in result["ports"].items() if state == "open"]
+    assert opened == [], f"student container reached {opened}"
+    assert result["hub"] == 200, result["hub"]

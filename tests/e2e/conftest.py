@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from spawner.naming import object_name
+from tests.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / ".run"
@@ -46,6 +47,33 @@ class Deployment:
     def __init__(self):
         self.env = read_env()
         self.url = f"http://127.0.0.1:{self.env.get('CLASSHUB_HTTP_PORT', '8000')}"
+
+    def server(self, api: requests.Session, name: str) -> dict | None:
+        """The hub's model of ``name``'s default server, ``None`` when it is not running."""
+        r = api.get(f"{self.url}/hub/api/users/{name}", timeout=10)
+        return r.json().get("servers", {}).get("")
+
+    def wait_ready(self, api: requests.Session, name: str, timeout: float = 120) -> dict:
+        def ready():
+            model = self.server(api, name)
+            return model if model and model.get("ready") else None
+
+        return wait_for(ready, timeout, interval=0.2, what=f"{name}'s server ready")
+
+    @staticmethod
+    def student_containers(name: str, include_stopped: bool = False) -> list:
+        """The containers of ``name`` in this deployment (running ones unless asked)."""
+        client = docker.from_env()
+        try:
+            return [
+                c
+                for c in client.containers.list(
+                    all=include_stopped, filters={"label": "classhub.deployment=classhub"}
+                )
+                if c.labels.get("classhub.user") == name
+            ]
+        finally:
+            client.close()
 
     def add_account(self, name: str) -> str:
         r = compose("exec", "-T", "hub", "classhub-user", "add", name)
@@ -101,10 +129,9 @@ def account(deployment, request):
     # stop the server and remove the account; the home volume is removed too
     api.delete(f"{deployment.url}/hub/api/users/{name}/server", timeout=60)
     deployment.remove_account(name)
+    for c in deployment.student_containers(name, include_stopped=True):
+        c.remove(force=True)
     client = docker.from_env()
-    for c in client.containers.list(all=True, filters={"label": "classhub.deployment=classhub"}):
-        if c.labels.get("classhub.user") == name:
-            c.remove(force=True)
     try:
         client.volumes.get(object_name("classhub", "home", name, "")).remove(force=True)
     except docker.errors.NotFound:

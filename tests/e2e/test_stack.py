@@ -1,13 +1,10 @@
 """End-to-end: the compose stack of `make up`, through Traefik, with a real browser."""
 
-import subprocess
-import time
-
 import docker
 import pytest
 import requests
 
-from tests.probes import open_host_port, run_reach_probe
+from tests.probes import assert_reaches_only_hub, host_ipv4_addresses
 
 pytestmark = pytest.mark.e2e
 
@@ -20,17 +17,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def wait_ready(deployment, api, name, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        model = api.get(f"{deployment.url}/hub/api/users/{name}", timeout=10).json()
-        server = model.get("servers", {}).get("")
-        if server and server.get("ready"):
-            return server
-        time.sleep(0.2)
-    raise TimeoutError(f"{name}'s server not ready")
 
 
 def test_no_open_login(deployment):
@@ -52,43 +38,28 @@ def test_spawn_and_status_through_traefik(deployment, account):
     name, _, api = account
     r = api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
     assert r.status_code in (201, 202), r.text
-    wait_ready(deployment, api, name)
+    deployment.wait_ready(api, name)
     r = api.get(f"{deployment.url}/user/{name}/api/status", timeout=10, allow_redirects=False)
     assert r.status_code == 200 and "kernels" in r.json()
-
-
-@pytest.fixture
-def open_port():
-    with open_host_port() as port:
-        yield port
 
 
 def test_student_cannot_reach_data_services(deployment, account, open_port):
     name, _, api = account
     api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
-    wait_ready(deployment, api, name)
+    deployment.wait_ready(api, name)
+    (student,) = deployment.student_containers(name)
     client = docker.from_env()
-    (student,) = [
-        c
-        for c in client.containers.list(filters={"label": "classhub.deployment=classhub"})
-        if c.labels.get("classhub.user") == name
-    ]
     targets = []
     for service, port in [("postgres", 5432), ("redis", 6379), ("mongo", 27017), ("s3", 8333)]:
         (c,) = client.containers.list(filters={"label": f"com.docker.compose.service={service}"})
         for net in c.attrs["NetworkSettings"]["Networks"].values():
             targets.append((f"{service}@{net['IPAddress']}", net["IPAddress"], port))
-    host_ips = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
     gateway = deployment.env["CLASSHUB_HUB_IP"]
-    for addr in [gateway, *[a for a in host_ips if ":" not in a]]:
+    for addr in [gateway, *host_ipv4_addresses()]:
         for port in (15432, 16379, 17017, 18333, 8099, open_port, 22):
             targets.append((f"{addr}:{port}", addr, port))
-    targets.append(("metadata", "169.254.169.254", 80))
-    hub_api = f"http://{gateway}:{deployment.env.get('CLASSHUB_HUB_PORT', '8081')}/hub/api/"
-    result = run_reach_probe(student, targets, hub_api)
-    opened = [k for k, v in result["ports"].items() if v == "open"]
-    assert opened == [], f"student container reached {opened}"
-    assert result["hub"] == 200
+    hub_port = deployment.env.get("CLASSHUB_HUB_PORT", "8081")
+    assert_reaches_only_hub(student, targets, f"http://{gateway}:{hub_port}/hub/api/")
     assert not any(
         "PASSWORD" in e or "SECRET" in e or "CRYPT" in e for e in student.attrs["Config"]["Env"]
     )

@@ -1,23 +1,10 @@
 """Network boundaries, checked from inside a real student container."""
 
-import subprocess
-
 import pytest
 
-from tests.probes import open_host_port, run_reach_probe
+from tests.probes import assert_reaches_only_hub, host_ipv4_addresses
 
 pytestmark = pytest.mark.integration
-
-
-def host_addresses():
-    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-    return [a for a in out if ":" not in a]
-
-
-@pytest.fixture
-def open_port():
-    with open_host_port() as port:
-        yield port
 
 
 def test_student_cannot_reach_data_services_or_peers(stack, open_port):
@@ -30,7 +17,7 @@ def test_student_cannot_reach_data_services_or_peers(stack, open_port):
     judy.reload()
     judy_ip = judy.attrs["NetworkSettings"]["Networks"][stack.network.name]["IPAddress"]
     targets = [("peer-jupyter", judy_ip, 8888)]
-    for addr in [stack.gateway, *host_addresses()]:
+    for addr in [stack.gateway, *host_ipv4_addresses()]:
         targets += [
             (f"redis@{addr}", addr, stack.redis_port),
             (f"postgres@{addr}", addr, stack.pg_port),
@@ -38,13 +25,7 @@ def test_student_cannot_reach_data_services_or_peers(stack, open_port):
             (f"host-service-on-all-interfaces@{addr}", addr, open_port),
             (f"traefik-web@{addr}", addr, stack.web_port),
         ]
-    # the link-local range (cloud metadata services) is refused too
-    targets.append(("metadata", "169.254.169.254", 80))
-    hub_api = f"http://{stack.gateway}:{stack.hub_port}/hub/api/"
-    result = run_reach_probe(ivan, targets, hub_api)
-    opened = [label for label, state in result["ports"].items() if state == "open"]
-    assert opened == [], f"student container reached {opened}"
-    # ...but it does reach the hub API, which single-user servers need
-    assert result["hub"] == 200
+    # nor the link-local range (cloud metadata); but it does reach the hub API
+    assert_reaches_only_hub(ivan, targets, f"http://{stack.gateway}:{stack.hub_port}/hub/api/")
     # the host itself reaches both (Traefik routes to them)
     assert stack.user_get("/user/judy/api/status").status_code == 200
