@@ -131,10 +131,20 @@ class TraefikDockerProxy(Proxy):
     )
 
     _lock: asyncio.Lock | None = None
+    _api: TraefikAPI | None = None
 
     @property
     def api(self) -> TraefikAPI:
-        return TraefikAPI(self.traefik_api_url, timeout=self.api_timeout)
+        if self._api is None:
+            self._api = TraefikAPI(self.traefik_api_url, timeout=self.api_timeout)
+        return self._api
+
+    @property
+    def _routes_lock(self) -> asyncio.Lock:
+        """Serialises read-modify-write of the routes file."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def _routes_path(self) -> Path:
@@ -208,9 +218,7 @@ class TraefikDockerProxy(Proxy):
             # routed by the container's labels; wait until Traefik serves it
             await self._wait_for(routespec, target, "docker")
             return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._routes_lock:
             name = self._name(routespec)
             routes = self._load_file_routes()
             router = {
@@ -232,9 +240,7 @@ class TraefikDockerProxy(Proxy):
             name = self._name(routespec)
         except RouteSpecError:
             return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._routes_lock:
             routes = self._load_file_routes()
             found = routes["http"]["routers"].pop(name, None) is not None
             routes["http"]["services"].pop(name, None)

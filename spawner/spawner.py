@@ -390,9 +390,7 @@ class ClassroomSpawner(DockerSpawner):
 
     async def _cleanup_failed_start(self, remove_volume: bool) -> None:
         try:
-            obj = await self.get_object()
-            if obj is not None:
-                await self.docker("remove_container", self.object_id, force=True, v=False)
+            await self.docker("remove_container", self.object_name, force=True, v=False)
         except APIError as e:
             if e.status_code not in (404, 409):
                 raise

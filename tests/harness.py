@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import docker
 import requests
@@ -410,18 +411,14 @@ c.JupyterHub.log_level = {self.log_level!r}
         )
 
     def create_user(self, name: str) -> None:
-        r = self.api("POST", "/users/" + requests.utils.quote(name, safe=""))
+        r = self.api("POST", "/users/" + quote(name, safe=""))
         assert r.status_code in (201, 409), r.text
 
     def server_path(self, user: str, server: str = "") -> str:
-        from urllib.parse import quote
-
         p = "/users/" + quote(user, safe="")
         return p + ("/servers/" + quote(server, safe="") if server else "/server")
 
     def user_model(self, user: str) -> dict:
-        from urllib.parse import quote
-
         r = self.api("GET", "/users/" + quote(user, safe=""))
         r.raise_for_status()
         return r.json()
