@@ -1,5 +1,13 @@
-"""classhub authenticators."""
+"""classhub sign-in: the JWTAuthenticator, local accounts and single sessions."""
 
-from .local import LocalPasswordAuthenticator
 
-__all__ = ["LocalPasswordAuthenticator"]
+def __getattr__(name):
+    # lazy, so the command-line tools (classhub-user, classhub-token) stay light
+    if name == "JWTAuthenticator":
+        from .authenticator import JWTAuthenticator
+
+        return JWTAuthenticator
+    raise AttributeError(name)
+
+
+__all__ = ["JWTAuthenticator"]

@@ -1,55 +1,198 @@
-"""``classhub-user``: manage local accounts."""
+"""``classhub-user``: manage the local accounts stored in PostgreSQL.
+
+The database comes from --db-url, else $CLASSHUB_ACCOUNTS_DB_URL, else $CLASSHUB_DB_URL
+(prefer the environment: a URL on the command line, with its password, shows in `ps`).
+The schema is created or upgraded on the way. Exit codes: 0 done, 1 import not applied,
+2 bad input (also: no such account, account exists), 3 database unreachable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import logging
 import os
 import sys
-from pathlib import Path
 
-from .users_file import UserFileError, generate_password, load_users, remove_user, set_user
+from .accounts import (
+    ROLES,
+    AccountError,
+    AccountExists,
+    AccountStore,
+    StoreUnavailable,
+    check_password,
+    check_username,
+    generate_password,
+)
+
+EXIT_OK, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+MAX_CSV_BYTES = 1_000_000
 
 
-def _default_file() -> str:
-    data_dir = os.environ.get("CLASSHUB_DATA_DIR", "/srv/classhub")
-    return os.environ.get("CLASSHUB_USERS_FILE", os.path.join(data_dir, "users.json"))
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="classhub-user",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db-url", help="PostgreSQL URL (default: the environment, see above)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per database step")
+    p.add_argument("-v", "--verbose", action="store_true", help="log database details")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    add = sub.add_parser("add", help="create an account (prints a generated password once)")
+    add.add_argument("name")
+    role = add.add_mutually_exclusive_group()
+    role.add_argument("--role", choices=ROLES, default="student")
+    role.add_argument(
+        "--admin", dest="role", action="store_const", const="admin", help="same as --role admin"
+    )
+    add.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="leave an existing account unchanged (exit 0, print nothing)",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+
+    pw = sub.add_parser("passwd", help="set a new password (prints a generated one once)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true")
+
+    for cmd, text in (
+        ("remove", "delete an account"),
+        ("disable", "keep the account but refuse its sign-in"),
+        ("enable", "allow a disabled account to sign in again"),
+    ):
+        sub.add_parser(cmd, help=text).add_argument("name")
+    sub.add_parser("list", help="list accounts: name, role, state, created (tab-separated)")
+
+    imp = sub.add_parser("import", help="create accounts from a CSV file, all or nothing")
+    imp.add_argument("file", help="CSV with a header: username[,password][,role]; - for stdin")
+    imp.add_argument("--default-role", choices=ROLES, default="student")
+    imp.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave accounts that exist unchanged instead of refusing the import",
+    )
+    return p
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    url = (
+        args.db_url
+        or os.environ.get("CLASSHUB_ACCOUNTS_DB_URL")
+        or os.environ.get("CLASSHUB_DB_URL")
+    )
+    if not url:
+        raise AccountError(
+            "no account database: pass --db-url or set CLASSHUB_ACCOUNTS_DB_URL or CLASSHUB_DB_URL"
+        )
+    return url
+
+
+def _read_password(args: argparse.Namespace, name: str) -> tuple[str, bool]:
+    """(password, generated)."""
+    if not args.password_stdin:
+        return generate_password(), True
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise AccountError("no password on stdin (the first line is read)")
+    return check_password(password, check_username(name)), False
+
+
+def _read_csv(path: str) -> str:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_CSV_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_CSV_BYTES + 1)
+    except OSError as e:
+        raise AccountError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > MAX_CSV_BYTES:
+        raise AccountError(f"{path} is larger than {MAX_CSV_BYTES // 1_000_000} MB; split it")
+    try:
+        return data.decode("utf-8")  # a BOM is handled by the parser
+    except UnicodeDecodeError as e:
+        raise AccountError(
+            f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV"
+        ) from None
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    # validate everything that needs no database before connecting
+    password = generated = None
+    if args.cmd in ("add", "passwd"):
+        password, generated = _read_password(args, args.name)
+    csv_text = _read_csv(args.file) if args.cmd == "import" else None
+    async with AccountStore(_db_url(args), min_size=1, max_size=2, timeout=args.timeout) as store:
+        if args.cmd == "add":
+            try:
+                account = await store.create(args.name, password, args.role)
+            except AccountExists:
+                if not args.if_missing:
+                    raise
+                sys.stderr.write(f"{check_username(args.name)} exists already; unchanged\n")
+                return EXIT_OK
+            if generated:
+                _out(password)
+            sys.stderr.write(f"created {account.username} ({account.role})\n")
+        elif args.cmd == "passwd":
+            await store.set_password(args.name, password)
+            if generated:
+                _out(password)
+        elif args.cmd == "remove":
+            await store.delete(args.name)
+        elif args.cmd in ("disable", "enable"):
+            await store.set_disabled(args.name, args.cmd == "disable")
+        elif args.cmd == "list":
+            for a in await store.list():
+                state = "disabled" if a.disabled else "active"
+                _out(
+                    f"{a.username}\t{a.role}\t{state}\t{a.created_at.isoformat(timespec='seconds')}"
+                )
+        else:
+            report = await store.import_csv(
+                csv_text, default_role=args.default_role, skip_existing=args.skip_existing
+            )
+            for r in report.rows:
+                extra = f"\tpassword: {r.password}" if r.password else ""
+                _out(f"line {r.line}\t{r.username or '-'}\t{r.status}\t{r.message}{extra}")
+            sys.stderr.write(report.summary() + "\n")
+            return EXIT_OK if report.applied else EXIT_NOT_APPLIED
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="classhub-user", description=__doc__)
-    parser.add_argument("--file", default=_default_file(), help="users file")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    add = sub.add_parser("add", help="create or reset an account; prints a new password")
-    add.add_argument("name")
-    add.add_argument("--admin", action="store_true")
-    add.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    rm = sub.add_parser("remove", help="delete an account")
-    rm.add_argument("name")
-    sub.add_parser("list", help="list account names")
-    args = parser.parse_args(argv)
-    path = Path(args.file)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # the pool's own retry warnings; the cause is in our error message
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        logging.getLogger("authenticator.accounts").setLevel(logging.ERROR)
     try:
-        if args.cmd == "add":
-            if args.if_missing and args.name in load_users(path):
-                sys.stderr.write(f"{args.name} already exists; unchanged\n")
-                return 0
-            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-            password = password or generate_password()
-            set_user(path, args.name, password, admin=args.admin)
-            if not args.password_stdin:
-                sys.stdout.write(password + "\n")
-        elif args.cmd == "remove":
-            if not remove_user(path, args.name):
-                sys.stderr.write(f"no account {args.name}\n")
-                return 1
-        else:
-            for name, entry in sorted(load_users(path).items()):
-                sys.stdout.write(f"{name}{' (admin)' if entry.get('admin') else ''}\n")
-    except UserFileError as e:
+        return asyncio.run(_run(args))
+    except StoreUnavailable as e:
+        sys.stderr.write(f"error: {e} ({e.detail})\n")
+        return EXIT_UNAVAILABLE
+    except ValueError as e:  # AccountError and a malformed database URL
         sys.stderr.write(f"error: {e}\n")
-        return 2
-    return 0
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

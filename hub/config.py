@@ -83,11 +83,38 @@ def configure_spawner(
     c.Spawner.http_timeout = 60
 
 
-def configure_auth(c: Config, *, users_file: str, admin_users: list[str]) -> None:
-    """Local accounts until single sign-on lands; never an open login."""
-    c.JupyterHub.authenticator_class = "classhub-local"
-    c.LocalPasswordAuthenticator.users_file = users_file
-    c.Authenticator.admin_users = set(admin_users)
+def configure_auth(
+    c: Config,
+    *,
+    redis_url: str,
+    accounts_db_url: str,
+    first_admin: str,
+    session_policy: str,
+    session_idle_timeout: int,
+) -> None:
+    """Sign-in only through the JWTAuthenticator: a signed JWT or a local account, one
+    session per person in Redis. Never an open login."""
+    if session_policy not in ("takeover", "reject"):
+        raise ConfigError(
+            f"CLASSHUB_SESSION_POLICY must be 'takeover' or 'reject', got {session_policy!r}"
+        )
+    if session_idle_timeout < 60:
+        raise ConfigError("CLASSHUB_SESSION_IDLE_TIMEOUT must be at least 60 seconds")
+    c.JupyterHub.authenticator_class = "classhub-jwt"
+    c.JWTAuthenticator.redis_url = redis_url
+    c.JWTAuthenticator.accounts_db_url = accounts_db_url
+    c.JWTAuthenticator.first_admin = first_admin
+    c.JWTAuthenticator.session_policy = session_policy
+    c.JWTAuthenticator.session_idle_timeout = session_idle_timeout
+    configure_logging(c)
+
+
+def configure_logging(c: Config) -> None:
+    """No log line of the hub ever shows a JWT, whatever carried it (see hub.logscrub)."""
+    c.JupyterHub.logging_config = {
+        "filters": {"jwtscrub": {"()": "hub.logscrub.JWTScrubFilter"}},
+        "handlers": {"console": {"filters": ["jwtscrub"]}},
+    }
 
 
 def _split(value: str) -> list[str]:
@@ -160,8 +187,16 @@ def apply_env(
         pids_limit=pids_limit,
         prefix=prefix,
     )
+    db_url = env.get("CLASSHUB_DB_URL", "")
+    try:
+        idle = int(env.get("CLASSHUB_SESSION_IDLE_TIMEOUT", "7200"))
+    except ValueError:
+        raise ConfigError("CLASSHUB_SESSION_IDLE_TIMEOUT must be a number of seconds") from None
     configure_auth(
         c,
-        users_file=env.get("CLASSHUB_USERS_FILE", f"{data_dir}/users.json"),
-        admin_users=_split(env.get("CLASSHUB_ADMIN_USERS", "admin")),
+        redis_url=env.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        accounts_db_url=env.get("CLASSHUB_ACCOUNTS_DB_URL") or db_url,
+        first_admin=env.get("CLASSHUB_ADMIN_USER", ""),
+        session_policy=env.get("CLASSHUB_SESSION_POLICY", "takeover"),
+        session_idle_timeout=idle,
     )

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bring the classhub stack up: bootstrap the machine, build the images, generate .run/
 # (secrets on first run only), create the student network, `docker-compose up -d`, wait until
-# the hub answers through Traefik, then create the first admin if there is none.
+# the hub answers through Traefik (the hub creates the first admin itself).
 #
 # Env (read on the first run, then kept in .run/classhub.env):
 #   CLASSHUB_HTTP_PORT (8000)  CLASSHUB_STUDENT_SUBNET (172.30.0.0/20)  CLASSHUB_HUB_PORT (8081)
@@ -72,7 +72,12 @@ ensure_var CLASSHUB_HUB_PORT "${CLASSHUB_HUB_PORT:-8081}"
 ensure_var CLASSHUB_TRAEFIK_API_URL http://127.0.0.1:8099
 ensure_var CLASSHUB_TRAEFIK_ENTRYPOINT web
 ensure_var CLASSHUB_SINGLEUSER_IMAGE classhub/singleuser:latest
-ensure_var CLASSHUB_ADMIN_USERS admin
+ensure_var CLASSHUB_ADMIN_USER admin
+# the first admin's initial password: the hub creates the account at start-up when missing
+ensure_var CLASSHUB_ADMIN_PASSWORD "$(secret 12)"
+# signs sign-in tokens (classhub-token, or your portal: see docs/admin-guide.md)
+ensure_var CLASSHUB_JWT_SECRET "$(secret 32)"
+ensure_var CLASSHUB_SESSION_POLICY takeover
 ensure_var CLASSHUB_DB_URL "postgresql+psycopg://classhub:$(get_var POSTGRES_PASSWORD)@127.0.0.1:15432/jupyterhub"
 ensure_var CLASSHUB_REDIS_URL "redis://:$(get_var REDIS_PASSWORD)@127.0.0.1:16379/0"
 ensure_var CLASSHUB_MONGO_URL mongodb://127.0.0.1:17017/classhub
@@ -158,24 +163,16 @@ until curl -fs -o /dev/null --max-time 3 "$URL"; do
 done
 log "hub is healthy through Traefik"
 
-# ---------------------------------------------------------------- first admin
-# `classhub-user add --if-missing` leaves an existing account alone (prints nothing) and
-# otherwise prints the generated password once on stdout; it is not stored anywhere.
-log "ensuring the admin account"
-if ! out="$(dc exec -T hub classhub-user add admin --admin --if-missing)"; then
-  die "could not create the admin user (docker-compose exec hub classhub-user add admin --admin)"
-fi
-if [ -n "$out" ]; then
-  ADMIN_MSG="user 'admin', password (shown only this once, keep it): $out"
-else
-  ADMIN_MSG="user 'admin' with the password printed when it was created
-          (to reset it: docker exec classhub_hub_1 classhub-user add admin --admin)"
-fi
+# The hub created the first admin (CLASSHUB_ADMIN_USER) at start-up if it was missing.
+ADMIN_MSG="user '$(get_var CLASSHUB_ADMIN_USER)', initial password $(get_var CLASSHUB_ADMIN_PASSWORD)
+          (kept in .run/classhub.env; change it on /hub/classhub/accounts)"
 
 cat <<EOF
 
 classhub is up ($MODE images).
   URL:    http://$(hostname -f 2>/dev/null || hostname):$HTTP_PORT/   (locally http://127.0.0.1:$HTTP_PORT/)
   Login:  $ADMIN_MSG
-  Stop:   scripts/down.sh (keeps all data)
+  Tokens: docker exec classhub_hub_1 classhub-token --user alice --role student
+          (paste it into the login page's token field; roles: student, teacher, admin)
+  Stop:   make down (keeps all data)
 EOF

@@ -196,6 +196,42 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     return proc, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/jupyterhub"
 
 
+def mint_token(
+    user: str, role: str = "student", *, key, algorithm: str = "HS256", ttl: float = 300, **claims
+) -> str:
+    """A sign-in JWT with the claims classhub requires; ``None`` claims are left out."""
+    import jwt
+
+    now = int(time.time())
+    payload = {
+        "sub": user,
+        "role": role,
+        "iss": "classhub",
+        "aud": "classhub",
+        "iat": now,
+        "exp": now + int(ttl),
+        "jti": secrets.token_hex(16),
+        **claims,
+    }
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def running_stack(stack: Stack):
+    """Start ``stack`` for a pytest fixture: yield it, print its logs if start fails,
+    always clean up."""
+    try:
+        stack.start()
+    except Exception:
+        print(stack.logs())
+        stack.close()
+        raise
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
 class Stack:
     """A whole classhub deployment on random ports: Traefik + JupyterHub + Docker."""
 
@@ -214,6 +250,8 @@ class Stack:
         self.with_data_services = with_data_services
         self.log_level = log_level
         self.token = secrets.token_hex(32)
+        self.jwt_secret = secrets.token_hex(32)
+        self.admin_password = secrets.token_urlsafe(16)
         self.docker = docker.from_env(timeout=60)
         self.processes: list[Process] = []
         self.network = None
@@ -238,10 +276,11 @@ class Stack:
         )
         self.network.reload()
         self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        self.redis, self.redis_port = start_redis(w / "redis")
+        self.processes.append(self.redis)
         if self.with_data_services:
-            self.redis, self.redis_port = start_redis(w / "redis")
             self.pg, self.pg_port, self.db_url = start_postgres(w / "pg")
-            self.processes += [self.redis, self.pg]
+            self.processes.append(self.pg)
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
@@ -288,7 +327,6 @@ class Stack:
         self.processes.append(self.traefik)
         wait_for(lambda: requests.get(self.traefik_api + "/ping", timeout=2).ok, 30, what="traefik")
         (w / "hub").mkdir(exist_ok=True)
-        self.users_file = w / "hub" / "users.json"
         (w / "extra_config.py").write_text(self._extra_config())
         self.start_hub()
         return self
@@ -303,6 +341,7 @@ c.JupyterHub.load_roles = [{{
     "services": ["classhub-tests"],
 }}]
 c.JupyterHub.log_level = {self.log_level!r}
+{"" if self.with_data_services else "c.JWTAuthenticator.password_login = False"}
 {self.extra_config}
 """
 
@@ -319,7 +358,10 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_TRAEFIK_DYNAMIC_DIR=str(self.dynamic_dir),
             CLASSHUB_SINGLEUSER_IMAGE=self.image,
             CLASSHUB_CONTAINER_PREFIX=self.prefix,
-            CLASSHUB_ADMIN_USERS="admin",
+            CLASSHUB_ADMIN_USER="admin",
+            CLASSHUB_ADMIN_PASSWORD=self.admin_password,
+            CLASSHUB_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            CLASSHUB_JWT_SECRET=self.jwt_secret,
             CLASSHUB_MEM_LIMIT="1G",
             CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
             JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
@@ -458,3 +500,82 @@ c.JupyterHub.log_level = {self.log_level!r}
             allow_redirects=False,
             **kwargs,
         )
+
+    # ----- sign-in helpers -----
+
+    def mint(self, user: str, role: str = "student", **kwargs) -> str:
+        """A sign-in JWT signed with this hub's HS256 secret (like ``classhub-token``)."""
+        return mint_token(user, role, key=self.jwt_secret, **kwargs)
+
+    def browser(self) -> requests.Session:
+        """A fresh cookie jar, like one browser."""
+        s = requests.Session()
+        s.headers["User-Agent"] = "classhub-tests"
+        return s
+
+    def login_token(self, browser: requests.Session, token: str, **kwargs) -> requests.Response:
+        """Sign in the way a portal's auto-submitted form does (POST ``token``)."""
+        return browser.post(
+            self.url + "/hub/login",
+            data={"token": token},
+            allow_redirects=False,
+            timeout=kwargs.pop("timeout", 30),
+            **kwargs,
+        )
+
+    def login_password(
+        self, browser: requests.Session, user: str, password: str
+    ) -> requests.Response:
+        """JupyterHub's standard form: GET the page for the XSRF cookie, POST the fields."""
+        page = browser.get(self.url + "/hub/login", timeout=30)
+        page.raise_for_status()
+        xsrf = next((c.value for c in browser.cookies if c.name == "_xsrf"), "")
+        return browser.post(
+            self.url + "/hub/login",
+            data={"username": user, "password": password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+
+    def whoami(self, browser: requests.Session) -> str | None:
+        """The user the browser is signed in as at the hub (None when signed out)."""
+        r = self.browser_api(browser, "GET", "/user")
+        if r.status_code != 200:
+            return None
+        return r.json()["name"]
+
+    def browser_api(self, browser: requests.Session, method: str, path: str, **kwargs):
+        """A hub API call with the browser's cookies (and its XSRF token, as the page sends)."""
+        xsrf = next((c.value for c in browser.cookies if c.name == "_xsrf"), "")
+        headers = {"X-XSRFToken": xsrf, **kwargs.pop("headers", {})}
+        return browser.request(
+            method,
+            self.url + "/hub/api" + path,
+            headers=headers,
+            timeout=kwargs.pop("timeout", 15),
+            allow_redirects=False,
+            **kwargs,
+        )
+
+    # ----- direct looks at the data stores (tests only) -----
+
+    def psql(self, sql: str, *args) -> list:
+        """Rows (first column) of a query on the hub's PostgreSQL database."""
+        import psycopg
+
+        with psycopg.connect(self.db_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+            return [row[0] for row in conn.execute(sql, args).fetchall()]
+
+    def redis_cli(self, *args: str):
+        import redis
+
+        client = redis.Redis(port=self.redis_port, socket_timeout=5, decode_responses=True)
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
+    def admin_sessions(self) -> set[str]:
+        """Users with a live session, read straight from Redis."""
+        prefix = "classhub:session:"
+        return {k[len(prefix) :] for k in self.redis_cli("KEYS", prefix + "*")}

@@ -75,35 +75,52 @@ class Deployment:
         finally:
             client.close()
 
-    def add_account(self, name: str) -> str:
-        r = compose("exec", "-T", "hub", "classhub-user", "add", name)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip().splitlines()[-1]
+    def admin(self) -> requests.Session:
+        """A browser signed in as the first admin (password from .run/classhub.env)."""
+        s = self.login(self.env["CLASSHUB_ADMIN_USER"], self.env["CLASSHUB_ADMIN_PASSWORD"])
+        s.headers["X-XSRFToken"] = xsrf(s)
+        return s
+
+    def add_account(self, name: str, role: str = "student") -> str:
+        """Create a local account through the admin API; returns its generated password."""
+        r = self.admin().post(
+            f"{self.url}/hub/api/classhub/accounts",
+            json={"username": name, "role": role},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["password"]
 
     def remove_account(self, name: str) -> None:
-        compose("exec", "-T", "hub", "classhub-user", "remove", name)
+        admin = self.admin()
+        admin.delete(f"{self.url}/hub/api/classhub/accounts/{name}", timeout=30)
+        admin.delete(f"{self.url}/hub/api/users/{name}", timeout=60)
 
     def login(self, name: str, password: str) -> requests.Session:
         s = requests.Session()
         s.get(self.url + "/hub/login", timeout=10)
         r = s.post(
             self.url + "/hub/login",
-            data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")},
+            data={"username": name, "password": password, "_xsrf": xsrf(s)},
             allow_redirects=False,
             timeout=30,
         )
         assert r.status_code == 302, (r.status_code, r.text[:300])
         return s
 
-    def token(self, session: requests.Session, name: str) -> str:
-        r = session.post(
+    def token(self, name: str) -> str:
+        """An API token for ``name``, issued by the admin (students hold no tokens scope)."""
+        r = self.admin().post(
             f"{self.url}/hub/api/users/{name}/tokens",
             json={"note": "e2e", "expires_in": 3600},
-            headers={"X-XSRFToken": session.cookies.get("_xsrf")},
             timeout=10,
         )
         assert r.status_code == 201, r.text
         return r.json()["token"]
+
+
+def xsrf(session: requests.Session) -> str:
+    return next((c.value for c in session.cookies if c.name == "_xsrf"), "")
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +138,8 @@ def account(deployment, request):
     """A fresh local account: (name, password, api-token session helper)."""
     name = "e2e-" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + secrets.token_hex(2)
     password = deployment.add_account(name)
-    session = deployment.login(name, password)
-    token = deployment.token(session, name)
+    deployment.login(name, password)
+    token = deployment.token(name)
     api = requests.Session()
     api.headers["Authorization"] = f"token {token}"
     yield name, password, api

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.harness import Stack
+from tests.harness import Stack, running_stack
 
 EXTRA_CONFIG = """
 # Test-only server names that provoke each kind of spawn failure, through the
@@ -25,12 +25,4 @@ c.ClassroomSpawner.allowed_images = ["classhub/singleuser:latest", MISSING]
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, request):
-    s = Stack(tmp_path_factory.mktemp("stack"), extra_config=EXTRA_CONFIG)
-    try:
-        s.start()
-    except Exception:
-        print(s.logs())
-        s.close()
-        raise
-    yield s
-    s.close()
+    yield from running_stack(Stack(tmp_path_factory.mktemp("stack"), extra_config=EXTRA_CONFIG))

@@ -2,13 +2,13 @@
 
 import asyncio
 import json
-import uuid
 
 import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from tests.harness import wait_for
+from tests.integration.ws_helpers import execute_request
 
 pytestmark = pytest.mark.integration
 
@@ -34,24 +34,8 @@ async def run_code(stack, base, code):
     assert r.status_code == 201, r.text
     kernel = r.json()["id"]
     conn = await websocket_connect(ws_request(stack, f"{base}api/kernels/{kernel}/channels"))
-    msg_id = uuid.uuid4().hex
-    conn.write_message(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "username": "test",
-                    "session": uuid.uuid4().hex,
-                    "msg_type": "execute_request",
-                    "version": "5.3",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {"code": code, "silent": False},
-                "channel": "shell",
-            }
-        )
-    )
+    msg_id, message = execute_request(code)
+    conn.write_message(message)
     try:
         async with asyncio.timeout(60):
             while True:

@@ -22,7 +22,7 @@ def test_apply_env_defaults():
     apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
     assert c.JupyterHub.proxy_class == "traefik-docker"
     assert c.JupyterHub.spawner_class == "classroom"
-    assert c.JupyterHub.authenticator_class == "classhub-local"
+    assert c.JupyterHub.authenticator_class == "classhub-jwt"
     assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
     assert c.JupyterHub.hub_connect_ip == "172.30.0.1"
     assert c.JupyterHub.allow_named_servers is True
@@ -32,7 +32,8 @@ def test_apply_env_defaults():
     assert c.ClassroomSpawner.allowed_images == ["classhub/singleuser:latest"]
     assert c.ClassroomSpawner.network_name == "classhub-students"
     assert c.TraefikDockerProxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
-    assert c.Authenticator.admin_users == {"admin"}
+    assert c.JWTAuthenticator.session_policy == "takeover"
+    assert c.JWTAuthenticator.session_idle_timeout == 7200
 
 
 def test_apply_env_uses_gateway_lookup():
@@ -52,7 +53,10 @@ def test_apply_env_overrides():
         "CLASSHUB_PIDS_LIMIT": "300",
         "CLASSHUB_SINGLEUSER_IMAGE": "img:1",
         "CLASSHUB_ALLOWED_IMAGES": "img:1, img:2",
-        "CLASSHUB_ADMIN_USERS": "root1,root2",
+        "CLASSHUB_ADMIN_USER": "root1",
+        "CLASSHUB_REDIS_URL": "redis://r:6379/1",
+        "CLASSHUB_SESSION_POLICY": "reject",
+        "CLASSHUB_SESSION_IDLE_TIMEOUT": "600",
     }
     apply_env(c, env, gateway_lookup=no_docker)
     assert c.JupyterHub.hub_bind_url == "http://10.1.1.1:9000"
@@ -61,7 +65,13 @@ def test_apply_env_overrides():
     assert c.ClassroomSpawner.cpu_limit == 0.5
     assert c.ClassroomSpawner.pids_limit == 300
     assert c.ClassroomSpawner.allowed_images == ["img:1", "img:2"]
-    assert c.Authenticator.admin_users == {"root1", "root2"}
+    assert c.JupyterHub.authenticator_class == "classhub-jwt"
+    assert c.JWTAuthenticator.first_admin == "root1"
+    assert c.JWTAuthenticator.redis_url == "redis://r:6379/1"
+    assert c.JWTAuthenticator.session_policy == "reject"
+    assert c.JWTAuthenticator.session_idle_timeout == 600
+    # local accounts live in the hub's PostgreSQL database unless told otherwise
+    assert c.JWTAuthenticator.accounts_db_url == env["CLASSHUB_DB_URL"]
 
 
 def test_bad_numbers_give_fixit_message():
@@ -87,9 +97,38 @@ def test_default_image_must_be_allowed():
 def test_configure_proxy_and_auth():
     c = Config()
     configure_proxy(c, api_url="http://127.0.0.1:1", dynamic_dir="/d", entrypoint="e")
-    configure_auth(c, users_file="/u.json", admin_users=["a"])
+    configure_auth(c, **AUTH)
     assert c.TraefikDockerProxy.traefik_api_url == "http://127.0.0.1:1"
-    assert c.LocalPasswordAuthenticator.users_file == "/u.json"
+    assert c.JWTAuthenticator.redis_url == "redis://x"
+    # every hub log line goes through the JWT scrubber
+    assert c.JupyterHub.logging_config["handlers"]["console"]["filters"] == ["jwtscrub"]
+
+
+AUTH = dict(
+    redis_url="redis://x",
+    accounts_db_url="postgresql://db/x",
+    first_admin="a",
+    session_policy="takeover",
+    session_idle_timeout=3600,
+)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"session_policy": "both"}, "takeover' or 'reject"),
+        ({"session_idle_timeout": 5}, "at least 60"),
+    ],
+)
+def test_configure_auth_refuses_bad_settings(change, message):
+    with pytest.raises(ConfigError, match=message):
+        configure_auth(Config(), **{**AUTH, **change})
+
+
+def test_bad_idle_timeout_in_env_gives_fixit_message():
+    env = {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_SESSION_IDLE_TIMEOUT": "2h"}
+    with pytest.raises(ConfigError, match="number of seconds"):
+        apply_env(Config(), env)
 
 
 def test_traefik_static_config():
@@ -116,4 +155,4 @@ def test_entry_points_registered():
 
     assert {e.name for e in entry_points(group="jupyterhub.spawners")} >= {"classroom"}
     assert {e.name for e in entry_points(group="jupyterhub.proxies")} >= {"traefik-docker"}
-    assert {e.name for e in entry_points(group="jupyterhub.authenticators")} >= {"classhub-local"}
+    assert {e.name for e in entry_points(group="jupyterhub.authenticators")} >= {"classhub-jwt"}

@@ -1,0 +1,263 @@
+"""Admin-only API and pages: live sessions (list, end) and local accounts (create, import).
+
+API (JSON, hub scopes ``admin:users``):
+
+- ``GET    /hub/api/classhub/sessions``            every live session
+- ``DELETE /hub/api/classhub/sessions/<user>``     end that person's session now
+- ``GET    /hub/api/classhub/accounts``            local accounts
+- ``POST   /hub/api/classhub/accounts``            ``{"username", "role", "password"?}``
+- ``PATCH  /hub/api/classhub/accounts/<user>``     ``{"role"?, "disabled"?, "password"?}``
+- ``DELETE /hub/api/classhub/accounts/<user>``
+- ``POST   /hub/api/classhub/accounts/import``     ``{"csv": text, "default_role"?,
+  "skip_existing"?}``; a per-row report, nothing written unless every row is good
+
+Pages: ``/hub/classhub/sessions`` and ``/hub/classhub/accounts``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from urllib.parse import unquote
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from .accounts import AccountError, AccountExists, AccountNotFound, generate_password
+from .accounts import StoreUnavailable as AccountsUnavailable
+from .messages import describe_agent
+from .sessions import StoreUnavailable
+from .usernames import InvalidUsername, normalize_username
+
+MAX_CSV_BYTES = 1024 * 1024
+_ACCOUNT_FIELDS = {"username", "role", "password"}
+_PATCH_FIELDS = {"role", "disabled", "password"}
+_IMPORT_FIELDS = {"csv", "default_role", "skip_existing"}
+
+
+class _AdminAPI(APIHandler):
+    """JSON in and out; store failures become 503s, bad input 4xx with a clear message."""
+
+    async def _call(self, coro):
+        try:
+            return await coro
+        except StoreUnavailable:
+            raise web.HTTPError(503, "The session store (Redis) is unreachable; retry.") from None
+        except AccountsUnavailable:
+            raise web.HTTPError(503, "The account database is unreachable; retry.") from None
+        except AccountExists as e:
+            raise web.HTTPError(409, str(e)) from None
+        except AccountNotFound as e:
+            raise web.HTTPError(404, str(e)) from None
+        except AccountError as e:
+            raise web.HTTPError(400, str(e)) from None
+
+    def json_object(self, allowed: set[str]) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPError(400, "The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "The request body must be a JSON object.")
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise web.HTTPError(
+                400,
+                f"Unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.",
+            )
+        return body
+
+    def username_arg(self, raw: str) -> str:
+        try:
+            return normalize_username(unquote(raw))
+        except InvalidUsername as e:
+            raise web.HTTPError(400, f"Invalid username: {e}.") from None
+
+    def accounts(self):
+        if self.authenticator.accounts is None:
+            raise web.HTTPError(404, "Local accounts are switched off on this hub.")
+        return self.authenticator.accounts
+
+
+def session_json(session, expires_in: float) -> dict:
+    data = asdict(session)
+    data.pop("session_id")  # the session id is a bearer secret of that browser
+    data["device"] = describe_agent(session.agent)
+    data["idle_expires_in"] = round(expires_in)
+    return data
+
+
+class SessionsAPIHandler(_AdminAPI):
+    @needs_scope("admin:users")
+    async def get(self):
+        await self.authenticator.ready()
+        sessions = await self._call(self.authenticator.sessions.list())
+        self.write({"sessions": [session_json(s, ttl) for s, ttl in sessions]})
+
+
+class SessionAPIHandler(_AdminAPI):
+    @needs_scope("admin:users")
+    async def delete(self, name):
+        name = self.username_arg(name)
+        ended = await self._call(self.authenticator.end_session(self.db, name))
+        if ended is None:
+            raise web.HTTPError(404, f"{name} has no active session.")
+        self.log.info("Admin %s ended the session of %s", self.current_user.name, name)
+        self.set_status(204)
+
+
+class AccountsAPIHandler(_AdminAPI):
+    @needs_scope("admin:users")
+    async def get(self):
+        await self.authenticator.ready()
+        accounts = await self._call(self.accounts().list())
+        self.write({"accounts": [account_json(a) for a in accounts]})
+
+    @needs_scope("admin:users")
+    async def post(self):
+        await self.authenticator.ready()
+        body = self.json_object(_ACCOUNT_FIELDS)
+        if not isinstance(body.get("username"), str):
+            raise web.HTTPError(400, "Give the new account a 'username'.")
+        role = body.get("role", "student")
+        password = body.get("password") or None
+        generated = password is None
+        if generated:
+            password = generate_password()
+        if not isinstance(password, str) or not isinstance(role, str):
+            raise web.HTTPError(400, "'password' and 'role' must be strings.")
+        account = await self._call(self.accounts().create(body["username"], password, role))
+        self.user_from_username(account.username)  # visible in the admin panel at once
+        self.log.info("Admin %s created account %s", self.current_user.name, account.username)
+        out = account_json(account)
+        if generated:
+            out["password"] = password  # shown once, to the admin who created it
+        self.set_status(201)
+        self.write(out)
+
+
+class AccountAPIHandler(_AdminAPI):
+    @needs_scope("admin:users")
+    async def patch(self, name):
+        await self.authenticator.ready()
+        name = self.username_arg(name)
+        body = self.json_object(_PATCH_FIELDS)
+        if name == self.current_user.name and (
+            body.get("disabled") or body.get("role", "admin") != "admin"
+        ):
+            raise web.HTTPError(
+                400, "You cannot disable or demote your own account; ask another admin."
+            )
+        store = self.accounts()
+        if await self._call(store.get(name)) is None:
+            raise web.HTTPError(404, f"There is no local account {name!r}.")
+        if "role" in body:
+            await self._call(store.set_role(name, _str(body, "role")))
+        if "password" in body:
+            await self._call(store.set_password(name, _str(body, "password")))
+        if "disabled" in body:
+            if not isinstance(body["disabled"], bool):
+                raise web.HTTPError(400, "'disabled' must be true or false.")
+            await self._call(store.set_disabled(name, body["disabled"]))
+        if body.get("disabled") or "password" in body or "role" in body:
+            # the new rules apply from the next sign-in: end the current session
+            await self._call(self.authenticator.end_session(self.db, name))
+        self.write(account_json(await self._call(store.get(name))))
+
+    @needs_scope("admin:users")
+    async def delete(self, name):
+        await self.authenticator.ready()
+        name = self.username_arg(name)
+        if name == self.current_user.name:
+            raise web.HTTPError(400, "You cannot delete your own account; ask another admin.")
+        await self._call(self.accounts().delete(name))
+        await self._call(self.authenticator.end_session(self.db, name))
+        self.log.info("Admin %s deleted account %s", self.current_user.name, name)
+        self.set_status(204)
+
+
+class AccountsImportAPIHandler(_AdminAPI):
+    @needs_scope("admin:users")
+    async def post(self):
+        await self.authenticator.ready()
+        if len(self.request.body) > MAX_CSV_BYTES:
+            raise web.HTTPError(413, "The CSV file is larger than 1 MB; split it.")
+        body = self.json_object(_IMPORT_FIELDS)
+        text, default_role = body.get("csv"), body.get("default_role", "student")
+        skip_existing = body.get("skip_existing", False)
+        if not isinstance(text, str) or not text.strip():
+            raise web.HTTPError(400, "Send the CSV file's text as the 'csv' field.")
+        if not isinstance(default_role, str) or not isinstance(skip_existing, bool):
+            raise web.HTTPError(400, "'default_role' must be a string, 'skip_existing' true/false.")
+        report = await self._call(
+            self.accounts().import_csv(
+                text.lstrip("\ufeff"), default_role=default_role, skip_existing=skip_existing
+            )
+        )
+        if report.applied:
+            for row in report.rows:
+                if row.status == "created":
+                    self.user_from_username(row.username)
+            self.set_status(201)
+        else:
+            self.set_status(400)
+        self.write(
+            {
+                "applied": report.applied,
+                "message": "All rows imported."
+                if report.applied
+                else (
+                    "Nothing was imported: fix the rows listed (errors, and usernames that "
+                    "already exist) and upload again."
+                ),
+                "rows": [asdict(r) for r in report.rows],
+            }
+        )
+
+
+def _str(body: dict, key: str) -> str:
+    if not isinstance(body[key], str):
+        raise web.HTTPError(400, f"'{key}' must be a string.")
+    return body[key]
+
+
+def account_json(account) -> dict:
+    return {
+        "username": account.username,
+        "role": account.role,
+        "disabled": account.disabled,
+        "created_at": account.created_at.isoformat() if account.created_at else None,
+    }
+
+
+class _AdminPage(BaseHandler):
+    template = ""
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def get(self):
+        html = await self.render_template(self.template, authenticator=self.authenticator)
+        self.finish(html)
+
+
+class SessionsPage(_AdminPage):
+    template = "classhub-sessions.html"
+
+
+class AccountsPage(_AdminPage):
+    template = "classhub-accounts.html"
+
+
+def admin_handlers() -> list[tuple[str, type]]:
+    user = r"([^/]+)"
+    return [
+        ("/api/classhub/sessions", SessionsAPIHandler),
+        (f"/api/classhub/sessions/{user}", SessionAPIHandler),
+        ("/api/classhub/accounts", AccountsAPIHandler),
+        ("/api/classhub/accounts/import", AccountsImportAPIHandler),
+        (f"/api/classhub/accounts/{user}", AccountAPIHandler),
+        ("/classhub/sessions", SessionsPage),
+        ("/classhub/accounts", AccountsPage),
+    ]

@@ -1,0 +1,283 @@
+"""JWTAuthenticator: sign-in with a signed JWT or a local account, one session per person.
+
+The hub's normal path runs unchanged: ``authenticate`` checks the credential, JupyterHub
+applies its allow and block lists, then ``run_post_auth_hook`` (which runs any configured
+``post_auth_hook`` first) starts the person's single session in Redis. ``refresh_user``
+checks on requests that the browser's session is still the live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+
+from jupyterhub.auth import Authenticator
+from tornado import web
+
+from hub import clock
+
+from . import revoke
+from .accounts import StoreUnavailable as AccountsUnavailable
+from .jwt_verify import TokenRejected, verify_token
+from .messages import reject_message
+from .ratelimit import Limits, LoginLimiter
+from .roles import role_definitions, roles_for
+from .sessions import REJECT, Session, SessionStore, StoreUnavailable
+from .settings import AuthSettings
+from .usernames import InvalidUsername, normalize_username
+
+UNAVAILABLE = (
+    "Sign-in is unavailable right now: the session store cannot be reached. "
+    "Nothing is wrong with your account; try again in a minute."
+)
+
+
+class JWTAuthenticator(AuthSettings, Authenticator):
+    """Sign in with a JWT from the institution's portal or LMS, or with a local account.
+
+    Select it with ``c.JupyterHub.authenticator_class = "classhub-jwt"``. Every setting is
+    described in docs/admin-guide.md.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._ready_lock = asyncio.Lock()
+        self.sessions: SessionStore | None = None
+        self.accounts = None
+        self.limiter: LoginLimiter | None = None
+        self.keys = None
+
+    # ----- start-up -----
+
+    async def ready(self) -> None:
+        """Connect the stores (once); run the accounts migrations; create the first admin."""
+        if self.sessions is not None:
+            return
+        async with self._ready_lock:
+            if self.sessions is not None:
+                return
+            self.keys = self.make_keys()
+            if self.password_login:
+                self.accounts = self.make_account_store()
+                await self.accounts.open()
+                await self.bootstrap_admin()
+            store = SessionStore.from_url(
+                self.redis_url,
+                timeout=self.redis_timeout,
+                idle_timeout=self.session_idle_timeout,
+                prefix=self.redis_prefix,
+            )
+            self.limiter = LoginLimiter(
+                store,
+                Limits(
+                    per_user=self.login_failures_per_user,
+                    per_address=self.login_failures_per_address,
+                    window=self.login_failure_window,
+                ),
+            )
+            self.sessions = store
+
+    async def bootstrap_admin(self) -> None:
+        name, password = self.first_admin, self.first_admin_password()
+        if not (name and password):
+            return
+        await self.accounts.create(name, password, "admin", if_missing=True)
+        self.log.info("First admin account %s is present", name)
+
+    async def load_managed_roles(self):
+        # JupyterHub awaits this once at start-up: the place to connect and migrate
+        await self.ready()
+        return list(self.roles().values())
+
+    def roles(self) -> dict[str, dict]:
+        return role_definitions(
+            student_scopes=list(self.student_scopes), teacher_scopes=list(self.teacher_scopes)
+        )
+
+    # ----- usernames -----
+
+    def normalize_username(self, username):
+        try:
+            return normalize_username(username)
+        except InvalidUsername:
+            return username  # validate_username refuses it
+
+    def validate_username(self, username):
+        try:
+            return normalize_username(username) == username and super().validate_username(username)
+        except InvalidUsername:
+            return False
+
+    # ----- authenticate -----
+
+    async def authenticate(self, handler, data):
+        await self.ready()
+        data = data or {}
+        token = bearer_token(handler) or data.get("token")
+        try:
+            if token:
+                return await self._authenticate_token(handler, token)
+            if "username" in data and "password" in data:
+                if not self.password_login:
+                    raise web.HTTPError(
+                        400, "Password sign-in is switched off here; sign in through your portal."
+                    )
+                return await self._authenticate_password(handler, data)
+        except StoreUnavailable:
+            raise web.HTTPError(503, UNAVAILABLE) from None
+        except AccountsUnavailable:
+            raise web.HTTPError(
+                503, "Sign-in is unavailable right now: the account database cannot be reached."
+            ) from None
+        raise web.HTTPError(400, "Send a username and password, or a sign-in token.")
+
+    async def _authenticate_token(self, handler, token: str) -> dict:
+        if self.keys is None:
+            raise web.HTTPError(
+                400, "Token sign-in is not set up on this hub; use your username and password."
+            )
+        address = handler.request.remote_ip or ""
+        wait = await self.limiter.retry_after("", address)
+        if wait:
+            raise web.HTTPError(429, too_many(wait))
+        now = clock.now()
+        try:
+            identity = await verify_token(token, self.keys, self.verify_settings(), now)
+        except TokenRejected as e:
+            if e.status != 503:
+                await self.limiter.failed("", address)
+            raise web.HTTPError(e.status, f"Sign-in token refused: {e.reason}") from None
+        ttl = identity.expires_at - now + self.jwt_leeway
+        if not await self.sessions.claim_jti(identity.jti, ttl):
+            await self.limiter.failed("", address)
+            raise web.HTTPError(
+                401, "Sign-in token refused: it was already used. Ask your portal for a new one."
+            )
+        model = self.auth_model(identity.username, identity.role, "jwt", identity.claims)
+        if self.manage_groups:
+            model["groups"] = list(identity.groups or [])
+        return model
+
+    async def _authenticate_password(self, handler, data) -> dict | None:
+        try:
+            username = normalize_username(data.get("username", ""))
+        except InvalidUsername:
+            return None
+        address = handler.request.remote_ip or ""
+        wait = await self.limiter.retry_after(username, address)
+        if wait:
+            raise web.HTTPError(429, too_many(wait))
+        account = await self.accounts.verify(username, data.get("password", ""))
+        if account is None:
+            await self.limiter.failed(username, address)
+            return None
+        await self.limiter.succeeded(username)
+        return self.auth_model(account.username, account.role, "password", {})
+
+    def auth_model(self, name: str, role: str, method: str, claims: dict) -> dict:
+        return {
+            "name": name,
+            "admin": role == "admin",
+            "roles": roles_for(role, self.roles()),
+            "auth_state": {"method": method, "role": role, "claims": claims},
+        }
+
+    # ----- the single session -----
+
+    async def run_post_auth_hook(self, handler, authentication):
+        authentication = await super().run_post_auth_hook(handler, authentication)
+        if authentication:
+            try:
+                await self._begin_session(handler, authentication)
+            except StoreUnavailable:
+                raise web.HTTPError(503, UNAVAILABLE) from None
+        return authentication
+
+    async def _begin_session(self, handler, authentication) -> None:
+        name = authentication["name"]
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout=15)
+        except TimeoutError:
+            raise web.HTTPError(503, "Too many sign-ins at once for this account; retry.") from None
+        # held until the sign-in response has set its cookies (see handlers.LoginHandler)
+        hold = getattr(handler, "hold_until_finished", None)
+        if hold is None:
+            lock.release()
+        else:
+            hold(lock)
+        session_id = uuid.uuid4().hex
+        browser = handler.get_session_cookie()
+        if self.session_policy == REJECT and browser:
+            live, _ = await self.sessions.get(name)
+            if live and live.session_id == browser:
+                session_id = browser  # the same browser signing in again
+        session = Session(
+            user=name,
+            session_id=session_id,
+            started=clock.now(),
+            address=handler.request.remote_ip or "",
+            agent=(handler.request.headers.get("User-Agent") or "")[:200],
+            method=authentication.get("auth_state", {}).get("method", ""),
+        )
+        result = await self.sessions.begin(session, self.session_policy)
+        if not result.accepted:
+            raise web.HTTPError(409, reject_message(result.session, self.session_idle_timeout))
+        if result.replaced:
+            n = revoke.delete_session_tokens(handler.db, name, result.replaced.session_id)
+            self.log.info("Session of %s replaced by a new sign-in (%d tokens revoked)", name, n)
+        handler.classhub_session_id = session_id
+
+    async def end_session(self, db, name: str, session_id: str = "") -> Session | None:
+        """End ``name``'s live session (only ``session_id``, when given): Redis, tokens, cookie."""
+        await self.ready()
+        ended = await self.sessions.end(name, session_id)
+        if ended:
+            revoke.delete_session_tokens(db, name, ended.session_id)
+            revoke.rotate_cookie_id(db, name)
+        return ended
+
+    async def refresh_user(self, user, handler=None):
+        if handler is None or self.sessions is None:
+            return True
+        token = handler.get_token()
+        if token is not None and token.user_id == user.id:
+            session_id = token.session_id
+            if not session_id:
+                return True  # a server's own token or one an admin issued, not a browser's
+        else:
+            session_id = handler.get_session_cookie()
+            if not session_id:
+                return False
+        try:
+            live = await self.sessions.touch(user.name, session_id)
+        except StoreUnavailable:
+            # keep serving signed-in people while Redis is away; new sign-ins fail closed
+            return True
+        if not live:
+            self.log.info("Session of %s has ended; sign-in required", user.name)
+        return live
+
+    def get_handlers(self, app):
+        from .admin_handlers import admin_handlers
+        from .handlers import LoginHandler, LogoutHandler
+
+        return [("/login", LoginHandler), ("/logout", LogoutHandler), *admin_handlers()]
+
+
+def bearer_token(handler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def too_many(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return (
+        "Too many failed sign-ins for this account or from this address. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin."
+    )

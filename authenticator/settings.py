@@ -1,0 +1,448 @@
+"""Every setting of the JWTAuthenticator, as traits with environment defaults.
+
+Set them as ``c.JWTAuthenticator.<name> = ...`` in a config file, or through the
+``CLASSHUB_*`` environment variables named in each ``help``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from .roles import ROLES, STUDENT_SCOPES
+from .sessions import POLICIES, TAKEOVER
+
+
+def _env_int(name: str, fallback: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else fallback
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of seconds, got {value!r}") from None
+
+
+class AuthSettings(LoggingConfigurable):
+    # ----- JWT -----
+    jwt_secret = Unicode(
+        config=True,
+        help="""Shared secret for HS256 sign-in tokens (at least 32 bytes).
+
+        Your portal or LMS signs each sign-in token with it; keep it out of the repository.
+        Default: the CLASSHUB_JWT_SECRET environment variable. Leave empty and set
+        ``jwt_public_key_file`` or ``jwks_url`` for RS256/ES256.
+
+        Example: ``c.JWTAuthenticator.jwt_secret = open("/run/secrets/jwt").read().strip()``
+        """,
+    )
+    jwt_public_key_file = Unicode(
+        config=True,
+        help="""PEM public key file for RS256 or ES256 sign-in tokens (see ``jwt_algorithm``).
+
+        Default: CLASSHUB_JWT_PUBLIC_KEY_FILE.
+
+        Example: ``c.JWTAuthenticator.jwt_public_key_file = "/etc/classhub/portal.pem"``
+        """,
+    )
+    jwks_url = Unicode(
+        config=True,
+        help="""JWKS address of your identity provider, pinned here (a token's ``jku`` or
+        ``x5u`` is never followed). Keys are cached; an unknown ``kid`` refreshes the set at
+        most once per ``jwks_min_refresh_interval``. Default: CLASSHUB_JWKS_URL.
+
+        Example: ``c.JWTAuthenticator.jwks_url = "https://idp.example.edu/.well-known/jwks.json"``
+        """,
+    )
+    jwks_min_refresh_interval = Float(
+        60.0,
+        config=True,
+        help="""Seconds between two JWKS downloads at most, so tokens with made-up key ids
+        cannot hammer the identity provider.
+
+        Example: ``c.JWTAuthenticator.jwks_min_refresh_interval = 300``
+        """,
+    )
+    jwt_algorithm = Enum(
+        ["HS256", "RS256", "ES256"],
+        config=True,
+        help="""The one algorithm accepted, fixed here and never read from the token.
+
+        HS256 with ``jwt_secret``; RS256 or ES256 with ``jwt_public_key_file`` or
+        ``jwks_url``. Default: CLASSHUB_JWT_ALGORITHM, else HS256 when a secret is set and
+        RS256 otherwise.
+
+        Example: ``c.JWTAuthenticator.jwt_algorithm = "ES256"``
+        """,
+    )
+    jwt_issuer = Unicode(
+        config=True,
+        help="""Required ``iss`` claim. Default: CLASSHUB_JWT_ISSUER, else "classhub".
+
+        Example: ``c.JWTAuthenticator.jwt_issuer = "https://portal.example.edu"``
+        """,
+    )
+    jwt_audience = Unicode(
+        config=True,
+        help="""Required ``aud`` claim: tokens minted for another service are refused.
+        Default: CLASSHUB_JWT_AUDIENCE, else "classhub".
+
+        Example: ``c.JWTAuthenticator.jwt_audience = "classhub.example.edu"``
+        """,
+    )
+    username_claim = Unicode(
+        config=True,
+        help="""Claim holding the username. It is normalised (Unicode NFC, lower case) but
+        never shortened: ``alice@a.edu`` and ``alice@b.edu`` stay two people.
+        Default: CLASSHUB_JWT_USERNAME_CLAIM, else "sub".
+
+        Example: ``c.JWTAuthenticator.username_claim = "email"``
+        """,
+    )
+    role_claim = Unicode(
+        "role",
+        config=True,
+        help="""Claim giving the role: "admin", "teacher" or "student".
+
+        Example: ``c.JWTAuthenticator.role_claim = "classhub_role"``
+        """,
+    )
+    default_role = Enum(
+        list(ROLES),
+        default_value="student",
+        config=True,
+        help="""Role for a token without the role claim.
+
+        Example: ``c.JWTAuthenticator.default_role = "student"``
+        """,
+    )
+    groups_claim = Unicode(
+        "",
+        config=True,
+        help="""Optional claim with a list of group names. When set, the authenticator
+        manages group membership (``Authenticator.manage_groups``): each sign-in sets the
+        person's groups to the claim, and the group API is switched off.
+
+        Example: ``c.JWTAuthenticator.groups_claim = "groups"``
+        """,
+    )
+    jwt_leeway = Integer(
+        30,
+        config=True,
+        help="""Clock skew allowed for ``exp``, ``nbf`` and ``iat``, in seconds (0-60).
+
+        Example: ``c.JWTAuthenticator.jwt_leeway = 10``
+        """,
+    )
+    max_token_age = Integer(
+        600,
+        config=True,
+        help="""Oldest ``iat`` accepted, in seconds: a sign-in token is for signing in now.
+
+        Example: ``c.JWTAuthenticator.max_token_age = 120``
+        """,
+    )
+    max_token_bytes = Integer(
+        8192,
+        config=True,
+        help="""Longest token accepted, checked before decoding anything.
+
+        Example: ``c.JWTAuthenticator.max_token_bytes = 4096``
+        """,
+    )
+
+    # ----- local accounts -----
+    password_login = Bool(
+        True,
+        config=True,
+        help="""Allow sign-in with a local username and password (accounts in PostgreSQL,
+        argon2 hashes). Switch off where everyone comes through single sign-on.
+        Default: CLASSHUB_PASSWORD_LOGIN (0/1), else on.
+
+        Example: ``c.JWTAuthenticator.password_login = False``
+        """,
+    )
+    accounts_db_url = Unicode(
+        config=True,
+        help="""PostgreSQL database for local accounts (schema ``classhub_auth``).
+        Default: CLASSHUB_ACCOUNTS_DB_URL, else the hub's CLASSHUB_DB_URL.
+
+        Example: ``c.JWTAuthenticator.accounts_db_url = "postgresql://hub:pw@db/classhub"``
+        """,
+    )
+    first_admin = Unicode(
+        config=True,
+        help="""Admin account created at start-up when missing, with the password from
+        CLASSHUB_ADMIN_PASSWORD_FILE (or CLASSHUB_ADMIN_PASSWORD). An existing account is
+        left alone. Default: CLASSHUB_ADMIN_USER.
+
+        Example: ``c.JWTAuthenticator.first_admin = "admin"``
+        """,
+    )
+
+    # ----- sessions -----
+    redis_url = Unicode(
+        config=True,
+        help="""Redis holding the live sessions, used token ids and login failure counts.
+        Default: CLASSHUB_REDIS_URL, else redis://127.0.0.1:6379/0.
+
+        Example: ``c.JWTAuthenticator.redis_url = "redis://:pw@redis:6379/0"``
+        """,
+    )
+    redis_prefix = Unicode(
+        "classhub",
+        config=True,
+        help="""Prefix of every Redis key, so two deployments can share one Redis.
+
+        Example: ``c.JWTAuthenticator.redis_prefix = "course-a"``
+        """,
+    )
+    redis_timeout = Float(
+        2.0,
+        config=True,
+        help="""Seconds each Redis call may take before sign-in answers 503.
+
+        Example: ``c.JWTAuthenticator.redis_timeout = 1.0``
+        """,
+    )
+    session_policy = Enum(
+        list(POLICIES),
+        config=True,
+        help="""What a second sign-in of the same person does. "takeover": the new sign-in
+        wins and the old browser loses access within seconds. "reject": the new sign-in is
+        refused with a message saying where the other session is and how to end it.
+        Default: CLASSHUB_SESSION_POLICY, else "takeover".
+
+        Example: ``c.JWTAuthenticator.session_policy = "reject"``
+        """,
+    )
+    session_idle_timeout = Integer(
+        config=True,
+        help="""Seconds without activity after which a session ends. Default:
+        CLASSHUB_SESSION_IDLE_TIMEOUT, else 7200.
+
+        Example: ``c.JWTAuthenticator.session_idle_timeout = 3600``
+        """,
+    )
+
+    # ----- login attempt limits -----
+    login_failures_per_user = Integer(
+        5,
+        config=True,
+        help="""Failed password sign-ins per account per window before it is locked for the
+        rest of the window.
+
+        Example: ``c.JWTAuthenticator.login_failures_per_user = 10``
+        """,
+    )
+    login_failures_per_address = Integer(
+        50,
+        config=True,
+        help="""Failed sign-ins per client address per window (a classroom behind one NAT
+        shares an address, so keep this well above the per-user limit).
+
+        Example: ``c.JWTAuthenticator.login_failures_per_address = 200``
+        """,
+    )
+    login_failure_window = Integer(
+        900,
+        config=True,
+        help="""Length of the failure-counting window, in seconds.
+
+        Example: ``c.JWTAuthenticator.login_failure_window = 600``
+        """,
+    )
+
+    # ----- roles -----
+    student_scopes = List(
+        Unicode(),
+        list(STUDENT_SCOPES),
+        config=True,
+        help="""Scopes of JupyterHub's ``user`` role, which everyone holds. Never add
+        ``tokens``: a token must not outlive a revoked session.
+
+        Example: ``c.JWTAuthenticator.student_scopes = ["read:users!user", "servers!user",
+        "access:servers!user", "users:activity!user"]``
+        """,
+    )
+    teacher_scopes = List(
+        Unicode(),
+        config=True,
+        help="""Extra scopes of the ``classhub-teacher`` role (the classes service narrows
+        teachers to their classes' groups).
+
+        Example: ``c.JWTAuthenticator.teacher_scopes = ["read:users:name"]``
+        """,
+    )
+
+    # ----- defaults from the environment -----
+
+    @default("jwt_secret")
+    def _jwt_secret(self):
+        return os.environ.get("CLASSHUB_JWT_SECRET", "")
+
+    @default("jwt_public_key_file")
+    def _jwt_public_key_file(self):
+        return os.environ.get("CLASSHUB_JWT_PUBLIC_KEY_FILE", "")
+
+    @default("jwks_url")
+    def _jwks_url(self):
+        return os.environ.get("CLASSHUB_JWKS_URL", "")
+
+    @default("jwt_algorithm")
+    def _jwt_algorithm(self):
+        return os.environ.get("CLASSHUB_JWT_ALGORITHM") or ("HS256" if self.jwt_secret else "RS256")
+
+    @default("jwt_issuer")
+    def _jwt_issuer(self):
+        return os.environ.get("CLASSHUB_JWT_ISSUER", "classhub")
+
+    @default("jwt_audience")
+    def _jwt_audience(self):
+        return os.environ.get("CLASSHUB_JWT_AUDIENCE", "classhub")
+
+    @default("username_claim")
+    def _username_claim(self):
+        return os.environ.get("CLASSHUB_JWT_USERNAME_CLAIM", "sub")
+
+    @default("password_login")
+    def _password_login(self):
+        return os.environ.get("CLASSHUB_PASSWORD_LOGIN", "1") not in ("0", "false", "no")
+
+    @default("accounts_db_url")
+    def _accounts_db_url(self):
+        return os.environ.get("CLASSHUB_ACCOUNTS_DB_URL") or os.environ.get("CLASSHUB_DB_URL", "")
+
+    @default("first_admin")
+    def _first_admin(self):
+        return os.environ.get("CLASSHUB_ADMIN_USER", "")
+
+    @default("redis_url")
+    def _redis_url(self):
+        return os.environ.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    @default("session_policy")
+    def _session_policy(self):
+        return os.environ.get("CLASSHUB_SESSION_POLICY", TAKEOVER)
+
+    @default("session_idle_timeout")
+    def _session_idle_timeout(self):
+        return _env_int("CLASSHUB_SESSION_IDLE_TIMEOUT", 7200)
+
+    # ----- JupyterHub defaults that this authenticator relies on -----
+
+    @default("manage_roles")
+    def _manage_roles(self):
+        return True
+
+    @default("manage_groups")
+    def _manage_groups(self):
+        return bool(self.groups_claim)
+
+    @default("enable_auth_state")
+    def _enable_auth_state(self):
+        return True
+
+    @default("allow_all")
+    def _allow_all(self):
+        # a verified token or a local account is the permission to sign in; allowed_users
+        # and blocked_users still apply when an admin sets them
+        return not self.allowed_users
+
+    @default("auth_refresh_age")
+    def _auth_refresh_age(self):
+        return 1  # check the session on (nearly) every request; see refresh_user
+
+    @default("auth_refresh_strict")
+    def _auth_refresh_strict(self):
+        return True  # an ended session's OAuth tokens stop working on API requests too
+
+    # ----- checks with fix-it messages -----
+
+    @validate("jwt_leeway")
+    def _check_leeway(self, proposal):
+        if not 0 <= proposal.value <= 60:
+            raise TraitError(
+                f"jwt_leeway must be between 0 and 60 seconds, got {proposal.value}; "
+                "fix the clocks (NTP) instead of widening the leeway."
+            )
+        return proposal.value
+
+    @validate("jwt_secret")
+    def _check_secret(self, proposal):
+        if proposal.value and len(proposal.value.encode()) < 32:
+            raise TraitError(
+                "jwt_secret (CLASSHUB_JWT_SECRET) must be at least 32 bytes; generate one "
+                "with: openssl rand -hex 32"
+            )
+        return proposal.value
+
+    @validate("session_idle_timeout", "redis_timeout", "max_token_age", "login_failure_window")
+    def _check_positive(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+        return proposal.value
+
+    @validate("student_scopes")
+    def _check_student_scopes(self, proposal):
+        bad = [s for s in proposal.value if s.split("!")[0] in ("tokens", "self", "admin:users")]
+        if bad:
+            raise TraitError(
+                f"student_scopes must not contain {bad}: a student-held token or admin right "
+                "would outlive a revoked session. Remove them."
+            )
+        return proposal.value
+
+    # ----- objects built from the settings -----
+
+    def first_admin_password(self) -> str:
+        path = os.environ.get("CLASSHUB_ADMIN_PASSWORD_FILE", "")
+        if path:
+            return Path(path).read_text().strip()
+        return os.environ.get("CLASSHUB_ADMIN_PASSWORD", "")
+
+    def make_keys(self):
+        """The key source for token sign-in, or None when token sign-in is not set up."""
+        from .jwt_keys import JWKSKeys, StaticKey
+
+        if self.jwks_url:
+            return JWKSKeys(
+                self.jwks_url,
+                algorithm=self.jwt_algorithm,
+                min_refresh_interval=self.jwks_min_refresh_interval,
+            )
+        if self.jwt_public_key_file:
+            pem = Path(self.jwt_public_key_file).read_bytes()
+            return StaticKey.from_public_pem(pem, self.jwt_algorithm)
+        if self.jwt_secret:
+            if self.jwt_algorithm != "HS256":
+                raise ValueError("jwt_secret is for HS256; set jwt_algorithm = 'HS256'.")
+            return StaticKey.from_secret(self.jwt_secret.encode())
+        return None
+
+    def verify_settings(self):
+        from .jwt_verify import VerifySettings
+
+        return VerifySettings(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            username_claim=self.username_claim,
+            role_claim=self.role_claim,
+            groups_claim=self.groups_claim,
+            default_role=self.default_role,
+            leeway=self.jwt_leeway,
+            max_age=self.max_token_age,
+            max_token_bytes=self.max_token_bytes,
+        )
+
+    def make_account_store(self):
+        from .accounts import AccountStore
+
+        if not self.accounts_db_url.startswith(("postgresql", "postgres")):
+            raise ValueError(
+                "Local accounts live in PostgreSQL: set CLASSHUB_ACCOUNTS_DB_URL (or "
+                "CLASSHUB_DB_URL) to a postgresql:// address, or set "
+                "c.JWTAuthenticator.password_login = False."
+            )
+        return AccountStore(self.accounts_db_url)

@@ -1,0 +1,74 @@
+"""End-to-end sign-in in headless Chromium: the README's token recipe for each role, the
+admin's sessions page, and a second sign-in taking over the first browser."""
+
+import secrets
+
+import pytest
+
+from tests.e2e.conftest import compose
+from tests.e2e.test_stack import CHROMIUM_ARGS
+
+pytestmark = pytest.mark.e2e
+
+
+def mint(user: str, role: str) -> str:
+    """What the README tells a newcomer to run."""
+    r = compose("exec", "-T", "hub", "classhub-token", "--user", user, "--role", role)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def token_sign_in(page, url: str, token: str) -> None:
+    page.goto(url + "/hub/login?next=%2Fhub%2Fhome")
+    page.fill("#token_input", token)
+    page.click("#token_submit")
+    page.wait_for_url("**/hub/home", timeout=30_000)
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("role", ["student", "teacher", "admin"])
+def test_readme_token_recipe_signs_in_each_role(deployment, chromium, role, tmp_path):
+    user = f"e2e-{role}-{secrets.token_hex(2)}"
+    page = chromium.new_page()
+    try:
+        token_sign_in(page, deployment.url, mint(user, role))
+        assert user in page.content()
+        admin_panel = page.goto(deployment.url + "/hub/admin")
+        if role == "admin":
+            assert admin_panel.status == 200
+            sessions = page.goto(deployment.url + "/hub/classhub/sessions")
+            assert sessions.status == 200
+            page.wait_for_selector(f"#sessions-table tr[data-user='{user}']", timeout=15_000)
+        else:
+            assert admin_panel.status == 403
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"))
+        print("screenshot:", tmp_path / "failure.png", "url:", page.url)
+        raise
+    finally:
+        page.close()
+        deployment.admin().delete(f"{deployment.url}/hub/api/users/{user}", timeout=60)
+
+
+def test_second_browser_takes_over_the_first(deployment, chromium):
+    user = f"e2e-takeover-{secrets.token_hex(2)}"
+    first = chromium.new_context().new_page()
+    second = chromium.new_context().new_page()
+    try:
+        token_sign_in(first, deployment.url, mint(user, "student"))
+        token_sign_in(second, deployment.url, mint(user, "student"))
+        first.goto(deployment.url + "/hub/home")
+        assert "/hub/login" in first.url, "the first browser must be signed out"
+        second.goto(deployment.url + "/hub/home")
+        assert second.url.endswith("/hub/home")
+    finally:
+        deployment.admin().delete(f"{deployment.url}/hub/api/users/{user}", timeout=60)

@@ -1,0 +1,150 @@
+"""The Redis session store and login limiter against a real Redis server."""
+
+import asyncio
+import secrets
+
+import pytest
+
+from authenticator.ratelimit import Limits, LoginLimiter
+from authenticator.sessions import REJECT, TAKEOVER, Session, SessionStore, StoreUnavailable
+from tests.harness import start_redis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    proc, port = start_redis(tmp_path_factory.mktemp("redis"))
+    yield proc, port
+    proc.stop()
+
+
+@pytest.fixture
+async def store(redis_server):
+    _, port = redis_server
+    s = SessionStore.from_url(
+        f"redis://127.0.0.1:{port}/0",
+        timeout=1.0,
+        idle_timeout=60,
+        prefix="t" + secrets.token_hex(4),
+    )
+    yield s
+    await s.close()
+
+
+def session(user, sid=None):
+    return Session(user=user, session_id=sid or secrets.token_hex(8), started=1000.0)
+
+
+async def test_takeover_replaces_and_reports_the_old_session(store):
+    first = await store.begin(session("ann"), TAKEOVER)
+    assert first.accepted and first.replaced is None
+    second = await store.begin(session("ann"), TAKEOVER)
+    assert second.accepted
+    assert second.replaced.session_id == first.session.session_id
+    assert await store.touch("ann", second.session.session_id)
+    assert not await store.touch("ann", first.session.session_id)
+
+
+async def test_reject_keeps_the_first_session_and_says_which(store):
+    first = await store.begin(session("bob"), REJECT)
+    second = await store.begin(session("bob"), REJECT)
+    assert not second.accepted
+    assert second.session.session_id == first.session.session_id
+    # the same browser signing in again is not a second session
+    again = await store.begin(session("bob", first.session.session_id), REJECT)
+    assert again.accepted and again.replaced is None
+
+
+@pytest.mark.parametrize("policy", [TAKEOVER, REJECT])
+async def test_fifty_parallel_begins_leave_exactly_one_live_session(store, policy):
+    attempts = [session("race") for _ in range(50)]
+    results = await asyncio.gather(*(store.begin(s, policy) for s in attempts))
+    live = [s for s in attempts if await store.touch("race", s.session_id)]
+    assert len(live) == 1
+    accepted = [r for r in results if r.accepted]
+    if policy == REJECT:
+        assert len(accepted) == 1 and accepted[0].session.session_id == live[0].session_id
+    else:
+        assert len(accepted) == 50
+        # every accepted session but the live one was reported as replaced exactly once
+        replaced = [r.replaced.session_id for r in results if r.replaced]
+        assert sorted(replaced) == sorted(s.session_id for s in attempts if s is not live[0])
+
+
+async def test_end_only_ends_the_named_session(store):
+    s = (await store.begin(session("cy"), TAKEOVER)).session
+    assert await store.end("cy", "not-this-one") is None
+    assert await store.touch("cy", s.session_id)
+    ended = await store.end("cy", s.session_id)
+    assert ended.session_id == s.session_id
+    assert not await store.touch("cy", s.session_id)
+
+
+async def test_idle_expiry_and_activity_extends_it(store):
+    s = (await store.begin(session("dee"), TAKEOVER)).session
+    key = store._key("dee")
+    # move Redis' clock for this key: 1.5 s left, below the extend threshold
+    await store.redis.pexpire(key, 1500)
+    assert await store.touch("dee", s.session_id)
+    assert await store.redis.pttl(key) > 50_000, "activity must extend the idle expiry"
+    await store.redis.pexpire(key, 50)
+    await asyncio.sleep(0.2)
+    assert not await store.touch("dee", s.session_id)
+    assert (await store.get("dee"))[0] is None
+
+
+async def test_a_token_id_is_accepted_once(store):
+    jti = secrets.token_hex(8)
+    assert await store.claim_jti(jti, 30)
+    assert not await store.claim_jti(jti, 30)
+    # long or odd ids are hashed, never used raw as keys
+    assert await store.claim_jti("x" * 5000 + "/../", 30)
+
+
+async def test_list_shows_live_sessions_with_idle_time(store):
+    await store.begin(session("eve"), TAKEOVER)
+    listed = await store.list()
+    (eve,) = [(s, ttl) for s, ttl in listed if s.user == "eve"]
+    assert 0 < eve[1] <= 60
+
+
+async def test_login_limiter_locks_a_user_then_clears_on_success(store):
+    limiter = LoginLimiter(store, Limits(per_user=3, per_address=5, window=60))
+    for _ in range(3):
+        assert await limiter.retry_after("fay", "10.0.0.1") == 0
+        await limiter.failed("fay", "10.0.0.1")
+    assert 0 < await limiter.retry_after("fay", "10.0.0.1") <= 60
+    # another user from another address is not affected
+    assert await limiter.retry_after("gus", "10.0.0.2") == 0
+    await limiter.failed("hal", "10.0.0.1")
+    await limiter.failed("ivy", "10.0.0.1")
+    # five failures from 10.0.0.1 in all: the address is locked for everyone
+    assert await limiter.retry_after("joe", "10.0.0.1") > 0
+    await limiter.succeeded("fay")
+    assert await limiter.retry_after("fay", "10.0.0.9") == 0
+
+
+async def test_redis_down_fails_closed_and_recovers(redis_server, tmp_path):
+    proc, port = redis_server
+    store = SessionStore.from_url(
+        f"redis://127.0.0.1:{port}/0", timeout=1.0, idle_timeout=60, prefix="down"
+    )
+    try:
+        await store.begin(session("kim"), TAKEOVER)
+        proc.stop()
+        with pytest.raises(StoreUnavailable):
+            await store.begin(session("kim"), TAKEOVER)
+        with pytest.raises(StoreUnavailable):
+            await store.touch("kim", "x")
+        proc.start()
+        for _ in range(50):
+            try:
+                await store.ping()
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        # the same client object works again without being rebuilt
+        assert (await store.begin(session("kim"), TAKEOVER)).accepted
+    finally:
+        await store.close()
