@@ -177,12 +177,15 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         return self.auth_model(account.username, account.role, "password", {})
 
     def auth_model(self, name: str, role: str, method: str, claims: dict) -> dict:
-        return {
+        model = {
             "name": name,
             "admin": role == "admin",
             "roles": roles_for(role, self.roles()),
             "auth_state": {"method": method, "role": role, "claims": claims},
         }
+        if self.manage_groups:
+            model["groups"] = None  # local accounts carry no groups: leave them as they are
+        return model
 
     # ----- the single session -----
 

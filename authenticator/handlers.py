@@ -85,8 +85,12 @@ class LoginHandler(HubLoginHandler):
         if "token" in self.request.body_arguments:
             data["token"] = self.get_body_argument("token", strip=True)
         user = await self.login_user(data)
-        if user is None:  # authenticate raises on every token failure; defensive
-            raise web.HTTPError(401, "Sign-in token refused.")
+        if user is None:
+            # the token was good (authenticate raises on every token failure), but
+            # JupyterHub's allow/block lists or a post_auth_hook turned the person away
+            raise web.HTTPError(
+                403, "Your account may not sign in to this hub; ask an admin if that is wrong."
+            )
         self._jupyterhub_user = user
         self.redirect(self.get_next_url(user))
 

@@ -336,6 +336,13 @@ class AuthSettings(LoggingConfigurable):
     def _manage_roles(self):
         return True
 
+    @default("reset_managed_roles_on_startup")
+    def _reset_managed_roles(self):
+        # load_managed_roles returns every role this authenticator hands out (admin
+        # included), so nothing it assigned is stale; this also avoids a KeyError in
+        # JupyterHub 6.1's start-up role assignment on restart when it is off
+        return True
+
     @default("manage_groups")
     def _manage_groups(self):
         return bool(self.groups_claim)

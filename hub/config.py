@@ -76,6 +76,9 @@ def configure_spawner(
     c.ClassroomSpawner.prefix = prefix
     c.ClassroomSpawner.route_name_prefix = prefix
     c.ClassroomSpawner.default_url = "/lab"
+    # students cannot switch off the server's session guard (or anything else classhub
+    # configures) through ~/.jupyter
+    c.Spawner.disable_user_config = True
     # cmd stays unset: each allowed image's own CMD starts its server
     # generous: a class starting at once queues (ClassroomSpawner.start_concurrency);
     # each container's own start is bounded by ClassroomSpawner.ready_timeout

@@ -259,6 +259,17 @@ def test_roles_come_from_the_token(stack):
     assert set(student["roles"]) == {"user", "classhub-student"}
 
 
+def test_roles_and_sessions_survive_a_hub_restart(stack):
+    t, a = new_user(), new_user()
+    bt, ba = stack.browser(), stack.browser()
+    stack.login_token(bt, stack.mint(t, role="teacher"))
+    stack.login_token(ba, stack.mint(a, role="admin"))
+    stack.restart_hub()
+    assert "classhub-teacher" in stack.user_model(t)["roles"]
+    assert stack.user_model(a)["admin"] is True
+    assert stack.whoami(bt) == t and stack.whoami(ba) == a
+
+
 def test_a_student_cannot_create_api_tokens_or_use_admin_apis(stack):
     user, b = new_user(), stack.browser()
     stack.login_token(b, stack.mint(user))

@@ -34,6 +34,14 @@ c.JWTAuthenticator.jwt_algorithm = "RS256"
 c.JWTAuthenticator.jwt_public_key_file = {str(work / "portal.pem")!r}
 c.JWTAuthenticator.session_policy = "reject"
 c.JWTAuthenticator.login_failures_per_user = 3
+c.JWTAuthenticator.groups_claim = "groups"
+c.Authenticator.blocked_users = {{"blocked-person"}}
+
+def _hook(authenticator, handler, authentication):
+    authentication["auth_state"]["hooked"] = True
+    return authentication
+
+c.Authenticator.post_auth_hook = _hook
 """,
         log_level="INFO",
     )
@@ -95,6 +103,27 @@ def test_hs256_signed_with_the_public_key_is_refused(rstack, rsa_key):
 def test_a_token_signed_by_another_key_is_refused(rstack):
     other = ec.generate_private_key(ec.SECP256R1())
     r = rstack.login_token(rstack.browser(), mint(other, new_user(), algorithm="ES256"))
+    assert r.status_code == 401
+
+
+# ----- JupyterHub's own checks and hooks still run -----
+
+
+def test_blocked_users_cannot_sign_in_with_a_valid_token(rstack, rsa_key):
+    b = rstack.browser()
+    r = rstack.login_token(b, mint(rsa_key, "blocked-person"))
+    assert r.status_code == 403
+    assert rstack.whoami(b) is None
+
+
+def test_post_auth_hook_runs_and_groups_come_from_the_claim(rstack, rsa_key):
+    user = new_user()
+    token = mint(rsa_key, user, groups=["lms-cs101", "lms-ma201"])
+    assert rstack.login_token(rstack.browser(), token).status_code == 302
+    model = rstack.api("GET", f"/users/{user}", params={"include_auth_state": "1"}).json()
+    assert model["auth_state"]["hooked"] is True
+    assert sorted(model["groups"]) == ["lms-cs101", "lms-ma201"]
+    r = rstack.login_token(rstack.browser(), mint(rsa_key, new_user(), groups=["../etc"]))
     assert r.status_code == 401
 
 

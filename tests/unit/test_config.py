@@ -34,6 +34,7 @@ def test_apply_env_defaults():
     assert c.TraefikDockerProxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
     assert c.JWTAuthenticator.session_policy == "takeover"
     assert c.JWTAuthenticator.session_idle_timeout == 7200
+    assert c.Spawner.disable_user_config is True
 
 
 def test_apply_env_uses_gateway_lookup():

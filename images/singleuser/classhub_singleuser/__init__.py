@@ -1,0 +1,26 @@
+"""classhub's jupyter-server extension for student servers.
+
+Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). It ends a
+revoked sign-in session's access to the server (issue 3): see :mod:`.session_guard`.
+
+This module only names the hooks; the guard is imported when jupyter-server links the
+extension, so importing the package costs nothing at start-up.
+"""
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "classhub_singleuser"}]
+
+
+def _link_jupyter_server_extension(serverapp):
+    # Linking runs before the server creates its identity provider (and with it the
+    # HubOAuth instance that authenticates requests), the moment to set HubOAuth config.
+    from .session_guard import link
+
+    link(serverapp)
+
+
+def _load_jupyter_server_extension(serverapp):
+    from .session_guard import load
+
+    load(serverapp)
