@@ -12,6 +12,7 @@ import asyncio
 import uuid
 import weakref
 
+from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from tornado import web
 
@@ -19,6 +20,7 @@ from hub import clock
 
 from . import revoke
 from .accounts import StoreUnavailable as AccountsUnavailable
+from .class_roles import class_teacher_roles
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
@@ -196,6 +198,11 @@ class JWTAuthenticator(AuthSettings, Authenticator):
                 await self._begin_session(handler, authentication)
             except StoreUnavailable:
                 raise web.HTTPError(503, UNAVAILABLE) from None
+            if authentication["auth_state"]["role"] == "teacher":
+                existing = orm.User.find(handler.db, authentication["name"])
+                if existing is not None:
+                    groups = [g.name for g in existing.groups]
+                    authentication["roles"] += class_teacher_roles(groups)
         return authentication
 
     async def _begin_session(self, handler, authentication) -> None:
@@ -261,7 +268,21 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             return True
         if not live:
             self.log.info("Session of %s has ended; sign-in required", user.name)
-        return live
+            return False
+        return self._teacher_roles_update(user) or True
+
+    def _teacher_roles_update(self, user) -> dict | None:
+        """New roles for a teacher whose classes changed since the last request, else None."""
+        held = {r.name for r in user.roles}
+        if "classhub-teacher" not in held:
+            return None
+        wanted = roles_for("teacher", self.roles()) + class_teacher_roles(
+            g.name for g in user.groups
+        )
+        if {r["name"] for r in wanted} == held:
+            return None
+        self.log.info("Updating the class roles of teacher %s", user.name)
+        return {"name": user.name, "roles": wanted}
 
     def get_handlers(self, app):
         from .admin_handlers import admin_handlers

@@ -12,9 +12,11 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount
 from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
+from jupyterhub import orm
 from tornado import web
-from traitlets import Dict, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from .classes import ClassRefused, class_group, resolve_class
 from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
 from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels
@@ -162,6 +164,20 @@ class ClassroomSpawner(DockerSpawner):
         """,
     )
 
+    class_servers_only = Bool(
+        True,
+        config=True,
+        help="""Named servers are class environments only.
+
+        A named server ``<code>`` starts only for a member of class ``<code>`` (group
+        ``class-<code>``) or one of its teachers (group ``teachers-<code>``), with the
+        image, CPU and memory limits the classes service stored on the group. Switch off
+        to allow free-form named servers with the default environment.
+
+        Example: ``c.ClassroomSpawner.class_servers_only = False``
+        """,
+    )
+
     @default("start_concurrency")
     def _default_start_concurrency(self):
         return (os.cpu_count() or 1) + 1
@@ -300,6 +316,33 @@ class ClassroomSpawner(DockerSpawner):
             yield event
 
     # ----- hooks -----
+
+    def run_pre_spawn_hook(self):
+        # the class environment first, so a deployment's own pre_spawn_hook sees it
+        self._apply_class_environment()
+        return super().run_pre_spawn_hook()
+
+    def _apply_class_environment(self) -> None:
+        if not self.name or not self.class_servers_only:
+            return
+        group = orm.Group.find(self.user.db, class_group(self.name))
+        try:
+            env = resolve_class(
+                self.name,
+                member_of={g.name for g in self.user.orm_user.groups},
+                group_properties=group.properties if group is not None else None,
+                is_admin=bool(self.user.admin),
+            )
+        except ClassRefused as e:
+            raise SpawnError(str(e), status_code=403) from None
+        self.image = env.image
+        if env.cpu_limit:
+            self.cpu_limit = env.cpu_limit
+        if env.mem_limit:
+            self.mem_limit = env.mem_limit
+        self.log.info(
+            "Starting %s with class %s's environment (%s)", self._log_name, env.code, env.image
+        )
 
     def get_env(self):
         env = super().get_env()

@@ -337,7 +337,7 @@ c.JupyterHub.services = [{{"name": "classhub-tests", "api_token": {self.token!r}
 c.JupyterHub.load_roles = [{{
     "name": "classhub-tests",
     "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy",
-               "tokens"],
+               "tokens", "admin:groups"],
     "services": ["classhub-tests"],
 }}]
 c.JupyterHub.log_level = {self.log_level!r}
@@ -455,6 +455,27 @@ c.JupyterHub.log_level = {self.log_level!r}
     def create_user(self, name: str) -> None:
         r = self.api("POST", "/users/" + quote(name, safe=""))
         assert r.status_code in (201, 409), r.text
+
+    def make_class(self, code: str, *, image: str | None = None, **environment) -> None:
+        """Create group ``class-<code>`` with a class environment in its properties, the
+        way the classes service does (idempotent)."""
+        group = f"class-{code}"
+        r = self.api("POST", f"/groups/{group}")
+        assert r.status_code in (201, 409), r.text
+        props = {"code": code, "name": code, "image": image or self.image, **environment}
+        r = self.api("PUT", f"/groups/{group}/properties", json={"classhub": props})
+        assert r.status_code == 200, r.text
+
+    def enroll(self, user: str, code: str, *, teacher: bool = False, **environment) -> None:
+        """Make ``code`` a class (if needed) and add ``user`` as a student or teacher."""
+        self.make_class(code, **environment)
+        group = f"{'teachers' if teacher else 'class'}-{code}"
+        if teacher:
+            r = self.api("POST", f"/groups/{group}")
+            assert r.status_code in (201, 409), r.text
+        self.create_user(user)
+        r = self.api("POST", f"/groups/{group}/users", json={"users": [user]})
+        assert r.status_code == 200, r.text
 
     def server_path(self, user: str, server: str = "") -> str:
         p = "/users/" + quote(user, safe="")

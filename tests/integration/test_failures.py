@@ -64,7 +64,7 @@ def assert_nothing_left(stack, user, server):
 )
 def test_failed_spawn_explains_and_cleans_up(stack, server, expected):
     user = "fay"
-    stack.create_user(user)
+    stack.enroll(user, server)
     expect_spawn_failure(stack, user, server, expected)
     assert_nothing_left(stack, user, server)
 
@@ -88,7 +88,7 @@ def test_user_options_cannot_override_image(stack):
 
 
 def test_spawn_progress_events_tell_the_story(stack):
-    stack.create_user("hugo")
+    stack.enroll("hugo", "prog")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         post = pool.submit(stack.api, "POST", stack.server_path("hugo", "prog"))
         # follow the stream the spawn page reads, from as early as the hub offers it

@@ -78,7 +78,7 @@ def test_two_parallel_spawn_requests_give_one_container(stack):
 
 
 def test_named_servers_and_files_survive_stop_start(stack):
-    stack.create_user("dave")
+    stack.enroll("dave", "physics101")
     stack.spawn("dave", "physics101")
     put = requests.put(
         stack.url + "/user/dave/physics101/api/contents/notes.txt",

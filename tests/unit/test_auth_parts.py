@@ -164,6 +164,8 @@ class FakeToken:
 
 class FakeUser:
     id, name = 7, "ann"
+    roles: list = []
+    groups: list = []
 
 
 class FakeSessions:
