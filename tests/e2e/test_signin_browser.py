@@ -72,3 +72,45 @@ def test_second_browser_takes_over_the_first(deployment, chromium):
         assert second.url.endswith("/hub/home")
     finally:
         deployment.admin().delete(f"{deployment.url}/hub/api/users/{user}", timeout=60)
+
+
+def test_admin_accounts_page_creates_and_imports_with_a_report(deployment, chromium, tmp_path):
+    page = chromium.new_page()
+    name = f"e2e-acct-{secrets.token_hex(2)}"
+    bad, good = f"e2e-csv-{secrets.token_hex(2)}", f"e2e-csv-{secrets.token_hex(2)}"
+    try:
+        page.goto(deployment.url + "/hub/login")
+        page.fill("input[name=username]", deployment.env["CLASSHUB_ADMIN_USER"])
+        page.fill("input[name=password]", deployment.env["CLASSHUB_ADMIN_PASSWORD"])
+        page.click("#login_submit")
+        page.goto(deployment.url + "/hub/classhub/accounts")
+        page.fill("#create-account input[name=username]", name)
+        page.click("#create-account button[type=submit]")
+        page.wait_for_selector(f"#accounts-message:has-text('Created {name}')", timeout=15_000)
+        assert "shown once" in page.inner_text("#accounts-message")
+
+        csv = tmp_path / "class.csv"
+        csv.write_text(f"username,password,role\n{good},,student\n{bad},,wizard\n")
+        page.set_input_files("#import-accounts input[type=file]", str(csv))
+        page.click("#import-accounts button[type=submit]")
+        page.wait_for_selector("#import-report tbody tr.table-danger", timeout=15_000)
+        assert "Nothing was imported" in page.inner_text("#accounts-message")
+        rows = page.inner_text("#import-report")
+        assert bad in rows and "role" in rows.lower()
+
+        csv.write_text(f"username,password,role\n{good},,student\n")
+        page.set_input_files("#import-accounts input[type=file]", str(csv))
+        page.click("#import-accounts button[type=submit]")
+        page.wait_for_selector(f"#import-report tbody tr:has-text('{good}')", timeout=15_000)
+        assert "All rows imported" in page.inner_text("#accounts-message")
+        page.wait_for_selector(f"#accounts-table td:has-text('{good}')", timeout=15_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"))
+        print("screenshot:", tmp_path / "failure.png", "url:", page.url)
+        raise
+    finally:
+        page.close()
+        admin = deployment.admin()
+        for user in (name, good):
+            admin.delete(f"{deployment.url}/hub/api/classhub/accounts/{user}", timeout=30)
+            admin.delete(f"{deployment.url}/hub/api/users/{user}", timeout=30)
