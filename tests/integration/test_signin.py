@@ -286,6 +286,9 @@ def test_a_student_cannot_create_api_tokens_or_use_admin_apis(stack):
         assert r.status_code in (403, 404), (method, path, r.status_code)
     page = b.get(stack.url + "/hub/classhub/sessions", timeout=15, allow_redirects=False)
     assert page.status_code == 403
+    home = b.get(stack.url + "/hub/home", timeout=15)
+    assert home.status_code == 200
+    assert "/hub/token" not in home.text and "/hub/classhub/sessions" not in home.text
 
 
 def test_auth_state_keeps_the_claims_encrypted(stack):
@@ -354,6 +357,7 @@ def test_admin_lists_and_ends_a_session(stack):
     assert r.status_code == 404
     page = admin.get(stack.url + "/hub/classhub/sessions", timeout=15)
     assert page.status_code == 200 and "Active sessions" in page.text
+    assert 'href="/hub/classhub/accounts"' in page.text  # in the admin's navigation
 
 
 def test_idle_session_expires_and_activity_keeps_it(stack):
