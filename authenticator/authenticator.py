@@ -261,8 +261,10 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             session_id = handler.get_session_cookie()
             if not session_id:
                 return False
+        # a student server's periodic websocket re-check is not the person's activity
+        extend = handler.request.headers.get("X-Classhub-Recheck") != "websocket"
         try:
-            live = await self.sessions.touch(user.name, session_id)
+            live = await self.sessions.touch(user.name, session_id, extend=extend)
         except StoreUnavailable:
             # keep serving signed-in people while Redis is away; new sign-ins fail closed
             return True

@@ -155,13 +155,13 @@ class SessionStore:
             previous = None
         return BeginResult(True, session, previous)
 
-    async def touch(self, user: str, session_id: str) -> bool:
-        """True when ``session_id`` is ``user``'s live session; extends its idle expiry."""
+    async def touch(self, user: str, session_id: str, *, extend: bool = True) -> bool:
+        """True when ``session_id`` is ``user``'s live session; activity (``extend``)
+        pushes its idle expiry back."""
+        below = self.extend_below_ms if extend else -1
         found = await self.call(
             "checking a session",
-            self._touch(
-                keys=[self._key(user)], args=[session_id, self.idle_ms, self.extend_below_ms]
-            ),
+            self._touch(keys=[self._key(user)], args=[session_id, self.idle_ms, below]),
         )
         return bool(found)
 

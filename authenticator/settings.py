@@ -292,7 +292,13 @@ class AuthSettings(LoggingConfigurable):
 
     @default("jwt_algorithm")
     def _jwt_algorithm(self):
-        return os.environ.get("CLASSHUB_JWT_ALGORITHM") or ("HS256" if self.jwt_secret else "RS256")
+        explicit = os.environ.get("CLASSHUB_JWT_ALGORITHM")
+        if explicit:
+            return explicit
+        # a public key or JWKS wins over a secret (make_keys uses them first)
+        if self.jwks_url or self.jwt_public_key_file or not self.jwt_secret:
+            return "RS256"
+        return "HS256"
 
     @default("jwt_issuer")
     def _jwt_issuer(self):
@@ -338,9 +344,10 @@ class AuthSettings(LoggingConfigurable):
 
     @default("reset_managed_roles_on_startup")
     def _reset_managed_roles(self):
-        # load_managed_roles returns every role this authenticator hands out (admin
-        # included), so nothing it assigned is stale; this also avoids a KeyError in
-        # JupyterHub 6.1's start-up role assignment on restart when it is off
+        # load_managed_roles returns the fixed roles (admin included), so their assignments
+        # are kept; per-class teacher roles are dropped at start-up and restored by
+        # refresh_user on the teacher's next request. Off, JupyterHub 6.1 fails on restart
+        # with a KeyError in its start-up role assignment.
         return True
 
     @default("manage_groups")

@@ -165,7 +165,8 @@ log "hub is healthy through Traefik"
 
 # The hub created the first admin (CLASSHUB_ADMIN_USER) at start-up if it was missing.
 ADMIN_MSG="user '$(get_var CLASSHUB_ADMIN_USER)', initial password $(get_var CLASSHUB_ADMIN_PASSWORD)
-          (kept in .run/classhub.env; change it on /hub/classhub/accounts)"
+          (kept in .run/classhub.env; change it with
+           docker exec -it classhub_hub_1 classhub-user passwd admin)"
 
 cat <<EOF
 

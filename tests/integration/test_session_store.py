@@ -88,6 +88,10 @@ async def test_idle_expiry_and_activity_extends_it(store):
     await store.redis.pexpire(key, 1500)
     assert await store.touch("dee", s.session_id)
     assert await store.redis.pttl(key) > 50_000, "activity must extend the idle expiry"
+    # a re-check that is not activity does not extend it
+    await store.redis.pexpire(key, 1500)
+    assert await store.touch("dee", s.session_id, extend=False)
+    assert await store.redis.pttl(key) <= 1500
     await store.redis.pexpire(key, 50)
     await asyncio.sleep(0.2)
     assert not await store.touch("dee", s.session_id)

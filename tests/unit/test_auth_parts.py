@@ -50,6 +50,13 @@ def test_defaults_come_from_the_environment(monkeypatch):
     assert a.manage_groups is False
 
 
+def test_a_public_key_or_jwks_means_rs256_even_with_a_secret(monkeypatch):
+    monkeypatch.setenv("CLASSHUB_JWT_SECRET", "s" * 40)
+    assert JWTAuthenticator().jwt_algorithm == "HS256"
+    assert JWTAuthenticator(jwks_url="https://idp.example/jwks").jwt_algorithm == "RS256"
+    assert JWTAuthenticator(jwt_public_key_file="/k.pem").jwt_algorithm == "RS256"
+
+
 def test_groups_claim_switches_on_managed_groups():
     assert JWTAuthenticator(groups_claim="groups").manage_groups is True
 
@@ -172,7 +179,7 @@ class FakeSessions:
     def __init__(self, live=None, down=False):
         self.live, self.down, self.touched = live, down, []
 
-    async def touch(self, user, sid):
+    async def touch(self, user, sid, extend=True):
         if self.down:
             raise StoreUnavailable("down")
         self.touched.append((user, sid))
