@@ -11,9 +11,9 @@ import re
 
 from jupyterhub.handlers.login import LoginHandler as HubLoginHandler
 from jupyterhub.handlers.login import LogoutHandler as HubLogoutHandler
+from jupyterhub.utils import new_token
 from tornado import web
 
-from . import revoke
 from .authenticator import bearer_token
 from .sessions import StoreUnavailable
 
@@ -101,7 +101,8 @@ class LoginHandler(HubLoginHandler):
             # other browser's hub cookie for this person
             self._session_id = session_id
             self.set_session_cookie()
-            revoke.rotate_cookie_id(self.db, user.name)
+            user.orm_user.cookie_id = new_token()
+            self.db.commit()
         super().set_login_cookie(user)
 
 
