@@ -19,6 +19,8 @@ STUDENT_SCOPES = (
     "users:activity!user",
     "servers!user",
     "access:servers!user",
+    # sign in to the classes service (its pages and API check who may see what)
+    "access:services!service=classes",
 )
 
 

@@ -120,6 +120,18 @@ def configure_logging(c: Config) -> None:
     }
 
 
+def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
+    """The classes service (services/classes), run by the hub, with its least-privilege role."""
+    from services.classes.config import classes_service_config
+
+    try:
+        service, role = classes_service_config(port=port, mongo_url=mongo_url, env=env)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -203,3 +215,9 @@ def apply_env(
         session_policy=env.get("CLASSHUB_SESSION_POLICY", "takeover"),
         session_idle_timeout=idle,
     )
+    if env.get("CLASSHUB_MONGO_URL"):
+        try:
+            classes_port = int(env.get("CLASSHUB_CLASSES_PORT", "10101"))
+        except ValueError:
+            raise ConfigError("CLASSHUB_CLASSES_PORT must be a port number") from None
+        configure_classes(c, port=classes_port, mongo_url=env["CLASSHUB_MONGO_URL"], env=env)

@@ -117,6 +117,44 @@ def start_redis(workdir: Path) -> tuple[Process, int]:
     return proc, port
 
 
+def start_mongo(workdir: Path, port: int | None = None) -> tuple[Process, int]:
+    """A MongoDB wire-protocol server (``nx-27017`` from the venv) on a random port, its
+    data in ``workdir/data``. Pass ``port`` to start it again where it was."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    proc = Process(
+        "mongo",
+        [
+            str(VENV_BIN / "nx-27017"),
+            "--data-dir",
+            str(workdir / "data"),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--log-file",
+            str(workdir / "nx-27017-internal.log"),
+            "--pid-file",
+            str(workdir / "nx-27017.pid"),
+        ],
+        workdir / "mongo.log",
+    ).start()
+
+    def ready():
+        import pymongo
+
+        client = pymongo.MongoClient(
+            f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=500, connect=False
+        )
+        try:
+            return client.admin.command("ping").get("ok") == 1
+        finally:
+            client.close()
+
+    wait_for(ready, 30, interval=0.2, what="mongo (nx-27017)")
+    return proc, port
+
+
 def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     """A throw-away PostgreSQL 15 cluster (run as the ``postgres`` user, so its data lives
     in a directory of its own under /tmp, outside pytest's root-only tmp tree)."""
@@ -242,8 +280,15 @@ class Stack:
         extra_config: str = "",
         with_data_services: bool = True,
         log_level: str = "DEBUG",
+        with_classes: bool = False,
+        env: dict[str, str] | None = None,
     ):
         self.workdir = workdir
+        # the classes service (MongoDB + `python -m services.classes`, run by the hub)
+        self.with_classes = with_classes
+        self.extra_env = dict(env or {})  # more CLASSHUB_* settings for the hub
+        self.mongo: Process | None = None
+        self.mongo_port = self.classes_port = 0
         self.prefix = "chtest" + secrets.token_hex(3)
         self.image = image
         self.extra_config = extra_config
@@ -251,6 +296,7 @@ class Stack:
         self.log_level = log_level
         self.token = secrets.token_hex(32)
         self.jwt_secret = secrets.token_hex(32)
+        self.crypt_key = secrets.token_hex(32)  # the same across hub restarts
         self.admin_password = secrets.token_urlsafe(16)
         self.docker = docker.from_env(timeout=60)
         self.processes: list[Process] = []
@@ -278,6 +324,10 @@ class Stack:
         self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
         self.redis, self.redis_port = start_redis(w / "redis")
         self.processes.append(self.redis)
+        if self.with_classes:
+            self.mongo, self.mongo_port = start_mongo(w / "mongo")
+            self.processes.append(self.mongo)
+            self.classes_port = free_port()
         if self.with_data_services:
             self.pg, self.pg_port, self.db_url = start_postgres(w / "pg")
             self.processes.append(self.pg)
@@ -333,17 +383,21 @@ class Stack:
 
     def _extra_config(self) -> str:
         return f"""
-c.JupyterHub.services = [{{"name": "classhub-tests", "api_token": {self.token!r}}}]
-c.JupyterHub.load_roles = [{{
+c.JupyterHub.services.append({{"name": "classhub-tests", "api_token": {self.token!r}}})
+c.JupyterHub.load_roles.append({{
     "name": "classhub-tests",
     "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "proxy",
                "tokens", "admin:groups"],
     "services": ["classhub-tests"],
-}}]
+}})
 c.JupyterHub.log_level = {self.log_level!r}
 {"" if self.with_data_services else "c.JWTAuthenticator.password_login = False"}
 {self.extra_config}
 """
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/classhub"
 
     def hub_env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSHUB_")}
@@ -364,8 +418,15 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_JWT_SECRET=self.jwt_secret,
             CLASSHUB_MEM_LIMIT="1G",
             CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
-            JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
+            JUPYTERHUB_CRYPT_KEY=self.crypt_key,
         )
+        if self.with_classes:
+            # hub/config.py registers the classes service when it is given a MongoDB
+            env.update(
+                CLASSHUB_MONGO_URL=self.mongo_url,
+                CLASSHUB_CLASSES_PORT=str(self.classes_port),
+            )
+        env.update(self.extra_env)
         return env
 
     def start_hub(self) -> None:

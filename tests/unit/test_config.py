@@ -157,3 +157,31 @@ def test_entry_points_registered():
     assert {e.name for e in entry_points(group="jupyterhub.spawners")} >= {"classroom"}
     assert {e.name for e in entry_points(group="jupyterhub.proxies")} >= {"traefik-docker"}
     assert {e.name for e in entry_points(group="jupyterhub.authenticators")} >= {"classhub-jwt"}
+
+
+def test_classes_service_is_registered_when_mongo_is_configured():
+    env = {
+        "CLASSHUB_HUB_IP": "1.2.3.4",
+        "CLASSHUB_MONGO_URL": "mongodb://127.0.0.1:17017/classhub",
+        "CLASSHUB_CLASSES_PORT": "10555",
+        "CLASSHUB_MAX_MEM_LIMIT": "4G",
+    }
+    c = Config()
+    apply_env(c, env)
+    (service,) = c.JupyterHub.services
+    assert service["name"] == "classes" and service["url"] == "http://127.0.0.1:10555"
+    assert service["environment"]["CLASSHUB_MAX_MEM_LIMIT"] == "4G"
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["classes"]
+    assert not {"admin:users", "tokens", "access:servers"} & set(role["scopes"])
+
+
+def test_no_classes_service_without_mongo():
+    c = Config()
+    apply_env(c, {"CLASSHUB_HUB_IP": "1.2.3.4"})
+    assert "services" not in c.JupyterHub
+
+
+def test_bad_mongo_url_gives_fixit_message():
+    with pytest.raises(ConfigError, match="mongodb://"):
+        apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_MONGO_URL": "http://x"})

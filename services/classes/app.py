@@ -1,0 +1,373 @@
+"""``ClassesApp``: the classes service (``python -m services.classes``).
+
+On top of :class:`~services.base.app.ServiceApp`: the MongoDB store, the admin's limits
+for class environments, the hub group sync (a full reconciliation at start-up, retried
+until MongoDB and the hub answer, then every ``reconcile_interval``) and the idle culler
+(every ``cull_interval``). Settings come from ``CLASSHUB_*`` variables, which
+:func:`services.classes.config.classes_service_config` passes from the hub's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from traitlets import Float, Int, List, TraitError, Unicode, default, validate
+
+from hub import clock
+from services.base.app import ServiceApp
+from services.base.errors import Unavailable
+from services.base.hubapi import HubAPIError
+
+from .culler import Culler
+from .handlers import class_handlers
+from .hubsync import GroupSync
+from .model import InvalidClass, Limits, parse_mem
+from .store import ClassStore
+
+#: start-up reconciliation retries: first wait, longest wait (seconds)
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+
+
+def _env_number(name: str, default, kind, what: str):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
+
+
+class ClassesApp(ServiceApp):
+    name = "classhub-classes"
+    description = "classhub's classes service: rosters, class environments, hub groups"
+    default_service_name = "classes"
+
+    mongo_url = Unicode(
+        config=True,
+        help="""MongoDB connection URL; its path names the database (``classhub`` when
+        empty). Set from ``CLASSHUB_MONGO_URL``. It may hold a password: it is never
+        logged.
+
+        Example: ``c.ClassesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
+        """,
+    ).tag(sensitive=True)
+
+    @default("mongo_url")
+    def _default_mongo_url(self):
+        return os.environ.get("CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub")
+
+    @validate("mongo_url")
+    def _check_mongo_url(self, proposal):
+        if not proposal.value.startswith(("mongodb://", "mongodb+srv://")):
+            raise TraitError(
+                "mongo_url must start with mongodb:// or mongodb+srv:// "
+                "(set CLASSHUB_MONGO_URL, e.g. mongodb://127.0.0.1:17017/classhub)"
+            )
+        return proposal.value
+
+    mongo_timeout = Float(
+        config=True,
+        help="""Seconds a MongoDB call may take (server selection, connect, each
+        operation) before the API answers 503. Set from ``CLASSHUB_MONGO_TIMEOUT``.
+
+        Example: ``c.ClassesApp.mongo_timeout = 2``
+        """,
+    )
+
+    @default("mongo_timeout")
+    def _default_mongo_timeout(self):
+        return _env_number("CLASSHUB_MONGO_TIMEOUT", 3.0, float, "a number of seconds")
+
+    default_image = Unicode(
+        config=True,
+        help="""Image of a new class unless its creator picks another; must be one of
+        ``allowed_images``. Set from ``CLASSHUB_SINGLEUSER_IMAGE``.
+
+        Example: ``c.ClassesApp.default_image = "classhub/singleuser:latest"``
+        """,
+    )
+
+    @default("default_image")
+    def _default_default_image(self):
+        return os.environ.get("CLASSHUB_SINGLEUSER_IMAGE") or "classhub/singleuser:latest"
+
+    allowed_images = List(
+        Unicode(),
+        config=True,
+        help="""Images a class environment may use (the spawner enforces the same list).
+        Set from ``CLASSHUB_ALLOWED_IMAGES`` (comma-separated); default: the default image.
+
+        Example: ``c.ClassesApp.allowed_images = ["classhub/singleuser:latest",
+        "classhub/datascience:2026"]``
+        """,
+    )
+
+    @default("allowed_images")
+    def _default_allowed_images(self):
+        raw = os.environ.get("CLASSHUB_ALLOWED_IMAGES", "")
+        return [v.strip() for v in raw.split(",") if v.strip()] or [self.default_image]
+
+    max_cpu_limit = Float(
+        config=True,
+        help="""Most CPUs a teacher may give their class's servers. Set from
+        ``CLASSHUB_MAX_CPU_LIMIT``.
+
+        Example: ``c.ClassesApp.max_cpu_limit = 2.0``
+        """,
+    )
+
+    @default("max_cpu_limit")
+    def _default_max_cpu(self):
+        return _env_number("CLASSHUB_MAX_CPU_LIMIT", 2.0, float, "a number of CPUs")
+
+    max_mem_limit = Unicode(
+        config=True,
+        help="""Most memory a teacher may give their class's servers (K, M, G, T
+        suffixes). Set from ``CLASSHUB_MAX_MEM_LIMIT``.
+
+        Example: ``c.ClassesApp.max_mem_limit = "4G"``
+        """,
+    )
+
+    @default("max_mem_limit")
+    def _default_max_mem(self):
+        return os.environ.get("CLASSHUB_MAX_MEM_LIMIT") or "2G"
+
+    default_cpu_limit = Float(
+        config=True,
+        help="""CPUs of a new class's servers. Set from ``CLASSHUB_CPU_LIMIT`` (the hub's
+        default for every server).
+
+        Example: ``c.ClassesApp.default_cpu_limit = 1.0``
+        """,
+    )
+
+    @default("default_cpu_limit")
+    def _default_cpu(self):
+        return _env_number("CLASSHUB_CPU_LIMIT", 1.0, float, "a number of CPUs")
+
+    default_mem_limit = Unicode(
+        config=True,
+        help="""Memory of a new class's servers. Set from ``CLASSHUB_MEM_LIMIT`` (the
+        hub's default for every server).
+
+        Example: ``c.ClassesApp.default_mem_limit = "1G"``
+        """,
+    )
+
+    @default("default_mem_limit")
+    def _default_mem(self):
+        return os.environ.get("CLASSHUB_MEM_LIMIT") or "1G"
+
+    @validate("max_mem_limit", "default_mem_limit")
+    def _check_mem(self, proposal):
+        try:
+            parse_mem(proposal.value)
+        except InvalidClass:
+            raise TraitError(
+                f"{proposal.trait.name} must be a size such as '512M' or '2G', "
+                f"got {proposal.value!r}"
+            ) from None
+        return proposal.value
+
+    default_idle_timeout = Int(
+        config=True,
+        help="""Seconds of inactivity before a new class's servers are stopped. Set from
+        ``CLASSHUB_DEFAULT_IDLE_TIMEOUT``.
+
+        Example: ``c.ClassesApp.default_idle_timeout = 3600``
+        """,
+    )
+
+    @default("default_idle_timeout")
+    def _default_idle(self):
+        return _env_number("CLASSHUB_DEFAULT_IDLE_TIMEOUT", 3600, int, "a number of seconds")
+
+    min_idle_timeout = Int(
+        config=True,
+        help="""Shortest idle timeout a teacher may set: a class's servers are never
+        stopped sooner than this after their last activity. Set from
+        ``CLASSHUB_MIN_IDLE_TIMEOUT``.
+
+        Example: ``c.ClassesApp.min_idle_timeout = 600``
+        """,
+    )
+
+    @default("min_idle_timeout")
+    def _default_min_idle(self):
+        return _env_number("CLASSHUB_MIN_IDLE_TIMEOUT", 300, int, "a number of seconds")
+
+    max_idle_timeout = Int(
+        config=True,
+        help="""Longest idle timeout a teacher may set (idle servers hold memory). Set
+        from ``CLASSHUB_MAX_IDLE_TIMEOUT``.
+
+        Example: ``c.ClassesApp.max_idle_timeout = 8 * 3600``
+        """,
+    )
+
+    @default("max_idle_timeout")
+    def _default_max_idle(self):
+        return _env_number("CLASSHUB_MAX_IDLE_TIMEOUT", 86400, int, "a number of seconds")
+
+    max_students = Int(
+        2000,
+        config=True,
+        help="""Largest roster of one class (and most lines of one CSV import).
+
+        Example: ``c.ClassesApp.max_students = 500``
+        """,
+    )
+
+    cull_interval = Float(
+        config=True,
+        help="""Seconds between two rounds of idle culling (stopping class servers idle
+        longer than their class's timeout); 0 switches culling off. Set from
+        ``CLASSHUB_CULL_INTERVAL``.
+
+        Example: ``c.ClassesApp.cull_interval = 60``
+        """,
+    )
+
+    @default("cull_interval")
+    def _default_cull_interval(self):
+        return _env_number("CLASSHUB_CULL_INTERVAL", 60.0, float, "a number of seconds")
+
+    reconcile_interval = Float(
+        config=True,
+        help="""Seconds between two full reconciliations of the hub's class groups with
+        the class records (after the one at start-up); 0: only at start-up. Catches up
+        on changes whose sync failed while the hub was unreachable. Set from
+        ``CLASSHUB_RECONCILE_INTERVAL``.
+
+        Example: ``c.ClassesApp.reconcile_interval = 300``
+        """,
+    )
+
+    @default("reconcile_interval")
+    def _default_reconcile_interval(self):
+        return _env_number("CLASSHUB_RECONCILE_INTERVAL", 600.0, float, "a number of seconds")
+
+    @validate("cull_interval", "reconcile_interval")
+    def _check_interval(self, proposal):
+        if proposal.value != 0 and proposal.value < 1:
+            raise TraitError(
+                f"{proposal.trait.name} must be 0 (off) or at least 1 second, got {proposal.value}"
+            )
+        return proposal.value
+
+    @validate("mongo_timeout", "max_cpu_limit", "default_cpu_limit")
+    def _check_positive_float(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+        return proposal.value
+
+    hub_concurrency = Int(
+        8,
+        config=True,
+        help="""Most hub API calls one request makes at once (checking a CSV file's
+        usernames, stopping an archived class's servers).
+
+        Example: ``c.ClassesApp.hub_concurrency = 16``
+        """,
+    )
+
+    hub_base_url = Unicode(
+        config=True,
+        help="""The hub's public base URL path: students' servers are at
+        ``<base>user/<name>/<code>/``. JupyterHub sets ``JUPYTERHUB_BASE_URL``.
+
+        Example: ``c.ClassesApp.hub_base_url = "/"``
+        """,
+    )
+
+    @default("hub_base_url")
+    def _default_hub_base_url(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
+
+    # ----- built from the settings
+
+    def limits(self) -> Limits:
+        return Limits(
+            allowed_images=tuple(self.allowed_images),
+            default_image=self.default_image,
+            max_cpu_limit=self.max_cpu_limit,
+            max_mem_limit=parse_mem(self.max_mem_limit),
+            default_cpu_limit=self.default_cpu_limit,
+            default_mem_limit=parse_mem(self.default_mem_limit),
+            default_idle_timeout=self.default_idle_timeout,
+            min_idle_timeout=self.min_idle_timeout,
+            max_idle_timeout=self.max_idle_timeout,
+            max_students=self.max_students,
+        )
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        problems = self.limits().problems()
+        if problems:
+            raise TraitError("Class environment settings: " + "; ".join(problems) + ".")
+
+    async def setup(self) -> None:
+        await super().setup()
+        self.store = ClassStore(
+            self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log
+        )
+        self.group_sync = GroupSync(self.hub, self.store, log=self.log)
+        self.culler = Culler(
+            self.hub,
+            self.store,
+            clock=lambda: clock.now(),
+            concurrency=self.hub_concurrency,
+            log=self.log,
+        )
+
+    def handlers(self):
+        deps = {
+            "store": self.store,
+            "hub": self.hub,
+            "sync": self.group_sync,
+            "limits": self.limits(),
+            "clock": lambda: clock.now(),
+            "hub_base_url": self.hub_base_url,
+            "hub_concurrency": self.hub_concurrency,
+        }
+        return class_handlers(deps)
+
+    def health_checks(self):
+        return {"mongodb": self.store.ping, **super().health_checks()}
+
+    async def on_started(self) -> None:
+        self.spawn(self._keep_groups_in_step(), "reconcile")
+        if self.cull_interval:
+            self.spawn(self.culler.run_forever(self.cull_interval), "cull")
+
+    async def teardown(self) -> None:
+        self.store.close()
+        await super().teardown()
+
+    async def reconcile(self) -> bool:
+        """One full reconciliation; False (logged) when MongoDB or the hub is down."""
+        try:
+            report = await self.group_sync.reconcile()
+        except Unavailable as e:
+            self.log.warning("Group reconciliation postponed: %s (%s)", e, e.detail)
+            return False
+        except HubAPIError as e:
+            self.log.error("Group reconciliation failed: %s", e)
+            return False
+        self.log.info("Group reconciliation: %s", report.summary())
+        return True
+
+    async def _keep_groups_in_step(self) -> None:
+        wait = RETRY_FIRST
+        while not await self.reconcile():
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX)
+        while self.reconcile_interval:
+            await asyncio.sleep(self.reconcile_interval)
+            await self.reconcile()
+
+
+main = ClassesApp.launch_instance

@@ -1,0 +1,94 @@
+"""The hub-side configuration of the classes service (a pure function, no I/O).
+
+``hub/config.py`` calls :func:`classes_service_config` and appends the two results to
+``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+SERVICE_NAME = "classes"
+ROLE_NAME = "classhub-classes-service"
+
+#: the hub API scopes of the service's own token: the least that its work needs
+SCOPES = [
+    # create the groups class-<code> and teachers-<code>: POST /groups/<name> needs
+    # admin:groups, and no narrower scope can create a group (a !group= filter cannot name
+    # groups that do not exist yet). It also covers what the sync needs besides: members
+    # (POST/DELETE /groups/<name>/users), the class environment (PUT .../properties) and
+    # reading them (GET /groups for the reconciliation). The service never deletes groups.
+    "admin:groups",
+    # GET /users?state=active: the one listing of running and pending servers that the
+    # idle culler, the teacher's server view and archiving work from (as
+    # jupyterhub-idle-culler does).
+    "list:users",
+    # server models (ready, pending, started, last_activity) in those user models; it
+    # includes read:users:name, enough for GET /users/<name> to check that a teacher or
+    # student is a hub user. Not read:users: the service needs no roles or groups of users.
+    "read:servers",
+    # POST /users/<name>/servers/<code>: a teacher starts a student's class server.
+    "start:servers",
+    # DELETE /users/<name>/servers/<code> (never with "remove", so volumes stay): culling,
+    # archiving, unenrolling, a teacher stopping a student's server.
+    "delete:servers",
+]
+# Not granted, on purpose: admin:users (it never creates users or changes admin rights),
+# access:servers (it never opens a server), admin:server_state, tokens, proxy.
+
+#: settings passed from the hub's environment to the service
+PASSED_ENV = (
+    "CLASSHUB_SINGLEUSER_IMAGE",
+    "CLASSHUB_ALLOWED_IMAGES",
+    "CLASSHUB_CPU_LIMIT",
+    "CLASSHUB_MEM_LIMIT",
+    "CLASSHUB_MAX_CPU_LIMIT",
+    "CLASSHUB_MAX_MEM_LIMIT",
+    "CLASSHUB_DEFAULT_IDLE_TIMEOUT",
+    "CLASSHUB_MIN_IDLE_TIMEOUT",
+    "CLASSHUB_MAX_IDLE_TIMEOUT",
+    "CLASSHUB_CULL_INTERVAL",
+    "CLASSHUB_RECONCILE_INTERVAL",
+    "CLASSHUB_MONGO_TIMEOUT",
+)
+
+
+def classes_service_config(
+    *, port: int, mongo_url: str, env: Mapping[str, str]
+) -> tuple[dict, dict]:
+    """``(service, role)``: the ``c.JupyterHub.services`` entry of the managed classes
+    service (listening on 127.0.0.1:``port``, served at ``/services/classes/``) and the
+    ``c.JupyterHub.load_roles`` entry with its scopes.
+
+    Every person must also hold ``access:services!service=classes`` (add it to the
+    ``user`` role) to sign in to the service."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"The classes service port must be 1-65535, got {port!r}")
+    if not mongo_url.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError(
+            "CLASSHUB_MONGO_URL must be a mongodb:// URL, e.g. mongodb://127.0.0.1:17017/classhub"
+        )
+    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment["CLASSHUB_MONGO_URL"] = mongo_url
+    if env.get("CLASSHUB_CLASSES_COOKIE_SECRET"):
+        # keeps people signed in to the service across hub restarts (the hub gives the
+        # service a new API token, from which the cookie secret derives otherwise)
+        environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_CLASSES_COOKIE_SECRET"]
+    service = {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "services.classes"],
+        "environment": environment,
+        # run by the admin for every person: no "allow this service?" page
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"description": "Classes: rosters, class environments, students' servers"},
+    }
+    role = {
+        "name": ROLE_NAME,
+        "description": "The classes service: class groups and class servers",
+        "scopes": list(SCOPES),
+        "services": [SERVICE_NAME],
+    }
+    return service, role

@@ -1,0 +1,389 @@
+"""The classes REST API, under the service prefix (``/services/classes/``).
+
+================================================  ==========================================
+``GET    api/classes``                            classes the caller may see
+``POST   api/classes``                            create (admins)
+``GET    api/classes/<code>``                     one class (a student's view has no roster)
+``PATCH  api/classes/<code>``                     change name, term, environment, archived
+                                                  (teachers, admins), teachers (admins)
+``GET    api/classes/<code>/students``            the roster (teachers, admins)
+``POST   api/classes/<code>/students``            enrol ``{"username"}``
+``DELETE api/classes/<code>/students/<name>``     unenrol (stops their class server)
+``POST   api/classes/<code>/import``              ``{"csv": "username\\n..."}``, all or nothing
+``GET    api/classes/<code>/servers``             the roster's server states
+``POST   api/classes/<code>/servers/<name>``      start that person's class server
+``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
+``GET    api/settings``                           the admin's limits for class environments
+================================================  ==========================================
+
+Every change is written to MongoDB first, then the class's hub groups are synced; when
+the hub is unreachable at that moment the answer says ``"hub_sync": "pending"`` and the
+periodic reconciliation catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tornado import web
+
+from services.base.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
+from services.base.handlers import BaseHandler
+from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubNotFound
+
+from . import roster_csv
+from .hubsync import GroupSync
+from .model import (
+    ADMIN_FIELDS,
+    CREATE_FIELDS,
+    Limits,
+    check_code,
+    check_username,
+    class_changes,
+    new_class,
+    roster_size_problem,
+)
+from .rules import (
+    STUDENT,
+    Actor,
+    relation,
+    require_admin,
+    require_edit,
+    require_manage,
+    require_see,
+    require_server_control,
+)
+from .servers import active_servers, roster_servers, server_state
+from .store import ClassStore
+from .views import full_view, student_view, summary_view
+
+SYNCED = "done"
+SYNC_PENDING = "pending"
+
+
+class ClassesHandler(BaseHandler):
+    """Dependencies (from the route): ``store``, ``hub``, ``sync``, ``limits``,
+    ``clock``, ``hub_base_url``, ``hub_concurrency``."""
+
+    store: ClassStore
+    hub: HubAPI
+    sync: GroupSync
+    limits: Limits
+    clock: Callable[[], float]
+    hub_base_url: str
+    hub_concurrency: int
+
+    def actor(self) -> Actor:
+        return Actor.from_model(self.require_user())
+
+    # tornado has already URL-decoded path arguments
+    def code_arg(self, raw: str) -> str:
+        return check_code(raw)
+
+    def username_arg(self, raw: str) -> str:
+        return check_username(raw)
+
+    async def sync_groups(self, code: str) -> str:
+        """Bring the hub's groups in step; never fails the request (already written)."""
+        try:
+            await self.sync.sync(code)
+        except (Unavailable, HubAPIError) as e:
+            self.log.warning("Hub groups of %s not synced yet (will retry): %s", code, e)
+            return SYNC_PENDING
+        return SYNCED
+
+    async def require_hub_users(self, names: list[str], what: str) -> None:
+        if not names:
+            return
+        found = await self.hub.existing_users(names, concurrency=self.hub_concurrency)
+        unknown = [n for n in names if n not in found]
+        if unknown:
+            raise BadRequest(
+                f"Not users of this hub: {', '.join(unknown)[:300]}. A {what} must have a hub "
+                "account (created by an administrator, or by signing in once)."
+            )
+
+    async def stop_servers(self, users: list[str], code: str) -> list[str]:
+        gate = asyncio.Semaphore(self.hub_concurrency)
+
+        async def stop(name: str) -> str | None:
+            async with gate:
+                try:
+                    await self.hub.stop_server(name, code)
+                except HubNotFound:
+                    return None
+            return name
+
+        stopped = await asyncio.gather(*(stop(n) for n in users))
+        return [n for n in stopped if n]
+
+
+class HomeHandler(ClassesHandler):
+    """``GET <prefix>``: signs a browser in (OAuth through the hub). The pages replace
+    it with the "my classes" page."""
+
+    @web.authenticated
+    async def get(self):
+        user = self.require_user()
+        self.write_json(
+            {
+                "name": user["name"],
+                "admin": bool(user.get("admin")),
+                "api": self.settings["service_prefix"] + "api/classes",
+            }
+        )
+
+
+class SettingsHandler(ClassesHandler):
+    async def get(self):
+        self.require_user()
+        self.write_json(self.limits.as_json())
+
+
+class ClassListHandler(ClassesHandler):
+    async def get(self):
+        actor = self.actor()
+        if actor.admin:
+            records = await self.store.list_all()
+        else:
+            records = await self.store.list_for(actor.name)
+        roles = [relation(actor, r) for r in records]
+        servers: dict = {}
+        if STUDENT in roles:
+            model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
+            servers = model.get("servers") or {}
+        classes = [
+            student_view(r, servers.get(r["code"]), username=actor.name, base_url=self.hub_base_url)
+            if role == STUDENT
+            else summary_view(r, role)
+            for r, role in zip(records, roles, strict=True)
+        ]
+        self.write_json({"classes": classes})
+
+    async def post(self):
+        actor = self.actor()
+        require_admin(actor, "create classes")
+        body = self.json_body(CREATE_FIELDS, required=("code", "name"))
+        record = new_class(body, self.limits, creator=actor.name, now=self.clock())
+        if await self.store.get(record["code"]) is not None:
+            raise Conflict(
+                f"A class with the code {record['code']!r} exists already; choose another code."
+            )
+        await self.require_hub_users(record["teachers"], "teacher")
+        record = await self.store.create(record)
+        view = full_view(record, relation(actor, record))
+        view["hub_sync"] = await self.sync_groups(record["code"])
+        self.write_json(view, status=201)
+
+
+class ClassHandler(ClassesHandler):
+    async def get(self, code):
+        actor = self.actor()
+        record = await self.store.require(self.code_arg(code))
+        role = require_see(actor, record)
+        if role != STUDENT:
+            self.write_json(full_view(record, role))
+            return
+        model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
+        server = (model.get("servers") or {}).get(record["code"])
+        self.write_json(
+            student_view(record, server, username=actor.name, base_url=self.hub_base_url)
+        )
+
+    async def patch(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body(ADMIN_FIELDS)
+        if not body:
+            raise BadRequest(
+                f"Nothing to change: send one or more of {', '.join(sorted(ADMIN_FIELDS))}."
+            )
+        record = await self.store.require(code)
+        role = require_edit(actor, record, body)
+        changes = class_changes(body, self.limits, record)
+        if "teachers" in changes:
+            new = [t for t in changes["teachers"] if t not in record.get("teachers", ())]
+            await self.require_hub_users(new, "teacher")
+        updated = await self.store.update(code, changes, now=self.clock())
+        view = full_view(updated, role)
+        view["hub_sync"] = await self.sync_groups(code)
+        if changes.get("archived") and not record.get("archived"):
+            active = active_servers(await self.hub.active_users(), code)
+            view["stopped_servers"] = await self.stop_servers(sorted(active), code)
+            self.log.info(
+                "%s archived class %s; stopped %d server(s)",
+                actor.name,
+                code,
+                len(view["stopped_servers"]),
+            )
+        self.write_json(view)
+
+
+class RosterHandler(ClassesHandler):
+    async def get(self, code):
+        record = await self.store.require(self.code_arg(code))
+        require_manage(self.actor(), record, "see its roster")
+        self.write_json({"code": record["code"], "students": list(record.get("students", []))})
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"username"}, required=("username",))
+        name = check_username(body["username"])
+        record = await self.store.require(code)
+        require_manage(actor, record, "change its roster")
+        if name in record.get("students", ()):
+            self.write_json(
+                {
+                    "code": code,
+                    "username": name,
+                    "added": False,
+                    "message": f"{name} is already on the roster.",
+                }
+            )
+            return
+        if await self.hub.get_user(name) is None:
+            raise BadRequest(
+                f"{name} is not a user of this hub: create the account first, or fix the name."
+            )
+        problem = roster_size_problem(record.get("students", ()), [name], self.limits)
+        if problem:
+            raise BadRequest(problem)
+        await self.store.add_students(code, [name], now=self.clock())
+        self.log.info("%s enrolled %s in %s", actor.name, name, code)
+        sync = await self.sync_groups(code)
+        self.write_json(
+            {"code": code, "username": name, "added": True, "hub_sync": sync}, status=201
+        )
+
+
+class StudentHandler(ClassesHandler):
+    async def delete(self, code, username):
+        actor = self.actor()
+        code, name = self.code_arg(code), self.username_arg(username)
+        record = await self.store.require(code)
+        require_manage(actor, record, "change its roster")
+        if name not in record.get("students", ()):
+            raise NotFound(f"{name} is not on the roster of class {code!r}.")
+        await self.store.remove_students(code, [name], now=self.clock())
+        self.log.info("%s removed %s from %s", actor.name, name, code)
+        await self.sync_groups(code)
+        try:
+            await self.stop_servers([name], code)
+        except (Unavailable, HubAPIError) as e:
+            self.log.warning("Could not stop %s/%s after unenrolling: %s", name, code, e)
+        self.set_status(204)
+        self.finish()
+
+
+class ImportHandler(ClassesHandler):
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"csv"}, required=("csv",))
+        record = await self.store.require(code)
+        require_manage(actor, record, "change its roster")
+        rows = roster_csv.parse_roster_csv(body["csv"], max_rows=self.limits.max_students)
+        names = [r.username for r in rows if not r.error and not r.duplicate_of]
+        hub_users = await self.hub.existing_users(names, concurrency=self.hub_concurrency)
+        enrolled = set(record.get("students", ()))
+        report = roster_csv.build_report(rows, hub_users=hub_users, enrolled=enrolled)
+        if not report.applied:
+            # the error shape ({"status", "message"}) plus the per-row report
+            self.write_json({"status": 400, "code": code, **report.as_json()}, status=400)
+            return
+        problem = roster_size_problem(enrolled, report.to_add, self.limits)
+        if problem:
+            raise BadRequest(problem)
+        result = {"code": code, **report.as_json()}
+        if report.to_add:
+            await self.store.add_students(code, report.to_add, now=self.clock())
+            self.log.info("%s imported %d student(s) into %s", actor.name, len(report.to_add), code)
+            result["hub_sync"] = await self.sync_groups(code)
+        self.write_json(result)
+
+
+class ServersHandler(ClassesHandler):
+    async def get(self, code):
+        record = await self.store.require(self.code_arg(code))
+        require_manage(self.actor(), record, "see its servers")
+        active = active_servers(await self.hub.active_users(), record["code"])
+        self.write_json(
+            {
+                "code": record["code"],
+                "servers": roster_servers(
+                    record.get("students", []), active, record["code"], self.hub_base_url
+                ),
+            }
+        )
+
+
+class ServerHandler(ClassesHandler):
+    async def _target(self, code: str, username: str) -> tuple[dict, str]:
+        code, name = self.code_arg(code), self.username_arg(username)
+        record = await self.store.require(code)
+        require_server_control(self.actor(), record, name)
+        return record, name
+
+    async def _state(self, name: str, code: str) -> dict:
+        model = await self.hub.get_user(name)
+        if model is None:
+            raise NotFound(f"{name} is not a user of this hub any more.")
+        return server_state((model.get("servers") or {}).get(code))
+
+    async def post(self, code, username):
+        record, name = await self._target(code, username)
+        code = record["code"]
+        if record.get("archived"):
+            raise Conflict(f"Class {code!r} is archived: its servers cannot start.")
+        state = await self._state(name, code)
+        if state["state"] == "stopped":
+            try:
+                await self.hub.start_server(name, code)
+            except HubBadRequest as e:
+                # started or stopping meanwhile is fine; anything else is the hub's refusal
+                if (await self._state(name, code))["state"] == "stopped":
+                    raise Conflict(
+                        f"JupyterHub refused to start {name}'s server: {e.hub_message}"
+                    ) from None
+            except Unavailable as e:
+                if getattr(e, "status", 0) >= 500 and getattr(e, "hub_message", ""):
+                    raise BadGateway(
+                        f"JupyterHub could not start {name}'s server: {e.hub_message}"
+                    ) from None
+                raise
+            except HubAPIError as e:
+                raise BadGateway(
+                    f"JupyterHub refused to start {name}'s server: {e.hub_message}"
+                ) from None
+            self.log.info("%s started %s/%s", self.current_user["name"], name, code)
+            state = await self._state(name, code)
+        status = 200 if state["state"] == "running" else 202
+        self.write_json({"code": code, "username": name, **state}, status=status)
+
+    async def delete(self, code, username):
+        record, name = await self._target(code, username)
+        code = record["code"]
+        stopped = await self.stop_servers([name], code)
+        if stopped:
+            self.log.info("%s stopped %s/%s", self.current_user["name"], name, code)
+        state = await self._state(name, code)
+        status = 200 if state["state"] == "stopped" else 202
+        self.write_json({"code": code, "username": name, **state}, status=status)
+
+
+def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
+    code = r"([^/]+)"
+    name = r"([^/]+)"
+    return [
+        ("", HomeHandler, deps),
+        ("api/settings", SettingsHandler, deps),
+        ("api/classes", ClassListHandler, deps),
+        (f"api/classes/{code}", ClassHandler, deps),
+        (f"api/classes/{code}/students", RosterHandler, deps),
+        (f"api/classes/{code}/students/{name}", StudentHandler, deps),
+        (f"api/classes/{code}/import", ImportHandler, deps),
+        (f"api/classes/{code}/servers", ServersHandler, deps),
+        (f"api/classes/{code}/servers/{name}", ServerHandler, deps),
+    ]

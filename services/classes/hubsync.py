@@ -1,0 +1,184 @@
+"""Keep each class's JupyterHub groups in step with its record.
+
+For class ``<code>``:
+
+- group ``class-<code>`` holds the students; its properties carry the class environment
+  under ``"classhub"``: ``{"code", "name", "image", "cpu_limit", "mem_limit",
+  "idle_timeout", "archived"}`` (the spawner reads it from the hub's database; other keys
+  of the properties are left alone);
+- group ``teachers-<code>`` holds the teachers (the hub grants them access to the
+  servers of group ``class-<code>``).
+
+Syncing is idempotent: it computes the difference between the record and the hub and
+applies only that. :meth:`GroupSync.sync` runs after every change (one class, serialised
+per class and re-reading the record, so concurrent changes converge on the latest);
+:meth:`GroupSync.reconcile` fixes every class at start-up and periodically. Groups that
+are not a class's are never touched, and no group is ever deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from services.base.hubapi import HubAPI, HubBadRequest
+
+from .store import ClassStore
+
+PROPERTY = "classhub"
+CLASS_PREFIX = "class-"
+TEACHERS_PREFIX = "teachers-"
+
+
+def class_group(code: str) -> str:
+    return CLASS_PREFIX + code
+
+
+def teachers_group(code: str) -> str:
+    return TEACHERS_PREFIX + code
+
+
+def group_properties(record: Mapping) -> dict:
+    """What the spawner reads from group ``class-<code>``."""
+    env = record["environment"]
+    return {
+        "code": record["code"],
+        "name": record["name"],
+        "image": env["image"],
+        "cpu_limit": env["cpu_limit"],
+        "mem_limit": env["mem_limit"],
+        "idle_timeout": env["idle_timeout"],
+        "archived": bool(record.get("archived")),
+    }
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """What to change in one hub group (nothing when :attr:`empty`)."""
+
+    name: str
+    create: bool = False
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+    properties: dict | None = None  # the complete new properties, or None: unchanged
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.add or self.remove or self.properties is not None)
+
+
+def plan_group(
+    name: str, members: Iterable[str], current: Mapping | None, classhub: dict | None = None
+) -> GroupPlan:
+    """The changes that make hub group ``current`` (its model, None if missing) hold
+    exactly ``members`` and, when given, ``classhub`` under its ``"classhub"`` property."""
+    want = frozenset(members)
+    have = frozenset((current or {}).get("users") or ())
+    props = dict((current or {}).get("properties") or {})
+    new_props = None
+    if classhub is not None and props.get(PROPERTY) != classhub:
+        new_props = {**props, PROPERTY: classhub}
+    return GroupPlan(
+        name=name,
+        create=current is None,
+        add=want - have,
+        remove=have - want,
+        properties=new_props,
+    )
+
+
+def plan_class(record: Mapping, groups: Mapping[str, Mapping]) -> list[GroupPlan]:
+    """The plans for both groups of a class, given the hub's groups by name."""
+    code = record["code"]
+    students, teachers = class_group(code), teachers_group(code)
+    return [
+        plan_group(
+            students, record.get("students", ()), groups.get(students), group_properties(record)
+        ),
+        plan_group(teachers, record.get("teachers", ()), groups.get(teachers)),
+    ]
+
+
+@dataclass
+class ReconcileReport:
+    classes: int = 0
+    changed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"{self.classes} class(es): hub groups already in step"
+        return f"{self.classes} class(es): fixed groups {', '.join(self.changed)}"
+
+
+class GroupSync:
+    def __init__(self, hub: HubAPI, store: ClassStore, log: logging.Logger | None = None):
+        self.hub = hub
+        self.store = store
+        self.log = log or logging.getLogger(__name__)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def sync(self, code: str) -> None:
+        """Make class ``code``'s groups match its current record."""
+        lock = self._locks.setdefault(code, asyncio.Lock())
+        async with lock:
+            record = await self.store.get(code)
+            if record is None:
+                return
+            names = (class_group(code), teachers_group(code))
+            found = await asyncio.gather(*(self.hub.get_group(n) for n in names))
+            groups = {n: g for n, g in zip(names, found, strict=True) if g is not None}
+            for plan in plan_class(record, groups):
+                await self.apply(plan)
+
+    async def reconcile(self) -> ReconcileReport:
+        """Fix every class's groups (create missing ones, members, properties)."""
+        records = await self.store.list_all()
+        groups = {g["name"]: g for g in await self.hub.list_groups()}
+        report = ReconcileReport(classes=len(records))
+        for record in records:
+            async with self._locks.setdefault(record["code"], asyncio.Lock()):
+                for plan in plan_class(record, groups):
+                    if not plan.empty:
+                        await self.apply(plan)
+                        report.changed.append(plan.name)
+        return report
+
+    async def apply(self, plan: GroupPlan) -> None:
+        if plan.empty:
+            return
+        if plan.create:
+            await self.hub.create_group(plan.name)
+            self.log.info("hub group %s created", plan.name)
+        if plan.add:
+            await self._members(plan.name, plan.add, add=True)
+        if plan.remove:
+            await self._members(plan.name, plan.remove, add=False)
+        if plan.properties is not None:
+            await self.hub.set_group_properties(plan.name, plan.properties)
+            self.log.info("hub group %s: class environment updated", plan.name)
+
+    async def _members(self, group: str, names: frozenset[str], *, add: bool) -> None:
+        change = self.hub.add_group_users if add else self.hub.remove_group_users
+        try:
+            await change(group, names)
+        except HubBadRequest:
+            # one of the names is no hub user (any more): the hub refuses the whole list,
+            # so go one by one and leave out only the refused names
+            refused = []
+            for name in sorted(names):
+                try:
+                    await change(group, [name])
+                except HubBadRequest:
+                    refused.append(name)
+            if refused:
+                self.log.warning(
+                    "hub group %s: %s refused by the hub (not hub users): %s",
+                    group,
+                    "adding" if add else "removing",
+                    ", ".join(refused),
+                )
+        self.log.info(
+            "hub group %s: %s %d user(s)", group, "added" if add else "removed", len(names)
+        )

@@ -1,0 +1,351 @@
+"""The classes API against the real hub and a real MongoDB wire-protocol server: every
+access rule tried from the wrong side, rosters and CSV import (all or nothing), the hub
+groups that carry each class, and a battery of bad input (always a clear 4xx)."""
+
+import pytest
+import requests
+
+from tests.integration.test_classes_support import (
+    SERVICE,
+    Person,
+    assert_error,
+    classes_stack,
+    group,
+    members,
+)
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "classhub/singleuser:latest"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from classes_stack(tmp_path_factory.mktemp("classes-api"))
+
+
+@pytest.fixture(scope="module")
+def people(stack):
+    for name in ("uma", "ulf", "sue"):  # hub users who never sign in
+        stack.create_user(name)
+    return {
+        "admin": Person(stack, "admin", "admin"),
+        "tina": Person(stack, "tina", "teacher"),
+        "tom": Person(stack, "tom", "teacher"),
+        "sam": Person(stack, "sam", "student"),
+        "sid": Person(stack, "sid", "student"),
+    }
+
+
+@pytest.fixture(scope="module")
+def world(people):
+    """bio (teacher tina; students sam, sue) and chem (teacher tom; student sid)."""
+    admin = people["admin"]
+    for code, teacher in (("bio", "tina"), ("chem", "tom")):
+        r = admin.post("api/classes", {"code": code, "name": code.title(), "teachers": [teacher]})
+        assert r.status_code == 201, r.text
+    for code, student, teacher in (
+        ("bio", "sam", "tina"),
+        ("bio", "sue", "tina"),
+        ("chem", "sid", "tom"),
+    ):
+        r = people[teacher].post(f"api/classes/{code}/students", {"username": student})
+        assert r.status_code == 201, r.text
+    return people
+
+
+def test_admin_creates_a_class_and_its_hub_groups(stack, people):
+    admin = people["admin"]
+    r = admin.post(
+        "api/classes",
+        {
+            "code": "art",
+            "name": "Art",
+            "term": "2026",
+            "teachers": ["tina"],
+            "environment": {"cpu_limit": 0.5, "mem_limit": "512M", "idle_timeout": 900},
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["hub_sync"] == "done" and body["role"] == "admin"
+    assert body["environment"] == {
+        "image": IMAGE,
+        "cpu_limit": 0.5,
+        "mem_limit": "512M",
+        "idle_timeout": 900,
+    }
+    students = group(stack, "class-art")
+    assert students["users"] == []
+    assert students["properties"]["classhub"] == {
+        "code": "art",
+        "name": "Art",
+        "image": IMAGE,
+        "cpu_limit": 0.5,
+        "mem_limit": "512M",
+        "idle_timeout": 900,
+        "archived": False,
+    }
+    assert members(stack, "teachers-art") == {"tina"}
+    assert_error(admin.post("api/classes", {"code": "art", "name": "Again"}), 409, "exists already")
+    assert_error(
+        admin.post("api/classes", {"code": "ghosts", "name": "G", "teachers": ["casper"]}),
+        400,
+        "Not users of this hub: casper",
+    )
+    assert admin.get("api/classes/ghosts").status_code == 404
+    assert group(stack, "class-ghosts") is None
+
+
+def test_only_admins_create_classes(stack, people):
+    for who in ("tina", "sam"):
+        assert_error(
+            people[who].post("api/classes", {"code": f"mine-{who}", "name": "Mine"}),
+            403,
+            "Only an administrator can create classes",
+        )
+    assert group(stack, "class-mine-tina") is None
+
+
+def test_roster_add_remove_and_group_sync(stack, world):
+    tina = world["tina"]
+    assert members(stack, "class-bio") == {"sam", "sue"}
+    r = tina.post("api/classes/bio/students", {"username": "Uma"})
+    assert r.status_code == 201 and r.json()["username"] == "uma"
+    assert members(stack, "class-bio") == {"sam", "sue", "uma"}
+    again = tina.post("api/classes/bio/students", {"username": "uma"})
+    assert again.status_code == 200 and again.json()["added"] is False
+    assert_error(
+        tina.post("api/classes/bio/students", {"username": "nobody-here"}),
+        400,
+        "nobody-here is not a user of this hub",
+    )
+    assert tina.delete("api/classes/bio/students/uma").status_code == 204
+    assert members(stack, "class-bio") == {"sam", "sue"}
+    assert_error(tina.delete("api/classes/bio/students/uma"), 404, "not on the roster")
+    assert tina.get("api/classes/bio/students").json() == {
+        "code": "bio",
+        "students": ["sam", "sue"],
+    }
+
+
+def test_csv_import_is_all_or_nothing(stack, world):
+    tina = world["tina"]
+    bad = "username\numa\nghost-one\nulf\nnot valid\n"
+    r = tina.post("api/classes/bio/import", {"csv": bad})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["applied"] is False and body["added"] == []
+    assert "Nothing was imported" in body["message"]
+    rows = {row["line"]: (row["username"], row["status"]) for row in body["rows"]}
+    assert rows == {
+        2: ("uma", "valid"),
+        3: ("ghost-one", "unknown_user"),
+        4: ("ulf", "valid"),
+        5: ("not valid", "malformed"),
+    }
+    assert tina.get("api/classes/bio/students").json()["students"] == ["sam", "sue"]
+    assert members(stack, "class-bio") == {"sam", "sue"}
+
+    good = "\ufeffusername\r\nUma\r\nulf\r\numa\r\nsam\r\n\r\n"
+    r = tina.post("api/classes/bio/import", {"csv": good})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["applied"] is True and body["added"] == ["uma", "ulf"]
+    assert [row["status"] for row in body["rows"]] == [
+        "added",
+        "added",
+        "duplicate",
+        "already_enrolled",
+    ]
+    assert members(stack, "class-bio") == {"sam", "sue", "uma", "ulf"}
+    for name in ("uma", "ulf"):
+        assert tina.delete(f"api/classes/bio/students/{name}").status_code == 204
+    assert_error(tina.post("api/classes/bio/import", {"csv": "name\nx\n"}), 400, "header")
+
+
+def test_students_see_only_their_classes_and_never_a_roster(world):
+    sam, sid = world["sam"], world["sid"]
+    classes = sam.get("api/classes").json()["classes"]
+    assert [c["code"] for c in classes] == ["bio"]
+    bio = classes[0]
+    assert set(bio) == {"code", "name", "term", "archived", "role", "server"}
+    assert bio["role"] == "student"
+    assert bio["server"]["state"] == "stopped" and bio["server"]["url"] == "/user/sam/bio/"
+    single = sam.get("api/classes/bio").json()
+    assert "students" not in single and "teachers" not in single
+    assert [c["code"] for c in sid.get("api/classes").json()["classes"]] == ["chem"]
+    for path in ("api/classes/bio/students", "api/classes/bio/servers"):
+        assert_error(sam.get(path), 403, "Only the teachers of class 'bio'")
+    assert_error(sid.get("api/classes/bio"), 403, "not a teacher or student of class 'bio'")
+    assert_error(sam.post("api/classes/bio/students", {"username": "sid"}), 403)
+    assert_error(sam.patch("api/classes/bio", {"name": "Mine now"}), 403)
+    assert_error(sam.post("api/classes/bio/import", {"csv": "username\nsid\n"}), 403)
+    assert_error(sam.post("api/classes/bio/servers/sue"), 403, "other people's servers")
+    assert_error(sam.delete("api/classes/bio/students/sue"), 403)
+
+
+def test_teachers_stay_inside_their_own_classes(stack, world):
+    tina, tom = world["tina"], world["tom"]
+    assert [c["code"] for c in tina.get("api/classes").json()["classes"]] == ["art", "bio"]
+    assert "students" not in tina.get("api/classes").json()["classes"][0]
+    assert_error(tina.get("api/classes/chem"), 403)
+    assert_error(tina.get("api/classes/chem/students"), 403)
+    assert_error(tina.get("api/classes/chem/servers"), 403)
+    assert_error(tina.patch("api/classes/chem", {"name": "Mine"}), 403)
+    assert_error(tina.post("api/classes/chem/students", {"username": "sam"}), 403)
+    assert_error(tina.delete("api/classes/chem/students/sid"), 403)
+    assert_error(tina.post("api/classes/chem/import", {"csv": "username\nsam\n"}), 403)
+    assert_error(tina.post("api/classes/chem/servers/sid"), 403)
+    assert_error(tina.delete("api/classes/chem/servers/sid"), 403)
+    assert_error(tina.post("api/classes/bio/servers/sid"), 403, "sid is not on the roster")
+    assert_error(tom.get("api/classes/bio/students"), 403)
+    assert members(stack, "class-chem") == {"sid"}
+    assert world["admin"].get("api/classes/chem").json()["name"] == "Chem"
+
+
+def test_teacher_edits_own_class_within_limits(stack, world):
+    tina = world["tina"]
+    r = tina.patch(
+        "api/classes/bio",
+        {
+            "name": "Biology",
+            "term": "Spring",
+            "environment": {"cpu_limit": 1.5, "idle_timeout": 1200},
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["environment"]["cpu_limit"] == 1.5 and r.json()["hub_sync"] == "done"
+    props = group(stack, "class-bio")["properties"]["classhub"]
+    assert (props["name"], props["cpu_limit"], props["idle_timeout"]) == ("Biology", 1.5, 1200)
+    assert_error(tina.patch("api/classes/bio", {"teachers": ["tina", "sam"]}), 403, "administrator")
+    assert_error(tina.patch("api/classes/bio", {"environment": {"cpu_limit": 64}}), 400, "between")
+    assert_error(
+        tina.patch("api/classes/bio", {"environment": {"image": "evil/miner"}}), 400, "not allowed"
+    )
+    assert_error(tina.patch("api/classes/bio", {"environment": {"mem_limit": "64G"}}), 400, "2G")
+    assert_error(tina.patch("api/classes/bio", {"code": "zoo"}), 400, "Unknown field(s): code")
+    assert group(stack, "class-bio")["properties"]["classhub"]["cpu_limit"] == 1.5
+
+
+def test_admin_assigns_teachers(stack, world):
+    admin = world["admin"]
+    r = admin.patch("api/classes/chem", {"teachers": ["tom", "tina"]})
+    assert r.status_code == 200, r.text
+    assert members(stack, "teachers-chem") == {"tom", "tina"}
+    assert_error(admin.patch("api/classes/chem", {"teachers": ["nobody-x"]}), 400, "nobody-x")
+    assert admin.patch("api/classes/chem", {"teachers": ["tom"]}).status_code == 200
+    assert members(stack, "teachers-chem") == {"tom"}
+
+
+def test_settings_show_the_admins_limits(world):
+    settings = world["sam"].get("api/settings").json()
+    assert settings["allowed_images"] == [IMAGE]
+    assert settings["max_mem_limit"] == "2G"
+
+
+def test_bad_input_battery_is_always_a_clear_4xx(world):
+    admin, tina = world["admin"], world["tina"]
+    raw = {"Content-Type": "application/json"}
+    cases = [
+        (admin.call("POST", "api/classes", data=b"{oops", headers=raw), 400, "not valid JSON"),
+        (admin.call("POST", "api/classes", data=b"[1]", headers=raw), 400, "JSON object"),
+        (admin.call("POST", "api/classes", data=b'"x"', headers=raw), 400, "JSON object"),
+        (admin.call("POST", "api/classes", data=b"\xff\xfe", headers=raw), 400, "UTF-8"),
+        (admin.post("api/classes", {"code": "x1", "name": "X", "owner": "me"}), 400, "owner"),
+        (admin.post("api/classes", {"name": "No code"}), 400, "Missing field(s): code"),
+        (admin.post("api/classes", {"code": "Bad_Code", "name": "X"}), 400, "Invalid class code"),
+        (admin.post("api/classes", {"code": "-x", "name": "X"}), 400, "Invalid class code"),
+        (admin.post("api/classes", {"code": "x" * 40, "name": "X"}), 400, "Invalid class code"),
+        (admin.post("api/classes", {"code": 12, "name": "X"}), 400, "string"),
+        (admin.post("api/classes", {"code": "x2", "name": ""}), 400, "empty"),
+        (admin.post("api/classes", {"code": "x3", "name": "X", "teachers": "tina"}), 400, "list"),
+        (
+            admin.post("api/classes", {"code": "x4", "name": "X", "environment": {"gpu": 1}}),
+            400,
+            "Unknown environment field",
+        ),
+        (
+            admin.post(
+                "api/classes", {"code": "x5", "name": "X", "environment": {"cpu_limit": "2"}}
+            ),
+            400,
+            "number",
+        ),
+        (
+            admin.call(
+                "POST",
+                "api/classes",
+                data=b'{"code": "x6", "name": "X", "environment": {"cpu_limit": NaN}}',
+                headers=raw,
+            ),
+            400,
+            "NaN",
+        ),
+        (admin.post("api/classes", {"code": "bio", "name": "Dup"}), 409, "exists already"),
+        (admin.get("api/classes/Not_A_Code"), 400, "Invalid class code"),
+        (admin.get("api/classes/nope"), 404, "no class with the code 'nope'"),
+        (admin.patch("api/classes/bio", {}), 400, "Nothing to change"),
+        (admin.patch("api/classes/bio", {"archived": "yes"}), 400, "true or false"),
+        (tina.post("api/classes/bio/students", {"username": "a/b"}), 400, "Invalid username"),
+        (tina.post("api/classes/bio/students", {"username": 5}), 400, "Invalid username"),
+        (tina.post("api/classes/bio/students", {"user": "sam"}), 400, "Unknown field(s): user"),
+        (
+            tina.post("api/classes/bio/students", {"username": "ghost"}),
+            400,
+            "not a user of this hub",
+        ),
+        (tina.post("api/classes/bio/import", {"csv": ""}), 400, "empty"),
+        (tina.post("api/classes/bio/import", {"csv": 3}), 400, "empty"),
+        (
+            tina.post("api/classes/bio/import", {"csv": "username\n" + "x\n" * 600_000}),
+            413,
+            "limit",
+        ),
+        (tina.post("api/classes/bio/students", {"username": "x" * 2_000_000}), 413, "limit"),
+        (tina.delete("api/classes/bio/servers/bad%2Fname"), 400, "Invalid username"),
+        (tina.call("PUT", "api/classes/bio"), 405, ""),
+        (tina.get("api/nothing-here"), 404, "nothing at"),
+    ]
+    for r, status, text in cases:
+        assert_error(r, status, text)
+    assert admin.get("api/classes/x1").status_code == 404
+
+
+def test_cookie_requests_need_the_xsrf_token(world):
+    tina = world["tina"]
+    r = tina.browser.post(
+        tina.stack.url + SERVICE + "api/classes/bio/students", json={"username": "sue"}, timeout=10
+    )
+    assert_error(r, 403, "not signed in")
+
+
+def test_api_token_clients(stack, world):
+    r = stack.api(
+        "POST",
+        "/users/tina/tokens",
+        json={"scopes": ["access:services!service=classes"], "expires_in": 600},
+    )
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    r = requests.get(
+        stack.url + SERVICE + "api/classes/bio/students",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["students"] == ["sam", "sue"]
+    r = requests.post(
+        stack.url + SERVICE + "api/classes/chem/students",
+        headers={"Authorization": f"token {token}"},
+        json={"username": "sam"},
+        timeout=10,
+    )
+    assert_error(r, 403)
+    anonymous = requests.get(stack.url + SERVICE + "api/classes", timeout=10)
+    assert_error(anonymous, 403, "not signed in")
+    service = requests.get(
+        stack.url + SERVICE + "api/classes",
+        headers={"Authorization": f"token {stack.token}"},
+        timeout=10,
+    )
+    assert service.status_code == 403

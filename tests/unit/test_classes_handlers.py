@@ -1,0 +1,261 @@
+"""The classes API's handlers with in-memory fakes of MongoDB and the hub: what happens
+when the hub is unreachable after a write, when it refuses a start, and the shapes of
+the answers (the real thing is in tests/integration/test_classes_*.py)."""
+
+import copy
+import json
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from hub import clock
+from services.base.hubapi import HubBadRequest, HubNotFound, HubUnavailable
+from services.classes.app import ClassesApp
+from services.classes.hubsync import GroupSync
+from services.classes.model import ClassExists, ClassNotFound
+from services.classes.store import StoreUnavailable
+
+pytestmark = pytest.mark.unit
+
+PREFIX = "/services/classes/"
+
+
+class FakeHubAuth:
+    access_scopes = set()
+
+    async def get_user(self, handler, sync=True):
+        name = handler.request.headers.get("X-Test-User")
+        if not name:
+            return None
+        return {"kind": "user", "name": name, "admin": name == "root", "scopes": []}
+
+
+class MemoryStore:
+    def __init__(self):
+        self.records = {}
+        self.down = False
+
+    def _check(self):
+        if self.down:
+            raise StoreUnavailable("fake outage")
+
+    async def ping(self):
+        self._check()
+
+    async def get(self, code):
+        self._check()
+        return copy.deepcopy(self.records.get(code))
+
+    async def require(self, code):
+        record = await self.get(code)
+        if record is None:
+            raise ClassNotFound(code)
+        return record
+
+    async def list_all(self):
+        self._check()
+        return [copy.deepcopy(r) for _, r in sorted(self.records.items())]
+
+    async def list_for(self, name):
+        return [r for r in await self.list_all() if name in r["teachers"] + r["students"]]
+
+    async def environments(self):
+        return await self.list_all()
+
+    async def create(self, record):
+        self._check()
+        if record["code"] in self.records:
+            raise ClassExists(record["code"])
+        self.records[record["code"]] = copy.deepcopy(record)
+        return record
+
+    async def update(self, code, changes, *, now):
+        self._check()
+        self.records[code].update(copy.deepcopy(changes))
+        return copy.deepcopy(self.records[code])
+
+    async def add_students(self, code, names, *, now):
+        self._check()
+        students = self.records[code]["students"]
+        students += [n for n in names if n not in students]
+        return copy.deepcopy(self.records[code])
+
+    async def remove_students(self, code, names, *, now):
+        self._check()
+        self.records[code]["students"] = [
+            s for s in self.records[code]["students"] if s not in names
+        ]
+        return copy.deepcopy(self.records[code])
+
+
+class MemoryHub:
+    def __init__(self, users):
+        self.users = {u: {} for u in users}
+        self.groups = {}
+        self.groups_down = False
+        self.refuse_start = ""
+
+    async def ping(self):
+        pass
+
+    async def get_user(self, name, include_stopped_servers=False):
+        if name not in self.users:
+            return None
+        return {"name": name, "servers": copy.deepcopy(self.users[name])}
+
+    async def existing_users(self, names, concurrency=8):
+        return {n for n in names if n in self.users}
+
+    async def active_users(self):
+        return [{"name": n, "servers": s} for n, s in self.users.items() if s]
+
+    async def start_server(self, user, server):
+        if self.refuse_start:
+            raise HubBadRequest(400, "POST", "/users/x", self.refuse_start)
+        self.users[user][server] = {"ready": True, "pending": None, "started": None}
+
+    async def stop_server(self, user, server):
+        if server not in self.users[user]:
+            raise HubNotFound(404, "DELETE", "/users/x", "no such server")
+        del self.users[user][server]
+
+    def _groups_up(self):
+        if self.groups_down:
+            raise HubUnavailable("fake hub outage")
+
+    async def get_group(self, name):
+        self._groups_up()
+        g = self.groups.get(name)
+        return (
+            None
+            if g is None
+            else {"name": name, "users": sorted(g["users"]), "properties": g["properties"]}
+        )
+
+    async def list_groups(self):
+        self._groups_up()
+        return [await self.get_group(n) for n in self.groups]
+
+    async def create_group(self, name):
+        self._groups_up()
+        self.groups[name] = {"users": set(), "properties": {}}
+
+    async def add_group_users(self, name, users):
+        self.groups[name]["users"] |= set(users)
+
+    async def remove_group_users(self, name, users):
+        self.groups[name]["users"] -= set(users)
+
+    async def set_group_properties(self, name, props):
+        self.groups[name]["properties"] = props
+
+
+@pytest.fixture
+async def api(monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: 1_800_000_000.0)
+    app = ClassesApp(
+        api_token="t", service_prefix=PREFIX, allowed_images=["img:1"], default_image="img:1"
+    )
+    app.hub_auth = FakeHubAuth()
+    app.hub = MemoryHub({"root", "tina", "sam", "sue"})
+    app.store = MemoryStore()
+    app.group_sync = GroupSync(app.hub, app.store)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app.make_app())
+    server.add_sockets([sock])
+
+    async def call(user, method, path, body=None):
+        req = HTTPRequest(
+            f"http://127.0.0.1:{port}{PREFIX}{path}",
+            method=method,
+            headers={"X-Test-User": user},
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+        )
+        resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+        return resp.code, (json.loads(resp.body) if resp.body else None)
+
+    yield app, call
+    server.stop()
+
+
+async def test_hub_unreachable_after_the_write_is_reported_and_reconciled(api):
+    app, call = api
+    app.hub.groups_down = True
+    code, body = await call(
+        "root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]}
+    )
+    assert code == 201 and body["hub_sync"] == "pending"
+    assert app.store.records["bio"]["teachers"] == ["tina"]
+    assert app.hub.groups == {}
+    app.hub.groups_down = False
+    assert await app.reconcile() is True
+    assert app.hub.groups["teachers-bio"]["users"] == {"tina"}
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["image"] == "img:1"
+
+
+async def test_reconcile_waits_for_mongo(api):
+    app, _ = api
+    app.store.down = True
+    assert await app.reconcile() is False
+    app.store.down = False
+    assert await app.reconcile() is True
+
+
+async def test_mongo_down_is_503_with_the_message(api):
+    app, call = api
+    app.store.down = True
+    code, body = await call("root", "GET", "api/classes")
+    assert (code, body) == (
+        503,
+        {"status": 503, "message": "the classes database is unreachable; try again shortly"},
+    )
+
+
+async def test_start_refused_by_the_hub_is_a_409_with_its_reason(api):
+    app, call = api
+    await call("root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]})
+    assert (await call("tina", "POST", "api/classes/bio/students", {"username": "sam"}))[0] == 201
+    app.hub.refuse_start = "sam has reached the limit of named servers"
+    code, body = await call("tina", "POST", "api/classes/bio/servers/sam")
+    assert code == 409 and "limit of named servers" in body["message"]
+    app.hub.refuse_start = ""
+    code, body = await call("tina", "POST", "api/classes/bio/servers/sam")
+    assert code == 200 and body["state"] == "running"
+    code, body = await call("tina", "DELETE", "api/classes/bio/students/sam")
+    assert code == 204 and "bio" not in app.hub.users["sam"], "unenrolling stops the server"
+
+
+async def test_import_rejection_has_the_error_shape_and_a_report(api):
+    app, call = api
+    await call("root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]})
+    code, body = await call(
+        "tina", "POST", "api/classes/bio/import", {"csv": "username\nsam\nghost\n"}
+    )
+    assert code == 400 and body["status"] == 400 and body["applied"] is False
+    assert [r["status"] for r in body["rows"]] == ["valid", "unknown_user"]
+    assert app.store.records["bio"]["students"] == []
+
+
+async def test_servers_view_and_student_view(api):
+    app, call = api
+    await call("root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]})
+    for name in ("sam", "sue"):
+        await call("tina", "POST", "api/classes/bio/students", {"username": name})
+    app.hub.users["sam"]["bio"] = {
+        "ready": True,
+        "pending": None,
+        "last_activity": "2026-01-01T00:00:00Z",
+    }
+    code, body = await call("tina", "GET", "api/classes/bio/servers")
+    assert code == 200
+    assert [(s["username"], s["state"], s["url"]) for s in body["servers"]] == [
+        ("sam", "running", "/user/sam/bio/"),
+        ("sue", "stopped", "/user/sue/bio/"),
+    ]
+    code, body = await call("sam", "GET", "api/classes/bio")
+    assert body["server"]["state"] == "running" and "students" not in body
+    code, body = await call("root", "GET", "api/classes")
+    assert body["classes"][0]["student_count"] == 2 and "students" not in body["classes"][0]
