@@ -23,6 +23,7 @@ from .culler import Culler
 from .handlers import class_handlers
 from .hubsync import GroupSync
 from .model import InvalidClass, Limits, parse_mem
+from .pages import TEMPLATES, page_handlers
 from .store import ClassStore
 
 #: start-up reconciliation retries: first wait, longest wait (seconds)
@@ -287,6 +288,10 @@ class ClassesApp(ServiceApp):
     def _default_hub_base_url(self):
         return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
 
+    @default("template_paths")
+    def _default_template_paths(self):
+        return [str(TEMPLATES)]
+
     # ----- built from the settings
 
     def limits(self) -> Limits:
@@ -333,7 +338,9 @@ class ClassesApp(ServiceApp):
             "hub_base_url": self.hub_base_url,
             "hub_concurrency": self.hub_concurrency,
         }
-        return class_handlers(deps)
+        # the pages first: their "" (My classes) replaces the API's sign-in answer for
+        # browsers and keeps it for API clients
+        return page_handlers(deps) + class_handlers(deps)
 
     def health_checks(self):
         return {"mongodb": self.store.ping, **super().health_checks()}

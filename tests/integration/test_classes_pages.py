@@ -1,0 +1,323 @@
+"""The classes service's pages in headless Chromium, against the real hub, Docker, Traefik
+and nx-27017: a student's "My classes" (exactly their classes, launch, JupyterLab, states
+refreshed without reloading), a teacher's class page (roster, start/stop, opening a
+student's server, CSV import with its per-row report), the 403 pages, the admin's
+"Create class" form, settings and archiving, and the pages while MongoDB is down.
+
+On failure each test saves a screenshot and prints its path."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import pytest
+
+from tests.e2e.test_stack import CHROMIUM_ARGS
+from tests.harness import start_mongo
+from tests.integration.test_classes_support import (
+    SERVICE,
+    Person,
+    classes_stack,
+    members,
+    wait_healthy,
+)
+
+pytestmark = pytest.mark.integration
+
+UNREACHABLE = "the classes database is unreachable; try again shortly"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from classes_stack(tmp_path_factory.mktemp("classes-pages"))
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    """The classes API as an admin (set-up and checks; never signed in in a browser):
+    bio (teacher tina; sam, sue), chem (teacher tom; sam), geo (teacher tom; sid)."""
+    for name in ("tina", "tom", "sam", "sue", "sid", "uma", "ulf"):
+        stack.create_user(name)
+    admin = Person(stack, "admin", "admin")
+    for code, teacher, students in (
+        ("bio", "tina", ["sam", "sue"]),
+        ("chem", "tom", ["sam"]),
+        ("geo", "tom", ["sid"]),
+    ):
+        r = admin.post(
+            "api/classes",
+            {"code": code, "name": code.title(), "term": "2026 autumn", "teachers": [teacher]},
+        )
+        assert r.status_code == 201, r.text
+        for student in students:
+            r = admin.post(f"api/classes/{code}/students", {"username": student})
+            assert r.status_code == 201, r.text
+    return admin
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def sign_in(stack, api, chromium):
+    """``sign_in(name, role)``: a new browser signed in with a token, on "My classes".
+    Any page of the test that fails is saved as a screenshot (path printed)."""
+    contexts = []
+
+    def open_as(name: str, role: str):
+        context = chromium.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("dialog", lambda dialog: dialog.accept())  # "Remove ...?", "Archive ...?"
+        page.goto(f"{stack.url}/hub/login?next={quote(SERVICE, safe='')}")
+        page.fill("#token_input", stack.mint(name, role))
+        page.click("#token_submit")
+        page.wait_for_url(f"**{SERVICE}")
+        return page
+
+    try:
+        yield open_as
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@contextmanager
+def screenshots(tmp_path, *pages):
+    try:
+        yield
+    except Exception:
+        for i, page in enumerate(pages):
+            path = tmp_path / f"failure-{i}.png"
+            try:
+                page.screenshot(path=str(path), full_page=True)
+                print("screenshot:", path, "url:", page.url)
+            except Exception as e:  # noqa: BLE001 - the test's own error matters more
+                print("no screenshot:", e)
+        raise
+
+
+def rows(page, selector: str, key: str) -> list[str]:
+    return page.eval_on_selector_all(selector, f"rows => rows.map(r => r.dataset.{key})")
+
+
+def wait_lab(page, user: str, code: str) -> None:
+    page.wait_for_url(f"**/user/{user}/{code}/lab**", timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    assert "JupyterLab" in page.title()
+
+
+def test_student_sees_their_classes_and_launches_one(stack, sign_in, tmp_path):
+    page = sign_in("sam", "student")
+    with screenshots(tmp_path, page):
+        assert rows(page, "#taking tbody tr", "code") == ["bio", "chem"]
+        assert page.is_hidden("#teaching-section") and page.is_hidden("#create-class")
+        bio = "#taking tr[data-code=bio]"
+        assert page.get_attribute(bio, "data-state") == "stopped"
+        assert page.inner_text(f"{bio} [data-field=term]") == "2026 autumn"
+        assert page.get_attribute(f"{bio} [data-action=launch]", "href") == "/hub/spawn/sam/bio"
+        page.click(f"{bio} [data-action=launch]")
+        wait_lab(page, "sam", "bio")
+
+        page.goto(stack.url + SERVICE)
+        page.wait_for_selector(f"{bio}[data-state=running]")
+        assert page.is_hidden(f"{bio} [data-action=launch]")
+        assert page.get_attribute(f"{bio} [data-action=open]", "href") == "/user/sam/bio/"
+        assert page.get_attribute("#taking tr[data-code=chem]", "data-state") == "stopped"
+        page.click(f"{bio} [data-action=open]")
+        wait_lab(page, "sam", "bio")
+
+        # the page follows the server's state by itself: stopped behind its back
+        page.goto(stack.url + SERVICE)
+        page.wait_for_selector(f"{bio}[data-state=running]")
+        stack.stop("sam", "bio")
+        page.wait_for_selector(f"{bio}[data-state=stopped]", timeout=15_000)
+        assert page.is_visible(f"{bio} [data-action=launch]")
+        assert page.is_hidden("#status-alert") and page.is_hidden("#action-alert")
+
+        # a class sam is not in: the hub refuses to start it and says why
+        page.goto(f"{stack.url}/hub/spawn/sam/geo")
+        page.wait_for_selector("text=You are not enrolled in Geo (geo)")
+
+
+def test_teacher_starts_opens_and_stops_a_students_server(stack, sign_in, tmp_path):
+    page = sign_in("tina", "teacher")
+    with screenshots(tmp_path, page):
+        assert rows(page, "#teaching tbody tr", "code") == ["bio"]
+        assert page.inner_text("#teaching tr[data-code=bio] [data-field=students]") == "2"
+        page.click("#teaching tr[data-code=bio] a[data-field=link]")
+        page.wait_for_url(f"**{SERVICE}classes/bio")
+        assert rows(page, "#roster tbody tr", "user") == ["sam", "sue"]
+        sam = "#roster tr[data-user=sam]"
+        assert page.get_attribute(sam, "data-state") == "stopped"
+        assert page.is_hidden(f"{sam} [data-action=open]")
+
+        page.click(f"{sam} [data-action=start]")
+        page.wait_for_selector(f"{sam}[data-state=running]", timeout=90_000)
+        assert "sam's server is" in page.inner_text("#action-alert")
+        assert page.get_attribute("#roster tr[data-user=sue]", "data-state") == "stopped"
+        assert page.get_attribute(f"{sam} [data-action=open]", "href") == "/user/sam/bio/"
+
+        # "Open server": a new tab; the hub asks the teacher once to authorize
+        with page.context.expect_page() as opened:
+            page.click(f"{sam} [data-action=open]")
+        lab = opened.value
+        with screenshots(tmp_path, lab):
+            lab.wait_for_url(re.compile(r"/(hub/api/oauth2/authorize|user/sam/bio/lab)"))
+            if "oauth2/authorize" in lab.url:
+                lab.click("button:has-text('Authorize')")
+            wait_lab(lab, "sam", "bio")
+        lab.close()
+
+        page.click(f"{sam} [data-action=stop]")
+        page.wait_for_selector(f"{sam}[data-state=stopped]", timeout=60_000)
+        assert page.is_enabled(f"{sam} [data-action=start]")
+
+
+def test_teacher_imports_a_roster_with_a_per_row_report(stack, sign_in, tmp_path):
+    page = sign_in("tina", "teacher")
+    page.goto(f"{stack.url}{SERVICE}classes/bio")
+    csv = tmp_path / "roster.csv"
+    with screenshots(tmp_path, page):
+        csv.write_text("username\numa\nghost\nUma\nbad name\n")
+        page.set_input_files("#import-file", str(csv))
+        page.click("#import-roster button[type=submit]")
+        page.wait_for_selector("#import-report tbody tr[data-status=unknown_user]")
+        assert "Nothing was imported" in page.inner_text("#action-alert")
+        assert "alert-danger" in page.get_attribute("#action-alert", "class")
+        report = page.eval_on_selector_all(
+            "#import-report tbody tr",
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))",
+        )
+        assert [(r[0], r[1]) for r in report] == [
+            ("2", "uma"),
+            ("3", "ghost"),
+            ("4", "uma"),
+            ("5", "bad name"),
+        ]
+        assert rows(page, "#import-report tbody tr", "status") == [
+            "valid",
+            "unknown_user",
+            "duplicate",
+            "malformed",
+        ]
+        assert "not a user of this hub" in report[1][3]
+        assert members(stack, "class-bio") == {"sam", "sue"}, "nothing applied"
+        assert rows(page, "#roster tbody tr", "user") == ["sam", "sue"]
+
+        csv.write_text("username\r\numa\r\nulf\r\nsam\r\n")
+        page.set_input_files("#import-file", str(csv))
+        page.click("#import-roster button[type=submit]")
+        page.wait_for_selector("#roster tr[data-user=ulf]")
+        assert "2 student(s) added" in page.inner_text("#action-alert")
+        assert rows(page, "#import-report tbody tr", "status") == [
+            "added",
+            "added",
+            "already_enrolled",
+        ]
+        assert members(stack, "class-bio") == {"sam", "sue", "uma", "ulf"}
+
+        # one by one: remove (confirmed) and add back, with the API's messages
+        page.click("#roster tr[data-user=ulf] [data-action=remove]")
+        page.wait_for_selector("#roster tr[data-user=ulf]", state="detached")
+        page.fill("#add-username", "nobody-here")
+        page.click("#add-student button[type=submit]")
+        page.wait_for_selector("#action-alert.alert-danger:has-text('not a user of this hub')")
+        page.fill("#add-username", "ulf")
+        page.click("#add-student button[type=submit]")
+        page.wait_for_selector("#roster tr[data-user=ulf]")
+        assert page.inner_text("#roster-count") == "4"
+
+
+def test_students_and_other_teachers_get_a_403_page(stack, sign_in, tmp_path):
+    sam = sign_in("sam", "student")
+    tom = sign_in("tom", "teacher")
+    with screenshots(tmp_path, sam, tom):
+        r = sam.goto(f"{stack.url}{SERVICE}classes/bio")
+        assert r.status == 403 and r.headers["content-type"].startswith("text/html")
+        assert "Only the teachers of class 'bio'" in sam.inner_text("#error-message")
+        assert "sue" not in sam.content() and sam.locator("#roster").count() == 0
+        r = tom.goto(f"{stack.url}{SERVICE}classes/bio")
+        assert r.status == 403 and "Only the teachers" in tom.inner_text("#error-message")
+        r = tom.goto(f"{stack.url}{SERVICE}classes/nope")
+        assert r.status == 404 and "no class with the code 'nope'" in tom.inner_text("#error-page")
+        r = tom.goto(f"{stack.url}{SERVICE}classes/Not_A_Code")
+        assert r.status == 400 and "Invalid class code" in tom.inner_text("#error-page")
+        r = tom.goto(f"{stack.url}{SERVICE}classes/geo")
+        assert r.status == 200 and rows(tom, "#roster tbody tr", "user") == ["sid"]
+
+
+def test_admin_creates_a_class_and_its_teacher_edits_and_archives_it(stack, api, sign_in, tmp_path):
+    ada = sign_in("ada", "admin")
+    with screenshots(tmp_path, ada):
+        assert rows(ada, "#teaching tbody tr", "code") == ["bio", "chem", "geo"]
+        ada.fill("#create-code", "art")
+        ada.fill("#create-name", "Art & <b>Design</b>")
+        ada.fill("#create-term", "2027")
+        ada.fill("#create-teachers", "tina")
+        ada.fill("#create-idle", "900")
+        ada.click("#create-class button[type=submit]")
+        ada.wait_for_selector("#teaching tr[data-code=art]")
+        assert "Created class art" in ada.inner_text("#action-alert")
+        assert ada.inner_text("#teaching tr[data-code=art] [data-field=name]") == (
+            "Art & <b>Design</b>"
+        )
+        ada.fill("#create-code", "art")
+        ada.fill("#create-name", "Again")
+        ada.click("#create-class button[type=submit]")
+        ada.wait_for_selector("#action-alert.alert-danger:has-text('exists already')")
+    record = api.get("api/classes/art").json()
+    assert record["teachers"] == ["tina"] and record["environment"]["idle_timeout"] == 900
+    assert members(stack, "teachers-art") == {"tina"}
+
+    tina = sign_in("tina", "teacher")
+    tina.goto(f"{stack.url}{SERVICE}classes/art")
+    with screenshots(tmp_path, tina):
+        assert tina.locator("#settings-teachers").count() == 0, "admins assign teachers"
+        tina.fill("#settings-idle", "1")
+        tina.click("#class-settings button[type=submit]")
+        tina.wait_for_selector("#action-alert.alert-danger:has-text('idle_timeout')")
+        tina.fill("#settings-idle", "1200")
+        tina.fill("#settings-name", "Art and Design")
+        tina.click("#class-settings button[type=submit]")
+        tina.wait_for_selector("#action-alert.alert-success:has-text('Settings saved')")
+        assert tina.inner_text("#class-name") == "Art and Design"
+        tina.click("#archive-button")
+        tina.wait_for_selector("#archived-badge:visible")
+        assert "Archived art" in tina.inner_text("#action-alert")
+    record = api.get("api/classes/art").json()
+    assert record["archived"] is True and record["environment"]["idle_timeout"] == 1200
+
+
+def test_pages_show_a_mongodb_outage_and_recover(stack, sign_in, tmp_path):
+    tina = sign_in("tina", "teacher")
+    tina.goto(f"{stack.url}{SERVICE}classes/bio")
+    sam = sign_in("sam", "student")
+    with screenshots(tmp_path, tina, sam):
+        stack.mongo.stop()
+        try:
+            tina.wait_for_selector(f"#status-alert:has-text('{UNREACHABLE}')", timeout=15_000)
+            tina.fill("#add-username", "uma")
+            tina.click("#add-student button[type=submit]")
+            tina.wait_for_selector(f"#action-alert.alert-danger:has-text('{UNREACHABLE}')")
+            r = sam.reload()
+            assert r.status == 503
+            assert UNREACHABLE in sam.inner_text("#error-message")
+            assert "tries again by itself" in sam.inner_text("#error-page")
+        finally:
+            stack.processes.remove(stack.mongo)
+            stack.mongo, _ = start_mongo(stack.workdir / "mongo", port=stack.mongo_port)
+            stack.processes.append(stack.mongo)
+        wait_healthy(stack, timeout=30)
+        tina.wait_for_selector("#status-alert", state="hidden", timeout=15_000)
+        sam.wait_for_selector("#taking tr[data-code=bio]", timeout=30_000)  # reloaded itself
