@@ -241,6 +241,35 @@ class ServiceApp(Application):
         """,
     )
 
+    hub_read_cache_seconds = Float(
+        1.0,
+        config=True,
+        help="""How long the hub's answers about users and their running servers are
+        reused. Pages poll every few seconds and a class's server view lists every active
+        server, so under load the same reads would reach the hub (one process, the
+        bottleneck) again and again; identical reads in flight also share one call. A server
+        this service starts or stops empties the cache. 0 turns it off.
+        Default: CLASSHUB_HUB_READ_CACHE_SECONDS, else 1.
+
+        Example: ``c.ClassesApp.hub_read_cache_seconds = 2``
+        """,
+    )
+
+    @default("hub_read_cache_seconds")
+    def _default_hub_read_cache(self):
+        try:
+            return float(os.environ.get("CLASSHUB_HUB_READ_CACHE_SECONDS", "1"))
+        except ValueError:
+            raise TraitError(
+                "CLASSHUB_HUB_READ_CACHE_SECONDS must be a number of seconds"
+            ) from None
+
+    @validate("hub_read_cache_seconds")
+    def _check_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(f"hub_read_cache_seconds must be 0 or more, got {proposal.value}")
+        return proposal.value
+
     @validate("hub_api_timeout", "auth_cache_seconds")
     def _check_positive(self, proposal):
         if proposal.value <= 0:
@@ -358,7 +387,11 @@ class ServiceApp(Application):
             name=f"{self.service_name}-sdk",
         )
         self.hub = HubAPI(
-            self.hub_api_url, self.api_token, timeout=self.hub_api_timeout, log=self.log
+            self.hub_api_url,
+            self.api_token,
+            timeout=self.hub_api_timeout,
+            read_cache_seconds=self.hub_read_cache_seconds,
+            log=self.log,
         )
         self.hub_auth = HubOAuth(
             api_url=self.hub_api_url,

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .errors import BadGateway, Unavailable
+from .readcache import ReadCache
 
 PAGINATION = "application/jupyterhub-pagination+json"
 #: a paginated listing stops after this many pages (200 items each by default)
@@ -91,6 +92,7 @@ class HubAPI:
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
         max_clients: int = 20,
+        read_cache_seconds: float = 0.0,
         log: logging.Logger | None = None,
     ):
         if not api_url:
@@ -103,6 +105,8 @@ class HubAPI:
         self.connect_timeout = connect_timeout
         self.log = log or logging.getLogger(__name__)
         self._client = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
+        # user and active-server reads; emptied by every write through this client
+        self.reads = ReadCache(read_cache_seconds)
 
     def close(self) -> None:
         self._client.close()
@@ -122,6 +126,8 @@ class HubAPI:
         accept: str = "application/json",
     ) -> Any:
         """The decoded JSON answer (None when the hub sends no body)."""
+        if method != "GET" and path.startswith("/users"):
+            self.reads.clear()  # a server started or stopped: the next read sees it
         url = self.api_url + path
         if params:
             url += "?" + urlencode(params)
@@ -209,10 +215,14 @@ class HubAPI:
 
     async def get_user(self, name: str, *, include_stopped_servers: bool = False) -> dict | None:
         params = {"include_stopped_servers": "1"} if include_stopped_servers else None
-        try:
-            return await self.request("GET", f"/users/{q(name)}", params=params)
-        except HubNotFound:
-            return None
+
+        async def fetch():
+            try:
+                return await self.request("GET", f"/users/{q(name)}", params=params)
+            except HubNotFound:
+                return None
+
+        return await self.reads.get(("user", name, include_stopped_servers), fetch)
 
     async def existing_users(self, names: Iterable[str], *, concurrency: int = 8) -> set[str]:
         """Those of ``names`` that are hub users (one bounded-concurrency lookup each)."""
@@ -228,7 +238,9 @@ class HubAPI:
     async def active_users(self) -> list[dict]:
         """User models (with their active servers) of everyone with a running or pending
         server: the same listing jupyterhub-idle-culler works from."""
-        return await self.list_all("/users", {"state": "active"})
+        return await self.reads.get(
+            ("active",), lambda: self.list_all("/users", {"state": "active"})
+        )
 
     async def start_server(self, user: str, server: str) -> None:
         await self.request("POST", f"/users/{q(user)}/servers/{q(server)}", body={})
