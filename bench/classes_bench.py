@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import random
@@ -55,6 +54,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measure import HZ, cpu_seconds, ms, pct  # noqa: E402
 from tests.e2e.test_stack import CHROMIUM_ARGS  # noqa: E402
 from tests.harness import VENV_BIN, Stack  # noqa: E402
 from tests.integration.test_classes_support import (  # noqa: E402
@@ -64,7 +64,6 @@ from tests.integration.test_classes_support import (  # noqa: E402
     wait_healthy,
 )
 
-HZ = os.sysconf("SC_CLK_TCK")
 CODE = "big"
 AUTH_CACHE = 5.0  # seconds HubAuth reuses the hub's answer for a token (auth_cache_seconds)
 TEACHER = "tina"
@@ -92,49 +91,6 @@ MIX = [
 
 
 # ----- small helpers -----
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
-
-
-def ms(x: float) -> str:
-    return f"{x * 1000:.1f} ms"
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def cpu_seconds(pid: int, tree: bool = True) -> float:
-    """User+system CPU seconds of ``pid`` (and, with ``tree``, its live descendants)."""
-    total = 0
-    for p in descendants(pid) if tree else [pid]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / HZ
 
 
 def machine_busy() -> tuple[float, float, float]:

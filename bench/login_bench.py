@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import json
-import math
 import os
 import platform
 import re
@@ -48,60 +47,17 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measure import cpu_seconds, ms, pct  # noqa: E402
 from tests.harness import VENV_BIN, Stack  # noqa: E402
 
-HZ = os.sysconf("SC_CLK_TCK")
 ACCESS = re.compile(r"\] (\d{3}) (GET|POST) (\S+).*? \(([^@()]*)@[^)]*\) ([\d.]+)ms$")
 
 
 # ----- small helpers -----
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
-
-
-def ms(x: float) -> str:
-    return f"{x * 1000:.1f} ms"
-
-
 def us(x: float) -> str:
     return f"{x * 1e6:.0f} µs"
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of ``pid`` and its live descendants."""
-    total = 0
-    for p in descendants(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / HZ
 
 
 class CpuMeter:

@@ -77,6 +77,20 @@ class ClassesHandler(BaseHandler):
     def actor(self) -> Actor:
         return Actor.from_model(self.require_user())
 
+    async def visible_classes(self, actor: Actor) -> tuple[list, list[str], dict]:
+        """The classes ``actor`` may see, their relation to each, and (when they are a
+        student in any) their own servers by name, for the list API and the home page."""
+        if actor.admin:
+            records = await self.store.list_all()
+        else:
+            records = await self.store.list_for(actor.name)
+        roles = [relation(actor, r) for r in records]
+        servers: dict = {}
+        if STUDENT in roles:
+            model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
+            servers = model.get("servers") or {}
+        return records, roles, servers
+
     # tornado has already URL-decoded path arguments
     def code_arg(self, raw: str) -> str:
         return check_code(raw)
@@ -144,15 +158,7 @@ class SettingsHandler(ClassesHandler):
 class ClassListHandler(ClassesHandler):
     async def get(self):
         actor = self.actor()
-        if actor.admin:
-            records = await self.store.list_all()
-        else:
-            records = await self.store.list_for(actor.name)
-        roles = [relation(actor, r) for r in records]
-        servers: dict = {}
-        if STUDENT in roles:
-            model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
-            servers = model.get("servers") or {}
+        records, roles, servers = await self.visible_classes(actor)
         classes = [
             student_view(r, servers.get(r["code"]), username=actor.name, base_url=self.hub_base_url)
             if role == STUDENT

@@ -33,7 +33,7 @@ from services.base.handlers import error_message
 from services.base.hubapi import HubAPIError
 
 from .handlers import ClassesHandler, HomeHandler
-from .rules import STUDENT, relation, require_manage
+from .rules import STUDENT, require_manage
 from .servers import PENDING, RUNNING, STOPPED, active_servers, roster_servers
 from .views import full_view, student_view, summary_view
 
@@ -146,15 +146,7 @@ class HomePage(PageHandler, HomeHandler):
             await HomeHandler.get(self)
             return
         actor = self.actor()
-        if actor.admin:
-            records = await self.store.list_all()
-        else:
-            records = await self.store.list_for(actor.name)
-        roles = [relation(actor, r) for r in records]
-        servers: dict = {}
-        if STUDENT in roles:
-            model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
-            servers = model.get("servers") or {}
+        records, roles, servers = await self.visible_classes(actor)
         taking, teaching = [], []
         for record, role in zip(records, roles, strict=True):
             if role == STUDENT:
