@@ -17,6 +17,9 @@ import logging
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,12 @@ class SessionStore:
             socket_connect_timeout=timeout,
             health_check_interval=30,
             decode_responses=True,
+            # After Redis restarts, every pooled connection is dead and its next command
+            # fails at once. Without a retry that failure reached a person as a 503 although
+            # Redis was back; two quick retries on a fresh connection hide the restart.
+            # Timeouts are not retried: a hung Redis must not cost three timeouts per request.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(client, idle_timeout=idle_timeout, prefix=prefix)
 

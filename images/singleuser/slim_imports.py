@@ -6,6 +6,14 @@ jupyterhub-singleuser imports ``jupyterhub.log``, which imports the hub's page h
 about 0.3 CPU-seconds of every server start, on 2 cores the bound of a class starting at
 once (docs/performance.md). This makes both imports lazy; behaviour is unchanged.
 
+It also defers the rest of the database layer that jupyterhub-singleuser only names in
+hub-side functions: ``jupyterhub.scopes`` and ``jupyterhub.roles`` import the ORM (with
+SQLAlchemy and Alembic, about 0.2 CPU-seconds) for queries and ``isinstance`` checks the
+single-user server never runs, and ``jupyterhub.utils`` imports one SQLAlchemy exception
+for an ``except`` clause of a hub-only helper. Those names become lazy modules (see
+``LAZY_MODULE`` below) that import the real module on first attribute access, so the hub's
+code paths behave exactly as before if they are ever reached.
+
 Each replacement asserts the exact text it replaces, so a different jupyterhub version
 fails the image build loudly instead of being patched wrongly.
 """
@@ -16,6 +24,25 @@ import jupyterhub
 
 ROOT = os.path.dirname(jupyterhub.__file__)
 
+LAZY_MODULE = '''"""classhub build-time patch: modules imported on first attribute access."""
+
+import importlib
+
+
+class LazyModule:
+    """Stands in for a module (or a module attribute) until something is read from it."""
+
+    def __init__(self, module, attribute=None):
+        self._classhub_module = module
+        self._classhub_attribute = attribute
+
+    def __getattr__(self, name):
+        target = importlib.import_module(self._classhub_module)
+        if self._classhub_attribute:
+            target = getattr(target, self._classhub_attribute)
+        return getattr(target, name)
+'''
+
 PATCHES = {
     "log.py": [
         ("from .handlers.pages import HealthCheckHandler\n", ""),
@@ -23,6 +50,29 @@ PATCHES = {
             "isinstance(handler, StaticFileHandler | HealthCheckHandler)",
             "(isinstance(handler, StaticFileHandler)"
             ' or type(handler).__name__ == "HealthCheckHandler")',
+        ),
+    ],
+    "scopes.py": [
+        ("import sqlalchemy as sa\n", ""),
+        (
+            "from . import orm, roles\n",
+            "from . import roles\nfrom ._classhub_lazy import LazyModule\n\n"
+            'orm = LazyModule("jupyterhub.orm")\nsa = LazyModule("sqlalchemy")\n',
+        ),
+    ],
+    "roles.py": [
+        ("from sqlalchemy import func\n", ""),
+        (
+            "from . import orm, scopes\n",
+            "from . import scopes\nfrom ._classhub_lazy import LazyModule\n\n"
+            'orm = LazyModule("jupyterhub.orm")\nfunc = LazyModule("sqlalchemy", "func")\n',
+        ),
+    ],
+    "utils.py": [
+        ("from sqlalchemy.exc import SQLAlchemyError\n", ""),
+        (
+            "        except SQLAlchemyError:\n",
+            '        except __import__("sqlalchemy.exc").exc.SQLAlchemyError:\n',
         ),
     ],
     "metrics.py": [
@@ -40,6 +90,8 @@ PATCHES = {
 
 
 def main() -> None:
+    with open(os.path.join(ROOT, "_classhub_lazy.py"), "w") as f:
+        f.write(LAZY_MODULE)
     for name, pairs in PATCHES.items():
         path = os.path.join(ROOT, name)
         with open(path) as f:

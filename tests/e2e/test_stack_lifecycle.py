@@ -65,3 +65,41 @@ def test_restart_and_down_up_keep_everything(deployment, account):
     api.post(f"{deployment.url}/hub/api/users/{name}/server", timeout=120)
     deployment.wait_ready(api, name)
     assert api.get(base + "api/contents/kept.txt", timeout=10).json()["content"] == "survives"
+
+
+def test_data_services_come_back_after_their_containers_restart(deployment, account):
+    """What a host reboot does to the stack: every data service's container restarts in place
+    (same writable layer, same volumes). Each must come back healthy by itself, and the hub
+    and the classes service must work again without anyone touching them."""
+    name, _, api = account
+    services = ["postgres", "redis", "mongo", "s3"]
+    r = compose("restart", *services)
+    assert r.returncode == 0, r.stderr
+
+    def healthy():
+        out = compose("ps", "-q", *services).stdout.split()
+        states = [
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Health.Status}}", cid],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            for cid in out
+        ]
+        return len(states) == len(services) and all(s == "healthy" for s in states)
+
+    wait_for(healthy, 120, interval=1, what="data services healthy after a restart")
+    wait_for(
+        lambda: api.get(f"{deployment.url}/hub/api/user", timeout=5).ok,
+        60,
+        interval=0.5,
+        what="hub answering after its data services restarted",
+    )
+    wait_for(
+        lambda: (
+            api.get(f"{deployment.url}/services/classes/api/classes", timeout=5).status_code == 200
+        ),
+        60,
+        interval=0.5,
+        what="classes service reading MongoDB again",
+    )

@@ -152,3 +152,32 @@ async def test_redis_down_fails_closed_and_recovers(redis_server, tmp_path):
         assert (await store.begin(session("kim"), TAKEOVER)).accepted
     finally:
         await store.close()
+
+
+async def test_the_first_request_after_a_redis_restart_succeeds(redis_server):
+    """A restart closes every pooled connection. The next sign-in must not pay for that with
+    a 503 (it did, once per dead connection, before the client retried connection errors)."""
+    import redis
+
+    _, port = redis_server
+    store = SessionStore.from_url(
+        f"redis://127.0.0.1:{port}/0", timeout=1.0, idle_timeout=60, prefix="restart"
+    )
+    limiter = LoginLimiter(store, Limits(per_user=5, per_address=5, window=60))
+    admin = redis.Redis(port=port, socket_timeout=5)
+    try:
+        # several pooled connections, all alive
+        await asyncio.gather(*(store.begin(session(f"u{i}"), TAKEOVER) for i in range(4)))
+        assert await limiter.retry_after("u0", "10.0.0.1") == 0
+        # what the clients see when Redis restarts: the server closes every connection
+        killed = admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert killed >= 1
+        # scripts, plain commands and pipelines all go through on fresh connections
+        assert (await store.begin(session("u0"), TAKEOVER)).accepted
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert await limiter.retry_after("u1", "10.0.0.1") == 0
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await limiter.failed("u2", "10.0.0.2")
+    finally:
+        admin.close()
+        await store.close()
