@@ -264,10 +264,32 @@ class ServiceApp(Application):
                 "CLASSHUB_HUB_READ_CACHE_SECONDS must be a number of seconds"
             ) from None
 
-    @validate("hub_read_cache_seconds")
+    hub_read_stale_seconds = Float(
+        config=True,
+        help="""For how long after ``hub_read_cache_seconds`` an answer may still be shown
+        on a page while a fresh one is fetched in the background. Page requests then never
+        wait for the hub while someone is using the pages; the state they show is at most
+        this much older (the next poll shows the fresh one). Reads that decide something
+        (does a user exist, which servers to stop) never use a stale answer. 0 turns it off.
+        Default: CLASSHUB_HUB_READ_STALE_SECONDS, else 4.
+
+        Example: ``c.ClassesApp.hub_read_stale_seconds = 2``
+        """,
+    )
+
+    @default("hub_read_stale_seconds")
+    def _default_hub_read_stale(self):
+        try:
+            return float(os.environ.get("CLASSHUB_HUB_READ_STALE_SECONDS", "4"))
+        except ValueError:
+            raise TraitError(
+                "CLASSHUB_HUB_READ_STALE_SECONDS must be a number of seconds"
+            ) from None
+
+    @validate("hub_read_cache_seconds", "hub_read_stale_seconds")
     def _check_not_negative(self, proposal):
         if proposal.value < 0:
-            raise TraitError(f"hub_read_cache_seconds must be 0 or more, got {proposal.value}")
+            raise TraitError(f"{proposal.trait.name} must be 0 or more, got {proposal.value}")
         return proposal.value
 
     @validate("hub_api_timeout", "auth_cache_seconds")
@@ -391,6 +413,7 @@ class ServiceApp(Application):
             self.api_token,
             timeout=self.hub_api_timeout,
             read_cache_seconds=self.hub_read_cache_seconds,
+            read_stale_seconds=self.hub_read_stale_seconds,
             log=self.log,
         )
         self.hub_auth = HubOAuth(

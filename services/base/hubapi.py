@@ -93,6 +93,7 @@ class HubAPI:
         connect_timeout: float = 3.0,
         max_clients: int = 20,
         read_cache_seconds: float = 0.0,
+        read_stale_seconds: float = 0.0,
         log: logging.Logger | None = None,
     ):
         if not api_url:
@@ -106,7 +107,7 @@ class HubAPI:
         self.log = log or logging.getLogger(__name__)
         self._client = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
         # user and active-server reads; emptied by every write through this client
-        self.reads = ReadCache(read_cache_seconds)
+        self.reads = ReadCache(read_cache_seconds, read_stale_seconds)
 
     def close(self) -> None:
         self._client.close()
@@ -213,7 +214,11 @@ class HubAPI:
 
     # ----- users and servers
 
-    async def get_user(self, name: str, *, include_stopped_servers: bool = False) -> dict | None:
+    async def get_user(
+        self, name: str, *, include_stopped_servers: bool = False, stale_ok: bool = False
+    ) -> dict | None:
+        """The user's model, None if there is no such user. ``stale_ok``: for display
+        only, a cached answer a few seconds old will do (see :mod:`.readcache`)."""
         params = {"include_stopped_servers": "1"} if include_stopped_servers else None
 
         async def fetch():
@@ -222,7 +227,9 @@ class HubAPI:
             except HubNotFound:
                 return None
 
-        return await self.reads.get(("user", name, include_stopped_servers), fetch)
+        return await self.reads.get(
+            ("user", name, include_stopped_servers), fetch, stale_ok=stale_ok
+        )
 
     async def existing_users(self, names: Iterable[str], *, concurrency: int = 8) -> set[str]:
         """Those of ``names`` that are hub users (one bounded-concurrency lookup each)."""
@@ -235,11 +242,12 @@ class HubAPI:
         found = await asyncio.gather(*(exists(n) for n in dict.fromkeys(names)))
         return {n for n in found if n}
 
-    async def active_users(self) -> list[dict]:
+    async def active_users(self, *, stale_ok: bool = False) -> list[dict]:
         """User models (with their active servers) of everyone with a running or pending
-        server: the same listing jupyterhub-idle-culler works from."""
+        server: the same listing jupyterhub-idle-culler works from. ``stale_ok``: for
+        display only (see :mod:`.readcache`)."""
         return await self.reads.get(
-            ("active",), lambda: self.list_all("/users", {"state": "active"})
+            ("active",), lambda: self.list_all("/users", {"state": "active"}), stale_ok=stale_ok
         )
 
     async def start_server(self, user: str, server: str) -> None:

@@ -351,6 +351,7 @@ class ClassesApp(ServiceApp):
             self.spawn(self.culler.run_forever(self.cull_interval), "cull")
 
     async def teardown(self) -> None:
+        await self.group_sync.wait_background()
         self.store.close()
         await super().teardown()
 

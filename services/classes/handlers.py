@@ -18,7 +18,8 @@
 
 Every change is written to MongoDB first, then the class's hub groups are synced; when
 the hub is unreachable at that moment the answer says ``"hub_sync": "pending"`` and the
-periodic reconciliation catches up.
+periodic reconciliation catches up. A change of only the name or term does not wait for
+the sync (``"hub_sync": "queued"``): neither the spawner nor any access rule depends on it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ from .views import full_view, student_view, summary_view
 
 SYNCED = "done"
 SYNC_PENDING = "pending"
+SYNC_QUEUED = "queued"
+#: changes that neither the spawner nor the hub's access rules depend on: the answer does
+#: not wait for the hub groups (the class's name is only shown in its group's properties)
+COSMETIC_FIELDS = frozenset({"name", "term"})
 
 
 class ClassesHandler(BaseHandler):
@@ -87,7 +92,10 @@ class ClassesHandler(BaseHandler):
         roles = [relation(actor, r) for r in records]
         servers: dict = {}
         if STUDENT in roles:
-            model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
+            model = (
+                await self.hub.get_user(actor.name, include_stopped_servers=True, stale_ok=True)
+                or {}
+            )
             servers = model.get("servers") or {}
         return records, roles, servers
 
@@ -191,7 +199,9 @@ class ClassHandler(ClassesHandler):
         if role != STUDENT:
             self.write_json(full_view(record, role))
             return
-        model = await self.hub.get_user(actor.name, include_stopped_servers=True) or {}
+        model = (
+            await self.hub.get_user(actor.name, include_stopped_servers=True, stale_ok=True) or {}
+        )
         server = (model.get("servers") or {}).get(record["code"])
         self.write_json(
             student_view(record, server, username=actor.name, base_url=self.hub_base_url)
@@ -213,7 +223,11 @@ class ClassHandler(ClassesHandler):
             await self.require_hub_users(new, "teacher")
         updated = await self.store.update(code, changes, now=self.clock())
         view = full_view(updated, role)
-        view["hub_sync"] = await self.sync_groups(code)
+        if changes.keys() <= COSMETIC_FIELDS:
+            self.sync.sync_soon(code)
+            view["hub_sync"] = SYNC_QUEUED
+        else:
+            view["hub_sync"] = await self.sync_groups(code)
         if changes.get("archived") and not record.get("archived"):
             active = active_servers(await self.hub.active_users(), code)
             view["stopped_servers"] = await self.stop_servers(sorted(active), code)
@@ -314,7 +328,7 @@ class ServersHandler(ClassesHandler):
     async def get(self, code):
         record = await self.store.require(self.code_arg(code))
         require_manage(self.actor(), record, "see its servers")
-        active = active_servers(await self.hub.active_users(), record["code"])
+        active = active_servers(await self.hub.active_users(stale_ok=True), record["code"])
         self.write_json(
             {
                 "code": record["code"],

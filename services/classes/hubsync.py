@@ -118,6 +118,26 @@ class GroupSync:
         self.store = store
         self.log = log or logging.getLogger(__name__)
         self._locks: dict[str, asyncio.Lock] = {}
+        # syncs started by sync_soon(), referenced until they finish
+        self._background: set[asyncio.Task] = set()
+
+    def sync_soon(self, code: str) -> None:
+        """Sync class ``code`` in the background (for changes nobody waits on, such as a
+        new name); a failure is logged and left to the next reconciliation."""
+        task = asyncio.ensure_future(self._sync_logged(code))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sync_logged(self, code: str) -> None:
+        try:
+            await self.sync(code)
+        except Exception as e:  # noqa: BLE001 - background work: log, reconcile later
+            self.log.warning("Hub groups of %s not synced yet (will retry): %s", code, e)
+
+    async def wait_background(self) -> None:
+        """Let the background syncs finish (shutdown and tests)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def sync(self, code: str) -> None:
         """Make class ``code``'s groups match its current record."""

@@ -27,7 +27,7 @@ from authenticator.usernames import InvalidUsername, normalize_username
 from services.base.errors import BadRequest, Conflict, NotFound
 
 CODE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
-CODE_RE = re.compile(rf"^{CODE_PATTERN}$")
+CODE_RE = re.compile(CODE_PATTERN)
 MAX_NAME = 200
 MAX_TERM = 100
 MAX_TEACHERS = 50
@@ -134,7 +134,7 @@ class Limits:
 def check_code(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidClass("The class code must be a string.")
-    if not CODE_RE.match(value):
+    if not CODE_RE.fullmatch(value):
         raise InvalidClass(
             f"Invalid class code {value[:40]!r}: use 1 to 32 lowercase letters, digits and "
             "hyphens, starting and ending with a letter or digit (e.g. 'bio101-a'). It "

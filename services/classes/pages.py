@@ -10,7 +10,7 @@ script (``static/classes.js``) that calls the REST API for every change and poll
 ``GET <prefix>classes/<code>``     a class's page, for its teachers and admins: roster
                                    with server states, start/stop/open, add/remove, CSV
                                    import, settings, archive
-``GET <prefix>static/<file>``      the pages' script (no sign-in needed)
+``GET <prefix>static/<file>``      the pages' script and style sheet (no sign-in needed)
 =================================  ======================================================
 
 A page checks the same rules as the API (:mod:`.rules`) before it renders; a refusal or
@@ -31,6 +31,7 @@ from tornado import web
 from services.base.errors import ServiceError, Unavailable
 from services.base.handlers import error_message
 from services.base.hubapi import HubAPIError
+from services.base.hubstatic import hub_static_url
 
 from .handlers import ClassesHandler, HomeHandler
 from .rules import STUDENT, require_manage
@@ -93,6 +94,7 @@ class PageHandler(ClassesHandler):
         user = self.current_user or {}
         namespace.update(
             hub=self.hub_prefix(),
+            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
             is_admin=bool(user.get("admin")),
             static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
             state_label=state_label,
@@ -192,7 +194,7 @@ class ClassPage(PageHandler):
         the message says why (the page's script retries)."""
         code, names = record["code"], record.get("students", [])
         try:
-            active = active_servers(await self.hub.active_users(), code)
+            active = active_servers(await self.hub.active_users(stale_ok=True), code)
         except (Unavailable, HubAPIError) as e:
             self.log.warning("Class page %s without server states: %s", code, e)
             unknown = roster_servers(names, {}, code, self.hub_base_url)
@@ -201,7 +203,7 @@ class ClassPage(PageHandler):
 
 
 class StaticHandler(web.StaticFileHandler):
-    """The pages' script; every route of the service gets ``hub_auth``, unused here."""
+    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
 
     def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
         super().initialize(path)
@@ -212,5 +214,5 @@ def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     return [
         ("", HomePage, deps),
         (r"classes/([^/]+)", ClassPage, deps),
-        (r"static/(classes\.js)", StaticHandler, {"path": str(STATIC)}),
+        (r"static/(classes\.js|classes\.css)", StaticHandler, {"path": str(STATIC)}),
     ]

@@ -100,7 +100,7 @@ class MemoryHub:
     async def ping(self):
         pass
 
-    async def get_user(self, name, include_stopped_servers=False):
+    async def get_user(self, name, include_stopped_servers=False, stale_ok=False):
         if name not in self.users:
             return None
         return {"name": name, "servers": copy.deepcopy(self.users[name])}
@@ -108,7 +108,7 @@ class MemoryHub:
     async def existing_users(self, names, concurrency=8):
         return {n for n in names if n in self.users}
 
-    async def active_users(self):
+    async def active_users(self, stale_ok=False):
         return [{"name": n, "servers": s} for n, s in self.users.items() if s]
 
     async def start_server(self, user, server):
@@ -259,3 +259,25 @@ async def test_servers_view_and_student_view(api):
     assert body["server"]["state"] == "running" and "students" not in body
     code, body = await call("root", "GET", "api/classes")
     assert body["classes"][0]["student_count"] == 2 and "students" not in body["classes"][0]
+
+
+async def test_a_rename_does_not_wait_for_the_hub_but_an_environment_change_does(api):
+    app, call = api
+    await call("root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]})
+    code, body = await call("tina", "PATCH", "api/classes/bio", {"name": "Biology", "term": "F"})
+    assert code == 200 and body["hub_sync"] == "queued" and body["name"] == "Biology"
+    await app.group_sync.wait_background()
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["name"] == "Biology"
+    # what the spawner or the access rules read is in the hub before the answer
+    code, body = await call("tina", "PATCH", "api/classes/bio", {"environment": {"cpu_limit": 0.5}})
+    assert code == 200 and body["hub_sync"] == "done"
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["cpu_limit"] == 0.5
+    # a background sync that fails is logged and left to the reconciliation
+    app.hub.groups_down = True
+    code, body = await call("tina", "PATCH", "api/classes/bio", {"name": "Bio II"})
+    assert code == 200 and body["hub_sync"] == "queued"
+    await app.group_sync.wait_background()
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["name"] == "Biology"
+    app.hub.groups_down = False
+    assert await app.reconcile() is True
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["name"] == "Bio II"

@@ -33,7 +33,21 @@ def test_valid_codes(code):
 
 @pytest.mark.parametrize(
     "code",
-    ["", "-bio", "bio-", "Bio101", "bio_101", "bio 101", "x" * 33, "bio/1", "bío", "..", 7, None],
+    [
+        "",
+        "-bio",
+        "bio-",
+        "Bio101",
+        "bio_101",
+        "bio 101",
+        "x" * 33,
+        "bio/1",
+        "bío",
+        "..",
+        "bio101\n",
+        7,
+        None,
+    ],
 )
 def test_invalid_codes_say_what_a_code_is(code):
     with pytest.raises(m.InvalidClass, match="lowercase letters|must be a string"):
