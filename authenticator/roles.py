@@ -19,8 +19,9 @@ STUDENT_SCOPES = (
     "users:activity!user",
     "servers!user",
     "access:servers!user",
-    # sign in to the classes service (its pages and API check who may see what)
+    # sign in to the classes and files services (their pages and APIs check who may see what)
     "access:services!service=classes",
+    "access:services!service=files",
 )
 
 

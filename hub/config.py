@@ -132,6 +132,22 @@ def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str,
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
 
 
+def configure_files(
+    c: Config, *, port: int, mongo_url: str, public_url: str, env: Mapping[str, str]
+) -> None:
+    """The files service (services/files), run by the hub, with its least-privilege role."""
+    from services.files.config import files_service_config
+
+    try:
+        service, role = files_service_config(
+            port=port, mongo_url=mongo_url, public_url=public_url, env=env
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -221,3 +237,15 @@ def apply_env(
         except ValueError:
             raise ConfigError("CLASSHUB_CLASSES_PORT must be a port number") from None
         configure_classes(c, port=classes_port, mongo_url=env["CLASSHUB_MONGO_URL"], env=env)
+        if env.get("CLASSHUB_S3_ENDPOINT"):
+            try:
+                files_port = int(env.get("CLASSHUB_FILES_PORT", "10102"))
+            except ValueError:
+                raise ConfigError("CLASSHUB_FILES_PORT must be a port number") from None
+            configure_files(
+                c,
+                port=files_port,
+                mongo_url=env["CLASSHUB_MONGO_URL"],
+                public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
+                env=env,
+            )

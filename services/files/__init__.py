@@ -1,0 +1,1 @@
+"""The files service: per-user files, class material and submissions on S3 (issue 5)."""

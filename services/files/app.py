@@ -1,0 +1,511 @@
+"""``FilesApp``: the files service (``python -m services.files``).
+
+On top of :class:`~services.base.app.ServiceApp`: the S3 bucket (created at start-up),
+Traefik's route for presigned URLs (:mod:`.route`), the pushes' MongoDB collections, and
+one background loop that starts scheduled pushes, delivers missed pushes to class servers
+that started, and clears abandoned uploads. Settings come from ``CLASSHUB_*`` variables
+(see :func:`services.files.config.files_service_config`) or the traits below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from traitlets import Float, Int, TraitError, Unicode, default, validate
+
+from hub import clock
+from services.base.app import ServiceApp
+from services.base.errors import Unavailable
+from services.base.hubapi import HubAPIError
+from services.classes.model import InvalidClass, parse_mem
+
+from .areas import Membership
+from .handlers import files_handlers
+from .pages import TEMPLATES, page_handlers
+from .push import Pusher
+from .pushstore import RUNNING, PushStore
+from .route import route_config, write_route
+from .s3 import ObjectStore
+from .uploads import PendingUploads
+
+#: abandoned staging objects (uploads never finished) are removed after this many seconds
+STAGING_MAX_AGE = 3600.0
+
+
+def _env(name: str, fallback: str) -> str:
+    return os.environ.get(name, "").strip() or fallback
+
+
+def _env_number(name: str, fallback, kind, what: str):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return fallback
+    try:
+        return kind(raw)
+    except ValueError:
+        raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
+
+
+def _size_trait(help_text: str) -> Unicode:
+    return Unicode(config=True, help=help_text)
+
+
+class FilesApp(ServiceApp):
+    name = "classhub-files"
+    description = "classhub's files service: private files, class material and pushes on S3"
+    default_service_name = "files"
+
+    # ----- the S3 store
+
+    s3_endpoint = Unicode(
+        config=True,
+        help="""Where the service reaches the S3 store (``http(s)://host:port``), and where
+        Traefik sends presigned requests. Set from ``CLASSHUB_S3_ENDPOINT``.
+
+        Example: ``c.FilesApp.s3_endpoint = "http://127.0.0.1:18333"``
+        """,
+    )
+
+    @default("s3_endpoint")
+    def _default_s3_endpoint(self):
+        return _env("CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333")
+
+    @validate("s3_endpoint")
+    def _check_s3_endpoint(self, proposal):
+        if not proposal.value.startswith(("http://", "https://")):
+            raise TraitError(
+                "s3_endpoint must be http(s)://host:port (CLASSHUB_S3_ENDPOINT), "
+                f"got {proposal.value[:60]!r}"
+            )
+        return proposal.value.rstrip("/")
+
+    s3_access_key = Unicode(
+        config=True,
+        help="""The service's S3 access key (``CLASSHUB_S3_ACCESS_KEY``). Only this service
+        holds S3 credentials: no student container ever sees them.
+
+        Example: ``c.FilesApp.s3_access_key = "classhub"``
+        """,
+    ).tag(sensitive=True)
+
+    @default("s3_access_key")
+    def _default_s3_access_key(self):
+        return os.environ.get("CLASSHUB_S3_ACCESS_KEY", "")
+
+    s3_secret_key = Unicode(
+        config=True,
+        help="""The service's S3 secret key (``CLASSHUB_S3_SECRET_KEY``); never logged.
+
+        Example: ``c.FilesApp.s3_secret_key = open("/run/secrets/s3").read().strip()``
+        """,
+    ).tag(sensitive=True)
+
+    @default("s3_secret_key")
+    def _default_s3_secret_key(self):
+        return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
+
+    s3_bucket = Unicode(
+        config=True,
+        help="""The bucket holding every area (created at start-up if missing). Its name is
+        also the path of presigned URLs (``/<bucket>/...``), so it must not clash with the
+        hub's paths. Set from ``CLASSHUB_S3_BUCKET``.
+
+        Example: ``c.FilesApp.s3_bucket = "classhub-files"``
+        """,
+    )
+
+    @default("s3_bucket")
+    def _default_s3_bucket(self):
+        return _env("CLASSHUB_S3_BUCKET", "classhub-files")
+
+    @validate("s3_bucket")
+    def _check_bucket(self, proposal):
+        value = proposal.value
+        reserved = {"hub", "user", "users", "services", "api"}
+        ok = 3 <= len(value) <= 63 and all(c.islower() or c.isdigit() or c == "-" for c in value)
+        if not ok or value in reserved or value.startswith("-") or value.endswith("-"):
+            raise TraitError(
+                f"s3_bucket {value!r} must be 3-63 lowercase letters, digits and dashes, "
+                "and not a path the hub uses (hub, user, services)"
+            )
+        return value
+
+    s3_timeout = Float(
+        config=True,
+        help="""Seconds one S3 call may take before the answer is 503 (uploads and
+        downloads do not count: browsers talk to the store directly). Set from
+        ``CLASSHUB_S3_TIMEOUT``.
+
+        Example: ``c.FilesApp.s3_timeout = 5``
+        """,
+    )
+
+    @default("s3_timeout")
+    def _default_s3_timeout(self):
+        return _env_number("CLASSHUB_S3_TIMEOUT", 10.0, float, "a number of seconds")
+
+    # ----- MongoDB (pushes)
+
+    mongo_url = Unicode(
+        config=True,
+        help="""MongoDB URL for the record of material pushes (the classes service's
+        database). Set from ``CLASSHUB_MONGO_URL``; may hold a password, never logged.
+
+        Example: ``c.FilesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
+        """,
+    ).tag(sensitive=True)
+
+    @default("mongo_url")
+    def _default_mongo_url(self):
+        return _env("CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub")
+
+    mongo_timeout = Float(
+        config=True,
+        help="""Seconds a MongoDB call may take before the answer is 503
+        (``CLASSHUB_MONGO_TIMEOUT``).
+
+        Example: ``c.FilesApp.mongo_timeout = 2``
+        """,
+    )
+
+    @default("mongo_timeout")
+    def _default_mongo_timeout(self):
+        return _env_number("CLASSHUB_MONGO_TIMEOUT", 3.0, float, "a number of seconds")
+
+    # ----- limits
+
+    user_quota = _size_trait(
+        """How much one person's private files may take together (K, M, G suffixes).
+        Checked before an upload is signed and again when it lands. Set from
+        ``CLASSHUB_FILES_USER_QUOTA``.
+
+        Example: ``c.FilesApp.user_quota = "2G"``
+        """
+    )
+
+    @default("user_quota")
+    def _default_user_quota(self):
+        return _env("CLASSHUB_FILES_USER_QUOTA", "1G")
+
+    material_quota = _size_trait(
+        """How much one class's material may take together (``CLASSHUB_FILES_MATERIAL_QUOTA``).
+
+        Example: ``c.FilesApp.material_quota = "5G"``
+        """
+    )
+
+    @default("material_quota")
+    def _default_material_quota(self):
+        return _env("CLASSHUB_FILES_MATERIAL_QUOTA", "2G")
+
+    max_file_size = _size_trait(
+        """The largest single file anyone may upload, and the largest file an archive may
+        unpack to (``CLASSHUB_FILES_MAX_FILE_SIZE``). The store refuses a larger upload
+        itself: the size is part of the signature.
+
+        Example: ``c.FilesApp.max_file_size = "256M"``
+        """
+    )
+
+    @default("max_file_size")
+    def _default_max_file_size(self):
+        return _env("CLASSHUB_FILES_MAX_FILE_SIZE", "512M")
+
+    max_zip_size = _size_trait(
+        """The largest archive (zip) that may be uploaded to be unpacked
+        (``CLASSHUB_FILES_MAX_ZIP_SIZE``).
+
+        Example: ``c.FilesApp.max_zip_size = "1G"``
+        """
+    )
+
+    @default("max_zip_size")
+    def _default_max_zip_size(self):
+        return _env("CLASSHUB_FILES_MAX_ZIP_SIZE", "512M")
+
+    max_unpacked_size = _size_trait(
+        """The most an archive may unpack to, all files together: the zip-bomb cap
+        (``CLASSHUB_FILES_MAX_UNPACKED_SIZE``).
+
+        Example: ``c.FilesApp.max_unpacked_size = "2G"``
+        """
+    )
+
+    @default("max_unpacked_size")
+    def _default_max_unpacked_size(self):
+        return _env("CLASSHUB_FILES_MAX_UNPACKED_SIZE", "1G")
+
+    max_zip_files = Int(
+        config=True,
+        help="""The most files one archive may hold (``CLASSHUB_FILES_MAX_ZIP_FILES``).
+
+        Example: ``c.FilesApp.max_zip_files = 5000``
+        """,
+    )
+
+    @default("max_zip_files")
+    def _default_max_zip_files(self):
+        return _env_number("CLASSHUB_FILES_MAX_ZIP_FILES", 2000, int, "a whole number")
+
+    upload_expiry = Float(
+        config=True,
+        help="""Seconds an upload link stays valid. Long enough for a large file on a slow
+        connection; the bytes it may send are fixed when it is signed.
+        (``CLASSHUB_FILES_UPLOAD_EXPIRY``)
+
+        Example: ``c.FilesApp.upload_expiry = 900``
+        """,
+    )
+
+    @default("upload_expiry")
+    def _default_upload_expiry(self):
+        return _env_number("CLASSHUB_FILES_UPLOAD_EXPIRY", 600.0, float, "a number of seconds")
+
+    download_expiry = Float(
+        config=True,
+        help="""Seconds a download link stays valid: enough to start the download; the
+        page asks for a new link every time (``CLASSHUB_FILES_DOWNLOAD_EXPIRY``).
+
+        Example: ``c.FilesApp.download_expiry = 30``
+        """,
+    )
+
+    @default("download_expiry")
+    def _default_download_expiry(self):
+        return _env_number("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0, float, "a number of seconds")
+
+    @validate("upload_expiry", "download_expiry", "s3_timeout", "mongo_timeout")
+    def _check_seconds(self, proposal):
+        if not 0 < proposal.value <= 7 * 86400:
+            raise TraitError(f"{proposal.trait.name} must be between 0 and 7 days in seconds")
+        return proposal.value
+
+    # ----- pushes
+
+    servers_url = Unicode(
+        config=True,
+        help="""Where the service reaches students' servers: the proxy's address as seen
+        from the service (Traefik's entry point), without the base URL. Set from
+        ``CLASSHUB_FILES_SERVERS_URL``.
+
+        Example: ``c.FilesApp.servers_url = "http://127.0.0.1:8000"``
+        """,
+    )
+
+    @default("servers_url")
+    def _default_servers_url(self):
+        return _env("CLASSHUB_FILES_SERVERS_URL", "http://127.0.0.1:8000")
+
+    hub_base_url = Unicode(
+        config=True,
+        help="""The hub's base URL path (``JUPYTERHUB_BASE_URL``, set by JupyterHub).
+
+        Example: ``c.FilesApp.hub_base_url = "/"``
+        """,
+    )
+
+    @default("hub_base_url")
+    def _default_hub_base_url(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
+
+    push_concurrency = Int(
+        config=True,
+        help="""How many students' servers a push writes to at once
+        (``CLASSHUB_FILES_PUSH_CONCURRENCY``). Each delivery costs the student's server a
+        little CPU; on a small machine more than a few at once only adds waiting.
+
+        Example: ``c.FilesApp.push_concurrency = 4``
+        """,
+    )
+
+    @default("push_concurrency")
+    def _default_push_concurrency(self):
+        return _env_number("CLASSHUB_FILES_PUSH_CONCURRENCY", 8, int, "a whole number")
+
+    sync_interval = Float(
+        config=True,
+        help="""Seconds between two looks for servers that started (they get the pushes
+        they missed) and scheduled pushes that are due (``CLASSHUB_FILES_SYNC_INTERVAL``).
+
+        Example: ``c.FilesApp.sync_interval = 10``
+        """,
+    )
+
+    @default("sync_interval")
+    def _default_sync_interval(self):
+        return _env_number("CLASSHUB_FILES_SYNC_INTERVAL", 5.0, float, "a number of seconds")
+
+    @validate("push_concurrency", "max_zip_files")
+    def _check_positive_int(self, proposal):
+        if proposal.value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1")
+        return proposal.value
+
+    # ----- Traefik
+
+    traefik_dynamic_dir = Unicode(
+        config=True,
+        help="""Traefik's dynamic configuration directory: the service writes its route
+        for presigned URLs there at start-up. Empty: write nothing (the route is made
+        elsewhere). Set from ``CLASSHUB_TRAEFIK_DYNAMIC_DIR``.
+
+        Example: ``c.FilesApp.traefik_dynamic_dir = "/srv/classhub/traefik-dynamic"``
+        """,
+    )
+
+    @default("traefik_dynamic_dir")
+    def _default_traefik_dynamic_dir(self):
+        return os.environ.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", "")
+
+    traefik_entrypoint = Unicode(
+        config=True,
+        help="""The Traefik entry point browsers come in through
+        (``CLASSHUB_TRAEFIK_ENTRYPOINT``).
+
+        Example: ``c.FilesApp.traefik_entrypoint = "websecure"``
+        """,
+    )
+
+    @default("traefik_entrypoint")
+    def _default_traefik_entrypoint(self):
+        return _env("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
+
+    @default("template_paths")
+    def _default_template_paths(self):
+        return [str(TEMPLATES)]
+
+    # ----- built from the settings
+
+    def limits(self) -> dict:
+        try:
+            sizes = {
+                name: parse_mem(getattr(self, name))
+                for name in (
+                    "user_quota",
+                    "material_quota",
+                    "max_file_size",
+                    "max_zip_size",
+                    "max_unpacked_size",
+                )
+            }
+        except InvalidClass as e:
+            raise TraitError(
+                f"A files size setting is not a size such as 512M or 2G: {e}"
+            ) from None
+        return {
+            **sizes,
+            "max_zip_files": self.max_zip_files,
+            "upload_expiry": self.upload_expiry,
+            "download_expiry": self.download_expiry,
+        }
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        self.limits()
+        if not self.s3_access_key or not self.s3_secret_key:
+            raise TraitError(
+                "The files service needs S3 credentials: set CLASSHUB_S3_ACCESS_KEY and "
+                "CLASSHUB_S3_SECRET_KEY (scripts/up.sh generates them)."
+            )
+
+    async def setup(self) -> None:
+        await super().setup()
+        self.objects = ObjectStore(
+            endpoint=self.s3_endpoint,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key,
+            bucket=self.s3_bucket,
+            blocking=self.blocking,
+            timeout=self.s3_timeout,
+        )
+        self.pushes = PushStore(
+            self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log
+        )
+        self.membership = Membership(self.hub)
+        self.uploads = PendingUploads(lambda: clock.now())
+        self.pusher = Pusher(
+            objects=self.objects,
+            pushes=self.pushes,
+            hub=self.hub,
+            membership=self.membership,
+            servers_url=self.servers_url,
+            base_url=self.hub_base_url,
+            token=self.api_token,
+            clock=lambda: clock.now(),
+            concurrency=self.push_concurrency,
+            max_material_bytes=self.limits()["max_unpacked_size"],
+            log=self.log,
+        )
+        if self.traefik_dynamic_dir:
+            path = write_route(
+                self.traefik_dynamic_dir,
+                route_config(
+                    bucket=self.s3_bucket,
+                    s3_url=self.s3_endpoint,
+                    entrypoint=self.traefik_entrypoint,
+                ),
+            )
+            self.log.info("Traefik route for presigned URLs written to %s", path)
+
+    def handlers(self):
+        deps = {
+            "objects": self.objects,
+            "membership": self.membership,
+            "uploads": self.uploads,
+            "limits": self.limits(),
+            "clock": lambda: clock.now(),
+            "pusher": self.pusher,
+            "pushes": self.pushes,
+        }
+        return page_handlers(deps) + files_handlers(deps)
+
+    def health_checks(self):
+        return {"s3": self.objects.ping, "mongodb": self.pushes.ping, **super().health_checks()}
+
+    async def on_started(self) -> None:
+        self.spawn(self._background(), "files-background")
+
+    async def teardown(self) -> None:
+        await self.pusher.wait_idle()
+        self.pusher.close()
+        self.pushes.close()
+        await super().teardown()
+
+    async def _background(self) -> None:
+        """Bucket, resumed pushes, then every ``sync_interval``: due pushes, started
+        servers, abandoned uploads. Each step that fails (a store down) is retried on the
+        next round; nothing here ever stops the loop."""
+        ready = False
+        last_cleanup = 0.0
+        while True:
+            try:
+                if not ready:
+                    await self.objects.ensure_bucket()
+                    for push in await self.pushes.with_status(RUNNING):
+                        self.log.info("Resuming push %s of %s", push["_id"], push["code"])
+                        self.pusher.spawn(self.pusher.run(push["_id"]))
+                    ready = True
+                await self.pusher.run_due()
+                await self.pusher.sync_started_servers()
+                if clock.now() - last_cleanup > 600:
+                    await self._remove_abandoned_uploads()
+                    last_cleanup = clock.now()
+            except (Unavailable, HubAPIError) as e:
+                self.log.warning("Files background work postponed: %s", e)
+            except Exception:
+                self.log.exception("Files background work failed; retrying")
+            await asyncio.sleep(self.sync_interval)
+
+    async def _remove_abandoned_uploads(self) -> None:
+        old = [
+            o.key
+            for o in await self.objects.list("staging/")
+            if clock.now() - o.modified > STAGING_MAX_AGE
+        ]
+        if old:
+            await self.objects.remove(old)
+            self.log.info("Removed %d abandoned upload(s) from staging", len(old))
+
+
+main = FilesApp.launch_instance

@@ -1,0 +1,117 @@
+"""Who may read and write which area of the bucket (pure rules + the hub's class groups).
+
+=====================  ==========================================  =====================
+area                   reads                                       writes
+=====================  ==========================================  =====================
+``users/<name>/``      that person only                            that person only
+``classes/<c>/material/``  the class's students, teachers, admins  its teachers, admins
+=====================  ==========================================  =====================
+
+Class membership is the hub's: group ``class-<code>`` holds the students and
+``teachers-<code>`` the teachers (the classes service keeps both in step with its records).
+Admins hold no right to a person's private files: nobody but the owner lists, reads or
+signs anything in ``users/<name>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.base.errors import Forbidden, NotFound
+from services.base.hubapi import HubAPI
+
+from . import names
+
+ADMIN, TEACHER, STUDENT = "admin", "teacher", "student"
+PRIVATE, MATERIAL = "private", "material"
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    admin: bool = False
+
+    @classmethod
+    def from_model(cls, model: Mapping) -> Caller:
+        return cls(name=str(model["name"]), admin=bool(model.get("admin")))
+
+
+@dataclass(frozen=True)
+class Area:
+    """One area of the bucket as the handlers see it."""
+
+    kind: str  # PRIVATE or MATERIAL
+    prefix: str  # "users/sam/" or "classes/bio/material/"
+    owner: str  # the user name or the class code
+    quota: int  # bytes all the area's files may take together
+    writable: bool
+
+    @property
+    def label(self) -> str:
+        return "your files" if self.kind == PRIVATE else f"the material of {self.owner}"
+
+    def key(self, path: str) -> str:
+        return self.prefix + names.validate_path(path)
+
+    def folder_prefix(self, folder: str) -> str:
+        folder = names.validate_folder(folder)
+        return self.prefix + (folder + "/" if folder else "")
+
+    def path_of(self, key: str) -> str:
+        return names.relative_to(self.prefix, key)
+
+
+def private_area(caller: Caller, quota: int) -> Area:
+    return Area(PRIVATE, names.user_prefix(caller.name), caller.name, quota, writable=True)
+
+
+class Membership:
+    """A person's relation to a class, from the hub's groups (answers reused for about a
+    second through the hub client's read cache)."""
+
+    def __init__(self, hub: HubAPI):
+        self.hub = hub
+
+    async def _members(self, group: str) -> frozenset[str] | None:
+        async def fetch():
+            model = await self.hub.get_group(group)
+            return None if model is None else frozenset(model.get("users") or ())
+
+        return await self.hub.reads.get(("group", group), fetch)
+
+    async def role(self, caller: Caller, code: str) -> str | None:
+        code = names.validate_code(code)
+        if caller.admin:
+            return ADMIN
+        if caller.name in (await self._members(f"teachers-{code}") or ()):
+            return TEACHER
+        if caller.name in (await self._members(f"class-{code}") or ()):
+            return STUDENT
+        return None
+
+    async def exists(self, code: str) -> bool:
+        return await self._members(f"class-{names.validate_code(code)}") is not None
+
+    async def students(self, code: str) -> list[str]:
+        """The class's students, read fresh (a push must not miss a new student)."""
+        model = await self.hub.get_group(f"class-{names.validate_code(code)}")
+        if model is None:
+            raise NotFound(f"There is no class {code!r}.")
+        return sorted(model.get("users") or ())
+
+
+async def material_area(
+    membership: Membership, caller: Caller, code: str, quota: int, *, write: bool
+) -> tuple[Area, str]:
+    """The material area of class ``code`` and the caller's role in the class; refuses
+    people outside the class (404: they learn nothing about it) and students who want to
+    write (403)."""
+    role = await membership.role(caller, code)
+    if role is None:
+        raise NotFound(f"There is no class {code!r} among your classes.")
+    can_write = role in (ADMIN, TEACHER)
+    if write and not can_write:
+        raise Forbidden("Only the class's teachers can change its material.")
+    area = Area(MATERIAL, names.material_prefix(code), code, quota, writable=can_write)
+    return area, role

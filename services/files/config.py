@@ -1,0 +1,100 @@
+"""The hub-side configuration of the files service (a pure function, no I/O).
+
+``hub/config.py`` calls :func:`files_service_config` and appends the two results to
+``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+SERVICE_NAME = "files"
+ROLE_NAME = "classhub-files-service"
+
+#: the hub API scopes of the service's own token: the least that its work needs
+SCOPES = [
+    # GET /groups/class-<code> and /groups/teachers-<code>: who are a class's students and
+    # teachers (the classes service keeps both groups in step). Reading only.
+    "read:groups",
+    # GET /users?state=active: which class servers run (a push writes to those at once,
+    # and delivers missed pushes to servers that started); read:servers gives their state.
+    "list:users",
+    "read:servers",
+    # POST /user/<name>/<code>/classhub/material on a student's class server: the push.
+    # No narrower scope exists for "every student of every class": a !group= filter would
+    # have to name groups created after the hub started. The service never opens anything
+    # else on a server, never starts or stops one.
+    "access:servers",
+]
+# Not granted, on purpose: admin:groups, admin:users, start/stop of servers, tokens.
+
+#: settings passed from the hub's environment to the service
+PASSED_ENV = (
+    "CLASSHUB_S3_ENDPOINT",
+    "CLASSHUB_S3_BUCKET",
+    "CLASSHUB_S3_TIMEOUT",
+    "CLASSHUB_MONGO_TIMEOUT",
+    "CLASSHUB_FILES_USER_QUOTA",
+    "CLASSHUB_FILES_MATERIAL_QUOTA",
+    "CLASSHUB_FILES_MAX_FILE_SIZE",
+    "CLASSHUB_FILES_MAX_ZIP_SIZE",
+    "CLASSHUB_FILES_MAX_UNPACKED_SIZE",
+    "CLASSHUB_FILES_MAX_ZIP_FILES",
+    "CLASSHUB_FILES_UPLOAD_EXPIRY",
+    "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
+    "CLASSHUB_FILES_PUSH_CONCURRENCY",
+    "CLASSHUB_FILES_SYNC_INTERVAL",
+    "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
+    "CLASSHUB_TRAEFIK_ENTRYPOINT",
+    "CLASSHUB_HUB_READ_CACHE_SECONDS",
+)
+
+
+def servers_url(public_url: str) -> str:
+    """Where the service reaches student servers: the proxy's public address, with an
+    empty or wildcard host replaced by 127.0.0.1 (``http://:8000`` -> ``http://127.0.0.1:8000``)."""
+    scheme, _, rest = public_url.partition("://")
+    hostport = rest.split("/", 1)[0]
+    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    if host in ("", "0.0.0.0", "*", "[::]"):  # noqa: S104 - recognising, not binding
+        host = "127.0.0.1"
+    return f"{scheme}://{host}{':' + port if port else ''}"
+
+
+def files_service_config(
+    *, port: int, mongo_url: str, public_url: str, env: Mapping[str, str]
+) -> tuple[dict, dict]:
+    """``(service, role)``: the managed files service at ``/services/files/`` on
+    127.0.0.1:``port``, and its role. Everyone also needs
+    ``access:services!service=files`` (in classhub's ``user`` role)."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"The files service port must be 1-65535, got {port!r}")
+    for name in ("CLASSHUB_S3_ACCESS_KEY", "CLASSHUB_S3_SECRET_KEY"):
+        if not env.get(name):
+            raise ValueError(f"The files service needs {name} (scripts/up.sh generates it).")
+    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment.update(
+        CLASSHUB_MONGO_URL=mongo_url,
+        CLASSHUB_S3_ACCESS_KEY=env["CLASSHUB_S3_ACCESS_KEY"],
+        CLASSHUB_S3_SECRET_KEY=env["CLASSHUB_S3_SECRET_KEY"],
+        CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
+    )
+    if env.get("CLASSHUB_FILES_COOKIE_SECRET"):
+        environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_FILES_COOKIE_SECRET"]
+    service = {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "services.files"],
+        "environment": environment,
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"description": "Files: your files and your classes' material"},
+    }
+    role = {
+        "name": ROLE_NAME,
+        "description": "The files service: class membership, running servers, material pushes",
+        "scopes": list(SCOPES),
+        "services": [SERVICE_NAME],
+    }
+    return service, role

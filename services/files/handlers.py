@@ -1,0 +1,499 @@
+"""The files service's REST API (JSON; paths relative to ``/services/files/``).
+
+An *area* is ``me`` (the caller's private files) or ``class/<code>`` (a class's material).
+
+==================================================  =======================================
+``GET    api/files/<area>?folder=``                 files (recursive), used bytes, quota
+``POST   api/files/<area>/uploads``                 sign an upload: ``{"path", "size"}`` or
+                                                    ``{"folder", "size", "unpack": true}``
+                                                    for a zip to unpack; answers the URL
+                                                    and form fields of an S3 POST
+``POST   api/files/<area>/uploads/<id>``            the upload is done: check and keep it
+``GET    api/files/<area>/download?path=``          a short-lived download link
+                                                    (``&redirect=1``: a 302 to it)
+``DELETE api/files/<area>/file?path=``              delete a file
+``DELETE api/files/<area>/folder?path=``            delete a folder and everything in it
+``POST   api/files/<area>/rename``                  ``{"from", "to"}``, a file or a folder
+``GET    api/classes/<code>/pushes``                the class's pushes, newest first
+``POST   api/classes/<code>/pushes``                push the material now, or ``{"at":
+                                                    "<ISO date and time with offset>"}``
+``GET    api/classes/<code>/pushes/<id>``           one push with every student's report
+``POST   api/classes/<code>/pushes/<id>/run``       run it again: finishes what is missing
+``DELETE api/classes/<code>/pushes/<id>``           cancel a scheduled push
+==================================================  =======================================
+
+File bytes never pass through here: uploads and downloads go between the browser and
+the S3 store through presigned URLs, which are signed only after the checks below.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+from tornado import web
+
+from services.base.errors import BadRequest, Conflict, NotFound
+from services.base.handlers import BaseHandler
+
+from . import archive, names, unpack
+from .areas import Area, Caller, Membership, material_area, private_area
+from .push import Pusher, summarise
+from .pushstore import PushStore
+from .s3 import ObjectStore, basename
+from .uploads import PendingUploads, TooLarge, Upload, check_new_upload, size_text
+
+AREA = r"(me|class/[^/]+)"
+#: seconds a finished upload may still be reported after its signature expired
+DONE_GRACE = 60.0
+
+
+class FilesHandler(BaseHandler):
+    """Dependencies (from the route): ``objects``, ``membership``, ``uploads``,
+    ``limits`` (sizes, quotas, link lifetimes), ``clock``."""
+
+    objects: ObjectStore
+    membership: Membership
+    uploads: PendingUploads
+    limits: dict
+
+    def caller(self) -> Caller:
+        return Caller.from_model(self.require_user())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, names.BadName | archive.BadArchive):
+            kwargs["exc_info"] = (BadRequest, BadRequest(str(exc)), None)
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, names.BadName | archive.BadArchive):
+            self.log.info("%s %s: 400 %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    async def area(self, spec: str, *, write: bool) -> Area:
+        caller = self.caller()
+        if spec == "me":
+            return private_area(caller, self.limits["user_quota"])
+        code = spec.removeprefix("class/")
+        area, _ = await material_area(
+            self.membership, caller, code, self.limits["material_quota"], write=write
+        )
+        return area
+
+    def arg(self, name: str) -> str:
+        value = self.get_query_argument(name, None)
+        if value is None:
+            raise BadRequest(f"Missing the query parameter {name!r}.")
+        return value
+
+    def browser_address(self) -> tuple[str, bool]:
+        """The host and scheme the browser uses (presigned URLs are signed for it)."""
+        host = self.request.host
+        proto = self.request.headers.get("X-Forwarded-Proto", self.request.protocol)
+        return host, proto.split(",")[0].strip() == "https"
+
+    async def used(self, area: Area) -> tuple[int, dict[str, int]]:
+        objects = await self.objects.list(area.prefix)
+        return sum(o.size for o in objects), {o.key: o.size for o in objects}
+
+
+class HomeHandler(FilesHandler):
+    """``GET <prefix>``: signs a browser in (OAuth through the hub); the pages replace it
+    with the "My files" page for browsers."""
+
+    @web.authenticated
+    async def get(self):
+        user = self.require_user()
+        prefix = self.settings["service_prefix"]
+        self.write_json({"name": user["name"], "api": prefix + "api/files/me"})
+
+
+class ListHandler(FilesHandler):
+    async def get(self, spec):
+        area = await self.area(spec, write=False)
+        prefix = area.folder_prefix(self.get_query_argument("folder", ""))
+        objects = await self.objects.list(area.prefix)
+        used = sum(o.size for o in objects)
+        files = [
+            {"path": area.path_of(o.key), "size": o.size, "modified": o.modified}
+            for o in objects
+            if o.key.startswith(prefix)
+        ]
+        self.write_json(
+            {
+                "area": {"kind": area.kind, "owner": area.owner, "writable": area.writable},
+                "quota": area.quota,
+                "used": used,
+                "max_file_size": self.limits["max_file_size"],
+                "files": files,
+            }
+        )
+
+
+def _size_arg(body: dict) -> int:
+    size = body.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BadRequest("'size' must be the file's size in bytes (a whole number, 0 or more).")
+    return size
+
+
+class UploadsHandler(FilesHandler):
+    async def post(self, spec):
+        area = await self.area(spec, write=True)
+        body = self.json_body({"path", "folder", "size", "unpack"}, required=("size",))
+        size = _size_arg(body)
+        unpack_zip = body.get("unpack") is True
+        upload_id = self.uploads.new_id()
+        if unpack_zip:
+            if "path" in body:
+                raise BadRequest(
+                    "An archive to unpack takes 'folder' (where to unpack), not 'path'."
+                )
+            path = names.validate_folder(body.get("folder", ""))
+            key, staged, replaced = f"staging/{upload_id}.zip", True, 0
+            if size > self.limits["max_zip_size"]:
+                raise TooLarge(
+                    f"The archive is {size_text(size)}; archives may be at most "
+                    f"{size_text(self.limits['max_zip_size'])}."
+                )
+        else:
+            if "folder" in body or "unpack" in body:
+                raise BadRequest("'folder' and 'unpack' go together, for an archive to unpack.")
+            if "path" not in body:
+                raise BadRequest("Missing field: path (the file's name, e.g. 'notes/week1.ipynb').")
+            path = names.validate_path(body["path"])
+            existing = await self.objects.stat(area.key(path))
+            replaced = existing.size if existing else 0
+            # a replacement goes to staging first: a refused one must not cost the old file
+            staged = existing is not None
+            key = f"staging/{upload_id}" if staged else area.key(path)
+        used, _ = await self.used(area)
+        check_new_upload(
+            size=size if not unpack_zip else 0,
+            max_file_size=self.limits["max_file_size"] if not unpack_zip else math.inf,
+            quota=area.quota,
+            used=used,
+            replaced=replaced,
+            reserved=self.uploads.reserved(area.prefix),
+            label=area.label,
+        )
+        expires = self.limits["upload_expiry"]
+        host, secure = self.browser_address()
+        url, fields = self.objects.presign_post(
+            host=host, secure=secure, key=key, max_size=size, expires=expires
+        )
+        self.uploads.add(
+            Upload(
+                id=upload_id,
+                area_prefix=area.prefix,
+                owner=self.caller().name,
+                path=path,
+                key=key,
+                size=size,
+                expires=self.clock() + expires,
+                unpack=unpack_zip,
+                staged=staged,
+            )
+        )
+        self.write_json(
+            {"id": upload_id, "method": "POST", "url": url, "fields": fields, "expires_in": expires}
+        )
+
+
+class UploadDoneHandler(FilesHandler):
+    async def post(self, spec, upload_id):
+        area = await self.area(spec, write=True)
+        upload = self.uploads.get(upload_id, self.caller().name, grace=DONE_GRACE)
+        if upload is None or upload.area_prefix != area.prefix:
+            raise NotFound("No such upload: it expired or was never signed. Upload the file again.")
+        stored = await self.objects.stat(upload.key)
+        if stored is None:
+            raise Conflict(
+                "The file has not arrived in the store: the upload failed or was not sent. "
+                "Upload it again."
+            )
+        try:
+            if upload.unpack:
+                result = await self._unpack(area, upload)
+            else:
+                result = await self._keep(area, upload, stored.size)
+        except (TooLarge, names.BadName, archive.BadArchive):
+            await self.objects.remove([upload.key])
+            self.uploads.finish(upload.id)
+            raise
+        self.uploads.finish(upload.id)
+        self.log.info("%s stored %s in %s", self.caller().name, upload.path or "/", area.prefix)
+        self.write_json(result)
+
+    async def _keep(self, area: Area, upload: Upload, size: int) -> dict:
+        if size > upload.size:  # the store enforces the signed size; checked again anyway
+            raise TooLarge(f"The file is larger than the {upload.size} bytes announced.")
+        used, sizes = await self.used(area)
+        target = area.key(upload.path)
+        if upload.staged:
+            used = used - sizes.get(target, 0) + size
+        if used > area.quota:
+            raise TooLarge(
+                f"Not enough space in {area.label}: the quota is {size_text(area.quota)}. "
+                "Delete files you no longer need and try again."
+            )
+        if upload.staged:
+            await self.objects.copy(upload.key, target)
+            await self.objects.remove([upload.key])
+        return {"path": upload.path, "size": size}
+
+    async def _unpack(self, area: Area, upload: Upload) -> dict:
+        limits = archive.Limits(
+            max_files=self.limits["max_zip_files"],
+            max_total_bytes=self.limits["max_unpacked_size"],
+            max_file_bytes=self.limits["max_file_size"],
+        )
+        spool, zf, entries = await self.objects.run_job(
+            "checking an archive",
+            unpack.plan_archive,
+            self.objects,
+            upload.key,
+            limits,
+            upload.path,
+            self.limits["max_zip_size"],
+            timeout=300,
+        )
+        try:
+            if not entries:
+                raise BadRequest("The archive holds no files.")
+            used, sizes = await self.used(area)
+            after = used + sum(e.size - sizes.get(area.prefix + e.path, 0) for e in entries)
+            if after > area.quota:
+                raise TooLarge(
+                    f"Not enough space in {area.label}: the archive unpacks to "
+                    f"{size_text(sum(e.size for e in entries))} and "
+                    f"{size_text(max(0, area.quota - used))} are free."
+                )
+            done = await self.objects.run_job(
+                "unpacking an archive",
+                unpack.write_entries,
+                self.objects,
+                zf,
+                entries,
+                area.prefix,
+                limits,
+                timeout=900,
+            )
+        finally:
+            zf.close()
+            spool.close()
+        await self.objects.remove([upload.key])
+        return {"folder": upload.path, "files": done.files, "bytes": done.bytes}
+
+
+class DownloadHandler(FilesHandler):
+    async def get(self, spec):
+        area = await self.area(spec, write=False)
+        path = names.validate_path(self.arg("path"))
+        key = area.key(path)
+        if await self.objects.stat(key) is None:
+            raise NotFound(f"There is no file {path!r} in {area.label}.")
+        host, secure = self.browser_address()
+        expires = self.limits["download_expiry"]
+        url = self.objects.presign_get(
+            host=host, secure=secure, key=key, filename=basename(path), expires=expires
+        )
+        if self.get_query_argument("redirect", "") == "1":
+            self.set_header("Cache-Control", "no-store")
+            self.redirect(url)
+            return
+        self.write_json({"url": url, "expires_in": expires})
+
+
+class FileHandler(FilesHandler):
+    async def delete(self, spec):
+        area = await self.area(spec, write=True)
+        path = names.validate_path(self.arg("path"))
+        if await self.objects.stat(area.key(path)) is None:
+            raise NotFound(f"There is no file {path!r} in {area.label}.")
+        await self.objects.remove([area.key(path)])
+        self.set_status(204)
+        self.finish()
+
+
+class FolderHandler(FilesHandler):
+    async def delete(self, spec):
+        area = await self.area(spec, write=True)
+        folder = names.validate_folder(self.arg("path"))
+        if not folder:
+            raise BadRequest(
+                "Name the folder to delete (deleting everything at once is not offered)."
+            )
+        objects = await self.objects.list(area.folder_prefix(folder))
+        if not objects:
+            raise NotFound(f"There is no folder {folder!r} in {area.label}.")
+        await self.objects.remove([o.key for o in objects])
+        self.write_json({"folder": folder, "deleted": len(objects)})
+
+
+class RenameHandler(FilesHandler):
+    async def post(self, spec):
+        area = await self.area(spec, write=True)
+        body = self.json_body({"from", "to"}, required=("from", "to"))
+        source, target = names.validate_path(body["from"]), names.validate_path(body["to"])
+        if source == target:
+            raise BadRequest("The new name is the same as the old one.")
+        if target.startswith(source + "/"):
+            raise BadRequest("A folder cannot be moved into itself.")
+        objects = await self.objects.list(area.prefix)
+        keys = {o.key for o in objects}
+        if area.key(source) in keys:
+            moves = [(area.key(source), area.key(target))]
+        else:
+            inside = area.folder_prefix(source)
+            moves = [
+                (k, area.folder_prefix(target) + k[len(inside) :])
+                for k in sorted(keys)
+                if k.startswith(inside)
+            ]
+            if not moves:
+                raise NotFound(f"There is no file or folder {source!r} in {area.label}.")
+        target_folder = area.folder_prefix(target)
+        if area.key(target) in keys or any(k.startswith(target_folder) for k in keys):
+            raise Conflict(f"{target!r} already exists in {area.label}: choose another name.")
+        for old, new in moves:
+            await self.objects.copy(old, new)
+        await self.objects.remove([old for old, _ in moves])
+        self.write_json({"from": source, "to": target, "moved": len(moves)})
+
+
+# ----- pushes
+
+
+class PushHandler(FilesHandler):
+    pusher: Pusher
+    pushes: PushStore
+
+    async def teacher_of(self, code: str) -> str:
+        area, _ = await material_area(
+            self.membership, self.caller(), code, self.limits["material_quota"], write=True
+        )
+        return area.owner
+
+    def view(self, push: dict, deliveries: list[dict] | None = None) -> dict:
+        view = {
+            k: push.get(k)
+            for k in ("code", "created_by", "status", "label", "files", "bytes", "error")
+        }
+        view["id"] = push["_id"]
+        view["created"] = _iso(push["created"])
+        view["at"] = _iso(push["at"])
+        if deliveries is not None:
+            view["students"] = [
+                {
+                    "user": d["user"],
+                    "status": d.get("status"),
+                    "message": d.get("message", ""),
+                    "updated": _iso(d.get("updated")),
+                    "summary": summarise(d.get("report") or {}),
+                    "report": d.get("report") or {},
+                }
+                for d in deliveries
+            ]
+            view["counts"] = _counts(deliveries)
+        return view
+
+
+class PushListHandler(PushHandler):
+    async def get(self, code):
+        code = await self.teacher_of(code)
+        pushes = await self.pushes.for_class(code)
+        self.write_json({"code": code, "pushes": [self.view(p) for p in pushes]})
+
+    async def post(self, code):
+        code = await self.teacher_of(code)
+        body = self.json_body({"at"})
+        at = _parse_at(body.get("at"))
+        push = await self.pusher.create(code, self.caller().name, at)
+        # accepted: it runs in the background now, or at its time
+        self.write_json(self.view(push), status=202)
+
+
+class PushItemHandler(PushHandler):
+    async def load(self, code: str, push_id: str) -> dict:
+        code = await self.teacher_of(code)
+        push = await self.pushes.get(push_id)
+        if push is None or push["code"] != code:
+            raise NotFound(f"Class {code} has no push {push_id!r}.")
+        return push
+
+    async def get(self, code, push_id):
+        push = await self.load(code, push_id)
+        self.write_json(self.view(push, await self.pushes.deliveries(push["_id"])))
+
+    async def delete(self, code, push_id):
+        push = await self.load(code, push_id)
+        if not await self.pushes.cancel(push["_id"]):
+            raise Conflict(f"The push is {push['status']}; only a scheduled push can be cancelled.")
+        self.set_status(204)
+        self.finish()
+
+
+class PushRunHandler(PushItemHandler):
+    async def post(self, code, push_id):
+        push = await self.load(code, push_id)
+        if push["status"] == "scheduled":
+            raise Conflict("The push has not run yet; it runs at its time (or cancel it).")
+        if push["status"] == "cancelled":
+            raise Conflict("The push was cancelled; create a new one.")
+        await self.pusher.run(push["_id"], rerun=True)
+        push = await self.pushes.get(push["_id"])
+        self.write_json(self.view(push, await self.pushes.deliveries(push["_id"])))
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_at(raw: Any) -> float | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise BadRequest("'at' must be a date and time such as '2026-12-02T09:00:00+01:00'.")
+    try:
+        when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"'at' is not a date and time: {raw[:40]!r}. Use e.g. '2026-12-02T09:00:00+01:00'."
+        ) from None
+    if when.tzinfo is None:
+        raise BadRequest(
+            "'at' needs a time zone (e.g. '2026-12-02T09:00:00+01:00' or '...Z' for UTC), "
+            "so the push runs when you mean."
+        )
+    return when.timestamp()
+
+
+def _counts(deliveries: list[dict]) -> dict:
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        counts[d.get("status", "?")] = counts.get(d.get("status", "?"), 0) + 1
+    return counts
+
+
+def files_handlers(deps: dict) -> list[tuple[str, type, dict]]:
+    files = {k: deps[k] for k in ("objects", "membership", "uploads", "limits", "clock")}
+    pushes = {**files, "pusher": deps["pusher"], "pushes": deps["pushes"]}
+    return [
+        ("", HomeHandler, files),
+        (rf"api/files/{AREA}", ListHandler, files),
+        (rf"api/files/{AREA}/uploads", UploadsHandler, files),
+        (rf"api/files/{AREA}/uploads/([0-9a-f]+)", UploadDoneHandler, files),
+        (rf"api/files/{AREA}/download", DownloadHandler, files),
+        (rf"api/files/{AREA}/file", FileHandler, files),
+        (rf"api/files/{AREA}/folder", FolderHandler, files),
+        (rf"api/files/{AREA}/rename", RenameHandler, files),
+        (r"api/classes/([^/]+)/pushes", PushListHandler, pushes),
+        (r"api/classes/([^/]+)/pushes/([0-9A-Za-z-]+)", PushItemHandler, pushes),
+        (r"api/classes/([^/]+)/pushes/([0-9A-Za-z-]+)/run", PushRunHandler, pushes),
+    ]

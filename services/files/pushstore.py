@@ -1,0 +1,179 @@
+"""Material pushes and their deliveries in MongoDB (pymongo in the thread pool).
+
+Collection ``material_pushes``: one document per push::
+
+    {_id, code, created_by, created, at, status, label, zip_key, files, bytes, error}
+
+``status`` goes scheduled -> running -> done (or cancelled before it runs, or failed when
+the material could not be packed). Collection ``material_deliveries``: one document per
+push and student, ``_id`` = ``<push id>/<user>`` (user names may hold dots, so they are
+never field names)::
+
+    {_id, push, code, user, status, report, message, attempts, updated}
+
+``status`` is delivered, waiting (the student's server is stopped: it gets the push at
+its next start) or failed (retried by running the push again). A delivery is written once
+per outcome, so re-running a push only visits students whose delivery is not "delivered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+
+from services.base.blocking import BlockingCalls, CallTimedOut
+from services.base.errors import Unavailable
+
+SCHEDULED, RUNNING, DONE, FAILED, CANCELLED = "scheduled", "running", "done", "failed", "cancelled"
+DELIVERED, WAITING = "delivered", "waiting"
+
+
+class PushStoreUnavailable(Unavailable):
+    def __init__(self, detail: str = ""):
+        super().__init__(
+            "The material database is unreachable right now; try again in a minute.", detail
+        )
+
+
+class PushStore:
+    def __init__(self, url: str, *, blocking: BlockingCalls, timeout: float = 3.0, log=None):
+        ms = int(timeout * 1000)
+        self.timeout = timeout
+        self.blocking = blocking
+        self.log = log or logging.getLogger(__name__)
+        self._client = MongoClient(
+            url,
+            connect=False,
+            tz_aware=True,
+            appname="classhub-files",
+            serverSelectionTimeoutMS=ms,
+            connectTimeoutMS=ms,
+            socketTimeoutMS=ms,
+            timeoutMS=ms,
+        )
+        db = self._client.get_default_database("classhub")
+        self._pushes = db["material_pushes"]
+        self._deliveries = db["material_deliveries"]
+        self._indexed = False
+        self._index_lock = asyncio.Lock()
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def _run(self, fn, /, *args, **kwargs):
+        try:
+            return await self.blocking.run(fn, *args, timeout=2 * self.timeout + 1, **kwargs)
+        except (ConnectionFailure, ExecutionTimeout, WTimeoutError, CallTimedOut) as e:
+            self.log.warning("MongoDB unavailable (material pushes): %s", type(e).__name__)
+            raise PushStoreUnavailable(str(e)) from e
+        except PyMongoError as e:
+            if "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
+                raise PushStoreUnavailable(str(e)) from e
+            raise
+
+    async def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        async with self._index_lock:
+            if self._indexed:
+                return
+
+            def create():
+                self._pushes.create_index([("code", ASCENDING), ("created", ASCENDING)])
+                self._pushes.create_index([("status", ASCENDING)])
+                self._deliveries.create_index([("code", ASCENDING), ("user", ASCENDING)])
+                self._deliveries.create_index([("push", ASCENDING)])
+
+            await self._run(create)
+            self._indexed = True
+
+    async def ping(self) -> None:
+        await self._run(self._client.admin.command, "ping")
+
+    # ----- pushes
+
+    async def add(self, push: dict) -> None:
+        await self._ensure_indexes()
+        await self._run(self._pushes.insert_one, dict(push))
+
+    async def get(self, push_id: str) -> dict | None:
+        await self._ensure_indexes()
+        return await self._run(self._pushes.find_one, {"_id": push_id})
+
+    async def for_class(self, code: str, limit: int = 50) -> list[dict]:
+        await self._ensure_indexes()
+
+        def find():
+            cursor = self._pushes.find({"code": code}).sort("created", -1).limit(limit)
+            return list(cursor)
+
+        return await self._run(find)
+
+    async def with_status(self, status: str) -> list[dict]:
+        await self._ensure_indexes()
+        return await self._run(lambda: list(self._pushes.find({"status": status})))
+
+    async def delivered_pushes_of(self, code: str) -> list[dict]:
+        """The class's pushes that have run (oldest first): what a student starting their
+        server may still be missing."""
+        await self._ensure_indexes()
+
+        def find():
+            query = {"code": code, "status": {"$in": [DONE, RUNNING]}}
+            return list(self._pushes.find(query).sort("created", 1))
+
+        return await self._run(find)
+
+    async def claim(self, push_id: str, from_status: list[str]) -> dict | None:
+        """Move a push to running if it is in one of ``from_status`` (one winner)."""
+        return await self._run(
+            self._pushes.find_one_and_update,
+            {"_id": push_id, "status": {"$in": from_status}},
+            {"$set": {"status": RUNNING}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def update(self, push_id: str, fields: dict) -> None:
+        await self._run(self._pushes.update_one, {"_id": push_id}, {"$set": fields})
+
+    async def cancel(self, push_id: str) -> bool:
+        result = await self._run(
+            self._pushes.update_one,
+            {"_id": push_id, "status": SCHEDULED},
+            {"$set": {"status": CANCELLED}},
+        )
+        return result.modified_count == 1
+
+    # ----- deliveries
+
+    async def deliveries(self, push_id: str) -> list[dict]:
+        await self._ensure_indexes()
+
+        def find():
+            return list(self._deliveries.find({"push": push_id}).sort("user", 1))
+
+        return await self._run(find)
+
+    async def deliveries_of(self, code: str, user: str) -> dict[str, dict]:
+        """The user's deliveries in class ``code``, by push id."""
+        await self._ensure_indexes()
+
+        def find():
+            return {d["push"]: d for d in self._deliveries.find({"code": code, "user": user})}
+
+        return await self._run(find)
+
+    async def record(self, push: dict, user: str, fields: dict) -> None:
+        doc_id = f"{push['_id']}/{user}"
+        await self._run(
+            self._deliveries.update_one,
+            {"_id": doc_id},
+            {
+                "$set": {"push": push["_id"], "code": push["code"], "user": user, **fields},
+                "$inc": {"attempts": 1},
+            },
+            upsert=True,
+        )

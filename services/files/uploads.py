@@ -1,0 +1,102 @@
+"""Uploads between "signed" and "done": size and quota checks, and the bytes they reserve.
+
+An upload is checked twice. Before anything is signed (:func:`check_new_upload`): the file
+size limit, and the area's quota counting what is stored, minus the file being replaced,
+plus every upload signed but not yet done (a reservation, so ten uploads signed at once
+cannot each pass the quota alone). The store enforces the signed size itself. After the
+bytes landed (the browser calls "done"), the handler checks the object again and removes
+it if it broke a rule. Reservations expire with their signature.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.base.errors import ServiceError
+
+
+class TooLarge(ServiceError):
+    status_code = 413
+
+
+def size_text(n: int) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    area_prefix: str
+    owner: str  # who signed it (only they may finish it)
+    path: str  # the file's path in the area, or the folder to unpack into
+    key: str  # where the browser puts the bytes
+    size: int
+    expires: float
+    unpack: bool = False
+    staged: bool = False  # the bytes go to a staging key first (replace or unpack)
+
+
+def check_new_upload(
+    *,
+    size: int,
+    max_file_size: int,
+    quota: int,
+    used: int,
+    replaced: int,
+    reserved: int,
+    label: str,
+) -> None:
+    """Refuse (413, with numbers a person understands) an upload that breaks a limit."""
+    if size > max_file_size:
+        raise TooLarge(
+            f"The file is {size_text(size)}; files may be at most {size_text(max_file_size)}."
+        )
+    after = used - replaced + reserved + size
+    if after > quota:
+        free = max(0, quota - (used - replaced + reserved))
+        raise TooLarge(
+            f"Not enough space in {label}: {size_text(size)} needed, {size_text(free)} free "
+            f"of {size_text(quota)}. Delete files you no longer need and try again."
+        )
+
+
+class PendingUploads:
+    """Uploads signed and not yet done, by id (in memory: a restart of the service only
+    forgets reservations, and the staging clean-up removes their bytes)."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self._uploads: dict[str, Upload] = {}
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for upload_id in [i for i, u in self._uploads.items() if u.expires <= now]:
+            del self._uploads[upload_id]
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_hex(12)
+
+    def add(self, upload: Upload) -> None:
+        self._expire()
+        self._uploads[upload.id] = upload
+
+    def reserved(self, area_prefix: str) -> int:
+        self._expire()
+        return sum(u.size for u in self._uploads.values() if u.area_prefix == area_prefix)
+
+    def get(self, upload_id: str, owner: str, grace: float = 0.0) -> Upload | None:
+        """The upload if ``owner`` signed it and it has not expired (``grace`` seconds
+        more, for a browser that finished just in time)."""
+        upload = self._uploads.get(upload_id)
+        if upload is None or upload.owner != owner or upload.expires + grace <= self.clock():
+            return None
+        return upload
+
+    def finish(self, upload_id: str) -> None:
+        self._uploads.pop(upload_id, None)
