@@ -242,10 +242,13 @@ class HubAPI:
         found = await asyncio.gather(*(exists(n) for n in dict.fromkeys(names)))
         return {n for n in found if n}
 
-    async def active_users(self, *, stale_ok: bool = False) -> list[dict]:
+    async def active_users(self, *, stale_ok: bool = False, fresh: bool = False) -> list[dict]:
         """User models (with their active servers) of everyone with a running or pending
         server: the same listing jupyterhub-idle-culler works from. ``stale_ok``: for
-        display only (see :mod:`.readcache`)."""
+        display only (see :mod:`.readcache`); ``fresh``: not from the cache at all (a
+        server started a moment ago must be in it)."""
+        if fresh:
+            return await self.list_all("/users", {"state": "active"})
         return await self.reads.get(
             ("active",), lambda: self.list_all("/users", {"state": "active"}), stale_ok=stale_ok
         )

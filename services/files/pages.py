@@ -1,11 +1,287 @@
-"""The files service's pages (filled in by the pages change)."""
+"""The files service's web pages: server-rendered HTML (``templates/``) and one small
+script (``static/files.js``) that calls the REST API (:mod:`.handlers`) for every change.
+
+==========================================  ============================================
+``GET <prefix>``                            "My files": the caller's private files (a
+                                            folder tree with sizes), the space used, upload
+                                            of files and of a zip as a folder, download,
+                                            rename, delete; links to the material of the
+                                            caller's classes. API clients (no
+                                            ``text/html`` in ``Accept``) get the JSON answer
+                                            of :class:`~.handlers.HomeHandler`.
+``GET <prefix>classes/<code>/material``     a class's material: a read-only list with
+                                            downloads for its students; for its teachers
+                                            and admins also upload, rename, delete, "push
+                                            to all students" now or at a time, the pushes
+                                            and each push's per-student report
+``GET <prefix>static/<file>``               the pages' script and style sheet (no sign-in)
+==========================================  ============================================
+
+A page checks the same rules as the API (:func:`.areas.material_area`) before it renders;
+a refusal or an outage is an HTML page with the API's message (400, 403, 404, 503, ...),
+never JSON or a traceback. File bytes never pass through the pages: the script uploads
+to and downloads from the store through the API's presigned URLs.
+"""
 
 from __future__ import annotations
 
+import datetime
+import functools
+import hashlib
+import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
-TEMPLATES = Path(__file__).parent / "templates"
+from tornado import web
+
+from services.base.errors import BadRequest, ServiceError, Unavailable
+from services.base.handlers import error_message
+from services.base.hubapi import HubAPIError
+from services.base.hubstatic import hub_static_url
+
+from . import archive, names
+from .areas import ADMIN, PRIVATE, TEACHER, Area, material_area, private_area
+from .handlers import FilesHandler, HomeHandler
+from .uploads import size_text
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+
+#: pages load only their own script and the hub's style sheet (same origin); uploads go
+#: to the store through the same origin (Traefik routes ``/<bucket>/...`` to it)
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: seconds before a 503 page reloads itself
+RETRY_SECONDS = 10
+#: folder levels the list indents (deeper ones are indented as much as this)
+MAX_INDENT = 8
+
+
+@functools.cache
+def static_version(name: str) -> str:
+    """A short hash of a static file, so its URL changes when the file does."""
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+
+
+def iso_time(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _sort_key(path: str) -> list[tuple[int, str]]:
+    """Folders before files at every level, then by name (``treeRows`` in files.js)."""
+    parts = path.split("/")
+    return [(0, p) for p in parts[:-1]] + [(1, parts[-1])]
+
+
+def tree_rows(files: list[dict]) -> list[dict]:
+    """The API's flat list of files as the rows of a folder tree: each folder once (with
+    the size and number of the files under it) before what it holds; the same rows as
+    ``treeRows`` in files.js."""
+    rows: list[dict] = []
+    folders: dict[str, dict] = {}
+    for f in sorted(files, key=lambda f: _sort_key(f["path"])):
+        parts = f["path"].split("/")
+        for depth in range(len(parts) - 1):
+            folder = "/".join(parts[: depth + 1])
+            row = folders.get(folder)
+            if row is None:
+                row = folders[folder] = {
+                    "kind": "folder",
+                    "path": folder,
+                    "name": parts[depth],
+                    "depth": depth,
+                    "size": 0,
+                    "count": 0,
+                    "modified": None,
+                }
+                rows.append(row)
+            row["size"] += f["size"]
+            row["count"] += 1
+        rows.append(
+            {
+                "kind": "file",
+                "path": f["path"],
+                "name": parts[-1],
+                "depth": len(parts) - 1,
+                "size": f["size"],
+                "count": 1,
+                "modified": f.get("modified"),
+            }
+        )
+    return rows
+
+
+def class_codes(groups: list[str]) -> list[str]:
+    """The classes a person takes or teaches, from their hub groups."""
+    codes = set()
+    for group in groups:
+        for prefix in ("class-", "teachers-"):
+            if group.startswith(prefix):
+                code = group[len(prefix) :]
+                if names.CODE_RE.fullmatch(code):
+                    codes.add(code)
+    return sorted(codes)
+
+
+class PageHandler(FilesHandler):
+    """A page: HTML answers, errors included."""
+
+    def wants_html(self) -> bool:
+        return True
+
+    def hub_prefix(self) -> str:
+        """The hub's base URL: the service's prefix is ``<base_url>services/<name>/``."""
+        base = os.environ.get("JUPYTERHUB_BASE_URL")
+        if not base:
+            prefix = self.settings["service_prefix"]
+            head, sep, _ = prefix.rstrip("/").rpartition("/services/")
+            base = head + "/" if sep else "/"
+        return base.rstrip("/") + "/"
+
+    def template_namespace(self) -> dict:
+        namespace = super().template_namespace()
+        prefix = self.settings["service_prefix"]
+        user = self.current_user or {}
+        namespace.update(
+            hub=self.hub_prefix(),
+            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
+            is_admin=bool(user.get("admin")),
+            static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
+            size_text=size_text,
+            iso_time=iso_time,
+            download_href=lambda spec, path: (
+                f"{prefix}api/files/{spec}/download?{urlencode({'path': path, 'redirect': '1'})}"
+            ),
+            max_indent=MAX_INDENT,
+        )
+        return namespace
+
+    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
+        html = self.render_template(template, **context)
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.finish(html)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if not self.wants_html():
+            super().write_error(status_code, **kwargs)
+            return
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, names.BadName | archive.BadArchive):
+            exc = BadRequest(str(exc))
+        if isinstance(exc, ServiceError):
+            status_code = exc.status_code
+        if status_code == 503:
+            self.set_header("Retry-After", str(RETRY_SECONDS))
+        try:
+            self.render_page(
+                "error.html",
+                status=status_code,
+                status_code=status_code,
+                message=error_message(exc, status_code),
+                retry_seconds=RETRY_SECONDS if status_code == 503 else 0,
+            )
+        except Exception:  # noqa: BLE001 - the JSON error is the fallback
+            self.log.exception("Could not render the error page for %s", self.request.path)
+            self.clear()
+            self.set_status(status_code)
+            super().write_error(status_code, **kwargs)
+
+    async def listing(self, area: Area) -> tuple[list[dict], int]:
+        """The area's files as the list API answers them, and the bytes they take."""
+        objects = await self.objects.list(area.prefix)
+        files = [
+            {"path": area.path_of(o.key), "size": o.size, "modified": o.modified} for o in objects
+        ]
+        return files, sum(o.size for o in objects)
+
+    def area_context(self, area: Area, files: list[dict], used: int) -> dict:
+        return {
+            "area": area,
+            "area_spec": "me" if area.kind == PRIVATE else f"class/{area.owner}",
+            "rows": tree_rows(files),
+            "used": used,
+            "quota": area.quota,
+            "max_file_size": self.limits["max_file_size"],
+            "max_zip_size": self.limits["max_zip_size"],
+        }
+
+
+class HomePage(PageHandler, HomeHandler):
+    """``GET <prefix>``: "My files" for browsers, the sign-in JSON for API clients."""
+
+    def wants_html(self) -> bool:
+        return "text/html" in self.request.headers.get("Accept", "")
+
+    @web.authenticated
+    async def get(self):
+        if not self.wants_html():
+            await HomeHandler.get(self)
+            return
+        caller = self.caller()
+        area = private_area(caller, self.limits["user_quota"])
+        files, used = await self.listing(area)
+        groups = (self.current_user or {}).get("groups") or []
+        self.render_page(
+            "home.html",
+            nav_files=True,
+            classes=class_codes(groups),
+            **self.area_context(area, files, used),
+        )
+
+
+class MaterialPage(PageHandler):
+    """``GET <prefix>classes/<code>/material``: a class's material (students read it, its
+    teachers and admins also change and push it); 404 for everyone else."""
+
+    @web.authenticated
+    async def get(self, code):
+        area, role = await material_area(
+            self.membership, self.caller(), code, self.limits["material_quota"], write=False
+        )
+        files, used = await self.listing(area)
+        self.render_page(
+            "material.html",
+            code=area.owner,
+            class_name=await self.class_name(area.owner),
+            role=role,
+            teaches=role in (ADMIN, TEACHER),
+            **self.area_context(area, files, used),
+        )
+
+    async def class_name(self, code: str) -> str:
+        """The class's name from its hub group (the code when the hub cannot say)."""
+        try:
+            model = await self.membership.hub.get_group(f"class-{code}")
+        except (Unavailable, HubAPIError) as e:
+            self.log.info("Material page of %s without the class's name: %s", code, e)
+            return code
+        props = ((model or {}).get("properties") or {}).get("classhub") or {}
+        name = props.get("name")
+        return name if isinstance(name, str) and name.strip() else code
+
+
+class StaticHandler(web.StaticFileHandler):
+    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
+
+    def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
+        super().initialize(path)
 
 
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
-    return []
+    """The pages' routes; they go before the API's, so ``""`` is the "My files" page."""
+    files = {k: deps[k] for k in ("objects", "membership", "uploads", "limits", "clock")}
+    return [
+        ("", HomePage, files),
+        (r"classes/([^/]+)/material", MaterialPage, files),
+        (r"static/(files\.js|files\.css)", StaticHandler, {"path": str(STATIC)}),
+    ]

@@ -285,7 +285,7 @@ class Pusher:
 
     async def _running_class_servers(self, code: str) -> set[str]:
         """Users whose server ``code`` is running (read fresh from the hub)."""
-        users = await self.hub.active_users()
+        users = await self.hub.active_users(fresh=True)
         running = set()
         for user in users:
             server = (user.get("servers") or {}).get(code)

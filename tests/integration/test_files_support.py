@@ -34,8 +34,9 @@ TEST_FILES_ENV = {
 def files_stack(workdir: Path, env: dict | None = None):
     new = Stack(workdir, with_files=True, env={**TEST_FILES_ENV, **(env or {})})
     for stack in running_stack(new):
+        health = stack.url + FILES + "health"
         wait_for(
-            lambda: requests.get(stack.url + FILES + "health", timeout=5).status_code == 200,
+            lambda: requests.get(health, timeout=5).status_code == 200,
             60,
             what="files service healthy",
         )

@@ -1,0 +1,171 @@
+"""Material pushes into real student servers (Docker, the single-user image's extension),
+through the real hub, Traefik, SeaweedFS and nx-27017."""
+
+import time
+
+import pytest
+
+from tests.harness import wait_for
+from tests.integration.test_classes_support import assert_error
+from tests.integration.test_files_support import files_stack, person, upload
+
+pytestmark = pytest.mark.integration
+
+CODE = "phys4"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from files_stack(tmp_path_factory.mktemp("push"))
+
+
+def container(stack, user):
+    found = [
+        c
+        for c in stack.containers(all=False)
+        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def read(stack, user, path):
+    code, out = container(stack, user).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
+    return out if code == 0 else None
+
+
+def write(stack, user, path, data: bytes):
+    import base64
+
+    b64 = base64.b64encode(data).decode()
+    code, out = container(stack, user).exec_run(
+        [
+            "python3",
+            "-c",
+            f"import base64,sys; open(sys.argv[1],'wb').write(base64.b64decode('{b64}'))",
+            f"/home/jovyan/{path}",
+        ],
+        user="1000",
+    )
+    assert code == 0, out
+
+
+def listdir(stack, user, path):
+    code, out = container(stack, user).exec_run(["ls", "-1A", f"/home/jovyan/{path}"], user="1000")
+    return sorted(out.decode().splitlines()) if code == 0 else None
+
+
+def push(teacher, body=None):
+    r = teacher.post(f"api/classes/{CODE}/pushes", json=body or {})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def wait_push(teacher, push_id, status="done"):
+    def finished():
+        r = teacher.get(f"api/classes/{CODE}/pushes/{push_id}")
+        return r.json() if r.json()["status"] == status else None
+
+    return wait_for(finished, 60, interval=0.3, what=f"push {push_id} {status}")
+
+
+def by_user(report):
+    return {s["user"]: s for s in report["students"]}
+
+
+def test_push_to_running_and_stopped_students_keeps_their_work(stack):
+    stack.enroll("tom4", CODE, teacher=True)
+    for s in ("ada4", "bea4", "cal4"):
+        stack.enroll(s, CODE)
+    tom = person(stack, "tom4", "teacher")
+    upload(tom, f"class/{CODE}", "sheet.txt", b"v1 of the sheet")
+    upload(tom, f"class/{CODE}", "data/table.csv", b"a,b\n1,2\n")
+    stack.spawn("ada4", CODE)
+    stack.spawn("bea4", CODE)
+
+    first = wait_push(tom, push(tom)["id"])
+    students = by_user(first)
+    assert set(students) == {"ada4", "bea4", "cal4"}
+    for s in ("ada4", "bea4"):
+        assert students[s]["status"] == "delivered", students[s]
+        assert sorted(students[s]["report"]["added"]) == ["data/table.csv", "sheet.txt"]
+        assert read(stack, s, f"{CODE}/material/sheet.txt") == b"v1 of the sheet"
+    assert students["cal4"]["status"] == "waiting"
+
+    # cal4 starts later and gets the push then (the service looks every second here)
+    stack.spawn("cal4", CODE)
+    wait_for(
+        lambda: read(stack, "cal4", f"{CODE}/material/data/table.csv") == b"a,b\n1,2\n",
+        60,
+        interval=0.5,
+        what="the waiting push delivered at the server's start",
+    )
+    wait_for(
+        lambda: (
+            by_user(tom.get(f"api/classes/{CODE}/pushes/{first['id']}").json())["cal4"]["status"]
+            == "delivered"
+        ),
+        30,
+        what="the late delivery recorded",
+    )
+
+    # ada4 edits the sheet; the teacher publishes v2 of it: ada4's work stays, v2 lands beside
+    write(stack, "ada4", f"{CODE}/material/sheet.txt", b"ada's answers")
+    time.sleep(1.1)  # a new minute-label is not needed: labels only name the copy
+    upload(tom, f"class/{CODE}", "sheet.txt", b"v2 of the sheet")
+    second = wait_push(tom, push(tom)["id"])
+    students = by_user(second)
+    ada = students["ada4"]["report"]
+    assert [c["path"] for c in ada["conflicts"]] == ["sheet.txt"]
+    saved_as = ada["conflicts"][0]["saved_as"]
+    assert saved_as.startswith("sheet (teacher's version ") and saved_as.endswith(").txt")
+    assert ada["unchanged"] == ["data/table.csv"]
+    assert read(stack, "ada4", f"{CODE}/material/sheet.txt") == b"ada's answers"
+    assert read(stack, "ada4", f"{CODE}/material/{saved_as}") == b"v2 of the sheet"
+    # bea4 did not touch the sheet: updated in place
+    assert students["bea4"]["report"]["updated"] == ["sheet.txt"]
+    assert read(stack, "bea4", f"{CODE}/material/sheet.txt") == b"v2 of the sheet"
+
+    # running the push again duplicates nothing
+    rerun = tom.post(f"api/classes/{CODE}/pushes/{second['id']}/run")
+    assert rerun.status_code == 200, rerun.text
+    assert listdir(stack, "ada4", f"{CODE}/material") == sorted(["data", "sheet.txt", saved_as])
+
+
+def test_an_interrupted_push_is_finished_by_running_it_again(stack):
+    tom = person(stack, "tom4", "teacher")
+    upload(tom, f"class/{CODE}", "extra.txt", b"extra")
+    done = wait_push(tom, push(tom)["id"])
+    # as if the service had died half-way: one delivery lost, the push still "running"
+    from pymongo import MongoClient
+
+    db = MongoClient(stack.mongo_url).get_default_database()
+    db.material_deliveries.delete_one({"_id": f"{done['id']}/bea4"})
+    db.material_pushes.update_one({"_id": done["id"]}, {"$set": {"status": "running"}})
+    r = tom.post(f"api/classes/{CODE}/pushes/{done['id']}/run")
+    assert r.status_code == 200, r.text
+    students = by_user(r.json())
+    assert r.json()["status"] == "done"
+    assert students["bea4"]["status"] == "delivered"
+    assert students["bea4"]["report"]["unchanged"] and not students["bea4"]["report"]["added"]
+    assert all(s["status"] == "delivered" for s in students.values())
+
+
+def test_scheduled_pushes_run_at_their_time_and_can_be_cancelled(stack):
+    tom = person(stack, "tom4", "teacher")
+    upload(tom, f"class/{CODE}", "later.txt", b"later")
+    month = time.strftime("%Y-%m-%dT09:00:00+01:00", time.gmtime(time.time() + 30 * 86400))
+    far = push(tom, {"at": month})
+    assert far["status"] == "scheduled" and far["at"] == month[:10] + "T08:00:00Z"
+    assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"at": "2099-01-01T00:00:00Z"}), 400)
+    assert tom.delete(f"api/classes/{CODE}/pushes/{far['id']}").status_code == 204
+    assert_error(tom.delete(f"api/classes/{CODE}/pushes/{far['id']}"), 409)
+    soon = time.time() + 2
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(soon))
+    scheduled = push(tom, {"at": stamp})
+    assert scheduled["status"] == "scheduled"
+    done = wait_push(tom, scheduled["id"])
+    assert by_user(done)["ada4"]["report"]["added"] == ["later.txt"]
+    assert read(stack, "ada4", f"{CODE}/material/later.txt") == b"later"
+    for bad in ("tomorrow", "2026-13-01T00:00:00Z", "2026-12-01T10:00:00", 5):
+        assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"at": bad}), 400)
