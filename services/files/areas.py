@@ -52,11 +52,10 @@ class Area:
         return "your files" if self.kind == PRIVATE else f"the material of {self.owner}"
 
     def key(self, path: str) -> str:
-        return self.prefix + names.validate_path(path)
+        return names.area_key(self.prefix, path)
 
     def folder_prefix(self, folder: str) -> str:
-        folder = names.validate_folder(folder)
-        return self.prefix + (folder + "/" if folder else "")
+        return names.area_folder(self.prefix, folder)
 
     def path_of(self, key: str) -> str:
         return names.relative_to(self.prefix, key)

@@ -56,7 +56,11 @@ def servers_url(public_url: str) -> str:
     empty or wildcard host replaced by 127.0.0.1 (``http://:8000`` -> ``http://127.0.0.1:8000``)."""
     scheme, _, rest = public_url.partition("://")
     hostport = rest.split("/", 1)[0]
-    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    if hostport.startswith("["):  # an IPv6 literal, with or without a port
+        host, _, port = hostport[1:].partition("]")
+        host, port = f"[{host}]", port.removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
     if host in ("", "0.0.0.0", "*", "[::]"):  # noqa: S104 - recognising, not binding
         host = "127.0.0.1"
     return f"{scheme}://{host}{':' + port if port else ''}"
@@ -68,7 +72,7 @@ def files_service_config(
     """``(service, role)``: the managed files service at ``/services/files/`` on
     127.0.0.1:``port``, and its role. Everyone also needs
     ``access:services!service=files`` (in classhub's ``user`` role)."""
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"The files service port must be 1-65535, got {port!r}")
     for name in ("CLASSHUB_S3_ACCESS_KEY", "CLASSHUB_S3_SECRET_KEY"):
         if not env.get(name):

@@ -45,8 +45,6 @@ from .s3 import ObjectStore, basename
 from .uploads import PendingUploads, TooLarge, Upload, check_new_upload, size_text
 
 AREA = r"(me|class/[^/]+)"
-#: seconds a finished upload may still be reported after its signature expired
-DONE_GRACE = 60.0
 
 
 class FilesHandler(BaseHandler):
@@ -206,7 +204,7 @@ class UploadsHandler(FilesHandler):
 class UploadDoneHandler(FilesHandler):
     async def post(self, spec, upload_id):
         area = await self.area(spec, write=True)
-        upload = self.uploads.get(upload_id, self.caller().name, grace=DONE_GRACE)
+        upload = self.uploads.get(upload_id, self.caller().name)
         if upload is None or upload.area_prefix != area.prefix:
             raise NotFound("No such upload: it expired or was never signed. Upload the file again.")
         stored = await self.objects.stat(upload.key)
@@ -406,7 +404,9 @@ class PushListHandler(PushHandler):
     async def get(self, code):
         code = await self.teacher_of(code)
         pushes = await self.pushes.for_class(code)
-        self.write_json({"code": code, "pushes": [self.view(p) for p in pushes]})
+        counts = await self.pushes.statuses([p["_id"] for p in pushes])
+        views = [{**self.view(p), "counts": counts.get(p["_id"], {})} for p in pushes]
+        self.write_json({"code": code, "pushes": views})
 
     async def post(self, code):
         code = await self.teacher_of(code)

@@ -183,6 +183,17 @@ def _validate_version(version: int) -> int:
     return version
 
 
+def area_key(prefix: str, path: str) -> str:
+    """``prefix`` (an area's, ending in ``/``) + a validated ``path``, refused if the S3
+    key would be too long."""
+    return _key(prefix, validate_path(path))
+
+
+def area_folder(prefix: str, folder: str) -> str:
+    """The key prefix of ``folder`` inside the area at ``prefix``."""
+    return _folder_prefix(prefix, folder)
+
+
 def _key(prefix: str, path: str) -> str:
     """``prefix`` + ``path``, refused if the S3 key would be too long."""
     key = prefix + path

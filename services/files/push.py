@@ -80,22 +80,34 @@ def summarise(report: dict) -> dict:
     }
 
 
+def _strings(value) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [v[:1024] for v in value[:10000] if isinstance(v, str)]
+
+
+def _records(value, keys: tuple[str, str]) -> list[dict]:
+    if not isinstance(value, list):
+        return []
+    return [
+        {k: str(item.get(k, ""))[:1024] for k in keys}
+        for item in value[:10000]
+        if isinstance(item, dict)
+    ]
+
+
 def _clean_report(raw: bytes) -> dict:
-    """The extension's report, reduced to its known fields (the container is hostile)."""
-    data = json.loads(raw)
+    """The extension's report, reduced to its known fields of the known types (the
+    student's container answers it, so nothing in it is trusted). Raises ValueError."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ValueError("the report is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the report is not an object")
-    report: dict = {}
-    for field in ("added", "updated", "unchanged"):
-        items = data.get(field) or []
-        report[field] = [str(p)[:1024] for p in items if isinstance(p, str)][:10000]
-    for field, keys in (("conflicts", ("path", "saved_as")), ("errors", ("path", "message"))):
-        items = data.get(field) or []
-        report[field] = [
-            {k: str(item.get(k, ""))[:1024] for k in keys}
-            for item in items
-            if isinstance(item, dict)
-        ][:10000]
+    report: dict = {k: _strings(data.get(k)) for k in ("added", "updated", "unchanged")}
+    report["conflicts"] = _records(data.get("conflicts"), ("path", "saved_as"))
+    report["errors"] = _records(data.get("errors"), ("path", "message"))
     return report
 
 
@@ -345,8 +357,8 @@ class Pusher:
         message = ""
         try:
             message = str(json.loads(body[:4096]).get("message", ""))[:300]
-        except (ValueError, AttributeError):
-            pass
+        except (ValueError, AttributeError, RecursionError):
+            pass  # not the extension's JSON error: the status code says enough
         if code in (404, 502, 503, 599):
             # the server stopped or is not routed (yet): it gets the push when it starts
             return {"status": WAITING, "message": "the server is not running", "updated": now}

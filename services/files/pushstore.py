@@ -157,6 +157,20 @@ class PushStore:
 
         return await self._run(find)
 
+    async def statuses(self, push_ids: list[str]) -> dict[str, dict[str, int]]:
+        """For each push, how many deliveries have each status (one query)."""
+        await self._ensure_indexes()
+
+        def count():
+            found: dict[str, dict[str, int]] = {i: {} for i in push_ids}
+            query = {"push": {"$in": list(push_ids)}}
+            for d in self._deliveries.find(query, {"push": True, "status": True}):
+                counts = found.setdefault(d["push"], {})
+                counts[d.get("status", "?")] = counts.get(d.get("status", "?"), 0) + 1
+            return found
+
+        return await self._run(count)
+
     async def deliveries_of(self, code: str, user: str) -> dict[str, dict]:
         """The user's deliveries in class ``code``, by push id."""
         await self._ensure_indexes()

@@ -69,13 +69,16 @@ class PendingUploads:
     """Uploads signed and not yet done, by id (in memory: a restart of the service only
     forgets reservations, and the staging clean-up removes their bytes)."""
 
-    def __init__(self, clock: Callable[[], float]):
+    def __init__(self, clock: Callable[[], float], grace: float = 60.0):
         self.clock = clock
+        #: seconds after its signature expired that a finished upload may still be reported
+        self.grace = grace
         self._uploads: dict[str, Upload] = {}
 
     def _expire(self) -> None:
         now = self.clock()
-        for upload_id in [i for i, u in self._uploads.items() if u.expires <= now]:
+        gone = [i for i, u in self._uploads.items() if u.expires + self.grace <= now]
+        for upload_id in gone:
             del self._uploads[upload_id]
 
     @staticmethod
@@ -87,14 +90,20 @@ class PendingUploads:
         self._uploads[upload.id] = upload
 
     def reserved(self, area_prefix: str) -> int:
+        """Bytes of uploads into the area whose signature is still valid."""
         self._expire()
-        return sum(u.size for u in self._uploads.values() if u.area_prefix == area_prefix)
+        now = self.clock()
+        return sum(
+            u.size
+            for u in self._uploads.values()
+            if u.area_prefix == area_prefix and u.expires > now
+        )
 
-    def get(self, upload_id: str, owner: str, grace: float = 0.0) -> Upload | None:
-        """The upload if ``owner`` signed it and it has not expired (``grace`` seconds
-        more, for a browser that finished just in time)."""
+    def get(self, upload_id: str, owner: str) -> Upload | None:
+        """The upload if ``owner`` signed it and its signature expired less than ``grace``
+        seconds ago (a browser that finished just in time may still report it)."""
         upload = self._uploads.get(upload_id)
-        if upload is None or upload.owner != owner or upload.expires + grace <= self.clock():
+        if upload is None or upload.owner != owner or upload.expires + self.grace <= self.clock():
             return None
         return upload
 

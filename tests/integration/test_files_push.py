@@ -149,6 +149,8 @@ def test_an_interrupted_push_is_finished_by_running_it_again(stack):
     assert students["bea4"]["status"] == "delivered"
     assert students["bea4"]["report"]["unchanged"] and not students["bea4"]["report"]["added"]
     assert all(s["status"] == "delivered" for s in students.values())
+    listed = {p["id"]: p for p in tom.get(f"api/classes/{CODE}/pushes").json()["pushes"]}
+    assert listed[done["id"]]["counts"] == {"delivered": 3}
 
 
 def test_scheduled_pushes_run_at_their_time_and_can_be_cancelled(stack):

@@ -36,7 +36,7 @@ def files_stack(workdir: Path, env: dict | None = None):
     for stack in running_stack(new):
         health = stack.url + FILES + "health"
         wait_for(
-            lambda: requests.get(health, timeout=5).status_code == 200,
+            lambda health=health: requests.get(health, timeout=5).status_code == 200,
             60,
             what="files service healthy",
         )

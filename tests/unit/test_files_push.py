@@ -1,0 +1,372 @@
+"""The pure parts of material pushes: labels, ids, reports from (hostile) student servers,
+delivery failures, the zip, and the push API's time and count helpers
+(services/files/push.py, services/files/handlers.py)."""
+
+import datetime
+import io
+import json
+import re
+import stat
+import zipfile
+
+import pytest
+
+from services.base.errors import BadRequest
+from services.files.handlers import _counts, _iso, _parse_at
+from services.files.push import (
+    Pusher,
+    _clean_report,
+    build_material_zip,
+    material_dest,
+    new_push_id,
+    push_label,
+    summarise,
+)
+from services.files.pushstore import FAILED, WAITING
+from services.files.s3 import StoredObject
+
+pytestmark = pytest.mark.unit
+
+UTC = datetime.UTC
+
+
+def ts(*args, tz=UTC) -> float:
+    return datetime.datetime(*args, tzinfo=tz).timestamp()
+
+
+# ----- push_label, new_push_id, material_dest
+
+
+def test_push_label_is_utc():
+    assert push_label(ts(2026, 12, 1, 10, 30, 59)) == "2026-12-01 10.30 UTC"
+    # the same moment given in another zone is labelled in UTC
+    plus2 = datetime.timezone(datetime.timedelta(hours=2))
+    assert push_label(ts(2026, 12, 1, 12, 30, tz=plus2)) == "2026-12-01 10.30 UTC"
+    assert push_label(0) == "1970-01-01 00.00 UTC"
+    assert push_label(ts(2027, 1, 2, 3, 4, 5) + 0.9) == "2027-01-02 03.04 UTC"
+
+
+def test_new_push_id_format():
+    push_id = new_push_id(ts(2026, 12, 1, 10, 30, 0))
+    assert re.fullmatch(r"20261201T103000-[0-9a-f]{8}", push_id)
+    # the push routes accept it
+    assert re.fullmatch(r"[0-9A-Za-z-]+", push_id)
+
+
+def test_new_push_ids_sort_by_time():
+    times = [
+        ts(2026, 1, 1, 0, 0, 0),
+        ts(2026, 1, 1, 0, 0, 1),
+        ts(2026, 1, 1, 0, 1, 0),
+        ts(2026, 2, 1, 9, 0, 0),
+        ts(2026, 10, 1, 0, 0, 0),
+        ts(2027, 1, 1, 0, 0, 0),
+    ]
+    ids = [new_push_id(t) for t in times]
+    assert sorted(ids) == ids
+    assert sorted(reversed(ids)) == ids
+
+
+def test_new_push_ids_are_unique():
+    now = ts(2026, 12, 1, 10, 30)
+    assert len({new_push_id(now) for _ in range(200)}) == 200
+
+
+def test_material_dest():
+    assert material_dest("bio") == "bio/material"
+    assert material_dest("cs-101") == "cs-101/material"
+
+
+# ----- summarise
+
+
+def test_summarise_counts_each_list():
+    report = {
+        "added": ["a", "b"],
+        "updated": ["c"],
+        "unchanged": [],
+        "conflicts": [{"path": "d", "saved_as": "d (teacher's version)"}],
+        "errors": [{"path": "e", "message": "x"}, {"path": "f", "message": "y"}],
+    }
+    assert summarise(report) == {
+        "added": 2,
+        "updated": 1,
+        "unchanged": 0,
+        "conflicts": 1,
+        "errors": 2,
+    }
+
+
+def test_summarise_missing_or_empty_fields_count_zero():
+    zero = {"added": 0, "updated": 0, "unchanged": 0, "conflicts": 0, "errors": 0}
+    assert summarise({}) == zero
+    assert summarise({"added": None, "extra": [1, 2, 3]}) == zero
+
+
+# ----- _clean_report
+
+
+def raw(data) -> bytes:
+    return json.dumps(data).encode()
+
+
+def test_clean_report_keeps_known_fields():
+    report = _clean_report(
+        raw(
+            {
+                "added": ["a.txt", "w1/b.ipynb"],
+                "updated": ["c.txt"],
+                "unchanged": ["d.txt"],
+                "conflicts": [{"path": "e.txt", "saved_as": "e (v).txt"}],
+                "errors": [{"path": "f.txt", "message": "disk full"}],
+            }
+        )
+    )
+    assert report == {
+        "added": ["a.txt", "w1/b.ipynb"],
+        "updated": ["c.txt"],
+        "unchanged": ["d.txt"],
+        "conflicts": [{"path": "e.txt", "saved_as": "e (v).txt"}],
+        "errors": [{"path": "f.txt", "message": "disk full"}],
+    }
+
+
+def test_clean_report_drops_unknown_fields_and_non_string_paths():
+    report = _clean_report(
+        raw(
+            {
+                "added": ["ok", 1, None, ["x"], {"p": 1}],
+                "updated": None,
+                "evil": "<script>",
+                "conflicts": [
+                    {"path": "a", "saved_as": "b", "html": "<b>"},
+                    "not an object",
+                    {"path": 5},
+                ],
+                "errors": [{"message": "no path"}],
+            }
+        )
+    )
+    assert report == {
+        "added": ["ok"],
+        "updated": [],
+        "unchanged": [],
+        "conflicts": [{"path": "a", "saved_as": "b"}, {"path": "5", "saved_as": ""}],
+        "errors": [{"path": "", "message": "no path"}],
+    }
+
+
+def test_clean_report_caps_lengths():
+    report = _clean_report(
+        raw(
+            {
+                "added": ["x" * 5000] + ["y"] * 20000,
+                "errors": [{"path": "p" * 3000, "message": "m" * 3000}] * 10001,
+            }
+        )
+    )
+    assert len(report["added"]) == 10000
+    assert report["added"][0] == "x" * 1024
+    assert len(report["errors"]) == 10000
+    assert report["errors"][0] == {"path": "p" * 1024, "message": "m" * 1024}
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"report"', b"3", b"null"])
+def test_clean_report_rejects_a_non_object(body):
+    with pytest.raises(ValueError, match="not an object"):
+        _clean_report(body)
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b"<html>"])
+def test_clean_report_rejects_what_is_not_json(body):
+    with pytest.raises(ValueError):
+        _clean_report(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"added": 5}', b'{"added": "abc"}', b'{"conflicts": 1}', b"[" * 100_000],
+    ids=["int", "string", "int-conflicts", "deep-nesting"],
+)
+def test_clean_report_survives_any_shape(body):
+    try:
+        report = _clean_report(body)
+    except ValueError:
+        return  # refused as "not understood": a failed delivery, fine
+    assert report["added"] == [] and report["conflicts"] == []
+
+
+# ----- Pusher._failure
+
+
+@pytest.mark.parametrize("code", [404, 502, 503, 599])
+def test_failure_server_not_running_is_waiting(code):
+    body = raw({"message": "whatever the server says"})
+    assert Pusher._failure(code, body, 42.0) == {
+        "status": WAITING,
+        "message": "the server is not running",
+        "updated": 42.0,
+    }
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_failure_refused_is_failed_with_scope_hint(code):
+    fields = Pusher._failure(code, raw({"message": "forbidden by server"}), 42.0)
+    assert fields["status"] == FAILED
+    assert fields["updated"] == 42.0
+    assert fields["message"] == (
+        "the files service may not write to this server (check its hub scopes)"
+    )
+
+
+def test_failure_other_codes_keep_the_servers_message():
+    fields = Pusher._failure(500, raw({"message": "disk full"}), 42.0)
+    assert fields == {"status": FAILED, "message": "disk full", "updated": 42.0}
+    fields = Pusher._failure(400, raw({"message": "m" * 1000}), 1.0)
+    assert fields["message"] == "m" * 300
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[1, 2]", b'"text"', b'{"other": 1}', b"\xff", b'{"message": ""}']
+)
+def test_failure_without_a_usable_message_names_the_code(body):
+    fields = Pusher._failure(500, body, 1.0)
+    assert fields == {"status": FAILED, "message": "the server answered 500", "updated": 1.0}
+
+
+def test_failure_survives_deeply_nested_body():
+    fields = Pusher._failure(500, b"[" * 4096, 1.0)
+    assert fields["status"] == FAILED
+
+
+# ----- build_material_zip
+
+
+class FakeStore:
+    def __init__(self, objects: dict[str, list[bytes]]):
+        self.objects = objects
+        self.read: list[str] = []
+
+    def iter_object(self, key):
+        self.read.append(key)
+        yield from self.objects[key]
+
+
+PREFIX = "classes/bio/material/"
+
+
+def stored(key, data_chunks):
+    return StoredObject(key, sum(len(c) for c in data_chunks), 0.0, "etag")
+
+
+def test_build_material_zip_holds_relative_paths_and_bytes():
+    contents = {
+        PREFIX + "intro.ipynb": [b'{"cells": []}'],
+        PREFIX + "week1/data.csv": [b"a,b\n", b"1,2\n", b"3,4\n"],
+        PREFIX + "week1/deep/empty.txt": [],
+        PREFIX + "caf\u00e9 notes.md": ["héllo".encode()],
+    }
+    store = FakeStore(contents)
+    objects = [stored(k, v) for k, v in contents.items()]
+    spool = io.BytesIO()
+    build_material_zip(store, objects, PREFIX, spool)
+    assert store.read == list(contents)
+    spool.seek(0)
+    with zipfile.ZipFile(spool) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == [
+            "intro.ipynb",
+            "week1/data.csv",
+            "week1/deep/empty.txt",
+            "caf\u00e9 notes.md",
+        ]
+        assert zf.read("intro.ipynb") == b'{"cells": []}'
+        assert zf.read("week1/data.csv") == b"a,b\n1,2\n3,4\n"
+        assert zf.read("week1/deep/empty.txt") == b""
+        assert zf.read("caf\u00e9 notes.md") == "héllo".encode()
+        for info in zf.infolist():
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
+            assert stat.S_IMODE(info.external_attr >> 16) == 0o644
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_build_material_zip_of_nothing_is_an_empty_zip():
+    spool = io.BytesIO()
+    build_material_zip(FakeStore({}), [], PREFIX, spool)
+    spool.seek(0)
+    with zipfile.ZipFile(spool) as zf:
+        assert zf.namelist() == []
+
+
+def test_build_material_zip_refuses_an_object_outside_the_prefix():
+    contents = {"classes/other/material/x.txt": [b"x"]}
+    with pytest.raises(ValueError, match="not inside"):
+        build_material_zip(
+            FakeStore(contents), [stored(k, v) for k, v in contents.items()], PREFIX, io.BytesIO()
+        )
+
+
+# ----- handlers: _parse_at, _iso, _counts
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2026-12-02T09:00:00+01:00", ts(2026, 12, 2, 8, 0, 0)),
+        ("2026-12-02T09:00:00-05:30", ts(2026, 12, 2, 14, 30, 0)),
+        ("2026-12-02T09:00:00Z", ts(2026, 12, 2, 9, 0, 0)),
+        ("2026-12-02T09:00:00.500+00:00", ts(2026, 12, 2, 9, 0, 0) + 0.5),
+        ("2026-12-02T09:00+00:00", ts(2026, 12, 2, 9, 0, 0)),
+    ],
+)
+def test_parse_at_with_time_zone(text, expected):
+    assert _parse_at(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-12-02T09:00:00", "2026-12-02 09:00", "2026-12-02"])
+def test_parse_at_naive_asks_for_a_time_zone(text):
+    with pytest.raises(BadRequest, match="needs a time zone") as e:
+        _parse_at(text)
+    assert e.value.status_code == 400
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "2026-13-01T00:00:00Z", "09:00", "x" * 500])
+def test_parse_at_garbage_is_a_bad_request(text):
+    with pytest.raises(BadRequest, match="is not a date and time") as e:
+        _parse_at(text)
+    assert e.value.status_code == 400
+    assert len(str(e.value)) < 200  # the echoed input is cut
+
+
+@pytest.mark.parametrize("value", [1764666000, 1.5, True, ["2026-12-02T09:00:00Z"], {"a": 1}])
+def test_parse_at_non_string_is_a_bad_request(value):
+    with pytest.raises(BadRequest, match="'at' must be a date and time") as e:
+        _parse_at(value)
+    assert e.value.status_code == 400
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_parse_at_empty_means_now(value):
+    assert _parse_at(value) is None
+
+
+def test_iso():
+    assert _iso(None) is None
+    assert _iso(0) == "1970-01-01T00:00:00Z"
+    assert _iso(ts(2026, 12, 1, 10, 30)) == "2026-12-01T10:30:00Z"
+    assert _iso(ts(2026, 12, 1, 10, 30) + 0.25) == "2026-12-01T10:30:00.250000Z"
+    # what the API answers, the API accepts
+    at = ts(2026, 12, 2, 8, 15, 7)
+    assert _parse_at(_iso(at)) == at
+
+
+def test_counts():
+    assert _counts([]) == {}
+    deliveries = [
+        {"status": "delivered"},
+        {"status": "waiting"},
+        {"status": "delivered"},
+        {"status": "failed", "message": "x"},
+        {},
+    ]
+    assert _counts(deliveries) == {"delivered": 2, "waiting": 1, "failed": 1, "?": 1}
