@@ -171,3 +171,16 @@ def test_scheduled_pushes_run_at_their_time_and_can_be_cancelled(stack):
     assert read(stack, "ada4", f"{CODE}/material/later.txt") == b"later"
     for bad in ("tomorrow", "2026-13-01T00:00:00Z", "2026-12-01T10:00:00", 5):
         assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"at": bad}), 400)
+
+
+def test_no_storage_credentials_in_a_student_container(stack):
+    c = container(stack, "ada4")
+    env = " ".join(c.attrs["Config"]["Env"])
+    code, printed = c.exec_run(["printenv"], user="1000")
+    assert code == 0
+    for secret in (stack.s3_secret_key, stack.s3_access_key):
+        assert secret not in env and secret.encode() not in printed
+    assert b"CLASSHUB_S3" not in printed and "CLASSHUB_S3" not in env
+    # nor anywhere in the files a push delivered, or the extension's records
+    code, out = c.exec_run(["grep", "-rl", stack.s3_secret_key, "/home/jovyan"], user="1000")
+    assert code == 1, out  # grep: no match
