@@ -166,6 +166,20 @@ until curl -fs -o /dev/null --max-time 3 "$URL"; do
 done
 log "hub is healthy through Traefik"
 
+# The hub's services answer their health checks once their data stores do (the S3 store
+# takes a few more seconds to start than the hub).
+for service in classes files; do
+  SVC_URL="http://127.0.0.1:$HTTP_PORT/services/$service/health"
+  until curl -fs -o /dev/null --max-time 5 "$SVC_URL"; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "no healthy answer from $SVC_URL after ${TIMEOUT}s: $(curl -s --max-time 5 "$SVC_URL")"
+      on_failure
+    fi
+    sleep 2
+  done
+  log "$service service is healthy"
+done
+
 # The hub created the first admin (CLASSHUB_ADMIN_USER) at start-up if it was missing.
 ADMIN_MSG="user '$(get_var CLASSHUB_ADMIN_USER)', initial password $(get_var CLASSHUB_ADMIN_PASSWORD)
           (kept in .run/classhub.env; change it with

@@ -199,6 +199,7 @@ def start_s3(workdir: Path, access_key: str, secret_key: str, port: int | None =
             "-ip.bind=127.0.0.1",
             *(f"-{flag}={value}" for flag, value in ports.items()),
             "-master.volumeSizeLimitMB=256",
+            "-volume.max=0",
             "-s3",
             f"-s3.port={port}",
             f"-s3.config={identities}",

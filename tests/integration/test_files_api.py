@@ -7,7 +7,7 @@ import zipfile
 import pytest
 import requests
 
-from tests.harness import start_s3, wait_for
+from tests.harness import start_mongo, start_s3, wait_for
 from tests.integration.test_classes_support import assert_error
 from tests.integration.test_files_support import (
     download,
@@ -243,3 +243,22 @@ def test_the_store_down_is_a_503_and_the_service_recovers_by_itself(stack):
     wait_for(lambda: fay.get("api/files/me").status_code == 200, 60, what="files service back")
     assert download(fay, "me", "kept.txt") == b"kept"
     upload(fay, "me", "after.txt", b"after")
+
+
+def test_mongodb_down_stops_only_pushes_and_they_come_back(stack):
+    stack.enroll("gil3", "geo3", teacher=True)
+    gil = person(stack, "gil3", "teacher")
+    upload(gil, "class/geo3", "map.txt", b"map")
+    stack.mongo.stop()
+    try:
+        assert_error(gil.get("api/classes/geo3/pushes"), 503, "material database is unreachable")
+        assert_error(gil.post("api/classes/geo3/pushes", json={}), 503)
+        # files do not need MongoDB
+        assert [f["path"] for f in listing(gil, "class/geo3")["files"]] == ["map.txt"]
+        assert download(gil, "class/geo3", "map.txt") == b"map"
+    finally:
+        stack.mongo, _ = start_mongo(stack.workdir / "mongo", port=stack.mongo_port)
+        stack.processes.append(stack.mongo)
+    wait_for(lambda: gil.get("api/classes/geo3/pushes").status_code == 200, 60, what="pushes back")
+    r = gil.post("api/classes/geo3/pushes", json={})
+    assert r.status_code == 202, r.text
