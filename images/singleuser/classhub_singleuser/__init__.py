@@ -6,11 +6,14 @@ Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). It
   :mod:`.session_guard`;
 * receives class material pushed by the files service
   (``POST {base_url}classhub/material?dest=<folder>&label=<label>``, body a zip) and merges
-  it into ``~/<dest>`` without destroying the student's work: see :mod:`.material`.
+  it into ``~/<dest>`` without destroying the student's work: see :mod:`.material`;
+* hands a snapshot of one folder to the grades service when the student submits or a
+  teacher collects (``GET {base_url}classhub/snapshot?folder=<folder>``, answer a
+  deterministic zip with its content hash in ``X-Classhub-Sha256``): see :mod:`.snapshot`.
 
 This module only names the hooks; the guard is imported when jupyter-server links the
-extension and the material handler when it loads it, so importing the package costs
-nothing at start-up (the material module defers zipfile to the first push).
+extension and the material and snapshot handlers when it loads it, so importing the
+package costs nothing at start-up (both modules defer zipfile to their first request).
 """
 
 
@@ -27,8 +30,9 @@ def _link_jupyter_server_extension(serverapp):
 
 
 def _load_jupyter_server_extension(serverapp):
-    from . import material
+    from . import material, snapshot
     from .session_guard import load
 
     load(serverapp)
     material.load(serverapp)
+    snapshot.load(serverapp)

@@ -1,0 +1,1157 @@
+"""Assignments, extensions, submissions, grades and their audit log in PostgreSQL
+(schema ``classhub_grades``, see ``migrations/``).
+
+One :class:`GradesStore` per process holds a small psycopg connection pool. Every call is
+bounded in time: the wait for a connection (``timeout``), each statement
+(``statement_timeout``, ``lock_timeout``), the connection attempt (``connect_timeout``)
+and the whole call on the client side. When PostgreSQL is down or too slow a call raises
+:class:`StoreUnavailable` (a 503); the pool reconnects by itself once the server is back.
+Constraint violations become :class:`~services.base.errors.Conflict` (unique) or
+:class:`~services.base.errors.BadRequest` (check) with a sentence a teacher understands.
+
+Times that matter (submitted, graded, returned, granted, created, audited) come from the
+``clock`` given to the store (:func:`hub.clock.now` by default), never from the database,
+so tests can move time. Input is validated by :mod:`services.grades.rules` before it
+gets here; the store re-checks identities and the constraints re-check the rest.
+
+Concurrency:
+
+* :meth:`GradesStore.record_submission` numbers a student's versions 1, 2, 3, ... without
+  gaps or duplicates: it holds a transaction-level advisory lock on (assignment, student)
+  while it reads the last version and inserts the next, and reads the assignment row
+  ``FOR SHARE`` so an edit of its due date waits for (or is waited for by) submissions.
+* :meth:`GradesStore.set_grade` takes the revision the grader saw; when someone graded
+  the submission meanwhile it raises Conflict instead of overwriting their grade. The
+  audit row is written in the same transaction as the grade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from hub import clock as hub_clock
+from services.base import pgmigrate
+from services.base.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from services.files.names import BadName, submission_prefix, validate_code, validate_username
+
+from . import rules
+from .rules import AssignmentFields
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "classhub_grades"
+#: pg_advisory_xact_lock key of the migrations; the bytes of "chgrades" as an integer
+LOCK_KEY = int.from_bytes(b"chgrades", "big")
+#: room for the submissions' per-student advisory locks (hashed with this prefix)
+_SUBMISSION_LOCK = "classhub_grades.submission"
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_DRIVER_RE = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://")
+_S = SCHEMA
+
+
+class StoreUnavailable(Unavailable):
+    """PostgreSQL is unreachable or too slow; ``detail`` holds the technical cause."""
+
+    def __init__(self, detail: str = ""):
+        super().__init__(
+            "The grades database is unreachable right now; try again in a minute.", detail
+        )
+
+
+class SubmissionRefused(Forbidden):
+    """The deadline has passed and the assignment does not accept late work."""
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def _from_row(cls, row: Mapping[str, Any], prefix: str = ""):
+    return cls(**{f.name: row[prefix + f.name] for f in fields(cls) if prefix + f.name in row})
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: int
+    class_code: str
+    slug: str
+    title: str
+    instructions: str
+    max_points: Decimal
+    release_at: datetime | None
+    due_at: datetime | None
+    late_policy: str
+    late_penalty_percent: Decimal
+    starting_files: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    updated_by: str | None
+    updated_at: datetime | None
+    archived_at: datetime | None
+    revision: int
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    def fields(self) -> AssignmentFields:
+        """The teacher-editable part, for :func:`services.grades.rules.parse_assignment`."""
+        return AssignmentFields(
+            slug=self.slug,
+            title=self.title,
+            max_points=self.max_points,
+            instructions=self.instructions,
+            release_at=self.release_at,
+            due_at=self.due_at,
+            late_policy=self.late_policy,
+            late_penalty_percent=self.late_penalty_percent,
+            starting_files=tuple(self.starting_files),
+        )
+
+    def released(self, now: datetime) -> bool:
+        return rules.is_released(self.release_at, now)
+
+
+@dataclass(frozen=True)
+class Extension:
+    assignment_id: int
+    username: str
+    due_at: datetime
+    granted_by: str
+    granted_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Grade:
+    submission_id: int
+    points: Decimal
+    feedback: str
+    graded_by: str
+    graded_at: datetime
+    returned_at: datetime | None
+    returned_by: str | None
+    #: give this back as ``expected_revision`` to change the grade
+    revision: int
+
+    @property
+    def returned(self) -> bool:
+        return self.returned_at is not None
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: int
+    assignment_id: int
+    username: str
+    version: int
+    submitted_at: datetime
+    due_at_then: datetime | None
+    late: bool
+    penalty_percent: Decimal
+    storage_key: str
+    content_sha256: str
+    size_bytes: int
+    files: int
+    collected_by: str | None
+    #: the current grade (for a student: only once returned), None when there is none
+    grade: Grade | None = None
+
+
+@dataclass(frozen=True)
+class LatestSubmission:
+    """A student's latest version of one assignment, and how many versions they have."""
+
+    username: str
+    versions: int
+    latest: Submission
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    class_code: str | None
+    assignment_id: int | None
+    submission_id: int | None
+    username: str | None
+    old: Any
+    new: Any
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def pg_conninfo(dsn: str, *, connect_timeout: float = 5.0) -> str:
+    """A libpq conninfo string from a PostgreSQL URL (``postgresql+psycopg://`` accepted)
+    or conninfo; adds ``connect_timeout`` unless set. Errors never echo the URL."""
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ValueError("no grades database URL given")
+    dsn = _DRIVER_RE.sub(r"\1://", dsn.strip(), count=1)
+    if "://" in dsn.split(" ", 1)[0] and not dsn.startswith(("postgresql://", "postgres://")):
+        raise ValueError("the grades database must be PostgreSQL (a postgresql:// URL)")
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ValueError("the grades database URL is not valid") from None
+    params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
+    params.setdefault("application_name", "classhub-grades")
+    return make_conninfo("", **params)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the audit log")
+
+
+def _jsonb(record: Any) -> Jsonb | None:
+    if record is None:
+        return None
+    data = asdict(record) if hasattr(record, "__dataclass_fields__") else record
+    return Jsonb(data, dumps=lambda obj: json.dumps(obj, default=_json_default))
+
+
+def _username(name: str) -> str:
+    try:
+        return validate_username(name)
+    except BadName as e:
+        raise BadRequest(f"Not a valid username: {e}.") from None
+
+
+def _actor(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("every change needs the name of the person making it")
+    return name
+
+
+def _id(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise NotFound(f"There is no {what} with the id {value!r}.")
+    return value
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+#: friendly answers for constraint violations, by constraint name
+_CONSTRAINT_MESSAGES = {
+    "assignments_class_slug_key": (
+        "This class already has an assignment with that folder name (perhaps archived); "
+        "choose another."
+    ),
+    "assignments_dates_check": "The due date must be after the release date.",
+    "assignments_max_points_check": "The maximum points must be greater than 0, up to 10000.",
+    "assignments_late_penalty_check": (
+        "The late penalty must be 0 to 100 percent, and 0 when late work is refused."
+    ),
+    "submissions_version_key": "This version was recorded meanwhile; please submit again.",
+    "submissions_storage_key_key": "Another submission is already stored at that place.",
+    "grades_points_check": "Points cannot be negative.",
+    "extensions_pkey": "This student has an extension already; reload.",
+    "grades_pkey": "This submission was graded meanwhile; reload.",
+}
+# raised by our triggers with a message written for people
+_TRIGGER_CONSTRAINTS = {"grades_points_max_check", "assignments_max_points_grades_check"}
+
+_ASSIGNMENT_COLUMNS = ", ".join(f.name for f in fields(Assignment))
+_SUBMISSION_COLUMNS = ", ".join(f"s.{f.name}" for f in fields(Submission) if f.name != "grade")
+_GRADE_COLUMNS = ", ".join(f.name for f in fields(Grade))
+_GRADE_G = ", ".join(f"g.{f.name}" for f in fields(Grade))
+_GRADE_AS = ", ".join(f"g.{f.name} AS g_{f.name}" for f in fields(Grade))
+_EXTENSION_COLUMNS = ", ".join(f.name for f in fields(Extension))
+_AUDIT_COLUMNS = ", ".join(f.name for f in fields(AuditEntry))
+
+
+def _assignment(row: Mapping[str, Any]) -> Assignment:
+    data = dict(row)
+    data["starting_files"] = tuple(data["starting_files"] or ())
+    return _from_row(Assignment, data)
+
+
+def _submission(row: Mapping[str, Any], *, grade: bool = True) -> Submission:
+    g = _from_row(Grade, row, "g_") if grade and row.get("g_submission_id") is not None else None
+    return replace(_from_row(Submission, row), grade=g)
+
+
+async def _rows(conn, query: str, params: Any = ()) -> list[dict]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def _row(conn, query: str, params: Any = ()) -> dict | None:
+    rows = await _rows(conn, query, params)
+    return rows[0] if rows else None
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class GradesStore:
+    """The grades data. Call :meth:`open` first (it also migrates)."""
+
+    #: how long the pool keeps retrying one lost connection before it gives up on it
+    reconnect_timeout = 10.0
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 5.0,
+    ):
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._conninfo = pg_conninfo(dsn, connect_timeout=timeout)
+        self._clock = clock or (lambda: hub_clock.now())
+        self._min_size, self._max_size, self._timeout = min_size, max_size, timeout
+        self._pool: AsyncConnectionPool | None = None
+        self._open_lock = asyncio.Lock()
+        self._last_connect_error = ""
+
+    async def __aenter__(self) -> GradesStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # ----- pool
+
+    async def open(self) -> None:
+        """Open the pool (without waiting for connections) and run :meth:`migrate`.
+
+        Raises :class:`StoreUnavailable` when PostgreSQL cannot be reached within the
+        timeout; the pool is closed again then and ``open()`` may be retried."""
+        async with self._open_lock:
+            if self._pool is None:
+                await self._open()
+
+    async def _open(self) -> None:
+        store = self
+
+        class _Connection(psycopg.AsyncConnection):
+            # remembers why connecting failed, for StoreUnavailable.detail
+            @classmethod
+            async def connect(cls, conninfo: str = "", **kwargs):
+                try:
+                    conn = await super().connect(conninfo, **kwargs)
+                except psycopg.OperationalError as e:
+                    store._last_connect_error = _first_line(e)
+                    raise
+                store._last_connect_error = ""
+                return conn
+
+        pool = AsyncConnectionPool(
+            self._conninfo,
+            connection_class=_Connection,
+            kwargs={"autocommit": True},
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            reconnect_timeout=self.reconnect_timeout,
+            configure=self._configure,
+            check=AsyncConnectionPool.check_connection,
+            name="classhub-grades",
+            open=False,
+        )
+        await pool.open(wait=False)
+        self._pool = pool
+        try:
+            applied = await self.migrate()
+        except BaseException:
+            self._pool = None
+            await pool.close(timeout=self._timeout)
+            raise
+        if applied:
+            log.info("grades schema migrated: applied %s", applied)
+
+    async def migrate(self) -> list[int]:
+        """Bring ``classhub_grades`` up to date; returns the versions applied now."""
+        budget = self._timeout + pgmigrate.MIGRATION_TIMEOUT_MS / 1000
+        async with self._connection(budget) as conn:
+            return await pgmigrate.apply_migrations(
+                conn,
+                schema=SCHEMA,
+                migrations=pgmigrate.load_migrations("services.grades"),
+                lock_key=LOCK_KEY,
+            )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(timeout=self._timeout)
+
+    async def ping(self) -> None:
+        """A health check: raises StoreUnavailable unless PostgreSQL answers."""
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        ms = str(int(self._timeout * 1000))
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('lock_timeout', %s, false),"
+            " set_config('idle_in_transaction_session_timeout', %s, false),"
+            " set_config('TimeZone', 'UTC', false)",
+            (ms, ms, str(int(self._timeout * 4000))),
+        )
+
+    @asynccontextmanager
+    async def _connection(
+        self, budget: float | None = None, messages: Mapping[str, str] | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection (autocommit). Database trouble becomes StoreUnavailable,
+        constraint violations Conflict / BadRequest (``messages`` overrides the answers
+        for some constraint names)."""
+        if self._pool is None:
+            raise RuntimeError("the grades store is not open; call open() first")
+        # pool wait + statements, enforced here too in case the network swallows packets
+        budget = budget if budget is not None else 3 * self._timeout
+        try:
+            async with asyncio.timeout(budget), self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as e:
+            detail = self._last_connect_error or "no free connection"
+            raise self._unavailable(f"no connection within {self._timeout:g} s ({detail})") from e
+        except psycopg.OperationalError as e:
+            raise self._unavailable(_first_line(e)) from e
+        except TimeoutError as e:
+            raise self._unavailable(f"no answer within {budget:g} s") from e
+        except pg_errors.UniqueViolation as e:
+            raise Conflict(self._violation(e, messages, "This was changed meanwhile")) from None
+        except pg_errors.CheckViolation as e:
+            raise BadRequest(self._violation(e, messages, "A value is out of range")) from None
+        except pg_errors.ForeignKeyViolation as e:
+            raise NotFound(self._violation(e, messages, "It does not exist (any more)")) from None
+        except (pg_errors.NotNullViolation, pg_errors.DataError) as e:
+            raise BadRequest(f"A value is missing or not valid ({_first_line(e)}).") from None
+
+    @staticmethod
+    def _violation(e: psycopg.Error, messages: Mapping[str, str] | None, fallback: str) -> str:
+        name = e.diag.constraint_name or ""
+        if messages and name in messages:
+            return messages[name]
+        if name in _TRIGGER_CONSTRAINTS and e.diag.message_primary:
+            return _sentence(e.diag.message_primary)
+        return _CONSTRAINT_MESSAGES.get(name) or f"{fallback} ({name or _first_line(e)})."
+
+    @staticmethod
+    def _unavailable(detail: str) -> StoreUnavailable:
+        log.warning("grades database unavailable: %s", detail)
+        return StoreUnavailable(detail)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _audit(
+        self,
+        conn,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        class_code: str | None,
+        assignment_id: int | None,
+        submission_id: int | None = None,
+        username: str | None = None,
+        old: Any = None,
+        new: Any = None,
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {_S}.audit_log (at, actor, action, class_code, assignment_id,"  # noqa: S608
+            " submission_id, username, old, new) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                at,
+                actor,
+                action,
+                class_code,
+                assignment_id,
+                submission_id,
+                username,
+                _jsonb(old),
+                _jsonb(new),
+            ),
+        )
+
+    # ----- assignments
+
+    async def create_assignment(
+        self, class_code: str, fields: AssignmentFields, *, actor: str
+    ) -> Assignment:
+        """A new assignment of ``class_code``; Conflict when the class has one with the
+        same slug already (archived ones included)."""
+        code = _class_code(class_code)
+        actor = _actor(actor)
+        now = self._now()
+        messages = {
+            "assignments_class_slug_key": (
+                f"The class {code} already has an assignment with the folder name "
+                f'"{fields.slug}" (perhaps archived); choose another.'
+            )
+        }
+        async with self._connection(messages=messages) as conn, conn.transaction():
+            row = await _row(
+                conn,
+                f"INSERT INTO {_S}.assignments (class_code, slug, title, instructions,"  # noqa: S608
+                " max_points, release_at, due_at, late_policy, late_penalty_percent,"
+                " starting_files, created_by, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_ASSIGNMENT_COLUMNS}",
+                (
+                    code,
+                    fields.slug,
+                    fields.title,
+                    fields.instructions,
+                    fields.max_points,
+                    fields.release_at,
+                    fields.due_at,
+                    fields.late_policy,
+                    fields.late_penalty_percent,
+                    list(fields.starting_files),
+                    actor,
+                    now,
+                ),
+            )
+            created = _assignment(row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.create",
+                class_code=code,
+                assignment_id=created.id,
+                new=created,
+            )
+        log.info("assignment %s/%s created by %s", code, created.slug, actor)
+        return created
+
+    async def update_assignment(
+        self,
+        assignment_id: int,
+        fields: AssignmentFields,
+        *,
+        actor: str,
+        expected_revision: int | None = None,
+    ) -> Assignment:
+        """Replace the editable fields (the slug cannot change). With ``expected_revision``
+        a change made meanwhile by someone else raises Conflict instead of being
+        overwritten."""
+        assignment_id = _id(assignment_id, "assignment")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            old = await self._assignment_for_update(conn, assignment_id)
+            if fields.slug != old.slug:
+                raise BadRequest("The assignment's folder name cannot change.")
+            if expected_revision is not None and expected_revision != old.revision:
+                raise Conflict(
+                    f"The assignment was changed meanwhile by {old.updated_by or old.created_by};"
+                    " reload it before saving your changes."
+                )
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET title = %s, instructions = %s,"  # noqa: S608
+                " max_points = %s, release_at = %s, due_at = %s, late_policy = %s,"
+                " late_penalty_percent = %s, starting_files = %s, updated_by = %s,"
+                " updated_at = %s, revision = revision + 1"
+                f" WHERE id = %s RETURNING {_ASSIGNMENT_COLUMNS}",
+                (
+                    fields.title,
+                    fields.instructions,
+                    fields.max_points,
+                    fields.release_at,
+                    fields.due_at,
+                    fields.late_policy,
+                    fields.late_penalty_percent,
+                    list(fields.starting_files),
+                    actor,
+                    now,
+                    assignment_id,
+                ),
+            )
+            new = _assignment(row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.update",
+                class_code=new.class_code,
+                assignment_id=new.id,
+                old=old,
+                new=new,
+            )
+        return new
+
+    async def set_archived(self, assignment_id: int, archived: bool, *, actor: str) -> Assignment:
+        """Archive (hide; nothing is deleted) or restore an assignment."""
+        assignment_id = _id(assignment_id, "assignment")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            old = await self._assignment_for_update(conn, assignment_id)
+            if old.archived == bool(archived):
+                return old
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET archived_at = %s, updated_by = %s,"  # noqa: S608
+                " updated_at = %s, revision = revision + 1"
+                f" WHERE id = %s RETURNING {_ASSIGNMENT_COLUMNS}",
+                (now if archived else None, actor, now, assignment_id),
+            )
+            new = _assignment(row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.archive" if archived else "assignment.restore",
+                class_code=new.class_code,
+                assignment_id=new.id,
+                old={"archived_at": old.archived_at},
+                new={"archived_at": new.archived_at},
+            )
+        return new
+
+    async def _assignment_for_update(self, conn, assignment_id: int) -> Assignment:
+        row = await _row(
+            conn,
+            f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments WHERE id = %s FOR NO KEY UPDATE",  # noqa: S608
+            (assignment_id,),
+        )
+        if row is None:
+            raise NotFound(f"There is no assignment with the id {assignment_id}.")
+        return _assignment(row)
+
+    async def get_assignment(
+        self, assignment_id: int, *, class_code: str | None = None
+    ) -> Assignment:
+        """The assignment (archived too); NotFound when missing or of another class."""
+        assignment_id = _id(assignment_id, "assignment")
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments WHERE id = %s",  # noqa: S608
+                (assignment_id,),
+            )
+        if row is None or (class_code is not None and row["class_code"] != class_code):
+            raise NotFound(f"There is no assignment with the id {assignment_id} in this class.")
+        return _assignment(row)
+
+    async def find_assignment(self, class_code: str, slug: str) -> Assignment | None:
+        """The assignment of ``class_code`` with that folder name (archived too), or None."""
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments"  # noqa: S608
+                " WHERE class_code = %s AND slug = %s",
+                (class_code, slug),
+            )
+        return _assignment(row) if row else None
+
+    async def list_assignments(
+        self, class_code: str, *, include_archived: bool = False, released_only: bool = False
+    ) -> list[Assignment]:
+        """The class's assignments by due date (undated last), then slug. ``released_only``:
+        what a student sees now (released, not archived)."""
+        where = ["class_code = %s"]
+        params: list[Any] = [class_code]
+        if not include_archived or released_only:
+            where.append("archived_at IS NULL")
+        if released_only:
+            where.append("(release_at IS NULL OR release_at <= %s)")
+            params.append(self._now())
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments"  # noqa: S608
+                f" WHERE {' AND '.join(where)} ORDER BY due_at NULLS LAST, slug",
+                params,
+            )
+        return [_assignment(r) for r in rows]
+
+    # ----- extensions
+
+    async def grant_extension(
+        self, assignment_id: int, username: str, due_at: datetime, *, actor: str, reason: str = ""
+    ) -> Extension:
+        """Give ``username`` a due date of their own (replacing an earlier extension).
+        ``due_at`` comes from :func:`services.grades.rules.parse_extension_due`."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        actor = _actor(actor)
+        if not isinstance(due_at, datetime) or due_at.utcoffset() is None:
+            raise BadRequest("The extension's due date must include a time zone.")
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            assignment = await self._assignment_for_update(conn, assignment_id)
+            if assignment.due_at is not None and due_at <= assignment.due_at:
+                raise BadRequest("An extension's due date must be after the assignment's due date.")
+            old = await _row(
+                conn,
+                f"SELECT {_EXTENSION_COLUMNS} FROM {_S}.extensions"  # noqa: S608
+                " WHERE assignment_id = %s AND username = %s FOR UPDATE",
+                (assignment_id, name),
+            )
+            row = await _row(
+                conn,
+                f"INSERT INTO {_S}.extensions AS e (assignment_id, username, due_at, granted_by,"  # noqa: S608
+                " granted_at, reason) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (assignment_id, username) DO UPDATE SET due_at = excluded.due_at,"
+                " granted_by = excluded.granted_by, granted_at = excluded.granted_at,"
+                f" reason = excluded.reason RETURNING {_EXTENSION_COLUMNS}",
+                (assignment_id, name, due_at, actor, now, reason or ""),
+            )
+            ext = _from_row(Extension, row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="extension.grant",
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                username=name,
+                old=_from_row(Extension, old) if old else None,
+                new=ext,
+            )
+        return ext
+
+    async def revoke_extension(self, assignment_id: int, username: str, *, actor: str) -> None:
+        """Remove ``username``'s extension (NotFound when there is none). Versions already
+        submitted keep the due date that applied then."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            assignment = await self._assignment_for_update(conn, assignment_id)
+            row = await _row(
+                conn,
+                f"DELETE FROM {_S}.extensions WHERE assignment_id = %s AND username = %s"  # noqa: S608
+                f" RETURNING {_EXTENSION_COLUMNS}",
+                (assignment_id, name),
+            )
+            if row is None:
+                raise NotFound(f"{name} has no extension for this assignment.")
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="extension.revoke",
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                username=name,
+                old=_from_row(Extension, row),
+            )
+
+    async def list_extensions(self, assignment_id: int) -> list[Extension]:
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_EXTENSION_COLUMNS} FROM {_S}.extensions"  # noqa: S608
+                " WHERE assignment_id = %s ORDER BY username",
+                (_id(assignment_id, "assignment"),),
+            )
+        return [_from_row(Extension, r) for r in rows]
+
+    # ----- submissions
+
+    async def record_submission(
+        self,
+        assignment_id: int,
+        username: str,
+        *,
+        content_sha256: str,
+        size_bytes: int,
+        files: int,
+        storage_key: str | None = None,
+        collected_by: str | None = None,
+    ) -> Submission:
+        """Record ``username``'s next version (1, 2, 3, ...) of the assignment, now.
+
+        The due date that applies (the student's extension included) and the lateness
+        are decided here, in the same transaction. A student cannot submit to an archived
+        or unreleased assignment (NotFound) nor, when late work is refused, after the
+        deadline (:class:`SubmissionRefused`); a teacher collecting (``collected_by``)
+        may, and the version is flagged late all the same. ``storage_key`` defaults to
+        :func:`services.files.names.submission_prefix` of the version."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        if collected_by is not None:
+            collected_by = _actor(collected_by)
+        sha = content_sha256.lower() if isinstance(content_sha256, str) else ""
+        if not _SHA256_RE.match(sha):
+            raise BadRequest("The snapshot's SHA-256 must be 64 hexadecimal digits.")
+        for value, what in ((size_bytes, "size"), (files, "file count")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadRequest(f"The snapshot's {what} must be a whole number from 0.")
+        if storage_key is not None and (not isinstance(storage_key, str) or not storage_key):
+            raise BadRequest("The snapshot's storage key cannot be empty.")
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            row = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments WHERE id = %s FOR SHARE",  # noqa: S608
+                (assignment_id,),
+            )
+            assignment = _assignment(row) if row else None
+            if assignment is None or (
+                collected_by is None
+                and not rules.visible_to_student(assignment.release_at, assignment.archived, now)
+            ):
+                raise NotFound("This assignment does not exist or is not open for submissions.")
+            ext = await _row(
+                conn,
+                f"SELECT due_at FROM {_S}.extensions"  # noqa: S608
+                " WHERE assignment_id = %s AND username = %s FOR SHARE",
+                (assignment_id, name),
+            )
+            due = rules.due_for(assignment.due_at, ext["due_at"] if ext else None)
+            outcome = rules.classify(
+                now, due, assignment.late_policy, assignment.late_penalty_percent
+            )
+            if outcome.status == rules.REFUSED and collected_by is None:
+                raise SubmissionRefused(
+                    f"The deadline was {due.isoformat() if due else '?'}; this assignment "
+                    "does not accept late submissions."
+                )
+            # one submitter at a time per (assignment, student): the next statement's
+            # snapshot sees every version committed before the lock was granted
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{_SUBMISSION_LOCK}:{assignment_id}:{name}",),
+            )
+            (version,) = await (
+                await conn.execute(
+                    f"SELECT coalesce(max(version), 0) + 1 FROM {_S}.submissions"  # noqa: S608
+                    " WHERE assignment_id = %s AND username = %s",
+                    (assignment_id, name),
+                )
+            ).fetchone()
+            key = storage_key or submission_prefix(
+                assignment.class_code, assignment.slug, name, version
+            )
+            row = await _row(
+                conn,
+                f"INSERT INTO {_S}.submissions AS s (assignment_id, username, version,"  # noqa: S608
+                " submitted_at, due_at_then, late, penalty_percent, storage_key,"
+                " content_sha256, size_bytes, files, collected_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_SUBMISSION_COLUMNS}",
+                (
+                    assignment_id,
+                    name,
+                    version,
+                    now,
+                    due,
+                    outcome.late,
+                    outcome.penalty_percent,
+                    key,
+                    sha,
+                    size_bytes,
+                    files,
+                    collected_by,
+                ),
+            )
+            submission = _submission(row, grade=False)
+            await self._audit(
+                conn,
+                at=now,
+                actor=collected_by or name,
+                action="submission.collect" if collected_by else "submission.create",
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                submission_id=submission.id,
+                username=name,
+                new={
+                    "version": version,
+                    "late": submission.late,
+                    "penalty_percent": submission.penalty_percent,
+                    "storage_key": key,
+                    "content_sha256": sha,
+                },
+            )
+        log.info(
+            "%s submitted version %d of assignment %d%s",
+            name,
+            version,
+            assignment_id,
+            " (late)" if submission.late else "",
+        )
+        return submission
+
+    async def get_submission(self, submission_id: int) -> Submission:
+        """One submission with its current grade (returned or not)."""
+        submission_id = _id(submission_id, "submission")
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"SELECT {_SUBMISSION_COLUMNS}, {_GRADE_AS} FROM {_S}.submissions s"  # noqa: S608
+                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id WHERE s.id = %s",
+                (submission_id,),
+            )
+        if row is None:
+            raise NotFound(f"There is no submission with the id {submission_id}.")
+        return _submission(row)
+
+    async def list_submissions(self, assignment_id: int) -> list[LatestSubmission]:
+        """Per student (by username): their latest version with its grade, and how many
+        versions they handed in."""
+        assignment_id = _id(assignment_id, "assignment")
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT DISTINCT ON (s.username) {_SUBMISSION_COLUMNS}, {_GRADE_AS},"  # noqa: S608
+                " count(*) OVER (PARTITION BY s.username) AS versions"
+                f" FROM {_S}.submissions s LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
+                " WHERE s.assignment_id = %s ORDER BY s.username, s.version DESC",
+                (assignment_id,),
+            )
+        return [LatestSubmission(r["username"], r["versions"], _submission(r)) for r in rows]
+
+    async def student_submissions(self, class_code: str, username: str) -> list[Submission]:
+        """A student's own versions in the class's assignments they can see (released,
+        not archived), newest first per assignment. A grade is included only once it has
+        been returned."""
+        name = _username(username)
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_SUBMISSION_COLUMNS}, {_GRADE_AS} FROM {_S}.submissions s"  # noqa: S608
+                f" JOIN {_S}.assignments a ON a.id = s.assignment_id"
+                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
+                "  AND g.returned_at IS NOT NULL"
+                " WHERE s.username = %s AND a.class_code = %s AND a.archived_at IS NULL"
+                " AND (a.release_at IS NULL OR a.release_at <= %s)"
+                " ORDER BY a.due_at NULLS LAST, a.slug, s.version DESC",
+                (name, class_code, self._now()),
+            )
+        return [_submission(r) for r in rows]
+
+    # ----- grades
+
+    async def set_grade(
+        self,
+        submission_id: int,
+        points: Decimal | int | float | str,
+        feedback: str,
+        actor: str,
+        expected_revision: int,
+    ) -> Grade:
+        """Grade a submission version. ``expected_revision`` is the revision of the grade
+        the grader saw (0: it had none); when it changed meanwhile this raises Conflict
+        naming who graded it, and nothing is written. BadRequest when ``points`` exceeds
+        the assignment's maximum. The audit row (old and new grade) is written in the same
+        transaction."""
+        submission_id = _id(submission_id, "submission")
+        value = rules.parse_points(points)
+        text = rules.parse_feedback(feedback)
+        actor = _actor(actor)
+        if isinstance(expected_revision, bool) or not isinstance(expected_revision, int):
+            raise BadRequest("The grade's expected revision must be a whole number (0: none).")
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            sub = await _row(
+                conn,
+                f"SELECT s.assignment_id, s.username, a.class_code FROM {_S}.submissions s"  # noqa: S608
+                f" JOIN {_S}.assignments a ON a.id = s.assignment_id WHERE s.id = %s",
+                (submission_id,),
+            )
+            if sub is None:
+                raise NotFound(f"There is no submission with the id {submission_id}.")
+            old_row = await _row(
+                conn,
+                f"SELECT {_GRADE_COLUMNS} FROM {_S}.grades WHERE submission_id = %s FOR UPDATE",  # noqa: S608
+                (submission_id,),
+            )
+            old = _from_row(Grade, old_row) if old_row else None
+            if old is None and expected_revision == 0:
+                row = await _row(
+                    conn,
+                    f"INSERT INTO {_S}.grades (submission_id, points, feedback, graded_by,"  # noqa: S608
+                    " graded_at) VALUES (%s, %s, %s, %s, %s)"
+                    f" ON CONFLICT (submission_id) DO NOTHING RETURNING {_GRADE_COLUMNS}",
+                    (submission_id, value, text, actor, now),
+                )
+                if row is None:  # graded by someone else since our SELECT
+                    old_row = await _row(
+                        conn,
+                        f"SELECT {_GRADE_COLUMNS} FROM {_S}.grades WHERE submission_id = %s",  # noqa: S608
+                        (submission_id,),
+                    )
+                    raise _graded_meanwhile(_from_row(Grade, old_row) if old_row else None)
+            elif old is None or old.revision != expected_revision:
+                raise _graded_meanwhile(old)
+            else:
+                row = await _row(
+                    conn,
+                    f"UPDATE {_S}.grades SET points = %s, feedback = %s, graded_by = %s,"  # noqa: S608
+                    " graded_at = %s, revision = revision + 1"
+                    f" WHERE submission_id = %s RETURNING {_GRADE_COLUMNS}",
+                    (value, text, actor, now, submission_id),
+                )
+            grade = _from_row(Grade, row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="grade.set",
+                class_code=sub["class_code"],
+                assignment_id=sub["assignment_id"],
+                submission_id=submission_id,
+                username=sub["username"],
+                old=old,
+                new=grade,
+            )
+        return grade
+
+    async def return_grade(self, submission_id: int, *, actor: str) -> Grade:
+        """Show the grade to the student (sets ``returned_at``; audited). Returning it
+        again changes nothing. NotFound when the submission has no grade yet. A grade
+        changed after its return stays returned: the student sees the new one."""
+        submission_id = _id(submission_id, "submission")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            row = await _row(
+                conn,
+                f"SELECT {_GRADE_G}, s.assignment_id, s.username, a.class_code"  # noqa: S608
+                f" FROM {_S}.grades g JOIN {_S}.submissions s ON s.id = g.submission_id"
+                f" JOIN {_S}.assignments a ON a.id = s.assignment_id"
+                " WHERE g.submission_id = %s FOR UPDATE OF g",
+                (submission_id,),
+            )
+            if row is None:
+                raise NotFound("This submission has no grade to return yet.")
+            old = _from_row(Grade, row)
+            if old.returned:
+                return old
+            new_row = await _row(
+                conn,
+                f"UPDATE {_S}.grades SET returned_at = %s, returned_by = %s"  # noqa: S608
+                f" WHERE submission_id = %s RETURNING {_GRADE_COLUMNS}",
+                (now, actor, submission_id),
+            )
+            grade = _from_row(Grade, new_row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="grade.return",
+                class_code=row["class_code"],
+                assignment_id=row["assignment_id"],
+                submission_id=submission_id,
+                username=row["username"],
+                old={"returned_at": None},
+                new={"returned_at": grade.returned_at, "revision": grade.revision},
+            )
+        return grade
+
+    async def gradebook(self, class_code: str) -> list[dict]:
+        """One row per (student, assignment) with a submission, for the class's
+        assignments that are not archived: the LATEST version's grade, by username then
+        assignment order. Keys: ``username``, ``slug``, ``assignment_id``,
+        ``submission_id``, ``version``, ``submitted`` (always True), ``submitted_at``,
+        ``late``, ``penalty_percent``, ``points`` (None until graded), ``final_points``
+        (penalty applied), ``returned`` — what :func:`services.grades.gradebook.
+        build_gradebook` takes as grade rows."""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                "SELECT * FROM (SELECT DISTINCT ON (s.assignment_id, s.username)"  # noqa: S608
+                " s.username, a.slug, a.id AS assignment_id, a.due_at,"
+                " s.id AS submission_id, s.version, s.submitted_at, s.late, s.penalty_percent,"
+                " g.points, g.returned_at IS NOT NULL AS returned"
+                f" FROM {_S}.assignments a JOIN {_S}.submissions s ON s.assignment_id = a.id"
+                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
+                " WHERE a.class_code = %s AND a.archived_at IS NULL"
+                " ORDER BY s.assignment_id, s.username, s.version DESC) latest"
+                " ORDER BY username, due_at NULLS LAST, slug",
+                (class_code,),
+            )
+        for r in rows:
+            del r["due_at"]
+            r["submitted"] = True
+            r["final_points"] = (
+                None
+                if r["points"] is None
+                else rules.apply_penalty(r["points"], r["penalty_percent"] if r["late"] else 0)
+            )
+        return rows
+
+    # ----- audit log
+
+    async def audit_entries(
+        self,
+        *,
+        class_code: str | None = None,
+        assignment_id: int | None = None,
+        submission_id: int | None = None,
+        limit: int = 500,
+    ) -> list[AuditEntry]:
+        """The audit log, oldest first, filtered by any of the given keys."""
+        where, params = [], []
+        for column, value in (
+            ("class_code", class_code),
+            ("assignment_id", assignment_id),
+            ("submission_id", submission_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_AUDIT_COLUMNS} FROM {_S}.audit_log{clause}"  # noqa: S608
+                " ORDER BY id LIMIT %s",
+                (*params, max(1, min(int(limit), 10_000))),
+            )
+        return [_from_row(AuditEntry, r) for r in rows]
+
+
+def _class_code(code: str) -> str:
+    try:
+        return validate_code(code)
+    except BadName as e:
+        raise BadRequest(f"Not a valid class code: {e}.") from None
+
+
+def _graded_meanwhile(current: Grade | None) -> Conflict:
+    if current is None:
+        return Conflict("This submission's grade changed meanwhile; reload it.")
+    return Conflict(
+        f"This submission was graded meanwhile by {current.graded_by}; reload to see "
+        "their grade before changing it."
+    )

@@ -1,0 +1,685 @@
+"""Folder snapshots for submissions (classhub_singleuser.snapshot).
+
+jupyter-server is not installed in the project's venv: the core (:func:`snapshot`) and the
+answer (:func:`snapshot_response`) are tested directly, and the tornado handler is run on a
+real tornado server against a small stand-in for the few jupyter-server names it uses.
+"""
+
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import stat
+import sys
+import types
+import unicodedata
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import pytest
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
+
+from classhub_singleuser import snapshot as snap  # noqa: E402
+from classhub_singleuser.snapshot import (  # noqa: E402
+    DEFAULT_EXCLUDE,
+    MAX_BYTES,
+    MAX_DEPTH,
+    SKIPPED_HEADER_MAX,
+    SnapshotError,
+    SnapshotInfo,
+    SnapshotMissing,
+    SnapshotTooLarge,
+    content_hash,
+    skipped_header,
+    snapshot,
+    snapshot_response,
+)
+
+pytestmark = pytest.mark.unit
+
+FOLDER = "math101/assignments/week1"
+EMPTY_SHA = hashlib.sha256(b"").hexdigest()
+
+
+@pytest.fixture
+def home(tmp_path):
+    h = tmp_path / "jovyan"
+    h.mkdir()
+    return h
+
+
+def make(root: Path, files: dict[str, bytes | str]) -> Path:
+    """Files under ``root`` (made with their folders); returns ``root``."""
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return root
+
+
+def work(home: Path, files: dict[str, bytes | str] | None = None) -> Path:
+    folder = home / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return make(folder, files or {})
+
+
+def take(home, folder=FOLDER, **kw) -> tuple[SnapshotInfo, bytes]:
+    out = io.BytesIO()
+    info = snapshot(home, folder, out, **kw)
+    return info, out.getvalue()
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def skipped(info: SnapshotInfo) -> dict[str, str]:
+    return {e["path"]: e["reason"] for e in info.skipped}
+
+
+FILES = {
+    "notebook.ipynb": '{"cells": []}',
+    "data/x.csv": "a,b\n1,2\n",
+    "data/sub/deep.txt": "deep",
+    "README": b"\x00\xffbinary",
+    "ä ö.txt": "umlauts",
+}
+
+
+# ----- the zip -----
+
+
+def test_the_zip_holds_every_file_sorted_with_fixed_metadata(home):
+    work(home, FILES)
+    (home / FOLDER / "empty").mkdir()
+    make(home, {"math101/other.txt": "outside the folder", "top.txt": "x"})
+    info, data = take(home)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        assert names == sorted(names, key=lambda n: n.encode("utf-8"))
+        assert set(names) == set(FILES)  # no folder entries, nothing from outside
+        for i in infos:
+            assert i.date_time == (1980, 1, 1, 0, 0, 0)
+            assert i.compress_type == zipfile.ZIP_DEFLATED
+            assert i.create_system == 3
+            assert i.external_attr >> 16 == stat.S_IFREG | 0o644
+    got = members(data)
+    for name, content in FILES.items():
+        assert got[name] == (content.encode() if isinstance(content, str) else content)
+    assert info.files == len(FILES)
+    assert info.bytes == sum(len(v) for v in got.values())
+    assert info.skipped == []
+
+
+def test_the_order_is_that_of_the_whole_names_bytes(home):
+    work(home, dict.fromkeys(["a.txt", "a-c", "a/b-x", "a/b/c", "a0", "B", "ä", "z/a"], "x"))
+    _, data = take(home)
+    # "-" < "." < "/" < "0": a folder's files sit between its name's neighbours
+    assert list(members(data)) == ["B", "a-c", "a.txt", "a/b-x", "a/b/c", "a0", "z/a", "ä"]
+
+
+def test_sha256_is_the_documented_recipe_recomputed_from_the_zip(home):
+    work(home, FILES)
+    info, data = take(home)
+    h = hashlib.sha256()
+    for name, content in sorted(members(data).items(), key=lambda kv: kv[0].encode()):
+        digest = hashlib.sha256(content).hexdigest()
+        h.update(name.encode() + b"\0" + digest.encode() + b"\n")
+    assert info.sha256 == h.hexdigest()
+    assert info.sha256 == content_hash(
+        (n, hashlib.sha256(c).hexdigest()) for n, c in members(data).items()
+    )
+
+
+def test_same_content_gives_the_same_bytes_and_hash_whatever_mtimes_and_order(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for h in (one, two):
+        h.mkdir()
+    work(one, FILES)
+    work(two, dict(reversed(list(FILES.items()))))
+    for i, p in enumerate(sorted((two / FOLDER).rglob("*"))):
+        os.utime(p, (1_000_000 + i, 2_000_000_000 - i))
+    a_info, a = take(one)
+    b_info, b = take(two)
+    assert a == b
+    assert a_info == b_info
+    os.utime(one / FOLDER / "notebook.ipynb", (5, 5))
+    again_info, again = take(one)
+    assert (again, again_info.sha256) == (a, a_info.sha256)
+
+
+def test_the_hash_follows_content_and_names(home):
+    work(home, {"a": "1", "b": "2"})
+    first, _ = take(home)
+    (home / FOLDER / "a").write_text("changed")
+    changed, _ = take(home)
+    (home / FOLDER / "a").write_text("1")
+    (home / FOLDER / "b").rename(home / FOLDER / "c")
+    renamed, _ = take(home)
+    assert len({first.sha256, changed.sha256, renamed.sha256}) == 3
+    (home / FOLDER / "c").rename(home / FOLDER / "b")
+    assert take(home)[0].sha256 == first.sha256
+
+
+def test_an_empty_folder_gives_a_valid_empty_zip(home):
+    work(home)
+    info, data = take(home)
+    assert members(data) == {}
+    assert (info.files, info.bytes, info.sha256, info.skipped) == (0, 0, EMPTY_SHA, [])
+
+
+def test_a_folder_at_the_top_of_home(home):
+    make(home, {"hw/x.py": "print(1)"})
+    info, data = take(home, "hw")
+    assert list(members(data)) == ["x.py"] and info.files == 1
+
+
+# ----- what is left out -----
+
+
+def test_default_exclusions(home):
+    work(
+        home,
+        {
+            "nb.ipynb": "{}",
+            ".ipynb_checkpoints/nb-checkpoint.ipynb": "{}",
+            "sub/.ipynb_checkpoints/x": "x",
+            "__pycache__/m.cpython-311.pyc": "x",
+            "m.py": "x",
+            "stray.pyc": "x",
+            ".git/config": "x",
+            ".DS_Store": "x",
+            "sub/.DS_Store": "x",
+            ".env": "kept",
+        },
+    )
+    info, data = take(home)
+    assert list(members(data)) == [".env", "m.py", "nb.ipynb"]
+    assert skipped(info) == {
+        ".DS_Store": "excluded",
+        ".git/": "excluded",
+        ".ipynb_checkpoints/": "excluded",
+        "__pycache__/": "excluded",
+        "stray.pyc": "excluded",
+        "sub/.DS_Store": "excluded",
+        "sub/.ipynb_checkpoints/": "excluded",
+    }
+    assert set(DEFAULT_EXCLUDE) == {
+        ".ipynb_checkpoints",
+        "__pycache__",
+        ".git",
+        ".DS_Store",
+        "*.pyc",
+    }
+
+
+def test_custom_exclusions(home):
+    work(home, {"a.pyc": "x", "b.log": "x", "c.txt": "x"})
+    info, data = take(home, exclude=["*.log"])
+    assert list(members(data)) == ["a.pyc", "c.txt"]
+    assert skipped(info) == {"b.log": "excluded"}
+
+
+def test_links_are_never_followed_and_nothing_outside_home_is_read(home, tmp_path):
+    secret = make(tmp_path / "elsewhere", {"secret.txt": "SECRET", "d/s.txt": "SECRET"})
+    folder = work(home, {"real.txt": "mine", "inner/x.txt": "inner"})
+    (folder / "passwd").symlink_to("/etc/passwd")
+    (folder / "secret").symlink_to(secret / "secret.txt")
+    (folder / "etc").symlink_to("/etc", target_is_directory=True)
+    (folder / "outdir").symlink_to(secret / "d", target_is_directory=True)
+    (folder / "again").symlink_to(folder / "inner", target_is_directory=True)  # inside home
+    (folder / "alias.txt").symlink_to("real.txt")
+    (folder / "dangling").symlink_to(folder / "nothing-here")
+    (folder / "loop").symlink_to(folder / "loop")
+    info, data = take(home)
+    got = members(data)
+    assert list(got) == ["inner/x.txt", "real.txt"]
+    assert all(b"SECRET" not in c and b"root:" not in c for c in got.values())
+    assert skipped(info) == dict.fromkeys(
+        ["again", "alias.txt", "dangling", "etc", "loop", "outdir", "passwd", "secret"], "link"
+    )
+
+
+@pytest.mark.parametrize("where", ["math101", "math101/assignments", FOLDER])
+def test_a_link_as_the_folder_or_one_of_its_parents_is_refused(home, tmp_path, where):
+    make(tmp_path / "real" / FOLDER, {"x.txt": "outside home"})
+    link = home / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(tmp_path / "real" / where, target_is_directory=True)
+    assert (home / FOLDER / "x.txt").exists()  # a follower would find the file
+    out = io.BytesIO()
+    with pytest.raises(SnapshotError, match="link") as e:
+        snapshot(home, FOLDER, out)
+    assert not isinstance(e.value, SnapshotMissing | SnapshotTooLarge)
+    assert f"~/{where}" in str(e.value)
+    status, headers, body = snapshot_response(home, FOLDER)
+    assert (status, headers) == (400, {}) and "link" in body["message"]
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_is_skipped_without_hanging(home):
+    folder = work(home, {"a.txt": "a"})
+    os.mkfifo(folder / "pipe")
+    info, data = take(home)
+    assert list(members(data)) == ["a.txt"]
+    assert skipped(info) == {"pipe": "not a regular file"}
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_swapped_in_after_the_listing_is_not_read(home, monkeypatch):
+    folder = work(home, {"a.txt": "a"})
+    os.mkfifo(folder / "pipe")
+    real_list = snap._list
+
+    def listed_as_files(fd):  # as if "pipe" was a file when the folder was listed
+        return [(k, n, snap._FILE if n == "pipe" else kind) for k, n, kind in real_list(fd)]
+
+    monkeypatch.setattr(snap, "_list", listed_as_files)
+    info, data = take(home)
+    assert list(members(data)) == ["a.txt"]
+    assert skipped(info) == {"pipe": "changed while reading"}
+
+
+def test_a_socket_is_skipped(home, monkeypatch):
+    import socket
+
+    folder = work(home, {"a.txt": "a"})
+    monkeypatch.chdir(folder)  # AF_UNIX paths are short: bind a relative one
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock")
+        info, data = take(home)
+    assert list(members(data)) == ["a.txt"]
+    assert skipped(info) == {"sock": "not a regular file"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "back\\slash",
+        " leading",
+        "trailing ",
+        ".classhub-state",
+        ".CLASSHUB",
+        "bell\x07",
+        "rtl\u202e",
+    ],
+)
+def test_names_the_files_service_would_refuse_are_skipped(home, name):
+    folder = work(home, {"ok.txt": "ok"})
+    (folder / name).write_text("x")
+    (folder / "dir").mkdir()
+    (folder / "dir" / name).mkdir()
+    (folder / "dir" / name / "inside.txt").write_text("x")
+    info, data = take(home)
+    assert list(members(data)) == ["ok.txt"]
+    assert skipped(info) == {name: "name not allowed", f"dir/{name}/": "name not allowed"}
+
+
+def test_a_name_that_is_not_utf8_is_skipped(home):
+    folder = work(home, {"ok.txt": "ok"})
+    fd = os.open(os.fsencode(folder) + b"/bad\xff.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    info, data = take(home)
+    assert list(members(data)) == ["ok.txt"]
+    assert [e["reason"] for e in info.skipped] == ["name not allowed"]
+    json.dumps(info.skipped)
+    assert skipped_header(info.skipped).isascii()
+
+
+def test_names_equal_once_nfc_normalised_keep_only_the_first(home):
+    nfc = unicodedata.normalize("NFC", "é.txt")
+    nfd = unicodedata.normalize("NFD", "é.txt")
+    work(home, {nfc: "composed", nfd: "decomposed"})
+    info, data = take(home)
+    first = min(nfc, nfd, key=str.encode)
+    assert list(members(data)) == [first]
+    assert skipped(info) == {max(nfc, nfd, key=str.encode): "name not allowed"}
+
+
+def test_folders_too_deep_are_skipped(home):
+    deepest_ok = "/".join(f"d{i}" for i in range(1, MAX_DEPTH))  # 31 folders
+    work(home, {f"{deepest_ok}/f.txt": "ok", f"{deepest_ok}/d{MAX_DEPTH}/g.txt": "too deep"})
+    info, data = take(home)
+    assert list(members(data)) == [f"{deepest_ok}/f.txt"]
+    assert len(f"{deepest_ok}/f.txt".split("/")) == MAX_DEPTH
+    assert skipped(info) == {f"{deepest_ok}/d{MAX_DEPTH}/": "too deep"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_files_and_folders_are_skipped(home):
+    folder = work(home, {"ok.txt": "ok", "locked.txt": "x", "closed/x.txt": "x"})
+    (folder / "locked.txt").chmod(0)
+    (folder / "closed").chmod(0)
+    try:
+        info, data = take(home)
+    finally:
+        (folder / "closed").chmod(0o755)
+    assert list(members(data)) == ["ok.txt"]
+    assert skipped(info) == {"closed/": "unreadable", "locked.txt": "unreadable"}
+
+
+def test_permission_errors_skip_the_file_or_folder(home, monkeypatch):
+    """The same as above for any user (root reads files whatever their mode)."""
+    work(home, {"ok.txt": "ok", "locked.txt": "x", "closed/x.txt": "x"})
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if path in ("locked.txt", "closed"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(snap.os, "open", refusing_open)
+    info, data = take(home)
+    monkeypatch.undo()
+    assert list(members(data)) == ["ok.txt"]
+    assert skipped(info) == {"closed/": "unreadable", "locked.txt": "unreadable"}
+
+
+# ----- limits -----
+
+
+def test_too_many_files(home):
+    work(home, {"a": "1", "b": "2", "c": "3", "x.pyc": "", "y.pyc": ""})
+    info, _ = take(home, max_files=3)  # excluded files do not count
+    assert info.files == 3
+    with pytest.raises(SnapshotTooLarge, match="more than 2 files") as e:
+        take(home, max_files=2)
+    assert "at most 2" in str(e.value) and FOLDER in str(e.value)
+    status, headers, body = snapshot_response(home, FOLDER, max_files=2)
+    assert (status, headers) == (413, {}) and "at most 2" in body["message"]
+
+
+def test_too_many_bytes(home):
+    work(home, {"a": b"x" * 6, "b": b"y" * 6})
+    info, _ = take(home, max_bytes=12)
+    assert info.bytes == 12
+    with pytest.raises(SnapshotTooLarge, match="more than 11 bytes") as e:
+        take(home, max_bytes=11)
+    assert "at most 11 bytes" in str(e.value)
+    status, _, body = snapshot_response(home, FOLDER, max_bytes=11)
+    assert status == 413 and "11 bytes" in body["message"]
+
+
+def test_the_default_byte_limit_is_named_in_mib():
+    w = snap._Walk(None, FOLDER, 10, MAX_BYTES, ())
+    with pytest.raises(SnapshotTooLarge, match="more than 100 MiB"):
+        w.too_large()
+    assert MAX_BYTES == 100 << 20
+
+
+def test_bytes_are_counted_while_reading_not_taken_from_stat(home, monkeypatch):
+    """A file bigger than its stat size (it grew) cannot slip past the limit."""
+    work(home, {"small": b"x" * 5, "grows": b"y" * 100})
+    real_fstat = os.fstat
+
+    def stale_fstat(fd):
+        st = real_fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return st
+        fields = list(st[:10])
+        fields[stat.ST_SIZE] = 1  # what stat said before the file grew
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(snap.os, "fstat", stale_fstat)
+    with pytest.raises(SnapshotTooLarge):
+        take(home, max_bytes=50)
+    monkeypatch.undo()
+    info, data = take(home, max_bytes=105)
+    assert info.bytes == 105 and members(data)["grows"] == b"y" * 100
+
+
+# ----- the folder argument -----
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "/etc",
+        "../x",
+        "math101/../../x",
+        "./math101",
+        "math101//week1",
+        "math101/",
+        "math101\\week1",
+        "math\x00101",
+        "math\n101",
+        "math\u200b101",
+        ".classhub",
+        ".classhub/material",
+        "math101/.classhub-x",
+        ".ClassHub",
+    ],
+)
+def test_bad_folder_names(home, folder):
+    with pytest.raises(SnapshotError) as e:
+        take(home, folder)
+    assert not isinstance(e.value, SnapshotMissing | SnapshotTooLarge)
+    status, headers, body = snapshot_response(home, folder)
+    assert (status, headers) == (400, {}) and body["message"]
+
+
+@pytest.mark.parametrize("folder", ["", None])
+def test_no_folder(home, folder):
+    status, headers, body = snapshot_response(home, folder)
+    assert (status, headers) == (400, {}) and "missing" in body["message"]
+
+
+def test_a_missing_folder(home):
+    with pytest.raises(SnapshotMissing) as e:
+        take(home)
+    assert str(e.value) == f"The folder {FOLDER} does not exist in your server."
+    status, headers, body = snapshot_response(home, FOLDER)
+    assert (status, headers, body) == (404, {}, {"message": str(e.value)})
+
+
+def test_a_file_where_a_folder_should_be_counts_as_missing(home):
+    make(home, {"math101/assignments": "a file"})
+    with pytest.raises(SnapshotMissing, match="~/math101/assignments is not a folder"):
+        take(home)
+    assert snapshot_response(home, FOLDER)[0] == 404
+
+
+def test_home_that_cannot_be_opened_is_a_500(tmp_path):
+    status, headers, body = snapshot_response(tmp_path / "no-home", FOLDER)
+    assert (status, headers) == (500, {}) and "could not be made" in body["message"]
+
+
+# ----- the answer of the endpoint -----
+
+
+@pytest.mark.parametrize("spool_bytes", [1 << 20, 10])  # in memory; spilled to disk
+def test_snapshot_response_200(home, spool_bytes):
+    work(home, FILES)
+    (home / FOLDER / "x.pyc").write_text("x")
+    info, expected = take(home)
+    status, headers, body = snapshot_response(home, FOLDER, spool_bytes=spool_bytes)
+    try:
+        data = body.read()
+    finally:
+        body.close()
+    assert status == 200
+    assert data == expected
+    assert headers == {
+        "Content-Type": "application/zip",
+        "Content-Length": str(len(expected)),
+        "Cache-Control": "no-store",
+        "X-Classhub-Files": str(len(FILES)),
+        "X-Classhub-Bytes": str(info.bytes),
+        "X-Classhub-Sha256": info.sha256,
+        "X-Classhub-Skipped": '[{"path":"x.pyc","reason":"excluded"}]',
+        "X-Classhub-Skipped-Total": "1",
+    }
+    assert all(v.isascii() and v.isprintable() for v in headers.values())
+
+
+def test_skipped_header_is_cut_to_whole_entries_and_stays_ascii():
+    entries = [{"path": f"dir/ä{i:04d}.pyc", "reason": "excluded"} for i in range(1000)]
+    header = skipped_header(entries)
+    assert len(header) <= SKIPPED_HEADER_MAX and header.isascii()
+    shown = json.loads(header)
+    assert 0 < len(shown) < 1000 and shown == entries[: len(shown)]
+    assert json.loads(skipped_header(entries[:3])) == entries[:3]
+    assert skipped_header([]) == "[]"
+    assert skipped_header(entries, limit=10) == "[]"
+    bad = [{"path": "new\nline\x07", "reason": "name not allowed"}]
+    assert "\n" not in skipped_header(bad) and json.loads(skipped_header(bad)) == bad
+
+
+# ----- start-up cost -----
+
+
+def test_importing_the_module_does_not_import_zipfile_tempfile_or_jupyter_server():
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import classhub_singleuser.snapshot;"
+        "print(sorted(m for m in ('zipfile', 'tempfile', 'jupyter_server', 'tornado')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(snap.__file__).parents[1])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# ----- the handler, on tornado, with a stand-in for jupyter-server -----
+
+
+class _FakeAPIHandler(web.RequestHandler):
+    """The parts of jupyter-server's APIHandler the snapshot handler relies on."""
+
+    _track_activity = True
+    log = logging.getLogger("test_snapshot")
+
+    def get_current_user(self):
+        return self.request.headers.get("X-Test-User")
+
+    def get_login_url(self):  # as APIHandler: no redirect to a login page
+        raise web.HTTPError(403)
+
+    def finish(self, *args, **kwargs):
+        if self._track_activity:
+            self.settings["api_last_activity"] = "now"
+        self.set_header("Content-Type", kwargs.pop("set_content_type", "application/json"))
+        return super().finish(*args, **kwargs)
+
+
+@pytest.fixture
+def fake_jupyter_server(monkeypatch):
+    checks = []
+
+    def authorized(action=None, resource=None, message=None):
+        def decorate(method):
+            async def wrapper(self, *args, **kwargs):
+                checks.append((action, resource))
+                return await method(self, *args, **kwargs)
+
+            return wrapper
+
+        return decorate
+
+    modules = {
+        "jupyter_server": types.ModuleType("jupyter_server"),
+        "jupyter_server.auth": types.ModuleType("jupyter_server.auth"),
+        "jupyter_server.auth.decorator": types.ModuleType("jupyter_server.auth.decorator"),
+        "jupyter_server.base": types.ModuleType("jupyter_server.base"),
+        "jupyter_server.base.handlers": types.ModuleType("jupyter_server.base.handlers"),
+        "jupyter_server.utils": types.ModuleType("jupyter_server.utils"),
+    }
+    modules["jupyter_server.auth.decorator"].authorized = authorized
+    modules["jupyter_server.base.handlers"].APIHandler = _FakeAPIHandler
+    modules["jupyter_server.utils"].url_path_join = lambda *p: (
+        "/" + "/".join(s.strip("/") for s in p if s.strip("/"))
+    )
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(snap, "_handler", None)  # built afresh with the stand-in
+    return checks
+
+
+@pytest.fixture
+async def served(home, fake_jupyter_server):
+    app = web.Application(base_url="/user/ann/")
+    serverapp = types.SimpleNamespace(web_app=app, root_dir=str(home))
+    snap.load(serverapp)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    yield f"http://127.0.0.1:{port}/user/ann/classhub/snapshot", app, fake_jupyter_server
+    server.stop()
+
+
+async def fetch(url, query="", user="ann"):
+    headers = {"X-Test-User": user} if user else {}
+    return await AsyncHTTPClient().fetch(
+        url + query, headers=headers, raise_error=False, follow_redirects=False
+    )
+
+
+async def test_handler_streams_the_zip_with_its_headers(home, served, monkeypatch):
+    url, app, checks = served
+    work(home, {**FILES, "big.bin": os.urandom(600 << 10), "c.pyc": "x"})
+    info, expected = take(home)
+    monkeypatch.setattr(snap, "_SEND_CHUNK", 64 << 10)  # several chunks
+    resp = await fetch(url, f"?folder={FOLDER}")
+    assert resp.code == 200
+    assert resp.body == expected
+    assert resp.headers["Content-Type"] == "application/zip"
+    assert resp.headers["Content-Length"] == str(len(expected))
+    assert resp.headers["X-Classhub-Files"] == str(info.files)
+    assert resp.headers["X-Classhub-Bytes"] == str(info.bytes)
+    assert resp.headers["X-Classhub-Sha256"] == info.sha256
+    assert json.loads(resp.headers["X-Classhub-Skipped"]) == info.skipped
+    assert resp.headers["X-Classhub-Skipped-Total"] == "1"
+    assert checks == [("read", "contents")]
+    assert "api_last_activity" not in app.settings  # a collection is not activity
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("?folder=../etc", 400), ("", 400), (f"?folder={FOLDER}/nope", 404), ("?folder=big", 413)],
+)
+async def test_handler_errors_are_json(home, served, monkeypatch, query, status):
+    url, app, _ = served
+    work(home)
+    make(home, {"big/a": "1", "big/b": "2"})
+    monkeypatch.setattr(snap, "snapshot_response", partial(snapshot_response, max_files=1))
+    resp = await fetch(url, query)
+    assert resp.code == status
+    assert resp.headers["Content-Type"] == "application/json"
+    assert json.loads(resp.body)["message"]
+    assert "api_last_activity" not in app.settings
+
+
+async def test_handler_needs_a_user(served):
+    url, _, checks = served
+    resp = await fetch(url, f"?folder={FOLDER}", user=None)
+    assert resp.code == 403  # tornado's web.authenticated without a login_url
+    assert checks == []
+
+
+def test_the_extension_loads_the_snapshot_handler(monkeypatch):
+    import classhub_singleuser
+    from classhub_singleuser import material, session_guard
+
+    calls = []
+    monkeypatch.setattr(session_guard, "load", lambda app: calls.append("guard"))
+    monkeypatch.setattr(material, "load", lambda app: calls.append("material"))
+    monkeypatch.setattr(snap, "load", lambda app: calls.append("snapshot"))
+    classhub_singleuser._load_jupyter_server_extension(object())
+    assert calls == ["guard", "material", "snapshot"]
