@@ -19,9 +19,10 @@ STUDENT_SCOPES = (
     "users:activity!user",
     "servers!user",
     "access:servers!user",
-    # sign in to the classes and files services (their pages and APIs check who may see what)
+    # sign in to the classes, files and grades services (each checks who may see what)
     "access:services!service=classes",
     "access:services!service=files",
+    "access:services!service=grades",
 )
 
 

@@ -148,6 +148,22 @@ def configure_files(
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
 
 
+def configure_grades(
+    c: Config, *, port: int, db_url: str, public_url: str, env: Mapping[str, str]
+) -> None:
+    """The grades service (services/grades), run by the hub, with its least-privilege role."""
+    from services.grades.config import grades_service_config
+
+    try:
+        service, role = grades_service_config(
+            port=port, db_url=db_url, public_url=public_url, env=env
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -249,3 +265,16 @@ def apply_env(
                 public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
                 env=env,
             )
+            grades_db = env.get("CLASSHUB_GRADES_DB_URL") or db_url
+            if grades_db.startswith(("postgresql", "postgres")):
+                try:
+                    grades_port = int(env.get("CLASSHUB_GRADES_PORT", "10103"))
+                except ValueError:
+                    raise ConfigError("CLASSHUB_GRADES_PORT must be a port number") from None
+                configure_grades(
+                    c,
+                    port=grades_port,
+                    db_url=grades_db,
+                    public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
+                    env=env,
+                )

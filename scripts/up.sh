@@ -81,6 +81,7 @@ ensure_var CLASSHUB_SESSION_POLICY takeover
 # keeps people signed in to the classes service across hub restarts
 ensure_var CLASSHUB_CLASSES_COOKIE_SECRET "$(secret 32)"
 ensure_var CLASSHUB_FILES_COOKIE_SECRET "$(secret 32)"
+ensure_var CLASSHUB_GRADES_COOKIE_SECRET "$(secret 32)"
 ensure_var CLASSHUB_DB_URL "postgresql+psycopg://classhub:$(get_var POSTGRES_PASSWORD)@127.0.0.1:15432/jupyterhub"
 ensure_var CLASSHUB_REDIS_URL "redis://:$(get_var REDIS_PASSWORD)@127.0.0.1:16379/0"
 ensure_var CLASSHUB_MONGO_URL mongodb://127.0.0.1:17017/classhub

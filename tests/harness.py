@@ -503,6 +503,7 @@ c.JupyterHub.log_level = {self.log_level!r}
                 CLASSHUB_S3_ACCESS_KEY=self.s3_access_key,
                 CLASSHUB_S3_SECRET_KEY=self.s3_secret_key,
                 CLASSHUB_FILES_PORT=str(self.files_port),
+                CLASSHUB_GRADES_PORT=str(free_port()),
                 CLASSHUB_FILES_SYNC_INTERVAL="1",
             )
         env.update(self.extra_env)

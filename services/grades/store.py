@@ -437,7 +437,8 @@ class GradesStore:
         constraint violations Conflict / BadRequest (``messages`` overrides the answers
         for some constraint names)."""
         if self._pool is None:
-            raise RuntimeError("the grades store is not open; call open() first")
+            # not connected yet (the service keeps trying to open it): a 503, not a 500
+            raise self._unavailable("the store is not open yet")
         # pool wait + statements, enforced here too in case the network swallows packets
         budget = budget if budget is not None else 3 * self._timeout
         try:
@@ -939,6 +940,17 @@ class GradesStore:
                 (assignment_id,),
             )
         return [LatestSubmission(r["username"], r["versions"], _submission(r)) for r in rows]
+
+    async def storage_keys(self, class_code: str) -> set[str]:
+        """Every stored snapshot's key of the class's submissions (for the orphan clean-up)."""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT s.storage_key FROM {_S}.submissions s"  # noqa: S608
+                f" JOIN {_S}.assignments a ON a.id = s.assignment_id WHERE a.class_code = %s",
+                (class_code,),
+            )
+        return {r["storage_key"] for r in rows}
 
     async def student_submissions(self, class_code: str, username: str) -> list[Submission]:
         """A student's own versions in the class's assignments they can see (released,

@@ -1,0 +1,226 @@
+"""``GradesApp``: the grades service (``python -m services.grades``).
+
+On top of :class:`~services.base.app.ServiceApp`: the PostgreSQL store (migrated at
+start-up), the S3 store for submitted snapshots (the files service's bucket and its
+``submissions/`` area, through the same :class:`~services.files.s3.ObjectStore`), and the
+collector that takes snapshots from students' class servers. Settings come from
+``CLASSHUB_*`` variables (see :func:`services.grades.config.grades_service_config`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from traitlets import Float, TraitError, Unicode, default, validate
+
+from hub import clock
+from services.base.app import ServiceApp
+from services.base.errors import Unavailable
+from services.files.areas import Membership
+from services.files.s3 import ObjectStore
+
+from .collect import Collector
+from .handlers import grades_handlers
+from .store import GradesStore
+
+
+def _env(name: str, fallback: str) -> str:
+    return os.environ.get(name, "").strip() or fallback
+
+
+def _env_seconds(name: str, fallback: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return fallback
+    try:
+        return float(raw)
+    except ValueError:
+        raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
+
+
+class GradesApp(ServiceApp):
+    name = "classhub-grades"
+    description = "classhub's grades service: assignments, submissions, grades, gradebook"
+    default_service_name = "grades"
+
+    db_url = Unicode(
+        config=True,
+        help="""PostgreSQL URL of the grades (schema ``classhub_grades``, created and
+        migrated at start-up). Set from ``CLASSHUB_GRADES_DB_URL``, else
+        ``CLASSHUB_DB_URL`` (the hub's database). May hold a password: never logged.
+
+        Example: ``c.GradesApp.db_url = "postgresql://classhub:...@127.0.0.1:15432/jupyterhub"``
+        """,
+    ).tag(sensitive=True)
+
+    @default("db_url")
+    def _default_db_url(self):
+        return _env("CLASSHUB_GRADES_DB_URL", _env("CLASSHUB_DB_URL", ""))
+
+    @validate("db_url")
+    def _check_db_url(self, proposal):
+        if not proposal.value.startswith(("postgresql", "postgres")):
+            raise TraitError(
+                "The grades service needs PostgreSQL: set CLASSHUB_GRADES_DB_URL or "
+                "CLASSHUB_DB_URL to a postgresql:// URL"
+            )
+        return proposal.value
+
+    db_timeout = Float(
+        config=True,
+        help="""Seconds a PostgreSQL call may take before the answer is 503
+        (``CLASSHUB_GRADES_DB_TIMEOUT``).
+
+        Example: ``c.GradesApp.db_timeout = 3``
+        """,
+    )
+
+    @default("db_timeout")
+    def _default_db_timeout(self):
+        return _env_seconds("CLASSHUB_GRADES_DB_TIMEOUT", 5.0)
+
+    s3_endpoint = Unicode(
+        config=True,
+        help="""The S3 store holding submitted snapshots (the files service's store),
+        ``CLASSHUB_S3_ENDPOINT``.
+
+        Example: ``c.GradesApp.s3_endpoint = "http://127.0.0.1:18333"``
+        """,
+    )
+
+    @default("s3_endpoint")
+    def _default_s3_endpoint(self):
+        return _env("CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333")
+
+    s3_bucket = Unicode(
+        config=True,
+        help="""The files service's bucket (``CLASSHUB_S3_BUCKET``); snapshots go to its
+        ``submissions/`` area.
+
+        Example: ``c.GradesApp.s3_bucket = "classhub-files"``
+        """,
+    )
+
+    @default("s3_bucket")
+    def _default_s3_bucket(self):
+        return _env("CLASSHUB_S3_BUCKET", "classhub-files")
+
+    s3_access_key = Unicode(config=True, help="S3 access key (``CLASSHUB_S3_ACCESS_KEY``).").tag(
+        sensitive=True
+    )
+
+    @default("s3_access_key")
+    def _default_s3_access_key(self):
+        return os.environ.get("CLASSHUB_S3_ACCESS_KEY", "")
+
+    s3_secret_key = Unicode(config=True, help="S3 secret key (``CLASSHUB_S3_SECRET_KEY``).").tag(
+        sensitive=True
+    )
+
+    @default("s3_secret_key")
+    def _default_s3_secret_key(self):
+        return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
+
+    servers_url = Unicode(
+        config=True,
+        help="""Where the service reaches students' servers (Traefik's entry point), as the
+        files service (``CLASSHUB_FILES_SERVERS_URL``).
+
+        Example: ``c.GradesApp.servers_url = "http://127.0.0.1:8000"``
+        """,
+    )
+
+    @default("servers_url")
+    def _default_servers_url(self):
+        return _env("CLASSHUB_FILES_SERVERS_URL", "http://127.0.0.1:8000")
+
+    hub_base_url = Unicode(
+        config=True,
+        help="""The hub's base URL path (``JUPYTERHUB_BASE_URL``, set by JupyterHub).
+
+        Example: ``c.GradesApp.hub_base_url = "/"``
+        """,
+    )
+
+    @default("hub_base_url")
+    def _default_hub_base_url(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
+
+    download_expiry = Float(
+        config=True,
+        help="""Seconds a link to a submitted snapshot stays valid
+        (``CLASSHUB_FILES_DOWNLOAD_EXPIRY``).
+
+        Example: ``c.GradesApp.download_expiry = 60``
+        """,
+    )
+
+    @default("download_expiry")
+    def _default_download_expiry(self):
+        return _env_seconds("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0)
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        if not self.s3_access_key or not self.s3_secret_key:
+            raise TraitError("The grades service needs CLASSHUB_S3_ACCESS_KEY and _SECRET_KEY.")
+
+    async def setup(self) -> None:
+        await super().setup()
+        self.store = GradesStore(self.db_url, timeout=self.db_timeout)
+        self.objects = ObjectStore(
+            endpoint=self.s3_endpoint,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key,
+            bucket=self.s3_bucket,
+            blocking=self.blocking,
+        )
+        self.membership = Membership(self.hub)
+        self.collector = Collector(
+            store=self.store,
+            objects=self.objects,
+            hub=self.hub,
+            servers_url=self.servers_url,
+            base_url=self.hub_base_url,
+            token=self.api_token,
+            clock=lambda: clock.now(),
+            log=self.log,
+        )
+
+    def handlers(self):
+        deps = {
+            "store": self.store,
+            "membership": self.membership,
+            "collector": self.collector,
+            "objects": self.objects,
+            "clock": lambda: clock.now(),
+            "limits": {"download_expiry": self.download_expiry},
+        }
+        return grades_handlers(deps)
+
+    def health_checks(self):
+        return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
+
+    async def on_started(self) -> None:
+        self.spawn(self._open_store(), "grades-store")
+
+    async def _open_store(self) -> None:
+        """Open and migrate the store, retried until PostgreSQL answers."""
+        wait = 1.0
+        while True:
+            try:
+                await self.store.open()
+                self.log.info("Grades store ready (schema classhub_grades migrated)")
+                return
+            except Unavailable as e:
+                self.log.warning("Grades store not ready yet (retrying in %.0f s): %s", wait, e)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 30.0)
+
+    async def teardown(self) -> None:
+        self.collector.close()
+        await self.store.close()
+        await super().teardown()
+
+
+main = GradesApp.launch_instance

@@ -1,0 +1,80 @@
+"""The hub-side configuration of the grades service (a pure function, no I/O).
+
+``hub/config.py`` calls :func:`grades_service_config` and appends the two results to
+``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+from services.files.config import servers_url
+
+SERVICE_NAME = "grades"
+ROLE_NAME = "classhub-grades-service"
+
+#: the hub API scopes of the service's own token: the least that its work needs
+SCOPES = [
+    # GET /groups/class-<code>, /groups/teachers-<code>: who are a class's students and
+    # teachers. Reading only.
+    "read:groups",
+    # GET /users/<name> with its servers: is a student's class server running.
+    "read:servers",
+    # a teacher collects from a stopped server: it is started for the snapshot...
+    "start:servers",
+    # ...and stopped again afterwards (never removed: the volume stays)
+    "delete:servers",
+    # GET /user/<name>/<code>/classhub/snapshot on a student's class server: the
+    # snapshot of the assignment folder. No narrower scope names every class's servers.
+    "access:servers",
+]
+
+PASSED_ENV = (
+    "CLASSHUB_S3_ENDPOINT",
+    "CLASSHUB_S3_BUCKET",
+    "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
+    "CLASSHUB_GRADES_DB_TIMEOUT",
+    "CLASSHUB_HUB_READ_CACHE_SECONDS",
+)
+
+
+def grades_service_config(
+    *, port: int, db_url: str, public_url: str, env: Mapping[str, str]
+) -> tuple[dict, dict]:
+    """``(service, role)``: the managed grades service at ``/services/grades/`` on
+    127.0.0.1:``port``, and its role."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"The grades service port must be 1-65535, got {port!r}")
+    if not db_url.startswith(("postgresql", "postgres")):
+        raise ValueError(
+            "The grades service needs PostgreSQL: set CLASSHUB_GRADES_DB_URL or CLASSHUB_DB_URL."
+        )
+    for name in ("CLASSHUB_S3_ACCESS_KEY", "CLASSHUB_S3_SECRET_KEY"):
+        if not env.get(name):
+            raise ValueError(f"The grades service needs {name} (scripts/up.sh generates it).")
+    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment.update(
+        CLASSHUB_GRADES_DB_URL=db_url,
+        CLASSHUB_S3_ACCESS_KEY=env["CLASSHUB_S3_ACCESS_KEY"],
+        CLASSHUB_S3_SECRET_KEY=env["CLASSHUB_S3_SECRET_KEY"],
+        CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
+    )
+    if env.get("CLASSHUB_GRADES_COOKIE_SECRET"):
+        environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_GRADES_COOKIE_SECRET"]
+    service = {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "services.grades"],
+        "environment": environment,
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"description": "Grades: assignments, submissions and the gradebook"},
+    }
+    role = {
+        "name": ROLE_NAME,
+        "description": "The grades service: class membership, snapshots of assignment folders",
+        "scopes": list(SCOPES),
+        "services": [SERVICE_NAME],
+    }
+    return service, role

@@ -1,0 +1,440 @@
+"""The grades service's REST API (JSON; paths relative to ``/services/grades/``).
+
+========================================================  ==================================
+``GET    api/classes/<code>/assignments``                 teachers: every assignment;
+                                                          students: released ones, each with
+                                                          their own due date and versions
+``POST   api/classes/<code>/assignments``                 create (teachers)
+``GET    api/classes/<code>/assignments/<slug>``          one assignment
+``PATCH  api/classes/<code>/assignments/<slug>``          edit (teachers)
+``PUT    .../assignments/<slug>/extensions/<user>``       ``{"due_at", "reason"}`` (teachers)
+``DELETE .../assignments/<slug>/extensions/<user>``       revoke it
+``POST   .../assignments/<slug>/submit``                  a student hands in their folder
+``POST   .../assignments/<slug>/collect``                 teachers: everyone's folder now
+``GET    .../assignments/<slug>/submissions``             teachers: on time, late, missing
+``GET    api/submissions/<id>``                           the version (teacher or its owner)
+``GET    api/submissions/<id>/download``                  a short-lived link to its zip
+``PUT    api/submissions/<id>/grade``                     ``{"points", "feedback",
+                                                          "expected_revision"}`` (teachers)
+``POST   api/submissions/<id>/return``                    return the grade to the student
+``GET    api/classes/<code>/gradebook``                   teachers: the table (JSON)
+``GET    api/classes/<code>/gradebook.csv``               the same as a spreadsheet file
+========================================================  ==================================
+
+Who may do what comes from the hub's class groups (``teachers-<code>``, ``class-<code>``);
+a person outside the class gets 404 and learns nothing about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from decimal import Decimal
+from typing import Any
+
+from tornado import web
+
+from services.base.errors import BadRequest, Forbidden, NotFound
+from services.base.handlers import BaseHandler
+from services.files.areas import ADMIN, STUDENT, TEACHER, Caller, Membership
+from services.files.names import BadName, validate_assignment, validate_code, validate_username
+
+from . import gradebook, rules
+from .collect import Collector
+from .store import Assignment, GradesStore, Submission
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return (
+        None if value is None else value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    )
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def assignment_view(a: Assignment) -> dict:
+    return {
+        "id": a.id,
+        "slug": a.slug,
+        "title": a.title,
+        "instructions": a.instructions,
+        "max_points": _num(a.max_points),
+        "release_at": _iso(a.release_at),
+        "due_at": _iso(a.due_at),
+        "late_policy": a.late_policy,
+        "late_penalty_percent": _num(a.late_penalty_percent),
+        "archived": a.archived,
+        "revision": a.revision,
+    }
+
+
+def submission_view(s: Submission) -> dict:
+    grade = s.grade
+    return {
+        "id": s.id,
+        "user": s.username,
+        "version": s.version,
+        "submitted_at": _iso(s.submitted_at),
+        "due_at": _iso(s.due_at_then),
+        "late": s.late,
+        "penalty_percent": _num(s.penalty_percent),
+        "files": s.files,
+        "bytes": s.size_bytes,
+        "sha256": s.content_sha256,
+        "collected_by": s.collected_by,
+        "grade": None
+        if grade is None
+        else {
+            "points": _num(grade.points),
+            "final_points": _num(
+                rules.apply_penalty(grade.points, s.penalty_percent if s.late else 0)
+            ),
+            "feedback": grade.feedback,
+            "graded_by": grade.graded_by,
+            "graded_at": _iso(grade.graded_at),
+            "returned_at": _iso(grade.returned_at),
+            "revision": grade.revision,
+        },
+    }
+
+
+class GradesHandler(BaseHandler):
+    """Dependencies: ``store``, ``membership``, ``collector``, ``objects``, ``clock``,
+    ``limits``."""
+
+    store: GradesStore
+    membership: Membership
+    collector: Collector
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, BadName):
+            kwargs["exc_info"] = (BadRequest, BadRequest(str(exc)), None)
+        super().write_error(status_code, **kwargs)
+
+    def caller(self) -> Caller:
+        return Caller.from_model(self.require_user())
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
+
+    async def role(self, code: str) -> tuple[str, str]:
+        code = validate_code(code)
+        role = await self.membership.role(self.caller(), code)
+        if role is None:
+            raise NotFound(f"There is no class {code!r} among your classes.")
+        return code, role
+
+    async def teacher(self, code: str) -> str:
+        code, role = await self.role(code)
+        if role not in (ADMIN, TEACHER):
+            raise Forbidden("Only the class's teachers can do this.")
+        return code
+
+    async def assignment(self, code: str, slug: str, role: str) -> Assignment:
+        found = await self.store.find_assignment(code, validate_assignment(slug))
+        hidden = found is None or (
+            role == STUDENT
+            and not rules.visible_to_student(found.release_at, found.archived, self.now())
+        )
+        if hidden:
+            raise NotFound(f"Class {code} has no assignment {slug!r}.")
+        return found
+
+    async def submission(self, submission_id: str) -> tuple[Submission, Assignment, str]:
+        """The submission, its assignment and the caller's role (teacher, or its owner)."""
+        submission = await self.store.get_submission(int(submission_id))
+        assignment = await self.store.get_assignment(submission.assignment_id)
+        _, role = await self.role(assignment.class_code)
+        if role == STUDENT and submission.username != self.caller().name:
+            raise NotFound("There is no such submission among yours.")
+        return submission, assignment, role
+
+
+class AssignmentsHandler(GradesHandler):
+    async def get(self, code):
+        code, role = await self.role(code)
+        if role != STUDENT:
+            items = await self.store.list_assignments(code, include_archived=True)
+            self.write_json(
+                {"code": code, "role": role, "assignments": [assignment_view(a) for a in items]}
+            )
+            return
+        me = self.caller().name
+        items = await self.store.list_assignments(code, released_only=True)
+        mine = await self.store.student_submissions(code, me)
+        now = self.now()
+        views = []
+        for a in items:
+            extensions = {e.username: e for e in await self.store.list_extensions(a.id)}
+            extension = extensions.get(me)
+            due = rules.due_for(a.due_at, extension.due_at if extension else None)
+            versions = [submission_view(s) for s in mine if s.assignment_id == a.id]
+            views.append(
+                {
+                    **assignment_view(a),
+                    "your_due_at": _iso(due),
+                    "seconds_left": None if due is None else (due - now).total_seconds(),
+                    "extended": extension is not None,
+                    "submissions": versions,
+                }
+            )
+        self.write_json({"code": code, "role": role, "assignments": views})
+
+    async def post(self, code):
+        code = await self.teacher(code)
+        body = self.json_body(_ASSIGNMENT_FIELDS)
+        fields = rules.parse_assignment(body)
+        created = await self.store.create_assignment(code, fields, actor=self.caller().name)
+        self.write_json(assignment_view(created), status=201)
+
+
+_ASSIGNMENT_FIELDS = {
+    "slug",
+    "title",
+    "instructions",
+    "max_points",
+    "release_at",
+    "due_at",
+    "late_policy",
+    "late_penalty_percent",
+    "starting_files",
+}
+
+
+class AssignmentHandler(GradesHandler):
+    async def get(self, code, slug):
+        code, role = await self.role(code)
+        self.write_json(assignment_view(await self.assignment(code, slug, role)))
+
+    async def patch(self, code, slug):
+        code = await self.teacher(code)
+        current = await self.assignment(code, slug, TEACHER)
+        body = self.json_body(_ASSIGNMENT_FIELDS - {"slug"} | {"revision"})
+        revision = body.pop("revision", None)
+        fields = rules.parse_assignment(body, current.fields())
+        updated = await self.store.update_assignment(
+            current.id, fields, actor=self.caller().name, expected_revision=revision
+        )
+        self.write_json(assignment_view(updated))
+
+
+class ExtensionHandler(GradesHandler):
+    async def put(self, code, slug, user):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        user = validate_username(user)
+        if user not in await self.membership.students(code):
+            raise BadRequest(f"{user} is not a student of {code}.")
+        body = self.json_body({"due_at", "reason"}, required=("due_at",))
+        due = rules.parse_extension_due(body["due_at"], assignment.due_at)
+        extension = await self.store.grant_extension(
+            assignment.id,
+            user,
+            due,
+            actor=self.caller().name,
+            reason=rules.parse_reason(body.get("reason", "")),
+        )
+        self.write_json(
+            {
+                "user": extension.username,
+                "due_at": _iso(extension.due_at),
+                "reason": extension.reason,
+            }
+        )
+
+    async def delete(self, code, slug, user):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        await self.store.revoke_extension(
+            assignment.id, validate_username(user), actor=self.caller().name
+        )
+        self.set_status(204)
+        self.finish()
+
+
+class SubmitHandler(GradesHandler):
+    async def post(self, code, slug):
+        code, role = await self.role(code)
+        if role != STUDENT:
+            raise Forbidden("Only students submit; teachers collect (POST .../collect).")
+        assignment = await self.assignment(code, slug, role)
+        submission, duplicate = await self.collector.submit(
+            assignment.id, code, assignment.slug, self.caller().name, collected_by=None
+        )
+        self.write_json(
+            {**submission_view(submission), "duplicate": duplicate},
+            status=200 if duplicate else 201,
+        )
+
+
+class CollectHandler(GradesHandler):
+    async def post(self, code, slug):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        teacher = self.caller().name
+        results = []
+        for user in await self.membership.students(code):
+            results.append(
+                await self.collector.collect_one(
+                    assignment.id, code, assignment.slug, user, teacher=teacher
+                )
+            )
+        self.write_json({"assignment": assignment.slug, "students": results})
+
+
+class SubmissionsHandler(GradesHandler):
+    async def get(self, code, slug):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        latest = {s.username: s for s in await self.store.list_submissions(assignment.id)}
+        rows = []
+        for user in await self.membership.students(code):
+            found = latest.get(user)
+            if found is None:
+                rows.append({"user": user, "status": "missing", "versions": 0, "latest": None})
+            else:
+                status = "late" if found.latest.late else "on_time"
+                rows.append(
+                    {
+                        "user": user,
+                        "status": status,
+                        "versions": found.versions,
+                        "latest": submission_view(found.latest),
+                    }
+                )
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        self.write_json(
+            {"assignment": assignment_view(assignment), "students": rows, "counts": counts}
+        )
+
+
+class SubmissionHandler(GradesHandler):
+    async def get(self, submission_id):
+        submission, _, role = await self.submission(submission_id)
+        if role == STUDENT and submission.grade is not None and not submission.grade.returned:
+            # a student sees a grade once it is returned, not while it is being written
+            submission = dataclasses.replace(submission, grade=None)
+        self.write_json(submission_view(submission))
+
+
+class SubmissionDownloadHandler(GradesHandler):
+    async def get(self, submission_id):
+        submission, assignment, _ = await self.submission(submission_id)
+        host = self.request.host
+        proto = self.request.headers.get("X-Forwarded-Proto", self.request.protocol)
+        filename = f"{assignment.slug}-{submission.username}-v{submission.version}.zip"
+        url = self.objects.presign_get(
+            host=host,
+            secure=proto.split(",")[0].strip() == "https",
+            key=submission.storage_key,
+            filename=filename,
+            expires=self.limits["download_expiry"],
+        )
+        self.write_json({"url": url, "expires_in": self.limits["download_expiry"]})
+
+
+class GradeHandler(GradesHandler):
+    async def put(self, submission_id):
+        submission, assignment, role = await self.submission(submission_id)
+        if role not in (ADMIN, TEACHER):
+            raise Forbidden("Only the class's teachers grade.")
+        body = self.json_body(
+            {"points", "feedback", "expected_revision"}, required=("points", "expected_revision")
+        )
+        revision = body["expected_revision"]
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+            raise BadRequest(
+                "'expected_revision' must be the grade's revision you saw (0 when it had none)."
+            )
+        await self.store.set_grade(
+            submission.id, body["points"], body.get("feedback", ""), self.caller().name, revision
+        )
+        self.write_json(submission_view(await self.store.get_submission(submission.id)))
+
+
+class ReturnHandler(GradesHandler):
+    async def post(self, submission_id):
+        submission, assignment, role = await self.submission(submission_id)
+        if role not in (ADMIN, TEACHER):
+            raise Forbidden("Only the class's teachers return grades.")
+        await self.store.return_grade(submission.id, actor=self.caller().name)
+        self.write_json(submission_view(await self.store.get_submission(submission.id)))
+
+
+class GradebookHandler(GradesHandler):
+    async def book(self, code: str) -> gradebook.Gradebook:
+        code = await self.teacher(code)
+        assignments = [
+            {"slug": a.slug, "title": a.title, "max_points": a.max_points, "due_at": a.due_at}
+            for a in await self.store.list_assignments(code)
+        ]
+        return gradebook.build_gradebook(
+            await self.membership.students(code), assignments, await self.store.gradebook(code)
+        )
+
+    async def get(self, code, csv_suffix):
+        book = await self.book(code)
+        if csv_suffix:
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header(
+                "Content-Disposition", f'attachment; filename="gradebook-{validate_code(code)}.csv"'
+            )
+            self.set_header("Cache-Control", "no-store")
+            self.finish(gradebook.gradebook_csv(book))
+            return
+        self.write_json(
+            {
+                "assignments": [
+                    {"slug": a.slug, "title": a.title, "max_points": _num(a.max_points)}
+                    for a in book.assignments
+                ],
+                "students": [
+                    {
+                        "user": row.username,
+                        "cells": [
+                            {
+                                "slug": c.slug,
+                                "state": c.state,
+                                "points": _num(c.points),
+                                "late": c.late,
+                            }
+                            for c in row.cells
+                        ],
+                        "earned": _num(row.earned),
+                        "possible": _num(row.possible_graded),
+                        "percent": _num(row.percentage),
+                    }
+                    for row in book.rows
+                ],
+            }
+        )
+
+
+class HomeHandler(GradesHandler):
+    @web.authenticated
+    async def get(self):
+        user = self.require_user()
+        self.write_json({"name": user["name"], "api": self.settings["service_prefix"] + "api/"})
+
+
+def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
+    a = r"api/classes/([^/]+)/assignments/([^/]+)"
+    return [
+        ("", HomeHandler, deps),
+        (r"api/classes/([^/]+)/assignments", AssignmentsHandler, deps),
+        (a, AssignmentHandler, deps),
+        (a + r"/extensions/([^/]+)", ExtensionHandler, deps),
+        (a + r"/submit", SubmitHandler, deps),
+        (a + r"/collect", CollectHandler, deps),
+        (a + r"/submissions", SubmissionsHandler, deps),
+        (r"api/submissions/(\d+)", SubmissionHandler, deps),
+        (r"api/submissions/(\d+)/download", SubmissionDownloadHandler, deps),
+        (r"api/submissions/(\d+)/grade", GradeHandler, deps),
+        (r"api/submissions/(\d+)/return", ReturnHandler, deps),
+        (r"api/classes/([^/]+)/gradebook(\.csv)?", GradebookHandler, deps),
+    ]

@@ -1,0 +1,228 @@
+"""The grades service's whole loop against the real hub, Traefik, PostgreSQL, SeaweedFS and
+real student containers: create, work, submit, collect (running and stopped servers),
+grade, return, export; deadlines, extensions and access rules."""
+
+import base64
+import csv
+import io
+import time
+
+import pytest
+import requests
+
+from tests.harness import wait_for
+from tests.integration.test_classes_support import Person, assert_error
+from tests.integration.test_files_support import files_stack
+
+pytestmark = pytest.mark.integration
+
+GRADES = "/services/grades/"
+CODE = "chem5"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    for stack in files_stack(tmp_path_factory.mktemp("grades")):
+        health = stack.url + GRADES + "health"
+        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
+        yield stack
+
+
+def who(stack, name, role="student"):
+    return Person(stack, name, role, service=GRADES)
+
+
+def container(stack, user):
+    (found,) = [
+        c
+        for c in stack.containers(all=False)
+        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
+    ]
+    return found
+
+
+def write(stack, user, path, data: bytes):
+    b64 = base64.b64encode(data).decode()
+    script = (
+        "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
+        f" open(p, 'wb').write(base64.b64decode('{b64}'))"
+    )
+    code, out = container(stack, user).exec_run(
+        ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
+    )
+    assert code == 0, out
+
+
+def iso(seconds_from_now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + seconds_from_now))
+
+
+def test_release_work_submit_collect_grade_return_export(stack):
+    stack.enroll("tess5", CODE, teacher=True)
+    for s in ("ami5", "ben5", "cat5"):
+        stack.enroll(s, CODE)
+    stack.enroll("out5", "other5")
+    tess, ami, _ben, out = (
+        who(stack, "tess5", "teacher"),
+        who(stack, "ami5"),
+        who(stack, "ben5"),
+        who(stack, "out5"),
+    )
+    body = {
+        "slug": "hw1",
+        "title": "Homework 1",
+        "max_points": 10,
+        "release_at": iso(-3600),
+        "due_at": iso(3600),
+        "late_policy": "accept",
+        "late_penalty_percent": 10,
+    }
+    r = tess.post(f"api/classes/{CODE}/assignments", json=body)
+    assert r.status_code == 201, r.text
+    assert_error(tess.post(f"api/classes/{CODE}/assignments", json=body), 409)
+    assert_error(ami.post(f"api/classes/{CODE}/assignments", json={**body, "slug": "x"}), 403)
+    assert_error(out.get(f"api/classes/{CODE}/assignments"), 404)
+
+    # students see it with their own due date and a countdown
+    seen = ami.get(f"api/classes/{CODE}/assignments").json()["assignments"]
+    assert [a["slug"] for a in seen] == ["hw1"] and 3500 < seen[0]["seconds_left"] <= 3600
+
+    # ami works in her running server and submits; a double click is the same submission
+    stack.spawn("ami5", CODE)
+    write(stack, "ami5", f"{CODE}/assignments/hw1/answer.py", b"print(42)\n")
+    first = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == 1 and first.json()["late"] is False
+    again = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["id"] == first.json()["id"]
+    write(stack, "ami5", f"{CODE}/assignments/hw1/answer.py", b"print(43)\n")
+    second = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
+    assert second.status_code == 201 and second.json()["version"] == 2, second.text
+
+    # ben worked earlier; his server is stopped now: collecting starts it and stops it again
+    stack.spawn("ben5", CODE)
+    write(stack, "ben5", f"{CODE}/assignments/hw1/notes.md", b"# ben\n")
+    stack.stop("ben5", CODE)
+    r = tess.post(f"api/classes/{CODE}/assignments/hw1/collect", timeout=300)
+    assert r.status_code == 200, r.text
+    results = {x["user"]: x for x in r.json()["students"]}
+    assert results["ben5"]["status"] == "collected", results
+    assert results["ami5"]["status"] == "collected" and results["ami5"]["duplicate"] is True
+    assert results["cat5"]["status"] == "failed"  # never started: no folder to collect
+    wait_for(
+        lambda: stack.server_model("ben5", CODE) is None, 60, what="ben's server stopped again"
+    )
+
+    subs = tess.get(f"api/classes/{CODE}/assignments/hw1/submissions").json()
+    status = {x["user"]: x["status"] for x in subs["students"]}
+    assert status == {"ami5": "on_time", "ben5": "on_time", "cat5": "missing"}
+    ami_latest = next(x for x in subs["students"] if x["user"] == "ami5")["latest"]
+    assert ami_latest["version"] == 2
+
+    # the stored snapshot is the student's folder
+    link = tess.get(f"api/submissions/{ami_latest['id']}/download").json()["url"]
+    import zipfile
+
+    zipped = zipfile.ZipFile(io.BytesIO(requests.get(link, timeout=30).content))
+    assert zipped.read("answer.py") == b"print(43)\n"
+
+    # grading: out of range refused, concurrent grading never loses a grade
+    sub = ami_latest["id"]
+    assert_error(
+        tess.call(
+            "PUT", f"api/submissions/{sub}/grade", json={"points": 11, "expected_revision": 0}
+        ),
+        400,
+    )
+    r = tess.call(
+        "PUT",
+        f"api/submissions/{sub}/grade",
+        json={"points": 8, "feedback": "Good.", "expected_revision": 0},
+    )
+    assert r.status_code == 200, r.text
+    assert_error(
+        tess.call(
+            "PUT", f"api/submissions/{sub}/grade", json={"points": 5, "expected_revision": 0}
+        ),
+        409,
+    )
+    assert_error(
+        ami.call(
+            "PUT", f"api/submissions/{sub}/grade", json={"points": 10, "expected_revision": 1}
+        ),
+        403,
+    )
+    # the student sees no grade before it is returned
+    assert ami.get(f"api/submissions/{sub}").json()["grade"] is None
+    assert tess.post(f"api/submissions/{sub}/return").status_code == 200
+    mine = ami.get(f"api/submissions/{sub}").json()
+    assert mine["grade"]["points"] == 8 and mine["grade"]["feedback"] == "Good."
+    # nobody else's submission is visible to a student
+    ben_sub = next(x for x in subs["students"] if x["user"] == "ben5")["latest"]["id"]
+    assert_error(ami.get(f"api/submissions/{ben_sub}"), 404)
+    assert_error(out.get(f"api/submissions/{sub}"), 404)
+
+    # the gradebook and its CSV
+    book = tess.get(f"api/classes/{CODE}/gradebook").json()
+    row = next(x for x in book["students"] if x["user"] == "ami5")
+    assert row["earned"] == 8 and row["percent"] == 80
+    r = tess.get(f"api/classes/{CODE}/gradebook.csv")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][0] == "Student" and "Homework 1" in rows[0][1]
+    assert ["ami5", "8"] == rows[[r[0] for r in rows].index("ami5")][:2]
+    assert_error(ami.get(f"api/classes/{CODE}/gradebook"), 403)
+
+
+def test_deadlines_extensions_and_late_policies(stack):
+    tess, ami = who(stack, "tess5", "teacher"), who(stack, "ami5")
+    r = tess.post(
+        f"api/classes/{CODE}/assignments",
+        json={
+            "slug": "quiz",
+            "title": "Quiz",
+            "max_points": 5,
+            "release_at": iso(-7200),
+            "due_at": iso(-3600),
+            "late_policy": "refuse",
+        },
+    )
+    assert r.status_code == 201, r.text
+    write(stack, "ami5", f"{CODE}/assignments/quiz/q.txt", b"late")
+    assert_error(ami.post(f"api/classes/{CODE}/assignments/quiz/submit"), 403)
+    r = tess.call(
+        "PUT",
+        f"api/classes/{CODE}/assignments/quiz/extensions/ami5",
+        json={"due_at": iso(600), "reason": "ill"},
+    )
+    assert r.status_code == 200, r.text
+    r = ami.post(f"api/classes/{CODE}/assignments/quiz/submit")
+    assert r.status_code == 201 and r.json()["late"] is False, r.text
+    assert_error(
+        tess.call(
+            "PUT", f"api/classes/{CODE}/assignments/quiz/extensions/out5", json={"due_at": iso(600)}
+        ),
+        400,
+    )
+    for bad in ({"due_at": "tomorrow"}, {"due_at": "2026-12-01T10:00:00"}, {}):
+        assert_error(
+            tess.call("PUT", f"api/classes/{CODE}/assignments/quiz/extensions/ami5", json=bad), 400
+        )
+    # an unreleased assignment does not exist for students
+    r = tess.post(
+        f"api/classes/{CODE}/assignments",
+        json={
+            "slug": "later",
+            "title": "Later",
+            "max_points": 1,
+            "release_at": iso(3600),
+            "due_at": iso(7200),
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert "later" not in [
+        a["slug"] for a in ami.get(f"api/classes/{CODE}/assignments").json()["assignments"]
+    ]
+    assert_error(ami.post(f"api/classes/{CODE}/assignments/later/submit"), 404)
