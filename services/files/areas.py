@@ -5,6 +5,7 @@ area                   reads                                       writes
 =====================  ==========================================  =====================
 ``users/<name>/``      that person only                            that person only
 ``classes/<c>/material/``  the class's students, teachers, admins  its teachers, admins
+``classes/<c>/assignments/``  its teachers and admins only           its teachers, admins
 =====================  ==========================================  =====================
 
 Class membership is the hub's: group ``class-<code>`` holds the students and
@@ -24,7 +25,7 @@ from services.base.hubapi import HubAPI
 from . import names
 
 ADMIN, TEACHER, STUDENT = "admin", "teacher", "student"
-PRIVATE, MATERIAL = "private", "material"
+PRIVATE, MATERIAL, ASSIGNMENTS = "private", "material", "assignments"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ class Area:
 
     @property
     def label(self) -> str:
-        return "your files" if self.kind == PRIVATE else f"the material of {self.owner}"
+        if self.kind == PRIVATE:
+            return "your files"
+        if self.kind == ASSIGNMENTS:
+            return f"the assignments' starting files of {self.owner}"
+        return f"the material of {self.owner}"
 
     def key(self, path: str) -> str:
         return names.area_key(self.prefix, path)
@@ -114,3 +119,12 @@ async def material_area(
         raise Forbidden("Only the class's teachers can change its material.")
     area = Area(MATERIAL, names.material_prefix(code), code, quota, writable=can_write)
     return area, role
+
+
+async def assignments_area(membership: Membership, caller: Caller, code: str, quota: int) -> Area:
+    """The starting files of class ``code``'s assignments: its teachers and admins only
+    (anyone else gets 404: students must not see them before the release)."""
+    role = await membership.role(caller, code)
+    if role not in (ADMIN, TEACHER):
+        raise NotFound(f"There is no class {code!r} among the classes you teach.")
+    return Area(ASSIGNMENTS, names.assignments_prefix(code), code, quota, writable=True)

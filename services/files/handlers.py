@@ -1,6 +1,7 @@
 """The files service's REST API (JSON; paths relative to ``/services/files/``).
 
-An *area* is ``me`` (the caller's private files) or ``class/<code>`` (a class's material).
+An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's material) or
+``class/<code>/assignments`` (its assignments' starting files, teachers only).
 
 ==================================================  =======================================
 ``GET    api/files/<area>?folder=``                 files (recursive), used bytes, quota
@@ -16,7 +17,12 @@ An *area* is ``me`` (the caller's private files) or ``class/<code>`` (a class's 
 ``POST   api/files/<area>/rename``                  ``{"from", "to"}``, a file or a folder
 ``GET    api/classes/<code>/pushes``                the class's pushes, newest first
 ``POST   api/classes/<code>/pushes``                push the material now, or ``{"at":
-                                                    "<ISO date and time with offset>"}``
+                                                    "<ISO date and time with offset>"}``;
+                                                    ``{"assignment": "<slug>", "at"}``
+                                                    releases an assignment's starting
+                                                    files (area ``class/<code>/assignments``,
+                                                    folder ``<slug>``) into
+                                                    ``~/<code>/assignments/<slug>``
 ``GET    api/classes/<code>/pushes/<id>``           one push with every student's report
 ``POST   api/classes/<code>/pushes/<id>/run``       run it again: finishes what is missing
 ``DELETE api/classes/<code>/pushes/<id>``           cancel a scheduled push
@@ -38,13 +44,13 @@ from services.base.errors import BadRequest, Conflict, NotFound
 from services.base.handlers import BaseHandler
 
 from . import archive, names, unpack
-from .areas import Area, Caller, Membership, material_area, private_area
+from .areas import Area, Caller, Membership, assignments_area, material_area, private_area
 from .push import Pusher, summarise
 from .pushstore import PushStore
 from .s3 import ObjectStore, basename
 from .uploads import PendingUploads, TooLarge, Upload, check_new_upload, size_text
 
-AREA = r"(me|class/[^/]+)"
+AREA = r"(me|class/[^/]+(?:/assignments)?)"
 
 
 class FilesHandler(BaseHandler):
@@ -76,6 +82,13 @@ class FilesHandler(BaseHandler):
         if spec == "me":
             return private_area(caller, self.limits["user_quota"])
         code = spec.removeprefix("class/")
+        if code.endswith("/assignments"):
+            return await assignments_area(
+                self.membership,
+                caller,
+                code.removesuffix("/assignments"),
+                self.limits["material_quota"],
+            )
         area, _ = await material_area(
             self.membership, caller, code, self.limits["material_quota"], write=write
         )
@@ -377,10 +390,8 @@ class PushHandler(FilesHandler):
         return area.owner
 
     def view(self, push: dict, deliveries: list[dict] | None = None) -> dict:
-        view = {
-            k: push.get(k)
-            for k in ("code", "created_by", "status", "label", "files", "bytes", "error")
-        }
+        keys = ("code", "assignment", "dest", "created_by", "status", "label", "files", "bytes")
+        view = {k: push.get(k) for k in (*keys, "error")}
         view["id"] = push["_id"]
         view["created"] = _iso(push["created"])
         view["at"] = _iso(push["at"])
@@ -410,9 +421,12 @@ class PushListHandler(PushHandler):
 
     async def post(self, code):
         code = await self.teacher_of(code)
-        body = self.json_body({"at"})
+        body = self.json_body({"at", "assignment"})
         at = _parse_at(body.get("at"))
-        push = await self.pusher.create(code, self.caller().name, at)
+        assignment = body.get("assignment")
+        if assignment is not None:
+            assignment = names.validate_assignment(assignment)
+        push = await self.pusher.create(code, self.caller().name, at, assignment)
         # accepted: it runs in the background now, or at its time
         self.write_json(self.view(push), status=202)
 

@@ -4,6 +4,7 @@ The bucket has three areas::
 
     users/<user>/<path>                                  a person's private files
     classes/<code>/material/<path>                       a class's material (teachers write)
+    classes/<code>/assignments/<slug>/<path>             assignments' starting files (teachers only)
     submissions/<code>/<assignment>/<user>/<version>/<path>   one handed-in version
 
 People type the ``<path>`` parts, so every one goes through :func:`validate_path` (or
@@ -225,6 +226,12 @@ def material_key(code: str, path: str) -> str:
 def material_prefix(code: str, folder: str = "") -> str:
     """``classes/<code>/material/`` or ``classes/<code>/material/<folder>/``."""
     return _folder_prefix(f"classes/{validate_code(code)}/material/", folder)
+
+
+def assignments_prefix(code: str) -> str:
+    """``classes/<code>/assignments/``: the starting files of a class's assignments, one
+    folder per assignment; its teachers only, until a release pushes them to students."""
+    return f"classes/{validate_code(code)}/assignments/"
 
 
 def submission_prefix(code: str, assignment: str, username: str, version: int) -> str:

@@ -60,6 +60,17 @@ def material_dest(code: str) -> str:
     return f"{code}/material"
 
 
+def source_and_dest(code: str, assignment: str | None) -> tuple[str, str]:
+    """What a push packs and where it lands: the class's material into
+    ``~/<code>/material``, or an assignment's starting files (the teachers-only area
+    ``classes/<code>/assignments/<slug>/``) into ``~/<code>/assignments/<slug>`` — the
+    folder the student works in and submits."""
+    if assignment is None:
+        return names.material_prefix(code), material_dest(code)
+    slug = names.validate_assignment(assignment)
+    return f"{names.assignments_prefix(code)}{slug}/", f"{code}/assignments/{slug}"
+
+
 def build_material_zip(store: ObjectStore, objects: list[StoredObject], prefix: str, spool):
     """Blocking: write the material objects into ``spool`` as a zip."""
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -163,18 +174,26 @@ class Pusher:
 
     # ----- creating and running pushes
 
-    async def create(self, code: str, created_by: str, at: float | None) -> dict:
-        """A new push of class ``code``'s material, now (``at`` None or past) or at ``at``."""
+    async def create(
+        self, code: str, created_by: str, at: float | None, assignment: str | None = None
+    ) -> dict:
+        """A new push of class ``code``'s material (or, with ``assignment``, of that
+        assignment's starting files: its release), now (``at`` None or past) or at ``at``."""
         now = self.clock()
         if at is not None and at > now + 365 * 86400:
             raise BadRequest("A push can be scheduled at most a year ahead.")
         when = now if at is None or at <= now else at
-        objects = await self.objects.list(names.material_prefix(code))
+        source, dest = source_and_dest(code, assignment)
+        objects = await self.objects.list(source)
         if not objects and when == now:
-            raise BadRequest("The class has no material yet: upload files first, then push.")
+            what = "material" if assignment is None else f"starting files for {assignment}"
+            raise BadRequest(f"The class has no {what} yet: upload files first, then push.")
         push = {
             "_id": new_push_id(now),
             "code": code,
+            "assignment": assignment,
+            "source": source,
+            "dest": dest,
             "created_by": created_by,
             "created": now,
             "at": when,
@@ -254,7 +273,7 @@ class Pusher:
 
     async def _pack(self, push: dict) -> None:
         code = push["code"]
-        prefix = names.material_prefix(code)
+        prefix = push.get("source") or names.material_prefix(code)
         objects = await self.objects.list(prefix)
         if not objects:
             raise BadRequest("The class had no material when the push ran.")
@@ -308,7 +327,8 @@ class Pusher:
     # ----- one student
 
     def _url(self, user: str, push: dict) -> str:
-        query = urlencode({"dest": material_dest(push["code"]), "label": push["label"]})
+        dest = push.get("dest") or material_dest(push["code"])
+        query = urlencode({"dest": dest, "label": push["label"]})
         path = f"{self.base_url}user/{quote(user, safe='')}/{quote(push['code'], safe='')}/"
         return f"{self.servers_url}{path}classhub/material?{query}"
 

@@ -184,3 +184,23 @@ def test_no_storage_credentials_in_a_student_container(stack):
     # nor anywhere in the files a push delivered, or the extension's records
     code, out = c.exec_run(["grep", "-rl", stack.s3_secret_key, "/home/jovyan"], user="1000")
     assert code == 1, out  # grep: no match
+
+
+def test_releasing_an_assignment_pushes_its_starting_files_into_its_folder(stack):
+    tom, ada = person(stack, "tom4", "teacher"), person(stack, "ada4")
+    upload(tom, f"class/{CODE}/assignments", "hw1/start.py", b"# write your answer here\n")
+    # the starting files are the teachers' until the release
+    assert_error(ada.get(f"api/files/class/{CODE}/assignments"), 404)
+    assert_error(
+        ada.post(f"api/files/class/{CODE}/assignments/uploads", json={"path": "x", "size": 1}), 404
+    )
+    assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"assignment": "../hw1"}), 400)
+    assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"assignment": "nothing"}), 400)
+    r = tom.post(f"api/classes/{CODE}/pushes", json={"assignment": "hw1"})
+    assert r.status_code == 202, r.text
+    assert r.json()["dest"] == f"{CODE}/assignments/hw1"
+    done = wait_push(tom, r.json()["id"])
+    assert by_user(done)["ada4"]["report"]["added"] == ["start.py"]
+    assert read(stack, "ada4", f"{CODE}/assignments/hw1/start.py") == b"# write your answer here\n"
+    # the material folder did not get it
+    assert "start.py" not in (listdir(stack, "ada4", f"{CODE}/material") or [])

@@ -1,0 +1,245 @@
+"""The grades service's web pages: server-rendered HTML (``templates/``) and one small
+script (``static/grades.js``) that calls the REST API (:mod:`.handlers`) for every read
+and change.
+
+==================================  =================================================
+``GET <prefix>``                    "Grades": the classes the caller takes or teaches
+                                    (admins: every class), each linking to its page.
+                                    API clients (no ``text/html`` in ``Accept``) get
+                                    the JSON answer of :class:`~.handlers.HomeHandler`.
+``GET <prefix>classes/<code>``      a class's grades page. Students: their released
+                                    assignments with their own due date (local time,
+                                    live countdown, extension mark, late policy),
+                                    Submit, their versions and returned grades with
+                                    feedback. Teachers and admins: the assignment
+                                    editor, collect now, each assignment's
+                                    submissions (on time / late / missing, snapshot
+                                    downloads), grading with revisions and return,
+                                    extensions, and the gradebook with its CSV.
+``GET <prefix>static/<file>``       the pages' script and style sheet (no sign-in)
+==================================  =================================================
+
+A page checks the same rules as the API (:meth:`.handlers.GradesHandler.role`) before it
+renders; a refusal or an outage is an HTML page with the API's message (400, 403, 404,
+503, ...), never JSON or a traceback. The pages hold no inline script or style (CSP).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+
+from services.base.errors import BadRequest, ServiceError, Unavailable
+from services.base.handlers import error_message
+from services.base.hubapi import HubAPIError
+from services.base.hubstatic import hub_static_url
+from services.files.areas import ADMIN, STUDENT, TEACHER
+from services.files.names import CODE_RE, BadName
+
+from .handlers import GradesHandler, HomeHandler
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+
+#: pages load only their own script and the hub's style sheet (same origin); snapshot
+#: downloads go to the store through the same origin (Traefik routes the bucket to it)
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: seconds before a 503 page reloads itself
+RETRY_SECONDS = 10
+
+
+@functools.cache
+def static_version(name: str) -> str:
+    """A short hash of a static file, so its URL changes when the file does."""
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+
+
+def class_roles(groups: list[str]) -> dict[str, str]:
+    """``{code: role}`` of the classes a person takes or teaches, from their hub groups
+    (teaching wins when both)."""
+    roles: dict[str, str] = {}
+    for group in groups:
+        for prefix, role in (("teachers-", TEACHER), ("class-", STUDENT)):
+            if group.startswith(prefix):
+                code = group[len(prefix) :]
+                if CODE_RE.fullmatch(code) and roles.get(code) != TEACHER:
+                    roles[code] = role
+    return dict(sorted(roles.items()))
+
+
+def iso(value: datetime.datetime | None) -> str | None:
+    """An aware datetime as the API writes it (UTC, ``Z``)."""
+    if value is None:
+        return None
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def group_class_name(model: dict | None, code: str) -> str:
+    """The class's name from its ``class-<code>`` group (the code when it has none)."""
+    props = ((model or {}).get("properties") or {}).get("classhub") or {}
+    name = props.get("name") if isinstance(props, dict) else None
+    return name if isinstance(name, str) and name.strip() else code
+
+
+class PageHandler(GradesHandler):
+    """A page: HTML answers, errors included."""
+
+    def wants_html(self) -> bool:
+        return True
+
+    def hub_prefix(self) -> str:
+        """The hub's base URL: the service's prefix is ``<base_url>services/<name>/``."""
+        base = os.environ.get("JUPYTERHUB_BASE_URL")
+        if not base:
+            prefix = self.settings["service_prefix"]
+            head, sep, _ = prefix.rstrip("/").rpartition("/services/")
+            base = head + "/" if sep else "/"
+        return base.rstrip("/") + "/"
+
+    def template_namespace(self) -> dict:
+        namespace = super().template_namespace()
+        prefix = self.settings["service_prefix"]
+        user = self.current_user or {}
+        namespace.update(
+            hub=self.hub_prefix(),
+            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
+            is_admin=bool(user.get("admin")),
+            static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
+        )
+        return namespace
+
+    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
+        html = self.render_template(template, **context)
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.finish(html)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if not self.wants_html():
+            super().write_error(status_code, **kwargs)
+            return
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, BadName):
+            exc = BadRequest(str(exc))
+        if isinstance(exc, ServiceError):
+            status_code = exc.status_code
+        if status_code == 503:
+            self.set_header("Retry-After", str(RETRY_SECONDS))
+        try:
+            self.render_page(
+                "error.html",
+                status=status_code,
+                status_code=status_code,
+                message=error_message(exc, status_code),
+                retry_seconds=RETRY_SECONDS if status_code == 503 else 0,
+            )
+        except Exception:  # noqa: BLE001 - the JSON error is the fallback
+            self.log.exception("Could not render the error page for %s", self.request.path)
+            self.clear()
+            self.set_status(status_code)
+            super().write_error(status_code, **kwargs)
+
+    async def class_name(self, code: str) -> str:
+        """The class's name from its hub group (the code when the hub cannot say)."""
+        try:
+            return group_class_name(await self.membership.hub.get_group(f"class-{code}"), code)
+        except (Unavailable, HubAPIError) as e:
+            self.log.info("Grades page of %s without the class's name: %s", code, e)
+            return code
+
+
+class HomePage(PageHandler, HomeHandler):
+    """``GET <prefix>``: "Grades" for browsers, the sign-in JSON for API clients."""
+
+    def wants_html(self) -> bool:
+        return "text/html" in self.request.headers.get("Accept", "")
+
+    @web.authenticated
+    async def get(self):
+        if not self.wants_html():
+            await HomeHandler.get(self)
+            return
+        user = self.require_user()
+        roles = class_roles(user.get("groups") or [])
+        names: dict[str, str] = {}
+        if user.get("admin"):
+            # every class; the list also gives the names
+            for group in await self.membership.hub.list_groups():
+                name = group.get("name") or ""
+                code = name[len("class-") :] if name.startswith("class-") else ""
+                if CODE_RE.fullmatch(code):
+                    names[code] = group_class_name(group, code)
+                    roles[code] = ADMIN if code not in roles else roles[code]
+            roles = dict(sorted(roles.items()))
+        classes = [
+            {
+                "code": code,
+                "name": names.get(code) or await self.class_name(code),
+                "teaches": role in (ADMIN, TEACHER),
+            }
+            for code, role in roles.items()
+        ]
+        self.render_page(
+            "home.html",
+            taking=[c for c in classes if not c["teaches"]],
+            teaching=[c for c in classes if c["teaches"]],
+        )
+
+
+class ClassPage(PageHandler):
+    """``GET <prefix>classes/<code>``: a class's grades page (students see their own
+    work; teachers and admins manage the class's assignments); 404 for everyone else."""
+
+    @web.authenticated
+    async def get(self, code):
+        code, role = await self.role(code)
+        teaches = role in (ADMIN, TEACHER)
+        extensions: dict[str, list[dict]] = {}
+        if teaches:
+            # the current extensions (the API has no list of them yet); the page's script
+            # keeps them up to date with its own grants and revocations
+            for a in await self.store.list_assignments(code, include_archived=True):
+                extensions[a.slug] = [
+                    {"user": e.username, "due_at": iso(e.due_at), "reason": e.reason}
+                    for e in await self.store.list_extensions(a.id)
+                ]
+        else:
+            await self.store.ping()  # a 503 page, not an empty one, when the store is down
+        self.render_page(
+            "class.html",
+            code=code,
+            class_name=await self.class_name(code),
+            role=role,
+            teaches=teaches,
+            extensions_json=json.dumps(extensions, separators=(",", ":")),
+        )
+
+
+class StaticHandler(web.StaticFileHandler):
+    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
+
+    def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
+        super().initialize(path)
+
+
+def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
+    """The pages' routes; they go before the API's, so ``""`` is the "Grades" page."""
+    return [
+        ("", HomePage, deps),
+        (r"classes/([^/]+)", ClassPage, deps),
+        (r"static/(grades\.js|grades\.css)", StaticHandler, {"path": str(STATIC)}),
+    ]
