@@ -17,11 +17,13 @@ from traitlets import Float, TraitError, Unicode, default, validate
 from hub import clock
 from services.base.app import ServiceApp
 from services.base.errors import Unavailable
+from services.base.hubapi import HubAPIError
 from services.files.areas import Membership
 from services.files.s3 import ObjectStore
 
 from .collect import Collector
 from .handlers import grades_handlers
+from .pages import TEMPLATES, page_handlers
 from .store import GradesStore
 
 
@@ -160,6 +162,23 @@ class GradesApp(ServiceApp):
     def _default_download_expiry(self):
         return _env_seconds("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0)
 
+    sync_interval = Float(
+        config=True,
+        help="""Seconds between two rounds delivering returned feedback to students whose
+        server was stopped when it was returned (``CLASSHUB_FILES_SYNC_INTERVAL``).
+
+        Example: ``c.GradesApp.sync_interval = 10``
+        """,
+    )
+
+    @default("sync_interval")
+    def _default_sync_interval(self):
+        return _env_seconds("CLASSHUB_FILES_SYNC_INTERVAL", 5.0)
+
+    @default("template_paths")
+    def _default_template_paths(self):
+        return [str(TEMPLATES)]
+
     def check_settings(self) -> None:
         super().check_settings()
         if not self.s3_access_key or not self.s3_secret_key:
@@ -196,7 +215,7 @@ class GradesApp(ServiceApp):
             "clock": lambda: clock.now(),
             "limits": {"download_expiry": self.download_expiry},
         }
-        return grades_handlers(deps)
+        return page_handlers(deps) + grades_handlers(deps)
 
     def health_checks(self):
         return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
@@ -205,17 +224,26 @@ class GradesApp(ServiceApp):
         self.spawn(self._open_store(), "grades-store")
 
     async def _open_store(self) -> None:
-        """Open and migrate the store, retried until PostgreSQL answers."""
+        """Open and migrate the store, retried until PostgreSQL answers; then, every
+        ``sync_interval``, deliver returned feedback to servers that run now."""
         wait = 1.0
         while True:
             try:
                 await self.store.open()
                 self.log.info("Grades store ready (schema classhub_grades migrated)")
-                return
+                break
             except Unavailable as e:
                 self.log.warning("Grades store not ready yet (retrying in %.0f s): %s", wait, e)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 30.0)
+        while True:
+            await asyncio.sleep(self.sync_interval)
+            try:
+                await self.collector.deliver_pending_feedback()
+            except (Unavailable, HubAPIError) as e:
+                self.log.warning("Feedback delivery postponed: %s", e)
+            except Exception:
+                self.log.exception("Feedback delivery failed; retrying")
 
     async def teardown(self) -> None:
         self.collector.close()

@@ -15,11 +15,14 @@ fails is removed at once, and any left behind (the service stopped in between) a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
+import io
 import json
 import logging
 import secrets
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -31,6 +34,7 @@ from services.base.hubapi import HubAPI, HubAPIError
 from services.files import names
 from services.files.s3 import ObjectStore
 
+from . import rules
 from .store import GradesStore, Submission
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,19 @@ DUPLICATE_WINDOW = 120.0
 
 class SnapshotFailed(ServiceError):
     status_code = 409
+
+
+def feedback_text(item: dict) -> str:
+    """The feedback file a student finds in their server (Markdown)."""
+    points, maximum = item["points"], item["max_points"]
+    lines = [f"# {item['title']}: feedback", "", f"Version {item['version']}."]
+    lines.append(f"Points: {points} of {maximum}.")
+    if item["late"] and item["penalty_percent"]:
+        final = rules.apply_penalty(points, item["penalty_percent"])
+        lines.append(f"Late: {item['penalty_percent']}% penalty, so {final} of {maximum}.")
+    if item["feedback"]:
+        lines += ["", item["feedback"]]
+    return "\n".join(lines) + "\n"
 
 
 def assignment_folder(code: str, slug: str) -> str:
@@ -236,6 +253,55 @@ class Collector:
                     await self.hub.stop_server(user, code)
                 except (Unavailable, HubAPIError) as e:
                     self.log.warning("Could not stop %s/%s after collecting: %s", user, code, e)
+
+    # ----- feedback into the student's server
+
+    async def deliver_feedback(self, item: dict) -> bool:
+        """Write a returned grade's feedback into the student's class server, as
+        ``~/<code>/feedback/<slug>/feedback.md`` (through the same server extension as
+        material pushes, so a file the student edited is never overwritten). False when
+        their server is not running: delivered at a later round."""
+        user, code, slug = item["username"], item["class_code"], item["slug"]
+        if not await self.server_running(user, code):
+            return False
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("feedback.md", feedback_text(item))
+        stamp = datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
+        query = urlencode(
+            {"dest": f"{code}/feedback/{slug}", "label": stamp.strftime("%Y-%m-%d %H.%M UTC")}
+        )
+        path = f"{self.base_url}user/{quote(user, safe='')}/{quote(code, safe='')}/"
+        request = HTTPRequest(
+            f"{self.servers_url}{path}classhub/material?{query}",
+            method="POST",
+            body=buffer.getvalue(),
+            headers={"Authorization": f"token {self._token}", "Content-Type": "application/zip"},
+            connect_timeout=5,
+            request_timeout=60,
+            follow_redirects=False,
+        )
+        try:
+            await self._http.fetch(request)
+        except HTTPClientError as e:
+            if e.code in (404, 502, 503, 599):
+                return False
+            self.log.warning("Feedback for %s/%s not delivered: %s", user, slug, e.code)
+            return False
+        except (OSError, TimeoutError) as e:
+            self.log.warning("Feedback for %s/%s not delivered: %s", user, slug, type(e).__name__)
+            return False
+        return await self.store.feedback_delivered(item["submission_id"], item["revision"])
+
+    async def deliver_pending_feedback(self) -> int:
+        delivered = 0
+        for item in await self.store.undelivered_feedback():
+            try:
+                delivered += bool(await self.deliver_feedback(item))
+            except (Unavailable, HubAPIError) as e:
+                self.log.warning("Feedback delivery postponed: %s", e)
+                break
+        return delivered
 
     async def remove_orphans(self, code: str, min_age: float = 3600.0) -> int:
         """Delete stored snapshots of class ``code`` that no record points to (older than

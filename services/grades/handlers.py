@@ -363,7 +363,11 @@ class ReturnHandler(GradesHandler):
         if role not in (ADMIN, TEACHER):
             raise Forbidden("Only the class's teachers return grades.")
         await self.store.return_grade(submission.id, actor=self.caller().name)
-        self.write_json(submission_view(await self.store.get_submission(submission.id)))
+        # the feedback file goes into the student's server now if it runs, else later
+        # (the service's background round delivers what is missing)
+        delivered = await self.collector.deliver_pending_feedback()
+        view = submission_view(await self.store.get_submission(submission.id))
+        self.write_json({**view, "feedback_files_delivered": delivered})
 
 
 class GradebookHandler(GradesHandler):

@@ -1029,7 +1029,7 @@ class GradesStore:
                 row = await _row(
                     conn,
                     f"UPDATE {_S}.grades SET points = %s, feedback = %s, graded_by = %s,"  # noqa: S608
-                    " graded_at = %s, revision = revision + 1"
+                    " graded_at = %s, revision = revision + 1, feedback_delivered_at = NULL"
                     f" WHERE submission_id = %s RETURNING {_GRADE_COLUMNS}",
                     (value, text, actor, now, submission_id),
                 )
@@ -1089,6 +1089,34 @@ class GradesStore:
                 new={"returned_at": grade.returned_at, "revision": grade.revision},
             )
         return grade
+
+    async def undelivered_feedback(self, limit: int = 200) -> list[dict]:
+        """Returned grades whose feedback is not yet in the student's server: ``username``,
+        ``class_code``, ``slug``, ``title``, ``max_points``, ``submission_id``, ``version``,
+        ``late``, ``penalty_percent``, ``points``, ``feedback``, ``revision``."""
+        async with self._connection() as conn:
+            return await _rows(
+                conn,
+                "SELECT s.username, a.class_code, a.slug, a.title, a.max_points,"  # noqa: S608
+                " s.id AS submission_id, s.version, s.late, s.penalty_percent,"
+                " g.points, g.feedback, g.revision"
+                f" FROM {_S}.grades g JOIN {_S}.submissions s ON s.id = g.submission_id"
+                f" JOIN {_S}.assignments a ON a.id = s.assignment_id"
+                " WHERE g.returned_at IS NOT NULL AND g.feedback_delivered_at IS NULL"
+                " ORDER BY g.returned_at LIMIT %s",
+                (limit,),
+            )
+
+    async def feedback_delivered(self, submission_id: int, revision: int) -> bool:
+        """Mark the feedback of ``revision`` delivered (not if the grade changed since)."""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"UPDATE {_S}.grades SET feedback_delivered_at = %s"  # noqa: S608
+                " WHERE submission_id = %s AND revision = %s RETURNING submission_id",
+                (self._now(), _id(submission_id, "submission"), revision),
+            )
+        return bool(rows)
 
     async def gradebook(self, class_code: str) -> list[dict]:
         """One row per (student, assignment) with a submission, for the class's

@@ -53,6 +53,11 @@ def write(stack, user, path, data: bytes):
     assert code == 0, out
 
 
+def read(stack, user, path):
+    code, out = container(stack, user).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
+    return out if code == 0 else None
+
+
 def iso(seconds_from_now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + seconds_from_now))
 
@@ -158,9 +163,29 @@ def test_release_work_submit_collect_grade_return_export(stack):
     assert tess.post(f"api/submissions/{sub}/return").status_code == 200
     mine = ami.get(f"api/submissions/{sub}").json()
     assert mine["grade"]["points"] == 8 and mine["grade"]["feedback"] == "Good."
+    # the feedback lands in ami's running server at once
+    feedback = read(stack, "ami5", f"{CODE}/feedback/hw1/feedback.md")
+    assert b"Points: 8" in feedback and b"Good." in feedback
+    # ben's server is stopped: his feedback waits for its next start
+    ben_latest = next(x for x in subs["students"] if x["user"] == "ben5")["latest"]["id"]
+    r = tess.call(
+        "PUT",
+        f"api/submissions/{ben_latest}/grade",
+        json={"points": 6, "feedback": "Start earlier.", "expected_revision": 0},
+    )
+    assert r.status_code == 200, r.text
+    assert tess.post(f"api/submissions/{ben_latest}/return").status_code == 200
+    stack.spawn("ben5", CODE)
+    wait_for(
+        lambda: (
+            b"Start earlier." in (read(stack, "ben5", f"{CODE}/feedback/hw1/feedback.md") or b"")
+        ),
+        60,
+        interval=0.5,
+        what="ben's feedback delivered when his server started",
+    )
     # nobody else's submission is visible to a student
-    ben_sub = next(x for x in subs["students"] if x["user"] == "ben5")["latest"]["id"]
-    assert_error(ami.get(f"api/submissions/{ben_sub}"), 404)
+    assert_error(ami.get(f"api/submissions/{ben_latest}"), 404)
     assert_error(out.get(f"api/submissions/{sub}"), 404)
 
     # the gradebook and its CSV

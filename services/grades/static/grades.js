@@ -1,0 +1,1002 @@
+// The grades service's pages (services/grades/pages.py): every read and change is a call
+// to the service's REST API with the XSRF token of its _xsrf cookie; every answer is shown
+// on the page. Data from the API is only ever put into the page with textContent and
+// attributes, never as HTML. Dates are shown in the browser's time zone; dates typed into
+// a datetime-local input are sent with the browser's UTC offset.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const PREFIX = body.dataset.prefix;
+  // the student's page reloads its assignments this often (the countdown ticks every second)
+  const STUDENT_POLL_MS = 60000;
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+
+  // ----------------------------------------------------------------- the API
+
+  function xsrfToken() {
+    // the service's cookie (path /services/<name>/) comes first in document.cookie
+    for (const part of document.cookie.split(";")) {
+      const [name, ...value] = part.trim().split("=");
+      if (name === "_xsrf") return decodeURIComponent(value.join("="));
+    }
+    const meta = document.querySelector('meta[name="classhub-xsrf"]');
+    return meta ? meta.content : "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, data) {
+      super(message);
+      this.status = status;
+      this.data = data;
+    }
+  }
+
+  function fallbackMessage(status) {
+    if (status === 502 || status === 503 || status === 504) {
+      return `The grades service is not answering (HTTP ${status}); try again shortly.`;
+    }
+    if (status === 401 || status === 403) {
+      return "This was refused, or your sign-in has ended: reload the page.";
+    }
+    return `The request failed (HTTP ${status}).`;
+  }
+
+  async function api(method, path, payload) {
+    const init = {
+      method,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
+    };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    let response;
+    try {
+      response = await fetch(PREFIX + path, init);
+    } catch (e) {
+      throw new ApiError(0, "The grades service cannot be reached: check your connection.", null);
+    }
+    let data = null;
+    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      try {
+        data = await response.json();
+      } catch (e) {
+        data = null;
+      }
+    }
+    if (response.ok && (data !== null || response.status === 204)) return data;
+    if (response.ok) {
+      // a sign-in page instead of an answer: the session ended
+      throw new ApiError(response.status, "Your sign-in has ended: reload the page.", null);
+    }
+    if (!(data && typeof data.message === "string" && data.message)) {
+      throw new ApiError(response.status, fallbackMessage(response.status), data);
+    }
+    const message =
+      response.status >= 500 && response.status !== 502
+        ? `The grades service cannot answer right now: ${data.message}`
+        : data.message;
+    throw new ApiError(response.status, message, data);
+  }
+
+  // ----------------------------------------------------------------- alerts
+
+  const statusAlert = $("status-alert");
+  const actionAlert = $("action-alert");
+
+  function say(kind, text) {
+    actionAlert.className = `alert alert-${kind} alert-dismissible`;
+    actionAlert.replaceChildren(document.createTextNode(text));
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("aria-label", "Close");
+    close.addEventListener("click", () => {
+      actionAlert.hidden = true;
+    });
+    actionAlert.append(close);
+    actionAlert.hidden = false;
+  }
+
+  function errorText(error) {
+    return error instanceof ApiError
+      ? error.message
+      : `Something went wrong on this page (${error.message}); reload it.`;
+  }
+
+  function fail(error) {
+    say("danger", errorText(error));
+  }
+
+  // a load's outcome in the status alert (shown until a load works again)
+  async function loading(work) {
+    try {
+      const result = await work();
+      statusAlert.hidden = true;
+      return result;
+    } catch (e) {
+      statusAlert.textContent = errorText(e);
+      statusAlert.hidden = false;
+      return undefined;
+    }
+  }
+
+  // Disable the button while work runs (a double click sends one request); the button is
+  // disabled before anything else, so a second click in the same instant finds it so.
+  async function withButton(button, work) {
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      await work();
+    } catch (e) {
+      fail(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ----------------------------------------------------------------- rows and text
+
+  const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
+  const action = (root, name) => root.querySelector(`[data-action="${name}"]`);
+
+  // Make parent's children match items (in order), keeping existing elements (and their
+  // focus and state); new ones are clones of <template id=templateId>.
+  function syncRows(parent, items, keyOf, templateId, fill) {
+    const template = $(templateId).content.firstElementChild;
+    const old = new Map(Array.from(parent.children, (el) => [el.dataset.key, el]));
+    let previous = null;
+    for (const item of items) {
+      const key = keyOf(item);
+      let el = old.get(key);
+      if (el) {
+        old.delete(key);
+      } else {
+        el = template.cloneNode(true);
+        el.dataset.key = key;
+      }
+      fill(el, item);
+      const expected = previous ? previous.nextElementSibling : parent.firstElementChild;
+      if (el !== expected) parent.insertBefore(el, expected);
+      previous = el;
+    }
+    for (const el of old.values()) el.remove();
+  }
+
+  const DATE_FORMAT = {
+    weekday: "short",
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    timeZoneName: "short",
+  };
+
+  function when(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, DATE_FORMAT);
+  }
+
+  function setTime(element, iso, empty) {
+    element.dateTime = iso || "";
+    element.textContent = iso ? when(iso) : empty || "";
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many || one + "s"}`;
+  }
+
+  function num(n) {
+    return n === null || n === undefined ? "" : String(Number(n));
+  }
+
+  // the same text as size_text() in services/files/uploads.py
+  function sizeText(n) {
+    for (const [unit, size] of [
+      ["GB", 1 << 30],
+      ["MB", 1 << 20],
+      ["KB", 1 << 10],
+    ]) {
+      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
+    }
+    return `${n} bytes`;
+  }
+
+  // "2 days 3 h 04 min 05 s"
+  function durationText(seconds) {
+    let s = Math.max(0, Math.floor(seconds));
+    const days = Math.floor(s / 86400);
+    s -= days * 86400;
+    const h = Math.floor(s / 3600);
+    s -= h * 3600;
+    const m = Math.floor(s / 60);
+    s -= m * 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    if (days > 0) return `${plural(days, "day")} ${h} h ${pad(m)} min ${pad(s)} s`;
+    if (h > 0) return `${h} h ${pad(m)} min ${pad(s)} s`;
+    if (m > 0) return `${m} min ${pad(s)} s`;
+    return `${s} s`;
+  }
+
+  function policyText(a) {
+    if (!a.due_at) return "There is no due date.";
+    if (a.late_policy === "refuse") return "Refused after the due date: submit before it.";
+    const penalty = Number(a.late_penalty_percent || 0);
+    return penalty > 0
+      ? `Accepted after the due date, marked late, with a ${num(penalty)}% penalty on its points.`
+      : "Accepted after the due date, marked late, without penalty.";
+  }
+
+  // "2026-12-02T09:00:00+01:00": a local date and time with the browser's UTC offset
+  function isoWithOffset(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    const offset = -date.getTimezoneOffset();
+    const sign = offset >= 0 ? "+" : "-";
+    const abs = Math.abs(offset);
+    return (
+      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+      `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
+      `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+    );
+  }
+
+  // a datetime-local input's value: null when empty, else the ISO text with the offset
+  function inputIso(input, label) {
+    const value = input.value;
+    if (!value) return null;
+    const date = new Date(value); // the browser's local time
+    if (Number.isNaN(date.getTime())) throw new ApiError(0, `The ${label} is not a date and time.`);
+    return isoWithOffset(date);
+  }
+
+  // an ISO instant as a datetime-local input's value, in the browser's time zone
+  function inputValue(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    const pad = (n) => String(n).padStart(2, "0");
+    const seconds = date.getSeconds() ? `:${pad(date.getSeconds())}` : "";
+    return (
+      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+      `T${pad(date.getHours())}:${pad(date.getMinutes())}${seconds}`
+    );
+  }
+
+  function badge(element, text, kind) {
+    element.textContent = text;
+    element.className = `badge ${kind}`;
+  }
+
+  function showTimeZone() {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+    for (const el of document.querySelectorAll(".time-zone")) el.textContent = zone;
+  }
+
+  function gradeText(grade, maxPoints, late, penalty) {
+    if (!grade) return "";
+    let text = `${num(grade.points)} / ${num(maxPoints)}`;
+    if (late && Number(penalty) > 0 && grade.final_points !== null) {
+      text += ` (${num(grade.final_points)} after the ${num(penalty)}% late penalty)`;
+    }
+    return text;
+  }
+
+  // ----------------------------------------------------------------- a student's page
+
+  function initStudent() {
+    const code = body.dataset.code;
+    const base = `api/classes/${enc(code)}/assignments`;
+    const list = $("assignments");
+    // slug -> the instant (Date.now() milliseconds) of the student's due date, from
+    // seconds_left: the countdown is right even when the computer's clock is not
+    const deadlines = new Map();
+
+    function tick() {
+      const now = Date.now();
+      for (const card of list.children) {
+        const countdown = field(card, "countdown");
+        const deadline = deadlines.get(card.dataset.slug);
+        if (deadline === undefined) {
+          countdown.textContent = "";
+          countdown.className = "countdown";
+          continue;
+        }
+        const left = (deadline - now) / 1000;
+        if (left > 0) {
+          countdown.textContent = `${durationText(left)} left`;
+          countdown.className = `countdown fw-semibold ${left < 3600 ? "text-danger" : ""}`;
+        } else {
+          countdown.textContent = `The due date passed ${durationText(-left)} ago.`;
+          countdown.className = "countdown fw-semibold text-body-secondary";
+        }
+        card.dataset.due = left > 0 ? "open" : "passed";
+      }
+    }
+
+    function fillVersion(row, s, a) {
+      row.dataset.version = String(s.version);
+      field(row, "version").textContent = String(s.version);
+      setTime(field(row, "when"), s.submitted_at);
+      field(row, "by").textContent = s.collected_by ? `collected by ${s.collected_by}` : "";
+      field(row, "timing").textContent = s.late
+        ? Number(s.penalty_percent) > 0
+          ? `late (${num(s.penalty_percent)}% penalty)`
+          : "late"
+        : "on time";
+      field(row, "files").textContent = `${plural(s.files, "file")}, ${sizeText(s.bytes)}`;
+      field(row, "grade").textContent = s.grade
+        ? gradeText(s.grade, a.max_points, s.late, s.penalty_percent)
+        : "—";
+    }
+
+    function fillAssignment(card, a, loadedAt) {
+      card.dataset.slug = a.slug;
+      field(card, "title").textContent = a.title;
+      field(card, "slug").textContent = a.slug;
+      setTime(field(card, "due"), a.your_due_at, "No due date");
+      field(card, "extended").hidden = !a.extended;
+      if (a.seconds_left === null || a.seconds_left === undefined) deadlines.delete(a.slug);
+      else deadlines.set(a.slug, loadedAt + a.seconds_left * 1000);
+      field(card, "policy").textContent = policyText(a);
+      field(card, "max-points").textContent = num(a.max_points);
+      field(card, "folder").textContent = `${code}/assignments/${a.slug}`;
+      const instructions = field(card, "instructions");
+      instructions.textContent = a.instructions || "";
+      instructions.hidden = !a.instructions;
+
+      const versions = a.submissions || [];
+      const table = field(card, "versions");
+      syncRows(table.tBodies[0], versions, (s) => String(s.id), "version-row-template", (row, s) =>
+        fillVersion(row, s, a),
+      );
+      table.hidden = versions.length === 0;
+      field(card, "versions-empty").hidden = versions.length > 0;
+
+      // the newest version with a returned grade
+      const graded = versions.find((s) => s.grade);
+      const box = field(card, "grade-box");
+      box.hidden = !graded;
+      if (graded) {
+        field(box, "grade").textContent =
+          `${gradeText(graded.grade, a.max_points, graded.late, graded.penalty_percent)}` +
+          ` for version ${graded.version}`;
+        const feedback = field(box, "feedback");
+        feedback.textContent = graded.grade.feedback || "No written feedback.";
+      }
+    }
+
+    async function refresh() {
+      const data = await api("GET", base);
+      const loadedAt = Date.now();
+      const items = data.assignments;
+      syncRows(list, items, (a) => a.slug, "assignment-template", (card, a) =>
+        fillAssignment(card, a, loadedAt),
+      );
+      for (const slug of Array.from(deadlines.keys())) {
+        if (!items.some((a) => a.slug === slug)) deadlines.delete(slug);
+      }
+      const empty = $("assignments-empty");
+      empty.hidden = items.length > 0;
+      empty.textContent = "There is no assignment for you yet.";
+      tick();
+    }
+
+    function showResult(card, kind, text) {
+      const result = field(card, "result");
+      result.className = `text-${kind}`;
+      result.textContent = text;
+      result.hidden = false;
+    }
+
+    list.addEventListener("click", async (event) => {
+      const button = event.target.closest('button[data-action="submit"]');
+      if (!button || button.disabled) return;
+      const card = button.closest("article");
+      const slug = card.dataset.slug;
+      button.disabled = true; // before anything else: a double click sends one request
+      showResult(card, "body-secondary", "Handing in a copy of your folder…");
+      try {
+        const s = await api("POST", `${base}/${enc(slug)}/submit`);
+        const timing = s.late ? "late" : "on time";
+        showResult(
+          card,
+          "success",
+          s.duplicate
+            ? `Nothing changed since version ${s.version} (${timing}): it stays handed in.`
+            : `Handed in: version ${s.version}, ${timing}.`,
+        );
+      } catch (e) {
+        showResult(card, "danger", errorText(e));
+      } finally {
+        button.disabled = false;
+      }
+      await loading(refresh);
+    });
+
+    setInterval(tick, 1000);
+    setInterval(() => {
+      if (!document.hidden) loading(refresh);
+    }, STUDENT_POLL_MS);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) loading(refresh);
+    });
+    loading(refresh);
+  }
+
+  // ----------------------------------------------------------------- a teacher's page
+
+  const STATUS_BADGES = {
+    on_time: ["on time", "text-bg-success"],
+    late: ["late", "text-bg-warning"],
+    missing: ["missing", "text-bg-secondary"],
+  };
+
+  function initTeacher() {
+    const code = body.dataset.code;
+    const base = `api/classes/${enc(code)}`;
+    let assignments = []; // the last list, for the editor and the panel
+    let extensions = {};
+    try {
+      extensions = JSON.parse(body.dataset.extensions || "{}");
+    } catch (e) {
+      extensions = {};
+    }
+
+    // ---- the assignments
+
+    function stateOf(a) {
+      if (a.archived) return ["archived", "text-bg-secondary"];
+      if (a.release_at && new Date(a.release_at).getTime() > Date.now()) {
+        return ["not released yet", "text-bg-info"];
+      }
+      return ["released", "text-bg-success"];
+    }
+
+    function fillAssignmentRow(row, a) {
+      row.dataset.slug = a.slug;
+      field(row, "title").textContent = a.title;
+      field(row, "slug").textContent = a.slug;
+      const [text, kind] = stateOf(a);
+      badge(field(row, "state"), text, kind);
+      setTime(field(row, "release"), a.release_at, "at once");
+      setTime(field(row, "due"), a.due_at, "no due date");
+      field(row, "points").textContent = num(a.max_points);
+      field(row, "policy").textContent = policyText(a);
+    }
+
+    async function loadAssignments() {
+      const data = await api("GET", `${base}/assignments`);
+      assignments = data.assignments;
+      const table = $("assignments");
+      syncRows(table.tBodies[0], assignments, (a) => a.slug, "assignment-row-template", fillAssignmentRow);
+      table.hidden = assignments.length === 0;
+      const empty = $("assignments-empty");
+      empty.hidden = assignments.length > 0;
+      empty.textContent = "No assignments yet: create one above.";
+      const open = panel.dataset.slug && assignments.find((a) => a.slug === panel.dataset.slug);
+      if (open) showPanelHead(open);
+    }
+
+    // ---- the editor
+
+    const form = $("assignment-form");
+    const input = (name) => form.elements.namedItem(name);
+
+    function editorMode(a) {
+      form.dataset.mode = a ? "edit" : "create";
+      form.dataset.slug = a ? a.slug : "";
+      form.dataset.revision = a ? String(a.revision) : "";
+      $("editor-heading").textContent = a ? `Edit ${a.title}` : "New assignment";
+      $("assignment-save").textContent = a ? "Save changes" : "Create assignment";
+      $("assignment-cancel").hidden = !a;
+      input("slug").disabled = Boolean(a);
+      if (!a) {
+        form.reset();
+        return;
+      }
+      input("slug").value = a.slug;
+      input("title").value = a.title;
+      input("instructions").value = a.instructions || "";
+      input("max_points").value = num(a.max_points);
+      input("release_at").value = inputValue(a.release_at);
+      input("due_at").value = inputValue(a.due_at);
+      input("late_policy").value = a.late_policy;
+      input("late_penalty_percent").value = num(a.late_penalty_percent);
+    }
+
+    function policyChanged() {
+      const refuse = input("late_policy").value === "refuse";
+      input("late_penalty_percent").disabled = refuse;
+      if (refuse) input("late_penalty_percent").value = "0";
+    }
+    input("late_policy").addEventListener("change", policyChanged);
+
+    function editorBody() {
+      const points = input("max_points").value.trim();
+      const penalty = input("late_penalty_percent").value.trim();
+      const data = {
+        title: input("title").value,
+        instructions: input("instructions").value,
+        max_points: points === "" ? null : Number(points),
+        release_at: inputIso(input("release_at"), "release date"),
+        due_at: inputIso(input("due_at"), "due date"),
+        late_policy: input("late_policy").value,
+        late_penalty_percent: input("late_policy").value === "refuse" ? 0 : Number(penalty || 0),
+      };
+      if (data.max_points === null) throw new ApiError(0, "Give the maximum points.");
+      return data;
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await withButton($("assignment-save"), async () => {
+        const data = editorBody();
+        if (form.dataset.mode === "edit") {
+          const slug = form.dataset.slug;
+          const saved = await api("PATCH", `${base}/assignments/${enc(slug)}`, {
+            ...data,
+            revision: Number(form.dataset.revision),
+          });
+          say("success", `Saved ${saved.title}.`);
+        } else {
+          const created = await api("POST", `${base}/assignments`, {
+            slug: input("slug").value.trim(),
+            ...data,
+          });
+          extensions[created.slug] = extensions[created.slug] || [];
+          say("success", `Created ${created.title} (${created.slug}).`);
+        }
+        editorMode(null);
+        policyChanged();
+        await loading(loadAssignments);
+        await loading(loadGradebook);
+      });
+    });
+
+    $("assignment-cancel").addEventListener("click", () => {
+      editorMode(null);
+      policyChanged();
+    });
+
+    $("assignments").addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const slug = button.closest("tr").dataset.slug;
+      const a = assignments.find((x) => x.slug === slug);
+      if (!a) return;
+      if (button.dataset.action === "edit") {
+        editorMode(a);
+        policyChanged();
+        $("editor-section").scrollIntoView({ block: "start" });
+      } else if (button.dataset.action === "open") {
+        await withButton(button, () => openPanel(a));
+      }
+    });
+
+    // ---- one assignment: submissions, grading, extensions
+
+    const panel = $("assignment-panel");
+    let rows = []; // the last submissions list of the open assignment
+
+    function current() {
+      return assignments.find((a) => a.slug === panel.dataset.slug);
+    }
+
+    function showPanelHead(a) {
+      $("panel-title").textContent = a.title;
+      $("panel-slug").textContent = a.slug;
+    }
+
+    async function openPanel(a) {
+      if (panel.dataset.slug !== a.slug) {
+        closeGrading();
+        $("collect-report").hidden = true;
+        $("submissions").tBodies[0].replaceChildren();
+      }
+      panel.dataset.slug = a.slug;
+      showPanelHead(a);
+      panel.hidden = false;
+      showExtensions();
+      await loadSubmissions();
+      panel.scrollIntoView({ block: "start" });
+    }
+
+    function fillSubmission(row, r) {
+      const latest = r.latest;
+      row.dataset.user = r.user;
+      row.dataset.status = r.status;
+      field(row, "user").textContent = r.user;
+      const [text, kind] = STATUS_BADGES[r.status] || [r.status, "text-bg-light"];
+      badge(field(row, "status"), text, kind);
+      field(row, "versions").textContent = String(r.versions);
+      setTime(field(row, "when"), latest ? latest.submitted_at : "", "—");
+      field(row, "detail").textContent = latest
+        ? `version ${latest.version}, ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}` +
+          (latest.collected_by ? `, collected by ${latest.collected_by}` : "")
+        : "";
+      const grade = latest && latest.grade;
+      const a = current();
+      field(row, "grade").textContent = grade
+        ? `${gradeText(grade, a ? a.max_points : null, latest.late, latest.penalty_percent)}` +
+          (grade.returned_at ? " · returned" : " · not returned")
+        : latest
+          ? "not graded"
+          : "";
+      const download = action(row, "download");
+      download.hidden = !latest;
+      download.dataset.submission = latest ? String(latest.id) : "";
+      download.href = latest ? `${PREFIX}api/submissions/${latest.id}/download` : "#";
+      action(row, "grade").hidden = !latest;
+    }
+
+    async function loadSubmissions() {
+      const slug = panel.dataset.slug;
+      const data = await api("GET", `${base}/assignments/${enc(slug)}/submissions`);
+      if (panel.dataset.slug !== slug) return;
+      rows = data.students;
+      syncRows($("submissions").tBodies[0], rows, (r) => r.user, "submission-row-template", fillSubmission);
+      const counts = data.counts || {};
+      $("submission-counts").textContent =
+        `${counts.on_time || 0} on time · ${counts.late || 0} late · ${counts.missing || 0} missing` +
+        ` (${plural(rows.length, "student")})`;
+      fillStudents();
+    }
+
+    $("panel-reload").addEventListener("click", (event) =>
+      withButton(event.currentTarget, loadSubmissions),
+    );
+    $("panel-close").addEventListener("click", () => {
+      panel.hidden = true;
+      panel.dataset.slug = "";
+      closeGrading();
+    });
+
+    $("collect-now").addEventListener("click", async (event) => {
+      const a = current();
+      if (!a) return;
+      const question =
+        `Collect ${a.title} from every student now? Stopped class servers are started ` +
+        "for it and stopped again.";
+      if (!window.confirm(question)) return;
+      await withButton(event.currentTarget, async () => {
+        say("info", "Collecting… this takes a while when servers must start.");
+        const data = await api("POST", `${base}/assignments/${enc(a.slug)}/collect`);
+        const items = document.createDocumentFragment();
+        let collected = 0;
+        for (const s of data.students) {
+          const li = document.createElement("li");
+          li.dataset.user = s.user;
+          li.dataset.status = s.status;
+          if (s.status === "collected") {
+            collected += 1;
+            li.textContent =
+              `${s.user}: ` +
+              (s.duplicate
+                ? `unchanged since version ${s.version}`
+                : `version ${s.version}, ${s.late ? "late" : "on time"}`);
+          } else {
+            li.textContent = `${s.user}: not collected: ${s.message || s.status}`;
+          }
+          items.append(li);
+        }
+        $("collect-results").replaceChildren(items);
+        $("collect-report").hidden = false;
+        say("success", `Collected ${collected} of ${plural(data.students.length, "student")}.`);
+        await loadSubmissions();
+        await loading(loadGradebook);
+      });
+    });
+
+    // downloads: ask for a short-lived link, then follow it (the page stays)
+    $("submissions").addEventListener("click", async (event) => {
+      const link = event.target.closest('a[data-action="download"]');
+      if (link) {
+        if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) {
+          event.preventDefault();
+          return;
+        }
+        event.preventDefault();
+        try {
+          const answer = await api("GET", `api/submissions/${enc(link.dataset.submission)}/download`);
+          window.location.assign(answer.url);
+        } catch (e) {
+          fail(e);
+        }
+        return;
+      }
+      const button = event.target.closest('button[data-action="grade"]');
+      if (button) {
+        const row = rows.find((r) => r.user === button.closest("tr").dataset.user);
+        if (row && row.latest) openGrading(row);
+      }
+    });
+
+    // ---- grading (the revision is the one of the last load: a grade saved meanwhile
+    // by someone else is never overwritten, the API answers 409)
+
+    const grading = $("grading");
+
+    function closeGrading() {
+      grading.hidden = true;
+      grading.dataset.submission = "";
+      grading.dataset.user = "";
+    }
+
+    function gradeStatus(latest) {
+      const grade = latest.grade;
+      if (!grade) return "Not graded yet.";
+      const parts = [`Graded by ${grade.graded_by} on ${when(grade.graded_at)}`];
+      parts.push(grade.returned_at ? `returned on ${when(grade.returned_at)}` : "not returned yet");
+      return parts.join("; ") + ".";
+    }
+
+    function openGrading(row) {
+      const latest = row.latest;
+      const a = current();
+      grading.dataset.submission = String(latest.id);
+      grading.dataset.user = row.user;
+      grading.dataset.revision = String(latest.grade ? latest.grade.revision : 0);
+      $("grading-user").textContent = row.user;
+      $("grading-version").textContent = String(latest.version);
+      $("grading-info").textContent =
+        `Handed in ${when(latest.submitted_at)}, ` +
+        (latest.late
+          ? `late${Number(latest.penalty_percent) > 0 ? ` (${num(latest.penalty_percent)}% penalty)` : ""}`
+          : "on time") +
+        `; ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}.`;
+      $("grade-max").textContent = a ? num(a.max_points) : "";
+      if (a) $("grade-points").max = String(a.max_points);
+      $("grade-points").value = latest.grade ? num(latest.grade.points) : "";
+      $("grade-feedback").value = latest.grade ? latest.grade.feedback || "" : "";
+      $("grade-status").textContent = gradeStatus(latest);
+      grading.dataset.returnable = latest.grade && !latest.grade.returned_at ? "true" : "";
+      syncReturnButton();
+      grading.hidden = false;
+      $("grade-points").focus();
+    }
+
+    function gradedNow(submission) {
+      const row = rows.find((r) => r.latest && r.latest.id === submission.id);
+      if (row) {
+        row.latest = submission;
+        const tr = Array.from($("submissions").tBodies[0].rows).find((t) => t.dataset.user === row.user);
+        if (tr) fillSubmission(tr, row);
+      }
+      grading.dataset.revision = String(submission.grade ? submission.grade.revision : 0);
+      grading.dataset.returnable = submission.grade && !submission.grade.returned_at ? "true" : "";
+      $("grade-status").textContent = gradeStatus(submission);
+      syncReturnButton();
+    }
+
+    // Return: only a grade that is saved and not returned yet
+    function syncReturnButton() {
+      $("grade-return").disabled = grading.dataset.returnable !== "true";
+    }
+
+    $("grade-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const id = grading.dataset.submission;
+      if (!id) return;
+      await withButton($("grade-save"), async () => {
+        const points = $("grade-points").value.trim();
+        if (points === "") throw new ApiError(0, "Give the points first.");
+        try {
+          const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, {
+            points: Number(points),
+            feedback: $("grade-feedback").value,
+            expected_revision: Number(grading.dataset.revision || 0),
+          });
+          gradedNow(saved);
+          say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
+        } catch (e) {
+          if (e instanceof ApiError && e.status === 409) {
+            $("grade-status").textContent = `${e.message} Use Reload to see it.`;
+          }
+          throw e;
+        }
+      });
+      syncReturnButton();
+      await loading(loadGradebook);
+    });
+
+    $("grade-return").addEventListener("click", async (event) => {
+      const id = grading.dataset.submission;
+      if (!id) return;
+      await withButton(event.currentTarget, async () => {
+        const returned = await api("POST", `api/submissions/${enc(id)}/return`);
+        gradedNow(returned);
+        say("success", `Returned the grade to ${returned.user}: they can see it now.`);
+      });
+      syncReturnButton();
+      await loading(loadGradebook);
+    });
+
+    $("grade-reload").addEventListener("click", async (event) => {
+      const user = grading.dataset.user;
+      await withButton(event.currentTarget, async () => {
+        await loadSubmissions();
+        const row = rows.find((r) => r.user === user);
+        if (row && row.latest) openGrading(row);
+        else closeGrading();
+      });
+    });
+    $("grade-close").addEventListener("click", closeGrading);
+
+    // ---- extensions
+
+    function showExtensions() {
+      const items = (extensions[panel.dataset.slug] || [])
+        .slice()
+        .sort((x, y) => (x.user < y.user ? -1 : x.user > y.user ? 1 : 0));
+      syncRows($("extensions").tBodies[0], items, (e) => e.user, "extension-row-template", (row, e) => {
+        row.dataset.user = e.user;
+        field(row, "user").textContent = e.user;
+        setTime(field(row, "due"), e.due_at);
+        field(row, "reason").textContent = e.reason || "";
+      });
+      $("extensions").hidden = items.length === 0;
+      $("extensions-empty").hidden = items.length > 0;
+    }
+
+    function fillStudents() {
+      const select = $("extension-user");
+      const chosen = select.value;
+      const options = rows.map((r) => {
+        const option = document.createElement("option");
+        option.value = r.user;
+        option.textContent = r.user;
+        return option;
+      });
+      select.replaceChildren(...options);
+      if (rows.some((r) => r.user === chosen)) select.value = chosen;
+    }
+
+    $("extension-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const slug = panel.dataset.slug;
+      const user = $("extension-user").value;
+      await withButton(event.target.querySelector("[type=submit]"), async () => {
+        if (!user) throw new ApiError(0, "Choose a student first.");
+        const due = inputIso($("extension-due"), "new due date");
+        if (!due) throw new ApiError(0, "Choose the new due date first.");
+        const granted = await api(
+          "PUT",
+          `${base}/assignments/${enc(slug)}/extensions/${enc(user)}`,
+          { due_at: due, reason: $("extension-reason").value },
+        );
+        const list = (extensions[slug] || []).filter((e) => e.user !== granted.user);
+        list.push(granted);
+        extensions[slug] = list;
+        showExtensions();
+        say("success", `${granted.user} now has until ${when(granted.due_at)}.`);
+        $("extension-due").value = "";
+        $("extension-reason").value = "";
+      });
+    });
+
+    $("extensions").addEventListener("click", async (event) => {
+      const button = event.target.closest('button[data-action="revoke"]');
+      if (!button) return;
+      const slug = panel.dataset.slug;
+      const user = button.closest("tr").dataset.user;
+      if (!window.confirm(`Revoke ${user}'s extension? The assignment's due date applies again.`)) return;
+      await withButton(button, async () => {
+        try {
+          await api("DELETE", `${base}/assignments/${enc(slug)}/extensions/${enc(user)}`);
+        } catch (e) {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        }
+        extensions[slug] = (extensions[slug] || []).filter((e) => e.user !== user);
+        showExtensions();
+        say("success", `Revoked ${user}'s extension.`);
+      });
+    });
+
+    // ---- the gradebook
+
+    function headerCell(text, title) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = text;
+      if (title) th.title = title;
+      return th;
+    }
+
+    function cellText(c) {
+      if (c.state === "graded") return num(c.points);
+      if (c.state === "submitted") return "ungraded";
+      return "—";
+    }
+
+    async function loadGradebook() {
+      const book = await api("GET", `${base}/gradebook`);
+      const table = $("gradebook");
+      const head = document.createElement("tr");
+      head.append(headerCell("Student"));
+      for (const a of book.assignments) {
+        const th = headerCell(a.title, a.slug);
+        th.dataset.slug = a.slug;
+        const max = document.createElement("div");
+        max.className = "small text-body-secondary fw-normal";
+        max.textContent = `of ${num(a.max_points)}`;
+        th.append(max);
+        head.append(th);
+      }
+      head.append(headerCell("Total"), headerCell("Percent"));
+      table.tHead.replaceChildren(head);
+      const rowsOut = document.createDocumentFragment();
+      for (const s of book.students) {
+        const tr = document.createElement("tr");
+        tr.dataset.user = s.user;
+        const name = document.createElement("th");
+        name.scope = "row";
+        name.textContent = s.user;
+        tr.append(name);
+        for (const c of s.cells) {
+          const td = document.createElement("td");
+          td.dataset.slug = c.slug;
+          td.dataset.state = c.state;
+          td.dataset.field = "cell";
+          const value = document.createElement("span");
+          value.dataset.field = "points";
+          value.textContent = cellText(c);
+          if (c.state !== "graded") value.className = "text-body-secondary";
+          td.append(value);
+          if (c.late) {
+            const late = document.createElement("span");
+            late.className = "badge text-bg-warning ms-1";
+            late.dataset.field = "late";
+            late.textContent = "late";
+            td.append(late);
+          }
+          tr.append(td);
+        }
+        const total = document.createElement("td");
+        total.dataset.field = "total";
+        total.textContent = `${num(s.earned)} / ${num(s.possible)}`;
+        const percent = document.createElement("td");
+        percent.dataset.field = "percent";
+        percent.textContent = s.percent === null ? "—" : `${num(s.percent)}%`;
+        tr.append(total, percent);
+        rowsOut.append(tr);
+      }
+      table.tBodies[0].replaceChildren(rowsOut);
+      const empty = book.students.length === 0 || book.assignments.length === 0;
+      table.hidden = empty;
+      $("gradebook-empty").hidden = !empty;
+      $("gradebook-empty").textContent =
+        book.students.length === 0 ? "The class has no students yet." : "No assignments yet.";
+    }
+
+    $("gradebook-reload").addEventListener("click", (event) =>
+      withButton(event.currentTarget, loadGradebook),
+    );
+
+    editorMode(null);
+    policyChanged();
+    loading(loadAssignments);
+    loading(loadGradebook);
+  }
+
+  // ----------------------------------------------------------------- error pages
+
+  function initError(page) {
+    const seconds = Number(page.dataset.retry || 0);
+    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
+  }
+
+  const errorPage = $("error-page");
+  if (errorPage) {
+    initError(errorPage);
+  } else if (body.dataset.page === "class") {
+    showTimeZone();
+    if (body.dataset.teaches === "true") initTeacher();
+    else initStudent();
+  }
+})();
