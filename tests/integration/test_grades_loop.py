@@ -5,12 +5,13 @@ grade, return, export; deadlines, extensions and access rules."""
 import base64
 import csv
 import io
+import shutil
 import time
 
 import pytest
 import requests
 
-from tests.harness import wait_for
+from tests.harness import start_postgres, wait_for
 from tests.integration.test_classes_support import Person, assert_error
 from tests.integration.test_files_support import files_stack
 
@@ -21,8 +22,18 @@ CODE = "chem5"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("grades")):
+def grades_pg(tmp_path_factory):
+    """A PostgreSQL of the grades' own (not the hub's), so a test can stop it alone."""
+    proc, port, url = start_postgres(tmp_path_factory.mktemp("grades-pg"))
+    yield proc, port, url
+    proc.stop()
+    shutil.rmtree(proc.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, grades_pg):
+    env = {"CLASSHUB_GRADES_DB_URL": grades_pg[2], "CLASSHUB_GRADES_DB_TIMEOUT": "2"}
+    for stack in files_stack(tmp_path_factory.mktemp("grades"), env=env):
         health = stack.url + GRADES + "health"
         wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
         yield stack
@@ -251,3 +262,24 @@ def test_deadlines_extensions_and_late_policies(stack):
         a["slug"] for a in ami.get(f"api/classes/{CODE}/assignments").json()["assignments"]
     ]
     assert_error(ami.post(f"api/classes/{CODE}/assignments/later/submit"), 404)
+
+
+def test_postgresql_down_is_a_503_and_the_service_recovers(stack, grades_pg):
+    tess = who(stack, "tess5", "teacher")
+    proc = grades_pg[0]
+    proc.stop()
+    try:
+        r = tess.get(f"api/classes/{CODE}/assignments")
+        assert_error(r, 503, "grades database is unreachable")
+        health = requests.get(stack.url + GRADES + "health", timeout=15)
+        assert health.status_code == 503 and "postgresql" in health.json()["message"]
+    finally:
+        proc.start()
+    wait_for(
+        lambda: tess.get(f"api/classes/{CODE}/assignments").status_code == 200,
+        60,
+        interval=0.5,
+        what="grades service back after PostgreSQL",
+    )
+    slugs = [a["slug"] for a in tess.get(f"api/classes/{CODE}/assignments").json()["assignments"]]
+    assert "hw1" in slugs  # nothing was lost
