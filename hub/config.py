@@ -18,9 +18,21 @@ class ConfigError(ValueError):
 
 
 def configure_hub(
-    c: Config, *, data_dir: str, db_url: str, hub_ip: str, hub_port: int, public_url: str
+    c: Config,
+    *,
+    data_dir: str,
+    db_url: str,
+    hub_ip: str,
+    hub_port: int,
+    public_url: str,
+    concurrent_spawn_limit: int = 1000,
 ) -> None:
     """Hub basics: where it listens, where it keeps state, named servers on."""
+    # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
+    # class of 200 starting at once would see half of them refused. ClassroomSpawner's own
+    # start queue (start_concurrency) already limits the containers starting at once; the
+    # others wait their turn on the spawn page instead of failing.
+    c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
     c.JupyterHub.hub_bind_url = f"http://{hub_ip}:{hub_port}"
     c.JupyterHub.hub_connect_ip = hub_ip
     c.JupyterHub.bind_url = public_url
@@ -203,6 +215,7 @@ def apply_env(
         hub_port = int(env.get("CLASSHUB_HUB_PORT", "8081"))
         cpu_limit = float(env.get("CLASSHUB_CPU_LIMIT", "1.0"))
         pids_limit = int(env.get("CLASSHUB_PIDS_LIMIT", "512"))
+        spawn_limit = int(env.get("CLASSHUB_CONCURRENT_SPAWN_LIMIT", "1000"))
     except ValueError as e:
         raise ConfigError(f"A numeric CLASSHUB_* setting is not a number: {e}") from None
     entrypoint = env.get("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
@@ -215,6 +228,7 @@ def apply_env(
         hub_ip=hub_ip,
         hub_port=hub_port,
         public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
+        concurrent_spawn_limit=spawn_limit,
     )
     configure_proxy(
         c,

@@ -37,6 +37,20 @@ def test_apply_env_defaults():
     assert c.Spawner.disable_user_config is True
 
 
+def test_a_whole_class_may_start_at_once():
+    """JupyterHub's default of 100 pending spawns would refuse half of a class of 200 with a
+    429; the spawner's own start queue limits what starts at once."""
+    c = Config()
+    apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
+    assert c.JupyterHub.concurrent_spawn_limit == 1000
+    apply_env(
+        c,
+        {"CLASSHUB_HUB_IP": "172.30.0.1", "CLASSHUB_CONCURRENT_SPAWN_LIMIT": "300"},
+        gateway_lookup=no_docker,
+    )
+    assert c.JupyterHub.concurrent_spawn_limit == 300
+
+
 def test_apply_env_uses_gateway_lookup():
     c = Config()
     apply_env(c, {"CLASSHUB_STUDENT_NETWORK": "n1"}, gateway_lookup=lambda n: f"10.0.0.1-{n}")
