@@ -169,7 +169,8 @@ class Collector:
             pass
         if e.code == 404 and message:
             return SnapshotFailed(message)
-        if e.code in (404, 502, 503, 599):
+        # 302/303: the hub sends the request to its spawn page (no server), 424: it failed
+        if e.code in (302, 303, 404, 424, 502, 503, 599):
             return SnapshotFailed("The class server is not running: start it, then submit again.")
         if e.code == 413:
             return SnapshotFailed(message or f"The folder {folder} is too large to submit.")

@@ -4,7 +4,9 @@ and change.
 
 ==================================  =================================================
 ``GET <prefix>``                    "Grades": the classes the caller takes or teaches
-                                    (admins: every class), each linking to its page.
+                                    (admins: every class when the service may list
+                                    the hub's groups, and a form that opens a class by
+                                    its code), each linking to its page.
                                     API clients (no ``text/html`` in ``Accept``) get
                                     the JSON answer of :class:`~.handlers.HomeHandler`.
 ``GET <prefix>classes/<code>``      a class's grades page. Students: their released
@@ -36,9 +38,9 @@ from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, ServiceError, Unavailable
+from services.base.errors import BadRequest, NotFound, ServiceError, Unavailable
 from services.base.handlers import error_message
-from services.base.hubapi import HubAPIError
+from services.base.hubapi import HubAPIError, HubForbidden
 from services.base.hubstatic import hub_static_url
 from services.files.areas import ADMIN, STUDENT, TEACHER
 from services.files.names import CODE_RE, BadName
@@ -165,6 +167,9 @@ class PageHandler(GradesHandler):
 class HomePage(PageHandler, HomeHandler):
     """``GET <prefix>``: "Grades" for browsers, the sign-in JSON for API clients."""
 
+    #: False once the hub refused to list its groups to the service (scope missing)
+    may_list_groups = True
+
     def wants_html(self) -> bool:
         return "text/html" in self.request.headers.get("Accept", "")
 
@@ -176,15 +181,30 @@ class HomePage(PageHandler, HomeHandler):
         user = self.require_user()
         roles = class_roles(user.get("groups") or [])
         names: dict[str, str] = {}
-        if user.get("admin"):
-            # every class; the list also gives the names
-            for group in await self.membership.hub.list_groups():
-                name = group.get("name") or ""
-                code = name[len("class-") :] if name.startswith("class-") else ""
-                if CODE_RE.fullmatch(code):
-                    names[code] = group_class_name(group, code)
-                    roles[code] = ADMIN if code not in roles else roles[code]
-            roles = dict(sorted(roles.items()))
+        listed = False
+        if user.get("admin") and HomePage.may_list_groups:
+            # every class (the list also gives the names), when the service's token may
+            # list the hub's groups (``list:groups``); else the admin's own classes and
+            # the form that opens any class by its code
+            try:
+                groups = await self.membership.hub.list_groups()
+            except HubForbidden:
+                HomePage.may_list_groups = False  # not asked again until a restart
+                self.log.warning(
+                    "The grades service's token lacks list:groups: admins see their own "
+                    "classes on the Grades page, and open others by code"
+                )
+            except (Unavailable, HubAPIError) as e:
+                self.log.info("Grades home of an admin without every class: %s", e)
+            else:
+                listed = True
+                for group in groups:
+                    name = group.get("name") or ""
+                    code = name[len("class-") :] if name.startswith("class-") else ""
+                    if CODE_RE.fullmatch(code):
+                        names[code] = group_class_name(group, code)
+                        roles.setdefault(code, ADMIN)
+                roles = dict(sorted(roles.items()))
         classes = [
             {
                 "code": code,
@@ -197,6 +217,7 @@ class HomePage(PageHandler, HomeHandler):
             "home.html",
             taking=[c for c in classes if not c["teaches"]],
             teaching=[c for c in classes if c["teaches"]],
+            all_classes=listed,
         )
 
 
@@ -207,6 +228,8 @@ class ClassPage(PageHandler):
     @web.authenticated
     async def get(self, code):
         code, role = await self.role(code)
+        if role == ADMIN and not await self.membership.exists(code):
+            raise NotFound(f"There is no class {code!r}.")
         teaches = role in (ADMIN, TEACHER)
         extensions: dict[str, list[dict]] = {}
         if teaches:

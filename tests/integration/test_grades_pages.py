@@ -48,9 +48,12 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def people(stack):
-    """chem5: teachers tom and tina; students ana and bob. zed takes another class."""
+    """chem5: teachers tom and tina (in browsers) and ted (API checks only: one session
+    per person, so a browser's own person never signs in a second time while it is open);
+    students ana and bob. zed takes another class."""
     stack.enroll("tom", CODE, teacher=True)
     stack.enroll("tina", CODE, teacher=True)
+    stack.enroll("ted", CODE, teacher=True)
     stack.enroll("ana", CODE)
     stack.enroll("bob", CODE)
     stack.enroll("zed", "other5")
@@ -120,7 +123,15 @@ def screenshots(tmp_path, *pages):
         assert not bad, bad
 
 
+@pytest.fixture(scope="module")
+def ted(stack, people) -> Person:
+    """A teacher of the class signed in at the grades API (never in a browser)."""
+    return Person(stack, "ted", "teacher", service=GRADES)
+
+
 def api(stack, name, role="student") -> Person:
+    """``name`` signed in at the grades API: only while no browser of theirs is open
+    (a new sign-in ends the person's other session)."""
     return Person(stack, name, role, service=GRADES)
 
 
@@ -137,7 +148,13 @@ def card(slug: str) -> str:
     return f"#assignments article[data-slug={slug}]"
 
 
-def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in, tmp_path):
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in, ted, tmp_path):
     tom = sign_in("tom", "teacher", timezone_id=TEACHER_ZONE)
     zone = ZoneInfo(TEACHER_ZONE)
     now = datetime.datetime.now(zone).replace(second=0, microsecond=0)
@@ -165,7 +182,7 @@ def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in,
         assert "released" in row and "10% penalty" in row
 
         # the instants typed in Paris are stored as the same instants (in UTC)
-        stored = api(stack, "tom", "teacher").get(f"api/classes/{CODE}/assignments/lab1").json()
+        stored = ted.get(f"api/classes/{CODE}/assignments/lab1").json()
         assert stored["due_at"].endswith("Z") and utc(stored["due_at"]) == due
         assert utc(stored["release_at"]) == release
         assert stored["late_policy"] == "accept" and stored["late_penalty_percent"] == 10
@@ -178,12 +195,14 @@ def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in,
         tom.click("#assignment-save")
         tom.wait_for_selector("#assignments tr[data-slug=lab1]:has-text('the pendulum')")
         assert tom.is_hidden("#assignment-cancel")
-    edited = api(stack, "tom", "teacher").get(f"api/classes/{CODE}/assignments/lab1").json()
+    edited = ted.get(f"api/classes/{CODE}/assignments/lab1").json()
     assert edited["title"] == "Lab 1: the pendulum" and utc(edited["due_at"]) == due
     assert edited["revision"] == stored["revision"] + 1
 
 
-def test_a_student_sees_the_countdown_and_a_double_click_submits_once(stack, sign_in, tmp_path):
+def test_a_student_sees_the_countdown_and_a_double_click_submits_once(
+    stack, sign_in, ted, tmp_path
+):
     stack.spawn("ana", CODE)
     write(stack, "ana", f"{CODE}/assignments/lab1/answer.py", b"print(9.81)\n")
     ana = sign_in("ana", "student", timezone_id=STUDENT_ZONE)
@@ -198,11 +217,8 @@ def test_a_student_sees_the_countdown_and_a_double_click_submits_once(stack, sig
         ana.goto(stack.url + PAGE)
         ana.wait_for_selector(card("lab1"))
         assert ana.locator("#assignment-form").count() == 0  # no editor for students
-        mine = api(stack, "ana").get(f"api/classes/{CODE}/assignments").json()["assignments"]
-        assert (
-            ana.get_attribute(f"{card('lab1')} time[data-field=due]", "datetime")
-            == (mine[0]["your_due_at"])
-        )
+        due = ted.get(f"api/classes/{CODE}/assignments/lab1").json()["due_at"]
+        assert ana.get_attribute(f"{card('lab1')} time[data-field=due]", "datetime") == due
         assert "10% penalty" in ana.inner_text(f"{card('lab1')} [data-field=policy]")
         assert "Write answer.py." in ana.inner_text(f"{card('lab1')} [data-field=instructions]")
         countdown = f"{card('lab1')} [data-field=countdown]"
@@ -229,8 +245,9 @@ def test_a_student_sees_the_countdown_and_a_double_click_submits_once(stack, sig
         r = zed.goto(stack.url + PAGE)
         assert r.status == 404 and r.headers["content-type"].startswith("text/html")
         assert "There is no class 'chem5' among your classes" in zed.inner_text("#error-message")
-    versions = api(stack, "ana").get(f"api/classes/{CODE}/assignments").json()["assignments"]
-    assert [s["version"] for s in versions[0]["submissions"]] == [1]
+    subs = ted.get(f"api/classes/{CODE}/assignments/lab1/submissions").json()["students"]
+    (mine,) = [x for x in subs if x["user"] == "ana"]
+    assert mine["versions"] == 1 and mine["latest"]["version"] == 1, mine
 
 
 def test_a_student_whose_server_is_not_running_gets_the_apis_message(stack, sign_in, tmp_path):
@@ -240,8 +257,10 @@ def test_a_student_whose_server_is_not_running_gets_the_apis_message(stack, sign
         bob.click(f"{card('lab1')} [data-action=submit]")
         result = f"{card('lab1')} [data-field=result].text-danger"
         bob.wait_for_selector(result)
-        assert "start it, then submit again" in bob.inner_text(result)
         assert bob.is_enabled(f"{card('lab1')} [data-action=submit]")
+        shown = bob.inner_text(result)
+    answer = api(stack, "bob").post(f"api/classes/{CODE}/assignments/lab1/submit")
+    assert answer.status_code == 409 and shown == answer.json()["message"], (shown, answer.text)
 
 
 def open_submissions(stack, page, slug="lab1"):
@@ -284,7 +303,8 @@ def test_the_teacher_grades_a_stale_save_is_refused_and_the_student_reads_the_gr
         refused = tina.inner_text("#action-alert")
         assert "graded meanwhile by tom" in refused and "reload" in refused, refused
         tina.click("#grade-reload")
-        tina.wait_for_function("document.getElementById('grade-points').value === '8'")
+        expect(tina.locator("#grade-points")).to_have_value("8")
+        expect(tina.locator("#grade-feedback")).to_have_value("Good work.\nMind the units.")
 
         # an extension for bob, granted in Paris time, then revoked
         later = datetime.datetime.combine(
@@ -336,6 +356,7 @@ def test_the_gradebook_shows_the_points_and_downloads_its_csv(stack, sign_in, tm
         assert tom.inner_text("#gradebook tr[data-user=ana] [data-field=total]") == "8 / 10"
         assert tom.inner_text("#gradebook tr[data-user=ana] [data-field=percent]") == "80%"
         assert tom.inner_text("#gradebook tr[data-user=bob] td[data-slug=lab1]") == "—"
+        assert tom.inner_text("#gradebook tr[data-user=bob] [data-field=total]") == "—"
         with tom.expect_download() as download:
             tom.click("#gradebook-csv")
         assert download.value.suggested_filename == f"gradebook-{CODE}.csv"
@@ -346,3 +367,15 @@ def test_the_gradebook_shows_the_points_and_downloads_its_csv(stack, sign_in, tm
         # the hub's navigation leads to the grades
         tom.goto(f"{stack.url}/hub/home")
         assert tom.get_attribute("#nav-grades", "href") == GRADES
+
+    # an admin opens any class by its code; a class that does not exist is the 404 page
+    admin = sign_in("admin", "admin")
+    with screenshots(tmp_path, admin):
+        admin.fill("#open-code", CODE)
+        admin.click("#open-class button[type=submit]")
+        admin.wait_for_url(f"**{PAGE}")
+        admin.wait_for_selector("#gradebook tr[data-user=ana]")
+        r = admin.goto(stack.url + GRADES + "classes/nosuch")
+        assert r.status == 404 and "There is no class 'nosuch'" in admin.inner_text(
+            "#error-message"
+        )

@@ -129,6 +129,8 @@ def _error(code: int, body: bytes = b"") -> HTTPClientError:
         (404, b"", "not running"),
         (503, b"", "not running"),
         (599, b"", "not running"),
+        (302, b"", "not running"),
+        (424, b"", "not running"),
         (413, b'{"message": "more than 100 MiB"}', "100 MiB"),
         (413, b"", "too large"),
         (403, b"", "scopes"),

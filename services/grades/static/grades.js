@@ -959,7 +959,8 @@
         }
         const total = document.createElement("td");
         total.dataset.field = "total";
-        total.textContent = `${num(s.earned)} / ${num(s.possible)}`;
+        // nothing graded yet: no total to show
+        total.textContent = s.percent === null ? "—" : `${num(s.earned)} / ${num(s.possible)}`;
         const percent = document.createElement("td");
         percent.dataset.field = "percent";
         percent.textContent = s.percent === null ? "—" : `${num(s.percent)}%`;
@@ -991,6 +992,22 @@
     if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
   }
 
+  // ----------------------------------------------------------------- the home page
+
+  function initHome() {
+    const form = $("open-class");
+    if (!form) return;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const code = $("open-code").value.trim().toLowerCase();
+      if (!code) {
+        say("danger", "Type a class code first.");
+        return;
+      }
+      window.location.assign(`${PREFIX}classes/${enc(code)}`);
+    });
+  }
+
   const errorPage = $("error-page");
   if (errorPage) {
     initError(errorPage);
@@ -998,5 +1015,7 @@
     showTimeZone();
     if (body.dataset.teaches === "true") initTeacher();
     else initStudent();
+  } else if (body.dataset.page === "home") {
+    initHome();
   }
 })();
