@@ -12,7 +12,8 @@ SeaweedFS, Traefik, JupyterHub running the classes, files and grades services) a
 2. The gradebook of ``--roster`` (default 300) students by ``--assignments`` (default 20)
    assignments, every cell graded (rows written through the grades store straight into
    PostgreSQL: the gradebook reads only the records): the JSON API and the CSV export, 20
-   requests each.
+   requests each, and the teacher's class page in headless Chromium until every gradebook
+   row is laid out.
 
 Usage: .venv/bin/python bench/grades_bench.py [--students 200] [--mb 5] [--skip-rush]
 Prints Markdown tables (paste them into docs/performance.md with the date).
@@ -236,13 +237,87 @@ def gradebook(stack: Stack, roster: int, n_assignments: int) -> list[str]:
             f"| {statistics.median(times) * 1000:.0f} ms | {pct(times, 95) * 1000:.0f} ms "
             f"| {max(times) * 1000:.0f} ms |"
         )
+    loads = page_in_browser(stack, teacher, code, roster, loads=10)
     return [
         f"- {roster * n_assignments} graded submissions written in {filled:.0f} s",
         "",
         "| answer | size | bytes | p50 | p95 | max |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        "The teacher's class page in headless Chromium: from navigation start to the first",
+        f"frame in which all {roster} gradebook rows are laid out (10 loads, the first with an",
+        "empty cache):",
+        "",
+        "| loads | p50 | max | loads ≥ 500 ms | first load (cold cache) |",
+        "|---|---|---|---|---|",
+        f"| {len(loads)} | **{statistics.median(loads) * 1000:.0f} ms** "
+        f"| {max(loads) * 1000:.0f} ms | {sum(x >= 0.5 for x in loads)} "
+        f"| {loads[0] * 1000:.0f} ms |",
+        "",
+        "Medians of the same loads: HTML received "
+        + ", ".join(
+            f"{name} {statistics.median(m[i] for m in milestones) * 1000:.0f} ms"
+            for i, name in enumerate(("HTML", "script", "gradebook JSON"))
+        )
+        + ".",
     ]
+
+
+#: resolves to performance.now() in the first animation frame where every row is laid out
+ROWS_VISIBLE = """([rows]) => new Promise((resolve) => {
+  function check() {
+    const table = document.getElementById("gradebook");
+    const body = table && table.tBodies[0];
+    if (table && !table.hidden && body && body.rows.length === rows
+        && body.rows[rows - 1].getBoundingClientRect().height > 0) {
+      resolve(performance.now());
+    } else {
+      requestAnimationFrame(check);
+    }
+  }
+  check();
+})"""
+
+
+MILESTONES = """() => {
+  const n = performance.getEntriesByType("navigation")[0];
+  const r = performance.getEntriesByType("resource");
+  const end = (part) => (r.find((e) => e.name.includes(part)) || {}).responseEnd || NaN;
+  return [n.responseEnd, end("grades.js"), end("/gradebook")];
+}"""
+#: per load: HTML received, script received, gradebook JSON received (seconds)
+milestones: list[list[float]] = []
+
+
+def page_in_browser(stack: Stack, teacher: Person, code: str, rows: int, loads: int) -> list[float]:
+    """Seconds from navigation start to all gradebook rows laid out, per load."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_stack import CHROMIUM_ARGS
+
+    cookies = [
+        {"name": c.name, "value": c.value, "url": stack.url + (c.path or "/")}
+        for c in teacher.browser.cookies
+    ]
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.add_cookies(cookies)
+            for _ in range(loads):
+                page = context.new_page()
+                page.goto(stack.url + GRADES + f"classes/{code}", wait_until="commit")
+                visible = page.evaluate(ROWS_VISIBLE, [rows]) / 1000
+                marks = page.evaluate(MILESTONES)
+                out.append(visible)
+                milestones.append([m / 1000 for m in marks])
+                page.close()
+            context.close()
+        finally:
+            browser.close()
+    return out
 
 
 def main() -> int:

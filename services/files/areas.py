@@ -77,12 +77,12 @@ class Membership:
     def __init__(self, hub: HubAPI):
         self.hub = hub
 
-    async def _members(self, group: str) -> frozenset[str] | None:
+    async def _members(self, group: str, *, stale_ok: bool = False) -> frozenset[str] | None:
         async def fetch():
             model = await self.hub.get_group(group)
             return None if model is None else frozenset(model.get("users") or ())
 
-        return await self.hub.reads.get(("group", group), fetch)
+        return await self.hub.reads.get(("group", group), fetch, stale_ok=stale_ok)
 
     async def role(self, caller: Caller, code: str) -> str | None:
         code = names.validate_code(code)
@@ -96,6 +96,11 @@ class Membership:
 
     async def exists(self, code: str) -> bool:
         return await self._members(f"class-{names.validate_code(code)}") is not None
+
+    async def students_for_display(self, code: str) -> list[str]:
+        """The class's students for a page (a cached answer a few seconds old will do)."""
+        members = await self._members(f"class-{names.validate_code(code)}", stale_ok=True)
+        return sorted(members or ())
 
     async def students(self, code: str) -> list[str]:
         """The class's students, read fresh (a push must not miss a new student)."""

@@ -27,6 +27,7 @@ a person outside the class gets 404 and learns nothing about it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 from decimal import Decimal
@@ -373,13 +374,17 @@ class ReturnHandler(GradesHandler):
 class GradebookHandler(GradesHandler):
     async def book(self, code: str) -> gradebook.Gradebook:
         code = await self.teacher(code)
+        # three independent reads (the hub, two queries): at once, not one after the other
+        students, items, grades = await asyncio.gather(
+            self.membership.students_for_display(code),
+            self.store.list_assignments(code),
+            self.store.gradebook_rows(code),
+        )
         assignments = [
             {"slug": a.slug, "title": a.title, "max_points": a.max_points, "due_at": a.due_at}
-            for a in await self.store.list_assignments(code)
+            for a in items
         ]
-        return gradebook.build_gradebook(
-            await self.membership.students(code), assignments, await self.store.gradebook(code)
-        )
+        return gradebook.build_gradebook(students, assignments, grades)
 
     async def get(self, code, csv_suffix):
         book = await self.book(code)
@@ -400,13 +405,9 @@ class GradebookHandler(GradesHandler):
                 "students": [
                     {
                         "user": row.username,
+                        # in the order of "assignments"
                         "cells": [
-                            {
-                                "slug": c.slug,
-                                "state": c.state,
-                                "points": _num(c.points),
-                                "late": c.late,
-                            }
+                            {"state": c.state, "points": _num(c.points), "late": c.late}
                             for c in row.cells
                         ],
                         "earned": _num(row.earned),

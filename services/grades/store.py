@@ -1090,6 +1090,35 @@ class GradesStore:
             )
         return grade
 
+    async def gradebook_rows(self, class_code: str) -> list[dict]:
+        """What :func:`services.grades.gradebook.build_gradebook` needs and nothing more:
+        the latest version of each (student, assignment) of the class's assignments that
+        are not archived, as ``username``, ``slug``, ``points``, ``late``,
+        ``penalty_percent``, ``submitted``. Lean on purpose: the gradebook page of a large
+        class reads 6,000 of these on every load."""
+        async with self._connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT DISTINCT ON (s.assignment_id, s.username)"  # noqa: S608
+                " s.username, a.slug, g.points, s.late, s.penalty_percent"
+                f" FROM {_S}.assignments a JOIN {_S}.submissions s ON s.assignment_id = a.id"
+                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
+                " WHERE a.class_code = %s AND a.archived_at IS NULL"
+                " ORDER BY s.assignment_id, s.username, s.version DESC",
+                (class_code,),
+            )
+            rows = await cur.fetchall()
+        return [
+            {
+                "username": u,
+                "slug": slug,
+                "points": points,
+                "late": late,
+                "penalty_percent": penalty,
+                "submitted": True,
+            }
+            for u, slug, points, late, penalty in rows
+        ]
+
     async def undelivered_feedback(self, limit: int = 200) -> list[dict]:
         """Returned grades whose feedback is not yet in the student's server: ``username``,
         ``class_code``, ``slug``, ``title``, ``max_points``, ``submission_id``, ``version``,
