@@ -169,7 +169,7 @@ log "hub is healthy through Traefik"
 
 # The hub's services answer their health checks once their data stores do (the S3 store
 # takes a few more seconds to start than the hub).
-for service in classes files; do
+for service in classes files grades; do
   SVC_URL="http://127.0.0.1:$HTTP_PORT/services/$service/health"
   until curl -fs -o /dev/null --max-time 5 "$SVC_URL"; do
     if [ $SECONDS -ge $deadline ]; then

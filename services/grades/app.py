@@ -225,7 +225,8 @@ class GradesApp(ServiceApp):
 
     async def _open_store(self) -> None:
         """Open and migrate the store, retried until PostgreSQL answers; then, every
-        ``sync_interval``, deliver returned feedback to servers that run now."""
+        ``sync_interval``, deliver returned feedback to servers that run now, and every 10
+        minutes remove stored snapshots left without a record."""
         wait = 1.0
         while True:
             try:
@@ -236,10 +237,14 @@ class GradesApp(ServiceApp):
                 self.log.warning("Grades store not ready yet (retrying in %.0f s): %s", wait, e)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 30.0)
+        last_sweep = 0.0
         while True:
             await asyncio.sleep(self.sync_interval)
             try:
                 await self.collector.deliver_pending_feedback()
+                if clock.now() - last_sweep > 600:
+                    await self.collector.remove_orphans()
+                    last_sweep = clock.now()
             except (Unavailable, HubAPIError) as e:
                 self.log.warning("Feedback delivery postponed: %s", e)
             except Exception:

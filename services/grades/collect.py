@@ -304,12 +304,15 @@ class Collector:
                 break
         return delivered
 
-    async def remove_orphans(self, code: str, min_age: float = 3600.0) -> int:
-        """Delete stored snapshots of class ``code`` that no record points to (older than
-        ``min_age`` seconds, so a submission being recorded right now is left alone)."""
-        stored = await self.objects.list(f"submissions/{names.validate_code(code)}/")
-        known = await self.store.storage_keys(code)
-        old = [o.key for o in stored if o.key not in known and self.clock() - o.modified > min_age]
+    async def remove_orphans(self, min_age: float = 3600.0) -> int:
+        """Delete stored snapshots that no record points to and that are older than
+        ``min_age`` seconds (a submission being recorded right now is left alone): what a
+        stop of the service between storing and recording leaves behind."""
+        stored = await self.objects.list("submissions/")
+        known = await self.store.all_storage_keys()
+        now = self.clock()
+        old = [o.key for o in stored if o.key not in known and now - o.modified > min_age]
         if old:
             await self.objects.remove(old)
+            self.log.info("Removed %d stored snapshot(s) without a record", len(old))
         return len(old)

@@ -941,16 +941,11 @@ class GradesStore:
             )
         return [LatestSubmission(r["username"], r["versions"], _submission(r)) for r in rows]
 
-    async def storage_keys(self, class_code: str) -> set[str]:
-        """Every stored snapshot's key of the class's submissions (for the orphan clean-up)."""
-        async with self._connection() as conn:
-            rows = await _rows(
-                conn,
-                f"SELECT s.storage_key FROM {_S}.submissions s"  # noqa: S608
-                f" JOIN {_S}.assignments a ON a.id = s.assignment_id WHERE a.class_code = %s",
-                (class_code,),
-            )
-        return {r["storage_key"] for r in rows}
+    async def all_storage_keys(self) -> set[str]:
+        """Every recorded snapshot's key (for the clean-up of snapshots without a record)."""
+        async with self._connection() as conn, conn.cursor() as cur:
+            await cur.execute(f"SELECT storage_key FROM {_S}.submissions")  # noqa: S608
+            return {key for (key,) in await cur.fetchall()}
 
     async def student_submissions(self, class_code: str, username: str) -> list[Submission]:
         """A student's own versions in the class's assignments they can see (released,

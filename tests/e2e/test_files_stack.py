@@ -1,5 +1,6 @@
-"""The files service in the stack `make up` runs: SeaweedFS behind Traefik's presigned
-route, the service's health, and a student's upload and download through the stack."""
+"""The files and grades services in the stack `make up` runs: SeaweedFS behind Traefik's
+presigned route, the services' health, and a student's upload and download through the
+stack."""
 
 import pytest
 import requests
@@ -55,3 +56,20 @@ def test_files_service_is_up_and_a_student_round_trips_a_file(deployment, accoun
         headers=headers,
         timeout=30,
     )
+
+
+def test_grades_service_is_up_with_its_schema(deployment, account):
+    health = requests.get(deployment.url + "/services/grades/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert set(health.json()["checks"]) >= {"postgresql", "s3", "hub"}
+    name, password, _ = account
+    browser = deployment.login(name, password)
+    r = browser.get(deployment.url + "/services/grades/", timeout=30)  # OAuth with the service
+    assert r.status_code == 200, r.text
+    # a class the student is not in: 404, from the running service and its database
+    r = browser.get(
+        deployment.url + "/services/grades/api/classes/nosuchclass/assignments",
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 404, r.text

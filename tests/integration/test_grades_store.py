@@ -349,6 +349,7 @@ async def test_twenty_concurrent_submissions_get_versions_1_to_20(store):
     keys = {s.storage_key for s in results}
     assert len(keys) == 25
     assert "submissions/cs101/hw-1/sam/20/" in keys
+    assert keys <= await store.all_storage_keys()  # what the orphan clean-up keeps
     rows = await sql(
         store,
         f"SELECT username, count(*), count(DISTINCT version), max(version)"

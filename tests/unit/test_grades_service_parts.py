@@ -142,3 +142,45 @@ def test_snapshot_refusals_become_clear_messages(code, body, expected):
     failure = Collector._refusal(_error(code, body), "bio/assignments/hw1")
     assert isinstance(failure, SnapshotFailed) and failure.status_code == 409
     assert expected in str(failure)
+
+
+class _Objects:
+    def __init__(self, objects):
+        self.objects, self.removed = objects, []
+
+    async def list(self, prefix):
+        return [o for o in self.objects if o.key.startswith(prefix)]
+
+    async def remove(self, keys):
+        self.removed += keys
+
+
+class _Store:
+    async def all_storage_keys(self):
+        return {"submissions/bio/hw/ann/recorded.zip"}
+
+
+async def test_orphan_snapshots_are_removed_only_when_old_and_unrecorded():
+    from services.files.s3 import StoredObject
+
+    objects = _Objects(
+        [
+            StoredObject("submissions/bio/hw/ann/recorded.zip", 10, 0.0, "e"),
+            StoredObject("submissions/bio/hw/ann/orphan-old.zip", 10, 0.0, "e"),
+            StoredObject("submissions/bio/hw/ann/orphan-new.zip", 10, 9_000.0, "e"),
+        ]
+    )
+    collector = Collector(
+        store=_Store(),
+        objects=objects,
+        hub=None,
+        servers_url="http://127.0.0.1:8000",
+        base_url="/",
+        token="t",
+        clock=lambda: 10_000.0,
+    )
+    try:
+        assert await collector.remove_orphans(min_age=3600) == 1
+    finally:
+        collector.close()
+    assert objects.removed == ["submissions/bio/hw/ann/orphan-old.zip"]
