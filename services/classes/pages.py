@@ -20,18 +20,14 @@ traceback.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from tornado import web
 
-from services.base.errors import ServiceError, Unavailable
-from services.base.handlers import error_message
+from services.base.errors import Unavailable
 from services.base.hubapi import HubAPIError
-from services.base.hubstatic import hub_static_url
+from services.base.pages import PageMixin, StaticHandler
 
 from .handlers import ClassesHandler, HomeHandler
 from .rules import STUDENT, require_manage
@@ -40,20 +36,6 @@ from .views import full_view, student_view, summary_view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-
-#: pages load only their own script and the hub's style sheet (same origin)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-#: seconds before a 503 page reloads itself
-RETRY_SECONDS = 10
-
-
-@functools.cache
-def static_version(name: str) -> str:
-    """A short hash of a static file, so its URL changes when the file does."""
-    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
 
 
 def state_label(server: dict) -> str:
@@ -79,61 +61,15 @@ def badge_class(label: str) -> str:
     return BADGES.get(label, "text-bg-light")
 
 
-class PageHandler(ClassesHandler):
-    """A page: HTML answers, errors included."""
+class PageHandler(PageMixin, ClassesHandler):
+    """A page: HTML answers, errors included (see :mod:`services.base.pages`)."""
 
-    def wants_html(self) -> bool:
-        return True
-
-    def hub_prefix(self) -> str:
-        return self.hub_base_url.rstrip("/") + "/"
+    static_dir = STATIC
 
     def template_namespace(self) -> dict:
         namespace = super().template_namespace()
-        prefix = self.settings["service_prefix"]
-        user = self.current_user or {}
-        namespace.update(
-            hub=self.hub_prefix(),
-            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
-            is_admin=bool(user.get("admin")),
-            static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
-            state_label=state_label,
-            badge_class=badge_class,
-        )
+        namespace.update(state_label=state_label, badge_class=badge_class)
         return namespace
-
-    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
-        html = self.render_template(template, **context)
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.finish(html)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if not self.wants_html():
-            super().write_error(status_code, **kwargs)
-            return
-        exc = (kwargs.get("exc_info") or (None, None, None))[1]
-        if isinstance(exc, ServiceError):
-            status_code = exc.status_code
-        if status_code == 503:
-            self.set_header("Retry-After", str(RETRY_SECONDS))
-        try:
-            self.render_page(
-                "error.html",
-                status=status_code,
-                status_code=status_code,
-                message=error_message(exc, status_code),
-                retry_seconds=RETRY_SECONDS if status_code == 503 else 0,
-            )
-        except Exception:  # noqa: BLE001 - the JSON error is the fallback
-            self.log.exception("Could not render the error page for %s", self.request.path)
-            self.clear()
-            self.set_status(status_code)
-            super().write_error(status_code, **kwargs)
 
 
 class HomePage(PageHandler, HomeHandler):
@@ -200,13 +136,6 @@ class ClassPage(PageHandler):
             unknown = roster_servers(names, {}, code, self.hub_base_url)
             return [{**s, "state": "unknown"} for s in unknown], str(e)
         return roster_servers(names, active, code, self.hub_base_url), ""
-
-
-class StaticHandler(web.StaticFileHandler):
-    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
-
-    def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
-        super().initialize(path)
 
 
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:

@@ -26,19 +26,14 @@ to and downloads from the store through the API's presigned URLs.
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
-import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from tornado import web
 
-from services.base.errors import BadRequest, ServiceError, Unavailable
-from services.base.handlers import error_message
+from services.base.errors import BadRequest, Unavailable
 from services.base.hubapi import HubAPIError
-from services.base.hubstatic import hub_static_url
+from services.base.pages import PageMixin, StaticHandler
 
 from . import archive, names
 from .areas import ADMIN, PRIVATE, TEACHER, Area, material_area, private_area
@@ -48,22 +43,10 @@ from .uploads import size_text
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 
-#: pages load only their own script and the hub's style sheet (same origin); uploads go
-#: to the store through the same origin (Traefik routes ``/<bucket>/...`` to it)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-#: seconds before a 503 page reloads itself
-RETRY_SECONDS = 10
+# (uploads go to the store through the same origin: Traefik routes ``/<bucket>/...`` to it,
+# so the pages' CSP, default-src 'self' in services.base.pages, allows them)
 #: folder levels the list indents (deeper ones are indented as much as this)
 MAX_INDENT = 8
-
-
-@functools.cache
-def static_version(name: str) -> str:
-    """A short hash of a static file, so its URL changes when the file does."""
-    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
 
 
 def iso_time(ts: float | None) -> str:
@@ -128,30 +111,15 @@ def class_codes(groups: list[str]) -> list[str]:
     return sorted(codes)
 
 
-class PageHandler(FilesHandler):
-    """A page: HTML answers, errors included."""
+class PageHandler(PageMixin, FilesHandler):
+    """A page: HTML answers, errors included (see :mod:`services.base.pages`)."""
 
-    def wants_html(self) -> bool:
-        return True
-
-    def hub_prefix(self) -> str:
-        """The hub's base URL: the service's prefix is ``<base_url>services/<name>/``."""
-        base = os.environ.get("JUPYTERHUB_BASE_URL")
-        if not base:
-            prefix = self.settings["service_prefix"]
-            head, sep, _ = prefix.rstrip("/").rpartition("/services/")
-            base = head + "/" if sep else "/"
-        return base.rstrip("/") + "/"
+    static_dir = STATIC
 
     def template_namespace(self) -> dict:
         namespace = super().template_namespace()
         prefix = self.settings["service_prefix"]
-        user = self.current_user or {}
         namespace.update(
-            hub=self.hub_prefix(),
-            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
-            is_admin=bool(user.get("admin")),
-            static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
             size_text=size_text,
             iso_time=iso_time,
             download_href=lambda spec, path: (
@@ -161,40 +129,10 @@ class PageHandler(FilesHandler):
         )
         return namespace
 
-    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
-        html = self.render_template(template, **context)
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.finish(html)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if not self.wants_html():
-            super().write_error(status_code, **kwargs)
-            return
-        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+    def page_error(self, exc):
         if isinstance(exc, names.BadName | archive.BadArchive):
-            exc = BadRequest(str(exc))
-        if isinstance(exc, ServiceError):
-            status_code = exc.status_code
-        if status_code == 503:
-            self.set_header("Retry-After", str(RETRY_SECONDS))
-        try:
-            self.render_page(
-                "error.html",
-                status=status_code,
-                status_code=status_code,
-                message=error_message(exc, status_code),
-                retry_seconds=RETRY_SECONDS if status_code == 503 else 0,
-            )
-        except Exception:  # noqa: BLE001 - the JSON error is the fallback
-            self.log.exception("Could not render the error page for %s", self.request.path)
-            self.clear()
-            self.set_status(status_code)
-            super().write_error(status_code, **kwargs)
+            return BadRequest(str(exc))
+        return exc
 
     async def listing(self, area: Area) -> tuple[list[dict], int]:
         """The area's files as the list API answers them, and the bytes they take."""
@@ -268,13 +206,6 @@ class MaterialPage(PageHandler):
         props = ((model or {}).get("properties") or {}).get("classhub") or {}
         name = props.get("name")
         return name if isinstance(name, str) and name.strip() else code
-
-
-class StaticHandler(web.StaticFileHandler):
-    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
-
-    def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
-        super().initialize(path)
 
 
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:

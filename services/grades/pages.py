@@ -29,19 +29,14 @@ renders; a refusal or an outage is an HTML page with the API's message (400, 403
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, NotFound, ServiceError, Unavailable
-from services.base.handlers import error_message
+from services.base.errors import BadRequest, NotFound, Unavailable
 from services.base.hubapi import HubAPIError, HubForbidden
-from services.base.hubstatic import hub_static_url
+from services.base.pages import PageMixin, StaticHandler
 from services.files.areas import ADMIN, STUDENT, TEACHER
 from services.files.names import CODE_RE, BadName
 
@@ -49,21 +44,6 @@ from .handlers import GradesHandler, HomeHandler
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-
-#: pages load only their own script and the hub's style sheet (same origin); snapshot
-#: downloads go to the store through the same origin (Traefik routes the bucket to it)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-#: seconds before a 503 page reloads itself
-RETRY_SECONDS = 10
-
-
-@functools.cache
-def static_version(name: str) -> str:
-    """A short hash of a static file, so its URL changes when the file does."""
-    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
 
 
 def class_roles(groups: list[str]) -> dict[str, str]:
@@ -93,67 +73,13 @@ def group_class_name(model: dict | None, code: str) -> str:
     return name if isinstance(name, str) and name.strip() else code
 
 
-class PageHandler(GradesHandler):
-    """A page: HTML answers, errors included."""
+class PageHandler(PageMixin, GradesHandler):
+    """A page: HTML answers, errors included (see :mod:`services.base.pages`)."""
 
-    def wants_html(self) -> bool:
-        return True
+    static_dir = STATIC
 
-    def hub_prefix(self) -> str:
-        """The hub's base URL: the service's prefix is ``<base_url>services/<name>/``."""
-        base = os.environ.get("JUPYTERHUB_BASE_URL")
-        if not base:
-            prefix = self.settings["service_prefix"]
-            head, sep, _ = prefix.rstrip("/").rpartition("/services/")
-            base = head + "/" if sep else "/"
-        return base.rstrip("/") + "/"
-
-    def template_namespace(self) -> dict:
-        namespace = super().template_namespace()
-        prefix = self.settings["service_prefix"]
-        user = self.current_user or {}
-        namespace.update(
-            hub=self.hub_prefix(),
-            hub_static=lambda name: hub_static_url(self.hub_prefix(), name),
-            is_admin=bool(user.get("admin")),
-            static=lambda name: f"{prefix}static/{name}?v={static_version(name)}",
-        )
-        return namespace
-
-    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
-        html = self.render_template(template, **context)
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.finish(html)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if not self.wants_html():
-            super().write_error(status_code, **kwargs)
-            return
-        exc = (kwargs.get("exc_info") or (None, None, None))[1]
-        if isinstance(exc, BadName):
-            exc = BadRequest(str(exc))
-        if isinstance(exc, ServiceError):
-            status_code = exc.status_code
-        if status_code == 503:
-            self.set_header("Retry-After", str(RETRY_SECONDS))
-        try:
-            self.render_page(
-                "error.html",
-                status=status_code,
-                status_code=status_code,
-                message=error_message(exc, status_code),
-                retry_seconds=RETRY_SECONDS if status_code == 503 else 0,
-            )
-        except Exception:  # noqa: BLE001 - the JSON error is the fallback
-            self.log.exception("Could not render the error page for %s", self.request.path)
-            self.clear()
-            self.set_status(status_code)
-            super().write_error(status_code, **kwargs)
+    def page_error(self, exc):
+        return BadRequest(str(exc)) if isinstance(exc, BadName) else exc
 
     async def class_name(self, code: str) -> str:
         """The class's name from its hub group (the code when the hub cannot say)."""
@@ -250,13 +176,6 @@ class ClassPage(PageHandler):
             teaches=teaches,
             extensions_json=json.dumps(extensions, separators=(",", ":")),
         )
-
-
-class StaticHandler(web.StaticFileHandler):
-    """The pages' script and style sheet (every route gets ``hub_auth``, unused here)."""
-
-    def initialize(self, hub_auth, path: str) -> None:  # noqa: ARG002
-        super().initialize(path)
 
 
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
