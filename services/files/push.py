@@ -24,12 +24,12 @@ import secrets
 import tempfile
 import zipfile
 from collections.abc import Callable
-from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from services.base.errors import BadRequest, Unavailable
 from services.base.hubapi import HubAPI, HubAPIError
+from services.base.userservers import answer_message, server_url
 
 from . import names
 from .areas import Membership
@@ -143,8 +143,8 @@ class Pusher:
         self.pushes = pushes
         self.hub = hub
         self.membership = membership
-        self.servers_url = servers_url.rstrip("/")
-        self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+        self.servers_url = servers_url
+        self.base_url = base_url
         self._token = token
         self.clock = clock
         self.concurrency = concurrency
@@ -328,9 +328,14 @@ class Pusher:
 
     def _url(self, user: str, push: dict) -> str:
         dest = push.get("dest") or material_dest(push["code"])
-        query = urlencode({"dest": dest, "label": push["label"]})
-        path = f"{self.base_url}user/{quote(user, safe='')}/{quote(push['code'], safe='')}/"
-        return f"{self.servers_url}{path}classhub/material?{query}"
+        return server_url(
+            self.servers_url,
+            self.base_url,
+            user,
+            push["code"],
+            "classhub/material",
+            {"dest": dest, "label": push["label"]},
+        )
 
     async def _deliver(self, push: dict, user: str) -> str:
         """Post the push to the user's running server and record the outcome."""
@@ -374,11 +379,7 @@ class Pusher:
 
     @staticmethod
     def _failure(code: int, body: bytes, now: float) -> dict:
-        message = ""
-        try:
-            message = str(json.loads(body[:4096]).get("message", ""))[:300]
-        except (ValueError, AttributeError, RecursionError):
-            pass  # not the extension's JSON error: the status code says enough
+        message = answer_message(body)
         if code in (404, 502, 503, 599):
             # the server stopped or is not routed (yet): it gets the push when it starts
             return {"status": WAITING, "message": "the server is not running", "updated": now}

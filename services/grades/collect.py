@@ -15,23 +15,22 @@ fails is removed at once, and any left behind (the service stopped in between) a
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import io
-import json
 import logging
 import secrets
 import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from services.base.errors import ServiceError, Unavailable
 from services.base.hubapi import HubAPI, HubAPIError
+from services.base.userservers import answer_message, server_url
 from services.files import names
+from services.files.push import push_label
 from services.files.s3 import ObjectStore
 
 from . import rules
@@ -92,8 +91,8 @@ class Collector:
         self.store = store
         self.objects = objects
         self.hub = hub
-        self.servers_url = servers_url.rstrip("/")
-        self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+        self.servers_url = servers_url
+        self.base_url = base_url
         self._token = token
         self.clock = clock
         self.start_timeout = start_timeout
@@ -125,8 +124,9 @@ class Collector:
     async def fetch(self, user: str, code: str, slug: str) -> Snapshot:
         """The zip of the assignment folder from the user's running class server."""
         folder = assignment_folder(code, slug)
-        path = f"{self.base_url}user/{quote(user, safe='')}/{quote(code, safe='')}/"
-        url = f"{self.servers_url}{path}classhub/snapshot?{urlencode({'folder': folder})}"
+        url = server_url(
+            self.servers_url, self.base_url, user, code, "classhub/snapshot", {"folder": folder}
+        )
         spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         received = 0
 
@@ -161,12 +161,7 @@ class Collector:
 
     @staticmethod
     def _refusal(e: HTTPClientError, folder: str) -> SnapshotFailed:
-        message = ""
-        body = e.response.body if e.response is not None else b""
-        try:
-            message = str(json.loads(body[:4096]).get("message", ""))[:300]
-        except (ValueError, AttributeError, RecursionError):
-            pass
+        message = answer_message(e.response.body if e.response is not None else b"")
         if e.code == 404 and message:
             return SnapshotFailed(message)
         # 302/303: the hub sends the request to its spawn page (no server), 424: it failed
@@ -268,13 +263,9 @@ class Collector:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("feedback.md", feedback_text(item))
-        stamp = datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
-        query = urlencode(
-            {"dest": f"{code}/feedback/{slug}", "label": stamp.strftime("%Y-%m-%d %H.%M UTC")}
-        )
-        path = f"{self.base_url}user/{quote(user, safe='')}/{quote(code, safe='')}/"
+        query = {"dest": f"{code}/feedback/{slug}", "label": push_label(self.clock())}
         request = HTTPRequest(
-            f"{self.servers_url}{path}classhub/material?{query}",
+            server_url(self.servers_url, self.base_url, user, code, "classhub/material", query),
             method="POST",
             body=buffer.getvalue(),
             headers={"Authorization": f"token {self._token}", "Content-Type": "application/zip"},
