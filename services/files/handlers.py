@@ -7,8 +7,9 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ``GET    api/files/<area>?folder=``                 files (recursive), used bytes, quota
 ``POST   api/files/<area>/uploads``                 sign an upload: ``{"path", "size"}`` or
                                                     ``{"folder", "size", "unpack": true}``
-                                                    for a zip to unpack; answers the URL
-                                                    and form fields of an S3 POST
+                                                    for a zip to unpack; answers an S3 PUT:
+                                                    its URL and the headers it must carry
+                                                    (the exact size is signed)
 ``POST   api/files/<area>/uploads/<id>``            the upload is done: check and keep it
 ``GET    api/files/<area>/download?path=``          a short-lived download link
                                                     (``&redirect=1``: a 302 to it)
@@ -193,8 +194,8 @@ class UploadsHandler(FilesHandler):
         )
         expires = self.limits["upload_expiry"]
         host, secure = self.browser_address()
-        url, fields = self.objects.presign_post(
-            host=host, secure=secure, key=key, max_size=size, expires=expires
+        url, headers = self.objects.presign_put(
+            host=host, secure=secure, key=key, size=size, expires=expires
         )
         self.uploads.add(
             Upload(
@@ -210,7 +211,13 @@ class UploadsHandler(FilesHandler):
             )
         )
         self.write_json(
-            {"id": upload_id, "method": "POST", "url": url, "fields": fields, "expires_in": expires}
+            {
+                "id": upload_id,
+                "method": "PUT",
+                "url": url,
+                "headers": headers,
+                "expires_in": expires,
+            }
         )
 
 

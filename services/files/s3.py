@@ -27,12 +27,13 @@ from urllib.parse import quote
 import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
-from minio.datatypes import PostPolicy
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from services.base.blocking import BlockingCalls, CallTimedOut
 from services.base.errors import Unavailable
+
+from . import sigv4
 
 log = logging.getLogger(__name__)
 
@@ -235,21 +236,28 @@ class ObjectStore:
             self._signers[(host, secure)] = signer
         return signer
 
-    def presign_post(
-        self, *, host: str, secure: bool, key: str, max_size: int, expires: float
-    ) -> tuple[str, dict]:
-        """A browser upload of exactly one object ``key`` of at most ``max_size`` bytes
-        (the store refuses anything larger, whatever the browser sends)."""
-        policy = PostPolicy(
-            self.bucket,
-            datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires),
+    def presign_put(
+        self, *, host: str, secure: bool, key: str, size: int, expires: float
+    ) -> tuple[str, dict[str, str]]:
+        """A browser upload of exactly one object ``key`` of exactly ``size`` bytes: the URL
+        and the headers the request must carry. ``Content-Length`` and ``Content-Type`` are
+        signed, so the store refuses a body of any other size (or a chunked one) and the
+        object is always stored as opaque bytes; any unsigned ``x-amz-*`` header (a
+        server-side copy, tags, metadata) breaks the signature too."""
+        headers = {"Content-Type": "application/octet-stream"}
+        url = sigv4.presign(
+            method="PUT",
+            scheme="https" if secure else "http",
+            host=host,
+            path=f"/{self.bucket}/{key}",
+            access_key=self._keys[0],
+            secret_key=self._keys[1],
+            region=self.region,
+            expires=max(1, int(expires)),
+            now=datetime.datetime.now(datetime.UTC),
+            headers={"content-length": str(size), "content-type": headers["Content-Type"]},
         )
-        policy.add_equals_condition("key", key)
-        policy.add_content_length_range_condition(0, max_size)
-        fields = self._signer(host, secure).presigned_post_policy(policy)
-        fields["key"] = key
-        scheme = "https" if secure else "http"
-        return f"{scheme}://{host}/{self.bucket}", fields
+        return url, headers
 
     def presign_get(
         self, *, host: str, secure: bool, key: str, filename: str, expires: float

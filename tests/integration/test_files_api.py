@@ -14,7 +14,7 @@ from tests.integration.test_files_support import (
     files_stack,
     listing,
     person,
-    post_to_store,
+    put_to_store,
     sign,
     upload,
 )
@@ -71,6 +71,19 @@ def test_nobody_reaches_another_persons_files(stack):
         assert r.status_code in (403, 404) and b"sam's secret" not in r.content
     r = requests.put(stack.url + "/classhub-files/users/sam2/secret.txt", data=b"x", timeout=10)
     assert r.status_code in (403, 404, 405)
+    # an upload URL names one object: pointed at another person's key it is refused, and
+    # turned into a server-side copy of their file it copies nothing
+    signed = sign(kim, "me", path="copy.txt", size=1).json()
+    moved = {**signed, "url": signed["url"].replace("/users/kim2/copy.txt", "/users/sam2/x.txt")}
+    assert put_to_store(moved, b"k").status_code == 403
+    source = "/classhub-files/users/sam2/secret.txt"
+    # Traefik removes the copy header, so this is a plain upload of kim's one byte
+    assert put_to_store(signed, b"k", **{"x-amz-copy-source": source}).status_code == 200
+    assert kim.post(f"api/files/me/uploads/{signed['id']}").status_code == 200
+    assert download(kim, "me", "copy.txt") == b"k"
+    # the old form upload (POST to the bucket) is not routed to the store at all
+    posted = requests.post(stack.url + "/classhub-files", files={"file": b"x"}, timeout=10)
+    assert posted.status_code in (403, 404, 405)
     assert download(sam, "me", "secret.txt") == b"sam's secret"
 
 
@@ -92,10 +105,16 @@ def test_size_and_quota_are_enforced_before_anything_is_stored(stack):
     bo = person(stack, "bo2")
     # over the largest file (1M): refused before signing
     assert_error(sign(bo, "me", path="big.bin", size=1_200_000), 413, "at most")
-    # a browser that lies about the size: the store refuses the bytes, nothing lands
+    # a client that lies about the size, streams a body of unknown length, changes the
+    # signed type or asks for more than an upload: the store refuses it, nothing lands
     r = sign(bo, "me", path="liar.bin", size=10)
-    assert post_to_store(r.json(), b"x" * 1000).status_code == 400
-    assert_error(bo.post(f"api/files/me/uploads/{r.json()['id']}"), 409, "has not arrived")
+    signed = r.json()
+    assert put_to_store(signed, b"x" * 1000).status_code == 403
+    assert put_to_store(signed, b"x" * 9).status_code == 403
+    assert put_to_store(signed, iter([b"x" * 5, b"x" * 5])).status_code == 403  # chunked
+    assert put_to_store(signed, b"x" * 10, **{"Content-Type": "text/html"}).status_code == 403
+    assert put_to_store(signed, b"x" * 10, **{"x-amz-meta-evil": "1"}).status_code == 403
+    assert_error(bo.post(f"api/files/me/uploads/{signed['id']}"), 409, "has not arrived")
     assert listing(bo, "me")["files"] == []
     # the quota (2M) counts signed uploads that are not done yet
     first = sign(bo, "me", path="a.bin", size=900_000)
@@ -103,7 +122,7 @@ def test_size_and_quota_are_enforced_before_anything_is_stored(stack):
     assert first.status_code == second.status_code == 200
     assert_error(sign(bo, "me", path="c.bin", size=900_000), 413, "Not enough space")
     for signed in (first.json(), second.json()):
-        assert post_to_store(signed, b"y" * 900_000).status_code == 204
+        assert put_to_store(signed, b"y" * 900_000).status_code == 200
         assert bo.post(f"api/files/me/uploads/{signed['id']}").status_code == 200
     assert listing(bo, "me")["used"] == 1_800_000
     upload(bo, "me", "c.bin", b"z" * 290_000)  # 2,090,000 of 2,097,152 bytes
@@ -148,7 +167,7 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 def _unpack(who, area, folder, data: bytes):
     r = sign(who, area, folder=folder, size=len(data), unpack=True)
     assert r.status_code == 200, r.text
-    assert post_to_store(r.json(), data).status_code == 204
+    assert put_to_store(r.json(), data).status_code == 200
     return who.post(f"api/files/{area}/uploads/{r.json()['id']}")
 
 

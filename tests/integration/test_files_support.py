@@ -3,8 +3,8 @@
 ``files_stack`` starts the whole stack with the classes and files services (nx-27017,
 SeaweedFS as the S3 store, the real hub running both services, Traefik routing presigned
 URLs to the store); :func:`person` signs someone in at the hub and at the files service
-like a browser; :func:`upload` does what the page does: sign, POST the bytes to the store
-through Traefik, report done.
+like a browser; :func:`upload` does what the page does: sign, PUT the bytes to the store
+through Traefik with the signed headers, report done.
 """
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ def sign(who: Person, area: str, **body) -> requests.Response:
     return who.post(f"api/files/{area}/uploads", json=body)
 
 
-def post_to_store(signed: dict, data: bytes, filename: str = "upload.bin") -> requests.Response:
-    """What the page's script does with a signed upload: a form POST to the store."""
-    return requests.post(
-        signed["url"], data=signed["fields"], files={"file": (filename, data)}, timeout=60
+def put_to_store(signed: dict, data, **headers: str) -> requests.Response:
+    """What the page's script does with a signed upload: one PUT of the bytes with the
+    signed headers (``headers`` add to them or replace them, to play a hostile client)."""
+    assert signed["method"] == "PUT", signed
+    return requests.put(
+        signed["url"], data=data, headers={**signed["headers"], **headers}, timeout=60
     )
 
 
@@ -62,7 +64,7 @@ def upload(who: Person, area: str, path: str, data: bytes) -> dict:
     r = sign(who, area, path=path, size=len(data))
     assert r.status_code == 200, r.text
     signed = r.json()
-    stored = post_to_store(signed, data)
+    stored = put_to_store(signed, data)
     assert stored.status_code in (200, 201, 204), stored.text
     r = who.post(f"api/files/{area}/uploads/{signed['id']}")
     assert r.status_code == 200, r.text

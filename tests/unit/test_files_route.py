@@ -53,10 +53,23 @@ def test_signature_regexp_accepts_only_a_sigv4_signature(config):
         assert not re.search(pattern, bad), bad
 
 
-def test_upload_rule_is_post_on_the_bucket_path_only(config):
+def test_upload_rule_is_a_signed_put_of_an_object_only(config):
     rule = config["http"]["routers"][f"{NAME}-upload"]["rule"]
-    assert rule == "Path(`/classhub`) && Method(`POST`)"
-    assert "PathPrefix" not in rule
+    assert rule == (
+        "PathPrefix(`/classhub/`) && Method(`PUT`) "
+        "&& QueryRegexp(`X-Amz-Signature`, `^[0-9a-f]{64}$`)"
+    )
+    for method in ("GET", "POST", "DELETE", "PATCH", "OPTIONS"):
+        assert method not in rule
+
+
+def test_headers_that_change_an_upload_are_removed_on_the_way_in(config):
+    headers = config["http"]["middlewares"][f"{NAME}-headers"]["headers"]
+    stripped = headers["customRequestHeaders"]
+    # Traefik removes a request header whose custom value is empty
+    assert set(stripped.values()) == {""}
+    for name in ("X-Amz-Copy-Source", "X-Amz-Copy-Source-Range", "X-Amz-Tagging", "X-Amz-Acl"):
+        assert name in stripped
 
 
 def test_security_headers(config):
@@ -87,7 +100,9 @@ def test_names_follow_the_bucket_entrypoint_and_prefix():
     routers = config["http"]["routers"]
     assert set(routers) == {"ch2-files-s3-download", "ch2-files-s3-upload"}
     assert routers["ch2-files-s3-download"]["rule"].startswith("PathPrefix(`/files-b/`)")
-    assert routers["ch2-files-s3-upload"]["rule"] == "Path(`/files-b`) && Method(`POST`)"
+    assert routers["ch2-files-s3-upload"]["rule"].startswith(
+        "PathPrefix(`/files-b/`) && Method(`PUT`)"
+    )
     assert routers["ch2-files-s3-upload"]["entryPoints"] == ["websecure"]
     assert routers["ch2-files-s3-upload"]["middlewares"] == ["ch2-files-s3-headers"]
     assert set(config["http"]["services"]) == {"ch2-files-s3"}

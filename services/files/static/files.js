@@ -1,7 +1,7 @@
 // The files service's pages (services/files/pages.py): every change is a call to the
 // service's REST API with the XSRF token of its _xsrf cookie; every answer is shown in an
 // alert. File bytes go straight between the browser and the store: an upload is signed by
-// the API, sent to the store as a form (its fields first, the file last), then reported
+// the API, sent to the store as one PUT with the signed headers (its exact size is signed), then reported
 // done; a download follows a short-lived link from the API. Data from the API is only
 // ever put into the page with textContent and attributes, never as HTML.
 "use strict";
@@ -94,14 +94,13 @@
     return `The file store refused the upload (HTTP ${xhr.status})${detail}. Try again.`;
   }
 
-  // POST the signed form to the store: every field first, the file last, as "file".
+  // PUT the file to the store at the signed URL with the signed headers (its exact size is
+  // signed too: the browser sends it as Content-Length).
   function sendToStore(signed, file, onProgress) {
     return new Promise((resolve, reject) => {
-      const form = new FormData();
-      for (const [name, value] of Object.entries(signed.fields || {})) form.append(name, value);
-      form.append("file", file);
       const xhr = new XMLHttpRequest();
-      xhr.open(signed.method || "POST", signed.url);
+      xhr.open(signed.method, signed.url);
+      for (const [name, value] of Object.entries(signed.headers || {})) xhr.setRequestHeader(name, value);
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable) onProgress(event.loaded, event.total);
       });
@@ -113,7 +112,7 @@
         reject(new ApiError(0, "The upload was interrupted: check your connection and try again.", null)),
       );
       xhr.addEventListener("abort", () => reject(new ApiError(0, "The upload was stopped.", null)));
-      xhr.send(form);
+      xhr.send(file);
     });
   }
 
