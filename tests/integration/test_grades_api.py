@@ -1,8 +1,9 @@
 """The grades API's listings and switches against the real hub, Traefik, PostgreSQL,
 SeaweedFS and one real student container: the extensions of an assignment, every version
-of one student, archiving and unarchiving, and the download link as a redirect. Each
-route is tried by the people who must not use it (a student of the class, a student and
-a teacher of another class) and with bad input (unknown → 404, malformed → 400)."""
+of one student, archiving and unarchiving, the download link as a redirect, and an
+admin's Grades page listing every class. Each route is tried by the people who must not
+use it (a student of the class, a student and a teacher of another class) and with bad
+input (unknown → 404, malformed → 400)."""
 
 from __future__ import annotations
 
@@ -214,3 +215,16 @@ def test_archiving_hides_an_assignment_from_students_and_refuses_submissions(sta
     write(stack, "sam", f"{CODE}/assignments/hw/answer.py", b"print(4)\n")
     r = sam.post(f"{A}/hw/submit")
     assert r.status_code == 201 and r.json()["version"] == 4, r.text
+
+
+def test_an_admins_grades_page_lists_every_class(people):
+    # the admin teaches and takes nothing: the list comes from the hub's groups, which
+    # the service may list (list:groups)
+    r = people["admin"].get("", headers={"Accept": "text/html"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html"), r.text
+    assert "All classes" in r.text
+    for code in (CODE, OTHER):
+        assert f'data-code="{code}"' in r.text
+    # a teacher sees only their own class
+    r = people["otto"].get("", headers={"Accept": "text/html"})
+    assert f'data-code="{OTHER}"' in r.text and f'data-code="{CODE}"' not in r.text
