@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -228,3 +229,65 @@ def test_an_admins_grades_page_lists_every_class(people):
     # a teacher sees only their own class
     r = people["otto"].get("", headers={"Accept": "text/html"})
     assert f'data-code="{OTHER}"' in r.text and f'data-code="{CODE}"' not in r.text
+
+
+def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
+    stack, people, hw, tmp_path
+):
+    """In Chromium, as tom (a teacher who never uses the API here: one session each)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_stack import CHROMIUM_ARGS
+
+    stack.enroll("tom", CODE, teacher=True)
+    tia = people["tia"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context(accept_downloads=True).new_page()
+        page.set_default_timeout(20_000)
+        problems = []
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        try:
+            page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
+            page.fill("#token_input", stack.mint("tom", "teacher"))
+            page.click("#token_submit")
+            page.wait_for_url(f"**{GRADES}")
+            page.goto(stack.url + GRADES + f"classes/{CODE}")
+            row = "#assignments tr[data-slug=hw]"
+
+            # archive, then unarchive, with the row's button
+            expect(page.locator(f"{row} [data-action=archive]")).to_have_text("Archive")
+            page.click(f"{row} [data-action=archive]")
+            expect(page.locator(f"{row} [data-action=archive]")).to_have_text("Unarchive")
+            expect(page.locator(f"{row} [data-field=state]")).to_have_text("archived")
+            assert tia.get(f"{A}/hw").json()["archived"] is True
+            expect(page.locator("#gradebook th[data-slug=hw]")).to_contain_text(
+                "Homework (archived)"
+            )
+            page.click(f"{row} [data-action=archive]")
+            expect(page.locator(f"{row} [data-action=archive]")).to_have_text("Archive")
+            assert tia.get(f"{A}/hw").json()["archived"] is False
+
+            # every version of sam under the open submission, newest first, each a link
+            page.click(f"{row} [data-action=open]")
+            page.click("#submissions tr[data-user=sam] [data-action=grade]")
+            versions = page.locator("#grading-versions li")
+            count = len(tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"])
+            expect(versions).to_have_count(count)
+            expect(page.locator("#grading-versions-count")).to_have_text(str(count))
+            page.click("#grading-versions-box summary")
+            assert versions.nth(0).locator("[data-field=version]").inner_text() == str(count)
+            assert "7 / 10" in versions.nth(count - 2).inner_text()  # version 2's grade
+            with page.expect_download() as download:
+                versions.nth(count - 1).locator("[data-field=download]").click()
+            with open(download.value.path(), "rb") as f:
+                first = zipfile.ZipFile(io.BytesIO(f.read()))
+            assert first.read("answer.py") == b"print(1)\n"
+            assert not problems, problems
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print("screenshot:", tmp_path / "failure.png", problems)
+            raise
+        finally:
+            browser.close()
