@@ -805,7 +805,8 @@ class GradesStore:
         are decided here, in the same transaction. A student cannot submit to an archived
         or unreleased assignment (NotFound) nor, when late work is refused, after the
         deadline (:class:`SubmissionRefused`); a teacher collecting (``collected_by``)
-        may, and the version is flagged late all the same. ``storage_key`` defaults to
+        may, and the version is flagged late all the same, but not from an archived one
+        (Conflict). ``storage_key`` defaults to
         :func:`services.files.names.submission_prefix` of the version."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
@@ -832,6 +833,10 @@ class GradesStore:
                 and not rules.visible_to_student(assignment.release_at, assignment.archived, now)
             ):
                 raise NotFound("This assignment does not exist or is not open for submissions.")
+            if assignment.archived:  # a collect that began before it was archived
+                raise Conflict(
+                    f"The assignment {assignment.slug!r} is archived: it takes no submissions."
+                )
             ext = await _row(
                 conn,
                 f"SELECT due_at FROM {_S}.extensions"  # noqa: S608

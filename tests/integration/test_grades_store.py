@@ -556,6 +556,10 @@ async def test_one_students_versions_and_the_gradebook_rows_of_archived_work(sto
 
     # archived work keeps its rows in the gradebook (the page marks the column archived)
     await store.set_archived(hw.id, True, actor="tina")
+    with pytest.raises(Conflict, match="archived"):  # nor does a collect add versions
+        await submit(store, hw.id, "sam", collected_by="tina")
+    with pytest.raises(NotFound):  # for the student it is gone
+        await submit(store, hw.id, "sam")
     rows = {(r["username"], r["slug"]): r for r in await store.gradebook_rows("cs101")}
     assert set(rows) == {("sam", "hw-1"), ("sue", "hw-1"), ("sam", "hw-2")}
     assert rows[("sam", "hw-1")]["points"] is None  # the latest version (2) is ungraded
