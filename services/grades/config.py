@@ -19,6 +19,9 @@ SCOPES = [
     # GET /groups/class-<code>, /groups/teachers-<code>: who are a class's students and
     # teachers. Reading only.
     "read:groups",
+    # GET /groups: an admin's Grades page lists every class (the class-<code> groups and
+    # their names). Listing only; it adds no right to change a group or its members.
+    "list:groups",
     # GET /users/<name> with its servers: is a student's class server running.
     "read:servers",
     # a teacher collects from a stopped server: it is started for the snapshot...

@@ -7,13 +7,21 @@
 ``POST   api/classes/<code>/assignments``                 create (teachers)
 ``GET    api/classes/<code>/assignments/<slug>``          one assignment
 ``PATCH  api/classes/<code>/assignments/<slug>``          edit (teachers)
+``POST   .../assignments/<slug>/archive``                 teachers: hide it from students,
+                                                          refuse submissions (grades stay)
+``POST   .../assignments/<slug>/unarchive``               teachers: undo the archiving
+``GET    .../assignments/<slug>/extensions``              teachers: every extension
 ``PUT    .../assignments/<slug>/extensions/<user>``       ``{"due_at", "reason"}`` (teachers)
 ``DELETE .../assignments/<slug>/extensions/<user>``       revoke it
 ``POST   .../assignments/<slug>/submit``                  a student hands in their folder
 ``POST   .../assignments/<slug>/collect``                 teachers: everyone's folder now
 ``GET    .../assignments/<slug>/submissions``             teachers: on time, late, missing
+``GET    .../<slug>/students/<user>/submissions``         every version of one student,
+                                                          newest first (teachers; a
+                                                          student: their own)
 ``GET    api/submissions/<id>``                           the version (teacher or its owner)
 ``GET    api/submissions/<id>/download``                  a short-lived link to its zip
+                                                          (``?redirect=1``: a 302 to it)
 ``PUT    api/submissions/<id>/grade``                     ``{"points", "feedback",
                                                           "expected_revision"}`` (teachers)
 ``POST   api/submissions/<id>/return``                    return the grade to the student
@@ -22,7 +30,13 @@
 ========================================================  ==================================
 
 Who may do what comes from the hub's class groups (``teachers-<code>``, ``class-<code>``);
-a person outside the class gets 404 and learns nothing about it.
+a person outside the class gets 404 and learns nothing about it. A student of the class
+gets 403 from the teachers' routes, and 404 for an assignment they cannot see (not
+released, archived) or another student's work.
+
+Archived assignments vanish for students, take no submissions (a student's Submit and a
+teacher's collect answer 409) and stay in the teachers' list and in the gradebook (their
+grades were earned; archiving is not deleting).
 """
 
 from __future__ import annotations
@@ -35,14 +49,14 @@ from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, Forbidden, NotFound
+from services.base.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.base.handlers import BaseHandler
 from services.files.areas import ADMIN, STUDENT, TEACHER, Caller, Membership
 from services.files.names import BadName, validate_assignment, validate_code, validate_username
 
 from . import gradebook, rules
 from .collect import Collector
-from .store import Assignment, GradesStore, Submission
+from .store import Assignment, Extension, GradesStore, Submission
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -134,15 +148,29 @@ class GradesHandler(BaseHandler):
             raise Forbidden("Only the class's teachers can do this.")
         return code
 
-    async def assignment(self, code: str, slug: str, role: str) -> Assignment:
+    async def assignment(
+        self, code: str, slug: str, role: str, *, archived_ok: bool = False
+    ) -> Assignment:
+        """The assignment, 404 when a student cannot see it (``archived_ok``: an archived
+        one is returned to them too, to be refused with a clearer answer)."""
         found = await self.store.find_assignment(code, validate_assignment(slug))
         hidden = found is None or (
             role == STUDENT
-            and not rules.visible_to_student(found.release_at, found.archived, self.now())
+            and not rules.visible_to_student(
+                found.release_at, found.archived and not archived_ok, self.now()
+            )
         )
         if hidden:
             raise NotFound(f"Class {code} has no assignment {slug!r}.")
         return found
+
+    @staticmethod
+    def refuse_if_archived(assignment: Assignment) -> None:
+        if assignment.archived:
+            raise Conflict(
+                f"The assignment {assignment.slug!r} is archived: it takes no submissions. "
+                "A teacher can unarchive it."
+            )
 
     async def submission(self, submission_id: str) -> tuple[Submission, Assignment, str]:
         """The submission, its assignment and the caller's role (teacher, or its owner)."""
@@ -222,6 +250,38 @@ class AssignmentHandler(GradesHandler):
         self.write_json(assignment_view(updated))
 
 
+def extension_view(e: Extension) -> dict:
+    return {
+        "user": e.username,
+        "due_at": _iso(e.due_at),
+        "reason": e.reason,
+        "granted_by": e.granted_by,
+        "granted_at": _iso(e.granted_at),
+    }
+
+
+class ArchiveHandler(GradesHandler):
+    """``POST .../archive`` and ``.../unarchive`` (teachers); doing it twice is harmless."""
+
+    async def post(self, code, slug, action):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        updated = await self.store.set_archived(
+            assignment.id, action == "archive", actor=self.caller().name
+        )
+        self.write_json(assignment_view(updated))
+
+
+class ExtensionsHandler(GradesHandler):
+    async def get(self, code, slug):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        extensions = await self.store.list_extensions(assignment.id)
+        self.write_json(
+            {"assignment": assignment.slug, "extensions": [extension_view(e) for e in extensions]}
+        )
+
+
 class ExtensionHandler(GradesHandler):
     async def put(self, code, slug, user):
         code = await self.teacher(code)
@@ -238,13 +298,7 @@ class ExtensionHandler(GradesHandler):
             actor=self.caller().name,
             reason=rules.parse_reason(body.get("reason", "")),
         )
-        self.write_json(
-            {
-                "user": extension.username,
-                "due_at": _iso(extension.due_at),
-                "reason": extension.reason,
-            }
-        )
+        self.write_json(extension_view(extension))
 
     async def delete(self, code, slug, user):
         code = await self.teacher(code)
@@ -261,7 +315,8 @@ class SubmitHandler(GradesHandler):
         code, role = await self.role(code)
         if role != STUDENT:
             raise Forbidden("Only students submit; teachers collect (POST .../collect).")
-        assignment = await self.assignment(code, slug, role)
+        assignment = await self.assignment(code, slug, role, archived_ok=True)
+        self.refuse_if_archived(assignment)
         submission, duplicate = await self.collector.submit(
             assignment.id, code, assignment.slug, self.caller().name, collected_by=None
         )
@@ -275,6 +330,7 @@ class CollectHandler(GradesHandler):
     async def post(self, code, slug):
         code = await self.teacher(code)
         assignment = await self.assignment(code, slug, TEACHER)
+        self.refuse_if_archived(assignment)
         teacher = self.caller().name
         results = []
         for user in await self.membership.students(code):
@@ -314,6 +370,31 @@ class SubmissionsHandler(GradesHandler):
         )
 
 
+class StudentSubmissionsHandler(GradesHandler):
+    """Every version one student handed in, newest first: teachers for any student of
+    the class (or one who handed in before leaving it), a student for themselves only
+    (with a grade once it is returned)."""
+
+    async def get(self, code, slug, user):
+        code, role = await self.role(code)
+        user = validate_username(user)
+        assignment = await self.assignment(code, slug, role)
+        if role == STUDENT and user != self.caller().name:
+            raise NotFound("There are no such submissions among yours.")
+        versions = await self.store.user_submissions(
+            assignment.id, user, returned_grades_only=role == STUDENT
+        )
+        if not versions and role != STUDENT and user not in await self.membership.students(code):
+            raise NotFound(f"{user} is not a student of {code} and handed in nothing.")
+        self.write_json(
+            {
+                "assignment": assignment.slug,
+                "user": user,
+                "submissions": [submission_view(s) for s in versions],
+            }
+        )
+
+
 class SubmissionHandler(GradesHandler):
     async def get(self, submission_id):
         submission, _, role = await self.submission(submission_id)
@@ -336,6 +417,11 @@ class SubmissionDownloadHandler(GradesHandler):
             filename=filename,
             expires=self.limits["download_expiry"],
         )
+        if self.get_query_argument("redirect", "") == "1":
+            # a plain link in a page works: the browser follows the short-lived link
+            self.set_header("Cache-Control", "no-store")
+            self.redirect(url)
+            return
         self.write_json({"url": url, "expires_in": self.limits["download_expiry"]})
 
 
@@ -372,22 +458,24 @@ class ReturnHandler(GradesHandler):
 
 
 class GradebookHandler(GradesHandler):
-    async def book(self, code: str) -> gradebook.Gradebook:
+    async def book(self, code: str) -> tuple[gradebook.Gradebook, set[str]]:
+        """The gradebook and the slugs of its archived assignments (they stay in it)."""
         code = await self.teacher(code)
         # three independent reads (the hub, two queries): at once, not one after the other
         students, items, grades = await asyncio.gather(
             self.membership.students_for_display(code),
-            self.store.list_assignments(code),
+            self.store.list_assignments(code, include_archived=True),
             self.store.gradebook_rows(code),
         )
         assignments = [
             {"slug": a.slug, "title": a.title, "max_points": a.max_points, "due_at": a.due_at}
             for a in items
         ]
-        return gradebook.build_gradebook(students, assignments, grades)
+        archived = {a.slug for a in items if a.archived}
+        return gradebook.build_gradebook(students, assignments, grades), archived
 
     async def get(self, code, csv_suffix):
-        book = await self.book(code)
+        book, archived = await self.book(code)
         if csv_suffix:
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header(
@@ -399,7 +487,12 @@ class GradebookHandler(GradesHandler):
         self.write_json(
             {
                 "assignments": [
-                    {"slug": a.slug, "title": a.title, "max_points": _num(a.max_points)}
+                    {
+                        "slug": a.slug,
+                        "title": a.title,
+                        "max_points": _num(a.max_points),
+                        "archived": a.slug in archived,
+                    }
                     for a in book.assignments
                 ],
                 "students": [
@@ -433,10 +526,13 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         ("", HomeHandler, deps),
         (r"api/classes/([^/]+)/assignments", AssignmentsHandler, deps),
         (a, AssignmentHandler, deps),
+        (a + r"/(archive|unarchive)", ArchiveHandler, deps),
+        (a + r"/extensions", ExtensionsHandler, deps),
         (a + r"/extensions/([^/]+)", ExtensionHandler, deps),
         (a + r"/submit", SubmitHandler, deps),
         (a + r"/collect", CollectHandler, deps),
         (a + r"/submissions", SubmissionsHandler, deps),
+        (a + r"/students/([^/]+)/submissions", StudentSubmissionsHandler, deps),
         (r"api/submissions/(\d+)", SubmissionHandler, deps),
         (r"api/submissions/(\d+)/download", SubmissionDownloadHandler, deps),
         (r"api/submissions/(\d+)/grade", GradeHandler, deps),

@@ -159,8 +159,9 @@ class ClassPage(PageHandler):
         teaches = role in (ADMIN, TEACHER)
         extensions: dict[str, list[dict]] = {}
         if teaches:
-            # the current extensions (the API has no list of them yet); the page's script
-            # keeps them up to date with its own grants and revocations
+            # the current extensions (as GET .../assignments/<slug>/extensions lists them,
+            # in the page so it needs no call per assignment); the page's script keeps
+            # them up to date with its own grants and revocations
             for a in await self.store.list_assignments(code, include_archived=True):
                 extensions[a.slug] = [
                     {"user": e.username, "due_at": iso(e.due_at), "reason": e.reason}

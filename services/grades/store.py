@@ -805,7 +805,8 @@ class GradesStore:
         are decided here, in the same transaction. A student cannot submit to an archived
         or unreleased assignment (NotFound) nor, when late work is refused, after the
         deadline (:class:`SubmissionRefused`); a teacher collecting (``collected_by``)
-        may, and the version is flagged late all the same. ``storage_key`` defaults to
+        may, and the version is flagged late all the same, but not from an archived one
+        (Conflict). ``storage_key`` defaults to
         :func:`services.files.names.submission_prefix` of the version."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
@@ -832,6 +833,10 @@ class GradesStore:
                 and not rules.visible_to_student(assignment.release_at, assignment.archived, now)
             ):
                 raise NotFound("This assignment does not exist or is not open for submissions.")
+            if assignment.archived:  # a collect that began before it was archived
+                raise Conflict(
+                    f"The assignment {assignment.slug!r} is archived: it takes no submissions."
+                )
             ext = await _row(
                 conn,
                 f"SELECT due_at FROM {_S}.extensions"  # noqa: S608
@@ -966,6 +971,25 @@ class GradesStore:
             )
         return [_submission(r) for r in rows]
 
+    async def user_submissions(
+        self, assignment_id: int, username: str, *, returned_grades_only: bool = False
+    ) -> list[Submission]:
+        """Every version ``username`` handed in for the assignment, newest first, each
+        with its current grade (``returned_grades_only``: only a returned grade, as a
+        student sees it)."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        returned = " AND g.returned_at IS NOT NULL" if returned_grades_only else ""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_SUBMISSION_COLUMNS}, {_GRADE_AS} FROM {_S}.submissions s"  # noqa: S608
+                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id{returned}"
+                " WHERE s.assignment_id = %s AND s.username = %s ORDER BY s.version DESC",
+                (assignment_id, name),
+            )
+        return [_submission(r) for r in rows]
+
     # ----- grades
 
     async def set_grade(
@@ -1087,17 +1111,17 @@ class GradesStore:
 
     async def gradebook_rows(self, class_code: str) -> list[dict]:
         """What :func:`services.grades.gradebook.build_gradebook` needs and nothing more:
-        the latest version of each (student, assignment) of the class's assignments that
-        are not archived, as ``username``, ``slug``, ``points``, ``late``,
-        ``penalty_percent``, ``submitted``. Lean on purpose: the gradebook page of a large
-        class reads 6,000 of these on every load."""
+        the latest version of each (student, assignment) of the class's assignments,
+        archived ones included (the gradebook keeps their grades), as ``username``,
+        ``slug``, ``points``, ``late``, ``penalty_percent``, ``submitted``. Lean on
+        purpose: the gradebook page of a large class reads 6,000 of these on every load."""
         async with self._connection() as conn, conn.cursor() as cur:
             await cur.execute(
                 "SELECT DISTINCT ON (s.assignment_id, s.username)"  # noqa: S608
                 " s.username, a.slug, g.points, s.late, s.penalty_percent"
                 f" FROM {_S}.assignments a JOIN {_S}.submissions s ON s.assignment_id = a.id"
                 f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
-                " WHERE a.class_code = %s AND a.archived_at IS NULL"
+                " WHERE a.class_code = %s"
                 " ORDER BY s.assignment_id, s.username, s.version DESC",
                 (class_code,),
             )

@@ -527,6 +527,45 @@ async def test_return_student_view_and_gradebook(store, clock):
     assert actions == ["submission.create", "grade.set", "grade.return"]
 
 
+async def test_one_students_versions_and_the_gradebook_rows_of_archived_work(store, clock):
+    hw = await store.create_assignment("cs101", fields(), actor="tina")
+    other = await store.create_assignment("cs101", fields(slug="hw-2"), actor="tina")
+    v1 = await submit(store, hw.id, "sam")
+    clock.at = DUE + timedelta(hours=1)
+    v2 = await submit(store, hw.id, "sam")  # late
+    await submit(store, other.id, "sam")  # another assignment: not in hw's list
+    await submit(store, hw.id, "sue")
+    await store.set_grade(v1.id, 5, "ok", "tina", 0)
+
+    versions = await store.user_submissions(hw.id, "sam")
+    assert [(x.id, x.version, x.late) for x in versions] == [(v2.id, 2, True), (v1.id, 1, False)]
+    assert versions[0].grade is None and versions[1].grade.points == 5
+    # as a student sees them: a grade only once it is returned
+    assert all(
+        x.grade is None
+        for x in await store.user_submissions(hw.id, "sam", returned_grades_only=True)
+    )
+    await store.return_grade(v1.id, actor="tina")
+    seen = await store.user_submissions(hw.id, "sam", returned_grades_only=True)
+    assert seen[1].grade.returned and seen[0].grade is None
+    assert await store.user_submissions(hw.id, "nobody") == []
+    with pytest.raises(BadRequest):
+        await store.user_submissions(hw.id, "Not A Name!")
+    with pytest.raises(NotFound):
+        await store.user_submissions(0, "sam")
+
+    # archived work keeps its rows in the gradebook (the page marks the column archived)
+    await store.set_archived(hw.id, True, actor="tina")
+    with pytest.raises(Conflict, match="archived"):  # nor does a collect add versions
+        await submit(store, hw.id, "sam", collected_by="tina")
+    with pytest.raises(NotFound):  # for the student it is gone
+        await submit(store, hw.id, "sam")
+    rows = {(r["username"], r["slug"]): r for r in await store.gradebook_rows("cs101")}
+    assert set(rows) == {("sam", "hw-1"), ("sue", "hw-1"), ("sam", "hw-2")}
+    assert rows[("sam", "hw-1")]["points"] is None  # the latest version (2) is ungraded
+    assert len(await store.user_submissions(hw.id, "sam")) == 2
+
+
 # ----------------------------------------------------------------------------- outage (last:
 # it stops the module's server)
 

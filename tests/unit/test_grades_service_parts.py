@@ -20,12 +20,15 @@ ENV = {"CLASSHUB_S3_ACCESS_KEY": "ak", "CLASSHUB_S3_SECRET_KEY": "sk"}
 def test_scopes_are_the_least_the_work_needs():
     assert SCOPES == [
         "read:groups",
+        "list:groups",
         "read:servers",
         "start:servers",
         "delete:servers",
         "access:servers",
     ]
-    assert not any(s.startswith(("admin:", "tokens", "list:")) for s in SCOPES)
+    # list:groups (an admin's Grades page lists every class) is the only listing: no
+    # list:users, nothing that writes groups or users, no tokens
+    assert not any(s.startswith(("admin:", "tokens", "list:users", "groups")) for s in SCOPES)
 
 
 def test_service_config_passes_only_what_it_needs():

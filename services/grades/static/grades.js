@@ -468,6 +468,11 @@
       setTime(field(row, "due"), a.due_at, "no due date");
       field(row, "points").textContent = num(a.max_points);
       field(row, "policy").textContent = policyText(a);
+      const archive = action(row, "archive");
+      archive.textContent = a.archived ? "Unarchive" : "Archive";
+      archive.title = a.archived
+        ? "Show it to students again and take submissions"
+        : "Hide it from students and take no more submissions (grades stay)";
     }
 
     async function loadAssignments() {
@@ -576,6 +581,19 @@
         $("editor-section").scrollIntoView({ block: "start" });
       } else if (button.dataset.action === "open") {
         await withButton(button, () => openPanel(a));
+      } else if (button.dataset.action === "archive") {
+        const verb = a.archived ? "unarchive" : "archive";
+        const question = a.archived
+          ? `Unarchive ${a.title}? Students see it again and can submit.`
+          : `Archive ${a.title}? Students no longer see it and cannot submit; ` +
+            "its submissions and grades stay.";
+        if (!window.confirm(question)) return;
+        await withButton(button, async () => {
+          const changed = await api("POST", `${base}/assignments/${enc(a.slug)}/${verb}`);
+          say("success", `${changed.archived ? "Archived" : "Unarchived"} ${changed.title}.`);
+          await loading(loadAssignments);
+          await loading(loadGradebook);
+        });
       }
     });
 
@@ -759,6 +777,31 @@
       syncReturnButton();
       grading.hidden = false;
       $("grade-points").focus();
+      loading(() => loadVersions(row.user));
+    }
+
+    // every version of the student being graded, newest first, each with a plain
+    // download link (the API answers it with a redirect to the snapshot)
+    function fillVersion(li, v) {
+      field(li, "version").textContent = String(v.version);
+      setTime(field(li, "when"), v.submitted_at, "");
+      const a = current();
+      field(li, "detail").textContent =
+        `${v.late ? "late" : "on time"}, ${plural(v.files, "file")}, ${sizeText(v.bytes)}` +
+        (v.grade ? `, ${gradeText(v.grade, a ? a.max_points : null, v.late, v.penalty_percent)}` : "");
+      field(li, "download").href = `${PREFIX}api/submissions/${v.id}/download?redirect=1`;
+    }
+
+    async function loadVersions(user) {
+      const slug = panel.dataset.slug;
+      $("grading-versions-count").textContent = "…";
+      const data = await api(
+        "GET",
+        `${base}/assignments/${enc(slug)}/students/${enc(user)}/submissions`,
+      );
+      if (panel.dataset.slug !== slug || grading.dataset.user !== user) return;
+      syncRows($("grading-versions"), data.submissions, (v) => String(v.id), "version-row-template", fillVersion);
+      $("grading-versions-count").textContent = String(data.submissions.length);
     }
 
     function gradedNow(submission) {
@@ -772,6 +815,7 @@
       grading.dataset.returnable = submission.grade && !submission.grade.returned_at ? "true" : "";
       $("grade-status").textContent = gradeStatus(submission);
       syncReturnButton();
+      if (grading.dataset.user) loading(() => loadVersions(grading.dataset.user));
     }
 
     // Return: only a grade that is saved and not returned yet
@@ -920,7 +964,7 @@
       const head = document.createElement("tr");
       head.append(headerCell("Student"));
       for (const a of book.assignments) {
-        const th = headerCell(a.title, a.slug);
+        const th = headerCell(a.archived ? `${a.title} (archived)` : a.title, a.slug);
         th.dataset.slug = a.slug;
         const max = document.createElement("div");
         max.className = "small text-body-secondary fw-normal";
