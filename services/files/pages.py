@@ -210,7 +210,10 @@ class MaterialPage(PageHandler):
 
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     """The pages' routes; they go before the API's, so ``""`` is the "My files" page."""
-    files = {k: deps[k] for k in ("objects", "membership", "uploads", "limits", "clock")}
+    files = {
+        k: deps[k]
+        for k in ("objects", "membership", "uploads", "limits", "clock", "release_services")
+    }
     return [
         ("", HomePage, files),
         (r"classes/([^/]+)/material", MaterialPage, files),
