@@ -7,6 +7,16 @@
 ``POST   api/classes/<code>/assignments``                 create (teachers)
 ``GET    api/classes/<code>/assignments/<slug>``          one assignment
 ``PATCH  api/classes/<code>/assignments/<slug>``          edit (teachers)
+``GET    .../assignments/<slug>/release``                 teachers: the release (scheduled,
+                                                          released with its files push,
+                                                          failed, no starting files) and
+                                                          the starting files, read from the
+                                                          files service
+``POST   .../assignments/<slug>/release``                 teachers: "Release now" (a release
+                                                          date still to come becomes now)
+                                                          or "Release again now" (a new push
+                                                          of the starting files, e.g. added
+                                                          since; conflict-safe); no body
 ``PUT    .../assignments/<slug>/extensions/<user>``       ``{"due_at", "reason"}`` (teachers)
 ``DELETE .../assignments/<slug>/extensions/<user>``       revoke it
 ``POST   .../assignments/<slug>/submit``                  a student hands in their folder
@@ -23,6 +33,11 @@
 
 Who may do what comes from the hub's class groups (``teachers-<code>``, ``class-<code>``);
 a person outside the class gets 404 and learns nothing about it.
+
+Releases: an assignment's starting files (files area ``class/<code>/assignments``, folder
+``<slug>``) are pushed into every student's ``~/<code>/assignments/<slug>`` when its release
+date comes (at once without one), by the service itself (:mod:`.release`); the teachers'
+list of assignments carries each one's ``release`` state.
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ from services.files.names import BadName, validate_assignment, validate_code, va
 
 from . import gradebook, rules
 from .collect import Collector
+from .release import FilesClient, FilesRefused, FilesUnavailable, Releaser
 from .store import Assignment, GradesStore, Submission
 
 
@@ -68,6 +84,28 @@ def assignment_view(a: Assignment) -> dict:
         "late_penalty_percent": _num(a.late_penalty_percent),
         "archived": a.archived,
         "revision": a.revision,
+    }
+
+
+def release_view(a: Assignment, now: datetime.datetime, files_pages: str) -> dict:
+    """An assignment's release for its teachers; ``files_pages`` is the files service's
+    path (``/services/files/``): where the starting files are uploaded and where the
+    report of the push is."""
+    code, slug = a.class_code, a.slug
+    return {
+        "state": a.release_state(now),
+        "release_at": _iso(a.release_at),
+        "released_at": _iso(a.released_at),
+        "push_id": a.release_push_id,
+        "push_url": None
+        if not a.release_push_id
+        else f"{files_pages}classes/{code}/material#push={a.release_push_id}",
+        "files": a.release_files,
+        "error": a.release_error,
+        "retry_at": _iso(a.release_retry_at),
+        "rounds": a.release_rounds,
+        "pushed": a.release_pushed,
+        "upload_url": f"{files_pages}classes/{code}/assignments/{slug}",
     }
 
 
@@ -103,11 +141,14 @@ def submission_view(s: Submission) -> dict:
 
 class GradesHandler(BaseHandler):
     """Dependencies: ``store``, ``membership``, ``collector``, ``objects``, ``clock``,
-    ``limits``."""
+    ``limits``, ``files``, ``releaser``, ``files_pages``."""
 
     store: GradesStore
     membership: Membership
     collector: Collector
+    files: FilesClient
+    releaser: Releaser
+    files_pages: str
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -159,9 +200,12 @@ class AssignmentsHandler(GradesHandler):
         code, role = await self.role(code)
         if role != STUDENT:
             items = await self.store.list_assignments(code, include_archived=True)
-            self.write_json(
-                {"code": code, "role": role, "assignments": [assignment_view(a) for a in items]}
-            )
+            now = self.now()
+            views = [
+                {**assignment_view(a), "release": release_view(a, now, self.files_pages)}
+                for a in items
+            ]
+            self.write_json({"code": code, "role": role, "assignments": views})
             return
         me = self.caller().name
         items = await self.store.list_assignments(code, released_only=True)
@@ -220,6 +264,54 @@ class AssignmentHandler(GradesHandler):
             current.id, fields, actor=self.caller().name, expected_revision=revision
         )
         self.write_json(assignment_view(updated))
+
+
+class ReleaseHandler(GradesHandler):
+    async def answer(self, assignment: Assignment, **extra: Any) -> None:
+        """The release and the starting files; the files service being down or refusing
+        leaves ``starting_files`` null with ``files_error`` saying why (the page still
+        shows the release)."""
+        files: list[dict] | None = None
+        push: dict | None = None
+        files_error = None
+        try:
+            files = await self.files.starting_files(assignment.class_code, assignment.slug)
+            if assignment.release_push_id:
+                found = await self.files.push(assignment.class_code, assignment.release_push_id)
+                if found is not None:
+                    push = {"status": found.get("status"), "counts": found.get("counts") or {}}
+        except (FilesUnavailable, FilesRefused) as e:
+            files_error = str(e)
+        self.write_json(
+            {
+                "assignment": assignment.slug,
+                "release": release_view(assignment, self.now(), self.files_pages),
+                "push": push,
+                "starting_files": files,
+                "files_error": files_error,
+                **extra,
+            }
+        )
+
+    async def get(self, code, slug):
+        code = await self.teacher(code)
+        await self.answer(await self.assignment(code, slug, TEACHER))
+
+    async def post(self, code, slug):
+        code = await self.teacher(code)
+        self.json_body(())
+        current = await self.assignment(code, slug, TEACHER)
+        requested = await self.store.request_release(current.id, actor=self.caller().name)
+        self.log.info(
+            "%s asked for the release of %s/%s (round %d)",
+            self.caller().name,
+            code,
+            requested.slug,
+            requested.release_rounds,
+        )
+        made = await self.releaser.release_now(requested.id)
+        outcome = {True: "pushed", False: "failed", None: "in_progress"}[made]
+        await self.answer(await self.store.get_assignment(requested.id), outcome=outcome)
 
 
 class ExtensionHandler(GradesHandler):
@@ -433,6 +525,7 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         ("", HomeHandler, deps),
         (r"api/classes/([^/]+)/assignments", AssignmentsHandler, deps),
         (a, AssignmentHandler, deps),
+        (a + r"/release", ReleaseHandler, deps),
         (a + r"/extensions/([^/]+)", ExtensionHandler, deps),
         (a + r"/submit", SubmitHandler, deps),
         (a + r"/collect", CollectHandler, deps),
