@@ -37,7 +37,10 @@ a person outside the class gets 404 and learns nothing about it.
 Releases: an assignment's starting files (files area ``class/<code>/assignments``, folder
 ``<slug>``) are pushed into every student's ``~/<code>/assignments/<slug>`` when its release
 date comes (at once without one), by the service itself (:mod:`.release`); the teachers'
-list of assignments carries each one's ``release`` state.
+list of assignments carries each one's ``release`` state. ``POST .../release`` answers 200
+with ``outcome``: ``pushed``, ``failed`` (the files service is down or refused: the
+reason is in ``release.error`` and the service retries by itself) or ``in_progress``
+(the service's own loop is making it right now).
 """
 
 from __future__ import annotations
