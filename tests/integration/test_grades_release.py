@@ -320,6 +320,8 @@ def test_the_teacher_page_shows_the_release_and_releases_again(stack, chromium, 
         # the push's report on the files service's page
         page.click("#release-push-link")
         page.wait_for_selector("#push-report:not([hidden]) #report-students tr[data-user=sam7]")
+        page.wait_for_selector(f"#pushes tr[data-push='{state['push_id']}']")  # the list too
+        assert page.is_hidden("#status-alert")
 
         # the starting files' page: upload one more file into the assignment's folder
         page.goto(stack.url + link)

@@ -688,7 +688,7 @@
     }
 
     async function refresh() {
-      const data = await api("GET", folder ? `${base}?${new URLSearchParams({ folder })}` : base);
+      const data = await api("GET", base);
       const pushes = data.pushes;
       // the delivery counts of the newest pushes that have deliveries (the details are
       // read after the list: newer than it)

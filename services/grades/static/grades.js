@@ -453,8 +453,9 @@
     // the badge of an assignment's row: from its release (services/grades/rules.py)
     const RELEASE_BADGES = {
       scheduled: ["not released yet", "text-bg-info"],
-      pending: ["releasing…", "text-bg-warning"],
-      failed: ["release failed", "text-bg-danger"],
+      // students see it from its release date on; its files follow within seconds
+      pending: ["released, pushing its starting files…", "text-bg-warning"],
+      failed: ["released, starting files not pushed yet", "text-bg-danger"],
       released: ["released", "text-bg-success"],
       released_by_hand: ["released", "text-bg-success"],
       no_files: ["released, no starting files", "text-bg-warning"],
