@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import secrets
+import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -43,7 +46,11 @@ def stack(tmp_path_factory):
     new = Stack(
         tmp_path_factory.mktemp("release"),
         with_files=True,
-        env={**TEST_FILES_ENV, "CLASSHUB_GRADES_RELEASE_RETRY": "2"},
+        env={
+            **TEST_FILES_ENV,
+            "CLASSHUB_GRADES_RELEASE_RETRY": "2",
+            "CLASSHUB_FILES_TIMEOUT": "3",
+        },
         extra_config=EXTRA_CONFIG,
     )
     for stack in running_stack(new):
@@ -215,6 +222,58 @@ def test_release_now_before_its_date_and_an_assignment_without_files(stack, tara
     state = wait_for(empty, 30, interval=0.5, what="the essay released without files")
     assert state["starting_files"] == [] and state["release"]["push_id"] is None
     assert release_pushes(tara_files, "essay") == []
+
+
+def files_service_pid(stack) -> int:
+    """The files service of this test's hub (the hub runs it as a child process)."""
+    hub = stack.hub.proc.pid
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == hub and b"services.files" in cmdline:
+            return int(entry.name)
+    raise AssertionError("the files service of this stack is not running")
+
+
+def test_files_service_down_the_release_waits_and_is_made_once_back(stack, tara, tara_files):
+    upload(tara_files, f"class/{CODE}/assignments", "hw3/a.txt", b"a\n")
+    pid = files_service_pid(stack)
+    os.kill(pid, signal.SIGSTOP)  # it answers nothing: every call runs out of time
+    try:
+        body = {"slug": "hw3", "title": "Homework 3", "max_points": 5}
+        assert tara.post(f"api/classes/{CODE}/assignments", json=body).status_code == 201
+
+        def failed():
+            state = tara.get(f"api/classes/{CODE}/assignments/hw3/release").json()
+            return state if state["release"]["state"] == "failed" else None
+
+        state = wait_for(failed, 60, interval=1, what="the release failed while files is down")
+        assert "files service is unreachable" in state["release"]["error"]
+        assert state["starting_files"] is None and "unreachable" in state["files_error"]
+        listed = tara.get(f"api/classes/{CODE}/assignments").json()["assignments"]
+        assert next(a for a in listed if a["slug"] == "hw3")["release"]["state"] == "failed"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    def released():
+        state = tara.get(f"api/classes/{CODE}/assignments/hw3/release").json()
+        return state if state["release"]["state"] == "released" else None
+
+    state = wait_for(released, 60, interval=1, what="the release made once files is back")
+    assert state["release"]["error"] is None and state["starting_files"][0]["path"] == "a.txt"
+    wait_for(
+        lambda: read(stack, "sam7", f"{CODE}/assignments/hw3/a.txt") == b"a\n",
+        60,
+        interval=0.5,
+        what="hw3's starting file in sam's server",
+    )
+    time.sleep(4)
+    assert len(release_pushes(tara_files, "hw3")) == 1
 
 
 def _ts(text: str) -> float:
