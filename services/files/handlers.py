@@ -490,6 +490,8 @@ class PushListHandler(PushHandler):
     async def release(self, service: str, code: str) -> None:
         """A release service pushes one assignment's starting files now, under the id it
         chose (the same id again: the push made the first time, 200)."""
+        if service not in self.release_services:  # refused before the body is even read
+            check_release_service(service, self.release_services, RELEASE_PUSH, assignment=None)
         body = self.json_body({"assignment", "release_id"}, required=("assignment", "release_id"))
         assignment = body["assignment"]
         check_release_service(service, self.release_services, RELEASE_PUSH, assignment=assignment)

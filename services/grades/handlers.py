@@ -270,16 +270,19 @@ class AssignmentHandler(GradesHandler):
 
 
 class ReleaseHandler(GradesHandler):
-    async def answer(self, assignment: Assignment, **extra: Any) -> None:
+    async def answer(
+        self, assignment: Assignment, *, files_error: str | None = None, **extra: Any
+    ) -> None:
         """The release and the starting files; the files service being down or refusing
-        leaves ``starting_files`` null with ``files_error`` saying why (the page still
-        shows the release)."""
+        (or ``files_error``: it just failed, it is not asked again) leaves
+        ``starting_files`` null with ``files_error`` saying why (the page still shows the
+        release)."""
         files: list[dict] | None = None
         push: dict | None = None
-        files_error = None
         try:
-            files = await self.files.starting_files(assignment.class_code, assignment.slug)
-            if assignment.release_push_id:
+            if files_error is None:
+                files = await self.files.starting_files(assignment.class_code, assignment.slug)
+            if files_error is None and assignment.release_push_id:
                 found = await self.files.push(assignment.class_code, assignment.release_push_id)
                 if found is not None:
                     push = {"status": found.get("status"), "counts": found.get("counts") or {}}
@@ -314,7 +317,9 @@ class ReleaseHandler(GradesHandler):
         )
         made = await self.releaser.release_now(requested.id)
         outcome = {True: "pushed", False: "failed", None: "in_progress"}[made]
-        await self.answer(await self.store.get_assignment(requested.id), outcome=outcome)
+        after = await self.store.get_assignment(requested.id)
+        failed = after.release_error if made is False else None
+        await self.answer(after, files_error=failed, outcome=outcome)
 
 
 class ExtensionHandler(GradesHandler):

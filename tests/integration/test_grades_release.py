@@ -308,6 +308,7 @@ def test_the_files_release_path_is_for_the_listed_service_only(stack, tara, tara
     for method, path, body in [
         ("GET", f"api/files/class/{CODE}/assignments", None),
         ("POST", f"api/classes/{CODE}/pushes", release),
+        ("POST", f"api/classes/{CODE}/pushes", {}),  # refused before the body is read
         ("GET", f"api/classes/{CODE}/pushes/{push_id}", None),
     ]:
         r = as_service(stack, INTRUDER_TOKEN, method, path, json=body)
