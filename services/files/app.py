@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 
 from hub import clock
 from services.base.app import ServiceApp
@@ -309,6 +309,27 @@ class FilesApp(ServiceApp):
     def _default_hub_base_url(self):
         return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
 
+    release_services = Set(
+        Unicode(),
+        config=True,
+        help="""Hub services that may release assignments with their own token: list a
+        class's ``class/<code>/assignments`` area, push one assignment's starting files
+        into ``~/<code>/assignments/<slug>``, and read such a push. Nothing else (no
+        material push, no upload, no other area). The service also needs the hub scope
+        ``access:services!service=files``. Set from ``CLASSHUB_FILES_RELEASE_SERVICES``
+        (names separated by commas; empty: none).
+
+        Example: ``c.FilesApp.release_services = {"grades"}``
+        """,
+    )
+
+    @default("release_services")
+    def _default_release_services(self):
+        raw = os.environ.get("CLASSHUB_FILES_RELEASE_SERVICES")
+        if raw is None:
+            return {"grades"}
+        return {name.strip() for name in raw.split(",") if name.strip()}
+
     push_concurrency = Int(
         config=True,
         help="""How many students' servers a push writes to at once
@@ -457,6 +478,7 @@ class FilesApp(ServiceApp):
             "clock": lambda: clock.now(),
             "pusher": self.pusher,
             "pushes": self.pushes,
+            "release_services": frozenset(self.release_services),
         }
         return page_handlers(deps) + files_handlers(deps)
 

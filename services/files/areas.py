@@ -8,6 +8,11 @@ area                   reads                                       writes
 ``classes/<c>/assignments/``  its teachers and admins only           its teachers, admins
 =====================  ==========================================  =====================
 
+Services: only the services named in ``FilesApp.release_services`` (the grades service)
+may call the files service, and only for an assignment's release
+(:func:`check_release_service`): list ``class/<c>/assignments``, create a push of one
+assignment's starting files, and read such a push. Everything else acts for people.
+
 Class membership is the hub's: group ``class-<code>`` holds the students and
 ``teachers-<code>`` the teachers (the classes service keeps both in step with its records).
 Admins hold no right to a person's private files: nobody but the owner lists, reads or
@@ -16,7 +21,7 @@ signs anything in ``users/<name>/``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from services.base.errors import Forbidden, NotFound
@@ -26,6 +31,11 @@ from . import names
 
 ADMIN, TEACHER, STUDENT = "admin", "teacher", "student"
 PRIVATE, MATERIAL, ASSIGNMENTS = "private", "material", "assignments"
+
+#: what a release service may do (and nothing else): list the starting files of a class's
+#: assignments, push one assignment's starting files, read such a push
+LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH = "list", "push", "read"
+RELEASE_ACTIONS = frozenset({LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH})
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,27 @@ class Area:
 
     def path_of(self, key: str) -> str:
         return names.relative_to(self.prefix, key)
+
+
+def check_release_service(
+    service: str, allowed: Collection[str], action: str, *, assignment: str | None
+) -> None:
+    """Raise Forbidden unless the service ``service`` may do ``action`` on the release
+    path: it must be listed in ``allowed`` (``FilesApp.release_services``), the action
+    must be one of :data:`RELEASE_ACTIONS`, and a push must be of one assignment (never
+    the class's material). Pure: the hub already said the caller is this service."""
+    if service not in allowed:
+        raise Forbidden(
+            f"The service {service!r} may not use the files service (it is not in "
+            "FilesApp.release_services)."
+        )
+    if action not in RELEASE_ACTIONS:
+        raise Forbidden(f"A service may only release assignments, not {action!r}.")
+    if action != LIST_STARTING_FILES and not assignment:
+        raise Forbidden(
+            "A service may only push an assignment's starting files (give 'assignment'), "
+            "never the class's material."
+        )
 
 
 def private_area(caller: Caller, quota: int) -> Area:

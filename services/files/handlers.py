@@ -29,6 +29,15 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ``DELETE api/classes/<code>/pushes/<id>``           cancel a scheduled push
 ==================================================  =======================================
 
+Services listed in ``FilesApp.release_services`` (the grades service, with its own hub
+token) may call three of these, for an assignment's release only
+(:func:`.areas.check_release_service`): ``GET api/files/class/<code>/assignments`` (read
+only), ``POST api/classes/<code>/pushes`` with ``{"assignment": "<slug>", "release_id":
+"release-<key>-<n>"}`` (the push's id: posting the same id again answers the push made
+the first time, 200 instead of 202, so a retried release never pushes twice) and ``GET
+api/classes/<code>/pushes/<id>`` of such a push. Any other service, and any other call,
+gets 403.
+
 File bytes never pass through here: uploads and downloads go between the browser and
 the S3 store through presigned URLs, which are signed only after the checks below.
 """
@@ -37,34 +46,74 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
+from collections.abc import Collection
 from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, Conflict, NotFound
+from services.base.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.base.handlers import BaseHandler
 
 from . import archive, names, unpack
-from .areas import Area, Caller, Membership, assignments_area, material_area, private_area
+from .areas import (
+    ASSIGNMENTS,
+    LIST_STARTING_FILES,
+    READ_RELEASE_PUSH,
+    RELEASE_PUSH,
+    Area,
+    Caller,
+    Membership,
+    assignments_area,
+    check_release_service,
+    material_area,
+    private_area,
+)
 from .push import Pusher, summarise
 from .pushstore import PushStore
 from .s3 import ObjectStore, basename
 from .uploads import PendingUploads, TooLarge, Upload, check_new_upload, size_text
 
 AREA = r"(me|class/[^/]+(?:/assignments)?)"
+#: the id a release service gives its push: ``release-<key>-<round>``
+RELEASE_ID_RE = re.compile(r"^release-[0-9a-f]{16,64}-[1-9][0-9]{0,8}$")
 
 
 class FilesHandler(BaseHandler):
     """Dependencies (from the route): ``objects``, ``membership``, ``uploads``,
-    ``limits`` (sizes, quotas, link lifetimes), ``clock``."""
+    ``limits`` (sizes, quotas, link lifetimes), ``clock``, ``release_services``."""
 
     objects: ObjectStore
     membership: Membership
     uploads: PendingUploads
     limits: dict
+    release_services: Collection[str]
 
     def caller(self) -> Caller:
         return Caller.from_model(self.require_user())
+
+    def service_caller(self) -> str | None:
+        """The name of the hub service calling with its own token, or None (a person or
+        nobody)."""
+        model = self.current_user
+        if model and model.get("kind") == "service":
+            return str(model.get("name") or "")
+        return None
+
+    async def existing_class(self, code: str) -> str:
+        code = names.validate_code(code)
+        if not await self.membership.exists(code):
+            raise NotFound(f"There is no class {code!r}.")
+        return code
+
+    async def release_area(self, service: str, spec: str) -> Area:
+        """What a release service may list: a class's assignments' starting files."""
+        check_release_service(service, self.release_services, LIST_STARTING_FILES, assignment=None)
+        if not (spec.startswith("class/") and spec.endswith("/assignments")):
+            raise Forbidden("A service may only list the starting files of assignments.")
+        code = await self.existing_class(spec.removeprefix("class/").removesuffix("/assignments"))
+        quota = self.limits["material_quota"]
+        return Area(ASSIGNMENTS, names.assignments_prefix(code), code, quota, writable=False)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -125,7 +174,11 @@ class HomeHandler(FilesHandler):
 
 class ListHandler(FilesHandler):
     async def get(self, spec):
-        area = await self.area(spec, write=False)
+        service = self.service_caller()
+        if service is not None:
+            area = await self.release_area(service, spec)
+        else:
+            area = await self.area(spec, write=False)
         prefix = area.folder_prefix(self.get_query_argument("folder", ""))
         objects = await self.objects.list(area.prefix)
         used = sum(o.size for o in objects)
@@ -427,6 +480,10 @@ class PushListHandler(PushHandler):
         self.write_json({"code": code, "pushes": views})
 
     async def post(self, code):
+        service = self.service_caller()
+        if service is not None:
+            await self.release(service, code)
+            return
         code = await self.teacher_of(code)
         body = self.json_body({"at", "assignment"})
         at = _parse_at(body.get("at"))
@@ -437,8 +494,36 @@ class PushListHandler(PushHandler):
         # accepted: it runs in the background now, or at its time
         self.write_json(self.view(push), status=202)
 
+    async def release(self, service: str, code: str) -> None:
+        """A release service pushes one assignment's starting files now, under the id it
+        chose (the same id again: the push made the first time, 200)."""
+        if service not in self.release_services:  # refused before the body is even read
+            check_release_service(service, self.release_services, RELEASE_PUSH, assignment=None)
+        body = self.json_body({"assignment", "release_id"}, required=("assignment", "release_id"))
+        assignment = body["assignment"]
+        check_release_service(service, self.release_services, RELEASE_PUSH, assignment=assignment)
+        slug = names.validate_assignment(assignment)
+        release_id = body["release_id"]
+        if not isinstance(release_id, str) or not RELEASE_ID_RE.fullmatch(release_id):
+            raise BadRequest("'release_id' must look like 'release-<hex key>-<round>'.")
+        code = await self.existing_class(code)
+        push, created = await self.pusher.create_release(code, service, slug, release_id)
+        self.write_json(self.view(push), status=202 if created else 200)
+
 
 class PushItemHandler(PushHandler):
+    async def load_release(self, service: str, code: str, push_id: str) -> dict:
+        """A push a release service may read: one of an assignment, in this class."""
+        if service not in self.release_services:
+            check_release_service(
+                service, self.release_services, READ_RELEASE_PUSH, assignment=None
+            )
+        code = names.validate_code(code)
+        push = await self.pushes.get(push_id)
+        if push is None or push["code"] != code or not push.get("assignment"):
+            raise NotFound(f"Class {code} has no release push {push_id!r}.")
+        return push
+
     async def load(self, code: str, push_id: str) -> dict:
         code = await self.teacher_of(code)
         push = await self.pushes.get(push_id)
@@ -447,7 +532,11 @@ class PushItemHandler(PushHandler):
         return push
 
     async def get(self, code, push_id):
-        push = await self.load(code, push_id)
+        service = self.service_caller()
+        if service is not None:
+            push = await self.load_release(service, code, push_id)
+        else:
+            push = await self.load(code, push_id)
         self.write_json(self.view(push, await self.pushes.deliveries(push["_id"])))
 
     async def delete(self, code, push_id):
@@ -503,7 +592,10 @@ def _counts(deliveries: list[dict]) -> dict:
 
 
 def files_handlers(deps: dict) -> list[tuple[str, type, dict]]:
-    files = {k: deps[k] for k in ("objects", "membership", "uploads", "limits", "clock")}
+    files = {
+        k: deps[k]
+        for k in ("objects", "membership", "uploads", "limits", "clock", "release_services")
+    }
     pushes = {**files, "pusher": deps["pusher"], "pushes": deps["pushes"]}
     return [
         ("", HomeHandler, files),

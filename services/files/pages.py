@@ -14,6 +14,11 @@ script (``static/files.js``) that calls the REST API (:mod:`.handlers`) for ever
                                             and admins also upload, rename, delete, "push
                                             to all students" now or at a time, the pushes
                                             and each push's per-student report
+``GET <prefix>classes/<code>/assignments/   an assignment's starting files (teachers and
+<slug>``                                    admins only; 404 for everyone else): the folder
+                                            ``<slug>`` of the area ``class/<code>/
+                                            assignments``, with upload, rename and delete;
+                                            the grades service releases them
 ``GET <prefix>static/<file>``               the pages' script and style sheet (no sign-in)
 ==========================================  ============================================
 
@@ -36,7 +41,16 @@ from services.base.hubapi import HubAPIError
 from services.base.pages import PageMixin, StaticHandler
 
 from . import archive, names
-from .areas import ADMIN, PRIVATE, TEACHER, Area, material_area, private_area
+from .areas import (
+    ADMIN,
+    ASSIGNMENTS,
+    PRIVATE,
+    TEACHER,
+    Area,
+    assignments_area,
+    material_area,
+    private_area,
+)
 from .handlers import FilesHandler, HomeHandler
 from .uploads import size_text
 
@@ -145,7 +159,9 @@ class PageHandler(PageMixin, FilesHandler):
     def area_context(self, area: Area, files: list[dict], used: int) -> dict:
         return {
             "area": area,
-            "area_spec": "me" if area.kind == PRIVATE else f"class/{area.owner}",
+            "area_spec": "me"
+            if area.kind == PRIVATE
+            else f"class/{area.owner}" + ("/assignments" if area.kind == ASSIGNMENTS else ""),
             "rows": tree_rows(files),
             "used": used,
             "quota": area.quota,
@@ -208,11 +224,37 @@ class MaterialPage(PageHandler):
         return name if isinstance(name, str) and name.strip() else code
 
 
+class StartingFilesPage(MaterialPage):
+    """``GET <prefix>classes/<code>/assignments/<slug>``: an assignment's starting files
+    (its folder of the teachers-only area ``class/<code>/assignments``); 404 for anyone
+    who does not teach the class."""
+
+    @web.authenticated
+    async def get(self, code, slug):
+        area = await assignments_area(
+            self.membership, self.caller(), code, self.limits["material_quota"]
+        )
+        slug = names.validate_assignment(slug)
+        files, used = await self.listing(area)
+        mine = [f for f in files if f["path"].startswith(slug + "/")]
+        self.render_page(
+            "starting.html",
+            code=area.owner,
+            slug=slug,
+            class_name=await self.class_name(area.owner),
+            **self.area_context(area, mine, used),
+        )
+
+
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     """The pages' routes; they go before the API's, so ``""`` is the "My files" page."""
-    files = {k: deps[k] for k in ("objects", "membership", "uploads", "limits", "clock")}
+    files = {
+        k: deps[k]
+        for k in ("objects", "membership", "uploads", "limits", "clock", "release_services")
+    }
     return [
         ("", HomePage, files),
         (r"classes/([^/]+)/material", MaterialPage, files),
+        (r"classes/([^/]+)/assignments/([^/]+)", StartingFilesPage, files),
         (r"static/(files\.js|files\.css)", StaticHandler, {"path": str(STATIC)}),
     ]

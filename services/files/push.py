@@ -25,9 +25,10 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 
+from pymongo.errors import DuplicateKeyError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from services.base.errors import BadRequest, Unavailable
+from services.base.errors import BadRequest, Conflict, Unavailable
 from services.base.hubapi import HubAPI, HubAPIError
 from services.base.userservers import answer_message, server_url
 
@@ -174,11 +175,34 @@ class Pusher:
 
     # ----- creating and running pushes
 
+    async def create_release(
+        self, code: str, created_by: str, assignment: str, push_id: str
+    ) -> tuple[dict, bool]:
+        """The release push ``push_id`` of an assignment's starting files, made now; when
+        a push with that id exists already (a retried release), that push: ``(push,
+        created)``. Conflict when the id belongs to another class or assignment."""
+        existing = await self.pushes.get(push_id)
+        if existing is None:
+            try:
+                return await self.create(code, created_by, None, assignment, push_id=push_id), True
+            except DuplicateKeyError:  # the same release, created meanwhile
+                existing = await self.pushes.get(push_id)
+        if existing is None or existing["code"] != code or existing.get("assignment") != assignment:
+            raise Conflict(f"The push id {push_id!r} belongs to another push.")
+        return existing, False
+
     async def create(
-        self, code: str, created_by: str, at: float | None, assignment: str | None = None
+        self,
+        code: str,
+        created_by: str,
+        at: float | None,
+        assignment: str | None = None,
+        *,
+        push_id: str | None = None,
     ) -> dict:
         """A new push of class ``code``'s material (or, with ``assignment``, of that
-        assignment's starting files: its release), now (``at`` None or past) or at ``at``."""
+        assignment's starting files: its release), now (``at`` None or past) or at ``at``.
+        ``push_id``: the id to use (a release service's), else a new one."""
         now = self.clock()
         if at is not None and at > now + 365 * 86400:
             raise BadRequest("A push can be scheduled at most a year ahead.")
@@ -189,7 +213,7 @@ class Pusher:
             what = "material" if assignment is None else f"starting files for {assignment}"
             raise BadRequest(f"The class has no {what} yet: upload files first, then push.")
         push = {
-            "_id": new_push_id(now),
+            "_id": push_id or new_push_id(now),
             "code": code,
             "assignment": assignment,
             "source": source,

@@ -2,8 +2,9 @@
 
 On top of :class:`~services.base.app.ServiceApp`: the PostgreSQL store (migrated at
 start-up), the S3 store for submitted snapshots (the files service's bucket and its
-``submissions/`` area, through the same :class:`~services.files.s3.ObjectStore`), and the
-collector that takes snapshots from students' class servers. Settings come from
+``submissions/`` area, through the same :class:`~services.files.s3.ObjectStore`), the
+collector that takes snapshots from students' class servers, and the releaser that
+pushes assignments' starting files through the files service when they are due. Settings come from
 ``CLASSHUB_*`` variables (see :func:`services.grades.config.grades_service_config`).
 """
 
@@ -18,12 +19,14 @@ from hub import clock
 from services.base.app import ServiceApp
 from services.base.errors import Unavailable
 from services.base.hubapi import HubAPIError
+from services.base.userservers import normal_base_url
 from services.files.areas import Membership
 from services.files.s3 import ObjectStore
 
 from .collect import Collector
 from .handlers import grades_handlers
 from .pages import TEMPLATES, page_handlers
+from .release import FilesClient, Releaser
 from .store import GradesStore
 
 
@@ -175,6 +178,61 @@ class GradesApp(ServiceApp):
     def _default_sync_interval(self):
         return _env_seconds("CLASSHUB_FILES_SYNC_INTERVAL", 5.0)
 
+    files_url = Unicode(
+        config=True,
+        help="""Where the service calls the files service's API (to read an assignment's
+        starting files and release them), with the grades service's own token. Set from
+        ``CLASSHUB_FILES_URL``; by default the files service on this machine,
+        ``http://127.0.0.1:<CLASSHUB_FILES_PORT>/<base URL>services/files/``.
+
+        Example: ``c.GradesApp.files_url = "http://127.0.0.1:10102/services/files/"``
+        """,
+    )
+
+    @default("files_url")
+    def _default_files_url(self):
+        explicit = _env("CLASSHUB_FILES_URL", "")
+        if explicit:
+            return explicit
+        port = _env("CLASSHUB_FILES_PORT", "10102")
+        return f"http://127.0.0.1:{port}{normal_base_url(self.hub_base_url)}services/files/"
+
+    @validate("files_url")
+    def _check_files_url(self, proposal):
+        if not proposal.value.startswith(("http://", "https://")):
+            raise TraitError(
+                f"files_url must be an http(s) URL such as "
+                f"http://127.0.0.1:10102/services/files/, got {proposal.value[:80]!r}"
+            )
+        return proposal.value
+
+    files_timeout = Float(
+        config=True,
+        help="""Seconds one call to the files service may take (``CLASSHUB_FILES_TIMEOUT``).
+        A release that runs out of it is retried later.
+
+        Example: ``c.GradesApp.files_timeout = 20``
+        """,
+    )
+
+    @default("files_timeout")
+    def _default_files_timeout(self):
+        return _env_seconds("CLASSHUB_FILES_TIMEOUT", 10.0)
+
+    release_retry_interval = Float(
+        config=True,
+        help="""Seconds after a failed release push (the files service down, ...) before
+        it is tried again (``CLASSHUB_GRADES_RELEASE_RETRY``). The teacher's "Release now"
+        button retries at once.
+
+        Example: ``c.GradesApp.release_retry_interval = 60``
+        """,
+    )
+
+    @default("release_retry_interval")
+    def _default_release_retry_interval(self):
+        return _env_seconds("CLASSHUB_GRADES_RELEASE_RETRY", 30.0)
+
     @default("template_paths")
     def _default_template_paths(self):
         return [str(TEMPLATES)]
@@ -205,6 +263,13 @@ class GradesApp(ServiceApp):
             clock=lambda: clock.now(),
             log=self.log,
         )
+        self.files = FilesClient(self.files_url, self.api_token, timeout=self.files_timeout)
+        self.releaser = Releaser(
+            store=self.store,
+            files=self.files,
+            retry_after=self.release_retry_interval,
+            log=self.log,
+        )
 
     def handlers(self):
         deps = {
@@ -214,6 +279,9 @@ class GradesApp(ServiceApp):
             "objects": self.objects,
             "clock": lambda: clock.now(),
             "limits": {"download_expiry": self.download_expiry},
+            "files": self.files,
+            "releaser": self.releaser,
+            "files_pages": f"{normal_base_url(self.hub_base_url)}services/files/",
         }
         return page_handlers(deps) + grades_handlers(deps)
 
@@ -225,8 +293,9 @@ class GradesApp(ServiceApp):
 
     async def _open_store(self) -> None:
         """Open and migrate the store, retried until PostgreSQL answers; then, every
-        ``sync_interval``, deliver returned feedback to servers that run now, and every 10
-        minutes remove stored snapshots left without a record."""
+        ``sync_interval``, make the release pushes that are due, deliver returned feedback
+        to servers that run now, and every 10 minutes remove stored snapshots left
+        without a record."""
         wait = 1.0
         while True:
             try:
@@ -241,6 +310,12 @@ class GradesApp(ServiceApp):
         while True:
             await asyncio.sleep(self.sync_interval)
             try:
+                await self.releaser.release_due()
+            except (Unavailable, HubAPIError) as e:
+                self.log.warning("Release pushes postponed: %s", e)
+            except Exception:
+                self.log.exception("Release pushes failed; retrying")
+            try:
                 await self.collector.deliver_pending_feedback()
                 if clock.now() - last_sweep > 600:
                     await self.collector.remove_orphans()
@@ -252,6 +327,7 @@ class GradesApp(ServiceApp):
 
     async def teardown(self) -> None:
         self.collector.close()
+        self.files.close()
         await self.store.close()
         await super().teardown()
 

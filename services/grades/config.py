@@ -31,6 +31,10 @@ SCOPES = [
     # GET /user/<name>/<code>/classhub/snapshot on a student's class server: the
     # snapshot of the assignment folder. No narrower scope names every class's servers.
     "access:servers",
+    # the files service's API with the service's own token, for releases only: list an
+    # assignment's starting files, push them, read that push (the files service allows
+    # the grades service nothing else: FilesApp.release_services). Only this one service.
+    "access:services!service=files",
 ]
 
 PASSED_ENV = (
@@ -38,7 +42,11 @@ PASSED_ENV = (
     "CLASSHUB_S3_BUCKET",
     "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
     "CLASSHUB_FILES_SYNC_INTERVAL",
+    "CLASSHUB_FILES_PORT",
+    "CLASSHUB_FILES_URL",
+    "CLASSHUB_FILES_TIMEOUT",
     "CLASSHUB_GRADES_DB_TIMEOUT",
+    "CLASSHUB_GRADES_RELEASE_RETRY",
     "CLASSHUB_HUB_READ_CACHE_SECONDS",
 )
 
@@ -77,7 +85,10 @@ def grades_service_config(
     }
     role = {
         "name": ROLE_NAME,
-        "description": "The grades service: class membership, snapshots of assignment folders",
+        "description": (
+            "The grades service: class membership, snapshots of assignment folders, "
+            "releases through the files service"
+        ),
         "scopes": list(SCOPES),
         "services": [SERVICE_NAME],
     }

@@ -11,6 +11,16 @@
                                                           refuse submissions (grades stay)
 ``POST   .../assignments/<slug>/unarchive``               teachers: undo the archiving
 ``GET    .../assignments/<slug>/extensions``              teachers: every extension
+``GET    .../assignments/<slug>/release``                 teachers: the release (scheduled,
+                                                          released with its files push,
+                                                          failed, no starting files) and
+                                                          the starting files, read from the
+                                                          files service
+``POST   .../assignments/<slug>/release``                 teachers: "Release now" (a release
+                                                          date still to come becomes now)
+                                                          or "Release again now" (a new push
+                                                          of the starting files, e.g. added
+                                                          since; conflict-safe); no body
 ``PUT    .../assignments/<slug>/extensions/<user>``       ``{"due_at", "reason"}`` (teachers)
 ``DELETE .../assignments/<slug>/extensions/<user>``       revoke it
 ``POST   .../assignments/<slug>/submit``                  a student hands in their folder
@@ -37,6 +47,14 @@ released, archived) or another student's work.
 Archived assignments vanish for students, take no submissions (a student's Submit and a
 teacher's collect answer 409) and stay in the teachers' list and in the gradebook (their
 grades were earned; archiving is not deleting).
+
+Releases: an assignment's starting files (files area ``class/<code>/assignments``, folder
+``<slug>``) are pushed into every student's ``~/<code>/assignments/<slug>`` when its release
+date comes (at once without one), by the service itself (:mod:`.release`); the teachers'
+list of assignments carries each one's ``release`` state. ``POST .../release`` answers 200
+with ``outcome``: ``pushed``, ``failed`` (the files service is down or refused: the
+reason is in ``release.error`` and the service retries by itself) or ``in_progress``
+(the service's own loop is making it right now).
 """
 
 from __future__ import annotations
@@ -56,6 +74,7 @@ from services.files.names import BadName, validate_assignment, validate_code, va
 
 from . import gradebook, rules
 from .collect import Collector
+from .release import FilesClient, FilesRefused, FilesUnavailable, Releaser
 from .store import Assignment, Extension, GradesStore, Submission
 
 
@@ -82,6 +101,28 @@ def assignment_view(a: Assignment) -> dict:
         "late_penalty_percent": _num(a.late_penalty_percent),
         "archived": a.archived,
         "revision": a.revision,
+    }
+
+
+def release_view(a: Assignment, now: datetime.datetime, files_pages: str) -> dict:
+    """An assignment's release for its teachers; ``files_pages`` is the files service's
+    path (``/services/files/``): where the starting files are uploaded and where the
+    report of the push is."""
+    code, slug = a.class_code, a.slug
+    return {
+        "state": a.release_state(now),
+        "release_at": _iso(a.release_at),
+        "released_at": _iso(a.released_at),
+        "push_id": a.release_push_id,
+        "push_url": None
+        if not a.release_push_id
+        else f"{files_pages}classes/{code}/material#push={a.release_push_id}",
+        "files": a.release_files,
+        "error": a.release_error,
+        "retry_at": _iso(a.release_retry_at),
+        "rounds": a.release_rounds,
+        "pushed": a.release_pushed,
+        "upload_url": f"{files_pages}classes/{code}/assignments/{slug}",
     }
 
 
@@ -117,11 +158,14 @@ def submission_view(s: Submission) -> dict:
 
 class GradesHandler(BaseHandler):
     """Dependencies: ``store``, ``membership``, ``collector``, ``objects``, ``clock``,
-    ``limits``."""
+    ``limits``, ``files``, ``releaser``, ``files_pages``."""
 
     store: GradesStore
     membership: Membership
     collector: Collector
+    files: FilesClient
+    releaser: Releaser
+    files_pages: str
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -187,9 +231,12 @@ class AssignmentsHandler(GradesHandler):
         code, role = await self.role(code)
         if role != STUDENT:
             items = await self.store.list_assignments(code, include_archived=True)
-            self.write_json(
-                {"code": code, "role": role, "assignments": [assignment_view(a) for a in items]}
-            )
+            now = self.now()
+            views = [
+                {**assignment_view(a), "release": release_view(a, now, self.files_pages)}
+                for a in items
+            ]
+            self.write_json({"code": code, "role": role, "assignments": views})
             return
         me = self.caller().name
         items = await self.store.list_assignments(code, released_only=True)
@@ -280,6 +327,59 @@ class ExtensionsHandler(GradesHandler):
         self.write_json(
             {"assignment": assignment.slug, "extensions": [extension_view(e) for e in extensions]}
         )
+
+
+class ReleaseHandler(GradesHandler):
+    async def answer(
+        self, assignment: Assignment, *, files_error: str | None = None, **extra: Any
+    ) -> None:
+        """The release and the starting files; the files service being down or refusing
+        (or ``files_error``: it just failed, it is not asked again) leaves
+        ``starting_files`` null with ``files_error`` saying why (the page still shows the
+        release)."""
+        files: list[dict] | None = None
+        push: dict | None = None
+        try:
+            if files_error is None:
+                files = await self.files.starting_files(assignment.class_code, assignment.slug)
+            if files_error is None and assignment.release_push_id:
+                found = await self.files.push(assignment.class_code, assignment.release_push_id)
+                if found is not None:
+                    push = {"status": found.get("status"), "counts": found.get("counts") or {}}
+        except (FilesUnavailable, FilesRefused) as e:
+            files_error = str(e)
+        self.write_json(
+            {
+                "assignment": assignment.slug,
+                "release": release_view(assignment, self.now(), self.files_pages),
+                "push": push,
+                "starting_files": files,
+                "files_error": files_error,
+                **extra,
+            }
+        )
+
+    async def get(self, code, slug):
+        code = await self.teacher(code)
+        await self.answer(await self.assignment(code, slug, TEACHER))
+
+    async def post(self, code, slug):
+        code = await self.teacher(code)
+        self.json_body(())
+        current = await self.assignment(code, slug, TEACHER)
+        requested = await self.store.request_release(current.id, actor=self.caller().name)
+        self.log.info(
+            "%s asked for the release of %s/%s (round %d)",
+            self.caller().name,
+            code,
+            requested.slug,
+            requested.release_rounds,
+        )
+        made = await self.releaser.release_now(requested.id)
+        outcome = {True: "pushed", False: "failed", None: "in_progress"}[made]
+        after = await self.store.get_assignment(requested.id)
+        failed = after.release_error if made is False else None
+        await self.answer(after, files_error=failed, outcome=outcome)
 
 
 class ExtensionHandler(GradesHandler):
@@ -528,6 +628,7 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (a, AssignmentHandler, deps),
         (a + r"/(archive|unarchive)", ArchiveHandler, deps),
         (a + r"/extensions", ExtensionsHandler, deps),
+        (a + r"/release", ReleaseHandler, deps),
         (a + r"/extensions/([^/]+)", ExtensionHandler, deps),
         (a + r"/submit", SubmitHandler, deps),
         (a + r"/collect", CollectHandler, deps),

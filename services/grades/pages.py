@@ -14,7 +14,10 @@ and change.
                                     live countdown, extension mark, late policy),
                                     Submit, their versions and returned grades with
                                     feedback. Teachers and admins: the assignment
-                                    editor, collect now, each assignment's
+                                    editor (with the assignment's release: its
+                                    state, starting files, a link to upload them,
+                                    the push's report, Release now / Release again
+                                    now), collect now, each assignment's
                                     submissions (on time / late / missing, snapshot
                                     downloads), grading with revisions and return,
                                     extensions, and the gradebook with its CSV.

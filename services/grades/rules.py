@@ -159,6 +159,59 @@ def visible_to_student(release_at: datetime | None, archived: bool, now: datetim
     return not archived and is_released(release_at, now)
 
 
+#: the states of an assignment's release push (see :func:`release_state`)
+RELEASE_SCHEDULED = "scheduled"  # its release_at is still to come
+RELEASE_PENDING = "pending"  # due: the service pushes it at its next round (seconds)
+RELEASE_FAILED = "failed"  # due, the last attempt failed: retried by itself
+RELEASE_DONE = "released"  # its starting files were pushed
+RELEASE_EMPTY = "no_files"  # released when it had no starting files: nothing was pushed
+RELEASE_BEFORE = "released_by_hand"  # released before release pushes were recorded
+RELEASE_ARCHIVED = "archived"  # archived before its release: nothing is pushed
+
+
+def release_due(
+    release_at: datetime | None, archived: bool, rounds: int, pushed: int, now: datetime
+) -> bool:
+    """Whether a release push of the assignment is due at ``now``: a round asked for is
+    not made yet, the assignment is not archived and its release time has come (no
+    release time: at once). The store's claim uses the same condition in SQL."""
+    return pushed < rounds and not archived and is_released(release_at, now)
+
+
+def release_state(
+    *,
+    release_at: datetime | None,
+    archived: bool,
+    rounds: int,
+    pushed: int,
+    released_at: datetime | None,
+    files: int | None,
+    error: str | None,
+    now: datetime,
+) -> str:
+    """What the teacher's page says about an assignment's release (one of the
+    ``RELEASE_*`` states)."""
+    if pushed < rounds:
+        if archived:
+            return RELEASE_ARCHIVED
+        if not is_released(release_at, now):
+            return RELEASE_SCHEDULED
+        return RELEASE_FAILED if error else RELEASE_PENDING
+    if released_at is None:
+        return RELEASE_BEFORE
+    return RELEASE_EMPTY if not files else RELEASE_DONE
+
+
+def release_push_id(key: str, round_: int) -> str:
+    """The files push id of one release round: ``release-<key>-<round>`` (the files
+    service answers the push it made already when the same id comes again)."""
+    if not isinstance(key, str) or not key.isalnum() or not 16 <= len(key) <= 64:
+        raise ValueError("the release key must be 16-64 hex digits")
+    if isinstance(round_, bool) or not isinstance(round_, int) or round_ < 1:
+        raise ValueError("the release round must be a whole number from 1")
+    return f"release-{key.lower()}-{round_}"
+
+
 # ----------------------------------------------------------------------------- validation
 
 

@@ -31,10 +31,11 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -104,10 +105,30 @@ class Assignment:
     updated_at: datetime | None
     archived_at: datetime | None
     revision: int
+    # the release push (migration 0003; see :meth:`GradesStore.claim_release`)
+    release_rounds: int = 1
+    release_pushed: int = 0
+    release_push_id: str | None = None
+    released_at: datetime | None = None
+    release_files: int | None = None
+    release_error: str | None = None
+    release_retry_at: datetime | None = None
 
     @property
     def archived(self) -> bool:
         return self.archived_at is not None
+
+    def release_state(self, now: datetime) -> str:
+        return rules.release_state(
+            release_at=self.release_at,
+            archived=self.archived,
+            rounds=self.release_rounds,
+            pushed=self.release_pushed,
+            released_at=self.released_at,
+            files=self.release_files,
+            error=self.release_error,
+            now=now,
+        )
 
     def fields(self) -> AssignmentFields:
         """The teacher-editable part, for :func:`services.grades.rules.parse_assignment`."""
@@ -125,6 +146,23 @@ class Assignment:
 
     def released(self, now: datetime) -> bool:
         return rules.is_released(self.release_at, now)
+
+
+@dataclass(frozen=True)
+class ReleaseClaim:
+    """One release round of an assignment, claimed for pushing (see
+    :meth:`GradesStore.claim_release`)."""
+
+    assignment_id: int
+    class_code: str
+    slug: str
+    round: int
+    key: str
+    claim: str
+
+    @property
+    def push_id(self) -> str:
+        return rules.release_push_id(self.key, self.round)
 
 
 @dataclass(frozen=True)
@@ -1197,6 +1235,145 @@ class GradesStore:
                 else rules.apply_penalty(r["points"], r["penalty_percent"] if r["late"] else 0)
             )
         return rows
+
+    # ----- release pushes
+
+    async def claim_release(
+        self, *, lease: float, assignment_id: int | None = None
+    ) -> ReleaseClaim | None:
+        """Claim the next assignment whose release push is due (or, with
+        ``assignment_id``, that one if it is due) for ``lease`` seconds; None when nothing
+        is due or another caller holds the claim.
+
+        Due: a round asked for is not made (``release_pushed < release_rounds``), not
+        archived, ``release_at`` NULL or past, no live claim, no retry wait (ignored for
+        ``assignment_id``: a teacher's button retries at once). One UPDATE with ``FOR
+        UPDATE SKIP LOCKED``: two callers never claim the same round."""
+        now = self._now()
+        claim = secrets.token_hex(16)
+        only = "" if assignment_id is None else " AND id = %(id)s"
+        wait = (
+            ""
+            if assignment_id is not None
+            else (" AND (release_retry_at IS NULL OR release_retry_at <= %(now)s)")
+        )
+        due = (
+            "release_pushed < release_rounds AND archived_at IS NULL"
+            " AND (release_at IS NULL OR release_at <= %(now)s)"
+            " AND (release_claimed_until IS NULL OR release_claimed_until < %(now)s)"
+        )
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET release_claim = %(claim)s,"  # noqa: S608
+                " release_claimed_until = %(until)s"
+                f" WHERE id = (SELECT id FROM {_S}.assignments WHERE {due}{wait}{only}"
+                " ORDER BY release_at NULLS FIRST, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                f" AND {due}"
+                " RETURNING id, class_code, slug, release_pushed + 1 AS round, release_key",
+                {
+                    "claim": claim,
+                    "until": now + timedelta(seconds=lease),
+                    "now": now,
+                    "id": assignment_id,
+                },
+            )
+        if row is None:
+            return None
+        return ReleaseClaim(
+            assignment_id=row["id"],
+            class_code=row["class_code"],
+            slug=row["slug"],
+            round=row["round"],
+            key=row["release_key"],
+            claim=claim,
+        )
+
+    async def finish_release(self, claim: ReleaseClaim, *, push_id: str | None, files: int) -> bool:
+        """Record the round ``claim`` made: the files push ``push_id`` with ``files``
+        starting files (None and 0: there were none, nothing was pushed). False when the
+        claim was lost meanwhile (it ran out; another caller made the round)."""
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET"  # noqa: S608
+                " release_pushed = GREATEST(release_pushed, %s), release_push_id = %s,"
+                " released_at = %s, release_files = %s, release_error = NULL,"
+                " release_retry_at = NULL, release_claim = NULL, release_claimed_until = NULL"
+                " WHERE id = %s AND release_claim = %s RETURNING class_code",
+                (claim.round, push_id, now, files, claim.assignment_id, claim.claim),
+            )
+            if row is None:
+                return False
+            await self._audit(
+                conn,
+                at=now,
+                actor="grades-service",
+                action="assignment.release_push",
+                class_code=row["class_code"],
+                assignment_id=claim.assignment_id,
+                new={"round": claim.round, "push_id": push_id, "files": files},
+            )
+        return True
+
+    async def fail_release(self, claim: ReleaseClaim, error: str, *, retry_after: float) -> bool:
+        """Record why the round ``claim`` failed; it is due again ``retry_after`` seconds
+        later. False when the claim was lost meanwhile."""
+        now = self._now()
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"UPDATE {_S}.assignments SET release_error = %s,"  # noqa: S608
+                " release_retry_at = %s, release_claim = NULL, release_claimed_until = NULL"
+                " WHERE id = %s AND release_claim = %s RETURNING id",
+                (
+                    (error or "unknown error")[:500],
+                    now + timedelta(seconds=retry_after),
+                    claim.assignment_id,
+                    claim.claim,
+                ),
+            )
+        return bool(rows)
+
+    async def request_release(self, assignment_id: int, *, actor: str) -> Assignment:
+        """A teacher's "Release now" / "Release again now": a release time still to come
+        becomes now, and when every round asked for was made one more is asked for (a
+        re-push, for files added since). The retry wait of a failed round is dropped.
+        Conflict for an archived assignment."""
+        assignment_id = _id(assignment_id, "assignment")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            old = await self._assignment_for_update(conn, assignment_id)
+            if old.archived:
+                raise Conflict("The assignment is archived: restore it before releasing it.")
+            release_at = old.release_at if old.release_at and old.release_at <= now else now
+            if old.release_at is None:
+                release_at = None
+            rounds = old.release_rounds
+            if old.release_pushed >= rounds:
+                rounds = old.release_pushed + 1
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET release_at = %s, release_rounds = %s,"  # noqa: S608
+                " release_retry_at = NULL, updated_by = %s, updated_at = %s,"
+                " revision = revision + 1"
+                f" WHERE id = %s RETURNING {_ASSIGNMENT_COLUMNS}",
+                (release_at, rounds, actor, now, assignment_id),
+            )
+            new = _assignment(row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.release",
+                class_code=new.class_code,
+                assignment_id=new.id,
+                old={"release_at": old.release_at, "release_rounds": old.release_rounds},
+                new={"release_at": new.release_at, "release_rounds": new.release_rounds},
+            )
+        return new
 
     # ----- audit log
 

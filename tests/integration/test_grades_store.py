@@ -144,7 +144,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
     try:
         assert await sql(
             stores[0], f"SELECT version, name FROM {SCHEMA}.schema_migrations ORDER BY 1"
-        ) == [(1, "grades"), (2, "feedback_delivery")]
+        ) == [(1, "grades"), (2, "feedback_delivery"), (3, "release_pushes")]
         assert await stores[1].migrate() == []  # a second run applies nothing
         await stores[0].close()
         await stores[0].open()
@@ -609,3 +609,162 @@ async def test_postgres_down_then_back(pg, clock):
         assert (await submit(store, a.id, "sam")).version == 1
     finally:
         await store.close()
+
+
+# ----------------------------------------------------------------------------- releases
+
+
+async def test_migration_0003_keeps_old_releases_and_runs_twice(pg, clock):
+    """Assignments released before 0003 are not pushed again; those still to come are."""
+    url = pg.fresh_db()
+    migrations = pgmigrate.load_migrations("services.grades")
+    async with await psycopg.AsyncConnection.connect(pg_conninfo(url), autocommit=True) as conn:
+        await pgmigrate.apply_migrations(
+            conn, schema=SCHEMA, migrations=migrations[:2], lock_key=LOCK_KEY
+        )
+        for slug, release in (
+            ("old", "now() - interval '1 day'"),
+            ("new", "now() + interval '1 day'"),
+            ("none", "NULL"),
+        ):
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.assignments (class_code, slug, title, max_points,"  # noqa: S608
+                f" release_at, created_by) VALUES ('bio', %s, 'T', 1, {release}, 'tom')",
+                (slug,),
+            )
+        assert await pgmigrate.apply_migrations(
+            conn, schema=SCHEMA, migrations=migrations, lock_key=LOCK_KEY
+        ) == [3]
+        query = (
+            f"SELECT slug, release_rounds, release_pushed, length(release_key)"  # noqa: S608
+            f" FROM {SCHEMA}.assignments ORDER BY slug"
+        )
+        before = await (await conn.execute(query)).fetchall()
+        assert before == [("new", 1, 0, 32), ("none", 1, 1, 32), ("old", 1, 1, 32)]
+        # the file itself, run a second time: nothing changes, nothing fails
+        await conn.execute(migrations[2].sql)
+        assert await (await conn.execute(query)).fetchall() == before
+        keys = await (
+            await conn.execute(f"SELECT DISTINCT release_key FROM {SCHEMA}.assignments")
+        ).fetchall()  # noqa: S608
+        assert len(keys) == 3  # one random key per assignment
+
+
+async def test_release_is_claimed_only_when_due_and_exactly_once(store, clock):
+    later = clock.at + timedelta(hours=1)
+    a = await store.create_assignment(
+        "bio", fields(slug="rel", release_at=later.isoformat()), actor="tom"
+    )
+    assert a.release_state(clock.at) == rules.RELEASE_SCHEDULED
+    assert await store.claim_release(lease=60) is None  # not a moment early
+    # moved further into the future before it happened: still nothing
+    a = await store.update_assignment(
+        a.id, fields(slug="rel", release_at=(later + timedelta(hours=1)).isoformat()), actor="tom"
+    )
+    clock.at = later + timedelta(minutes=1)
+    assert await store.claim_release(lease=60) is None
+    clock.at = later + timedelta(hours=1)
+    # concurrent claimers: exactly one wins
+    claims = await asyncio.gather(*(store.claim_release(lease=60) for _ in range(6)))
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1
+    claim = won[0]
+    assert (claim.assignment_id, claim.class_code, claim.slug, claim.round) == (
+        a.id,
+        "bio",
+        "rel",
+        1,
+    )
+    assert claim.push_id.startswith("release-") and claim.push_id.endswith("-1")
+    assert await store.finish_release(claim, push_id=claim.push_id, files=2) is True
+    assert await store.finish_release(claim, push_id=claim.push_id, files=2) is False
+    assert await store.claim_release(lease=60) is None  # exactly once
+    done = await store.get_assignment(a.id)
+    assert done.release_state(clock.at) == rules.RELEASE_DONE
+    assert (done.release_push_id, done.release_files, done.released_at) == (
+        claim.push_id,
+        2,
+        clock.at,
+    )
+    actions = [e.action for e in await store.audit_entries(assignment_id=a.id)]
+    assert actions[-1] == "assignment.release_push"
+
+
+async def test_a_lost_claim_is_taken_over_and_its_late_answer_ignored(store, clock):
+    a = await store.create_assignment("bio", fields(slug="lease"), actor="tom")
+    first = await store.claim_release(lease=30)
+    assert first is not None and first.assignment_id == a.id
+    assert await store.claim_release(lease=30) is None  # held
+    clock.at += timedelta(seconds=31)  # the first claimer died
+    second = await store.claim_release(lease=30)
+    assert second is not None and second.round == first.round
+    assert second.push_id == first.push_id  # the same files push: never a second one
+    assert await store.finish_release(first, push_id=first.push_id, files=1) is False
+    assert await store.fail_release(first, "late", retry_after=5) is False
+    assert await store.finish_release(second, push_id=second.push_id, files=1) is True
+
+
+async def test_a_failed_release_waits_then_is_retried_and_shows_its_error(store, clock):
+    a = await store.create_assignment("bio", fields(slug="fail"), actor="tom")
+    claim = await store.claim_release(lease=30)
+    assert await store.fail_release(claim, "The files service is unreachable", retry_after=30)
+    failed = await store.get_assignment(a.id)
+    assert failed.release_state(clock.at) == rules.RELEASE_FAILED
+    assert failed.release_error == "The files service is unreachable"
+    assert await store.claim_release(lease=30) is None  # the loop waits...
+    assert await store.claim_release(lease=30, assignment_id=a.id) is not None  # a button not
+    clock.at += timedelta(seconds=31)
+    # (the button's claim still holds until its lease ran out)
+    clock.at += timedelta(seconds=30)
+    again = await store.claim_release(lease=30)
+    assert again is not None and again.round == 1
+    assert await store.finish_release(again, push_id=again.push_id, files=1)
+    assert (await store.get_assignment(a.id)).release_error is None
+
+
+async def test_release_now_and_release_again(store, clock):
+    later = clock.at + timedelta(hours=12)
+    a = await store.create_assignment(
+        "bio", fields(slug="now", release_at=later.isoformat()), actor="tom"
+    )
+    asked = await store.request_release(a.id, actor="tom")
+    assert asked.release_at == clock.at and asked.release_rounds == 1  # "Release now"
+    assert asked.revision == a.revision + 1
+    claim = await store.claim_release(lease=30, assignment_id=a.id)
+    assert claim.round == 1
+    await store.finish_release(claim, push_id=claim.push_id, files=1)
+    again = await store.request_release(a.id, actor="tina")  # "Release again now"
+    assert again.release_rounds == 2 and again.release_at == clock.at
+    assert again.release_state(clock.at) == rules.RELEASE_PENDING
+    # asking twice before it is made asks for one push, not two
+    assert (await store.request_release(a.id, actor="tina")).release_rounds == 2
+    claim = await store.claim_release(lease=30)
+    assert claim.round == 2 and claim.push_id.endswith("-2")
+    # an archived assignment is never released
+    b = await store.create_assignment("bio", fields(slug="gone"), actor="tom")
+    await store.set_archived(b.id, True, actor="tom")
+    assert await store.claim_release(lease=30, assignment_id=b.id) is None
+    with pytest.raises(Conflict, match="archived"):
+        await store.request_release(b.id, actor="tom")
+
+
+async def test_releaser_retries_when_the_files_service_is_back(store, clock):
+    from services.grades.release import Releaser
+    from tests.unit.test_grades_release import FakeFiles
+
+    a = await store.create_assignment("bio", fields(slug="retry"), actor="tom")
+    files = FakeFiles(files=("start.py", "data/x.csv"))
+    releaser = Releaser(store=store, files=files, retry_after=20)
+    files.down = True
+    assert await releaser.release_due() == 0
+    shown = await store.get_assignment(a.id)
+    assert shown.release_state(clock.at) == rules.RELEASE_FAILED
+    assert "unreachable" in shown.release_error
+    files.down = False
+    assert await releaser.release_due() == 0  # not before the retry wait
+    clock.at += timedelta(seconds=21)
+    assert await releaser.release_due() == 1
+    assert await releaser.release_due() == 0
+    assert len(files.pushes) == 1 and files.posts == 1
+    done = await store.get_assignment(a.id)
+    assert done.release_state(clock.at) == rules.RELEASE_DONE and done.release_files == 2

@@ -25,10 +25,15 @@ def test_scopes_are_the_least_the_work_needs():
         "start:servers",
         "delete:servers",
         "access:servers",
+        "access:services!service=files",
     ]
     # list:groups (an admin's Grades page lists every class) is the only listing: no
     # list:users, nothing that writes groups or users, no tokens
     assert not any(s.startswith(("admin:", "tokens", "list:users", "groups")) for s in SCOPES)
+    # the files service for releases, and no other service
+    assert [s for s in SCOPES if s.startswith("access:services")] == [
+        "access:services!service=files"
+    ]
 
 
 def test_service_config_passes_only_what_it_needs():

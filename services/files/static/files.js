@@ -299,6 +299,8 @@
   function initArea() {
     const area = body.dataset.area;
     const writable = body.dataset.writable === "true";
+    // an assignment's starting files: one folder of the area, where uploads go
+    const folder = body.dataset.folder || "";
     const base = `api/files/${area}`;
     const table = $("files");
 
@@ -344,7 +346,7 @@
     }
 
     async function refresh() {
-      const data = await api("GET", base);
+      const data = await api("GET", folder ? `${base}?${new URLSearchParams({ folder })}` : base);
       const rows = treeRows(data.files);
       syncRows(table.tBodies[0], rows, (r) => `${r.kind}:${r.path}`, "file-row-template", fillFile);
       table.hidden = rows.length === 0;
@@ -384,13 +386,15 @@
       }
     });
 
-    if (writable) initChanges({ base, table, refreshNow });
+    if (writable) initChanges({ base, table, refreshNow, folder });
     return refreshNow;
   }
 
   // ----------------------------------------------------------------- uploads, renames, deletes
 
-  function initChanges({ base, table, refreshNow }) {
+  function initChanges({ base, table, refreshNow, folder: root }) {
+    // uploads go into the page's folder (an assignment's), if it has one
+    const inRoot = (path) => (root ? (path ? `${root}/${path}` : root) : path);
     const progress = $("upload-progress");
     const bar = $("upload-bar");
     const status = $("upload-status");
@@ -420,7 +424,7 @@
         say("danger", "Choose one or more files first.");
         return;
       }
-      const folder = cleanFolder($("upload-folder").value);
+      const folder = inRoot(cleanFolder($("upload-folder").value));
       const done = [];
       const failed = [];
       await withButton(filesForm.querySelector("[type=submit]"), async () => {
@@ -455,7 +459,9 @@
         say("danger", "Choose a zip file first.");
         return;
       }
-      const folder = cleanFolder($("zip-folder").value) || file.name.replace(/\.zip$/i, "");
+      const folder = root
+        ? inRoot(cleanFolder($("zip-folder").value))
+        : cleanFolder($("zip-folder").value) || file.name.replace(/\.zip$/i, "");
       await withButton(zipForm.querySelector("[type=submit]"), async () => {
         try {
           const answer = await upload(file, { folder, size: file.size, unpack: true }, file.name);
@@ -701,6 +707,12 @@
 
     const refreshNow = startPolling(refresh);
 
+    // a link to one push's report (the grades page links a release's push so)
+    const linked = /^#push=([0-9A-Za-z-]+)$/.exec(window.location.hash);
+    if (linked) {
+      open(linked[1]).catch(fail);
+    }
+
     async function open(id) {
       shown = id;
       await loadReport(id);
@@ -799,7 +811,7 @@
   const errorPage = $("error-page");
   if (errorPage) {
     initError(errorPage);
-  } else if (body.dataset.page === "files" || body.dataset.page === "material") {
+  } else if (["files", "material", "starting"].includes(body.dataset.page)) {
     initArea();
     if ($("push-section")) initPushes();
   }

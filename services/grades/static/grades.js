@@ -450,8 +450,22 @@
 
     // ---- the assignments
 
+    // the badge of an assignment's row: from its release (services/grades/rules.py)
+    const RELEASE_BADGES = {
+      scheduled: ["not released yet", "text-bg-info"],
+      // students see it from its release date on; its files follow within seconds
+      pending: ["released, pushing its starting files…", "text-bg-warning"],
+      failed: ["released, starting files not pushed yet", "text-bg-danger"],
+      released: ["released", "text-bg-success"],
+      released_by_hand: ["released", "text-bg-success"],
+      no_files: ["released, no starting files", "text-bg-warning"],
+      archived: ["archived", "text-bg-secondary"],
+    };
+
     function stateOf(a) {
       if (a.archived) return ["archived", "text-bg-secondary"];
+      const known = a.release && RELEASE_BADGES[a.release.state];
+      if (known) return known;
       if (a.release_at && new Date(a.release_at).getTime() > Date.now()) {
         return ["not released yet", "text-bg-info"];
       }
@@ -501,6 +515,7 @@
       $("assignment-save").textContent = a ? "Save changes" : "Create assignment";
       $("assignment-cancel").hidden = !a;
       input("slug").disabled = Boolean(a);
+      showReleaseBox(a);
       if (!a) {
         form.reset();
         return;
@@ -563,6 +578,132 @@
         await loading(loadGradebook);
       });
     });
+
+    // ---- the editor's release box: state, starting files, "Release (again) now"
+
+    const releaseBox = $("release-box");
+    // states in which the box looks again every few seconds (something will change)
+    const RELEASE_MOVING = new Set(["scheduled", "pending", "failed"]);
+
+    function releaseText(r, data) {
+      switch (r.state) {
+        case "scheduled":
+          return `Scheduled for ${when(r.release_at)}: the starting files are pushed to every student then.`;
+        case "pending":
+          return "Due now: the starting files are being pushed to every student (within seconds).";
+        case "failed":
+          return (
+            "The release failed; it is retried by itself" +
+            (r.retry_at ? ` after ${when(r.retry_at)}` : "") +
+            ", or click Release now."
+          );
+        case "released": {
+          const push = data.push;
+          const counts = push && push.counts ? Object.entries(push.counts) : [];
+          const done = counts.length ? ` (${counts.map(([k, n]) => `${n} ${k}`).join(", ")})` : "";
+          return `Released at ${when(r.released_at)}: ${plural(r.files, "starting file")} pushed to every student${done}.`;
+        }
+        case "no_files":
+          return (
+            `Released at ${when(r.released_at)} with no starting files yet: nothing was pushed. ` +
+            "Upload them, then click Release again now."
+          );
+        case "released_by_hand":
+          return "Released before releases were automatic: its starting files were pushed by hand, if at all.";
+        case "archived":
+          return "Archived: nothing is released.";
+        default:
+          return r.state;
+      }
+    }
+
+    function showRelease(data) {
+      const r = data.release;
+      releaseBox.dataset.state = r.state;
+      $("release-state").textContent = releaseText(r, data);
+      $("release-error").hidden = !(r.state === "failed" && r.error);
+      $("release-error").textContent = r.error ? `Failed: ${r.error}` : "";
+      $("release-push").hidden = !r.push_url;
+      if (r.push_url) $("release-push-link").href = r.push_url;
+      $("release-push-status").textContent = data.push ? `push ${data.push.status}` : "";
+      $("starting-files-link").href = r.upload_url;
+      const button = $("release-now");
+      button.hidden = r.state === "archived";
+      button.textContent = RELEASE_MOVING.has(r.state) ? "Release now" : "Release again now";
+      const list = $("starting-files");
+      const empty = $("starting-files-empty");
+      const files = data.starting_files;
+      if (files === null) {
+        list.hidden = true;
+        empty.hidden = false;
+        empty.textContent = data.files_error || "The starting files cannot be read right now.";
+        return;
+      }
+      const items = document.createDocumentFragment();
+      for (const f of files) {
+        const li = document.createElement("li");
+        li.textContent = `${f.path} (${sizeText(f.size)})`;
+        items.append(li);
+      }
+      list.replaceChildren(items);
+      list.hidden = files.length === 0;
+      empty.hidden = files.length > 0;
+      empty.textContent = "No starting files yet: upload them (optional; students then start from an empty folder).";
+    }
+
+    async function loadRelease() {
+      const slug = releaseBox.dataset.slug;
+      if (!slug) return;
+      const data = await api("GET", `${base}/assignments/${enc(slug)}/release`);
+      if (releaseBox.dataset.slug === slug) showRelease(data);
+    }
+
+    function showReleaseBox(a) {
+      releaseBox.hidden = !a;
+      releaseBox.dataset.slug = a ? a.slug : "";
+      releaseBox.dataset.state = "";
+      if (!a) return;
+      field(releaseBox, "slug").textContent = a.slug;
+      $("release-state").textContent = "";
+      $("release-error").hidden = true;
+      $("release-push").hidden = true;
+      $("starting-files").hidden = true;
+      $("starting-files-empty").hidden = false;
+      $("starting-files-empty").textContent = "Loading the starting files…";
+      $("starting-files-link").href = `${PREFIX.replace(/grades\/$/, "files/")}classes/${enc(code)}/assignments/${enc(a.slug)}`;
+      loading(loadRelease);
+    }
+
+    const RELEASE_OUTCOMES = {
+      pushed: ["success", "The starting files are being pushed to every student."],
+      failed: ["danger", "The release failed: see the box below; it is retried by itself."],
+      in_progress: ["info", "The release is being made right now."],
+    };
+
+    $("release-now").addEventListener("click", async (event) => {
+      const slug = releaseBox.dataset.slug;
+      const scheduled = releaseBox.dataset.state === "scheduled";
+      const question = scheduled
+        ? "Release the assignment now? Students see it and get its starting files at once."
+        : "Push the starting files to every student again? Files they changed are kept.";
+      if (!window.confirm(question)) return;
+      await withButton(event.currentTarget, async () => {
+        const answer = await api("POST", `${base}/assignments/${enc(slug)}/release`);
+        if (releaseBox.dataset.slug === slug) showRelease(answer);
+        const [kind, text] = RELEASE_OUTCOMES[answer.outcome] || ["info", "Done."];
+        say(kind, answer.release.state === "no_files" ? "There are no starting files to push." : text);
+        await loading(loadAssignments);
+      });
+    });
+
+    $("release-reload").addEventListener("click", (event) =>
+      withButton(event.currentTarget, loadRelease),
+    );
+
+    setInterval(() => {
+      if (document.hidden || releaseBox.hidden) return;
+      if (RELEASE_MOVING.has(releaseBox.dataset.state)) loading(loadRelease);
+    }, 5000);
 
     $("assignment-cancel").addEventListener("click", () => {
       editorMode(null);
