@@ -221,14 +221,16 @@ def gradebook(stack: Stack, roster: int, n_assignments: int) -> list[str]:
     filled = time.perf_counter() - t
     teacher = Person(stack, "teach", "teacher", service=GRADES)
     rows = []
-    for name, path in (
-        ("JSON", f"api/classes/{code}/gradebook"),
-        ("CSV", f"api/classes/{code}/gradebook.csv"),
+    for name, path, accept in (
+        ("JSON", f"api/classes/{code}/gradebook", "application/json"),
+        ("CSV", f"api/classes/{code}/gradebook.csv", "text/csv"),
+        ("the class page (HTML)", f"classes/{code}", "text/html"),
+        ("its assignments (JSON)", f"api/classes/{code}/assignments", "application/json"),
     ):
         times = []
         for _ in range(20):
             t = time.perf_counter()
-            r = teacher.get(path, timeout=60)
+            r = teacher.get(path, timeout=60, headers={"Accept": accept})
             times.append(time.perf_counter() - t)
             assert r.status_code == 200, r.text
         size = len(r.content)
