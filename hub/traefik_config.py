@@ -41,6 +41,9 @@ def traefik_static_config(
                 "address": web_address,
                 # never let a client spoof headers Traefik sets for the hub
                 "forwardedHeaders": {"insecure": False},
+                # nor smuggle an alias of one (X_Forwarded_For, X.Forwarded.For), which
+                # backends that map header names to variables read as the real header
+                "http": {"aliasHeadersStrategy": "delete"},
             },
             "traefik": {"address": api_address},
         },

@@ -156,6 +156,9 @@ def test_traefik_static_config():
     assert cfg["entryPoints"]["traefik"]["address"] == "127.0.0.1:8099"
     assert "accessLog" not in cfg
     assert cfg["serversTransport"]["forwardingTimeouts"]["dialTimeout"] == "3s"
+    web = cfg["entryPoints"]["web"]
+    assert web["forwardedHeaders"] == {"insecure": False}
+    assert web["http"]["aliasHeadersStrategy"] == "delete"
 
 
 def test_traefik_api_must_be_loopback():
