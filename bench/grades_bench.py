@@ -240,6 +240,20 @@ def gradebook(stack: Stack, roster: int, n_assignments: int) -> list[str]:
             f"| {max(times) * 1000:.0f} ms |"
         )
     loads = page_in_browser(stack, teacher, code, roster, loads=10)
+    reused = list(milestones)
+    milestones.clear()
+
+    def change_a_grade():
+        # one grade's points, changed as a teacher's grading does: the gradebook the
+        # service kept is out of date and is built again on the next load
+        changed = stack.psql(
+            "UPDATE classhub_grades.grades SET points = CASE WHEN points >= 1"
+            " THEN points - 1 ELSE points + 1 END WHERE submission_id ="
+            " (SELECT min(submission_id) FROM classhub_grades.grades) RETURNING submission_id"
+        )
+        assert len(changed) == 1
+
+    rebuilt = page_in_browser(stack, teacher, code, roster, loads=10, before_each=change_a_grade)
     return [
         f"- {roster * n_assignments} graded submissions written in {filled:.0f} s",
         "",
@@ -251,15 +265,21 @@ def gradebook(stack: Stack, roster: int, n_assignments: int) -> list[str]:
         f"frame in which all {roster} gradebook rows are laid out (10 loads, the first with an",
         "empty cache):",
         "",
-        "| loads | p50 | max | loads ≥ 500 ms | first load (cold cache) |",
-        "|---|---|---|---|---|",
-        f"| {len(loads)} | **{statistics.median(loads) * 1000:.0f} ms** "
-        f"| {max(loads) * 1000:.0f} ms | {sum(x >= 0.5 for x in loads)} "
-        f"| {loads[0] * 1000:.0f} ms |",
+        "| gradebook | loads | p50 | max | loads ≥ 500 ms | first load (cold cache) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {what} | {len(x)} | **{statistics.median(x) * 1000:.0f} ms** "
+            f"| {max(x) * 1000:.0f} ms | {sum(v >= 0.5 for v in x)} | {x[0] * 1000:.0f} ms |"
+            for what, x in (
+                ("unchanged (the service's kept answer)", loads),
+                ("a grade changed before every load (built again)", rebuilt),
+            )
+        ),
         "",
-        "Medians of the same loads: HTML received "
+        "Medians (unchanged / changed): "
         + ", ".join(
-            f"{name} {statistics.median(m[i] for m in milestones) * 1000:.0f} ms"
+            f"{name} {statistics.median(m[i] for m in reused) * 1000:.0f}"
+            f" / {statistics.median(m[i] for m in milestones) * 1000:.0f} ms"
             for i, name in enumerate(("HTML", "script", "gradebook JSON"))
         )
         + ".",
@@ -292,8 +312,11 @@ MILESTONES = """() => {
 milestones: list[list[float]] = []
 
 
-def page_in_browser(stack: Stack, teacher: Person, code: str, rows: int, loads: int) -> list[float]:
-    """Seconds from navigation start to all gradebook rows laid out, per load."""
+def page_in_browser(
+    stack: Stack, teacher: Person, code: str, rows: int, loads: int, before_each=None
+) -> list[float]:
+    """Seconds from navigation start to all gradebook rows laid out, per load
+    (``before_each()`` runs before every load)."""
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.test_stack import CHROMIUM_ARGS
@@ -309,6 +332,8 @@ def page_in_browser(stack: Stack, teacher: Person, code: str, rows: int, loads: 
             context = browser.new_context()
             context.add_cookies(cookies)
             for _ in range(loads):
+                if before_each:
+                    before_each()
                 page = context.new_page()
                 page.goto(stack.url + GRADES + f"classes/{code}", wait_until="commit")
                 visible = page.evaluate(ROWS_VISIBLE, [rows]) / 1000

@@ -213,12 +213,17 @@ def start_s3(
         ],
         workdir / "weed.log",
     ).start()
-    wait_for(
-        lambda: requests.get(f"http://{host}:{port}/healthz", timeout=2).ok,
-        60,
-        interval=0.3,
-        what="s3 (seaweedfs)",
-    )
+    try:
+        wait_for(
+            lambda: requests.get(f"http://{host}:{port}/healthz", timeout=2).ok,
+            60,
+            interval=0.3,
+            what="s3 (seaweedfs)",
+        )
+    except TimeoutError as e:
+        log = proc.tail(80)
+        proc.stop()
+        raise TimeoutError(f"{e}\n----- s3 (seaweedfs) log -----\n{log}") from None
     return proc, port
 
 

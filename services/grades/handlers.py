@@ -62,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +74,7 @@ from services.files.areas import ADMIN, STUDENT, TEACHER, Caller, Membership
 from services.files.names import BadName, validate_assignment, validate_code, validate_username
 
 from . import gradebook, rules
+from .bookcache import GradebookCache
 from .collect import Collector
 from .release import FilesClient, FilesRefused, FilesUnavailable, Releaser
 from .store import Assignment, Extension, GradesStore, Submission
@@ -557,13 +559,48 @@ class ReturnHandler(GradesHandler):
         self.write_json({**view, "feedback_files_delivered": delivered})
 
 
+def gradebook_view(book: gradebook.Gradebook, archived: set[str]) -> dict:
+    """The gradebook as ``GET .../gradebook`` answers it."""
+    return {
+        "assignments": [
+            {
+                "slug": a.slug,
+                "title": a.title,
+                "max_points": _num(a.max_points),
+                "archived": a.slug in archived,
+            }
+            for a in book.assignments
+        ],
+        "students": [
+            {
+                "user": row.username,
+                # in the order of "assignments"
+                "cells": [
+                    {"state": c.state, "points": _num(c.points), "late": c.late} for c in row.cells
+                ],
+                "earned": _num(row.earned),
+                "possible": _num(row.possible_graded),
+                "percent": _num(row.percentage),
+            }
+            for row in book.rows
+        ],
+    }
+
+
 class GradebookHandler(GradesHandler):
-    async def book(self, code: str) -> tuple[gradebook.Gradebook, set[str]]:
-        """The gradebook and the slugs of its archived assignments (they stay in it)."""
-        code = await self.teacher(code)
-        # three independent reads (the hub, two queries): at once, not one after the other
-        students, items, grades = await asyncio.gather(
-            self.membership.students_for_display(code),
+    """Dependencies also: ``gradebook_cache`` (:class:`.bookcache.GradebookCache`)."""
+
+    gradebook_cache: GradebookCache
+
+    async def book(
+        self, code: str, students: list[str] | None = None
+    ) -> tuple[gradebook.Gradebook, set[str]]:
+        """The gradebook of ``students`` (the class's roster when not given) and the slugs
+        of its archived assignments (they stay in it)."""
+        if students is None:
+            students = await self.membership.students_for_display(code)  # a cached answer
+        # two independent queries: at once, not one after the other
+        items, grades = await asyncio.gather(
             self.store.list_assignments(code, include_archived=True),
             self.store.gradebook_rows(code),
         )
@@ -575,8 +612,9 @@ class GradebookHandler(GradesHandler):
         return gradebook.build_gradebook(students, assignments, grades), archived
 
     async def get(self, code, csv_suffix):
-        book, archived = await self.book(code)
+        code = await self.teacher(code)
         if csv_suffix:
+            book, _ = await self.book(code)
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header(
                 "Content-Disposition", f'attachment; filename="gradebook-{validate_code(code)}.csv"'
@@ -584,33 +622,19 @@ class GradebookHandler(GradesHandler):
             self.set_header("Cache-Control", "no-store")
             self.finish(gradebook.gradebook_csv(book))
             return
-        self.write_json(
-            {
-                "assignments": [
-                    {
-                        "slug": a.slug,
-                        "title": a.title,
-                        "max_points": _num(a.max_points),
-                        "archived": a.slug in archived,
-                    }
-                    for a in book.assignments
-                ],
-                "students": [
-                    {
-                        "user": row.username,
-                        # in the order of "assignments"
-                        "cells": [
-                            {"state": c.state, "points": _num(c.points), "late": c.late}
-                            for c in row.cells
-                        ],
-                        "earned": _num(row.earned),
-                        "possible": _num(row.possible_graded),
-                        "percent": _num(row.percentage),
-                    }
-                    for row in book.rows
-                ],
-            }
+        # the generation first, then the data (see services.grades.bookcache)
+        students, generation = await asyncio.gather(
+            self.membership.students_for_display(code), self.store.gradebook_generation(code)
         )
+        key = (generation, tuple(students))
+        body = self.gradebook_cache.get(code, key)
+        if body is None:
+            book, archived = await self.book(code, students)
+            body = json.dumps(gradebook_view(book, archived)).encode()
+            self.gradebook_cache.put(code, key, body)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
 
 
 class HomeHandler(GradesHandler):

@@ -1147,6 +1147,18 @@ class GradesStore:
             )
         return grade
 
+    async def gradebook_generation(self, class_code: str) -> int:
+        """The class's gradebook generation: raised by triggers on every change that the
+        gradebook reads (migration 0004), 0 before the first. Equal numbers mean equal
+        gradebooks (for the same roster)."""
+        async with self._connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT generation FROM {_S}.gradebook_generations WHERE class_code = %s",  # noqa: S608
+                (class_code,),
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def gradebook_rows(self, class_code: str) -> list[dict]:
         """What :func:`services.grades.gradebook.build_gradebook` needs and nothing more:
         the latest version of each (student, assignment) of the class's assignments,

@@ -291,3 +291,44 @@ def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
             raise
         finally:
             browser.close()
+
+
+def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, people, hw):
+    """The service keeps the gradebook it built (GradesApp.gradebook_cache_classes) only
+    while PostgreSQL's gradebook generation and the roster are unchanged: a grade, a new
+    version and a new student each show at the next read."""
+    tia = people["tia"]
+    book = f"api/classes/{CODE}/gradebook"
+
+    def cell(body, user):
+        row = next(r for r in body["students"] if r["user"] == user)
+        return row["cells"][[a["slug"] for a in body["assignments"]].index("hw")]
+
+    first = tia.get(book).json()
+    assert tia.get(book).json() == first  # the same answer again
+    # sam's latest version (earlier tests may have added versions to hw's three)
+    versions = tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]
+    latest, grade = versions[0]["id"], versions[0]["grade"]
+    r = tia.call(
+        "PUT",
+        f"api/submissions/{latest}/grade",
+        json={"points": 9, "expected_revision": grade["revision"] if grade else 0},
+    )
+    assert r.status_code == 200, r.text
+    graded = tia.get(book).json()
+    assert cell(graded, "sam") == {"state": "graded", "points": 9.0, "late": False}
+    # a grade changed straight in the database (a restore, an admin's SQL) shows too
+    assert stack.psql(
+        "UPDATE classhub_grades.grades SET points = 4 WHERE submission_id = %s"
+        " RETURNING submission_id",
+        latest,
+    ) == [latest]
+    assert cell(tia.get(book).json(), "sam")["points"] == 4.0
+    # a new student of the class: a new row (the roster is read from the hub's cached
+    # answer, a few seconds old at most)
+    stack.enroll("sid", CODE)
+    wait_for(
+        lambda: any(r["user"] == "sid" for r in tia.get(book).json()["students"]),
+        15,
+        what="the new student's row",
+    )

@@ -144,7 +144,12 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
     try:
         assert await sql(
             stores[0], f"SELECT version, name FROM {SCHEMA}.schema_migrations ORDER BY 1"
-        ) == [(1, "grades"), (2, "feedback_delivery"), (3, "release_pushes")]
+        ) == [
+            (1, "grades"),
+            (2, "feedback_delivery"),
+            (3, "release_pushes"),
+            (4, "gradebook_generations"),
+        ]
         assert await stores[1].migrate() == []  # a second run applies nothing
         await stores[0].close()
         await stores[0].open()
@@ -158,6 +163,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
             (SCHEMA, "assignments"),
             (SCHEMA, "audit_log"),
             (SCHEMA, "extensions"),
+            (SCHEMA, "gradebook_generations"),
             (SCHEMA, "grades"),
             (SCHEMA, "schema_migrations"),
             (SCHEMA, "submissions"),
@@ -566,6 +572,55 @@ async def test_one_students_versions_and_the_gradebook_rows_of_archived_work(sto
     assert len(await store.user_submissions(hw.id, "sam")) == 2
 
 
+async def test_the_gradebook_generation_rises_with_every_change_the_gradebook_reads(store, clock):
+    """Migration 0004's triggers: what the gradebook shows raises the class's generation
+    (the service's cached gradebook is then built again); what it does not show leaves
+    it; another class's changes never touch it."""
+    # the migration's SQL again (safe to run twice: no trigger doubled, nothing lost)
+    again = next(m for m in pgmigrate.load_migrations("services.grades") if m.version == 4)
+    await sql(store, again.sql)
+    seen = [await store.gradebook_generation("cs101")]
+
+    async def rose(what):
+        now = await store.gradebook_generation("cs101")
+        assert now == seen[-1] + 1, what  # once per change: one trigger each
+        seen.append(now)
+
+    async def same(what):
+        assert await store.gradebook_generation("cs101") == seen[-1], what
+
+    assert seen[0] == 0  # no change yet: no row
+    hw = await store.create_assignment("cs101", fields(), actor="tina")
+    await rose("an assignment created")
+    hw = await store.update_assignment(hw.id, fields(title="Homework one"), actor="tina")
+    await rose("its title changed")
+    sub = await submit(store, hw.id, "sam")
+    await rose("a submission")
+    await store.set_grade(sub.id, 7, "ok", "tina", 0)
+    await rose("a grade")
+    await store.set_grade(sub.id, 7, "better words", "tina", 1)
+    await same("only the feedback changed")
+    await store.return_grade(sub.id, actor="tina")
+    await same("returned: the points are the same")
+    await store.set_grade(sub.id, 8, "better words", "tina", 2)
+    await rose("the points changed")
+    await store.grant_extension(hw.id, "sue", DUE + timedelta(days=1), reason="ill", actor="tina")
+    await same("an extension: no cell changes until she submits")
+    await store.request_release(hw.id, actor="tina")
+    await same("the release's bookkeeping")
+    await store.set_archived(hw.id, True, actor="tina")
+    await rose("archived (the column is marked)")
+    other = await store.create_assignment("bio", fields(), actor="bo")
+    await submit(store, other.id, "zed")
+    await same("another class")
+    assert await store.gradebook_generation("bio") >= 2
+    # every writer counts, also SQL straight to the database
+    await sql(store, f"UPDATE {SCHEMA}.grades SET points = 9 WHERE submission_id = %s", (sub.id,))
+    await rose("points changed by direct SQL")
+    await sql(store, f"DELETE FROM {SCHEMA}.grades WHERE submission_id = %s", (sub.id,))
+    await rose("a grade deleted by direct SQL")
+
+
 # ----------------------------------------------------------------------------- outage (last:
 # it stops the module's server)
 
@@ -633,7 +688,7 @@ async def test_migration_0003_keeps_old_releases_and_runs_twice(pg, clock):
                 (slug,),
             )
         assert await pgmigrate.apply_migrations(
-            conn, schema=SCHEMA, migrations=migrations, lock_key=LOCK_KEY
+            conn, schema=SCHEMA, migrations=migrations[:3], lock_key=LOCK_KEY
         ) == [3]
         query = (
             f"SELECT slug, release_rounds, release_pushed, length(release_key)"  # noqa: S608
