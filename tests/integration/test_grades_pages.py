@@ -371,6 +371,10 @@ def test_the_gradebook_shows_the_points_and_downloads_its_csv(stack, sign_in, tm
     # an admin opens any class by its code; a class that does not exist is the 404 page
     admin = sign_in("admin", "admin")
     with screenshots(tmp_path, admin):
+        # the form is in the page once, and only in its content (not in its title)
+        assert admin.title() == "Grades · classhub"
+        assert admin.locator("#open-section").count() == 1
+        assert admin.get_attribute("body", "data-page") == "home"
         admin.fill("#open-code", CODE)
         admin.click("#open-class button[type=submit]")
         admin.wait_for_url(f"**{PAGE}")
