@@ -31,7 +31,6 @@ renders; a refusal or an outage is an HTML page with the API's message (400, 403
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from services.base.pages import PageMixin, StaticHandler
 from services.files.areas import ADMIN, STUDENT, TEACHER
 from services.files.names import CODE_RE, BadName
 
-from .handlers import GradesHandler, HomeHandler
+from .handlers import GradesHandler, HomeHandler, extension_view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -60,13 +59,6 @@ def class_roles(groups: list[str]) -> dict[str, str]:
                 if CODE_RE.fullmatch(code) and roles.get(code) != TEACHER:
                     roles[code] = role
     return dict(sorted(roles.items()))
-
-
-def iso(value: datetime.datetime | None) -> str | None:
-    """An aware datetime as the API writes it (UTC, ``Z``)."""
-    if value is None:
-        return None
-    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def group_class_name(model: dict | None, code: str) -> str:
@@ -167,8 +159,7 @@ class ClassPage(PageHandler):
             # them up to date with its own grants and revocations
             for a in await self.store.list_assignments(code, include_archived=True):
                 extensions[a.slug] = [
-                    {"user": e.username, "due_at": iso(e.due_at), "reason": e.reason}
-                    for e in await self.store.list_extensions(a.id)
+                    extension_view(e) for e in await self.store.list_extensions(a.id)
                 ]
         else:
             await self.store.ping()  # a 503 page, not an empty one, when the store is down
