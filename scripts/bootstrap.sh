@@ -17,7 +17,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # ---------------------------------------------------------------- system packages
-PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl)
+# iproute2: ip and tc for bench/netlink.py (a client behind a shaped link)
+PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl iproute2)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
