@@ -223,3 +223,16 @@ def test_home_views_for_my_classes():
     )
     assert (bio["used_text"], bio["percent"], bio["full"]) == ("1.5 GB", 75, False)
     assert (old["used_text"], old["quota_text"], old["percent"]) == ("unknown", "no limit", None)
+
+
+def test_no_home_is_made_outside_a_btrfs_filesystem(tmp_path):
+    """The homes filesystem not mounted: the folder underneath is on the host's disk, and
+    the hub must refuse to make a home there (never a home without a limit)."""
+    assert not btrfs.is_subvolume(str(tmp_path))
+    with pytest.raises(btrfs.BtrfsError, match="not a btrfs filesystem"):
+        homes.ensure_home(str(tmp_path), "classhub-home-sam-ab", 64 << 20)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "classhub-home-tom-cd").mkdir()
+    with pytest.raises(homes.HomeError, match="not a btrfs subvolume"):
+        homes.ensure_home(str(tmp_path), "classhub-home-tom-cd", 64 << 20)
+    assert homes.home_usage(str(tmp_path), "classhub-home-tom-cd") is None
