@@ -504,13 +504,15 @@ class ClassroomSpawner(DockerSpawner):
             kind = homes.volume_kind(info, path)
             if kind != homes.BIND:
                 self.log.warning(
-                    "Home volume %s of %s is a %s volume without a size limit; "
-                    "`classhub-homes migrate` (make up) moves it into %s while its server "
-                    "is stopped",
+                    "Home volume %s of %s has no size limit (%s); %s",
                     self.home_volume,
                     self._log_name,
-                    kind,
-                    self.homes_root,
+                    "a plain volume from before"
+                    if kind == homes.PLAIN
+                    else "not a bind of " + path,
+                    "`classhub-homes migrate` (make up) moves it while its server is stopped"
+                    if kind == homes.PLAIN
+                    else "it is left as it is",
                 )
                 return False
         quota = homes.parse_size(self.home_quota)
