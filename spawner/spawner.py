@@ -520,7 +520,7 @@ class ClassroomSpawner(DockerSpawner):
             _, created = await self._in_pool(
                 homes.ensure_home, self.homes_root, self.home_volume, quota
             )
-        except (homes.HomeError, BtrfsError) as e:
+        except (homes.HomeError, OSError) as e:  # BtrfsError is an OSError
             self.log.error("Home folder of %s not ready: %s", self._log_name, e)
             raise SpawnError(
                 "Your home folder could not be prepared: the storage for home folders is "
