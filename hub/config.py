@@ -98,6 +98,27 @@ def configure_spawner(
     c.Spawner.http_timeout = 60
 
 
+def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
+    """Student homes with a size limit: one btrfs subvolume per home under ``homes_dir``
+    (empty: plain Docker volumes without a limit), and the API that shows their use."""
+    from hub.homes_api import handlers
+    from spawner.homes import parse_size
+
+    if homes_dir and not homes_dir.startswith("/"):
+        raise ConfigError(
+            f"CLASSHUB_HOMES_DIR must be an absolute path such as /var/lib/classhub/homes, "
+            f"got {homes_dir!r}"
+        )
+    try:
+        parse_size(home_quota)
+    except ValueError as e:
+        raise ConfigError(f"CLASSHUB_HOME_QUOTA: {e}") from None
+    c.ClassroomSpawner.homes_root = homes_dir
+    c.ClassroomSpawner.home_quota = home_quota
+    extra = list(c.JupyterHub.get("extra_handlers", []))
+    c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
+
+
 def configure_auth(
     c: Config,
     *,
@@ -247,6 +268,11 @@ def apply_env(
         cpu_limit=cpu_limit,
         pids_limit=pids_limit,
         prefix=prefix,
+    )
+    configure_homes(
+        c,
+        homes_dir=env.get("CLASSHUB_HOMES_DIR", "").strip(),
+        home_quota=env.get("CLASSHUB_HOME_QUOTA", "").strip() or "2G",
     )
     db_url = env.get("CLASSHUB_DB_URL", "")
     try:

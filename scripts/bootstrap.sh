@@ -18,7 +18,9 @@ fi
 
 # ---------------------------------------------------------------- system packages
 # iproute2: ip and tc for bench/netlink.py (a client behind a shaped link)
-PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl iproute2)
+# btrfs-progs: mkfs.btrfs for the filesystem of student homes (classhub-homes mount), and
+# btrfs for an admin to look at it (the hub itself makes subvolumes with ioctls)
+PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl iproute2 btrfs-progs)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then

@@ -6,6 +6,9 @@
 # Env (read on the first run, then kept in .run/classhub.env):
 #   CLASSHUB_HTTP_PORT (8000)  CLASSHUB_STUDENT_SUBNET (172.30.0.0/20)  CLASSHUB_HUB_PORT (8081)
 # Env (every run): CLASSHUB_UP_TIMEOUT (180 s), CLASSHUB_SKIP_BUILD=1 (use the images as they are)
+# Student homes: a btrfs filesystem in CLASSHUB_HOMES_IMAGE mounted at CLASSHUB_HOMES_DIR (made
+# on the first run, CLASSHUB_HOMES_SIZE; mounted again after a reboot), every home a subvolume
+# limited to CLASSHUB_HOME_QUOTA; plain home volumes from before are moved into it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,6 +89,18 @@ ensure_var CLASSHUB_DB_URL "postgresql+psycopg://classhub:$(get_var POSTGRES_PAS
 ensure_var CLASSHUB_REDIS_URL "redis://:$(get_var REDIS_PASSWORD)@127.0.0.1:16379/0"
 ensure_var CLASSHUB_MONGO_URL mongodb://127.0.0.1:17017/classhub
 ensure_var CLASSHUB_S3_ENDPOINT http://127.0.0.1:18333
+# student homes (each a btrfs subvolume with a size limit, on a filesystem of their own)
+ensure_var CLASSHUB_HOMES_DIR /var/lib/classhub/homes
+ensure_var CLASSHUB_HOMES_IMAGE /var/lib/classhub/homes.img
+ensure_var CLASSHUB_HOMES_SIZE "${CLASSHUB_HOMES_SIZE:-auto}"
+ensure_var CLASSHUB_HOME_QUOTA 2G
+# memory limits of the containers (docker-compose.yml); the hub's covers its services
+ensure_var CLASSHUB_HUB_MEM_LIMIT 2g
+ensure_var CLASSHUB_POSTGRES_MEM_LIMIT 1g
+ensure_var CLASSHUB_REDIS_MEM_LIMIT 512m
+ensure_var CLASSHUB_MONGO_MEM_LIMIT 1g
+ensure_var CLASSHUB_S3_MEM_LIMIT 1g
+ensure_var CLASSHUB_TRAEFIK_MEM_LIMIT 256m
 
 HTTP_PORT="$(get_var CLASSHUB_HTTP_PORT)"
 NETWORK="$(get_var CLASSHUB_STUDENT_NETWORK)"
@@ -130,6 +145,23 @@ fi
 .venv/bin/classhub-firewall --bridge classhub0 --allow-port "$(get_var CLASSHUB_HUB_PORT)" \
   || die "could not install the student firewall (iptables)"
 
+# ---------------------------------------------------------------- student homes
+# Their own btrfs filesystem (never the disk of the data stores), mounted again after a
+# reboot; then plain home volumes from before move into subvolumes with a limit (those whose
+# server runs move at a later run; until then they work as before, without a limit).
+HOMES_DIR="$(get_var CLASSHUB_HOMES_DIR)"
+PREFIX="$(get_var CLASSHUB_CONTAINER_PREFIX)"
+if [ -n "$HOMES_DIR" ]; then
+  .venv/bin/classhub-homes mount --image "$(get_var CLASSHUB_HOMES_IMAGE)" \
+    --size "$(get_var CLASSHUB_HOMES_SIZE)" --dir "$HOMES_DIR" >&2 \
+    || die "could not mount the homes filesystem at $HOMES_DIR (see above)"
+  .venv/bin/classhub-homes migrate --dir "$HOMES_DIR" --prefix "${PREFIX:-classhub}" \
+    --quota "$(get_var CLASSHUB_HOME_QUOTA)" >&2 \
+    || log "WARNING: moving home volumes into $HOMES_DIR failed (see above); they keep working without a limit"
+else
+  log "WARNING: CLASSHUB_HOMES_DIR is empty: student homes have no size limit"
+fi
+
 # ---------------------------------------------------------------- compose
 COMPOSE_FILES=(-f docker-compose.yml)
 [ "$MODE" = offline ] && COMPOSE_FILES+=(-f docker-compose.offline.yml)
@@ -148,6 +180,16 @@ on_failure() {
 
 log "docker-compose up -d (mode $MODE)"
 dc up -d --remove-orphans || on_failure
+
+# A hub container started before the homes filesystem was mounted (Docker restarted it
+# after a reboot) holds the empty folder underneath: restart it so it sees the homes.
+if [ -n "$HOMES_DIR" ]; then
+  HUB_ID="$(dc ps -q hub)"
+  if [ -n "$HUB_ID" ] && [ "$(docker exec "$HUB_ID" stat -f -c %T "$HOMES_DIR" 2>/dev/null)" != btrfs ]; then
+    log "restarting the hub: it started before $HOMES_DIR was mounted"
+    docker restart "$HUB_ID" >/dev/null || on_failure
+  fi
+fi
 
 # Keep the copy of the env file in the hub's volume current (root-only, like the hub's data).
 docker run --rm -i --network none -v "$HUB_VOLUME:/data" --entrypoint sh classhub/hub:latest \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -16,6 +17,8 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from . import homes
+from .btrfs import BtrfsError
 from .classes import ClassRefused, class_group, resolve_class
 from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
@@ -177,6 +180,54 @@ class ClassroomSpawner(DockerSpawner):
         Example: ``c.ClassroomSpawner.class_servers_only = False``
         """,
     )
+
+    homes_root = Unicode(
+        "",
+        config=True,
+        help="""Where the btrfs filesystem of student homes is mounted, as the hub sees it
+        and as the Docker engine sees it (the same path in both). Each home volume is a
+        subvolume there with a size limit (``home_quota``), so a student who fills their
+        home is stopped by the kernel and nobody else notices. ``make up`` makes and
+        mounts the filesystem (``classhub-homes mount``); the hub needs ``CAP_SYS_ADMIN``
+        to make subvolumes and set limits. Empty: homes are plain Docker volumes without
+        any size limit (only for a single-user test machine). Set from
+        ``CLASSHUB_HOMES_DIR``.
+
+        Example: ``c.ClassroomSpawner.homes_root = "/var/lib/classhub/homes"``
+        """,
+    )
+
+    @validate("homes_root")
+    def _check_homes_root(self, proposal):
+        value = proposal.value.rstrip("/") if proposal.value != "/" else "/"
+        if value and not os.path.isabs(value):
+            raise ValueError(
+                f"ClassroomSpawner.homes_root={proposal.value!r} must be an absolute path, "
+                "e.g. '/var/lib/classhub/homes' (or empty for homes without a size limit)."
+            )
+        return value
+
+    home_quota = Unicode(
+        "2G",
+        config=True,
+        help="""The most one home folder may hold (K, M, G, T: powers of 1024). A write
+        beyond it fails inside the student's server with "Disk quota exceeded"; the
+        student sees their use on the My classes page. Applied when a home is made and
+        again at every start of its server, so a change reaches everybody at their next
+        start. Each class server has its own home, with its own limit; a
+        ``pre_spawn_hook`` may set another value per server. Needs ``homes_root``.
+
+        Example: ``c.ClassroomSpawner.home_quota = "5G"``
+        """,
+    )
+
+    @validate("home_quota")
+    def _check_home_quota(self, proposal):
+        try:
+            homes.parse_size(proposal.value)
+        except ValueError as e:
+            raise ValueError(f"ClassroomSpawner.home_quota: {e}") from None
+        return proposal.value
 
     @default("start_concurrency")
     def _default_start_concurrency(self):
@@ -424,12 +475,88 @@ class ClassroomSpawner(DockerSpawner):
         except NotFound:
             return {"State": {"Running": False, "ExitCode": "unknown (container vanished)"}}
 
-    async def _volume_exists(self) -> bool:
+    async def _volume_info(self) -> dict | None:
         try:
-            await self.docker("inspect_volume", self.home_volume)
+            return await self.docker("inspect_volume", self.home_volume)
         except NotFound:
-            return False
-        return True
+            return None
+
+    async def _volume_exists(self) -> bool:
+        return await self._volume_info() is not None
+
+    async def _in_pool(self, fn, *args):
+        """Run a blocking call (btrfs ioctls) in the spawner's thread pool."""
+        return await asyncio.wrap_future(self.executor.submit(fn, *args))
+
+    async def _prepare_home(self) -> bool:
+        """Make the home volume ready before the container is created; True when it was
+        made now (so a failed first start removes it again).
+
+        With ``homes_root``: a new home is a subvolume with its size limit, and the Docker
+        volume a bind of it; an existing bind gets its limit again. A plain volume from
+        before (not yet moved by ``classhub-homes migrate``) is used as it is, without a
+        limit, and the log says so."""
+        info = await self._volume_info()
+        if not self.homes_root:
+            return info is None
+        path = homes.subvolume_path(self.homes_root, self.home_volume)
+        if info is not None:
+            kind = homes.volume_kind(info, path)
+            if kind != homes.BIND:
+                self.log.warning(
+                    "Home volume %s of %s has no size limit (%s); %s",
+                    self.home_volume,
+                    self._log_name,
+                    "a plain volume from before"
+                    if kind == homes.PLAIN
+                    else "not a bind of " + path,
+                    "`classhub-homes migrate` (make up) moves it while its server is stopped"
+                    if kind == homes.PLAIN
+                    else "it is left as it is",
+                )
+                return False
+        quota = homes.parse_size(self.home_quota)
+        try:
+            _, created = await self._in_pool(
+                homes.ensure_home, self.homes_root, self.home_volume, quota
+            )
+        except (homes.HomeError, OSError) as e:  # BtrfsError is an OSError
+            self.log.error("Home folder of %s not ready: %s", self._log_name, e)
+            raise SpawnError(
+                "Your home folder could not be prepared: the storage for home folders is "
+                "not available. Tell your teacher or an administrator (the hub log says why)."
+            ) from None
+        if info is None:
+            await self.docker(
+                "create_volume",
+                name=self.home_volume,
+                driver="local",
+                driver_opts=homes.volume_options(path),
+                labels={DEPLOYMENT_LABEL: self.route_name_prefix, "classhub.home": "btrfs"},
+            )
+            self.log.info(
+                "Home %s of %s: subvolume %s, limit %s",
+                self.home_volume,
+                self._log_name,
+                path,
+                self.home_quota,
+            )
+        return created
+
+    async def home_usage(self) -> dict | None:
+        """``{"used", "quota", "limited"}`` of this server's home (bytes; ``used`` and
+        ``quota`` are None when unknown or unlimited), or None when it has no home yet."""
+        usage = None
+        if self.homes_root:
+            try:
+                usage = await self._in_pool(homes.home_usage, self.homes_root, self.home_volume)
+            except BtrfsError as e:
+                self.log.warning("Cannot read the home usage of %s: %s", self._log_name, e)
+        if usage is None:
+            if not await self._volume_exists():
+                return None
+            usage = homes.HomeUsage(None, None)
+        return {"volume": self.home_volume, **usage.as_json()}
 
     async def _cleanup_failed_start(self, remove_volume: bool) -> None:
         try:
@@ -443,6 +570,11 @@ class ClassroomSpawner(DockerSpawner):
                 await self.docker("remove_volume", self.home_volume, force=True)
             except NotFound:
                 pass
+            if self.homes_root:
+                try:
+                    await self._in_pool(homes.remove_home, self.homes_root, self.home_volume)
+                except BtrfsError as e:
+                    self.log.warning("Home %s left behind: %s", self.home_volume, e)
 
     async def start(self):
         progress = self._current_progress()
@@ -450,7 +582,7 @@ class ClassroomSpawner(DockerSpawner):
             self._check_user_options()
             self._progress(5, "Checking your environment image")
             await self._check_image()
-            new_volume = not await self._volume_exists()
+            new_volume = await self._prepare_home()
             events = self.container_events()
             events.start()
             queue = self.start_queue()

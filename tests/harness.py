@@ -356,8 +356,20 @@ class Stack:
         with_files: bool = False,
         env: dict[str, str] | None = None,
         public_host: str = "127.0.0.1",
+        homes: bool = True,
+        home_quota: str = "1G",
+        homes_size: str = "2G",
     ):
         self.workdir = workdir
+        # student homes on a btrfs filesystem of this run's own (a sparse image file in the
+        # work directory, loop-mounted), each a subvolume with a limit, as in production;
+        # False: plain Docker volumes without a limit
+        self.homes = homes
+        self.home_quota = home_quota
+        self.homes_size = homes_size
+        self.homes_dir = workdir / "homes"
+        self.homes_image = workdir / "homes.img"
+        self.homes_mounted = False
         # the address of Traefik's web entry point and of the S3 gateway: loopback, or (for
         # a benchmark over a shaped link) an address another network namespace reaches
         self.public_host = public_host
@@ -405,6 +417,13 @@ class Stack:
         )
         self.network.reload()
         self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        if self.homes:
+            from hub import homesfs
+
+            homesfs.mount(
+                str(self.homes_image), str(self.homes_dir), self.homes_size, preallocate=False
+            )
+            self.homes_mounted = True
         self.redis, self.redis_port = start_redis(w / "redis")
         self.processes.append(self.redis)
         if self.with_classes:
@@ -509,6 +528,8 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
             JUPYTERHUB_CRYPT_KEY=self.crypt_key,
         )
+        if self.homes:
+            env.update(CLASSHUB_HOMES_DIR=str(self.homes_dir), CLASSHUB_HOME_QUOTA=self.home_quota)
         if self.with_classes:
             # hub/config.py registers the classes service when it is given a MongoDB
             env.update(
@@ -582,6 +603,12 @@ c.JupyterHub.log_level = {self.log_level!r}
                 v.remove(force=True)
             except docker.errors.APIError:
                 pass
+        if self.homes_mounted:
+            from hub import homesfs
+
+            homesfs.unmount(str(self.homes_dir), str(self.homes_image))
+            self.homes_mounted = False
+            self.homes_image.unlink(missing_ok=True)
         for p in reversed(self.processes):
             p.stop()
             if getattr(p, "data_dir", None):

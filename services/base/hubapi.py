@@ -260,6 +260,17 @@ class HubAPI:
         """Stop (never delete: the server's volume stays) a named server."""
         await self.request("DELETE", f"/users/{q(user)}/servers/{q(server)}", body={})
 
+    async def home_usage(self, name: str) -> list[dict] | None:
+        """The use and limit of the person's home folders (``GET
+        /hub/api/classhub/homes/<name>``, :mod:`hub.homes_api`): one dict per server with
+        a home, ``{"server", "volume", "used", "quota", "limited"}``; None when the hub
+        does not offer it (or has no such user)."""
+        try:
+            answer = await self.request("GET", f"/classhub/homes/{q(name)}")
+        except HubNotFound:
+            return None
+        return list((answer or {}).get("homes") or [])
+
     # ----- groups
 
     async def get_group(self, name: str) -> dict | None:

@@ -27,6 +27,8 @@ SCOPES = [
     # server models (ready, pending, started, last_activity) in those user models; it
     # includes read:users:name, enough for GET /users/<name> to check that a teacher or
     # student is a hub user. Not read:users: the service needs no roles or groups of users.
+    # Also GET /classhub/homes/<name> (hub/homes_api.py): a person's home folder use for
+    # their My classes page.
     "read:servers",
     # POST /users/<name>/servers/<code>: a teacher starts a student's class server.
     "start:servers",

@@ -32,7 +32,7 @@ from services.base.pages import PageMixin, StaticHandler
 from .handlers import ClassesHandler, HomeHandler
 from .rules import STUDENT, require_manage
 from .servers import PENDING, RUNNING, STOPPED, active_servers, roster_servers
-from .views import full_view, student_view, summary_view
+from .views import full_view, home_views, student_view, summary_view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -102,9 +102,20 @@ class HomePage(PageHandler, HomeHandler):
             "home.html",
             taking=taking,
             teaching=teaching,
+            homes=await self._homes(actor.name, {r["code"]: r["name"] for r in records}),
             spawn_base=f"{self.hub_prefix()}hub/spawn/{quote(actor.name, safe='')}/",
             limits=self.limits.as_json(),
         )
+
+    async def _homes(self, name: str, class_names: dict[str, str]) -> list[dict] | None:
+        """The person's home folders with their use (None: the hub cannot say now; the
+        rest of the page does not depend on it)."""
+        try:
+            homes = await self.hub.home_usage(name)
+        except (Unavailable, HubAPIError) as e:
+            self.log.warning("My classes of %s without home folder use: %s", name, e)
+            return None
+        return None if homes is None else home_views(homes, class_names)
 
 
 class ClassPage(PageHandler):

@@ -49,3 +49,40 @@ def student_view(record: Mapping, server: Mapping | None, *, username: str, base
             **server_state(server),
         },
     }
+
+
+def _size(n: int) -> str:
+    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def home_views(homes: list[Mapping], class_names: Mapping[str, str]) -> list[dict]:
+    """A person's home folders for "My classes" (from the hub's ``/classhub/homes``):
+    which server, how much is used of how much, and whether it is (nearly) full."""
+    views = []
+    for home in homes:
+        server = str(home.get("server") or "")
+        used, quota = home.get("used"), home.get("quota")
+        if server:
+            name = class_names.get(server)
+            label = f"{name} ({server})" if name else server
+        else:
+            label = "Your own server"
+        percent = None
+        if isinstance(used, int) and isinstance(quota, int) and quota > 0:
+            percent = min(100, round(100 * used / quota))
+        views.append(
+            {
+                "server": server,
+                "label": label,
+                "used": used,
+                "quota": quota,
+                "used_text": _size(used) if isinstance(used, int) else "unknown",
+                "quota_text": _size(quota) if isinstance(quota, int) else "no limit",
+                "percent": percent,
+                "full": percent is not None and percent >= 95,
+            }
+        )
+    return sorted(views, key=lambda v: (v["server"] != "", v["label"]))

@@ -3,8 +3,9 @@
 On top of :class:`~services.base.app.ServiceApp`: the S3 bucket (created at start-up),
 Traefik's route for presigned URLs (:mod:`.route`), the pushes' MongoDB collections, and
 one background loop that starts scheduled pushes, delivers missed pushes to class servers
-that started, and clears abandoned uploads. Settings come from ``CLASSHUB_*`` variables
-(see :func:`services.files.config.files_service_config`) or the traits below.
+that started, and clears abandoned uploads (every minute). Settings come from
+``CLASSHUB_*`` variables (see :func:`services.files.config.files_service_config`) or the
+traits below.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from .push import Pusher
 from .pushstore import RUNNING, PushStore
 from .route import route_config, write_route
 from .s3 import ObjectStore
-from .uploads import PendingUploads
+from .uploads import PendingUploads, abandoned
 
-#: abandoned staging objects (uploads never finished) are removed after this many seconds
-STAGING_MAX_AGE = 3600.0
+#: seconds between two clean-ups of abandoned staged uploads
+STAGING_CLEANUP_INTERVAL = 60.0
 
 
 def _env(name: str, fallback: str) -> str:
@@ -211,6 +212,22 @@ class FilesApp(ServiceApp):
     @default("max_file_size")
     def _default_max_file_size(self):
         return _env("CLASSHUB_FILES_MAX_FILE_SIZE", "512M")
+
+    staging_quota = _size_trait(
+        """How much one person's unfinished uploads may take while they wait to be
+        checked: replacements of a file and zips to unpack go to a staging place outside
+        every area first, and without this limit they would count against no quota. New
+        upload links beyond it are refused (413) until earlier uploads finish; abandoned
+        ones are removed a few minutes after their link expired. At least
+        ``max_zip_size`` and ``max_file_size``. Set from ``CLASSHUB_FILES_STAGING_QUOTA``.
+
+        Example: ``c.FilesApp.staging_quota = "2G"``
+        """
+    )
+
+    @default("staging_quota")
+    def _default_staging_quota(self):
+        return _env("CLASSHUB_FILES_STAGING_QUOTA", "1G")
 
     max_zip_size = _size_trait(
         """The largest archive (zip) that may be uploaded to be unpacked
@@ -405,6 +422,7 @@ class FilesApp(ServiceApp):
                 for name in (
                     "user_quota",
                     "material_quota",
+                    "staging_quota",
                     "max_file_size",
                     "max_zip_size",
                     "max_unpacked_size",
@@ -414,6 +432,12 @@ class FilesApp(ServiceApp):
             raise TraitError(
                 f"A files size setting is not a size such as 512M or 2G: {e}"
             ) from None
+        if sizes["staging_quota"] < max(sizes["max_zip_size"], sizes["max_file_size"]):
+            raise TraitError(
+                f"staging_quota ({self.staging_quota}, CLASSHUB_FILES_STAGING_QUOTA) must be "
+                f"at least max_zip_size ({self.max_zip_size}) and max_file_size "
+                f"({self.max_file_size}), or the largest uploads could never be staged."
+            )
         return {
             **sizes,
             "max_zip_files": self.max_zip_files,
@@ -510,7 +534,7 @@ class FilesApp(ServiceApp):
                     ready = True
                 await self.pusher.run_due()
                 await self.pusher.sync_started_servers()
-                if clock.now() - last_cleanup > 600:
+                if clock.now() - last_cleanup > STAGING_CLEANUP_INTERVAL:
                     await self._remove_abandoned_uploads()
                     last_cleanup = clock.now()
             except (Unavailable, HubAPIError) as e:
@@ -520,11 +544,14 @@ class FilesApp(ServiceApp):
             await asyncio.sleep(self.sync_interval)
 
     async def _remove_abandoned_uploads(self) -> None:
-        old = [
-            o.key
-            for o in await self.objects.list("staging/")
-            if clock.now() - o.modified > STAGING_MAX_AGE
-        ]
+        """Staged objects no upload waits for any more (its link expired, and the grace
+        after it; every one after a restart of the service) are removed."""
+        old = abandoned(
+            await self.objects.list("staging/"),
+            self.uploads.keys(),
+            clock.now(),
+            self.upload_expiry + self.uploads.grace,
+        )
         if old:
             await self.objects.remove(old)
             self.log.info("Removed %d abandoned upload(s) from staging", len(old))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .names import BadName, quoted, validate_folder, validate_path
+from .zipdir import ZipDirectoryRefused, check_directory
 
 MiB = 1024 * 1024
 #: entries at most this big are never refused for their compression ratio
@@ -28,6 +29,7 @@ _SUPPORTED = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
 _NO_LIMIT = 2**62
+DIRECTORY_BYTES_PER_ENTRY = 512
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _READ_ERRORS = (
@@ -54,6 +56,18 @@ class Limits:
     max_file_bytes: int = 256 * MiB
     #: unpacked/packed size above which an entry bigger than 1 MiB counts as a zip bomb
     max_ratio: int = 200
+
+    @property
+    def max_entries(self) -> int:
+        """The most entries the archive's directory may list: files, plus their folders
+        and the extras macOS adds to every file (``__MACOSX/._name``)."""
+        return 3 * self.max_files + 100
+
+    @property
+    def max_directory_bytes(self) -> int:
+        """The most bytes its directory may take (512 per entry on average; the longest
+        name classhub accepts is 900 bytes): what ``zipfile`` reads into memory."""
+        return self.max_entries * DIRECTORY_BYTES_PER_ENTRY
 
 
 @dataclass(frozen=True)
@@ -89,8 +103,21 @@ def _refuse(member: str, problem: str) -> BadArchive:
     return BadArchive(f"the archive member {quoted(member)} {problem}")
 
 
-def open_zip(fileobj: BinaryIO) -> zipfile.ZipFile:
-    """Open an uploaded file as a zip, or raise :class:`BadArchive`."""
+def open_zip(fileobj: BinaryIO, limits: Limits | None = None) -> zipfile.ZipFile:
+    """Open an uploaded file as a zip, or raise :class:`BadArchive`.
+
+    The archive's directory is checked against ``limits`` first, from the end records
+    alone (:func:`~services.files.zipdir.check_directory`): ``zipfile`` reads the whole
+    directory into memory, so millions of entries must be refused before it does."""
+    limits = limits or Limits()
+    try:
+        check_directory(
+            fileobj, max_entries=limits.max_entries, max_bytes=limits.max_directory_bytes
+        )
+    except ZipDirectoryRefused as e:
+        raise BadArchive(str(e)) from e
+    except OSError as e:
+        raise BadArchive(f"the uploaded file cannot be read ({e})") from e
     try:
         return zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, ValueError) as e:

@@ -72,7 +72,16 @@ from .areas import (
 from .push import Pusher, summarise
 from .pushstore import PushStore
 from .s3 import ObjectStore, basename
-from .uploads import PendingUploads, TooLarge, Upload, check_new_upload, size_text
+from .uploads import (
+    PendingUploads,
+    TooLarge,
+    Upload,
+    abandoned,
+    check_new_upload,
+    check_staging,
+    size_text,
+    staged_bytes,
+)
 
 AREA = r"(me|class/[^/]+(?:/assignments)?)"
 #: the id a release service gives its push: ``release-<key>-<round>``
@@ -212,13 +221,14 @@ class UploadsHandler(FilesHandler):
         size = _size_arg(body)
         unpack_zip = body.get("unpack") is True
         upload_id = self.uploads.new_id()
+        staging = names.staging_prefix(self.caller().name)
         if unpack_zip:
             if "path" in body:
                 raise BadRequest(
                     "An archive to unpack takes 'folder' (where to unpack), not 'path'."
                 )
             path = names.validate_folder(body.get("folder", ""))
-            key, staged, replaced = f"staging/{upload_id}.zip", True, 0
+            key, staged, replaced = f"{staging}{upload_id}.zip", True, 0
             if size > self.limits["max_zip_size"]:
                 raise TooLarge(
                     f"The archive is {size_text(size)}; archives may be at most "
@@ -234,7 +244,9 @@ class UploadsHandler(FilesHandler):
             replaced = existing.size if existing else 0
             # a replacement goes to staging first: a refused one must not cost the old file
             staged = existing is not None
-            key = f"staging/{upload_id}" if staged else area.key(path)
+            key = f"{staging}{upload_id}" if staged else area.key(path)
+        if staged:
+            await self.check_staging_allowance(staging, size)
         used, _ = await self.used(area)
         check_new_upload(
             size=size if not unpack_zip else 0,
@@ -271,6 +283,26 @@ class UploadsHandler(FilesHandler):
                 "headers": headers,
                 "expires_in": expires,
             }
+        )
+
+    async def check_staging_allowance(self, staging: str, size: int) -> None:
+        """What the caller has waiting in staging (abandoned objects removed first), plus
+        this upload, must fit their staging allowance."""
+        stored = await self.objects.list(staging)
+        pending = self.uploads.staged_by(self.caller().name)
+        gone = abandoned(
+            stored,
+            {u.key for u in pending},
+            self.clock(),
+            self.limits["upload_expiry"] + self.uploads.grace,
+        )
+        if gone:
+            await self.objects.remove(gone)
+            stored = [o for o in stored if o.key not in set(gone)]
+        check_staging(
+            size=size,
+            staged=staged_bytes(stored, pending),
+            allowance=self.limits["staging_quota"],
         )
 
 

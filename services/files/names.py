@@ -218,6 +218,12 @@ def user_prefix(username: str, folder: str = "") -> str:
     return _folder_prefix(f"users/{validate_username(username)}/", folder)
 
 
+def staging_prefix(username: str) -> str:
+    """``staging/<username>/``: the person's uploads waiting for their checks (a
+    replacement, a zip to unpack); they count against the person's staging allowance."""
+    return f"staging/{validate_username(username)}/"
+
+
 def material_key(code: str, path: str) -> str:
     """``classes/<code>/material/<path>``: a file of a class's material."""
     return _key(material_prefix(code), validate_path(path))

@@ -49,7 +49,7 @@ def plan_archive(
     """Blocking: fetch the staged zip and check it; ``(spool, zipfile, entries)``."""
     spool = store.download_to_temp(zip_key, max_zip_bytes)
     try:
-        zf = archive.open_zip(spool)
+        zf = archive.open_zip(spool, limits)
         return spool, zf, archive.plan(zf, limits, root=root)
     except BaseException:
         spool.close()

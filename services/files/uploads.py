@@ -6,12 +6,20 @@ plus every upload signed but not yet done (a reservation, so ten uploads signed 
 cannot each pass the quota alone). The store enforces the signed size itself. After the
 bytes landed (the browser calls "done"), the handler checks the object again and removes
 it if it broke a rule. Reservations expire with their signature.
+
+Uploads that go to a staging key first (a replacement, a zip to unpack) wait under
+``staging/<person>/`` outside every area, so they count against the person's *staging
+allowance* instead (:func:`staged_bytes`, :func:`check_staging`): what waits there plus
+what they signed and have not sent yet. Without it, a person could sign zip uploads of
+512 MB each without end and leave them there. Staged objects no upload is waiting for
+any more are abandoned (:func:`abandoned`) and removed: at the person's next signature and
+by the service's clean-up round.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from services.base.errors import ServiceError
@@ -65,6 +73,31 @@ def check_new_upload(
         )
 
 
+def staged_bytes(stored: Iterable, pending: Iterable[Upload]) -> int:
+    """What one person's staged uploads take: the staged objects (``key``, ``size``), plus
+    each staged upload they signed whose bytes have not arrived (its signed size)."""
+    sizes = {o.key: o.size for o in stored}
+    return sum(sizes.values()) + sum(u.size for u in pending if u.staged and u.key not in sizes)
+
+
+def check_staging(*, size: int, staged: int, allowance: int) -> None:
+    """Refuse (413) a staged upload that takes the person past their staging allowance."""
+    if staged + size > allowance:
+        raise TooLarge(
+            f"Your unfinished uploads take {size_text(staged)} and this one needs "
+            f"{size_text(size)}; at most {size_text(allowance)} may wait to be checked at "
+            "once. Let your other uploads finish (an abandoned one is removed after "
+            "a few minutes) and try again."
+        )
+
+
+def abandoned(stored: Iterable, pending_keys: set[str], now: float, min_age: float) -> list[str]:
+    """Keys of staged objects (``key``, ``modified``) no upload waits for any more and
+    older than ``min_age`` seconds (whatever an upload could still report has a record
+    in ``pending_keys`` until its signature expired and the grace after it)."""
+    return [o.key for o in stored if o.key not in pending_keys and now - o.modified > min_age]
+
+
 class PendingUploads:
     """Uploads signed and not yet done, by id (in memory: a restart of the service only
     forgets reservations, and the staging clean-up removes their bytes)."""
@@ -109,3 +142,13 @@ class PendingUploads:
 
     def finish(self, upload_id: str) -> None:
         self._uploads.pop(upload_id, None)
+
+    def staged_by(self, owner: str) -> list[Upload]:
+        """``owner``'s staged uploads that may still be reported done."""
+        self._expire()
+        return [u for u in self._uploads.values() if u.owner == owner and u.staged]
+
+    def keys(self) -> set[str]:
+        """Every key an upload that may still be reported done writes to."""
+        self._expire()
+        return {u.key for u in self._uploads.values()}

@@ -20,6 +20,7 @@ from services.base.app import ServiceApp
 from services.base.errors import Unavailable
 from services.base.hubapi import HubAPIError
 from services.base.userservers import normal_base_url
+from services.classes.model import InvalidClass, parse_mem
 from services.files.areas import Membership
 from services.files.s3 import ObjectStore
 
@@ -257,6 +258,59 @@ class GradesApp(ServiceApp):
             )
         return proposal.value
 
+    max_versions = Integer(
+        config=True,
+        help="""How many versions of one assignment a student may hand in
+        (``CLASSHUB_GRADES_MAX_VERSIONS``; 0: no cap). At the cap, Submit is refused with a
+        message that says the latest version is kept and counts; nothing handed in is ever
+        deleted, and a teacher's collect is never refused. Each version is a snapshot of up
+        to 110 MB in the shared store.
+
+        Example: ``c.GradesApp.max_versions = 20``
+        """,
+    )
+
+    @default("max_versions")
+    def _default_max_versions(self):
+        raw = _env("CLASSHUB_GRADES_MAX_VERSIONS", "20")
+        try:
+            return int(raw)
+        except ValueError:
+            raise TraitError(
+                f"CLASSHUB_GRADES_MAX_VERSIONS must be a whole number, got {raw[:40]!r}"
+            ) from None
+
+    @validate("max_versions")
+    def _check_max_versions(self, proposal):
+        if proposal.value < 0:
+            raise TraitError("GradesApp.max_versions cannot be negative; 0 means no cap.")
+        return proposal.value
+
+    student_quota = Unicode(
+        config=True,
+        help="""How much all of one student's handed-in versions (of every assignment,
+        collected ones included) may take in the store (K, M, G suffixes;
+        ``CLASSHUB_GRADES_STUDENT_QUOTA``). A Submit that would go beyond it is refused
+        (413) with the numbers; a teacher's collect still works.
+
+        Example: ``c.GradesApp.student_quota = "2G"``
+        """,
+    )
+
+    @default("student_quota")
+    def _default_student_quota(self):
+        return _env("CLASSHUB_GRADES_STUDENT_QUOTA", "1G")
+
+    @validate("student_quota")
+    def _check_student_quota(self, proposal):
+        try:
+            parse_mem(proposal.value)
+        except InvalidClass as e:
+            raise TraitError(
+                f"GradesApp.student_quota is not a size such as 1G or 500M: {e}"
+            ) from None
+        return proposal.value
+
     @default("template_paths")
     def _default_template_paths(self):
         return [str(TEMPLATES)]
@@ -268,7 +322,12 @@ class GradesApp(ServiceApp):
 
     async def setup(self) -> None:
         await super().setup()
-        self.store = GradesStore(self.db_url, timeout=self.db_timeout)
+        self.store = GradesStore(
+            self.db_url,
+            timeout=self.db_timeout,
+            max_versions=self.max_versions,
+            student_quota=parse_mem(self.student_quota),
+        )
         self.objects = ObjectStore(
             endpoint=self.s3_endpoint,
             access_key=self.s3_access_key,

@@ -34,6 +34,7 @@ from services.files.push import push_label
 from services.files.s3 import ObjectStore
 
 from . import rules
+from .snapcheck import snapshot_files
 from .store import GradesStore, Submission
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class Collector:
         lock = self._locks.setdefault((assignment_id, user), asyncio.Lock())
         async with lock:
             snapshot = await self.fetch(user, code, slug)
+            files = snapshot_files(snapshot.data)  # refuses a hostile zip directory
             previous = await self._latest(assignment_id, user)
             if (
                 previous is not None
@@ -203,7 +205,7 @@ class Collector:
                     user,
                     content_sha256=snapshot.sha256,
                     size_bytes=snapshot.size,
-                    files=snapshot.files,
+                    files=files,
                     storage_key=key,
                     collected_by=collected_by,
                 )

@@ -257,9 +257,13 @@ class AssignmentsHandler(GradesHandler):
                     "seconds_left": None if due is None else (due - now).total_seconds(),
                     "extended": extension is not None,
                     "submissions": versions,
+                    "max_versions": self.store.max_versions or None,
                 }
             )
-        self.write_json({"code": code, "role": role, "assignments": views})
+        storage = {"used": await self.store.student_usage(me), "quota": self.store.student_quota}
+        self.write_json(
+            {"code": code, "role": role, "assignments": views, "submission_storage": storage}
+        )
 
     async def post(self, code):
         code = await self.teacher(code)
@@ -419,6 +423,9 @@ class SubmitHandler(GradesHandler):
             raise Forbidden("Only students submit; teachers collect (POST .../collect).")
         assignment = await self.assignment(code, slug, role, archived_ok=True)
         self.refuse_if_archived(assignment)
+        # the version cap and a full quota, before a snapshot is taken (the store checks
+        # again, with the snapshot's size, when it records it)
+        await self.store.check_can_submit(assignment.id, self.caller().name)
         submission, duplicate = await self.collector.submit(
             assignment.id, code, assignment.slug, self.caller().name, collected_by=None
         )

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, cast
 
-from services.base.errors import BadRequest
+from services.base.errors import BadRequest, Conflict, ServiceError
 from services.files.names import BadName, validate_assignment, validate_path
 
 REFUSE = "refuse"
@@ -140,6 +140,61 @@ def apply_penalty(points: Decimal | int | float, penalty_percent: Decimal | int 
     p = Decimal(str(points))
     pct = min(max(Decimal(str(penalty_percent)), _ZERO), _HUNDRED)
     return max(p * (_HUNDRED - pct) / _HUNDRED, _ZERO).quantize(_CENT, ROUND_HALF_UP)
+
+
+# ----------------------------------------------------------------------------- limits
+#
+# One student must not fill the shared store with snapshots (up to 110 MB each): a
+# student's Submit is refused, with a message that says what to do, once they handed in
+# ``max_versions`` versions of one assignment, or once their stored versions (of every
+# assignment, collected ones included) would take more than their submission quota.
+# Nothing handed in is ever deleted to make room: the on-time version a teacher grades is
+# always kept, and a teacher's collect is never refused (it is how a student who reached a
+# limit still gets their last work handed in).
+
+
+class VersionLimit(Conflict):
+    """The student handed in as many versions of the assignment as allowed."""
+
+
+class SubmissionQuotaExceeded(ServiceError):
+    """The student's stored versions would take more than their submission quota."""
+
+    status_code = 413
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB"
+
+
+def check_submission_limits(
+    *,
+    versions: int,
+    max_versions: int,
+    used_bytes: int,
+    new_bytes: int,
+    quota: int,
+    collected: bool,
+) -> None:
+    """Refuse a student's next version beyond the limits; a teacher's collect
+    (``collected``) always passes. ``versions``: what the student has of this assignment;
+    ``used_bytes``: what all their stored versions take; ``new_bytes``: the new snapshot
+    (0 before it is taken)."""
+    if collected:
+        return
+    if max_versions and versions >= max_versions:
+        raise VersionLimit(
+            f"You have handed in {versions} versions of this assignment, the most allowed. "
+            f"Your latest version (version {versions}) is kept and counts; ask your teacher "
+            "to collect your folder if you changed it since."
+        )
+    if used_bytes + new_bytes > quota:
+        raise SubmissionQuotaExceeded(
+            f"Your handed-in versions take {_mb(used_bytes)} of the {_mb(quota)} you may "
+            f"use{f', and this one is {_mb(new_bytes)}' if new_bytes else ''}. Nothing was "
+            "handed in; your earlier versions are kept. Remove large files you do not need "
+            "from the assignment folder, or ask your teacher to collect it."
+        )
 
 
 # ----------------------------------------------------------------------------- release

@@ -369,9 +369,17 @@ class GradesStore:
         min_size: int = 1,
         max_size: int = 8,
         timeout: float = 5.0,
+        max_versions: int = 20,
+        student_quota: int = 1 << 30,
     ):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if max_versions < 0 or student_quota < 0:
+            raise ValueError("max_versions and student_quota cannot be negative")
+        #: a student's versions of one assignment (0: no cap) and the bytes all their
+        #: stored versions may take (see :func:`services.grades.rules.check_submission_limits`)
+        self.max_versions = max_versions
+        self.student_quota = student_quota
         self._conninfo = pg_conninfo(dsn, connect_timeout=timeout)
         self._clock = clock or (lambda: hub_clock.now())
         self._min_size, self._max_size, self._timeout = min_size, max_size, timeout
@@ -890,8 +898,13 @@ class GradesStore:
                     f"The deadline was {due.isoformat() if due else '?'}; this assignment "
                     "does not accept late submissions."
                 )
-            # one submitter at a time per (assignment, student): the next statement's
-            # snapshot sees every version committed before the lock was granted
+            # one submitter at a time per student (their quota spans every assignment),
+            # then per (assignment, student): the next statements' snapshot sees every
+            # version committed before the locks were granted
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{_SUBMISSION_LOCK}:user:{name}",),
+            )
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"{_SUBMISSION_LOCK}:{assignment_id}:{name}",),
@@ -903,6 +916,15 @@ class GradesStore:
                     (assignment_id, name),
                 )
             ).fetchone()
+            versions, used = await self._usage(conn, assignment_id, name)
+            rules.check_submission_limits(
+                versions=versions,
+                max_versions=self.max_versions,
+                used_bytes=used,
+                new_bytes=size_bytes,
+                quota=self.student_quota,
+                collected=collected_by is not None,
+            )
             key = storage_key or submission_prefix(
                 assignment.class_code, assignment.slug, name, version
             )
@@ -954,6 +976,48 @@ class GradesStore:
             " (late)" if submission.late else "",
         )
         return submission
+
+    @staticmethod
+    async def _usage(conn, assignment_id: int, name: str) -> tuple[int, int]:
+        (versions, used) = await (
+            await conn.execute(
+                "SELECT count(*) FILTER (WHERE assignment_id = %s),"  # noqa: S608
+                f" coalesce(sum(size_bytes), 0) FROM {_S}.submissions"
+                " WHERE username = %s",
+                (assignment_id, name),
+            )
+        ).fetchone()
+        return int(versions), int(used)
+
+    async def submission_usage(self, assignment_id: int, username: str) -> tuple[int, int]:
+        """``(versions of this assignment, bytes of all stored versions)`` of a student."""
+        async with self._connection() as conn:
+            return await self._usage(conn, _id(assignment_id, "assignment"), _username(username))
+
+    async def check_can_submit(self, assignment_id: int, username: str) -> None:
+        """Refuse, before a snapshot is taken, a student at their version cap or whose
+        quota is full (:func:`services.grades.rules.check_submission_limits`)."""
+        versions, used = await self.submission_usage(assignment_id, username)
+        rules.check_submission_limits(
+            versions=versions,
+            max_versions=self.max_versions,
+            used_bytes=used,
+            new_bytes=0,
+            quota=self.student_quota,
+            collected=False,
+        )
+
+    async def student_usage(self, username: str) -> int:
+        """The bytes all of a student's stored versions take (their submission quota)."""
+        async with self._connection() as conn:
+            (used,) = await (
+                await conn.execute(
+                    f"SELECT coalesce(sum(size_bytes), 0) FROM {_S}.submissions"  # noqa: S608
+                    " WHERE username = %s",
+                    (_username(username),),
+                )
+            ).fetchone()
+        return int(used)
 
     async def get_submission(self, submission_id: int) -> Submission:
         """One submission with its current grade (returned or not)."""

@@ -357,6 +357,10 @@
       );
       table.hidden = versions.length === 0;
       field(card, "versions-empty").hidden = versions.length > 0;
+      // each version is kept; at the cap Submit is refused (the latest version counts)
+      field(card, "versions-count").textContent = a.max_versions
+        ? `${plural(versions.length, "version")} of at most ${a.max_versions} handed in`
+        : "";
 
       // the newest version with a returned grade
       const graded = versions.find((s) => s.grade);
@@ -380,6 +384,14 @@
       );
       for (const slug of Array.from(deadlines.keys())) {
         if (!items.some((a) => a.slug === slug)) deadlines.delete(slug);
+      }
+      const storage = data.submission_storage;
+      const storageLine = $("submission-storage");
+      storageLine.hidden = !storage;
+      if (storage) {
+        storageLine.textContent =
+          `Your handed-in versions (all classes) take ${sizeText(storage.used)} ` +
+          `of the ${sizeText(storage.quota)} you may use.`;
       }
       const empty = $("assignments-empty");
       empty.hidden = items.length > 0;
