@@ -306,6 +306,26 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     return proc, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/jupyterhub"
 
 
+class LocalhostResolver:
+    """Make this process resolve every ``*.localhost`` name to 127.0.0.1, as browsers do
+    (RFC 6761; glibc here does not): what a test of per-user origins needs to reach
+    ``<user>.<servers domain>`` with requests. Undone by :meth:`close`."""
+
+    def __init__(self):
+        self._original = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kwargs):
+            name = host.decode() if isinstance(host, bytes) else host
+            if isinstance(name, str) and (name == "localhost" or name.endswith(".localhost")):
+                host = "127.0.0.1"
+            return self._original(host, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo
+
+    def close(self) -> None:
+        socket.getaddrinfo = self._original
+
+
 def mint_token(
     user: str, role: str = "student", *, key, algorithm: str = "HS256", ttl: float = 300, **claims
 ) -> str:
@@ -356,11 +376,17 @@ class Stack:
         with_files: bool = False,
         env: dict[str, str] | None = None,
         public_host: str = "127.0.0.1",
+        servers_domain: str = "",
     ):
         self.workdir = workdir
         # the address of Traefik's web entry point and of the S3 gateway: loopback, or (for
         # a benchmark over a shaped link) an address another network namespace reaches
         self.public_host = public_host
+        # per-user origins: the hub on hub_host, each user's servers on
+        # <user>.<servers_domain>, both *.localhost names resolved to Traefik on loopback
+        self.servers_domain = servers_domain
+        self.hub_host = "classhub.localhost" if servers_domain else public_host
+        self.resolver: LocalhostResolver | None = None
         # the classes service (MongoDB + `python -m services.classes`, run by the hub)
         self.with_classes = with_classes or with_files
         # the files service (SeaweedFS as S3 + `python -m services.files`, run by the hub)
@@ -423,7 +449,9 @@ class Stack:
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
-        self.url = f"http://{self.public_host}:{self.web_port}"
+        self.url = f"http://{self.hub_host}:{self.web_port}"
+        if self.servers_domain:
+            self.resolver = LocalhostResolver()
         subprocess.run(
             [
                 str(VENV_BIN / "classhub-firewall"),
@@ -497,6 +525,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_HUB_IP=self.gateway,
             CLASSHUB_HUB_PORT=str(self.hub_port),
             CLASSHUB_PUBLIC_URL=self.url,
+            CLASSHUB_SERVERS_DOMAIN=self.servers_domain,
             CLASSHUB_TRAEFIK_API_URL=self.traefik_api,
             CLASSHUB_TRAEFIK_DYNAMIC_DIR=str(self.dynamic_dir),
             CLASSHUB_SINGLEUSER_IMAGE=self.image,
@@ -596,6 +625,8 @@ c.JupyterHub.log_level = {self.log_level!r}
                 self.network.remove()
             except docker.errors.APIError:
                 pass
+        if self.resolver is not None:
+            self.resolver.close()
         self.docker.close()
 
     # ----- hub API helpers -----
@@ -635,6 +666,15 @@ c.JupyterHub.log_level = {self.log_level!r}
         self.create_user(user)
         r = self.api("POST", f"/groups/{group}/users", json={"users": [user]})
         assert r.status_code == 200, r.text
+
+    def server_url(self, user: str, server: str = "") -> str:
+        """Where a browser opens ``user``'s server: on their own host with per-user origins."""
+        path = f"/user/{quote(user, safe='')}/" + (f"{quote(server, safe='')}/" if server else "")
+        if not self.servers_domain:
+            return self.url + path
+        from hub.origins import user_host
+
+        return f"http://{user_host(user, self.servers_domain)}:{self.web_port}{path}"
 
     def server_path(self, user: str, server: str = "") -> str:
         p = "/users/" + quote(user, safe="")
