@@ -448,6 +448,28 @@ class Stack:
             self.processes.append(self.pg)
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
+        self.gate_port = 0
+        if not self.servers_domain:
+            # one origin for everybody: the owner gate stands before every student server
+            self.gate_port = free_port()
+            gate = Process(
+                "gate",
+                [
+                    sys.executable,
+                    "-m",
+                    "authenticator.gate",
+                    f"--GateApp.port={self.gate_port}",
+                    f"--GateApp.redis_url=redis://127.0.0.1:{self.redis_port}/0",
+                ],
+                w / "gate.log",
+                cwd=str(REPO),
+            ).start()
+            self.processes.append(gate)
+            wait_for(
+                lambda: requests.get(f"http://127.0.0.1:{self.gate_port}/health", timeout=2).ok,
+                30,
+                what="owner gate",
+            )
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
         self.url = f"http://{self.hub_host}:{self.web_port}"
         if self.servers_domain:
@@ -526,6 +548,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_HUB_PORT=str(self.hub_port),
             CLASSHUB_PUBLIC_URL=self.url,
             CLASSHUB_SERVERS_DOMAIN=self.servers_domain,
+            CLASSHUB_GATE_URL=f"http://127.0.0.1:{self.gate_port}/check" if self.gate_port else "",
             CLASSHUB_TRAEFIK_API_URL=self.traefik_api,
             CLASSHUB_TRAEFIK_DYNAMIC_DIR=str(self.dynamic_dir),
             CLASSHUB_SINGLEUSER_IMAGE=self.image,

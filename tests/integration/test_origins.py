@@ -36,6 +36,16 @@ def signed_in(stack, user):
     return browser
 
 
+def authorize(browser, page):
+    """Press "Authorize" on the hub's OAuth confirmation page, as the teacher would."""
+    import re
+
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    scopes = re.findall(r'<input[^>]*name="scopes"[^>]*value="([^"]*)"', page.text)
+    data = [(k, v) for k, v in fields.items() if k != "scopes"] + [("scopes", x) for x in scopes]
+    return browser.post(page.url, data=data, timeout=60)
+
+
 def from_jupyter_server(response: requests.Response) -> bool:
     """Whether the answer came from a single-user server (jupyter-server's JSON status)."""
     try:
@@ -99,3 +109,20 @@ def test_the_hub_and_its_api_stay_on_the_hub_host(stack):
     for cookie in browser.cookies:
         domain = cookie.domain.lstrip(".")
         assert not (server_host == domain or server_host.endswith("." + domain)), cookie
+
+
+def test_a_teacher_opens_their_students_server_on_the_students_host(stack):
+    c = "o" + secrets.token_hex(3)
+    teacher, student = new_user(), new_user()
+    stack.enroll(teacher, c, teacher=True)
+    stack.enroll(student, c)
+    browser = stack.browser()
+    assert stack.login_token(browser, stack.mint(teacher, role="teacher")).status_code == 302
+    stack.spawn(student, c)
+    url = stack.server_url(student, c)
+    lab = browser.get(url + "lab", timeout=60)
+    if "/oauth2/authorize" in lab.url:
+        lab = authorize(browser, lab)  # the hub asks before opening someone else's server
+    assert lab.status_code == 200 and urlsplit(lab.url).hostname == user_host(student, SERVERS)
+    assert from_jupyter_server(browser.get(url + "api/status", timeout=15))
+    stack.stop(student, c)
