@@ -76,7 +76,7 @@ class ClassroomSpawner(DockerSpawner):
         (no ``CLASSHUB_SERVERS_DOMAIN``): a student controls what their server sends, and a
         page of theirs must never run in anybody else's browser on the hub's origin.
         Empty: no gate (per-user origins; ``hub/config.py`` sets it so). Default from
-        ``CLASSHUB_GATE_URL``, else ``http://127.0.0.1:8082/check``.
+        ``CLASSHUB_GATE_URL``, else ``http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check``.
 
         Example: ``c.ClassroomSpawner.owner_gate_url = "http://127.0.0.1:8082/check"``
         """,
@@ -84,7 +84,9 @@ class ClassroomSpawner(DockerSpawner):
 
     @default("owner_gate_url")
     def _default_owner_gate_url(self):
-        return os.environ.get("CLASSHUB_GATE_URL", "http://127.0.0.1:8082/check")
+        if "CLASSHUB_GATE_URL" in os.environ:
+            return os.environ["CLASSHUB_GATE_URL"]
+        return f"http://127.0.0.1:{os.environ.get('CLASSHUB_GATE_PORT', '8082')}/check"
 
     @validate("owner_gate_url")
     def _check_owner_gate_url(self, proposal):

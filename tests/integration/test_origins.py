@@ -15,6 +15,7 @@ import requests
 
 from hub.origins import user_host
 from tests.harness import Stack, running_stack
+from tests.integration.test_classes_support import Person, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,10 @@ SERVERS = "classhub-servers.localhost"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from running_stack(Stack(tmp_path_factory.mktemp("origins"), servers_domain=SERVERS))
+    new = Stack(tmp_path_factory.mktemp("origins"), servers_domain=SERVERS, with_classes=True)
+    for stack in running_stack(new):
+        wait_healthy(stack)
+        yield stack
 
 
 def new_user() -> str:
@@ -126,3 +130,22 @@ def test_a_teacher_opens_their_students_server_on_the_students_host(stack):
     assert lab.status_code == 200 and urlsplit(lab.url).hostname == user_host(student, SERVERS)
     assert from_jupyter_server(browser.get(url + "api/status", timeout=15))
     stack.stop(student, c)
+
+
+def test_the_classes_service_links_each_server_on_its_users_host(stack):
+    student = new_user()
+    teacher = Person(stack, new_user(), "teacher")
+    admin = Person(stack, "admin", "admin")
+    c = "o" + secrets.token_hex(3)
+    r = admin.post("api/classes", {"code": c, "name": "Origins", "teachers": [teacher.name]})
+    assert r.status_code == 201, r.text
+    stack.create_user(student)
+    r = teacher.post(f"api/classes/{c}/students", {"username": student})
+    assert r.status_code == 201, r.text
+    # the service itself is on the hub's host
+    assert urlsplit(
+        teacher.browser.get(stack.url + "/services/classes/", timeout=15).url
+    ).hostname == ("classhub.localhost")
+    mine = Person(stack, student, "student").get("api/classes").json()["classes"]
+    (entry,) = [x for x in mine if x["code"] == c]
+    assert entry["server"]["url"] == stack.server_url(student, c)
