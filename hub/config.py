@@ -46,6 +46,56 @@ def configure_hub(
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(__file__), "templates")]
 
 
+def configure_origins(c: Config, *, public_url: str, servers_domain: str) -> None:
+    """Per-user origins (hub/origins.py): with a servers domain, every user's servers are
+    served on ``<user>.<servers_domain>`` and the hub, its pages and the services on the
+    host of ``public_url``. Without one (the default), everything shares one origin and
+    only a server's owner may open it in a browser (see the admin guide)."""
+    if not servers_domain:
+        return
+    from .origins import (
+        OriginError,
+        SubdomainHook,
+        parse_public_url,
+        servers_origin,
+        validate_domain,
+    )
+
+    try:
+        domain = validate_domain(servers_domain)
+        public = parse_public_url(public_url)
+        validate_domain(public.host, "the host of CLASSHUB_PUBLIC_URL")
+    except OriginError as e:
+        raise ConfigError(
+            f"{e}. Per-user origins (CLASSHUB_SERVERS_DOMAIN) need CLASSHUB_PUBLIC_URL to "
+            "be the hub's full address on a DNS name, e.g. "
+            "CLASSHUB_PUBLIC_URL=https://classhub.example.edu and "
+            "CLASSHUB_SERVERS_DOMAIN=classhub-servers.example.edu."
+        ) from None
+    if public.host == domain or public.host.endswith("." + domain):
+        raise ConfigError(
+            f"The hub's host {public.host!r} is inside CLASSHUB_SERVERS_DOMAIN={domain!r}, "
+            "where students' servers live: choose a servers domain beside the hub's host, "
+            f"e.g. CLASSHUB_SERVERS_DOMAIN=classhub-servers.{public.host.split('.', 1)[-1]}"
+        )
+    if domain.endswith("." + public.host):
+        raise ConfigError(
+            f"CLASSHUB_SERVERS_DOMAIN={domain!r} lies under the hub's host {public.host!r}: "
+            "JupyterHub's session cookie is set for the hub's host and all names under it, "
+            "so students' servers would receive it. Choose a servers domain beside the hub's "
+            f"host, e.g. CLASSHUB_SERVERS_DOMAIN=classhub-servers.{public.host.split('.', 1)[-1]}"
+        )
+    c.JupyterHub.public_url = public.origin + public.path
+    # servers on their own origins: teachers and admins may open them as their scopes allow
+    c.ClassroomSpawner.owner_gate_url = ""
+    c.JupyterHub.subdomain_host = servers_origin(public, domain)
+    c.JupyterHub.subdomain_hook = SubdomainHook(servers_domain=domain, hub_host=public.host)
+    if public.scheme == "https":
+        # cookies a page of another host of the same site cannot overwrite; browsers keep
+        # __Host- cookies only when they are Secure, i.e. over https
+        c.JupyterHub.cookie_host_prefix_enabled = True
+
+
 def configure_proxy(
     c: Config, *, api_url: str, dynamic_dir: str, entrypoint: str, prefix: str = "classhub"
 ) -> None:
@@ -250,6 +300,11 @@ def apply_env(
         hub_port=hub_port,
         public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
         concurrent_spawn_limit=spawn_limit,
+    )
+    configure_origins(
+        c,
+        public_url=env.get("CLASSHUB_PUBLIC_URL", ""),
+        servers_domain=env.get("CLASSHUB_SERVERS_DOMAIN", "").strip().lower(),
     )
     configure_proxy(
         c,

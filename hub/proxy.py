@@ -24,6 +24,7 @@ from .routing import (
     RouteSpecError,
     route_name,
     routespec_from_rule,
+    split_routespec,
     traefik_rule,
     user_from_routespec,
     validate_routespec,
@@ -266,9 +267,10 @@ class TraefikDockerProxy(Proxy):
         hub_spec = getattr(getattr(getattr(self, "app", None), "hub", None), "routespec", "/")
         if routespec == hub_spec:
             return {"hub": True}
+        path = split_routespec(routespec)[1]
         services_head = base_url.rstrip("/") + "/services/"
-        if routespec.startswith(services_head):
-            return {"service": unquote(routespec[len(services_head) :].strip("/").split("/")[0])}
+        if path.startswith(services_head):
+            return {"service": unquote(path[len(services_head) :].strip("/").split("/")[0])}
         return {"extra": True}
 
     async def get_all_routes(self):

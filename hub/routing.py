@@ -13,6 +13,11 @@ impossible by construction, rules are written as Go interpreted strings in which
 character outside a small safe set is a ``\\uXXXX`` escape: the rule text itself only
 ever contains ``[A-Za-z0-9/._~@%-]``.
 
+With per-user origins (``c.JupyterHub.subdomain_host``), JupyterHub's route specs start
+with a host: ``alice.classhub.example.edu/user/alice/``. The host is checked against a
+strict DNS-name pattern (JupyterHub's ``idna`` subdomain hook only ever produces such
+names) and becomes a ``Host(...)`` matcher beside the ``PathPrefix(...)``.
+
 Router and service names are short, stable and unique: a readable, escaped prefix of the
 route spec plus a hash of the whole spec.
 """
@@ -23,6 +28,11 @@ import hashlib
 import re
 from urllib.parse import unquote
 
+#: A DNS name as JupyterHub's ``idna`` subdomain hook makes it: lower-case labels of
+#: letters, digits and inner hyphens (punycode ``xn--`` included), at most 63 each.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
+MAX_HOST_LENGTH = 253
 #: Characters JupyterHub leaves unescaped in a route spec path.
 _ROUTESPEC_RE = re.compile(r"^/(?:[A-Za-z0-9._~@/-]|%[0-9A-Fa-f]{2})*$")
 #: RFC 3986 reserved characters plus "%": Traefik keeps these percent-encoded.
@@ -40,28 +50,56 @@ class RouteSpecError(ValueError):
     """A route spec that classhub refuses to turn into a Traefik rule."""
 
 
-def validate_routespec(routespec: str) -> str:
-    """Return ``routespec`` if it is a safe, path-only JupyterHub route spec.
+def split_routespec(routespec: str) -> tuple[str, str]:
+    """``(host, path)`` of a route spec; the host is ``""`` for a path-only spec.
 
-    Refuses host-based specs (subdomain mode is not supported), characters JupyterHub
-    never emits unescaped, malformed percent-escapes, ``.``/``..`` segments (which
-    Traefik and browsers normalise away, so the rule could never match) and over-long
-    specs.
+    >>> split_routespec("alice.hub.example.edu/user/alice/")
+    ('alice.hub.example.edu', '/user/alice/')
+    >>> split_routespec("/user/alice/")
+    ('', '/user/alice/')
+    """
+    if not isinstance(routespec, str) or not routespec:
+        raise RouteSpecError("route spec must be a non-empty string")
+    if routespec.startswith("/"):
+        return "", routespec
+    host, slash, rest = routespec.partition("/")
+    return host, slash + rest
+
+
+def validate_host(host: str) -> str:
+    """Return ``host`` if it is a lower-case DNS name of two or more labels, as
+    JupyterHub's subdomain hook makes them (no port, no trailing dot, no wildcard)."""
+    if len(host) > MAX_HOST_LENGTH or not _HOST_RE.match(host):
+        raise RouteSpecError(
+            f"route spec host {host!r} is not a lower-case DNS name "
+            "(letters, digits and inner hyphens, labels of at most 63 characters)"
+        )
+    return host
+
+
+def validate_routespec(routespec: str) -> str:
+    """Return ``routespec`` if it is a safe JupyterHub route spec.
+
+    A spec is a path (``/user/alice/``), or with per-user origins a host followed by a
+    path (``alice.hub.example.edu/user/alice/``). Refuses hosts that are not plain DNS
+    names, characters JupyterHub never emits unescaped, malformed percent-escapes,
+    ``.``/``..`` segments (which Traefik and browsers normalise away, so the rule could
+    never match) and over-long specs.
     """
     if not isinstance(routespec, str) or not routespec:
         raise RouteSpecError("route spec must be a non-empty string")
     if len(routespec) > MAX_ROUTESPEC_LENGTH:
         raise RouteSpecError(f"route spec longer than {MAX_ROUTESPEC_LENGTH} characters")
-    if not routespec.startswith("/"):
-        raise RouteSpecError(
-            f"route spec {routespec!r} is host-based; classhub routes by path only "
-            "(do not set c.JupyterHub.subdomain_host)"
-        )
-    if not routespec.endswith("/"):
+    host, path = split_routespec(routespec)
+    if host:
+        validate_host(host)
+    if not path:
+        raise RouteSpecError(f"route spec {routespec!r} has no path (it must end with '/')")
+    if not path.endswith("/"):
         raise RouteSpecError(f"route spec {routespec!r} must end with '/'")
-    if not _ROUTESPEC_RE.match(routespec):
+    if not _ROUTESPEC_RE.match(path):
         raise RouteSpecError(f"route spec {routespec!r} contains characters that must be escaped")
-    segments = routespec.strip("/").split("/") if routespec != "/" else []
+    segments = path.strip("/").split("/") if path != "/" else []
     for segment in segments:
         if segment in ("", ".", ".."):
             raise RouteSpecError(f"route spec {routespec!r} has an empty, '.' or '..' segment")
@@ -77,6 +115,7 @@ def traefik_match_path(routespec: str) -> str:
     '/user/a%2Fb/'
     """
     validate_routespec(routespec)
+    routespec = split_routespec(routespec)[1]
     out: list[str] = []
     pending = bytearray()
 
@@ -122,10 +161,15 @@ def go_string_literal(text: str) -> str:
 
 def traefik_rule(routespec: str) -> str:
     """The Traefik rule that routes ``routespec`` and nothing outside it."""
-    return f"PathPrefix({go_string_literal(traefik_match_path(routespec))})"
+    host = split_routespec(routespec)[0]
+    path = f"PathPrefix({go_string_literal(traefik_match_path(routespec))})"
+    if host:
+        return f"Host({go_string_literal(validate_host(host))}) && {path}"
+    return path
 
 
-_RULE_RE = re.compile(r'^PathPrefix\("((?:[A-Za-z0-9/._~@%-]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*)"\)$')
+_RULE_PATH = r'PathPrefix\("((?:[A-Za-z0-9/._~@%-]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*)"\)'
+_RULE_RE = re.compile(rf'^(?:Host\("([a-z0-9.-]+)"\) && )?{_RULE_PATH}$')
 
 
 def routespec_from_rule(rule: str) -> str | None:
@@ -133,13 +177,19 @@ def routespec_from_rule(rule: str) -> str | None:
     m = _RULE_RE.match(rule)
     if not m:
         return None
+    host = m.group(1) or ""
+    if host:
+        try:
+            validate_host(host)
+        except RouteSpecError:
+            return None
     decoded = re.sub(
         r"\\u([0-9a-f]{4})|\\U([0-9a-f]{8})",
         lambda g: chr(int(g.group(1) or g.group(2), 16)),
-        m.group(1),
+        m.group(2),
     )
     # re-encode the way JupyterHub does: keep [A-Za-z0-9_.-~@/] and existing %XX escapes
-    out = []
+    out = [host]
     for ch in decoded:
         if re.fullmatch(r"[A-Za-z0-9._~@/%-]", ch):
             out.append(ch)
@@ -162,6 +212,7 @@ def route_name(routespec: str, prefix: str = "classhub") -> str:
 
 def user_from_routespec(routespec: str, base_url: str = "/") -> tuple[str, str] | None:
     """``(user, server_name)`` for a user route spec under ``base_url``, else ``None``."""
+    routespec = split_routespec(routespec)[1]
     head = base_url.rstrip("/") + "/user/"
     if not routespec.startswith(head):
         return None

@@ -101,6 +101,15 @@ ensure_var CLASSHUB_REDIS_MEM_LIMIT 512m
 ensure_var CLASSHUB_MONGO_MEM_LIMIT 1g
 ensure_var CLASSHUB_S3_MEM_LIMIT 1g
 ensure_var CLASSHUB_TRAEFIK_MEM_LIMIT 256m
+# the owner gate (authenticator/gate.py), on 127.0.0.1 beside Traefik
+ensure_var CLASSHUB_GATE_PORT "${CLASSHUB_GATE_PORT:-8082}"
+# per-user origins, when given on a run (docs/admin-guide.md, "One origin per user")
+if [ -n "${CLASSHUB_SERVERS_DOMAIN:-}" ]; then
+  ensure_var CLASSHUB_SERVERS_DOMAIN "$CLASSHUB_SERVERS_DOMAIN"
+fi
+if [ -n "${CLASSHUB_PUBLIC_URL:-}" ]; then
+  ensure_var CLASSHUB_PUBLIC_URL "$CLASSHUB_PUBLIC_URL"
+fi
 
 HTTP_PORT="$(get_var CLASSHUB_HTTP_PORT)"
 NETWORK="$(get_var CLASSHUB_STUDENT_NETWORK)"
@@ -198,6 +207,13 @@ docker run --rm -i --network none -v "$HUB_VOLUME:/data" --entrypoint sh classhu
 
 TIMEOUT="${CLASSHUB_UP_TIMEOUT:-180}"
 URL="http://127.0.0.1:$HTTP_PORT/hub/health"
+# with per-user origins the services answer on the hub's own host only
+PUBLIC_URL="$(get_var CLASSHUB_PUBLIC_URL)"
+HUB_HOST="$(printf '%s' "$PUBLIC_URL" | sed -E 's#^[a-z]+://([^/:]+).*#\1#')"
+HOST_HEADER=()
+if [ -n "$(get_var CLASSHUB_SERVERS_DOMAIN)" ] && [ -n "$HUB_HOST" ]; then
+  HOST_HEADER=(-H "Host: $HUB_HOST")
+fi
 log "waiting up to ${TIMEOUT}s for $URL"
 deadline=$((SECONDS + TIMEOUT))
 until curl -fs -o /dev/null --max-time 3 "$URL"; do
@@ -213,9 +229,9 @@ log "hub is healthy through Traefik"
 # takes a few more seconds to start than the hub).
 for service in classes files grades; do
   SVC_URL="http://127.0.0.1:$HTTP_PORT/services/$service/health"
-  until curl -fs -o /dev/null --max-time 5 "$SVC_URL"; do
+  until curl -fs -o /dev/null --max-time 5 "${HOST_HEADER[@]}" "$SVC_URL"; do
     if [ $SECONDS -ge $deadline ]; then
-      log "no healthy answer from $SVC_URL after ${TIMEOUT}s: $(curl -s --max-time 5 "$SVC_URL")"
+      log "no healthy answer from $SVC_URL after ${TIMEOUT}s: $(curl -s --max-time 5 "${HOST_HEADER[@]}" "$SVC_URL")"
       on_failure
     fi
     sleep 2
@@ -231,7 +247,7 @@ ADMIN_MSG="user '$(get_var CLASSHUB_ADMIN_USER)', initial password $(get_var CLA
 cat <<EOF
 
 classhub is up ($MODE images).
-  URL:    http://$(hostname -f 2>/dev/null || hostname):$HTTP_PORT/   (locally http://127.0.0.1:$HTTP_PORT/)
+  URL:    ${PUBLIC_URL:-http://$(hostname -f 2>/dev/null || hostname):$HTTP_PORT/   (locally http://127.0.0.1:$HTTP_PORT/)}
   Login:  $ADMIN_MSG
   Tokens: docker exec classhub_hub_1 classhub-token --user alice --role student
           (paste it into the login page's token field; roles: student, teacher, admin)

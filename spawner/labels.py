@@ -18,15 +18,18 @@ def traefik_labels(
     network: str,
     entrypoint: str,
     name_prefix: str = "classhub",
+    gate_url: str = "",
 ) -> dict[str, str]:
     """Labels for Traefik's Docker provider (``exposedByDefault=false``).
 
     Router and service share one name derived from the route spec; the rule is built by
     :func:`hub.routing.traefik_rule`, which validates the spec and escapes every unsafe
-    character, so a hostile user name cannot inject or widen the rule.
+    character, so a hostile user name cannot inject or widen the rule. With ``gate_url``,
+    Traefik asks the owner gate (authenticator/gate.py) before it forwards any request:
+    only the server's owner gets through.
     """
     name = route_name(routespec, name_prefix)
-    return {
+    labels = {
         "traefik.enable": "true",
         "traefik.docker.network": network,
         f"traefik.http.routers.{name}.rule": traefik_rule(routespec),
@@ -34,6 +37,18 @@ def traefik_labels(
         f"traefik.http.routers.{name}.service": name,
         f"traefik.http.services.{name}.loadbalancer.server.port": str(int(port)),
     }
+    if gate_url:
+        gate = f"traefik.http.middlewares.{name}-gate.forwardauth"
+        labels.update(
+            {
+                f"{gate}.address": gate_url,
+                # the gate needs only these; nothing else of the request leaves Traefik
+                f"{gate}.authRequestHeaders": "Cookie,Authorization",
+                f"{gate}.trustForwardHeader": "false",
+                f"traefik.http.routers.{name}.middlewares": f"{name}-gate",
+            }
+        )
+    return labels
 
 
 def identity_labels(

@@ -71,6 +71,38 @@ class ClassroomSpawner(DockerSpawner):
             )
         return proposal.value
 
+    owner_gate_url = Unicode(
+        config=True,
+        help="""Address of the owner gate (``classhub-gate``, authenticator/gate.py) that
+        Traefik asks before it forwards a request to a student's server: only the server's
+        owner, signed in, gets through. Needed when every server shares the hub's origin
+        (no ``CLASSHUB_SERVERS_DOMAIN``): a student controls what their server sends, and a
+        page of theirs must never run in anybody else's browser on the hub's origin.
+        Empty: no gate (per-user origins; ``hub/config.py`` sets it so). Default from
+        ``CLASSHUB_GATE_URL``, else ``http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check``.
+
+        Example: ``c.ClassroomSpawner.owner_gate_url = "http://127.0.0.1:8082/check"``
+        """,
+    )
+
+    @default("owner_gate_url")
+    def _default_owner_gate_url(self):
+        if "CLASSHUB_GATE_URL" in os.environ:
+            return os.environ["CLASSHUB_GATE_URL"]
+        return f"http://127.0.0.1:{os.environ.get('CLASSHUB_GATE_PORT', '8082')}/check"
+
+    @validate("owner_gate_url")
+    def _check_owner_gate_url(self, proposal):
+        url = proposal.value
+        if url and not re.fullmatch(
+            r"http://(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/[\w/.-]*", url
+        ):
+            raise ValueError(
+                f"ClassroomSpawner.owner_gate_url={url!r} must be the gate on this machine, "
+                "such as 'http://127.0.0.1:8082/check' (Traefik and the gate share the host)."
+            )
+        return url
+
     pids_limit = Int(
         512,
         config=True,
@@ -416,6 +448,7 @@ class ClassroomSpawner(DockerSpawner):
                 network=self.network_name,
                 entrypoint=self.traefik_entrypoint,
                 name_prefix=self.route_name_prefix,
+                gate_url=self.owner_gate_url,
             )
         )
         return {

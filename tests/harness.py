@@ -306,6 +306,26 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     return proc, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/jupyterhub"
 
 
+class LocalhostResolver:
+    """Make this process resolve every ``*.localhost`` name to 127.0.0.1, as browsers do
+    (RFC 6761; glibc here does not): what a test of per-user origins needs to reach
+    ``<user>.<servers domain>`` with requests. Undone by :meth:`close`."""
+
+    def __init__(self):
+        self._original = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kwargs):
+            name = host.decode() if isinstance(host, bytes) else host
+            if isinstance(name, str) and (name == "localhost" or name.endswith(".localhost")):
+                host = "127.0.0.1"
+            return self._original(host, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo
+
+    def close(self) -> None:
+        socket.getaddrinfo = self._original
+
+
 def mint_token(
     user: str, role: str = "student", *, key, algorithm: str = "HS256", ttl: float = 300, **claims
 ) -> str:
@@ -359,6 +379,7 @@ class Stack:
         homes: bool = True,
         home_quota: str = "1G",
         homes_size: str = "2G",
+        servers_domain: str = "",
     ):
         self.workdir = workdir
         # student homes on a btrfs filesystem of this run's own (a sparse image file in the
@@ -373,6 +394,11 @@ class Stack:
         # the address of Traefik's web entry point and of the S3 gateway: loopback, or (for
         # a benchmark over a shaped link) an address another network namespace reaches
         self.public_host = public_host
+        # per-user origins: the hub on hub_host, each user's servers on
+        # <user>.<servers_domain>, both *.localhost names resolved to Traefik on loopback
+        self.servers_domain = servers_domain
+        self.hub_host = "classhub.localhost" if servers_domain else public_host
+        self.resolver: LocalhostResolver | None = None
         # the classes service (MongoDB + `python -m services.classes`, run by the hub)
         self.with_classes = with_classes or with_files
         # the files service (SeaweedFS as S3 + `python -m services.files`, run by the hub)
@@ -441,8 +467,32 @@ class Stack:
             self.processes.append(self.pg)
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
+        self.gate_port = 0
+        if not self.servers_domain:
+            # one origin for everybody: the owner gate stands before every student server
+            self.gate_port = free_port()
+            gate = Process(
+                "gate",
+                [
+                    sys.executable,
+                    "-m",
+                    "authenticator.gate",
+                    f"--GateApp.port={self.gate_port}",
+                    f"--GateApp.redis_url=redis://127.0.0.1:{self.redis_port}/0",
+                ],
+                w / "gate.log",
+                cwd=str(REPO),
+            ).start()
+            self.processes.append(gate)
+            wait_for(
+                lambda: requests.get(f"http://127.0.0.1:{self.gate_port}/health", timeout=2).ok,
+                30,
+                what="owner gate",
+            )
         self.web_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
-        self.url = f"http://{self.public_host}:{self.web_port}"
+        self.url = f"http://{self.hub_host}:{self.web_port}"
+        if self.servers_domain:
+            self.resolver = LocalhostResolver()
         subprocess.run(
             [
                 str(VENV_BIN / "classhub-firewall"),
@@ -516,6 +566,8 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_HUB_IP=self.gateway,
             CLASSHUB_HUB_PORT=str(self.hub_port),
             CLASSHUB_PUBLIC_URL=self.url,
+            CLASSHUB_SERVERS_DOMAIN=self.servers_domain,
+            CLASSHUB_GATE_URL=f"http://127.0.0.1:{self.gate_port}/check" if self.gate_port else "",
             CLASSHUB_TRAEFIK_API_URL=self.traefik_api,
             CLASSHUB_TRAEFIK_DYNAMIC_DIR=str(self.dynamic_dir),
             CLASSHUB_SINGLEUSER_IMAGE=self.image,
@@ -623,6 +675,8 @@ c.JupyterHub.log_level = {self.log_level!r}
                 self.network.remove()
             except docker.errors.APIError:
                 pass
+        if self.resolver is not None:
+            self.resolver.close()
         self.docker.close()
 
     # ----- hub API helpers -----
@@ -662,6 +716,15 @@ c.JupyterHub.log_level = {self.log_level!r}
         self.create_user(user)
         r = self.api("POST", f"/groups/{group}/users", json={"users": [user]})
         assert r.status_code == 200, r.text
+
+    def server_url(self, user: str, server: str = "") -> str:
+        """Where a browser opens ``user``'s server: on their own host with per-user origins."""
+        path = f"/user/{quote(user, safe='')}/" + (f"{quote(server, safe='')}/" if server else "")
+        if not self.servers_domain:
+            return self.url + path
+        from hub.origins import user_host
+
+        return f"http://{user_host(user, self.servers_domain)}:{self.web_port}{path}"
 
     def server_path(self, user: str, server: str = "") -> str:
         p = "/users/" + quote(user, safe="")

@@ -277,16 +277,26 @@ class ClassesApp(ServiceApp):
 
     hub_base_url = Unicode(
         config=True,
-        help="""The hub's public base URL path: students' servers are at
-        ``<base>user/<name>/<code>/``. JupyterHub sets ``JUPYTERHUB_BASE_URL``.
+        help="""Where students' servers are: ``<base>user/<name>/<code>/``. On one shared
+        origin the hub's base URL path (JupyterHub sets ``JUPYTERHUB_BASE_URL``); with
+        per-user origins (``CLASSHUB_SERVERS_DOMAIN``) a URL whose host starts with
+        ``{user}.``, replaced by each user's own label.
 
-        Example: ``c.ClassesApp.hub_base_url = "/"``
+        Example: ``c.ClassesApp.hub_base_url = "https://{user}.classhub-servers.example.edu/"``
         """,
     )
 
     @default("hub_base_url")
     def _default_hub_base_url(self):
-        return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
+        base = os.environ.get("JUPYTERHUB_BASE_URL") or "/"
+        domain = os.environ.get("CLASSHUB_SERVERS_DOMAIN", "").strip().lower()
+        public = os.environ.get("CLASSHUB_PUBLIC_URL", "")
+        if not (domain and "://" in public):
+            return base
+        scheme, _, rest = public.partition("://")
+        hostport = rest.split("/", 1)[0]
+        port = hostport.rpartition(":")[2] if ":" in hostport else ""
+        return f"{scheme}://{{user}}.{domain}{':' + port if port else ''}{base}"
 
     @default("template_paths")
     def _default_template_paths(self):

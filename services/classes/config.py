@@ -41,6 +41,9 @@ SCOPES = [
 
 #: settings passed from the hub's environment to the service
 PASSED_ENV = (
+    # per-user origins: where the links to students' servers point
+    "CLASSHUB_SERVERS_DOMAIN",
+    "CLASSHUB_PUBLIC_URL",
     "CLASSHUB_SINGLEUSER_IMAGE",
     "CLASSHUB_ALLOWED_IMAGES",
     "CLASSHUB_CPU_LIMIT",

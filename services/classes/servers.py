@@ -11,13 +11,23 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from urllib.parse import quote
 
+from jupyterhub.utils import subdomain_hook_idna
+
 RUNNING = "running"
 PENDING = "pending"
 STOPPED = "stopped"
 
 
 def server_url(base_url: str, username: str, code: str) -> str:
-    """The public path of ``username``'s server of class ``code``."""
+    """The public address of ``username``'s server of class ``code``: a path on the hub's
+    origin, or with per-user origins (``base_url`` like ``http://{user}.servers.example:8000/``)
+    on the user's own host, named by JupyterHub's ``idna`` subdomain hook."""
+    if "{user}." in base_url:
+        head, _, rest = base_url.partition("{user}.")
+        domain, slash, path = rest.partition("/")
+        name, _, port = domain.partition(":")
+        host = subdomain_hook_idna(username, name, "user")
+        base_url = f"{head}{host}{':' + port if port else ''}{slash}{path}"
     return f"{base_url.rstrip('/')}/user/{quote(username, safe='')}/{code}/"
 
 

@@ -94,6 +94,17 @@ def test_server_states_for_the_teacher():
     ]
 
 
+def test_server_links_on_per_user_origins():
+    base = "http://{user}.classhub-servers.localhost:8000/"
+    rows = roster_servers(["sam", "jörg@x.edu"], {}, "bio", base)
+    assert rows[0]["url"] == "http://sam.classhub-servers.localhost:8000/user/sam/bio/"
+    host = rows[1]["url"].split("/")[2]
+    assert host.endswith(".classhub-servers.localhost:8000") and host.isascii()
+    assert rows[1]["url"].endswith("/user/j%C3%B6rg%40x.edu/bio/")
+    no_port = roster_servers(["sam"], {}, "bio", "https://{user}.servers.example.edu/")
+    assert no_port[0]["url"] == "https://sam.servers.example.edu/user/sam/bio/"
+
+
 class FakeStore:
     def __init__(self, classes, down=False):
         self.classes, self.down = classes, down

@@ -7,6 +7,7 @@ from hub.routing import (
     RouteSpecError,
     route_name,
     routespec_from_rule,
+    split_routespec,
     traefik_match_path,
     traefik_rule,
     user_from_routespec,
@@ -88,7 +89,15 @@ def test_prefixes_cannot_widen():
     [
         "",
         "user/alice/",
-        "host.example/user/alice/",
+        "Host.example/user/alice/",
+        "host.example:8000/user/alice/",
+        "host..example/user/alice/",
+        "-host.example/user/alice/",
+        "host_x.example/user/alice/",
+        "*.example/user/alice/",
+        'a")||Host("b/user/alice/',
+        "host.example",
+        "host.example/user/alice",
         "/user/alice",
         "/user/a`b/",
         '/user/a"b/',
@@ -124,3 +133,24 @@ def test_validate_accepts_hub_specs():
 def test_foreign_rules_are_ignored():
     assert routespec_from_rule("PathPrefix(`/x/`)") is None
     assert routespec_from_rule('PathPrefix("/x/") || Host("a")') is None
+
+
+def test_host_specs_route_by_host_and_path():
+    spec = "alice.classhub-servers.example.edu/user/alice/lab1/"
+    assert split_routespec(spec) == ("alice.classhub-servers.example.edu", "/user/alice/lab1/")
+    rule = traefik_rule(spec)
+    assert rule == ('Host("alice.classhub-servers.example.edu") && PathPrefix("/user/alice/lab1/")')
+    assert routespec_from_rule(rule) == spec
+    assert user_from_routespec(spec) == ("alice", "lab1")
+    # a hostile name in the path is escaped as before, the host is plain DNS
+    hostile = "xn--jrg-xla.servers.example/user/%C3%A9%60x/"
+    assert routespec_from_rule(traefik_rule(hostile)) == hostile
+    assert "`" not in traefik_rule(hostile)
+    # different hosts are different routes
+    assert route_name(spec) != route_name("bob.classhub-servers.example.edu/user/alice/lab1/")
+
+
+def test_host_rules_written_by_others_are_ignored():
+    assert routespec_from_rule('Host("a.b") || PathPrefix("/user/x/")') is None
+    assert routespec_from_rule('Host("A.b") && PathPrefix("/user/x/")') is None
+    assert routespec_from_rule('Host("a..b") && PathPrefix("/user/x/")') is None
