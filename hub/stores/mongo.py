@@ -87,6 +87,16 @@ def _client(address: str, timeout: float, **auth) -> MongoClient:
 
 def _root_client(address: str, root_password: str, timeout: float) -> MongoClient:
     """Signed in as root; creates root first on a server that has no user yet."""
+    plain = _client(address, timeout)
+    try:
+        process = plain.admin.command("buildInfo").get("process", "")
+    finally:
+        plain.close()
+    if "nx_27017" in str(process):
+        raise SetupError(
+            "this MongoDB server is nx-27017, which has no authentication or users: "
+            "run the set-up with --no-users (the offline stack does)"
+        )
     auth = {"username": ROOT_USER, "password": root_password, "authSource": "admin"}
     client = _client(address, timeout, **auth)
     try:
@@ -96,6 +106,15 @@ def _root_client(address: str, root_password: str, timeout: float) -> MongoClien
         client.close()
         if e.code != _AUTH_FAILED:
             raise
+    except PyMongoError:
+        client.close()
+        raise
+    except Exception as e:  # noqa: BLE001 - a server that does not speak SCRAM
+        client.close()
+        raise SetupError(
+            f"this MongoDB server does not sign in with SCRAM ({type(e).__name__}); "
+            "run the set-up with --no-users if it has no authentication"
+        ) from None
     # no root yet: a deployment from before authentication (the localhost exception)
     plain = _client(address, timeout)
     try:
