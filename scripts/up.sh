@@ -113,8 +113,13 @@ GATEWAY="$(get_var CLASSHUB_HUB_IP)"
 [ -x .venv/bin/classhub-stores ] || die ".venv/bin/classhub-stores is missing (pip install -e . failed?)"
 # SeaweedFS S3 identities: admin, and files and grades limited to their key prefixes
 # (derived from the env file on every run; 0644, read inside the container, in the 0700 .run/)
-.venv/bin/classhub-stores --env-file "$ENV_FILE" s3-config --out .run/seaweedfs/s3.json \
-  || die "could not write .run/seaweedfs/s3.json"
+S3_JSON=.run/seaweedfs/s3.json
+.venv/bin/classhub-stores --env-file "$ENV_FILE" s3-config --out "$S3_JSON" \
+  || die "could not write $S3_JSON"
+# SeaweedFS reads it at start, through a bind mount of the file (a new file is a new inode):
+# when it changed since the store last started, the store restarts (below)
+S3_CHANGED=0
+cmp -s "$S3_JSON" "$S3_JSON.applied" || S3_CHANGED=1
 # The hub's environment: the settings without the stores' administrator credentials, with
 # each component's own database URLs (offline, nx-27017 has no MongoDB users)
 HUB_ENV_ARGS=()
@@ -171,6 +176,10 @@ on_failure() {
 # components' roles and the files service's collections to its database.
 log "docker-compose up -d the data services (mode $MODE)"
 dc up -d postgres redis mongo s3 || on_failure
+if [ "$S3_CHANGED" = 1 ]; then
+  log "S3 identities changed: restarting the S3 store"
+  dc restart s3 || on_failure
+fi
 
 wait_healthy() {
   local service id state deadline=$((SECONDS + ${CLASSHUB_UP_TIMEOUT:-180}))
@@ -189,6 +198,7 @@ wait_healthy() {
   done
 }
 wait_healthy postgres mongo s3
+cp "$S3_JSON" "$S3_JSON.applied"
 
 stores() { # SERVICE ARGS...: classhub-stores ARGS in SERVICE's network namespace
   local id
