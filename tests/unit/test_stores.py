@@ -242,3 +242,34 @@ def test_mongo_wrong_root_password_is_a_clear_error(monkeypatch):
 def test_mongo_service_url_quotes_the_password():
     url = mongo.service_url(mongo.FILES, "h:1", "p@ss/word")
     assert url == "mongodb://classhub_files:p%40ss%2Fword@h:1/classhub_files?authSource=admin"
+
+
+def test_apply_env_gives_each_component_its_own_store_identity():
+    from traitlets.config import Config
+
+    from hub.config import apply_env
+
+    env = hubenv.hub_environment(STACK_ENV, mongo_auth=True)
+    env.update(CLASSHUB_HUB_IP="10.1.1.1", CLASSHUB_S3_ENDPOINT="http://127.0.0.1:18333")
+    c = Config()
+    apply_env(c, env, gateway_lookup=lambda name: "10.1.1.1")
+    assert c.JupyterHub.db_url.startswith("postgresql+psycopg://classhub_hub:")
+    assert c.JWTAuthenticator.accounts_db_url.startswith("postgresql+psycopg://classhub_auth:")
+    services = {s["name"]: s["environment"] for s in c.JupyterHub.services}
+    assert services["classes"]["CLASSHUB_MONGO_URL"] == env["CLASSHUB_CLASSES_MONGO_URL"]
+    assert services["files"]["CLASSHUB_MONGO_URL"] == env["CLASSHUB_FILES_MONGO_URL"]
+    assert services["grades"]["CLASSHUB_GRADES_DB_URL"].startswith(
+        "postgresql+psycopg://classhub_grades:"
+    )
+    assert (
+        services["files"]["CLASSHUB_S3_ACCESS_KEY"],
+        services["files"]["CLASSHUB_S3_SECRET_KEY"],
+    ) == (
+        "files-ak",
+        "files-sk",
+    )
+    assert services["grades"]["CLASSHUB_S3_ACCESS_KEY"] == "grades-ak"
+    for name, service_env in services.items():
+        text = " ".join(service_env.values())
+        for secret in ("pg-super", "mongo-root", "admin-sk", "old-sk", "accpw", "hubpw"):
+            assert secret not in text, name
