@@ -85,11 +85,14 @@ def _client(address: str, timeout: float, **auth) -> MongoClient:
     )
 
 
-def _root_client(address: str, root_password: str, timeout: float) -> MongoClient:
-    """Signed in as root; creates root first on a server that has no user yet."""
+def _root_client(address: str, root_password: str, timeout: float) -> tuple[MongoClient, bool]:
+    """Signed in as root, and whether root was created: on a server that has no user yet
+    (the localhost exception)."""
     plain = _client(address, timeout)
     try:
         process = plain.admin.command("buildInfo").get("process", "")
+    except OperationFailure:  # a server that wants a user even for this: a real MongoDB
+        process = ""
     finally:
         plain.close()
     if "nx_27017" in str(process):
@@ -101,7 +104,7 @@ def _root_client(address: str, root_password: str, timeout: float) -> MongoClien
     client = _client(address, timeout, **auth)
     try:
         client.admin.command("connectionStatus")
-        return client
+        return client, False
     except OperationFailure as e:
         client.close()
         if e.code != _AUTH_FAILED:
@@ -130,10 +133,9 @@ def _root_client(address: str, root_password: str, timeout: float) -> MongoClien
         ) from None
     finally:
         plain.close()
-    log.info("mongo: created the root user (the deployment had no users)")
     client = _client(address, timeout, **auth)
     client.admin.command("connectionStatus")
-    return client
+    return client, True
 
 
 def _ensure_user(admin, u: ServiceUser, password: str) -> str | None:
@@ -202,7 +204,9 @@ def bootstrap(
         missing += [] if root_password else [ROOT_USER]
         if missing:
             raise SetupError(f"no MongoDB password for: {', '.join(missing)}")
-        client = _root_client(address, root_password, timeout)
+        client, created = _root_client(address, root_password, timeout)
+        if created:
+            done.append(f"created the user {ROOT_USER} (the deployment had no users)")
     else:
         client = _client(address, timeout)
     try:

@@ -210,6 +210,7 @@ def test_mongo_users_on_a_deployment_from_before_authentication(monkeypatch):
         [{"role": "readWrite", "db": "classhub_files"}],
     )
     assert done == [
+        "created the user root (the deployment had no users)",
         "created user classhub_classes (readWrite on classhub)",
         "created user classhub_files (readWrite on classhub_files)",
     ]
