@@ -220,6 +220,20 @@ def start_s3(
         ],
         workdir / "weed.log",
     ).start()
+
+    def volume_server_registered():
+        # S3 answers (and lists, from the filer) before the volume server has told the master
+        # about its volumes (its first heartbeat may fail and be retried 5 s later): objects
+        # written before a restart are unreadable until then
+        status = requests.get(
+            f"http://127.0.0.1:{ports['master.port']}/dir/status", timeout=2
+        ).json()
+        return any(
+            rack.get("DataNodes")
+            for dc in status["Topology"].get("DataCenters") or []
+            for rack in dc.get("Racks") or []
+        )
+
     try:
         wait_for(
             lambda: requests.get(f"http://{host}:{port}/healthz", timeout=2).ok,
@@ -227,6 +241,7 @@ def start_s3(
             interval=0.3,
             what="s3 (seaweedfs)",
         )
+        wait_for(volume_server_registered, 60, interval=0.3, what="seaweedfs volume server")
     except TimeoutError as e:
         log = proc.tail(80)
         proc.stop()
