@@ -37,6 +37,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
+from hub.stores.postgres import GRADES as GRADES_ROLE  # noqa: E402
 from tests.harness import Stack, running_stack, wait_for  # noqa: E402
 from tests.integration.test_classes_support import Person  # noqa: E402
 from tests.integration.test_files_support import TEST_FILES_ENV  # noqa: E402
@@ -217,7 +218,7 @@ def gradebook(stack: Stack, roster: int, n_assignments: int) -> list[str]:
     r = stack.api("POST", f"/groups/class-{code}/users", json={"users": names})
     assert r.status_code == 200, r.text
     t = time.perf_counter()
-    asyncio.run(fill_gradebook(stack.db_url, code, names, n_assignments))
+    asyncio.run(fill_gradebook(stack.pg_url(GRADES_ROLE), code, names, n_assignments))
     filled = time.perf_counter() - t
     teacher = Person(stack, "teach", "teacher", service=GRADES)
     rows = []

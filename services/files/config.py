@@ -68,6 +68,23 @@ def servers_url(public_url: str) -> str:
     return f"{scheme}://{host}{':' + port if port else ''}"
 
 
+def service_s3_keys(env: Mapping[str, str], service: str) -> tuple[str, str]:
+    """``(access key, secret key)`` of ``service``'s own S3 identity, limited to its key
+    prefixes (``CLASSHUB_S3_<SERVICE>_ACCESS_KEY``/``_SECRET_KEY``, see
+    hub/stores/s3.py), else the shared ``CLASSHUB_S3_ACCESS_KEY``/``_SECRET_KEY`` of a
+    deployment with one identity."""
+    keys = []
+    for part in ("ACCESS_KEY", "SECRET_KEY"):
+        own, shared = f"CLASSHUB_S3_{service.upper()}_{part}", f"CLASSHUB_S3_{part}"
+        value = env.get(own) or env.get(shared)
+        if not value:
+            raise ValueError(
+                f"The {service} service needs {own} (or {shared}); scripts/up.sh generates it."
+            )
+        keys.append(value)
+    return keys[0], keys[1]
+
+
 def files_service_config(
     *, port: int, mongo_url: str, public_url: str, env: Mapping[str, str]
 ) -> tuple[dict, dict]:
@@ -76,14 +93,12 @@ def files_service_config(
     ``access:services!service=files`` (in classhub's ``user`` role)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"The files service port must be 1-65535, got {port!r}")
-    for name in ("CLASSHUB_S3_ACCESS_KEY", "CLASSHUB_S3_SECRET_KEY"):
-        if not env.get(name):
-            raise ValueError(f"The files service needs {name} (scripts/up.sh generates it).")
+    access_key, secret_key = service_s3_keys(env, SERVICE_NAME)
     environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
     environment.update(
         CLASSHUB_MONGO_URL=mongo_url,
-        CLASSHUB_S3_ACCESS_KEY=env["CLASSHUB_S3_ACCESS_KEY"],
-        CLASSHUB_S3_SECRET_KEY=env["CLASSHUB_S3_SECRET_KEY"],
+        CLASSHUB_S3_ACCESS_KEY=access_key,
+        CLASSHUB_S3_SECRET_KEY=secret_key,
         CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
     )
     if env.get("CLASSHUB_FILES_COOKIE_SECRET"):

@@ -68,11 +68,16 @@ class ObjectStore:
         blocking: BlockingCalls,
         region: str = "us-east-1",
         timeout: float = 10.0,
+        probe_prefix: str = "",
     ):
         scheme, _, host = endpoint.partition("://")
         if scheme not in ("http", "https") or not host:
             raise ValueError(f"the S3 endpoint must be http(s)://host:port, got {endpoint!r}")
         self.bucket = bucket
+        # a health check lists this reserved name (never a key: see names.RESERVED_PREFIX)
+        # under a prefix the service's identity may list; a service's identity may not
+        # look at the bucket itself (hub/stores/s3.py)
+        self.probe = f"{probe_prefix}.classhub-probe"
         self.region = region
         self.blocking = blocking
         self.timeout = timeout
@@ -113,15 +118,27 @@ class ObjectStore:
             log.warning("S3 unavailable while %s: %s", what, type(e).__name__)
             raise Unavailable(DOWN, detail=str(e)) from e
 
+    def _probe(self) -> None:
+        for _ in self.client.list_objects(self.bucket, prefix=self.probe):
+            break
+
     async def ensure_bucket(self) -> None:
+        """Create the bucket when it is missing. ``make up`` creates it with the store's
+        admin identity (``classhub-stores s3-bucket``); a service's own identity is
+        refused, and the answer says so."""
+
         def ensure():
-            if not self.client.bucket_exists(self.bucket):
+            try:
+                self._probe()
+            except S3Error as e:
+                if e.code != "NoSuchBucket":
+                    raise
                 self.client.make_bucket(self.bucket)
 
         await self._run("creating the bucket", ensure)
 
     async def ping(self) -> None:
-        await self._run("checking the bucket", self.client.bucket_exists, self.bucket)
+        await self._run("checking the bucket", self._probe)
 
     # ----- objects
 

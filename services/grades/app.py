@@ -334,6 +334,7 @@ class GradesApp(ServiceApp):
             secret_key=self.s3_secret_key,
             bucket=self.s3_bucket,
             blocking=self.blocking,
+            probe_prefix="submissions/",
         )
         self.membership = Membership(self.hub)
         self.collector = Collector(

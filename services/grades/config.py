@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.files.config import servers_url
+from services.files.config import servers_url, service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"
@@ -64,14 +64,12 @@ def grades_service_config(
         raise ValueError(
             "The grades service needs PostgreSQL: set CLASSHUB_GRADES_DB_URL or CLASSHUB_DB_URL."
         )
-    for name in ("CLASSHUB_S3_ACCESS_KEY", "CLASSHUB_S3_SECRET_KEY"):
-        if not env.get(name):
-            raise ValueError(f"The grades service needs {name} (scripts/up.sh generates it).")
+    access_key, secret_key = service_s3_keys(env, SERVICE_NAME)
     environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
     environment.update(
         CLASSHUB_GRADES_DB_URL=db_url,
-        CLASSHUB_S3_ACCESS_KEY=env["CLASSHUB_S3_ACCESS_KEY"],
-        CLASSHUB_S3_SECRET_KEY=env["CLASSHUB_S3_SECRET_KEY"],
+        CLASSHUB_S3_ACCESS_KEY=access_key,
+        CLASSHUB_S3_SECRET_KEY=secret_key,
         CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
     )
     if env.get("CLASSHUB_GRADES_COOKIE_SECRET"):

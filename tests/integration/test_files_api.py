@@ -256,7 +256,11 @@ def test_the_store_down_is_a_503_and_the_service_recovers_by_itself(stack):
         assert health.status_code == 503 and "s3" in health.json()["message"]
     finally:
         stack.s3, _ = start_s3(
-            stack.workdir / "s3", stack.s3_access_key, stack.s3_secret_key, port=stack.s3_port
+            stack.workdir / "s3",
+            stack.s3_access_key,
+            stack.s3_secret_key,
+            port=stack.s3_port,
+            identities=stack.s3_identities,
         )
         stack.processes.append(stack.s3)
     wait_for(lambda: fay.get("api/files/me").status_code == 200, 60, what="files service back")

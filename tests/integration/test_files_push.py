@@ -139,7 +139,7 @@ def test_an_interrupted_push_is_finished_by_running_it_again(stack):
     # as if the service had died half-way: one delivery lost, the push still "running"
     from pymongo import MongoClient
 
-    db = MongoClient(stack.mongo_url).get_default_database()
+    db = MongoClient(stack.files_mongo_url).get_default_database()
     db.material_deliveries.delete_one({"_id": f"{done['id']}/bea4"})
     db.material_pushes.update_one({"_id": done["id"]}, {"$set": {"status": "running"}})
     r = tom.post(f"api/classes/{CODE}/pushes/{done['id']}/run")
@@ -178,7 +178,8 @@ def test_no_storage_credentials_in_a_student_container(stack):
     env = " ".join(c.attrs["Config"]["Env"])
     code, printed = c.exec_run(["printenv"], user="1000")
     assert code == 0
-    for secret in (stack.s3_secret_key, stack.s3_access_key):
+    secrets = (stack.s3_secret_key, stack.s3_access_key, *stack.s3_files_keys.__dict__.values())
+    for secret in (*secrets, *stack.s3_grades_keys.__dict__.values()):
         assert secret not in env and secret.encode() not in printed
     assert b"CLASSHUB_S3" not in printed and "CLASSHUB_S3" not in env
     # nor anywhere in the files a push delivered, or the extension's records
