@@ -14,13 +14,21 @@ import weakref
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
+from sqlalchemy import select
 from tornado import web
 
 from hub import clock
 
 from . import revoke
 from .accounts import StoreUnavailable as AccountsUnavailable
-from .class_roles import class_teacher_roles
+from .class_roles import (
+    CLASS_PREFIX,
+    Rosters,
+    class_teacher_roles,
+    is_student,
+    rosters,
+    taught_codes,
+)
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
@@ -50,6 +58,8 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         self.accounts = None
         self.limiter: LoginLimiter | None = None
         self.keys = None
+        # per teacher: the signature of their classes and the roles built from it
+        self._class_roles: dict[str, tuple[Rosters, list[dict]]] = {}
 
     # ----- start-up -----
 
@@ -201,8 +211,8 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             if authentication["auth_state"]["role"] == "teacher":
                 existing = orm.User.find(handler.db, authentication["name"])
                 if existing is not None:
-                    groups = [g.name for g in existing.groups]
-                    authentication["roles"] += class_teacher_roles(groups)
+                    signature = teacher_rosters(handler.db, existing)
+                    authentication["roles"] += class_teacher_roles(signature)
         return authentication
 
     async def _begin_session(self, handler, authentication) -> None:
@@ -256,7 +266,9 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         if token is not None and token.user_id == user.id:
             session_id = token.session_id
             if not session_id:
-                return True  # a server's own token or one an admin issued, not a browser's
+                # a server's own token or one an admin issued, not a browser's: no session
+                # to check, but its rights are the owner's current ones
+                return self._teacher_roles_update(user) or True
         else:
             session_id = handler.get_session_cookie()
             if not session_id:
@@ -267,30 +279,72 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             live = await self.sessions.touch(user.name, session_id, extend=extend)
         except StoreUnavailable:
             # keep serving signed-in people while Redis is away; new sign-ins fail closed
-            return True
+            return self._teacher_roles_update(user) or True
         if not live:
             self.log.info("Session of %s has ended; sign-in required", user.name)
             return False
         return self._teacher_roles_update(user) or True
 
     def _teacher_roles_update(self, user) -> dict | None:
-        """New roles for a teacher whose classes changed since the last request, else None."""
-        held = {r.name for r in user.roles}
+        """New roles for a teacher whose class roles differ from their classes' rosters
+        now (a student added or removed, a class gained or lost), else None.
+
+        Runs on (nearly) every request of a teacher: one query for the rosters, then the
+        role dicts come from a per-teacher cache unless the rosters changed, and the
+        comparison with the roles held is in memory. Scopes are compared, not only role
+        names: ``teacher-<code>`` keeps its name when its students change. JupyterHub's
+        ``User.sync_roles`` then updates the existing role's scopes (``create_role``
+        with ``reset_to_defaults=False`` sets any scopes that differ)."""
+        orm_user = user.orm_user
+        held = {r.name: r for r in orm_user.roles}
         if "classhub-teacher" not in held:
+            self._class_roles.pop(user.name, None)
             return None
-        wanted = roles_for("teacher", self.roles()) + class_teacher_roles(
-            g.name for g in user.groups
-        )
-        if {r["name"] for r in wanted} == held:
+        signature = teacher_rosters(user.db, orm_user)
+        cached = self._class_roles.get(user.name)
+        if cached is not None and cached[0] == signature:
+            wanted = cached[1]
+        else:
+            wanted = roles_for("teacher", self.roles()) + class_teacher_roles(signature)
+            self._class_roles[user.name] = (signature, wanted)
+        if held.keys() == {r["name"] for r in wanted} and all(
+            list(held[r["name"]].scopes or []) == r["scopes"] for r in wanted
+        ):
             return None
         self.log.info("Updating the class roles of teacher %s", user.name)
-        return {"name": user.name, "roles": wanted}
+        # sync_roles marks the dicts it is given; keep the cached ones clean
+        return {"name": user.name, "roles": [dict(r, scopes=list(r["scopes"])) for r in wanted]}
 
     def get_handlers(self, app):
         from .admin_handlers import admin_handlers
         from .handlers import LoginHandler, LogoutHandler
 
         return [("/login", LoginHandler), ("/logout", LogoutHandler), *admin_handlers()]
+
+
+def teacher_rosters(db, teacher) -> Rosters:
+    """The signature of ``teacher``'s (an ``orm.User``) classes, in one query: each class
+    they teach (a group ``teachers-<code>``) with the members of ``class-<code>`` whose
+    classhub role is student."""
+    codes = taught_codes(g.name for g in teacher.groups)
+    if not codes:
+        return ()
+    query = (
+        select(orm.Group.name, orm.User.name, orm.User.admin, orm.Role.name)
+        .select_from(orm.Group)
+        .join(orm.Group.users)
+        .outerjoin(orm.User.roles)
+        .where(orm.Group.name.in_([CLASS_PREFIX + c for c in codes]))
+    )
+    found: dict[tuple[str, str], tuple[bool, set]] = {}
+    for group, name, admin, role in db.execute(query):
+        _, roles = found.setdefault((group, name), (bool(admin), set()))
+        if role:
+            roles.add(role)
+    members: dict[str, list[tuple[str, bool]]] = {}
+    for (group, name), (admin, roles) in found.items():
+        members.setdefault(group[len(CLASS_PREFIX) :], []).append((name, is_student(roles, admin)))
+    return rosters(codes, members)
 
 
 def bearer_token(handler) -> str | None:

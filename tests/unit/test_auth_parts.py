@@ -174,6 +174,10 @@ class FakeUser:
     roles: list = []
     groups: list = []
 
+    @property
+    def orm_user(self):
+        return self
+
 
 class FakeSessions:
     def __init__(self, live=None, down=False):
