@@ -29,6 +29,7 @@ from .class_roles import (
     rosters,
     taught_codes,
 )
+from .client_address import client_address
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
@@ -87,6 +88,9 @@ class JWTAuthenticator(AuthSettings, Authenticator):
                     per_user=self.login_failures_per_user,
                     per_address=self.login_failures_per_address,
                     window=self.login_failure_window,
+                    slowdown_after=self.login_slowdown_after,
+                    slowdown_step=self.login_slowdown_step,
+                    slowdown_max=self.login_slowdown_max,
                 ),
             )
             self.sessions = store
@@ -107,6 +111,10 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         return role_definitions(
             student_scopes=list(self.student_scopes), teacher_scopes=list(self.teacher_scopes)
         )
+
+    def client_address(self, handler) -> str:
+        """The client's address: Traefik's X-Real-Ip only from ``trusted_proxies``."""
+        return client_address(handler.request, set(self.trusted_proxies))
 
     # ----- usernames -----
 
@@ -150,10 +158,10 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             raise web.HTTPError(
                 400, "Token sign-in is not set up on this hub; use your username and password."
             )
-        address = handler.request.remote_ip or ""
-        wait = await self.limiter.retry_after("", address)
-        if wait:
-            raise web.HTTPError(429, too_many(wait))
+        address = self.client_address(handler)
+        verdict = await self.limiter.check("", address)
+        if verdict.retry_after:
+            raise web.HTTPError(429, too_many(verdict))
         now = clock.now()
         try:
             identity = await verify_token(token, self.keys, self.verify_settings(), now)
@@ -177,15 +185,22 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             username = normalize_username(data.get("username", ""))
         except InvalidUsername:
             return None
-        address = handler.request.remote_ip or ""
-        wait = await self.limiter.retry_after(username, address)
-        if wait:
-            raise web.HTTPError(429, too_many(wait))
-        account = await self.accounts.verify(username, data.get("password", ""))
+        address = self.client_address(handler)
+        # counted as a failure until the password proves right
+        verdict = await self.limiter.attempt(username, address)
+        if verdict.retry_after:
+            raise web.HTTPError(429, too_many(verdict))
+        try:
+            if verdict.delay:
+                # an account many have guessed at: slower, never locked
+                await asyncio.sleep(verdict.delay)
+            account = await self.accounts.verify(username, data.get("password", ""))
+        except BaseException:
+            await self.limiter.release(username, address)
+            raise
         if account is None:
-            await self.limiter.failed(username, address)
             return None
-        await self.limiter.succeeded(username)
+        await self.limiter.succeeded(username, address)
         return self.auth_model(account.username, account.role, "password", {})
 
     def auth_model(self, name: str, role: str, method: str, claims: dict) -> dict:
@@ -238,7 +253,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             user=name,
             session_id=session_id,
             started=clock.now(),
-            address=handler.request.remote_ip or "",
+            address=self.client_address(handler),
             agent=(handler.request.headers.get("User-Agent") or "")[:200],
             method=authentication.get("auth_state", {}).get("method", ""),
         )
@@ -355,9 +370,13 @@ def bearer_token(handler) -> str | None:
     return None
 
 
-def too_many(seconds: int) -> str:
-    minutes = max(1, round(seconds / 60))
-    return (
-        "Too many failed sign-ins for this account or from this address. "
-        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin."
-    )
+def too_many(verdict) -> str:
+    """The 429 message for a refused attempt (a ``ratelimit.Verdict``)."""
+    minutes = max(1, round(verdict.retry_after / 60))
+    when = f"Try again in {minutes} minute{'s' if minutes != 1 else ''}"
+    if verdict.locked == "account":
+        return (
+            "Too many failed sign-ins for this account from this address. "
+            f"{when}, sign in from another device, or ask an admin."
+        )
+    return f"Too many failed sign-ins from this address. {when}, or ask an admin."
