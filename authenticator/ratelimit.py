@@ -76,13 +76,14 @@ return {'', 0, u}
 """
 
 # KEYS: as above; ARGV[1]: '1' to clear the account's count from this address (a success).
-# Takes one attempt back from each count that still exists (never creates a key).
+# Takes one attempt back from each count that still exists (never creates a key; a count
+# back at zero is deleted).
 _RELEASE = """
 for i, key in ipairs(KEYS) do
   if i == 1 and ARGV[1] == '1' then
     redis.call('DEL', key)
   elseif tonumber(redis.call('GET', key) or '0') > 0 then
-    redis.call('DECR', key)
+    if redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
   end
 end
 return 1
