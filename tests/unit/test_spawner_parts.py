@@ -68,3 +68,14 @@ def test_host_paths_refused(src):
 
 def test_named_volumes_allowed():
     check_no_host_paths({"classhub-shared": "/shared"})
+
+
+def test_a_servers_own_token_may_only_post_activity():
+    """JUPYTERHUB_API_TOKEN is readable in any terminal of the container: it must not open
+    the server (JupyterHub's default adds access:servers!server), so only a browser
+    session's OAuth token, which ends with the session, does."""
+    from spawner import ClassroomSpawner
+
+    scopes = ClassroomSpawner().server_token_scopes
+    assert scopes == ["users:activity!user"]
+    assert not [s for s in scopes if s.startswith(("access:", "servers", "read:", "tokens"))]
