@@ -14,21 +14,14 @@ import weakref
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
-from sqlalchemy import select
 from tornado import web
 
 from hub import clock
 
 from . import revoke
 from .accounts import StoreUnavailable as AccountsUnavailable
-from .class_roles import (
-    CLASS_PREFIX,
-    Rosters,
-    class_teacher_roles,
-    is_student,
-    rosters,
-    taught_codes,
-)
+from .class_roles import Rosters, class_teacher_roles
+from .class_rosters import ClassGroups, teacher_rosters
 from .client_address import client_address
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
@@ -61,6 +54,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         self.keys = None
         # per teacher: the signature of their classes and the roles built from it
         self._class_roles: dict[str, tuple[Rosters, list[dict]]] = {}
+        self._class_groups = ClassGroups()
 
     # ----- start-up -----
 
@@ -226,7 +220,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             if authentication["auth_state"]["role"] == "teacher":
                 existing = orm.User.find(handler.db, authentication["name"])
                 if existing is not None:
-                    signature = teacher_rosters(handler.db, existing)
+                    signature = teacher_rosters(handler.db, existing, self._class_groups)
                     authentication["roles"] += class_teacher_roles(signature)
         return authentication
 
@@ -304,18 +298,20 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         """New roles for a teacher whose class roles differ from their classes' rosters
         now (a student added or removed, a class gained or lost), else None.
 
-        Runs on (nearly) every request of a teacher: one query for the rosters, then the
-        role dicts come from a per-teacher cache unless the rosters changed, and the
-        comparison with the roles held is in memory. Scopes are compared, not only role
-        names: ``teacher-<code>`` keeps its name when its students change. JupyterHub's
-        ``User.sync_roles`` then updates the existing role's scopes (``create_role``
-        with ``reset_to_defaults=False`` sets any scopes that differ)."""
+        Runs on (nearly) every request of a teacher, without a database query in the
+        steady state: the rosters come from the hub session's objects
+        (:mod:`.class_rosters`), the role dicts from a per-teacher cache unless the rosters
+        changed, and the comparison with the roles held is in memory. Scopes are
+        compared, not only role names: ``teacher-<code>`` keeps its name when its
+        students change. JupyterHub's ``User.sync_roles`` then updates the existing
+        role's scopes (``create_role`` with ``reset_to_defaults=False`` sets any scopes
+        that differ)."""
         orm_user = user.orm_user
         held = {r.name: r for r in orm_user.roles}
         if "classhub-teacher" not in held:
             self._class_roles.pop(user.name, None)
             return None
-        signature = teacher_rosters(user.db, orm_user)
+        signature = teacher_rosters(user.db, orm_user, self._class_groups)
         cached = self._class_roles.get(user.name)
         if cached is not None and cached[0] == signature:
             wanted = cached[1]
@@ -335,31 +331,6 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         from .handlers import LoginHandler, LogoutHandler
 
         return [("/login", LoginHandler), ("/logout", LogoutHandler), *admin_handlers()]
-
-
-def teacher_rosters(db, teacher) -> Rosters:
-    """The signature of ``teacher``'s (an ``orm.User``) classes, in one query: each class
-    they teach (a group ``teachers-<code>``) with the members of ``class-<code>`` whose
-    classhub role is student."""
-    codes = taught_codes(g.name for g in teacher.groups)
-    if not codes:
-        return ()
-    query = (
-        select(orm.Group.name, orm.User.name, orm.User.admin, orm.Role.name)
-        .select_from(orm.Group)
-        .join(orm.Group.users)
-        .outerjoin(orm.User.roles)
-        .where(orm.Group.name.in_([CLASS_PREFIX + c for c in codes]))
-    )
-    found: dict[tuple[str, str], tuple[bool, set]] = {}
-    for group, name, admin, role in db.execute(query):
-        _, roles = found.setdefault((group, name), (bool(admin), set()))
-        if role:
-            roles.add(role)
-    members: dict[str, list[tuple[str, bool]]] = {}
-    for (group, name), (admin, roles) in found.items():
-        members.setdefault(group[len(CLASS_PREFIX) :], []).append((name, is_student(roles, admin)))
-    return rosters(codes, members)
 
 
 def bearer_token(handler) -> str | None:

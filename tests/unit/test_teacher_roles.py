@@ -119,3 +119,21 @@ def test_students_and_admins_are_never_touched(hub):
     group("teachers-phy", [amy, boss])
     assert auth._teacher_roles_update(amy) is None
     assert auth._teacher_roles_update(boss) is None
+
+
+def test_a_class_group_deleted_and_made_again_is_read_again(hub):
+    """The class groups are kept between requests; a deleted one is not trusted."""
+    db, auth, person, group = hub
+    tina, amy, bob = person("tina", "teacher"), person("amy", "student"), person("bob", "student")
+    group("teachers-phy", [tina])
+    group("class-phy", [amy])
+    refresh(auth, tina)
+    assert may(tina, "access:servers!server=amy/phy")
+    db.delete(orm.Group.find(db, "class-phy"))
+    db.commit()
+    refresh(auth, tina)
+    assert not may(tina, "access:servers!server=amy/phy")
+    group("class-phy", [bob])
+    refresh(auth, tina)
+    assert may(tina, "access:servers!server=bob/phy")
+    assert not may(tina, "access:servers!server=amy/phy")
