@@ -460,6 +460,15 @@ class ClassroomSpawner(DockerSpawner):
             except NotFound:
                 pass
 
+    async def rename(self, old_name, new_name):
+        """Refuse renaming (JupyterHub 6's ``PATCH /users/<name>/servers/<server>``,
+        allowed by ``start:servers``): a class server's name is its class code, and a
+        teacher holds ``servers!server=<student>/<code>`` for exactly that name."""
+        raise web.HTTPError(
+            400,
+            "classhub servers cannot be renamed: a class server's name is its class code.",
+        )
+
     async def start(self):
         progress = self._current_progress()
         try:

@@ -130,6 +130,9 @@ def test_a_teacher_reaches_only_their_students_class_servers(stack, people):
         r = hub_api(stack, tina, "DELETE", stack.server_path("sam", "alg"))
         assert r.status_code in (202, 204), r.text
         wait_for(lambda: stack.server_model("sam", "alg") is None, 60, what="sam/alg stopped")
+        # JupyterHub 6 lets start:servers rename a stopped server; not a class server
+        r = stack.browser_api(tina.browser, "PATCH", "/users/sam/servers/alg", json={"name": "x"})
+        assert r.status_code == 400 and "cannot be renamed" in r.text, r.text
         r = hub_api(stack, tina, "POST", stack.server_path("sam", "alg"))
         assert r.status_code in (201, 202), r.text
         stack.wait_ready("sam", "alg")

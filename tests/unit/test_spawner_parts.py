@@ -79,3 +79,15 @@ def test_a_servers_own_token_may_only_post_activity():
     scopes = ClassroomSpawner().server_token_scopes
     assert scopes == ["users:activity!user"]
     assert not [s for s in scopes if s.startswith(("access:", "servers", "read:", "tokens"))]
+
+
+async def test_servers_cannot_be_renamed():
+    """A rename would move a class server out of its class (and out of its teacher's
+    reach, which names the server by its class code)."""
+    from tornado import web
+
+    from spawner import ClassroomSpawner
+
+    with pytest.raises(web.HTTPError) as e:
+        await ClassroomSpawner().rename("bio", "other")
+    assert e.value.status_code == 400 and "cannot be renamed" in e.value.log_message
