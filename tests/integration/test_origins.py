@@ -15,7 +15,7 @@ import requests
 
 from hub.origins import user_host
 from tests.harness import Stack, running_stack
-from tests.integration.test_classes_support import Person, wait_healthy
+from tests.integration.test_classes_support import Person, authorize, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ def signed_in(stack, user):
     browser = stack.browser()
     assert stack.login_token(browser, stack.mint(user)).status_code == 302
     return browser
-
-
-def authorize(browser, page):
-    """Press "Authorize" on the hub's OAuth confirmation page, as the teacher would."""
-    import re
-
-    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
-    scopes = re.findall(r'<input[^>]*name="scopes"[^>]*value="([^"]*)"', page.text)
-    data = [(k, v) for k, v in fields.items() if k != "scopes"] + [("scopes", x) for x in scopes]
-    return browser.post(page.url, data=data, timeout=60)
 
 
 def from_jupyter_server(response: requests.Response) -> bool:
