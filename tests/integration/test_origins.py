@@ -108,6 +108,7 @@ def test_the_hub_and_its_api_stay_on_the_hub_host(stack):
 def test_a_teacher_opens_their_students_server_on_the_students_host(stack):
     c = "o" + secrets.token_hex(3)
     teacher, student = new_user(), new_user()
+    signed_in(stack, student)  # a student's hub role comes with their first sign-in
     stack.enroll(teacher, c, teacher=True)
     stack.enroll(student, c)
     browser = stack.browser()
@@ -129,7 +130,7 @@ def test_the_classes_service_links_each_server_on_its_users_host(stack):
     c = "o" + secrets.token_hex(3)
     r = admin.post("api/classes", {"code": c, "name": "Origins", "teachers": [teacher.name]})
     assert r.status_code == 201, r.text
-    stack.create_user(student)
+    signed_in(stack, student)  # teachers enrol people whose hub role is student
     r = teacher.post(f"api/classes/{c}/students", {"username": student})
     assert r.status_code == 201, r.text
     # the service itself is on the hub's host

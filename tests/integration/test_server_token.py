@@ -7,6 +7,10 @@ takeover, a logout and an admin's "End session", neither that token (in an
 ``Authorization`` header, in the URL, in the URL as a websocket would send it, or inside a
 cookie signed with the stolen secret) nor the old browser's session opens the server.
 How long the old browser keeps access is measured by ``bench/server_token_bench.py``.
+
+The deployment has per-user origins, where nothing but the server itself checks what a
+request carries; on one shared origin the owner gate refuses all of these before the
+server even sees them (tests/integration/test_owner_gate.py).
 """
 
 import hashlib
@@ -18,9 +22,17 @@ import pytest
 import requests
 from tornado.web import create_signed_value
 
-from tests.harness import wait_for
+from tests.harness import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from running_stack(
+        Stack(tmp_path_factory.mktemp("server-token"), servers_domain="classhub-servers.localhost")
+    )
+
 
 SECRET_FILE = "/home/jovyan/.local/share/jupyter/runtime/jupyter_cookie_secret"
 
@@ -67,12 +79,12 @@ def carriers(loot: dict, token: str) -> dict:
 
 def status(stack, user, **kwargs) -> int:
     return requests.get(
-        stack.url + f"/user/{user}/api/status", timeout=15, allow_redirects=False, **kwargs
+        stack.server_url(user) + "api/status", timeout=15, allow_redirects=False, **kwargs
     ).status_code
 
 
 def open_lab(stack, browser, user):
-    lab = browser.get(stack.url + f"/user/{user}/lab", timeout=60)
+    lab = browser.get(stack.server_url(user) + "lab", timeout=60)
     assert lab.status_code == 200 and lab.url.endswith(f"/user/{user}/lab"), lab.url
     return lab
 
@@ -93,7 +105,7 @@ def test_after_a_session_ends_nothing_it_held_or_stole_opens_the_server(stack, e
         session_token = re.search(r'"token":\s*"([^"]+)"', lab.text).group(1)
         loot = stolen(stack, user)
         assert session_token != loot["token"]
-        assert old.get(stack.url + f"/user/{user}/api/status", timeout=15).status_code == 200
+        assert old.get(stack.server_url(user) + "api/status", timeout=15).status_code == 200
         for name, kwargs in carriers(loot, session_token).items():
             if name != "url":  # a page URL's token is ignored (not a websocket)
                 assert status(stack, user, **kwargs) == 200, name
@@ -118,7 +130,7 @@ def test_after_a_session_ends_nothing_it_held_or_stole_opens_the_server(stack, e
         def still_open():
             opened = [name for name, kwargs in held.items() if status(stack, user, **kwargs) == 200]
             browser = old.get(
-                stack.url + f"/user/{user}/api/status", timeout=15, allow_redirects=False
+                stack.server_url(user) + "api/status", timeout=15, allow_redirects=False
             )
             return opened + (["old browser"] if browser.status_code == 200 else [])
 
