@@ -9,7 +9,9 @@ Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). It
   it into ``~/<dest>`` without destroying the student's work: see :mod:`.material`;
 * hands a snapshot of one folder to the grades service when the student submits or a
   teacher collects (``GET {base_url}classhub/snapshot?folder=<folder>``, answer a
-  deterministic zip with its content hash in ``X-Classhub-Sha256``): see :mod:`.snapshot`.
+  deterministic zip with its content hash in ``X-Classhub-Sha256``): see :mod:`.snapshot`;
+* makes the server process non-dumpable, so the student's kernels and terminals (same
+  uid) cannot read its memory or environment: see :mod:`.nodump`.
 
 This module only names the hooks; the guard is imported when jupyter-server links the
 extension and the material and snapshot handlers when it loads it, so importing the
@@ -18,10 +20,18 @@ package costs nothing at start-up (both modules defer zipfile to their first req
 
 
 def _jupyter_server_extension_points():
+    # The earliest hook jupyter-server calls (while it discovers extensions): the server's
+    # memory stops being readable by the student's other processes from here on.
+    from .nodump import make_non_dumpable
+
+    make_non_dumpable()
     return [{"module": "classhub_singleuser"}]
 
 
 def _link_jupyter_server_extension(serverapp):
+    from .nodump import make_non_dumpable
+
+    make_non_dumpable(serverapp.log)  # again, in case discovery ran in another way
     # Linking runs before the server creates its identity provider (and with it the
     # HubOAuth instance that authenticates requests), the moment to set HubOAuth config.
     from .session_guard import link
