@@ -29,7 +29,6 @@ import logging
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
-_done = False
 
 
 def _libc():
@@ -48,9 +47,10 @@ def dumpable() -> int:
 def make_non_dumpable(log: logging.Logger | None = None) -> bool:
     """Set this process non-dumpable (idempotent). True when the kernel confirms it.
 
-    A failure is logged as an error and never stops the server: the rest of classhub's
-    protections do not depend on it."""
-    global _done
+    Logged (info) when ``log`` is given, so the server's log says it once. A failure is
+    logged as an error and never stops the server: the rest of classhub's protections do
+    not depend on it."""
+    quiet = log is None
     log = log or logging.getLogger(__name__)
     try:
         libc = _libc()
@@ -62,7 +62,6 @@ def make_non_dumpable(log: logging.Logger | None = None) -> bool:
         log.error("classhub: could not make the server non-dumpable: %s", e)
         return False
     ok = dumpable() == 0
-    if ok and not _done:
+    if ok and not quiet:
         log.info("classhub: the server process is non-dumpable (its memory is not readable)")
-    _done = _done or ok
     return ok
