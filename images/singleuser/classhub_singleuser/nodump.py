@@ -30,7 +30,6 @@ PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
 
-
 def _libc():
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
