@@ -290,24 +290,28 @@ def parse_results(op: str, data: bytes, ids: Iterable[str]) -> dict[str, dict]:
     return found
 
 
-class _ChunkReader:
-    """A read()-able view of the SDK's chunk iterator, for tarfile's stream mode."""
+class _ChunkReader(io.RawIOBase):
+    """A read()-able view of the SDK's chunk iterator, for tarfile's stream mode (which
+    reads 10 KiB at a time from chunks of 2 MiB: each chunk is consumed through a
+    memoryview, never copied again)."""
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = iter(chunks)
-        self._buffer = b""
+        self._view = memoryview(b"")
 
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buffer) < n:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._view:
             chunk = next(self._chunks, None)
             if chunk is None:
-                break
-            self._buffer += chunk
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
+                return 0
+            self._view = memoryview(chunk)
+        n = min(len(buffer), len(self._view))
+        buffer[:n] = self._view[:n]
+        self._view = self._view[n:]
+        return n
 
 
 def read_outputs(chunks: Iterator[bytes], caps: dict[str, int]) -> dict[str, BinaryIO]:
@@ -316,7 +320,8 @@ def read_outputs(chunks: Iterator[bytes], caps: dict[str, int]) -> dict[str, Bin
     folders, a file over its cap) is skipped unread; the caller closes the files."""
     found: dict[str, BinaryIO] = {}
     try:
-        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tar:
+        reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20)
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("out/")
                 if not member.isreg() or name not in caps or name in found:

@@ -71,6 +71,9 @@ DEFAULT_EXCLUDE = (".ipynb_checkpoints", "__pycache__", ".git", ".DS_Store", "*.
 AUTH_RESOURCE = "contents"  # as jupyter-server's ContentsHandler: a snapshot reads files
 SPOOL_BYTES = 4 << 20  # the zip is kept in memory up to this size, then in a temporary file
 SKIPPED_HEADER_MAX = 8000  # characters of the X-Classhub-Skipped header
+# deflate level 1: 5 MB of notebook text in 0.06 CPU-s instead of 0.22 at the default 6,
+# for a zip about 11% larger (a deadline snapshots a whole class at once)
+COMPRESS_LEVEL = 1
 
 EXCLUDED = "excluded"
 LINK = "link"
@@ -364,6 +367,7 @@ class _Walk:
                 self.too_large()
             zinfo = zipfile.ZipInfo(rel, date_time=ZIP_TIME)
             zinfo.compress_type = zipfile.ZIP_DEFLATED
+            zinfo._compresslevel = COMPRESS_LEVEL  # compress_level from Python 3.13 on
             zinfo.create_system = 3  # Unix, whatever the platform, for the same bytes
             zinfo.external_attr = _FILE_ATTR
             zinfo.file_size = st.st_size  # lets zipfile choose zip64 by the expected size
@@ -418,7 +422,9 @@ def snapshot(
     finally:
         os.close(home_fd)
     try:
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(
+            out, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+        ) as archive:
             walk = _Walk(archive, folder, max_files, max_bytes, exclude)
             walk.walk(top, "", 0)
     finally:
