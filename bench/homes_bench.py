@@ -30,6 +30,7 @@ import concurrent.futures
 import copy
 import io
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -167,6 +168,35 @@ def direct(students: int, mb: int, batches: list[int], concurrencies: list[int])
     return rows
 
 
+HELPER_LINE = re.compile(r"Helper (snapshot|apply) of (\d+) home\(s\): exit (\S+) in ([\d.]+) s")
+
+
+class HelperLog:
+    """The services' log lines about their helper containers (in the hub's log), from a
+    mark on: how many containers, how many homes, their run times."""
+
+    def __init__(self, stack: Stack):
+        self.path = stack.hub.log_path
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def summary(self) -> str:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+        runs = [m.groups() for m in HELPER_LINE.finditer(text)]
+        if not runs:
+            return "no helper"
+        homes = [int(n) for _, n, _, _ in runs]
+        took = [float(t) for _, _, _, t in runs]
+        return (
+            f"{len(runs)} helper(s) for {sum(homes)} home(s) (batches {min(homes)}-{max(homes)}),"
+            f" each {min(took):.1f}-{max(took):.1f} s"
+        )
+
+
 def whole_stack(
     stack: Stack, students: int, running: int, mb: int, window: float, single: int
 ) -> list[str]:
@@ -219,7 +249,11 @@ def whole_stack(
         "",
     ]
 
+    log = HelperLog(stack)
+    helpers = {}
+
     # a push to everyone
+    log.mark()
     t = time.perf_counter()
     r = files.post(f"api/classes/{CODE}/pushes", json={})
     assert r.status_code == 202, r.text
@@ -232,6 +266,7 @@ def whole_stack(
     report = wait_for(pushed, 600, interval=0.1, what="push done")
     push_took = time.perf_counter() - t
     delivered = sum(s["status"] == "delivered" for s in report["students"])
+    helpers["push"] = log.summary()
 
     # Submits one at a time (nothing else going on)
     people = {}
@@ -239,11 +274,13 @@ def whole_stack(
         for person in pool.map(lambda n: Person(stack, n, service=GRADES), users):
             people[person.name] = person
     alone = []
+    log.mark()
     for u in users[:single]:
         t = time.perf_counter()
         r = people[u].post(f"api/classes/{CODE}/assignments/hw/submit", timeout=300)
         alone.append(time.perf_counter() - t)
         assert r.status_code in (200, 201), r.text
+    helpers["single"] = log.summary()
 
     # Collect now, for the whole class (new content first, so every version is new)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -261,11 +298,30 @@ def whole_stack(
                 users,
             )
         )
+    log.mark()
     t = time.perf_counter()
     r = teacher.post(f"api/classes/{CODE}/assignments/hw/collect", timeout=900)
     collect_took = time.perf_counter() - t
     assert r.status_code == 200, r.text
     collected = sum(s["status"] == "collected" for s in r.json()["students"])
+    new_versions = sum(not s.get("duplicate", True) for s in r.json()["students"])
+    helpers["collect"] = log.summary()
+    # new content again, so the rush's Submits make new versions too
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda u: stack.docker.containers.run(
+                    IMAGE,
+                    ["bash", "-c", f"echo rush >> /h/{CODE}/assignments/hw/part1.py"],
+                    user="1000:100",
+                    remove=True,
+                    volumes={
+                        object_name(stack.prefix, "home", u, CODE): {"bind": "/h", "mode": "rw"}
+                    },
+                ),
+                users,
+            )
+        )
 
     # the rush: everyone presses Submit within the window
     results: list[tuple[int, float, float]] = []
@@ -277,6 +333,7 @@ def whole_stack(
         results.append((r.status_code, sent - start, time.perf_counter() - start))
 
     load = uptime()
+    log.mark()
     start = time.perf_counter()
     gap = window / students
     with concurrent.futures.ThreadPoolExecutor(students) as pool:
@@ -286,18 +343,21 @@ def whole_stack(
     codes: dict[int, int] = {}
     for code, _, _ in results:
         codes[code] = codes.get(code, 0) + 1
+    helpers["rush"] = log.summary()
     out += [
-        "| measure | result | detail |",
-        "|---|---|---|",
+        "| measure | result | detail | helper containers |",
+        "|---|---|---|---|",
         f"| push of 10 files (132,500 bytes) to {students} students | **{push_took:.2f} s** "
-        f"| {delivered} delivered |",
+        f"| {delivered} delivered | {helpers['push']} |",
         f"| one Submit, nothing else going on ({single} in a row) | p50 "
-        f"**{statistics.median(alone):.2f} s**, max {max(alone):.2f} s | {mb} MB folder |",
+        f"**{statistics.median(alone):.2f} s**, max {max(alone):.2f} s | {mb} MB folder "
+        f"| {helpers['single']} |",
         f"| Collect now, {students} students ({running} running, {students - running} stopped)"
-        f" | **{collect_took:.1f} s** | {collected} collected |",
+        f" | **{collect_took:.1f} s** | {collected} collected, {new_versions} new versions "
+        f"| {helpers['collect']} |",
         f"| {students} Submits within {window:.0f} s | last recorded at **{total:.1f} s**; "
         f"latency p50 / p95 / max {statistics.median(latency):.2f} / {pct(latency, 95):.2f} / "
-        f"{max(latency):.2f} s | answers {codes}; load before: `{load}` |",
+        f"{max(latency):.2f} s | answers {codes}; load before: `{load}` | {helpers['rush']} |",
     ]
     return out
 
