@@ -255,3 +255,17 @@ def test_the_extensions_first_hook_makes_the_server_non_dumpable():
         check=True,
     )
     assert done.stdout.split() == ["classhub_singleuser", "0"]
+
+
+def test_the_extension_serves_nothing_to_the_services(monkeypatch):
+    """No snapshot or material handler in the server any more: nothing the services do
+    ever reaches it (they use the helper)."""
+    import classhub_singleuser
+    from classhub_singleuser import material, session_guard, snapshot
+
+    calls = []
+    monkeypatch.setattr(session_guard, "load", lambda app: calls.append("guard"))
+    classhub_singleuser._load_jupyter_server_extension(object())
+    assert calls == ["guard"]
+    for module in (material, snapshot):
+        assert not hasattr(module, "load") and not hasattr(module, "_handler_class")

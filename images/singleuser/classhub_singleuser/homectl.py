@@ -111,19 +111,19 @@ def _home(item: dict) -> Path:
     return home
 
 
-def snapshot_item(item: dict, out_dir: str) -> dict:
-    """One home's snapshot into ``<out_dir>/<id>.zip``; its result line."""
+def snapshot_item(item: dict, out_dir: str, **caps) -> dict:
+    """One home's snapshot into ``<out_dir>/<id>.zip``; its result line. ``caps`` go to
+    :func:`classhub_singleuser.snapshot.snapshot` (``max_files``, ``max_bytes``)."""
     ident = item["id"]
     target = os.path.join(out_dir, f"{ident}.zip")
     try:
         home = _home(item)
     except FileNotFoundError:
         return _failure(ident, 404, "There is no home folder to take the snapshot from.")
-    fd = os.open(target, _O_OUT, 0o600)
     ok = False
     try:
-        with os.fdopen(fd, "wb") as out:
-            info = snapshot.snapshot(home, item["folder"], out)
+        with os.fdopen(os.open(target, _O_OUT, 0o600), "wb") as out:
+            info = snapshot.snapshot(home, item["folder"], out, **caps)
         ok = True
     except snapshot.SnapshotMissing as e:
         return _failure(ident, 404, str(e))
@@ -151,8 +151,9 @@ def snapshot_item(item: dict, out_dir: str) -> dict:
     }
 
 
-def apply_item(item: dict) -> dict:
-    """Merge one zip into one home (the rule of :mod:`.material`); its result line."""
+def apply_item(item: dict, **caps) -> dict:
+    """Merge one zip into one home (the rule of :mod:`.material`); its result line.
+    ``caps`` go to :func:`classhub_singleuser.material.apply_material`."""
     import zipfile
 
     ident = item["id"]
@@ -168,7 +169,7 @@ def apply_item(item: dict) -> dict:
         except Exception as e:  # parsing bytes: anything it raises means "bad zip"
             raise material.MaterialError("The material is not a valid zip file.") from e
         with archive:
-            report = material.apply_material(home, item["dest"], archive, item["label"])
+            report = material.apply_material(home, item["dest"], archive, item["label"], **caps)
     except material.MaterialError as e:
         return _failure(ident, 400, str(e))
     except OSError as e:
