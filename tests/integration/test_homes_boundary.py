@@ -356,13 +356,15 @@ def test_no_credential_reaches_a_student_server_during_the_services_work(stack):
 
 
 def test_a_stopped_server_is_snapshotted_without_starting_it(stack):
-    cid = grades(stack, "cid9")
+    cid, tom = grades(stack, "cid9"), grades(stack, "tom9", "teacher")
+    body = {"slug": "hw3", "title": "Homework 3", "max_points": 5, "due_at": iso(3600)}
+    assert tom.post(f"api/classes/{CODE}/assignments", json=body).status_code == 201
     stack.spawn("cid9", CODE)
-    write(stack, "cid9", f"{CODE}/assignments/hw1/answer.py", b"print('cid')\n")
+    write(stack, "cid9", f"{CODE}/assignments/hw3/answer.py", b"print('cid')\n")
     stack.stop("cid9", CODE)
     client = docker.from_env()
     since = int(time.time()) - 1
-    r = cid.post(f"api/classes/{CODE}/assignments/hw1/submit")
+    r = cid.post(f"api/classes/{CODE}/assignments/hw3/submit")
     assert r.status_code == 201, r.text
     until = int(time.time()) + 1
     events = list(
@@ -377,20 +379,21 @@ def test_a_stopped_server_is_snapshotted_without_starting_it(stack):
     started = [e for e in events if e.get("Action") in ("create", "start", "restart")]
     assert started == []  # no container of cid's was created or started
     assert stack.server_model("cid9", CODE) is None
-    tom = grades(stack, "tom9", "teacher")
     link = tom.get(f"api/submissions/{r.json()['id']}/download").json()["url"]
     with zipfile.ZipFile(io.BytesIO(requests.get(link, timeout=30).content)) as zf:
         assert zf.read("answer.py") == b"print('cid')\n"
     # a student who never started the class has no home: a clear refusal
     stack.enroll("dan9", CODE)
     dan = grades(stack, "dan9")
-    r = dan.post(f"api/classes/{CODE}/assignments/hw1/submit")
+    r = dan.post(f"api/classes/{CODE}/assignments/hw3/submit")
     assert r.status_code == 409 and "no home folder" in r.json()["message"], r.text
 
 
 def test_a_hostile_home_makes_the_helper_follow_nothing_and_run_nothing(stack):
     ann, tom = grades(stack, "ann9"), grades(stack, "tom9", "teacher")
     tom_files = also_files(stack, tom)
+    if stack.server_model("ann9", CODE) is None:
+        stack.spawn("ann9", CODE)
     site = "~/.local/lib/python3.11/site-packages"
     hw = f"~/{CODE}/assignments/hw2"
     plant = "\n".join(
