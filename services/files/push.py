@@ -51,7 +51,7 @@ from .s3 import ObjectStore, StoredObject
 log = logging.getLogger(__name__)
 
 #: what a delivery waiting for the student's home says
-NO_HOME = "no home folder yet (the class was never started): delivered when it first starts"
+NO_HOME = "no home folder yet (never started the class): gets the files at the first start"
 
 
 def push_label(at: float) -> str:
