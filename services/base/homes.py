@@ -612,7 +612,7 @@ class Homes:
                 return HelperUnavailable(
                     "timed out",
                     f"The work on {w.user}'s home folder took too long and was stopped;"
-                    " it is tried again later.",
+                    " try again in a minute.",
                 )
             return HelperUnavailable(f"no result (exit {run.exit_code}): {run.stderr[-300:]}")
         if not result["ok"]:
