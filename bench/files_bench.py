@@ -16,10 +16,12 @@ and files services) and measures:
 2. A push to ``--students`` (default 100) running class servers: the students are enrolled,
    their class servers started (real containers), the teacher uploads ``--files`` files of
    material, then the time from the push request to the moment every student's delivery is
-   recorded, and whether every file is in every container.
+   recorded (the files service writes into their homes through helper containers), and
+   whether every file is in every container.
 
 Usage: .venv/bin/python bench/files_bench.py [--size 100] [--rounds 5] [--students 100]
-                                            [--files 10] [--skip-push] [--link 1gbit]
+                                            [--files 10] [--skip-push] [--skip-transfer]
+                                            [--link 1gbit]
 Prints Markdown tables (paste them into docs/performance.md with the date).
 """
 
@@ -267,6 +269,7 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--skip-push", action="store_true")
+    parser.add_argument("--skip-transfer", action="store_true", help="only the push")
     parser.add_argument(
         "--link",
         metavar="RATE",
@@ -300,8 +303,9 @@ def main() -> int:
             health = stack.url + "/services/files/health"
             wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="files service")
             where = f", the client across a {link.rate}/s link" if link else ", over loopback"
-            out += [f"## 1. One {args.size} MB file, {args.rounds} rounds each way{where}", ""]
-            out += throughput(stack, size, args.rounds, Path(tmp), link)
+            if not args.skip_transfer:
+                out += [f"## 1. One {args.size} MB file, {args.rounds} rounds each way{where}", ""]
+                out += throughput(stack, size, args.rounds, Path(tmp), link)
             if not args.skip_push:
                 out += ["", f"## 2. Push to {args.students} running class servers", ""]
                 out += push_bench(stack, args.students, args.files)

@@ -230,32 +230,24 @@ def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str,
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
 
 
-def configure_files(
-    c: Config, *, port: int, mongo_url: str, public_url: str, env: Mapping[str, str]
-) -> None:
+def configure_files(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
     """The files service (services/files), run by the hub, with its least-privilege role."""
     from services.files.config import files_service_config
 
     try:
-        service, role = files_service_config(
-            port=port, mongo_url=mongo_url, public_url=public_url, env=env
-        )
+        service, role = files_service_config(port=port, mongo_url=mongo_url, env=env)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
 
 
-def configure_grades(
-    c: Config, *, port: int, db_url: str, public_url: str, env: Mapping[str, str]
-) -> None:
+def configure_grades(c: Config, *, port: int, db_url: str, env: Mapping[str, str]) -> None:
     """The grades service (services/grades), run by the hub, with its least-privilege role."""
     from services.grades.config import grades_service_config
 
     try:
-        service, role = grades_service_config(
-            port=port, db_url=db_url, public_url=public_url, env=env
-        )
+        service, role = grades_service_config(port=port, db_url=db_url, env=env)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
@@ -378,23 +370,11 @@ def apply_env(
                 files_port = int(env.get("CLASSHUB_FILES_PORT", "10102"))
             except ValueError:
                 raise ConfigError("CLASSHUB_FILES_PORT must be a port number") from None
-            configure_files(
-                c,
-                port=files_port,
-                mongo_url=files_mongo,
-                public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
-                env=env,
-            )
+            configure_files(c, port=files_port, mongo_url=files_mongo, env=env)
             grades_db = env.get("CLASSHUB_GRADES_DB_URL") or db_url
             if grades_db.startswith(("postgresql", "postgres")):
                 try:
                     grades_port = int(env.get("CLASSHUB_GRADES_PORT", "10103"))
                 except ValueError:
                     raise ConfigError("CLASSHUB_GRADES_PORT must be a port number") from None
-                configure_grades(
-                    c,
-                    port=grades_port,
-                    db_url=grades_db,
-                    public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
-                    env=env,
-                )
+                configure_grades(c, port=grades_port, db_url=grades_db, env=env)

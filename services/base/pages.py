@@ -31,6 +31,12 @@ CSP = (
 RETRY_SECONDS = 10
 
 
+def normal_base_url(base_url: str) -> str:
+    """The hub's base URL path with one leading and one trailing slash (``/`` for none)."""
+    inner = base_url.strip("/")
+    return f"/{inner}/" if inner else "/"
+
+
 @functools.cache
 def static_version(static_dir: Path, name: str) -> str:
     """A short hash of a static file, so its URL changes when the file does."""

@@ -2,10 +2,12 @@
 
 On top of :class:`~services.base.app.ServiceApp`: the S3 bucket (created at start-up),
 Traefik's route for presigned URLs (:mod:`.route`), the pushes' MongoDB collections, and
-one background loop that starts scheduled pushes, delivers missed pushes to class servers
-that started, and clears abandoned uploads (every minute). Settings come from
-``CLASSHUB_*`` variables (see :func:`services.files.config.files_service_config`) or the
-traits below.
+one background loop that starts scheduled pushes, delivers missed pushes to students whose
+home appeared, and clears abandoned uploads (every
+minute). Pushes are written into students' homes by
+helper containers (:mod:`services.base.homes`, settings in
+:class:`~services.base.homesapp.HomesSettings`). Settings come from ``CLASSHUB_*`` variables
+(see :func:`services.files.config.files_service_config`) or the traits below.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 from hub import clock
 from services.base.app import ServiceApp
 from services.base.errors import Unavailable
+from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.classes.model import InvalidClass, parse_mem
 
@@ -52,7 +55,7 @@ def _size_trait(help_text: str) -> Unicode:
     return Unicode(config=True, help=help_text)
 
 
-class FilesApp(ServiceApp):
+class FilesApp(HomesSettings, ServiceApp):
     name = "classhub-files"
     description = "classhub's files service: private files, class material and pushes on S3"
     default_service_name = "files"
@@ -300,32 +303,6 @@ class FilesApp(ServiceApp):
 
     # ----- pushes
 
-    servers_url = Unicode(
-        config=True,
-        help="""Where the service reaches students' servers: the proxy's address as seen
-        from the service (Traefik's entry point), without the base URL. Set from
-        ``CLASSHUB_FILES_SERVERS_URL``.
-
-        Example: ``c.FilesApp.servers_url = "http://127.0.0.1:8000"``
-        """,
-    )
-
-    @default("servers_url")
-    def _default_servers_url(self):
-        return _env("CLASSHUB_FILES_SERVERS_URL", "http://127.0.0.1:8000")
-
-    hub_base_url = Unicode(
-        config=True,
-        help="""The hub's base URL path (``JUPYTERHUB_BASE_URL``, set by JupyterHub).
-
-        Example: ``c.FilesApp.hub_base_url = "/"``
-        """,
-    )
-
-    @default("hub_base_url")
-    def _default_hub_base_url(self):
-        return os.environ.get("JUPYTERHUB_BASE_URL") or "/"
-
     release_services = Set(
         Unicode(),
         config=True,
@@ -347,24 +324,12 @@ class FilesApp(ServiceApp):
             return {"grades"}
         return {name.strip() for name in raw.split(",") if name.strip()}
 
-    push_concurrency = Int(
-        config=True,
-        help="""How many students' servers a push writes to at once
-        (``CLASSHUB_FILES_PUSH_CONCURRENCY``). Each delivery costs the student's server a
-        little CPU; on a small machine more than a few at once only adds waiting.
-
-        Example: ``c.FilesApp.push_concurrency = 4``
-        """,
-    )
-
-    @default("push_concurrency")
-    def _default_push_concurrency(self):
-        return _env_number("CLASSHUB_FILES_PUSH_CONCURRENCY", 8, int, "a whole number")
-
     sync_interval = Float(
         config=True,
-        help="""Seconds between two looks for servers that started (they get the pushes
-        they missed) and scheduled pushes that are due (``CLASSHUB_FILES_SYNC_INTERVAL``).
+        help="""Seconds between two looks for students' homes that appeared (a student
+        started a class for the first time: they get the pushes they missed), waiting
+        deliveries to retry, and scheduled pushes that are due
+        (``CLASSHUB_FILES_SYNC_INTERVAL``). Each look is one Docker call.
 
         Example: ``c.FilesApp.sync_interval = 10``
         """,
@@ -374,7 +339,7 @@ class FilesApp(ServiceApp):
     def _default_sync_interval(self):
         return _env_number("CLASSHUB_FILES_SYNC_INTERVAL", 5.0, float, "a number of seconds")
 
-    @validate("push_concurrency", "max_zip_files")
+    @validate("max_zip_files")
     def _check_positive_int(self, proposal):
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1")
@@ -470,16 +435,13 @@ class FilesApp(ServiceApp):
         )
         self.membership = Membership(self.hub)
         self.uploads = PendingUploads(lambda: clock.now())
+        self.homes = self.make_homes(self.service_name, self.log)
         self.pusher = Pusher(
             objects=self.objects,
             pushes=self.pushes,
-            hub=self.hub,
             membership=self.membership,
-            servers_url=self.servers_url,
-            base_url=self.hub_base_url,
-            token=self.api_token,
+            homes=self.homes,
             clock=lambda: clock.now(),
-            concurrency=self.push_concurrency,
             max_material_bytes=self.limits()["max_unpacked_size"],
             log=self.log,
         )
@@ -512,17 +474,24 @@ class FilesApp(ServiceApp):
 
     async def on_started(self) -> None:
         self.spawn(self._background(), "files-background")
+        self.spawn(self._sweep_helpers(), "files-helpers")
+
+    async def _sweep_helpers(self) -> None:
+        try:
+            await self.homes.sweep()
+        except Unavailable as e:
+            self.log.warning("Helper containers of an earlier run not checked: %s", e.detail)
 
     async def teardown(self) -> None:
         await self.pusher.wait_idle()
-        self.pusher.close()
+        self.homes.close()
         self.pushes.close()
         await super().teardown()
 
     async def _background(self) -> None:
-        """Bucket, resumed pushes, then every ``sync_interval``: due pushes, started
-        servers, abandoned uploads. Each step that fails (a store down) is retried on the
-        next round; nothing here ever stops the loop."""
+        """Bucket, resumed pushes, then every ``sync_interval``: due pushes, homes that
+        appeared and waiting deliveries, abandoned uploads. Each step that fails (a store
+        down) is retried on the next round; nothing here ever stops the loop."""
         ready = False
         last_cleanup = 0.0
         while True:
@@ -534,7 +503,7 @@ class FilesApp(ServiceApp):
                         self.pusher.spawn(self.pusher.run(push["_id"]))
                     ready = True
                 await self.pusher.run_due()
-                await self.pusher.sync_started_servers()
+                await self.pusher.sync_new_homes()
                 if clock.now() - last_cleanup > STAGING_CLEANUP_INTERVAL:
                     await self._remove_abandoned_uploads()
                     last_cleanup = clock.now()

@@ -12,22 +12,29 @@ from collections.abc import Mapping
 SERVICE_NAME = "files"
 ROLE_NAME = "classhub-files-service"
 
-#: the hub API scopes of the service's own token: the least that its work needs
+#: the hub API scopes of the service's own token: the least that its work needs. The
+#: service never calls a student's server: pushes and releases are written into students'
+#: homes by helper containers (services/base/homes.py), whether the server runs or not.
 SCOPES = [
     # GET /groups/class-<code> and /groups/teachers-<code>: who are a class's students and
     # teachers (the classes service keeps both groups in step). Reading only.
     "read:groups",
-    # GET /users?state=active: which class servers run (a push writes to those at once,
-    # and delivers missed pushes to servers that started); read:servers gives their state.
-    "list:users",
-    "read:servers",
-    # POST /user/<name>/<code>/classhub/material on a student's class server: the push.
-    # No narrower scope exists for "every student of every class": a !group= filter would
-    # have to name groups created after the hub started. The service never opens anything
-    # else on a server, never starts or stops one.
-    "access:servers",
 ]
-# Not granted, on purpose: admin:groups, admin:users, start/stop of servers, tokens.
+# Not granted, on purpose: access:servers, list:users, read:servers, start/stop of
+# servers, admin:groups, admin:users, tokens.
+
+#: the helper containers' settings (services/base/homesapp.py), passed to the files and
+#: grades services; DOCKER_HOST when the Docker engine is not the local socket
+HOMES_ENV = (
+    "CLASSHUB_CONTAINER_PREFIX",
+    "CLASSHUB_HOMES_HELPER_IMAGE",
+    "CLASSHUB_HOMES_BATCH_SIZE",
+    "CLASSHUB_HOMES_CONCURRENCY",
+    "CLASSHUB_HOMES_MEM_LIMIT",
+    "CLASSHUB_HOMES_CPU_LIMIT",
+    "CLASSHUB_HOMES_SECONDS_PER_HOME",
+    "DOCKER_HOST",
+)
 
 #: settings passed from the hub's environment to the service
 PASSED_ENV = (
@@ -44,28 +51,13 @@ PASSED_ENV = (
     "CLASSHUB_FILES_MAX_ZIP_FILES",
     "CLASSHUB_FILES_UPLOAD_EXPIRY",
     "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
-    "CLASSHUB_FILES_PUSH_CONCURRENCY",
     "CLASSHUB_FILES_SYNC_INTERVAL",
     "CLASSHUB_FILES_RELEASE_SERVICES",
     "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
     "CLASSHUB_TRAEFIK_ENTRYPOINT",
     "CLASSHUB_HUB_READ_CACHE_SECONDS",
+    *HOMES_ENV,
 )
-
-
-def servers_url(public_url: str) -> str:
-    """Where the service reaches student servers: the proxy's public address, with an
-    empty or wildcard host replaced by 127.0.0.1 (``http://:8000`` -> ``http://127.0.0.1:8000``)."""
-    scheme, _, rest = public_url.partition("://")
-    hostport = rest.split("/", 1)[0]
-    if hostport.startswith("["):  # an IPv6 literal, with or without a port
-        host, _, port = hostport[1:].partition("]")
-        host, port = f"[{host}]", port.removeprefix(":")
-    else:
-        host, _, port = hostport.partition(":")
-    if host in ("", "0.0.0.0", "*", "[::]"):  # noqa: S104 - recognising, not binding
-        host = "127.0.0.1"
-    return f"{scheme}://{host}{':' + port if port else ''}"
 
 
 def service_s3_keys(env: Mapping[str, str], service: str) -> tuple[str, str]:
@@ -85,9 +77,7 @@ def service_s3_keys(env: Mapping[str, str], service: str) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def files_service_config(
-    *, port: int, mongo_url: str, public_url: str, env: Mapping[str, str]
-) -> tuple[dict, dict]:
+def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
     """``(service, role)``: the managed files service at ``/services/files/`` on
     127.0.0.1:``port``, and its role. Everyone also needs
     ``access:services!service=files`` (in classhub's ``user`` role)."""
@@ -99,7 +89,6 @@ def files_service_config(
         CLASSHUB_MONGO_URL=mongo_url,
         CLASSHUB_S3_ACCESS_KEY=access_key,
         CLASSHUB_S3_SECRET_KEY=secret_key,
-        CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
     )
     if env.get("CLASSHUB_FILES_COOKIE_SECRET"):
         environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_FILES_COOKIE_SECRET"]
@@ -114,7 +103,10 @@ def files_service_config(
     }
     role = {
         "name": ROLE_NAME,
-        "description": "The files service: class membership, running servers, material pushes",
+        "description": (
+            "The files service: class membership (pushes go into students' homes through "
+            "helper containers, not the hub)"
+        ),
         "scopes": list(SCOPES),
         "services": [SERVICE_NAME],
     }

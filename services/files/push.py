@@ -2,11 +2,14 @@
 
 A push packs the class's material area into one zip (stored at ``pushes/<code>/<id>.zip``,
 so every student of this push gets the same files even if the teacher changes the material
-afterwards) and posts it to each student's running class server, where classhub's server
-extension (``classhub_singleuser.material``) applies it to ``~/<code>/material/`` without
-ever overwriting a file the student changed, and answers with what it added, updated,
-left alone or saved beside a changed file. Students whose server is stopped are marked
-waiting; :meth:`Pusher.sync_started_servers` delivers to them when their server starts.
+afterwards) and writes it into each student's home, whether their class server runs or
+not: a throwaway helper container (:mod:`services.base.homes`, a batch of students each)
+mounts the homes and applies the zip to ``~/<code>/material/``
+(:mod:`classhub_singleuser.material`) without ever overwriting a file the student changed,
+and reports what it added, updated, left alone or saved beside a changed file. Nothing is
+ever sent to a student's server (issue 12). Students who have no home yet (they never
+started the class) are marked waiting; :meth:`Pusher.sync_new_homes` delivers to them
+when their home first appears.
 
 Re-running a push visits only the students it has not delivered to; a delivery that is
 repeated anyway changes nothing (the extension compares content hashes), so nothing is
@@ -26,11 +29,10 @@ import zipfile
 from collections.abc import Callable
 
 from pymongo.errors import DuplicateKeyError
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from services.base.errors import BadRequest, Conflict, Unavailable
-from services.base.hubapi import HubAPI, HubAPIError
-from services.base.userservers import answer_message, server_url
+from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
+from services.base.hubapi import HubAPIError
 
 from . import names
 from .areas import Membership
@@ -48,8 +50,8 @@ from .s3 import ObjectStore, StoredObject
 
 log = logging.getLogger(__name__)
 
-#: the largest report a student's server may send back (it is the student's container)
-MAX_REPORT_BYTES = 1 << 20
+#: what a delivery waiting for the student's home says
+NO_HOME = "no home folder yet (never started the class): gets the files at the first start"
 
 
 def push_label(at: float) -> str:
@@ -108,13 +110,18 @@ def _records(value, keys: tuple[str, str]) -> list[dict]:
     ]
 
 
-def _clean_report(raw: bytes) -> dict:
-    """The extension's report, reduced to its known fields of the known types (the
-    student's container answers it, so nothing in it is trusted). Raises ValueError."""
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise ValueError("the report is nested too deeply") from None
+def _clean_report(raw: bytes | dict) -> dict:
+    """The helper's report, reduced to its known fields of the known types (the helper
+    works on the student's files, so nothing in it is trusted). Raises ValueError."""
+    if isinstance(raw, dict):
+        data = raw
+    elif not isinstance(raw, (bytes, str)):
+        raise ValueError("the report is not an object")
+    else:
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            raise ValueError("the report is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the report is not an object")
     report: dict = {k: _strings(data.get(k)) for k in ("added", "updated", "unchanged")}
@@ -129,37 +136,26 @@ class Pusher:
         *,
         objects: ObjectStore,
         pushes: PushStore,
-        hub: HubAPI,
         membership: Membership,
-        servers_url: str,
-        base_url: str,
-        token: str,
+        homes: Homes,
         clock: Callable[[], float],
-        concurrency: int = 8,
         max_material_bytes: int = 512 << 20,
-        delivery_timeout: float = 120.0,
+        retry_after: float = 60.0,
         log: logging.Logger | None = None,
     ):
         self.objects = objects
         self.pushes = pushes
-        self.hub = hub
         self.membership = membership
-        self.servers_url = servers_url
-        self.base_url = base_url
-        self._token = token
+        self.homes = homes
         self.clock = clock
-        self.concurrency = concurrency
         self.max_material_bytes = max_material_bytes
-        self.delivery_timeout = delivery_timeout
+        self.retry_after = retry_after
         self.log = log or logging.getLogger(__name__)
-        self._http = AsyncHTTPClient(force_instance=True, max_clients=concurrency)
         self._class_locks: dict[str, asyncio.Lock] = {}
         self._zips: dict[str, bytes] = {}  # push id -> zip, while a push runs
-        self._seen: dict[tuple[str, str], str] = {}  # (user, code) -> server "started"
+        self._seen_homes: set[str] | None = None  # home volumes already caught up
+        self._retry_at: dict[tuple[str, str], float] = {}  # (user, code) -> next try
         self._tasks: set[asyncio.Task] = set()
-
-    def close(self) -> None:
-        self._http.close()
 
     def _lock(self, code: str) -> asyncio.Lock:
         return self._class_locks.setdefault(code, asyncio.Lock())
@@ -275,20 +271,19 @@ class Pusher:
         students = await self.membership.students(push["code"])
         done = await self.pushes.deliveries(push["_id"])
         delivered = {d["user"] for d in done if d.get("status") == DELIVERED}
-        servers = await self._running_class_servers(push["code"])
-        gate = asyncio.Semaphore(self.concurrency)
+        existing = await self.homes.existing()
 
         async def one(user: str) -> None:
             if user in delivered:
                 return
-            if user not in servers:
+            if self.homes.volume(user, push["code"]) not in existing:
                 await self.pushes.record(
-                    push, user, {"status": WAITING, "message": "", "updated": self.clock()}
+                    push, user, {"status": WAITING, "message": NO_HOME, "updated": self.clock()}
                 )
                 return
-            async with gate:
-                await self._deliver(push, user)
+            await self._deliver(push, user)
 
+        # all at once: the helper batches them (a few containers for a class)
         await asyncio.gather(*(one(u) for u in students))
         await self.pushes.update(push["_id"], {"status": DONE, "students": len(students)})
         self.log.info(
@@ -338,60 +333,34 @@ class Pusher:
             self._zips[push["_id"]] = data
         return data
 
-    async def _running_class_servers(self, code: str) -> set[str]:
-        """Users whose server ``code`` is running (read fresh from the hub)."""
-        users = await self.hub.active_users(fresh=True)
-        running = set()
-        for user in users:
-            server = (user.get("servers") or {}).get(code)
-            if server and server.get("ready"):
-                running.add(user["name"])
-        return running
-
     # ----- one student
 
-    def _url(self, user: str, push: dict) -> str:
-        dest = push.get("dest") or material_dest(push["code"])
-        return server_url(
-            self.servers_url,
-            self.base_url,
-            user,
-            push["code"],
-            "classhub/material",
-            {"dest": dest, "label": push["label"]},
-        )
-
     async def _deliver(self, push: dict, user: str) -> str:
-        """Post the push to the user's running server and record the outcome."""
+        """Write the push into the user's home (running or not) and record the outcome."""
         data = await self._zip(push)
-        request = HTTPRequest(
-            self._url(user, push),
-            method="POST",
-            body=data,
-            headers={"Authorization": f"token {self._token}", "Content-Type": "application/zip"},
-            connect_timeout=5,
-            request_timeout=self.delivery_timeout,
-            follow_redirects=False,
-        )
+        dest = push.get("dest") or material_dest(push["code"])
         now = self.clock()
         try:
-            response = await self._http.fetch(request)
-            if len(response.body) > MAX_REPORT_BYTES:
-                raise ValueError("the report is too large")
-            report = _clean_report(response.body)
-            fields = {"status": DELIVERED, "report": report, "message": "", "updated": now}
-        except HTTPClientError as e:
-            fields = self._failure(e.code, e.response.body if e.response else b"", now)
-        except (OSError, TimeoutError) as e:
+            report = await self.homes.apply(user, push["code"], dest, push["label"], data)
             fields = {
-                "status": WAITING,
-                "message": f"no answer from the server ({type(e).__name__}); retried at its start",
+                "status": DELIVERED,
+                "report": _clean_report(report),
+                "message": "",
                 "updated": now,
             }
-        except ValueError as e:
+        except HomeMissing:
+            fields = {"status": WAITING, "message": NO_HOME, "updated": now}
+        except HelperUnavailable as e:
+            fields = {
+                "status": WAITING,
+                "message": f"the helper container could not run ({e.detail[:200]});"
+                " retried by itself",
+                "updated": now,
+            }
+        except (HomeRefused, ValueError) as e:
             fields = {
                 "status": FAILED,
-                "message": f"the server's answer was not understood: {e}",
+                "message": f"the delivery was refused: {e}",
                 "updated": now,
             }
         await self.pushes.record(push, user, fields)
@@ -401,66 +370,76 @@ class Pusher:
             )
         return fields["status"]
 
-    @staticmethod
-    def _failure(code: int, body: bytes, now: float) -> dict:
-        message = answer_message(body)
-        if code in (404, 502, 503, 599):
-            # the server stopped or is not routed (yet): it gets the push when it starts
-            return {"status": WAITING, "message": "the server is not running", "updated": now}
-        if code in (401, 403):
-            message = "the files service may not write to this server (check its hub scopes)"
-        return {
-            "status": FAILED,
-            "message": message or f"the server answered {code}",
-            "updated": now,
+    # ----- homes that appear later, deliveries to retry, scheduled pushes
+
+    async def sync_new_homes(self) -> int:
+        """Deliver missed pushes to students whose home appeared since the last look (they
+        started the class for the first time, or this service just started), and retry
+        waiting deliveries whose home exists (a helper that could not run); returns how
+        many deliveries were made."""
+        existing = await self.homes.existing()
+        seen = self._seen_homes
+        new = existing - seen if seen is not None else set(existing)
+        now = self.clock()
+        retry = {
+            (user, code)
+            for code, user in await self.pushes.waiting()
+            if self.homes.volume(user, code) in existing
+            and self._retry_at.get((user, code), 0.0) <= now
         }
-
-    # ----- servers that start later, scheduled pushes
-
-    async def sync_started_servers(self) -> int:
-        """Deliver missed pushes to class servers that started since the last look;
-        returns how many deliveries were made."""
-        users = await self.hub.active_users()
-        count = 0
-        for user in users:
-            for code, server in (user.get("servers") or {}).items():
-                if not code or not server.get("ready"):
-                    continue
-                started = str(server.get("started") or "")
-                if self._seen.get((user["name"], code)) == started:
-                    continue
+        count, unsure = 0, False
+        if new or retry:
+            for code in await self.pushes.codes_with_pushes():
                 try:
-                    count += await self._catch_up(user["name"], code)
-                except (Unavailable, HubAPIError) as e:
-                    self.log.warning(
-                        "Material for %s/%s not checked yet: %s", user["name"], code, e
-                    )
+                    names.validate_code(code)
+                    students = await self.membership.students(code)
+                except names.BadName:
                     continue
-                self._seen[(user["name"], code)] = started
+                except (Unavailable, HubAPIError) as e:
+                    self.log.warning("Material for %s not checked yet: %s", code, e)
+                    unsure = True  # its new homes are looked at again next time
+                    continue
+                users = [
+                    u for u in students if self.homes.volume(u, code) in new or (u, code) in retry
+                ]
+                if not users:
+                    continue
+                outcomes = await self._catch_up(code, users)
+                for user, (delivered, complete) in outcomes.items():
+                    count += delivered
+                    if complete:
+                        self._retry_at.pop((user, code), None)
+                    else:
+                        self._retry_at[(user, code)] = now + self.retry_after
+        self._seen_homes = (seen or set()) | (set() if unsure else new)
         return count
 
-    async def _catch_up(self, user: str, code: str) -> int:
-        try:
-            names.validate_code(code)
-        except names.BadName:
-            return 0  # not a class server
-        if user not in await self.membership.students(code):
-            return 0
+    async def _catch_up(self, code: str, users: list[str]) -> dict[str, tuple[int, bool]]:
+        """Deliver to each of ``users``, in order, the pushes of ``code`` they have not
+        had (the students at once, each student's pushes one after the other):
+        ``{user: (deliveries made, all delivered)}``."""
         async with self._lock(code):
             pushes = [p for p in await self.pushes.delivered_pushes_of(code) if p.get("zip_key")]
             if not pushes:
-                return 0
-            mine = await self.pushes.deliveries_of(code, user)
-            count = 0
-            for push in pushes:
-                if mine.get(push["_id"], {}).get("status") == DELIVERED:
-                    continue
-                status = await self._deliver(push, user)
-                self._zips.pop(push["_id"], None)
-                if status != DELIVERED:
-                    break  # keep the order: the next one waits for this one
-                count += 1
-            return count
+                return {u: (0, True) for u in users}
+
+            async def one(user: str) -> tuple[int, bool]:
+                mine = await self.pushes.deliveries_of(code, user)
+                count = 0
+                for push in pushes:
+                    if mine.get(push["_id"], {}).get("status") == DELIVERED:
+                        continue
+                    if await self._deliver(push, user) != DELIVERED:
+                        return count, False  # keep the order: the next one waits for this
+                    count += 1
+                return count, True
+
+            try:
+                outcomes = await asyncio.gather(*(one(u) for u in users))
+            finally:
+                for push in pushes:
+                    self._zips.pop(push["_id"], None)
+            return dict(zip(users, outcomes, strict=True))
 
     async def run_due(self) -> None:
         """Start scheduled pushes whose time has come, and resume interrupted ones."""

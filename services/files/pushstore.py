@@ -11,8 +11,9 @@ never field names)::
 
     {_id, push, code, user, status, report, message, attempts, updated}
 
-``status`` is delivered, waiting (the student's server is stopped: it gets the push at
-its next start) or failed (retried by running the push again). A delivery is written once
+``status`` is delivered, waiting (the student has no home yet: it gets the push when the
+home first appears; or the helper container could not run: retried by itself) or failed
+(the delivery was refused; retried by running the push again). A delivery is written once
 per outcome, so re-running a push only visits students whose delivery is not "delivered".
 """
 
@@ -127,6 +128,15 @@ class PushStore:
 
         return await self._run(find)
 
+    async def codes_with_pushes(self) -> list[str]:
+        """The classes that have a push that has run (what a new home may be missing)."""
+        await self._ensure_indexes()
+
+        def find():
+            return sorted(self._pushes.distinct("code", {"status": {"$in": [DONE, RUNNING]}}))
+
+        return await self._run(find)
+
     async def claim(self, push_id: str, from_status: list[str]) -> dict | None:
         """Move a push to running if it is in one of ``from_status`` (one winner)."""
         return await self._run(
@@ -170,6 +180,16 @@ class PushStore:
             return found
 
         return await self._run(count)
+
+    async def waiting(self) -> list[tuple[str, str]]:
+        """``(code, user)`` of every delivery that is waiting, once each."""
+        await self._ensure_indexes()
+
+        def find():
+            found = self._deliveries.find({"status": WAITING}, {"code": True, "user": True})
+            return sorted({(d["code"], d["user"]) for d in found if "code" in d and "user" in d})
+
+        return await self._run(find)
 
     async def deliveries_of(self, code: str, user: str) -> dict[str, dict]:
         """The user's deliveries in class ``code``, by push id."""

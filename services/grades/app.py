@@ -18,8 +18,9 @@ from traitlets import Float, Integer, TraitError, Unicode, default, validate
 from hub import clock
 from services.base.app import ServiceApp
 from services.base.errors import Unavailable
+from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
-from services.base.userservers import normal_base_url
+from services.base.pages import normal_base_url
 from services.classes.model import InvalidClass, parse_mem
 from services.files.areas import Membership
 from services.files.s3 import ObjectStore
@@ -46,7 +47,7 @@ def _env_seconds(name: str, fallback: float) -> float:
         raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
 
 
-class GradesApp(ServiceApp):
+class GradesApp(HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
     default_service_name = "grades"
@@ -128,19 +129,6 @@ class GradesApp(ServiceApp):
     @default("s3_secret_key")
     def _default_s3_secret_key(self):
         return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
-
-    servers_url = Unicode(
-        config=True,
-        help="""Where the service reaches students' servers (Traefik's entry point), as the
-        files service (``CLASSHUB_FILES_SERVERS_URL``).
-
-        Example: ``c.GradesApp.servers_url = "http://127.0.0.1:8000"``
-        """,
-    )
-
-    @default("servers_url")
-    def _default_servers_url(self):
-        return _env("CLASSHUB_FILES_SERVERS_URL", "http://127.0.0.1:8000")
 
     hub_base_url = Unicode(
         config=True,
@@ -337,13 +325,11 @@ class GradesApp(ServiceApp):
             probe_prefix="submissions/",
         )
         self.membership = Membership(self.hub)
+        self.homes = self.make_homes(self.service_name, self.log)
         self.collector = Collector(
             store=self.store,
             objects=self.objects,
-            hub=self.hub,
-            servers_url=self.servers_url,
-            base_url=self.hub_base_url,
-            token=self.api_token,
+            homes=self.homes,
             clock=lambda: clock.now(),
             log=self.log,
         )
@@ -376,6 +362,13 @@ class GradesApp(ServiceApp):
 
     async def on_started(self) -> None:
         self.spawn(self._open_store(), "grades-store")
+        self.spawn(self._sweep_helpers(), "grades-helpers")
+
+    async def _sweep_helpers(self) -> None:
+        try:
+            await self.homes.sweep()
+        except Unavailable as e:
+            self.log.warning("Helper containers of an earlier run not checked: %s", e.detail)
 
     async def _open_store(self) -> None:
         """Open and migrate the store, retried until PostgreSQL answers; then, every
@@ -412,7 +405,7 @@ class GradesApp(ServiceApp):
                 self.log.exception("Feedback delivery failed; retrying")
 
     async def teardown(self) -> None:
-        self.collector.close()
+        self.homes.close()
         self.files.close()
         await self.store.close()
         await super().teardown()

@@ -1,34 +1,36 @@
 """Taking a snapshot of a student's assignment folder and storing it (submission).
 
-The snapshot comes from the student's class server: classhub's server extension
-(``classhub_singleuser.snapshot``) answers ``GET classhub/snapshot?folder=<code>/assignments/<s>``
-with a deterministic zip of that folder. When a teacher collects and the server is stopped,
-it is started for the snapshot and stopped again afterwards.
+The snapshot is taken from the student's home volume, never through their server
+(issue 12: no credential of the service ever enters a student's container): a throwaway
+helper container (:mod:`services.base.homes`) mounts the home read-only and writes a
+deterministic zip of ``~/<code>/assignments/<slug>`` (:mod:`classhub_singleuser.snapshot`).
+So Submit and collect work the same whether the class server runs or not, and a collect
+never starts a stopped server. A student who never started the class server has no home
+and nothing to snapshot.
 
 The zip is stored in the S3 store first, under a key of its own
 (``submissions/<code>/<slug>/<user>/<id>.zip``), and recorded in PostgreSQL only after it
 is stored: so a recorded submission always has its snapshot. A snapshot whose record then
 fails is removed at once, and any left behind (the service stopped in between) are found by
 :meth:`Collector.remove_orphans`, which deletes stored snapshots no record points to.
+
+Feedback goes the same way: the helper merges ``feedback.md`` into
+``~/<code>/feedback/<slug>/`` by the material rule (a file the student edited is kept),
+running or not; a student without a home yet gets it when the home first appears.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 import secrets
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from services.base.errors import ServiceError, Unavailable
-from services.base.hubapi import HubAPI, HubAPIError
-from services.base.userservers import answer_message, server_url
+from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
 from services.files import names
 from services.files.push import push_label
 from services.files.s3 import ObjectStore
@@ -39,8 +41,6 @@ from .store import GradesStore, Submission
 
 log = logging.getLogger(__name__)
 
-#: the largest snapshot accepted (the extension refuses more on its side, 100 MiB)
-MAX_SNAPSHOT_BYTES = 110 << 20
 #: a second Submit with the same content this soon is the same submission (a double click)
 DUPLICATE_WINDOW = 120.0
 
@@ -62,6 +62,10 @@ def feedback_text(item: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _feedback_key(item: dict) -> tuple:
+    return (item["submission_id"], item["revision"])
+
+
 def assignment_folder(code: str, slug: str) -> str:
     """Where the assignment lives in the student's class server: ``<code>/assignments/<slug>``."""
     return f"{names.validate_code(code)}/assignments/{names.validate_assignment(slug)}"
@@ -81,98 +85,39 @@ class Collector:
         *,
         store: GradesStore,
         objects: ObjectStore,
-        hub: HubAPI,
-        servers_url: str,
-        base_url: str,
-        token: str,
+        homes: Homes,
         clock: Callable[[], float],
-        start_timeout: float = 120.0,
         log: logging.Logger | None = None,
     ):
         self.store = store
         self.objects = objects
-        self.hub = hub
-        self.servers_url = servers_url
-        self.base_url = base_url
-        self._token = token
+        self.homes = homes
         self.clock = clock
-        self.start_timeout = start_timeout
         self.log = log or logging.getLogger(__name__)
-        self._http = AsyncHTTPClient(force_instance=True, max_clients=16)
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        # feedback whose delivery failed: when to try again
+        self._failures: dict[tuple, int] = {}
+        self._retry_at: dict[tuple, float] = {}
 
-    def close(self) -> None:
-        self._http.close()
-
-    # ----- the student's server
-
-    async def server_running(self, user: str, code: str) -> bool:
-        model = await self.hub.get_user(user)
-        server = ((model or {}).get("servers") or {}).get(code)
-        return bool(server and server.get("ready"))
-
-    async def start_server(self, user: str, code: str) -> None:
-        await self.hub.start_server(user, code)
-        deadline = self.clock() + self.start_timeout
-        while self.clock() < deadline:
-            if await self.server_running(user, code):
-                return
-            await asyncio.sleep(0.5)
-        raise SnapshotFailed(
-            f"{user}'s class server did not start within {self.start_timeout:.0f} s."
-        )
+    # ----- the student's home
 
     async def fetch(self, user: str, code: str, slug: str) -> Snapshot:
-        """The zip of the assignment folder from the user's running class server."""
+        """The zip of the assignment folder, from the student's home (running or not)."""
         folder = assignment_folder(code, slug)
-        url = server_url(
-            self.servers_url, self.base_url, user, code, "classhub/snapshot", {"folder": folder}
-        )
-        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-        received = 0
-
-        def chunk(data: bytes) -> None:
-            nonlocal received
-            received += len(data)
-            if received > MAX_SNAPSHOT_BYTES:
-                raise ValueError("snapshot too large")
-            spool.write(data)
-
-        request = HTTPRequest(
-            url,
-            headers={"Authorization": f"token {self._token}"},
-            connect_timeout=5,
-            request_timeout=300,
-            follow_redirects=False,
-            streaming_callback=chunk,
-        )
         try:
-            response = await self._http.fetch(request)
-        except HTTPClientError as e:
-            spool.close()
-            raise self._refusal(e, folder) from None
-        except (OSError, TimeoutError, ValueError) as e:
-            spool.close()
-            raise SnapshotFailed(f"The snapshot of {folder} failed: {e}.") from None
-        with spool:
-            spool.seek(0)
-            data = spool.read()
-        files = int(response.headers.get("X-Classhub-Files", "0") or 0)
-        return Snapshot(data, hashlib.sha256(data).hexdigest(), files, len(data))
-
-    @staticmethod
-    def _refusal(e: HTTPClientError, folder: str) -> SnapshotFailed:
-        message = answer_message(e.response.body if e.response is not None else b"")
-        if e.code == 404 and message:
-            return SnapshotFailed(message)
-        # 302/303: the hub sends the request to its spawn page (no server), 424: it failed
-        if e.code in (302, 303, 404, 424, 502, 503, 599):
-            return SnapshotFailed("The class server is not running: start it, then submit again.")
-        if e.code == 413:
-            return SnapshotFailed(message or f"The folder {folder} is too large to submit.")
-        if e.code in (401, 403):
-            return SnapshotFailed("The grades service may not read this server (check its scopes).")
-        return SnapshotFailed(message or f"The snapshot of {folder} failed ({e.code}).")
+            taken = await self.homes.snapshot(user, code, folder)
+        except HomeMissing:
+            raise SnapshotFailed(
+                f"There is no home folder for {code} yet (the class server was never"
+                f" started), so there is nothing to hand in: start it once, put the work"
+                f" in {folder}, then submit."
+            ) from None
+        except HomeRefused as e:
+            raise SnapshotFailed(str(e)) from None
+        except HelperUnavailable as e:
+            self.log.warning("Snapshot of %s/%s not taken: %s", user, folder, e.detail)
+            raise
+        return Snapshot(taken.data, taken.sha256, taken.files, len(taken.data))
 
     # ----- submitting
 
@@ -227,12 +172,8 @@ class Collector:
     async def collect_one(
         self, assignment_id: int, code: str, slug: str, user: str, *, teacher: str
     ) -> dict:
-        """A teacher's collection of one student: started for it when stopped."""
-        started_here = False
+        """A teacher's collection of one student, from their home (no server is started)."""
         try:
-            if not await self.server_running(user, code):
-                await self.start_server(user, code)
-                started_here = True
             submission, duplicate = await self.submit(
                 assignment_id, code, slug, user, collected_by=teacher
             )
@@ -243,58 +184,81 @@ class Collector:
                 "late": submission.late,
                 "duplicate": duplicate,
             }
-        except (ServiceError, HubAPIError) as e:
+        except ServiceError as e:
             return {"user": user, "status": "failed", "message": str(e)}
-        finally:
-            if started_here:
-                try:
-                    await self.hub.stop_server(user, code)
-                except (Unavailable, HubAPIError) as e:
-                    self.log.warning("Could not stop %s/%s after collecting: %s", user, code, e)
 
-    # ----- feedback into the student's server
+    async def collect_all(
+        self, assignment_id: int, code: str, slug: str, users: list[str], *, teacher: str
+    ) -> list[dict]:
+        """Every student's collection, at once (the helper batches the snapshots)."""
+        return list(
+            await asyncio.gather(
+                *(self.collect_one(assignment_id, code, slug, u, teacher=teacher) for u in users)
+            )
+        )
+
+    # ----- feedback into the student's home
 
     async def deliver_feedback(self, item: dict) -> bool:
-        """Write a returned grade's feedback into the student's class server, as
-        ``~/<code>/feedback/<slug>/feedback.md`` (through the same server extension as
-        material pushes, so a file the student edited is never overwritten). False when
-        their server is not running: delivered at a later round."""
+        """Write a returned grade's feedback into the student's home, as
+        ``~/<code>/feedback/<slug>/feedback.md`` (the material rule: a file the student
+        edited is never overwritten), whether the server runs or not. False when it was not
+        delivered (no home yet, the helper could not run): a later round tries again."""
         user, code, slug = item["username"], item["class_code"], item["slug"]
-        if not await self.server_running(user, code):
-            return False
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("feedback.md", feedback_text(item))
-        query = {"dest": f"{code}/feedback/{slug}", "label": push_label(self.clock())}
-        request = HTTPRequest(
-            server_url(self.servers_url, self.base_url, user, code, "classhub/material", query),
-            method="POST",
-            body=buffer.getvalue(),
-            headers={"Authorization": f"token {self._token}", "Content-Type": "application/zip"},
-            connect_timeout=5,
-            request_timeout=60,
-            follow_redirects=False,
-        )
+        dest = f"{code}/feedback/{slug}"
         try:
-            await self._http.fetch(request)
-        except HTTPClientError as e:
-            if e.code in (404, 502, 503, 599):
-                return False
-            self.log.warning("Feedback for %s/%s not delivered: %s", user, slug, e.code)
+            report = await self.homes.apply(
+                user, code, dest, push_label(self.clock()), buffer.getvalue()
+            )
+        except HomeMissing:
             return False
-        except (OSError, TimeoutError) as e:
-            self.log.warning("Feedback for %s/%s not delivered: %s", user, slug, type(e).__name__)
+        except (HomeRefused, HelperUnavailable) as e:
+            self.log.warning("Feedback for %s/%s not delivered: %s", user, slug, e)
             return False
+        errors = report.get("errors") if isinstance(report, dict) else None
+        if errors:  # e.g. the student made ~/<code>/feedback a link: as the push's report
+            self.log.warning("Feedback for %s/%s: %s", user, slug, str(errors)[:300])
         return await self.store.feedback_delivered(item["submission_id"], item["revision"])
 
     async def deliver_pending_feedback(self) -> int:
+        """Deliver every returned grade's feedback not delivered yet (all at once: the
+        helper batches them); how many were delivered."""
+        items = await self.store.undelivered_feedback()
+        if not items:
+            return 0
+        try:
+            existing = await self.homes.existing()
+        except HelperUnavailable as e:
+            self.log.warning("Feedback delivery postponed: %s", e.detail)
+            return 0
+        now = self.clock()
+        ready = [
+            i
+            for i in items
+            if self.homes.volume(i["username"], i["class_code"]) in existing
+            and self._retry_at.get(_feedback_key(i), 0.0) <= now
+        ]
+        results = await asyncio.gather(
+            *(self.deliver_feedback(i) for i in ready), return_exceptions=True
+        )
         delivered = 0
-        for item in await self.store.undelivered_feedback():
-            try:
-                delivered += bool(await self.deliver_feedback(item))
-            except (Unavailable, HubAPIError) as e:
-                self.log.warning("Feedback delivery postponed: %s", e)
-                break
+        for item, result in zip(ready, results, strict=True):
+            key = _feedback_key(item)
+            if isinstance(result, Unavailable):
+                self.log.warning("Feedback delivery postponed: %s", result)
+            elif isinstance(result, BaseException):
+                raise result
+            if result is True:
+                delivered += 1
+                self._failures.pop(key, None)
+                self._retry_at.pop(key, None)
+            else:  # tried again later, less and less often (each try is a container)
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                self._retry_at[key] = now + min(600.0, 5.0 * 2**failures)
         return delivered
 
     async def remove_orphans(self, min_age: float = 3600.0) -> int:

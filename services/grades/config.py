@@ -9,12 +9,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.files.config import servers_url, service_s3_keys
+from services.files.config import HOMES_ENV, service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"
 
-#: the hub API scopes of the service's own token: the least that its work needs
+#: the hub API scopes of the service's own token: the least that its work needs. The
+#: service never calls a student's server: snapshots and feedback go through helper
+#: containers that mount the student's home (services/base/homes.py), so it holds no
+#: access:servers and never starts or stops a server.
 SCOPES = [
     # GET /groups/class-<code>, /groups/teachers-<code>: who are a class's students and
     # teachers. Reading only.
@@ -22,20 +25,13 @@ SCOPES = [
     # GET /groups: an admin's Grades page lists every class (the class-<code> groups and
     # their names). Listing only; it adds no right to change a group or its members.
     "list:groups",
-    # GET /users/<name> with its servers: is a student's class server running.
-    "read:servers",
-    # a teacher collects from a stopped server: it is started for the snapshot...
-    "start:servers",
-    # ...and stopped again afterwards (never removed: the volume stays)
-    "delete:servers",
-    # GET /user/<name>/<code>/classhub/snapshot on a student's class server: the
-    # snapshot of the assignment folder. No narrower scope names every class's servers.
-    "access:servers",
     # the files service's API with the service's own token, for releases only: list an
     # assignment's starting files, push them, read that push (the files service allows
     # the grades service nothing else: FilesApp.release_services). Only this one service.
     "access:services!service=files",
 ]
+# Not granted, on purpose: access:servers, start/stop of servers, read:servers, users,
+# tokens.
 
 PASSED_ENV = (
     "CLASSHUB_S3_ENDPOINT",
@@ -50,12 +46,11 @@ PASSED_ENV = (
     "CLASSHUB_GRADES_MAX_VERSIONS",
     "CLASSHUB_GRADES_STUDENT_QUOTA",
     "CLASSHUB_HUB_READ_CACHE_SECONDS",
+    *HOMES_ENV,
 )
 
 
-def grades_service_config(
-    *, port: int, db_url: str, public_url: str, env: Mapping[str, str]
-) -> tuple[dict, dict]:
+def grades_service_config(*, port: int, db_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
     """``(service, role)``: the managed grades service at ``/services/grades/`` on
     127.0.0.1:``port``, and its role."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
@@ -70,7 +65,6 @@ def grades_service_config(
         CLASSHUB_GRADES_DB_URL=db_url,
         CLASSHUB_S3_ACCESS_KEY=access_key,
         CLASSHUB_S3_SECRET_KEY=secret_key,
-        CLASSHUB_FILES_SERVERS_URL=env.get("CLASSHUB_FILES_SERVERS_URL") or servers_url(public_url),
     )
     if env.get("CLASSHUB_GRADES_COOKIE_SECRET"):
         environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_GRADES_COOKIE_SECRET"]
@@ -86,8 +80,8 @@ def grades_service_config(
     role = {
         "name": ROLE_NAME,
         "description": (
-            "The grades service: class membership, snapshots of assignment folders, "
-            "releases through the files service"
+            "The grades service: class membership, releases through the files service "
+            "(snapshots and feedback go through helper containers, not the hub)"
         ),
         "scopes": list(SCOPES),
         "services": [SERVICE_NAME],

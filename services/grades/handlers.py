@@ -440,14 +440,10 @@ class CollectHandler(GradesHandler):
         code = await self.teacher(code)
         assignment = await self.assignment(code, slug, TEACHER)
         self.refuse_if_archived(assignment)
-        teacher = self.caller().name
-        results = []
-        for user in await self.membership.students(code):
-            results.append(
-                await self.collector.collect_one(
-                    assignment.id, code, assignment.slug, user, teacher=teacher
-                )
-            )
+        students = list(await self.membership.students(code))
+        results = await self.collector.collect_all(
+            assignment.id, code, assignment.slug, students, teacher=self.caller().name
+        )
         self.write_json({"assignment": assignment.slug, "students": results})
 
 
@@ -559,7 +555,8 @@ class ReturnHandler(GradesHandler):
         if role not in (ADMIN, TEACHER):
             raise Forbidden("Only the class's teachers return grades.")
         await self.store.return_grade(submission.id, actor=self.caller().name)
-        # the feedback file goes into the student's server now if it runs, else later
+        # the feedback file goes into the student's home now (running or not); a student
+        # without a home yet gets it when it first appears
         # (the service's background round delivers what is missing)
         delivered = await self.collector.deliver_pending_feedback()
         view = submission_view(await self.store.get_submission(submission.id))

@@ -265,13 +265,13 @@ def test_a_teacher_schedules_and_cancels_a_push_then_pushes_to_stopped_servers(
         assert rows(tia, "#report-students tbody tr", "user") == ["sam", "sue"]
         assert rows(tia, "#report-students tbody tr", "status") == ["waiting", "waiting"]
         sam_row = tia.inner_text("#report-students tr[data-user=sam]")
-        assert "get the files when it next starts" in sam_row
+        assert "gets the files at the first start" in sam_row
         assert "2 waiting" in tia.inner_text("#report-summary")
         tia.wait_for_selector(
             "#pushes tr[data-status=done] [data-field=students]:has-text('2 waiting')"
         )
 
-        # missing deliveries: it can run again (the servers are still stopped)
+        # missing deliveries: it can run again (they have no home yet)
         tia.click("#report-run")
         tia.wait_for_selector("#action-alert:has-text('The push ran again: 2 waiting')")
         pushed = tia.get_attribute("#pushes tr[data-status=done]", "data-push")

@@ -172,7 +172,7 @@ def test_release_at_pushes_the_starting_files_once_at_its_time(stack, tara, tara
     assert state["release"]["push_url"] == f"{FILES}classes/{CODE}/material#push={push['id']}"
     listed = tara.get(f"api/classes/{CODE}/assignments").json()["assignments"]
     assert next(a for a in listed if a["slug"] == "hw1")["release"]["state"] == "released"
-    # sue's server is stopped: the push waits for its next start
+    # sue never started the class: no home yet, the push waits for its first start
     report = tara_files.get(f"api/classes/{CODE}/pushes/{push['id']}").json()
     statuses = {s["user"]: s["status"] for s in report["students"]}
     assert statuses == {"sam7": "delivered", "sue7": "waiting"}

@@ -9,11 +9,11 @@ from traitlets.config import Config
 from authenticator.roles import STUDENT_SCOPES
 from hub.config import ConfigError, apply_env, configure_files
 from services.files.config import (
+    HOMES_ENV,
     PASSED_ENV,
     ROLE_NAME,
     SCOPES,
     files_service_config,
-    servers_url,
 )
 
 pytestmark = pytest.mark.unit
@@ -27,7 +27,7 @@ def no_docker(name):
 
 
 def config(env=None, **kwargs):
-    args = {"port": 10102, "mongo_url": MONGO, "public_url": "http://:8000"}
+    args = {"port": 10102, "mongo_url": MONGO}
     return files_service_config(env=KEYS if env is None else env, **{**args, **kwargs})
 
 
@@ -35,7 +35,8 @@ def config(env=None, **kwargs):
 
 
 def test_scopes_are_exactly_the_documented_least_privilege_list():
-    assert SCOPES == ["read:groups", "list:users", "read:servers", "access:servers"]
+    # pushes go into homes through helper containers: no right on any server, no listing
+    assert SCOPES == ["read:groups"]
     _, role = config()
     assert role["name"] == ROLE_NAME
     assert role["services"] == ["files"]
@@ -48,6 +49,7 @@ def test_scopes_hold_no_admin_token_or_start_stop_rights():
         assert not scope.startswith("admin:"), scope
         assert "tokens" not in scope, scope
         assert not scope.startswith(("servers", "start:", "stop:", "delete:")), scope
+        assert not scope.startswith(("access:servers", "read:servers", "list:users")), scope
     for broad in ("admin:users", "admin:groups", "admin:servers", "users", "servers", "groups"):
         assert broad not in SCOPES
 
@@ -67,7 +69,7 @@ def test_service_definition():
     assert service["oauth_no_confirm"] is True
 
 
-def test_environment_holds_keys_mongo_and_servers_url_and_nothing_else():
+def test_environment_holds_keys_and_mongo_and_nothing_else():
     env = {
         **KEYS,
         "CLASSHUB_S3_ENDPOINT": "http://127.0.0.1:9000",
@@ -78,7 +80,7 @@ def test_environment_holds_keys_mongo_and_servers_url_and_nothing_else():
         "CLASSHUB_REDIS_URL": "redis://secret@127.0.0.1/0",
         "CLASSHUB_ADMIN_USER": "root",
     }
-    service, _ = config(env=env, public_url="http://0.0.0.0:8000")
+    service, _ = config(env=env)
     assert service["environment"] == {
         "CLASSHUB_S3_ENDPOINT": "http://127.0.0.1:9000",
         "CLASSHUB_S3_BUCKET": "classhub",
@@ -86,8 +88,15 @@ def test_environment_holds_keys_mongo_and_servers_url_and_nothing_else():
         "CLASSHUB_MONGO_URL": MONGO,
         "CLASSHUB_S3_ACCESS_KEY": "access-1",
         "CLASSHUB_S3_SECRET_KEY": "secret-1",
-        "CLASSHUB_FILES_SERVERS_URL": "http://127.0.0.1:8000",
     }
+
+
+def test_the_helper_settings_and_the_docker_engine_are_passed():
+    env = {**KEYS, "CLASSHUB_CONTAINER_PREFIX": "ch2", "DOCKER_HOST": "unix:///run/d.sock"}
+    service, _ = config(env=env)
+    assert service["environment"]["CLASSHUB_CONTAINER_PREFIX"] == "ch2"
+    assert service["environment"]["DOCKER_HOST"] == "unix:///run/d.sock"
+    assert set(HOMES_ENV) <= set(PASSED_ENV)
 
 
 def test_every_passed_setting_is_passed():
@@ -97,14 +106,9 @@ def test_every_passed_setting_is_passed():
         assert service["environment"][name] == f"value-of-{name}"
 
 
-def test_servers_url_and_cookie_secret_can_be_set():
-    env = {
-        **KEYS,
-        "CLASSHUB_FILES_SERVERS_URL": "http://proxy.internal:8000",
-        "CLASSHUB_FILES_COOKIE_SECRET": "ab" * 32,
-    }
+def test_cookie_secret_can_be_set():
+    env = {**KEYS, "CLASSHUB_FILES_COOKIE_SECRET": "ab" * 32}
     service, _ = config(env=env)
-    assert service["environment"]["CLASSHUB_FILES_SERVERS_URL"] == "http://proxy.internal:8000"
     assert service["environment"]["CLASSHUB_SERVICE_COOKIE_SECRET"] == "ab" * 32
     assert "CLASSHUB_FILES_COOKIE_SECRET" not in service["environment"]
 
@@ -120,7 +124,7 @@ def test_missing_s3_key_names_the_variable(missing, value):
     with pytest.raises(ValueError, match=missing):
         config(env=env)
     with pytest.raises(ConfigError, match=missing):
-        configure_files(Config(), port=10102, mongo_url=MONGO, public_url="http://:8000", env=env)
+        configure_files(Config(), port=10102, mongo_url=MONGO, env=env)
 
 
 @pytest.mark.parametrize("port", [0, -1, 65536, 70000, "10102", 10102.0, None])
@@ -128,7 +132,7 @@ def test_bad_port(port):
     with pytest.raises(ValueError, match="port must be 1-65535"):
         config(port=port)
     with pytest.raises(ConfigError, match="port"):
-        configure_files(Config(), port=port, mongo_url=MONGO, public_url="http://:8000", env=KEYS)
+        configure_files(Config(), port=port, mongo_url=MONGO, env=KEYS)
 
 
 @pytest.mark.parametrize("port", [1, 65535])
@@ -137,33 +141,11 @@ def test_port_bounds(port):
     assert service["url"] == f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize(
-    "public,expected",
-    [
-        ("http://:8000", "http://127.0.0.1:8000"),
-        ("http://0.0.0.0:8000", "http://127.0.0.1:8000"),
-        ("http://*:8000", "http://127.0.0.1:8000"),
-        ("http://[::]:8000", "http://127.0.0.1:8000"),
-        ("https://hub.example.org", "https://hub.example.org"),
-        ("https://hub.example.org/jhub/", "https://hub.example.org"),
-        ("http://10.0.0.5:8000/", "http://10.0.0.5:8000"),
-        ("http://0.0.0.0", "http://127.0.0.1"),
-        ("http://[::1]:8000", "http://[::1]:8000"),
-    ],
-)
-def test_servers_url(public, expected):
-    assert servers_url(public) == expected
-
-
-def test_servers_url_ipv6_wildcard_without_port():
-    assert servers_url("http://[::]") == "http://127.0.0.1"
-
-
 def test_configure_files_appends_to_existing_services_and_roles():
     c = Config()
     c.JupyterHub.services = [{"name": "other"}]
     c.JupyterHub.load_roles = [{"name": "other-role"}]
-    configure_files(c, port=10102, mongo_url=MONGO, public_url="http://:8000", env=KEYS)
+    configure_files(c, port=10102, mongo_url=MONGO, env=KEYS)
     assert [s["name"] for s in c.JupyterHub.services] == ["other", "files"]
     assert [r["name"] for r in c.JupyterHub.load_roles] == ["other-role", ROLE_NAME]
 
@@ -191,21 +173,19 @@ def test_apply_env_registers_classes_and_files_services():
     assert env["CLASSHUB_S3_SECRET_KEY"] == "secret-1"
     assert env["CLASSHUB_MONGO_URL"] == MONGO
     assert env["CLASSHUB_S3_ENDPOINT"] == "http://127.0.0.1:9000"
-    assert env["CLASSHUB_FILES_SERVERS_URL"] == "http://10.0.0.5:8000"
+    assert not any("SERVERS_URL" in name for name in env)
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles[ROLE_NAME]["services"] == ["files"]
     assert roles[ROLE_NAME]["scopes"] == SCOPES
     assert len(roles) == 2
 
 
-def test_apply_env_files_port_and_default_public_url():
+def test_apply_env_files_port():
     env = {**FULL_ENV, "CLASSHUB_FILES_PORT": "10777"}
-    del env["CLASSHUB_PUBLIC_URL"]
     c = Config()
     apply_env(c, env, gateway_lookup=no_docker)
     files = c.JupyterHub.services[-1]
     assert files["url"] == "http://127.0.0.1:10777"
-    assert files["environment"]["CLASSHUB_FILES_SERVERS_URL"] == "http://127.0.0.1:8000"
 
 
 def test_no_files_service_without_s3_endpoint():

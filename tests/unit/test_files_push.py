@@ -1,6 +1,7 @@
-"""The pure parts of material pushes: labels, ids, reports from (hostile) student servers,
-delivery failures, the zip, and the push API's time and count helpers
-(services/files/push.py, services/files/handlers.py)."""
+"""The pure parts of material pushes: labels, ids, reports from the (hostile) homes
+helper, deliveries and homes that appear later (with fakes of the helper and the stores),
+the zip, and the push API's time and count helpers (services/files/push.py,
+services/files/handlers.py)."""
 
 import datetime
 import io
@@ -12,8 +13,10 @@ import zipfile
 import pytest
 
 from services.base.errors import BadRequest
+from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused
 from services.files.handlers import _counts, _iso, _parse_at
 from services.files.push import (
+    NO_HOME,
     Pusher,
     _clean_report,
     build_material_zip,
@@ -22,7 +25,7 @@ from services.files.push import (
     push_label,
     summarise,
 )
-from services.files.pushstore import FAILED, WAITING
+from services.files.pushstore import DELIVERED, FAILED, WAITING
 from services.files.s3 import StoredObject
 
 pytestmark = pytest.mark.unit
@@ -196,47 +199,160 @@ def test_clean_report_survives_any_shape(body):
     assert report["added"] == [] and report["conflicts"] == []
 
 
-# ----- Pusher._failure
+# ----- Pusher: deliveries through the homes helper, homes that appear later
 
 
-@pytest.mark.parametrize("code", [404, 502, 503, 599])
-def test_failure_server_not_running_is_waiting(code):
-    body = raw({"message": "whatever the server says"})
-    assert Pusher._failure(code, body, 42.0) == {
-        "status": WAITING,
-        "message": "the server is not running",
-        "updated": 42.0,
+class FakeHomes:
+    """A stand-in for services.base.homes.Homes."""
+
+    def __init__(self, existing=(), outcome=None):
+        self.homes = set(existing)  # (user, code)
+        self.outcome = outcome or {"added": ["sheet.txt"]}
+        self.applied: list[tuple[str, str, str, str]] = []
+
+    def volume(self, user, server):
+        return f"vol-{user}-{server}"
+
+    async def existing(self):
+        return {self.volume(u, c) for u, c in self.homes}
+
+    async def apply(self, user, server, dest, label, data):
+        self.applied.append((user, server, dest, label))
+        if (user, server) not in self.homes:
+            raise HomeMissing("no home")
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+class FakePushes:
+    def __init__(self, pushes):
+        self.pushes = {p["_id"]: p for p in pushes}
+        self.records: dict[tuple[str, str], dict] = {}
+
+    async def record(self, push, user, fields):
+        self.records[(push["_id"], user)] = {"code": push["code"], **fields}
+
+    async def update(self, push_id, fields):
+        self.pushes[push_id].update(fields)
+
+    async def deliveries(self, push_id):
+        return [{"user": u, **f} for (p, u), f in self.records.items() if p == push_id]
+
+    async def deliveries_of(self, code, user):
+        return {p: f for (p, u), f in self.records.items() if u == user and f["code"] == code}
+
+    async def delivered_pushes_of(self, code):
+        return [p for p in self.pushes.values() if p["code"] == code]
+
+    async def codes_with_pushes(self):
+        return sorted({p["code"] for p in self.pushes.values()})
+
+    async def waiting(self):
+        return sorted(
+            {(f["code"], u) for (_, u), f in self.records.items() if f["status"] == WAITING}
+        )
+
+
+class FakeMembership:
+    def __init__(self, students):
+        self._students = students
+
+    async def students(self, code):
+        return list(self._students)
+
+
+def _push(push_id="p1", code="bio"):
+    return {
+        "_id": push_id,
+        "code": code,
+        "dest": f"{code}/material",
+        "label": "2026-12-01 10.30 UTC",
+        "zip_key": f"pushes/{code}/{push_id}.zip",
     }
 
 
-@pytest.mark.parametrize("code", [401, 403])
-def test_failure_refused_is_failed_with_scope_hint(code):
-    fields = Pusher._failure(code, raw({"message": "forbidden by server"}), 42.0)
-    assert fields["status"] == FAILED
-    assert fields["updated"] == 42.0
-    assert fields["message"] == (
-        "the files service may not write to this server (check its hub scopes)"
+class FakeObjects:
+    async def run_job(self, what, fn, timeout):
+        return b"zip"
+
+
+def _pusher(homes, pushes, students=("ann", "bob"), clock=lambda: 42.0):
+    pusher = Pusher(
+        objects=FakeObjects(),
+        pushes=pushes,
+        membership=FakeMembership(students),
+        homes=homes,
+        clock=clock,
     )
+    return pusher
 
 
-def test_failure_other_codes_keep_the_servers_message():
-    fields = Pusher._failure(500, raw({"message": "disk full"}), 42.0)
-    assert fields == {"status": FAILED, "message": "disk full", "updated": 42.0}
-    fields = Pusher._failure(400, raw({"message": "m" * 1000}), 1.0)
-    assert fields["message"] == "m" * 300
+async def test_a_push_is_delivered_to_homes_and_waits_for_students_without_one():
+    homes = FakeHomes(existing=[("ann", "bio")])
+    pushes = FakePushes([_push()])
+    pusher = _pusher(homes, pushes)
+    await pusher._run_claimed(dict(pushes.pushes["p1"]))
+    assert pushes.records[("p1", "ann")]["status"] == DELIVERED
+    assert pushes.records[("p1", "ann")]["report"]["added"] == ["sheet.txt"]
+    assert pushes.records[("p1", "bob")] == {
+        "code": "bio",
+        "status": WAITING,
+        "message": NO_HOME,
+        "updated": 42.0,
+    }
+    # only the home that exists was touched, and only at the push's folder
+    assert homes.applied == [("ann", "bio", "bio/material", "2026-12-01 10.30 UTC")]
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"not json", b"[1, 2]", b'"text"', b'{"other": 1}', b"\xff", b'{"message": ""}']
+    "outcome, status, words",
+    [
+        (HelperUnavailable("docker down"), WAITING, "(docker down); retried by itself"),
+        (HomeRefused("Bad destination folder", 400), FAILED, "refused: Bad destination"),
+        ([1, 2], FAILED, "refused"),  # a report that is not an object
+    ],
 )
-def test_failure_without_a_usable_message_names_the_code(body):
-    fields = Pusher._failure(500, body, 1.0)
-    assert fields == {"status": FAILED, "message": "the server answered 500", "updated": 1.0}
+async def test_a_delivery_that_cannot_be_made_says_why(outcome, status, words):
+    homes = FakeHomes(existing=[("ann", "bio")], outcome=outcome)
+    pushes = FakePushes([_push()])
+    assert await _pusher(homes, pushes)._deliver(pushes.pushes["p1"], "ann") == status
+    assert words in pushes.records[("p1", "ann")]["message"]
 
 
-def test_failure_survives_deeply_nested_body():
-    fields = Pusher._failure(500, b"[" * 4096, 1.0)
-    assert fields["status"] == FAILED
+async def test_a_home_that_appears_gets_the_pushes_it_missed_in_order():
+    homes = FakeHomes(existing=[("ann", "bio")])
+    pushes = FakePushes([_push("p1"), _push("p2")])
+    pusher = _pusher(homes, pushes)
+    for push_id in ("p1", "p2"):
+        await pusher._run_claimed(dict(pushes.pushes[push_id]))
+    assert await pusher.sync_new_homes() == 0  # the first look: ann has everything
+    homes.applied.clear()
+    homes.homes.add(("bob", "bio"))  # bob starts the class for the first time
+    assert await pusher.sync_new_homes() == 2
+    assert [(u, p) for u, _, _, p in homes.applied] == [("bob", "2026-12-01 10.30 UTC")] * 2
+    assert pushes.records[("p1", "bob")]["status"] == DELIVERED
+    assert pushes.records[("p2", "bob")]["status"] == DELIVERED
+    homes.applied.clear()
+    assert await pusher.sync_new_homes() == 0  # nothing new: nothing done
+    assert homes.applied == []
+
+
+async def test_waiting_deliveries_are_retried_after_a_while():
+    now = [100.0]
+    homes = FakeHomes(existing=[("ann", "bio")], outcome=HelperUnavailable("docker down"))
+    pushes = FakePushes([_push()])
+    pusher = _pusher(homes, pushes, students=("ann",), clock=lambda: now[0])
+    await pusher._run_claimed(dict(pushes.pushes["p1"]))
+    assert pushes.records[("p1", "ann")]["status"] == WAITING
+    assert await pusher.sync_new_homes() == 0  # tried again (a new look), failed again
+    tries = len(homes.applied)
+    assert await pusher.sync_new_homes() == 0
+    assert len(homes.applied) == tries  # within retry_after: not tried
+    homes.outcome = {"updated": ["sheet.txt"]}
+    now[0] += 61
+    assert await pusher.sync_new_homes() == 1
+    assert pushes.records[("p1", "ann")]["status"] == DELIVERED
 
 
 # ----- build_material_zip

@@ -1,13 +1,12 @@
 """The grades service's pure parts: hub configuration, the feedback file, refusals."""
 
-import io
 from decimal import Decimal
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from traitlets.config import Config
 
 from hub.config import ConfigError, apply_env
+from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeSnapshot
 from services.files.names import BadName
 from services.grades.collect import Collector, SnapshotFailed, assignment_folder, feedback_text
 from services.grades.config import SCOPES, grades_service_config
@@ -18,15 +17,9 @@ ENV = {"CLASSHUB_S3_ACCESS_KEY": "ak", "CLASSHUB_S3_SECRET_KEY": "sk"}
 
 
 def test_scopes_are_the_least_the_work_needs():
-    assert SCOPES == [
-        "read:groups",
-        "list:groups",
-        "read:servers",
-        "start:servers",
-        "delete:servers",
-        "access:servers",
-        "access:services!service=files",
-    ]
+    assert SCOPES == ["read:groups", "list:groups", "access:services!service=files"]
+    # snapshots and feedback go through helper containers: no right on any server
+    assert not any(s.endswith(":servers") or ":servers!" in s for s in SCOPES)
     # list:groups (an admin's Grades page lists every class) is the only listing: no
     # list:users, nothing that writes groups or users, no tokens
     assert not any(s.startswith(("admin:", "tokens", "list:users", "groups")) for s in SCOPES)
@@ -40,12 +33,12 @@ def test_service_config_passes_only_what_it_needs():
     service, role = grades_service_config(
         port=10103,
         db_url="postgresql://u:pw@db/x",
-        public_url="http://:8000",
-        env={**ENV, "OTHER": "x"},
+        env={**ENV, "OTHER": "x", "CLASSHUB_HOMES_BATCH_SIZE": "10"},
     )
     env = service["environment"]
     assert env["CLASSHUB_GRADES_DB_URL"] == "postgresql://u:pw@db/x"
-    assert env["CLASSHUB_FILES_SERVERS_URL"] == "http://127.0.0.1:8000"
+    assert env["CLASSHUB_HOMES_BATCH_SIZE"] == "10"
+    assert not any("SERVERS_URL" in name for name in env)
     assert "OTHER" not in env
     assert role["services"] == ["grades"] and service["url"] == "http://127.0.0.1:10103"
 
@@ -60,7 +53,7 @@ def test_service_config_passes_only_what_it_needs():
     ],
 )
 def test_service_config_refuses_what_cannot_work(kwargs, message):
-    args = {"port": 10103, "db_url": "postgresql://x/y", "public_url": "http://:8000", "env": ENV}
+    args = {"port": 10103, "db_url": "postgresql://x/y", "env": ENV}
     with pytest.raises(ValueError, match=message):
         grades_service_config(**{**args, **kwargs})
 
@@ -120,36 +113,117 @@ def test_feedback_file_says_points_penalty_and_feedback():
     assert feedback_text(_item(feedback="")).endswith("of 10.00.\n")
 
 
-def _error(code: int, body: bytes = b"") -> HTTPClientError:
-    request = HTTPRequest("http://x/")
+class _Homes:
+    """A stand-in for services.base.homes.Homes: what each call raises or returns."""
 
-    return HTTPClientError(code, response=HTTPResponse(request, code, buffer=io.BytesIO(body)))
+    def __init__(self, *, snapshot=None, apply=None, existing=()):
+        self._snapshot, self._apply = snapshot, apply
+        self._existing = set(existing)
+        self.applied: list[tuple] = []
+
+    def volume(self, user, server):
+        return f"home-{user}-{server}"
+
+    async def existing(self):
+        return {self.volume(u, s) for u, s in self._existing}
+
+    async def snapshot(self, user, server, folder):
+        if isinstance(self._snapshot, BaseException):
+            raise self._snapshot
+        return self._snapshot
+
+    async def apply(self, user, server, dest, label, data):
+        self.applied.append((user, server, dest))
+        if isinstance(self._apply, BaseException):
+            raise self._apply
+        return self._apply
+
+
+def _collector(homes, store=None, clock=lambda: 1000.0):
+    return Collector(store=store, objects=None, homes=homes, clock=clock)
 
 
 @pytest.mark.parametrize(
-    "code, body, expected",
+    "error, expected",
     [
-        (
-            404,
-            b'{"message": "The folder bio/assignments/hw1 does not exist in your server."}',
-            "does not exist",
-        ),
-        (404, b"", "not running"),
-        (503, b"", "not running"),
-        (599, b"", "not running"),
-        (302, b"", "not running"),
-        (424, b"", "not running"),
-        (413, b'{"message": "more than 100 MiB"}', "100 MiB"),
-        (413, b"", "too large"),
-        (403, b"", "scopes"),
-        (400, b'{"message": "bad folder"}', "bad folder"),
-        (500, b"[" * 5000, "failed (500)"),
+        (HomeMissing("x"), "There is no home folder for bio yet"),
+        (HomeRefused("The folder bio/assignments/hw1 does not exist", 404), "does not exist"),
+        (HomeRefused("more than 100 MiB", 413), "100 MiB"),
     ],
 )
-def test_snapshot_refusals_become_clear_messages(code, body, expected):
-    failure = Collector._refusal(_error(code, body), "bio/assignments/hw1")
-    assert isinstance(failure, SnapshotFailed) and failure.status_code == 409
-    assert expected in str(failure)
+async def test_snapshot_refusals_become_clear_messages(error, expected):
+    with pytest.raises(SnapshotFailed, match=expected) as e:
+        await _collector(_Homes(snapshot=error)).fetch("ann", "bio", "hw1")
+    assert e.value.status_code == 409
+
+
+async def test_no_helper_is_a_503_to_retry():
+    with pytest.raises(HelperUnavailable) as e:
+        await _collector(_Homes(snapshot=HelperUnavailable("docker down"))).fetch(
+            "ann", "bio", "hw1"
+        )
+    assert e.value.status_code == 503 and "try again" in str(e.value)
+
+
+async def test_a_snapshot_is_what_the_helper_took():
+    taken = HomeSnapshot(b"zip", "a" * 64, 2, 10, [], 0)
+    got = await _collector(_Homes(snapshot=taken)).fetch("ann", "bio", "hw1")
+    assert (got.data, got.sha256, got.files, got.size) == (b"zip", "a" * 64, 2, 3)
+
+
+class _FeedbackStore:
+    def __init__(self, items):
+        self.items, self.delivered = items, []
+
+    async def undelivered_feedback(self):
+        return [i for i in self.items if (i["submission_id"], i["revision"]) not in self.delivered]
+
+    async def feedback_delivered(self, submission_id, revision):
+        self.delivered.append((submission_id, revision))
+        return True
+
+
+def _feedback(user, sid):
+    return {
+        **_item(),
+        "username": user,
+        "class_code": "bio",
+        "slug": "hw1",
+        "submission_id": sid,
+        "revision": 1,
+    }
+
+
+async def test_feedback_goes_to_homes_that_exist_and_waits_for_the_others():
+    store = _FeedbackStore([_feedback("ann", 1), _feedback("bob", 2)])
+    homes = _Homes(apply={"added": ["feedback.md"]}, existing=[("ann", "bio")])
+    collector = _collector(homes, store)
+    assert await collector.deliver_pending_feedback() == 1
+    assert homes.applied == [("ann", "bio", "bio/feedback/hw1")]  # bob has no home: not tried
+    assert store.delivered == [(1, 1)]
+    homes._existing.add(("bob", "bio"))  # bob starts the class: his home appears
+    assert await collector.deliver_pending_feedback() == 1
+    assert store.delivered == [(1, 1), (2, 1)]
+
+
+async def test_failed_feedback_is_tried_again_less_and_less_often():
+    now = [1000.0]
+    store = _FeedbackStore([_feedback("ann", 1)])
+    homes = _Homes(apply=HelperUnavailable("docker down"), existing=[("ann", "bio")])
+    collector = _collector(homes, store, clock=lambda: now[0])
+    assert await collector.deliver_pending_feedback() == 0
+    assert await collector.deliver_pending_feedback() == 0
+    assert len(homes.applied) == 1  # the second round was within the back-off
+    now[0] += 11
+    assert await collector.deliver_pending_feedback() == 0
+    assert len(homes.applied) == 2
+    now[0] += 11  # the back-off doubled (20 s): not yet
+    assert await collector.deliver_pending_feedback() == 0
+    assert len(homes.applied) == 2
+    homes._apply = {"added": ["feedback.md"]}
+    now[0] += 10
+    assert await collector.deliver_pending_feedback() == 1
+    assert store.delivered == [(1, 1)]
 
 
 class _Objects:
@@ -178,17 +252,6 @@ async def test_orphan_snapshots_are_removed_only_when_old_and_unrecorded():
             StoredObject("submissions/bio/hw/ann/orphan-new.zip", 10, 9_000.0, "e"),
         ]
     )
-    collector = Collector(
-        store=_Store(),
-        objects=objects,
-        hub=None,
-        servers_url="http://127.0.0.1:8000",
-        base_url="/",
-        token="t",
-        clock=lambda: 10_000.0,
-    )
-    try:
-        assert await collector.remove_orphans(min_age=3600) == 1
-    finally:
-        collector.close()
+    collector = Collector(store=_Store(), objects=objects, homes=None, clock=lambda: 10_000.0)
+    assert await collector.remove_orphans(min_age=3600) == 1
     assert objects.removed == ["submissions/bio/hw/ann/orphan-old.zip"]

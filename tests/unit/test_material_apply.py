@@ -3,9 +3,8 @@
 The chosen behaviour for a file the student deleted: it is delivered again (absent ->
 added). Files the teacher dropped from the material stay in the student's home.
 
-jupyter-server (and pytest-jupyter) are not installed in the project's venv, so the tornado
-handler itself is not exercised here; :func:`push_response`, which computes its status and
-JSON answer, is.
+The helper's command (classhub_singleuser.homectl.apply_item) gives the status and report
+the files and grades services read for each home: tested here too.
 """
 
 import errno
@@ -22,9 +21,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
 
-from classhub_singleuser import material  # noqa: E402
+from classhub_singleuser import homectl, material  # noqa: E402
 from classhub_singleuser.material import (  # noqa: E402
-    MAX_ZIP_BYTES,
     MaterialError,
     MaterialTooLarge,
     Report,
@@ -32,7 +30,6 @@ from classhub_singleuser.material import (  # noqa: E402
     apply_zip,
     check_label,
     conflict_name,
-    push_response,
     state_file_name,
 )
 
@@ -484,56 +481,52 @@ def test_conflict_names():
         conflict_name("x", "bad/label")
 
 
-# ----- the answer of the endpoint -----
+# ----- the helper's answer -----
 
 
-def test_push_response_200_with_the_report(home):
-    status, body = push_response(home, DEST, "w1", make_zip({"a": b"1"}), "application/zip")
-    assert status == 200
-    assert body == {"added": ["a"], "updated": [], "unchanged": [], "conflicts": [], "errors": []}
-    json.dumps(body)
+def deliver(home, tmp_path, dest, label, data: bytes, **caps) -> dict:
+    """The helper's result line for one home (homectl.apply_item)."""
+    path = tmp_path / "material.zip"
+    path.write_bytes(data)
+    item = {"id": "0", "home": str(home), "dest": dest, "label": label, "zip": str(path)}
+    result = homectl.apply_item(item, **caps)
+    json.dumps(result)  # one JSON line
+    return result
+
+
+def test_the_helper_answers_with_the_report(home, tmp_path):
+    result = deliver(home, tmp_path, DEST, "w1", make_zip({"a": b"1"}))
+    assert result == {
+        "id": "0",
+        "ok": True,
+        "report": {"added": ["a"], "updated": [], "unchanged": [], "conflicts": [], "errors": []},
+    }
 
 
 @pytest.mark.parametrize(
-    ("dest", "label", "data", "ctype"),
+    ("dest", "label", "data"),
     [
-        (DEST, "w1", b"garbage", "application/zip"),
-        ("../x", "w1", None, "application/zip"),
-        (DEST, "bad/label", None, "application/zip"),
-        (None, "w1", None, "application/zip"),
-        (DEST, None, None, "application/zip"),
-        (DEST, "w1", None, "text/plain"),
-        (DEST, "w1", None, None),
+        (DEST, "w1", b"garbage"),
+        ("../x", "w1", None),
+        (DEST, "bad/label", None),
+        (".classhub/material", "w1", None),
+        (DEST, "", None),
     ],
 )
-def test_push_response_400(home, dest, label, data, ctype):
+def test_the_helper_refuses_a_bad_push_with_400_and_writes_nothing(
+    home, tmp_path, dest, label, data
+):
     data = make_zip({"a": b"1"}) if data is None else data
-    status, body = push_response(home, dest, label, data, ctype)
-    assert status == 400
-    assert isinstance(body["message"], str) and body["message"]
+    result = deliver(home, tmp_path, dest, label, data)
+    assert result["ok"] is False and result["status"] == 400
+    assert isinstance(result["message"], str) and result["message"]
     assert list(home.iterdir()) == []
 
 
-def test_push_response_400_over_the_caps(home, monkeypatch):
-    monkeypatch.setattr(material, "MAX_MEMBERS", 2)
-    status, body = push_response(
-        home, DEST, "w1", make_zip({"a": b"1", "b": b"2", "c": b"3"}), "application/zip"
-    )
-    assert status == 400 and "at most" in body["message"]
-
-
-def test_push_response_413_for_a_body_over_the_cap(home, monkeypatch):
-    monkeypatch.setattr(material, "MAX_ZIP_BYTES", 100)
-    status, body = push_response(home, DEST, "w1", b"x" * 101, "application/zip")
-    assert status == 413 and "message" in body
-    assert MAX_ZIP_BYTES > 100
-
-
-def test_content_type_parameters_are_ignored(home):
-    status, _ = push_response(
-        home, DEST, "w1", make_zip({"a": b"1"}), "Application/Zip; charset=binary"
-    )
-    assert status == 200
+def test_the_helper_refuses_a_push_over_the_caps(home, tmp_path):
+    data = make_zip({"a": b"1", "b": b"2", "c": b"3"})
+    result = deliver(home, tmp_path, DEST, "w1", data, max_members=2)
+    assert result["status"] == 400 and "at most" in result["message"]
 
 
 def test_report_to_json():

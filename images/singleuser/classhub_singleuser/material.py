@@ -1,19 +1,10 @@
-"""Apply class material pushed by the files service to ``~/<dest>`` without destroying work.
+"""Apply class material to ``~/<dest>`` without destroying work.
 
-The files service (in the hub, trusted) sends each student's server one request::
-
-    POST {base_url}classhub/material?dest=<folder>&label=<label>
-    Content-Type: application/zip
-
-    <the material as a zip>
-
-It is authenticated like any request to the server (hub token with ``access:servers`` on
-this server) and authorized as a write to "contents". The answer is JSON: 200 with the
-report of :meth:`Report.to_dict`, 400 ``{"message": ...}`` for a bad zip, folder, label or
-a zip over the caps, 413 for a body over :data:`MAX_ZIP_BYTES`.
-
-The merge rule, per file, by SHA-256 (:func:`apply_material`), with the record of what was
-last delivered for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
+The files service (material pushes, assignment releases) and the grades service
+(feedback) have it done by their helper container (:mod:`.homectl`), which mounts the
+student's home: nothing is ever sent to the student's server (issue 12). The merge rule,
+per file, by SHA-256 (:func:`apply_material`), with the record of what was last delivered
+for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
 
 * absent -> written, ``added`` (a file the student deleted comes back);
 * identical to the new content -> ``unchanged``;
@@ -23,14 +14,13 @@ last delivered for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.
 * a folder where a file goes (or the reverse), a link (symlink) on the way, or an OS error
   -> ``errors``; the other files still go through.
 
-The student's container is hostile to us: every folder is opened with ``O_NOFOLLOW``
-relative to its parent's descriptor (no symlink is ever followed, and a folder swapped for
-a link half-way cannot redirect a write), files are written to a temporary name in the
-same folder, fsynced and renamed into place, and a file expected to be new is linked into
-place without replacing anything the student created meanwhile.
+The student's home is hostile to us: every folder is opened with ``O_NOFOLLOW`` relative to
+its parent's descriptor (no symlink is ever followed, and a folder swapped for a link
+half-way cannot redirect a write), files are written to a temporary name in the same
+folder, fsynced and renamed into place, and a file expected to be new is linked into place
+without replacing anything the student created meanwhile.
 
-Only :func:`load` runs at server start-up; zipfile and jupyter-server's handler classes are
-imported on first use.
+Importing the module costs nothing: zipfile is imported on first use.
 """
 
 from __future__ import annotations
@@ -51,14 +41,6 @@ if TYPE_CHECKING:
 
 MAX_MEMBERS = 5000  # entries in the zip, folders included
 MAX_UNPACKED_BYTES = 1 << 30  # 1 GiB of file content, all members together
-# The request body (the zip itself). The body is held in memory (the student's container
-# has a memory limit), and jupyter-server's ServerApp.max_body_size (512 MiB by default)
-# applies before this: a larger body is cut off by tornado with a bare 400.
-MAX_ZIP_BYTES = 256 << 20
-ZIP_CONTENT_TYPES = frozenset(
-    {"application/zip", "application/x-zip-compressed", "application/octet-stream"}
-)
-AUTH_RESOURCE = "contents"  # as jupyter-server's ContentsHandler: a push writes files
 STATE_DIR = (".classhub", "material")  # under home
 _RESERVED_TOP = ".classhub"  # a push may not write into the record's folder
 
@@ -761,124 +743,3 @@ def apply_zip(
         raise MaterialError("The material is not a valid zip file.") from e
     with archive:
         return apply_material(home, dest, archive, label, state_dir, **caps)
-
-
-def push_response(
-    home: Path | str,
-    dest: str | None,
-    label: str | None,
-    body: bytes,
-    content_type: str | None,
-    state_dir: Path | str | None = None,
-) -> tuple[int, dict]:
-    """The HTTP status and JSON body answering a push (blocking; run it in a thread)."""
-    if len(body) > MAX_ZIP_BYTES:
-        return 413, {
-            "message": f"The material is {len(body)} bytes; a push may send at most"
-            f" {MAX_ZIP_BYTES} bytes."
-        }
-    ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    if ctype not in ZIP_CONTENT_TYPES:
-        return 400, {
-            "message": "Send the material as the request body, Content-Type: application/zip."
-        }
-    if not dest:
-        return 400, {"message": "The destination folder (dest) is missing."}
-    if not label:
-        return 400, {"message": "The label is missing."}
-    try:
-        report = apply_zip(home, dest, body, label, state_dir)
-    except MaterialError as e:
-        return 400, {"message": str(e)}
-    return 200, report.to_dict()
-
-
-# ----- jupyter-server -----
-
-_handler: type | None = None
-
-
-def _handler_class() -> type:
-    """MaterialHandler, defined on first use (jupyter-server is not needed for the core)."""
-    global _handler
-    if _handler is not None:
-        return _handler
-
-    import asyncio
-
-    from jupyter_server.auth.decorator import authorized
-    from jupyter_server.base.handlers import APIHandler
-    from tornado import web
-
-    class MaterialHandler(APIHandler):
-        """``POST {base_url}classhub/material?dest=<folder>&label=<label>``, body: a zip."""
-
-        auth_resource = AUTH_RESOURCE
-        # A teacher's push is not the student's activity: it must not keep the server
-        # from being culled as idle.
-        _track_activity = False
-
-        def initialize(self, home: str | Path) -> None:
-            self.home = Path(home)
-
-        @web.authenticated
-        @authorized(action="write", resource=AUTH_RESOURCE)
-        async def post(self) -> None:
-            dest = self.get_query_argument("dest", "")
-            label = self.get_query_argument("label", "")
-            status, payload = await asyncio.to_thread(
-                push_response,
-                self.home,
-                dest,
-                label,
-                self.request.body,
-                self.request.headers.get("Content-Type"),
-            )
-            if status == 200:
-                self.log.info(
-                    "classhub material: %r into ~/%s: %d added, %d updated, %d unchanged,"
-                    " %d conflicts, %d errors",
-                    label,
-                    dest,
-                    len(payload["added"]),
-                    len(payload["updated"]),
-                    len(payload["unchanged"]),
-                    len(payload["conflicts"]),
-                    len(payload["errors"]),
-                )
-            else:
-                self.log.warning(
-                    "classhub material: push refused (HTTP %d): %s", status, payload["message"]
-                )
-            self.set_status(status)
-            self.finish(json.dumps(payload, ensure_ascii=False))
-
-    _handler = MaterialHandler
-    return _handler
-
-
-def __getattr__(name: str):
-    if name == "MaterialHandler":
-        return _handler_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def load(serverapp) -> None:
-    """Route ``{base_url}classhub/material`` to :class:`MaterialHandler`."""
-    from jupyter_server.utils import url_path_join
-
-    web_app = serverapp.web_app
-    base_url = web_app.settings.get("base_url", "/")
-    home = Path(serverapp.root_dir).expanduser()
-    web_app.add_handlers(
-        ".*$",
-        [(url_path_join(base_url, "classhub/material"), _handler_class(), {"home": home})],
-    )
-    limit = getattr(serverapp, "max_body_size", None)
-    if isinstance(limit, int) and limit < MAX_ZIP_BYTES:
-        serverapp.log.info(
-            "classhub material: ServerApp.max_body_size (%d bytes) limits pushes below the"
-            " %d bytes this extension accepts",
-            limit,
-            MAX_ZIP_BYTES,
-        )

@@ -557,7 +557,7 @@
     failed: "text-bg-danger",
   };
   const DELIVERY_NOTES = {
-    waiting: "Their server is stopped: they get the files when it next starts.",
+    waiting: "Not delivered yet: they get the files by themselves when they first start the class.",
     failed: "Not delivered: run the push again to retry.",
   };
 

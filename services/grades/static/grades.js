@@ -832,11 +832,11 @@
       const a = current();
       if (!a) return;
       const question =
-        `Collect ${a.title} from every student now? Stopped class servers are started ` +
-        "for it and stopped again.";
+        `Collect ${a.title} from every student now? A copy of each student's folder is ` +
+        "taken, whether their class server runs or not.";
       if (!window.confirm(question)) return;
       await withButton(event.currentTarget, async () => {
-        say("info", "Collecting… this takes a while when servers must start.");
+        say("info", "Collecting…");
         const data = await api("POST", `${base}/assignments/${enc(a.slug)}/collect`);
         const items = document.createDocumentFragment();
         let collected = 0;

@@ -1,0 +1,222 @@
+"""``python3 -I -m classhub_singleuser.homectl JOB``: read and write students' homes from
+outside their servers (issue 12).
+
+The files and grades services never send anything to a student's server any more: to take
+a snapshot of an assignment folder (Submit, collect) or to deliver material, a release or
+feedback, they start a throwaway helper container (image ``classhub/homes-helper``) that
+mounts the homes of a small batch of students, each at its own path
+(``/mnt/homes/<n>``), and runs this module as uid 1000:100 with no network, a read-only
+root, no capabilities and no secrets. ``-I`` (isolated mode) keeps Python from reading
+anything of the student's: no user site-packages, no ``PYTHON*`` variables, no current
+folder on ``sys.path``; ``HOME`` is ``/tmp``, never a student's home.
+
+The work on each home is the same careful code the server extension ran:
+:func:`classhub_singleuser.snapshot.snapshot` and
+:func:`classhub_singleuser.material.apply_material`, which open every folder with
+``O_NOFOLLOW`` relative to its parent, never follow a link, never open a FIFO or device
+for writing, and never overwrite a file the student changed.
+
+The job (a JSON file the service puts into the container before it starts)::
+
+    {"version": 1, "op": "snapshot", "out": "/mnt/io/out",
+     "items": [{"id": "0", "home": "/mnt/homes/0", "folder": "bio/assignments/hw1"}]}
+
+    {"version": 1, "op": "apply", "out": "/mnt/io/out",
+     "items": [{"id": "0", "home": "/mnt/homes/0", "dest": "bio/material",
+                "label": "2026-12-01 10.30 UTC", "zip": "/mnt/io/in/<sha256>.zip"}]}
+
+Each item's result is one line of JSON appended to ``<out>/results.jsonl`` as soon as
+that item is done, so a batch cut off by its time limit keeps the results it had:
+
+* snapshot: ``{"id", "ok": true, "files", "bytes", "sha256", "skipped", "skipped_total"}``
+  and the zip in ``<out>/<id>.zip`` (``skipped``: the first :data:`SKIPPED_MAX` entries
+  of ``{"path", "reason"}``);
+* apply: ``{"id", "ok": true, "report": {"added", "updated", "unchanged", "conflicts",
+  "errors"}}``;
+* a refusal or failure: ``{"id", "ok": false, "status", "message"}``, ``status`` 400 (a
+  bad name, a folder that is a link), 404 (no such folder, or no home), 413 (too large),
+  500 (anything else). One home's failure never stops the others.
+
+The exit status is 0 once the job was read (whatever its items' outcomes) and 2 for a job
+that cannot be read. Nothing is printed but a one-line summary on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+from . import material, snapshot
+
+VERSION = 1
+SKIPPED_MAX = 100
+MESSAGE_MAX = 1000
+RESULTS = "results.jsonl"
+
+_O_OUT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class BadJob(ValueError):
+    """The job file is not what the services write."""
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadJob(f"{what} must be a non-empty string")
+    return value
+
+
+def read_job(path: str) -> dict:
+    """The job, checked for shape (its names are checked again by the core functions)."""
+    try:
+        with open(path, "rb") as f:
+            job = json.loads(f.read(16 << 20))
+    except (OSError, ValueError) as e:
+        raise BadJob(f"cannot read the job {path}: {e}") from None
+    if not isinstance(job, dict) or job.get("version") != VERSION:
+        raise BadJob("the job must be an object with version 1")
+    if job.get("op") not in ("snapshot", "apply"):
+        raise BadJob("op must be 'snapshot' or 'apply'")
+    _text(job.get("out"), "out")
+    items = job.get("items")
+    if not isinstance(items, list):
+        raise BadJob("items must be a list")
+    keys = ("folder",) if job["op"] == "snapshot" else ("dest", "label", "zip")
+    seen = set()
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadJob("each item must be an object")
+        ident = _text(item.get("id"), "id")
+        if not ident.isdigit() or ident in seen:
+            raise BadJob(f"item ids must be distinct digit strings, not {ident!r}")
+        seen.add(ident)
+        for key in ("home", *keys):
+            _text(item.get(key), key)
+    return job
+
+
+def _failure(ident: str, status: int, message: str) -> dict:
+    return {"id": ident, "ok": False, "status": status, "message": message[:MESSAGE_MAX]}
+
+
+def _home(item: dict) -> Path:
+    """The mounted home; FileNotFoundError if it is not a folder (never followed)."""
+    home = Path(item["home"])
+    st = os.lstat(home)
+    if not stat.S_ISDIR(st.st_mode):
+        raise FileNotFoundError(item["home"])
+    return home
+
+
+def snapshot_item(item: dict, out_dir: str, **caps) -> dict:
+    """One home's snapshot into ``<out_dir>/<id>.zip``; its result line. ``caps`` go to
+    :func:`classhub_singleuser.snapshot.snapshot` (``max_files``, ``max_bytes``)."""
+    ident = item["id"]
+    target = os.path.join(out_dir, f"{ident}.zip")
+    try:
+        home = _home(item)
+    except FileNotFoundError:
+        return _failure(ident, 404, "There is no home folder to take the snapshot from.")
+    ok = False
+    try:
+        with os.fdopen(os.open(target, _O_OUT, 0o600), "wb") as out:
+            info = snapshot.snapshot(home, item["folder"], out, **caps)
+        ok = True
+    except snapshot.SnapshotMissing as e:
+        return _failure(ident, 404, str(e))
+    except snapshot.SnapshotTooLarge as e:
+        return _failure(ident, 413, str(e))
+    except snapshot.SnapshotError as e:
+        return _failure(ident, 400, str(e))
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        return _failure(ident, 500, f"The snapshot could not be made ({why}).")
+    finally:
+        if not ok:
+            try:
+                os.unlink(target)
+            except OSError:
+                pass
+    return {
+        "id": ident,
+        "ok": True,
+        "files": info.files,
+        "bytes": info.bytes,
+        "sha256": info.sha256,
+        "skipped": info.skipped[:SKIPPED_MAX],
+        "skipped_total": len(info.skipped),
+    }
+
+
+def apply_item(item: dict, **caps) -> dict:
+    """Merge one zip into one home (the rule of :mod:`.material`); its result line.
+    ``caps`` go to :func:`classhub_singleuser.material.apply_material`."""
+    import zipfile
+
+    ident = item["id"]
+    try:
+        home = _home(item)
+    except FileNotFoundError:
+        return _failure(ident, 404, "There is no home folder to deliver to.")
+    try:
+        material.check_dest(item["dest"])
+        material.check_label(item["label"])
+        try:
+            archive = zipfile.ZipFile(item["zip"])
+        except Exception as e:  # parsing bytes: anything it raises means "bad zip"
+            raise material.MaterialError("The material is not a valid zip file.") from e
+        with archive:
+            report = material.apply_material(home, item["dest"], archive, item["label"], **caps)
+    except material.MaterialError as e:
+        return _failure(ident, 400, str(e))
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        return _failure(ident, 500, f"The delivery failed ({why}).")
+    return {"id": ident, "ok": True, "report": report.to_dict()}
+
+
+def run(job: dict) -> tuple[int, int]:
+    """Do every item of ``job``, appending each result line as it is done: ``(ok, failed)``."""
+    out_dir = job["out"]
+    os.makedirs(out_dir, 0o700, exist_ok=True)
+    done = failed = 0
+    results = os.open(os.path.join(out_dir, RESULTS), _O_OUT | os.O_APPEND, 0o600)
+    with os.fdopen(results, "w", encoding="utf-8") as lines:
+        for item in job["items"]:
+            try:
+                if job["op"] == "snapshot":
+                    result = snapshot_item(item, out_dir)
+                else:
+                    result = apply_item(item)
+            except Exception as e:  # one home's surprise never stops the others
+                result = _failure(item["id"], 500, f"internal error ({type(e).__name__})")
+            lines.write(json.dumps(result, ensure_ascii=True) + "\n")
+            lines.flush()
+            if result["ok"]:
+                done += 1
+            else:
+                failed += 1
+    return done, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python3 -I -m classhub_singleuser.homectl JOB.json\n")
+        return 2
+    os.umask(0o022)
+    try:
+        job = read_job(args[0])
+    except BadJob as e:
+        sys.stderr.write(f"homectl: {e}\n")
+        return 2
+    done, failed = run(job)
+    sys.stderr.write(f"homectl: {job['op']}: {done} done, {failed} failed\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
