@@ -108,21 +108,28 @@ class Membership:
     def __init__(self, hub: HubAPI):
         self.hub = hub
 
-    async def _members(self, group: str, *, stale_ok: bool = False) -> frozenset[str] | None:
+    async def _members(
+        self, group: str, *, stale_ok: bool = False, fresh: bool = False
+    ) -> frozenset[str] | None:
         async def fetch():
             model = await self.hub.get_group(group)
             return None if model is None else frozenset(model.get("users") or ())
 
+        if fresh:
+            return await fetch()
         return await self.hub.reads.get(("group", group), fetch, stale_ok=stale_ok)
 
     async def role(self, caller: Caller, code: str) -> str | None:
         code = names.validate_code(code)
         if caller.admin:
             return ADMIN
-        if caller.name in (await self._members(f"teachers-{code}") or ()):
-            return TEACHER
-        if caller.name in (await self._members(f"class-{code}") or ()):
-            return STUDENT
+        # the cached answer first; a person it does not know is asked about afresh, so
+        # somebody enrolled a moment ago is never told the class is not theirs
+        for fresh in (False, True):
+            if caller.name in (await self._members(f"teachers-{code}", fresh=fresh) or ()):
+                return TEACHER
+            if caller.name in (await self._members(f"class-{code}", fresh=fresh) or ()):
+                return STUDENT
         return None
 
     async def exists(self, code: str) -> bool:
