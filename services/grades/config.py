@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.files.config import HOMES_ENV, service_s3_keys
+from services.base.homesapp import HOMES_ENV
+from services.files.config import service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"
