@@ -494,7 +494,7 @@ class Homes:
         self,
         settings: HelperSettings,
         *,
-        max_batch: int = 16,
+        max_batch: int = 25,
         concurrency: int = 2,
         client_factory: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.time,
@@ -566,9 +566,11 @@ class Homes:
             volumes = self._client.api.volumes(filters={"name": prefix}).get("Volumes") or []
             return {v["Name"] for v in volumes if v.get("Name", "").startswith(prefix)}
 
-        return await self._docker_fn(names)
+        return await self._in_pool(names)
 
-    async def _docker_fn(self, fn, timeout: float | None = None):
+    async def _in_pool(self, fn, timeout: float | None = None):
+        """``fn()`` in the helper's thread pool (Docker SDK calls, and reading what came
+        back), with a time limit; Docker's errors as HelperUnavailable."""
         import docker
         import requests
 
@@ -634,7 +636,7 @@ class Homes:
                     removed += 1
             return removed
 
-        removed = await self._docker_fn(sweep)
+        removed = await self._in_pool(sweep)
         if removed:
             self.log.info("Removed %d helper container(s) left by an earlier run", removed)
         return removed
@@ -661,7 +663,7 @@ class Homes:
         homes = [(w.volume, op in ("snapshot", "view")) for w in work]
         budget = self.settings.time_limit(len(work)) + 4 * self.settings.docker_timeout
         started = self.clock()
-        run = await self._docker_fn(
+        run = await self._in_pool(
             lambda: run_helper(self._client, self.settings, job, inputs, homes, caps),
             timeout=budget,
         )
@@ -698,17 +700,23 @@ class Homes:
             ]
             caps = {f"{n}.zip": MAX_SNAPSHOT_BYTES for n in range(len(present))}
             run = await self._run_job("snapshot", present, items, {}, caps)
-            found = parse_results("snapshot", run.results, [i["id"] for i in items])
-            by_work = {}
-            try:
-                for n, w in enumerate(present):
-                    outcome = self._outcome(w, found.get(str(n)), run)
-                    if isinstance(outcome, dict):
-                        outcome = self._snapshot_of(w, outcome, run.outputs.get(f"{n}.zip"))
-                    by_work[id(w)] = outcome
-            finally:
-                for spool in run.outputs.values():
-                    spool.close()
+
+            def check() -> dict:
+                """Blocking (reads, parses and hashes up to 110 MB a home): in the pool."""
+                found = parse_results("snapshot", run.results, [i["id"] for i in items])
+                checked = {}
+                try:
+                    for n, w in enumerate(present):
+                        outcome = self._outcome(w, found.get(str(n)), run)
+                        if isinstance(outcome, dict):
+                            outcome = self._snapshot_of(w, outcome, run.outputs.get(f"{n}.zip"))
+                        checked[id(w)] = outcome
+                finally:
+                    for spool in run.outputs.values():
+                        spool.close()
+                return checked
+
+            by_work = await self._in_pool(check, timeout=60 + 10 * len(present))
         results = []
         for i, w in enumerate(work):
             results.append(outcomes[i] if i in outcomes else by_work[id(w)])
