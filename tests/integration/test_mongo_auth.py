@@ -23,6 +23,7 @@ from pymongo.errors import ClientBulkWriteException, OperationFailure
 
 from hub.stores import mongo as mongo_stores
 from services.base.blocking import BlockingCalls
+from services.base.errors import Unavailable
 from services.classes.store import ClassStore
 from services.files.pushstore import PushStore
 from tests.harness import VENV_BIN, start_mongo
@@ -108,31 +109,24 @@ async def test_each_service_works_through_its_own_store_code(server):
         assert (await pushes.claim("p7", ["scheduled"]))["status"] == "running"
         await pushes.record({"_id": "p7", "code": "bio7"}, "ann", {"status": "delivered"})
         assert await pushes.statuses(["p7"]) == {"p7": {"delivered": 1}}
-        # the same store code with the other service's database in its URL is refused
-        for wrong, call in (
-            (
-                ClassStore(
-                    url(server, "files").replace("/classhub_files?", "/classhub?"),
-                    blocking=blocking,
-                    timeout=5,
-                ),
-                lambda s: s.get("bio7"),
-            ),
-            (
-                PushStore(
-                    url(server, "classes").replace("/classhub?", "/classhub_files?"),
-                    blocking=blocking,
-                    timeout=5,
-                ),
-                lambda s: s.get("p7"),
-            ),
+        # the same store code with the other service's user (its database in the URL is
+        # not that user's), or with a wrong password, answers 503 naming the credentials
+        files_user_on_classes = url(server, "files").replace("/classhub_files?", "/classhub?")
+        classes_user_on_files = url(server, "classes").replace("/classhub?", "/classhub_files?")
+        wrong_password = url(server, "classes").replace(PASSWORDS["classes"], "x" * 24)
+        for store, call in (
+            (ClassStore(files_user_on_classes, blocking=blocking, timeout=5), "get"),
+            (PushStore(classes_user_on_files, blocking=blocking, timeout=5), "get"),
+            (ClassStore(wrong_password, blocking=blocking, timeout=5), "ping"),
+            (PushStore(wrong_password, blocking=blocking, timeout=5), "ping"),
         ):
             try:
-                with pytest.raises(OperationFailure) as e:
-                    await call(wrong)
-                assert e.value.code == 13 and "not authorized on" in str(e.value)
+                with pytest.raises(Unavailable, match="refused the service's credentials") as e:
+                    await (getattr(store, call)("bio7") if call == "get" else store.ping())
+                assert e.value.status_code == 503
+                assert e.value.detail in ("13 Unauthorized", "18 AuthenticationFailed")
             finally:
-                wrong.close()
+                store.close()
     finally:
         classes.close()
         pushes.close()
