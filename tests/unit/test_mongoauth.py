@@ -671,3 +671,13 @@ def test_without_auth_nothing_is_refused_but_sign_in_works(tmp_path):
     shared = Shared(FakeNx(), store, auth=False)
     assert run(connect(shared), cmd("dropDatabase", 1, db="anything"))["ok"]
     assert sign_in(connect(shared), "u", "pw", speculative=True)["ok"]
+
+
+def test_log_lines_keep_client_text_on_one_line(server, caplog):
+    caplog.set_level("INFO", logger="classhub.mongo")
+    conn = connect(server)
+    reply = sign_in(conn, "evil\nclasshub.mongo INFO root@admin signed in", "x", speculative=False)
+    assert reply["code"] == 18
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("authentication of evil?classhub.mongo" in line for line in lines)
+    assert not any("\n" in line for line in lines)

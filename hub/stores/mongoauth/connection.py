@@ -115,6 +115,12 @@ def _session_id(lsid) -> str:
     return sid
 
 
+def _clean(value) -> str:
+    """A client's text for a log line: one line, printable, bounded."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _cursor_id(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise Refused(14, "a cursor id must be a number", "TypeMismatch")
@@ -203,7 +209,7 @@ class Connection:
             return self._dispatch(msg, forward)
         except Refused as e:
             if e.code == 13:
-                log.info("refused (%s) from %s: %s", e.code, self._who(), e)
+                log.info("refused (%s) from %s: %s", e.code, self._who(), _clean(e))
             return e.reply()
         except UserError as e:
             return {"ok": 0.0, "errmsg": str(e), "code": e.code, "codeName": e.code_name}
@@ -417,7 +423,7 @@ class Connection:
             raise AUTH_FAILED
         self.user_key = state.key
         state.proved = True
-        log.info("%s signed in from %s", "@".join(state.key), self._peer_text())
+        log.info("%s signed in from %s", _clean("@".join(state.key)), self._peer_text())
         if state.skip_empty:
             self.sasl = None
         return {
@@ -429,7 +435,10 @@ class Connection:
 
     def _failed(self, name: str, db: str, reason: str) -> None:
         log.warning(
-            "authentication of %s@%s from %s failed (%s)", name, db, self._peer_text(), reason
+            "authentication of %s from %s failed (%s)",
+            _clean(f"{name}@{db}"),
+            self._peer_text(),
+            reason,
         )
 
     def _logout(self, body: dict) -> dict:
@@ -491,9 +500,8 @@ class Connection:
         self._check_mechanisms(body)
         self.shared.store.create(name, db, body.get("pwd"), roles, only_if_empty=exception)
         log.info(
-            "created user %s@%s with roles %s%s (by %s)",
-            name,
-            db,
+            "created user %s with roles %s%s (by %s)",
+            _clean(f"{name}@{db}"),
             ", ".join(f"{r}@{d}" for r, d in roles) or "none",
             " through the localhost exception" if exception else "",
             self._who(),
@@ -510,14 +518,14 @@ class Connection:
         if "pwd" in body and not isinstance(body["pwd"], str):
             raise Refused(14, '"pwd" must be a string', "TypeMismatch")
         self.shared.store.update(name, db, password=body.get("pwd"), roles=roles)
-        log.info("updated user %s@%s (by %s)", name, db, self._who())
+        log.info("updated user %s (by %s)", _clean(f"{name}@{db}"), self._who())
         return {"ok": 1.0}
 
     def _drop_user(self, body: dict) -> dict:
         self._user_admin("dropUser", body)
         db, name = body["$db"], body.get("dropUser")
         self.shared.store.drop(name, db)
-        log.info("dropped user %s@%s (by %s)", name, db, self._who())
+        log.info("dropped user %s (by %s)", _clean(f"{name}@{db}"), self._who())
         return {"ok": 1.0}
 
     def _users_info(self, body: dict) -> dict:
@@ -570,5 +578,5 @@ class Connection:
         return f"{host}:{port}"
 
     def _who(self) -> str:
-        who = "@".join(self.user_key) if self.user_key else "unauthenticated"
+        who = _clean("@".join(self.user_key)) if self.user_key else "unauthenticated"
         return f"{who} ({self._peer_text()})"

@@ -133,7 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = UserStore(data_dir / FILENAME)
+    try:
+        store = UserStore(data_dir / FILENAME)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.stderr.write(
+            f"classhub-mongo: cannot read the users in {data_dir / FILENAME}: "
+            f"{type(e).__name__}: {e}\n"
+        )
+        return 2
     try:
         created = initial_root(store, os.environ)
     except UserError as e:
