@@ -456,3 +456,36 @@ def test_root_from_the_environment_as_in_the_offline_image(tmp_path):
             )
     finally:
         proc.stop()
+
+
+def test_upgrade_of_an_offline_deployment_keeps_its_data(tmp_path):
+    # the offline image before this version: nx-27017 alone, the files service's pushes
+    # still in the classes database, no users
+    workdir = tmp_path / "mongo"
+    bare, port = start_mongo(workdir, bare=True)
+    try:
+        old = client(f"mongodb://127.0.0.1:{port}/")
+        old.classhub.classes.insert_one({"code": "geo1", "students": ["ann"]})
+        old.classhub.material_pushes.insert_one({"_id": "push1", "code": "geo1"})
+        old.close()
+    finally:
+        bare.stop()
+    # this version's image on the same data: root from the environment, then `make up`'s set-up
+    env = {"MONGO_INITDB_ROOT_USERNAME": "root", "MONGO_INITDB_ROOT_PASSWORD": ROOT_PW}
+    proc, port = start_mongo(workdir, port=port, env=env)
+    try:
+        done = mongo_stores.bootstrap(
+            f"127.0.0.1:{port}", root_password=ROOT_PW, passwords=PASSWORDS
+        )
+        assert "moved 1 documents of classhub.material_pushes to classhub_files" in done
+        server = {"address": f"127.0.0.1:{port}"}
+        classes, files = client(url(server, "classes")), client(url(server, "files"))
+        assert classes.classhub.classes.find_one({"code": "geo1"})["students"] == ["ann"]
+        assert files.classhub_files.material_pushes.find_one({"_id": "push1"})["code"] == "geo1"
+        refused(lambda: files.classhub.classes.find_one())
+        anonymous = client(f"mongodb://127.0.0.1:{port}/")
+        refused(lambda: anonymous.classhub.classes.find_one())
+        for c in (classes, files, anonymous):
+            c.close()
+    finally:
+        proc.stop()

@@ -248,6 +248,7 @@ OTHER_DB = [
     cmd("getMore", 1000000000001, db="classhub_files", collection="c"),
     cmd("aggregate", pipeline=[{"$lookup": {"from": "p", "db": "classhub_files", "as": "x"}}]),
     cmd("aggregate", pipeline=[{"$unionWith": {"coll": "p", "db": "classhub_files"}}]),
+    cmd("aggregate", pipeline=[{"$lookup": {"from": {"db": "classhub_files", "coll": "p"}}}]),
     cmd(
         "aggregate", pipeline=[{"$facet": {"a": [{"$out": {"db": "classhub_files", "coll": "x"}}]}}]
     ),

@@ -287,6 +287,9 @@ def pipeline_needs(pipeline, db: str) -> list[tuple[str, str]]:
             elif key in ("$lookup", "$unionWith", "$graphLookup") and isinstance(spec, dict):
                 if "db" in spec:
                     needs.append(("read", spec["db"]))
+                source = spec.get("from")  # {db, coll} in MongoDB 7+
+                if isinstance(source, dict) and "db" in source:
+                    needs.append(("read", source["db"]))
     return needs
 
 
