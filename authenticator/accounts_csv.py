@@ -51,6 +51,8 @@ class ImportRow:
     message: str = ""
     #: the generated password of a created account (only when the import was applied)
     password: str | None = field(default=None, repr=False)
+    #: the role the row gives (the hub is told it for created accounts)
+    role: str = ""
 
 
 @dataclass
@@ -213,5 +215,5 @@ def build_report(
         elif applied:
             password = r.password if r.generated else None
             message = "created with a generated password" if r.generated else "created"
-            out.append(ImportRow(r.line, r.username, "created", message, password))
+            out.append(ImportRow(r.line, r.username, "created", message, password, r.role))
     return ImportReport(applied, out, len(rows))

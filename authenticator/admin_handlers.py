@@ -28,6 +28,7 @@ from tornado import web
 from .accounts import AccountError, AccountExists, AccountNotFound, generate_password
 from .accounts import StoreUnavailable as AccountsUnavailable
 from .messages import describe_agent
+from .roles import roles_for
 from .sessions import StoreUnavailable
 from .usernames import InvalidUsername, normalize_username
 
@@ -74,6 +75,15 @@ class _AdminAPI(APIHandler):
             return normalize_username(unquote(raw))
         except InvalidUsername as e:
             raise web.HTTPError(400, f"Invalid username: {e}.") from None
+
+    def apply_hub_role(self, name: str, role: str) -> None:
+        """Give the hub user ``name`` the hub roles of classhub role ``role`` now (what
+        their next sign-in would set), so the hub and the classes service know it before
+        that: teachers may enrol and reach only students, and a local student account an
+        admin made is one before its first sign-in."""
+        user = self.user_from_username(name)
+        user.admin = role == "admin"
+        user.sync_roles(roles_for(role, self.authenticator.roles()))
 
     def accounts(self):
         if self.authenticator.accounts is None:
@@ -129,7 +139,7 @@ class AccountsAPIHandler(_AdminAPI):
         if not isinstance(password, str) or not isinstance(role, str):
             raise web.HTTPError(400, "'password' and 'role' must be strings.")
         account = await self._call(self.accounts().create(body["username"], password, role))
-        self.user_from_username(account.username)  # visible in the admin panel at once
+        self.apply_hub_role(account.username, account.role)  # in the admin panel at once
         self.log.info("Admin %s created account %s", self.current_user.name, account.username)
         out = account_json(account)
         if generated:
@@ -155,6 +165,7 @@ class AccountAPIHandler(_AdminAPI):
             raise web.HTTPError(404, f"There is no local account {name!r}.")
         if "role" in body:
             await self._call(store.set_role(name, _str(body, "role")))
+            self.apply_hub_role(name, (await self._call(store.get(name))).role)
         if "password" in body:
             await self._call(store.set_password(name, _str(body, "password")))
         if "disabled" in body:
@@ -199,7 +210,7 @@ class AccountsImportAPIHandler(_AdminAPI):
         if report.applied:
             for row in report.rows:
                 if row.status == "created":
-                    self.user_from_username(row.username)
+                    self.apply_hub_role(row.username, row.role)
             self.set_status(201)
         else:
             self.set_status(400)

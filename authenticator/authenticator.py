@@ -20,7 +20,9 @@ from hub import clock
 
 from . import revoke
 from .accounts import StoreUnavailable as AccountsUnavailable
-from .class_roles import class_teacher_roles
+from .class_roles import Rosters, class_teacher_roles
+from .class_rosters import ClassGroups, teacher_rosters
+from .client_address import client_address
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
@@ -50,6 +52,9 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         self.accounts = None
         self.limiter: LoginLimiter | None = None
         self.keys = None
+        # per teacher: the signature of their classes and the roles built from it
+        self._class_roles: dict[str, tuple[Rosters, list[dict]]] = {}
+        self._class_groups = ClassGroups()
 
     # ----- start-up -----
 
@@ -77,6 +82,9 @@ class JWTAuthenticator(AuthSettings, Authenticator):
                     per_user=self.login_failures_per_user,
                     per_address=self.login_failures_per_address,
                     window=self.login_failure_window,
+                    slowdown_after=self.login_slowdown_after,
+                    slowdown_step=self.login_slowdown_step,
+                    slowdown_max=self.login_slowdown_max,
                 ),
             )
             self.sessions = store
@@ -97,6 +105,10 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         return role_definitions(
             student_scopes=list(self.student_scopes), teacher_scopes=list(self.teacher_scopes)
         )
+
+    def client_address(self, handler) -> str:
+        """The client's address: Traefik's X-Real-Ip only from ``trusted_proxies``."""
+        return client_address(handler.request, set(self.trusted_proxies))
 
     # ----- usernames -----
 
@@ -140,10 +152,10 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             raise web.HTTPError(
                 400, "Token sign-in is not set up on this hub; use your username and password."
             )
-        address = handler.request.remote_ip or ""
-        wait = await self.limiter.retry_after("", address)
-        if wait:
-            raise web.HTTPError(429, too_many(wait))
+        address = self.client_address(handler)
+        verdict = await self.limiter.check("", address)
+        if verdict.retry_after:
+            raise web.HTTPError(429, too_many(verdict))
         now = clock.now()
         try:
             identity = await verify_token(token, self.keys, self.verify_settings(), now)
@@ -167,15 +179,22 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             username = normalize_username(data.get("username", ""))
         except InvalidUsername:
             return None
-        address = handler.request.remote_ip or ""
-        wait = await self.limiter.retry_after(username, address)
-        if wait:
-            raise web.HTTPError(429, too_many(wait))
-        account = await self.accounts.verify(username, data.get("password", ""))
+        address = self.client_address(handler)
+        # counted as a failure until the password proves right
+        verdict = await self.limiter.attempt(username, address)
+        if verdict.retry_after:
+            raise web.HTTPError(429, too_many(verdict))
+        try:
+            if verdict.delay:
+                # an account many have guessed at: slower, never locked
+                await asyncio.sleep(verdict.delay)
+            account = await self.accounts.verify(username, data.get("password", ""))
+        except BaseException:
+            await self.limiter.release(username, address)
+            raise
         if account is None:
-            await self.limiter.failed(username, address)
             return None
-        await self.limiter.succeeded(username)
+        await self.limiter.succeeded(username, address)
         return self.auth_model(account.username, account.role, "password", {})
 
     def auth_model(self, name: str, role: str, method: str, claims: dict) -> dict:
@@ -201,8 +220,8 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             if authentication["auth_state"]["role"] == "teacher":
                 existing = orm.User.find(handler.db, authentication["name"])
                 if existing is not None:
-                    groups = [g.name for g in existing.groups]
-                    authentication["roles"] += class_teacher_roles(groups)
+                    signature = teacher_rosters(handler.db, existing, self._class_groups)
+                    authentication["roles"] += class_teacher_roles(signature)
         return authentication
 
     async def _begin_session(self, handler, authentication) -> None:
@@ -228,7 +247,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             user=name,
             session_id=session_id,
             started=clock.now(),
-            address=handler.request.remote_ip or "",
+            address=self.client_address(handler),
             agent=(handler.request.headers.get("User-Agent") or "")[:200],
             method=authentication.get("auth_state", {}).get("method", ""),
         )
@@ -256,7 +275,9 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         if token is not None and token.user_id == user.id:
             session_id = token.session_id
             if not session_id:
-                return True  # a server's own token or one an admin issued, not a browser's
+                # a server's own token or one an admin issued, not a browser's: no session
+                # to check, but its rights are the owner's current ones
+                return self._teacher_roles_update(user) or True
         else:
             session_id = handler.get_session_cookie()
             if not session_id:
@@ -267,24 +288,43 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             live = await self.sessions.touch(user.name, session_id, extend=extend)
         except StoreUnavailable:
             # keep serving signed-in people while Redis is away; new sign-ins fail closed
-            return True
+            return self._teacher_roles_update(user) or True
         if not live:
             self.log.info("Session of %s has ended; sign-in required", user.name)
             return False
         return self._teacher_roles_update(user) or True
 
     def _teacher_roles_update(self, user) -> dict | None:
-        """New roles for a teacher whose classes changed since the last request, else None."""
-        held = {r.name for r in user.roles}
+        """New roles for a teacher whose class roles differ from their classes' rosters
+        now (a student added or removed, a class gained or lost), else None.
+
+        Runs on (nearly) every request of a teacher, without a database query in the
+        steady state: the rosters come from the hub session's objects
+        (:mod:`.class_rosters`), the role dicts from a per-teacher cache unless the rosters
+        changed, and the comparison with the roles held is in memory. Scopes are
+        compared, not only role names: ``teacher-<code>`` keeps its name when its
+        students change. JupyterHub's ``User.sync_roles`` then updates the existing
+        role's scopes (``create_role`` with ``reset_to_defaults=False`` sets any scopes
+        that differ)."""
+        orm_user = user.orm_user
+        held = {r.name: r for r in orm_user.roles}
         if "classhub-teacher" not in held:
+            self._class_roles.pop(user.name, None)
             return None
-        wanted = roles_for("teacher", self.roles()) + class_teacher_roles(
-            g.name for g in user.groups
-        )
-        if {r["name"] for r in wanted} == held:
+        signature = teacher_rosters(user.db, orm_user, self._class_groups)
+        cached = self._class_roles.get(user.name)
+        if cached is not None and cached[0] == signature:
+            wanted = cached[1]
+        else:
+            wanted = roles_for("teacher", self.roles()) + class_teacher_roles(signature)
+            self._class_roles[user.name] = (signature, wanted)
+        if held.keys() == {r["name"] for r in wanted} and all(
+            list(held[r["name"]].scopes or []) == r["scopes"] for r in wanted
+        ):
             return None
         self.log.info("Updating the class roles of teacher %s", user.name)
-        return {"name": user.name, "roles": wanted}
+        # sync_roles marks the dicts it is given; keep the cached ones clean
+        return {"name": user.name, "roles": [dict(r, scopes=list(r["scopes"])) for r in wanted]}
 
     def get_handlers(self, app):
         from .admin_handlers import admin_handlers
@@ -301,9 +341,13 @@ def bearer_token(handler) -> str | None:
     return None
 
 
-def too_many(seconds: int) -> str:
-    minutes = max(1, round(seconds / 60))
-    return (
-        "Too many failed sign-ins for this account or from this address. "
-        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin."
-    )
+def too_many(verdict) -> str:
+    """The 429 message for a refused attempt (a ``ratelimit.Verdict``)."""
+    minutes = max(1, round(verdict.retry_after / 60))
+    when = f"Try again in {minutes} minute{'s' if minutes != 1 else ''}"
+    if verdict.locked == "account":
+        return (
+            "Too many failed sign-ins for this account from this address. "
+            f"{when}, sign in from another device, or ask an admin."
+        )
+    return f"Too many failed sign-ins from this address. {when}, or ask an admin."

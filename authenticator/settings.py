@@ -230,8 +230,11 @@ class AuthSettings(LoggingConfigurable):
     login_failures_per_user = Integer(
         5,
         config=True,
-        help="""Failed password sign-ins per account per window before it is locked for the
-        rest of the window.
+        help="""Failed password sign-ins of one account from one client address per window
+        before that account is locked *from that address* for the rest of the window. The
+        owner signing in from another address is not affected: a guesser cannot lock
+        anyone out (the account-wide ``login_slowdown_*`` settings slow guessing from many
+        addresses down instead). At least 1.
 
         Example: ``c.JWTAuthenticator.login_failures_per_user = 10``
         """,
@@ -239,8 +242,10 @@ class AuthSettings(LoggingConfigurable):
     login_failures_per_address = Integer(
         50,
         config=True,
-        help="""Failed sign-ins per client address per window (a classroom behind one NAT
-        shares an address, so keep this well above the per-user limit).
+        help="""Failed sign-ins (passwords and refused tokens) per client address per window
+        before every sign-in from that address is refused for the rest of the window (a
+        classroom behind one NAT shares an address, so keep this well above the per-account
+        limit). At least 1.
 
         Example: ``c.JWTAuthenticator.login_failures_per_address = 200``
         """,
@@ -248,9 +253,50 @@ class AuthSettings(LoggingConfigurable):
     login_failure_window = Integer(
         900,
         config=True,
-        help="""Length of the failure-counting window, in seconds.
+        help="""Length of the failure-counting window, in seconds, from the first failure.
 
         Example: ``c.JWTAuthenticator.login_failure_window = 600``
+        """,
+    )
+    login_slowdown_after = Integer(
+        5,
+        config=True,
+        help="""Failed password sign-ins of one account, from all addresses together, in a
+        window after which every further password attempt for that account waits before it
+        is checked (``login_slowdown_step`` seconds more per failure, at most
+        ``login_slowdown_max``). Never a lock: the owner waits a few seconds at worst, while
+        guessing from many addresses stays slow. At least 1.
+
+        Example: ``c.JWTAuthenticator.login_slowdown_after = 10``
+        """,
+    )
+    login_slowdown_step = Float(
+        0.5,
+        config=True,
+        help="""Seconds of waiting added per failure beyond ``login_slowdown_after``.
+
+        Example: ``c.JWTAuthenticator.login_slowdown_step = 1.0``
+        """,
+    )
+    login_slowdown_max = Float(
+        3.0,
+        config=True,
+        help="""The longest wait, in seconds, before a password of a slowed-down account is
+        checked (0-10; 0 switches the slow-down off).
+
+        Example: ``c.JWTAuthenticator.login_slowdown_max = 5``
+        """,
+    )
+    trusted_proxies = List(
+        Unicode(),
+        ["127.0.0.1", "::1"],
+        config=True,
+        help="""Addresses whose ``X-Real-Ip``/``X-Forwarded-For`` headers name the client:
+        Traefik's, as the hub sees it (the hub listens on loopback only). From any other
+        peer the peer's own address is the client's, whatever the headers say. The address
+        is used by the login limits and shown on the Sessions page.
+
+        Example: ``c.JWTAuthenticator.trusted_proxies = ["127.0.0.1"]``
         """,
     )
 
@@ -396,6 +442,34 @@ class AuthSettings(LoggingConfigurable):
     def _check_positive(self, proposal):
         if proposal.value <= 0:
             raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+        return proposal.value
+
+    @validate("login_failures_per_user", "login_failures_per_address", "login_slowdown_after")
+    def _check_at_least_one(self, proposal):
+        if proposal.value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+        return proposal.value
+
+    @validate("login_slowdown_step", "login_slowdown_max")
+    def _check_slowdown(self, proposal):
+        if not 0 <= proposal.value <= 10:
+            raise TraitError(
+                f"{proposal.trait.name} must be between 0 and 10 seconds, got {proposal.value}: "
+                "a longer wait would lock the owner out in all but name."
+            )
+        return proposal.value
+
+    @validate("trusted_proxies")
+    def _check_proxies(self, proposal):
+        import ipaddress
+
+        for value in proposal.value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise TraitError(
+                    f"trusted_proxies must list IP addresses (such as 127.0.0.1), got {value!r}"
+                ) from None
         return proposal.value
 
     @validate("student_scopes")

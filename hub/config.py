@@ -27,14 +27,21 @@ def configure_hub(
     public_url: str,
     concurrent_spawn_limit: int = 1000,
 ) -> None:
-    """Hub basics: where it listens, where it keeps state, named servers on."""
+    """Hub basics: where it listens, where it keeps state, named servers on.
+
+    The hub listens on loopback only: Traefik (the public entrypoint) and the hub's
+    services reach it there. Student containers reach it at ``hub_ip:hub_port``, the
+    student network's gateway, where Traefik's ``students`` entrypoint passes only the
+    hub API calls a single-user server makes (``hub.routing.hub_api_rule``) and sets
+    ``X-Real-Ip`` itself, so no container can forge the address the hub sees."""
     # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
     # class of 200 starting at once would see half of them refused. ClassroomSpawner's own
     # start queue (start_concurrency) already limits the containers starting at once; the
     # others wait their turn on the spawn page instead of failing.
     c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
-    c.JupyterHub.hub_bind_url = f"http://{hub_ip}:{hub_port}"
-    c.JupyterHub.hub_connect_ip = hub_ip
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
+    # JUPYTERHUB_API_URL of student servers (services keep the hub's own loopback address)
+    c.Spawner.hub_connect_url = f"http://{hub_ip}:{hub_port}"
     c.JupyterHub.bind_url = public_url
     c.JupyterHub.db_url = db_url
     c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
@@ -97,14 +104,22 @@ def configure_origins(c: Config, *, public_url: str, servers_domain: str) -> Non
 
 
 def configure_proxy(
-    c: Config, *, api_url: str, dynamic_dir: str, entrypoint: str, prefix: str = "classhub"
+    c: Config,
+    *,
+    api_url: str,
+    dynamic_dir: str,
+    entrypoint: str,
+    prefix: str = "classhub",
+    student_entrypoint: str = "students",
 ) -> None:
-    """Traefik, not configurable-http-proxy, is the proxy."""
+    """Traefik, not configurable-http-proxy, is the proxy; student containers reach the
+    hub's API through its ``student_entrypoint``."""
     c.JupyterHub.proxy_class = "traefik-docker"
     c.TraefikDockerProxy.traefik_api_url = api_url
     c.TraefikDockerProxy.dynamic_config_dir = dynamic_dir
     c.TraefikDockerProxy.entrypoint = entrypoint
     c.TraefikDockerProxy.route_name_prefix = prefix
+    c.TraefikDockerProxy.student_entrypoint = student_entrypoint
 
 
 def configure_spawner(
@@ -312,6 +327,7 @@ def apply_env(
         dynamic_dir=env.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", f"{data_dir}/traefik-dynamic"),
         entrypoint=entrypoint,
         prefix=prefix,
+        student_entrypoint=env.get("CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students"),
     )
     configure_spawner(
         c,

@@ -4,7 +4,10 @@
   :class:`spawner.ClassroomSpawner` puts on their containers; ``add_route`` for them only
   *waits* until Traefik really routes the route spec to the expected container.
 * The hub's own route, services and ``extra_routes`` are written to a file in Traefik's
-  file-provider directory (atomically), then waited for the same way.
+  file-provider directory (atomically), then waited for the same way. With
+  ``student_entrypoint`` set, the hub's route gets a second router on that entrypoint
+  that passes only the hub API calls a single-user server makes
+  (:func:`hub.routing.hub_api_rule`): the way student containers reach the hub.
 * ``get_all_routes`` reads Traefik's API, so what the hub sees is what Traefik does.
 """
 
@@ -22,6 +25,7 @@ from traitlets import Bool, Float, Unicode, default, validate
 
 from .routing import (
     RouteSpecError,
+    hub_api_rule,
     route_name,
     routespec_from_rule,
     split_routespec,
@@ -32,6 +36,8 @@ from .routing import (
 from .traefik_api import TraefikAPI, TraefikAPIError, service_targets
 
 ROUTES_FILE = "classhub-routes.yml"
+#: the hub route's router on the student entrypoint: ``<hub router name>-students``
+STUDENTS_SUFFIX = "-students"
 
 
 class TraefikDockerProxy(Proxy):
@@ -81,6 +87,20 @@ class TraefikDockerProxy(Proxy):
         help="""Traefik entrypoint for file-provider routes (the hub and services).
 
         Example: ``c.TraefikDockerProxy.entrypoint = "web"``
+        """,
+    )
+
+    student_entrypoint = Unicode(
+        "",
+        config=True,
+        help="""Traefik entrypoint on the student network's gateway through which student
+        containers reach the hub (``c.Spawner.hub_connect_url`` points there), or empty for
+        none. Its router passes only the hub API calls a single-user server makes (the API
+        root, ``api/user``, ``api/oauth2/token``, ``api/users/<name>/activity``), never the
+        login page, other hub pages or services. Set from CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT
+        (``up.sh`` and the stack use ``students``).
+
+        Example: ``c.TraefikDockerProxy.student_entrypoint = "students"``
         """,
     )
 
@@ -230,6 +250,12 @@ class TraefikDockerProxy(Proxy):
             if routespec == "/":
                 router["priority"] = 1
             routes["http"]["routers"][name] = router
+            if data.get("hub") and self.student_entrypoint:
+                routes["http"]["routers"][name + STUDENTS_SUFFIX] = {
+                    "rule": hub_api_rule(self._hub_prefix()),
+                    "service": name,
+                    "entryPoints": [self.student_entrypoint],
+                }
             routes["http"]["services"][name] = {
                 "loadBalancer": {"servers": [{"url": target}], "passHostHeader": True}
             }
@@ -244,6 +270,7 @@ class TraefikDockerProxy(Proxy):
         async with self._routes_lock:
             routes = self._load_file_routes()
             found = routes["http"]["routers"].pop(name, None) is not None
+            routes["http"]["routers"].pop(name + STUDENTS_SUFFIX, None)
             routes["http"]["services"].pop(name, None)
             if found:
                 self._write_file_routes(routes)
@@ -256,6 +283,11 @@ class TraefikDockerProxy(Proxy):
             deadline = loop.time() + self.route_timeout
             while loop.time() < deadline and await self.api.router(f"{name}@file"):
                 await asyncio.sleep(self.poll_interval)
+
+    def _hub_prefix(self) -> str:
+        """The hub's own base URL (``/hub/`` under base URL ``/``)."""
+        hub = getattr(getattr(self, "app", None), "hub", None)
+        return getattr(hub, "base_url", "") or "/hub/"
 
     def _route_data(self, routespec: str, provider: str) -> dict:
         base_url = getattr(getattr(self, "app", None), "base_url", "/") or "/"

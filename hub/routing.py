@@ -168,6 +168,34 @@ def traefik_rule(routespec: str) -> str:
     return path
 
 
+def hub_api_rule(hub_prefix: str = "/hub/") -> str:
+    """The Traefik rule of the hub's routes on the student entrypoint: only the hub API
+    calls a single-user server makes, each with its method, and nothing else.
+
+    ======  =================================  ========================================
+    GET     ``<hub>/api``, ``<hub>/api/``      the version check at start-up
+    GET     ``<hub>/api/user``                 who owns a token (HubAuth, session guard)
+    POST    ``<hub>/api/oauth2/token``         a browser's OAuth code for a token
+    POST    ``<hub>/api/users/<name>/activity``  the server's activity
+    ======  =================================  ========================================
+
+    Not ``<hub>/login``, no other page or API, no ``/services/`` or ``/user/`` path.
+    ``hub_prefix`` is the hub's base URL (``/hub/`` under base URL ``/``); it is validated
+    like a route spec and written with :func:`go_string_literal`, so it cannot widen the
+    rule.
+    """
+    validate_routespec(hub_prefix)
+    api = traefik_match_path(hub_prefix) + "api"
+
+    def path(p: str) -> str:
+        return f"Path({go_string_literal(p)})"
+
+    activity = "^" + re.escape(api + "/users/") + "[^/]+/activity$"
+    reads = " || ".join(path(p) for p in (api, api + "/", api + "/user"))
+    writes = f"{path(api + '/oauth2/token')} || PathRegexp({go_string_literal(activity)})"
+    return f'(Method("GET") && ({reads})) || (Method("POST") && ({writes}))'
+
+
 _RULE_PATH = r'PathPrefix\("((?:[A-Za-z0-9/._~@%-]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*)"\)'
 _RULE_RE = re.compile(rf'^(?:Host\("([a-z0-9.-]+)"\) && )?{_RULE_PATH}$')
 

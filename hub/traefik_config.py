@@ -8,11 +8,15 @@ from pathlib import Path
 
 import yaml
 
+#: the entrypoint on the student network's gateway (see traefik_static_config)
+STUDENTS_ENTRYPOINT = "students"
+
 
 def traefik_static_config(
     *,
     web_address: str,
     api_address: str,
+    students_address: str = "",
     network: str,
     dynamic_dir: str,
     deployment: str = "classhub",
@@ -23,6 +27,12 @@ def traefik_static_config(
 ) -> dict:
     """The static config: one public entrypoint, the API on a loopback entrypoint, the
     Docker provider for student containers and the file provider for hub routes.
+
+    ``students_address`` (the student network's gateway and the hub port, e.g.
+    ``172.30.0.1:8081``) adds the entrypoint ``students``: the only way from a student
+    container to the hub, which listens on loopback only. Its one router (written by the
+    hub, :func:`hub.routing.hub_api_rule`) passes only the hub API calls a single-user
+    server makes; Traefik sets ``X-Real-Ip`` there itself, whatever the container sends.
 
     The API is unauthenticated, so ``api_address`` must be a loopback address.
     """
@@ -66,6 +76,13 @@ def traefik_static_config(
             "file": {"directory": dynamic_dir, "watch": True},
         },
     }
+    if students_address:
+        config["entryPoints"][STUDENTS_ENTRYPOINT] = {
+            "address": students_address,
+            # containers are hostile: their X-Real-Ip / X-Forwarded-* are replaced
+            "forwardedHeaders": {"insecure": False},
+            "http": {"aliasHeadersStrategy": "delete"},
+        }
     if access_log:
         # request paths only: query strings can carry tokens and are never logged
         config["accessLog"] = {
@@ -86,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="directory for traefik.yml")
     parser.add_argument("--web-address", default=":8000")
     parser.add_argument("--api-address", default="127.0.0.1:8099")
+    parser.add_argument(
+        "--students-address",
+        default="",
+        help="GATEWAY:HUB_PORT: the entrypoint through which student containers reach the hub API",
+    )
     parser.add_argument("--network", default="classhub-students")
     parser.add_argument("--dynamic-dir", default="/etc/traefik/dynamic")
     parser.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
@@ -95,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     config = traefik_static_config(
         web_address=args.web_address,
         api_address=args.api_address,
+        students_address=args.students_address,
         network=args.network,
         dynamic_dir=args.dynamic_dir,
         docker_endpoint=args.docker_endpoint,

@@ -152,8 +152,12 @@ cmp -s "$S3_JSON" "$S3_JSON.applied" || S3_CHANGED=1
 
 # Traefik static configuration (the Python side owns its content).
 [ -x .venv/bin/classhub-traefik-config ] || die ".venv/bin/classhub-traefik-config is missing (pip install -e . failed?)"
+# Student containers reach the hub (on 127.0.0.1 only) through Traefik's entrypoint
+# "students" on the student network's gateway, which passes only the hub API calls a
+# single-user server makes.
 .venv/bin/classhub-traefik-config --out .run/traefik --web-address ":$HTTP_PORT" \
-  --api-address 127.0.0.1:8099 --network "$NETWORK" --dynamic-dir /etc/traefik/dynamic
+  --api-address 127.0.0.1:8099 --network "$NETWORK" --dynamic-dir /etc/traefik/dynamic \
+  --students-address "$GATEWAY:$(get_var CLASSHUB_HUB_PORT)"
 [ -s .run/traefik/traefik.yml ] || die "classhub-traefik-config wrote no .run/traefik/traefik.yml"
 
 # ---------------------------------------------------------------- student network
@@ -170,8 +174,9 @@ else
     "$NETWORK" >/dev/null
 fi
 
-# Students reach the hub's port on the host and nothing else there, nor link-local
-# addresses (cloud metadata); re-applied on every run (rules do not survive a reboot).
+# Students reach the hub's port on the host (Traefik's "students" entrypoint) and nothing
+# else there, nor link-local addresses (cloud metadata); re-applied on every run (rules do
+# not survive a reboot).
 .venv/bin/classhub-firewall --bridge classhub0 --allow-port "$(get_var CLASSHUB_HUB_PORT)" \
   || die "could not install the student firewall (iptables)"
 
@@ -260,6 +265,21 @@ stores mongo mongo --address 127.0.0.1:27017 \
   || { log "the MongoDB set-up failed"; on_failure; }
 stores s3 s3-bucket --endpoint http://127.0.0.1:8333 \
   || { log "the S3 set-up failed"; on_failure; }
+
+# Traefik reads its static configuration only when it starts: a changed one recreates it
+# (the hash is in its environment). Before this version the hub itself listened on the
+# gateway address that Traefik's "students" entrypoint now takes, so the old hub stops
+# first; otherwise Traefik could not bind it until the new hub replaced the old one.
+export CLASSHUB_TRAEFIK_CONFIG_HASH="$(sha256sum .run/traefik/traefik.yml | cut -c1-16)"
+TRAEFIK_ID="$(dc ps -q traefik 2>/dev/null || true)"
+if [ -n "$TRAEFIK_ID" ]; then
+  running_hash="$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$TRAEFIK_ID" \
+    | sed -n 's/^CLASSHUB_TRAEFIK_CONFIG_HASH=//p')"
+  if [ "$running_hash" != "$CLASSHUB_TRAEFIK_CONFIG_HASH" ]; then
+    log "Traefik's static configuration changed: stopping the hub and Traefik to apply it"
+    dc stop hub traefik || true
+  fi
+fi
 
 log "docker-compose up -d (mode $MODE)"
 dc up -d --remove-orphans || on_failure

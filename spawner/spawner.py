@@ -28,6 +28,9 @@ from .progress import ProgressLog
 from .queue import StartQueue
 from .readiness import SpawnError, wait_until_ready
 
+#: what a server's own API token may do: report activity, never open the server itself
+SERVER_TOKEN_SCOPES = ("users:activity!user",)
+
 HOME = "/home/jovyan"
 
 
@@ -310,6 +313,17 @@ class ClassroomSpawner(DockerSpawner):
     def _default_allowed_images(self):
         return [self.image]
 
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self):
+        # The server's own JUPYTERHUB_API_TOKEN (in the environment of every process in the
+        # container, so in any terminal) may post activity and nothing else. JupyterHub's
+        # default adds access:servers!server: the token would open this server from any
+        # machine, through any carrier (header, URL, or a cookie signed with the server's
+        # cookie secret, which lives in the home volume), and outlive every sign-in
+        # session. Browsers open servers with their session's OAuth token, which ends
+        # with the session (takeover, logout, an admin's End session).
+        return list(SERVER_TOKEN_SCOPES)
+
     @default("options_form")
     def _default_options_form(self):
         return ""
@@ -431,6 +445,8 @@ class ClassroomSpawner(DockerSpawner):
         env = super().get_env()
         env.update(self.extra_env)
         env["CLASSHUB_PORT"] = str(self.port)
+        # tokens in page URLs stay ignored (JupyterHub's default, pinned here)
+        env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "0"
         env.pop("JUPYTER_IMAGE_SPEC", None)
         return env
 
@@ -608,6 +624,15 @@ class ClassroomSpawner(DockerSpawner):
                     await self._in_pool(homes.remove_home, self.homes_root, self.home_volume)
                 except BtrfsError as e:
                     self.log.warning("Home %s left behind: %s", self.home_volume, e)
+
+    async def rename(self, old_name, new_name):
+        """Refuse renaming (JupyterHub 6's ``PATCH /users/<name>/servers/<server>``,
+        allowed by ``start:servers``): a class server's name is its class code, and a
+        teacher holds ``servers!server=<student>/<code>`` for exactly that name."""
+        raise web.HTTPError(
+            400,
+            "classhub servers cannot be renamed: a class server's name is its class code.",
+        )
 
     async def start(self):
         progress = self._current_progress()

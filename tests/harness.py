@@ -55,6 +55,18 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connect from a chosen local address (another loopback address is another client)."""
+
+    def __init__(self, source: str, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
 class Process:
     """A child process with its output in a log file."""
 
@@ -594,6 +606,9 @@ class Stack:
                 f"{self.public_host}:{self.web_port}",
                 "--api-address",
                 f"127.0.0.1:{self.api_port}",
+                # how student containers reach the hub (which listens on loopback only)
+                "--students-address",
+                f"{self.gateway}:{self.hub_port}",
                 "--network",
                 self.network.name,
                 "--dynamic-dir",
@@ -896,10 +911,15 @@ c.JupyterHub.log_level = {self.log_level!r}
         """A sign-in JWT signed with this hub's HS256 secret (like ``classhub-token``)."""
         return mint_token(user, role, key=self.jwt_secret, **kwargs)
 
-    def browser(self) -> requests.Session:
-        """A fresh cookie jar, like one browser."""
+    def browser(self, source: str = "") -> requests.Session:
+        """A fresh cookie jar, like one browser; ``source`` (e.g. ``127.0.0.2``, any
+        loopback address) is the address it connects from, to be another client."""
         s = requests.Session()
         s.headers["User-Agent"] = "classhub-tests"
+        if source:
+            adapter = SourceAddressAdapter(source)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
         return s
 
     def login_token(self, browser: requests.Session, token: str, **kwargs) -> requests.Response:

@@ -74,3 +74,39 @@ def assert_reaches_only_hub(container, targets, hub_url) -> None:
     ]
     assert opened == [], f"student container reached {opened}"
     assert result["hub"] == 200, result["hub"]
+
+
+#: argv[1]: base URL; argv[2]: JSON list of [label, method, path, headers, body or null].
+#: "$TOKEN" in a header value is replaced by the server's own JUPYTERHUB_API_TOKEN (read
+#: inside the container). Prints {label: [status, first 300 characters of the body]};
+#: redirects are not followed.
+HTTP = r"""
+import json, os, sys, urllib.error, urllib.request
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+opener = urllib.request.build_opener(NoRedirect)
+out = {}
+for label, method, path, headers, body in json.loads(sys.argv[2]):
+    headers = {k: v.replace("$TOKEN", os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+               for k, v in headers.items()}
+    data = body.encode() if body is not None else None
+    req = urllib.request.Request(sys.argv[1] + path, data=data, method=method, headers=headers)
+    try:
+        with opener.open(req, timeout=10) as r:
+            out[label] = [r.status, r.read(300).decode("utf-8", "replace")]
+    except urllib.error.HTTPError as e:
+        out[label] = [e.code, e.read(300).decode("utf-8", "replace")]
+    except Exception as e:
+        out[label] = [0, repr(e)]
+print(json.dumps(out))
+"""
+
+
+def run_http_probe(container, base_url, requests_) -> dict:
+    """Run :data:`HTTP` in ``container``: ``{label: [status, body start]}``."""
+    import json
+
+    code, out = container.exec_run(["python3", "-c", HTTP, base_url, json.dumps(requests_)])
+    assert code == 0, out
+    return json.loads(out.decode().strip().splitlines()[-1])

@@ -233,14 +233,18 @@ class HubAPI:
 
     async def existing_users(self, names: Iterable[str], *, concurrency: int = 8) -> set[str]:
         """Those of ``names`` that are hub users (one bounded-concurrency lookup each)."""
+        return set(await self.user_models(names, concurrency=concurrency))
+
+    async def user_models(self, names: Iterable[str], *, concurrency: int = 8) -> dict[str, dict]:
+        """The models of those of ``names`` that are hub users, by name."""
         gate = asyncio.Semaphore(concurrency)
 
-        async def exists(name: str) -> str | None:
+        async def lookup(name: str) -> tuple[str, dict | None]:
             async with gate:
-                return name if await self.get_user(name) is not None else None
+                return name, await self.get_user(name)
 
-        found = await asyncio.gather(*(exists(n) for n in dict.fromkeys(names)))
-        return {n for n in found if n}
+        found = await asyncio.gather(*(lookup(n) for n in dict.fromkeys(names)))
+        return {n: model for n, model in found if model is not None}
 
     async def active_users(self, *, stale_ok: bool = False, fresh: bool = False) -> list[dict]:
         """User models (with their active servers) of everyone with a running or pending

@@ -26,7 +26,7 @@ SCOPES = [
     "list:users",
     # server models (ready, pending, started, last_activity) in those user models; it
     # includes read:users:name, enough for GET /users/<name> to check that a teacher or
-    # student is a hub user. Not read:users: the service needs no roles or groups of users.
+    # student is a hub user. Not read:users: the service needs no groups of users.
     # Also GET /classhub/homes/<name> (hub/homes_api.py): a person's home folder use for
     # their My classes page.
     "read:servers",
@@ -35,6 +35,10 @@ SCOPES = [
     # DELETE /users/<name>/servers/<code> (never with "remove", so volumes stay): culling,
     # archiving, unenrolling, a teacher stopping a student's server.
     "delete:servers",
+    # the "roles" of GET /users/<name>: a person's classhub role (classhub-student,
+    # classhub-teacher, admin), so that teachers enrol, start and stop only students. Role
+    # names only; it cannot change a role (that would need admin:users).
+    "read:roles:users",
 ]
 # Not granted, on purpose: admin:users (it never creates users or changes admin rights),
 # access:servers (it never opens a server), admin:server_state, tokens, proxy.

@@ -46,14 +46,20 @@ from .model import (
     roster_size_problem,
 )
 from .rules import (
+    ENROL_ONLY,
+    SERVERS_ONLY,
     STUDENT,
+    TEACHER,
     Actor,
+    hub_role,
     relation,
     require_admin,
     require_edit,
     require_manage,
     require_see,
     require_server_control,
+    require_student,
+    student_problem,
 )
 from .servers import active_servers, roster_servers, server_state
 from .store import ClassStore
@@ -252,7 +258,7 @@ class RosterHandler(ClassesHandler):
         body = self.json_body({"username"}, required=("username",))
         name = check_username(body["username"])
         record = await self.store.require(code)
-        require_manage(actor, record, "change its roster")
+        rel = require_manage(actor, record, "change its roster")
         if name in record.get("students", ()):
             self.write_json(
                 {
@@ -263,10 +269,12 @@ class RosterHandler(ClassesHandler):
                 }
             )
             return
-        if await self.hub.get_user(name) is None:
+        model = await self.hub.get_user(name)
+        if model is None:
             raise BadRequest(
                 f"{name} is not a user of this hub: create the account first, or fix the name."
             )
+        require_student(rel, name, hub_role(model), ENROL_ONLY)
         problem = roster_size_problem(record.get("students", ()), [name], self.limits)
         if problem:
             raise BadRequest(problem)
@@ -303,12 +311,19 @@ class ImportHandler(ClassesHandler):
         code = self.code_arg(code)
         body = self.json_body({"csv"}, required=("csv",))
         record = await self.store.require(code)
-        require_manage(actor, record, "change its roster")
+        rel = require_manage(actor, record, "change its roster")
         rows = roster_csv.parse_roster_csv(body["csv"], max_rows=self.limits.max_students)
         names = [r.username for r in rows if not r.error and not r.duplicate_of]
-        hub_users = await self.hub.existing_users(names, concurrency=self.hub_concurrency)
+        models = await self.hub.user_models(names, concurrency=self.hub_concurrency)
+        refused = {
+            n: problem
+            for n, m in models.items()
+            if (problem := student_problem(rel, n, hub_role(m), ENROL_ONLY))
+        }
         enrolled = set(record.get("students", ()))
-        report = roster_csv.build_report(rows, hub_users=hub_users, enrolled=enrolled)
+        report = roster_csv.build_report(
+            rows, hub_users=set(models), enrolled=enrolled, refused=refused
+        )
         if not report.applied:
             # the error shape ({"status", "message"}) plus the per-row report
             self.write_json({"status": 400, "code": code, **report.as_json()}, status=400)
@@ -343,7 +358,14 @@ class ServerHandler(ClassesHandler):
     async def _target(self, code: str, username: str) -> tuple[dict, str]:
         code, name = self.code_arg(code), self.username_arg(username)
         record = await self.store.require(code)
-        require_server_control(self.actor(), record, name)
+        actor = self.actor()
+        rel = require_server_control(actor, record, name)
+        if rel == TEACHER and name != actor.name:
+            # only students: never an admin or a teacher an admin put on the roster
+            model = await self.hub.get_user(name)
+            if model is None:
+                raise NotFound(f"{name} is not a user of this hub any more.")
+            require_student(rel, name, hub_role(model), SERVERS_ONLY)
         return record, name
 
     async def _state(self, name: str, code: str) -> dict:

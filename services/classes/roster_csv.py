@@ -4,8 +4,9 @@ The file has a header line ``username`` and one username per line. A UTF-8 BOM, 
 line endings, blank lines, surrounding spaces and trailing empty cells (``alice,`` as
 spreadsheets export) are accepted; usernames are normalised like everywhere in classhub.
 
-An import is all or nothing: a malformed line or a username that is not a hub user
-rejects the whole file, and nothing is written. A name listed twice (``duplicate``) or
+An import is all or nothing: a malformed line, a username that is not a hub user, or (for
+a teacher's import) a person who is not a student rejects the whole file, and nothing is
+written. A name listed twice (``duplicate``) or
 already on the roster (``already_enrolled``) is reported and skipped, never an error.
 Problems with the whole file (no header, no names, too many) raise
 :class:`RosterFileError`.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 
 from services.base.errors import BadRequest
@@ -29,8 +30,9 @@ VALID = "valid"  # would have been added: the import was rejected
 ALREADY = "already_enrolled"
 DUPLICATE = "duplicate"
 UNKNOWN = "unknown_user"
+NOT_STUDENT = "not_a_student"  # a teacher's import only: admins may enrol anyone
 MALFORMED = "malformed"
-ERRORS = frozenset({UNKNOWN, MALFORMED})
+ERRORS = frozenset({UNKNOWN, NOT_STUDENT, MALFORMED})
 
 
 class RosterFileError(BadRequest):
@@ -72,7 +74,7 @@ class ImportReport:
         errors = sum(1 for r in self.rows if r.status in ERRORS)
         return (
             f"Nothing was imported: {errors} line(s) have errors. Fix the lines marked "
-            "'malformed' or 'unknown_user' and upload the file again."
+            "'malformed', 'unknown_user' or 'not_a_student' and upload the file again."
         )
 
     def as_json(self) -> dict:
@@ -81,7 +83,8 @@ class ImportReport:
             "message": self.summary(),
             "added": list(self.to_add) if self.applied else [],
             "counts": {
-                s: self.count(s) for s in (ADDED, VALID, ALREADY, DUPLICATE, UNKNOWN, MALFORMED)
+                s: self.count(s)
+                for s in (ADDED, VALID, ALREADY, DUPLICATE, UNKNOWN, NOT_STUDENT, MALFORMED)
             },
             "rows": [asdict(r) for r in self.rows],
         }
@@ -139,10 +142,16 @@ def _row(line: int, values: list[str], first_seen: dict[str, int]) -> CsvRow:
 
 
 def build_report(
-    rows: list[CsvRow], *, hub_users: Collection[str], enrolled: Collection[str]
+    rows: list[CsvRow],
+    *,
+    hub_users: Collection[str],
+    enrolled: Collection[str],
+    refused: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """The per-row report; ``applied`` is True when nothing blocks the import, and then
-    ``to_add`` holds the names to write."""
+    ``to_add`` holds the names to write. ``refused`` maps the hub users the caller may
+    not enrol (a teacher: anyone who is not a student) to the reason."""
+    refused = refused or {}
     report_rows: list[ReportRow] = []
     to_add: list[str] = []
     for row in rows:
@@ -166,6 +175,10 @@ def build_report(
         elif row.username in enrolled:
             report_rows.append(
                 ReportRow(row.line, row.username, ALREADY, "already on the roster; skipped")
+            )
+        elif row.username in refused:
+            report_rows.append(
+                ReportRow(row.line, row.username, NOT_STUDENT, refused[row.username])
             )
         else:
             report_rows.append(ReportRow(row.line, row.username, ADDED))

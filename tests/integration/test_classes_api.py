@@ -26,8 +26,10 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def people(stack):
-    for name in ("uma", "ulf", "sue"):  # hub users who never sign in
-        stack.create_user(name)
+    for name in ("uma", "ulf", "sue"):  # local students who never sign in
+        r = stack.api("POST", "/classhub/accounts", json={"username": name, "role": "student"})
+        assert r.status_code == 201, r.text
+    stack.create_user("nora")  # a hub user without a classhub role (never signed in)
     return {
         "admin": Person(stack, "admin", "admin"),
         "tina": Person(stack, "tina", "teacher"),
@@ -119,6 +121,11 @@ def test_roster_add_remove_and_group_sync(stack, world):
         tina.post("api/classes/bio/students", {"username": "nobody-here"}),
         400,
         "nobody-here is not a user of this hub",
+    )
+    assert_error(
+        tina.post("api/classes/bio/students", {"username": "nora"}),
+        403,
+        "nora has no student role on this hub yet",
     )
     assert tina.delete("api/classes/bio/students/uma").status_code == 204
     assert members(stack, "class-bio") == {"sam", "sue"}

@@ -28,8 +28,10 @@ TEST_SERVICE_ENV = {
 }
 
 
-def classes_stack(workdir: Path, extra_config: str = ""):
-    new = Stack(workdir, with_classes=True, extra_config=extra_config, env=TEST_SERVICE_ENV)
+def classes_stack(workdir: Path, extra_config: str = "", **kwargs):
+    new = Stack(
+        workdir, with_classes=True, extra_config=extra_config, env=TEST_SERVICE_ENV, **kwargs
+    )
     for stack in running_stack(new):
         wait_healthy(stack)
         yield stack
@@ -111,6 +113,16 @@ class Person:
 
     def delete(self, path, **kw):
         return self.call("DELETE", path, **kw)
+
+
+def authorize(browser, page):
+    """Press "Authorize" on the hub's OAuth confirmation page, as a teacher would."""
+    import re
+
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    scopes = re.findall(r'<input[^>]*name="scopes"[^>]*value="([^"]*)"', page.text)
+    data = [(k, v) for k, v in fields.items() if k != "scopes"] + [("scopes", x) for x in scopes]
+    return browser.post(page.url, data=data, timeout=60)
 
 
 def group(stack: Stack, name: str) -> dict | None:

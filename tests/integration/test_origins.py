@@ -15,7 +15,7 @@ import requests
 
 from hub.origins import user_host
 from tests.harness import Stack, running_stack
-from tests.integration.test_classes_support import Person, wait_healthy
+from tests.integration.test_classes_support import Person, authorize, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ def signed_in(stack, user):
     browser = stack.browser()
     assert stack.login_token(browser, stack.mint(user)).status_code == 302
     return browser
-
-
-def authorize(browser, page):
-    """Press "Authorize" on the hub's OAuth confirmation page, as the teacher would."""
-    import re
-
-    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
-    scopes = re.findall(r'<input[^>]*name="scopes"[^>]*value="([^"]*)"', page.text)
-    data = [(k, v) for k, v in fields.items() if k != "scopes"] + [("scopes", x) for x in scopes]
-    return browser.post(page.url, data=data, timeout=60)
 
 
 def from_jupyter_server(response: requests.Response) -> bool:
@@ -118,6 +108,7 @@ def test_the_hub_and_its_api_stay_on_the_hub_host(stack):
 def test_a_teacher_opens_their_students_server_on_the_students_host(stack):
     c = "o" + secrets.token_hex(3)
     teacher, student = new_user(), new_user()
+    signed_in(stack, student)  # a student's hub role comes with their first sign-in
     stack.enroll(teacher, c, teacher=True)
     stack.enroll(student, c)
     browser = stack.browser()
@@ -139,7 +130,7 @@ def test_the_classes_service_links_each_server_on_its_users_host(stack):
     c = "o" + secrets.token_hex(3)
     r = admin.post("api/classes", {"code": c, "name": "Origins", "teachers": [teacher.name]})
     assert r.status_code == 201, r.text
-    stack.create_user(student)
+    signed_in(stack, student)  # teachers enrol people whose hub role is student
     r = teacher.post(f"api/classes/{c}/students", {"username": student})
     assert r.status_code == 201, r.text
     # the service itself is on the hub's host

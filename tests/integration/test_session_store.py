@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from authenticator.ratelimit import Limits, LoginLimiter
+from authenticator.ratelimit import Limits, LoginLimiter, Verdict
 from authenticator.sessions import REJECT, TAKEOVER, Session, SessionStore, StoreUnavailable
 from tests.harness import start_redis
 
@@ -113,20 +113,42 @@ async def test_list_shows_live_sessions_with_idle_time(store):
     assert 0 < eve[1] <= 60
 
 
-async def test_login_limiter_locks_a_user_then_clears_on_success(store):
-    limiter = LoginLimiter(store, Limits(per_user=3, per_address=5, window=60))
+async def test_login_limiter_locks_an_account_only_from_the_guessing_address(store):
+    limits = Limits(per_user=3, per_address=5, window=60, slowdown_after=2, slowdown_max=3)
+    limiter = LoginLimiter(store, limits)
     for _ in range(3):
-        assert await limiter.retry_after("fay", "10.0.0.1") == 0
-        await limiter.failed("fay", "10.0.0.1")
-    assert 0 < await limiter.retry_after("fay", "10.0.0.1") <= 60
+        assert (await limiter.attempt("fay", "10.0.0.1")).retry_after == 0  # counted: failed
+    verdict = await limiter.attempt("fay", "10.0.0.1")
+    assert verdict.locked == "account" and 0 < verdict.retry_after <= 60
+    # the owner from another address is never locked, only slowed down (3 failures)
+    owner = await limiter.attempt("fay", "10.0.0.2")
+    assert owner.retry_after == 0 and owner.delay == 1.0
+    await limiter.succeeded("fay", "10.0.0.2")
+    assert (await limiter.attempt("fay", "10.0.0.2")).delay == 1.0, "the account count stays"
+    await limiter.release("fay", "10.0.0.2")
     # another user from another address is not affected
-    assert await limiter.retry_after("gus", "10.0.0.2") == 0
-    await limiter.failed("hal", "10.0.0.1")
-    await limiter.failed("ivy", "10.0.0.1")
+    assert await limiter.check("gus", "10.0.0.3") == Verdict()
     # five failures from 10.0.0.1 in all: the address is locked for everyone
-    assert await limiter.retry_after("joe", "10.0.0.1") > 0
-    await limiter.succeeded("fay")
-    assert await limiter.retry_after("fay", "10.0.0.9") == 0
+    await limiter.attempt("hal", "10.0.0.1")
+    await limiter.attempt("ivy", "10.0.0.1")
+    assert (await limiter.attempt("joe", "10.0.0.1")).locked == "address"
+    assert (await limiter.check("", "10.0.0.1")).locked == "address"  # tokens too
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(store):
+    limiter = LoginLimiter(store, Limits(per_user=5, per_address=1000, window=60))
+    verdicts = await asyncio.gather(*(limiter.attempt("kay", "10.0.0.7") for _ in range(50)))
+    assert sum(1 for v in verdicts if not v.retry_after) == 5
+
+
+async def test_released_and_successful_attempts_never_leave_keys_without_expiry(store):
+    limiter = LoginLimiter(store, Limits(per_user=5, per_address=50, window=60))
+    await limiter.release("lou", "10.0.0.8")  # nothing counted: nothing created
+    await limiter.succeeded("lou", "10.0.0.8")
+    assert await store.redis.keys(f"{store.prefix}:fail:*") == []
+    await limiter.attempt("lou", "10.0.0.8")
+    for key in await store.redis.keys(f"{store.prefix}:fail:*"):
+        assert 0 < await store.redis.ttl(key) <= 60
 
 
 async def test_redis_down_fails_closed_and_recovers(redis_server, tmp_path):

@@ -7,8 +7,10 @@ import pytest
 from traitlets import TraitError
 
 from authenticator.authenticator import JWTAuthenticator, bearer_token, too_many
+from authenticator.client_address import client_address
 from authenticator.handlers import credential_in_query
 from authenticator.messages import describe_agent, reject_message
+from authenticator.ratelimit import Limits, Verdict, slowdown
 from authenticator.roles import roles_for
 from authenticator.sessions import Session, StoreUnavailable
 from hub.logscrub import JWTScrubFilter, scrub
@@ -174,6 +176,10 @@ class FakeUser:
     roles: list = []
     groups: list = []
 
+    @property
+    def orm_user(self):
+        return self
+
 
 class FakeSessions:
     def __init__(self, live=None, down=False):
@@ -217,5 +223,59 @@ async def test_refresh_keeps_serving_while_redis_is_down():
 
 
 def test_too_many_message():
-    assert "Try again in 15 minutes" in too_many(900)
-    assert "Try again in 1 minute," in too_many(20)
+    account = too_many(Verdict(retry_after=900, locked="account"))
+    assert "for this account from this address. Try again in 15 minutes" in account
+    assert "sign in from another device" in account
+    address = too_many(Verdict(retry_after=20, locked="address"))
+    assert "from this address. Try again in 1 minute," in address
+
+
+def test_the_slow_down_grows_and_is_capped():
+    limits = Limits(slowdown_after=5, slowdown_step=0.5, slowdown_max=3.0)
+    assert [slowdown(n, limits) for n in (0, 4, 5, 6, 9, 100)] == [0, 0, 0.5, 1.0, 2.5, 3.0]
+
+
+@pytest.mark.parametrize(
+    "trait, value, match",
+    [
+        ("login_failures_per_user", 0, "at least 1"),
+        ("login_slowdown_max", 60, "between 0 and 10"),
+        ("trusted_proxies", ["traefik"], "IP addresses"),
+    ],
+)
+def test_limit_settings_are_checked(trait, value, match):
+    with pytest.raises(TraitError, match=match):
+        JWTAuthenticator(**{trait: value})
+
+
+class FakeContext:
+    def __init__(self, peer):
+        self.address = (peer, 40000)
+
+
+class FakeConnection:
+    def __init__(self, peer):
+        self.context = FakeContext(peer)
+
+
+class FakeXheadersRequest:
+    """What tornado makes with xheaders: remote_ip from X-Real-Ip, the peer kept apart."""
+
+    def __init__(self, peer, forwarded=None):
+        self.connection = FakeConnection(peer)
+        self.remote_ip = forwarded or peer
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded, seen",
+    [
+        ("127.0.0.1", "198.51.100.7", "198.51.100.7"),  # Traefik says who it was
+        ("::ffff:127.0.0.1", "198.51.100.7", "198.51.100.7"),
+        ("172.30.0.5", "127.0.0.1", "172.30.0.5"),  # anyone else: their own address
+        ("172.30.0.5", None, "172.30.0.5"),
+        ("127.0.0.1", None, "127.0.0.1"),
+    ],
+)
+def test_forwarded_addresses_count_only_from_trusted_proxies(peer, forwarded, seen):
+    request = FakeXheadersRequest(peer, forwarded)
+    assert client_address(request, {"127.0.0.1", "::1"}) == seen

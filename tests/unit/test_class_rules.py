@@ -2,7 +2,7 @@
 
 import pytest
 
-from authenticator.class_roles import class_teacher_roles
+from authenticator.class_roles import class_teacher_roles, is_student, rosters, taught_codes
 from spawner.classes import ClassRefused, environment_from_properties, resolve_class
 
 pytestmark = pytest.mark.unit
@@ -37,12 +37,42 @@ def test_who_may_start_a_class_server(groups, admin, props, refused):
         assert resolve_class("phy", member_of=groups, group_properties=props, is_admin=admin)
 
 
-def test_teacher_roles_are_scoped_to_each_class_group():
-    roles = class_teacher_roles(["teachers-phy", "class-chem", "teachers-bio", "other"])
+def test_teacher_roles_name_each_students_class_server_and_nothing_else():
+    signature = rosters(
+        taught_codes(["teachers-phy", "class-chem", "teachers-bio", "other", "teachers-"]),
+        {
+            "phy": [("amy", True), ("boss", False), ("bob", True)],
+            "bio": [("amy", True)],
+            "chem": [("cy", True)],
+        },
+    )
+    assert signature == (("bio", ("amy",)), ("phy", ("amy", "bob")))
+    roles = class_teacher_roles(signature)
     assert [r["name"] for r in roles] == ["teacher-bio", "teacher-phy"]
-    for r in roles:
-        code = r["name"].removeprefix("teacher-")
-        for scope in r["scopes"]:
-            assert scope.endswith((f"!group=class-{code}", f"!group=teachers-{code}")), scope
-        assert f"access:servers!group=class-{code}" in r["scopes"]
-    assert class_teacher_roles(["class-phy"]) == []
+    assert roles[1]["scopes"] == [
+        "servers!server=amy/phy",
+        "access:servers!server=amy/phy",
+        "servers!server=bob/phy",
+        "access:servers!server=bob/phy",
+    ]
+    for role in roles:
+        assert all("!server=" in s and "group" not in s for s in role["scopes"])
+    # a class without students gives no role at all
+    assert class_teacher_roles(rosters(["phy"], {"phy": [("boss", False)]})) == []
+    assert class_teacher_roles(rosters(["phy"], {})) == []
+
+
+@pytest.mark.parametrize(
+    "roles, admin, student",
+    [
+        ({"user", "classhub-student"}, False, True),
+        ({"user", "classhub-student"}, True, False),
+        ({"user", "classhub-student", "admin"}, False, False),
+        ({"user", "classhub-student", "classhub-teacher"}, False, False),
+        ({"user", "classhub-teacher"}, False, False),
+        ({"user", "admin"}, True, False),
+        ({"user"}, False, False),  # never signed in: role unknown
+    ],
+)
+def test_only_a_classhub_student_counts_as_a_student(roles, admin, student):
+    assert is_student(roles, admin) is student

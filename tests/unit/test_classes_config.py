@@ -48,8 +48,17 @@ def test_least_privilege_scopes():
         "read:servers",
         "start:servers",
         "delete:servers",
+        "read:roles:users",
     }
-    for broad in ("admin:users", "admin:servers", "servers", "access:servers", "tokens"):
+    for broad in (
+        "admin:users",
+        "admin:servers",
+        "servers",
+        "access:servers",
+        "tokens",
+        "read:users",
+        "read:roles",
+    ):
         assert broad not in SCOPES
 
 

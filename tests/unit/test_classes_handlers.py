@@ -90,9 +90,20 @@ class MemoryStore:
         return copy.deepcopy(self.records[code])
 
 
+#: the hub roles of the fake hub's people (whoever is not listed has only "user")
+HUB_ROLES = {
+    "root": ["user", "admin"],
+    "tina": ["user", "classhub-teacher"],
+    "tom": ["user", "classhub-teacher"],
+    "sam": ["user", "classhub-student"],
+    "sue": ["user", "classhub-student"],
+}
+
+
 class MemoryHub:
     def __init__(self, users):
         self.users = {u: {} for u in users}
+        self.roles = {u: HUB_ROLES.get(u, ["user"]) for u in users}
         self.groups = {}
         self.groups_down = False
         self.refuse_start = ""
@@ -103,10 +114,13 @@ class MemoryHub:
     async def get_user(self, name, include_stopped_servers=False, stale_ok=False):
         if name not in self.users:
             return None
-        return {"name": name, "servers": copy.deepcopy(self.users[name])}
+        return {"name": name, "servers": copy.deepcopy(self.users[name]), "roles": self.roles[name]}
 
     async def existing_users(self, names, concurrency=8):
         return {n for n in names if n in self.users}
+
+    async def user_models(self, names, concurrency=8):
+        return {n: await self.get_user(n) for n in names if n in self.users}
 
     async def active_users(self, stale_ok=False):
         return [{"name": n, "servers": s} for n, s in self.users.items() if s]
@@ -159,7 +173,7 @@ async def api(monkeypatch):
         api_token="t", service_prefix=PREFIX, allowed_images=["img:1"], default_image="img:1"
     )
     app.hub_auth = FakeHubAuth()
-    app.hub = MemoryHub({"root", "tina", "sam", "sue"})
+    app.hub = MemoryHub({"root", "tina", "tom", "sam", "sue", "uma"})
     app.store = MemoryStore()
     app.group_sync = GroupSync(app.hub, app.store)
     sock, port = bind_unused_port()
@@ -281,3 +295,38 @@ async def test_a_rename_does_not_wait_for_the_hub_but_an_environment_change_does
     app.hub.groups_down = False
     assert await app.reconcile() is True
     assert app.hub.groups["class-bio"]["properties"]["classhub"]["name"] == "Bio II"
+
+
+async def test_teachers_enrol_start_and_stop_only_students(api):
+    """Admins may put anyone on a roster; its teachers act only on students."""
+    app, call = api
+    await call("root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]})
+    for name, what in (("root", "an administrator"), ("tom", "a teacher")):
+        code, body = await call("tina", "POST", "api/classes/bio/students", {"username": name})
+        assert code == 403, body
+        assert body["message"].startswith(f"Teachers can enrol only students: {name} is {what}")
+    code, body = await call("tina", "POST", "api/classes/bio/students", {"username": "uma"})
+    assert code == 403 and "no student role on this hub yet" in body["message"]
+    assert app.store.records["bio"]["students"] == []
+    code, body = await call(
+        "tina", "POST", "api/classes/bio/import", {"csv": "username\nsam\ntom\nroot\numa\n"}
+    )
+    assert code == 400 and body["applied"] is False
+    assert [r["status"] for r in body["rows"]] == ["valid"] + ["not_a_student"] * 3
+    assert body["counts"]["not_a_student"] == 3
+    assert app.store.records["bio"]["students"] == []
+    # an admin enrols anyone, then the class's teacher cannot start or stop their servers
+    for name in ("root", "tom", "sam"):
+        code, _ = await call("root", "POST", "api/classes/bio/students", {"username": name})
+        assert code == 201
+    for name in ("root", "tom"):
+        for method in ("POST", "DELETE"):
+            code, body = await call("tina", method, f"api/classes/bio/servers/{name}")
+            assert code == 403 and "only their students' servers" in body["message"], body
+    assert "bio" not in app.hub.users["root"] and "bio" not in app.hub.users["tom"]
+    code, body = await call("tina", "POST", "api/classes/bio/servers/sam")
+    assert code == 200 and body["state"] == "running"
+    code, body = await call("root", "POST", "api/classes/bio/servers/tom")
+    assert code == 200, "an admin may"
+    code, body = await call("tina", "POST", "api/classes/bio/servers/tina")
+    assert code == 200, "a teacher's own class server is theirs"

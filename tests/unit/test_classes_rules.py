@@ -94,3 +94,38 @@ def test_server_control():
         r.require_server_control(TOM, BIO, "sam")
     with pytest.raises(Forbidden):
         r.require_server_control(SID, BIO, "sid")
+
+
+@pytest.mark.parametrize(
+    "model, role",
+    [
+        ({"roles": ["user", "classhub-student"]}, "student"),
+        ({"roles": ["user", "classhub-teacher"]}, "teacher"),
+        ({"roles": ["user", "admin"]}, "admin"),
+        ({"roles": ["user", "classhub-student"], "admin": True}, "admin"),
+        ({"roles": ["user", "classhub-student", "classhub-teacher"]}, "teacher"),
+        ({"roles": ["user"]}, None),
+        ({}, None),
+    ],
+)
+def test_hub_role_from_the_hub_roles(model, role):
+    assert r.hub_role(model) == role
+
+
+def test_teachers_act_only_on_students_admins_on_anyone():
+    r.require_student("teacher", "sam", "student", r.ENROL_ONLY)
+    for role in ("admin", "teacher", "student", None):
+        r.require_student("admin", "x", role, r.ENROL_ONLY)
+    with pytest.raises(Forbidden, match="Teachers can enrol only students: boss is an admin"):
+        r.require_student("teacher", "boss", "admin", r.ENROL_ONLY)
+    with pytest.raises(Forbidden, match="only their students' servers: tom is a teacher"):
+        r.require_student("teacher", "tom", "teacher", r.SERVERS_ONLY)
+    with pytest.raises(Forbidden, match="never signed in"):
+        r.require_student("teacher", "new", None, r.ENROL_ONLY)
+
+
+def test_a_teacher_controls_no_other_teachers_server():
+    both = {"code": "bio", "teachers": ["tina", "tom"], "students": ["sam"]}
+    with pytest.raises(Forbidden, match="tom is a teacher of class 'bio'"):
+        r.require_server_control(TINA, both, "tom")
+    assert r.require_server_control(ADMIN, both, "tom") == "admin"

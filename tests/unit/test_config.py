@@ -23,8 +23,11 @@ def test_apply_env_defaults():
     assert c.JupyterHub.proxy_class == "traefik-docker"
     assert c.JupyterHub.spawner_class == "classroom"
     assert c.JupyterHub.authenticator_class == "classhub-jwt"
-    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:8081"
-    assert c.JupyterHub.hub_connect_ip == "172.30.0.1"
+    # the hub on loopback; containers through Traefik's students entrypoint on the gateway
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert "hub_connect_ip" not in c.JupyterHub
+    assert c.Spawner.hub_connect_url == "http://172.30.0.1:8081"
+    assert c.TraefikDockerProxy.student_entrypoint == "students"
     assert c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "sqlite:////srv/classhub/jupyterhub.sqlite"
@@ -54,7 +57,7 @@ def test_a_whole_class_may_start_at_once():
 def test_apply_env_uses_gateway_lookup():
     c = Config()
     apply_env(c, {"CLASSHUB_STUDENT_NETWORK": "n1"}, gateway_lookup=lambda n: f"10.0.0.1-{n}")
-    assert c.JupyterHub.hub_connect_ip == "10.0.0.1-n1"
+    assert c.Spawner.hub_connect_url == "http://10.0.0.1-n1:8081"
 
 
 def test_apply_env_overrides():
@@ -74,7 +77,8 @@ def test_apply_env_overrides():
         "CLASSHUB_SESSION_IDLE_TIMEOUT": "600",
     }
     apply_env(c, env, gateway_lookup=no_docker)
-    assert c.JupyterHub.hub_bind_url == "http://10.1.1.1:9000"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9000"
+    assert c.Spawner.hub_connect_url == "http://10.1.1.1:9000"
     assert c.JupyterHub.db_url.startswith("postgresql+psycopg://")
     assert c.ClassroomSpawner.mem_limit == "2G"
     assert c.ClassroomSpawner.cpu_limit == 0.5
@@ -159,6 +163,24 @@ def test_traefik_static_config():
     web = cfg["entryPoints"]["web"]
     assert web["forwardedHeaders"] == {"insecure": False}
     assert web["http"]["aliasHeadersStrategy"] == "delete"
+
+
+def test_the_students_entrypoint_trusts_no_forwarded_header():
+    cfg = traefik_static_config(
+        web_address=":8000",
+        api_address="127.0.0.1:8099",
+        students_address="172.30.0.1:8081",
+        network="n",
+        dynamic_dir="/d",
+    )
+    students = cfg["entryPoints"]["students"]
+    assert students["address"] == "172.30.0.1:8081"
+    assert students["forwardedHeaders"] == {"insecure": False}
+    assert students["http"]["aliasHeadersStrategy"] == "delete"
+    plain = traefik_static_config(
+        web_address=":8000", api_address="127.0.0.1:8099", network="n", dynamic_dir="/d"
+    )
+    assert "students" not in plain["entryPoints"]
 
 
 def test_traefik_api_must_be_loopback():

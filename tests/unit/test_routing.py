@@ -5,6 +5,7 @@ from jupyterhub.utils import url_escape_path, url_path_join
 
 from hub.routing import (
     RouteSpecError,
+    hub_api_rule,
     route_name,
     routespec_from_rule,
     split_routespec,
@@ -154,3 +155,21 @@ def test_host_rules_written_by_others_are_ignored():
     assert routespec_from_rule('Host("a.b") || PathPrefix("/user/x/")') is None
     assert routespec_from_rule('Host("A.b") && PathPrefix("/user/x/")') is None
     assert routespec_from_rule('Host("a..b") && PathPrefix("/user/x/")') is None
+
+
+def test_the_student_entrypoint_passes_only_the_hub_api_a_server_needs():
+    rule = hub_api_rule("/hub/")
+    assert rule == (
+        '(Method("GET") && (Path("/hub/api") || Path("/hub/api/") || Path("/hub/api/user")))'
+        ' || (Method("POST") && (Path("/hub/api/oauth2/token") || PathRegexp('
+        '"\\u005e/hub/api/users/\\u005b\\u005e/\\u005d\\u002b/activity\\u0024")))'
+    )
+    for absent in ("login", "logout", "services", "/user/", "PathPrefix", "admin"):
+        assert absent not in rule
+    assert hub_api_rule("/jh/hub/").count('"/jh/hub/api') == 4
+
+
+@pytest.mark.parametrize("bad", ["/hub", "hub/", "/hub/\u0022) || PathPrefix(\u0022/", "/a`b/hub/"])
+def test_the_hub_prefix_cannot_widen_the_student_rule(bad):
+    with pytest.raises(RouteSpecError):
+        hub_api_rule(bad)

@@ -68,3 +68,26 @@ def test_host_paths_refused(src):
 
 def test_named_volumes_allowed():
     check_no_host_paths({"classhub-shared": "/shared"})
+
+
+def test_a_servers_own_token_may_only_post_activity():
+    """JUPYTERHUB_API_TOKEN is readable in any terminal of the container: it must not open
+    the server (JupyterHub's default adds access:servers!server), so only a browser
+    session's OAuth token, which ends with the session, does."""
+    from spawner import ClassroomSpawner
+
+    scopes = ClassroomSpawner().server_token_scopes
+    assert scopes == ["users:activity!user"]
+    assert not [s for s in scopes if s.startswith(("access:", "servers", "read:", "tokens"))]
+
+
+async def test_servers_cannot_be_renamed():
+    """A rename would move a class server out of its class (and out of its teacher's
+    reach, which names the server by its class code)."""
+    from tornado import web
+
+    from spawner import ClassroomSpawner
+
+    with pytest.raises(web.HTTPError) as e:
+        await ClassroomSpawner().rename("bio", "other")
+    assert e.value.status_code == 400 and "cannot be renamed" in e.value.log_message

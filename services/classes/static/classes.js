@@ -343,6 +343,7 @@
     already_enrolled: "table-warning",
     duplicate: "table-warning",
     unknown_user: "table-danger",
+    not_a_student: "table-danger",
     malformed: "table-danger",
   };
 
