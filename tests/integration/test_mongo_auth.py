@@ -16,6 +16,7 @@ import struct
 import subprocess
 
 import bson
+import gridfs
 import pytest
 from bson.son import SON
 from pymongo import InsertOne, MongoClient
@@ -317,6 +318,39 @@ def test_a_cursor_of_one_user_is_refused_to_another(clients):
     )
     # its own user reads on, untouched
     assert [d["i"] for d in first + list(cursor)] == list(range(30))
+
+
+def test_a_change_stream_of_one_user_is_refused_to_another(clients):
+    coll = clients["classes"].classhub.stream_test
+    coll.insert_one({"i": 0})
+    stream = coll.watch()
+    try:
+        stream_id = stream._cursor.cursor_id
+        assert stream_id
+        for me, db in (("files", "classhub_files"), ("root", "classhub")):
+            c = clients[me]
+            msg = refused(
+                lambda c=c, d=db: c[d].command("getMore", stream_id, collection="stream_test")
+            )
+            assert msg == f"cursor id {stream_id} was not created by the authenticated user"
+        # nor may the other service open one on the classes database, or on every database
+        refused(lambda: clients["files"].classhub.stream_test.watch().try_next())
+        refused(lambda: clients["files"].watch().try_next())
+        coll.insert_one({"i": 1})
+        change = stream.try_next()
+        assert change["operationType"] == "insert" and change["ns"]["coll"] == "stream_test"
+    finally:
+        stream.close()
+
+
+def test_gridfs_of_one_service_is_refused_to_the_other(clients):
+    mine = gridfs.GridFS(clients["classes"].classhub)
+    file_id = mine.put(b"the classes' file", filename="notes.txt")
+    assert mine.get(file_id).read() == b"the classes' file"
+    theirs = gridfs.GridFS(clients["files"].classhub)
+    refused(lambda: theirs.get(file_id).read())
+    refused(lambda: theirs.put(b"planted", filename="notes.txt"))
+    assert [f.filename for f in mine.find()] == ["notes.txt"]
 
 
 def test_a_session_of_one_user_is_refused_to_another(clients):
