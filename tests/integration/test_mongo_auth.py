@@ -57,10 +57,11 @@ def server(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     assert "created the user root (the deployment had no users)" in r.stdout
     assert "created user classhub_classes (readWrite on classhub)" in r.stdout
+    info = {"proc": proc, "port": port, "address": address, "workdir": workdir}
     try:
-        yield {"proc": proc, "port": port, "address": address, "workdir": workdir}
+        yield info
     finally:
-        proc.stop()
+        info["proc"].stop()  # a test restarts it
         log = proc.log_path.read_text()
         for secret in (ROOT_PW, *PASSWORDS.values()):
             assert secret not in log
