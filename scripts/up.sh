@@ -115,6 +115,7 @@ ensure_var CLASSHUB_REDIS_MEM_LIMIT 512m
 ensure_var CLASSHUB_MONGO_MEM_LIMIT 1g
 ensure_var CLASSHUB_S3_MEM_LIMIT 1g
 ensure_var CLASSHUB_TRAEFIK_MEM_LIMIT 256m
+ensure_var CLASSHUB_GATE_MEM_LIMIT 256m
 # the owner gate (authenticator/gate.py), on 127.0.0.1 beside Traefik
 ensure_var CLASSHUB_GATE_PORT "${CLASSHUB_GATE_PORT:-8082}"
 # per-user origins, when given on a run (docs/admin-guide.md, "One origin per user")
