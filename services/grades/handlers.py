@@ -27,13 +27,25 @@
 ``POST   .../assignments/<slug>/collect``                 teachers: everyone's folder now
 ``GET    .../assignments/<slug>/submissions``             teachers: on time, late, missing
 ``GET    .../<slug>/students/<user>/submissions``         every version of one student,
-                                                          newest first (teachers; a
-                                                          student: their own)
+                                                          newest first, and where they
+                                                          stand (teachers; a student:
+                                                          their own)
+``PUT    .../<slug>/students/<user>/counts``              teachers: ``{"submission_id":
+                                                          <id> or null, "reason"}``: the
+                                                          version that counts
+``PUT    .../<slug>/students/<user>/penalty``             teachers: ``{"penalty_percent":
+                                                          <0-100> or null, "reason"}``
+``GET    .../assignments/<slug>/questions``               teachers: the questions
+``PUT    .../assignments/<slug>/questions``               ``{"questions": [{"key"?,
+                                                          "label", "points"}]}`` (teachers)
+``POST   .../assignments/<slug>/questions/import``        ``{"notebook", "by"}``: the
+                                                          questions a notebook defines
 ``GET    api/submissions/<id>``                           the version (teacher or its owner)
 ``GET    api/submissions/<id>/download``                  a short-lived link to its zip
                                                           (``?redirect=1``: a 302 to it)
-``PUT    api/submissions/<id>/grade``                     ``{"points", "feedback",
-                                                          "expected_revision"}`` (teachers)
+``PUT    api/submissions/<id>/grade``                     ``{"points" or "questions",
+                                                          "feedback", "expected_revision"}``
+                                                          (teachers)
 ``POST   api/submissions/<id>/return``                    return the grade to the student
 ``GET    api/classes/<code>/gradebook``                   teachers: the table (JSON)
 ``GET    api/classes/<code>/gradebook.csv``               the same as a spreadsheet file
@@ -43,6 +55,12 @@ Who may do what comes from the hub's class groups (``teachers-<code>``, ``class-
 a person outside the class gets 404 and learns nothing about it. A student of the class
 gets 403 from the teachers' routes, and 404 for an assignment they cannot see (not
 released, archived) or another student's work.
+
+Where a student stands (which version counts, on time or late against their current
+deadline, the penalty, the points) comes from one pure computation,
+:func:`.standing.standing`, through :func:`standing_view`: the student's answers, the
+teachers' and the gradebook always agree. At each student's deadline the service takes a
+snapshot of their folder by itself (:mod:`.deadlines`).
 
 Archived assignments vanish for students, take no submissions (a student's Submit and a
 teacher's collect answer 409) and stay in the teachers' list and in the gradebook (their
