@@ -15,10 +15,20 @@ Two parts:
    time (latency of ``--single`` Submits in a row), "Collect now" for the whole class, and
    a Submit rush (every student presses Submit within ``--window`` seconds, open loop).
 
+3. ``--deadline``: the deadline snapshot (issue 13) on the whole stack: ``--students``
+   enrolled students whose homes hold ``--mb`` MB of work, ``--running`` of them with a
+   running class server (real containers), the rest stopped; an assignment due
+   ``--lead`` seconds after it is made; nobody presses anything. Timed: from the deadline
+   to each student's snapshot recorded (``deadline_snapshots.taken_at``, written in the
+   transaction that records the version), read from PostgreSQL; then checked: one deadline
+   version per student, its snapshot in the S3 store.
+
 Usage: .venv/bin/python bench/homes_bench.py --direct [--students 100] [--mb 5]
            [--batch 1,10,25,50] [--concurrency 1,2,4]
        .venv/bin/python bench/homes_bench.py [--students 100] [--running 50] [--mb 5]
            [--window 60] [--single 10]
+       .venv/bin/python bench/homes_bench.py --deadline [--students 300] [--running 150]
+           [--mb 5] [--lead 30]
 Prints Markdown tables (paste them into docs/performance.md with the date).
 """
 
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import concurrent.futures
 import copy
 import io
@@ -362,9 +373,117 @@ def whole_stack(
     return out
 
 
+def start_servers(stack: Stack, users: list[str]) -> float:
+    """Start the class servers of ``users`` through the hub (real containers); seconds."""
+    t = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: stack.api("POST", f"/users/{n}/servers/{CODE}", json={}), users))
+    for n in users:
+        stack.wait_ready(n, CODE, timeout=1800)
+    return time.perf_counter() - t
+
+
+def deadline_rows(stack: Stack, assignment_id: int) -> list[tuple]:
+    """``(username, state, due_at, taken_at, submission_id)`` of every deadline snapshot."""
+    import psycopg
+
+    with psycopg.connect(stack.pg_admin_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT username, state, due_at, taken_at, submission_id"
+            " FROM classhub_grades.deadline_snapshots WHERE assignment_id = %s",
+            (assignment_id,),
+        ).fetchall()
+
+
+def deadline_versions(stack: Stack, assignment_id: int) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(stack.pg_admin_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT username, kind, deadline_for, storage_key, size_bytes"
+            " FROM classhub_grades.submissions WHERE assignment_id = %s",
+            (assignment_id,),
+        ).fetchall()
+
+
+def deadline(stack: Stack, students: int, running: int, mb: int, lead: float) -> list[str]:
+    users = [f"s{i:03d}" for i in range(students)]
+    stack.enroll("teach", CODE, teacher=True)
+    for u in users:
+        stack.create_user(u)
+    r = stack.api("POST", f"/groups/class-{CODE}/users", json={"users": users})
+    assert r.status_code == 200, r.text
+    t = time.perf_counter()
+    make_homes(stack.docker, stack.prefix, users, mb)
+    made = time.perf_counter() - t
+    spawned = start_servers(stack, users[:running])
+    teacher = Person(stack, "teach", "teacher", service=GRADES)
+    load = uptime()
+    log = HelperLog(stack)
+    log.mark()
+    due_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lead))
+    r = teacher.post(
+        f"api/classes/{CODE}/assignments",
+        json={"slug": "hw", "title": "HW", "max_points": 10, "due_at": due_text},
+    )
+    assert r.status_code == 201, r.text
+    assignment_id = r.json()["id"]
+    due = calendar.timegm(time.strptime(due_text, "%Y-%m-%dT%H:%M:%SZ"))
+    wait_for(lambda: time.time() > due, lead + 5, interval=0.2, what="the deadline")
+    load_at_deadline = uptime()
+
+    def done():
+        found = deadline_rows(stack, assignment_id)
+        pending = [row for row in found if row[1] == "pending"]
+        return found if len(found) == students and not pending else None
+
+    found = wait_for(done, 900, interval=1, what="every deadline snapshot recorded")
+    after = sorted((taken - due_at).total_seconds() for _, _, due_at, taken, _ in found)
+    states: dict[str, int] = {}
+    for _, state, _, _, _ in found:
+        states[state] = states.get(state, 0) + 1
+    versions = deadline_versions(stack, assignment_id)
+    assert len(versions) == states.get("taken", 0), (len(versions), states)
+    assert all(kind == "deadline" for _, kind, _, _, _ in versions)
+    assert len({u for u, *_ in versions}) == len(versions)  # one per student
+    stored = stack_objects(stack, f"submissions/{CODE}/hw/")
+    within = sum(x <= 60 for x in after)
+    return [
+        f"- {students} students, each home with {mb} MB of work (made in {made:.0f} s); "
+        f"{running} class servers running (started in {spawned:.0f} s), {students - running} "
+        "stopped; nobody presses Submit",
+        f"- load when the assignment was made: `{load}`; at the deadline: `{load_at_deadline}`",
+        "",
+        "| measure | result |",
+        "|---|---|",
+        f"| deadline to the first snapshot recorded | {after[0]:.1f} s |",
+        f"| deadline to half of them recorded | {statistics.median(after):.1f} s |",
+        f"| deadline to the last snapshot recorded | **{after[-1]:.1f} s** |",
+        f"| recorded within 60 s of the deadline | **{within} of {students}** |",
+        f"| states | {states} |",
+        f"| versions recorded / snapshots in the S3 store | {len(versions)} / {stored} |",
+        f"| helper containers | {log.summary()} |",
+    ]
+
+
+def stack_objects(stack: Stack, prefix: str) -> int:
+    from minio import Minio
+
+    client = Minio(
+        f"{stack.public_host}:{stack.s3_port}",
+        access_key=stack.s3_access_key,
+        secret_key=stack.s3_secret_key,
+        secure=False,
+        region="us-east-1",
+    )
+    return sum(1 for _ in client.list_objects("classhub-files", prefix=prefix, recursive=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--direct", action="store_true")
+    parser.add_argument("--deadline", action="store_true")
+    parser.add_argument("--lead", type=float, default=30.0)
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--running", type=int, default=50)
     parser.add_argument("--mb", type=int, default=5)
@@ -409,9 +528,12 @@ def main() -> int:
                 for service in (FILES, GRADES):
                     health = stack.url + service + "health"
                     wait_for(lambda h=health: requests.get(h, timeout=5).ok, 90, what=service)
-                out += whole_stack(
-                    stack, args.students, args.running, args.mb, args.window, args.single
-                )
+                if args.deadline:
+                    out += deadline(stack, args.students, args.running, args.mb, args.lead)
+                else:
+                    out += whole_stack(
+                        stack, args.students, args.running, args.mb, args.window, args.single
+                    )
     out += ["", f"- load after: `{uptime()}`"]
     print("\n".join(out))
     return 0
