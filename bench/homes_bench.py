@@ -373,14 +373,37 @@ def whole_stack(
     return out
 
 
-def start_servers(stack: Stack, users: list[str]) -> float:
-    """Start the class servers of ``users`` through the hub (real containers); seconds."""
+def available_memory() -> int:
+    """MemAvailable of this machine, in bytes."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+#: the machine is shared: servers are started only while this much memory stays available
+MEMORY_RESERVE = 4 << 30
+
+
+def start_servers(stack: Stack, users: list[str]) -> tuple[float, int]:
+    """Start the class servers of ``users`` through the hub (real containers), 25 at a
+    time, and only while ``MEMORY_RESERVE`` stays available: ``(seconds, started)``."""
     t = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda n: stack.api("POST", f"/users/{n}/servers/{CODE}", json={}), users))
-    for n in users:
-        stack.wait_ready(n, CODE, timeout=1800)
-    return time.perf_counter() - t
+    started = 0
+    for start in range(0, len(users), 25):
+        if available_memory() < MEMORY_RESERVE:
+            print(f"stopped starting servers at {started}: memory", file=sys.stderr)
+            break
+        chunk = users[start : start + 25]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(lambda n: stack.api("POST", f"/users/{n}/servers/{CODE}", json={}), chunk)
+            )
+        for n in chunk:
+            stack.wait_ready(n, CODE, timeout=1800)
+        started += len(chunk)
+    return time.perf_counter() - t, started
 
 
 def deadline_rows(stack: Stack, assignment_id: int) -> list[tuple]:
@@ -416,7 +439,7 @@ def deadline(stack: Stack, students: int, running: int, mb: int, lead: float) ->
     t = time.perf_counter()
     make_homes(stack.docker, stack.prefix, users, mb)
     made = time.perf_counter() - t
-    spawned = start_servers(stack, users[:running])
+    spawned, running = start_servers(stack, users[:running])
     teacher = Person(stack, "teach", "teacher", service=GRADES)
     load = uptime()
     log = HelperLog(stack)

@@ -89,9 +89,38 @@ async def with_standing(store: GradesStore, items: list[dict], now: datetime) ->
                 "late": bool(mine and mine.late),
                 "penalty_percent": mine.penalty_percent if mine else 0,
                 "counting_version": standing.counting.version if standing.counting else None,
+                "counting_returned": standing.returned,
             }
         )
     return out
+
+
+def one_file_each(items: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(to write, superseded)``: a student has one feedback file per assignment, so of
+    their returned grades it shows the one of the version that counts when that grade is
+    returned (``counting_returned``), else the newest version's; the others are not
+    written (they are on the grades page)."""
+    chosen: dict[tuple, dict] = {}
+    superseded: list[dict] = []
+    for item in items:
+        key = (item["username"], item["assignment_id"])
+        if item.get("counting_returned") and item["version"] != item.get("counting_version"):
+            superseded.append(item)
+            continue
+        best = chosen.get(key)
+        if best is None:
+            chosen[key] = item
+            continue
+
+        def rank(i: dict) -> tuple:
+            return (i["version"] == i.get("counting_version"), i["version"])
+
+        if rank(item) > rank(best):
+            superseded.append(best)
+            chosen[key] = item
+        else:
+            superseded.append(item)
+    return list(chosen.values()), superseded
 
 
 def _feedback_key(item: dict) -> tuple:
@@ -400,6 +429,9 @@ class Collector:
             and self._retry_at.get(_feedback_key(i), 0.0) <= now
         ]
         ready = await with_standing(self.store, ready, datetime.fromtimestamp(now, UTC))
+        ready, superseded = one_file_each(ready)
+        for item in superseded:  # the file shows another version's feedback
+            await self.store.feedback_delivered(item["submission_id"], item["revision"])
         results = await asyncio.gather(
             *(self.deliver_feedback(i) for i in ready), return_exceptions=True
         )

@@ -275,3 +275,28 @@ async def test_orphan_snapshots_are_removed_only_when_old_and_unrecorded():
     collector = Collector(store=_Store(), objects=objects, homes=None, clock=lambda: 10_000.0)
     assert await collector.remove_orphans(min_age=3600) == 1
     assert objects.removed == ["submissions/bio/hw/ann/orphan-old.zip"]
+
+
+def test_one_feedback_file_per_student_and_assignment():
+    from services.grades.collect import one_file_each
+
+    def item(user, version, counting, returned):
+        return {
+            "username": user,
+            "assignment_id": 1,
+            "version": version,
+            "counting_version": counting,
+            "counting_returned": returned,
+            "submission_id": 10 * version + len(user),
+            "revision": 1,
+        }
+
+    # the counting version's grade is returned: only its feedback is written
+    write, skip = one_file_each([item("ann", 2, 1, True), item("ann", 1, 1, True)])
+    assert [i["version"] for i in write] == [1] and [i["version"] for i in skip] == [2]
+    # a later returned grade of another version does not replace it
+    write, skip = one_file_each([item("ann", 3, 1, True)])
+    assert write == [] and [i["version"] for i in skip] == [3]
+    # the counting version has no returned grade: the newest returned one is written
+    write, skip = one_file_each([item("bob", 1, 3, False), item("bob", 2, 3, False)])
+    assert [i["version"] for i in write] == [2] and [i["version"] for i in skip] == [1]
