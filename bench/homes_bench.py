@@ -21,14 +21,15 @@ Two parts:
    ``--lead`` seconds after it is made; nobody presses anything. Timed: from the deadline
    to each student's snapshot recorded (``deadline_snapshots.taken_at``, written in the
    transaction that records the version), read from PostgreSQL; then checked: one deadline
-   version per student, its snapshot in the S3 store.
+   version per student, its snapshot in the S3 store. ``--rounds N``: N deadlines in a row
+   on the same stack (new work in every home and the due date moved before each).
 
 Usage: .venv/bin/python bench/homes_bench.py --direct [--students 100] [--mb 5]
            [--batch 1,10,25,50] [--concurrency 1,2,4]
        .venv/bin/python bench/homes_bench.py [--students 100] [--running 50] [--mb 5]
            [--window 60] [--single 10]
        .venv/bin/python bench/homes_bench.py --deadline [--students 300] [--running 150]
-           [--mb 5] [--lead 30]
+           [--mb 5] [--lead 30] [--rounds 1]
 Prints Markdown tables (paste them into docs/performance.md with the date).
 """
 
@@ -429,7 +430,24 @@ def deadline_versions(stack: Stack, assignment_id: int) -> list[tuple]:
         ).fetchall()
 
 
-def deadline(stack: Stack, students: int, running: int, mb: int, lead: float) -> list[str]:
+def change_homes(client, prefix: str, users: list[str], text: str) -> None:
+    """Append ``text`` to every student's work (25 homes per container), so the next
+    deadline has new content to take."""
+    volumes = [object_name(prefix, "home", u, CODE) for u in users]
+    for start in range(0, len(volumes), 25):
+        chunk = volumes[start : start + 25]
+        mounts = {v: {"bind": f"/h/{i}", "mode": "rw"} for i, v in enumerate(chunk)}
+        script = " && ".join(
+            f"echo {text} >> /h/{i}/{CODE}/assignments/hw/part0.py" for i in range(len(chunk))
+        )
+        client.containers.run(
+            IMAGE, ["bash", "-c", script], user="1000:100", remove=True, volumes=mounts
+        )
+
+
+def deadline(
+    stack: Stack, students: int, running: int, mb: int, lead: float, rounds: int
+) -> list[str]:
     users = [f"s{i:03d}" for i in range(students)]
     stack.enroll("teach", CODE, teacher=True)
     for u in users:
@@ -441,52 +459,58 @@ def deadline(stack: Stack, students: int, running: int, mb: int, lead: float) ->
     made = time.perf_counter() - t
     spawned, running = start_servers(stack, users[:running])
     teacher = Person(stack, "teach", "teacher", service=GRADES)
-    load = uptime()
-    log = HelperLog(stack)
-    log.mark()
-    due_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lead))
-    r = teacher.post(
-        f"api/classes/{CODE}/assignments",
-        json={"slug": "hw", "title": "HW", "max_points": 10, "due_at": due_text},
-    )
-    assert r.status_code == 201, r.text
-    assignment_id = r.json()["id"]
-    due = calendar.timegm(time.strptime(due_text, "%Y-%m-%dT%H:%M:%SZ"))
-    wait_for(lambda: time.time() > due, lead + 5, interval=0.2, what="the deadline")
-    load_at_deadline = uptime()
-
-    def done():
-        found = deadline_rows(stack, assignment_id)
-        pending = [row for row in found if row[1] == "pending"]
-        return found if len(found) == students and not pending else None
-
-    found = wait_for(done, 900, interval=1, what="every deadline snapshot recorded")
-    after = sorted((taken - due_at).total_seconds() for _, _, due_at, taken, _ in found)
-    states: dict[str, int] = {}
-    for _, state, _, _, _ in found:
-        states[state] = states.get(state, 0) + 1
-    versions = deadline_versions(stack, assignment_id)
-    assert len(versions) == states.get("taken", 0), (len(versions), states)
-    assert all(kind == "deadline" for _, kind, _, _, _ in versions)
-    assert len({u for u, *_ in versions}) == len(versions)  # one per student
-    stored = stack_objects(stack, f"submissions/{CODE}/hw/")
-    within = sum(x <= 60 for x in after)
-    return [
+    out = [
         f"- {students} students, each home with {mb} MB of work (made in {made:.0f} s); "
         f"{running} class servers running (started in {spawned:.0f} s), {students - running} "
         "stopped; nobody presses Submit",
-        f"- load when the assignment was made: `{load}`; at the deadline: `{load_at_deadline}`",
         "",
-        "| measure | result |",
-        "|---|---|",
-        f"| deadline to the first snapshot recorded | {after[0]:.1f} s |",
-        f"| deadline to half of them recorded | {statistics.median(after):.1f} s |",
-        f"| deadline to the last snapshot recorded | **{after[-1]:.1f} s** |",
-        f"| recorded within 60 s of the deadline | **{within} of {students}** |",
-        f"| states | {states} |",
-        f"| versions recorded / snapshots in the S3 store | {len(versions)} / {stored} |",
-        f"| helper containers | {log.summary()} |",
+        "| round | load at the deadline | first recorded | half | **last recorded** "
+        "| within 60 s | states | versions / in S3 | helper containers |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    assignment_id = None
+    for n in range(1, rounds + 1):
+        if n > 1:  # new work in every home, and the due date moved: a new deadline
+            change_homes(stack.docker, stack.prefix, users, f"round{n}")
+        log = HelperLog(stack)
+        log.mark()
+        due_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lead))
+        if assignment_id is None:
+            r = teacher.post(
+                f"api/classes/{CODE}/assignments",
+                json={"slug": "hw", "title": "HW", "max_points": 10, "due_at": due_text},
+            )
+            assert r.status_code == 201, r.text
+            assignment_id = r.json()["id"]
+        else:
+            r = teacher.patch(f"api/classes/{CODE}/assignments/hw", json={"due_at": due_text})
+            assert r.status_code == 200, r.text
+        due = calendar.timegm(time.strptime(due_text, "%Y-%m-%dT%H:%M:%SZ"))
+        wait_for(lambda due=due: time.time() > due, lead + 5, interval=0.2, what="the deadline")
+        load = uptime().split("load average:")[-1].strip()
+
+        def done(due=due, assignment_id=assignment_id):
+            found = deadline_rows(stack, assignment_id)
+            ready = [row for row in found if row[1] != "pending" and row[2].timestamp() == due]
+            return found if len(ready) == students else None
+
+        found = wait_for(done, 900, interval=1, what="every deadline snapshot recorded")
+        after = sorted((taken - due_at).total_seconds() for _, _, due_at, taken, _ in found)
+        states: dict[str, int] = {}
+        for _, state, _, _, _ in found:
+            states[state] = states.get(state, 0) + 1
+        versions = deadline_versions(stack, assignment_id)
+        assert all(kind == "deadline" for _, kind, _, _, _ in versions)
+        assert len(versions) == students * n, (len(versions), states)  # one per student
+        stored = stack_objects(stack, f"submissions/{CODE}/hw/")
+        within = sum(x <= 60 for x in after)
+        out.append(
+            f"| {n} | {load} | {after[0]:.1f} s | {statistics.median(after):.1f} s "
+            f"| **{after[-1]:.1f} s** | {within} of {students} | {states} "
+            f"| {len(versions)} / {stored} | {log.summary()} |"
+        )
+        print(out[-1], file=sys.stderr)
+    return out
 
 
 def stack_objects(stack: Stack, prefix: str) -> int:
@@ -507,6 +531,7 @@ def main() -> int:
     parser.add_argument("--direct", action="store_true")
     parser.add_argument("--deadline", action="store_true")
     parser.add_argument("--lead", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--running", type=int, default=50)
     parser.add_argument("--mb", type=int, default=5)
@@ -552,7 +577,9 @@ def main() -> int:
                     health = stack.url + service + "health"
                     wait_for(lambda h=health: requests.get(h, timeout=5).ok, 90, what=service)
                 if args.deadline:
-                    out += deadline(stack, args.students, args.running, args.mb, args.lead)
+                    out += deadline(
+                        stack, args.students, args.running, args.mb, args.lead, args.rounds
+                    )
                 else:
                     out += whole_stack(
                         stack, args.students, args.running, args.mb, args.window, args.single

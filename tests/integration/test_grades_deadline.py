@@ -514,3 +514,108 @@ def test_submit_says_what_was_taken_and_students_download_their_own_versions(sta
         assert link.status_code == 200, link.text
         assert requests.get(link.json()["url"], timeout=30).status_code == 200
     assert_error(ann.get(f"api/submissions/{r.json()['id']}/download"), 404)
+
+
+def test_the_pages_show_the_version_that_counts_the_choices_and_the_questions(stack, hw, tmp_path):
+    """In Chromium: the student's card says which version counts, with a download link per
+    version; the teacher's list says missing with its reason, the grading view makes
+    another version count and waives the penalty, the questions box and the gradebook
+    show the questions. (dan and cat sign in here: they never use the API in this module
+    after the fixture, and one session each.)"""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_stack import CHROMIUM_ARGS
+
+    stack.enroll("tpage", CODE, teacher=True)
+    tdl = hw["people"]["tdl"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        problems: list[str] = []
+
+        def open_as(name, role):
+            page = browser.new_context(accept_downloads=True).new_page()
+            page.set_default_timeout(20_000)
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+            page.goto(f"{stack.url}/hub/login?next={requests.utils.quote(GRADES, safe='')}")
+            page.fill("#token_input", stack.mint(name, role))
+            page.click("#token_submit")
+            page.wait_for_url(f"**{GRADES}")
+            page.goto(f"{stack.url}{GRADES}classes/{CODE}")
+            return page
+
+        pages = []
+        try:
+            # cat (stopped server, never pressed Submit): her deadline version counts
+            cat = open_as("cat", "student")
+            pages.append(cat)
+            card = "#assignments article[data-slug=hw]"
+            expect(cat.locator(f"{card} [data-field=status]")).to_contain_text(
+                "Version 1 counts (on time"
+            )
+            row = cat.locator(f"{card} tr[data-version='1']")
+            expect(row.locator("[data-field=counts]")).to_have_text("counts")
+            expect(row.locator("[data-field=by]")).to_have_text("taken at the due date by classhub")
+            assert (
+                "what is saved on disk is what is handed in"
+                in cat.inner_text("#saved-on-disk").lower()
+            )
+            with cat.expect_download() as download:
+                row.locator("[data-field=download]").click()
+            assert download.value.suggested_filename == "hw-cat-v1.zip"
+
+            teacher = open_as("tpage", "teacher")
+            pages.append(teacher)
+            teacher.click("#assignments tr[data-slug=hw] [data-action=open]")
+            dan = teacher.locator("#submissions tr[data-user=dan]")
+            expect(dan).to_have_attribute("data-status", "missing")
+            assert "no home folder" in dan.locator("[data-field=status]").get_attribute("title")
+            # ann: version 1 counts (graded 9.5), version 2 is the late collect
+            teacher.click("#submissions tr[data-user=ann] [data-action=grade]")
+            expect(teacher.locator("#grading-version")).to_have_text("1")
+            teacher.click("#grading-versions-box summary")
+            versions = teacher.locator("#grading-versions li")
+            expect(versions).to_have_count(2)
+            expect(versions.nth(1)).to_have_attribute("data-counts", "true")
+            expect(teacher.locator("#grading-counting")).to_contain_text("version 1 counts")
+            versions.nth(0).locator("[data-action=count]").click()  # the prompt is accepted
+            expect(teacher.locator("#grading-counting")).to_contain_text(
+                "version 2 counts (chosen)"
+            )
+            assert tdl.get(f"{A}/hw/students/ann/submissions").json()["standing"]["why"] == "chosen"
+            teacher.select_option("#penalty-mode", "waive")
+            teacher.fill("#penalty-reason", "the collect was mine")
+            teacher.click("#penalty-save")
+            expect(teacher.locator("#penalty-state")).to_contain_text("0% penalty")
+            assert audit(stack, "penalty.waive")[-1]["new"]["reason"] == "the collect was mine"
+            teacher.click("#grading-default")
+            expect(teacher.locator("#grading-counting")).to_contain_text(
+                "version 1 counts (the last on time)"
+            )
+            # the questions of "lab": in its editor and as columns of the gradebook
+            teacher.click("#assignments tr[data-slug=lab] [data-action=edit]")
+            expect(teacher.locator("#questions tbody tr")).to_have_count(2)
+            expect(
+                teacher.locator("#questions tbody tr").nth(1).locator("[data-field=label]")
+            ).to_have_value("The plot")
+            assert teacher.locator("#assignment-max").get_attribute("readonly") is not None
+            expect(teacher.locator("#gradebook th[data-question=q2]")).to_contain_text("The plot")
+            cell = "#gradebook tr[data-user=ann] td[data-slug=lab][data-question=q1]"
+            expect(teacher.locator(cell)).to_have_text("3.5")
+            expect(teacher.locator("#gradebook tr[data-user=dan] td[data-slug=hw]")).to_have_text(
+                "missing"
+            )
+            assert not [x for x in problems if "page error" in x or "Content Security" in x], (
+                problems
+            )
+        except Exception:
+            for i, page in enumerate(pages):
+                page.screenshot(path=str(tmp_path / f"failure-{i}.png"), full_page=True)
+            print("screenshots in", tmp_path, problems)
+            raise
+        finally:
+            browser.close()
