@@ -41,10 +41,11 @@ test-unit: bootstrap
 test-integration: bootstrap
 	$(call run_tier,integration)
 
-test-e2e: up
+test-e2e: images
 	$(call run_tier,e2e)
 
-# In this order: the e2e tier needs the stack that `make up` starts.
+# The e2e tier starts a throwaway deployment of its own with scripts/up.sh (tests/e2e/throwaway.py):
+# a stack that `make up` started is never restarted, changed or stopped.
 test:
 	$(MAKE) bootstrap
 	$(MAKE) images

@@ -4,11 +4,13 @@
 # classhub.deployment=$CLASSHUB_CONTAINER_PREFIX, default classhub); their volumes
 # (students' home directories) stay too. The student network is left for the next `up`.
 # CLASSHUB_KEEP_STUDENT_CONTAINERS=1: only stop student containers, do not remove them.
+# CLASSHUB_PROJECT and CLASSHUB_RUN_DIR: another deployment's (as for scripts/up.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export COMPOSE_PROJECT_NAME=classhub
+export COMPOSE_PROJECT_NAME="${CLASSHUB_PROJECT:-classhub}"
+RUN_DIR="${CLASSHUB_RUN_DIR:-.run}"
 
 log() { printf '[down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -17,10 +19,12 @@ if ! docker info >/dev/null 2>&1; then
   exit 0
 fi
 
-ENV_FILE=.run/classhub.env
+ENV_FILE="$RUN_DIR/classhub.env"
 if [ -f "$ENV_FILE" ]; then
+  RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+  export CLASSHUB_RUN_DIR="$RUN_DIR"
   # the hub's env_file, made by up.sh: compose needs it to exist even to stop the stack
-  [ -f .run/hub.env ] || (umask 077 && : >.run/hub.env)
+  [ -f "$RUN_DIR/hub.env" ] || (umask 077 && : >"$RUN_DIR/hub.env")
   COMPOSE_FILES=(-f docker-compose.yml)
   [ "$(cat .run/mode 2>/dev/null || echo online)" = offline ] && COMPOSE_FILES+=(-f docker-compose.offline.yml)
   log "docker-compose down (volumes kept)"

@@ -5,7 +5,16 @@
 #
 # Env (read on the first run, then kept in .run/classhub.env):
 #   CLASSHUB_HTTP_PORT (8000)  CLASSHUB_STUDENT_SUBNET (172.30.0.0/20)  CLASSHUB_HUB_PORT (8081)
+#   CLASSHUB_STUDENT_NETWORK (classhub-students)  CLASSHUB_STUDENT_BRIDGE (classhub0)
+#   CLASSHUB_PG_PORT (15432) CLASSHUB_REDIS_PORT (16379) CLASSHUB_MONGO_PORT (17017)
+#   CLASSHUB_S3_PORT (18333) CLASSHUB_TRAEFIK_API_PORT (8099) CLASSHUB_GATE_PORT (8082)
+#   CLASSHUB_CONTAINER_PREFIX (classhub)  CLASSHUB_HOMES_DIR  CLASSHUB_HOMES_IMAGE
+#   and, when given: CLASSHUB_CLASSES_PORT, CLASSHUB_FILES_PORT, CLASSHUB_GRADES_PORT,
+#   CLASSHUB_SERVERS_DOMAIN, CLASSHUB_PUBLIC_URL
 # Env (every run): CLASSHUB_UP_TIMEOUT (180 s), CLASSHUB_SKIP_BUILD=1 (use the images as they are)
+#   CLASSHUB_PROJECT (classhub: the compose project) and CLASSHUB_RUN_DIR (.run): a second,
+#   independent deployment on one machine (the e2e tier's throwaway one) sets both, and
+#   every port, network and homes setting above, on its first run.
 # Student homes: a btrfs filesystem in CLASSHUB_HOMES_IMAGE mounted at CLASSHUB_HOMES_DIR (made
 # on the first run, CLASSHUB_HOMES_SIZE; mounted again after a reboot), every home a subvolume
 # limited to CLASSHUB_HOME_QUOTA; plain home volumes from before are moved into it.
@@ -13,7 +22,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export COMPOSE_PROJECT_NAME=classhub
+export COMPOSE_PROJECT_NAME="${CLASSHUB_PROJECT:-classhub}"
+# Where this deployment's settings and secrets live; docker-compose.yml reads it too.
+RUN_DIR="${CLASSHUB_RUN_DIR:-.run}"
+mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+export CLASSHUB_RUN_DIR="$RUN_DIR"
 
 log() { printf '[up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -25,9 +39,9 @@ fi
 MODE="$(cat .run/mode)"
 
 # ---------------------------------------------------------------- .run/classhub.env
-mkdir -p .run .run/traefik .run/seaweedfs
-chmod 700 .run
-ENV_FILE=.run/classhub.env
+mkdir -p "$RUN_DIR/traefik" "$RUN_DIR/seaweedfs"
+chmod 700 "$RUN_DIR"
+ENV_FILE="$RUN_DIR/classhub.env"
 touch "$ENV_FILE"
 chmod 600 "$ENV_FILE"
 
@@ -84,11 +98,20 @@ ensure_var CLASSHUB_S3_GRADES_ACCESS_KEY "$(secret 10)"
 ensure_var CLASSHUB_S3_GRADES_SECRET_KEY "$(secret 32)"
 ensure_var JUPYTERHUB_CRYPT_KEY "$(secret 32)"
 ensure_var CLASSHUB_HTTP_PORT "${CLASSHUB_HTTP_PORT:-8000}"
-ensure_var CLASSHUB_STUDENT_NETWORK classhub-students
+ensure_var CLASSHUB_STUDENT_NETWORK "${CLASSHUB_STUDENT_NETWORK:-classhub-students}"
+ensure_var CLASSHUB_STUDENT_BRIDGE "${CLASSHUB_STUDENT_BRIDGE:-classhub0}"
 ensure_var CLASSHUB_STUDENT_SUBNET "${CLASSHUB_STUDENT_SUBNET:-172.30.0.0/20}"
 ensure_var CLASSHUB_HUB_IP "$(subnet_gateway "$(get_var CLASSHUB_STUDENT_SUBNET)")"
 ensure_var CLASSHUB_HUB_PORT "${CLASSHUB_HUB_PORT:-8081}"
-ensure_var CLASSHUB_TRAEFIK_API_URL http://127.0.0.1:8099
+ensure_var CLASSHUB_TRAEFIK_API_PORT "${CLASSHUB_TRAEFIK_API_PORT:-8099}"
+ensure_var CLASSHUB_TRAEFIK_API_URL "http://127.0.0.1:$(get_var CLASSHUB_TRAEFIK_API_PORT)"
+# the data stores' ports on 127.0.0.1 (docker-compose.yml publishes them there)
+ensure_var CLASSHUB_PG_PORT "${CLASSHUB_PG_PORT:-15432}"
+ensure_var CLASSHUB_REDIS_PORT "${CLASSHUB_REDIS_PORT:-16379}"
+ensure_var CLASSHUB_MONGO_PORT "${CLASSHUB_MONGO_PORT:-17017}"
+ensure_var CLASSHUB_S3_PORT "${CLASSHUB_S3_PORT:-18333}"
+# names this deployment's student containers, volumes and helpers (and Traefik's constraint)
+ensure_var CLASSHUB_CONTAINER_PREFIX "${CLASSHUB_CONTAINER_PREFIX:-classhub}"
 ensure_var CLASSHUB_TRAEFIK_ENTRYPOINT web
 ensure_var CLASSHUB_SINGLEUSER_IMAGE classhub/singleuser:latest
 ensure_var CLASSHUB_ADMIN_USER admin
@@ -101,11 +124,11 @@ ensure_var CLASSHUB_SESSION_POLICY takeover
 ensure_var CLASSHUB_CLASSES_COOKIE_SECRET "$(secret 32)"
 ensure_var CLASSHUB_FILES_COOKIE_SECRET "$(secret 32)"
 ensure_var CLASSHUB_GRADES_COOKIE_SECRET "$(secret 32)"
-ensure_var CLASSHUB_REDIS_URL "redis://:$(get_var REDIS_PASSWORD)@127.0.0.1:16379/0"
-ensure_var CLASSHUB_S3_ENDPOINT http://127.0.0.1:18333
+ensure_var CLASSHUB_REDIS_URL "redis://:$(get_var REDIS_PASSWORD)@127.0.0.1:$(get_var CLASSHUB_REDIS_PORT)/0"
+ensure_var CLASSHUB_S3_ENDPOINT "http://127.0.0.1:$(get_var CLASSHUB_S3_PORT)"
 # student homes (each a btrfs subvolume with a size limit, on a filesystem of their own)
-ensure_var CLASSHUB_HOMES_DIR /var/lib/classhub/homes
-ensure_var CLASSHUB_HOMES_IMAGE /var/lib/classhub/homes.img
+ensure_var CLASSHUB_HOMES_DIR "${CLASSHUB_HOMES_DIR:-/var/lib/classhub/homes}"
+ensure_var CLASSHUB_HOMES_IMAGE "${CLASSHUB_HOMES_IMAGE:-/var/lib/classhub/homes.img}"
 ensure_var CLASSHUB_HOMES_SIZE "${CLASSHUB_HOMES_SIZE:-auto}"
 ensure_var CLASSHUB_HOME_QUOTA 2G
 # memory limits of the containers (docker-compose.yml); the hub's covers its services
@@ -118,13 +141,14 @@ ensure_var CLASSHUB_TRAEFIK_MEM_LIMIT 256m
 ensure_var CLASSHUB_GATE_MEM_LIMIT 256m
 # the owner gate (authenticator/gate.py), on 127.0.0.1 beside Traefik
 ensure_var CLASSHUB_GATE_PORT "${CLASSHUB_GATE_PORT:-8082}"
-# per-user origins, when given on a run (docs/admin-guide.md, "One origin per user")
-if [ -n "${CLASSHUB_SERVERS_DOMAIN:-}" ]; then
-  ensure_var CLASSHUB_SERVERS_DOMAIN "$CLASSHUB_SERVERS_DOMAIN"
-fi
-if [ -n "${CLASSHUB_PUBLIC_URL:-}" ]; then
-  ensure_var CLASSHUB_PUBLIC_URL "$CLASSHUB_PUBLIC_URL"
-fi
+# Only when given on a run: per-user origins (docs/admin-guide.md, "One origin per user")
+# and the ports of the hub's services (10101-10103 by default)
+for var in CLASSHUB_SERVERS_DOMAIN CLASSHUB_PUBLIC_URL \
+    CLASSHUB_CLASSES_PORT CLASSHUB_FILES_PORT CLASSHUB_GRADES_PORT; do
+  if [ -n "${!var:-}" ]; then
+    ensure_var "$var" "${!var}"
+  fi
+done
 # CLASSHUB_DB_URL, CLASSHUB_ACCOUNTS_DB_URL, CLASSHUB_GRADES_DB_URL and the services' MongoDB
 # URLs are derived into .run/hub.env on every run (below); an earlier version's
 # CLASSHUB_DB_URL (the superuser's), CLASSHUB_MONGO_URL and CLASSHUB_S3_ACCESS_KEY/_SECRET_KEY
@@ -134,11 +158,13 @@ HTTP_PORT="$(get_var CLASSHUB_HTTP_PORT)"
 NETWORK="$(get_var CLASSHUB_STUDENT_NETWORK)"
 SUBNET="$(get_var CLASSHUB_STUDENT_SUBNET)"
 GATEWAY="$(get_var CLASSHUB_HUB_IP)"
+BRIDGE="$(get_var CLASSHUB_STUDENT_BRIDGE)"
+PREFIX="$(get_var CLASSHUB_CONTAINER_PREFIX)"
 
 [ -x .venv/bin/classhub-stores ] || die ".venv/bin/classhub-stores is missing (pip install -e . failed?)"
 # SeaweedFS S3 identities: admin, and files and grades limited to their key prefixes
 # (derived from the env file on every run; 0644, read inside the container, in the 0700 .run/)
-S3_JSON=.run/seaweedfs/s3.json
+S3_JSON="$RUN_DIR/seaweedfs/s3.json"
 .venv/bin/classhub-stores --env-file "$ENV_FILE" s3-config --out "$S3_JSON" \
   || die "could not write $S3_JSON"
 # SeaweedFS reads it at start, through a bind mount of the file (a new file is a new inode):
@@ -148,18 +174,21 @@ cmp -s "$S3_JSON" "$S3_JSON.applied" || S3_CHANGED=1
 # The hub's environment: the settings without the stores' administrator credentials, with
 # each component's own database URLs (MongoDB has users in both modes: offline it is
 # classhub-mongo, nx-27017 behind SCRAM-SHA-256 and MongoDB's roles)
-.venv/bin/classhub-stores --env-file "$ENV_FILE" hub-env --out .run/hub.env \
-  || die "could not write .run/hub.env"
+.venv/bin/classhub-stores --env-file "$ENV_FILE" hub-env --out "$RUN_DIR/hub.env" \
+  --pg-address "127.0.0.1:$(get_var CLASSHUB_PG_PORT)" \
+  --mongo-address "127.0.0.1:$(get_var CLASSHUB_MONGO_PORT)" \
+  || die "could not write $RUN_DIR/hub.env"
 
 # Traefik static configuration (the Python side owns its content).
 [ -x .venv/bin/classhub-traefik-config ] || die ".venv/bin/classhub-traefik-config is missing (pip install -e . failed?)"
 # Student containers reach the hub (on 127.0.0.1 only) through Traefik's entrypoint
 # "students" on the student network's gateway, which passes only the hub API calls a
 # single-user server makes.
-.venv/bin/classhub-traefik-config --out .run/traefik --web-address ":$HTTP_PORT" \
-  --api-address 127.0.0.1:8099 --network "$NETWORK" --dynamic-dir /etc/traefik/dynamic \
+.venv/bin/classhub-traefik-config --out "$RUN_DIR/traefik" --web-address ":$HTTP_PORT" \
+  --api-address "127.0.0.1:$(get_var CLASSHUB_TRAEFIK_API_PORT)" --network "$NETWORK" \
+  --dynamic-dir /etc/traefik/dynamic --deployment "$PREFIX" \
   --students-address "$GATEWAY:$(get_var CLASSHUB_HUB_PORT)"
-[ -s .run/traefik/traefik.yml ] || die "classhub-traefik-config wrote no .run/traefik/traefik.yml"
+[ -s "$RUN_DIR/traefik/traefik.yml" ] || die "classhub-traefik-config wrote no $RUN_DIR/traefik/traefik.yml"
 
 # ---------------------------------------------------------------- student network
 if docker network inspect "$NETWORK" >/dev/null 2>&1; then
@@ -170,7 +199,7 @@ else
   docker network create --driver bridge \
     --subnet "$SUBNET" --gateway "$GATEWAY" \
     -o com.docker.network.bridge.enable_icc=false \
-    -o com.docker.network.bridge.name=classhub0 \
+    -o com.docker.network.bridge.name="$BRIDGE" \
     --label classhub.network=students \
     "$NETWORK" >/dev/null
 fi
@@ -178,7 +207,7 @@ fi
 # Students reach the hub's port on the host (Traefik's "students" entrypoint) and nothing
 # else there, nor link-local addresses (cloud metadata); re-applied on every run (rules do
 # not survive a reboot).
-.venv/bin/classhub-firewall --bridge classhub0 --allow-port "$(get_var CLASSHUB_HUB_PORT)" \
+.venv/bin/classhub-firewall --bridge "$BRIDGE" --allow-port "$(get_var CLASSHUB_HUB_PORT)" \
   || die "could not install the student firewall (iptables)"
 
 # ---------------------------------------------------------------- student homes
@@ -186,7 +215,6 @@ fi
 # reboot; then plain home volumes from before move into subvolumes with a limit (those whose
 # server runs move at a later run; until then they work as before, without a limit).
 HOMES_DIR="$(get_var CLASSHUB_HOMES_DIR)"
-PREFIX="$(get_var CLASSHUB_CONTAINER_PREFIX)"
 if [ -n "$HOMES_DIR" ]; then
   .venv/bin/classhub-homes mount --image "$(get_var CLASSHUB_HOMES_IMAGE)" \
     --size "$(get_var CLASSHUB_HOMES_SIZE)" --dir "$HOMES_DIR" >&2 \
@@ -271,7 +299,7 @@ stores s3 s3-bucket --endpoint http://127.0.0.1:8333 \
 # (the hash is in its environment). Before this version the hub itself listened on the
 # gateway address that Traefik's "students" entrypoint now takes, so the old hub stops
 # first; otherwise Traefik could not bind it until the new hub replaced the old one.
-export CLASSHUB_TRAEFIK_CONFIG_HASH="$(sha256sum .run/traefik/traefik.yml | cut -c1-16)"
+export CLASSHUB_TRAEFIK_CONFIG_HASH="$(sha256sum "$RUN_DIR/traefik/traefik.yml" | cut -c1-16)"
 TRAEFIK_ID="$(dc ps -q traefik 2>/dev/null || true)"
 if [ -n "$TRAEFIK_ID" ]; then
   running_hash="$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$TRAEFIK_ID" \
@@ -337,14 +365,14 @@ done
 # The hub created the first admin (CLASSHUB_ADMIN_USER) at start-up if it was missing.
 ADMIN_MSG="user '$(get_var CLASSHUB_ADMIN_USER)', initial password $(get_var CLASSHUB_ADMIN_PASSWORD)
           (kept in .run/classhub.env; change it with
-           docker exec -it classhub_hub_1 classhub-user passwd admin)"
+           docker exec -it ${COMPOSE_PROJECT_NAME}_hub_1 classhub-user passwd admin)"
 
 cat <<EOF
 
 classhub is up ($MODE images).
   URL:    ${PUBLIC_URL:-http://$(hostname -f 2>/dev/null || hostname):$HTTP_PORT/   (locally http://127.0.0.1:$HTTP_PORT/)}
   Login:  $ADMIN_MSG
-  Tokens: docker exec classhub_hub_1 classhub-token --user alice --role student
+  Tokens: docker exec ${COMPOSE_PROJECT_NAME}_hub_1 classhub-token --user alice --role student
           (paste it into the login page's token field; roles: student, teacher, admin)
   Stop:   make down (keeps all data)
 EOF

@@ -1,52 +1,40 @@
-"""Fixtures for the end-to-end tier: the stack that `make up` started."""
+"""Fixtures for the end-to-end tier: a throwaway deployment of the whole compose stack.
+
+The session's deployment is made by the project's own ``scripts/up.sh`` under a compose
+project, a settings folder, ports, a student network and a homes filesystem of its own
+(tests/e2e/throwaway.py), and removed at the end. A stack that `make up` started on this
+machine is never touched.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-from pathlib import Path
 
 import docker
 import pytest
 import requests
 
 from spawner.naming import object_name
+from tests.e2e.throwaway import REPO, Throwaway
 from tests.harness import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / ".run"
-
-
-def read_env() -> dict[str, str]:
-    env = {}
-    for line in (RUN / "classhub.env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = v
-    return env
-
-
-def compose(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    files = ["-f", "docker-compose.yml"]
-    if (RUN / "mode").read_text().strip() == "offline":
-        files += ["-f", "docker-compose.offline.yml"]
-    return subprocess.run(
-        ["docker-compose", "--env-file", str(RUN / "classhub.env"), *files, *args],
-        cwd=REPO,
-        env={**os.environ, "COMPOSE_PROJECT_NAME": "classhub"},
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=120,
-    )
+__all__ = ["REPO", "Deployment"]
 
 
 class Deployment:
-    def __init__(self):
-        self.env = read_env()
-        self.url = f"http://127.0.0.1:{self.env.get('CLASSHUB_HTTP_PORT', '8000')}"
+    def __init__(self, stack: Throwaway):
+        self.stack = stack
+        self.env = stack.env
+        self.prefix = self.env["CLASSHUB_CONTAINER_PREFIX"]
+        self.url = f"http://127.0.0.1:{self.env['CLASSHUB_HTTP_PORT']}"
+
+    def compose(self, *args: str, input: str | None = None):
+        """docker-compose on this deployment's project (never the one `make up` started)."""
+        return self.stack.compose(*args, input=input)
+
+    def home_volume(self, name: str, server: str = "") -> str:
+        return object_name(self.prefix, "home", name, server)
 
     def server(self, api: requests.Session, name: str) -> dict | None:
         """The hub's model of ``name``'s default server, ``None`` when it is not running."""
@@ -60,15 +48,14 @@ class Deployment:
 
         return wait_for(ready, timeout, interval=0.2, what=f"{name}'s server ready")
 
-    @staticmethod
-    def student_containers(name: str, include_stopped: bool = False) -> list:
+    def student_containers(self, name: str, include_stopped: bool = False) -> list:
         """The containers of ``name`` in this deployment (running ones unless asked)."""
         client = docker.from_env()
         try:
             return [
                 c
                 for c in client.containers.list(
-                    all=include_stopped, filters={"label": "classhub.deployment=classhub"}
+                    all=include_stopped, filters={"label": f"classhub.deployment={self.prefix}"}
                 )
                 if c.labels.get("classhub.user") == name
             ]
@@ -76,7 +63,7 @@ class Deployment:
             client.close()
 
     def admin(self) -> requests.Session:
-        """A browser signed in as the first admin (password from .run/classhub.env)."""
+        """A browser signed in as the first admin (password from the run's classhub.env)."""
         s = self.login(self.env["CLASSHUB_ADMIN_USER"], self.env["CLASSHUB_ADMIN_PASSWORD"])
         s.headers["X-XSRFToken"] = xsrf(s)
         return s
@@ -124,13 +111,16 @@ def xsrf(session: requests.Session) -> str:
 
 
 @pytest.fixture(scope="session")
-def deployment():
-    if not (RUN / "classhub.env").exists():
-        pytest.fail("no .run/classhub.env: start the stack with `make up` first")
-    d = Deployment()
-    r = requests.get(d.url + "/hub/health", timeout=10)
-    assert r.status_code == 200, "the stack is not healthy: run `make up`"
-    return d
+def deployment(tmp_path_factory):
+    stack = Throwaway(tmp_path_factory.mktemp("e2e-stack"))
+    try:
+        stack.create()
+        d = Deployment(stack)
+        r = requests.get(d.url + "/hub/health", timeout=10)
+        assert r.status_code == 200, "the throwaway stack is not healthy"
+        yield d
+    finally:
+        stack.destroy()
 
 
 @pytest.fixture
@@ -150,7 +140,7 @@ def account(deployment, request):
         c.remove(force=True)
     client = docker.from_env()
     try:
-        client.volumes.get(object_name("classhub", "home", name, "")).remove(force=True)
+        client.volumes.get(deployment.home_volume(name)).remove(force=True)
     except docker.errors.NotFound:
         pass
     client.close()
@@ -160,6 +150,6 @@ def account(deployment, request):
 def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed and call.when == "call" and "deployment" in item.fixturenames:
-        r = compose("logs", "--no-color", "--tail=80", "hub", "traefik")
+        r = item.funcargs["deployment"].compose("logs", "--no-color", "--tail=80", "hub", "traefik")
         print("\n===== stack logs (test failed) =====\n" + r.stdout + r.stderr)
     return report

@@ -10,7 +10,6 @@ import docker
 import pytest
 import requests
 
-from spawner.naming import object_name
 from tests.e2e.test_stack import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +70,7 @@ def test_student_launches_a_class_from_my_classes(deployment, admin_api, tmp_pat
             c.remove(force=True)
         client = docker.from_env()
         try:
-            client.volumes.get(object_name("classhub", "home", name, code)).remove(force=True)
+            client.volumes.get(deployment.home_volume(name, code)).remove(force=True)
         except docker.errors.NotFound:
             pass
         finally:

@@ -5,15 +5,14 @@ import secrets
 
 import pytest
 
-from tests.e2e.conftest import compose
 from tests.e2e.test_stack import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
 
-def mint(user: str, role: str) -> str:
+def mint(deployment, user: str, role: str) -> str:
     """What the README tells a newcomer to run."""
-    r = compose("exec", "-T", "hub", "classhub-token", "--user", user, "--role", role)
+    r = deployment.compose("exec", "-T", "hub", "classhub-token", "--user", user, "--role", role)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -40,7 +39,7 @@ def test_readme_token_recipe_signs_in_each_role(deployment, chromium, role, tmp_
     user = f"e2e-{role}-{secrets.token_hex(2)}"
     page = chromium.new_page()
     try:
-        token_sign_in(page, deployment.url, mint(user, role))
+        token_sign_in(page, deployment.url, mint(deployment, user, role))
         assert user in page.content()
         admin_panel = page.goto(deployment.url + "/hub/admin")
         if role == "admin":
@@ -64,8 +63,8 @@ def test_second_browser_takes_over_the_first(deployment, chromium):
     first = chromium.new_context().new_page()
     second = chromium.new_context().new_page()
     try:
-        token_sign_in(first, deployment.url, mint(user, "student"))
-        token_sign_in(second, deployment.url, mint(user, "student"))
+        token_sign_in(first, deployment.url, mint(deployment, user, "student"))
+        token_sign_in(second, deployment.url, mint(deployment, user, "student"))
         first.goto(deployment.url + "/hub/home")
         assert "/hub/login" in first.url, "the first browser must be signed out"
         second.goto(deployment.url + "/hub/home")

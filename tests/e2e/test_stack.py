@@ -1,4 +1,5 @@
-"""End-to-end: the compose stack of `make up`, through Traefik, with a real browser."""
+"""End-to-end: the compose stack (a throwaway deployment by `scripts/up.sh`), through Traefik,
+with a real browser."""
 
 import docker
 import pytest
@@ -51,14 +52,32 @@ def test_student_cannot_reach_data_services(deployment, account, open_port):
     client = docker.from_env()
     targets = []
     for service, port in [("postgres", 5432), ("redis", 6379), ("mongo", 27017), ("s3", 8333)]:
-        (c,) = client.containers.list(filters={"label": f"com.docker.compose.service={service}"})
+        (c,) = client.containers.list(
+            filters={
+                "label": [
+                    f"com.docker.compose.service={service}",
+                    f"com.docker.compose.project={deployment.stack.project}",
+                ]
+            }
+        )
         for net in c.attrs["NetworkSettings"]["Networks"].values():
             targets.append((f"{service}@{net['IPAddress']}", net["IPAddress"], port))
     gateway = deployment.env["CLASSHUB_HUB_IP"]
     for addr in [gateway, *host_ipv4_addresses()]:
-        for port in (15432, 16379, 17017, 18333, 8099, open_port, 22):
+        published = [
+            int(deployment.env[k])
+            for k in (
+                "CLASSHUB_PG_PORT",
+                "CLASSHUB_REDIS_PORT",
+                "CLASSHUB_MONGO_PORT",
+                "CLASSHUB_S3_PORT",
+                "CLASSHUB_TRAEFIK_API_PORT",
+                "CLASSHUB_GATE_PORT",
+            )
+        ]
+        for port in (*published, open_port, 22):
             targets.append((f"{addr}:{port}", addr, port))
-    hub_port = deployment.env.get("CLASSHUB_HUB_PORT", "8081")
+    hub_port = deployment.env["CLASSHUB_HUB_PORT"]
     assert_reaches_only_hub(student, targets, f"http://{gateway}:{hub_port}/hub/api/")
     assert not any(
         "PASSWORD" in e or "SECRET" in e or "CRYPT" in e for e in student.attrs["Config"]["Env"]

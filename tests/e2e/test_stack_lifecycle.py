@@ -3,13 +3,11 @@
 Runs after test_stack.py (file order): it takes the whole stack down and up again.
 """
 
-import os
 import subprocess
 
 import pytest
 import requests
 
-from tests.e2e.conftest import REPO, compose
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +27,7 @@ def test_restart_and_down_up_keep_everything(deployment, account):
     (before,) = deployment.student_containers(name)
 
     # 1. restarting the hub keeps the running server, its container and its route
-    r = compose("restart", "hub")
+    r = deployment.compose("restart", "hub")
     assert r.returncode == 0, r.stderr
     wait_for(
         lambda: requests.get(deployment.url + "/hub/health", timeout=3).ok,
@@ -42,17 +40,12 @@ def test_restart_and_down_up_keep_everything(deployment, account):
     assert api.get(base + "api/contents/kept.txt", timeout=10).json()["content"] == "survives"
 
     # 2. make down + make up: accounts, tokens, the hub database and home folders survive
-    env = {**os.environ, "CLASSHUB_SKIP_BUILD": "1"}
-    down = subprocess.run(
-        ["bash", "scripts/down.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+    down = deployment.stack.down()
     assert down.returncode == 0, down.stderr
     assert deployment.student_containers(name) == []
     with pytest.raises(requests.ConnectionError):
         requests.get(deployment.url + "/hub/health", timeout=3)
-    up = subprocess.run(
-        ["bash", "scripts/up.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
+    up = deployment.stack.up()
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     # the same API token still works: the hub database was kept
     assert api.get(f"{deployment.url}/hub/api/user", timeout=10).json()["name"] == name
@@ -73,11 +66,11 @@ def test_data_services_come_back_after_their_containers_restart(deployment, acco
     and the classes service must work again without anyone touching them."""
     name, _, api = account
     services = ["postgres", "redis", "mongo", "s3"]
-    r = compose("restart", *services)
+    r = deployment.compose("restart", *services)
     assert r.returncode == 0, r.stderr
 
     def healthy():
-        out = compose("ps", "-q", *services).stdout.split()
+        out = deployment.compose("ps", "-q", *services).stdout.split()
         states = [
             subprocess.run(
                 ["docker", "inspect", "-f", "{{.State.Health.Status}}", cid],
