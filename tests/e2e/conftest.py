@@ -111,7 +111,7 @@ def xsrf(session: requests.Session) -> str:
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory):
+def deployment(tmp_path_factory, production_before):
     stack = Throwaway(tmp_path_factory.mktemp("e2e-stack"))
     try:
         stack.create()
@@ -121,6 +121,26 @@ def deployment(tmp_path_factory):
         yield d
     finally:
         stack.destroy()
+
+
+def other_stacks() -> dict[str, tuple[str, str]]:
+    """Every compose-made container on this machine: id -> (project, when it last started)."""
+    client = docker.from_env()
+    try:
+        return {
+            c.id: (c.labels["com.docker.compose.project"], c.attrs["State"]["StartedAt"])
+            for c in client.containers.list(
+                all=True, filters={"label": "com.docker.compose.project"}
+            )
+        }
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def production_before():
+    """What ran before the tier started (a stack that `make up` started, for one)."""
+    return other_stacks()
 
 
 @pytest.fixture
