@@ -30,6 +30,7 @@ from .collect import Collector
 from .handlers import grades_handlers
 from .pages import TEMPLATES, page_handlers
 from .release import FilesClient, Releaser
+from .review import ReviewSettings, review_handlers
 from .store import GradesStore
 
 
@@ -47,7 +48,7 @@ def _env_seconds(name: str, fallback: float) -> float:
         raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
 
 
-class GradesApp(HomesSettings, ServiceApp):
+class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
     default_service_name = "grades"
@@ -335,6 +336,7 @@ class GradesApp(HomesSettings, ServiceApp):
         )
         self.files = FilesClient(self.files_url, self.api_token, timeout=self.files_timeout)
         self.gradebook_cache = GradebookCache(self.gradebook_cache_classes)
+        self.review = self.make_review(self.objects, self.log)
         self.releaser = Releaser(
             store=self.store,
             files=self.files,
@@ -354,8 +356,9 @@ class GradesApp(HomesSettings, ServiceApp):
             "releaser": self.releaser,
             "files_pages": f"{normal_base_url(self.hub_base_url)}services/files/",
             "gradebook_cache": self.gradebook_cache,
+            "review": self.review,
         }
-        return page_handlers(deps) + grades_handlers(deps)
+        return page_handlers(deps) + review_handlers(deps) + grades_handlers(deps)
 
     def health_checks(self):
         return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
@@ -363,6 +366,7 @@ class GradesApp(HomesSettings, ServiceApp):
     async def on_started(self) -> None:
         self.spawn(self._open_store(), "grades-store")
         self.spawn(self._sweep_helpers(), "grades-helpers")
+        self.spawn(self.review.warm(), "grades-renderer")
 
     async def _sweep_helpers(self) -> None:
         try:
@@ -405,6 +409,7 @@ class GradesApp(HomesSettings, ServiceApp):
                 self.log.exception("Feedback delivery failed; retrying")
 
     async def teardown(self) -> None:
+        self.review.close()
         self.homes.close()
         self.files.close()
         await self.store.close()

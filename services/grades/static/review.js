@@ -1,0 +1,610 @@
+// The review page (services/grades/review.py, templates/review.html): a version's files,
+// its notebooks rendered by the service in a sandboxed frame (nothing in them runs), the
+// changes since another version, and, for teachers, the grading form beside it with the
+// previous and next student, all without reloading the page. Every read and change is a
+// call to the service's REST API; data is only ever put into the page with textContent and
+// attributes, never as HTML. The place (student, version, file, comparison) is kept in the
+// address's #fragment, so a reload or a shared link opens the same view.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const PREFIX = body.dataset.prefix;
+  const CODE = body.dataset.code;
+  const SLUG = body.dataset.slug;
+  const TEACHES = body.dataset.teaches === "true";
+  const ME = body.dataset.user;
+  const ASSIGNMENT = JSON.parse(body.dataset.assignment || "{}");
+  const BASE = `api/classes/${encodeURIComponent(CODE)}/assignments/${encodeURIComponent(SLUG)}`;
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+  const encPath = (path) => path.split("/").map(enc).join("/");
+
+  // ----------------------------------------------------------------- the API
+
+  function xsrfToken() {
+    for (const part of document.cookie.split(";")) {
+      const [name, ...value] = part.trim().split("=");
+      if (name === "_xsrf") return decodeURIComponent(value.join("="));
+    }
+    const meta = document.querySelector('meta[name="classhub-xsrf"]');
+    return meta ? meta.content : "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, payload) {
+    const init = {
+      method,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
+    };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    let response;
+    try {
+      response = await fetch(PREFIX + path, init);
+    } catch (e) {
+      throw new ApiError(0, "The grades service cannot be reached: check your connection.");
+    }
+    let data = null;
+    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      try {
+        data = await response.json();
+      } catch (e) {
+        data = null;
+      }
+    }
+    if (response.ok && data !== null) return data;
+    if (response.ok) throw new ApiError(response.status, "Your sign-in has ended: reload the page.");
+    const message =
+      data && typeof data.message === "string" && data.message
+        ? data.message
+        : `The request failed (HTTP ${response.status}).`;
+    throw new ApiError(response.status, message);
+  }
+
+  // ----------------------------------------------------------------- messages and text
+
+  function say(kind, text) {
+    const alert = $("action-alert");
+    alert.className = `alert alert-${kind}`;
+    alert.textContent = text;
+    alert.hidden = false;
+  }
+
+  function problem(error) {
+    const alert = $("status-alert");
+    alert.textContent =
+      error instanceof ApiError ? error.message : `Something went wrong on this page (${error.message}); reload it.`;
+    alert.hidden = false;
+  }
+
+  function clearProblem() {
+    $("status-alert").hidden = true;
+  }
+
+  const num = (n) => (n === null || n === undefined ? "" : String(Number(n)));
+
+  function when(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime())
+      ? iso
+      : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  function sizeText(n) {
+    for (const [unit, size] of [
+      ["GB", 1 << 30],
+      ["MB", 1 << 20],
+      ["KB", 1 << 10],
+    ]) {
+      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
+    }
+    return `${n} bytes`;
+  }
+
+  function timing(v) {
+    if (!v.late) return "on time";
+    return Number(v.penalty_percent) > 0 ? `late (${num(v.penalty_percent)}% penalty)` : "late";
+  }
+
+  function gradeText(v) {
+    const g = v.grade;
+    if (!g) return "";
+    let text = `${num(g.points)} / ${num(ASSIGNMENT.max_points)}`;
+    if (v.late && Number(v.penalty_percent) > 0 && g.final_points !== null) {
+      text += ` (${num(g.final_points)} after the late penalty)`;
+    }
+    return text;
+  }
+
+  // ----------------------------------------------------------------- the place (#fragment)
+
+  function readPlace() {
+    const params = new URLSearchParams(window.location.hash.slice(1));
+    return {
+      user: params.get("user") || "",
+      version: params.get("version") || "",
+      file: params.get("file") || "",
+      since: params.get("since") || "",
+    };
+  }
+
+  function writePlace() {
+    const params = new URLSearchParams();
+    if (TEACHES && state.user) params.set("user", state.user);
+    if (state.version) params.set("version", String(state.version.id));
+    if (state.path) params.set("file", state.path);
+    if (state.since) params.set("since", state.since);
+    history.replaceState(null, "", `#${params.toString()}`);
+  }
+
+  // ----------------------------------------------------------------- state
+
+  const state = {
+    students: [], // teachers: the submissions list's rows
+    user: "",
+    versions: [], // the student's versions, newest first
+    version: null, // the version shown (submission view)
+    files: [], // its files
+    baseFiles: null, // the files of the version compared with
+    path: "",
+    since: "", // id of the version compared with, "" for none
+    seq: 0, // the latest navigation: answers for an older one are dropped
+  };
+  const filesCache = new Map(); // version id -> files answer (a version never changes)
+  const warmed = new Set(); // render URLs the service has been asked to prepare
+
+  async function versionFiles(id) {
+    const key = String(id);
+    if (!filesCache.has(key)) {
+      const answer = api("GET", `api/submissions/${enc(key)}/files`);
+      filesCache.set(key, answer);
+      answer.catch(() => filesCache.delete(key));
+    }
+    return filesCache.get(key);
+  }
+
+  function firstShown(files, wanted) {
+    if (wanted && files.some((f) => f.path === wanted)) return wanted;
+    const notebook = files.find((f) => f.view === "notebook");
+    if (notebook) return notebook.path;
+    const text = files.find((f) => f.view === "text");
+    return text ? text.path : files.length ? files[0].path : "";
+  }
+
+  // ----------------------------------------------------------------- showing a version
+
+  const viewer = $("viewer");
+
+  function showFrame() {
+    const file = state.files.find((f) => f.path === state.path);
+    const inBase = state.baseFiles && state.baseFiles.find((f) => f.path === state.path);
+    const note = $("viewer-note");
+    if (!state.path || (!file && !inBase)) {
+      viewer.src = "about:blank";
+      note.textContent = state.files.length ? "" : "This version holds no files.";
+      return;
+    }
+    if (state.since) {
+      const id = state.version.id;
+      viewer.src = `${PREFIX}api/submissions/${enc(id)}/diff/${enc(state.since)}/${encPath(state.path)}`;
+      const base = state.versions.find((v) => String(v.id) === state.since);
+      note.textContent = `Changes to ${state.path} from version ${base ? base.version : "?"} to version ${state.version.version}.`;
+    } else if (file && file.render_url) {
+      viewer.src = file.render_url;
+      note.textContent = "";
+    } else {
+      viewer.src = "about:blank";
+      note.textContent = `${state.path} cannot be shown here: download it from the list of files.`;
+    }
+  }
+
+  function fileTabs() {
+    const tabs = $("file-tabs");
+    const shown = state.files.filter((f) => f.view);
+    const items = shown.map((f) => {
+      const li = document.createElement("li");
+      li.className = "nav-item";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "nav-link" + (f.path === state.path ? " active" : "");
+      button.dataset.path = f.path;
+      button.textContent = f.path;
+      button.setAttribute("role", "tab");
+      button.setAttribute("aria-selected", f.path === state.path ? "true" : "false");
+      li.append(button);
+      return li;
+    });
+    tabs.replaceChildren(...items);
+  }
+
+  function changeText(file) {
+    if (!state.baseFiles) return "";
+    const before = state.baseFiles.find((f) => f.path === file.path);
+    if (!before) return "added";
+    return before.crc === file.crc && before.size === file.size ? "unchanged" : "changed";
+  }
+
+  function fileRows() {
+    const tbody = $("files").tBodies[0];
+    const template = $("file-row-template").content.firstElementChild;
+    const rows = state.files.map((f) => {
+      const tr = template.cloneNode(true);
+      tr.dataset.key = f.path;
+      tr.dataset.path = f.path;
+      tr.querySelector('[data-field="path"]').textContent = f.path;
+      tr.querySelector('[data-field="size"]').textContent = sizeText(f.size);
+      tr.querySelector('[data-field="changed"]').textContent = changeText(f);
+      const show = tr.querySelector('[data-action="show"]');
+      show.hidden = !f.view;
+      show.dataset.path = f.path;
+      tr.querySelector('[data-action="download"]').href = f.download_url;
+      if (f.path === state.path) tr.classList.add("table-active");
+      return tr;
+    });
+    if (state.baseFiles) {
+      for (const gone of state.baseFiles.filter((b) => !state.files.some((f) => f.path === b.path))) {
+        const tr = template.cloneNode(true);
+        tr.dataset.key = gone.path;
+        tr.dataset.path = gone.path;
+        tr.querySelector('[data-field="path"]').textContent = gone.path;
+        tr.querySelector('[data-field="size"]').textContent = "";
+        tr.querySelector('[data-field="changed"]').textContent = "removed";
+        const show = tr.querySelector('[data-action="show"]');
+        show.hidden = !gone.view;
+        show.dataset.path = gone.path;
+        tr.querySelector('[data-action="download"]').hidden = true;
+        rows.push(tr);
+      }
+    }
+    tbody.replaceChildren(...rows);
+  }
+
+  function versionOptions() {
+    const select = $("version-select");
+    select.replaceChildren(
+      ...state.versions.map((v) => {
+        const option = document.createElement("option");
+        option.value = String(v.id);
+        option.textContent = `${v.version} · ${when(v.submitted_at)} · ${timing(v)}` + (v.grade ? ` · ${gradeText(v)}` : "");
+        return option;
+      }),
+    );
+    if (state.version) select.value = String(state.version.id);
+    const compare = $("compare-select");
+    const others = state.versions.filter((v) => state.version && v.id !== state.version.id);
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = others.length ? "(none: show this version)" : "(no other version)";
+    compare.replaceChildren(
+      none,
+      ...others.map((v) => {
+        const option = document.createElement("option");
+        option.value = String(v.id);
+        option.textContent = `version ${v.version} · ${when(v.submitted_at)}`;
+        return option;
+      }),
+    );
+    compare.value = state.since;
+    compare.disabled = !others.length;
+  }
+
+  function sidePanel() {
+    const v = state.version;
+    $("grading-version").textContent = v ? String(v.version) : "";
+    $("grading-info").textContent = v
+      ? `Handed in ${when(v.submitted_at)}, ${timing(v)}; ${v.files} file${v.files === 1 ? "" : "s"}, ${sizeText(v.bytes)}` +
+        (v.collected_by ? `; collected by ${v.collected_by}` : "") +
+        "."
+      : "";
+    $("version-download").href = v ? `${PREFIX}api/submissions/${enc(v.id)}/download?redirect=1` : "#";
+    if (TEACHES) fillGrading(v);
+    else {
+      const box = $("your-grade");
+      box.hidden = !(v && v.grade);
+      if (v && v.grade) {
+        $("your-points").textContent = gradeText(v);
+        $("your-feedback").textContent = v.grade.feedback || "No written feedback.";
+      }
+    }
+  }
+
+  function render() {
+    versionOptions();
+    fileTabs();
+    fileRows();
+    sidePanel();
+    showFrame();
+    writePlace();
+  }
+
+  // Show version ``id`` of the current student (its files; the file ``path`` if it has it).
+  async function showVersion(id, path, since) {
+    const seq = ++state.seq;
+    const [answer, base] = await Promise.all([
+      versionFiles(id),
+      since ? versionFiles(since).catch(() => null) : Promise.resolve(null),
+    ]);
+    if (seq !== state.seq) return;
+    state.version = answer.submission;
+    state.files = answer.files;
+    state.since = base ? String(since) : "";
+    state.baseFiles = base ? base.files : null;
+    state.path = firstShown(state.files.length ? state.files : state.baseFiles || [], path);
+    clearProblem();
+    render();
+  }
+
+  // ----------------------------------------------------------------- teachers: students
+
+  const studentSelect = TEACHES ? $("student-select") : null;
+
+  function listed() {
+    const only = $("only-handed-in").checked;
+    return state.students.filter((r) => !only || r.versions > 0 || r.user === state.user);
+  }
+
+  function countingOf(row) {
+    return row ? row.counting || row.latest : null;
+  }
+
+  function studentOptions() {
+    const rows = listed();
+    studentSelect.replaceChildren(
+      ...rows.map((r) => {
+        const option = document.createElement("option");
+        option.value = r.user;
+        const counting = countingOf(r);
+        const grade = counting && counting.grade ? ` · ${gradeText(counting)}` : "";
+        option.textContent = `${r.user} · ${r.versions ? r.status.replace("_", " ") : "nothing handed in"}${grade}`;
+        return option;
+      }),
+    );
+    studentSelect.value = state.user;
+    const at = rows.findIndex((r) => r.user === state.user);
+    $("student-position").textContent = at >= 0 ? `${at + 1} of ${rows.length}` : `${rows.length} students`;
+    $("prev-student").disabled = at <= 0;
+    $("next-student").disabled = at < 0 || at >= rows.length - 1;
+  }
+
+  async function showStudent(user, wanted) {
+    const seq = ++state.seq;
+    state.user = user;
+    const row = state.students.find((r) => r.user === user);
+    studentOptions();
+    const counting = countingOf(row);
+    // the versions and the counting version's files at once
+    const versionsCall = api("GET", `${BASE}/students/${enc(user)}/submissions`);
+    if (counting) versionFiles(counting.id).catch(() => null);
+    const data = await versionsCall;
+    if (seq !== state.seq) return;
+    state.versions = data.submissions;
+    const pick =
+      (wanted && wanted.version && state.versions.find((v) => String(v.id) === String(wanted.version))) ||
+      (counting && state.versions.find((v) => v.id === counting.id)) ||
+      state.versions[0];
+    if (!pick) {
+      state.version = null;
+      state.files = [];
+      state.baseFiles = null;
+      state.path = "";
+      state.since = "";
+      render();
+      $("viewer-note").textContent = `${user} has handed in nothing for this assignment.`;
+      return;
+    }
+    await showVersion(pick.id, wanted ? wanted.file : state.path, wanted ? wanted.since : "");
+    warmNeighbours();
+  }
+
+  function step(delta) {
+    const rows = listed();
+    const at = rows.findIndex((r) => r.user === state.user);
+    const next = rows[at + delta];
+    if (next) showStudent(next.user).catch(problem);
+  }
+
+  // Ask the service to prepare the neighbours' pages (a HEAD request renders and keeps
+  // them), so moving on shows them at once.
+  function warmNeighbours() {
+    const rows = listed();
+    const at = rows.findIndex((r) => r.user === state.user);
+    for (const row of [rows[at + 1], rows[at - 1]]) {
+      const counting = countingOf(row);
+      if (!counting) continue;
+      versionFiles(counting.id)
+        .then((answer) => {
+          const path = firstShown(answer.files, state.path);
+          const file = answer.files.find((f) => f.path === path);
+          if (!file || !file.render_url || warmed.has(file.render_url)) return;
+          warmed.add(file.render_url);
+          fetch(file.render_url, {
+            method: "HEAD",
+            credentials: "same-origin",
+            headers: { "X-XSRFToken": xsrfToken() },
+          }).catch(() => warmed.delete(file.render_url));
+        })
+        .catch(() => null);
+    }
+  }
+
+  async function loadStudents() {
+    const data = await api("GET", `${BASE}/submissions`);
+    state.students = data.students;
+  }
+
+  // ----------------------------------------------------------------- teachers: grading
+
+  function fillGrading(v) {
+    const grading = $("grading");
+    $("grading-user").textContent = state.user;
+    $("grade-max").textContent = num(ASSIGNMENT.max_points);
+    $("grade-points").max = String(ASSIGNMENT.max_points || "");
+    const g = v ? v.grade : null;
+    grading.dataset.submission = v ? String(v.id) : "";
+    grading.dataset.revision = String(g ? g.revision : 0);
+    $("grade-points").value = g ? num(g.points) : "";
+    $("grade-feedback").value = g ? g.feedback || "" : "";
+    $("grade-save").disabled = !v;
+    $("grade-return").disabled = !(g && !g.returned_at);
+    $("grade-status").textContent = !v
+      ? ""
+      : g
+        ? `Graded by ${g.graded_by} on ${when(g.graded_at)}; ${g.returned_at ? `returned on ${when(g.returned_at)}` : "not returned yet"}.`
+        : "Not graded yet.";
+  }
+
+  function graded(submission) {
+    // the version's new grade everywhere the page shows it
+    state.version = submission;
+    state.versions = state.versions.map((v) => (v.id === submission.id ? submission : v));
+    const cached = filesCache.get(String(submission.id));
+    if (cached) cached.then((answer) => (answer.submission = submission)).catch(() => null);
+    for (const row of state.students) {
+      if (row.latest && row.latest.id === submission.id) row.latest = submission;
+      if (row.counting && row.counting.id === submission.id) row.counting = submission;
+    }
+    versionOptions();
+    studentOptions();
+    fillGrading(submission);
+  }
+
+  async function saveGrade() {
+    const id = $("grading").dataset.submission;
+    if (!id) return;
+    const points = $("grade-points").value.trim();
+    if (points === "") {
+      say("danger", "Give the points first.");
+      return;
+    }
+    const button = $("grade-save");
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, {
+        points: Number(points),
+        feedback: $("grade-feedback").value,
+        expected_revision: Number($("grading").dataset.revision || 0),
+      });
+      graded(saved);
+      say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) {
+        $("grade-status").textContent = `${e.message} Open the student again to see it.`;
+      }
+      say("danger", e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function returnGrade() {
+    const id = $("grading").dataset.submission;
+    const button = $("grade-return");
+    if (!id || button.disabled) return;
+    button.disabled = true;
+    try {
+      const returned = await api("POST", `api/submissions/${enc(id)}/return`);
+      const { feedback_files_delivered: _, ...submission } = returned;
+      graded(submission);
+      say("success", `Returned the grade to ${returned.user}: they can see it now.`);
+    } catch (e) {
+      say("danger", e.message);
+      button.disabled = false;
+    }
+  }
+
+  // ----------------------------------------------------------------- events
+
+  $("file-tabs").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-path]");
+    if (!button) return;
+    state.path = button.dataset.path;
+    render();
+  });
+  $("files").addEventListener("click", (event) => {
+    const button = event.target.closest('button[data-action="show"]');
+    if (!button) return;
+    state.path = button.dataset.path;
+    render();
+  });
+  $("version-select").addEventListener("change", (event) => {
+    showVersion(event.target.value, state.path, "").catch(problem);
+  });
+  $("compare-select").addEventListener("change", (event) => {
+    showVersion(state.version.id, state.path, event.target.value).catch(problem);
+  });
+
+  if (TEACHES) {
+    $("prev-student").addEventListener("click", () => step(-1));
+    $("next-student").addEventListener("click", () => step(1));
+    studentSelect.addEventListener("change", () => showStudent(studentSelect.value).catch(problem));
+    $("only-handed-in").addEventListener("change", studentOptions);
+    $("grade-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      saveGrade();
+    });
+    $("grade-form").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        saveGrade();
+      }
+    });
+    $("grade-return").addEventListener("click", returnGrade);
+    document.addEventListener("keydown", (event) => {
+      const target = event.target;
+      if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "j") step(1);
+      else if (event.key === "k") step(-1);
+      else if (event.key === "g") {
+        event.preventDefault();
+        $("grade-points").focus();
+      } else return;
+    });
+  }
+
+  // ----------------------------------------------------------------- start
+
+  async function start() {
+    const place = readPlace();
+    if (TEACHES) {
+      await loadStudents();
+      if (!state.students.length) {
+        $("review-empty").textContent = "This class has no students yet.";
+        $("review-empty").hidden = false;
+        return;
+      }
+      const first =
+        state.students.find((r) => r.user === place.user) ||
+        state.students.find((r) => r.versions > 0) ||
+        state.students[0];
+      await showStudent(first.user, place);
+    } else {
+      state.user = ME;
+      const data = await api("GET", `${BASE}/students/${enc(ME)}/submissions`);
+      state.versions = data.submissions;
+      if (!state.versions.length) {
+        $("review-empty").textContent = "You have handed in nothing for this assignment yet.";
+        $("review-empty").hidden = false;
+        render();
+        return;
+      }
+      const pick = state.versions.find((v) => String(v.id) === place.version) || state.versions[0];
+      await showVersion(pick.id, place.file, place.since);
+    }
+  }
+
+  start().catch(problem);
+})();
