@@ -182,7 +182,8 @@ def markdown_html(source: str, attachments: dict | None = None) -> str:
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
 padding:12px 16px;color:#1f2328;background:#fff}
-.cell{display:flex;gap:8px;margin:0 0 10px}
+.cell{display:flex;gap:8px;margin:0 0 10px;content-visibility:auto;
+contain-intrinsic-size:auto 160px}
 .prompt{flex:0 0 64px;text-align:right;font:12px/1.6 ui-monospace,monospace;color:#6e7781;
 padding-top:4px}
 .body{flex:1 1 auto;min-width:0}

@@ -50,7 +50,8 @@ MAX_TEXT_BYTES = 4 << 20
 
 _STYLE = """
 h1{font-size:18px;margin:0 0 4px}.summary{margin:0 0 12px;color:#57606a}
-.dcell{border:1px solid #d0d7de;border-radius:6px;margin:0 0 10px;overflow:hidden}
+.dcell{border:1px solid #d0d7de;border-radius:6px;margin:0 0 10px;overflow:hidden;
+content-visibility:auto;contain-intrinsic-size:auto 120px}
 .dcell>.head{padding:4px 8px;background:#f6f8fa;border-bottom:1px solid #d0d7de;font-weight:600}
 .added>.head{background:#dafbe1}.removed>.head{background:#ffebe9}.changed>.head{background:#fff8c5}
 .lines{padding:4px 0}.l{padding:0 8px;white-space:pre-wrap;word-break:break-word;

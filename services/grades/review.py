@@ -58,6 +58,7 @@ from tornado import iostream, web
 from traitlets import Integer, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
+from hub import clock
 from services.base import nbrender
 from services.base.errors import BadRequest, NotFound, ServiceError, Unavailable
 from services.base.handlers import error_message
@@ -77,6 +78,8 @@ MAX_TEXT_VIEW = 4 << 20
 MAX_DIFF_BYTES = nbrender.MAX_NOTEBOOK_BYTES
 #: seconds one file or one student's files may take to copy into a download
 COPY_TIMEOUT = 600.0
+#: seconds a notebook that could not be rendered is not tried again (its reason is kept)
+FAILURE_SECONDS = 600.0
 _TEXT_SUFFIXES = (
     ".py", ".md", ".txt", ".csv", ".tsv", ".json", ".r", ".jl", ".sql", ".sh", ".tex", ".yml",
     ".yaml", ".toml", ".cfg", ".ini", ".c", ".h", ".cpp", ".java", ".js", ".html", ".css",
@@ -426,6 +429,9 @@ class Review:
         self.downloads = asyncio.Semaphore(downloads)
         self._listings: OrderedDict[str, list[snapzip.SnapshotFile]] = OrderedDict()
         self._pending: dict[tuple, asyncio.Future] = {}
+        # pages that could not be made (a broken or too slow notebook): the reason, so
+        # opening it again (or the page's look-ahead) does not make a worker try again
+        self._failed: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
 
     async def warm(self) -> None:
         try:
@@ -478,6 +484,9 @@ class Review:
         found = self.cache.get(key)
         if found is not None:
             return found
+        failed = self._failed.get(key)
+        if failed is not None and clock.now() - failed[0] < FAILURE_SECONDS:
+            raise nbrender.NotebookError(failed[1])
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -485,7 +494,17 @@ class Review:
         self._pending[key] = future
         try:
             body = (await make()).encode("utf-8")
-        except BaseException as e:
+        except nbrender.NotebookError as e:
+            self._failed[key] = (clock.now(), str(e))
+            if len(self._failed) > 1000:
+                self._failed.popitem(last=False)
+            future.set_exception(e)
+            future.exception()
+            raise
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as e:
             future.set_exception(e)
             future.exception()  # retrieved: nobody else may be waiting
             raise

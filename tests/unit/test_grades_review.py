@@ -391,3 +391,37 @@ def test_format_3_notebooks_are_refused_with_the_reason():
     with pytest.raises(nbrender.NotebookError, match="format 3"):
         nbrender.render_html(json.dumps({"nbformat": 3, "cells": []}).encode())
     assert "no cells" in nbrender.render_html(nb([]))
+
+
+def test_a_page_is_made_once_for_concurrent_requests_and_a_failure_is_kept():
+    import logging
+
+    made = []
+
+    async def run():
+        r = review.Review(
+            objects=None,
+            renderer=None,
+            cache=review.RenderCache(1 << 20),
+            downloads=1,
+            log=logging.getLogger("test"),
+        )
+
+        async def make():
+            made.append(1)
+            await asyncio.sleep(0.05)
+            return "<p>page</p>"
+
+        pages = await asyncio.gather(*(r._cached(("k",), make) for _ in range(5)))
+        assert pages == [b"<p>page</p>"] * 5 and len(made) == 1
+
+        async def broken():
+            made.append(2)
+            raise nbrender.NotebookError("The file is not a notebook: x")
+
+        for _ in range(3):
+            with pytest.raises(nbrender.NotebookError, match="not a notebook"):
+                await r._cached(("bad",), broken)
+        assert made.count(2) == 1  # tried once; the reason is kept
+
+    asyncio.run(run())

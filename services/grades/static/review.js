@@ -163,7 +163,16 @@
     seq: 0, // the latest navigation: answers for an older one are dropped
   };
   const filesCache = new Map(); // version id -> files answer (a version never changes)
-  const warmed = new Set(); // render URLs the service has been asked to prepare
+  const versionsCache = new Map(); // teachers: user -> their versions answer
+
+  function versionsOf(user) {
+    if (!versionsCache.has(user)) {
+      const answer = api("GET", `${BASE}/students/${enc(user)}/submissions`);
+      versionsCache.set(user, answer);
+      answer.catch(() => versionsCache.delete(user));
+    }
+    return versionsCache.get(user);
+  }
 
   async function versionFiles(id) {
     const key = String(id);
@@ -185,27 +194,83 @@
 
   // ----------------------------------------------------------------- showing a version
 
-  const viewer = $("viewer");
+  // The notebook's frame. The next and previous students' notebooks are loaded ahead in
+  // frames of their own, kept out of sight; moving to one swaps it in (id "viewer" goes to
+  // the frame in sight). Every frame is sandboxed and its page served with a CSP that runs
+  // nothing. A frame's data-loaded is the address it last finished loading.
+  const frames = $("viewer").parentElement;
+  const KEEP_AHEAD = 2;
+
+  function makeFrame(src) {
+    const frame = document.createElement("iframe");
+    frame.className = "review-frame";
+    frame.setAttribute("sandbox", "");
+    frame.referrerPolicy = "no-referrer";
+    frame.title = $("viewer").title;
+    watch(frame);
+    frame.src = src;
+    return frame;
+  }
+
+  function watch(frame) {
+    frame.addEventListener("load", () => {
+      frame.dataset.loaded = frame.src;
+    });
+  }
+  watch($("viewer"));
+
+  function framesAhead() {
+    return Array.from(frames.querySelectorAll("iframe.review-frame.ahead"));
+  }
+
+  function showSrc(src) {
+    const current = $("viewer");
+    const absolute = new URL(src, window.location.href).href;
+    if (current.src === absolute) return;
+    const ready = framesAhead().find((f) => f.src === absolute);
+    if (!ready) {
+      current.src = src;
+      return;
+    }
+    current.removeAttribute("id");
+    current.classList.add("ahead");
+    ready.classList.remove("ahead");
+    ready.id = "viewer";
+    const ahead = framesAhead();
+    for (const old of ahead.slice(0, Math.max(0, ahead.length - KEEP_AHEAD))) old.remove();
+  }
+
+  function loadAhead(src) {
+    const absolute = new URL(src, window.location.href).href;
+    if ($("viewer").src === absolute || framesAhead().some((f) => f.src === absolute)) return;
+    const frame = makeFrame(src);
+    frame.classList.add("ahead");
+    frame.setAttribute("aria-hidden", "true");
+    frame.tabIndex = -1;
+    frames.append(frame);
+    const ahead = framesAhead();
+    for (const old of ahead.slice(0, Math.max(0, ahead.length - KEEP_AHEAD))) old.remove();
+  }
 
   function showFrame() {
     const file = state.files.find((f) => f.path === state.path);
     const inBase = state.baseFiles && state.baseFiles.find((f) => f.path === state.path);
     const note = $("viewer-note");
     if (!state.path || (!file && !inBase)) {
-      viewer.src = "about:blank";
+      showSrc("about:blank");
       note.textContent = state.files.length ? "" : "This version holds no files.";
       return;
     }
     if (state.since) {
       const id = state.version.id;
-      viewer.src = `${PREFIX}api/submissions/${enc(id)}/diff/${enc(state.since)}/${encPath(state.path)}`;
+      showSrc(`${PREFIX}api/submissions/${enc(id)}/diff/${enc(state.since)}/${encPath(state.path)}`);
       const base = state.versions.find((v) => String(v.id) === state.since);
       note.textContent = `Changes to ${state.path} from version ${base ? base.version : "?"} to version ${state.version.version}.`;
     } else if (file && file.render_url) {
-      viewer.src = file.render_url;
+      showSrc(file.render_url);
       note.textContent = "";
     } else {
-      viewer.src = "about:blank";
+      showSrc("about:blank");
       note.textContent = `${state.path} cannot be shown here: download it from the list of files.`;
     }
   }
@@ -385,7 +450,7 @@
     studentOptions();
     const counting = countingOf(row);
     // the versions and the counting version's files at once
-    const versionsCall = api("GET", `${BASE}/students/${enc(user)}/submissions`);
+    const versionsCall = versionsOf(user);
     if (counting) versionFiles(counting.id).catch(() => null);
     const data = await versionsCall;
     if (seq !== state.seq) return;
@@ -415,25 +480,21 @@
     if (next) showStudent(next.user).catch(problem);
   }
 
-  // Ask the service to prepare the neighbours' pages (a HEAD request renders and keeps
-  // them), so moving on shows them at once.
+  // Load the neighbours' versions, files and notebooks ahead (the notebooks in frames out
+  // of sight), so moving to them shows them at once.
   function warmNeighbours() {
     const rows = listed();
     const at = rows.findIndex((r) => r.user === state.user);
     for (const row of [rows[at + 1], rows[at - 1]]) {
       const counting = countingOf(row);
       if (!counting) continue;
+      versionsOf(row.user).catch(() => null);
       versionFiles(counting.id)
         .then((answer) => {
+          if (state.since) return;
           const path = firstShown(answer.files, state.path);
           const file = answer.files.find((f) => f.path === path);
-          if (!file || !file.render_url || warmed.has(file.render_url)) return;
-          warmed.add(file.render_url);
-          fetch(file.render_url, {
-            method: "HEAD",
-            credentials: "same-origin",
-            headers: { "X-XSRFToken": xsrfToken() },
-          }).catch(() => warmed.delete(file.render_url));
+          if (file && file.render_url) loadAhead(file.render_url);
         })
         .catch(() => null);
     }
@@ -469,6 +530,7 @@
     // the version's new grade everywhere the page shows it
     state.version = submission;
     state.versions = state.versions.map((v) => (v.id === submission.id ? submission : v));
+    versionsCache.set(state.user, Promise.resolve({ submissions: state.versions }));
     const cached = filesCache.get(String(submission.id));
     if (cached) cached.then((answer) => (answer.submission = submission)).catch(() => null);
     for (const row of state.students) {
@@ -580,6 +642,7 @@
   async function start() {
     const place = readPlace();
     if (TEACHES) {
+      if (place.user) versionsOf(place.user).catch(() => null); // meanwhile
       await loadStudents();
       if (!state.students.length) {
         $("review-empty").textContent = "This class has no students yet.";
