@@ -425,3 +425,26 @@ def test_a_page_is_made_once_for_concurrent_requests_and_a_failure_is_kept():
         assert made.count(2) == 1  # tried once; the reason is kept
 
     asyncio.run(run())
+
+
+def test_the_review_settings_refuse_bad_values_with_a_fix(monkeypatch):
+    from traitlets import TraitError
+
+    monkeypatch.setenv("CLASSHUB_GRADES_RENDER_WORKERS", "3")
+    monkeypatch.setenv("CLASSHUB_GRADES_RENDER_CACHE", "0")
+    settings = review.ReviewSettings()
+    assert settings.render_workers == 3 and settings.render_timeout == 20
+    assert settings.render_memory == "2G" and settings.render_cache_size == "0"
+    for name, value, message in (
+        ("render_workers", 0, "1 to 64"),
+        ("render_timeout", 0, "1 to 600"),
+        ("render_memory", "100M", "at least 256M"),
+        ("render_memory", "lots", "a size such as"),
+        ("render_cache_size", "big", "a size such as"),
+        ("download_all_concurrency", 0, "1 to 32"),
+    ):
+        with pytest.raises(TraitError, match=message):
+            setattr(review.ReviewSettings(), name, value)
+    monkeypatch.setenv("CLASSHUB_GRADES_RENDER_WORKERS", "two")
+    with pytest.raises(TraitError, match="must be a number"):
+        _ = review.ReviewSettings().render_workers
