@@ -269,3 +269,40 @@ def test_a_teacher_reviews_hostile_notebooks_and_nothing_runs(stack, world, list
     assert saved["grade"]["returned_at"] is not None
     time.sleep(1)
     assert listener.hits == []
+
+
+def test_a_student_sees_their_own_versions_rendered_and_only_theirs(stack, world, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
+            page.fill("#token_input", stack.mint("ann", "student"))
+            page.click("#token_submit")
+            page.wait_for_url(f"**{GRADES}")
+            page.goto(f"{stack.url}{GRADES}classes/{CODE}")
+            link = page.locator("#assignments article[data-slug=lab] [data-action=review]")
+            expect(link).to_be_visible()
+            link.click()
+            page.wait_for_url("**/assignments/lab/review**")
+            expect(page.locator("#grading-version")).to_have_text("2")
+            frame = page.frame_locator("#viewer")
+            expect(frame.locator("body")).to_contain_text("answer is 42")
+            assert page.locator("#grading").count() == 0  # no grading for a student
+            assert page.locator("#student-select").count() == 0
+            # another student's version, asked for by its address: refused
+            ben = world["ids"][("ben", "7")]
+            r = page.request.get(f"{stack.url}{GRADES}api/submissions/{ben}/files")
+            assert r.status == 404
+            r = page.request.get(f"{stack.url}{GRADES}api/submissions/{ben}/render/work.ipynb")
+            assert r.status == 404
+            assert frame.locator("html").get_attribute("data-pwned") is None
+        except Exception:
+            page.screenshot(path=str(tmp_path / "student.png"), full_page=True)
+            print("screenshot:", tmp_path / "student.png")
+            raise
+        finally:
+            browser.close()
