@@ -271,7 +271,7 @@ def browser_context(p, stack: Stack, teacher: Person):
 
 
 def review_url(stack: Stack, user: str) -> str:
-    return f"{stack.url}{GRADES}classes/{CODE}/assignments/{SLUG}/review#user={user}"
+    return f"{stack.url}{GRADES}classes/{CODE}/assignments/{SLUG}/review?user={user}"
 
 
 MILESTONES = """() => {

@@ -782,14 +782,65 @@ class DownloadAllHandler(ReviewHandler):
             await self.review.download_all(self, subs, list(students))
 
 
-class ReviewPage(PageHandler):
-    """``GET <prefix>classes/<code>/assignments/<slug>/review``."""
+def first_shown(files: list[snapzip.SnapshotFile], wanted: str = "") -> str:
+    """The file the review page shows first: ``wanted`` when the version has it, else the
+    first notebook, else the first text file (as ``firstShown`` in static/review.js)."""
+    paths = [f.path for f in files]
+    if wanted and wanted in paths:
+        return wanted
+    for kind in ("notebook", "text"):
+        found = next((p for p in paths if viewable(p) == kind), None)
+        if found:
+            return found
+    return paths[0] if paths else ""
+
+
+class ReviewPage(PageHandler, ReviewHandler):
+    """``GET <prefix>classes/<code>/assignments/<slug>/review[?user=&version=&file=]``.
+
+    The page names the notebook it opens on in its frame's ``src``, so the browser fetches
+    it while the page's script starts (the script then agrees on the same view). The query
+    says which (the script keeps it up to date); a value that does not check out (not a
+    student of the class, another assignment's version) is ignored: the page opens on the
+    first student who handed in."""
+
+    async def initial_view(self, code: str, assignment, role: str) -> str:
+        """The address of the notebook (or text file) the page opens on, "" for none."""
+        wanted_user = self.get_query_argument("user", "")
+        wanted_version = self.get_query_argument("version", "")
+        wanted_file = self.get_query_argument("file", "")
+        if self.get_query_argument("since", ""):
+            return ""  # a comparison: the script asks for it
+        if role == STUDENT:
+            users = [self.caller().name]
+        else:
+            users = list(await self.membership.students(code))
+            if wanted_user in users:
+                users = [wanted_user]
+        counting = {s.username: s for s in await self.store.counting_submissions(assignment.id)}
+        chosen = next((counting[u] for u in users if u in counting), None)
+        if wanted_version.isdigit() and chosen is not None:
+            for s in await self.store.user_submissions(assignment.id, chosen.username):
+                if str(s.id) == wanted_version:
+                    chosen = s
+        if chosen is None:
+            return ""
+        path = first_shown(await self.review.files(chosen), wanted_file)
+        if not path or viewable(path) is None:
+            return ""
+        prefix = self.settings["service_prefix"]
+        return f"{prefix}api/submissions/{chosen.id}/render/{quote(path, safe='/')}"
 
     @web.authenticated
     async def get(self, code, slug):
         code, role = await self.role(code)
         assignment = await self.assignment(code, slug, role)
         teaches = role in (ADMIN, TEACHER)
+        try:
+            initial = await self.initial_view(code, assignment, role)
+        except (ServiceError, BadName) as e:  # the page works without it
+            self.log.info("Review page of %s/%s without a first view: %s", code, slug, e)
+            initial = ""
         self.render_page(
             "review.html",
             code=code,
@@ -797,6 +848,7 @@ class ReviewPage(PageHandler):
             assignment=assignment,
             role=role,
             teaches=teaches,
+            initial_src=initial,
             assignment_json=json.dumps(assignment_view(assignment), separators=(",", ":")),
         )
 

@@ -334,11 +334,34 @@ def test_the_review_page(people, versions):
     page = f"classes/{CODE}/assignments/lab/review"
     r = people["tia"].get(page, headers=html)
     assert r.status_code == 200 and "review.js" in r.text, r.text[:500]
+    # the page opens on the first student who handed in, their counting version's first
+    # notebook (by name), named in the frame's src (fetched while the script starts)
+    src = 'src="/services/grades/api/submissions/{}/render/broken.ipynb"'
+    assert src.format(versions["v2"]) in r.text
+    r = people["tia"].get(
+        f"{page}?user=sam&version={versions['v1']}&file=pendulum.ipynb", headers=html
+    )
+    assert (
+        f'src="/services/grades/api/submissions/{versions["v1"]}/render/pendulum.ipynb"' in r.text
+    )
+    r = people["tia"].get(f"{page}?user=sam&version={versions['v1']}&file=data/g.csv", headers=html)
+    assert (
+        'src="/services/grades/api/submissions/{}/render/data/g.csv"'.format(versions["v1"])
+        in r.text
+    )
+    r = people["tia"].get(f"{page}?user=sue", headers=html)  # nothing handed in: no frame src
+    assert r.status_code == 200 and "/render/" not in r.text
+    r = people["tia"].get(f"{page}?user=Bad!&version=x&file=..", headers=html)  # hints only
+    assert r.status_code == 200 and src.format(versions["v2"]) in r.text
     assert 'id="grading"' in r.text and 'id="download-all"' in r.text
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     # a student: their own versions, no grading
     r = people["sam"].get(page, headers=html)
     assert r.status_code == 200 and 'id="your-version"' in r.text and 'id="grading"' not in r.text
+    assert src.format(versions["v2"]) in r.text
+    # another student's name or version in the query changes nothing
+    r = people["sue"].get(f"{page}?user=sam&version={versions['v2']}", headers=html)
+    assert r.status_code == 200 and "/render/" not in r.text
     for who in outsiders(people):
         assert who.get(page, headers=html).status_code == 404
     assert (

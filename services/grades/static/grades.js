@@ -812,7 +812,7 @@
       action(row, "grade").hidden = !latest;
       const review = action(row, "review");
       review.hidden = !latest;
-      review.href = a ? `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review#user=${enc(r.user)}` : "#";
+      review.href = a ? `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review?user=${enc(r.user)}` : "#";
     }
 
     async function loadSubmissions() {

@@ -4,7 +4,7 @@
 // previous and next student, all without reloading the page. Every read and change is a
 // call to the service's REST API; data is only ever put into the page with textContent and
 // attributes, never as HTML. The place (student, version, file, comparison) is kept in the
-// address's #fragment, so a reload or a shared link opens the same view.
+// address's query, so a reload or a shared link opens the same view.
 "use strict";
 
 (function () {
@@ -130,8 +130,13 @@
 
   // ----------------------------------------------------------------- the place (#fragment)
 
+  // the place: in the query (the service opens the page on it), or in the #fragment of
+  // an older link
   function readPlace() {
-    const params = new URLSearchParams(window.location.hash.slice(1));
+    const params = new URLSearchParams(window.location.search);
+    for (const [key, value] of new URLSearchParams(window.location.hash.slice(1))) {
+      params.set(key, value);
+    }
     return {
       user: params.get("user") || "",
       version: params.get("version") || "",
@@ -146,7 +151,7 @@
     if (state.version) params.set("version", String(state.version.id));
     if (state.path) params.set("file", state.path);
     if (state.since) params.set("since", state.since);
-    history.replaceState(null, "", `#${params.toString()}`);
+    history.replaceState(null, "", `${window.location.pathname}?${params.toString()}`);
   }
 
   // ----------------------------------------------------------------- state
@@ -216,6 +221,9 @@
     frame.addEventListener("load", () => {
       frame.dataset.loaded = frame.src;
     });
+    // the page's first frame may have loaded before this script ran
+    const done = frame.src && performance.getEntriesByName(frame.src);
+    if (done && done.some((e) => e.initiatorType === "iframe")) frame.dataset.loaded = frame.src;
   }
   watch($("viewer"));
 
