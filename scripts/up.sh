@@ -115,6 +115,7 @@ ensure_var CLASSHUB_REDIS_MEM_LIMIT 512m
 ensure_var CLASSHUB_MONGO_MEM_LIMIT 1g
 ensure_var CLASSHUB_S3_MEM_LIMIT 1g
 ensure_var CLASSHUB_TRAEFIK_MEM_LIMIT 256m
+ensure_var CLASSHUB_GATE_MEM_LIMIT 256m
 # the owner gate (authenticator/gate.py), on 127.0.0.1 beside Traefik
 ensure_var CLASSHUB_GATE_PORT "${CLASSHUB_GATE_PORT:-8082}"
 # per-user origins, when given on a run (docs/admin-guide.md, "One origin per user")
@@ -145,10 +146,9 @@ S3_JSON=.run/seaweedfs/s3.json
 S3_CHANGED=0
 cmp -s "$S3_JSON" "$S3_JSON.applied" || S3_CHANGED=1
 # The hub's environment: the settings without the stores' administrator credentials, with
-# each component's own database URLs (offline, nx-27017 has no MongoDB users)
-HUB_ENV_ARGS=()
-[ "$MODE" = offline ] && HUB_ENV_ARGS+=(--no-mongo-auth)
-.venv/bin/classhub-stores --env-file "$ENV_FILE" hub-env --out .run/hub.env "${HUB_ENV_ARGS[@]}" \
+# each component's own database URLs (MongoDB has users in both modes: offline it is
+# classhub-mongo, nx-27017 behind SCRAM-SHA-256 and MongoDB's roles)
+.venv/bin/classhub-stores --env-file "$ENV_FILE" hub-env --out .run/hub.env \
   || die "could not write .run/hub.env"
 
 # Traefik static configuration (the Python side owns its content).
@@ -259,12 +259,10 @@ if [ "$STORES_NEW" = 1 ] && [ -n "$(dc ps -q hub 2>/dev/null || true)" ]; then
   log "upgrading the stores of an existing deployment: stopping the hub meanwhile"
   dc stop hub || on_failure
 fi
-MONGO_ARGS=()
-[ "$MODE" = offline ] && MONGO_ARGS+=(--no-users)
 log "setting up an identity per component in PostgreSQL, MongoDB and S3"
 stores postgres postgres --host 127.0.0.1 --port 5432 --admin-user classhub \
   || { log "the PostgreSQL set-up failed"; on_failure; }
-stores mongo mongo --address 127.0.0.1:27017 "${MONGO_ARGS[@]}" \
+stores mongo mongo --address 127.0.0.1:27017 \
   || { log "the MongoDB set-up failed"; on_failure; }
 stores s3 s3-bucket --endpoint http://127.0.0.1:8333 \
   || { log "the S3 set-up failed"; on_failure; }

@@ -136,32 +136,45 @@ def start_redis(workdir: Path) -> tuple[Process, int]:
     return proc, port
 
 
-def start_mongo(workdir: Path, port: int | None = None) -> tuple[Process, int]:
-    """A MongoDB wire-protocol server (``nx-27017`` from the venv) on a random port, its
-    data in ``workdir/data``. Pass ``port`` to start it again where it was."""
+def start_mongo(
+    workdir: Path,
+    port: int | None = None,
+    *,
+    auth: bool = True,
+    env: dict | None = None,
+    bare: bool = False,
+) -> tuple[Process, int]:
+    """``classhub-mongo`` (nx-27017 behind SCRAM-SHA-256 and MongoDB's roles, from the venv)
+    on a random port, its data and users in ``workdir/data``; with ``auth`` (the default,
+    as in the offline stack) every command but the handshake needs a signed-in user. The
+    first user is made from localhost (:func:`hub.stores.mongo.bootstrap` does), or from
+    ``MONGO_INITDB_ROOT_*`` in ``env``. ``bare``: nx-27017 alone, without any
+    authentication (tests that the set-up refuses it). Pass ``port`` to start it again
+    where it was."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    proc = Process(
-        "mongo",
-        [
+    if bare:
+        args = [
             str(VENV_BIN / "nx-27017"),
-            "--data-dir",
-            str(workdir / "data"),
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--log-file",
-            str(workdir / "nx-27017-internal.log"),
-            "--pid-file",
-            str(workdir / "nx-27017.pid"),
-        ],
-        workdir / "mongo.log",
-    ).start()
+            *("--data-dir", str(workdir / "data"), "--host", "127.0.0.1", "-p", str(port)),
+            *("--log-file", str(workdir / "nx-27017-internal.log")),
+            *("--pid-file", str(workdir / "nx-27017.pid")),
+        ]
+    else:
+        args = [
+            str(VENV_BIN / "classhub-mongo"),
+            *(["--auth"] if auth else []),
+            *("--data-dir", str(workdir / "data"), "--host", "127.0.0.1"),
+            *("--port", str(port)),
+        ]
+    proc = Process("mongo", args, workdir / "mongo.log", env={**os.environ, **(env or {})})
+    proc.start()
 
     def ready():
         import pymongo
 
+        if not proc.alive():
+            raise RuntimeError("mongo exited:\n" + proc.tail())
         client = pymongo.MongoClient(
             f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=500, connect=False
         )
@@ -170,7 +183,7 @@ def start_mongo(workdir: Path, port: int | None = None) -> tuple[Process, int]:
         finally:
             client.close()
 
-    wait_for(ready, 30, interval=0.2, what="mongo (nx-27017)")
+    wait_for(ready, 30, interval=0.2, what="mongo")
     return proc, port
 
 
@@ -463,6 +476,9 @@ class Stack:
         self.extra_env = dict(env or {})  # more CLASSHUB_* settings for the hub
         self.mongo: Process | None = None
         self.mongo_port = self.classes_port = 0
+        # MongoDB's root (the set-up only) and a user per service, as `make up` makes them
+        self.mongo_root_password = secrets.token_hex(16)
+        self.mongo_passwords = {u.service: secrets.token_hex(16) for u in mongo_stores.USERS}
         self.prefix = "chtest" + secrets.token_hex(3)
         self.image = image
         self.extra_config = extra_config
@@ -509,9 +525,11 @@ class Stack:
             self.mongo, self.mongo_port = start_mongo(w / "mongo")
             self.processes.append(self.mongo)
             self.classes_port = free_port()
-            # nx-27017 has no authentication: a database per service, URLs without a user
+            # root through the localhost exception, then a user per service on its database
             mongo_stores.bootstrap(
-                f"127.0.0.1:{self.mongo_port}", root_password=None, passwords={}, users=False
+                f"127.0.0.1:{self.mongo_port}",
+                root_password=self.mongo_root_password,
+                passwords=self.mongo_passwords,
             )
         if self.with_files:
             self.s3, self.s3_port = start_s3(
@@ -630,13 +648,25 @@ c.JupyterHub.log_level = {self.log_level!r}
 
     @property
     def mongo_url(self) -> str:
-        """The classes service's MongoDB database."""
-        return mongo_stores.service_url(mongo_stores.CLASSES, f"127.0.0.1:{self.mongo_port}", None)
+        """The classes service's MongoDB database, as its own user."""
+        return self._mongo_url(mongo_stores.CLASSES)
 
     @property
     def files_mongo_url(self) -> str:
-        """The files service's MongoDB database (material pushes)."""
-        return mongo_stores.service_url(mongo_stores.FILES, f"127.0.0.1:{self.mongo_port}", None)
+        """The files service's MongoDB database (material pushes), as its own user."""
+        return self._mongo_url(mongo_stores.FILES)
+
+    @property
+    def mongo_root_url(self) -> str:
+        """MongoDB as root (the set-up's identity; tests look at every database with it)."""
+        return (
+            f"mongodb://{mongo_stores.ROOT_USER}:{self.mongo_root_password}"
+            f"@127.0.0.1:{self.mongo_port}/?authSource=admin"
+        )
+
+    def _mongo_url(self, user) -> str:
+        address = f"127.0.0.1:{self.mongo_port}"
+        return mongo_stores.service_url(user, address, self.mongo_passwords[user.service])
 
     @property
     def s3_identities(self) -> dict:

@@ -6,12 +6,12 @@ idempotent; ``scripts/up.sh`` runs them on every ``make up``::
 
     classhub-stores postgres --host 127.0.0.1 --port 5432
         # POSTGRES_PASSWORD, CLASSHUB_PG_{HUB,ACCOUNTS,GRADES}_PASSWORD
-    classhub-stores mongo --address 127.0.0.1:27017 [--no-users]
+    classhub-stores mongo --address 127.0.0.1:27017
         # MONGO_ROOT_PASSWORD, CLASSHUB_MONGO_{CLASSES,FILES}_PASSWORD
     classhub-stores s3-config --out .run/seaweedfs/s3.json
         # S3_ADMIN_*, CLASSHUB_S3_{FILES,GRADES}_{ACCESS,SECRET}_KEY
     classhub-stores s3-bucket --endpoint http://127.0.0.1:8333
-    classhub-stores hub-env --out .run/hub.env [--no-mongo-auth]
+    classhub-stores hub-env --out .run/hub.env
 
 Exit status 0 when done, 1 when a store refused or is unreachable, 2 for a usage error.
 """
@@ -89,18 +89,13 @@ def cmd_postgres(args, env) -> list[str]:
 
 
 def cmd_mongo(args, env) -> list[str]:
-    if args.users:
-        root, classes, files = _need(
-            env, "MONGO_ROOT_PASSWORD", mongo.CLASSES.password_env, mongo.FILES.password_env
-        )
-        passwords = {"classes": classes, "files": files}
-    else:
-        root, passwords = None, {}
+    root, classes, files = _need(
+        env, "MONGO_ROOT_PASSWORD", mongo.CLASSES.password_env, mongo.FILES.password_env
+    )
     return mongo.bootstrap(
         args.address,
         root_password=root,
-        passwords=passwords,
-        users=args.users,
+        passwords={"classes": classes, "files": files},
         timeout=args.timeout,
     )
 
@@ -132,7 +127,6 @@ def cmd_hub_env(args, env) -> list[str]:
     source = hubenv.read_env_file(Path(args.env_file).read_text()) if args.env_file else env
     out = hubenv.hub_environment(
         source,
-        mongo_auth=args.mongo_auth,
         pg_address=args.pg_address,
         mongo_address=args.mongo_address,
     )
@@ -162,12 +156,6 @@ def parser() -> argparse.ArgumentParser:
 
     mg = sub.add_parser("mongo", help="users per service in MongoDB")
     mg.add_argument("--address", default="127.0.0.1:27017", help="host:port")
-    mg.add_argument(
-        "--no-users",
-        dest="users",
-        action="store_false",
-        help="the server has no authentication (nx-27017): only move collections",
-    )
     mg.set_defaults(run=cmd_mongo)
 
     sc = sub.add_parser("s3-config", help="write SeaweedFS's identities file")
@@ -182,12 +170,6 @@ def parser() -> argparse.ArgumentParser:
     he.add_argument("--out", required=True)
     he.add_argument("--pg-address", default="127.0.0.1:15432")
     he.add_argument("--mongo-address", default="127.0.0.1:17017")
-    he.add_argument(
-        "--no-mongo-auth",
-        dest="mongo_auth",
-        action="store_false",
-        help="MongoDB has no authentication (nx-27017): URLs without users",
-    )
     he.set_defaults(run=cmd_hub_env)
     return p
 

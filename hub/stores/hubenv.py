@@ -66,15 +66,13 @@ def pg_url(c: postgres.Component, password: str, address: str, database: str) ->
 def hub_environment(
     env: Mapping[str, str],
     *,
-    mongo_auth: bool,
     pg_address: str = "127.0.0.1:15432",
     mongo_address: str = "127.0.0.1:17017",
     database: str = "jupyterhub",
 ) -> dict[str, str]:
-    """The hub's variables from the stack's. ``mongo_auth`` False: MongoDB has no
-    authentication (the offline nx-27017), the services' URLs carry no user."""
+    """The hub's variables from the stack's."""
     need = [c.password_env for c in postgres.COMPONENTS]
-    need += [u.password_env for u in mongo.USERS] if mongo_auth else []
+    need += [u.password_env for u in mongo.USERS]
     need += [name for s in s3.SERVICES for name in (s.access_env, s.secret_env)]
     missing = [n for n in need if not env.get(n)]
     if missing:
@@ -90,7 +88,7 @@ def hub_environment(
         (mongo.CLASSES, "CLASSHUB_CLASSES_MONGO_URL"),
         (mongo.FILES, "CLASSHUB_FILES_MONGO_URL"),
     ):
-        out[name] = mongo.service_url(u, mongo_address, env[u.password_env] if mongo_auth else None)
+        out[name] = mongo.service_url(u, mongo_address, env[u.password_env])
     return out
 
 

@@ -18,10 +18,10 @@ user and is idempotent:
   ``classhub_files`` (copied by ``_id``, checked, then the old collection dropped), so the
   classes user cannot read the pushes, nor the files user the classes.
 
-The offline stand-in nx-27017 has no authentication at all (it answers every unknown
-command, ``createUser`` and ``saslStart`` included, with ``ok: 1`` and does nothing):
-:func:`bootstrap` with ``users=False`` only moves the collections, and the services'
-URLs carry no credentials (:mod:`hub.stores.hubenv`).
+The offline stack and the tests run ``classhub-mongo`` (:mod:`hub.stores.mongoauth`,
+nx-27017 behind SCRAM-SHA-256 and these roles) instead of the official image; the set-up
+is the same for both. A bare nx-27017 (no authentication: it answers ``createUser`` and
+``saslStart`` with ``ok`` and does nothing) is refused.
 """
 
 from __future__ import annotations
@@ -61,11 +61,8 @@ class SetupError(RuntimeError):
     """The set-up cannot go on; the message says what to fix."""
 
 
-def service_url(u: ServiceUser, address: str, password: str | None) -> str:
-    """The URL a service connects with: its own user (``password``) and database, or no
-    credentials where the server has no authentication (``password`` None)."""
-    if password is None:
-        return f"mongodb://{address}/{u.database}"
+def service_url(u: ServiceUser, address: str, password: str) -> str:
+    """The URL a service connects with: its own user (``password``) and database."""
     return (
         f"mongodb://{quote(u.user, safe='')}:{quote(password, safe='')}@{address}/"
         f"{u.database}?authSource=admin"
@@ -97,8 +94,9 @@ def _root_client(address: str, root_password: str, timeout: float) -> tuple[Mong
         plain.close()
     if "nx_27017" in str(process):
         raise SetupError(
-            "this MongoDB server is nx-27017, which has no authentication or users: "
-            "run the set-up with --no-users (the offline stack does)"
+            "this MongoDB server is a bare nx-27017, which has no authentication or users: "
+            "run classhub-mongo --auth instead (the offline image classhub/mongo does since "
+            "this version: rebuild it with images/build.sh mongo)"
         )
     auth = {"username": ROOT_USER, "password": root_password, "authSource": "admin"}
     client = _client(address, timeout, **auth)
@@ -115,8 +113,7 @@ def _root_client(address: str, root_password: str, timeout: float) -> tuple[Mong
     except Exception as e:  # noqa: BLE001 - a server that does not speak SCRAM
         client.close()
         raise SetupError(
-            f"this MongoDB server does not sign in with SCRAM ({type(e).__name__}); "
-            "run the set-up with --no-users if it has no authentication"
+            f"this MongoDB server does not sign in with SCRAM ({type(e).__name__})"
         ) from None
     # no root yet: a deployment from before authentication (the localhost exception)
     plain = _client(address, timeout)
@@ -190,37 +187,32 @@ def move_collection(client: MongoClient, old_db: str, new_db: str, name: str) ->
 def bootstrap(
     address: str,
     *,
-    root_password: str | None,
+    root_password: str,
     passwords: Mapping[str, str],
-    users: bool = True,
     timeout: float = 10.0,
 ) -> list[str]:
     """Set MongoDB at ``address`` (``host:port``) up for the services; see the module's
-    text. ``passwords`` maps classes and files to their users' passwords (unused with
-    ``users=False``). Returns what it changed (no secrets)."""
+    text. ``passwords`` maps classes and files to their users' passwords. Returns what it
+    changed (no secrets)."""
     done: list[str] = []
-    if users:
-        missing = [u.service for u in USERS if not passwords.get(u.service)]
-        missing += [] if root_password else [ROOT_USER]
-        if missing:
-            raise SetupError(f"no MongoDB password for: {', '.join(missing)}")
-        client, created = _root_client(address, root_password, timeout)
-        if created:
-            done.append(f"created the user {ROOT_USER} (the deployment had no users)")
-    else:
-        client = _client(address, timeout)
+    missing = [u.service for u in USERS if not passwords.get(u.service)]
+    missing += [] if root_password else [ROOT_USER]
+    if missing:
+        raise SetupError(f"no MongoDB password for: {', '.join(missing)}")
+    client, created = _root_client(address, root_password, timeout)
+    if created:
+        done.append(f"created the user {ROOT_USER} (the deployment had no users)")
     try:
-        if users:
-            reply = client.admin.command("usersInfo", 1)
-            if "users" not in reply:
-                raise SetupError(
-                    "this MongoDB server has no user management (the nx-27017 stand-in?); "
-                    "run the set-up without users"
-                )
-            for u in USERS:
-                line = _ensure_user(client.admin, u, passwords[u.service])
-                if line:
-                    done.append(line)
+        reply = client.admin.command("usersInfo", 1)
+        if "users" not in reply:
+            raise SetupError(
+                "this MongoDB server has no user management (a bare nx-27017?); "
+                "run classhub-mongo --auth"
+            )
+        for u in USERS:
+            line = _ensure_user(client.admin, u, passwords[u.service])
+            if line:
+                done.append(line)
         for u, old_db, names in MOVED:
             for name in names:
                 n = move_collection(client, old_db, u.database, name)

@@ -67,6 +67,10 @@ COMMAND = ["python3", "-I", "-m", "classhub_singleuser.homectl", JOB_FILE]
 MAX_SNAPSHOT_BYTES = 110 << 20
 #: the most files a snapshot may hold (homectl's snapshot.MAX_FILES)
 MAX_SNAPSHOT_FILES = 2000
+#: the largest file a teacher's read-only view takes back (homectl's VIEW_BYTES)
+MAX_VIEW_BYTES = 50 << 20
+#: the most entries of one folder a view lists (homectl's VIEW_ENTRIES)
+MAX_VIEW_ENTRIES = 1000
 #: the largest results file taken back (one line per home; a report lists every file)
 MAX_RESULTS_BYTES = 64 << 20
 MESSAGE_MAX = 1000
@@ -138,12 +142,23 @@ class HomeSnapshot:
 
 
 @dataclasses.dataclass(frozen=True)
+class HomeView:
+    """A read-only look into a home: a folder's ``entries`` (``{"name", "kind", "size"}``,
+    folders first; ``total`` counts those not listed too), or a file's ``data``."""
+
+    kind: str  # "folder" or "file"
+    entries: list[dict] = dataclasses.field(default_factory=list)
+    total: int = 0
+    data: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
 class _Work:
-    op: str  # "snapshot" or "apply"
+    op: str  # "snapshot", "apply" or "view"
     user: str
     server: str
     volume: str
-    folder: str = ""  # snapshot
+    folder: str = ""  # snapshot; the path of a view
     dest: str = ""  # apply
     label: str = ""
     data: bytes = b""
@@ -254,6 +269,8 @@ def _check_line(op: str, line: dict) -> dict:
         if not isinstance(report, dict):
             raise ValueError("no report")
         return {"ok": True, "report": report}
+    if op == "view":
+        return _check_view(line)
     skipped = line.get("skipped")
     entries = []
     for entry in (skipped if isinstance(skipped, list) else [])[:SKIPPED_MAX]:
@@ -266,6 +283,32 @@ def _check_line(op: str, line: dict) -> dict:
         "skipped": entries,
         "skipped_total": _int(line.get("skipped_total", len(entries)), 0, 10**9),
     }
+
+
+_VIEW_KINDS = frozenset({"folder", "file", "link", "other"})
+
+
+def _check_view(line: dict) -> dict:
+    kind = line.get("kind")
+    if kind == "file":
+        return {"ok": True, "kind": "file", "size": _int(line.get("size"), 0, MAX_VIEW_BYTES)}
+    if kind != "folder":
+        raise ValueError(f"unknown kind {kind!r}")
+    raw = line.get("entries")
+    if not isinstance(raw, list):
+        raise ValueError("no entries")
+    entries = []
+    for entry in raw[:MAX_VIEW_ENTRIES]:
+        if not isinstance(entry, dict) or entry.get("kind") not in _VIEW_KINDS:
+            continue
+        name = _str(entry.get("name"), 255)
+        if not name or "/" in name or name in (".", ".."):
+            continue
+        entries.append(
+            {"name": name, "kind": entry["kind"], "size": _int(entry.get("size", 0), 0, 1 << 50)}
+        )
+    total = _int(line.get("total", len(entries)), 0, 10**9)
+    return {"ok": True, "kind": "folder", "entries": entries, "total": max(total, len(entries))}
 
 
 def parse_results(op: str, data: bytes, ids: Iterable[str]) -> dict[str, dict]:
@@ -430,6 +473,17 @@ def run_helper(
             log.warning("Could not remove helper container %s: %s", container.short_id, e)
 
 
+def _view_of(result: dict, spool: BinaryIO | None) -> HomeView | Exception:
+    if result["kind"] == "folder":
+        return HomeView("folder", entries=result["entries"], total=result["total"])
+    if spool is None:
+        return HelperUnavailable("the file did not come back")
+    data = spool.read(MAX_VIEW_BYTES + 1)
+    if len(data) != result["size"]:
+        return HomeRefused("The file changed while it was read; try again.", 500)
+    return HomeView("file", data=data)
+
+
 # ----- the service side
 
 
@@ -440,7 +494,7 @@ class Homes:
         self,
         settings: HelperSettings,
         *,
-        max_batch: int = 16,
+        max_batch: int = 25,
         concurrency: int = 2,
         client_factory: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.time,
@@ -465,6 +519,15 @@ class Homes:
             slots=slots,
             concurrency=concurrency,
             name="snapshots",
+            log=self.log,
+        )
+        self.views: Batcher = Batcher(
+            self._run_views,
+            key=lambda w: w.volume,
+            max_batch=max_batch,
+            slots=slots,
+            concurrency=concurrency,
+            name="views",
             log=self.log,
         )
         self.deliveries: Batcher = Batcher(
@@ -503,9 +566,11 @@ class Homes:
             volumes = self._client.api.volumes(filters={"name": prefix}).get("Volumes") or []
             return {v["Name"] for v in volumes if v.get("Name", "").startswith(prefix)}
 
-        return await self._docker_fn(names)
+        return await self._in_pool(names)
 
-    async def _docker_fn(self, fn, timeout: float | None = None):
+    async def _in_pool(self, fn, timeout: float | None = None):
+        """``fn()`` in the helper's thread pool (Docker SDK calls, and reading what came
+        back), with a time limit; Docker's errors as HelperUnavailable."""
         import docker
         import requests
 
@@ -546,6 +611,13 @@ class Homes:
         work = _Work("apply", user, server, volume, dest=dest, label=label, data=data)
         return await self.deliveries.submit(work)
 
+    async def view(self, user: str, server: str, path: str) -> HomeView:
+        """A read-only look at ``~/<path>`` (``""``: the home itself) of ``user``'s home of
+        ``server``, running or not: a folder's entries or a file's bytes. Raises
+        HomeMissing, HomeRefused or HelperUnavailable."""
+        work = _Work("view", user, server, self.volume(user, server), folder=path)
+        return await self.views.submit(work)
+
     async def sweep(self) -> int:
         """Remove this service's helper containers left by an earlier run (the service
         stopped while one ran; never this run's own); how many. Called at start-up."""
@@ -564,7 +636,7 @@ class Homes:
                     removed += 1
             return removed
 
-        removed = await self._docker_fn(sweep)
+        removed = await self._in_pool(sweep)
         if removed:
             self.log.info("Removed %d helper container(s) left by an earlier run", removed)
         return removed
@@ -588,10 +660,10 @@ class Homes:
         self, op: str, work: list[_Work], items: list[dict], inputs: dict[str, bytes], caps
     ) -> _Run:
         job = {"version": 1, "op": op, "out": OUT_DIR, "items": items}
-        homes = [(w.volume, op == "snapshot") for w in work]
+        homes = [(w.volume, op in ("snapshot", "view")) for w in work]
         budget = self.settings.time_limit(len(work)) + 4 * self.settings.docker_timeout
         started = self.clock()
-        run = await self._docker_fn(
+        run = await self._in_pool(
             lambda: run_helper(self._client, self.settings, job, inputs, homes, caps),
             timeout=budget,
         )
@@ -628,17 +700,23 @@ class Homes:
             ]
             caps = {f"{n}.zip": MAX_SNAPSHOT_BYTES for n in range(len(present))}
             run = await self._run_job("snapshot", present, items, {}, caps)
-            found = parse_results("snapshot", run.results, [i["id"] for i in items])
-            by_work = {}
-            try:
-                for n, w in enumerate(present):
-                    outcome = self._outcome(w, found.get(str(n)), run)
-                    if isinstance(outcome, dict):
-                        outcome = self._snapshot_of(w, outcome, run.outputs.get(f"{n}.zip"))
-                    by_work[id(w)] = outcome
-            finally:
-                for spool in run.outputs.values():
-                    spool.close()
+
+            def check() -> dict:
+                """Blocking (reads, parses and hashes up to 110 MB a home): in the pool."""
+                found = parse_results("snapshot", run.results, [i["id"] for i in items])
+                checked = {}
+                try:
+                    for n, w in enumerate(present):
+                        outcome = self._outcome(w, found.get(str(n)), run)
+                        if isinstance(outcome, dict):
+                            outcome = self._snapshot_of(w, outcome, run.outputs.get(f"{n}.zip"))
+                        checked[id(w)] = outcome
+                finally:
+                    for spool in run.outputs.values():
+                        spool.close()
+                return checked
+
+            by_work = await self._in_pool(check, timeout=60 + 10 * len(present))
         results = []
         for i, w in enumerate(work):
             results.append(outcomes[i] if i in outcomes else by_work[id(w)])
@@ -663,6 +741,28 @@ class Homes:
             skipped=result["skipped"],
             skipped_total=result["skipped_total"],
         )
+
+    async def _run_views(self, work: list[_Work]) -> list:
+        present, outcomes = await self._split_missing(work)
+        by_work = {}
+        if present:
+            items = [
+                {"id": str(n), "home": f"{HOMES_DIR}/{n}", "path": w.folder}
+                for n, w in enumerate(present)
+            ]
+            caps = {f"{n}.bin": MAX_VIEW_BYTES for n in range(len(present))}
+            run = await self._run_job("view", present, items, {}, caps)
+            found = parse_results("view", run.results, [i["id"] for i in items])
+            try:
+                for n, w in enumerate(present):
+                    outcome = self._outcome(w, found.get(str(n)), run)
+                    if isinstance(outcome, dict):
+                        outcome = _view_of(outcome, run.outputs.get(f"{n}.bin"))
+                    by_work[id(w)] = outcome
+            finally:
+                for spool in run.outputs.values():
+                    spool.close()
+        return [outcomes[i] if i in outcomes else by_work[id(w)] for i, w in enumerate(work)]
 
     async def _run_applies(self, work: list[_Work]) -> list:
         present, outcomes = await self._split_missing(work)

@@ -16,6 +16,19 @@ from traitlets.config import Configurable
 
 from .homes import HelperSettings, Homes
 
+#: the hub's variables a service that uses helper containers needs (hub-side config of the
+#: files, grades and classes services passes them through)
+HOMES_ENV = (
+    "CLASSHUB_CONTAINER_PREFIX",
+    "CLASSHUB_HOMES_HELPER_IMAGE",
+    "CLASSHUB_HOMES_BATCH_SIZE",
+    "CLASSHUB_HOMES_CONCURRENCY",
+    "CLASSHUB_HOMES_MEM_LIMIT",
+    "CLASSHUB_HOMES_CPU_LIMIT",
+    "CLASSHUB_HOMES_SECONDS_PER_HOME",
+    "DOCKER_HOST",
+)
+
 _MEM = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 
 

@@ -17,7 +17,9 @@ from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 from hub import clock
 from services.base.app import ServiceApp
 from services.base.errors import Unavailable
+from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
+from services.base.nbrender import Renderer
 
 from .culler import Culler
 from .handlers import class_handlers
@@ -25,6 +27,7 @@ from .hubsync import GroupSync
 from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
 from .store import ClassStore
+from .work import work_handlers
 
 #: start-up reconciliation retries: first wait, longest wait (seconds)
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
@@ -40,7 +43,7 @@ def _env_number(name: str, default, kind, what: str):
         raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
 
 
-class ClassesApp(ServiceApp):
+class ClassesApp(HomesSettings, ServiceApp):
     name = "classhub-classes"
     description = "classhub's classes service: rosters, class environments, hub groups"
     default_service_name = "classes"
@@ -302,6 +305,30 @@ class ClassesApp(ServiceApp):
     def _default_template_paths(self):
         return [str(TEMPLATES)]
 
+    render_workers = Int(
+        2,
+        config=True,
+        help="""Worker processes that render students' notebooks for the read-only views
+        (services/base/nbrender.py): each notebook is rendered in one of them, with a
+        memory and a time limit, so a notebook made to be slow or huge costs its worker,
+        never the service.
+
+        Example: ``c.ClassesApp.render_workers = 2``
+        """,
+    )
+
+    @validate("render_workers")
+    def _check_render_workers(self, proposal):
+        if not 1 <= proposal.value <= 32:
+            raise TraitError(f"ClassesApp.render_workers must be 1-32, got {proposal.value}")
+        return proposal.value
+
+    @property
+    def servers_on_own_origins(self) -> bool:
+        """Whether students' servers have origins of their own (``CLASSHUB_SERVERS_DOMAIN``):
+        then teachers may open them; otherwise they use the read-only views."""
+        return "{user}." in self.hub_base_url
+
     # ----- built from the settings
 
     def limits(self) -> Limits:
@@ -330,6 +357,8 @@ class ClassesApp(ServiceApp):
             self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log
         )
         self.group_sync = GroupSync(self.hub, self.store, log=self.log)
+        self.homes = self.make_homes(self.service_name, self.log)
+        self.renderer = Renderer(workers=self.render_workers)
         self.culler = Culler(
             self.hub,
             self.store,
@@ -347,10 +376,13 @@ class ClassesApp(ServiceApp):
             "clock": lambda: clock.now(),
             "hub_base_url": self.hub_base_url,
             "hub_concurrency": self.hub_concurrency,
+            "homes": self.homes,
+            "renderer": self.renderer,
+            "open_servers": self.servers_on_own_origins,
         }
         # the pages first: their "" (My classes) replaces the API's sign-in answer for
         # browsers and keeps it for API clients
-        return page_handlers(deps) + class_handlers(deps)
+        return page_handlers(deps) + work_handlers(deps) + class_handlers(deps)
 
     def health_checks(self):
         return {"mongodb": self.store.ping, **super().health_checks()}
@@ -362,6 +394,8 @@ class ClassesApp(ServiceApp):
 
     async def teardown(self) -> None:
         await self.group_sync.wait_background()
+        self.renderer.close()
+        self.homes.close()
         self.store.close()
         await super().teardown()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from services.base.homesapp import HOMES_ENV
+
 SERVICE_NAME = "classes"
 ROLE_NAME = "classhub-classes-service"
 
@@ -62,6 +64,8 @@ PASSED_ENV = (
     "CLASSHUB_MONGO_TIMEOUT",
     "CLASSHUB_HUB_READ_CACHE_SECONDS",
     "CLASSHUB_HUB_READ_STALE_SECONDS",
+    # the helper containers of the read-only views of students' work
+    *HOMES_ENV,
 )
 
 

@@ -134,6 +134,7 @@ class ClassPage(PageHandler):
             servers=servers,
             status_problem=f"Server states are unknown: {problem}" if problem else "",
             limits=self.limits.as_json(),
+            open_servers=self.open_servers,
         )
 
     async def _servers(self, record: dict) -> tuple[list[dict], str]:

@@ -8,8 +8,10 @@ itself once the server is back, so the service recovers without a restart.
 
 Only standard MongoDB features are used (a unique index, ``$set``, ``$addToSet``,
 ``$pull``, ``find_one_and_update``), so the code runs against the official ``mongo``
-image and the ``nx-27017`` stand-in used offline. Array membership is always queried
-with ``$in``.
+image and the offline stand-in (``classhub-mongo``, on nx-27017). Array membership is
+always queried with ``$in``. The service signs in as its own user, with ``readWrite`` on
+its database only; MongoDB refusing that user (a wrong password, or a URL naming another
+database) is a 503 that names the credentials.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
     ExecutionTimeout,
+    OperationFailure,
     PyMongoError,
     WTimeoutError,
 )
@@ -35,6 +38,9 @@ from .model import ClassExists, ClassNotFound, timestamp
 DEFAULT_DB = "classhub"
 COLLECTION = "classes"
 _NO_ID = {"_id": False}
+#: MongoDB refusing the service's own user: AuthenticationFailed (a wrong password or user),
+#: Unauthorized (the URL names a database the user has no role on)
+REFUSED_CODES = (18, 13)
 
 
 class StoreUnavailable(Unavailable):
@@ -83,9 +89,25 @@ class ClassStore:
         except (ConnectionFailure, ExecutionTimeout, WTimeoutError, CallTimedOut) as e:
             raise self._unavailable(e) from None
         except PyMongoError as e:
+            if isinstance(e, OperationFailure) and e.code in REFUSED_CODES:
+                raise self._refused(e) from None
             if e.timeout:
                 raise self._unavailable(e) from None
             raise
+
+    def _refused(self, e: OperationFailure) -> Unavailable:
+        name = (e.details or {}).get("codeName", "")
+        self.log.error(
+            "MongoDB refused the classes service's user (%s %s): check its user and password "
+            "in CLASSHUB_CLASSES_MONGO_URL (`make up` writes them)",
+            e.code,
+            name,
+        )
+        return Unavailable(
+            "The classes database refused the service's credentials; an administrator must "
+            "check its MongoDB settings.",
+            f"{e.code} {name}",
+        )
 
     def _unavailable(self, e: Exception) -> StoreUnavailable:
         detail = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from services.base.homesapp import HOMES_ENV
+
 SERVICE_NAME = "files"
 ROLE_NAME = "classhub-files-service"
 
@@ -22,19 +24,6 @@ SCOPES = [
 ]
 # Not granted, on purpose: access:servers, list:users, read:servers, start/stop of
 # servers, admin:groups, admin:users, tokens.
-
-#: the helper containers' settings (services/base/homesapp.py), passed to the files and
-#: grades services; DOCKER_HOST when the Docker engine is not the local socket
-HOMES_ENV = (
-    "CLASSHUB_CONTAINER_PREFIX",
-    "CLASSHUB_HOMES_HELPER_IMAGE",
-    "CLASSHUB_HOMES_BATCH_SIZE",
-    "CLASSHUB_HOMES_CONCURRENCY",
-    "CLASSHUB_HOMES_MEM_LIMIT",
-    "CLASSHUB_HOMES_CPU_LIMIT",
-    "CLASSHUB_HOMES_SECONDS_PER_HOME",
-    "DOCKER_HOST",
-)
 
 #: settings passed from the hub's environment to the service
 PASSED_ENV = (

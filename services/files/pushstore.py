@@ -23,13 +23,22 @@ import asyncio
 import logging
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
 
 from services.base.blocking import BlockingCalls, CallTimedOut
 from services.base.errors import Unavailable
 
 SCHEDULED, RUNNING, DONE, FAILED, CANCELLED = "scheduled", "running", "done", "failed", "cancelled"
 DELIVERED, WAITING = "delivered", "waiting"
+#: MongoDB refusing the service's own user: AuthenticationFailed (a wrong password or user),
+#: Unauthorized (the URL names a database the user has no role on)
+REFUSED_CODES = (18, 13)
 
 
 class PushStoreUnavailable(Unavailable):
@@ -71,9 +80,25 @@ class PushStore:
             self.log.warning("MongoDB unavailable (material pushes): %s", type(e).__name__)
             raise PushStoreUnavailable(str(e)) from e
         except PyMongoError as e:
+            if isinstance(e, OperationFailure) and e.code in REFUSED_CODES:
+                raise self._refused(e) from None
             if "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
                 raise PushStoreUnavailable(str(e)) from e
             raise
+
+    def _refused(self, e: OperationFailure) -> Unavailable:
+        name = (e.details or {}).get("codeName", "")
+        self.log.error(
+            "MongoDB refused the files service's user (%s %s): check its user and password "
+            "in CLASSHUB_FILES_MONGO_URL (`make up` writes them)",
+            e.code,
+            name,
+        )
+        return Unavailable(
+            "The material database refused the service's credentials; an administrator must "
+            "check its MongoDB settings.",
+            f"{e.code} {name}",
+        )
 
     async def _ensure_indexes(self) -> None:
         if self._indexed:

@@ -1,11 +1,14 @@
 """The gradebooks the service built last, as their JSON answers (pure: no I/O).
 
 A class's gradebook changes only when PostgreSQL's gradebook generation of the class does
-(raised by triggers, migration 0004) or its roster does. The service reads the generation
-*before* it reads and builds the gradebook, and keeps the answer under ``(generation,
-roster)``: a change that lands while it builds makes the answer newer than its key, never
-older, and the next read sees a higher generation and builds again. So an answer from here
-is never older than the database was when the generation was read.
+(raised by triggers, migrations 0004 and 0005), when one of its deadlines passes ("not
+handed in yet" becomes "missing"; the service's key counts the deadlines passed, see
+:meth:`~services.grades.store.GradesStore.gradebook_key`) or when its roster does. The
+service reads the generation *before* it reads and builds the gradebook, and keeps the
+answer under ``(generation, roster)``: a change that lands while it builds makes the
+answer newer than its key, never older, and the next read sees a higher generation and
+builds again. So an answer from here is never older than the database was when the
+generation was read.
 """
 
 from __future__ import annotations

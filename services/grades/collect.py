@@ -27,7 +27,8 @@ import logging
 import secrets
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from services.base.errors import ServiceError, Unavailable
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
@@ -36,8 +37,8 @@ from services.files.push import push_label
 from services.files.s3 import ObjectStore
 
 from . import rules
-from .snapcheck import snapshot_files
-from .store import GradesStore, Submission
+from .snapcheck import BadSnapshot, snapshot_files
+from .store import DeadlineClaim, GradesStore, Submission
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,15 @@ class SnapshotFailed(ServiceError):
 
 
 def feedback_text(item: dict) -> str:
-    """The feedback file a student finds in their server (Markdown)."""
+    """The feedback file a student finds in their home (Markdown). ``late``,
+    ``penalty_percent`` and ``counting_version`` come from the student's standing
+    (:func:`with_standing`), as on their Grades page."""
     points, maximum = item["points"], item["max_points"]
-    lines = [f"# {item['title']}: feedback", "", f"Version {item['version']}."]
+    counting = item.get("counting_version", item["version"])
+    head = f"Version {item['version']}."
+    if counting is not None and counting != item["version"]:
+        head += f" The version that counts for your grade is version {counting}."
+    lines = [f"# {item['title']}: feedback", "", head]
     lines.append(f"Points: {points} of {maximum}.")
     if item["late"] and item["penalty_percent"]:
         final = rules.apply_penalty(points, item["penalty_percent"])
@@ -60,6 +67,60 @@ def feedback_text(item: dict) -> str:
     if item["feedback"]:
         lines += ["", item["feedback"]]
     return "\n".join(lines) + "\n"
+
+
+async def with_standing(store: GradesStore, items: list[dict], now: datetime) -> list[dict]:
+    """``items`` (returned grades, :meth:`.store.GradesStore.undelivered_feedback`) with
+    what the student's standing says of their version now: ``late``, ``penalty_percent``
+    (0 when on time), ``counting_version``."""
+    out = []
+    for item in items:
+        data = await store.standing_data(
+            item["class_code"],
+            assignment_id=item["assignment_id"],
+            username=item["username"],
+            full=False,
+        )
+        standing = data.standing(item["assignment_id"], item["username"], now)
+        mine = standing.version(item["submission_id"])
+        out.append(
+            {
+                **item,
+                "late": bool(mine and mine.late),
+                "penalty_percent": mine.penalty_percent if mine else 0,
+                "counting_version": standing.counting.version if standing.counting else None,
+                "counting_returned": standing.returned,
+            }
+        )
+    return out
+
+
+def one_file_each(items: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(to write, superseded)``: a student has one feedback file per assignment, so of
+    their returned grades it shows the one of the version that counts when that grade is
+    returned (``counting_returned``), else the newest version's; the others are not
+    written (they are on the grades page)."""
+    chosen: dict[tuple, dict] = {}
+    superseded: list[dict] = []
+    for item in items:
+        key = (item["username"], item["assignment_id"])
+        if item.get("counting_returned") and item["version"] != item.get("counting_version"):
+            superseded.append(item)
+            continue
+        best = chosen.get(key)
+        if best is None:
+            chosen[key] = item
+            continue
+
+        def rank(i: dict) -> tuple:
+            return (i["version"] == i.get("counting_version"), i["version"])
+
+        if rank(item) > rank(best):
+            superseded.append(best)
+            chosen[key] = item
+        else:
+            superseded.append(item)
+    return list(chosen.values()), superseded
 
 
 def _feedback_key(item: dict) -> tuple:
@@ -77,6 +138,9 @@ class Snapshot:
     sha256: str
     files: int
     size: int
+    #: what the snapshot left out (``{"path", "reason"}``, at most 100) and how many
+    skipped: list[dict] = field(default_factory=list)
+    skipped_total: int = 0
 
 
 class Collector:
@@ -101,11 +165,26 @@ class Collector:
 
     # ----- the student's home
 
+    async def take(self, user: str, code: str, slug: str) -> Snapshot:
+        """The zip of the assignment folder, from the student's home (running or not);
+        the homes helper's errors as they are (HomeMissing, HomeRefused,
+        HelperUnavailable)."""
+        taken = await self.homes.snapshot(user, code, assignment_folder(code, slug))
+        return Snapshot(
+            taken.data,
+            taken.sha256,
+            taken.files,
+            len(taken.data),
+            list(taken.skipped),
+            taken.skipped_total,
+        )
+
     async def fetch(self, user: str, code: str, slug: str) -> Snapshot:
-        """The zip of the assignment folder, from the student's home (running or not)."""
+        """The zip of the assignment folder, from the student's home (running or not);
+        errors as a student or teacher reads them."""
         folder = assignment_folder(code, slug)
         try:
-            taken = await self.homes.snapshot(user, code, folder)
+            return await self.take(user, code, slug)
         except HomeMissing:
             raise SnapshotFailed(
                 f"There is no home folder for {code} yet (the class server was never"
@@ -117,32 +196,50 @@ class Collector:
         except HelperUnavailable as e:
             self.log.warning("Snapshot of %s/%s not taken: %s", user, folder, e.detail)
             raise
-        return Snapshot(taken.data, taken.sha256, taken.files, len(taken.data))
 
     # ----- submitting
 
+    def _lock(self, assignment_id: int, user: str) -> asyncio.Lock:
+        return self._locks.setdefault((assignment_id, user), asyncio.Lock())
+
+    @staticmethod
+    def _key(code: str, slug: str, user: str) -> str:
+        return (
+            f"submissions/{names.validate_code(code)}/{names.validate_assignment(slug)}/"
+            f"{names.validate_username(user)}/{secrets.token_hex(8)}.zip"
+        )
+
     async def submit(
-        self, assignment_id: int, code: str, slug: str, user: str, *, collected_by: str | None
-    ) -> tuple[Submission, bool]:
-        """Snapshot, store and record one submission; ``(submission, duplicate)``.
+        self,
+        assignment_id: int,
+        code: str,
+        slug: str,
+        user: str,
+        *,
+        collected_by: str | None,
+        deadline_passed: bool = False,
+    ) -> tuple[Submission, bool, Snapshot]:
+        """Snapshot, store and record one submission; ``(submission, duplicate, the
+        snapshot taken)``.
 
         One at a time per student and assignment: a double click waits for the first and
-        then finds the same content, just submitted, and returns that version."""
-        lock = self._locks.setdefault((assignment_id, user), asyncio.Lock())
-        async with lock:
+        then finds the same content, just submitted, and returns that version. A
+        teacher's collect after the student's deadline (``deadline_passed``) records a
+        version only when the folder changed since the latest one (its content hash)."""
+        async with self._lock(assignment_id, user):
             snapshot = await self.fetch(user, code, slug)
             files = snapshot_files(snapshot.data)  # refuses a hostile zip directory
-            previous = await self._latest(assignment_id, user)
+            previous = await self.store.latest_submission(assignment_id, user)
             if (
                 previous is not None
                 and previous.content_sha256 == snapshot.sha256
-                and self.clock() - previous.submitted_at.timestamp() < DUPLICATE_WINDOW
+                and (
+                    (collected_by is not None and deadline_passed)
+                    or self.clock() - previous.submitted_at.timestamp() < DUPLICATE_WINDOW
+                )
             ):
-                return previous, True
-            key = (
-                f"submissions/{names.validate_code(code)}/{names.validate_assignment(slug)}/"
-                f"{names.validate_username(user)}/{secrets.token_hex(8)}.zip"
-            )
+                return previous, True, snapshot
+            key = self._key(code, slug, user)
             await self.objects.put_bytes(key, snapshot.data, "application/zip")
             try:
                 submission = await self.store.record_submission(
@@ -161,41 +258,130 @@ class Collector:
                 except Unavailable:
                     self.log.warning("Snapshot %s left for the orphan clean-up", key)
                 raise
-            return submission, False
-
-    async def _latest(self, assignment_id: int, user: str) -> Submission | None:
-        for latest in await self.store.list_submissions(assignment_id):
-            if latest.username == user:
-                return latest.latest
-        return None
+            return submission, False, snapshot
 
     async def collect_one(
-        self, assignment_id: int, code: str, slug: str, user: str, *, teacher: str
+        self,
+        assignment_id: int,
+        code: str,
+        slug: str,
+        user: str,
+        *,
+        teacher: str,
+        deadline_passed: bool = False,
     ) -> dict:
-        """A teacher's collection of one student, from their home (no server is started)."""
+        """A teacher's collection of one student, from their home (no server is started).
+        After the student's deadline a version is recorded only when their folder changed."""
         try:
-            submission, duplicate = await self.submit(
-                assignment_id, code, slug, user, collected_by=teacher
+            submission, duplicate, _ = await self.submit(
+                assignment_id,
+                code,
+                slug,
+                user,
+                collected_by=teacher,
+                deadline_passed=deadline_passed,
             )
             return {
                 "user": user,
                 "status": "collected",
                 "version": submission.version,
-                "late": submission.late,
+                "id": submission.id,
                 "duplicate": duplicate,
             }
         except ServiceError as e:
             return {"user": user, "status": "failed", "message": str(e)}
 
     async def collect_all(
-        self, assignment_id: int, code: str, slug: str, users: list[str], *, teacher: str
+        self,
+        assignment_id: int,
+        code: str,
+        slug: str,
+        users: list[str],
+        *,
+        teacher: str,
+        passed: set[str] = frozenset(),
     ) -> list[dict]:
-        """Every student's collection, at once (the helper batches the snapshots)."""
+        """Every student's collection, at once (the helper batches the snapshots);
+        ``passed``: the students whose deadline has passed."""
         return list(
             await asyncio.gather(
-                *(self.collect_one(assignment_id, code, slug, u, teacher=teacher) for u in users)
+                *(
+                    self.collect_one(
+                        assignment_id, code, slug, u, teacher=teacher, deadline_passed=u in passed
+                    )
+                    for u in users
+                )
             )
         )
+
+    # ----- the deadline snapshot (services/grades/deadlines.py claims them)
+
+    async def deadline_snapshot(self, claimed: DeadlineClaim, *, retry_after: float) -> str:
+        """Take and record one student's deadline snapshot: ``"taken"`` (a new version),
+        ``"unchanged"`` (the latest on-time version holds the same folder), ``"missing"``
+        (no home, no assignment folder, a folder refused: recorded with the reason),
+        ``"failed"`` (the helper or the store could not: tried again ``retry_after``
+        seconds later) or ``"lost"`` (another caller took it over)."""
+        user, code, slug = claimed.username, claimed.class_code, claimed.slug
+        folder = assignment_folder(code, slug)
+        async with self._lock(claimed.assignment_id, user):
+            try:
+                snapshot = await self.take(user, code, slug)
+                files = snapshot_files(snapshot.data)
+            except HomeMissing:
+                reason = (
+                    f"no home folder for {code}: the class server was never started, so"
+                    " there was nothing to take"
+                )
+                return "missing" if await self.store.deadline_missing(claimed, reason) else "lost"
+            except (HomeRefused, BadSnapshot) as e:
+                status = getattr(e, "status", 409)
+                reason = (
+                    f"no folder {folder} in their home at the deadline"
+                    if status == 404
+                    else f"the folder {folder} could not be taken: {e}"
+                )
+                return "missing" if await self.store.deadline_missing(claimed, reason) else "lost"
+            except Unavailable as e:
+                self.log.warning("Deadline snapshot of %s/%s postponed: %s", user, folder, e)
+                await self.store.deadline_failed(claimed, str(e), retry_after)
+                return "failed"
+            done = await self.store.record_deadline_snapshot(
+                claimed, content_sha256=snapshot.sha256, size_bytes=snapshot.size, files=files
+            )
+            if done is None:
+                return "lost"
+            if done[0] == "unchanged":
+                return "unchanged"
+            key = self._key(code, slug, user)
+            try:
+                await self.objects.put_bytes(key, snapshot.data, "application/zip")
+            except Unavailable as e:
+                self.log.warning("Deadline snapshot of %s/%s not stored: %s", user, folder, e)
+                await self.store.deadline_failed(claimed, str(e), retry_after)
+                return "failed"
+            try:
+                done = await self.store.record_deadline_snapshot(
+                    claimed,
+                    content_sha256=snapshot.sha256,
+                    size_bytes=snapshot.size,
+                    files=files,
+                    storage_key=key,
+                )
+            except BaseException:
+                await self._forget(key)
+                raise
+            if done is None or done[0] != "taken":
+                await self._forget(key)
+                return "lost" if done is None else done[0]
+            return "taken"
+
+    async def _forget(self, key: str) -> None:
+        """Remove a stored snapshot that was not recorded (else the orphan clean-up does)."""
+        try:
+            await self.objects.remove([key])
+        except Unavailable:
+            self.log.warning("Snapshot %s left for the orphan clean-up", key)
 
     # ----- feedback into the student's home
 
@@ -229,6 +415,7 @@ class Collector:
         items = await self.store.undelivered_feedback()
         if not items:
             return 0
+
         try:
             existing = await self.homes.existing()
         except HelperUnavailable as e:
@@ -241,6 +428,10 @@ class Collector:
             if self.homes.volume(i["username"], i["class_code"]) in existing
             and self._retry_at.get(_feedback_key(i), 0.0) <= now
         ]
+        ready = await with_standing(self.store, ready, datetime.fromtimestamp(now, UTC))
+        ready, superseded = one_file_each(ready)
+        for item in superseded:  # the file shows another version's feedback
+            await self.store.feedback_delivered(item["submission_id"], item["revision"])
         results = await asyncio.gather(
             *(self.deliver_feedback(i) for i in ready), return_exceptions=True
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.files.config import HOMES_ENV, service_s3_keys
+from services.base.homesapp import HOMES_ENV
+from services.files.config import service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"
@@ -43,6 +44,9 @@ PASSED_ENV = (
     "CLASSHUB_FILES_TIMEOUT",
     "CLASSHUB_GRADES_DB_TIMEOUT",
     "CLASSHUB_GRADES_RELEASE_RETRY",
+    "CLASSHUB_GRADES_DEADLINE_INTERVAL",
+    "CLASSHUB_GRADES_DEADLINE_RETRY",
+    "CLASSHUB_GRADES_DEADLINE_LEASE",
     "CLASSHUB_GRADES_MAX_VERSIONS",
     "CLASSHUB_GRADES_STUDENT_QUOTA",
     "CLASSHUB_HUB_READ_CACHE_SECONDS",

@@ -8,10 +8,16 @@ Points are :class:`~decimal.Decimal` throughout (a float is read through its sho
 ``repr``, so ``0.1`` is ``Decimal("0.1")``). The rules:
 
 * A cell is ``graded`` when its row has points, else ``submitted`` when the row says so,
-  else ``missing`` (also when there is no row at all).
+  else ``not_handed_in_yet`` when the row's ``state`` says so (the student's deadline is
+  still to come), else ``missing`` (also when there is no row at all).
 * Late work loses ``penalty_percent`` (0..100): ``final = points * (1 - penalty / 100)``.
   Final points are always rounded half-up to cents (``ROUND_HALF_UP``, 2 decimals); the
-  raw points are kept as given.
+  raw points are kept as given. A row may carry its ``final_points`` already (the
+  grades service gives those of :func:`services.grades.standing.standing`, so the
+  gradebook shows exactly what the student's page does).
+* An assignment may have questions (``questions``: ``[(key, label, points)]``); a graded
+  cell then carries the points per question of the version that counts (``questions``
+  in its row: ``{key: points}``), and the CSV has a column per question.
 * A student's ``earned`` is the sum of their final points; ``possible_graded`` the sum of
   ``max_points`` of the assignments graded for them, ``possible_all`` of all assignments;
   ``percentage`` is ``earned / possible_graded × 100`` (2 decimals, half-up), ``None``
@@ -38,7 +44,8 @@ from typing import Any
 
 GRADED = "graded"
 SUBMITTED = "submitted"  # handed in, not graded yet
-MISSING = "missing"  # nothing handed in, no grade
+MISSING = "missing"  # nothing handed in, no grade (the deadline passed)
+NOT_YET = "not_handed_in_yet"  # nothing handed in, the deadline is still to come
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
@@ -50,11 +57,19 @@ UNGRADED_TEXT = "ungraded"
 
 
 @dataclass(frozen=True)
+class Question:
+    key: str
+    label: str
+    points: Decimal
+
+
+@dataclass(frozen=True)
 class Assignment:
     slug: str
     title: str
     max_points: Decimal
     due_at: Any = None  # a datetime (all naive or all aware) or None: last
+    questions: tuple[Question, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,11 @@ class Cell:
     submitted: bool = False
     late: bool = False  # never set on a missing cell
     penalty_percent: Decimal = ZERO  # the penalty applied (0 unless late)
+    #: graded cells of an assignment with questions: the points per question, in the
+    #: assignment's order (None: not given)
+    questions: tuple[Decimal | None, ...] = ()
+    #: why nothing was handed in (missing cells), e.g. no home folder at the deadline
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,7 @@ class AssignmentStats:
     missing: int
     mean: Decimal | None
     median: Decimal | None
+    not_handed_in_yet: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,11 +176,16 @@ def _assignment(raw: Mapping[str, Any]) -> Assignment:
     max_points = to_decimal(raw["max_points"], f"max_points of {raw['slug']!r}")
     if max_points < 0:
         raise ValueError(f"max_points of {raw['slug']!r} is negative: {max_points}")
+    questions = tuple(
+        Question(str(key), str(label), to_decimal(points, f"points of question {key!r}"))
+        for key, label, points in raw.get("questions") or ()
+    )
     return Assignment(
         slug=raw["slug"],
         title=raw.get("title") or raw["slug"],
         max_points=max_points,
         due_at=raw.get("due_at"),
+        questions=questions,
     )
 
 
@@ -169,7 +195,8 @@ def _due_key(a: Assignment) -> tuple:
     return (0, a.due_at, a.slug) if a.due_at is not None else (1, a.slug)
 
 
-def _cell(slug: str, grade: Mapping[str, Any] | None) -> Cell:
+def _cell(assignment: Assignment, grade: Mapping[str, Any] | None) -> Cell:
+    slug = assignment.slug
     if grade is None:
         return Cell(slug=slug, state=MISSING)
     submitted = bool(grade.get("submitted"))
@@ -177,7 +204,9 @@ def _cell(slug: str, grade: Mapping[str, Any] | None) -> Cell:
     points = grade.get("points")
     if points is None:
         if not submitted:
-            return Cell(slug=slug, state=MISSING)
+            if grade.get("state") == NOT_YET:
+                return Cell(slug=slug, state=NOT_YET)
+            return Cell(slug=slug, state=MISSING, reason=grade.get("reason"))
         return Cell(slug=slug, state=SUBMITTED, submitted=True, late=late)
     raw = to_decimal(points, f"points of {grade.get('username')!r} for {slug!r}")
     if raw < 0:
@@ -188,14 +217,21 @@ def _cell(slug: str, grade: Mapping[str, Any] | None) -> Cell:
         penalty = ZERO if given is None else to_decimal(given, "penalty_percent")
         if not ZERO <= penalty <= HUNDRED:
             raise ValueError(f"penalty_percent must be 0..100, not {penalty}")
+    given = grade.get("final_points")
+    final = final_points(raw, late, penalty) if given is None else to_decimal(given)
+    per_question = grade.get("questions") or {}
     return Cell(
         slug=slug,
         state=GRADED,
-        points=final_points(raw, late, penalty),
+        points=final,
         raw_points=raw,
         submitted=submitted,
         late=late,
         penalty_percent=penalty,
+        questions=tuple(
+            None if per_question.get(q.key) is None else to_decimal(per_question[q.key])
+            for q in assignment.questions
+        ),
     )
 
 
@@ -217,6 +253,7 @@ def _stats(slug: str, cells: list[Cell]) -> AssignmentStats:
         missing=sum(c.state == MISSING for c in cells),
         mean=round_cents(sum(finals, ZERO) / len(finals)) if finals else None,
         median=_median(finals) if finals else None,
+        not_handed_in_yet=sum(c.state == NOT_YET for c in cells),
     )
 
 
@@ -255,7 +292,7 @@ def _build(students, assignments, grades) -> Gradebook:
     rows = []
     columns: list[list[Cell]] = [[] for _ in items]
     for username in usernames:
-        cells = tuple(_cell(a.slug, latest.get((username, a.slug))) for a in items)
+        cells = tuple(_cell(a, latest.get((username, a.slug))) for a in items)
         earned = possible_graded = ZERO
         for a, c, column in zip(items, cells, columns, strict=True):
             column.append(c)
@@ -296,11 +333,20 @@ def _cell_text(cell: Cell) -> str:
     return UNGRADED_TEXT if cell.state == SUBMITTED else ""
 
 
+def _question_texts(assignment: Assignment, cell: Cell) -> list[str]:
+    if not assignment.questions:
+        return []
+    values = cell.questions or (None,) * len(assignment.questions)
+    return ["" if v is None else plain_number(v) for v in values]
+
+
 def gradebook_csv(book: Gradebook) -> bytes:
     """The gradebook as CSV bytes: UTF-8 with a BOM, CRLF line ends, comma separated.
 
     Header ``Student, <title (max points)>..., Total, Possible, Percent, Late``; a cell is
-    the final points, empty when missing, ``ungraded`` when handed in but not graded.
+    the final points, empty when missing, ``ungraded`` when handed in but not graded. An
+    assignment with questions is followed by a column per question, ``<title>: <label>
+    (points)``, with the points given for it (before any late penalty).
     ``Possible`` is the maximum of the graded assignments (so Percent = Total/Possible),
     ``Percent`` is empty when nothing is graded, ``Late`` lists the late assignments'
     slugs separated by spaces. Text (names, titles, the late list) that a spreadsheet
@@ -308,21 +354,22 @@ def gradebook_csv(book: Gradebook) -> bytes:
     """
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(
-        [
-            "Student",
-            *(safe_text(f"{a.title} ({plain_number(a.max_points)})") for a in book.assignments),
-            "Total",
-            "Possible",
-            "Percent",
-            "Late",
+    header = ["Student"]
+    for a in book.assignments:
+        header.append(safe_text(f"{a.title} ({plain_number(a.max_points)})"))
+        header += [
+            safe_text(f"{a.title}: {q.label} ({plain_number(q.points)})") for q in a.questions
         ]
-    )
+    writer.writerow([*header, "Total", "Possible", "Percent", "Late"])
     for row in book.rows:
+        cells: list[str] = []
+        for a, c in zip(book.assignments, row.cells, strict=True):
+            cells.append(_cell_text(c))
+            cells += _question_texts(a, c)
         writer.writerow(
             [
                 safe_text(row.username),
-                *(_cell_text(c) for c in row.cells),
+                *cells,
                 plain_number(row.earned),
                 plain_number(row.possible_graded),
                 "" if row.percentage is None else plain_number(row.percentage),

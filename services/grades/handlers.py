@@ -27,13 +27,25 @@
 ``POST   .../assignments/<slug>/collect``                 teachers: everyone's folder now
 ``GET    .../assignments/<slug>/submissions``             teachers: on time, late, missing
 ``GET    .../<slug>/students/<user>/submissions``         every version of one student,
-                                                          newest first (teachers; a
-                                                          student: their own)
+                                                          newest first, and where they
+                                                          stand (teachers; a student:
+                                                          their own)
+``PUT    .../<slug>/students/<user>/counts``              teachers: ``{"submission_id":
+                                                          <id> or null, "reason"}``: the
+                                                          version that counts
+``PUT    .../<slug>/students/<user>/penalty``             teachers: ``{"penalty_percent":
+                                                          <0-100> or null, "reason"}``
+``GET    .../assignments/<slug>/questions``               teachers: the questions
+``PUT    .../assignments/<slug>/questions``               ``{"questions": [{"key"?,
+                                                          "label", "points"}]}`` (teachers)
+``POST   .../assignments/<slug>/questions/import``        ``{"notebook", "by"}``: the
+                                                          questions a notebook defines
 ``GET    api/submissions/<id>``                           the version (teacher or its owner)
 ``GET    api/submissions/<id>/download``                  a short-lived link to its zip
                                                           (``?redirect=1``: a 302 to it)
-``PUT    api/submissions/<id>/grade``                     ``{"points", "feedback",
-                                                          "expected_revision"}`` (teachers)
+``PUT    api/submissions/<id>/grade``                     ``{"points" or "questions",
+                                                          "feedback", "expected_revision"}``
+                                                          (teachers)
 ``POST   api/submissions/<id>/return``                    return the grade to the student
 ``GET    api/classes/<code>/gradebook``                   teachers: the table (JSON)
 ``GET    api/classes/<code>/gradebook.csv``               the same as a spreadsheet file
@@ -43,6 +55,12 @@ Who may do what comes from the hub's class groups (``teachers-<code>``, ``class-
 a person outside the class gets 404 and learns nothing about it. A student of the class
 gets 403 from the teachers' routes, and 404 for an assignment they cannot see (not
 released, archived) or another student's work.
+
+Where a student stands (which version counts, on time or late against their current
+deadline, the penalty, the points) comes from one pure computation,
+:func:`.standing.standing`, through :func:`standing_view`: the student's answers, the
+teachers' and the gradebook always agree. At each student's deadline the service takes a
+snapshot of their folder by itself (:mod:`.deadlines`).
 
 Archived assignments vanish for students, take no submissions (a student's Submit and a
 teacher's collect answer 409) and stay in the teachers' list and in the gradebook (their
@@ -60,7 +78,6 @@ reason is in ``release.error`` and the service retries by itself) or ``in_progre
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import json
 from decimal import Decimal
@@ -74,10 +91,12 @@ from services.files.areas import ADMIN, STUDENT, TEACHER, Caller, Membership
 from services.files.names import BadName, validate_assignment, validate_code, validate_username
 
 from . import gradebook, rules
+from . import questions as qs
+from . import standing as st
 from .bookcache import GradebookCache
 from .collect import Collector
 from .release import FilesClient, FilesRefused, FilesUnavailable, Releaser
-from .store import Assignment, Extension, GradesStore, Submission
+from .store import Assignment, Extension, GradesStore, StandingData, Submission
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -128,16 +147,32 @@ def release_view(a: Assignment, now: datetime.datetime, files_pages: str) -> dic
     }
 
 
-def submission_view(s: Submission) -> dict:
+def submission_view(
+    s: Submission,
+    v: st.VersionStanding,
+    *,
+    due: datetime.datetime | None,
+    question_points: dict[str, tuple[Decimal, str]] | None = None,
+) -> dict:
+    """A version as both sides see it: on time or late against the student's current
+    deadline ``due``, whether it counts, its grade (the caller hides an unreturned one
+    from a student)."""
     grade = s.grade
     return {
         "id": s.id,
         "user": s.username,
         "version": s.version,
         "submitted_at": _iso(s.submitted_at),
-        "due_at": _iso(s.due_at_then),
-        "late": s.late,
-        "penalty_percent": _num(s.penalty_percent),
+        # how it was taken; a deadline snapshot stands for its deadline (on time by
+        # construction), submitted_at is when it was really taken
+        "kind": s.kind,
+        "deadline_for": _iso(s.deadline_for),
+        "due_at": _iso(due),
+        "on_time": v.on_time,
+        "late": v.late,
+        "counts": v.counts,
+        # the penalty it gets when it counts (0 when on time)
+        "penalty_percent": _num(v.penalty_percent),
         "files": s.files,
         "bytes": s.size_bytes,
         "sha256": s.content_sha256,
@@ -146,16 +181,96 @@ def submission_view(s: Submission) -> dict:
         if grade is None
         else {
             "points": _num(grade.points),
-            "final_points": _num(
-                rules.apply_penalty(grade.points, s.penalty_percent if s.late else 0)
-            ),
+            "final_points": _num(v.final_points),
             "feedback": grade.feedback,
             "graded_by": grade.graded_by,
             "graded_at": _iso(grade.graded_at),
             "returned_at": _iso(grade.returned_at),
             "revision": grade.revision,
+            "questions": {
+                k: {"points": _num(p), "source": src}
+                for k, (p, src) in (question_points or {}).items()
+            },
         },
     }
+
+
+def _hidden_grade(view: dict) -> dict:
+    """A student sees a grade once it is returned, not while it is being written."""
+    grade = view.get("grade")
+    if grade is not None and not grade["returned_at"]:
+        return {**view, "grade": None}
+    return view
+
+
+def standing_view(data: StandingData, assignment_id: int, user: str, now, *, student: bool):
+    """``(standing, its JSON, the versions' JSON newest first)``: THE computation
+    (:func:`.standing.standing`), as the student's page, the teacher's page and the
+    gradebook show it. A student sees points only once they are returned."""
+    standing = data.standing(assignment_id, user, now)
+    subs = {v.id: data.submissions[v.id] for v in standing.versions if v.id in data.submissions}
+    versions = []
+    for v in standing.versions:
+        sub = subs.get(v.id)
+        if sub is None:
+            continue
+        view = submission_view(
+            sub, v, due=standing.due, question_points=data.question_points.get(v.id)
+        )
+        versions.append(_hidden_grade(view) if student else view)
+    hide = student and not standing.returned
+    deadline = data.deadlines.get((assignment_id, user))
+    choice = data.choices.get((assignment_id, user))
+    state = standing.state
+    if student and state == st.GRADED and not standing.returned:
+        state = st.HANDED_IN
+    view = {
+        "user": user,
+        "state": state,
+        "due_at": _iso(standing.due),
+        "deadline_passed": standing.deadline_passed,
+        "extended": (assignment_id, user) in data.extensions,
+        "counting_id": standing.counting.id if standing.counting else None,
+        "counting_version": standing.counting.version if standing.counting else None,
+        "why": standing.why,
+        "late": standing.late,
+        "penalty_percent": _num(standing.penalty_percent),
+        "penalty_source": standing.penalty_source,
+        "points": None if hide else _num(standing.points),
+        "final_points": None if hide else _num(standing.final_points),
+        "returned": standing.returned,
+        "missing_reason": standing.missing_reason,
+        "deadline_snapshot": None
+        if deadline is None
+        else {
+            "due_at": _iso(deadline.due_at),
+            "state": deadline.state,
+            "taken_at": _iso(deadline.taken_at),
+            "submission_id": deadline.submission_id,
+            "reason": deadline.reason if deadline.state == "missing" or not student else None,
+        },
+    }
+    if not student:
+        view["choice"] = None
+        if choice is not None:
+            view["choice"] = {
+                "counted_submission_id": choice.counted_submission_id,
+                "counted_by": choice.counted_by,
+                "counted_at": _iso(choice.counted_at),
+                "counted_reason": choice.counted_reason,
+                "penalty_percent": _num(choice.penalty_percent),
+                "penalty_by": choice.penalty_by,
+                "penalty_at": _iso(choice.penalty_at),
+                "penalty_reason": choice.penalty_reason,
+            }
+    return standing, view, versions
+
+
+def questions_view(questions: list[qs.Question]) -> list[dict]:
+    return [
+        {"key": q.key, "label": q.label, "points": _num(q.points), "origin": q.origin}
+        for q in questions
+    ]
 
 
 class GradesHandler(BaseHandler):
@@ -218,6 +333,39 @@ class GradesHandler(BaseHandler):
                 "A teacher can unarchive it."
             )
 
+    async def standing_data(self, assignment: Assignment, user: str | None = None):
+        return await self.store.standing_data(
+            assignment.class_code, assignment_id=assignment.id, username=user
+        )
+
+    async def student_answer(self, assignment: Assignment, user: str, role: str) -> dict:
+        """One student's standing and versions, as ``GET .../students/<user>/submissions``
+        answers (a student: their own, with grades once returned)."""
+        data = await self.standing_data(assignment, user)
+        _, view, versions = standing_view(
+            data, assignment.id, user, self.now(), student=role == STUDENT
+        )
+        return {
+            "assignment": assignment.slug,
+            "user": user,
+            "standing": view,
+            "submissions": versions,
+            "questions": questions_view(data.questions.get(assignment.id, [])),
+        }
+
+    async def version_answer(self, submission: Submission, assignment: Assignment, role: str):
+        """One version as its assignment's standing shows it."""
+        data = await self.standing_data(assignment, submission.username)
+        standing = data.standing(assignment.id, submission.username, self.now())
+        mine = standing.version(submission.id)
+        view = submission_view(
+            data.submissions.get(submission.id, submission),
+            mine,
+            due=standing.due,
+            question_points=data.question_points.get(submission.id),
+        )
+        return _hidden_grade(view) if role == STUDENT else view
+
     async def submission(self, submission_id: str) -> tuple[Submission, Assignment, str]:
         """The submission, its assignment and the caller's role (teacher, or its owner)."""
         submission = await self.store.get_submission(int(submission_id))
@@ -241,22 +389,29 @@ class AssignmentsHandler(GradesHandler):
             self.write_json({"code": code, "role": role, "assignments": views})
             return
         me = self.caller().name
-        items = await self.store.list_assignments(code, released_only=True)
-        mine = await self.store.student_submissions(code, me)
         now = self.now()
+        data = await self.store.standing_data(code, username=me)
+        items = sorted(
+            (
+                a
+                for a in data.assignments.values()
+                if rules.visible_to_student(a.release_at, a.archived, now)
+            ),
+            key=lambda a: (a.due_at is None, a.due_at or now, a.slug),
+        )
         views = []
         for a in items:
-            extensions = {e.username: e for e in await self.store.list_extensions(a.id)}
-            extension = extensions.get(me)
-            due = rules.due_for(a.due_at, extension.due_at if extension else None)
-            versions = [submission_view(s) for s in mine if s.assignment_id == a.id]
+            _, standing, versions = standing_view(data, a.id, me, now, student=True)
+            due = data.due(a.id, me)
             views.append(
                 {
                     **assignment_view(a),
                     "your_due_at": _iso(due),
                     "seconds_left": None if due is None else (due - now).total_seconds(),
-                    "extended": extension is not None,
+                    "extended": standing["extended"],
+                    "standing": standing,
                     "submissions": versions,
+                    "questions": questions_view(data.questions.get(a.id, [])),
                     "max_versions": self.store.max_versions or None,
                 }
             )
@@ -426,11 +581,25 @@ class SubmitHandler(GradesHandler):
         # the version cap and a full quota, before a snapshot is taken (the store checks
         # again, with the snapshot's size, when it records it)
         await self.store.check_can_submit(assignment.id, self.caller().name)
-        submission, duplicate = await self.collector.submit(
-            assignment.id, code, assignment.slug, self.caller().name, collected_by=None
+        me = self.caller().name
+        submission, duplicate, snapshot = await self.collector.submit(
+            assignment.id, code, assignment.slug, me, collected_by=None
         )
+        view = await self.version_answer(submission, assignment, STUDENT)
         self.write_json(
-            {**submission_view(submission), "duplicate": duplicate},
+            {
+                **view,
+                "duplicate": duplicate,
+                # what was taken just now: the folder as saved on disk (a notebook's
+                # unsaved changes in JupyterLab are not in it)
+                "taken": {
+                    "at": _iso(self.now()),
+                    "files": snapshot.files,
+                    "bytes": snapshot.size,
+                    "skipped": snapshot.skipped,
+                    "skipped_total": snapshot.skipped_total,
+                },
+            },
             status=200 if duplicate else 201,
         )
 
@@ -441,37 +610,76 @@ class CollectHandler(GradesHandler):
         assignment = await self.assignment(code, slug, TEACHER)
         self.refuse_if_archived(assignment)
         students = list(await self.membership.students(code))
+        before = await self.standing_data(assignment)
+        now = self.now()
+        passed = set()
+        for user in students:
+            due = before.due(assignment.id, user)
+            if due is not None and now > due:
+                passed.add(user)
         results = await self.collector.collect_all(
-            assignment.id, code, assignment.slug, students, teacher=self.caller().name
+            assignment.id,
+            code,
+            assignment.slug,
+            students,
+            teacher=self.caller().name,
+            passed=passed,
         )
+        # how each version stands (after the deadline a collect records a late version
+        # only when the folder changed, and never changes which version counts)
+        after = await self.standing_data(assignment)
+        now = self.now()
+        for r in results:
+            if r["status"] != "collected":
+                continue
+            standing = after.standing(assignment.id, r["user"], now)
+            mine = standing.version(r["id"])
+            r["late"] = bool(mine and mine.late)
+            r["counts"] = bool(mine and mine.counts)
+            r["counting_version"] = standing.counting.version if standing.counting else None
         self.write_json({"assignment": assignment.slug, "students": results})
 
 
 class SubmissionsHandler(GradesHandler):
+    """Every student of the class (and anyone who handed in before leaving it): where
+    they stand (the version that counts, on time or late, missing or not handed in yet)
+    and their latest version."""
+
     async def get(self, code, slug):
         code = await self.teacher(code)
         assignment = await self.assignment(code, slug, TEACHER)
-        latest = {s.username: s for s in await self.store.list_submissions(assignment.id)}
+        roster = await self.membership.students(code)
+        data = await self.standing_data(assignment)
+        now = self.now()
         rows = []
-        for user in await self.membership.students(code):
-            found = latest.get(user)
-            if found is None:
-                rows.append({"user": user, "status": "missing", "versions": 0, "latest": None})
+        for user in sorted(set(roster) | data.users(assignment.id)):
+            standing, view, versions = standing_view(data, assignment.id, user, now, student=False)
+            counting = next((v for v in versions if v["counts"]), None)
+            if counting is None:
+                status = standing.state  # missing, or not handed in yet
             else:
-                status = "late" if found.latest.late else "on_time"
-                rows.append(
-                    {
-                        "user": user,
-                        "status": status,
-                        "versions": found.versions,
-                        "latest": submission_view(found.latest),
-                    }
-                )
+                status = "late" if counting["late"] else "on_time"
+            rows.append(
+                {
+                    "user": user,
+                    "status": status,
+                    "versions": len(versions),
+                    "latest": versions[0] if versions else None,
+                    "counting": counting,
+                    "standing": view,
+                    "on_roster": user in roster,
+                }
+            )
         counts: dict[str, int] = {}
         for row in rows:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         self.write_json(
-            {"assignment": assignment_view(assignment), "students": rows, "counts": counts}
+            {
+                "assignment": assignment_view(assignment),
+                "questions": questions_view(data.questions.get(assignment.id, [])),
+                "students": rows,
+                "counts": counts,
+            }
         )
 
 
@@ -486,27 +694,125 @@ class StudentSubmissionsHandler(GradesHandler):
         assignment = await self.assignment(code, slug, role)
         if role == STUDENT and user != self.caller().name:
             raise NotFound("There are no such submissions among yours.")
-        versions = await self.store.user_submissions(
-            assignment.id, user, returned_grades_only=role == STUDENT
-        )
-        if not versions and role != STUDENT and user not in await self.membership.students(code):
+        answer = await self.student_answer(assignment, user, role)
+        if (
+            not answer["submissions"]
+            and role != STUDENT
+            and user not in await self.membership.students(code)
+        ):
             raise NotFound(f"{user} is not a student of {code} and handed in nothing.")
+        self.write_json(answer)
+
+
+class StudentChoiceHandler(GradesHandler):
+    """Teachers: ``PUT .../students/<user>/counts`` ``{"submission_id": <id> or null,
+    "reason"}`` (the version that counts for this student; null: the default rule) and
+    ``PUT .../students/<user>/penalty`` ``{"penalty_percent": <0-100> or null, "reason"}``
+    (this student's late penalty; 0 waives it, null: the assignment's; a reason is
+    required). Both are in the audit log; the answer is the student's standing and
+    versions."""
+
+    async def put(self, code, slug, user, what):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        user = validate_username(user)
+        actor = self.caller().name
+        if what == "counts":
+            body = self.json_body({"submission_id", "reason"}, required=("submission_id",))
+            chosen = body["submission_id"]
+            if chosen is not None and (
+                isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1
+            ):
+                raise BadRequest("'submission_id' must be a version's id, or null.")
+            await self.store.choose_version(
+                assignment.id,
+                user,
+                chosen,
+                actor=actor,
+                reason=rules.parse_reason(body.get("reason", "")),
+            )
+        else:
+            body = self.json_body({"penalty_percent", "reason"}, required=("penalty_percent",))
+            percent = body["penalty_percent"]
+            if percent is not None:
+                percent = rules.parse_decimal(
+                    percent,
+                    "late_penalty_percent",
+                    low=Decimal(0),
+                    high=Decimal(100),
+                    low_open=False,
+                )
+            await self.store.set_penalty(
+                assignment.id,
+                user,
+                percent,
+                actor=actor,
+                reason=rules.parse_reason(body.get("reason", "")),
+            )
+        self.write_json(await self.student_answer(assignment, user, TEACHER))
+
+
+class QuestionsHandler(GradesHandler):
+    """``GET .../questions`` (teachers; students see them with their assignments) and
+    ``PUT .../questions`` ``{"questions": [{"key"?, "label", "points"}], "revision"?}``:
+    the assignment's questions; its maximum becomes their sum."""
+
+    async def get(self, code, slug):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        questions = await self.store.questions(assignment.id)
         self.write_json(
             {
-                "assignment": assignment.slug,
-                "user": user,
-                "submissions": [submission_view(s) for s in versions],
+                "assignment": assignment_view(assignment),
+                "questions": questions_view(questions),
+            }
+        )
+
+    async def put(self, code, slug):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        body = self.json_body({"questions", "revision"}, required=("questions",))
+        revision = body.get("revision")
+        if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+            raise BadRequest("'revision' must be the assignment's revision you saw.")
+        updated, questions = await self.store.set_questions(
+            assignment.id, body["questions"], actor=self.caller().name, expected_revision=revision
+        )
+        self.write_json(
+            {"assignment": assignment_view(updated), "questions": questions_view(questions)}
+        )
+
+
+class QuestionsImportHandler(GradesHandler):
+    """``POST .../questions/import`` ``{"notebook": {...}, "by": "tag" | "heading",
+    "tag": "question"}`` (teachers): the questions a notebook defines, to review and
+    save with ``PUT .../questions``; nothing is stored. The page reads the starting
+    notebook through the files service (as the teacher) and sends its cells, without
+    outputs."""
+
+    async def post(self, code, slug):
+        code = await self.teacher(code)
+        await self.assignment(code, slug, TEACHER)
+        body = self.json_body({"notebook", "by", "tag"}, required=("notebook",))
+        found = qs.questions_from_notebook(
+            body["notebook"],
+            by=body.get("by", qs.BY_TAG),
+            tag=body.get("tag", qs.DEFAULT_TAG),
+        )
+        self.write_json(
+            {
+                "questions": [
+                    {"label": q["label"], "points": _num(q["points"]), "origin": q["origin"]}
+                    for q in found
+                ]
             }
         )
 
 
 class SubmissionHandler(GradesHandler):
     async def get(self, submission_id):
-        submission, _, role = await self.submission(submission_id)
-        if role == STUDENT and submission.grade is not None and not submission.grade.returned:
-            # a student sees a grade once it is returned, not while it is being written
-            submission = dataclasses.replace(submission, grade=None)
-        self.write_json(submission_view(submission))
+        submission, assignment, role = await self.submission(submission_id)
+        self.write_json(await self.version_answer(submission, assignment, role))
 
 
 class SubmissionDownloadHandler(GradesHandler):
@@ -536,17 +842,26 @@ class GradeHandler(GradesHandler):
         if role not in (ADMIN, TEACHER):
             raise Forbidden("Only the class's teachers grade.")
         body = self.json_body(
-            {"points", "feedback", "expected_revision"}, required=("points", "expected_revision")
+            {"points", "questions", "feedback", "expected_revision"},
+            required=("expected_revision",),
         )
         revision = body["expected_revision"]
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
             raise BadRequest(
                 "'expected_revision' must be the grade's revision you saw (0 when it had none)."
             )
+        if "points" not in body and "questions" not in body:
+            raise BadRequest("Give the points (or the points per question).")
         await self.store.set_grade(
-            submission.id, body["points"], body.get("feedback", ""), self.caller().name, revision
+            submission.id,
+            body.get("points"),
+            body.get("feedback", ""),
+            self.caller().name,
+            revision,
+            question_points=body.get("questions"),
         )
-        self.write_json(submission_view(await self.store.get_submission(submission.id)))
+        graded = await self.store.get_submission(submission.id)
+        self.write_json(await self.version_answer(graded, assignment, role))
 
 
 class ReturnHandler(GradesHandler):
@@ -559,8 +874,18 @@ class ReturnHandler(GradesHandler):
         # without a home yet gets it when it first appears
         # (the service's background round delivers what is missing)
         delivered = await self.collector.deliver_pending_feedback()
-        view = submission_view(await self.store.get_submission(submission.id))
+        returned = await self.store.get_submission(submission.id)
+        view = await self.version_answer(returned, assignment, role)
         self.write_json({**view, "feedback_files_delivered": delivered})
+
+
+def _cell_view(c: gradebook.Cell) -> dict:
+    view: dict[str, Any] = {"state": c.state, "points": _num(c.points), "late": c.late}
+    if c.questions:
+        view["questions"] = [_num(v) for v in c.questions]
+    if c.reason:
+        view["reason"] = c.reason
+    return view
 
 
 def gradebook_view(book: gradebook.Gradebook, archived: set[str]) -> dict:
@@ -572,6 +897,9 @@ def gradebook_view(book: gradebook.Gradebook, archived: set[str]) -> dict:
                 "title": a.title,
                 "max_points": _num(a.max_points),
                 "archived": a.slug in archived,
+                "questions": [
+                    {"key": q.key, "label": q.label, "points": _num(q.points)} for q in a.questions
+                ],
             }
             for a in book.assignments
         ],
@@ -579,9 +907,7 @@ def gradebook_view(book: gradebook.Gradebook, archived: set[str]) -> dict:
             {
                 "user": row.username,
                 # in the order of "assignments"
-                "cells": [
-                    {"state": c.state, "points": _num(c.points), "late": c.late} for c in row.cells
-                ],
+                "cells": [_cell_view(c) for c in row.cells],
                 "earned": _num(row.earned),
                 "possible": _num(row.possible_graded),
                 "percent": _num(row.percentage),
@@ -603,17 +929,44 @@ class GradebookHandler(GradesHandler):
         of its archived assignments (they stay in it)."""
         if students is None:
             students = await self.membership.students_for_display(code)  # a cached answer
-        # two independent queries: at once, not one after the other
-        items, grades = await asyncio.gather(
-            self.store.list_assignments(code, include_archived=True),
-            self.store.gradebook_rows(code),
-        )
-        assignments = [
-            {"slug": a.slug, "title": a.title, "max_points": a.max_points, "due_at": a.due_at}
-            for a in items
-        ]
-        archived = {a.slug for a in items if a.archived}
-        return gradebook.build_gradebook(students, assignments, grades), archived
+        data = await self.store.standing_data(code, full=False)
+        now = self.now()
+        assignments, rows = [], []
+        for a in data.assignments.values():
+            questions = data.questions.get(a.id, [])
+            assignments.append(
+                {
+                    "slug": a.slug,
+                    "title": a.title,
+                    "max_points": a.max_points,
+                    "due_at": a.due_at,
+                    "questions": [(q.key, q.label, q.points) for q in questions],
+                }
+            )
+            for user in students:
+                # THE computation, as the student's page and the teacher's list show it
+                standing = data.standing(a.id, user, now)
+                counting = standing.counting
+                per_question = {}
+                if questions and counting is not None:
+                    given = data.question_points.get(counting.id, {})
+                    per_question = {k: p for k, (p, _) in given.items()}
+                rows.append(
+                    {
+                        "username": user,
+                        "slug": a.slug,
+                        "state": standing.state,
+                        "submitted": counting is not None,
+                        "points": standing.points,
+                        "final_points": standing.final_points,
+                        "late": standing.late,
+                        "penalty_percent": standing.penalty_percent,
+                        "questions": per_question,
+                        "reason": standing.missing_reason,
+                    }
+                )
+        archived = {a.slug for a in data.assignments.values() if a.archived}
+        return gradebook.build_gradebook(students, assignments, rows), archived
 
     async def get(self, code, csv_suffix):
         code = await self.teacher(code)
@@ -628,7 +981,7 @@ class GradebookHandler(GradesHandler):
             return
         # the generation first, then the data (see services.grades.bookcache)
         students, generation = await asyncio.gather(
-            self.membership.students_for_display(code), self.store.gradebook_generation(code)
+            self.membership.students_for_display(code), self.store.gradebook_key(code)
         )
         key = (generation, tuple(students))
         body = self.gradebook_cache.get(code, key)
@@ -662,6 +1015,9 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (a + r"/collect", CollectHandler, deps),
         (a + r"/submissions", SubmissionsHandler, deps),
         (a + r"/students/([^/]+)/submissions", StudentSubmissionsHandler, deps),
+        (a + r"/students/([^/]+)/(counts|penalty)", StudentChoiceHandler, deps),
+        (a + r"/questions", QuestionsHandler, deps),
+        (a + r"/questions/import", QuestionsImportHandler, deps),
         (r"api/submissions/(\d+)", SubmissionHandler, deps),
         (r"api/submissions/(\d+)/download", SubmissionDownloadHandler, deps),
         (r"api/submissions/(\d+)/grade", GradeHandler, deps),

@@ -51,7 +51,9 @@ from services.base import pgmigrate
 from services.base.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from services.files.names import BadName, submission_prefix, validate_code, validate_username
 
+from . import questions as qs
 from . import rules
+from . import standing as st
 from .rules import AssignmentFields
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ SCHEMA = "classhub_grades"
 LOCK_KEY = int.from_bytes(b"chgrades", "big")
 #: room for the submissions' per-student advisory locks (hashed with this prefix)
 _SUBMISSION_LOCK = "classhub_grades.submission"
+#: the actor of what the service does by itself in the audit log
+SERVICE_ACTOR = "grades-service"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _DRIVER_RE = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://")
 _S = SCHEMA
@@ -113,6 +117,8 @@ class Assignment:
     release_files: int | None = None
     release_error: str | None = None
     release_retry_at: datetime | None = None
+    # the due date whose deadline snapshots were planned (migration 0005)
+    deadline_planned_for: datetime | None = None
 
     @property
     def archived(self) -> bool:
@@ -209,6 +215,22 @@ class Submission:
     collected_by: str | None
     #: the current grade (for a student: only once returned), None when there is none
     grade: Grade | None = None
+    #: how it was taken: submit, collect, deadline (:mod:`.standing`)
+    kind: str = st.SUBMIT
+    #: a deadline snapshot: the deadline it stands for
+    deadline_for: datetime | None = None
+
+    def as_version(self) -> st.Version:
+        """What :func:`.standing.standing` reads of it."""
+        return st.Version(
+            id=self.id,
+            version=self.version,
+            submitted_at=self.submitted_at,
+            kind=self.kind,
+            deadline_for=self.deadline_for,
+            points=None if self.grade is None else self.grade.points,
+            returned=self.grade is not None and self.grade.returned,
+        )
 
 
 @dataclass(frozen=True)
@@ -218,6 +240,107 @@ class LatestSubmission:
     username: str
     versions: int
     latest: Submission
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The teacher's choices for one student and assignment (migration 0005)."""
+
+    assignment_id: int
+    username: str
+    #: the version chosen to count (None: the default rule)
+    counted_submission_id: int | None = None
+    counted_by: str | None = None
+    counted_at: datetime | None = None
+    counted_reason: str = ""
+    #: the late penalty for this student (None: the assignment's; 0: waived)
+    penalty_percent: Decimal | None = None
+    penalty_by: str | None = None
+    penalty_at: datetime | None = None
+    penalty_reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeadlineSnapshot:
+    """A student's deadline snapshot: planned, taken, unchanged or missing."""
+
+    assignment_id: int
+    username: str
+    due_at: datetime
+    state: str
+    taken_at: datetime | None
+    submission_id: int | None
+    reason: str | None
+    attempts: int
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadlineRound:
+    """An assignment whose due date came: its deadline snapshots are to be planned."""
+
+    assignment_id: int
+    class_code: str
+    slug: str
+    due_at: datetime
+    claim: str
+
+
+@dataclass(frozen=True)
+class DeadlineClaim:
+    """One student's deadline snapshot, claimed for taking."""
+
+    assignment_id: int
+    class_code: str
+    slug: str
+    username: str
+    due_at: datetime
+    attempts: int
+    claim: str
+
+
+@dataclass
+class StandingData:
+    """Everything :func:`.standing.standing` reads for some students and assignments of a
+    class, read together (:meth:`GradesStore.standing_data`). ``submissions`` holds the
+    full rows (with grades) only when they were asked for."""
+
+    assignments: dict[int, Assignment]
+    versions: dict[tuple[int, str], list[st.Version]]
+    submissions: dict[int, Submission]
+    extensions: dict[tuple[int, str], datetime]
+    choices: dict[tuple[int, str], Choice]
+    deadlines: dict[tuple[int, str], DeadlineSnapshot]
+    questions: dict[int, list[qs.Question]]
+    #: submission id -> question key -> (points, source)
+    question_points: dict[int, dict[str, tuple[Decimal, str]]]
+
+    def due(self, assignment_id: int, username: str) -> datetime | None:
+        """The student's deadline now."""
+        a = self.assignments[assignment_id]
+        return rules.due_for(a.due_at, self.extensions.get((assignment_id, username)))
+
+    def standing(self, assignment_id: int, username: str, now: datetime) -> st.Standing:
+        """Where ``username`` stands on the assignment at ``now``: THE computation."""
+        a = self.assignments[assignment_id]
+        key = (assignment_id, username)
+        choice = self.choices.get(key)
+        deadline = self.deadlines.get(key)
+        return st.standing(
+            self.versions.get(key, ()),
+            due=self.due(assignment_id, username),
+            now=now,
+            penalty_percent=a.late_penalty_percent,
+            penalty_override=None if choice is None else choice.penalty_percent,
+            chosen_id=None if choice is None else choice.counted_submission_id,
+            missing_reason=deadline.reason
+            if deadline is not None and deadline.state == "missing"
+            else None,
+        )
+
+    def users(self, assignment_id: int) -> set[str]:
+        """Who has versions of the assignment."""
+        return {u for (aid, u) in self.versions if aid == assignment_id}
 
 
 @dataclass(frozen=True)
@@ -295,6 +418,18 @@ def _id(value: Any, what: str) -> int:
     return value
 
 
+def _check_snapshot(sha256: Any, size_bytes: Any, files: Any, storage_key: Any) -> str:
+    sha = sha256.lower() if isinstance(sha256, str) else ""
+    if not _SHA256_RE.match(sha):
+        raise BadRequest("The snapshot's SHA-256 must be 64 hexadecimal digits.")
+    for value, what in ((size_bytes, "size"), (files, "file count")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadRequest(f"The snapshot's {what} must be a whole number from 0.")
+    if storage_key is not None and (not isinstance(storage_key, str) or not storage_key):
+        raise BadRequest("The snapshot's storage key cannot be empty.")
+    return sha
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     text = text[:1].upper() + text[1:]
@@ -323,11 +458,22 @@ _TRIGGER_CONSTRAINTS = {"grades_points_max_check", "assignments_max_points_grade
 
 _ASSIGNMENT_COLUMNS = ", ".join(f.name for f in fields(Assignment))
 _SUBMISSION_COLUMNS = ", ".join(f"s.{f.name}" for f in fields(Submission) if f.name != "grade")
+_SUBMISSION_X = ", ".join(f"x.{f.name}" for f in fields(Submission) if f.name != "grade")
 _GRADE_COLUMNS = ", ".join(f.name for f in fields(Grade))
 _GRADE_G = ", ".join(f"g.{f.name}" for f in fields(Grade))
 _GRADE_AS = ", ".join(f"g.{f.name} AS g_{f.name}" for f in fields(Grade))
 _EXTENSION_COLUMNS = ", ".join(f.name for f in fields(Extension))
 _AUDIT_COLUMNS = ", ".join(f.name for f in fields(AuditEntry))
+_CHOICE_COLUMNS = ", ".join(f.name for f in fields(Choice))
+#: a deadline snapshot row that must be taken again, at a new deadline
+_REPLAN = (
+    "due_at = excluded.due_at, state = 'pending', taken_at = NULL, submission_id = NULL,"
+    " reason = NULL, attempts = 0, retry_at = NULL, claim = NULL, claimed_until = NULL"
+)
+_REPLAN_FROM_X = _REPLAN.replace("excluded.due_at", "x.due")
+_CHOICE_X = ", ".join(f"x.{f.name}" for f in fields(Choice))
+_DEADLINE_COLUMNS = ", ".join(f.name for f in fields(DeadlineSnapshot))
+_DEADLINE_X = ", ".join(f"x.{f.name}" for f in fields(DeadlineSnapshot))
 
 
 def _assignment(row: Mapping[str, Any]) -> Assignment:
@@ -443,6 +589,11 @@ class GradesStore:
             raise
         if applied:
             log.info("grades schema migrated: applied %s", applied)
+
+    @property
+    def opened(self) -> bool:
+        """Whether :meth:`open` succeeded (the service opens it in the background)."""
+        return self._pool is not None
 
     async def migrate(self) -> list[int]:
         """Bring ``classhub_grades`` up to date; returns the versions applied now."""
@@ -628,6 +779,12 @@ class GradesStore:
                     f"The assignment was changed meanwhile by {old.updated_by or old.created_by};"
                     " reload it before saving your changes."
                 )
+            questions = await self._questions(conn, assignment_id)
+            if questions and fields.max_points != qs.total(questions):
+                raise BadRequest(
+                    f"This assignment's maximum is the sum of its questions' points "
+                    f"({qs.total(questions).normalize():f}): change the questions instead."
+                )
             row = await _row(
                 conn,
                 f"UPDATE {_S}.assignments SET title = %s, instructions = %s,"  # noqa: S608
@@ -650,6 +807,14 @@ class GradesStore:
                 ),
             )
             new = _assignment(row)
+            await self._replan_assignment(conn, old, new)
+            if (old.due_at, old.late_policy, old.late_penalty_percent, old.max_points) != (
+                new.due_at,
+                new.late_policy,
+                new.late_penalty_percent,
+                new.max_points,
+            ):
+                await self._redeliver_feedback(conn, assignment_id, None)
             await self._audit(
                 conn,
                 at=now,
@@ -754,7 +919,10 @@ class GradesStore:
         self, assignment_id: int, username: str, due_at: datetime, *, actor: str, reason: str = ""
     ) -> Extension:
         """Give ``username`` a due date of their own (replacing an earlier extension).
-        ``due_at`` comes from :func:`services.grades.rules.parse_extension_due`."""
+        ``due_at`` comes from :func:`services.grades.rules.parse_extension_due`. Granted
+        after the deadline, it re-times the versions already taken (on time or late is
+        decided against the current deadline) and their deadline snapshot is taken again
+        at the new deadline."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
         actor = _actor(actor)
@@ -781,6 +949,8 @@ class GradesStore:
                 (assignment_id, name, due_at, actor, now, reason or ""),
             )
             ext = _from_row(Extension, row)
+            await self._replan_student(conn, assignment, name)
+            await self._redeliver_feedback(conn, assignment_id, name)
             await self._audit(
                 conn,
                 at=now,
@@ -795,8 +965,11 @@ class GradesStore:
         return ext
 
     async def revoke_extension(self, assignment_id: int, username: str, *, actor: str) -> None:
-        """Remove ``username``'s extension (NotFound when there is none). Versions already
-        submitted keep the due date that applied then."""
+        """Remove ``username``'s extension (NotFound when there is none): the assignment's
+        due date applies to them again, also to the versions they handed in (on time or
+        late is decided against the current deadline). When the assignment's deadline
+        has passed and their snapshot was still to come at the extension's, it is taken
+        at once and stands for the assignment's deadline."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
         actor = _actor(actor)
@@ -811,6 +984,8 @@ class GradesStore:
             )
             if row is None:
                 raise NotFound(f"{name} has no extension for this assignment.")
+            await self._replan_student(conn, assignment, name)
+            await self._redeliver_feedback(conn, assignment_id, name)
             await self._audit(
                 conn,
                 at=now,
@@ -847,25 +1022,19 @@ class GradesStore:
     ) -> Submission:
         """Record ``username``'s next version (1, 2, 3, ...) of the assignment, now.
 
-        The due date that applies (the student's extension included) and the lateness
-        are decided here, in the same transaction. A student cannot submit to an archived
-        or unreleased assignment (NotFound) nor, when late work is refused, after the
-        deadline (:class:`SubmissionRefused`); a teacher collecting (``collected_by``)
-        may, and the version is flagged late all the same, but not from an archived one
-        (Conflict). ``storage_key`` defaults to
-        :func:`services.files.names.submission_prefix` of the version."""
+        The due date that applies then (the student's extension included) is recorded
+        with it, and whether it was late then (for the record: on time or late is decided
+        when it is read, against the student's current deadline, :mod:`.standing`). A
+        student cannot submit to an archived or unreleased assignment (NotFound) nor, when
+        late work is refused, after the deadline (:class:`SubmissionRefused`); a teacher
+        collecting (``collected_by``) may, but not from an archived one (Conflict).
+        ``storage_key`` defaults to :func:`services.files.names.submission_prefix` of the
+        version."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
         if collected_by is not None:
             collected_by = _actor(collected_by)
-        sha = content_sha256.lower() if isinstance(content_sha256, str) else ""
-        if not _SHA256_RE.match(sha):
-            raise BadRequest("The snapshot's SHA-256 must be 64 hexadecimal digits.")
-        for value, what in ((size_bytes, "size"), (files, "file count")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BadRequest(f"The snapshot's {what} must be a whole number from 0.")
-        if storage_key is not None and (not isinstance(storage_key, str) or not storage_key):
-            raise BadRequest("The snapshot's storage key cannot be empty.")
+        sha = _check_snapshot(content_sha256, size_bytes, files, storage_key)
         now = self._now()
         async with self._connection() as conn, conn.transaction():
             row = await _row(
@@ -883,13 +1052,7 @@ class GradesStore:
                 raise Conflict(
                     f"The assignment {assignment.slug!r} is archived: it takes no submissions."
                 )
-            ext = await _row(
-                conn,
-                f"SELECT due_at FROM {_S}.extensions"  # noqa: S608
-                " WHERE assignment_id = %s AND username = %s FOR SHARE",
-                (assignment_id, name),
-            )
-            due = rules.due_for(assignment.due_at, ext["due_at"] if ext else None)
+            due = await self._due(conn, assignment, name)
             outcome = rules.classify(
                 now, due, assignment.late_policy, assignment.late_penalty_percent
             )
@@ -898,82 +1061,139 @@ class GradesStore:
                     f"The deadline was {due.isoformat() if due else '?'}; this assignment "
                     "does not accept late submissions."
                 )
-            # one submitter at a time per student (their quota spans every assignment),
-            # then per (assignment, student): the next statements' snapshot sees every
-            # version committed before the locks were granted
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"{_SUBMISSION_LOCK}:user:{name}",),
-            )
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"{_SUBMISSION_LOCK}:{assignment_id}:{name}",),
-            )
-            (version,) = await (
-                await conn.execute(
-                    f"SELECT coalesce(max(version), 0) + 1 FROM {_S}.submissions"  # noqa: S608
-                    " WHERE assignment_id = %s AND username = %s",
-                    (assignment_id, name),
-                )
-            ).fetchone()
-            versions, used = await self._usage(conn, assignment_id, name)
-            rules.check_submission_limits(
-                versions=versions,
-                max_versions=self.max_versions,
-                used_bytes=used,
-                new_bytes=size_bytes,
-                quota=self.student_quota,
-                collected=collected_by is not None,
-            )
-            key = storage_key or submission_prefix(
-                assignment.class_code, assignment.slug, name, version
-            )
-            row = await _row(
+            submission = await self._insert_version(
                 conn,
-                f"INSERT INTO {_S}.submissions AS s (assignment_id, username, version,"  # noqa: S608
-                " submitted_at, due_at_then, late, penalty_percent, storage_key,"
-                " content_sha256, size_bytes, files, collected_by)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" RETURNING {_SUBMISSION_COLUMNS}",
-                (
-                    assignment_id,
-                    name,
-                    version,
-                    now,
-                    due,
-                    outcome.late,
-                    outcome.penalty_percent,
-                    key,
-                    sha,
-                    size_bytes,
-                    files,
-                    collected_by,
-                ),
-            )
-            submission = _submission(row, grade=False)
-            await self._audit(
-                conn,
-                at=now,
-                actor=collected_by or name,
-                action="submission.collect" if collected_by else "submission.create",
-                class_code=assignment.class_code,
-                assignment_id=assignment_id,
-                submission_id=submission.id,
-                username=name,
-                new={
-                    "version": version,
-                    "late": submission.late,
-                    "penalty_percent": submission.penalty_percent,
-                    "storage_key": key,
-                    "content_sha256": sha,
-                },
+                assignment,
+                name,
+                now=now,
+                due=due,
+                late=outcome.late,
+                penalty=outcome.penalty_percent,
+                sha=sha,
+                size_bytes=size_bytes,
+                files=files,
+                storage_key=storage_key,
+                kind=st.COLLECT if collected_by else st.SUBMIT,
+                collected_by=collected_by,
+                limits=collected_by is None,
             )
         log.info(
             "%s submitted version %d of assignment %d%s",
             name,
-            version,
+            submission.version,
             assignment_id,
             " (late)" if submission.late else "",
+        )
+        return submission
+
+    async def _due(self, conn, assignment: Assignment, name: str) -> datetime | None:
+        """The student's deadline now (their extension read FOR SHARE: a grant waits)."""
+        ext = await _row(
+            conn,
+            f"SELECT due_at FROM {_S}.extensions"  # noqa: S608
+            " WHERE assignment_id = %s AND username = %s FOR SHARE",
+            (assignment.id, name),
+        )
+        return rules.due_for(assignment.due_at, ext["due_at"] if ext else None)
+
+    async def _insert_version(
+        self,
+        conn,
+        assignment: Assignment,
+        name: str,
+        *,
+        now: datetime,
+        due: datetime | None,
+        late: bool,
+        penalty: Decimal,
+        sha: str,
+        size_bytes: int,
+        files: int,
+        storage_key: str | None,
+        kind: str,
+        collected_by: str | None = None,
+        deadline_for: datetime | None = None,
+        limits: bool = True,
+    ) -> Submission:
+        """Insert the student's next version in the caller's transaction (the version cap
+        and quota checked when ``limits``), with its audit row."""
+        # one submitter at a time per student (their quota spans every assignment),
+        # then per (assignment, student): the next statements' snapshot sees every
+        # version committed before the locks were granted
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{_SUBMISSION_LOCK}:user:{name}",),
+        )
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{_SUBMISSION_LOCK}:{assignment.id}:{name}",),
+        )
+        (version,) = await (
+            await conn.execute(
+                f"SELECT coalesce(max(version), 0) + 1 FROM {_S}.submissions"  # noqa: S608
+                " WHERE assignment_id = %s AND username = %s",
+                (assignment.id, name),
+            )
+        ).fetchone()
+        versions, used = await self._usage(conn, assignment.id, name)
+        rules.check_submission_limits(
+            versions=versions,
+            max_versions=self.max_versions,
+            used_bytes=used,
+            new_bytes=size_bytes,
+            quota=self.student_quota,
+            collected=not limits,
+        )
+        key = storage_key or submission_prefix(
+            assignment.class_code, assignment.slug, name, version
+        )
+        row = await _row(
+            conn,
+            f"INSERT INTO {_S}.submissions AS s (assignment_id, username, version,"  # noqa: S608
+            " submitted_at, due_at_then, late, penalty_percent, storage_key,"
+            " content_sha256, size_bytes, files, collected_by, kind, deadline_for)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f" RETURNING {_SUBMISSION_COLUMNS}",
+            (
+                assignment.id,
+                name,
+                version,
+                now,
+                due,
+                late,
+                penalty,
+                key,
+                sha,
+                size_bytes,
+                files,
+                collected_by,
+                kind,
+                deadline_for,
+            ),
+        )
+        submission = _submission(row, grade=False)
+        action = {
+            st.SUBMIT: "submission.create",
+            st.COLLECT: "submission.collect",
+            st.DEADLINE: "submission.deadline",
+        }[kind]
+        await self._audit(
+            conn,
+            at=now,
+            actor=collected_by or (SERVICE_ACTOR if kind == st.DEADLINE else name),
+            action=action,
+            class_code=assignment.class_code,
+            assignment_id=assignment.id,
+            submission_id=submission.id,
+            username=name,
+            new={
+                "version": version,
+                "late": submission.late,
+                "penalty_percent": submission.penalty_percent,
+                "storage_key": key,
+                "content_sha256": sha,
+                **({"deadline_for": deadline_for} if deadline_for else {}),
+            },
         )
         return submission
 
@@ -1048,11 +1268,16 @@ class GradesStore:
             )
         return [LatestSubmission(r["username"], r["versions"], _submission(r)) for r in rows]
 
-    async def counting_submissions(self, assignment_id: int) -> list[Submission]:
-        """The version that counts of each student who handed in (by username), with its
-        grade: what the gradebook grades and what **Download all** gives. The one place of
-        the rule (today: the latest version)."""
-        return [latest.latest for latest in await self.list_submissions(assignment_id)]
+    async def latest_submission(self, assignment_id: int, username: str) -> Submission | None:
+        """The student's latest version of the assignment (without its grade), or None."""
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"SELECT {_SUBMISSION_COLUMNS} FROM {_S}.submissions s"  # noqa: S608
+                " WHERE s.assignment_id = %s AND s.username = %s ORDER BY s.version DESC LIMIT 1",
+                (_id(assignment_id, "assignment"), _username(username)),
+            )
+        return _submission(row, grade=False) if row else None
 
     async def all_storage_keys(self) -> set[str]:
         """Every recorded snapshot's key (for the clean-up of snapshots without a record)."""
@@ -1098,23 +1323,377 @@ class GradesStore:
             )
         return [_submission(r) for r in rows]
 
+    # ----- standing (services/grades/standing.py)
+
+    async def standing_data(
+        self,
+        class_code: str,
+        *,
+        assignment_id: int | None = None,
+        username: str | None = None,
+        full: bool = True,
+    ) -> StandingData:
+        """What :meth:`StandingData.standing` needs for the class's assignments (or one),
+        for every student who has anything (or one), read in one transaction (one
+        consistent view). ``full``: the versions' whole rows with their grades too (the
+        pages); without it only what the standing reads (the gradebook of a large class)."""
+        where = ["a.class_code = %(code)s"]
+        params: dict[str, Any] = {"code": class_code}
+        if assignment_id is not None:
+            where.append("a.id = %(aid)s")
+            params["aid"] = _id(assignment_id, "assignment")
+        by_user = ""
+        if username is not None:
+            by_user = " AND x.username = %(user)s"
+            params["user"] = _username(username)
+        scope = " AND ".join(where)
+        data = StandingData({}, {}, {}, {}, {}, {}, {}, {})
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            for row in await _rows(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments a WHERE {scope}",  # noqa: S608
+                params,
+            ):
+                data.assignments[row["id"]] = _assignment(row)
+            if not data.assignments:
+                return data
+            join = f"JOIN {_S}.assignments a ON a.id = x.assignment_id WHERE {scope}{by_user}"
+            if full:
+                rows = await _rows(
+                    conn,
+                    f"SELECT {_SUBMISSION_X},"  # noqa: S608
+                    f" {_GRADE_AS} FROM {_S}.submissions x"
+                    f" LEFT JOIN {_S}.grades g ON g.submission_id = x.id {join}"
+                    " ORDER BY x.assignment_id, x.username, x.version",
+                    params,
+                )
+                for row in rows:
+                    sub = _submission(row)
+                    data.submissions[sub.id] = sub
+                    data.versions.setdefault((sub.assignment_id, sub.username), []).append(
+                        sub.as_version()
+                    )
+            else:
+                async with conn.cursor() as cur:
+                    await cur.execute(
+                        "SELECT x.id, x.assignment_id, x.username, x.version, x.submitted_at,"  # noqa: S608
+                        " x.kind, x.deadline_for, g.points, g.returned_at IS NOT NULL"
+                        f" FROM {_S}.submissions x"
+                        f" LEFT JOIN {_S}.grades g ON g.submission_id = x.id {join}",
+                        params,
+                    )
+                    for sid, aid, user, n, at, kind, dfor, points, returned in await cur.fetchall():
+                        data.versions.setdefault((aid, user), []).append(
+                            st.Version(sid, n, at, kind, dfor, points, bool(returned))
+                        )
+            for row in await _rows(
+                conn,
+                f"SELECT x.assignment_id, x.username, x.due_at FROM {_S}.extensions x {join}",  # noqa: S608
+                params,
+            ):
+                data.extensions[(row["assignment_id"], row["username"])] = row["due_at"]
+            for row in await _rows(
+                conn,
+                f"SELECT {_CHOICE_X} FROM {_S}.student_choices x {join}",  # noqa: S608
+                params,
+            ):
+                data.choices[(row["assignment_id"], row["username"])] = _from_row(Choice, row)
+            for row in await _rows(
+                conn,
+                f"SELECT {_DEADLINE_X} FROM {_S}.deadline_snapshots x {join}",  # noqa: S608
+                params,
+            ):
+                data.deadlines[(row["assignment_id"], row["username"])] = _from_row(
+                    DeadlineSnapshot, row
+                )
+            for row in await _rows(
+                conn,
+                "SELECT x.assignment_id, x.key, x.label, x.points, x.position, x.origin"  # noqa: S608
+                f" FROM {_S}.questions x JOIN {_S}.assignments a ON a.id = x.assignment_id"
+                f" WHERE {scope} ORDER BY x.assignment_id, x.position",
+                params,
+            ):
+                data.questions.setdefault(row.pop("assignment_id"), []).append(qs.Question(**row))
+            if data.questions:
+                async with conn.cursor() as cur:
+                    await cur.execute(
+                        "SELECT q.submission_id, q.question_key, q.points, q.source"  # noqa: S608
+                        f" FROM {_S}.question_points q"
+                        f" JOIN {_S}.submissions x ON x.id = q.submission_id {join}",
+                        params,
+                    )
+                    for sid, key, points, source in await cur.fetchall():
+                        data.question_points.setdefault(sid, {})[key] = (points, source)
+        return data
+
+    async def choose_version(
+        self,
+        assignment_id: int,
+        username: str,
+        submission_id: int | None,
+        *,
+        actor: str,
+        reason: str = "",
+    ) -> Choice:
+        """Make ``submission_id`` (a version of this student and assignment) the one that
+        counts for them, or (None) go back to the default rule. Audited; a returned grade's
+        feedback is delivered again (it says which version counts)."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        actor = _actor(actor)
+        if submission_id is not None:
+            submission_id = _id(submission_id, "submission")
+        now = self._now()
+        messages = {
+            "student_choices_counted_submission_id_assignment_id_username_fkey": (
+                f"That version is not one of {name}'s versions of this assignment."
+            )
+        }
+        async with self._connection(messages=messages) as conn, conn.transaction():
+            assignment = await self._assignment_for_update(conn, assignment_id)
+            old = await self._choice_for_update(conn, assignment_id, name)
+            if submission_id is not None:
+                found = await _row(
+                    conn,
+                    f"SELECT id FROM {_S}.submissions"  # noqa: S608
+                    " WHERE id = %s AND assignment_id = %s AND username = %s",
+                    (submission_id, assignment_id, name),
+                )
+                if found is None:
+                    raise NotFound(
+                        f"That version is not one of {name}'s versions of this assignment."
+                    )
+            row = await _row(
+                conn,
+                f"INSERT INTO {_S}.student_choices AS c (assignment_id, username,"  # noqa: S608
+                " counted_submission_id, counted_by, counted_at, counted_reason)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (assignment_id, username) DO UPDATE SET"
+                " counted_submission_id = excluded.counted_submission_id,"
+                " counted_by = excluded.counted_by, counted_at = excluded.counted_at,"
+                f" counted_reason = excluded.counted_reason RETURNING {_CHOICE_COLUMNS}",
+                (assignment_id, name, submission_id, actor, now, reason or ""),
+            )
+            new = _from_row(Choice, row)
+            await self._redeliver_feedback(conn, assignment_id, name)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="version.choose" if submission_id is not None else "version.default",
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                submission_id=submission_id,
+                username=name,
+                old={"counted_submission_id": old.counted_submission_id if old else None},
+                new={"counted_submission_id": submission_id, "reason": reason or ""},
+            )
+        return new
+
+    async def set_penalty(
+        self,
+        assignment_id: int,
+        username: str,
+        percent: Decimal | None,
+        *,
+        actor: str,
+        reason: str = "",
+    ) -> Choice:
+        """The late penalty for this student: ``percent`` (0 waives it) with a reason (one
+        is required), or None: the assignment's again. Audited (``penalty.waive``,
+        ``penalty.override``, ``penalty.clear``); returned feedback is delivered again."""
+        assignment_id = _id(assignment_id, "assignment")
+        name = _username(username)
+        actor = _actor(actor)
+        if percent is not None and not reason.strip():
+            raise BadRequest("Say why the late penalty is waived or changed (a reason).")
+        why = reason.strip() if percent is not None else ""
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            assignment = await self._assignment_for_update(conn, assignment_id)
+            old = await self._choice_for_update(conn, assignment_id, name)
+            row = await _row(
+                conn,
+                f"INSERT INTO {_S}.student_choices AS c (assignment_id, username,"  # noqa: S608
+                " penalty_percent, penalty_by, penalty_at, penalty_reason)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (assignment_id, username) DO UPDATE SET"
+                " penalty_percent = excluded.penalty_percent, penalty_by = excluded.penalty_by,"
+                " penalty_at = excluded.penalty_at, penalty_reason = excluded.penalty_reason"
+                f" RETURNING {_CHOICE_COLUMNS}",
+                (assignment_id, name, percent, actor, now, why),
+            )
+            new = _from_row(Choice, row)
+            await self._redeliver_feedback(conn, assignment_id, name)
+            action = (
+                "penalty.clear"
+                if percent is None
+                else "penalty.waive"
+                if percent == 0
+                else "penalty.override"
+            )
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action=action,
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                username=name,
+                old={
+                    "penalty_percent": old.penalty_percent if old else None,
+                    "reason": old.penalty_reason if old else "",
+                    "assignment_penalty_percent": assignment.late_penalty_percent,
+                },
+                new={
+                    "penalty_percent": percent,
+                    "reason": new.penalty_reason,
+                    "assignment_penalty_percent": assignment.late_penalty_percent,
+                },
+            )
+        return new
+
+    async def _choice_for_update(self, conn, assignment_id: int, name: str) -> Choice | None:
+        row = await _row(
+            conn,
+            f"SELECT {_CHOICE_COLUMNS} FROM {_S}.student_choices"  # noqa: S608
+            " WHERE assignment_id = %s AND username = %s FOR UPDATE",
+            (assignment_id, name),
+        )
+        return _from_row(Choice, row) if row else None
+
+    @staticmethod
+    async def _redeliver_feedback(conn, assignment_id: int, name: str | None) -> None:
+        """The returned feedback of the student (None: every student) of the assignment is
+        written into their home again: what it says (on time or late, the penalty, which
+        version counts) may have changed."""
+        who = "" if name is None else " AND s.username = %(user)s"
+        await conn.execute(
+            f"UPDATE {_S}.grades g SET feedback_delivered_at = NULL"  # noqa: S608
+            f" FROM {_S}.submissions s WHERE s.id = g.submission_id"
+            f" AND s.assignment_id = %(aid)s{who}"
+            " AND g.returned_at IS NOT NULL AND g.feedback_delivered_at IS NOT NULL",
+            {"aid": assignment_id, "user": name},
+        )
+
+    # ----- questions
+
+    async def questions(self, assignment_id: int) -> list[qs.Question]:
+        async with self._connection() as conn:
+            return await self._questions(conn, _id(assignment_id, "assignment"))
+
+    @staticmethod
+    async def _questions(conn, assignment_id: int) -> list[qs.Question]:
+        rows = await _rows(
+            conn,
+            f"SELECT key, label, points, position, origin FROM {_S}.questions"  # noqa: S608
+            " WHERE assignment_id = %s ORDER BY position",
+            (assignment_id,),
+        )
+        return [qs.Question(**r) for r in rows]
+
+    async def set_questions(
+        self,
+        assignment_id: int,
+        body: Any,
+        *,
+        actor: str,
+        expected_revision: int | None = None,
+    ) -> tuple[Assignment, list[qs.Question]]:
+        """Replace the assignment's questions (validated by
+        :func:`.questions.parse_questions`); the assignment's maximum becomes their sum.
+        A question that has points given cannot be removed, nor be worth less than the
+        points given (Conflict / BadRequest). Audited as ``assignment.questions``."""
+        assignment_id = _id(assignment_id, "assignment")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            old = await self._assignment_for_update(conn, assignment_id)
+            if expected_revision is not None and expected_revision != old.revision:
+                raise Conflict(
+                    f"The assignment was changed meanwhile by {old.updated_by or old.created_by};"
+                    " reload it before saving the questions."
+                )
+            current = await self._questions(conn, assignment_id)
+            new = qs.parse_questions(body, current)
+            keys = {q.key for q in new}
+            given = await _rows(
+                conn,
+                "SELECT q.question_key, count(*) AS n, max(q.points) AS top"  # noqa: S608
+                f" FROM {_S}.question_points q JOIN {_S}.submissions s ON s.id = q.submission_id"
+                " WHERE s.assignment_id = %s GROUP BY q.question_key",
+                (assignment_id,),
+            )
+            labels = {q.key: q.label for q in current}
+            for g in given:
+                if g["question_key"] not in keys:
+                    label = labels.get(g["question_key"], g["question_key"])
+                    raise Conflict(
+                        f'{g["n"]} grade(s) give points for "{label}": a question with points'
+                        " given cannot be removed."
+                    )
+                q = next(x for x in new if x.key == g["question_key"])
+                if q.points < g["top"]:
+                    raise BadRequest(
+                        f'A grade gives {g["top"]} points for "{q.label}": it cannot be worth'
+                        " less than that."
+                    )
+            await conn.execute(
+                f"DELETE FROM {_S}.questions WHERE assignment_id = %s",  # noqa: S608
+                (assignment_id,),
+            )
+            for q in new:
+                await conn.execute(
+                    f"INSERT INTO {_S}.questions (assignment_id, key, position, label, points,"  # noqa: S608
+                    " origin) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (assignment_id, q.key, q.position, q.label, q.points, q.origin),
+                )
+            maximum = qs.total(new) if new else old.max_points
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET max_points = %s, updated_by = %s,"  # noqa: S608
+                " updated_at = %s, revision = revision + 1"
+                f" WHERE id = %s RETURNING {_ASSIGNMENT_COLUMNS}",
+                (maximum, actor, now, assignment_id),
+            )
+            assignment = _assignment(row)
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.questions",
+                class_code=assignment.class_code,
+                assignment_id=assignment_id,
+                old={"questions": [asdict(q) for q in current], "max_points": old.max_points},
+                new={"questions": [asdict(q) for q in new], "max_points": assignment.max_points},
+            )
+        return assignment, new
+
     # ----- grades
 
     async def set_grade(
         self,
         submission_id: int,
-        points: Decimal | int | float | str,
+        points: Decimal | int | float | str | None,
         feedback: str,
         actor: str,
         expected_revision: int,
+        *,
+        question_points: Any = None,
     ) -> Grade:
-        """Grade a submission version. ``expected_revision`` is the revision of the grade
-        the grader saw (0: it had none); when it changed meanwhile this raises Conflict
-        naming who graded it, and nothing is written. BadRequest when ``points`` exceeds
-        the assignment's maximum. The audit row (old and new grade) is written in the same
-        transaction."""
+        """Grade a submission version (the grade stays with this version). ``expected_revision``
+        is the revision of the grade the grader saw (0: it had none); when it changed
+        meanwhile this raises Conflict naming who graded it, and nothing is written.
+        BadRequest when ``points`` exceeds the assignment's maximum. The audit row (old and
+        new grade) is written in the same transaction.
+
+        An assignment with questions is graded per question: ``question_points``
+        (``{"q1": 2, ...}``, :func:`.questions.parse_question_points`) are stored with the
+        source ``manual`` and ``points`` becomes their sum (a ``points`` given as well must
+        be that sum)."""
         submission_id = _id(submission_id, "submission")
-        value = rules.parse_points(points)
+        value = None if points is None else rules.parse_points(points)
         text = rules.parse_feedback(feedback)
         actor = _actor(actor)
         if isinstance(expected_revision, bool) or not isinstance(expected_revision, int):
@@ -1135,6 +1714,31 @@ class GradesStore:
                 (submission_id,),
             )
             old = _from_row(Grade, old_row) if old_row else None
+            questions = await self._questions(conn, sub["assignment_id"])
+            per_question: dict[str, Decimal] = {}
+            if questions:
+                existing = {
+                    r["question_key"]: r["points"]
+                    for r in await _rows(
+                        conn,
+                        f"SELECT question_key, points FROM {_S}.question_points"  # noqa: S608
+                        " WHERE submission_id = %s",
+                        (submission_id,),
+                    )
+                }
+                per_question = qs.parse_question_points(
+                    {} if question_points is None else question_points, questions, existing
+                )
+                total = sum(per_question.values(), Decimal(0))
+                if value is not None and value != total:
+                    raise BadRequest(
+                        f"The points are the sum of the questions' points ({total}), not {value}."
+                    )
+                value = total
+            elif question_points is not None:
+                raise BadRequest("This assignment has no questions: give the points only.")
+            if value is None:
+                raise BadRequest("Give the points.")
             if old is None and expected_revision == 0:
                 row = await _row(
                     conn,
@@ -1161,6 +1765,16 @@ class GradesStore:
                     (value, text, actor, now, submission_id),
                 )
             grade = _from_row(Grade, row)
+            for key, given in per_question.items():
+                await conn.execute(
+                    f"INSERT INTO {_S}.question_points AS q (submission_id, question_key,"  # noqa: S608
+                    " points, source, given_by, given_at) VALUES (%s, %s, %s, 'manual', %s, %s)"
+                    " ON CONFLICT (submission_id, question_key) DO UPDATE SET"
+                    " points = excluded.points, source = excluded.source,"
+                    " given_by = excluded.given_by, given_at = excluded.given_at"
+                    " WHERE q.points <> excluded.points",
+                    (submission_id, key, given, actor, now),
+                )
             await self._audit(
                 conn,
                 at=now,
@@ -1171,7 +1785,7 @@ class GradesStore:
                 submission_id=submission_id,
                 username=sub["username"],
                 old=old,
-                new=grade,
+                new={**asdict(grade), **({"questions": per_question} if per_question else {})},
             )
         return grade
 
@@ -1229,44 +1843,35 @@ class GradesStore:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def gradebook_rows(self, class_code: str) -> list[dict]:
-        """What :func:`services.grades.gradebook.build_gradebook` needs and nothing more:
-        the latest version of each (student, assignment) of the class's assignments,
-        archived ones included (the gradebook keeps their grades), as ``username``,
-        ``slug``, ``points``, ``late``, ``penalty_percent``, ``submitted``. Lean on
-        purpose: the gradebook page of a large class reads 6,000 of these on every load."""
+    async def gradebook_key(self, class_code: str) -> tuple[int, int]:
+        """``(generation, deadlines passed)``: the gradebook also changes when time passes
+        a deadline of the class (an assignment's or an extension's), as "not handed in
+        yet" becomes "missing". Equal keys mean equal gradebooks (for the same roster)."""
+        now = self._now()
         async with self._connection() as conn, conn.cursor() as cur:
             await cur.execute(
-                "SELECT DISTINCT ON (s.assignment_id, s.username)"  # noqa: S608
-                " s.username, a.slug, g.points, s.late, s.penalty_percent"
-                f" FROM {_S}.assignments a JOIN {_S}.submissions s ON s.assignment_id = a.id"
-                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
-                " WHERE a.class_code = %s"
-                " ORDER BY s.assignment_id, s.username, s.version DESC",
-                (class_code,),
+                "SELECT coalesce((SELECT generation"  # noqa: S608
+                f" FROM {_S}.gradebook_generations WHERE class_code = %(code)s), 0),"
+                f" (SELECT count(*) FROM {_S}.assignments"
+                " WHERE class_code = %(code)s AND due_at < %(now)s)"
+                f" + (SELECT count(*) FROM {_S}.extensions e JOIN {_S}.assignments a"
+                " ON a.id = e.assignment_id WHERE a.class_code = %(code)s"
+                " AND e.due_at < %(now)s)",
+                {"code": class_code, "now": now},
             )
-            rows = await cur.fetchall()
-        return [
-            {
-                "username": u,
-                "slug": slug,
-                "points": points,
-                "late": late,
-                "penalty_percent": penalty,
-                "submitted": True,
-            }
-            for u, slug, points, late, penalty in rows
-        ]
+            generation, passed = await cur.fetchone()
+        return int(generation), int(passed)
 
     async def undelivered_feedback(self, limit: int = 200) -> list[dict]:
-        """Returned grades whose feedback is not yet in the student's server: ``username``,
-        ``class_code``, ``slug``, ``title``, ``max_points``, ``submission_id``, ``version``,
-        ``late``, ``penalty_percent``, ``points``, ``feedback``, ``revision``."""
+        """Returned grades whose feedback is not yet in the student's home: ``username``,
+        ``class_code``, ``assignment_id``, ``slug``, ``title``, ``max_points``,
+        ``submission_id``, ``version``, ``points``, ``feedback``, ``revision`` (on time or
+        late, the penalty and which version counts come from the student's standing)."""
         async with self._connection() as conn:
             return await _rows(
                 conn,
-                "SELECT s.username, a.class_code, a.slug, a.title, a.max_points,"  # noqa: S608
-                " s.id AS submission_id, s.version, s.late, s.penalty_percent,"
+                "SELECT s.username, a.class_code, a.id AS assignment_id, a.slug, a.title,"  # noqa: S608
+                " a.max_points, s.id AS submission_id, s.version,"
                 " g.points, g.feedback, g.revision"
                 f" FROM {_S}.grades g JOIN {_S}.submissions s ON s.id = g.submission_id"
                 f" JOIN {_S}.assignments a ON a.id = s.assignment_id"
@@ -1285,38 +1890,6 @@ class GradesStore:
                 (self._now(), _id(submission_id, "submission"), revision),
             )
         return bool(rows)
-
-    async def gradebook(self, class_code: str) -> list[dict]:
-        """One row per (student, assignment) with a submission, for the class's
-        assignments that are not archived: the LATEST version's grade, by username then
-        assignment order. Keys: ``username``, ``slug``, ``assignment_id``,
-        ``submission_id``, ``version``, ``submitted`` (always True), ``submitted_at``,
-        ``late``, ``penalty_percent``, ``points`` (None until graded), ``final_points``
-        (penalty applied), ``returned`` — what :func:`services.grades.gradebook.
-        build_gradebook` takes as grade rows."""
-        async with self._connection() as conn:
-            rows = await _rows(
-                conn,
-                "SELECT * FROM (SELECT DISTINCT ON (s.assignment_id, s.username)"  # noqa: S608
-                " s.username, a.slug, a.id AS assignment_id, a.due_at,"
-                " s.id AS submission_id, s.version, s.submitted_at, s.late, s.penalty_percent,"
-                " g.points, g.returned_at IS NOT NULL AS returned"
-                f" FROM {_S}.assignments a JOIN {_S}.submissions s ON s.assignment_id = a.id"
-                f" LEFT JOIN {_S}.grades g ON g.submission_id = s.id"
-                " WHERE a.class_code = %s AND a.archived_at IS NULL"
-                " ORDER BY s.assignment_id, s.username, s.version DESC) latest"
-                " ORDER BY username, due_at NULLS LAST, slug",
-                (class_code,),
-            )
-        for r in rows:
-            del r["due_at"]
-            r["submitted"] = True
-            r["final_points"] = (
-                None
-                if r["points"] is None
-                else rules.apply_penalty(r["points"], r["penalty_percent"] if r["late"] else 0)
-            )
-        return rows
 
     # ----- release pushes
 
@@ -1391,7 +1964,7 @@ class GradesStore:
             await self._audit(
                 conn,
                 at=now,
-                actor="grades-service",
+                actor=SERVICE_ACTOR,
                 action="assignment.release_push",
                 class_code=row["class_code"],
                 assignment_id=claim.assignment_id,
@@ -1456,6 +2029,343 @@ class GradesStore:
                 new={"release_at": new.release_at, "release_rounds": new.release_rounds},
             )
         return new
+
+    # ----- deadline snapshots (services/grades/deadlines.py)
+
+    async def claim_deadline_round(self, *, lease: float) -> DeadlineRound | None:
+        """Claim the next assignment whose due date came and whose deadline snapshots are
+        not planned for it yet (not archived; no live claim; not in a retry wait), for
+        ``lease`` seconds; None when there is none. ``FOR UPDATE SKIP LOCKED``: two callers
+        never claim the same one."""
+        now = self._now()
+        claim = secrets.token_hex(16)
+        due = (
+            "due_at IS NOT NULL AND due_at <= %(now)s AND archived_at IS NULL"
+            " AND deadline_planned_for IS DISTINCT FROM due_at"
+            " AND (deadline_claimed_until IS NULL OR deadline_claimed_until < %(now)s)"
+        )
+        async with self._connection() as conn:
+            row = await _row(
+                conn,
+                f"UPDATE {_S}.assignments SET deadline_claim = %(claim)s,"  # noqa: S608
+                " deadline_claimed_until = %(until)s"
+                f" WHERE id = (SELECT id FROM {_S}.assignments WHERE {due}"
+                " ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                f" AND {due} RETURNING id, class_code, slug, due_at",
+                {"claim": claim, "until": now + timedelta(seconds=lease), "now": now},
+            )
+        if row is None:
+            return None
+        return DeadlineRound(row["id"], row["class_code"], row["slug"], row["due_at"], claim)
+
+    async def plan_deadlines(self, claimed: DeadlineRound, students: list[str]) -> int | None:
+        """Plan a deadline snapshot for each of ``students`` (the class's roster now) at
+        their own deadline (an extension included), and record the round as planned for
+        its due date; None when the claim was lost or the due date changed meanwhile (the
+        round is planned again). A student planned before keeps their row unless their
+        deadline moved (then it is taken again at the new one)."""
+        now = self._now()
+        names = sorted({_username(u) for u in students})
+        async with self._connection() as conn, conn.transaction():
+            mine = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments"  # noqa: S608
+                " WHERE id = %s AND deadline_claim = %s AND due_at = %s FOR NO KEY UPDATE",
+                (claimed.assignment_id, claimed.claim, claimed.due_at),
+            )
+            if mine is None:
+                return None
+            if names:
+                await conn.execute(
+                    f"INSERT INTO {_S}.deadline_snapshots AS d (assignment_id, username, due_at)"  # noqa: S608
+                    " SELECT %(aid)s, u.name, GREATEST(%(due)s, e.due_at)"
+                    " FROM unnest(%(names)s::text[]) AS u(name)"
+                    f" LEFT JOIN {_S}.extensions e"
+                    " ON e.assignment_id = %(aid)s AND e.username = u.name"
+                    f" ON CONFLICT (assignment_id, username) DO UPDATE SET {_REPLAN}"
+                    " WHERE d.due_at <> excluded.due_at",
+                    {"aid": claimed.assignment_id, "due": claimed.due_at, "names": names},
+                )
+            await conn.execute(
+                f"UPDATE {_S}.assignments SET deadline_planned_for = due_at,"  # noqa: S608
+                " deadline_claim = NULL, deadline_claimed_until = NULL WHERE id = %s",
+                (claimed.assignment_id,),
+            )
+            await self._audit(
+                conn,
+                at=now,
+                actor=SERVICE_ACTOR,
+                action="deadline.plan",
+                class_code=claimed.class_code,
+                assignment_id=claimed.assignment_id,
+                new={"due_at": claimed.due_at, "students": len(names)},
+            )
+        return len(names)
+
+    async def postpone_deadline_round(self, claimed: DeadlineRound, retry_after: float) -> None:
+        """The round failed (the hub did not answer with the roster): due again
+        ``retry_after`` seconds later."""
+        now = self._now()
+        async with self._connection() as conn:
+            await conn.execute(
+                f"UPDATE {_S}.assignments SET deadline_claim = NULL,"  # noqa: S608
+                " deadline_claimed_until = %s WHERE id = %s AND deadline_claim = %s",
+                (now + timedelta(seconds=retry_after), claimed.assignment_id, claimed.claim),
+            )
+
+    async def claim_deadline_snapshots(self, *, lease: float, limit: int) -> list[DeadlineClaim]:
+        """Claim up to ``limit`` deadline snapshots that are due (pending, their deadline
+        came, no live claim, no retry wait, the assignment not archived), oldest deadline
+        first, for ``lease`` seconds. ``FOR UPDATE SKIP LOCKED``: another caller gets
+        others, never the same."""
+        now = self._now()
+        claim = secrets.token_hex(16)
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"UPDATE {_S}.deadline_snapshots d SET claim = %(claim)s,"  # noqa: S608
+                " claimed_until = %(until)s, attempts = d.attempts + 1"
+                f" FROM {_S}.assignments a"
+                " WHERE a.id = d.assignment_id AND (d.assignment_id, d.username) IN ("
+                f" SELECT p.assignment_id, p.username FROM {_S}.deadline_snapshots p"
+                f" JOIN {_S}.assignments pa ON pa.id = p.assignment_id"
+                " WHERE p.state = 'pending' AND p.due_at <= %(now)s"
+                " AND pa.archived_at IS NULL"
+                " AND (p.claimed_until IS NULL OR p.claimed_until < %(now)s)"
+                " AND (p.retry_at IS NULL OR p.retry_at <= %(now)s)"
+                " ORDER BY p.due_at, p.assignment_id, p.username LIMIT %(limit)s"
+                " FOR UPDATE OF p SKIP LOCKED)"
+                " RETURNING d.assignment_id, a.class_code, a.slug, d.username, d.due_at,"
+                " d.attempts",
+                {
+                    "claim": claim,
+                    "until": now + timedelta(seconds=lease),
+                    "now": now,
+                    "limit": max(1, int(limit)),
+                },
+            )
+        return [
+            DeadlineClaim(
+                r["assignment_id"],
+                r["class_code"],
+                r["slug"],
+                r["username"],
+                r["due_at"],
+                r["attempts"],
+                claim,
+            )
+            for r in rows
+        ]
+
+    async def _claimed(self, conn, claimed: DeadlineClaim) -> DeadlineSnapshot | None:
+        row = await _row(
+            conn,
+            f"SELECT {_DEADLINE_COLUMNS} FROM {_S}.deadline_snapshots"  # noqa: S608
+            " WHERE assignment_id = %s AND username = %s AND claim = %s AND state = 'pending'"
+            " AND due_at = %s FOR UPDATE",
+            (claimed.assignment_id, claimed.username, claimed.claim, claimed.due_at),
+        )
+        return _from_row(DeadlineSnapshot, row) if row else None
+
+    async def _unchanged_version(self, conn, claimed: DeadlineClaim, sha: str) -> Submission | None:
+        """The student's latest version when it holds ``sha`` and is on time against this
+        deadline (nothing new to take), else None."""
+        row = await _row(
+            conn,
+            f"SELECT {_SUBMISSION_COLUMNS} FROM {_S}.submissions s"  # noqa: S608
+            " WHERE s.assignment_id = %s AND s.username = %s ORDER BY s.version DESC LIMIT 1",
+            (claimed.assignment_id, claimed.username),
+        )
+        if row is None:
+            return None
+        latest = _submission(row, grade=False)
+        if latest.content_sha256 != sha or not st.is_on_time(latest.as_version(), claimed.due_at):
+            return None
+        return latest
+
+    async def record_deadline_snapshot(
+        self,
+        claimed: DeadlineClaim,
+        *,
+        content_sha256: str,
+        size_bytes: int,
+        files: int,
+        storage_key: str | None = None,
+    ) -> tuple[str, Submission | None] | None:
+        """Record the snapshot taken for ``claimed`` and end its row, in ONE transaction
+        that first checks the claim is still ours: ``("taken", the new version)``, or
+        ``("unchanged", the latest version)`` when that is on time and holds the same
+        content (nothing is recorded; the caller removes what it stored, if anything);
+        None when the claim was lost (another caller took it: the caller removes what it
+        stored). Without ``storage_key`` (nothing stored yet) a snapshot that is not
+        unchanged is only reported, ``("changed", None)``: store it, then call again.
+
+        The new version is a deadline snapshot: it stands for the deadline (``due_at``),
+        on time against it by construction however late it was taken (``submitted_at``);
+        no version cap or quota applies."""
+        sha = _check_snapshot(content_sha256, size_bytes, files, storage_key)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            if await self._claimed(conn, claimed) is None:
+                return None
+            row = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM {_S}.assignments WHERE id = %s FOR SHARE",  # noqa: S608
+                (claimed.assignment_id,),
+            )
+            assignment = _assignment(row)
+            if assignment.archived:
+                return None
+            unchanged = await self._unchanged_version(conn, claimed, sha)
+            if unchanged is not None:
+                state, submission = "unchanged", unchanged
+            elif storage_key is None:
+                return "changed", None
+            else:
+                state = "taken"
+                submission = await self._insert_version(
+                    conn,
+                    assignment,
+                    claimed.username,
+                    now=now,
+                    due=claimed.due_at,
+                    late=False,
+                    penalty=Decimal(0),
+                    sha=sha,
+                    size_bytes=size_bytes,
+                    files=files,
+                    storage_key=storage_key,
+                    kind=st.DEADLINE,
+                    deadline_for=claimed.due_at,
+                    limits=False,
+                )
+            await self._end_deadline(conn, claimed, state, now, submission.id, None)
+            await self._audit(
+                conn,
+                at=now,
+                actor=SERVICE_ACTOR,
+                action="deadline.snapshot",
+                class_code=claimed.class_code,
+                assignment_id=claimed.assignment_id,
+                submission_id=submission.id,
+                username=claimed.username,
+                new={
+                    "state": state,
+                    "due_at": claimed.due_at,
+                    "taken_at": now,
+                    "version": submission.version,
+                    "seconds_after_deadline": round((now - claimed.due_at).total_seconds(), 3),
+                },
+            )
+        return state, submission
+
+    async def deadline_missing(self, claimed: DeadlineClaim, reason: str) -> bool:
+        """Nothing could be taken for ``claimed`` (no home, no assignment folder, a
+        folder refused): recorded as missing with ``reason``. False when the claim was
+        lost."""
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            if await self._claimed(conn, claimed) is None:
+                return False
+            await self._end_deadline(conn, claimed, "missing", now, None, reason[:500])
+            await self._audit(
+                conn,
+                at=now,
+                actor=SERVICE_ACTOR,
+                action="deadline.missing",
+                class_code=claimed.class_code,
+                assignment_id=claimed.assignment_id,
+                username=claimed.username,
+                new={"due_at": claimed.due_at, "taken_at": now, "reason": reason[:500]},
+            )
+        return True
+
+    async def deadline_failed(self, claimed: DeadlineClaim, error: str, retry_after: float) -> bool:
+        """Taking ``claimed`` failed (the helper, the S3 store): tried again
+        ``retry_after`` seconds later; the row keeps the error. False when lost."""
+        now = self._now()
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"UPDATE {_S}.deadline_snapshots SET reason = %s, retry_at = %s,"  # noqa: S608
+                " claim = NULL, claimed_until = NULL"
+                " WHERE assignment_id = %s AND username = %s AND claim = %s AND state = 'pending'"
+                " RETURNING username",
+                (
+                    (error or "unknown error")[:500],
+                    now + timedelta(seconds=retry_after),
+                    claimed.assignment_id,
+                    claimed.username,
+                    claimed.claim,
+                ),
+            )
+        return bool(rows)
+
+    @staticmethod
+    async def _end_deadline(conn, claimed, state, now, submission_id, reason) -> None:
+        await conn.execute(
+            f"UPDATE {_S}.deadline_snapshots SET state = %s, taken_at = %s,"  # noqa: S608
+            " submission_id = %s, reason = %s, retry_at = NULL, claim = NULL,"
+            " claimed_until = NULL WHERE assignment_id = %s AND username = %s",
+            (state, now, submission_id, reason, claimed.assignment_id, claimed.username),
+        )
+
+    async def deadline_snapshots(self, assignment_id: int) -> list[DeadlineSnapshot]:
+        """The assignment's deadline snapshots, by username."""
+        async with self._connection() as conn:
+            rows = await _rows(
+                conn,
+                f"SELECT {_DEADLINE_COLUMNS} FROM {_S}.deadline_snapshots"  # noqa: S608
+                " WHERE assignment_id = %s ORDER BY username",
+                (_id(assignment_id, "assignment"),),
+            )
+        return [_from_row(DeadlineSnapshot, r) for r in rows]
+
+    @staticmethod
+    async def _replan_student(conn, assignment: Assignment, name: str) -> None:
+        """The student's deadline moved (an extension granted or revoked): once the
+        assignment's snapshots are planned, their row follows their new deadline (taken
+        again at it when it differs)."""
+        if assignment.deadline_planned_for is None or assignment.due_at is None:
+            return
+        await conn.execute(
+            f"INSERT INTO {_S}.deadline_snapshots AS d (assignment_id, username, due_at)"  # noqa: S608
+            " SELECT %(aid)s, %(user)s, GREATEST(%(due)s, e.due_at)"
+            f" FROM (SELECT 1) one LEFT JOIN {_S}.extensions e"
+            " ON e.assignment_id = %(aid)s AND e.username = %(user)s"
+            f" ON CONFLICT (assignment_id, username) DO UPDATE SET {_REPLAN}"
+            " WHERE d.due_at <> excluded.due_at",
+            {"aid": assignment.id, "user": name, "due": assignment.due_at},
+        )
+
+    @staticmethod
+    async def _replan_assignment(conn, old: Assignment, new: Assignment) -> None:
+        """The assignment's due date changed: every planned row follows it (with the
+        student's extension), and the round plans again at the new due date (students
+        added since get theirs). No due date any more: nothing pending stays."""
+        if old.due_at == new.due_at:
+            return
+        if new.due_at is None:
+            await conn.execute(
+                f"DELETE FROM {_S}.deadline_snapshots"  # noqa: S608
+                " WHERE assignment_id = %s AND state = 'pending'",
+                (new.id,),
+            )
+        else:
+            await conn.execute(
+                f"UPDATE {_S}.deadline_snapshots d SET {_REPLAN_FROM_X}"  # noqa: S608
+                " FROM (SELECT d2.username, GREATEST(%(due)s, e.due_at) AS due"
+                f" FROM {_S}.deadline_snapshots d2 LEFT JOIN {_S}.extensions e"
+                " ON e.assignment_id = d2.assignment_id AND e.username = d2.username"
+                " WHERE d2.assignment_id = %(aid)s) x"
+                " WHERE d.assignment_id = %(aid)s AND d.username = x.username"
+                " AND d.due_at <> x.due",
+                {"aid": new.id, "due": new.due_at},
+            )
+        await conn.execute(
+            f"UPDATE {_S}.assignments SET deadline_planned_for = NULL WHERE id = %s",  # noqa: S608
+            (new.id,),
+        )
 
     # ----- audit log
 

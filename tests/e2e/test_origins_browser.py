@@ -10,7 +10,8 @@ PostgreSQL, nx-27017, student containers), never the stack `make up` started:
   student's own host; the payload runs there (the test waits until it has reported) and
   every call it makes to the hub's host fails;
 * one shared origin: the owner gate answers instead of the student's server, so the
-  payload never reaches their browser at all.
+  payload never reaches their browser at all; the classes service's read-only view shows
+  the notebook, and nothing of it runs there either.
 """
 
 from __future__ import annotations
@@ -127,8 +128,9 @@ def class_world(stack):
     c = "x" + secrets.token_hex(3)
     teacher, student = "t" + secrets.token_hex(3), "s" + secrets.token_hex(3)
     admin = Person(stack, "admin", "admin")
-    for name in (teacher, student, VICTIM):
+    for name in (teacher, VICTIM):
         stack.create_user(name)
+    Person(stack, student, "student")  # signs in once: a student's hub role comes with it
     r = admin.post("api/classes", {"code": c, "name": "Attack", "teachers": [teacher]})
     assert r.status_code == 201, r.text
     r = admin.post(f"api/classes/{c}/students", {"username": student})
@@ -237,6 +239,17 @@ def test_a_planted_notebook_never_reaches_a_viewer_on_one_origin(gate_stack, rol
                 response = page.goto(stack.server_url(student, code) + path)
                 assert response.status == 403, (path, response.status)
                 assert "This server is not yours" in page.content()
+            page.wait_for_timeout(3000)
+            assert page.evaluate(DONE) is None
+            # the read-only view of the classes service shows the notebook; nothing runs
+            view = (
+                f"{stack.url}/services/classes/classes/{code}/students/{student}/work/file"
+                f"?path={name}"
+            )
+            response = page.goto(view)
+            assert response.status == 200, response.status
+            assert "sandbox" in response.headers["content-security-policy"]
+            assert "my homework" in page.content()
             page.wait_for_timeout(3000)
             assert page.evaluate(DONE) is None
         except Exception:

@@ -306,3 +306,91 @@ def test_a_student_sees_their_own_versions_rendered_and_only_theirs(stack, world
             raise
         finally:
             browser.close()
+
+
+def test_a_teacher_chooses_the_version_and_grades_per_question_beside_the_notebook(
+    stack, world, tmp_path
+):
+    """Assignment ``quiz`` has two questions; ann hands in two versions. On the review
+    page the teacher sees version 2 count (the last on time), makes version 1 count
+    (the grades page's route), and grades it per question: the points are their sum and
+    the grade is version 1's, as the API and the student's standing say."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ted = world["ted"]
+    quiz = f"api/classes/{CODE}/assignments/quiz"
+    r = ted.post(
+        f"api/classes/{CODE}/assignments",
+        json={"slug": "quiz", "title": "Quiz", "max_points": 10, "due_at": iso(7200)},
+    )
+    assert r.status_code == 201, r.text
+    r = ted.call(
+        "PUT",
+        f"{quiz}/questions",
+        json={"questions": [{"label": "Q1", "points": 4}, {"label": "Q2", "points": 6}]},
+    )
+    assert r.status_code == 200, r.text
+    ann = Person(stack, "ann", service=GRADES)
+    ids = []
+    for answer in ("1", "2"):
+        write(stack, "ann", f"{CODE}/assignments/quiz/q.ipynb", notebook("1", answer))
+        r = ann.post(f"{quiz}/submit")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
+            page.fill("#token_input", stack.mint(TEACHER, "teacher"))
+            page.click("#token_submit")
+            page.wait_for_url(f"**{GRADES}")
+            page.goto(f"{stack.url}{GRADES}classes/{CODE}/assignments/quiz/review?user=ann")
+            expect(page.locator("#grading-version")).to_have_text("2")
+            expect(page.locator("#grading-counting")).to_have_text(
+                "Version 2 counts (the last on time)."
+            )
+            expect(page.locator("#count-this")).to_be_hidden()
+            frame = page.frame_locator("#viewer")
+            expect(frame.locator("body")).to_contain_text("answer is 2")
+
+            # version 1, made to count (with a reason, as on the grades page)
+            page.select_option("#version-select", str(ids[0]))
+            expect(frame.locator("body")).to_contain_text("answer is 1")
+            expect(page.locator("#grading-info")).to_contain_text("not the version that counts")
+            page.once("dialog", lambda d: d.accept("version 2 was saved by mistake"))
+            page.click("#count-this")
+            expect(page.locator("#action-alert")).to_contain_text("ann: version 1 counts now")
+            expect(page.locator("#grading-counting")).to_have_text(
+                "Version 1 counts (chosen by a teacher)."
+            )
+            expect(page.locator("#grading-info")).to_contain_text(", the version that counts")
+            expect(page.locator("#count-default")).to_be_visible()
+
+            # per question: the points are their sum (read-only)
+            inputs = page.locator("#grade-questions input[data-question]")
+            expect(inputs).to_have_count(2)
+            assert page.locator("#grade-points").get_attribute("readonly") is not None
+            inputs.nth(0).fill("3")
+            inputs.nth(1).fill("5.5")
+            expect(page.locator("#grade-points")).to_have_value("8.5")
+            page.fill("#grade-feedback", "Q2: units.")
+            page.click("#grade-save")
+            expect(page.locator("#action-alert")).to_contain_text("Saved the grade of ann")
+            assert not errors, errors
+        except Exception:
+            page.screenshot(path=str(tmp_path / "questions.png"), full_page=True)
+            print("screenshot:", tmp_path / "questions.png")
+            raise
+        finally:
+            browser.close()
+    data = ted.get(f"{quiz}/students/ann/submissions").json()
+    assert data["standing"]["counting_id"] == ids[0] and data["standing"]["why"] == "chosen"
+    assert data["standing"]["points"] == 8.5
+    v1 = next(v for v in data["submissions"] if v["id"] == ids[0])
+    v2 = next(v for v in data["submissions"] if v["id"] == ids[1])
+    assert sorted(q["points"] for q in v1["grade"]["questions"].values()) == [3, 5.5]
+    assert v2["grade"] is None  # the grade is version 1's

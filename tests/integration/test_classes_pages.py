@@ -8,7 +8,6 @@ On failure each test saves a screenshot and prints its path."""
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -169,18 +168,17 @@ def test_teacher_starts_opens_and_stops_a_students_server(stack, sign_in, tmp_pa
         page.wait_for_selector(f"{sam}[data-state=running]", timeout=90_000)
         assert "sam's server is" in page.inner_text("#action-alert")
         assert page.get_attribute("#roster tr[data-user=sue]", "data-state") == "stopped"
-        assert page.get_attribute(f"{sam} [data-action=open]", "href") == "/user/sam/bio/"
-
-        # "Open server": a new tab; the hub asks the teacher once to authorize
+        # one shared origin: only sam opens his server; the teacher views his work
+        assert page.is_hidden(f"{sam} [data-action=open]")
+        view = page.get_attribute(f"{sam} [data-action=view]", "href")
+        assert view == f"{SERVICE}classes/bio/students/sam/work"
         with page.context.expect_page() as opened:
-            page.click(f"{sam} [data-action=open]")
-        lab = opened.value
-        with screenshots(tmp_path, lab):
-            lab.wait_for_url(re.compile(r"/(hub/api/oauth2/authorize|user/sam/bio/lab)"))
-            if "oauth2/authorize" in lab.url:
-                lab.click("button:has-text('Authorize')")
-            wait_lab(lab, "sam", "bio")
-        lab.close()
+            page.click(f"{sam} [data-action=view]")
+        work = opened.value
+        with screenshots(tmp_path, work):
+            work.wait_for_selector("#work-path")
+            assert "sam's work" in work.inner_text("h1")
+        work.close()
 
         page.click(f"{sam} [data-action=stop]")
         page.wait_for_selector(f"{sam}[data-state=stopped]", timeout=60_000)

@@ -18,7 +18,7 @@ import subprocess
 import docker
 import pytest
 
-from tests.harness import REPO
+from tests.harness import REPO, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,7 @@ LIMITS = {
     "mongo": ("CLASSHUB_MONGO_MEM_LIMIT", "250m", 250 << 20),
     "s3": ("CLASSHUB_S3_MEM_LIMIT", "260m", 260 << 20),
     "traefik": ("CLASSHUB_TRAEFIK_MEM_LIMIT", "64m", 64 << 20),
+    "gate": ("CLASSHUB_GATE_MEM_LIMIT", "80m", 80 << 20),
 }
 OFFLINE_IMAGES = ["classhub/hub", "classhub/postgres", "classhub/redis", "classhub/mongo"]
 
@@ -50,11 +51,16 @@ def compose(tmp_path_factory):
     env = {
         "POSTGRES_PASSWORD": secrets.token_hex(8),
         "REDIS_PASSWORD": secrets.token_hex(8),
+        "MONGO_ROOT_PASSWORD": secrets.token_hex(8),
+        # the gate's (it only needs to start; nothing answers there)
+        "CLASSHUB_REDIS_URL": "redis://127.0.0.1:1/0",
+        "CLASSHUB_GATE_PORT": str(free_port()),
         "CLASSHUB_HOMES_DIR": str(homes),
         **{var: text for var, text, _ in LIMITS.values()},
     }
     env_file = work / ".run" / "classhub.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    (work / ".run" / "hub.env").write_text("")  # the hub's env_file (up.sh writes it)
     project = "chqlim" + secrets.token_hex(3)
     base = [
         "docker-compose",

@@ -145,7 +145,7 @@ def test_release_work_submit_collect_grade_return_export(stack, grades_pg):
 
     subs = tess.get(f"api/classes/{CODE}/assignments/hw1/submissions").json()
     status = {x["user"]: x["status"] for x in subs["students"]}
-    assert status == {"ami5": "on_time", "ben5": "on_time", "cat5": "missing"}
+    assert status == {"ami5": "on_time", "ben5": "on_time", "cat5": "not_handed_in_yet"}
     ami_latest = next(x for x in subs["students"] if x["user"] == "ami5")["latest"]
     assert ami_latest["version"] == 2
 

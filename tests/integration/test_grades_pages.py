@@ -276,8 +276,14 @@ def test_the_teacher_grades_a_stale_save_is_refused_and_the_student_reads_the_gr
     tina = sign_in("tina", "teacher")
     with screenshots(tmp_path, tom, tina):
         open_submissions(stack, tom)
-        assert tom.get_attribute("#submissions tr[data-user=bob]", "data-status") == "missing"
-        assert "1 on time · 0 late · 1 missing" in tom.inner_text("#submission-counts")
+        # bob has handed in nothing, and his due date is still to come: not "missing"
+        assert (
+            tom.get_attribute("#submissions tr[data-user=bob]", "data-status")
+            == "not_handed_in_yet"
+        )
+        assert "1 on time · 0 late · 0 missing · 1 not handed in yet" in tom.inner_text(
+            "#submission-counts"
+        )
 
         # the snapshot as it was handed in
         with tom.expect_download() as download:

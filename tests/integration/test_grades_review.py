@@ -171,6 +171,11 @@ def test_a_versions_files_are_listed(people, versions):
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["submission"]["version"] == 1 and data["submission"]["user"] == "sam"
+    # as the submissions list shows it (services/grades/standing.py): version 2 is the last
+    # on time, so it counts, not version 1
+    assert data["submission"]["on_time"] is True and data["submission"]["counts"] is False
+    v2 = tia.get(f"api/submissions/{versions['v2']}/files").json()["submission"]
+    assert v2["counts"] is True and v2["grade"] is None
     assert data["assignment"]["slug"] == "lab" and data["role"] == "teacher"
     files = {f["path"]: f for f in data["files"]}
     assert sorted(files) == ["broken.ipynb", "data/g.csv", "pendulum.ipynb", "plot.bin"]
@@ -278,7 +283,7 @@ def test_download_all_gives_the_counting_versions_and_a_manifest(stack, people, 
     zf = zipfile.ZipFile(io.BytesIO(r.content))
     assert zf.testzip() is None
     names = sorted(zf.namelist())
-    # sam's counting version (the latest today), one folder per student
+    # sam's counting version (by default the last on time: version 2), a folder per student
     assert names == [
         "manifest.csv",
         "sam/broken.ipynb",
@@ -292,7 +297,10 @@ def test_download_all_gives_the_counting_versions_and_a_manifest(stack, people, 
     assert by_student["sam"]["version"] == "2" and by_student["sam"]["late"] == "no"
     assert by_student["sam"]["submitted_at"].endswith("Z")
     assert by_student["sam"]["status"] == "on time" and by_student["sam"]["files"] == "4"
-    assert by_student["sue"]["status"] == "nothing handed in" and by_student["sue"]["version"] == ""
+    assert by_student["sam"]["counts_because"] == "last on time"
+    assert by_student["sam"]["taken_by"] == "handed in"
+    # nothing handed in and the due date still to come
+    assert by_student["sue"]["status"] == "not handed in yet" and by_student["sue"]["version"] == ""
     # the access boundary: the class's teachers and admins only
     assert people["admin"].get(f"{A}/lab/download-all").status_code == 200
     assert_error(people["sam"].get(f"{A}/lab/download-all"), 403)
@@ -372,3 +380,56 @@ def test_the_review_page(people, versions):
         people["tia"].get(f"classes/{CODE}/assignments/Bad!/review", headers=html).status_code
         == 400
     )
+
+
+def test_the_teachers_choice_of_version_is_what_the_review_and_download_all_use(people, versions):
+    """The version that counts is one computation (services/grades/standing.py): when tia
+    makes sam's version 1 count, the review page opens on it, the version views say so,
+    Download all gives it; a grade given to version 1 stays with version 1."""
+    tia, sam = people["tia"], people["sam"]
+    html = {"Accept": "text/html"}
+    v1, v2 = versions["v1"], versions["v2"]
+    r = tia.call(
+        "PUT", f"{A}/lab/students/sam/counts", json={"submission_id": v1, "reason": "v2 broke"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["standing"]["counting_id"] == v1 and r.json()["standing"]["why"] == "chosen"
+    try:
+        page = f"classes/{CODE}/assignments/lab/review"
+        src = f'src="/services/grades/api/submissions/{v1}/render/broken.ipynb"'
+        assert src in tia.get(page, headers=html).text
+        assert src in sam.get(page, headers=html).text  # the student's page agrees
+        assert tia.get(f"api/submissions/{v1}/files").json()["submission"]["counts"] is True
+        assert tia.get(f"api/submissions/{v2}/files").json()["submission"]["counts"] is False
+        zf = zipfile.ZipFile(io.BytesIO(tia.get(f"{A}/lab/download-all").content))
+        assert zf.read("sam/pendulum.ipynb") == V1 and "sam/data/g.csv" in zf.namelist()
+        assert "sam/notes.md" not in zf.namelist()
+        rows = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode("utf-8-sig"))))
+        (row,) = [row for row in rows if row["student"] == "sam"]
+        assert row["version"] == "1" and row["counts_because"] == "chosen by a teacher"
+
+        # the grade belongs to the version graded, whichever counts
+        r = tia.call(
+            "PUT",
+            f"api/submissions/{v1}/grade",
+            json={"points": 6, "feedback": "ok", "expected_revision": 0},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["counts"] is True and r.json()["grade"]["points"] == 6
+        seen = tia.get(f"api/submissions/{v1}/files").json()["submission"]
+        assert seen["grade"]["points"] == 6
+        assert tia.get(f"api/submissions/{v2}/files").json()["submission"]["grade"] is None
+        # the student sees it only once it is returned
+        assert sam.get(f"api/submissions/{v1}/files").json()["submission"]["grade"] is None
+        assert tia.post(f"api/submissions/{v1}/return").status_code == 200
+        mine = sam.get(f"api/submissions/{v1}/files").json()["submission"]
+        assert mine["grade"]["points"] == 6 and mine["counts"] is True
+    finally:
+        r = tia.call("PUT", f"{A}/lab/students/sam/counts", json={"submission_id": None})
+        assert r.status_code == 200, r.text
+    # back to the default rule: version 2 counts again, the grade stays with version 1
+    assert tia.get(f"api/submissions/{v2}/files").json()["submission"]["counts"] is True
+    seen = tia.get(f"api/submissions/{v1}/files").json()["submission"]
+    assert seen["counts"] is False and seen["grade"]["points"] == 6
+    zf = zipfile.ZipFile(io.BytesIO(tia.get(f"{A}/lab/download-all").content))
+    assert zf.read("sam/pendulum.ipynb") == V2

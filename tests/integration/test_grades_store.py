@@ -149,6 +149,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
             (2, "feedback_delivery"),
             (3, "release_pushes"),
             (4, "gradebook_generations"),
+            (5, "deadlines_counting_questions"),
         ]
         assert await stores[1].migrate() == []  # a second run applies nothing
         await stores[0].close()
@@ -162,10 +163,14 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
         assert tables == [
             (SCHEMA, "assignments"),
             (SCHEMA, "audit_log"),
+            (SCHEMA, "deadline_snapshots"),
             (SCHEMA, "extensions"),
             (SCHEMA, "gradebook_generations"),
             (SCHEMA, "grades"),
+            (SCHEMA, "question_points"),
+            (SCHEMA, "questions"),
             (SCHEMA, "schema_migrations"),
+            (SCHEMA, "student_choices"),
             (SCHEMA, "submissions"),
             ("public", "users"),
         ]
@@ -515,20 +520,35 @@ async def test_return_student_view_and_gradebook(store, clock):
     mine = await store.student_submissions("cs101", "sam")
     assert mine[0].grade == returned and mine[1].grade is None
 
-    book = await store.gradebook("cs101")
-    assert [
-        (r["username"], r["slug"], r["version"], r["points"], r["late"], r["final_points"])
-        for r in book
-    ] == [
-        ("sam", "hw-1", 2, D("8.50"), True, D("7.65")),
-        ("sam", "hw-2", 1, None, False, None),
-        ("sue", "hw-1", 1, None, True, None),
-    ]
-    assert book[0]["returned"] and book[0]["submitted"] and book[0]["penalty_percent"] == 10
-    # a newer version without a grade: the gradebook shows that one
-    s3 = await submit(store, hw1.id, "sam")
-    assert (await store.gradebook("cs101"))[0]["submission_id"] == s3.id
-    assert (await store.gradebook("cs101"))[0]["points"] is None
+    # where sam stands: the on-time version 1 counts (graded 6, not returned), not the
+    # late version 2 (graded 8.5 and returned); both grades stay with their versions
+    now = clock.at
+    data = await store.standing_data("cs101")
+    sam = data.standing(hw1.id, "sam", now)
+    assert (sam.counting.id, sam.why, sam.points, sam.late, sam.returned) == (
+        s1.id,
+        "last_on_time",
+        D("6.00"),
+        False,
+        False,
+    )
+    assert sam.version(s2.id).final_points == D("7.65")  # 8.5 less 10 % if it counted
+    sue = data.standing(hw1.id, "sue", now)
+    assert (sue.state, sue.late, sue.why, sue.penalty_percent) == (
+        "handed_in",
+        True,
+        "first_late",
+        10,
+    )
+    assert data.standing(hw2.id, "sam", now).state == "handed_in"
+    assert data.standing(hw2.id, "sue", now).state == "not_handed_in_yet"  # due in a week
+    # a newer late version changes nothing
+    await submit(store, hw1.id, "sam")
+    again = (await store.standing_data("cs101", assignment_id=hw1.id)).standing(hw1.id, "sam", now)
+    assert again.counting.id == s1.id and again.points == D("6.00")
+    # the lean read (the gradebook's) gives the same standing
+    lean = await store.standing_data("cs101", full=False)
+    assert lean.standing(hw1.id, "sam", now) == again and lean.submissions == {}
     actions = [e.action for e in await store.audit_entries(submission_id=s2.id)]
     assert actions == ["submission.create", "grade.set", "grade.return"]
 
@@ -545,6 +565,7 @@ async def test_one_students_versions_and_the_gradebook_rows_of_archived_work(sto
 
     versions = await store.user_submissions(hw.id, "sam")
     assert [(x.id, x.version, x.late) for x in versions] == [(v2.id, 2, True), (v1.id, 1, False)]
+    assert [x.kind for x in versions] == ["submit", "submit"]
     assert versions[0].grade is None and versions[1].grade.points == 5
     # as a student sees them: a grade only once it is returned
     assert all(
@@ -566,9 +587,11 @@ async def test_one_students_versions_and_the_gradebook_rows_of_archived_work(sto
         await submit(store, hw.id, "sam", collected_by="tina")
     with pytest.raises(NotFound):  # for the student it is gone
         await submit(store, hw.id, "sam")
-    rows = {(r["username"], r["slug"]): r for r in await store.gradebook_rows("cs101")}
-    assert set(rows) == {("sam", "hw-1"), ("sue", "hw-1"), ("sam", "hw-2")}
-    assert rows[("sam", "hw-1")]["points"] is None  # the latest version (2) is ungraded
+    data = await store.standing_data("cs101", full=False)
+    assert set(data.versions) == {(hw.id, "sam"), (hw.id, "sue"), (other.id, "sam")}
+    assert data.assignments[hw.id].archived
+    # the on-time version 1 counts with its grade, not the latest (late, ungraded) one
+    assert data.standing(hw.id, "sam", clock.at).points == 5
     assert len(await store.user_submissions(hw.id, "sam")) == 2
 
 
@@ -577,8 +600,12 @@ async def test_the_gradebook_generation_rises_with_every_change_the_gradebook_re
     (the service's cached gradebook is then built again); what it does not show leaves
     it; another class's changes never touch it."""
     # the migration's SQL again (safe to run twice: no trigger doubled, nothing lost)
-    again = next(m for m in pgmigrate.load_migrations("services.grades") if m.version == 4)
-    await sql(store, again.sql)
+    migrations = {m.version: m for m in pgmigrate.load_migrations("services.grades")}
+    await sql(store, migrations[4].sql)
+    # ... and 0005's trigger on assignments again, which 0004's replaced
+    await sql(
+        store, migrations[5].sql.split("-- the late policy and penalty now count at read time")[1]
+    )
     seen = [await store.gradebook_generation("cs101")]
 
     async def rose(what):
@@ -605,7 +632,22 @@ async def test_the_gradebook_generation_rises_with_every_change_the_gradebook_re
     await store.set_grade(sub.id, 8, "better words", "tina", 2)
     await rose("the points changed")
     await store.grant_extension(hw.id, "sue", DUE + timedelta(days=1), reason="ill", actor="tina")
-    await same("an extension: no cell changes until she submits")
+    await rose("an extension: her versions are timed against it")
+    await store.set_penalty(hw.id, "sam", D(0), actor="tina", reason="ill")
+    await rose("a penalty waived")
+    await store.choose_version(hw.id, "sam", sub.id, actor="tina")
+    await rose("a version chosen")
+    hw, _ = await store.set_questions(hw.id, [{"label": "Q1", "points": 10}], actor="tina")
+    await rose("questions")
+    await store.set_grade(sub.id, None, "", "tina", 3, question_points={"q1": 8})
+    await rose("points per question given (their sum is the grade's 8: only the question)")
+    await store.set_grade(sub.id, None, "", "tina", 4, question_points={"q1": 7})
+    assert await store.gradebook_generation("cs101") == seen[-1] + 2  # question and grade
+    seen.append(seen[-1] + 2)
+    hw = await store.update_assignment(
+        hw.id, fields(title="Homework one", late_penalty_percent=20, max_points=10), actor="tina"
+    )
+    await rose("the late penalty changed")
     await store.request_release(hw.id, actor="tina")
     await same("the release's bookkeeping")
     await store.set_archived(hw.id, True, actor="tina")

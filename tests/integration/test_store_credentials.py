@@ -1,6 +1,7 @@
 """Least privilege at run time (issue 12, invariant 7), on a whole deployment: the hub and
 each service hold only their own store credentials (read from the running processes), and
-each credential a service holds is refused outside its own data."""
+each credential a service holds is refused outside its own data (PostgreSQL, S3, and
+MongoDB: classhub-mongo with a user per service, as offline)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import requests
 from minio import Minio
 from minio.error import S3Error
 from psycopg import errors
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from hub.stores import postgres as roles
 from hub.stores.s3 import DEFAULT_BUCKET
@@ -47,8 +50,14 @@ def service_env(stack, module: str) -> dict[str, str]:
 
 
 def test_each_process_holds_only_its_own_store_credentials(stack):
-    admin_secrets = [stack.pg_admin_password, stack.s3_access_key, stack.s3_secret_key]
+    admin_secrets = [
+        stack.pg_admin_password,
+        stack.s3_access_key,
+        stack.s3_secret_key,
+        stack.mongo_root_password,
+    ]
     pg = stack.pg_passwords
+    mongo = stack.mongo_passwords
     files_keys = [stack.s3_files_keys.access_key, stack.s3_files_keys.secret_key]
     grades_keys = [stack.s3_grades_keys.access_key, stack.s3_grades_keys.secret_key]
     hub = " ".join(environ(stack.hub.proc.pid).values())
@@ -61,13 +70,20 @@ def test_each_process_holds_only_its_own_store_credentials(stack):
     assert [grades["CLASSHUB_S3_ACCESS_KEY"], grades["CLASSHUB_S3_SECRET_KEY"]] == grades_keys
     files = service_env(stack, "services.files")
     assert [files["CLASSHUB_S3_ACCESS_KEY"], files["CLASSHUB_S3_SECRET_KEY"]] == files_keys
-    assert files["CLASSHUB_MONGO_URL"].endswith("/classhub_files")
+    # each service signs in to MongoDB as its own user, on its own database
+    assert files["CLASSHUB_MONGO_URL"] == (
+        f"mongodb://classhub_files:{mongo['files']}@127.0.0.1:{stack.mongo_port}"
+        "/classhub_files?authSource=admin"
+    )
     classes = service_env(stack, "services.classes")
-    assert classes["CLASSHUB_MONGO_URL"].endswith("/classhub")
+    assert classes["CLASSHUB_MONGO_URL"] == (
+        f"mongodb://classhub_classes:{mongo['classes']}@127.0.0.1:{stack.mongo_port}"
+        "/classhub?authSource=admin"
+    )
     others = {
-        "grades": [*admin_secrets, pg["hub"], pg["accounts"], *files_keys],
-        "files": [*admin_secrets, *pg.values(), *grades_keys],
-        "classes": [*admin_secrets, *pg.values(), *files_keys, *grades_keys],
+        "grades": [*admin_secrets, pg["hub"], pg["accounts"], *files_keys, *mongo.values()],
+        "files": [*admin_secrets, *pg.values(), *grades_keys, mongo["classes"]],
+        "classes": [*admin_secrets, *pg.values(), *files_keys, *grades_keys, mongo["files"]],
     }
     for name, env in (("grades", grades), ("files", files), ("classes", classes)):
         text = " ".join(env.values())
@@ -122,3 +138,30 @@ def test_a_services_own_credentials_are_refused_elsewhere(stack):
     with pytest.raises(S3Error) as e:
         mine.remove_bucket(DEFAULT_BUCKET)
     assert e.value.code == "AccessDenied"
+
+    # each service's MongoDB user, from its running process: its own database yes, the
+    # other service's, the list of every database and user management no
+    for module, own, other in (
+        ("services.classes", "classhub", "classhub_files"),
+        ("services.files", "classhub_files", "classhub"),
+    ):
+        c = MongoClient(
+            service_env(stack, module)["CLASSHUB_MONGO_URL"], serverSelectionTimeoutMS=5000
+        )
+        try:
+            c[own].list_collection_names()
+            assert c.list_database_names() == [own]
+            for attempt in (
+                lambda c=c, o=other: c[o].list_collection_names(),
+                lambda c=c, o=other: c[o].anything.insert_one({"planted": True}),
+                lambda c=c: c.admin.command("usersInfo", 1),
+                lambda c=c: c.admin.command(
+                    "createUser", "planted", pwd="p" * 16, roles=[{"role": "root", "db": "admin"}]
+                ),
+                lambda c=c: c.admin.command("listDatabases", authorizedDatabases=False),
+            ):
+                with pytest.raises(OperationFailure) as e:
+                    attempt()
+                assert e.value.code == 13, e.value.details
+        finally:
+            c.close()

@@ -1,7 +1,9 @@
 """Least privilege in S3 and MongoDB (issue 12, invariant 7): each service's S3 identity
 works under its own prefixes and is refused (403) everywhere else, on the bucket and on the
-IAM API (real SeaweedFS, the identities file `make up` writes); MongoDB's set-up moves the
-files service's collections to its own database (nx-27017, which has no authentication)."""
+IAM API (real SeaweedFS, the identities file `make up` writes); MongoDB's set-up (real
+classhub-mongo, which has users) makes a user per service and moves the files service's
+collections to its own database, where only that user reaches them. (Each MongoDB refusal
+is in test_mongo_auth.py.)"""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.signer import sign_v4_s3
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from hub.stores import mongo as mongo_stores
 from hub.stores import s3 as s3_stores
@@ -261,10 +264,15 @@ def test_identities_file_from_the_cli(tmp_path):
 
 # ----- MongoDB
 
+MONGO_ROOT = "root-" + secrets.token_hex(8)
+MONGO_PASSWORDS = {"classes": secrets.token_hex(12), "files": secrets.token_hex(12)}
+
 
 @pytest.fixture
-def nx(tmp_path):
-    proc, port = start_mongo(tmp_path / "mongo")
+def mongo(tmp_path):
+    # as the offline image starts it: root from MONGO_INITDB_ROOT_*, every command signed in
+    env = {"MONGO_INITDB_ROOT_USERNAME": "root", "MONGO_INITDB_ROOT_PASSWORD": MONGO_ROOT}
+    proc, port = start_mongo(tmp_path / "mongo", env=env)
     try:
         yield port
     finally:
@@ -272,9 +280,20 @@ def nx(tmp_path):
         shutil.rmtree(tmp_path / "mongo", ignore_errors=True)
 
 
-def test_mongo_set_up_moves_the_files_collections_to_their_own_database(nx):
-    address = f"127.0.0.1:{nx}"
-    c = MongoClient(f"mongodb://{address}/", serverSelectionTimeoutMS=5000)
+def mongo_env() -> dict:
+    return {
+        **os.environ,
+        "MONGO_ROOT_PASSWORD": MONGO_ROOT,
+        "CLASSHUB_MONGO_CLASSES_PASSWORD": MONGO_PASSWORDS["classes"],
+        "CLASSHUB_MONGO_FILES_PASSWORD": MONGO_PASSWORDS["files"],
+    }
+
+
+def test_mongo_set_up_moves_the_files_collections_to_their_own_database(mongo):
+    address = f"127.0.0.1:{mongo}"
+    c = MongoClient(
+        f"mongodb://root:{MONGO_ROOT}@{address}/?authSource=admin", serverSelectionTimeoutMS=5000
+    )
     old = c["classhub"]
     old.classes.insert_one({"code": "bio", "name": "Biology"})
     old.material_pushes.insert_many([{"_id": f"p{i}", "code": "bio"} for i in range(700)])
@@ -282,31 +301,56 @@ def test_mongo_set_up_moves_the_files_collections_to_their_own_database(nx):
     # as if an earlier run was interrupted half-way: one document already there
     c["classhub_files"].material_pushes.insert_one({"_id": "p3", "code": "bio"})
     r = subprocess.run(
-        [str(VENV_BIN / "classhub-stores"), "mongo", "--address", address, "--no-users"],
+        [str(VENV_BIN / "classhub-stores"), "mongo", "--address", address],
+        env=mongo_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
+    assert "created user classhub_classes (readWrite on classhub)" in r.stdout
+    assert "created user classhub_files (readWrite on classhub_files)" in r.stdout
     assert "moved 699 documents of classhub.material_pushes to classhub_files" in r.stdout
+    for secret in (MONGO_ROOT, *MONGO_PASSWORDS.values()):
+        assert secret not in r.stdout + r.stderr
     new = c["classhub_files"]
     assert new.material_pushes.count_documents({}) == 700
     assert new.material_deliveries.find_one({"_id": "p1/ann"})["user"] == "ann"
     assert set(old.list_collection_names()) == {"classes"}
     assert old.classes.find_one({"code": "bio"})["name"] == "Biology"
-    # again: nothing to move, nothing lost
-    assert mongo_stores.bootstrap(address, root_password=None, passwords={}, users=False) == []
+    # the moved pushes are the files service's alone now
+    users = {
+        s: MongoClient(
+            mongo_stores.service_url(u, address, MONGO_PASSWORDS[s]), serverSelectionTimeoutMS=5000
+        )
+        for s, u in (("classes", mongo_stores.CLASSES), ("files", mongo_stores.FILES))
+    }
+    assert users["files"].get_default_database().material_pushes.count_documents({}) == 700
+    with pytest.raises(OperationFailure) as e:
+        users["classes"]["classhub_files"].material_pushes.find_one()
+    assert e.value.code == 13
+    assert users["classes"].get_default_database().classes.count_documents({}) == 1
+    # again: nothing to move, nothing lost, the users' passwords and roles set again
+    assert (
+        mongo_stores.bootstrap(address, root_password=MONGO_ROOT, passwords=MONGO_PASSWORDS) == []
+    )
     assert new.material_pushes.count_documents({}) == 700
+    for u in users.values():
+        u.close()
     c.close()
 
 
-def test_mongo_set_up_with_users_refuses_a_server_without_authentication(nx):
-    # nx-27017 answers createUser and saslStart with ok and does nothing: the set-up must not
-    # report users it could not make
-    with pytest.raises(mongo_stores.SetupError, match="nx-27017"):
-        mongo_stores.bootstrap(
-            f"127.0.0.1:{nx}",
-            root_password="root-password",
-            passwords={"classes": "a" * 20, "files": "b" * 20},
-            timeout=3,
-        )
+def test_mongo_set_up_refuses_a_server_without_authentication(tmp_path):
+    # a bare nx-27017 answers createUser and saslStart with ok and does nothing: the set-up
+    # must not report users it could not make
+    proc, port = start_mongo(tmp_path / "bare", bare=True)
+    try:
+        with pytest.raises(mongo_stores.SetupError, match="bare nx-27017"):
+            mongo_stores.bootstrap(
+                f"127.0.0.1:{port}",
+                root_password="root-password",
+                passwords={"classes": "a" * 20, "files": "b" * 20},
+                timeout=3,
+            )
+    finally:
+        proc.stop()

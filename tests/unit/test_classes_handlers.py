@@ -176,6 +176,7 @@ async def api(monkeypatch):
     app.hub = MemoryHub({"root", "tina", "tom", "sam", "sue", "uma"})
     app.store = MemoryStore()
     app.group_sync = GroupSync(app.hub, app.store)
+    app.homes = app.renderer = None  # the read-only views: tests/unit/test_classes_work.py
     sock, port = bind_unused_port()
     server = HTTPServer(app.make_app())
     server.add_sockets([sock])

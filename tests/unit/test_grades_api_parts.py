@@ -46,6 +46,22 @@ def route(path: str) -> tuple[type, tuple[str, ...]] | None:
             ("c1", "hw", "sam"),
         ),
         ("api/classes/c1/assignments/hw/submissions", handlers.SubmissionsHandler, ("c1", "hw")),
+        (
+            "api/classes/c1/assignments/hw/students/sam/counts",
+            handlers.StudentChoiceHandler,
+            ("c1", "hw", "sam", "counts"),
+        ),
+        (
+            "api/classes/c1/assignments/hw/students/sam/penalty",
+            handlers.StudentChoiceHandler,
+            ("c1", "hw", "sam", "penalty"),
+        ),
+        ("api/classes/c1/assignments/hw/questions", handlers.QuestionsHandler, ("c1", "hw")),
+        (
+            "api/classes/c1/assignments/hw/questions/import",
+            handlers.QuestionsImportHandler,
+            ("c1", "hw"),
+        ),
         ("api/classes/c1/assignments/hw", handlers.AssignmentHandler, ("c1", "hw")),
         ("api/submissions/12/download", handlers.SubmissionDownloadHandler, ("12",)),
     ],

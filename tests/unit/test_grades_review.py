@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -19,8 +20,9 @@ import pytest
 
 from services.base import nbrender
 from services.base.errors import NotFound
-from services.grades import nbdiff, review, snapzip
-from services.grades.store import Submission
+from services.grades import downloadall, nbdiff, reviewsettings, reviewwork, snapzip, zipstream
+from services.grades import standing as st
+from services.grades.store import Assignment, Choice, StandingData, Submission
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_render_cache_drops_the_least_recently_used_beyond_its_size():
-    cache = review.RenderCache(10)
+    cache = reviewwork.RenderCache(10)
     cache.put(("a",), b"1234")
     cache.put(("b",), b"1234")
     assert cache.get(("a",)) == b"1234"  # a is now the most recent
@@ -38,7 +40,7 @@ def test_the_render_cache_drops_the_least_recently_used_beyond_its_size():
     assert cache.used == 8
     cache.put(("big",), b"x" * 11)  # larger than the whole cache: not kept
     assert cache.get(("big",)) is None and cache.used == 8
-    off = review.RenderCache(0)
+    off = reviewwork.RenderCache(0)
     off.put(("a",), b"1")
     assert off.get(("a",)) is None
 
@@ -62,7 +64,7 @@ def test_a_zip_written_into_the_pipe_arrives_whole_and_in_bounded_chunks():
 
     async def run():
         loop = asyncio.get_running_loop()
-        pipe = review.ChunkPipe(loop, chunk=1024, depth=2)
+        pipe = zipstream.ChunkPipe(loop, chunk=1024, depth=2)
         browser = Browser()
         pump = asyncio.create_task(pipe.pump(browser))
 
@@ -97,14 +99,14 @@ def test_a_browser_that_goes_away_stops_the_copy():
 
     async def run():
         loop = asyncio.get_running_loop()
-        pipe = review.ChunkPipe(loop, chunk=16, depth=1)
+        pipe = zipstream.ChunkPipe(loop, chunk=16, depth=1)
         pump = asyncio.create_task(pipe.pump(Gone()))
 
         def copy():
             for _ in range(10_000):
                 pipe.write(b"x" * 16)
 
-        with pytest.raises(review.Aborted):
+        with pytest.raises(zipstream.Aborted):
             await loop.run_in_executor(None, copy)
         pipe.end()
         await pump
@@ -134,20 +136,71 @@ def submission(**changes) -> Submission:
     return Submission(**{**base, **changes})
 
 
-def test_the_manifest_lists_every_student_with_their_version():
-    rows = [
-        review.ManifestRow("amy", "late", submission(username="amy", late=True, collected_by="t")),
-        review.ManifestRow("bob", "nothing handed in"),
-        review.ManifestRow("sam", "on time", submission(), "left out: missing"),
-    ]
-    text = review.manifest_csv(rows).decode("utf-8-sig")
-    parsed = list(csv.DictReader(io.StringIO(text)))
-    assert [r["student"] for r in parsed] == ["amy", "bob", "sam"]
-    assert parsed[0]["late"] == "yes" and parsed[0]["penalty_percent"] == "10"
-    assert parsed[0]["collected_by"] == "t" and parsed[0]["submitted_at"] == "2026-12-01T09:30:00Z"
-    assert parsed[1]["version"] == "" and parsed[1]["status"] == "nothing handed in"
-    assert parsed[2]["late"] == "no" and parsed[2]["penalty_percent"] == ""
-    assert parsed[2]["note"] == "left out: missing"
+def test_the_manifest_lists_every_student_with_their_version_as_it_stands_now():
+    """The manifest's on time or late, penalty and why a version counts come from the
+    student's standing (now, against their current deadline), not from what was recorded
+    when the version was taken."""
+    due = datetime.datetime(2026, 12, 1, 12, tzinfo=datetime.UTC)
+    now = due + datetime.timedelta(days=1)
+    late_at = due + datetime.timedelta(hours=2)
+    # amy: one version, late, collected; recorded as on time when it was taken
+    amy = submission(id=5, username="amy", version=1, submitted_at=late_at, collected_by="t")
+    amy = dataclasses.replace(amy, kind=st.COLLECT)
+    # sam: version 1 on time, version 2 late: version 1 counts; the teacher waived nothing
+    sam1 = submission(id=7, version=1, late=True)
+    sam2 = submission(id=8, version=2, submitted_at=late_at)
+    # tom: the teacher chose his late version 2 and waived the penalty
+    tom1 = submission(id=9, username="tom", version=1)
+    tom2 = submission(id=10, username="tom", version=2, submitted_at=late_at)
+    data = StandingData(
+        assignments={1: assignment(due)},
+        versions={
+            (1, "amy"): [amy.as_version()],
+            (1, "sam"): [sam1.as_version(), sam2.as_version()],
+            (1, "tom"): [tom1.as_version(), tom2.as_version()],
+        },
+        submissions={s.id: s for s in (amy, sam1, sam2, tom1, tom2)},
+        extensions={},
+        choices={
+            (1, "tom"): Choice(1, "tom", counted_submission_id=10, penalty_percent=Decimal(0))
+        },
+        deadlines={},
+        questions={},
+        question_points={},
+    )
+    rows = downloadall.counted(data, 1, ["bob", "sam", "tom"], now)
+    assert [r.student for r in rows] == ["amy", "bob", "sam", "tom"]
+    rows[2] = dataclasses.replace(rows[2], note="left out: missing")
+    text = downloadall.manifest_csv(rows).decode("utf-8-sig")
+    parsed = {r["student"]: r for r in csv.DictReader(io.StringIO(text))}
+    amy_row, bob, sam, tom = (parsed[u] for u in ("amy", "bob", "sam", "tom"))
+    assert amy_row["status"] == "late" and amy_row["late"] == "yes"
+    assert amy_row["penalty_percent"] == "10" and amy_row["counts_because"] == "first late"
+    assert amy_row["collected_by"] == "t" and amy_row["taken_by"] == "collected"
+    assert amy_row["submitted_at"] == "2026-12-01T14:00:00Z"
+    assert amy_row["note"] == "no longer on the class's roster"
+    assert bob["version"] == "" and bob["status"] == "missing"  # the deadline passed
+    assert sam["version"] == "1" and sam["status"] == "on time" and sam["late"] == "no"
+    assert sam["penalty_percent"] == "" and sam["counts_because"] == "last on time"
+    assert sam["note"] == "left out: missing"
+    assert tom["version"] == "2" and tom["counts_because"] == "chosen by a teacher"
+    assert tom["late"] == "yes" and tom["penalty_percent"] == "0"
+    # before the deadline, nothing handed in is "not handed in yet"
+    early = downloadall.counted(data, 1, ["bob"], due - datetime.timedelta(hours=1))
+    assert [r.status for r in early if r.student == "bob"] == ["not handed in yet"]
+
+
+def assignment(due: datetime.datetime) -> Assignment:
+    values = {f.name: None for f in dataclasses.fields(Assignment)}
+    values.update(
+        id=1,
+        class_code="chem5",
+        slug="lab",
+        due_at=due,
+        late_penalty_percent=Decimal(10),
+        max_points=Decimal(10),
+    )
+    return Assignment(**values)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +216,7 @@ def test_the_manifest_lists_every_student_with_their_version():
     ],
 )
 def test_which_files_are_shown(path, kind):
-    assert review.viewable(path) == kind
+    assert reviewwork.viewable(path) == kind
 
 
 # ----------------------------------------------------------------------------- snapzip
@@ -399,10 +452,10 @@ def test_a_page_is_made_once_for_concurrent_requests_and_a_failure_is_kept():
     made = []
 
     async def run():
-        r = review.Review(
+        r = reviewwork.Review(
             objects=None,
             renderer=None,
-            cache=review.RenderCache(1 << 20),
+            cache=reviewwork.RenderCache(1 << 20),
             downloads=1,
             log=logging.getLogger("test"),
         )
@@ -432,7 +485,7 @@ def test_the_review_settings_refuse_bad_values_with_a_fix(monkeypatch):
 
     monkeypatch.setenv("CLASSHUB_GRADES_RENDER_WORKERS", "3")
     monkeypatch.setenv("CLASSHUB_GRADES_RENDER_CACHE", "0")
-    settings = review.ReviewSettings()
+    settings = reviewsettings.ReviewSettings()
     assert settings.render_workers == 3 and settings.render_timeout == 20
     assert settings.render_memory == "2G" and settings.render_cache_size == "0"
     for name, value, message in (
@@ -444,7 +497,7 @@ def test_the_review_settings_refuse_bad_values_with_a_fix(monkeypatch):
         ("download_all_concurrency", 0, "1 to 32"),
     ):
         with pytest.raises(TraitError, match=message):
-            setattr(review.ReviewSettings(), name, value)
+            setattr(reviewsettings.ReviewSettings(), name, value)
     monkeypatch.setenv("CLASSHUB_GRADES_RENDER_WORKERS", "two")
     with pytest.raises(TraitError, match="must be a number"):
-        _ = review.ReviewSettings().render_workers
+        _ = reviewsettings.ReviewSettings().render_workers

@@ -8,6 +8,7 @@ from traitlets.config import Config
 from hub.config import ConfigError, apply_env
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeSnapshot
 from services.files.names import BadName
+from services.grades import standing as st
 from services.grades.collect import Collector, SnapshotFailed, assignment_folder, feedback_text
 from services.grades.config import SCOPES, grades_service_config
 
@@ -106,7 +107,10 @@ def _item(**kw):
 def test_feedback_file_says_points_penalty_and_feedback():
     text = feedback_text(_item())
     assert text.startswith("# Homework 1: feedback\n") and "Version 2." in text
+    assert "counts" not in text  # it is the version that counts
     assert "Points: 8.00 of 10.00." in text and text.endswith("Well done.\nSee line 3.\n")
+    other = feedback_text(_item(counting_version=3))
+    assert "Version 2. The version that counts for your grade is version 3." in other
     late = feedback_text(_item(late=True, penalty_percent=Decimal("10")))
     assert "10% penalty, so 7.20 of 10.00" in late
     assert "penalty" not in feedback_text(_item(late=True, penalty_percent=Decimal("0")))
@@ -171,9 +175,24 @@ async def test_a_snapshot_is_what_the_helper_took():
     assert (got.data, got.sha256, got.files, got.size) == (b"zip", "a" * 64, 2, 3)
 
 
+class _Standing:
+    """What standing_data answers for a student with one graded version (on time)."""
+
+    def __init__(self, item):
+        self.item = item
+
+    def standing(self, assignment_id, username, now):
+        version = st.Version(self.item["submission_id"], 2, now, points=Decimal(8))
+        return st.standing([version], due=None, now=now)
+
+
 class _FeedbackStore:
     def __init__(self, items):
         self.items, self.delivered = items, []
+
+    async def standing_data(self, code, *, assignment_id, username, full):
+        (item,) = [i for i in self.items if i["username"] == username]
+        return _Standing(item)
 
     async def undelivered_feedback(self):
         return [i for i in self.items if (i["submission_id"], i["revision"]) not in self.delivered]
@@ -188,6 +207,7 @@ def _feedback(user, sid):
         **_item(),
         "username": user,
         "class_code": "bio",
+        "assignment_id": 7,
         "slug": "hw1",
         "submission_id": sid,
         "revision": 1,
@@ -255,3 +275,28 @@ async def test_orphan_snapshots_are_removed_only_when_old_and_unrecorded():
     collector = Collector(store=_Store(), objects=objects, homes=None, clock=lambda: 10_000.0)
     assert await collector.remove_orphans(min_age=3600) == 1
     assert objects.removed == ["submissions/bio/hw/ann/orphan-old.zip"]
+
+
+def test_one_feedback_file_per_student_and_assignment():
+    from services.grades.collect import one_file_each
+
+    def item(user, version, counting, returned):
+        return {
+            "username": user,
+            "assignment_id": 1,
+            "version": version,
+            "counting_version": counting,
+            "counting_returned": returned,
+            "submission_id": 10 * version + len(user),
+            "revision": 1,
+        }
+
+    # the counting version's grade is returned: only its feedback is written
+    write, skip = one_file_each([item("ann", 2, 1, True), item("ann", 1, 1, True)])
+    assert [i["version"] for i in write] == [1] and [i["version"] for i in skip] == [2]
+    # a later returned grade of another version does not replace it
+    write, skip = one_file_each([item("ann", 3, 1, True)])
+    assert write == [] and [i["version"] for i in skip] == [3]
+    # the counting version has no returned grade: the newest returned one is written
+    write, skip = one_file_each([item("bob", 1, 3, False), item("bob", 2, 3, False)])
+    assert [i["version"] for i in write] == [2] and [i["version"] for i in skip] == [1]

@@ -1,5 +1,6 @@
 """The store set-up's pure parts: the hub's environment, the S3 identities, MongoDB's user
-commands (against a fake: no MongoDB with users runs on this machine)."""
+commands (against a fake; tests/integration/test_store_identities.py runs them against
+classhub-mongo)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ STACK_ENV = {
 
 
 def test_hub_environment_has_component_urls_and_no_store_admin_secret():
-    env = hubenv.hub_environment(STACK_ENV, mongo_auth=True)
+    env = hubenv.hub_environment(STACK_ENV)
     assert env["CLASSHUB_DB_URL"] == (
         "postgresql+psycopg://classhub_hub:hubpw@127.0.0.1:15432/jupyterhub"
     )
@@ -59,17 +60,17 @@ def test_hub_environment_has_component_urls_and_no_store_admin_secret():
     assert hubenv.read_env_file(text) == env
 
 
-def test_hub_environment_without_mongo_authentication():
-    env = {k: v for k, v in STACK_ENV.items() if "MONGO" not in k}
-    out = hubenv.hub_environment(env, mongo_auth=False, mongo_address="db:27017")
-    assert out["CLASSHUB_CLASSES_MONGO_URL"] == "mongodb://db:27017/classhub"
-    assert out["CLASSHUB_FILES_MONGO_URL"] == "mongodb://db:27017/classhub_files"
+def test_hub_environment_needs_the_mongo_users_passwords():
+    # MongoDB always has users now (offline too: classhub-mongo); no URL without one
+    env = {k: v for k, v in STACK_ENV.items() if k != "CLASSHUB_MONGO_FILES_PASSWORD"}
+    with pytest.raises(ValueError, match="CLASSHUB_MONGO_FILES_PASSWORD"):
+        hubenv.hub_environment(env, mongo_address="db:27017")
 
 
 def test_hub_environment_names_what_is_missing():
     env = {k: v for k, v in STACK_ENV.items() if k != "CLASSHUB_PG_GRADES_PASSWORD"}
     with pytest.raises(ValueError, match="CLASSHUB_PG_GRADES_PASSWORD"):
-        hubenv.hub_environment(env, mongo_auth=True)
+        hubenv.hub_environment(env)
 
 
 def test_env_file_reading_is_compose_like():
@@ -250,7 +251,7 @@ def test_apply_env_gives_each_component_its_own_store_identity():
 
     from hub.config import apply_env
 
-    env = hubenv.hub_environment(STACK_ENV, mongo_auth=True)
+    env = hubenv.hub_environment(STACK_ENV)
     env.update(CLASSHUB_HUB_IP="10.1.1.1", CLASSHUB_S3_ENDPOINT="http://127.0.0.1:18333")
     c = Config()
     apply_env(c, env, gateway_lookup=lambda name: "10.1.1.1")

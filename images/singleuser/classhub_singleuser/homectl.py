@@ -25,6 +25,9 @@ The job (a JSON file the service puts into the container before it starts)::
      "items": [{"id": "0", "home": "/mnt/homes/0", "dest": "bio/material",
                 "label": "2026-12-01 10.30 UTC", "zip": "/mnt/io/in/<sha256>.zip"}]}
 
+    {"version": 1, "op": "view", "out": "/mnt/io/out",
+     "items": [{"id": "0", "home": "/mnt/homes/0", "path": "bio/assignments"}]}
+
 Each item's result is one line of JSON appended to ``<out>/results.jsonl`` as soon as
 that item is done, so a batch cut off by its time limit keeps the results it had:
 
@@ -33,6 +36,12 @@ that item is done, so a batch cut off by its time limit keeps the results it had
   of ``{"path", "reason"}``);
 * apply: ``{"id", "ok": true, "report": {"added", "updated", "unchanged", "conflicts",
   "errors"}}``;
+* view (a teacher's read-only look, :func:`view_item`): for a folder (``path`` ``""`` is
+  the home itself) ``{"id", "ok": true, "kind": "folder", "entries": [{"name", "kind",
+  "size"}], "total"}``, its entries one level deep, hidden names (``.…``) and
+  :data:`snapshot.DEFAULT_EXCLUDE` left out, at most :data:`VIEW_ENTRIES`; for a regular
+  file ``{"id", "ok": true, "kind": "file", "size"}`` and its bytes in ``<out>/<id>.bin``
+  (at most :data:`VIEW_BYTES`);
 * a refusal or failure: ``{"id", "ok": false, "status", "message"}``, ``status`` 400 (a
   bad name, a folder that is a link), 404 (no such folder, or no home), 413 (too large),
   500 (anything else). One home's failure never stops the others.
@@ -53,6 +62,8 @@ from . import material, snapshot
 
 VERSION = 1
 SKIPPED_MAX = 100
+VIEW_ENTRIES = 1000
+VIEW_BYTES = 50 << 20
 MESSAGE_MAX = 1000
 RESULTS = "results.jsonl"
 
@@ -78,13 +89,13 @@ def read_job(path: str) -> dict:
         raise BadJob(f"cannot read the job {path}: {e}") from None
     if not isinstance(job, dict) or job.get("version") != VERSION:
         raise BadJob("the job must be an object with version 1")
-    if job.get("op") not in ("snapshot", "apply"):
-        raise BadJob("op must be 'snapshot' or 'apply'")
+    if job.get("op") not in ("snapshot", "apply", "view"):
+        raise BadJob("op must be 'snapshot', 'apply' or 'view'")
     _text(job.get("out"), "out")
     items = job.get("items")
     if not isinstance(items, list):
         raise BadJob("items must be a list")
-    keys = ("folder",) if job["op"] == "snapshot" else ("dest", "label", "zip")
+    keys = {"snapshot": ("folder",), "apply": ("dest", "label", "zip"), "view": ()}[job["op"]]
     seen = set()
     for item in items:
         if not isinstance(item, dict):
@@ -95,6 +106,8 @@ def read_job(path: str) -> dict:
         seen.add(ident)
         for key in ("home", *keys):
             _text(item.get(key), key)
+        if job["op"] == "view" and not isinstance(item.get("path"), str):
+            raise BadJob("path must be a string")
     return job
 
 
@@ -178,6 +191,123 @@ def apply_item(item: dict, **caps) -> dict:
     return {"id": ident, "ok": True, "report": report.to_dict()}
 
 
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def _kind(st: os.stat_result) -> str:
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    return "other"
+
+
+def _shown(name: str) -> bool:
+    import fnmatch
+
+    if name.startswith("."):
+        return False
+    return not any(fnmatch.fnmatchcase(name, p) for p in snapshot.DEFAULT_EXCLUDE)
+
+
+def view_item(item: dict, out_dir: str) -> dict:
+    """A read-only look at one place of a home (see the module docstring): every folder on
+    the way opened with ``O_NOFOLLOW`` relative to its parent, a link never followed, a
+    FIFO or device never read."""
+    ident = item["id"]
+    try:
+        home = _home(item)
+    except FileNotFoundError:
+        return _failure(ident, 404, "There is no home folder to look into.")
+    path = item["path"]
+    try:
+        parts = snapshot.check_folder(path) if path else []
+    except snapshot.SnapshotError as e:
+        return _failure(ident, 400, str(e))
+    if any(part.startswith(".") for part in parts):
+        return _failure(ident, 400, "Hidden files and folders are not shown.")
+    fd = os.open(home, _O_DIR)
+    try:
+        for part in parts[:-1]:
+            try:
+                nfd = os.open(part, _O_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                return _failure(ident, 404, f"~/{path} does not exist.")
+            except OSError:
+                return _failure(ident, 400, f"~/{path} is not inside a real folder (a link?).")
+            os.close(fd)
+            fd = nfd
+        if parts:
+            try:
+                st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return _failure(ident, 404, f"~/{path} does not exist.")
+            kind = _kind(st)
+            if kind == "folder":
+                nfd = os.open(parts[-1], _O_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            elif kind == "file":
+                return _copy_file(ident, fd, parts[-1], path, out_dir)
+            else:
+                return _failure(
+                    ident, 400, f"~/{path} is a {kind}; only files and folders are shown."
+                )
+        return _list_folder(ident, fd)
+    finally:
+        os.close(fd)
+
+
+def _list_folder(ident: str, fd: int) -> dict:
+    entries, total = [], 0
+    with os.scandir(fd) as it:
+        for entry in it:
+            if not _shown(entry.name):
+                continue
+            total += 1
+            if len(entries) >= VIEW_ENTRIES:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            kind = _kind(st)
+            entries.append(
+                {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else 0}
+            )
+    entries.sort(key=lambda e: (e["kind"] != "folder", e["name"]))
+    return {"id": ident, "ok": True, "kind": "folder", "entries": entries, "total": total}
+
+
+def _copy_file(ident: str, dir_fd: int, name: str, path: str, out_dir: str) -> dict:
+    try:
+        src = os.open(name, _O_FILE, dir_fd=dir_fd)
+    except OSError:
+        return _failure(ident, 400, f"~/{path} cannot be opened (a link?).")
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            return _failure(ident, 400, f"~/{path} is not a regular file.")
+        if st.st_size > VIEW_BYTES:
+            return _failure(
+                ident, 413, f"~/{path} is larger than {VIEW_BYTES >> 20} MB; it is not shown."
+            )
+        size = 0
+        target = os.path.join(out_dir, f"{ident}.bin")
+        with os.fdopen(os.open(target, _O_OUT, 0o600), "wb") as out:
+            while chunk := os.read(src, 1 << 20):
+                size += len(chunk)
+                if size > VIEW_BYTES:
+                    return _failure(ident, 413, f"~/{path} grew past {VIEW_BYTES >> 20} MB.")
+                out.write(chunk)
+        return {"id": ident, "ok": True, "kind": "file", "size": size}
+    finally:
+        os.close(src)
+
+
 def run(job: dict) -> tuple[int, int]:
     """Do every item of ``job``, appending each result line as it is done: ``(ok, failed)``."""
     out_dir = job["out"]
@@ -189,6 +319,8 @@ def run(job: dict) -> tuple[int, int]:
             try:
                 if job["op"] == "snapshot":
                     result = snapshot_item(item, out_dir)
+                elif job["op"] == "view":
+                    result = view_item(item, out_dir)
                 else:
                     result = apply_item(item)
             except Exception as e:  # one home's surprise never stops the others

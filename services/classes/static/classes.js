@@ -384,7 +384,10 @@
       action(row, "stop").disabled = label !== "running";
       const open = action(row, "open");
       open.href = s.url;
-      open.hidden = label !== "running";
+      // on one shared origin only a server's owner opens it: teachers see the work read-only
+      open.hidden = label !== "running" || body.dataset.openServers !== "true";
+      action(row, "view").href =
+        `${PREFIX}classes/${encodeURIComponent(code)}/students/${encodeURIComponent(s.username)}/work`;
     }
 
     async function refresh() {

@@ -287,6 +287,30 @@
     return text;
   }
 
+  // how a version was taken, for its row
+  function takenBy(s) {
+    if (s.kind === "deadline") return "taken at the due date by classhub";
+    return s.collected_by ? `collected by ${s.collected_by}` : "";
+  }
+
+  function timingText(s) {
+    if (!s.late) return "on time";
+    return Number(s.penalty_percent) > 0 ? `late (${num(s.penalty_percent)}% penalty)` : "late";
+  }
+
+  // what a Submit took: the folder as saved on disk
+  function takenText(taken) {
+    if (!taken) return "";
+    let text =
+      `Taken at ${when(taken.at)}: ${plural(taken.files, "file")}, ${sizeText(taken.bytes)}, ` +
+      "as saved on disk (save your notebooks first: unsaved changes are not in it).";
+    if (taken.skipped_total > 0) {
+      const names = (taken.skipped || []).slice(0, 3).map((x) => `${x.path} (${x.reason})`);
+      text += ` Left out: ${names.join(", ")}${taken.skipped_total > names.length ? ", …" : ""}.`;
+    }
+    return text;
+  }
+
   // ----------------------------------------------------------------- a student's page
 
   function initStudent() {
@@ -321,18 +345,45 @@
 
     function fillVersion(row, s, a) {
       row.dataset.version = String(s.version);
+      row.dataset.counts = s.counts ? "true" : "false";
       field(row, "version").textContent = String(s.version);
       setTime(field(row, "when"), s.submitted_at);
-      field(row, "by").textContent = s.collected_by ? `collected by ${s.collected_by}` : "";
-      field(row, "timing").textContent = s.late
-        ? Number(s.penalty_percent) > 0
-          ? `late (${num(s.penalty_percent)}% penalty)`
-          : "late"
-        : "on time";
+      field(row, "by").textContent = takenBy(s);
+      field(row, "timing").textContent = timingText(s);
       field(row, "files").textContent = `${plural(s.files, "file")}, ${sizeText(s.bytes)}`;
       field(row, "grade").textContent = s.grade
         ? gradeText(s.grade, a.max_points, s.late, s.penalty_percent)
         : "—";
+      field(row, "counts").textContent = s.counts ? "counts" : "";
+      // a plain link: the API answers it with a redirect to a short-lived download
+      const download = field(row, "download");
+      download.href = `${PREFIX}api/submissions/${enc(String(s.id))}/download?redirect=1`;
+      download.title = `Download version ${s.version} as a zip`;
+    }
+
+    // what the card says of where the student stands (the same computation as the
+    // teacher's page: services/grades/standing.py)
+    function statusText(a) {
+      const s = a.standing;
+      if (!s) return "";
+      if (s.state === "not_handed_in_yet") {
+        return a.your_due_at
+          ? "Not handed in yet. At your due date a copy of your folder is taken by itself."
+          : "Not handed in yet.";
+      }
+      if (s.state === "missing") {
+        return "Missing: nothing was handed in by your due date" + (s.missing_reason ? ` (${s.missing_reason}).` : ".");
+      }
+      const counting = (a.submissions || []).find((v) => v.counts);
+      if (!counting) return "";
+      let text = `Version ${counting.version} counts (${timingText(counting)}`;
+      if (s.why === "chosen") text += ", chosen by your teacher";
+      text += ")";
+      if (s.late && s.penalty_source === "waived") text += "; your teacher waived the late penalty";
+      else if (s.late && s.penalty_source === "override") {
+        text += `; your teacher set your late penalty to ${num(s.penalty_percent)}%`;
+      }
+      return text + (s.state === "graded" ? "; graded." : "; no grade returned yet.");
     }
 
     function fillAssignment(card, a, loadedAt) {
@@ -365,14 +416,28 @@
         ? `${plural(versions.length, "version")} of at most ${a.max_versions} handed in`
         : "";
 
-      // the newest version with a returned grade
-      const graded = versions.find((s) => s.grade);
+      field(card, "status").textContent = statusText(a);
+      card.dataset.state = a.standing ? a.standing.state : "";
+
+      // the grade of the version that counts, once returned
+      const graded = versions.find((s) => s.counts && s.grade);
       const box = field(card, "grade-box");
       box.hidden = !graded;
       if (graded) {
         field(box, "grade").textContent =
           `${gradeText(graded.grade, a.max_points, graded.late, graded.penalty_percent)}` +
           ` for version ${graded.version}`;
+        const perQuestion = field(box, "question-points");
+        const given = graded.grade.questions || {};
+        const items = (a.questions || []).filter((q) => given[q.key]);
+        perQuestion.replaceChildren(
+          ...items.map((q) => {
+            const li = document.createElement("li");
+            li.textContent = `${q.label}: ${num(given[q.key].points)} / ${num(q.points)}`;
+            return li;
+          }),
+        );
+        perQuestion.hidden = items.length === 0;
         const feedback = field(box, "feedback");
         feedback.textContent = graded.grade.feedback || "No written feedback.";
       }
@@ -422,9 +487,9 @@
         showResult(
           card,
           "success",
-          s.duplicate
+          (s.duplicate
             ? `Nothing changed since version ${s.version} (${timing}): it stays handed in.`
-            : `Handed in: version ${s.version}, ${timing}.`,
+            : `Handed in: version ${s.version}, ${timing}.`) + ` ${takenText(s.taken)}`,
         );
       } catch (e) {
         showResult(card, "danger", errorText(e));
@@ -450,6 +515,7 @@
     on_time: ["on time", "text-bg-success"],
     late: ["late", "text-bg-warning"],
     missing: ["missing", "text-bg-secondary"],
+    not_handed_in_yet: ["not handed in yet", "text-bg-light"],
   };
 
   function initTeacher() {
@@ -531,6 +597,7 @@
       $("assignment-cancel").hidden = !a;
       input("slug").disabled = Boolean(a);
       showReleaseBox(a);
+      showQuestionsBox(a);
       if (!a) {
         form.reset();
         return;
@@ -660,6 +727,7 @@
         li.textContent = `${f.path} (${sizeText(f.size)})`;
         items.append(li);
       }
+      startingNotebooks(files.filter((f) => f.path.toLowerCase().endsWith(".ipynb")));
       list.replaceChildren(items);
       list.hidden = files.length === 0;
       empty.hidden = files.length > 0;
@@ -688,6 +756,165 @@
       $("starting-files-link").href = `${PREFIX.replace(/grades\/$/, "files/")}classes/${enc(code)}/assignments/${enc(a.slug)}`;
       loading(loadRelease);
     }
+
+    // ---- the editor's questions box: import from a notebook, edit, save
+
+    const questionsBox = $("questions-box");
+    const FILES_PREFIX = PREFIX.replace(/grades\/$/, "files/");
+
+    function startingNotebooks(files) {
+      const select = $("questions-notebook");
+      const options = files.map((f) => {
+        const option = document.createElement("option");
+        option.value = f.path;
+        option.textContent = f.path;
+        return option;
+      });
+      if (!options.length) {
+        const none = document.createElement("option");
+        none.value = "";
+        none.textContent = "no starting notebook";
+        options.push(none);
+      }
+      select.replaceChildren(...options);
+    }
+
+    function showQuestionsBox(a) {
+      questionsBox.hidden = !a;
+      questionsBox.dataset.slug = a ? a.slug : "";
+      input("max_points").readOnly = false;
+      if (!a) return;
+      startingNotebooks([]);
+      $("questions-file").value = "";
+      loading(loadQuestions);
+    }
+
+    function fillQuestionRow(tr, q) {
+      tr.dataset.question = q.key || "";
+      tr.dataset.origin = q.origin || "manual";
+      field(tr, "label").value = q.label || "";
+      field(tr, "points").value = q.points === undefined || q.points === null ? "" : num(q.points);
+    }
+
+    let newRows = 0;
+    function showQuestions(list) {
+      const keyed = list.map((q) => ({ ...q, rowKey: q.key || `new-${(newRows += 1)}` }));
+      syncRows($("questions").tBodies[0], keyed, (q) => q.rowKey, "question-row-template", fillQuestionRow);
+      questionsTotal();
+    }
+
+    function questionRows() {
+      return Array.from($("questions").tBodies[0].rows, (tr) => {
+        const q = {
+          label: field(tr, "label").value,
+          points: Number(field(tr, "points").value),
+          origin: tr.dataset.origin || "manual",
+        };
+        if (tr.dataset.question) q.key = tr.dataset.question;
+        return q;
+      });
+    }
+
+    function questionsTotal() {
+      const list = questionRows();
+      const total = list.reduce((sum, q) => sum + (Number.isFinite(q.points) ? q.points : 0), 0);
+      $("questions-total").textContent = list.length
+        ? `${plural(list.length, "question")}, ${num(Math.round(total * 100) / 100)} points in all (the assignment's maximum).`
+        : "No questions: the grade is one number.";
+    }
+
+    async function loadQuestions() {
+      const slug = questionsBox.dataset.slug;
+      if (!slug) return;
+      const data = await api("GET", `${base}/assignments/${enc(slug)}/questions`);
+      if (questionsBox.dataset.slug !== slug) return;
+      showQuestions(data.questions);
+      input("max_points").readOnly = data.questions.length > 0;
+    }
+
+    // a notebook's cells without their outputs: all the import reads
+    function cellsOnly(nb) {
+      if (!nb || !Array.isArray(nb.cells)) throw new ApiError(0, "That file is not a Jupyter notebook.");
+      return {
+        cells: nb.cells.map((c) => ({ cell_type: c.cell_type, source: c.source, metadata: c.metadata || {} })),
+      };
+    }
+
+    async function readNotebook() {
+      const file = $("questions-file").files[0];
+      if (file) return JSON.parse(await file.text());
+      const path = $("questions-notebook").value;
+      if (!path) throw new ApiError(0, "Choose a starting notebook or a notebook file first.");
+      // through the files service, as the teacher (the grades service reads no files)
+      const query = encodeURIComponent(`${questionsBox.dataset.slug}/${path}`);
+      let response = await fetch(`${FILES_PREFIX}api/files/class/${enc(code)}/assignments/download?path=${query}`, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      const link = response.ok ? await response.json().catch(() => null) : null;
+      if (!link || !link.url) {
+        throw new ApiError(
+          response.status,
+          "The starting notebook cannot be read here: open the starting files page once (the link " +
+            "above) to sign in at the files service, or choose the notebook file from your computer.",
+        );
+      }
+      response = await fetch(link.url, { credentials: "omit" });
+      if (!response.ok) throw new ApiError(response.status, "The starting notebook could not be downloaded.");
+      return JSON.parse(await response.text());
+    }
+
+    $("questions-import").addEventListener("click", async (event) => {
+      const slug = questionsBox.dataset.slug;
+      await withButton(event.currentTarget, async () => {
+        let nb;
+        try {
+          nb = cellsOnly(await readNotebook());
+        } catch (e) {
+          if (e instanceof SyntaxError) throw new ApiError(0, "That file is not a Jupyter notebook (not JSON).");
+          throw e;
+        }
+        const data = await api("POST", `${base}/assignments/${enc(slug)}/questions/import`, {
+          notebook: nb,
+          by: $("questions-by").value,
+        });
+        if (!data.questions.length) {
+          say("warning", "The notebook defines no questions that way: nothing was imported.");
+          return;
+        }
+        showQuestions(data.questions);
+        say("info", `Imported ${plural(data.questions.length, "question")}: check the labels and points, then save.`);
+      });
+    });
+
+    $("questions-add").addEventListener("click", () => {
+      showQuestions([...questionRows(), { label: "", points: 1 }]);
+    });
+
+    $("questions").addEventListener("click", (event) => {
+      const button = event.target.closest('button[data-action="remove"]');
+      if (!button) return;
+      button.closest("tr").remove();
+      questionsTotal();
+    });
+    $("questions").addEventListener("input", questionsTotal);
+
+    $("questions-save").addEventListener("click", async (event) => {
+      const slug = questionsBox.dataset.slug;
+      await withButton(event.currentTarget, async () => {
+        const data = await api("PUT", `${base}/assignments/${enc(slug)}/questions`, {
+          questions: questionRows(),
+          revision: Number(form.dataset.revision),
+        });
+        form.dataset.revision = String(data.assignment.revision);
+        input("max_points").value = num(data.assignment.max_points);
+        input("max_points").readOnly = data.questions.length > 0;
+        showQuestions(data.questions);
+        say("success", `Saved ${plural(data.questions.length, "question")} of ${data.assignment.title}.`);
+        await loading(loadAssignments);
+        await loading(loadGradebook);
+      });
+    });
 
     const RELEASE_OUTCOMES = {
       pushed: ["success", "The starting files are being pushed to every student."],
@@ -785,18 +1012,25 @@
     }
 
     function fillSubmission(row, r) {
-      const latest = r.latest;
+      // the version that counts (services/grades/standing.py); its grade is the student's
+      const latest = r.counting || r.latest;
       row.dataset.user = r.user;
       row.dataset.status = r.status;
       field(row, "user").textContent = r.user;
       const [text, kind] = STATUS_BADGES[r.status] || [r.status, "text-bg-light"];
-      badge(field(row, "status"), text, kind);
+      const status = field(row, "status");
+      badge(status, text, kind);
+      status.title = (r.standing && r.standing.missing_reason) || "";
       field(row, "versions").textContent = String(r.versions);
       setTime(field(row, "when"), latest ? latest.submitted_at : "", "—");
+      const why = r.standing && r.standing.why === "chosen" ? ", chosen by a teacher" : "";
+      const newer =
+        r.latest && latest && r.latest.id !== latest.id ? `; latest: version ${r.latest.version}` : "";
       field(row, "detail").textContent = latest
-        ? `version ${latest.version}, ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}` +
-          (latest.collected_by ? `, collected by ${latest.collected_by}` : "")
-        : "";
+        ? `version ${latest.version}${why}, ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}` +
+          (takenBy(latest) ? `, ${takenBy(latest)}` : "") +
+          newer
+        : (r.standing && r.standing.missing_reason) || "";
       const grade = latest && latest.grade;
       const a = current();
       field(row, "grade").textContent = grade
@@ -824,7 +1058,9 @@
       const counts = data.counts || {};
       $("submission-counts").textContent =
         `${counts.on_time || 0} on time · ${counts.late || 0} late · ${counts.missing || 0} missing` +
+        (counts.not_handed_in_yet ? ` · ${counts.not_handed_in_yet} not handed in yet` : "") +
         ` (${plural(rows.length, "student")})`;
+      panel.dataset.questions = JSON.stringify(data.questions || []);
       fillStudents();
     }
 
@@ -855,11 +1091,16 @@
           li.dataset.status = s.status;
           if (s.status === "collected") {
             collected += 1;
+            const counting =
+              s.counting_version && s.counting_version !== s.version
+                ? ` (version ${s.counting_version} counts)`
+                : "";
             li.textContent =
               `${s.user}: ` +
               (s.duplicate
                 ? `unchanged since version ${s.version}`
-                : `version ${s.version}, ${s.late ? "late" : "on time"}`);
+                : `version ${s.version}, ${s.late ? "late" : "on time"}`) +
+              counting;
           } else {
             li.textContent = `${s.user}: not collected: ${s.message || s.status}`;
           }
@@ -893,7 +1134,7 @@
       const button = event.target.closest('button[data-action="grade"]');
       if (button) {
         const row = rows.find((r) => r.user === button.closest("tr").dataset.user);
-        if (row && row.latest) openGrading(row);
+        if (row && (row.counting || row.latest)) openGrading(row, row.counting || row.latest);
       }
     });
 
@@ -916,8 +1157,56 @@
       return parts.join("; ") + ".";
     }
 
-    function openGrading(row) {
-      const latest = row.latest;
+    // the assignment's questions (from the last submissions list): graded one by one
+    function questions() {
+      try {
+        return JSON.parse(panel.dataset.questions || "[]");
+      } catch (e) {
+        return [];
+      }
+    }
+
+    function fillQuestions(version) {
+      const list = questions();
+      const box = $("grade-questions");
+      box.hidden = list.length === 0;
+      $("grade-points").readOnly = list.length > 0;
+      $("grade-points-derived").hidden = list.length === 0;
+      const given = (version.grade && version.grade.questions) || {};
+      const items = list.map((q) => {
+        const tr = document.createElement("tr");
+        tr.dataset.question = q.key;
+        const label = document.createElement("td");
+        label.textContent = `${q.label} (of ${num(q.points)})`;
+        const cell = document.createElement("td");
+        const input = document.createElement("input");
+        input.type = "number";
+        input.min = "0";
+        input.max = String(q.points);
+        input.step = "0.01";
+        input.className = "form-control form-control-sm";
+        input.dataset.question = q.key;
+        input.setAttribute("aria-label", q.label);
+        input.value = given[q.key] ? num(given[q.key].points) : "";
+        input.addEventListener("input", sumQuestions);
+        cell.append(input);
+        tr.append(label, cell);
+        return tr;
+      });
+      box.querySelector("tbody").replaceChildren(...items);
+      if (list.length) sumQuestions();
+    }
+
+    function sumQuestions() {
+      let total = 0;
+      for (const input of $("grade-questions").querySelectorAll("input[data-question]")) {
+        total += Number(input.value || 0);
+      }
+      $("grade-points").value = String(Math.round(total * 100) / 100);
+    }
+
+    function openGrading(row, version) {
+      const latest = version;
       const a = current();
       grading.dataset.submission = String(latest.id);
       grading.dataset.user = row.user;
@@ -925,16 +1214,17 @@
       $("grading-user").textContent = row.user;
       $("grading-version").textContent = String(latest.version);
       $("grading-info").textContent =
-        `Handed in ${when(latest.submitted_at)}, ` +
-        (latest.late
-          ? `late${Number(latest.penalty_percent) > 0 ? ` (${num(latest.penalty_percent)}% penalty)` : ""}`
-          : "on time") +
+        `Handed in ${when(latest.submitted_at)}` +
+        (takenBy(latest) ? ` (${takenBy(latest)})` : "") +
+        `, ${timingText(latest)}` +
+        (latest.counts ? ", the version that counts" : ", not the version that counts") +
         `; ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}.`;
       $("grade-max").textContent = a ? num(a.max_points) : "";
       if (a) $("grade-points").max = String(a.max_points);
       $("grade-points").value = latest.grade ? num(latest.grade.points) : "";
       $("grade-feedback").value = latest.grade ? latest.grade.feedback || "" : "";
       $("grade-status").textContent = gradeStatus(latest);
+      fillQuestions(latest);
       grading.dataset.returnable = latest.grade && !latest.grade.returned_at ? "true" : "";
       syncReturnButton();
       grading.hidden = false;
@@ -943,15 +1233,50 @@
     }
 
     // every version of the student being graded, newest first, each with a plain
-    // download link (the API answers it with a redirect to the snapshot)
+    // download link (the API answers it with a redirect to the snapshot), whether it
+    // counts, and the buttons to grade it or make it count
+    let versions = [];
+
     function fillVersion(li, v) {
+      li.dataset.counts = v.counts ? "true" : "false";
+      li.dataset.submission = String(v.id);
       field(li, "version").textContent = String(v.version);
       setTime(field(li, "when"), v.submitted_at, "");
       const a = current();
       field(li, "detail").textContent =
-        `${v.late ? "late" : "on time"}, ${plural(v.files, "file")}, ${sizeText(v.bytes)}` +
+        `${timingText(v)}${takenBy(v) ? `, ${takenBy(v)}` : ""}, ${plural(v.files, "file")}, ` +
+        sizeText(v.bytes) +
         (v.grade ? `, ${gradeText(v.grade, a ? a.max_points : null, v.late, v.penalty_percent)}` : "");
+      field(li, "counts").hidden = !v.counts;
       field(li, "download").href = `${PREFIX}api/submissions/${v.id}/download?redirect=1`;
+      action(li, "count").hidden = v.counts;
+      action(li, "grade-version").hidden = String(v.id) === grading.dataset.submission;
+    }
+
+    function showStanding(data) {
+      const s = data.standing;
+      versions = data.submissions;
+      syncRows($("grading-versions"), versions, (v) => String(v.id), "version-row-template", fillVersion);
+      $("grading-versions-count").textContent = String(versions.length);
+      const counting = versions.find((v) => v.counts);
+      $("grading-counting").textContent = counting
+        ? `version ${counting.version} counts (${s.why === "chosen" ? "chosen" : s.why === "first_late" ? "the first late one" : "the last on time"})`
+        : "nothing counts yet";
+      $("grading-default").hidden = s.why !== "chosen";
+      const choice = s.choice || {};
+      const override = choice.penalty_percent;
+      $("penalty-mode").value = override === null || override === undefined ? "assignment" : Number(override) === 0 ? "waive" : "override";
+      $("penalty-percent").value = override === null || override === undefined ? "" : num(override);
+      $("penalty-reason").value = choice.penalty_reason || "";
+      penaltyModeChanged();
+      const a = current();
+      $("penalty-state").textContent =
+        (s.late
+          ? `The version that counts is late: ${num(s.penalty_percent)}% penalty` +
+            (s.penalty_source === "assignment" ? " (the assignment's)" : "") +
+            (s.final_points !== null ? `, so ${num(s.final_points)} of ${a ? num(a.max_points) : "?"}.` : ".")
+          : "The version that counts is on time: no penalty.") +
+        (choice.penalty_by ? ` Penalty set by ${choice.penalty_by} on ${when(choice.penalty_at)}.` : "");
     }
 
     async function loadVersions(user) {
@@ -962,23 +1287,86 @@
         `${base}/assignments/${enc(slug)}/students/${enc(user)}/submissions`,
       );
       if (panel.dataset.slug !== slug || grading.dataset.user !== user) return;
-      syncRows($("grading-versions"), data.submissions, (v) => String(v.id), "version-row-template", fillVersion);
-      $("grading-versions-count").textContent = String(data.submissions.length);
+      showStanding(data);
     }
 
-    function gradedNow(submission) {
-      const row = rows.find((r) => r.latest && r.latest.id === submission.id);
-      if (row) {
-        row.latest = submission;
-        const tr = Array.from($("submissions").tBodies[0].rows).find((t) => t.dataset.user === row.user);
-        if (tr) fillSubmission(tr, row);
-      }
+    async function gradedNow(submission) {
       grading.dataset.revision = String(submission.grade ? submission.grade.revision : 0);
       grading.dataset.returnable = submission.grade && !submission.grade.returned_at ? "true" : "";
       $("grade-status").textContent = gradeStatus(submission);
       syncReturnButton();
-      if (grading.dataset.user) loading(() => loadVersions(grading.dataset.user));
+      await loading(loadSubmissions);
+      if (grading.dataset.user) await loading(() => loadVersions(grading.dataset.user));
     }
+
+    $("grading-versions").addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const id = Number(button.closest("li").dataset.submission);
+      const v = versions.find((x) => x.id === id);
+      const row = rows.find((r) => r.user === grading.dataset.user);
+      if (!v || !row) return;
+      if (button.dataset.action === "grade-version") {
+        openGrading(row, v);
+        return;
+      }
+      const reason = window.prompt(`Make version ${v.version} the one that counts for ${row.user}? Why (optional, kept in the audit log):`, "");
+      if (reason === null) return;
+      await withButton(button, () => choose(row.user, v.id, reason));
+    });
+
+    $("grading-default").addEventListener("click", async (event) => {
+      const user = grading.dataset.user;
+      await withButton(event.currentTarget, () => choose(user, null, ""));
+    });
+
+    async function choose(user, submissionId, reason) {
+      const data = await api(
+        "PUT",
+        `${base}/assignments/${enc(panel.dataset.slug)}/students/${enc(user)}/counts`,
+        { submission_id: submissionId, reason },
+      );
+      showStanding(data);
+      say(
+        "success",
+        submissionId === null
+          ? `${user}: the default rule chooses the version that counts again.`
+          : `${user}: version ${data.standing.counting_version} counts now.`,
+      );
+      await loading(loadSubmissions);
+      await loading(loadGradebook);
+    }
+
+    function penaltyModeChanged() {
+      const mode = $("penalty-mode").value;
+      $("penalty-percent").disabled = mode !== "override";
+      if (mode === "waive") $("penalty-percent").value = "0";
+      $("penalty-reason").disabled = mode === "assignment";
+    }
+    $("penalty-mode").addEventListener("change", penaltyModeChanged);
+
+    $("penalty-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const user = grading.dataset.user;
+      if (!user) return;
+      await withButton($("penalty-save"), async () => {
+        const mode = $("penalty-mode").value;
+        const percent =
+          mode === "assignment" ? null : mode === "waive" ? 0 : Number($("penalty-percent").value);
+        if (mode === "override" && $("penalty-percent").value === "") {
+          throw new ApiError(0, "Give the percentage first.");
+        }
+        const data = await api(
+          "PUT",
+          `${base}/assignments/${enc(panel.dataset.slug)}/students/${enc(user)}/penalty`,
+          { penalty_percent: percent, reason: $("penalty-reason").value },
+        );
+        showStanding(data);
+        say("success", `${user}: late penalty saved.`);
+        await loading(loadSubmissions);
+        await loading(loadGradebook);
+      });
+    });
 
     // Return: only a grade that is saved and not returned yet
     function syncReturnButton() {
@@ -991,14 +1379,24 @@
       if (!id) return;
       await withButton($("grade-save"), async () => {
         const points = $("grade-points").value.trim();
-        if (points === "") throw new ApiError(0, "Give the points first.");
+        const body = {
+          feedback: $("grade-feedback").value,
+          expected_revision: Number(grading.dataset.revision || 0),
+        };
+        const perQuestion = $("grade-questions").querySelectorAll("input[data-question]");
+        if (perQuestion.length) {
+          body.questions = {};
+          for (const input of perQuestion) {
+            if (input.value.trim() === "") throw new ApiError(0, "Give the points of every question (0 is allowed).");
+            body.questions[input.dataset.question] = Number(input.value);
+          }
+        } else {
+          if (points === "") throw new ApiError(0, "Give the points first.");
+          body.points = Number(points);
+        }
         try {
-          const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, {
-            points: Number(points),
-            feedback: $("grade-feedback").value,
-            expected_revision: Number(grading.dataset.revision || 0),
-          });
-          gradedNow(saved);
+          const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, body);
+          await gradedNow(saved);
           say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
         } catch (e) {
           if (e instanceof ApiError && e.status === 409) {
@@ -1016,7 +1414,7 @@
       if (!id) return;
       await withButton(event.currentTarget, async () => {
         const returned = await api("POST", `api/submissions/${enc(id)}/return`);
-        gradedNow(returned);
+        await gradedNow(returned);
         say("success", `Returned the grade to ${returned.user}: they can see it now.`);
       });
       syncReturnButton();
@@ -1028,8 +1426,14 @@
       await withButton(event.currentTarget, async () => {
         await loadSubmissions();
         const row = rows.find((r) => r.user === user);
-        if (row && row.latest) openGrading(row);
-        else closeGrading();
+        const shown = Number(grading.dataset.submission);
+        if (row && (row.counting || row.latest)) {
+          const again = await api(
+            "GET",
+            `${base}/assignments/${enc(panel.dataset.slug)}/students/${enc(user)}/submissions`,
+          );
+          openGrading(row, again.submissions.find((v) => v.id === shown) || row.counting || row.latest);
+        } else closeGrading();
       });
     });
     $("grade-close").addEventListener("click", closeGrading);
@@ -1117,7 +1521,8 @@
     function cellText(c) {
       if (c.state === "graded") return num(c.points);
       if (c.state === "submitted") return "ungraded";
-      return "—";
+      if (c.state === "missing") return "missing";
+      return "—"; // not handed in yet: the due date is still to come
     }
 
     async function loadGradebook() {
@@ -1133,6 +1538,16 @@
         max.textContent = `of ${num(a.max_points)}`;
         th.append(max);
         head.append(th);
+        for (const q of a.questions || []) {
+          const sub = headerCell(q.label, `${a.title}: ${q.label}`);
+          sub.dataset.slug = a.slug;
+          sub.dataset.question = q.key;
+          sub.className = "small fw-normal text-body-secondary";
+          const of = document.createElement("div");
+          of.textContent = `of ${num(q.points)}`;
+          sub.append(of);
+          head.append(sub);
+        }
       }
       head.append(headerCell("Total"), headerCell("Percent"));
       table.tHead.replaceChildren(head);
@@ -1152,6 +1567,8 @@
           td.dataset.state = c.state;
           td.textContent = cellText(c);
           if (c.state !== "graded") td.className = "text-body-secondary";
+          if (c.state === "not_handed_in_yet") td.title = "not handed in yet";
+          if (c.reason) td.title = c.reason;
           if (c.late) {
             const late = document.createElement("span");
             late.className = "badge text-bg-warning ms-1";
@@ -1160,6 +1577,16 @@
             td.append(late);
           }
           tr.append(td);
+          // the points per question of the version that counts
+          (book.assignments[i].questions || []).forEach((q, k) => {
+            const qd = document.createElement("td");
+            qd.dataset.slug = book.assignments[i].slug;
+            qd.dataset.question = q.key;
+            qd.className = "small text-body-secondary";
+            const value = c.questions ? c.questions[k] : null;
+            qd.textContent = value === null || value === undefined ? "" : num(value);
+            tr.append(qd);
+          });
         });
         const total = document.createElement("td");
         total.dataset.field = "total";

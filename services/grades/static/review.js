@@ -118,6 +118,22 @@
     return Number(v.penalty_percent) > 0 ? `late (${num(v.penalty_percent)}% penalty)` : "late";
   }
 
+  // how a version was taken (as on the grades page)
+  function takenBy(v) {
+    if (v.kind === "deadline") return "taken at the due date by classhub";
+    return v.collected_by ? `collected by ${v.collected_by}` : "";
+  }
+
+  const STATUS_WORDS = {
+    on_time: "on time",
+    late: "late",
+    missing: "missing",
+    not_handed_in_yet: "not handed in yet",
+  };
+
+  // why the version that counts counts (services/grades/standing.py)
+  const WHY_WORDS = { chosen: "chosen by a teacher", last_on_time: "the last on time", first_late: "the first late one" };
+
   function gradeText(v) {
     const g = v.grade;
     if (!g) return "";
@@ -128,7 +144,7 @@
     return text;
   }
 
-  // ----------------------------------------------------------------- the place (#fragment)
+  // ----------------------------------------------------------------- the place (query)
 
   // the place: in the query (the service opens the page on it), or in the #fragment of
   // an older link
@@ -159,7 +175,9 @@
   const state = {
     students: [], // teachers: the submissions list's rows
     user: "",
-    versions: [], // the student's versions, newest first
+    versions: [], // the student's versions, newest first (each says whether it counts)
+    standing: null, // where the student stands (the version that counts, why, penalty)
+    questions: [], // the assignment's questions (graded one by one when there are any)
     version: null, // the version shown (submission view)
     files: [], // its files
     baseFiles: null, // the files of the version compared with
@@ -350,7 +368,10 @@
       ...state.versions.map((v) => {
         const option = document.createElement("option");
         option.value = String(v.id);
-        option.textContent = `${v.version} · ${when(v.submitted_at)} · ${timing(v)}` + (v.grade ? ` · ${gradeText(v)}` : "");
+        option.textContent =
+          `${v.version} · ${when(v.submitted_at)} · ${timing(v)}` +
+          (v.grade ? ` · ${gradeText(v)}` : "") +
+          (v.counts ? " · counts" : "");
         return option;
       }),
     );
@@ -373,14 +394,21 @@
     compare.disabled = !others.length;
   }
 
+  function versionInfo(v) {
+    if (!v) return "";
+    return (
+      `Handed in ${when(v.submitted_at)}` +
+      (takenBy(v) ? ` (${takenBy(v)})` : "") +
+      `, ${timing(v)}` +
+      (v.counts ? ", the version that counts" : ", not the version that counts") +
+      `; ${v.files} file${v.files === 1 ? "" : "s"}, ${sizeText(v.bytes)}.`
+    );
+  }
+
   function sidePanel() {
     const v = state.version;
     $("grading-version").textContent = v ? String(v.version) : "";
-    $("grading-info").textContent = v
-      ? `Handed in ${when(v.submitted_at)}, ${timing(v)}; ${v.files} file${v.files === 1 ? "" : "s"}, ${sizeText(v.bytes)}` +
-        (v.collected_by ? `; collected by ${v.collected_by}` : "") +
-        "."
-      : "";
+    $("grading-info").textContent = versionInfo(v);
     $("version-download").href = v ? `${PREFIX}api/submissions/${enc(v.id)}/download?redirect=1` : "#";
     if (TEACHES) fillGrading(v);
     else {
@@ -410,7 +438,8 @@
       since ? versionFiles(since).catch(() => null) : Promise.resolve(null),
     ]);
     if (seq !== state.seq) return;
-    state.version = answer.submission;
+    // the freshest view of the version (a choice or a grade since its files were read)
+    state.version = state.versions.find((v) => v.id === answer.submission.id) || answer.submission;
     state.files = answer.files;
     state.since = base ? String(since) : "";
     state.baseFiles = base ? base.files : null;
@@ -428,8 +457,9 @@
     return state.students.filter((r) => !only || r.versions > 0 || r.user === state.user);
   }
 
+  // the version that counts, as the submissions list computed it (services/grades/standing.py)
   function countingOf(row) {
-    return row ? row.counting || row.latest : null;
+    return row ? row.counting : null;
   }
 
   function studentOptions() {
@@ -440,7 +470,7 @@
         option.value = r.user;
         const counting = countingOf(r);
         const grade = counting && counting.grade ? ` · ${gradeText(counting)}` : "";
-        option.textContent = `${r.user} · ${r.versions ? r.status.replace("_", " ") : "nothing handed in"}${grade}`;
+        option.textContent = `${r.user} · ${STATUS_WORDS[r.status] || r.status}${grade}`;
         return option;
       }),
     );
@@ -462,10 +492,10 @@
     if (counting) versionFiles(counting.id).catch(() => null);
     const data = await versionsCall;
     if (seq !== state.seq) return;
-    state.versions = data.submissions;
+    takeAnswer(data);
     const pick =
       (wanted && wanted.version && state.versions.find((v) => String(v.id) === String(wanted.version))) ||
-      (counting && state.versions.find((v) => v.id === counting.id)) ||
+      state.versions.find((v) => v.counts) ||
       state.versions[0];
     if (!pick) {
       state.version = null;
@@ -511,6 +541,21 @@
   async function loadStudents() {
     const data = await api("GET", `${BASE}/submissions`);
     state.students = data.students;
+    state.questions = data.questions || [];
+  }
+
+  // a student's versions and standing (GET or PUT .../students/<user>/...): the page's
+  // state, the cache, and the views of the versions kept with their files
+  function takeAnswer(data) {
+    state.versions = data.submissions;
+    state.standing = data.standing || null;
+    if (data.questions) state.questions = data.questions;
+    if (TEACHES) versionsCache.set(state.user, Promise.resolve(data));
+    for (const v of state.versions) {
+      const cached = filesCache.get(String(v.id));
+      if (cached) cached.then((answer) => (answer.submission = v)).catch(() => null);
+      if (state.version && state.version.id === v.id) state.version = v;
+    }
   }
 
   // ----------------------------------------------------------------- teachers: grading
@@ -525,6 +570,8 @@
     grading.dataset.revision = String(g ? g.revision : 0);
     $("grade-points").value = g ? num(g.points) : "";
     $("grade-feedback").value = g ? g.feedback || "" : "";
+    fillQuestions(v);
+    fillCounting(v);
     $("grade-save").disabled = !v;
     $("grade-return").disabled = !(g && !g.returned_at);
     $("grade-status").textContent = !v
@@ -534,11 +581,108 @@
         : "Not graded yet.";
   }
 
+  // The assignment's questions, graded one by one (as on the grades page): the points are
+  // their sum. The grade of the version shown, with its points per question.
+  function fillQuestions(v) {
+    const list = state.questions;
+    const box = $("grade-questions");
+    box.hidden = list.length === 0;
+    $("grade-points").readOnly = list.length > 0;
+    $("grade-points-derived").hidden = list.length === 0;
+    const given = (v && v.grade && v.grade.questions) || {};
+    const items = list.map((q) => {
+      const tr = document.createElement("tr");
+      tr.dataset.question = q.key;
+      const label = document.createElement("td");
+      label.textContent = `${q.label} (of ${num(q.points)})`;
+      const cell = document.createElement("td");
+      const input = document.createElement("input");
+      input.type = "number";
+      input.min = "0";
+      input.max = String(q.points);
+      input.step = "0.01";
+      input.className = "form-control form-control-sm";
+      input.dataset.question = q.key;
+      input.setAttribute("aria-label", q.label);
+      input.value = given[q.key] ? num(given[q.key].points) : "";
+      input.addEventListener("input", sumQuestions);
+      cell.append(input);
+      tr.append(label, cell);
+      return tr;
+    });
+    box.querySelector("tbody").replaceChildren(...items);
+    // a grade given before there were questions keeps its points until questions are given
+    if (Object.keys(given).length) sumQuestions();
+  }
+
+  function sumQuestions() {
+    let total = 0;
+    for (const input of $("grade-questions").querySelectorAll("input[data-question]")) {
+      total += Number(input.value || 0);
+    }
+    $("grade-points").value = String(Math.round(total * 100) / 100);
+  }
+
+  // which version counts for this student and why; the version shown can be made to count
+  function fillCounting(v) {
+    const s = state.standing;
+    const counting = state.versions.find((x) => x.counts);
+    $("grading-counting").textContent = counting
+      ? `Version ${counting.version} counts (${WHY_WORDS[s && s.why] || "the default rule"}).`
+      : "Nothing counts yet.";
+    $("count-this").hidden = !v || v.counts;
+    $("count-default").hidden = !(s && s.why === "chosen");
+  }
+
+  async function choose(submissionId, button) {
+    const user = state.user;
+    let reason = "";
+    if (submissionId !== null) {
+      const v = state.versions.find((x) => x.id === submissionId);
+      reason = window.prompt(
+        `Make version ${v ? v.version : "?"} the one that counts for ${user}? Why (optional, kept in the audit log):`,
+        "",
+      );
+      if (reason === null) return;
+    }
+    button.disabled = true;
+    try {
+      const data = await api("PUT", `${BASE}/students/${enc(user)}/counts`, { submission_id: submissionId, reason });
+      if (state.user !== user) return;
+      takeAnswer(data);
+      const counting = state.versions.find((x) => x.counts) || null;
+      for (const row of state.students) {
+        if (row.user !== user) continue;
+        row.counting = counting;
+        row.standing = data.standing;
+        if (counting) row.status = counting.late ? "late" : "on_time";
+      }
+      versionOptions();
+      studentOptions();
+      // the form keeps what is being typed: only what the choice changed
+      $("grading-info").textContent = versionInfo(state.version);
+      fillCounting(state.version);
+      say(
+        "success",
+        submissionId === null
+          ? `${user}: the default rule chooses the version that counts again.`
+          : `${user}: version ${data.standing.counting_version} counts now.`,
+      );
+    } catch (e) {
+      say("danger", e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function graded(submission) {
     // the version's new grade everywhere the page shows it
     state.version = submission;
     state.versions = state.versions.map((v) => (v.id === submission.id ? submission : v));
-    versionsCache.set(state.user, Promise.resolve({ submissions: state.versions }));
+    versionsCache.set(
+      state.user,
+      Promise.resolve({ standing: state.standing, questions: state.questions, submissions: state.versions }),
+    );
     const cached = filesCache.get(String(submission.id));
     if (cached) cached.then((answer) => (answer.submission = submission)).catch(() => null);
     for (const row of state.students) {
@@ -553,20 +697,34 @@
   async function saveGrade() {
     const id = $("grading").dataset.submission;
     if (!id) return;
-    const points = $("grade-points").value.trim();
-    if (points === "") {
-      say("danger", "Give the points first.");
-      return;
+    const body = {
+      feedback: $("grade-feedback").value,
+      expected_revision: Number($("grading").dataset.revision || 0),
+    };
+    // per question when the assignment has questions (the service sums them)
+    const perQuestion = $("grade-questions").querySelectorAll("input[data-question]");
+    if (perQuestion.length) {
+      body.questions = {};
+      for (const input of perQuestion) {
+        if (input.value.trim() === "") {
+          say("danger", "Give the points of every question (0 is allowed).");
+          return;
+        }
+        body.questions[input.dataset.question] = Number(input.value);
+      }
+    } else {
+      const points = $("grade-points").value.trim();
+      if (points === "") {
+        say("danger", "Give the points first.");
+        return;
+      }
+      body.points = Number(points);
     }
     const button = $("grade-save");
     if (button.disabled) return;
     button.disabled = true;
     try {
-      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, {
-        points: Number(points),
-        feedback: $("grade-feedback").value,
-        expected_revision: Number($("grading").dataset.revision || 0),
-      });
+      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, body);
       graded(saved);
       say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
     } catch (e) {
@@ -632,6 +790,10 @@
       }
     });
     $("grade-return").addEventListener("click", returnGrade);
+    $("count-this").addEventListener("click", (event) => {
+      if (state.version) choose(state.version.id, event.currentTarget);
+    });
+    $("count-default").addEventListener("click", (event) => choose(null, event.currentTarget));
     document.addEventListener("keydown", (event) => {
       const target = event.target;
       if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
@@ -640,7 +802,8 @@
       else if (event.key === "k") step(-1);
       else if (event.key === "g") {
         event.preventDefault();
-        $("grade-points").focus();
+        const first = $("grade-questions").querySelector("input[data-question]");
+        (first || $("grade-points")).focus();
       } else return;
     });
   }
@@ -665,14 +828,17 @@
     } else {
       state.user = ME;
       const data = await api("GET", `${BASE}/students/${enc(ME)}/submissions`);
-      state.versions = data.submissions;
+      takeAnswer(data);
       if (!state.versions.length) {
         $("review-empty").textContent = "You have handed in nothing for this assignment yet.";
         $("review-empty").hidden = false;
         render();
         return;
       }
-      const pick = state.versions.find((v) => String(v.id) === place.version) || state.versions[0];
+      const pick =
+        state.versions.find((v) => String(v.id) === place.version) ||
+        state.versions.find((v) => v.counts) ||
+        state.versions[0];
       await showVersion(pick.id, place.file, place.since);
     }
   }
