@@ -31,6 +31,8 @@ from .deadlines import Deadliner
 from .handlers import grades_handlers
 from .pages import TEMPLATES, page_handlers
 from .release import FilesClient, Releaser
+from .review import review_handlers
+from .reviewsettings import ReviewSettings
 from .store import GradesStore
 
 
@@ -48,7 +50,7 @@ def _env_seconds(name: str, fallback: float) -> float:
         raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
 
 
-class GradesApp(HomesSettings, ServiceApp):
+class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
     default_service_name = "grades"
@@ -391,6 +393,7 @@ class GradesApp(HomesSettings, ServiceApp):
         )
         self.files = FilesClient(self.files_url, self.api_token, timeout=self.files_timeout)
         self.gradebook_cache = GradebookCache(self.gradebook_cache_classes)
+        self.review = self.make_review(self.objects, self.log)
         self.releaser = Releaser(
             store=self.store,
             files=self.files,
@@ -418,8 +421,9 @@ class GradesApp(HomesSettings, ServiceApp):
             "releaser": self.releaser,
             "files_pages": f"{normal_base_url(self.hub_base_url)}services/files/",
             "gradebook_cache": self.gradebook_cache,
+            "review": self.review,
         }
-        return page_handlers(deps) + grades_handlers(deps)
+        return page_handlers(deps) + review_handlers(deps) + grades_handlers(deps)
 
     def health_checks(self):
         return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
@@ -427,6 +431,7 @@ class GradesApp(HomesSettings, ServiceApp):
     async def on_started(self) -> None:
         self.spawn(self._open_store(), "grades-store")
         self.spawn(self._sweep_helpers(), "grades-helpers")
+        self.spawn(self.review.warm(), "grades-renderer")
         self.spawn(self._deadlines(), "grades-deadlines")
 
     async def _deadlines(self) -> None:
@@ -485,6 +490,7 @@ class GradesApp(HomesSettings, ServiceApp):
                 self.log.exception("Feedback delivery failed; retrying")
 
     async def teardown(self) -> None:
+        self.review.close()
         self.homes.close()
         self.files.close()
         await self.store.close()

@@ -408,6 +408,9 @@
       );
       table.hidden = versions.length === 0;
       field(card, "versions-empty").hidden = versions.length > 0;
+      const review = action(card, "review"); // the review page (static/review.js)
+      review.hidden = versions.length === 0;
+      review.href = `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review`;
       // each version is kept; at the cap Submit is refused (the latest version counts)
       field(card, "versions-count").textContent = a.max_versions
         ? `${plural(versions.length, "version")} of at most ${a.max_versions} handed in`
@@ -989,6 +992,9 @@
     function showPanelHead(a) {
       $("panel-title").textContent = a.title;
       $("panel-slug").textContent = a.slug;
+      const assignmentPath = `classes/${enc(code)}/assignments/${enc(a.slug)}`;
+      $("review-open").href = `${PREFIX}${assignmentPath}/review`;
+      $("download-all").href = `${PREFIX}api/${assignmentPath}/download-all`;
     }
 
     async function openPanel(a) {
@@ -1038,6 +1044,9 @@
       download.dataset.submission = latest ? String(latest.id) : "";
       download.href = latest ? `${PREFIX}api/submissions/${latest.id}/download` : "#";
       action(row, "grade").hidden = !latest;
+      const review = action(row, "review");
+      review.hidden = !latest;
+      review.href = a ? `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review?user=${enc(r.user)}` : "#";
     }
 
     async function loadSubmissions() {

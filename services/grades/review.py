@@ -1,0 +1,281 @@
+"""Reviewing handed-in work in the browser (issue 13, item 4): a version's files, its
+notebooks rendered, the difference between two versions, and **Download all**.
+
+===========================================================  ===============================
+``GET api/submissions/<id>/files``                           the version and its files
+                                                             (path, size; notebooks with the
+                                                             address of their rendering)
+``GET api/submissions/<id>/files/<path>``                    one file, as an attachment
+``GET api/submissions/<id>/render/<path>``                   a notebook (or a text file) as
+                                                             a page that runs nothing
+``GET api/submissions/<id>/diff/<base id>/<path>``           the changes to ``path`` from
+                                                             version ``<base id>`` to this
+                                                             one (same student and
+                                                             assignment), as such a page
+``GET api/classes/<code>/assignments/<slug>/download-all``   teachers: one zip of the
+                                                             versions that count, a folder
+                                                             per student and
+                                                             ``manifest.csv``
+                                                             (:mod:`.downloadall`)
+``GET classes/<code>/assignments/<slug>/review``             the review page (teachers:
+                                                             every student, grading beside
+                                                             the notebook; a student: their
+                                                             own versions)
+===========================================================  ===============================
+
+Who may: a version, the class's teachers and admins, and the student who handed it in (404
+for anyone else, as the other routes of a version). Rendered pages and the difference are
+built in worker processes (:class:`services.base.nbrender.Renderer`, with time and memory
+limits), escape or sanitise everything the student wrote and are served with the
+sandboxing :data:`~services.base.nbrender.CSP` (no script runs, an origin of their own);
+the review page shows them in an ``<iframe sandbox>``. They are never served by the
+student's server. The work (reading versions, rendering, the cache of rendered pages,
+streaming a file) is in :mod:`.reviewwork`, the settings in :mod:`.reviewsettings`.
+
+Which version the page opens on for a student, which one is marked as counting, on time or
+late and each version's grade come from the one computation of the deadline work
+(:func:`.standing.standing`, through :meth:`.store.StandingData.standing` and
+:meth:`.handlers.GradesHandler.version_answer`), the teacher's choice of version included:
+the review page, the submissions list, the gradebook and the student's own page agree. A
+grade belongs to a version: the panel beside the notebook grades the version shown, with
+the points per question when the assignment has questions (the grading route of the
+grades page, ``PUT api/submissions/<id>/grade``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from typing import Any
+from urllib.parse import quote
+
+from tornado import web
+
+from services.base import nbrender
+from services.base.errors import BadRequest, ServiceError
+from services.base.handlers import error_message
+from services.base.pages import StaticHandler
+from services.files.areas import ADMIN, STUDENT, TEACHER
+from services.files.names import BadName, validate_path, validate_username
+
+from . import snapzip
+from .downloadall import DownloadAllHandler
+from .handlers import GradesHandler, assignment_view
+from .pages import STATIC, PageHandler
+from .reviewwork import Review, viewable
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _file_path(raw: str) -> str:
+    try:
+        return validate_path(raw)
+    except BadName as e:
+        raise BadRequest(f"Not a file name of a version: {e}.") from None
+
+
+class ReviewHandler(GradesHandler):
+    """Dependencies also: ``review`` (:class:`.reviewwork.Review`). A version is reached
+    as the other routes of a version reach it (:meth:`.handlers.GradesHandler.submission`:
+    the class's teachers and admins, and the student who handed it in)."""
+
+    review: Review
+
+
+class PageAnswer:
+    """Rendered pages answer errors as a page too (shown in the review page's frame),
+    with the same sandboxing headers."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, BadName):
+            exc = BadRequest(str(exc))
+        if isinstance(exc, ServiceError):
+            status_code = exc.status_code
+        message = error_message(exc, status_code)
+        self.set_status(status_code)
+        for name, value in nbrender.HEADERS.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        hint = " Download the file from the list beside it." if status_code in (413, 422) else ""
+        body = (
+            f'<main class="notebook"><p class="note" id="render-error">'
+            f"{html.escape(message + hint)}</p></main>"
+        )
+        self.finish(nbrender.page("Cannot be shown", body))
+
+
+def _send_page(handler: web.RequestHandler, body: bytes) -> None:
+    for name, value in nbrender.HEADERS.items():
+        handler.set_header(name, value)
+    handler.set_header("Content-Type", "text/html; charset=UTF-8")
+    handler.finish(body)
+
+
+class VersionFilesHandler(ReviewHandler):
+    async def get(self, submission_id):
+        submission, assignment, role = await self.submission(submission_id)
+        prefix = self.settings["service_prefix"]
+        files = []
+        for f in await self.review.files(submission):
+            quoted = quote(f.path, safe="/")
+            kind = viewable(f.path)
+            files.append(
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "crc": f.crc,
+                    "view": kind,
+                    "render_url": None
+                    if kind is None
+                    else f"{prefix}api/submissions/{submission.id}/render/{quoted}",
+                    "download_url": f"{prefix}api/submissions/{submission.id}/files/{quoted}",
+                }
+            )
+        self.write_json(
+            {
+                # as the submissions list shows it: on time or late now, whether it
+                # counts, its own grade (a student's: once returned)
+                "submission": await self.version_answer(submission, assignment, role),
+                "assignment": {**assignment_view(assignment), "class": assignment.class_code},
+                "role": role,
+                "files": files,
+            }
+        )
+
+
+class VersionFileHandler(ReviewHandler):
+    async def get(self, submission_id, raw_path):
+        submission, assignment, _ = await self.submission(submission_id)
+        path = _file_path(raw_path)
+        name = path.rsplit("/", 1)[-1]
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        self.set_header("Cache-Control", "private, no-store")
+        await self.review.stream_file(self, submission, path)
+
+
+class RenderHandler(PageAnswer, ReviewHandler):
+    async def get(self, submission_id, raw_path):
+        submission, _, _ = await self.submission(submission_id)
+        _send_page(self, await self.review.rendered(submission, _file_path(raw_path)))
+
+    #: HEAD renders and keeps the page without sending it: the review page asks for the
+    #: next and previous students' notebooks so that moving to them shows them at once
+    head = get
+
+
+class DiffHandler(PageAnswer, ReviewHandler):
+    async def get(self, submission_id, base_id, raw_path):
+        submission, assignment, _ = await self.submission(submission_id)
+        base, _, _ = await self.submission(base_id)
+        if base.assignment_id != submission.assignment_id or base.username != submission.username:
+            raise BadRequest(
+                "Two versions of the same student's work on the same assignment can be "
+                "compared, not these."
+            )
+        path = _file_path(raw_path)
+        _send_page(self, await self.review.diff(base, submission, path))
+
+
+def first_shown(files: list[snapzip.SnapshotFile], wanted: str = "") -> str:
+    """The file the review page shows first: ``wanted`` when the version has it, else the
+    first notebook, else the first text file (as ``firstShown`` in static/review.js)."""
+    paths = [f.path for f in files]
+    if wanted and wanted in paths:
+        return wanted
+    for kind in ("notebook", "text"):
+        found = next((p for p in paths if viewable(p) == kind), None)
+        if found:
+            return found
+    return paths[0] if paths else ""
+
+
+class ReviewPage(PageHandler, ReviewHandler):
+    """``GET <prefix>classes/<code>/assignments/<slug>/review[?user=&version=&file=]``.
+
+    The page names the notebook it opens on in its frame's ``src``, so the browser fetches
+    it while the page's script starts (the script then agrees on the same view). The query
+    says which (the script keeps it up to date); a value that does not check out (not a
+    student of the class, another student's or assignment's version) is ignored: a
+    teacher's page opens on the first student who handed in, at the version that counts."""
+
+    def _wanted_user(self) -> str:
+        try:
+            return validate_username(self.get_query_argument("user", ""))
+        except BadName:
+            return ""
+
+    async def initial_view(self, code: str, assignment, role: str) -> str:
+        """The address of the notebook (or text file) the page opens on, "" for none: the
+        student asked for (teachers; a student: themselves), else the first who handed
+        in, as the page's script chooses; their version asked for, else the one that
+        counts (:meth:`.store.StandingData.standing`, the teacher's choice included)."""
+        if self.get_query_argument("since", ""):
+            return ""  # a comparison: the script asks for it
+        wanted_version = self.get_query_argument("version", "")
+        if role == STUDENT:
+            user = self.caller().name
+            data = await self.store.standing_data(
+                code, assignment_id=assignment.id, username=user, full=False
+            )
+        else:
+            data, roster = await asyncio.gather(
+                self.store.standing_data(code, assignment_id=assignment.id, full=False),
+                self.membership.students(code),
+            )
+            handed_in = data.users(assignment.id)
+            user = self._wanted_user()
+            if user not in set(roster) | handed_in:
+                user = min(handed_in, default="")
+        if not user:
+            return ""
+        standing = data.standing(assignment.id, user, self.now())
+        shown = next((v for v in standing.versions if str(v.id) == wanted_version), None)
+        shown = shown or standing.counting
+        if shown is None:
+            return ""  # nothing handed in
+        submission = await self.store.get_submission(shown.id)
+        path = first_shown(await self.review.files(submission), self.get_query_argument("file", ""))
+        if not path or viewable(path) is None:
+            return ""
+        prefix = self.settings["service_prefix"]
+        return f"{prefix}api/submissions/{submission.id}/render/{quote(path, safe='/')}"
+
+    @web.authenticated
+    async def get(self, code, slug):
+        code, role = await self.role(code)
+        assignment = await self.assignment(code, slug, role)
+        teaches = role in (ADMIN, TEACHER)
+        try:
+            initial = await self.initial_view(code, assignment, role)
+        except (ServiceError, BadName) as e:  # the page works without it
+            self.log.info("Review page of %s/%s without a first view: %s", code, slug, e)
+            initial = ""
+        self.render_page(
+            "review.html",
+            code=code,
+            class_name=await self.class_name(code),
+            assignment=assignment,
+            role=role,
+            teaches=teaches,
+            initial_src=initial,
+            assignment_json=json.dumps(assignment_view(assignment), separators=(",", ":")),
+        )
+
+
+def review_handlers(deps: dict) -> list[tuple[str, type, dict]]:
+    a = r"api/classes/([^/]+)/assignments/([^/]+)"
+    v = r"api/submissions/(\d+)"
+    return [
+        (r"classes/([^/]+)/assignments/([^/]+)/review", ReviewPage, deps),
+        (r"static/(review\.js|review\.css)", StaticHandler, {"path": str(STATIC)}),
+        (v + r"/files", VersionFilesHandler, deps),
+        (v + r"/files/(.+)", VersionFileHandler, deps),
+        (v + r"/render/(.+)", RenderHandler, deps),
+        (v + r"/diff/(\d+)/(.+)", DiffHandler, deps),
+        (a + r"/download-all", DownloadAllHandler, deps),
+    ]

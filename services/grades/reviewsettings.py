@@ -1,0 +1,160 @@
+"""The grades service's settings of the review (:mod:`.review`), mixed into ``GradesApp``:
+the notebook renderer's workers, time and memory, the cache of rendered pages, and how
+many **Download all** zips are built at once."""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Integer, TraitError, Unicode, default, validate
+from traitlets.config import Configurable
+
+from services.base import nbrender
+from services.classes.model import InvalidClass, parse_mem
+
+from .reviewwork import RenderCache, Review
+
+
+def _env(name: str, fallback: str) -> str:
+    return os.environ.get(name, "").strip() or fallback
+
+
+def _env_number(name: str, fallback: float, kind=float):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return fallback
+    try:
+        return kind(raw)
+    except ValueError:
+        raise TraitError(f"{name} must be a number, got {raw[:40]!r}") from None
+
+
+def _size(name: str, value: str) -> int:
+    try:
+        return parse_mem(value)
+    except InvalidClass as e:
+        raise TraitError(f"GradesApp.{name} is not a size such as 256M or 2G: {e}") from None
+
+
+class ReviewSettings(Configurable):
+    """The grades service's settings of the review (mixed into ``GradesApp``)."""
+
+    render_workers = Integer(
+        config=True,
+        help="""Worker processes that render notebooks and differences for the review
+        page (``CLASSHUB_GRADES_RENDER_WORKERS``). Each is a Python process of about 40 MB
+        at rest, started with the service (warm); a 5 MB notebook takes a worker about
+        half a second. More workers render more notebooks at once; 2 suits a 2-core
+        machine.
+
+        Example: ``c.GradesApp.render_workers = 4``
+        """,
+    )
+
+    @default("render_workers")
+    def _default_render_workers(self):
+        return _env_number("CLASSHUB_GRADES_RENDER_WORKERS", 2, int)
+
+    @validate("render_workers")
+    def _check_render_workers(self, proposal):
+        if not 1 <= proposal.value <= 64:
+            raise TraitError(f"GradesApp.render_workers must be 1 to 64, got {proposal.value}")
+        return proposal.value
+
+    render_timeout = Integer(
+        config=True,
+        help="""Seconds one notebook (or one difference) may take to render
+        (``CLASSHUB_GRADES_RENDER_TIMEOUT``). A notebook built to be slow is stopped then
+        (its worker is replaced) and the teacher reads "took longer than N s to render"
+        with the download beside it.
+
+        Example: ``c.GradesApp.render_timeout = 30``
+        """,
+    )
+
+    @default("render_timeout")
+    def _default_render_timeout(self):
+        return _env_number("CLASSHUB_GRADES_RENDER_TIMEOUT", 20, int)
+
+    @validate("render_timeout")
+    def _check_render_timeout(self, proposal):
+        if not 1 <= proposal.value <= 600:
+            raise TraitError(
+                f"GradesApp.render_timeout must be 1 to 600 seconds, got {proposal.value}"
+            )
+        return proposal.value
+
+    render_memory = Unicode(
+        config=True,
+        help="""The address space one render worker may use (K, M, G suffixes;
+        ``CLASSHUB_GRADES_RENDER_MEMORY``). A notebook that needs more fails with "too
+        large to render" (its worker is replaced); notebooks over 50 MB are never
+        rendered.
+
+        Example: ``c.GradesApp.render_memory = "1G"``
+        """,
+    )
+
+    @default("render_memory")
+    def _default_render_memory(self):
+        return _env("CLASSHUB_GRADES_RENDER_MEMORY", "2G")
+
+    @validate("render_memory")
+    def _check_render_memory(self, proposal):
+        if _size("render_memory", proposal.value) < 256 << 20:
+            raise TraitError("GradesApp.render_memory must be at least 256M.")
+        return proposal.value
+
+    render_cache_size = Unicode(
+        config=True,
+        help="""How much rendered HTML the service keeps in memory (K, M, G suffixes; 0
+        keeps none; ``CLASSHUB_GRADES_RENDER_CACHE``), under each version's content hash:
+        a notebook opened again (the next student and back, another teacher) is sent at
+        once instead of being rendered again. A rendered notebook takes about its own size.
+
+        Example: ``c.GradesApp.render_cache_size = "512M"``
+        """,
+    )
+
+    @default("render_cache_size")
+    def _default_render_cache_size(self):
+        return _env("CLASSHUB_GRADES_RENDER_CACHE", "256M")
+
+    @validate("render_cache_size")
+    def _check_render_cache_size(self, proposal):
+        if proposal.value.strip() != "0":
+            _size("render_cache_size", proposal.value)
+        return proposal.value
+
+    download_all_concurrency = Integer(
+        2,
+        config=True,
+        help="""How many **Download all** zips the service builds at once (each holds one
+        of the service's S3 threads while it runs); one more is answered 503 "try again in
+        a minute".
+
+        Example: ``c.GradesApp.download_all_concurrency = 4``
+        """,
+    )
+
+    @validate("download_all_concurrency")
+    def _check_download_all_concurrency(self, proposal):
+        if not 1 <= proposal.value <= 32:
+            raise TraitError(
+                f"GradesApp.download_all_concurrency must be 1 to 32, got {proposal.value}"
+            )
+        return proposal.value
+
+    def make_review(self, objects, log) -> Review:
+        cache = self.render_cache_size.strip()
+        return Review(
+            objects=objects,
+            renderer=nbrender.Renderer(
+                workers=self.render_workers,
+                timeout=float(self.render_timeout),
+                memory_bytes=_size("render_memory", self.render_memory),
+            ),
+            cache=RenderCache(0 if cache == "0" else _size("render_cache_size", cache)),
+            downloads=self.download_all_concurrency,
+            log=log,
+        )
