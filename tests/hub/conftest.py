@@ -124,8 +124,9 @@ def hub_settings() -> dict:
 async def app(hub_settings, tmp_path_factory):
     """A running MockHub with classhub's authenticator; stopped after the module.
 
-    On the module's own event loop (``the module's loop``), as in jupyterhub's suite: stopping a
-    hub cancels every task left on its loop (``JupyterHub.shutdown_cancel_tasks``)."""
+    ``app.url`` is the hub's address, ``app.fake_redis`` a client of its Redis. On the
+    module's own event loop (every module: ``pytestmark = HUB``), as in jupyterhub's suite:
+    stopping a hub cancels every task left on its loop (``shutdown_cancel_tasks``)."""
     server = fakeredis.FakeServer()
     c = Config()
     configure_auth(

@@ -1,5 +1,6 @@
-"""A hub with the ``reject`` policy and small login limits: a second sign-in is refused
-with where and how, and failed sign-ins lock an account only from the guessing address.
+"""A hub with the ``reject`` policy, small login limits and a blocked user: a second
+sign-in is refused with where and how, failed sign-ins lock an account only from the
+guessing address, JupyterHub's block list turns a valid token away.
 
 Each test signs in from its own client addresses (``X-Real-Ip``, believed from loopback as
 from Traefik), so the per-address counts of one test never touch another's.
@@ -25,6 +26,7 @@ def hub_settings():
         "login_slowdown_after": 4,
         "login_slowdown_step": 0.05,
         "login_slowdown_max": 0.1,
+        "blocked_users": {"blocked-person"},
     }
 
 
@@ -78,6 +80,15 @@ async def test_an_admin_ending_the_session_lets_the_person_in_elsewhere(app, bro
     assert (await admin.api("DELETE", f"/classhub/sessions/{name}")).status_code == 204
     assert await first.whoami() is None
     assert (await second.login_token(mint(name))).status_code == 302
+
+
+async def test_a_blocked_user_is_turned_away_with_a_valid_token(app, browser):
+    b = browser("10.4.1.1")
+    r = await b.login_token(mint("blocked-person"))
+    assert r.status_code == 403
+    assert "may not sign in to this hub" in r.text
+    assert await b.whoami() is None
+    assert await app.fake_redis.exists("classhub:session:blocked-person") == 0
 
 
 # ----- login limits -----

@@ -2,7 +2,6 @@
 accounts, and the per-class ``teacher-<code>`` roles that ``refresh_user`` keeps in step
 with the class rosters (the hub groups ``teachers-<code>`` and ``class-<code>``)."""
 
-import pytest
 import pytest_asyncio
 from jupyterhub import orm
 
@@ -20,11 +19,6 @@ from tests.hub.conftest import (
 )
 
 pytestmark = HUB
-
-
-@pytest.fixture(scope="module")
-def hub_settings():
-    return {}
 
 
 async def signed_in(browser, name, role="student"):
