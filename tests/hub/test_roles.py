@@ -113,6 +113,26 @@ async def test_an_admin_made_account_has_its_hub_roles_before_signing_in(app, br
     assert role_names(app, ADMIN) >= {"admin"}
 
 
+async def test_a_csv_import_is_all_or_nothing_and_sets_the_hub_roles(app, browser):
+    admin = browser()
+    assert (await admin.login_password(ADMIN, ADMIN_PASSWORD)).status_code == 302
+    good, teacher = new_name("s"), new_name("t")
+    bad = f"username,password,role\n{good},,student\nbad/name,,student\nx,,wizard\n"
+    r = await admin.api("POST", "/classhub/accounts/import", json={"csv": bad})
+    assert r.status_code == 400 and r.json()["applied"] is False
+    assert {row["line"] for row in r.json()["rows"] if row["status"] == "error"} == {3, 4}
+    assert await app.authenticator.accounts.get(good) is None and hub_user(app, good) is None
+    ok = f"username,password,role\n{good},,student\n{teacher},a-long-password-1,teacher\n"
+    r = await admin.api("POST", "/classhub/accounts/import", json={"csv": ok})
+    assert r.status_code == 201, r.text
+    rows = {row["username"]: row for row in r.json()["rows"]}
+    assert role_names(app, good) == {"user", "classhub-student"}
+    assert role_names(app, teacher) == {"user", "classhub-teacher"}
+    b = browser()
+    assert (await b.login_password(good, rows[good]["password"])).status_code == 302
+    assert await b.whoami() == good
+
+
 # ----- teacher-<code> -----
 
 
