@@ -9,15 +9,16 @@ RUFF   := $(VENV)/bin/ruff
 PYTEST_ARGS ?=
 
 # pytest exits 5 when a marker selects no test: a tier without tests yet is not a failure.
+# $(2): where to collect (default: every test folder).
 define run_tier
-	@rc=0; $(PYTEST) -m $(1) $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PYTEST) -m $(1) $(2) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint test-unit test-integration test-e2e test bench
+.PHONY: help bootstrap images up down lint test-unit test-hub test-integration test-e2e test bench
 
 help:
-	@echo "targets: bootstrap images up down lint test-unit test-integration test-e2e test bench"
+	@echo "targets: bootstrap images up down lint test-unit test-hub test-integration test-e2e test bench"
 
 bootstrap:            ## system packages, dockerd, .venv
 	bash scripts/bootstrap.sh
@@ -38,6 +39,11 @@ lint: bootstrap
 test-unit: bootstrap
 	$(call run_tier,unit)
 
+# JupyterHub's MockHub with the production authenticator and in-process fakes (tests/hub):
+# sign-in, sessions, roles and refresh_user in seconds, without Docker or any server
+test-hub: bootstrap
+	$(call run_tier,hub,tests/hub)
+
 test-integration: bootstrap
 	$(call run_tier,integration)
 
@@ -51,6 +57,7 @@ test:
 	$(MAKE) images
 	$(MAKE) lint
 	$(MAKE) test-unit
+	$(MAKE) test-hub
 	$(MAKE) test-integration
 	$(MAKE) test-e2e
 

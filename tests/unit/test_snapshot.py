@@ -359,17 +359,79 @@ def test_folders_too_deep_are_skipped(home):
     assert skipped(info) == {f"{deepest_ok}/d{MAX_DEPTH}/": "too deep"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_files_and_folders_are_skipped(home):
+#: an unprivileged uid and gid (nobody/nogroup) for the checks root cannot make
+UNPRIVILEGED = 65534
+
+
+def snapshot_unprivileged(home: Path, folder: str = FOLDER) -> dict:
+    """Take a snapshot in a forked child that drops to ``UNPRIVILEGED`` when the tests run
+    as root (root reads files whatever their mode); returns the child's uid, the zip's
+    members and the skipped entries. A fork, not a new interpreter: the unprivileged user
+    may not be able to run this one (a virtualenv under /root)."""
+    import traceback
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(UNPRIVILEGED)
+                os.setuid(UNPRIVILEGED)
+            info, data = take(home, folder)
+            out = {"uid": os.getuid(), "members": list(members(data)), "skipped": info.skipped}
+            payload, code = json.dumps(out), 0
+        except BaseException:
+            payload = traceback.format_exc()
+        finally:
+            with os.fdopen(write, "w") as pipe:
+                pipe.write(payload)
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        raw = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, raw
+    return json.loads(raw)
+
+
+@pytest.fixture
+def student_home():
+    """A home the unprivileged user owns, outside pytest's root-only temporary folder."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="classhub-snapshot-"))
+    try:
+        base.chmod(0o755)
+        yield base / "jovyan"
+    finally:
+        for path in base.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(base)
+
+
+def test_unreadable_files_and_folders_are_skipped(student_home):
+    """For real: chmod 0 on a file and a folder of the student's own, read by a non-root
+    process (root would read them whatever their mode)."""
+    home = student_home
+    home.mkdir()
     folder = work(home, {"ok.txt": "ok", "locked.txt": "x", "closed/x.txt": "x"})
+    if os.geteuid() == 0:
+        for path in (home, *home.rglob("*")):
+            os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
     (folder / "locked.txt").chmod(0)
     (folder / "closed").chmod(0)
-    try:
-        info, data = take(home)
-    finally:
-        (folder / "closed").chmod(0o755)
-    assert list(members(data)) == ["ok.txt"]
-    assert skipped(info) == {"closed/": "unreadable", "locked.txt": "unreadable"}
+    seen = snapshot_unprivileged(home)
+    assert seen["uid"] != 0
+    assert seen["members"] == ["ok.txt"]
+    assert {e["path"]: e["reason"] for e in seen["skipped"]} == {
+        "closed/": "unreadable",
+        "locked.txt": "unreadable",
+    }
 
 
 def test_permission_errors_skip_the_file_or_folder(home, monkeypatch):
