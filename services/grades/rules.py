@@ -185,8 +185,8 @@ def check_submission_limits(
     if max_versions and versions >= max_versions:
         raise VersionLimit(
             f"You have handed in {versions} versions of this assignment, the most allowed. "
-            f"Your latest version (version {versions}) is kept and counts; ask your teacher "
-            "to collect your folder if you changed it since."
+            "Every version you handed in is kept, and your grades page shows the one that "
+            "counts; ask your teacher to collect your folder if you changed it since."
         )
     if used_bytes + new_bytes > quota:
         raise SubmissionQuotaExceeded(

@@ -1,6 +1,6 @@
 """The grades service's limits per student against the real hub, Traefik, PostgreSQL,
 SeaweedFS and a real class server: at most 2 versions of one assignment (a third Submit is
-refused and says the latest version counts; a teacher's collect still works), and a
+refused and says every version is kept; a teacher's collect still works), and a
 submission quota of 600 KB over all of a student's versions (a Submit past it is refused
 with the numbers, and nothing is stored)."""
 

@@ -411,7 +411,7 @@
       const review = action(card, "review"); // the review page (static/review.js)
       review.hidden = versions.length === 0;
       review.href = `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review`;
-      // each version is kept; at the cap Submit is refused (the latest version counts)
+      // each version is kept; at the cap Submit is refused (the versions are kept; the counting rule picks one)
       field(card, "versions-count").textContent = a.max_versions
         ? `${plural(versions.length, "version")} of at most ${a.max_versions} handed in`
         : "";
