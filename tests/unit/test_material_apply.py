@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
 
-from classhub_singleuser import homectl, material  # noqa: E402
+from classhub_singleuser import fsutil, homectl, material  # noqa: E402
 from classhub_singleuser.material import (  # noqa: E402
     MaterialError,
     MaterialTooLarge,
@@ -274,7 +274,7 @@ def test_disk_full_is_an_error_for_that_file_and_leaves_no_temp_files(home, monk
 
 
 def test_a_file_the_student_creates_meanwhile_is_not_replaced(home, monkeypatch):
-    real_lstat = material._lstat
+    real_lstat = fsutil.lstat
 
     def lstat(name, dir_fd):
         st = real_lstat(name, dir_fd)
@@ -284,7 +284,7 @@ def test_a_file_the_student_creates_meanwhile_is_not_replaced(home, monkeypatch)
             os.close(fd)
         return st
 
-    monkeypatch.setattr(material, "_lstat", lstat)
+    monkeypatch.setattr(fsutil, "lstat", lstat)
     r = push(home, {"a": b"teacher"})
     assert r.added == [] and [e["path"] for e in r.errors] == ["a"]
     assert (home / DEST / "a").read_bytes() == b"student"
