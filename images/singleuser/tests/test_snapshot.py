@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
-
-from classhub_singleuser import homectl  # noqa: E402
-from classhub_singleuser import snapshot as snap  # noqa: E402
-from classhub_singleuser.snapshot import (  # noqa: E402
+from classhub_singleuser import homectl
+from classhub_singleuser import snapshot as snap
+from classhub_singleuser.snapshot import (
     DEFAULT_EXCLUDE,
     MAX_BYTES,
     MAX_DEPTH,

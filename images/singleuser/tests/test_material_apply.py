@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
-
-from classhub_singleuser import fsutil, homectl, material  # noqa: E402
-from classhub_singleuser.material import (  # noqa: E402
+from classhub_singleuser import fsutil, homectl, material
+from classhub_singleuser.material import (
     MaterialError,
     MaterialTooLarge,
     Report,
