@@ -225,3 +225,17 @@ def test_the_command_runs_isolated_and_reports_on_stderr(homes, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and "snapshot: 1 done, 0 failed" in done.stderr
     assert results(out)["0"]["ok"]
+
+
+@pytest.mark.parametrize("module", ["fsutil", "material", "snapshot", "homectl"])
+def test_importing_the_modules_costs_nothing(module):
+    """zipfile and tempfile on first use only; nothing of jupyter (not in the helper)."""
+    code = (
+        "import sys\n"
+        f"import classhub_singleuser.{module}\n"
+        "heavy = ('zipfile', 'tempfile', 'jupyter_server', 'tornado', 'traitlets')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

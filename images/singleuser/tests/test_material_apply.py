@@ -13,7 +13,6 @@ import io
 import json
 import os
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
@@ -531,20 +530,3 @@ def test_report_to_json():
     r = Report(added=["ä"], conflicts=[{"path": "x", "saved_as": "y", "already_saved": False}])
     assert json.loads(r.to_json()) == r.to_dict()
     assert "ä" in r.to_json()
-
-
-def test_importing_the_module_does_not_import_zipfile_or_jupyter_server():
-    import subprocess
-
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import classhub_singleuser.material;"
-        "print(sorted(m for m in ('zipfile', 'jupyter_server', 'tornado') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(material.__file__).parents[1])],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "[]"
