@@ -75,7 +75,10 @@ inputs_hash() { # name base extra-files...
   {
     echo "base=$(docker image inspect -f '{{.Id}}' "$base" 2>/dev/null || echo "$base")"
     echo "jupyterhub=$JUPYTERHUB_VERSION"
-    (cd "$IMAGES/$name" && find . -type f ! -path './wheels/*' -print0 | sort -z | xargs -0 -r sha256sum)
+    # what a build or a test run leaves beside the sources (gitignored), and the tests of a
+    # package (images/singleuser/tests), do not count
+    (cd "$IMAGES/$name" && find . -type f ! -path './wheels/*' ! -path '*/__pycache__/*' \
+      ! -path '*.egg-info/*' ! -path './build/*' ! -path './tests/*' -print0 | sort -z | xargs -0 -r sha256sum)
     if [ -d "$WHEELS/$name" ]; then (cd "$WHEELS/$name" && printf '%s\n' * | LC_ALL=C sort); fi
     local f
     for f in "$@"; do
@@ -183,12 +186,35 @@ EOF
 }
 
 # ---------------------------------------------------------------- images
+# The single-user image: JupyterLab and jupyterhub from the wheelhouse, and classhub's
+# package of images/singleuser (pyproject.toml: the server extension, homectl) as a wheel
+# built here, like the hub's. The wheel is rebuilt only when the package's sources changed
+# (wheels are not reproducible); it goes into the build context as ext/, beside the
+# wheelhouse, so that the wheelhouse layer does not change with it.
 build_singleuser() {
-  local base="$1" hc="$IMAGES/singleuser/healthcheck.sh"
+  local base="$1" src="$IMAGES/singleuser" hc="$IMAGES/singleuser/healthcheck.sh"
   [ -f "$hc" ] || die "$hc is missing (the Python side provides it)"
-  wheelhouse singleuser "$IMAGES/singleuser/requirements.txt" -- \
-    "jupyterhub==$JUPYTERHUB_VERSION" -r "$IMAGES/singleuser/requirements.txt"
-  build_image singleuser classhub/singleuser:latest "$base"
+  local files=(pyproject.toml classhub_singleuser jupyter-config) src_hash
+  src_hash="$(cd "$src" && find "${files[@]}" -type f ! -path '*/__pycache__/*' -print0 \
+      | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16)"
+  local extw="$WHEELS/singleuser-src"
+  if [ ! -f "$extw/.stamp" ] || [ "$(cat "$extw/.stamp")" != "$src_hash" ]; then
+    log "classhub-singleuser wheel: building"
+    rm -rf "$extw"; mkdir -p "$extw/src"
+    # from a copy: setuptools would leave build/ and *.egg-info in the sources
+    (cd "$src" && find "${files[@]}" -type f ! -path '*/__pycache__/*' -print0 \
+      | xargs -0 cp -a --parents -t "$extw/src/")
+    pip_host wheel --quiet --disable-pip-version-check --no-deps "$extw/src" -w "$extw"
+    rm -rf "$extw/src"
+    echo "$src_hash" >"$extw/.stamp"
+  fi
+  local whl
+  whl="$(ls "$extw"/classhub_singleuser-*.whl | head -n1)"
+  # The package's dependencies are in the wheelhouse too (its pyproject.toml is a spec).
+  wheelhouse singleuser "$src/requirements.txt" "$src/pyproject.toml" -- \
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$src/requirements.txt" "$whl"
+  rm -f "$WHEELS/singleuser"/classhub_singleuser-*.whl
+  build_image singleuser classhub/singleuser:latest "$base" "$whl:ext/$(basename "$whl")"
 }
 
 build_hub() {
@@ -223,11 +249,11 @@ build_hub() {
 }
 
 # The services' helper for students' homes: the base image's Python and classhub's pure
-# modules (homectl, snapshot, material; no jupyter), listed one by one so that a change to
-# any of them rebuilds the image.
+# modules (homectl, snapshot, material, fsutil; no jupyter), listed one by one so that a
+# change to any of them rebuilds the image.
 build_homes_helper() {
   local base="$1" pkg="$IMAGES/singleuser/classhub_singleuser" extras=() f
-  for f in __init__.py nodump.py snapshot.py material.py homectl.py; do
+  for f in __init__.py nodump.py fsutil.py snapshot.py material.py homectl.py; do
     [ -f "$pkg/$f" ] || die "$pkg/$f is missing"
     extras+=("$pkg/$f:classhub_singleuser/$f")
   done

@@ -64,12 +64,15 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   "$PY" -m venv .venv
 fi
+# Two packages, both editable: classhub itself and the single-user server's package
+# (images/singleuser: the jupyter-server extension and the homes helper's command), whose
+# tests run against a real jupyter-server.
 STAMP=.venv/.classhub-install-stamp
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml images/singleuser/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-  log "pip install -e '.[test,traefik]'"
+  log "pip install -e '.[test,traefik]' -e 'images/singleuser[test]'"
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,traefik]' \
-    2> >(grep -v "^WARNING: Location 'file:" >&2)
+    -e 'images/singleuser[test]' 2> >(grep -v "^WARNING: Location 'file:" >&2)
   echo "$want" >"$STAMP"
 else
   log ".venv: up to date"

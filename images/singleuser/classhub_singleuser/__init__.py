@@ -10,7 +10,9 @@ Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). In the
 
 The services never call the student's server (issue 12): snapshots (:mod:`.snapshot`) and
 material, releases and feedback (:mod:`.material`) are done by :mod:`.homectl` in the
-services' helper container (image ``classhub/homes-helper``), which mounts the home.
+services' helper container (image ``classhub/homes-helper``), which mounts the home. The
+three share the careful file-system primitives of :mod:`.fsutil` (every folder opened with
+``O_NOFOLLOW`` relative to its parent, no link ever followed).
 
 This module only names the hooks; the guard is imported when jupyter-server links the
 extension, so importing the package costs nothing at start-up.

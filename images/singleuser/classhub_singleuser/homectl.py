@@ -58,7 +58,7 @@ import stat
 import sys
 from pathlib import Path
 
-from . import material, snapshot
+from . import fsutil, material, snapshot
 
 VERSION = 1
 SKIPPED_MAX = 100
@@ -66,8 +66,6 @@ VIEW_ENTRIES = 1000
 VIEW_BYTES = 50 << 20
 MESSAGE_MAX = 1000
 RESULTS = "results.jsonl"
-
-_O_OUT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class BadJob(ValueError):
@@ -135,7 +133,7 @@ def snapshot_item(item: dict, out_dir: str, **caps) -> dict:
         return _failure(ident, 404, "There is no home folder to take the snapshot from.")
     ok = False
     try:
-        with os.fdopen(os.open(target, _O_OUT, 0o600), "wb") as out:
+        with os.fdopen(os.open(target, fsutil.O_NEW, 0o600), "wb") as out:
             info = snapshot.snapshot(home, item["folder"], out, **caps)
         ok = True
     except snapshot.SnapshotMissing as e:
@@ -191,20 +189,6 @@ def apply_item(item: dict, **caps) -> dict:
     return {"id": ident, "ok": True, "report": report.to_dict()}
 
 
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-
-
-def _kind(st: os.stat_result) -> str:
-    if stat.S_ISDIR(st.st_mode):
-        return "folder"
-    if stat.S_ISREG(st.st_mode):
-        return "file"
-    if stat.S_ISLNK(st.st_mode):
-        return "link"
-    return "other"
-
-
 def _shown(name: str) -> bool:
     import fnmatch
 
@@ -229,28 +213,26 @@ def view_item(item: dict, out_dir: str) -> dict:
         return _failure(ident, 400, str(e))
     if any(part.startswith(".") for part in parts):
         return _failure(ident, 400, "Hidden files and folders are not shown.")
-    fd = os.open(home, _O_DIR)
+    home_fd = os.open(home, fsutil.O_DIR)
     try:
-        for part in parts[:-1]:
-            try:
-                nfd = os.open(part, _O_DIR, dir_fd=fd)
-            except FileNotFoundError:
-                return _failure(ident, 404, f"~/{path} does not exist.")
-            except OSError:
-                return _failure(ident, 400, f"~/{path} is not inside a real folder (a link?).")
-            os.close(fd)
-            fd = nfd
+        fd = fsutil.open_dir(home_fd, parts[:-1])
+    except fsutil.Blocked as e:
+        if e.kind == fsutil.MISSING:
+            return _failure(ident, 404, f"~/{path} does not exist.")
+        return _failure(ident, 400, f"~/{path} is not inside a real folder (a link?).")
+    finally:
+        os.close(home_fd)
+    try:
         if parts:
-            try:
-                st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
+            st = fsutil.lstat(parts[-1], fd)
+            if st is None:
                 return _failure(ident, 404, f"~/{path} does not exist.")
-            kind = _kind(st)
-            if kind == "folder":
-                nfd = os.open(parts[-1], _O_DIR, dir_fd=fd)
+            kind = fsutil.kind(st)
+            if kind == fsutil.FOLDER:
+                nfd = os.open(parts[-1], fsutil.O_DIR, dir_fd=fd)
                 os.close(fd)
                 fd = nfd
-            elif kind == "file":
+            elif kind == fsutil.FILE:
                 return _copy_file(ident, fd, parts[-1], path, out_dir)
             else:
                 return _failure(
@@ -274,17 +256,17 @@ def _list_folder(ident: str, fd: int) -> dict:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            kind = _kind(st)
+            kind = fsutil.kind(st)
             entries.append(
-                {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else 0}
+                {"name": entry.name, "kind": kind, "size": st.st_size if kind == fsutil.FILE else 0}
             )
-    entries.sort(key=lambda e: (e["kind"] != "folder", e["name"]))
+    entries.sort(key=lambda e: (e["kind"] != fsutil.FOLDER, e["name"]))
     return {"id": ident, "ok": True, "kind": "folder", "entries": entries, "total": total}
 
 
 def _copy_file(ident: str, dir_fd: int, name: str, path: str, out_dir: str) -> dict:
     try:
-        src = os.open(name, _O_FILE, dir_fd=dir_fd)
+        src = os.open(name, fsutil.O_READ, dir_fd=dir_fd)
     except OSError:
         return _failure(ident, 400, f"~/{path} cannot be opened (a link?).")
     try:
@@ -297,7 +279,7 @@ def _copy_file(ident: str, dir_fd: int, name: str, path: str, out_dir: str) -> d
             )
         size = 0
         target = os.path.join(out_dir, f"{ident}.bin")
-        with os.fdopen(os.open(target, _O_OUT, 0o600), "wb") as out:
+        with os.fdopen(os.open(target, fsutil.O_NEW, 0o600), "wb") as out:
             while chunk := os.read(src, 1 << 20):
                 size += len(chunk)
                 if size > VIEW_BYTES:
@@ -313,7 +295,7 @@ def run(job: dict) -> tuple[int, int]:
     out_dir = job["out"]
     os.makedirs(out_dir, 0o700, exist_ok=True)
     done = failed = 0
-    results = os.open(os.path.join(out_dir, RESULTS), _O_OUT | os.O_APPEND, 0o600)
+    results = os.open(os.path.join(out_dir, RESULTS), fsutil.O_NEW | os.O_APPEND, 0o600)
     with os.fdopen(results, "w", encoding="utf-8") as lines:
         for item in job["items"]:
             try:

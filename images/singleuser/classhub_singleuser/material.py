@@ -14,11 +14,11 @@ for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
 * a folder where a file goes (or the reverse), a link (symlink) on the way, or an OS error
   -> ``errors``; the other files still go through.
 
-The student's home is hostile to us: every folder is opened with ``O_NOFOLLOW`` relative to
-its parent's descriptor (no symlink is ever followed, and a folder swapped for a link
-half-way cannot redirect a write), files are written to a temporary name in the same
-folder, fsynced and renamed into place, and a file expected to be new is linked into place
-without replacing anything the student created meanwhile.
+The student's home is hostile to us (the primitives of :mod:`.fsutil`): every folder is
+opened with ``O_NOFOLLOW`` relative to its parent's descriptor (no symlink is ever followed,
+and a folder swapped for a link half-way cannot redirect a write), files are written to a
+temporary name in the same folder, fsynced and renamed into place, and a file expected to be
+new is linked into place without replacing anything the student created meanwhile.
 
 Importing the module costs nothing: zipfile is imported on first use.
 """
@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import fsutil
+
 if TYPE_CHECKING:
     import zipfile
     from collections.abc import Iterator
@@ -44,22 +46,11 @@ MAX_UNPACKED_BYTES = 1 << 30  # 1 GiB of file content, all members together
 STATE_DIR = (".classhub", "material")  # under home
 _RESERVED_TOP = ".classhub"  # a push may not write into the record's folder
 
-_FILE_MODE = 0o644
-_DIR_MODE = 0o755
-_CHUNK = 1 << 20
-_NAME_MAX = 255  # bytes, one path segment
-_PATH_MAX = 4096  # bytes, a whole name in the zip
-_TMP_MARK = ".classhub-tmp-"
+_DIR_MODE = fsutil.DIR_MODE
 _MAX_CONFLICT_COPIES = 100
 _MAX_RECORD_BYTES = 64 << 20
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 _LABEL_EXTRA = frozenset(" -._")
 _LABEL_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
-
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: opening a FIFO the student put in place must not hang the push.
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # One push at a time per server: two pushes to the same folder would race on the record.
 _apply_lock = threading.Lock()
@@ -134,32 +125,7 @@ def check_label(label: str) -> str:
 
 def _check_path(path: str, what: str) -> list[str]:
     """The segments of a relative path, or MaterialError naming ``what`` and why."""
-    import unicodedata
-
-    def bad(why: str) -> MaterialError:
-        return MaterialError(f"Bad {what} {path!r}: {why}.")
-
-    if not isinstance(path, str) or not path:
-        raise bad("it is empty")
-    if "\\" in path:
-        raise bad("backslashes are not allowed")
-    if path.startswith("/"):
-        raise bad("it must be relative, not start with '/'")
-    for ch in path:
-        if unicodedata.category(ch) in _BAD_CATEGORIES:
-            raise bad(f"it contains the control or invisible character {ch!r}")
-    try:
-        if len(path.encode("utf-8")) > _PATH_MAX:
-            raise bad("it is too long")
-    except UnicodeEncodeError:
-        raise bad("it is not valid text") from None
-    parts = path.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise bad("empty, '.' and '..' segments are not allowed")
-        if len(part.encode("utf-8")) > _NAME_MAX:
-            raise bad(f"the name {part[:40]!r}... is too long")
-    return parts
+    return fsutil.check_path(path, what, MaterialError)
 
 
 def check_dest(dest: str) -> list[str]:
@@ -272,7 +238,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[by
         got = 0
         while True:
             try:
-                chunk = stream.read(_CHUNK)
+                chunk = stream.read(fsutil.CHUNK)
             except Exception as e:
                 raise _Damaged(str(e)) from e
             if not chunk:
@@ -290,22 +256,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[by
 
 # ----- the file system (all relative to directory descriptors, no link followed) -----
 
-
-def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _what(st: os.stat_result) -> str:
-    if stat.S_ISLNK(st.st_mode):
-        return "a link (symlink)"
-    if stat.S_ISDIR(st.st_mode):
-        return "a folder"
-    if stat.S_ISREG(st.st_mode):
-        return "a file"
-    return "a special file"
+_WHAT = {
+    fsutil.FOLDER: "a folder",
+    fsutil.FILE: "a file",
+    fsutil.OTHER: "a special file",
+    fsutil.GONE: "missing",
+}
 
 
 def _open_dir(base_fd: int, parts: list[str], shown: str, *, create: bool) -> int:
@@ -315,77 +271,18 @@ def _open_dir(base_fd: int, parts: list[str], shown: str, *, create: bool) -> in
     if a segment is a link or not a folder, FileNotFoundError if missing and not
     ``create``, OSError on other failures.
     """
-    fd = os.dup(base_fd)
     try:
-        for part in parts:
-            shown = f"{shown}/{part}"
-            try:
-                nfd = os.open(part, _O_DIR, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                try:
-                    os.mkdir(part, _DIR_MODE, dir_fd=fd)
-                    made = True
-                except FileExistsError:
-                    made = False  # made meanwhile; checked by the open below
-                nfd = _open_dir_once(fd, part, shown)
-                if made:
-                    try:
-                        os.fchmod(nfd, _DIR_MODE)  # whatever the umask
-                    except BaseException:
-                        os.close(nfd)
-                        raise
-            except OSError as e:
-                if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                nfd = _open_dir_once(fd, part, shown)
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _open_dir_once(fd: int, part: str, shown: str) -> int:
-    try:
-        return os.open(part, _O_DIR, dir_fd=fd)
-    except OSError as e:
-        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
-        st = _lstat(part, fd)
-        what = _what(st) if st else "missing"
-        if st is not None and stat.S_ISLNK(st.st_mode):
+        return fsutil.open_dir(base_fd, parts, create=create, mode=_DIR_MODE)
+    except fsutil.Blocked as e:
+        if e.error is not None:
+            raise e.error from None
+        where = "/".join([shown, *parts[: e.depth + 1]])
+        if e.kind == fsutil.LINK:
             raise _Refused(
-                f"{shown} is a link (symlink) in the student's home; classhub does not"
+                f"{where} is a link (symlink) in the student's home; classhub does not"
                 " write through links."
             ) from None
-        raise _Refused(f"{shown} is {what} in the student's home, not a folder.") from None
-
-
-def _hash_file(dir_fd: int, name: str) -> tuple[str, int] | None:
-    """(sha256, size) of a regular file, None if it is not one (any more)."""
-    try:
-        fd = os.open(name, _O_READ, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        h = hashlib.sha256()
-        size = 0
-        while chunk := os.read(fd, _CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-        return h.hexdigest(), size
-    finally:
-        os.close(fd)
+        raise _Refused(f"{where} is {_WHAT[e.kind]} in the student's home, not a folder.") from None
 
 
 def _hash_chunks(chunks: Iterator[bytes]) -> str:
@@ -393,55 +290,6 @@ def _hash_chunks(chunks: Iterator[bytes]) -> str:
     for chunk in chunks:
         h.update(chunk)
     return h.hexdigest()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _write_atomic(dir_fd: int, name: str, chunks: Iterator[bytes], *, replace: bool) -> str:
-    """Write ``chunks`` to ``name`` in ``dir_fd`` atomically; their sha256.
-
-    ``replace``: rename over whatever file is there. Otherwise the name must still be
-    free: the finished file is hard-linked into place, which fails rather than replace
-    something the student made meanwhile (FileExistsError).
-    """
-    tmp = f".{name[:40]}{_TMP_MARK}{os.urandom(8).hex()}"
-    fd = os.open(tmp, _O_NEW, _FILE_MODE, dir_fd=dir_fd)
-    placed = False
-    try:
-        try:
-            os.fchmod(fd, _FILE_MODE)  # whatever the umask
-            h = hashlib.sha256()
-            for chunk in chunks:
-                h.update(chunk)
-                _write_all(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if replace:
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            placed = True
-        else:
-            try:
-                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-            except OSError as e:
-                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
-                    raise
-                # no hard links on this file system: check, then rename
-                if _lstat(name, dir_fd) is not None:
-                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                placed = True
-        return h.hexdigest()
-    finally:
-        if not placed:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
 
 
 def _os_message(e: OSError) -> str:
@@ -472,7 +320,7 @@ def _load_record(state_fd: int | None, fname: str, dest: str) -> dict[str, str]:
     if state_fd is None:
         return {}
     try:
-        fd = os.open(fname, _O_READ, dir_fd=state_fd)
+        fd = os.open(fname, fsutil.O_READ, dir_fd=state_fd)
     except OSError:
         return {}
     try:
@@ -480,7 +328,7 @@ def _load_record(state_fd: int | None, fname: str, dest: str) -> dict[str, str]:
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_RECORD_BYTES:
             return {}
         pieces = []
-        while chunk := os.read(fd, _CHUNK):
+        while chunk := os.read(fd, fsutil.CHUNK):
             pieces.append(chunk)
         data = json.loads(b"".join(pieces))
     except (OSError, ValueError):
@@ -501,7 +349,7 @@ def _save_record(state_fd: int, fname: str, dest: str, files: dict[str, str]) ->
     payload = json.dumps(
         {"version": 1, "dest": dest, "files": files}, ensure_ascii=False, sort_keys=True
     ).encode("utf-8")
-    _write_atomic(state_fd, fname, iter((payload,)), replace=True)
+    fsutil.write_atomic(state_fd, fname, iter((payload,)), replace=True)
 
 
 class _StateDir:
@@ -567,9 +415,9 @@ class _Push:
     def _file_in(self, pfd: int, member: _Member, name: str) -> None:
         rel, size = member.rel, member.info.file_size
         report = self.report
-        st = _lstat(name, pfd)
+        st = fsutil.lstat(name, pfd)
         if st is None:
-            self.remember(rel, _write_atomic(pfd, name, self.chunks(member), replace=False))
+            self.remember(rel, fsutil.write_atomic(pfd, name, self.chunks(member), replace=False))
             report.added.append(rel)
             return
         if not stat.S_ISREG(st.st_mode):
@@ -584,7 +432,7 @@ class _Push:
                     f"{where} is a folder in the student's home; the material has a file there."
                 )
             raise _Refused(f"{where} is a special file in the student's home, not a file.")
-        existing = _hash_file(pfd, name)
+        existing = fsutil.hash_file(pfd, name)
         if existing is None:
             raise _Refused(f"~/{self.dest}/{rel} changed while the material was being delivered.")
         have, have_size = existing
@@ -596,22 +444,22 @@ class _Push:
                 report.unchanged.append(rel)
                 return
         if self.record.get(rel) == have:  # the student did not change it
-            self.remember(rel, _write_atomic(pfd, name, self.chunks(member), replace=True))
+            self.remember(rel, fsutil.write_atomic(pfd, name, self.chunks(member), replace=True))
             report.updated.append(rel)
             return
         # The student's version: keep it, save the teacher's beside it.
         for number in range(1, _MAX_CONFLICT_COPIES + 1):
             cname = conflict_name(name, self.label, number)
             saved_as = conflict_name(rel, self.label, number)
-            cst = _lstat(cname, pfd)
+            cst = fsutil.lstat(cname, pfd)
             if cst is None:
-                _write_atomic(pfd, cname, self.chunks(member), replace=False)
+                fsutil.write_atomic(pfd, cname, self.chunks(member), replace=False)
                 report.conflicts.append({"path": rel, "saved_as": saved_as, "already_saved": False})
                 return
             if stat.S_ISREG(cst.st_mode) and cst.st_size == size:
                 if new is None:
                     new = _hash_chunks(self.chunks(member))
-                saved = _hash_file(pfd, cname)
+                saved = fsutil.hash_file(pfd, cname)
                 if saved is not None and saved[0] == new:
                     report.conflicts.append(
                         {"path": rel, "saved_as": saved_as, "already_saved": True}

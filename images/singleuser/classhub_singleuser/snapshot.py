@@ -26,9 +26,9 @@ path ends with ``/`` and nothing under it is looked at):
 * ``"unreadable"``: uid 1000 may not read it (permissions);
 * ``"changed while reading"``: replaced by something else during the snapshot.
 
-The student's home is hostile to us: every folder is opened with ``O_NOFOLLOW`` relative
-to its parent's descriptor, so no link is followed even if a folder is swapped for one
-half-way, and nothing outside ``~/<folder>`` is read.
+The student's home is hostile to us (the primitives of :mod:`.fsutil`): every folder is
+opened with ``O_NOFOLLOW`` relative to its parent's descriptor, so no link is followed even
+if a folder is swapped for one half-way, and nothing outside ``~/<folder>`` is read.
 
 Importing the module costs nothing: zipfile is imported on first use.
 """
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .material import MaterialError, _check_path
+from . import fsutil
 
 if TYPE_CHECKING:
     import zipfile
@@ -67,16 +67,10 @@ CHANGED = "changed while reading"
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _FILE_ATTR = (stat.S_IFREG | 0o644) << 16
-_CHUNK = 1 << 20
-_SEND_CHUNK = 256 << 10
 _RESERVED_PREFIX = ".classhub"
 _SEGMENT_MAX = 255  # bytes, as the files service's MAX_SEGMENT_BYTES
 _PATH_MAX = 900  # bytes, as the files service's MAX_PATH_BYTES
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # as the files service's
-
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: a FIFO swapped in after the listing must not hang the snapshot.
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 # kinds of directory entries
 _DIR, _FILE, _LINK, _OTHER, _UNREADABLE = "dir", "file", "link", "other", "unreadable"
@@ -110,13 +104,11 @@ class SnapshotInfo:
 def check_folder(folder: str) -> list[str]:
     """The parts of ``folder`` (relative to home), or SnapshotError saying what is wrong.
 
-    The rules of material's ``check_dest``: relative, no empty, ``.`` or ``..`` part, no
-    backslash, no control or invisible character; and no part starting with ``.classhub``.
+    The rules of :func:`.fsutil.check_path` (as material's ``check_dest``): relative, no
+    empty, ``.`` or ``..`` part, no backslash, no control or invisible character; and no
+    part starting with ``.classhub``.
     """
-    try:
-        parts = _check_path(folder, "folder")
-    except MaterialError as e:
-        raise SnapshotError(str(e)) from None
+    parts = fsutil.check_path(folder, "folder", SnapshotError)
     for part in parts:
         if part.casefold().startswith(_RESERVED_PREFIX):
             raise SnapshotError(f"Bad folder {folder!r}: {_RESERVED_PREFIX} is reserved.")
@@ -169,42 +161,23 @@ def _size(n: int) -> str:
 
 def _open_folder(home_fd: int, parts: list[str], folder: str) -> int:
     """A descriptor for ``home/folder``; SnapshotError if it or a parent is a link."""
-    fd = os.dup(home_fd)
     try:
-        shown = "~"
-        for part in parts:
-            shown = f"{shown}/{part}"
-            try:
-                nfd = os.open(part, _O_DIR, dir_fd=fd)
-            except FileNotFoundError:
-                raise SnapshotMissing(
-                    f"The folder {folder} does not exist in your server."
-                ) from None
-            except OSError as e:
-                if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise SnapshotError(
-                        f"{shown} cannot be read ({e.strerror or type(e).__name__})."
-                    ) from None
-                try:
-                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    raise SnapshotMissing(
-                        f"The folder {folder} does not exist in your server."
-                    ) from None
-                if stat.S_ISLNK(st.st_mode):
-                    raise SnapshotError(
-                        f"{shown} is a link (symlink); classhub does not follow links."
-                        " Move the work into a real folder and try again."
-                    ) from None
-                raise SnapshotMissing(
-                    f"The folder {folder} does not exist in your server ({shown} is not a folder)."
-                ) from None
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+        return fsutil.open_dir(home_fd, parts)
+    except fsutil.Blocked as e:
+        shown = "/".join(["~", *parts[: e.depth + 1]])
+        if e.kind in (fsutil.MISSING, fsutil.GONE):
+            raise SnapshotMissing(f"The folder {folder} does not exist in your server.") from None
+        if e.kind == fsutil.LINK:
+            raise SnapshotError(
+                f"{shown} is a link (symlink); classhub does not follow links."
+                " Move the work into a real folder and try again."
+            ) from None
+        if e.kind == fsutil.REFUSED:
+            why = e.error.strerror or type(e.error).__name__
+            raise SnapshotError(f"{shown} cannot be read ({why}).") from None
+        raise SnapshotMissing(
+            f"The folder {folder} does not exist in your server ({shown} is not a folder)."
+        ) from None
 
 
 def _list(fd: int) -> list[tuple[bytes, str, str]]:
@@ -265,7 +238,7 @@ class _Walk:
 
     def folder_fd(self, fd: int, name: str, shown: str) -> int | None:
         try:
-            return os.open(name, _O_DIR, dir_fd=fd)
+            return os.open(name, fsutil.O_DIR, dir_fd=fd)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -326,7 +299,7 @@ class _Walk:
         import zipfile
 
         try:
-            fd = os.open(name, _O_READ, dir_fd=dir_fd)
+            fd = os.open(name, fsutil.O_READ, dir_fd=dir_fd)
         except FileNotFoundError:
             return  # deleted since the listing
         except OSError as e:
@@ -358,7 +331,7 @@ class _Walk:
             with self.archive.open(zinfo, "w") as out:
                 # Read to the end as it is now (a file may grow or shrink meanwhile), never
                 # past the budget.
-                while chunk := os.read(fd, min(_CHUNK, budget - size + 1)):
+                while chunk := os.read(fd, min(fsutil.CHUNK, budget - size + 1)):
                     size += len(chunk)
                     if size > budget:
                         self.too_large()

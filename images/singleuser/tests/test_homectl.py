@@ -1,6 +1,6 @@
 """The helper's command (classhub_singleuser.homectl) on real folders: a batch of homes,
 each processed by the O_NOFOLLOW code of snapshot.py and material.py, one home's failure
-never stopping the others; and the non-dumpable server (classhub_singleuser.nodump)."""
+never stopping the others."""
 
 import io
 import json
@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-SINGLEUSER = Path(__file__).resolve().parents[2] / "images" / "singleuser"
-sys.path.insert(0, str(SINGLEUSER))
+from classhub_singleuser import homectl
 
-from classhub_singleuser import homectl  # noqa: E402
+# The package's folder; the .venv has the package installed (editable), and a subprocess
+# given only PYTHONPATH=SINGLEUSER finds it there too.
+SINGLEUSER = Path(homectl.__file__).resolve().parents[1]
+# The interpreter the .venv was made from, without the .venv's packages (as in the helper
+# image, whose own python3 has nothing of jupyter)
+BASE_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
 
 pytestmark = pytest.mark.unit
 
@@ -203,7 +207,7 @@ def test_the_command_runs_isolated_and_reports_on_stderr(homes, tmp_path):
     item = {"id": "0", "home": str(homes / "homes/0"), "folder": "bio/assignments/hw1"}
     job.write_text(json.dumps({"version": 1, "op": "snapshot", "out": str(out), "items": [item]}))
     done = subprocess.run(
-        [sys.executable, "-I", "-m", "classhub_singleuser.homectl", str(job)],
+        [BASE_PYTHON, "-I", "-m", "classhub_singleuser.homectl", str(job)],
         cwd=SINGLEUSER,  # the package is right here, and in PYTHONPATH
         env={"PYTHONPATH": str(SINGLEUSER), "HOME": "/tmp"},
         capture_output=True,
@@ -213,7 +217,7 @@ def test_the_command_runs_isolated_and_reports_on_stderr(homes, tmp_path):
     # helper, but even so): only an installed package runs, as in the helper image
     assert done.returncode != 0 and "No module named 'classhub_singleuser'" in done.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "classhub_singleuser.homectl", str(job)],
+        [BASE_PYTHON, "-m", "classhub_singleuser.homectl", str(job)],
         env={"PYTHONPATH": str(SINGLEUSER), "HOME": "/tmp"},
         capture_output=True,
         text=True,
@@ -223,49 +227,15 @@ def test_the_command_runs_isolated_and_reports_on_stderr(homes, tmp_path):
     assert results(out)["0"]["ok"]
 
 
-def test_the_server_process_becomes_non_dumpable():
-    script = (
-        "from classhub_singleuser import nodump\n"
-        "before = nodump.dumpable()\n"
-        "ok = nodump.make_non_dumpable()\n"
-        "print(before, ok, nodump.dumpable())\n"
+@pytest.mark.parametrize("module", ["fsutil", "material", "snapshot", "homectl"])
+def test_importing_the_modules_costs_nothing(module):
+    """zipfile and tempfile on first use only; nothing of jupyter (not in the helper)."""
+    code = (
+        "import sys\n"
+        f"import classhub_singleuser.{module}\n"
+        "heavy = ('zipfile', 'tempfile', 'jupyter_server', 'tornado', 'traitlets')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env={"PYTHONPATH": str(SINGLEUSER)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["1", "True", "0"]
-
-
-def test_the_extensions_first_hook_makes_the_server_non_dumpable():
-    script = (
-        "import classhub_singleuser as ext\n"
-        "from classhub_singleuser import nodump\n"
-        "points = ext._jupyter_server_extension_points()\n"
-        "print(points[0]['module'], nodump.dumpable())\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env={"PYTHONPATH": str(SINGLEUSER)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["classhub_singleuser", "0"]
-
-
-def test_the_extension_serves_nothing_to_the_services(monkeypatch):
-    """No snapshot or material handler in the server any more: nothing the services do
-    ever reaches it (they use the helper)."""
-    import classhub_singleuser
-    from classhub_singleuser import material, session_guard, snapshot
-
-    calls = []
-    monkeypatch.setattr(session_guard, "load", lambda app: calls.append("guard"))
-    classhub_singleuser._load_jupyter_server_extension(object())
-    assert calls == ["guard"]
-    for module in (material, snapshot):
-        assert not hasattr(module, "load") and not hasattr(module, "_handler_class")
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

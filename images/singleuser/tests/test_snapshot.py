@@ -8,18 +8,15 @@ import io
 import json
 import os
 import stat
-import sys
 import unicodedata
 import zipfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "singleuser"))
-
-from classhub_singleuser import homectl  # noqa: E402
-from classhub_singleuser import snapshot as snap  # noqa: E402
-from classhub_singleuser.snapshot import (  # noqa: E402
+from classhub_singleuser import homectl
+from classhub_singleuser import snapshot as snap
+from classhub_singleuser.snapshot import (
     DEFAULT_EXCLUDE,
     MAX_BYTES,
     MAX_DEPTH,
@@ -567,24 +564,3 @@ def test_an_error_reading_the_home_is_a_500(home, tmp_path, monkeypatch):
     monkeypatch.setattr(snap, "snapshot", failing)
     status, message = answer(home, FOLDER)
     assert status == 500 and message == "The snapshot could not be made (Input/output error)."
-
-
-# ----- start-up cost -----
-
-
-def test_importing_the_module_does_not_import_zipfile_tempfile_or_jupyter_server():
-    import subprocess
-
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import classhub_singleuser.snapshot;"
-        "print(sorted(m for m in ('zipfile', 'tempfile', 'jupyter_server', 'tornado')"
-        " if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(snap.__file__).parents[1])],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "[]"
