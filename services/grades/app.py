@@ -309,8 +309,8 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         help="""How many versions of one assignment a student may hand in
         (``CLASSHUB_GRADES_MAX_VERSIONS``; 0: no cap). At the cap, Submit is refused with a
         message that says every version is kept (the grades page shows the one that counts);
-        nothing handed in is ever deleted, and a teacher's collect is never refused. Each version is a snapshot of up
-        to 110 MB in the shared store.
+        nothing handed in is ever deleted, and a teacher's collect is never refused. Each
+        version is a snapshot of up to 110 MB in the shared store.
 
         Example: ``c.GradesApp.max_versions = 20``
         """,
