@@ -7,6 +7,10 @@ VENV   := .venv
 PYTEST := $(VENV)/bin/pytest
 RUFF   := $(VENV)/bin/ruff
 PYTEST_ARGS ?=
+# The integration tier runs its test files on this many pytest-xdist workers (each file's
+# deployment is its own: random ports, prefixed names); most of a test's time is spent
+# waiting for containers and servers, so 2 workers fit 2 cores.
+INTEGRATION_WORKERS ?= 2
 
 # pytest exits 5 when a marker selects no test: a tier without tests yet is not a failure.
 # $(2): where to collect (default: every test folder).
@@ -45,7 +49,7 @@ test-hub: bootstrap
 	$(call run_tier,hub,tests/hub)
 
 test-integration: bootstrap
-	$(call run_tier,integration)
+	$(call run_tier,integration,-n $(INTEGRATION_WORKERS) --dist loadfile)
 
 test-e2e: images
 	$(call run_tier,e2e)

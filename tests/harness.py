@@ -70,9 +70,19 @@ class SourceAddressAdapter(requests.adapters.HTTPAdapter):
 class Process:
     """A child process with its output in a log file."""
 
-    def __init__(self, name: str, args: list[str], log: Path, env=None, cwd=None, user=None):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log: Path,
+        env=None,
+        cwd=None,
+        user=None,
+        stop_timeout: float = 15,
+    ):
         self.name, self.args, self.log_path = name, args, log
         self.env, self.cwd, self.user = env, cwd, user
+        self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Process:
@@ -91,11 +101,11 @@ class Process:
         log.close()
         return self
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -238,12 +248,17 @@ def start_s3(
             *(f"-{flag}={value}" for flag, value in ports.items()),
             "-master.volumeSizeLimitMB=256",
             "-volume.max=0",
+            # a throwaway store stops at once (the default waits 10 s after its last heartbeat)
+            "-volume.preStopSeconds=0",
             "-s3",
             f"-s3.ip.bind={host}",
             f"-s3.port={port}",
             f"-s3.config={config}",
         ],
         workdir / "weed.log",
+        # its gRPC server's graceful stop waits for the filer's subscriptions, which never
+        # end by themselves: after 2 s it is killed (what it wrote is in the files already)
+        stop_timeout=2,
     ).start()
 
     def volume_server_registered():
