@@ -7,7 +7,7 @@ the client side. When PostgreSQL is down or too slow a call raises
 :class:`StoreUnavailable`; the pool reconnects by itself once the server is back.
 
 Passwords are hashed and verified in a small thread pool, never on the event loop.
-Usernames always go through :func:`authenticator.usernames.normalize_username`.
+Usernames always go through :func:`common.usernames.normalize_username`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from common.usernames import InvalidUsername, normalize_username
+
 from .migrate import MIGRATION_TIMEOUT_MS, apply_migrations
-from .usernames import InvalidUsername, normalize_username
 
 if TYPE_CHECKING:
     from .accounts_csv import ImportReport

@@ -20,8 +20,9 @@ import io
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from common.usernames import InvalidUsername, normalize_username
+
 from .accounts import AccountError, check_password, check_role, generate_password
-from .usernames import InvalidUsername, normalize_username
 
 MAX_BYTES = 1_000_000
 MAX_ROWS = 5000

@@ -25,12 +25,13 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
+from common.usernames import InvalidUsername, normalize_username
+
 from .accounts import AccountError, AccountExists, AccountNotFound, generate_password
 from .accounts import StoreUnavailable as AccountsUnavailable
 from .messages import describe_agent
 from .roles import roles_for
 from .sessions import StoreUnavailable
-from .usernames import InvalidUsername, normalize_username
 
 MAX_CSV_BYTES = 1024 * 1024
 _ACCOUNT_FIELDS = {"username", "role", "password"}

@@ -16,7 +16,8 @@ from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from tornado import web
 
-from hub import clock
+from common import clock
+from common.usernames import InvalidUsername, normalize_username
 
 from . import revoke
 from .accounts import StoreUnavailable as AccountsUnavailable
@@ -29,7 +30,6 @@ from .ratelimit import Limits, LoginLimiter
 from .roles import role_definitions, roles_for
 from .sessions import REJECT, Session, SessionStore, StoreUnavailable
 from .settings import AuthSettings
-from .usernames import InvalidUsername, normalize_username
 
 UNAVAILABLE = (
     "Sign-in is unavailable right now: the session store cannot be reached. "

@@ -6,15 +6,15 @@ one transaction under a PostgreSQL advisory lock, and recorded in
 safe: the second waits for the lock and then finds nothing left to do. A migration file
 must not contain BEGIN/COMMIT and, once released, must never be edited (add a new one).
 
-The runner itself is :mod:`services.base.pgmigrate`, shared with the services.
+The runner itself is :mod:`common.pgmigrate`, shared with the services.
 """
 
 from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-from services.base import pgmigrate
-from services.base.pgmigrate import MIGRATION_TIMEOUT_MS, Migration
+from common import pgmigrate
+from common.pgmigrate import MIGRATION_TIMEOUT_MS, Migration
 
 __all__ = [
     "LOCK_KEY",

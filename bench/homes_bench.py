@@ -56,8 +56,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
+from common.naming import object_name  # noqa: E402
 from services.base.homes import HelperSettings, Homes  # noqa: E402
-from spawner.naming import object_name  # noqa: E402
 from tests.harness import Stack, running_stack, wait_for  # noqa: E402
 from tests.integration.test_classes_support import Person  # noqa: E402
 from tests.integration.test_files_support import TEST_FILES_ENV  # noqa: E402

@@ -32,7 +32,7 @@ def configure_hub(
     The hub listens on loopback only: Traefik (the public entrypoint) and the hub's
     services reach it there. Student containers reach it at ``hub_ip:hub_port``, the
     student network's gateway, where Traefik's ``students`` entrypoint passes only the
-    hub API calls a single-user server makes (``hub.routing.hub_api_rule``) and sets
+    hub API calls a single-user server makes (``common.routing.hub_api_rule``) and sets
     ``X-Real-Ip`` itself, so no container can forge the address the hub sees."""
     # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
     # class of 200 starting at once would see half of them refused. ClassroomSpawner's own

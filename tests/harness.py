@@ -528,7 +528,7 @@ class Stack:
         self.network.reload()
         self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
         if self.homes:
-            from hub import homesfs
+            from spawner import homesfs
 
             homesfs.mount(
                 str(self.homes_image), str(self.homes_dir), self.homes_size, preallocate=False
@@ -811,7 +811,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             except docker.errors.APIError:
                 pass
         if self.homes_mounted:
-            from hub import homesfs
+            from spawner import homesfs
 
             homesfs.unmount(str(self.homes_dir), str(self.homes_image))
             self.homes_mounted = False

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from authenticator.usernames import InvalidUsername, normalize_username
-from services.base.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, NotFound
+from common.usernames import InvalidUsername, normalize_username
 
 CODE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
 CODE_RE = re.compile(CODE_PATTERN)

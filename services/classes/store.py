@@ -2,7 +2,7 @@
 
 Every call is bounded in time twice: by the driver (``serverSelectionTimeoutMS``,
 ``connectTimeoutMS``, ``socketTimeoutMS`` and ``timeoutMS``, all set from ``timeout``)
-and by :class:`~services.base.blocking.BlockingCalls`. When MongoDB is down or too slow a
+and by :class:`~common.blocking.BlockingCalls`. When MongoDB is down or too slow a
 call raises :class:`StoreUnavailable` (a 503 for the caller); pymongo reconnects by
 itself once the server is back, so the service recovers without a restart.
 
@@ -30,8 +30,8 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from services.base.blocking import BlockingCalls, CallTimedOut
-from services.base.errors import Unavailable
+from common.blocking import BlockingCalls, CallTimedOut
+from common.errors import Unavailable
 
 from .model import ClassExists, ClassNotFound, timestamp
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from services.base.errors import Forbidden, NotFound
+from common.errors import Forbidden, NotFound
 from services.base.hubapi import HubAPI
 
 from . import names

@@ -52,7 +52,7 @@ from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, Conflict, Forbidden, NotFound
+from common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.base.handlers import BaseHandler
 
 from . import archive, names, unpack

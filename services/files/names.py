@@ -34,7 +34,7 @@ RESERVED_PREFIX = ".classhub"
 CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 ASSIGNMENT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
-# characters refused in a username, as in authenticator.usernames
+# characters refused in a username, as in common.usernames
 _USERNAME_FORBIDDEN = frozenset("/\\?#%\"'`<>:;,&")
 # control (C0, DEL, C1), format (bidi, zero-width), lone surrogates, line/paragraph separators
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -136,7 +136,7 @@ def validate_folder(path: str) -> str:
 def validate_username(name: str) -> str:
     """Return ``name`` if it is a canonical classhub username, else raise :class:`BadName`.
 
-    A defensive re-check of what ``authenticator.usernames`` produces: 1 to 128
+    A defensive re-check of what ``common.usernames`` produces: 1 to 128
     characters, already NFC and lower-case, no whitespace, invisible characters or any
     of ``/\\?#%"'`<>:;,&``, and not ``.`` or ``..``.
     """

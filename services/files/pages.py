@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 
 from tornado import web
 
-from services.base.errors import BadRequest, Unavailable
+from common.errors import BadRequest, Unavailable
 from services.base.hubapi import HubAPIError
 from services.base.pages import PageMixin, StaticHandler
 

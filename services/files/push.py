@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from pymongo.errors import DuplicateKeyError
 
-from services.base.errors import BadRequest, Conflict, Unavailable
+from common.errors import BadRequest, Conflict, Unavailable
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
 from services.base.hubapi import HubAPIError
 

@@ -31,8 +31,8 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from services.base.blocking import BlockingCalls, CallTimedOut
-from services.base.errors import Unavailable
+from common.blocking import BlockingCalls, CallTimedOut
+from common.errors import Unavailable
 
 SCHEDULED, RUNNING, DONE, FAILED, CANCELLED = "scheduled", "running", "done", "failed", "cancelled"
 DELIVERED, WAITING = "delivered", "waiting"

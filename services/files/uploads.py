@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from services.base.errors import ServiceError
+from common.errors import ServiceError
 
 
 class TooLarge(ServiceError):

@@ -15,9 +15,9 @@ import os
 
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
-from hub import clock
+from common import clock
+from common.errors import Unavailable
 from services.base.app import ServiceApp
-from services.base.errors import Unavailable
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.pages import normal_base_url

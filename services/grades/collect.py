@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.base.errors import ServiceError, Unavailable
+from common.errors import ServiceError, Unavailable
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
 from services.files import names
 from services.files.push import push_label

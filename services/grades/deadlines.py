@@ -36,7 +36,7 @@ import asyncio
 import logging
 from collections import Counter
 
-from services.base.errors import Unavailable
+from common.errors import Unavailable
 from services.base.hubapi import HubAPIError
 from services.files.areas import Membership
 

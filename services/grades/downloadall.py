@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.base.errors import ServiceError, Unavailable
+from common.errors import ServiceError, Unavailable
 from services.files.areas import TEACHER
 
 from . import snapzip

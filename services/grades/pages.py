@@ -36,7 +36,7 @@ from pathlib import Path
 
 from tornado import web
 
-from services.base.errors import BadRequest, NotFound, Unavailable
+from common.errors import BadRequest, NotFound, Unavailable
 from services.base.hubapi import HubAPIError, HubForbidden
 from services.base.pages import PageMixin, StaticHandler
 from services.files.areas import ADMIN, STUDENT, TEACHER

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from services.base.errors import BadGateway, ServiceError, Unavailable, answer_message
+from common.errors import BadGateway, ServiceError, Unavailable, answer_message
 from services.files import names
 
 from .store import GradesStore, ReleaseClaim

@@ -52,8 +52,8 @@ from urllib.parse import quote
 
 from tornado import web
 
+from common.errors import BadRequest, ServiceError
 from services.base import nbrender
-from services.base.errors import BadRequest, ServiceError
 from services.base.handlers import error_message
 from services.base.pages import StaticHandler
 from services.files.areas import ADMIN, STUDENT, TEACHER

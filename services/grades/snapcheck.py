@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 
-from services.base.errors import Conflict
+from common.errors import Conflict
 from services.files.zipdir import ZipDirectoryRefused, check_directory
 
 #: the most files a snapshot holds (the extension's MAX_FILES)

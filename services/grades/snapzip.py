@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from minio.error import S3Error
 
-from services.base.errors import NotFound
+from common.errors import NotFound
 from services.files import archive
 from services.files.names import BadName, validate_path
 from services.files.zipdir import ZipDirectoryRefused, check_directory

@@ -6,11 +6,11 @@ bounded in time: the wait for a connection (``timeout``), each statement
 (``statement_timeout``, ``lock_timeout``), the connection attempt (``connect_timeout``)
 and the whole call on the client side. When PostgreSQL is down or too slow a call raises
 :class:`StoreUnavailable` (a 503); the pool reconnects by itself once the server is back.
-Constraint violations become :class:`~services.base.errors.Conflict` (unique) or
-:class:`~services.base.errors.BadRequest` (check) with a sentence a teacher understands.
+Constraint violations become :class:`~common.errors.Conflict` (unique) or
+:class:`~common.errors.BadRequest` (check) with a sentence a teacher understands.
 
 Times that matter (submitted, graded, returned, granted, created, audited) come from the
-``clock`` given to the store (:func:`hub.clock.now` by default), never from the database,
+``clock`` given to the store (:func:`common.clock.now` by default), never from the database,
 so tests can move time. Input is validated by :mod:`services.grades.rules` before it
 gets here; the store re-checks identities and the constraints re-check the rest.
 
@@ -46,9 +46,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from hub import clock as hub_clock
-from services.base import pgmigrate
-from services.base.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from common import clock as hub_clock
+from common import pgmigrate
+from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from services.files.names import BadName, submission_prefix, validate_code, validate_username
 
 from . import questions as qs

@@ -15,7 +15,7 @@ import docker
 import pytest
 import requests
 
-from spawner.naming import object_name
+from common.naming import object_name
 from tests.e2e.throwaway import REPO, Throwaway
 from tests.harness import wait_for
 

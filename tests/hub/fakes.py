@@ -36,7 +36,7 @@ from authenticator.accounts import (
     check_username,
 )
 from authenticator.sessions import SessionStore
-from authenticator.usernames import InvalidUsername, normalize_username
+from common.usernames import InvalidUsername, normalize_username
 
 
 class MemoryProxy(Proxy):

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.base.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, NotFound
 from services.grades import standing as st
 from services.grades.store import GradesStore
 from tests.integration.test_grades_store import DUE, SHA, clock, fields, pg, sql, store, submit

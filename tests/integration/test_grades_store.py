@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from authenticator import migrate as auth_migrate
-from services.base import pgmigrate
-from services.base.errors import BadRequest, Conflict, NotFound, Unavailable
+from common import pgmigrate
+from common.errors import BadRequest, Conflict, NotFound, Unavailable
 from services.grades import rules
 from services.grades.store import (
     LOCK_KEY,

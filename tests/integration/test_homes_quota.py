@@ -20,9 +20,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from hub import homesfs
-from spawner import btrfs
-from spawner.naming import object_name
+from common.naming import object_name
+from spawner import btrfs, homesfs
 from tests.harness import Stack, running_stack, wait_for
 from tests.integration.test_classes_support import Person, wait_healthy
 

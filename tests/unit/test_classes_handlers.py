@@ -10,7 +10,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from hub import clock
+from common import clock
 from services.base.hubapi import HubBadRequest, HubNotFound, HubUnavailable
 from services.classes.app import ClassesApp
 from services.classes.hubsync import GroupSync

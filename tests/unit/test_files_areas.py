@@ -3,7 +3,7 @@
 
 import pytest
 
-from services.base.errors import Forbidden, NotFound
+from common.errors import Forbidden, NotFound
 from services.base.readcache import ReadCache
 from services.files.areas import (
     ADMIN,

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from authenticator.usernames import normalize_username
+from common.usernames import normalize_username
 from services.classes import model
 from services.files import names as n
 from services.files.names import BadName

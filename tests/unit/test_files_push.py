@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused
 from services.files.handlers import _counts, _iso, _parse_at
 from services.files.push import (
