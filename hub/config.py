@@ -166,8 +166,8 @@ def configure_spawner(
 def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
     """Student homes with a size limit: one btrfs subvolume per home under ``homes_dir``
     (empty: plain Docker volumes without a limit), and the API that shows their use."""
+    from common.units import parse_size
     from hub.homes_api import handlers
-    from spawner.homes import parse_size
 
     if homes_dir and not homes_dir.startswith("/"):
         raise ConfigError(
@@ -175,7 +175,7 @@ def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
             f"got {homes_dir!r}"
         )
     try:
-        parse_size(home_quota)
+        parse_size(home_quota)  # its lower bound is the spawner's (ClassroomSpawner.home_quota)
     except ValueError as e:
         raise ConfigError(f"CLASSHUB_HOME_QUOTA: {e}") from None
     c.ClassroomSpawner.homes_root = homes_dir

@@ -19,10 +19,10 @@ from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
-from services.classes.model import InvalidClass, parse_mem
 
 from .areas import Membership
 from .handlers import files_handlers
@@ -383,7 +383,7 @@ class FilesApp(HomesSettings, ServiceApp):
     def limits(self) -> dict:
         try:
             sizes = {
-                name: parse_mem(getattr(self, name))
+                name: parse_size(getattr(self, name))
                 for name in (
                     "user_quota",
                     "material_quota",
@@ -393,7 +393,7 @@ class FilesApp(HomesSettings, ServiceApp):
                     "max_unpacked_size",
                 )
             }
-        except InvalidClass as e:
+        except ValueError as e:
             raise TraitError(
                 f"A files size setting is not a size such as 512M or 2G: {e}"
             ) from None

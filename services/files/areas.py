@@ -25,11 +25,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from common.errors import Forbidden, NotFound
+from common.groups import STUDENT, TEACHER, class_group, teachers_group
 from services.base.hubapi import HubAPI
 
 from . import names
 
-ADMIN, TEACHER, STUDENT = "admin", "teacher", "student"
+ADMIN = "admin"
 PRIVATE, MATERIAL, ASSIGNMENTS = "private", "material", "assignments"
 
 #: what a release service may do (and nothing else): list the starting files of a class's
@@ -126,23 +127,23 @@ class Membership:
         # the cached answer first; a person it does not know is asked about afresh, so
         # somebody enrolled a moment ago is never told the class is not theirs
         for fresh in (False, True):
-            if caller.name in (await self._members(f"teachers-{code}", fresh=fresh) or ()):
+            if caller.name in (await self._members(teachers_group(code), fresh=fresh) or ()):
                 return TEACHER
-            if caller.name in (await self._members(f"class-{code}", fresh=fresh) or ()):
+            if caller.name in (await self._members(class_group(code), fresh=fresh) or ()):
                 return STUDENT
         return None
 
     async def exists(self, code: str) -> bool:
-        return await self._members(f"class-{names.validate_code(code)}") is not None
+        return await self._members(class_group(names.validate_code(code))) is not None
 
     async def students_for_display(self, code: str) -> list[str]:
         """The class's students for a page (a cached answer a few seconds old will do)."""
-        members = await self._members(f"class-{names.validate_code(code)}", stale_ok=True)
+        members = await self._members(class_group(names.validate_code(code)), stale_ok=True)
         return sorted(members or ())
 
     async def students(self, code: str) -> list[str]:
         """The class's students, read fresh (a push must not miss a new student)."""
-        model = await self.hub.get_group(f"class-{names.validate_code(code)}")
+        model = await self.hub.get_group(class_group(names.validate_code(code)))
         if model is None:
             raise NotFound(f"There is no class {code!r}.")
         return sorted(model.get("users") or ())

@@ -53,6 +53,7 @@ from typing import Any
 from tornado import web
 
 from common.errors import BadRequest, Conflict, Forbidden, NotFound
+from common.units import size_text
 from services.base.handlers import BaseHandler
 
 from . import archive, names, unpack
@@ -79,7 +80,6 @@ from .uploads import (
     abandoned,
     check_new_upload,
     check_staging,
-    size_text,
     staged_bytes,
 )
 

@@ -20,22 +20,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from common import usernames
+from common.groups import CODE_RE
+
 MAX_SEGMENT_BYTES = 255
 #: S3 keys are at most 1024 bytes; the area prefix takes the rest
 MAX_PATH_BYTES = 900
 MAX_KEY_BYTES = 1024
 MAX_DEPTH = 32
-MAX_USERNAME = 128
+MAX_USERNAME = usernames.MAX_LENGTH
 MAX_LABEL_BYTES = 64
 RESERVED_PREFIX = ".classhub"
 
-# The class-code rule of services.classes.model.CODE_PATTERN, matched rather than imported:
-# importing that module pulls in the whole services.base package (tornado, the hub client).
-CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 ASSIGNMENT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
-# characters refused in a username, as in common.usernames
-_USERNAME_FORBIDDEN = frozenset("/\\?#%\"'`<>:;,&")
 # control (C0, DEL, C1), format (bidi, zero-width), lone surrogates, line/paragraph separators
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SHOWN_CHARS = 80
@@ -147,7 +145,7 @@ def validate_username(name: str) -> str:
     if name in (".", ".."):
         raise BadName('a username cannot be "." or ".."', name)
     for ch in name:
-        if ch in _USERNAME_FORBIDDEN:
+        if ch in usernames.FORBIDDEN:
             raise BadName(f"a username cannot contain {ch!r}", name)
         if ch.isspace() or _invisible(ch):
             raise BadName("a username cannot contain spaces or invisible characters", name)

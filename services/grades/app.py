@@ -17,11 +17,11 @@ from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.pages import normal_base_url
-from services.classes.model import InvalidClass, parse_mem
 from services.files.areas import Membership
 from services.files.s3 import ObjectStore
 
@@ -350,8 +350,8 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     @validate("student_quota")
     def _check_student_quota(self, proposal):
         try:
-            parse_mem(proposal.value)
-        except InvalidClass as e:
+            parse_size(proposal.value)
+        except ValueError as e:
             raise TraitError(
                 f"GradesApp.student_quota is not a size such as 1G or 500M: {e}"
             ) from None
@@ -372,7 +372,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
             self.db_url,
             timeout=self.db_timeout,
             max_versions=self.max_versions,
-            student_quota=parse_mem(self.student_quota),
+            student_quota=parse_size(self.student_quota),
         )
         self.objects = ObjectStore(
             endpoint=self.s3_endpoint,
