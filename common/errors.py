@@ -1,8 +1,9 @@
-"""Errors a service's own code raises, each with the HTTP status a handler answers with.
+"""Errors classhub's own code raises, each with the HTTP status it answers with.
 
-Stores, SDK wrappers and rule checks raise these (they know nothing about HTTP);
-:class:`services.base.handlers.BaseHandler` turns them into ``web.HTTPError`` with the
-same message, so a person sees one clear sentence and never a traceback.
+Stores, SDK wrappers and rule checks raise these (they know nothing about HTTP): in the
+services :class:`services.base.handlers.BaseHandler` turns them into ``web.HTTPError``
+with the same message, so a person sees one clear sentence and never a traceback; the
+hub's authenticator answers :class:`StoreUnavailable` with a 503 of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ class Unavailable(ServiceError):
     def __init__(self, message: str, detail: str = ""):
         super().__init__(message)
         self.detail = detail
+
+
+class StoreUnavailable(Unavailable):
+    """A data store (PostgreSQL, MongoDB, Redis) is unreachable or too slow: retry later.
+
+    The one error every store raises for it. ``str()`` is the store's sentence for people
+    (a 503 answer), ``detail`` the technical cause for logs and the command line, and
+    ``store`` names the store (``"accounts"``, ``"sessions"``, ``"grades"``,
+    ``"classes"``, ``"material"``) for a caller that uses two and answers each its own way.
+    """
+
+    def __init__(self, message: str, detail: str = "", *, store: str = ""):
+        super().__init__(message, detail)
+        self.store = store
 
 
 class BadGateway(ServiceError):

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 import psycopg
 import pytest
 
-from authenticator import migrate as auth_migrate
+from authenticator import accounts
 from common import pgmigrate
 from common.errors import BadRequest, Conflict, NotFound, Unavailable
 from services.grades import rules
@@ -176,8 +176,14 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
         ]
         # the accounts schema beside it, through the same runner (its own lock key)
         async with stores[1]._connection() as conn:
-            assert await auth_migrate.apply_migrations(conn) == [1]
-            assert await auth_migrate.apply_migrations(conn) == []
+            auth = pgmigrate.load_migrations("authenticator")
+            for applied in ([1], []):
+                assert (
+                    await pgmigrate.apply_migrations(
+                        conn, schema=accounts.SCHEMA, migrations=auth, lock_key=accounts.LOCK_KEY
+                    )
+                    == applied
+                )
             assert (
                 await pgmigrate.apply_migrations(
                     conn,
