@@ -36,9 +36,11 @@ up:                   ## the whole stack via docker-compose (runs bootstrap and 
 down:                 ## stop the stack and student containers; keeps all data
 	bash scripts/down.sh
 
+# the layer contracts ([tool.importlinter] in pyproject.toml): a wrong import fails here
 lint: bootstrap
 	$(RUFF) check .
 	$(RUFF) format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: bootstrap
 	$(call run_tier,unit)

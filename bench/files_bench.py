@@ -45,7 +45,7 @@ from minio import Minio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.netlink import Link, shaped_link  # noqa: E402
-from services.files import sigv4  # noqa: E402
+from services.base import sigv4  # noqa: E402
 from tests.harness import Stack, running_stack, wait_for  # noqa: E402
 from tests.integration.test_files_support import (  # noqa: E402
     TEST_FILES_ENV,

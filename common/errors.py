@@ -11,6 +11,11 @@ from __future__ import annotations
 import json
 
 
+class ConfigError(ValueError):
+    """A setting an admin must fix, with a message saying how (raised while the hub reads
+    its configuration, see ``hub/config.py`` and ``services/config.py``)."""
+
+
 class ServiceError(Exception):
     """An error whose ``str()`` is shown to the caller as it is."""
 

@@ -729,7 +729,7 @@ c.JupyterHub.log_level = {self.log_level!r}
                 CLASSHUB_GRADES_DB_URL=self.pg_url(pg_roles.GRADES),
             )
         if self.with_classes:
-            # hub/config.py registers the classes service when it is given a MongoDB
+            # services/config.py registers the classes service when it is given a MongoDB
             env.update(
                 CLASSHUB_CLASSES_MONGO_URL=self.mongo_url,
                 CLASSHUB_FILES_MONGO_URL=self.files_mongo_url,

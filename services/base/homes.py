@@ -395,7 +395,7 @@ def check_snapshot_zip(data: bytes, files: int) -> None:
     size (the files service's rules), and the count must be what homectl reported."""
     import zipfile
 
-    from services.files import archive
+    from services.base import archive
 
     eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - (1 << 16) - 22))
     if eocd < 0 or len(data) - eocd < 22:

@@ -23,14 +23,14 @@ from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
+from services.base.membership import Membership
+from services.base.s3 import ObjectStore
 
-from .areas import Membership
 from .handlers import files_handlers
 from .pages import TEMPLATES, page_handlers
 from .push import Pusher
 from .pushstore import RUNNING, PushStore
 from .route import route_config, write_route
-from .s3 import ObjectStore
 from .uploads import PendingUploads, abandoned
 
 #: seconds between two clean-ups of abandoned staged uploads

@@ -39,15 +39,14 @@ from tornado import web
 from common.errors import BadRequest, Unavailable
 from common.groups import class_group, class_name, class_roles
 from common.units import size_text
+from services.base import archive, names
 from services.base.hubapi import HubAPIError
+from services.base.membership import ADMIN, TEACHER
 from services.base.pages import PageMixin, StaticHandler
 
-from . import archive, names
 from .areas import (
-    ADMIN,
     ASSIGNMENTS,
     PRIVATE,
-    TEACHER,
     Area,
     assignments_area,
     material_area,

@@ -2,7 +2,7 @@
 
 On top of :class:`~services.base.app.ServiceApp`: the PostgreSQL store (migrated at
 start-up), the S3 store for submitted snapshots (the files service's bucket and its
-``submissions/`` area, through the same :class:`~services.files.s3.ObjectStore`), the
+``submissions/`` area, through the same :class:`~services.base.s3.ObjectStore`), the
 collector that takes snapshots from students' class servers, and the releaser that
 pushes assignments' starting files through the files service when they are due. Settings come from
 ``CLASSHUB_*`` variables (see :func:`services.grades.config.grades_service_config`).
@@ -21,9 +21,9 @@ from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
+from services.base.membership import Membership
 from services.base.pages import normal_base_url
-from services.files.areas import Membership
-from services.files.s3 import ObjectStore
+from services.base.s3 import ObjectStore
 
 from .bookcache import GradebookCache
 from .collect import Collector

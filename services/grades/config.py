@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from services.base.homesapp import HOMES_ENV
-from services.files.config import service_s3_keys
+from services.base.hubconfig import service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"

@@ -38,7 +38,7 @@ from collections import Counter
 
 from common.errors import Unavailable
 from services.base.hubapi import HubAPIError
-from services.files.areas import Membership
+from services.base.membership import Membership
 
 from .collect import Collector
 from .store import GradesStore

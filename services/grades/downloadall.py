@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from common.errors import ServiceError, Unavailable
-from services.files.areas import TEACHER
+from services.base.membership import TEACHER
 
 from . import snapzip
 from . import standing as st

@@ -39,9 +39,9 @@ from tornado import web
 from common.errors import BadRequest, NotFound, Unavailable
 from common.groups import class_code, class_group, class_name, class_roles
 from services.base.hubapi import HubAPIError, HubForbidden
+from services.base.membership import ADMIN, TEACHER
+from services.base.names import BadName
 from services.base.pages import PageMixin, StaticHandler
-from services.files.areas import ADMIN, TEACHER
-from services.files.names import BadName
 
 from .handlers import GradesHandler, HomeHandler, extension_view
 

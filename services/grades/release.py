@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from common.errors import BadGateway, ServiceError, Unavailable, answer_message
-from services.files import names
+from services.base import names
 
 from .store import GradesStore, ReleaseClaim
 

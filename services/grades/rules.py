@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, cast
 
 from common.errors import BadRequest, Conflict, ServiceError
-from services.files.names import BadName, validate_assignment, validate_path
+from services.base.names import BadName, validate_assignment, validate_path
 
 REFUSE = "refuse"
 ACCEPT = "accept"

@@ -49,7 +49,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from common import clock as hub_clock
 from common import pgmigrate
 from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from services.files.names import BadName, submission_prefix, validate_code, validate_username
+from services.base.names import BadName, submission_prefix, validate_code, validate_username
 
 from . import questions as qs
 from . import rules
@@ -1028,7 +1028,7 @@ class GradesStore:
         student cannot submit to an archived or unreleased assignment (NotFound) nor, when
         late work is refused, after the deadline (:class:`SubmissionRefused`); a teacher
         collecting (``collected_by``) may, but not from an archived one (Conflict).
-        ``storage_key`` defaults to :func:`services.files.names.submission_prefix` of the
+        ``storage_key`` defaults to :func:`services.base.names.submission_prefix` of the
         version."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)

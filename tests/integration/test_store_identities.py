@@ -32,7 +32,7 @@ from common.errors import Unavailable
 from hub.stores import mongo as mongo_stores
 from hub.stores import s3 as s3_stores
 from hub.stores.s3 import Keys
-from services.files.s3 import ObjectStore
+from services.base.s3 import ObjectStore
 from tests.harness import VENV_BIN, start_mongo, start_s3
 
 pytestmark = pytest.mark.integration

@@ -1,11 +1,11 @@
-"""File names and S3 keys: hostile names never leave their area (services/files/names.py)."""
+"""File names and S3 keys: hostile names never leave their area (services/base/names.py)."""
 
 import pytest
 
 from common.usernames import normalize_username
+from services.base import names as n
+from services.base.names import BadName
 from services.classes import model
-from services.files import names as n
-from services.files.names import BadName
 
 pytestmark = pytest.mark.unit
 

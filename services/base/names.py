@@ -17,6 +17,7 @@ reserved for the service's own bookkeeping objects.
 
 from __future__ import annotations
 
+import datetime
 import re
 import unicodedata
 
@@ -296,6 +297,11 @@ def _cut(text: str, max_bytes: int) -> str:
     while kept and len(kept) < len(text) and unicodedata.combining(text[len(kept)]):
         kept = kept[:-1]
     return kept
+
+
+def push_label(at: float) -> str:
+    """The label of conflict copies (:func:`conflict_name`): ``2026-12-01 10.30 UTC``."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H.%M UTC")
 
 
 def conflict_name(path: str, label: str) -> str:

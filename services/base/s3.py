@@ -1,4 +1,5 @@
-"""The files service's one door to the S3 store (the ``minio`` SDK, run in a thread pool).
+"""The services' one door to the S3 store (the ``minio`` SDK, run in a thread pool): the
+files service's files and material, the grades service's snapshots.
 
 Every call goes through :class:`~common.blocking.BlockingCalls` (the SDK blocks)
 with a time budget, and SDK errors become the service's own: a missing object is ``None``
