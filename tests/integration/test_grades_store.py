@@ -14,6 +14,7 @@ import pytest
 from authenticator import accounts
 from common import pgmigrate
 from common.errors import BadRequest, Conflict, NotFound, Unavailable
+from common.postgres import pg_conninfo
 from services.grades import rules
 from services.grades.store import (
     LOCK_KEY,
@@ -21,7 +22,6 @@ from services.grades.store import (
     GradesStore,
     StoreUnavailable,
     SubmissionRefused,
-    pg_conninfo,
 )
 from tests.harness import PG_BIN, start_postgres, wait_for
 
@@ -107,7 +107,7 @@ async def store(pg, clock):
 
 async def sql(store, query, params=()):
     """Direct SQL on a connection of its own (not the store's error mapping)."""
-    async with await psycopg.AsyncConnection.connect(store._conninfo, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(store.db.conninfo, autocommit=True) as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall() if cur.description else None
 
