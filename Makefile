@@ -67,6 +67,6 @@ test:
 	$(MAKE) test-integration
 	$(MAKE) test-e2e
 
-# The benchmark starts its own deployment on random ports (tests/harness.py); it needs the images.
+# The benchmark starts its own deployment on random ports (harness/stack.py); it needs the images.
 bench: images         ## e.g. make bench BENCH_ARGS="--single 3 --concurrent 10"
 	$(VENV)/bin/python bench/spawn_bench.py $(BENCH_ARGS)

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from common.naming import object_name
+from harness.stack import wait_for
 from tests.e2e.throwaway import REPO, Throwaway
-from tests.harness import wait_for
 
 __all__ = ["REPO", "Deployment"]
 

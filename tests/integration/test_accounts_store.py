@@ -15,7 +15,7 @@ from authenticator.account_rules import AccountError, AccountExists, AccountNotF
 from authenticator.accounts import AccountStore
 from common.errors import StoreUnavailable
 from common.postgres import pg_conninfo
-from tests.harness import PG_BIN, VENV_BIN, free_port, start_postgres, wait_for
+from harness.stack import PG_BIN, VENV_BIN, free_port, start_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ from authenticator import accounts
 from common import pgmigrate
 from common.errors import BadRequest, Conflict, NotFound, Unavailable
 from common.postgres import pg_conninfo
+from harness.stack import PG_BIN, start_postgres, wait_for
 from services.grades import rules
 from services.grades.store import (
     LOCK_KEY,
@@ -23,7 +24,6 @@ from services.grades.store import (
     StoreUnavailable,
     SubmissionRefused,
 )
-from tests.harness import PG_BIN, start_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 

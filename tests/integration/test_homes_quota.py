@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from common.naming import object_name
+from harness.classes import Person, wait_healthy
+from harness.stack import Stack, running_stack, wait_for
 from spawner import btrfs, homesfs
-from tests.harness import Stack, running_stack, wait_for
-from tests.integration.test_classes_support import Person, wait_healthy
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import requests
 from jupyterhub.utils import url_escape_path
 
 from common.routing import hub_api_rule, traefik_rule
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

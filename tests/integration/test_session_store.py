@@ -8,7 +8,7 @@ import pytest
 from authenticator.ratelimit import Limits, LoginLimiter, Verdict
 from authenticator.sessions import REJECT, TAKEOVER, Session, SessionStore
 from common.errors import StoreUnavailable
-from tests.harness import start_redis
+from harness.stack import start_redis
 
 pytestmark = pytest.mark.integration
 
