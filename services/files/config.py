@@ -1,6 +1,6 @@
 """The hub-side configuration of the files service (a pure function, no I/O).
 
-``hub/config.py`` calls :func:`files_service_config` and appends the two results to
+``services/config.py`` calls :func:`files_service_config` and appends the two results to
 ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
 """
 

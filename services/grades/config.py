@@ -1,6 +1,6 @@
 """The hub-side configuration of the grades service (a pure function, no I/O).
 
-``hub/config.py`` calls :func:`grades_service_config` and appends the two results to
+``services/config.py`` calls :func:`grades_service_config` and appends the two results to
 ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
 """
 
