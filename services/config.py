@@ -10,7 +10,7 @@ module only appends them to ``c.JupyterHub.services`` and ``c.JupyterHub.load_ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from traitlets.config import Config
 
@@ -21,34 +21,30 @@ from .files.config import files_service_config
 from .grades.config import grades_service_config
 
 
-def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
-    """The classes service (services/classes), run by the hub, with its least-privilege role."""
+def _register(c: Config, service_config: Callable[..., tuple[dict, dict]], **kwargs) -> None:
+    """Append the service and its role that ``service_config(**kwargs)`` makes; its
+    ValueError (a setting to fix) becomes a ConfigError."""
     try:
-        service, role = classes_service_config(port=port, mongo_url=mongo_url, env=env)
+        service, role = service_config(**kwargs)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+
+
+def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
+    """The classes service (services/classes), run by the hub, with its least-privilege role."""
+    _register(c, classes_service_config, port=port, mongo_url=mongo_url, env=env)
 
 
 def configure_files(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
     """The files service (services/files), run by the hub, with its least-privilege role."""
-    try:
-        service, role = files_service_config(port=port, mongo_url=mongo_url, env=env)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+    _register(c, files_service_config, port=port, mongo_url=mongo_url, env=env)
 
 
 def configure_grades(c: Config, *, port: int, db_url: str, env: Mapping[str, str]) -> None:
     """The grades service (services/grades), run by the hub, with its least-privilege role."""
-    try:
-        service, role = grades_service_config(port=port, db_url=db_url, env=env)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
+    _register(c, grades_service_config, port=port, db_url=db_url, env=env)
 
 
 def apply_env(c: Config, env: Mapping[str, str]) -> None:
