@@ -6,6 +6,12 @@ SHELL := /bin/bash
 VENV   := .venv
 PYTEST := $(VENV)/bin/pytest
 RUFF   := $(VENV)/bin/ruff
+DJLINT := $(VENV)/bin/djlint
+NODE_BIN := node_modules/.bin
+# the browser code: the services' scripts and style sheets (Prettier, ESLint) and the Jinja
+# templates (djlint; ESLint also reads the inline scripts of the hub's templates)
+WEB_FILES := "**/*.{js,mjs,cjs,css}"
+TEMPLATES := hub/templates services
 PYTEST_ARGS ?=
 # The integration tier runs its test files on this many pytest-xdist workers (each file's
 # deployment is its own: random ports, prefixed names); most of a test's time is spent
@@ -19,12 +25,12 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint test-unit test-hub test-integration test-e2e test bench
+.PHONY: help bootstrap images up down lint format test-unit test-hub test-integration test-e2e test bench
 
 help:
-	@echo "targets: bootstrap images up down lint test-unit test-hub test-integration test-e2e test bench"
+	@echo "targets: bootstrap images up down lint format test-unit test-hub test-integration test-e2e test bench"
 
-bootstrap:            ## system packages, dockerd, .venv
+bootstrap:            ## system packages, dockerd, .venv, node_modules (npm ci)
 	bash scripts/bootstrap.sh
 
 images: bootstrap     ## build every image (offline path when no registry answers)
@@ -36,11 +42,24 @@ up:                   ## the whole stack via docker-compose (runs bootstrap and 
 down:                 ## stop the stack and student containers; keeps all data
 	bash scripts/down.sh
 
-# the layer contracts ([tool.importlinter] in pyproject.toml): a wrong import fails here
+# Python (ruff), the layer contracts (import-linter, [tool.importlinter] in pyproject.toml:
+# a wrong import fails here), JavaScript and CSS (ESLint, Prettier) and the Jinja templates
+# (djlint)
 lint: bootstrap
 	$(RUFF) check .
 	$(RUFF) format --check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(NODE_BIN)/eslint .
+	$(NODE_BIN)/prettier --check $(WEB_FILES)
+	$(DJLINT) --check $(TEMPLATES)
+	$(DJLINT) --lint $(TEMPLATES)
+
+# rewrite what the formatters own: Python, the scripts and style sheets, the templates
+# (djlint --reformat exits 1 when it changed a file; the --check after it tells the truth)
+format: bootstrap
+	$(RUFF) format .
+	$(NODE_BIN)/prettier --write --log-level warn $(WEB_FILES)
+	$(DJLINT) --reformat --quiet $(TEMPLATES) || $(DJLINT) --check --quiet $(TEMPLATES)
 
 test-unit: bootstrap
 	$(call run_tier,unit)

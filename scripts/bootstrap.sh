@@ -34,6 +34,10 @@ if ! command -v "$PY" >/dev/null; then
 elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
+# Node.js and npm for the JavaScript lint tools (ESLint, Prettier: package.json); any node
+# already on PATH is kept (Debian 12's nodejs is 18.20, enough for the pinned tools)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -76,5 +80,19 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   echo "$want" >"$STAMP"
 else
   log ".venv: up to date"
+fi
+
+# ---------------------------------------------------------------- node_modules
+# the lint tools exactly as package-lock.json pins them; again when the lock file changes
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)' \
+  || die "Node.js $(node -v) is too old for ESLint 9: 18.18 or newer is needed"
+NPM_STAMP=node_modules/.classhub-install-stamp
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$NPM_STAMP" ] || [ "$(cat "$NPM_STAMP")" != "$want" ]; then
+  log "npm ci (node $(node -v))"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" >"$NPM_STAMP"
+else
+  log "node_modules: up to date"
 fi
 log "done"

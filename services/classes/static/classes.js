@@ -56,14 +56,14 @@
     let response;
     try {
       response = await fetch(PREFIX + path, init);
-    } catch (e) {
+    } catch {
       throw new ApiError(0, "The classes service cannot be reached: check your connection.", null);
     }
     let data = null;
     if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
       try {
         data = await response.json();
-      } catch (e) {
+      } catch {
         data = null;
       }
     }
@@ -392,7 +392,13 @@
 
     async function refresh() {
       const data = await api("GET", `${base}/servers`);
-      syncRows(roster.tBodies[0], data.servers, (s) => s.username, "roster-row-template", fillRoster);
+      syncRows(
+        roster.tBodies[0],
+        data.servers,
+        (s) => s.username,
+        "roster-row-template",
+        fillRoster,
+      );
       roster.hidden = data.servers.length === 0;
       $("roster-empty").hidden = data.servers.length > 0;
       $("roster-count").textContent = String(data.servers.length);
@@ -433,17 +439,25 @@
       const server = `${base}/servers/${enc(user)}`;
       if (
         what === "remove" &&
-        !window.confirm(`Remove ${user} from ${code}? Their class server stops; their files are kept.`)
+        !window.confirm(
+          `Remove ${user} from ${code}? Their class server stops; their files are kept.`,
+        )
       ) {
         return;
       }
       await withButton(button, async () => {
         if (what === "start") {
           const answer = await api("POST", server);
-          say("success", `${user}'s server is ${answer.state === "running" ? "running" : "starting"}.`);
+          say(
+            "success",
+            `${user}'s server is ${answer.state === "running" ? "running" : "starting"}.`,
+          );
         } else if (what === "stop") {
           const answer = await api("DELETE", server);
-          say("success", `${user}'s server is ${answer.state === "stopped" ? "stopped" : "stopping"}.`);
+          say(
+            "success",
+            `${user}'s server is ${answer.state === "stopped" ? "stopped" : "stopping"}.`,
+          );
         } else if (what === "remove") {
           await api("DELETE", `${base}/students/${enc(user)}`);
           say("success", `Removed ${user} from the roster. Their files are kept.`);
@@ -496,12 +510,19 @@
     settings.addEventListener("submit", async (event) => {
       event.preventDefault();
       const form = new FormData(settings);
-      const payload = { name: form.get("name"), term: form.get("term"), environment: environment(form) };
+      const payload = {
+        name: form.get("name"),
+        term: form.get("term"),
+        environment: environment(form),
+      };
       if (form.has("teachers")) payload.teachers = names(form.get("teachers"));
       await withButton(settings.querySelector("[type=submit]"), async () => {
         const view = await api("PATCH", base, payload);
         showClass(view);
-        say("success", `Settings saved; a new environment applies to servers started from now on.${syncNote(view)}`);
+        say(
+          "success",
+          `Settings saved; a new environment applies to servers started from now on.${syncNote(view)}`,
+        );
       });
       refreshNow();
     });
@@ -510,7 +531,9 @@
       const target = !archived;
       if (
         target &&
-        !window.confirm(`Archive ${code}? Every server of the class stops now; students' files are kept.`)
+        !window.confirm(
+          `Archive ${code}? Every server of the class stops now; students' files are kept.`,
+        )
       ) {
         return;
       }
@@ -519,7 +542,10 @@
         showClass(view);
         if (target) {
           const stopped = (view.stopped_servers || []).length;
-          say("success", `Archived ${code}: ${stopped} server(s) stopped; students' files are kept.`);
+          say(
+            "success",
+            `Archived ${code}: ${stopped} server(s) stopped; students' files are kept.`,
+          );
         } else {
           say("success", `${code} is no longer archived: its servers can start again.`);
         }

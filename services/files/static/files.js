@@ -61,14 +61,14 @@
     let response;
     try {
       response = await fetch(PREFIX + path, init);
-    } catch (e) {
+    } catch {
       throw new ApiError(0, "The files service cannot be reached: check your connection.", null);
     }
     let data = null;
     if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
       try {
         data = await response.json();
-      } catch (e) {
+      } catch {
         data = null;
       }
     }
@@ -100,7 +100,9 @@
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open(signed.method, signed.url);
-      for (const [name, value] of Object.entries(signed.headers || {})) xhr.setRequestHeader(name, value);
+      for (const [name, value] of Object.entries(signed.headers || {})) {
+        xhr.setRequestHeader(name, value);
+      }
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable) onProgress(event.loaded, event.total);
       });
@@ -109,7 +111,9 @@
         else reject(new ApiError(xhr.status, storeMessage(xhr), null));
       });
       xhr.addEventListener("error", () =>
-        reject(new ApiError(0, "The upload was interrupted: check your connection and try again.", null)),
+        reject(
+          new ApiError(0, "The upload was interrupted: check your connection and try again.", null),
+        ),
       );
       xhr.addEventListener("abort", () => reject(new ApiError(0, "The upload was stopped.", null)));
       xhr.send(file);
@@ -268,7 +272,15 @@
         const path = parts.slice(0, depth + 1).join("/");
         let row = folders.get(path);
         if (!row) {
-          row = { kind: "folder", path, name: parts[depth], depth, size: 0, count: 0, modified: null };
+          row = {
+            kind: "folder",
+            path,
+            name: parts[depth],
+            depth,
+            size: 0,
+            count: 0,
+            modified: null,
+          };
           folders.set(path, row);
           rows.push(row);
         }
@@ -309,22 +321,22 @@
     }
 
     function fillFile(row, r) {
-      const folder = r.kind === "folder";
+      const isFolder = r.kind === "folder";
       row.dataset.kind = r.kind;
       row.dataset.path = r.path;
       row.dataset.count = String(r.count);
       field(row, "cell").className = `name-cell depth-${Math.min(r.depth, MAX_INDENT)}`;
       field(row, "folder-name").textContent = `${r.name}/`;
-      field(row, "folder-name").hidden = !folder;
+      field(row, "folder-name").hidden = !isFolder;
       const name = field(row, "file-name");
       name.textContent = r.name;
-      name.hidden = folder;
+      name.hidden = isFolder;
       for (const link of [name, action(row, "download")]) {
-        if (folder) link.removeAttribute("href");
+        if (isFolder) link.removeAttribute("href");
         else link.href = downloadHref(r.path);
       }
-      action(row, "download").hidden = folder;
-      field(row, "size").textContent = folder
+      action(row, "download").hidden = isFolder;
+      field(row, "size").textContent = isFolder
         ? `${sizeText(r.size)} · ${plural(r.count, "file")}`
         : sizeText(r.size);
       const time = field(row, "modified");
@@ -442,10 +454,15 @@
       });
       progress.hidden = true;
       if (failed.length === 0) {
-        say("success", done.length === 1 ? `Uploaded ${done[0]}.` : `Uploaded ${done.length} files.`);
+        say(
+          "success",
+          done.length === 1 ? `Uploaded ${done[0]}.` : `Uploaded ${done.length} files.`,
+        );
         filesForm.reset();
       } else {
-        const head = done.length ? `Uploaded ${plural(done.length, "file")}; not uploaded: ` : "Not uploaded: ";
+        const head = done.length
+          ? `Uploaded ${plural(done.length, "file")}; not uploaded: `
+          : "Not uploaded: ";
         say("danger", head + failed.join(" "));
       }
       await refreshNow();
@@ -622,20 +639,22 @@
       action(row, "cancel").hidden = p.status !== "scheduled";
     }
 
-    function listItems(list, report) {
+    function listItems(list, delivery) {
       const items = document.createDocumentFragment();
       const add = (text) => {
         const li = document.createElement("li");
         li.textContent = text;
         items.append(li);
       };
-      for (const p of report.added || []) add(`added: ${p}`);
-      for (const p of report.updated || []) add(`updated: ${p}`);
-      for (const c of report.conflicts || []) {
-        add(`conflict: ${c.path} was changed by the student; the new version is saved as ${c.saved_as}`);
+      for (const p of delivery.added || []) add(`added: ${p}`);
+      for (const p of delivery.updated || []) add(`updated: ${p}`);
+      for (const c of delivery.conflicts || []) {
+        add(
+          `conflict: ${c.path} was changed by the student; the new version is saved as ${c.saved_as}`,
+        );
       }
-      for (const e of report.errors || []) add(`error: ${e.path}: ${e.message}`);
-      const unchanged = (report.unchanged || []).length;
+      for (const e of delivery.errors || []) add(`error: ${e.path}: ${e.message}`);
+      const unchanged = (delivery.unchanged || []).length;
       if (unchanged) add(`${plural(unchanged, "file")} unchanged`);
       list.replaceChildren(items);
     }
@@ -650,8 +669,8 @@
       for (const name of ["added", "updated", "unchanged", "conflicts", "errors"]) {
         field(row, name).textContent = s.status === "delivered" ? String(summary[name] || 0) : "";
       }
-      const report = s.report || {};
-      listItems(field(row, "items"), report);
+      const delivery = s.report || {};
+      listItems(field(row, "items"), delivery);
       field(row, "details").hidden = s.status !== "delivered";
     }
 

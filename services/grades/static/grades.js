@@ -57,14 +57,14 @@
     let response;
     try {
       response = await fetch(PREFIX + path, init);
-    } catch (e) {
+    } catch {
       throw new ApiError(0, "The grades service cannot be reached: check your connection.", null);
     }
     let data = null;
     if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
       try {
         data = await response.json();
-      } catch (e) {
+      } catch {
         data = null;
       }
     }
@@ -372,7 +372,10 @@
           : "Not handed in yet.";
       }
       if (s.state === "missing") {
-        return "Missing: nothing was handed in by your due date" + (s.missing_reason ? ` (${s.missing_reason}).` : ".");
+        return (
+          "Missing: nothing was handed in by your due date" +
+          (s.missing_reason ? ` (${s.missing_reason}).` : ".")
+        );
       }
       const counting = (a.submissions || []).find((v) => v.counts);
       if (!counting) return "";
@@ -403,8 +406,12 @@
 
       const versions = a.submissions || [];
       const table = field(card, "versions");
-      syncRows(table.tBodies[0], versions, (s) => String(s.id), "version-row-template", (row, s) =>
-        fillVersion(row, s, a),
+      syncRows(
+        table.tBodies[0],
+        versions,
+        (s) => String(s.id),
+        "version-row-template",
+        (row, s) => fillVersion(row, s, a),
       );
       table.hidden = versions.length === 0;
       field(card, "versions-empty").hidden = versions.length > 0;
@@ -447,8 +454,12 @@
       const data = await api("GET", base);
       const loadedAt = Date.now();
       const items = data.assignments;
-      syncRows(list, items, (a) => a.slug, "assignment-template", (card, a) =>
-        fillAssignment(card, a, loadedAt),
+      syncRows(
+        list,
+        items,
+        (a) => a.slug,
+        "assignment-template",
+        (card, a) => fillAssignment(card, a, loadedAt),
       );
       for (const slug of Array.from(deadlines.keys())) {
         if (!items.some((a) => a.slug === slug)) deadlines.delete(slug);
@@ -525,7 +536,7 @@
     let extensions = {};
     try {
       extensions = JSON.parse(body.dataset.extensions || "{}");
-    } catch (e) {
+    } catch {
       extensions = {};
     }
 
@@ -574,7 +585,13 @@
       const data = await api("GET", `${base}/assignments`);
       assignments = data.assignments;
       const table = $("assignments");
-      syncRows(table.tBodies[0], assignments, (a) => a.slug, "assignment-row-template", fillAssignmentRow);
+      syncRows(
+        table.tBodies[0],
+        assignments,
+        (a) => a.slug,
+        "assignment-row-template",
+        fillAssignmentRow,
+      );
       table.hidden = assignments.length === 0;
       const empty = $("assignments-empty");
       empty.hidden = assignments.length > 0;
@@ -731,7 +748,8 @@
       list.replaceChildren(items);
       list.hidden = files.length === 0;
       empty.hidden = files.length > 0;
-      empty.textContent = "No starting files yet: upload them (optional; students then start from an empty folder).";
+      empty.textContent =
+        "No starting files yet: upload them (optional; students then start from an empty folder).";
     }
 
     async function loadRelease() {
@@ -753,7 +771,8 @@
       $("starting-files").hidden = true;
       $("starting-files-empty").hidden = false;
       $("starting-files-empty").textContent = "Loading the starting files…";
-      $("starting-files-link").href = `${PREFIX.replace(/grades\/$/, "files/")}classes/${enc(code)}/assignments/${enc(a.slug)}`;
+      $("starting-files-link").href =
+        `${PREFIX.replace(/grades\/$/, "files/")}classes/${enc(code)}/assignments/${enc(a.slug)}`;
       loading(loadRelease);
     }
 
@@ -799,7 +818,13 @@
     let newRows = 0;
     function showQuestions(list) {
       const keyed = list.map((q) => ({ ...q, rowKey: q.key || `new-${(newRows += 1)}` }));
-      syncRows($("questions").tBodies[0], keyed, (q) => q.rowKey, "question-row-template", fillQuestionRow);
+      syncRows(
+        $("questions").tBodies[0],
+        keyed,
+        (q) => q.rowKey,
+        "question-row-template",
+        fillQuestionRow,
+      );
       questionsTotal();
     }
 
@@ -834,9 +859,15 @@
 
     // a notebook's cells without their outputs: all the import reads
     function cellsOnly(nb) {
-      if (!nb || !Array.isArray(nb.cells)) throw new ApiError(0, "That file is not a Jupyter notebook.");
+      if (!nb || !Array.isArray(nb.cells)) {
+        throw new ApiError(0, "That file is not a Jupyter notebook.");
+      }
       return {
-        cells: nb.cells.map((c) => ({ cell_type: c.cell_type, source: c.source, metadata: c.metadata || {} })),
+        cells: nb.cells.map((c) => ({
+          cell_type: c.cell_type,
+          source: c.source,
+          metadata: c.metadata || {},
+        })),
       };
     }
 
@@ -847,10 +878,13 @@
       if (!path) throw new ApiError(0, "Choose a starting notebook or a notebook file first.");
       // through the files service, as the teacher (the grades service reads no files)
       const query = encodeURIComponent(`${questionsBox.dataset.slug}/${path}`);
-      let response = await fetch(`${FILES_PREFIX}api/files/class/${enc(code)}/assignments/download?path=${query}`, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
+      let response = await fetch(
+        `${FILES_PREFIX}api/files/class/${enc(code)}/assignments/download?path=${query}`,
+        {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        },
+      );
       const link = response.ok ? await response.json().catch(() => null) : null;
       if (!link || !link.url) {
         throw new ApiError(
@@ -860,7 +894,9 @@
         );
       }
       response = await fetch(link.url, { credentials: "omit" });
-      if (!response.ok) throw new ApiError(response.status, "The starting notebook could not be downloaded.");
+      if (!response.ok) {
+        throw new ApiError(response.status, "The starting notebook could not be downloaded.");
+      }
       return JSON.parse(await response.text());
     }
 
@@ -871,7 +907,9 @@
         try {
           nb = cellsOnly(await readNotebook());
         } catch (e) {
-          if (e instanceof SyntaxError) throw new ApiError(0, "That file is not a Jupyter notebook (not JSON).");
+          if (e instanceof SyntaxError) {
+            throw new ApiError(0, "That file is not a Jupyter notebook (not JSON).");
+          }
           throw e;
         }
         const data = await api("POST", `${base}/assignments/${enc(slug)}/questions/import`, {
@@ -883,7 +921,10 @@
           return;
         }
         showQuestions(data.questions);
-        say("info", `Imported ${plural(data.questions.length, "question")}: check the labels and points, then save.`);
+        say(
+          "info",
+          `Imported ${plural(data.questions.length, "question")}: check the labels and points, then save.`,
+        );
       });
     });
 
@@ -910,7 +951,10 @@
         input("max_points").value = num(data.assignment.max_points);
         input("max_points").readOnly = data.questions.length > 0;
         showQuestions(data.questions);
-        say("success", `Saved ${plural(data.questions.length, "question")} of ${data.assignment.title}.`);
+        say(
+          "success",
+          `Saved ${plural(data.questions.length, "question")} of ${data.assignment.title}.`,
+        );
         await loading(loadAssignments);
         await loading(loadGradebook);
       });
@@ -933,7 +977,10 @@
         const answer = await api("POST", `${base}/assignments/${enc(slug)}/release`);
         if (releaseBox.dataset.slug === slug) showRelease(answer);
         const [kind, text] = RELEASE_OUTCOMES[answer.outcome] || ["info", "Done."];
-        say(kind, answer.release.state === "no_files" ? "There are no starting files to push." : text);
+        say(
+          kind,
+          answer.release.state === "no_files" ? "There are no starting files to push." : text,
+        );
         await loading(loadAssignments);
       });
     });
@@ -1025,7 +1072,9 @@
       setTime(field(row, "when"), latest ? latest.submitted_at : "", "—");
       const why = r.standing && r.standing.why === "chosen" ? ", chosen by a teacher" : "";
       const newer =
-        r.latest && latest && r.latest.id !== latest.id ? `; latest: version ${r.latest.version}` : "";
+        r.latest && latest && r.latest.id !== latest.id
+          ? `; latest: version ${r.latest.version}`
+          : "";
       field(row, "detail").textContent = latest
         ? `version ${latest.version}${why}, ${plural(latest.files, "file")}, ${sizeText(latest.bytes)}` +
           (takenBy(latest) ? `, ${takenBy(latest)}` : "") +
@@ -1046,7 +1095,9 @@
       action(row, "grade").hidden = !latest;
       const review = action(row, "review");
       review.hidden = !latest;
-      review.href = a ? `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review?user=${enc(r.user)}` : "#";
+      review.href = a
+        ? `${PREFIX}classes/${enc(code)}/assignments/${enc(a.slug)}/review?user=${enc(r.user)}`
+        : "#";
     }
 
     async function loadSubmissions() {
@@ -1054,7 +1105,13 @@
       const data = await api("GET", `${base}/assignments/${enc(slug)}/submissions`);
       if (panel.dataset.slug !== slug) return;
       rows = data.students;
-      syncRows($("submissions").tBodies[0], rows, (r) => r.user, "submission-row-template", fillSubmission);
+      syncRows(
+        $("submissions").tBodies[0],
+        rows,
+        (r) => r.user,
+        "submission-row-template",
+        fillSubmission,
+      );
       const counts = data.counts || {};
       $("submission-counts").textContent =
         `${counts.on_time || 0} on time · ${counts.late || 0} late · ${counts.missing || 0} missing` +
@@ -1124,7 +1181,10 @@
         }
         event.preventDefault();
         try {
-          const answer = await api("GET", `api/submissions/${enc(link.dataset.submission)}/download`);
+          const answer = await api(
+            "GET",
+            `api/submissions/${enc(link.dataset.submission)}/download`,
+          );
           window.location.assign(answer.url);
         } catch (e) {
           fail(e);
@@ -1161,7 +1221,7 @@
     function questions() {
       try {
         return JSON.parse(panel.dataset.questions || "[]");
-      } catch (e) {
+      } catch {
         return [];
       }
     }
@@ -1179,17 +1239,17 @@
         const label = document.createElement("td");
         label.textContent = `${q.label} (of ${num(q.points)})`;
         const cell = document.createElement("td");
-        const input = document.createElement("input");
-        input.type = "number";
-        input.min = "0";
-        input.max = String(q.points);
-        input.step = "0.01";
-        input.className = "form-control form-control-sm";
-        input.dataset.question = q.key;
-        input.setAttribute("aria-label", q.label);
-        input.value = given[q.key] ? num(given[q.key].points) : "";
-        input.addEventListener("input", sumQuestions);
-        cell.append(input);
+        const pointsInput = document.createElement("input");
+        pointsInput.type = "number";
+        pointsInput.min = "0";
+        pointsInput.max = String(q.points);
+        pointsInput.step = "0.01";
+        pointsInput.className = "form-control form-control-sm";
+        pointsInput.dataset.question = q.key;
+        pointsInput.setAttribute("aria-label", q.label);
+        pointsInput.value = given[q.key] ? num(given[q.key].points) : "";
+        pointsInput.addEventListener("input", sumQuestions);
+        cell.append(pointsInput);
         tr.append(label, cell);
         return tr;
       });
@@ -1199,8 +1259,8 @@
 
     function sumQuestions() {
       let total = 0;
-      for (const input of $("grade-questions").querySelectorAll("input[data-question]")) {
-        total += Number(input.value || 0);
+      for (const pointsInput of $("grade-questions").querySelectorAll("input[data-question]")) {
+        total += Number(pointsInput.value || 0);
       }
       $("grade-points").value = String(Math.round(total * 100) / 100);
     }
@@ -1246,7 +1306,9 @@
       field(li, "detail").textContent =
         `${timingText(v)}${takenBy(v) ? `, ${takenBy(v)}` : ""}, ${plural(v.files, "file")}, ` +
         sizeText(v.bytes) +
-        (v.grade ? `, ${gradeText(v.grade, a ? a.max_points : null, v.late, v.penalty_percent)}` : "");
+        (v.grade
+          ? `, ${gradeText(v.grade, a ? a.max_points : null, v.late, v.penalty_percent)}`
+          : "");
       field(li, "counts").hidden = !v.counts;
       field(li, "download").href = `${PREFIX}api/submissions/${v.id}/download?redirect=1`;
       action(li, "count").hidden = v.counts;
@@ -1256,7 +1318,13 @@
     function showStanding(data) {
       const s = data.standing;
       versions = data.submissions;
-      syncRows($("grading-versions"), versions, (v) => String(v.id), "version-row-template", fillVersion);
+      syncRows(
+        $("grading-versions"),
+        versions,
+        (v) => String(v.id),
+        "version-row-template",
+        fillVersion,
+      );
       $("grading-versions-count").textContent = String(versions.length);
       const counting = versions.find((v) => v.counts);
       $("grading-counting").textContent = counting
@@ -1265,7 +1333,12 @@
       $("grading-default").hidden = s.why !== "chosen";
       const choice = s.choice || {};
       const override = choice.penalty_percent;
-      $("penalty-mode").value = override === null || override === undefined ? "assignment" : Number(override) === 0 ? "waive" : "override";
+      $("penalty-mode").value =
+        override === null || override === undefined
+          ? "assignment"
+          : Number(override) === 0
+            ? "waive"
+            : "override";
       $("penalty-percent").value = override === null || override === undefined ? "" : num(override);
       $("penalty-reason").value = choice.penalty_reason || "";
       penaltyModeChanged();
@@ -1274,9 +1347,13 @@
         (s.late
           ? `The version that counts is late: ${num(s.penalty_percent)}% penalty` +
             (s.penalty_source === "assignment" ? " (the assignment's)" : "") +
-            (s.final_points !== null ? `, so ${num(s.final_points)} of ${a ? num(a.max_points) : "?"}.` : ".")
+            (s.final_points !== null
+              ? `, so ${num(s.final_points)} of ${a ? num(a.max_points) : "?"}.`
+              : ".")
           : "The version that counts is on time: no penalty.") +
-        (choice.penalty_by ? ` Penalty set by ${choice.penalty_by} on ${when(choice.penalty_at)}.` : "");
+        (choice.penalty_by
+          ? ` Penalty set by ${choice.penalty_by} on ${when(choice.penalty_at)}.`
+          : "");
     }
 
     async function loadVersions(user) {
@@ -1310,7 +1387,10 @@
         openGrading(row, v);
         return;
       }
-      const reason = window.prompt(`Make version ${v.version} the one that counts for ${row.user}? Why (optional, kept in the audit log):`, "");
+      const reason = window.prompt(
+        `Make version ${v.version} the one that counts for ${row.user}? Why (optional, kept in the audit log):`,
+        "",
+      );
       if (reason === null) return;
       await withButton(button, () => choose(row.user, v.id, reason));
     });
@@ -1379,23 +1459,25 @@
       if (!id) return;
       await withButton($("grade-save"), async () => {
         const points = $("grade-points").value.trim();
-        const body = {
+        const change = {
           feedback: $("grade-feedback").value,
           expected_revision: Number(grading.dataset.revision || 0),
         };
         const perQuestion = $("grade-questions").querySelectorAll("input[data-question]");
         if (perQuestion.length) {
-          body.questions = {};
-          for (const input of perQuestion) {
-            if (input.value.trim() === "") throw new ApiError(0, "Give the points of every question (0 is allowed).");
-            body.questions[input.dataset.question] = Number(input.value);
+          change.questions = {};
+          for (const pointsInput of perQuestion) {
+            if (pointsInput.value.trim() === "") {
+              throw new ApiError(0, "Give the points of every question (0 is allowed).");
+            }
+            change.questions[pointsInput.dataset.question] = Number(pointsInput.value);
           }
         } else {
           if (points === "") throw new ApiError(0, "Give the points first.");
-          body.points = Number(points);
+          change.points = Number(points);
         }
         try {
-          const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, body);
+          const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, change);
           await gradedNow(saved);
           say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
         } catch (e) {
@@ -1432,7 +1514,10 @@
             "GET",
             `${base}/assignments/${enc(panel.dataset.slug)}/students/${enc(user)}/submissions`,
           );
-          openGrading(row, again.submissions.find((v) => v.id === shown) || row.counting || row.latest);
+          openGrading(
+            row,
+            again.submissions.find((v) => v.id === shown) || row.counting || row.latest,
+          );
         } else closeGrading();
       });
     });
@@ -1444,12 +1529,18 @@
       const items = (extensions[panel.dataset.slug] || [])
         .slice()
         .sort((x, y) => (x.user < y.user ? -1 : x.user > y.user ? 1 : 0));
-      syncRows($("extensions").tBodies[0], items, (e) => e.user, "extension-row-template", (row, e) => {
-        row.dataset.user = e.user;
-        field(row, "user").textContent = e.user;
-        setTime(field(row, "due"), e.due_at);
-        field(row, "reason").textContent = e.reason || "";
-      });
+      syncRows(
+        $("extensions").tBodies[0],
+        items,
+        (e) => e.user,
+        "extension-row-template",
+        (row, e) => {
+          row.dataset.user = e.user;
+          field(row, "user").textContent = e.user;
+          setTime(field(row, "due"), e.due_at);
+          field(row, "reason").textContent = e.reason || "";
+        },
+      );
       $("extensions").hidden = items.length === 0;
       $("extensions-empty").hidden = items.length > 0;
     }
@@ -1495,7 +1586,9 @@
       if (!button) return;
       const slug = panel.dataset.slug;
       const user = button.closest("tr").dataset.user;
-      if (!window.confirm(`Revoke ${user}'s extension? The assignment's due date applies again.`)) return;
+      if (!window.confirm(`Revoke ${user}'s extension? The assignment's due date applies again.`)) {
+        return;
+      }
       await withButton(button, async () => {
         try {
           await api("DELETE", `${base}/assignments/${enc(slug)}/extensions/${enc(user)}`);

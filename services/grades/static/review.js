@@ -52,19 +52,21 @@
     let response;
     try {
       response = await fetch(PREFIX + path, init);
-    } catch (e) {
+    } catch {
       throw new ApiError(0, "The grades service cannot be reached: check your connection.");
     }
     let data = null;
     if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
       try {
         data = await response.json();
-      } catch (e) {
+      } catch {
         data = null;
       }
     }
     if (response.ok && data !== null) return data;
-    if (response.ok) throw new ApiError(response.status, "Your sign-in has ended: reload the page.");
+    if (response.ok) {
+      throw new ApiError(response.status, "Your sign-in has ended: reload the page.");
+    }
     const message =
       data && typeof data.message === "string" && data.message
         ? data.message
@@ -84,7 +86,9 @@
   function problem(error) {
     const alert = $("status-alert");
     alert.textContent =
-      error instanceof ApiError ? error.message : `Something went wrong on this page (${error.message}); reload it.`;
+      error instanceof ApiError
+        ? error.message
+        : `Something went wrong on this page (${error.message}); reload it.`;
     alert.hidden = false;
   }
 
@@ -132,7 +136,11 @@
   };
 
   // why the version that counts counts (services/grades/standing.py)
-  const WHY_WORDS = { chosen: "chosen by a teacher", last_on_time: "the last on time", first_late: "the first late one" };
+  const WHY_WORDS = {
+    chosen: "chosen by a teacher",
+    last_on_time: "the last on time",
+    first_late: "the first late one",
+  };
 
   function gradeText(v) {
     const g = v.grade;
@@ -289,7 +297,9 @@
     }
     if (state.since) {
       const id = state.version.id;
-      showSrc(`${PREFIX}api/submissions/${enc(id)}/diff/${enc(state.since)}/${encPath(state.path)}`);
+      showSrc(
+        `${PREFIX}api/submissions/${enc(id)}/diff/${enc(state.since)}/${encPath(state.path)}`,
+      );
       const base = state.versions.find((v) => String(v.id) === state.since);
       note.textContent = `Changes to ${state.path} from version ${base ? base.version : "?"} to version ${state.version.version}.`;
     } else if (file && file.render_url) {
@@ -345,7 +355,9 @@
       return tr;
     });
     if (state.baseFiles) {
-      for (const gone of state.baseFiles.filter((b) => !state.files.some((f) => f.path === b.path))) {
+      for (const gone of state.baseFiles.filter(
+        (b) => !state.files.some((f) => f.path === b.path),
+      )) {
         const tr = template.cloneNode(true);
         tr.dataset.key = gone.path;
         tr.dataset.path = gone.path;
@@ -409,7 +421,9 @@
     const v = state.version;
     $("grading-version").textContent = v ? String(v.version) : "";
     $("grading-info").textContent = versionInfo(v);
-    $("version-download").href = v ? `${PREFIX}api/submissions/${enc(v.id)}/download?redirect=1` : "#";
+    $("version-download").href = v
+      ? `${PREFIX}api/submissions/${enc(v.id)}/download?redirect=1`
+      : "#";
     if (TEACHES) fillGrading(v);
     else {
       const box = $("your-grade");
@@ -476,7 +490,8 @@
     );
     studentSelect.value = state.user;
     const at = rows.findIndex((r) => r.user === state.user);
-    $("student-position").textContent = at >= 0 ? `${at + 1} of ${rows.length}` : `${rows.length} students`;
+    $("student-position").textContent =
+      at >= 0 ? `${at + 1} of ${rows.length}` : `${rows.length} students`;
     $("prev-student").disabled = at <= 0;
     $("next-student").disabled = at < 0 || at >= rows.length - 1;
   }
@@ -494,7 +509,9 @@
     if (seq !== state.seq) return;
     takeAnswer(data);
     const pick =
-      (wanted && wanted.version && state.versions.find((v) => String(v.id) === String(wanted.version))) ||
+      (wanted &&
+        wanted.version &&
+        state.versions.find((v) => String(v.id) === String(wanted.version))) ||
       state.versions.find((v) => v.counts) ||
       state.versions[0];
     if (!pick) {
@@ -647,7 +664,10 @@
     }
     button.disabled = true;
     try {
-      const data = await api("PUT", `${BASE}/students/${enc(user)}/counts`, { submission_id: submissionId, reason });
+      const data = await api("PUT", `${BASE}/students/${enc(user)}/counts`, {
+        submission_id: submissionId,
+        reason,
+      });
       if (state.user !== user) return;
       takeAnswer(data);
       const counting = state.versions.find((x) => x.counts) || null;
@@ -681,7 +701,11 @@
     state.versions = state.versions.map((v) => (v.id === submission.id ? submission : v));
     versionsCache.set(
       state.user,
-      Promise.resolve({ standing: state.standing, questions: state.questions, submissions: state.versions }),
+      Promise.resolve({
+        standing: state.standing,
+        questions: state.questions,
+        submissions: state.versions,
+      }),
     );
     const cached = filesCache.get(String(submission.id));
     if (cached) cached.then((answer) => (answer.submission = submission)).catch(() => null);
@@ -697,20 +721,20 @@
   async function saveGrade() {
     const id = $("grading").dataset.submission;
     if (!id) return;
-    const body = {
+    const change = {
       feedback: $("grade-feedback").value,
       expected_revision: Number($("grading").dataset.revision || 0),
     };
     // per question when the assignment has questions (the service sums them)
     const perQuestion = $("grade-questions").querySelectorAll("input[data-question]");
     if (perQuestion.length) {
-      body.questions = {};
+      change.questions = {};
       for (const input of perQuestion) {
         if (input.value.trim() === "") {
           say("danger", "Give the points of every question (0 is allowed).");
           return;
         }
-        body.questions[input.dataset.question] = Number(input.value);
+        change.questions[input.dataset.question] = Number(input.value);
       }
     } else {
       const points = $("grade-points").value.trim();
@@ -718,13 +742,13 @@
         say("danger", "Give the points first.");
         return;
       }
-      body.points = Number(points);
+      change.points = Number(points);
     }
     const button = $("grade-save");
     if (button.disabled) return;
     button.disabled = true;
     try {
-      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, body);
+      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, change);
       graded(saved);
       say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
     } catch (e) {
