@@ -42,10 +42,13 @@ up:                   ## the whole stack via docker-compose (runs bootstrap and 
 down:                 ## stop the stack and student containers; keeps all data
 	bash scripts/down.sh
 
-# Python (ruff), JavaScript and CSS (ESLint, Prettier) and the Jinja templates (djlint)
+# Python (ruff), the layer contracts (import-linter, [tool.importlinter] in pyproject.toml:
+# a wrong import fails here), JavaScript and CSS (ESLint, Prettier) and the Jinja templates
+# (djlint)
 lint: bootstrap
 	$(RUFF) check .
 	$(RUFF) format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(NODE_BIN)/eslint .
 	$(NODE_BIN)/prettier --check $(WEB_FILES)
 	$(DJLINT) --check $(TEMPLATES)
@@ -83,6 +86,6 @@ test:
 	$(MAKE) test-integration
 	$(MAKE) test-e2e
 
-# The benchmark starts its own deployment on random ports (tests/harness.py); it needs the images.
+# The benchmark starts its own deployment on random ports (harness/stack.py); it needs the images.
 bench: images         ## e.g. make bench BENCH_ARGS="--single 3 --concurrent 10"
 	$(VENV)/bin/python bench/spawn_bench.py $(BENCH_ARGS)

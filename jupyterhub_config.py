@@ -1,11 +1,14 @@
-# classhub's JupyterHub configuration: read the environment, call hub.config.
+# classhub's JupyterHub configuration (the composition root): read the environment, call
+# hub.config for the hub and services.config for the services it runs.
 # Every CLASSHUB_* variable is described in docs/admin-guide.md.
 import os
 
-from hub.config import apply_env
+from hub.config import apply_env as configure_hub
+from services.config import apply_env as configure_services
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
-apply_env(c, os.environ)
+configure_hub(c, os.environ)
+configure_services(c, os.environ)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
 if os.environ.get("CLASSHUB_EXTRA_CONFIG"):

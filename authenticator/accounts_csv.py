@@ -9,7 +9,7 @@ UTF-8 BOM and ``\\r\\n`` line endings are accepted, blank lines are skipped.
 An import is all or nothing: any row with an error blocks it, and so does a username that
 already has an account unless the import skips existing accounts (then that row is reported
 as ``exists`` and left unchanged). Problems with the whole file (empty, no header, unknown
-column, too big) raise :class:`~authenticator.accounts.AccountError` instead. Messages never
+column, too big) raise :class:`~authenticator.account_rules.AccountError` instead. Messages never
 contain a password.
 """
 
@@ -20,8 +20,9 @@ import io
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from .accounts import AccountError, check_password, check_role, generate_password
-from .usernames import InvalidUsername, normalize_username
+from common.usernames import InvalidUsername, normalize_username
+
+from .account_rules import AccountError, check_password, check_role, generate_password
 
 MAX_BYTES = 1_000_000
 MAX_ROWS = 5000

@@ -25,12 +25,13 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from .accounts import AccountError, AccountExists, AccountNotFound, generate_password
-from .accounts import StoreUnavailable as AccountsUnavailable
+from common.errors import StoreUnavailable
+from common.usernames import InvalidUsername, normalize_username
+
+from .account_rules import AccountError, AccountExists, AccountNotFound, generate_password
+from .accounts import STORE as ACCOUNTS
 from .messages import describe_agent
 from .roles import roles_for
-from .sessions import StoreUnavailable
-from .usernames import InvalidUsername, normalize_username
 
 MAX_CSV_BYTES = 1024 * 1024
 _ACCOUNT_FIELDS = {"username", "role", "password"}
@@ -44,10 +45,10 @@ class _AdminAPI(APIHandler):
     async def _call(self, coro):
         try:
             return await coro
-        except StoreUnavailable:
+        except StoreUnavailable as e:
+            if e.store == ACCOUNTS:
+                raise web.HTTPError(503, "The account database is unreachable; retry.") from None
             raise web.HTTPError(503, "The session store (Redis) is unreachable; retry.") from None
-        except AccountsUnavailable:
-            raise web.HTTPError(503, "The account database is unreachable; retry.") from None
         except AccountExists as e:
             raise web.HTTPError(409, str(e)) from None
         except AccountNotFound as e:

@@ -16,10 +16,13 @@ from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from tornado import web
 
-from hub import clock
+from common import clock
+from common.errors import StoreUnavailable
+from common.usernames import InvalidUsername, normalize_username
 
 from . import revoke
-from .accounts import StoreUnavailable as AccountsUnavailable
+from .accounts import STORE as ACCOUNTS
+from .bearer import bearer_token
 from .class_roles import Rosters, class_teacher_roles
 from .class_rosters import ClassGroups, teacher_rosters
 from .client_address import client_address
@@ -27,9 +30,8 @@ from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
 from .roles import role_definitions, roles_for
-from .sessions import REJECT, Session, SessionStore, StoreUnavailable
+from .sessions import REJECT, Session, SessionStore
 from .settings import AuthSettings
-from .usernames import InvalidUsername, normalize_username
 
 UNAVAILABLE = (
     "Sign-in is unavailable right now: the session store cannot be reached. "
@@ -139,12 +141,12 @@ class JWTAuthenticator(AuthSettings, Authenticator):
                         400, "Password sign-in is switched off here; sign in through your portal."
                     )
                 return await self._authenticate_password(handler, data)
-        except StoreUnavailable:
+        except StoreUnavailable as e:
+            if e.store == ACCOUNTS:
+                raise web.HTTPError(
+                    503, "Sign-in is unavailable right now: the account database cannot be reached."
+                ) from None
             raise web.HTTPError(503, UNAVAILABLE) from None
-        except AccountsUnavailable:
-            raise web.HTTPError(
-                503, "Sign-in is unavailable right now: the account database cannot be reached."
-            ) from None
         raise web.HTTPError(400, "Send a username and password, or a sign-in token.")
 
     async def _authenticate_token(self, handler, token: str) -> dict:
@@ -331,14 +333,6 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         from .handlers import LoginHandler, LogoutHandler
 
         return [("/login", LoginHandler), ("/logout", LogoutHandler), *admin_handlers()]
-
-
-def bearer_token(handler) -> str | None:
-    header = handler.request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
 
 
 def too_many(verdict) -> str:

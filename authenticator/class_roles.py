@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-TEACHERS_PREFIX = "teachers-"
-CLASS_PREFIX = "class-"
+from common.groups import TEACHERS_PREFIX
+
 ROLE_PREFIX = "teacher-"
 STUDENT_ROLE = "classhub-student"
 #: hub roles that make a member anything but a student

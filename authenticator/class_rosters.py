@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from jupyterhub import orm
 from sqlalchemy import inspect
 
-from .class_roles import CLASS_PREFIX, Rosters, is_student, rosters, taught_codes
+from common.groups import CLASS_PREFIX, class_group
+
+from .class_roles import Rosters, is_student, rosters, taught_codes
 
 
 class ClassGroups:
@@ -60,6 +62,6 @@ def teacher_rosters(db, teacher: orm.User, groups: ClassGroups) -> Rosters:
             (user.name, is_student((r.name for r in user.roles), bool(user.admin)))
             for user in group.users
         ]
-        for group in groups.get(db, [CLASS_PREFIX + c for c in codes])
+        for group in groups.get(db, [class_group(c) for c in codes])
     }
     return rosters(codes, members)

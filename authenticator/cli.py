@@ -15,16 +15,17 @@ import logging
 import os
 import sys
 
-from .accounts import (
+from common.errors import StoreUnavailable
+
+from .account_rules import (
     ROLES,
     AccountError,
     AccountExists,
-    AccountStore,
-    StoreUnavailable,
     check_password,
     check_username,
     generate_password,
 )
+from .accounts import AccountStore
 
 EXIT_OK, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 MAX_CSV_BYTES = 1_000_000
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # the pool's own retry warnings; the cause is in our error message
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-        logging.getLogger("authenticator.accounts").setLevel(logging.ERROR)
+        logging.getLogger("common.postgres").setLevel(logging.ERROR)
     try:
         return asyncio.run(_run(args))
     except StoreUnavailable as e:

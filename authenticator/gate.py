@@ -34,7 +34,9 @@ from tornado.httpserver import HTTPServer
 from traitlets import Float, Integer, Unicode, default, validate
 from traitlets.config import Application
 
-from .sessions import SessionStore, StoreUnavailable
+from common.errors import StoreUnavailable
+
+from .sessions import SessionStore
 
 SESSION_COOKIE = "jupyterhub-session-id"
 

@@ -14,8 +14,9 @@ from jupyterhub.handlers.login import LogoutHandler as HubLogoutHandler
 from jupyterhub.utils import new_token
 from tornado import web
 
-from .authenticator import bearer_token
-from .sessions import StoreUnavailable
+from common.errors import StoreUnavailable
+
+from .bearer import bearer_token
 
 # parameter names that carry credentials, and anything shaped like a JWT
 _SECRET_PARAMS = {"token", "jwt", "access_token", "id_token", "password"}

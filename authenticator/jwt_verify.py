@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from .usernames import InvalidUsername, normalize_username
+from common.usernames import InvalidUsername, normalize_username
 
 log = logging.getLogger(__name__)
 

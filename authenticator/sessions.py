@@ -22,15 +22,16 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from common.errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 TAKEOVER = "takeover"
 REJECT = "reject"
 POLICIES = (TAKEOVER, REJECT)
-
-
-class StoreUnavailable(RuntimeError):
-    """Redis cannot be reached in time; sign-ins must fail closed."""
+#: names the store in :class:`~common.errors.StoreUnavailable` (``.store``): when Redis
+#: cannot be reached in time, sign-ins fail closed
+STORE = "sessions"
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,9 @@ class SessionStore:
         except (RedisError, OSError) as e:
             log.warning("Redis unavailable while %s: %s", what, type(e).__name__)
             raise StoreUnavailable(
-                "The session store (Redis) is unreachable; sign-in is paused until it is back."
+                "The session store (Redis) is unreachable; sign-in is paused until it is back.",
+                type(e).__name__,
+                store=STORE,
             ) from e
 
     async def begin(self, session: Session, policy: str) -> BeginResult:

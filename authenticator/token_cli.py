@@ -15,9 +15,10 @@ import time
 
 import jwt
 
+from common.usernames import InvalidUsername, normalize_username
+
 from .jwt_keys import KeyConfigError, check_kid, load_signing_key
 from .jwt_verify import ROLES, TokenRejected, check_groups
-from .usernames import InvalidUsername, normalize_username
 
 MAX_TTL = 24 * 3600
 DEFAULT_MAX_AGE = 600  # the verifier's default; it refuses older tokens whatever their exp

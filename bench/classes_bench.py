@@ -1,7 +1,7 @@
 """Classes service benchmark (issue 4, item 7): API latency under load, class page render.
 
 Runs a real deployment (Redis, PostgreSQL, nx-27017, Traefik, JupyterHub with classhub's
-config, which runs the classes service) on random ports via tests/harness.py, with the
+config, which runs the classes service) on random ports via harness/stack.py, with the
 service's production settings (culling every 60 s, reconciliation every 600 s). Setup:
 300 hub users created in one call of the hub API with the stack's service token, an admin
 and teachers signed in like browsers, class ``big`` (teacher tina) created by the admin
@@ -9,7 +9,7 @@ with the 300 students enrolled by the service's CSV import, six smaller classes,
 ``--running`` of big's students with their class server started by tina (real containers).
 
 Everyone calls the service the way the pages do: signed in at the hub with a JWT, then
-through OAuth at the service (``Person`` of tests/integration/test_classes_support.py),
+through OAuth at the service (``Person`` of harness/classes.py),
 each request with the service's cookie and the ``X-XSRFToken`` header. Then:
 
 1. API load: ``--rate`` requests per second for ``--duration`` s, sent open-loop (each on
@@ -55,14 +55,14 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import HZ, cpu_seconds, ms, pct  # noqa: E402
-from tests.e2e.test_stack import CHROMIUM_ARGS  # noqa: E402
-from tests.harness import VENV_BIN, Stack  # noqa: E402
-from tests.integration.test_classes_support import (  # noqa: E402
+from harness.browser import CHROMIUM_ARGS  # noqa: E402
+from harness.classes import (  # noqa: E402
     SERVICE,
     Person,
     service_pid,
     wait_healthy,
 )
+from harness.stack import VENV_BIN, Stack  # noqa: E402
 
 CODE = "big"
 AUTH_CACHE = 5.0  # seconds HubAuth reuses the hub's answer for a token (auth_cache_seconds)

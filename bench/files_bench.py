@@ -1,6 +1,6 @@
 """Files service benchmark (issue 5, item 6): presigned transfer throughput and the push.
 
-Runs a real deployment on random ports via tests/harness.py (Redis, PostgreSQL, nx-27017,
+Runs a real deployment on random ports via harness/stack.py (Redis, PostgreSQL, nx-27017,
 SeaweedFS as the S3 store, Traefik, JupyterHub with classhub's config running the classes
 and files services) and measures:
 
@@ -45,13 +45,13 @@ from minio import Minio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.netlink import Link, shaped_link  # noqa: E402
-from services.files import sigv4  # noqa: E402
-from tests.harness import Stack, running_stack, wait_for  # noqa: E402
-from tests.integration.test_files_support import (  # noqa: E402
+from harness.files import (  # noqa: E402
     TEST_FILES_ENV,
     person,
     put_to_store,
 )
+from harness.stack import Stack, running_stack, wait_for  # noqa: E402
+from services.base import sigv4  # noqa: E402
 
 CODE = "bench"
 

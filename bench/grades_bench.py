@@ -1,6 +1,6 @@
 """Grades service benchmark (issue 6, item 9): a deadline rush and a big gradebook.
 
-Runs a real deployment on random ports via tests/harness.py (PostgreSQL, Redis, nx-27017,
+Runs a real deployment on random ports via harness/stack.py (PostgreSQL, Redis, nx-27017,
 SeaweedFS, Traefik, JupyterHub running the classes, files and grades services) and measures:
 
 1. The last minute before a deadline: ``--students`` (default 200) students, each with a
@@ -37,10 +37,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
+from harness.classes import Person  # noqa: E402
+from harness.files import TEST_FILES_ENV  # noqa: E402
+from harness.stack import Stack, running_stack, wait_for  # noqa: E402
 from hub.stores.postgres import GRADES as GRADES_ROLE  # noqa: E402
-from tests.harness import Stack, running_stack, wait_for  # noqa: E402
-from tests.integration.test_classes_support import Person  # noqa: E402
-from tests.integration.test_files_support import TEST_FILES_ENV  # noqa: E402
 
 GRADES = "/services/grades/"
 CODE = "rush"
@@ -320,7 +320,7 @@ def page_in_browser(
     (``before_each()`` runs before every load)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_stack import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM_ARGS
 
     cookies = [
         {"name": c.name, "value": c.value, "url": stack.url + (c.path or "/")}

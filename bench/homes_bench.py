@@ -8,7 +8,7 @@ Two parts:
    them (no hub): deliveries of a 10-file material zip and snapshots of a ``--mb`` MB
    assignment folder into/from every home, for each batch size of ``--batch`` and each
    concurrency of ``--concurrency``. Timed: all homes done, containers used.
-2. The whole stack (tests/harness.py: hub, Traefik, PostgreSQL, nx-27017, SeaweedFS, the
+2. The whole stack (harness/stack.py: hub, Traefik, PostgreSQL, nx-27017, SeaweedFS, the
    files and grades services), ``--students`` enrolled students whose homes exist,
    ``--running`` of them with a running class server (real containers), the rest stopped:
    a push of 10 files to all (push request to every delivery recorded), one Submit at a
@@ -56,11 +56,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
+from common.naming import object_name  # noqa: E402
+from harness.classes import Person  # noqa: E402
+from harness.files import TEST_FILES_ENV  # noqa: E402
+from harness.stack import Stack, running_stack, wait_for  # noqa: E402
 from services.base.homes import HelperSettings, Homes  # noqa: E402
-from spawner.naming import object_name  # noqa: E402
-from tests.harness import Stack, running_stack, wait_for  # noqa: E402
-from tests.integration.test_classes_support import Person  # noqa: E402
-from tests.integration.test_files_support import TEST_FILES_ENV  # noqa: E402
 
 CODE = "hb"
 FILES, GRADES = "/services/files/", "/services/grades/"

@@ -1,7 +1,7 @@
 """Sign-in benchmark (issue 3): JWT sign-ins under load, and the cost of the session check.
 
 Runs a real deployment (Redis, PostgreSQL, Traefik, JupyterHub with classhub's config) on
-random ports via tests/harness.py, then measures:
+random ports via harness/stack.py, then measures:
 
 1. N JWT sign-ins (POST ``token`` to /hub/login through Traefik) sent at a steady rate over
    a window, each from its own fresh cookie jar (one "browser"), from a thread pool.
@@ -48,7 +48,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import cpu_seconds, ms, pct  # noqa: E402
-from tests.harness import VENV_BIN, Stack  # noqa: E402
+from harness.stack import VENV_BIN, Stack  # noqa: E402
 
 ACCESS = re.compile(r"\] (\d{3}) (GET|POST) (\S+).*? \(([^@()]*)@[^)]*\) ([\d.]+)ms$")
 

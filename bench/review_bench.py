@@ -1,7 +1,7 @@
 """Review benchmark (issue 13, item 4): a 5 MB notebook opening rendered, and the review page
 moving to the next student.
 
-Runs a real deployment on random ports via tests/harness.py (PostgreSQL, Redis, nx-27017,
+Runs a real deployment on random ports via harness/stack.py (PostgreSQL, Redis, nx-27017,
 SeaweedFS, Traefik, JupyterHub running the classes, files and grades services). Versions are
 made without student servers: each snapshot zip is stored in the S3 store (as the service
 stores a snapshot) and recorded through the grades store, as Submit records it.
@@ -45,10 +45,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
+from harness.classes import Person  # noqa: E402
+from harness.files import TEST_FILES_ENV  # noqa: E402
+from harness.stack import Stack, running_stack, wait_for  # noqa: E402
 from hub.stores.postgres import GRADES as GRADES_ROLE  # noqa: E402
-from tests.harness import Stack, running_stack, wait_for  # noqa: E402
-from tests.integration.test_classes_support import Person  # noqa: E402
-from tests.integration.test_files_support import TEST_FILES_ENV  # noqa: E402
 
 GRADES = "/services/grades/"
 CODE = "review"
@@ -257,7 +257,7 @@ NEXT = """([user]) => new Promise((resolve) => {
 
 
 def browser_context(p, stack: Stack, teacher: Person):
-    from tests.e2e.test_stack import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM_ARGS
 
     browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
     context = browser.new_context()

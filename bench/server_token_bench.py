@@ -1,7 +1,7 @@
 """How fast an ended session loses a student's server (issue 12, invariant 6).
 
 Runs a real deployment (Redis, PostgreSQL, Traefik, JupyterHub with classhub's config,
-one student container) on random ports via tests/harness.py. For each event (a takeover
+one student container) on random ports via harness/stack.py. For each event (a takeover
 by a new sign-in, a logout, an admin's "End session"), ``--rounds`` times:
 
 1. a fresh browser signs in as the student and opens JupyterLab (OAuth with the server);
@@ -34,7 +34,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.harness import Stack  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 
 USER = "benchstudent"
 EVENTS = ("takeover", "logout", "end session")

@@ -1,7 +1,7 @@
 """Spawn benchmark: time from "start server" to the first 200 through Traefik.
 
 Runs a real deployment (Traefik, JupyterHub with classhub's config, Docker, the
-classhub/singleuser image) on random ports via tests/harness.py, then measures:
+classhub/singleuser image) on random ports via harness/stack.py, then measures:
 
 * one spawn, repeated: seconds from the start request to the first 200 of
   /user/<name>/api/status through Traefik, and how long after that the hub reported
@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.harness import Stack  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 
 BENCH_CONFIG = """
 # spawn requests block until the server is ready, so their return marks "hub ready"

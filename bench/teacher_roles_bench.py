@@ -7,7 +7,7 @@ they are loaded), an in-memory comparison of the roles held, and a role sync onl
 roster changed.
 
 Runs a real deployment (Redis, PostgreSQL, Traefik, JupyterHub with classhub's config)
-via tests/harness.py; ``--students`` students sign in once (so the hub knows them as
+via harness/stack.py; ``--students`` students sign in once (so the hub knows them as
 students) and are put in one class of a teacher. Then, from signed-in browsers,
 ``GET /hub/api/user`` pairs: the first after more than 1 s idle (the hub runs
 ``refresh_user``), the second at once (it does not), for a student, for the teacher of the
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import ms, pct  # noqa: E402
-from tests.harness import Stack  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 
 ACCESS = re.compile(r"\] 200 GET /hub/api/user \(([^@()]*)@[^)]*\) ([\d.]+)ms$")
 CODE = "big"

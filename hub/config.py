@@ -1,8 +1,10 @@
-"""Small pure functions that set classhub's JupyterHub configuration.
+"""Small pure functions that set classhub's JupyterHub configuration: the hub, the proxy,
+the spawner, the homes and sign-in.
 
-``jupyterhub_config.py`` only reads the environment and calls :func:`apply_env`; each
-function here takes explicit arguments and is unit-tested against a plain
-``traitlets.config.Config()``.
+``jupyterhub_config.py`` (the composition root) only reads the environment and calls
+:func:`apply_env`, then :func:`services.config.apply_env` for the services the hub runs;
+this module imports no service. Each function here takes explicit arguments and is
+unit-tested against a plain ``traitlets.config.Config()``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from collections.abc import Callable, Mapping
 
 from traitlets.config import Config
 
-
-class ConfigError(ValueError):
-    """A setting an admin must fix, with a message saying how."""
+from common.errors import ConfigError
 
 
 def configure_hub(
@@ -32,7 +32,7 @@ def configure_hub(
     The hub listens on loopback only: Traefik (the public entrypoint) and the hub's
     services reach it there. Student containers reach it at ``hub_ip:hub_port``, the
     student network's gateway, where Traefik's ``students`` entrypoint passes only the
-    hub API calls a single-user server makes (``hub.routing.hub_api_rule``) and sets
+    hub API calls a single-user server makes (``common.routing.hub_api_rule``) and sets
     ``X-Real-Ip`` itself, so no container can forge the address the hub sees."""
     # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
     # class of 200 starting at once would see half of them refused. ClassroomSpawner's own
@@ -166,8 +166,8 @@ def configure_spawner(
 def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
     """Student homes with a size limit: one btrfs subvolume per home under ``homes_dir``
     (empty: plain Docker volumes without a limit), and the API that shows their use."""
+    from common.units import parse_size
     from hub.homes_api import handlers
-    from spawner.homes import parse_size
 
     if homes_dir and not homes_dir.startswith("/"):
         raise ConfigError(
@@ -175,7 +175,7 @@ def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
             f"got {homes_dir!r}"
         )
     try:
-        parse_size(home_quota)
+        parse_size(home_quota)  # its lower bound is the spawner's (ClassroomSpawner.home_quota)
     except ValueError as e:
         raise ConfigError(f"CLASSHUB_HOME_QUOTA: {e}") from None
     c.ClassroomSpawner.homes_root = homes_dir
@@ -216,42 +216,6 @@ def configure_logging(c: Config) -> None:
         "filters": {"jwtscrub": {"()": "hub.logscrub.JWTScrubFilter"}},
         "handlers": {"console": {"filters": ["jwtscrub"]}},
     }
-
-
-def configure_classes(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
-    """The classes service (services/classes), run by the hub, with its least-privilege role."""
-    from services.classes.config import classes_service_config
-
-    try:
-        service, role = classes_service_config(port=port, mongo_url=mongo_url, env=env)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
-
-
-def configure_files(c: Config, *, port: int, mongo_url: str, env: Mapping[str, str]) -> None:
-    """The files service (services/files), run by the hub, with its least-privilege role."""
-    from services.files.config import files_service_config
-
-    try:
-        service, role = files_service_config(port=port, mongo_url=mongo_url, env=env)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
-
-
-def configure_grades(c: Config, *, port: int, db_url: str, env: Mapping[str, str]) -> None:
-    """The grades service (services/grades), run by the hub, with its least-privilege role."""
-    from services.grades.config import grades_service_config
-
-    try:
-        service, role = grades_service_config(port=port, db_url=db_url, env=env)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
-    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), role]
 
 
 def _split(value: str) -> list[str]:
@@ -350,31 +314,3 @@ def apply_env(
         session_policy=env.get("CLASSHUB_SESSION_POLICY", "takeover"),
         session_idle_timeout=idle,
     )
-    # each service its own MongoDB user and database (hub/stores/mongo.py); one shared
-    # CLASSHUB_MONGO_URL still works for both (a deployment without authentication)
-    classes_mongo = env.get("CLASSHUB_CLASSES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
-    files_mongo = env.get("CLASSHUB_FILES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
-    if classes_mongo:
-        try:
-            classes_port = int(env.get("CLASSHUB_CLASSES_PORT", "10101"))
-        except ValueError:
-            raise ConfigError("CLASSHUB_CLASSES_PORT must be a port number") from None
-        configure_classes(c, port=classes_port, mongo_url=classes_mongo, env=env)
-        if env.get("CLASSHUB_S3_ENDPOINT"):
-            if not files_mongo:
-                raise ConfigError(
-                    "The files service needs MongoDB: set CLASSHUB_FILES_MONGO_URL "
-                    "(scripts/up.sh derives it)."
-                )
-            try:
-                files_port = int(env.get("CLASSHUB_FILES_PORT", "10102"))
-            except ValueError:
-                raise ConfigError("CLASSHUB_FILES_PORT must be a port number") from None
-            configure_files(c, port=files_port, mongo_url=files_mongo, env=env)
-            grades_db = env.get("CLASSHUB_GRADES_DB_URL") or db_url
-            if grades_db.startswith(("postgresql", "postgres")):
-                try:
-                    grades_port = int(env.get("CLASSHUB_GRADES_PORT", "10103"))
-                except ValueError:
-                    raise ConfigError("CLASSHUB_GRADES_PORT must be a port number") from None
-                configure_grades(c, port=grades_port, db_url=grades_db, env=env)

@@ -7,7 +7,7 @@
   file-provider directory (atomically), then waited for the same way. With
   ``student_entrypoint`` set, the hub's route gets a second router on that entrypoint
   that passes only the hub API calls a single-user server makes
-  (:func:`hub.routing.hub_api_rule`): the way student containers reach the hub.
+  (:func:`common.routing.hub_api_rule`): the way student containers reach the hub.
 * ``get_all_routes`` reads Traefik's API, so what the hub sees is what Traefik does.
 """
 
@@ -23,7 +23,7 @@ import yaml
 from jupyterhub.proxy import Proxy
 from traitlets import Bool, Float, Unicode, default, validate
 
-from .routing import (
+from common.routing import (
     RouteSpecError,
     hub_api_rule,
     route_name,
@@ -33,6 +33,7 @@ from .routing import (
     user_from_routespec,
     validate_routespec,
 )
+
 from .traefik_api import TraefikAPI, TraefikAPIError, service_targets
 
 ROUTES_FILE = "classhub-routes.yml"

@@ -31,7 +31,7 @@ def traefik_static_config(
     ``students_address`` (the student network's gateway and the hub port, e.g.
     ``172.30.0.1:8081``) adds the entrypoint ``students``: the only way from a student
     container to the hub, which listens on loopback only. Its one router (written by the
-    hub, :func:`hub.routing.hub_api_rule`) passes only the hub API calls a single-user
+    hub, :func:`common.routing.hub_api_rule`) passes only the hub API calls a single-user
     server makes; Traefik sets ``X-Real-Ip`` there itself, whatever the container sends.
 
     The API is unauthenticated, so ``api_address`` must be a loopback address.

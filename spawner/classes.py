@@ -12,15 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROPERTY = "classhub"
-
-
-def class_group(code: str) -> str:
-    return f"class-{code}"
-
-
-def teachers_group(code: str) -> str:
-    return f"teachers-{code}"
+from common.groups import PROPERTY, class_group, teachers_group
 
 
 class ClassRefused(Exception):

@@ -24,6 +24,8 @@ import os
 import secrets
 from dataclasses import dataclass
 
+from common import units
+
 from . import btrfs
 
 HOME_UID, HOME_GID = 1000, 100
@@ -64,28 +66,12 @@ def volume_kind(info: dict, path: str) -> str:
 
 
 def parse_size(value: str | int) -> int:
-    """Bytes from ``"2G"``, ``"512M"``, ``"1.5g"``, ``"100000"`` (K, M, G, T are 1024s)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number, unit = float(value), ""
-    else:
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        unit = text[-1:] if text[-1:] in ("K", "M", "G", "T") else ""
-        number_text = text[: -1 if unit else None].strip()
-        try:
-            number = float(number_text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a size; write it like 2G, 512M or 1536M") from None
-    size = int(number * 1024 ** ("KMGT".index(unit) + 1 if unit else 0))
+    """Bytes of a home's size limit, written as :func:`common.units.parse_size` reads it
+    (``"2G"``, ``"512M"``, ``"1.5g"``); at least 1M."""
+    size = units.parse_size(value)
     if size < 1 << 20:
         raise ValueError(f"{value!r} is too small for a home folder; give at least 1M")
     return size
-
-
-def size_text(n: int) -> str:
-    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from hub.routing import route_name, traefik_rule
+from common.routing import route_name, traefik_rule
 
 MANAGED_LABEL = "classhub.managed"
 #: Traefik of one deployment only routes containers carrying its deployment name.
@@ -23,7 +23,7 @@ def traefik_labels(
     """Labels for Traefik's Docker provider (``exposedByDefault=false``).
 
     Router and service share one name derived from the route spec; the rule is built by
-    :func:`hub.routing.traefik_rule`, which validates the spec and escapes every unsafe
+    :func:`common.routing.traefik_rule`, which validates the spec and escapes every unsafe
     character, so a hostile user name cannot inject or widen the rule. With ``gate_url``,
     Traefik asks the owner gate (authenticator/gate.py) before it forwards any request:
     only the server's owner gets through.

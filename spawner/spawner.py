@@ -17,13 +17,14 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from common.naming import object_name
+
 from . import homes
 from .btrfs import BtrfsError
 from .classes import ClassRefused, class_group, resolve_class
 from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
 from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels
-from .naming import object_name
 from .progress import ProgressLog
 from .queue import StartQueue
 from .readiness import SpawnError, wait_until_ready

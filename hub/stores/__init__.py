@@ -12,5 +12,5 @@ data, and nothing at run time uses an administrator's identity:
   without the stores' administrator credentials.
 
 ``classhub-stores`` (:mod:`.cli`) runs them; ``scripts/up.sh`` and the test harness
-(``tests/harness.py``) use the same code.
+(``harness/stack.py``) use the same code.
 """

@@ -10,7 +10,7 @@ Each role is named like its schema, so PostgreSQL's default ``search_path``
 (``"$user", public``) already finds the component's tables; :func:`bootstrap` also sets it
 to the schema alone. A role is no superuser, cannot create databases, roles or schemas, and
 owns its schema and everything in it: the component keeps running its own migrations
-(JupyterHub's alembic, :mod:`services.base.pgmigrate`) as that owner, and reads nothing
+(JupyterHub's alembic, :mod:`common.pgmigrate`) as that owner, and reads nothing
 else (no privilege on another schema; no ``CREATE`` on ``public``).
 
 :func:`bootstrap` runs as the superuser, in one transaction, and is idempotent. On a

@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: key prefixes of each service (see services/files/names.py, services/files/push.py,
+#: key prefixes of each service (see services/base/names.py, services/files/push.py,
 #: services/files/handlers.py and services/grades/store.py)
 FILES_PREFIXES = ("users/", "classes/", "staging/", "pushes/")
 GRADES_PREFIXES = ("submissions/",)

@@ -32,7 +32,8 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bytes, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
-from .blocking import BlockingCalls
+from common.blocking import BlockingCalls
+
 from .handlers import (
     HealthCheck,
     HealthHandler,

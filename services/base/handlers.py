@@ -21,7 +21,7 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from tornado import web
 
-from .errors import ServiceError, Unavailable
+from common.errors import ServiceError, Unavailable
 
 HealthCheck = Callable[[], Awaitable[None]]
 

@@ -7,7 +7,7 @@ sent to the student's server at all. Each operation runs in a **throwaway helper
 container** (image ``classhub/homes-helper``, see ``images/homes-helper``) that:
 
 * mounts the home volumes of a small batch of students (the spawner's volume names:
-  :func:`spawner.naming.object_name` ``(deployment, "home", user, server)``), each at its
+  :func:`common.naming.object_name` ``(deployment, "home", user, server)``), each at its
   own path ``/mnt/homes/<n>``, read-only for snapshots; a home that does not exist is
   never mounted (Docker would create an empty one);
 * runs ``python3 -I -m classhub_singleuser.homectl /mnt/io/job.json`` as uid 1000:100
@@ -42,10 +42,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
-from spawner.naming import object_name
+from common.blocking import BlockingCalls, CallTimedOut
+from common.errors import ServiceError, Unavailable
+from common.naming import object_name
 
-from .blocking import BlockingCalls, CallTimedOut
-from .errors import ServiceError, Unavailable
 from .homebatch import Batcher
 
 log = logging.getLogger(__name__)
@@ -395,7 +395,7 @@ def check_snapshot_zip(data: bytes, files: int) -> None:
     size (the files service's rules), and the count must be what homectl reported."""
     import zipfile
 
-    from services.files import archive
+    from services.base import archive
 
     eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - (1 << 16) - 22))
     if eocd < 0 or len(data) - eocd < 22:

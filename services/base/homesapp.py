@@ -3,7 +3,7 @@
 :class:`HomesSettings` is mixed into the services that need it (files: material pushes and
 releases; grades: snapshots and feedback): ``class FilesApp(HomesSettings, ServiceApp)``.
 Its traits are set like the service's own (``c.FilesApp.homes_concurrency = 2``) or from
-the ``CLASSHUB_HOMES_*`` variables, which ``hub/config.py`` passes to both services.
+the ``CLASSHUB_HOMES_*`` variables, which ``services/config.py`` passes to both services.
 """
 
 from __future__ import annotations

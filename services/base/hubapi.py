@@ -20,7 +20,8 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .errors import BadGateway, Unavailable
+from common.errors import BadGateway, Unavailable
+
 from .readcache import ReadCache
 
 PAGINATION = "application/jupyterhub-pagination+json"

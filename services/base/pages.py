@@ -18,7 +18,8 @@ from typing import Any
 
 from tornado import web
 
-from .errors import ServiceError
+from common.errors import ServiceError
+
 from .handlers import error_message
 from .hubstatic import hub_static_url
 
@@ -86,7 +87,7 @@ class PageMixin:
 
     def page_error(self, exc: BaseException | None) -> BaseException | None:
         """The error a page shows for ``exc`` (services turn their own kinds into a
-        :class:`~services.base.errors.ServiceError` here)."""
+        :class:`~common.errors.ServiceError` here)."""
         return exc
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from hub import clock
+from common import clock
 
 
 @dataclass

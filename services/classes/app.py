@@ -14,9 +14,9 @@ import os
 
 from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
-from hub import clock
+from common import clock
+from common.errors import Unavailable
 from services.base.app import ServiceApp
-from services.base.errors import Unavailable
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.nbrender import Renderer

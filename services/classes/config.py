@@ -1,6 +1,6 @@
 """The hub-side configuration of the classes service (a pure function, no I/O).
 
-``hub/config.py`` calls :func:`classes_service_config` and appends the two results to
+``services/config.py`` calls :func:`classes_service_config` and appends the two results to
 ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
 """
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from services.base.errors import Unavailable
+from common.errors import Unavailable
 from services.base.hubapi import HubAPI, HubAPIError
 
 from .servers import parse_time

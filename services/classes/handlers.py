@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from tornado import web
 
-from services.base.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
+from common.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
 from services.base.handlers import BaseHandler
 from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubNotFound
 

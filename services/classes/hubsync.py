@@ -23,21 +23,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from common.groups import PROPERTY, class_group, teachers_group
 from services.base.hubapi import HubAPI, HubBadRequest
 
 from .store import ClassStore
-
-PROPERTY = "classhub"
-CLASS_PREFIX = "class-"
-TEACHERS_PREFIX = "teachers-"
-
-
-def class_group(code: str) -> str:
-    return CLASS_PREFIX + code
-
-
-def teachers_group(code: str) -> str:
-    return TEACHERS_PREFIX + code
 
 
 def group_properties(record: Mapping) -> dict:

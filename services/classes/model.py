@@ -16,18 +16,17 @@ The environment stays within the admin's :class:`Limits`.
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from authenticator.usernames import InvalidUsername, normalize_username
-from services.base.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, NotFound
+from common.groups import CODE_RE
+from common.units import format_size, parse_size
+from common.usernames import InvalidUsername, normalize_username
 
-CODE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
-CODE_RE = re.compile(CODE_PATTERN)
 MAX_NAME = 200
 MAX_TERM = 100
 MAX_TEACHERS = 50
@@ -40,9 +39,6 @@ CREATE_FIELDS = frozenset({"code", "name", "term", "teachers", "environment"})
 TEACHER_FIELDS = frozenset({"name", "term", "environment", "archived"})
 #: what an admin may change; the code never changes (it names servers and volumes)
 ADMIN_FIELDS = TEACHER_FIELDS | {"teachers"}
-
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 
 class InvalidClass(BadRequest):
@@ -91,9 +87,9 @@ class Limits:
             )
         if not MIN_MEM <= self.default_mem_limit <= self.max_mem_limit:
             out.append(
-                f"the default memory limit {format_mem(self.default_mem_limit)} must be between "
-                f"{format_mem(MIN_MEM)} and CLASSHUB_MAX_MEM_LIMIT "
-                f"({format_mem(self.max_mem_limit)})"
+                f"the default memory limit {format_size(self.default_mem_limit)} must be between "
+                f"{format_size(MIN_MEM)} and CLASSHUB_MAX_MEM_LIMIT "
+                f"({format_size(self.max_mem_limit)})"
             )
         if not 1 <= self.min_idle_timeout <= self.max_idle_timeout:
             out.append("the idle timeout range must satisfy 1 <= minimum <= maximum")
@@ -110,7 +106,7 @@ class Limits:
         return {
             "image": self.default_image,
             "cpu_limit": self.default_cpu_limit,
-            "mem_limit": format_mem(self.default_mem_limit),
+            "mem_limit": format_size(self.default_mem_limit),
             "idle_timeout": self.default_idle_timeout,
         }
 
@@ -120,8 +116,8 @@ class Limits:
             "default_environment": self.default_environment(),
             "max_cpu_limit": self.max_cpu_limit,
             "min_cpu_limit": MIN_CPU,
-            "max_mem_limit": format_mem(self.max_mem_limit),
-            "min_mem_limit": format_mem(MIN_MEM),
+            "max_mem_limit": format_size(self.max_mem_limit),
+            "min_mem_limit": format_size(MIN_MEM),
             "min_idle_timeout": self.min_idle_timeout,
             "max_idle_timeout": self.max_idle_timeout,
             "max_students": self.max_students,
@@ -182,24 +178,14 @@ def check_usernames(value: Any, field: str, *, limit: int) -> list[str]:
 
 
 def parse_mem(value: Any) -> int:
-    """Bytes from ``512M``, ``1G``, ``1.5G``, ``2GiB`` or a number of bytes."""
-    if isinstance(value, bool):
-        raise InvalidClass("'mem_limit' must be a size such as '512M' or '2G'.")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and (m := _MEM_RE.match(value)):
-        number, unit = float(m.group(1)), m.group(2).upper()
-        return int(number * _UNITS[unit])
-    shown = f" {value[:20]!r}" if isinstance(value, str) else ""
-    raise InvalidClass(f"Invalid 'mem_limit'{shown}: use a size such as '512M' or '2G'.")
-
-
-def format_mem(size: int) -> str:
-    """The largest whole unit JupyterHub's ByteSpecification reads: ``1536M``, ``2G``."""
-    for unit in ("T", "G", "M", "K"):
-        if size % _UNITS[unit] == 0 and size >= _UNITS[unit]:
-            return f"{size // _UNITS[unit]}{unit}"
-    return str(size)
+    """Bytes of a ``mem_limit`` (``512M``, ``1.5G``, ``2GiB``: :mod:`common.units`)."""
+    try:
+        return parse_size(value)
+    except ValueError:
+        shown = f" {value[:20]!r}" if isinstance(value, str) else ""
+        raise InvalidClass(
+            f"Invalid 'mem_limit'{shown}: use a size such as '512M' or '2G'."
+        ) from None
 
 
 def _number(value: Any, field: str) -> float:
@@ -237,8 +223,8 @@ def check_environment(data: Any, limits: Limits, base: Mapping | None = None) ->
     mem = parse_mem(env["mem_limit"])
     if not MIN_MEM <= mem <= limits.max_mem_limit:
         raise InvalidClass(
-            f"'mem_limit' must be between {format_mem(MIN_MEM)} and "
-            f"{format_mem(limits.max_mem_limit)} (got {format_mem(mem)})."
+            f"'mem_limit' must be between {format_size(MIN_MEM)} and "
+            f"{format_size(limits.max_mem_limit)} (got {format_size(mem)})."
         )
     idle = env["idle_timeout"]
     if isinstance(idle, bool) or not isinstance(idle, int):
@@ -251,7 +237,7 @@ def check_environment(data: Any, limits: Limits, base: Mapping | None = None) ->
     return {
         "image": image,
         "cpu_limit": round(float(cpu), 3),
-        "mem_limit": format_mem(mem),
+        "mem_limit": format_size(mem),
         "idle_timeout": idle,
     }
 

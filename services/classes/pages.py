@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from tornado import web
 
-from services.base.errors import Unavailable
+from common.errors import Unavailable
 from services.base.hubapi import HubAPIError
 from services.base.pages import PageMixin, StaticHandler
 

@@ -19,7 +19,7 @@ import io
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 
 from .model import InvalidClass, check_username
 

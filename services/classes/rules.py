@@ -13,7 +13,7 @@ Teachers enrol, start and stop only people whose classhub role is ``student``
 admin or a teacher on a roster is out of reach of the class's teachers (the hub gives
 teachers no rights over their servers either: ``authenticator/class_roles.py``).
 
-Each ``require_*`` raises :class:`~services.base.errors.Forbidden` with a message that
+Each ``require_*`` raises :class:`~common.errors.Forbidden` with a message that
 says what the caller lacks.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from services.base.errors import Forbidden
+from common.errors import Forbidden
 
 from .model import ADMIN_FIELDS, TEACHER_FIELDS
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from tornado import web
 
-from services.base.errors import BadRequest, NotFound, ServiceError
+from common.errors import BadRequest, NotFound, ServiceError
 from services.base.homes import HomeMissing, HomeRefused
 from services.base.nbrender import HEADERS, NotebookError
 

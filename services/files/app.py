@@ -17,20 +17,20 @@ import os
 
 from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 
-from hub import clock
+from common import clock
+from common.errors import Unavailable
+from common.units import parse_size
 from services.base.app import ServiceApp
-from services.base.errors import Unavailable
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
-from services.classes.model import InvalidClass, parse_mem
+from services.base.membership import Membership
+from services.base.s3 import ObjectStore
 
-from .areas import Membership
 from .handlers import files_handlers
 from .pages import TEMPLATES, page_handlers
 from .push import Pusher
 from .pushstore import RUNNING, PushStore
 from .route import route_config, write_route
-from .s3 import ObjectStore
 from .uploads import PendingUploads, abandoned
 
 #: seconds between two clean-ups of abandoned staged uploads
@@ -383,7 +383,7 @@ class FilesApp(HomesSettings, ServiceApp):
     def limits(self) -> dict:
         try:
             sizes = {
-                name: parse_mem(getattr(self, name))
+                name: parse_size(getattr(self, name))
                 for name in (
                     "user_quota",
                     "material_quota",
@@ -393,7 +393,7 @@ class FilesApp(HomesSettings, ServiceApp):
                     "max_unpacked_size",
                 )
             }
-        except InvalidClass as e:
+        except ValueError as e:
             raise TraitError(
                 f"A files size setting is not a size such as 512M or 2G: {e}"
             ) from None

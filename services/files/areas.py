@@ -21,31 +21,19 @@ signs anything in ``users/<name>/``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from services.base.errors import Forbidden, NotFound
-from services.base.hubapi import HubAPI
+from common.errors import Forbidden, NotFound
+from services.base import names
+from services.base.membership import ADMIN, TEACHER, Caller, Membership
 
-from . import names
-
-ADMIN, TEACHER, STUDENT = "admin", "teacher", "student"
 PRIVATE, MATERIAL, ASSIGNMENTS = "private", "material", "assignments"
 
 #: what a release service may do (and nothing else): list the starting files of a class's
 #: assignments, push one assignment's starting files, read such a push
 LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH = "list", "push", "read"
 RELEASE_ACTIONS = frozenset({LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH})
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    admin: bool = False
-
-    @classmethod
-    def from_model(cls, model: Mapping) -> Caller:
-        return cls(name=str(model["name"]), admin=bool(model.get("admin")))
 
 
 @dataclass(frozen=True)
@@ -99,53 +87,6 @@ def check_release_service(
 
 def private_area(caller: Caller, quota: int) -> Area:
     return Area(PRIVATE, names.user_prefix(caller.name), caller.name, quota, writable=True)
-
-
-class Membership:
-    """A person's relation to a class, from the hub's groups (answers reused for about a
-    second through the hub client's read cache)."""
-
-    def __init__(self, hub: HubAPI):
-        self.hub = hub
-
-    async def _members(
-        self, group: str, *, stale_ok: bool = False, fresh: bool = False
-    ) -> frozenset[str] | None:
-        async def fetch():
-            model = await self.hub.get_group(group)
-            return None if model is None else frozenset(model.get("users") or ())
-
-        if fresh:
-            return await fetch()
-        return await self.hub.reads.get(("group", group), fetch, stale_ok=stale_ok)
-
-    async def role(self, caller: Caller, code: str) -> str | None:
-        code = names.validate_code(code)
-        if caller.admin:
-            return ADMIN
-        # the cached answer first; a person it does not know is asked about afresh, so
-        # somebody enrolled a moment ago is never told the class is not theirs
-        for fresh in (False, True):
-            if caller.name in (await self._members(f"teachers-{code}", fresh=fresh) or ()):
-                return TEACHER
-            if caller.name in (await self._members(f"class-{code}", fresh=fresh) or ()):
-                return STUDENT
-        return None
-
-    async def exists(self, code: str) -> bool:
-        return await self._members(f"class-{names.validate_code(code)}") is not None
-
-    async def students_for_display(self, code: str) -> list[str]:
-        """The class's students for a page (a cached answer a few seconds old will do)."""
-        members = await self._members(f"class-{names.validate_code(code)}", stale_ok=True)
-        return sorted(members or ())
-
-    async def students(self, code: str) -> list[str]:
-        """The class's students, read fresh (a push must not miss a new student)."""
-        model = await self.hub.get_group(f"class-{names.validate_code(code)}")
-        if model is None:
-            raise NotFound(f"There is no class {code!r}.")
-        return sorted(model.get("users") or ())
 
 
 async def material_area(

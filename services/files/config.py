@@ -1,6 +1,6 @@
 """The hub-side configuration of the files service (a pure function, no I/O).
 
-``hub/config.py`` calls :func:`files_service_config` and appends the two results to
+``services/config.py`` calls :func:`files_service_config` and appends the two results to
 ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
 """
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from services.base.homesapp import HOMES_ENV
+from services.base.hubconfig import service_s3_keys
 
 SERVICE_NAME = "files"
 ROLE_NAME = "classhub-files-service"
@@ -47,23 +48,6 @@ PASSED_ENV = (
     "CLASSHUB_HUB_READ_CACHE_SECONDS",
     *HOMES_ENV,
 )
-
-
-def service_s3_keys(env: Mapping[str, str], service: str) -> tuple[str, str]:
-    """``(access key, secret key)`` of ``service``'s own S3 identity, limited to its key
-    prefixes (``CLASSHUB_S3_<SERVICE>_ACCESS_KEY``/``_SECRET_KEY``, see
-    hub/stores/s3.py), else the shared ``CLASSHUB_S3_ACCESS_KEY``/``_SECRET_KEY`` of a
-    deployment with one identity."""
-    keys = []
-    for part in ("ACCESS_KEY", "SECRET_KEY"):
-        own, shared = f"CLASSHUB_S3_{service.upper()}_{part}", f"CLASSHUB_S3_{part}"
-        value = env.get(own) or env.get(shared)
-        if not value:
-            raise ValueError(
-                f"The {service} service needs {own} (or {shared}); scripts/up.sh generates it."
-            )
-        keys.append(value)
-    return keys[0], keys[1]
 
 
 def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:

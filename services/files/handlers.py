@@ -52,18 +52,20 @@ from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, Conflict, Forbidden, NotFound
+from common.errors import BadRequest, Conflict, Forbidden, NotFound
+from common.units import size_text
+from services.base import archive, names
 from services.base.handlers import BaseHandler
+from services.base.membership import Caller, Membership
+from services.base.s3 import ObjectStore, basename
 
-from . import archive, names, unpack
+from . import unpack
 from .areas import (
     ASSIGNMENTS,
     LIST_STARTING_FILES,
     READ_RELEASE_PUSH,
     RELEASE_PUSH,
     Area,
-    Caller,
-    Membership,
     assignments_area,
     check_release_service,
     material_area,
@@ -71,7 +73,6 @@ from .areas import (
 )
 from .push import Pusher, summarise
 from .pushstore import PushStore
-from .s3 import ObjectStore, basename
 from .uploads import (
     PendingUploads,
     TooLarge,
@@ -79,7 +80,6 @@ from .uploads import (
     abandoned,
     check_new_upload,
     check_staging,
-    size_text,
     staged_bytes,
 )
 

@@ -36,23 +36,23 @@ from urllib.parse import urlencode
 
 from tornado import web
 
-from services.base.errors import BadRequest, Unavailable
+from common.errors import BadRequest, Unavailable
+from common.groups import class_group, class_name, class_roles
+from common.units import size_text
+from services.base import archive, names
 from services.base.hubapi import HubAPIError
+from services.base.membership import ADMIN, TEACHER
 from services.base.pages import PageMixin, StaticHandler
 
-from . import archive, names
 from .areas import (
-    ADMIN,
     ASSIGNMENTS,
     PRIVATE,
-    TEACHER,
     Area,
     assignments_area,
     material_area,
     private_area,
 )
 from .handlers import FilesHandler, HomeHandler
-from .uploads import size_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -111,18 +111,6 @@ def tree_rows(files: list[dict]) -> list[dict]:
             }
         )
     return rows
-
-
-def class_codes(groups: list[str]) -> list[str]:
-    """The classes a person takes or teaches, from their hub groups."""
-    codes = set()
-    for group in groups:
-        for prefix in ("class-", "teachers-"):
-            if group.startswith(prefix):
-                code = group[len(prefix) :]
-                if names.CODE_RE.fullmatch(code):
-                    codes.add(code)
-    return sorted(codes)
 
 
 class PageHandler(PageMixin, FilesHandler):
@@ -188,7 +176,7 @@ class HomePage(PageHandler, HomeHandler):
         self.render_page(
             "home.html",
             nav_files=True,
-            classes=class_codes(groups),
+            classes=list(class_roles(groups)),
             **self.area_context(area, files, used),
         )
 
@@ -215,13 +203,11 @@ class MaterialPage(PageHandler):
     async def class_name(self, code: str) -> str:
         """The class's name from its hub group (the code when the hub cannot say)."""
         try:
-            model = await self.membership.hub.get_group(f"class-{code}")
+            model = await self.membership.hub.get_group(class_group(code))
         except (Unavailable, HubAPIError) as e:
             self.log.info("Material page of %s without the class's name: %s", code, e)
             return code
-        props = ((model or {}).get("properties") or {}).get("classhub") or {}
-        name = props.get("name")
-        return name if isinstance(name, str) and name.strip() else code
+        return class_name(model, code)
 
 
 class StartingFilesPage(MaterialPage):

@@ -30,12 +30,13 @@ from collections.abc import Callable
 
 from pymongo.errors import DuplicateKeyError
 
-from services.base.errors import BadRequest, Conflict, Unavailable
+from common.errors import BadRequest, Conflict, Unavailable
+from services.base import names
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
 from services.base.hubapi import HubAPIError
+from services.base.membership import Membership
+from services.base.s3 import ObjectStore, StoredObject
 
-from . import names
-from .areas import Membership
 from .pushstore import (
     CANCELLED,
     DELIVERED,
@@ -46,17 +47,11 @@ from .pushstore import (
     WAITING,
     PushStore,
 )
-from .s3 import ObjectStore, StoredObject
 
 log = logging.getLogger(__name__)
 
 #: what a delivery waiting for the student's home says
 NO_HOME = "no home folder yet (never started the class): gets the files at the first start"
-
-
-def push_label(at: float) -> str:
-    """The name part of conflict copies: ``2026-12-01 10.30 UTC``."""
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H.%M UTC")
 
 
 def material_dest(code: str) -> str:
@@ -218,7 +213,7 @@ class Pusher:
             "created": now,
             "at": when,
             "status": SCHEDULED,
-            "label": push_label(when),
+            "label": names.push_label(when),
             "zip_key": None,
             "files": [],
             "bytes": 0,
@@ -467,4 +462,4 @@ def new_push_id(now: float) -> str:
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
-__all__ = ["CANCELLED", "Pusher", "push_label", "summarise"]
+__all__ = ["CANCELLED", "Pusher", "summarise"]

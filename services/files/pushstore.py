@@ -19,115 +19,61 @@ per outcome, so re-running a push only visits students whose delivery is not "de
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from pymongo import ASCENDING, MongoClient, ReturnDocument
-from pymongo.errors import (
-    ConnectionFailure,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    WTimeoutError,
-)
+from pymongo import ASCENDING, ReturnDocument
 
-from services.base.blocking import BlockingCalls, CallTimedOut
-from services.base.errors import Unavailable
+from common.blocking import BlockingCalls
+from common.mongo import MongoStore
 
 SCHEDULED, RUNNING, DONE, FAILED, CANCELLED = "scheduled", "running", "done", "failed", "cancelled"
 DELIVERED, WAITING = "delivered", "waiting"
-#: MongoDB refusing the service's own user: AuthenticationFailed (a wrong password or user),
-#: Unauthorized (the URL names a database the user has no role on)
-REFUSED_CODES = (18, 13)
-
-
-class PushStoreUnavailable(Unavailable):
-    def __init__(self, detail: str = ""):
-        super().__init__(
-            "The material database is unreachable right now; try again in a minute.", detail
-        )
+#: names the store in :class:`~common.errors.StoreUnavailable` (``.store``)
+STORE = "material"
+UNAVAILABLE = "The material database is unreachable right now; try again in a minute."
 
 
 class PushStore:
     def __init__(self, url: str, *, blocking: BlockingCalls, timeout: float = 3.0, log=None):
-        ms = int(timeout * 1000)
-        self.timeout = timeout
-        self.blocking = blocking
         self.log = log or logging.getLogger(__name__)
-        self._client = MongoClient(
+        self.db = MongoStore(
             url,
-            connect=False,
-            tz_aware=True,
+            blocking=blocking,
+            timeout=timeout,
             appname="classhub-files",
-            serverSelectionTimeoutMS=ms,
-            connectTimeoutMS=ms,
-            socketTimeoutMS=ms,
-            timeoutMS=ms,
+            store=STORE,
+            message=UNAVAILABLE,
+            database="material database",
+            url_setting="CLASSHUB_FILES_MONGO_URL",
+            log=self.log,
         )
-        db = self._client.get_default_database("classhub")
-        self._pushes = db["material_pushes"]
-        self._deliveries = db["material_deliveries"]
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
+        self._pushes = self.db.collection("material_pushes")
+        self._deliveries = self.db.collection("material_deliveries")
 
     def close(self) -> None:
-        self._client.close()
-
-    async def _run(self, fn, /, *args, **kwargs):
-        try:
-            return await self.blocking.run(fn, *args, timeout=2 * self.timeout + 1, **kwargs)
-        except (ConnectionFailure, ExecutionTimeout, WTimeoutError, CallTimedOut) as e:
-            self.log.warning("MongoDB unavailable (material pushes): %s", type(e).__name__)
-            raise PushStoreUnavailable(str(e)) from e
-        except PyMongoError as e:
-            if isinstance(e, OperationFailure) and e.code in REFUSED_CODES:
-                raise self._refused(e) from None
-            if "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
-                raise PushStoreUnavailable(str(e)) from e
-            raise
-
-    def _refused(self, e: OperationFailure) -> Unavailable:
-        name = (e.details or {}).get("codeName", "")
-        self.log.error(
-            "MongoDB refused the files service's user (%s %s): check its user and password "
-            "in CLASSHUB_FILES_MONGO_URL (`make up` writes them)",
-            e.code,
-            name,
-        )
-        return Unavailable(
-            "The material database refused the service's credentials; an administrator must "
-            "check its MongoDB settings.",
-            f"{e.code} {name}",
-        )
+        self.db.close()
 
     async def _ensure_indexes(self) -> None:
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if self._indexed:
-                return
+        def create():
+            self._pushes.create_index([("code", ASCENDING), ("created", ASCENDING)])
+            self._pushes.create_index([("status", ASCENDING)])
+            self._deliveries.create_index([("code", ASCENDING), ("user", ASCENDING)])
+            self._deliveries.create_index([("push", ASCENDING)])
 
-            def create():
-                self._pushes.create_index([("code", ASCENDING), ("created", ASCENDING)])
-                self._pushes.create_index([("status", ASCENDING)])
-                self._deliveries.create_index([("code", ASCENDING), ("user", ASCENDING)])
-                self._deliveries.create_index([("push", ASCENDING)])
-
-            await self._run(create)
-            self._indexed = True
+        await self.db.ensure_indexes(create)
 
     async def ping(self) -> None:
-        await self._run(self._client.admin.command, "ping")
+        await self.db.ping()
 
     # ----- pushes
 
     async def add(self, push: dict) -> None:
         await self._ensure_indexes()
-        await self._run(self._pushes.insert_one, dict(push))
+        await self.db.run(self._pushes.insert_one, dict(push))
 
     async def get(self, push_id: str) -> dict | None:
         await self._ensure_indexes()
-        return await self._run(self._pushes.find_one, {"_id": push_id})
+        return await self.db.run(self._pushes.find_one, {"_id": push_id})
 
     async def for_class(self, code: str, limit: int = 50) -> list[dict]:
         await self._ensure_indexes()
@@ -136,11 +82,11 @@ class PushStore:
             cursor = self._pushes.find({"code": code}).sort("created", -1).limit(limit)
             return list(cursor)
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def with_status(self, status: str) -> list[dict]:
         await self._ensure_indexes()
-        return await self._run(lambda: list(self._pushes.find({"status": status})))
+        return await self.db.run(lambda: list(self._pushes.find({"status": status})))
 
     async def delivered_pushes_of(self, code: str) -> list[dict]:
         """The class's pushes that have run (oldest first): what a student starting their
@@ -151,7 +97,7 @@ class PushStore:
             query = {"code": code, "status": {"$in": [DONE, RUNNING]}}
             return list(self._pushes.find(query).sort("created", 1))
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def codes_with_pushes(self) -> list[str]:
         """The classes that have a push that has run (what a new home may be missing)."""
@@ -160,11 +106,11 @@ class PushStore:
         def find():
             return sorted(self._pushes.distinct("code", {"status": {"$in": [DONE, RUNNING]}}))
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def claim(self, push_id: str, from_status: list[str]) -> dict | None:
         """Move a push to running if it is in one of ``from_status`` (one winner)."""
-        return await self._run(
+        return await self.db.run(
             self._pushes.find_one_and_update,
             {"_id": push_id, "status": {"$in": from_status}},
             {"$set": {"status": RUNNING}},
@@ -172,10 +118,10 @@ class PushStore:
         )
 
     async def update(self, push_id: str, fields: dict) -> None:
-        await self._run(self._pushes.update_one, {"_id": push_id}, {"$set": fields})
+        await self.db.run(self._pushes.update_one, {"_id": push_id}, {"$set": fields})
 
     async def cancel(self, push_id: str) -> bool:
-        result = await self._run(
+        result = await self.db.run(
             self._pushes.update_one,
             {"_id": push_id, "status": SCHEDULED},
             {"$set": {"status": CANCELLED}},
@@ -190,7 +136,7 @@ class PushStore:
         def find():
             return list(self._deliveries.find({"push": push_id}).sort("user", 1))
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def statuses(self, push_ids: list[str]) -> dict[str, dict[str, int]]:
         """For each push, how many deliveries have each status (one query)."""
@@ -204,7 +150,7 @@ class PushStore:
                 counts[d.get("status", "?")] = counts.get(d.get("status", "?"), 0) + 1
             return found
 
-        return await self._run(count)
+        return await self.db.run(count)
 
     async def waiting(self) -> list[tuple[str, str]]:
         """``(code, user)`` of every delivery that is waiting, once each."""
@@ -214,7 +160,7 @@ class PushStore:
             found = self._deliveries.find({"status": WAITING}, {"code": True, "user": True})
             return sorted({(d["code"], d["user"]) for d in found if "code" in d and "user" in d})
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def deliveries_of(self, code: str, user: str) -> dict[str, dict]:
         """The user's deliveries in class ``code``, by push id."""
@@ -223,11 +169,11 @@ class PushStore:
         def find():
             return {d["push"]: d for d in self._deliveries.find({"code": code, "user": user})}
 
-        return await self._run(find)
+        return await self.db.run(find)
 
     async def record(self, push: dict, user: str, fields: dict) -> None:
         doc_id = f"{push['_id']}/{user}"
-        await self._run(
+        await self.db.run(
             self._deliveries.update_one,
             {"_id": doc_id},
             {

@@ -2,7 +2,7 @@
 
 The zip waits in the staging area until it is unpacked. Every member is checked before
 the first file is written (names, count, sizes, compression ratios, the area's quota:
-:func:`services.files.archive.plan`), so a hostile or oversized archive changes nothing.
+:func:`services.base.archive.plan`), so a hostile or oversized archive changes nothing.
 Each file is then one S3 object, written whole or not at all; if the store fails half-way,
 the staged zip stays and unpacking it again writes the same files again (nothing is
 duplicated), which is what "done" does when it is called again.
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import archive
-from .s3 import ObjectStore
+from services.base import archive
+from services.base.s3 import ObjectStore
 
 
 class _ChunkReader:

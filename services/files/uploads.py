@@ -22,18 +22,12 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from services.base.errors import ServiceError
+from common.errors import ServiceError
+from common.units import size_text
 
 
 class TooLarge(ServiceError):
     status_code = 413
-
-
-def size_text(n: int) -> str:
-    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 On top of :class:`~services.base.app.ServiceApp`: the PostgreSQL store (migrated at
 start-up), the S3 store for submitted snapshots (the files service's bucket and its
-``submissions/`` area, through the same :class:`~services.files.s3.ObjectStore`), the
+``submissions/`` area, through the same :class:`~services.base.s3.ObjectStore`), the
 collector that takes snapshots from students' class servers, and the releaser that
 pushes assignments' starting files through the files service when they are due. Settings come from
 ``CLASSHUB_*`` variables (see :func:`services.grades.config.grades_service_config`).
@@ -15,15 +15,15 @@ import os
 
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
-from hub import clock
+from common import clock
+from common.errors import Unavailable
+from common.units import parse_size
 from services.base.app import ServiceApp
-from services.base.errors import Unavailable
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
+from services.base.membership import Membership
 from services.base.pages import normal_base_url
-from services.classes.model import InvalidClass, parse_mem
-from services.files.areas import Membership
-from services.files.s3 import ObjectStore
+from services.base.s3 import ObjectStore
 
 from .bookcache import GradebookCache
 from .collect import Collector
@@ -350,8 +350,8 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     @validate("student_quota")
     def _check_student_quota(self, proposal):
         try:
-            parse_mem(proposal.value)
-        except InvalidClass as e:
+            parse_size(proposal.value)
+        except ValueError as e:
             raise TraitError(
                 f"GradesApp.student_quota is not a size such as 1G or 500M: {e}"
             ) from None
@@ -372,7 +372,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
             self.db_url,
             timeout=self.db_timeout,
             max_versions=self.max_versions,
-            student_quota=parse_mem(self.student_quota),
+            student_quota=parse_size(self.student_quota),
         )
         self.objects = ObjectStore(
             endpoint=self.s3_endpoint,

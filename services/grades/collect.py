@@ -30,11 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.base.errors import ServiceError, Unavailable
+from common.errors import ServiceError, Unavailable
+from services.base import names
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, Homes
-from services.files import names
-from services.files.push import push_label
-from services.files.s3 import ObjectStore
+from services.base.s3 import ObjectStore
 
 from . import rules
 from .snapcheck import BadSnapshot, snapshot_files
@@ -397,7 +396,7 @@ class Collector:
         dest = f"{code}/feedback/{slug}"
         try:
             report = await self.homes.apply(
-                user, code, dest, push_label(self.clock()), buffer.getvalue()
+                user, code, dest, names.push_label(self.clock()), buffer.getvalue()
             )
         except HomeMissing:
             return False

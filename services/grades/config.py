@@ -1,6 +1,6 @@
 """The hub-side configuration of the grades service (a pure function, no I/O).
 
-``hub/config.py`` calls :func:`grades_service_config` and appends the two results to
+``services/config.py`` calls :func:`grades_service_config` and appends the two results to
 ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``.
 """
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from services.base.homesapp import HOMES_ENV
-from services.files.config import service_s3_keys
+from services.base.hubconfig import service_s3_keys
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"

@@ -36,9 +36,9 @@ import asyncio
 import logging
 from collections import Counter
 
-from services.base.errors import Unavailable
+from common.errors import Unavailable
 from services.base.hubapi import HubAPIError
-from services.files.areas import Membership
+from services.base.membership import Membership
 
 from .collect import Collector
 from .store import GradesStore

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.base.errors import ServiceError, Unavailable
-from services.files.areas import TEACHER
+from common.errors import ServiceError, Unavailable
+from services.base.membership import TEACHER
 
 from . import snapzip
 from . import standing as st

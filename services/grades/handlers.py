@@ -85,10 +85,10 @@ from typing import Any
 
 from tornado import web
 
-from services.base.errors import BadRequest, Conflict, Forbidden, NotFound
+from common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.base.handlers import BaseHandler
-from services.files.areas import ADMIN, STUDENT, TEACHER, Caller, Membership
-from services.files.names import BadName, validate_assignment, validate_code, validate_username
+from services.base.membership import ADMIN, STUDENT, TEACHER, Caller, Membership
+from services.base.names import BadName, validate_assignment, validate_code, validate_username
 
 from . import gradebook, rules
 from . import questions as qs

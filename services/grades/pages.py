@@ -36,36 +36,17 @@ from pathlib import Path
 
 from tornado import web
 
-from services.base.errors import BadRequest, NotFound, Unavailable
+from common.errors import BadRequest, NotFound, Unavailable
+from common.groups import class_code, class_group, class_name, class_roles
 from services.base.hubapi import HubAPIError, HubForbidden
+from services.base.membership import ADMIN, TEACHER
+from services.base.names import BadName
 from services.base.pages import PageMixin, StaticHandler
-from services.files.areas import ADMIN, STUDENT, TEACHER
-from services.files.names import CODE_RE, BadName
 
 from .handlers import GradesHandler, HomeHandler, extension_view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-
-
-def class_roles(groups: list[str]) -> dict[str, str]:
-    """``{code: role}`` of the classes a person takes or teaches, from their hub groups
-    (teaching wins when both)."""
-    roles: dict[str, str] = {}
-    for group in groups:
-        for prefix, role in (("teachers-", TEACHER), ("class-", STUDENT)):
-            if group.startswith(prefix):
-                code = group[len(prefix) :]
-                if CODE_RE.fullmatch(code) and roles.get(code) != TEACHER:
-                    roles[code] = role
-    return dict(sorted(roles.items()))
-
-
-def group_class_name(model: dict | None, code: str) -> str:
-    """The class's name from its ``class-<code>`` group (the code when it has none)."""
-    props = ((model or {}).get("properties") or {}).get("classhub") or {}
-    name = props.get("name") if isinstance(props, dict) else None
-    return name if isinstance(name, str) and name.strip() else code
 
 
 class PageHandler(PageMixin, GradesHandler):
@@ -79,7 +60,7 @@ class PageHandler(PageMixin, GradesHandler):
     async def class_name(self, code: str) -> str:
         """The class's name from its hub group (the code when the hub cannot say)."""
         try:
-            return group_class_name(await self.membership.hub.get_group(f"class-{code}"), code)
+            return class_name(await self.membership.hub.get_group(class_group(code)), code)
         except (Unavailable, HubAPIError) as e:
             self.log.info("Grades page of %s without the class's name: %s", code, e)
             return code
@@ -120,10 +101,9 @@ class HomePage(PageHandler, HomeHandler):
             else:
                 listed = True
                 for group in groups:
-                    name = group.get("name") or ""
-                    code = name[len("class-") :] if name.startswith("class-") else ""
-                    if CODE_RE.fullmatch(code):
-                        names[code] = group_class_name(group, code)
+                    code = class_code(group.get("name") or "")
+                    if code is not None:
+                        names[code] = class_name(group, code)
                         roles.setdefault(code, ADMIN)
                 roles = dict(sorted(roles.items()))
         classes = [

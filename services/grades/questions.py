@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 
 from . import rules
 

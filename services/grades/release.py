@@ -25,8 +25,8 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from services.base.errors import BadGateway, ServiceError, Unavailable, answer_message
-from services.files import names
+from common.errors import BadGateway, ServiceError, Unavailable, answer_message
+from services.base import names
 
 from .store import GradesStore, ReleaseClaim
 

@@ -52,12 +52,12 @@ from urllib.parse import quote
 
 from tornado import web
 
+from common.errors import BadRequest, ServiceError
 from services.base import nbrender
-from services.base.errors import BadRequest, ServiceError
 from services.base.handlers import error_message
+from services.base.membership import ADMIN, STUDENT, TEACHER
+from services.base.names import BadName, validate_path, validate_username
 from services.base.pages import StaticHandler
-from services.files.areas import ADMIN, STUDENT, TEACHER
-from services.files.names import BadName, validate_path, validate_username
 
 from . import snapzip
 from .downloadall import DownloadAllHandler

@@ -9,8 +9,8 @@ import os
 from traitlets import Integer, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
+from common.units import parse_size
 from services.base import nbrender
-from services.classes.model import InvalidClass, parse_mem
 
 from .reviewwork import RenderCache, Review
 
@@ -31,8 +31,8 @@ def _env_number(name: str, fallback: float, kind=float):
 
 def _size(name: str, value: str) -> int:
     try:
-        return parse_mem(value)
-    except InvalidClass as e:
+        return parse_size(value)
+    except ValueError as e:
         raise TraitError(f"GradesApp.{name} is not a size such as 256M or 2G: {e}") from None
 
 

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from tornado import web
 
-from hub import clock
+from common import clock
+from common.errors import NotFound, ServiceError, Unavailable
 from services.base import nbrender
-from services.base.errors import NotFound, ServiceError, Unavailable
 
 from . import nbdiff, snapzip
 from .store import Submission

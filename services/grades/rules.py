@@ -1,7 +1,7 @@
 """The grades service's rules: deadlines, lateness, release and validation (pure: no I/O).
 
 Time is always passed in (``now``), as an aware :class:`~datetime.datetime`; the service
-gets it from :func:`hub.clock.now`. Every datetime a teacher sends must carry a UTC
+gets it from :func:`common.clock.now`. Every datetime a teacher sends must carry a UTC
 offset (``2025-03-01T09:00:00+01:00`` or ``...Z``): a date without one would mean
 different instants on the server and in the teacher's browser, so it is refused.
 
@@ -9,7 +9,7 @@ Deadlines: submitting exactly AT the due instant is on time; any later instant (
 microsecond is enough) is late. An extension replaces the assignment's due date for one
 student, but never makes it earlier.
 
-Validation errors are :class:`~services.base.errors.BadRequest` with one sentence a
+Validation errors are :class:`~common.errors.BadRequest` with one sentence a
 teacher understands.
 """
 
@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, cast
 
-from services.base.errors import BadRequest, Conflict, ServiceError
-from services.files.names import BadName, validate_assignment, validate_path
+from common.errors import BadRequest, Conflict, ServiceError
+from services.base.names import BadName, validate_assignment, validate_path
 
 REFUSE = "refuse"
 ACCEPT = "accept"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 
-from services.base.errors import Conflict
-from services.files.zipdir import ZipDirectoryRefused, check_directory
+from common.errors import Conflict
+from services.base.zipdir import ZipDirectoryRefused, check_directory
 
 #: the most files a snapshot holds (the extension's MAX_FILES)
 MAX_SNAPSHOT_FILES = 2000

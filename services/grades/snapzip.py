@@ -4,13 +4,13 @@ A version is a zip of up to 110 MB in the S3 store. To list its files or read on
 the service reads only what it needs, with ranged GETs (:class:`ObjectReader`, a seekable
 file over the object behind a 1 MiB read buffer): the end records and the directory, then
 the one member. Blocking (the ``minio`` SDK): run these in the store's thread pool
-(:meth:`services.files.s3.ObjectStore.run_job`).
+(:meth:`services.base.s3.ObjectStore.run_job`).
 
 The snapshot was made from a home the student controls, so it is read as untrusted: its
-directory is checked before ``zipfile`` reads it (:func:`services.files.zipdir.
+directory is checked before ``zipfile`` reads it (:func:`services.base.zipdir.
 check_directory`), names must be names classhub accepts
-(:func:`services.files.names.validate_path`), and a member is read with its size checked as
-it is read (:func:`services.files.archive.read_entry`), never beyond the declared size or
+(:func:`services.base.names.validate_path`), and a member is read with its size checked as
+it is read (:func:`services.base.archive.read_entry`), never beyond the declared size or
 the caller's limit.
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from minio.error import S3Error
 
-from services.base.errors import NotFound
-from services.files import archive
-from services.files.names import BadName, validate_path
-from services.files.zipdir import ZipDirectoryRefused, check_directory
+from common.errors import NotFound
+from services.base import archive
+from services.base.names import BadName, validate_path
+from services.base.zipdir import ZipDirectoryRefused, check_directory
 
 from .snapcheck import DIRECTORY_BYTES_PER_FILE, MAX_SNAPSHOT_FILES
 

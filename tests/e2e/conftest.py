@@ -15,9 +15,9 @@ import docker
 import pytest
 import requests
 
-from spawner.naming import object_name
+from common.naming import object_name
+from harness.stack import wait_for
 from tests.e2e.throwaway import REPO, Throwaway
-from tests.harness import wait_for
 
 __all__ = ["REPO", "Deployment"]
 

@@ -10,7 +10,7 @@ import docker
 import pytest
 import requests
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
+from harness.browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 

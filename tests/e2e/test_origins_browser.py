@@ -2,7 +2,7 @@
 with the session of whoever views it; a teacher and an admin view it in headless Chromium.
 Nothing may happen on their behalf.
 
-Each test starts its own deployment (tests/harness.py: real hub, Traefik, Redis,
+Each test starts its own deployment (harness/stack.py: real hub, Traefik, Redis,
 PostgreSQL, nx-27017, student containers), never the stack `make up` started:
 
 * per-user origins (``CLASSHUB_SERVERS_DOMAIN``, ``*.localhost`` names, which Chromium
@@ -22,9 +22,9 @@ import time
 
 import pytest
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
-from tests.harness import Stack, running_stack
-from tests.integration.test_classes_support import Person, wait_healthy
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import Person, wait_healthy
+from harness.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 

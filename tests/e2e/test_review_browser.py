@@ -6,7 +6,7 @@ teacher opens it rendered, then the changes between two versions, moves to the n
 previous student without a reload (buttons and keys) and grades beside the notebook.
 Nothing of the payload runs; what is harmless is there to read.
 
-The test starts its own deployment (tests/harness.py: real hub, Traefik, PostgreSQL,
+The test starts its own deployment (harness/stack.py: real hub, Traefik, PostgreSQL,
 SeaweedFS, nx-27017, student containers), never the stack `make up` started.
 """
 
@@ -21,10 +21,10 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
-from tests.harness import free_port, wait_for
-from tests.integration.test_classes_support import Person
-from tests.integration.test_files_support import files_stack
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import Person
+from harness.files import files_stack
+from harness.stack import free_port, wait_for
 from tests.integration.test_grades_loop import iso, write
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
+from harness.browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 

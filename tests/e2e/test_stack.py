@@ -5,19 +5,10 @@ import docker
 import pytest
 import requests
 
+from harness.browser import CHROMIUM_ARGS
 from tests.probes import assert_reaches_only_hub, host_ipv4_addresses
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def test_no_open_login(deployment):

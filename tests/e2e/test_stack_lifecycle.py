@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ Only what the hub tier must not start is replaced; everything else is production
   jupyterhub's own tests do with ``bypass_proxy``); Traefik is tested in the integration
   tier.
 - :class:`MemoryAccounts`: the local accounts in a dict, with the same public methods,
-  rules (:mod:`authenticator.accounts`' checks), CSV import (:mod:`authenticator.accounts_csv`)
+  rules (:mod:`authenticator.account_rules`), CSV import (:mod:`authenticator.accounts_csv`)
   and real argon2 hashes as :class:`authenticator.accounts.AccountStore`, whose SQL only
   PostgreSQL runs (tests/integration/test_accounts_store.py covers it).
 - Redis: ``fakeredis`` (Lua scripts through ``lupa``) behind the production
@@ -26,17 +26,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from jupyterhub.proxy import Proxy
 
 from authenticator import JWTAuthenticator
-from authenticator.accounts import (
-    Account,
+from authenticator.account_rules import (
     AccountExists,
     AccountNotFound,
-    StoreUnavailable,
     check_password,
     check_role,
     check_username,
 )
+from authenticator.accounts import STORE, UNAVAILABLE, Account
 from authenticator.sessions import SessionStore
-from authenticator.usernames import InvalidUsername, normalize_username
+from common.errors import StoreUnavailable
+from common.usernames import InvalidUsername, normalize_username
 
 
 class MemoryProxy(Proxy):
@@ -71,7 +71,7 @@ class MemoryAccounts:
 
     def _check_up(self) -> None:
         if self.down:
-            raise StoreUnavailable("the test switched the account store off")
+            raise StoreUnavailable(UNAVAILABLE, "the test switched it off", store=STORE)
 
     async def open(self) -> None:
         self._check_up()

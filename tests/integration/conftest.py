@@ -1,6 +1,6 @@
 import pytest
 
-from tests.harness import Stack, running_stack
+from harness.stack import Stack, running_stack
 
 EXTRA_CONFIG = """
 # Test-only server names that provoke each kind of spawn failure, through the

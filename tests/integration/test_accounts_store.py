@@ -11,15 +11,11 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from authenticator.accounts import (
-    AccountError,
-    AccountExists,
-    AccountNotFound,
-    AccountStore,
-    StoreUnavailable,
-    pg_conninfo,
-)
-from tests.harness import PG_BIN, VENV_BIN, free_port, start_postgres, wait_for
+from authenticator.account_rules import AccountError, AccountExists, AccountNotFound
+from authenticator.accounts import AccountStore
+from common.errors import StoreUnavailable
+from common.postgres import pg_conninfo
+from harness.stack import PG_BIN, VENV_BIN, free_port, start_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -96,14 +92,14 @@ async def store(pg):
 
 
 async def rows(store, sql, params=()):
-    async with store._connection() as conn:
+    async with store.db.connection() as conn:
         return await (await conn.execute(sql, params)).fetchall()
 
 
 def test_dsn_forms():
-    plain = pg_conninfo(
-        "postgresql+psycopg://u:p%40ss@db:5433/hub?sslmode=disable", connect_timeout=3
-    )
+    plain = AccountStore(
+        "postgresql+psycopg://u:p%40ss@db:5433/hub?sslmode=disable", timeout=3
+    ).db.conninfo
     d = psycopg.conninfo.conninfo_to_dict(plain)
     assert d == {
         "user": "u",

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ groups that carry each class, and a battery of bad input (always a clear 4xx).""
 import pytest
 import requests
 
-from tests.integration.test_classes_support import (
+from harness.classes import (
     SERVICE,
     Person,
     assert_error,

@@ -13,15 +13,15 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
-from tests.harness import start_mongo
-from tests.integration.test_classes_support import (
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import (
     SERVICE,
     Person,
     classes_stack,
     members,
     wait_healthy,
 )
+from harness.stack import start_mongo
 
 pytestmark = pytest.mark.integration
 

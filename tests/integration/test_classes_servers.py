@@ -10,8 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.harness import start_mongo, wait_for
-from tests.integration.test_classes_support import (
+from harness.classes import (
     SERVICE,
     Person,
     assert_error,
@@ -23,6 +22,7 @@ from tests.integration.test_classes_support import (
     signal_service,
     wait_healthy,
 )
+from harness.stack import start_mongo, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from tests.integration.test_classes_support import Person, classes_stack
+from harness.classes import Person, classes_stack
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import subprocess
 import docker
 import pytest
 
-from tests.harness import REPO, free_port
+from harness.stack import REPO, free_port
 
 pytestmark = pytest.mark.integration
 

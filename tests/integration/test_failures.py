@@ -6,7 +6,7 @@ import json
 import pytest
 import requests
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,8 @@ import zipfile
 import pytest
 import requests
 
-from tests.harness import start_mongo, start_s3, wait_for
-from tests.integration.test_classes_support import assert_error
-from tests.integration.test_files_support import (
+from harness.classes import assert_error
+from harness.files import (
     download,
     files_stack,
     listing,
@@ -18,6 +17,7 @@ from tests.integration.test_files_support import (
     sign,
     upload,
 )
+from harness.stack import start_mongo, start_s3, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 from minio import Minio
 
-from tests.integration.test_classes_support import assert_error
-from tests.integration.test_files_support import (
+from harness.classes import assert_error
+from harness.files import (
     FILES,
     files_stack,
     listing,

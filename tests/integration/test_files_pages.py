@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
-from tests.integration.test_classes_support import Person
-from tests.integration.test_files_support import FILES, files_stack, listing, person, upload
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import Person
+from harness.files import FILES, files_stack, listing, person, upload
 
 pytestmark = pytest.mark.integration
 

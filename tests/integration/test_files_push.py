@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from tests.harness import wait_for
-from tests.integration.test_classes_support import assert_error
-from tests.integration.test_files_support import files_stack, person, upload
+from harness.classes import assert_error
+from harness.files import files_stack, person, upload
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

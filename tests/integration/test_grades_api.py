@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.harness import wait_for
-from tests.integration.test_classes_support import Person, assert_error
-from tests.integration.test_files_support import files_stack
+from harness.classes import Person, assert_error
+from harness.files import files_stack
+from harness.stack import wait_for
 from tests.integration.test_grades_loop import iso, write
 
 pytestmark = pytest.mark.integration
@@ -237,7 +237,7 @@ def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
     """In Chromium, as tom (a teacher who never uses the API here: one session each)."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_stack import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM_ARGS
 
     stack.enroll("tom", CODE, teacher=True)
     tia = people["tia"]

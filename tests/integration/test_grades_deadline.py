@@ -28,9 +28,9 @@ import time
 import pytest
 import requests
 
-from tests.harness import wait_for
-from tests.integration.test_classes_support import Person, assert_error
-from tests.integration.test_files_support import files_stack
+from harness.classes import Person, assert_error
+from harness.files import files_stack
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -524,7 +524,7 @@ def test_the_pages_show_the_version_that_counts_the_choices_and_the_questions(st
     after the fixture, and one session each.)"""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_stack import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM_ARGS
 
     stack.enroll("tpage", CODE, teacher=True)
     tdl = hw["people"]["tdl"]

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.base.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, NotFound
 from services.grades import standing as st
 from services.grades.store import GradesStore
 from tests.integration.test_grades_store import DUE, SHA, clock, fields, pg, sql, store, submit
@@ -58,7 +58,7 @@ async def test_each_student_is_planned_at_their_own_deadline_and_taken_once(stor
     assert await store.claim_deadline_round(lease=60) is None  # not due yet
     clock.at = DUE + SEC
     # two processes look at once: one plans
-    other = GradesStore(store._conninfo, clock=clock)
+    other = GradesStore(store.db.conninfo, clock=clock)
     await other.open()
     try:
         claims = await asyncio.gather(

@@ -8,9 +8,9 @@ import pytest
 import requests
 from minio import Minio
 
-from tests.harness import wait_for
-from tests.integration.test_classes_support import assert_error
-from tests.integration.test_files_support import files_stack
+from harness.classes import assert_error
+from harness.files import files_stack
+from harness.stack import wait_for
 from tests.integration.test_grades_loop import GRADES, container, iso, who, write
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from tests.harness import start_postgres, wait_for
-from tests.integration.test_classes_support import Person, assert_error
-from tests.integration.test_files_support import files_stack
+from harness.classes import Person, assert_error
+from harness.files import files_stack
+from harness.stack import start_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 

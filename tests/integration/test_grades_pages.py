@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.e2e.test_stack import CHROMIUM_ARGS
-from tests.harness import wait_for
-from tests.integration.test_classes_support import Person
-from tests.integration.test_files_support import files_stack
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import Person
+from harness.files import files_stack
+from harness.stack import wait_for
 from tests.integration.test_grades_loop import write
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import Stack, running_stack, wait_for
-from tests.integration.test_classes_support import Person, assert_error
-from tests.integration.test_files_support import FILES, TEST_FILES_ENV, upload
+from harness.classes import Person, assert_error
+from harness.files import FILES, TEST_FILES_ENV, upload
+from harness.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -333,7 +333,7 @@ def test_the_files_release_path_is_for_the_listed_service_only(stack, tara, tara
 def chromium():
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_stack import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM_ARGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -17,10 +17,10 @@ import pytest
 import requests
 from minio import Minio
 
+from harness.classes import Person, assert_error
+from harness.files import files_stack
+from harness.stack import wait_for
 from services.base import nbrender
-from tests.harness import wait_for
-from tests.integration.test_classes_support import Person, assert_error
-from tests.integration.test_files_support import files_stack
 from tests.integration.test_grades_loop import iso, write
 
 pytestmark = pytest.mark.integration

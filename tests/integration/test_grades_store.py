@@ -11,9 +11,11 @@ from decimal import Decimal as D
 import psycopg
 import pytest
 
-from authenticator import migrate as auth_migrate
-from services.base import pgmigrate
-from services.base.errors import BadRequest, Conflict, NotFound, Unavailable
+from authenticator import accounts
+from common import pgmigrate
+from common.errors import BadRequest, Conflict, NotFound, Unavailable
+from common.postgres import pg_conninfo
+from harness.stack import PG_BIN, start_postgres, wait_for
 from services.grades import rules
 from services.grades.store import (
     LOCK_KEY,
@@ -21,9 +23,7 @@ from services.grades.store import (
     GradesStore,
     StoreUnavailable,
     SubmissionRefused,
-    pg_conninfo,
 )
-from tests.harness import PG_BIN, start_postgres, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,7 @@ async def store(pg, clock):
 
 async def sql(store, query, params=()):
     """Direct SQL on a connection of its own (not the store's error mapping)."""
-    async with await psycopg.AsyncConnection.connect(store._conninfo, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(store.db.conninfo, autocommit=True) as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall() if cur.description else None
 
@@ -176,8 +176,14 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
         ]
         # the accounts schema beside it, through the same runner (its own lock key)
         async with stores[1]._connection() as conn:
-            assert await auth_migrate.apply_migrations(conn) == [1]
-            assert await auth_migrate.apply_migrations(conn) == []
+            auth = pgmigrate.load_migrations("authenticator")
+            for applied in ([1], []):
+                assert (
+                    await pgmigrate.apply_migrations(
+                        conn, schema=accounts.SCHEMA, migrations=auth, lock_key=accounts.LOCK_KEY
+                    )
+                    == applied
+                )
             assert (
                 await pgmigrate.apply_migrations(
                     conn,

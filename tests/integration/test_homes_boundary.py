@@ -41,9 +41,9 @@ import docker
 import pytest
 import requests
 
-from tests.harness import Stack, running_stack, wait_for
-from tests.integration.test_classes_support import Person
-from tests.integration.test_files_support import FILES, TEST_FILES_ENV, upload
+from harness.classes import Person
+from harness.files import FILES, TEST_FILES_ENV, upload
+from harness.stack import Stack, running_stack, wait_for
 from tests.integration.ws_helpers import cookie_header, open_kernel_ws, open_terminal_ws
 
 pytestmark = pytest.mark.integration

@@ -20,11 +20,10 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from hub import homesfs
-from spawner import btrfs
-from spawner.naming import object_name
-from tests.harness import Stack, running_stack, wait_for
-from tests.integration.test_classes_support import Person, wait_healthy
+from common.naming import object_name
+from harness.classes import Person, wait_healthy
+from harness.stack import Stack, running_stack, wait_for
+from spawner import btrfs, homesfs
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,12 @@ from bson.son import SON
 from pymongo import InsertOne, MongoClient
 from pymongo.errors import ClientBulkWriteException, OperationFailure
 
+from common.blocking import BlockingCalls
+from common.errors import Unavailable
+from harness.stack import VENV_BIN, start_mongo
 from hub.stores import mongo as mongo_stores
-from services.base.blocking import BlockingCalls
-from services.base.errors import Unavailable
 from services.classes.store import ClassStore
 from services.files.pushstore import PushStore
-from tests.harness import VENV_BIN, start_mongo
 
 pytestmark = pytest.mark.integration
 

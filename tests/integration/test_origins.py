@@ -1,7 +1,7 @@
 """Per-user origins (CLASSHUB_SERVERS_DOMAIN): each user's servers on a host of their own,
 the hub and services on theirs, tried against a real hub, Traefik and student containers.
 
-Names under ``*.localhost`` reach Traefik on loopback (tests.harness.LocalhostResolver),
+Names under ``*.localhost`` reach Traefik on loopback (harness.stack.LocalhostResolver),
 as they do in browsers.
 """
 
@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from harness.classes import Person, authorize, wait_healthy
+from harness.stack import Stack, running_stack
 from hub.origins import user_host
-from tests.harness import Stack, running_stack
-from tests.integration.test_classes_support import Person, authorize, wait_healthy
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import secrets
 import pytest
 import requests
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,12 +6,12 @@ import pytest
 import requests
 from jupyterhub.utils import url_escape_path
 
-from hub.routing import hub_api_rule, traefik_rule
-from tests.harness import wait_for
+from common.routing import hub_api_rule, traefik_rule
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
-# Names the username rule (authenticator/usernames.py) still lets through, chosen to be as
+# Names the username rule (common/usernames.py) still lets through, chosen to be as
 # hostile to a Traefik rule as it allows: brackets, pipes, unicode, dots, the longest name.
 HOSTILE = [
     "bob)||pathprefix(x)",

@@ -22,7 +22,7 @@ import pytest
 import requests
 from tornado.web import create_signed_value
 
-from tests.harness import Stack, running_stack, wait_for
+from harness.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

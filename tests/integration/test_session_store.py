@@ -6,8 +6,9 @@ import secrets
 import pytest
 
 from authenticator.ratelimit import Limits, LoginLimiter, Verdict
-from authenticator.sessions import REJECT, TAKEOVER, Session, SessionStore, StoreUnavailable
-from tests.harness import start_redis
+from authenticator.sessions import REJECT, TAKEOVER, Session, SessionStore
+from common.errors import StoreUnavailable
+from harness.stack import start_redis
 
 pytestmark = pytest.mark.integration
 

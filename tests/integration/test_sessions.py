@@ -7,7 +7,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 from tests.integration.ws_helpers import execute_request
 
 pytestmark = pytest.mark.integration

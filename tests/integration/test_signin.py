@@ -18,7 +18,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.harness import wait_for
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.harness import Stack, running_stack
+from harness.stack import Stack, running_stack
 from tests.probes import run_http_probe
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.harness import Stack, mint_token, running_stack, wait_for
+from harness.stack import Stack, mint_token, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from psycopg import errors
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from harness.files import files_stack
+from harness.stack import wait_for
 from hub.stores import postgres as roles
 from hub.stores.s3 import DEFAULT_BUCKET
-from tests.harness import wait_for
-from tests.integration.test_files_support import files_stack
 
 pytestmark = pytest.mark.integration
 

@@ -27,13 +27,13 @@ from minio.signer import sign_v4_s3
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from common.blocking import BlockingCalls
+from common.errors import Unavailable
+from harness.stack import VENV_BIN, start_mongo, start_s3
 from hub.stores import mongo as mongo_stores
 from hub.stores import s3 as s3_stores
 from hub.stores.s3 import Keys
-from services.base.blocking import BlockingCalls
-from services.base.errors import Unavailable
-from services.files.s3 import ObjectStore
-from tests.harness import VENV_BIN, start_mongo, start_s3
+from services.base.s3 import ObjectStore
 
 pytestmark = pytest.mark.integration
 

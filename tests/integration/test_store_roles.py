@@ -15,12 +15,12 @@ import pytest
 from psycopg import errors
 
 from authenticator.accounts import AccountStore
+from common import pgmigrate
+from harness.stack import VENV_BIN, start_postgres
 from hub.stores import hubenv
 from hub.stores import postgres as roles
-from services.base import pgmigrate
 from services.grades import rules
 from services.grades.store import GradesStore
-from tests.harness import VENV_BIN, start_postgres
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ live browser session and through the student's running server."""
 
 import pytest
 
-from tests.harness import wait_for
-from tests.integration.test_classes_support import (
+from harness.classes import (
     Person,
     assert_error,
     authorize,
     classes_stack,
     members,
 )
+from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

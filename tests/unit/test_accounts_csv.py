@@ -5,7 +5,7 @@ import re
 import pytest
 
 from authenticator import accounts_csv as ac
-from authenticator.accounts import (
+from authenticator.account_rules import (
     MAX_PASSWORD_LENGTH,
     AccountError,
     check_password,

@@ -6,13 +6,15 @@ import logging
 import pytest
 from traitlets import TraitError
 
-from authenticator.authenticator import JWTAuthenticator, bearer_token, too_many
+from authenticator.authenticator import JWTAuthenticator, too_many
+from authenticator.bearer import bearer_token
 from authenticator.client_address import client_address
 from authenticator.handlers import credential_in_query
 from authenticator.messages import describe_agent, reject_message
 from authenticator.ratelimit import Limits, Verdict, slowdown
 from authenticator.roles import roles_for
-from authenticator.sessions import Session, StoreUnavailable
+from authenticator.sessions import Session
+from common.errors import StoreUnavailable
 from hub.logscrub import JWTScrubFilter, scrub
 
 pytestmark = pytest.mark.unit
@@ -187,7 +189,7 @@ class FakeSessions:
 
     async def touch(self, user, sid, extend=True):
         if self.down:
-            raise StoreUnavailable("down")
+            raise StoreUnavailable("down", store="sessions")
         self.touched.append((user, sid))
         return sid == self.live
 

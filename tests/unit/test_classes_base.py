@@ -13,9 +13,9 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from traitlets import TraitError
 
-from services.base import errors
+from common import errors
+from common.blocking import BlockingCalls, CallTimedOut
 from services.base.app import ServiceApp
-from services.base.blocking import BlockingCalls, CallTimedOut
 from services.base.handlers import BaseHandler
 from services.base.hubapi import (
     HubAPI,

@@ -1,10 +1,10 @@
-"""Idle culling per class timeout, with a clock the tests move (hub.clock.now)."""
+"""Idle culling per class timeout, with a clock the tests move (common.clock.now)."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from hub import clock
+from common import clock
 from services.base.hubapi import HubNotFound, HubUnavailable
 from services.classes.culler import Culler, cull_reason, plan_culls
 from services.classes.servers import parse_time, roster_servers, server_state

@@ -10,12 +10,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from hub import clock
+from common import clock
+from common.errors import StoreUnavailable
 from services.base.hubapi import HubBadRequest, HubNotFound, HubUnavailable
 from services.classes.app import ClassesApp
 from services.classes.hubsync import GroupSync
 from services.classes.model import ClassExists, ClassNotFound
-from services.classes.store import StoreUnavailable
+from services.classes.store import STORE, UNAVAILABLE
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ class MemoryStore:
 
     def _check(self):
         if self.down:
-            raise StoreUnavailable("fake outage")
+            raise StoreUnavailable(UNAVAILABLE, "fake outage", store=STORE)
 
     async def ping(self):
         self._check()

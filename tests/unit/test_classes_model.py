@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common.units import format_size
 from services.classes import model as m
 
 pytestmark = pytest.mark.unit
@@ -97,9 +98,9 @@ def test_bad_memory_sizes(bad):
 
 
 def test_memory_is_stored_in_the_hubs_notation():
-    assert m.format_mem(2 * G) == "2G"
-    assert m.format_mem(1536 * M) == "1536M"
-    assert m.format_mem(1000) == "1000"
+    assert format_size(2 * G) == "2G"
+    assert format_size(1536 * M) == "1536M"
+    assert format_size(1000) == "1000"
 
 
 def test_default_environment_comes_from_the_limits():

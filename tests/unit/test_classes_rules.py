@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.base.errors import Forbidden
+from common.errors import Forbidden
 from services.classes import rules as r
 
 pytestmark = pytest.mark.unit

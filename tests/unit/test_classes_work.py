@@ -10,8 +10,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from hub import clock
-from services.base.errors import BadRequest
+from common import clock
+from common.errors import BadRequest
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeView
 from services.base.nbrender import Renderer
 from services.classes.app import ClassesApp

@@ -9,6 +9,7 @@ from hub.config import (
     configure_spawner,
 )
 from hub.traefik_config import traefik_static_config
+from services.config import apply_env as apply_services_env
 
 pytestmark = pytest.mark.unit
 
@@ -207,6 +208,8 @@ def test_classes_service_is_registered_when_mongo_is_configured():
     }
     c = Config()
     apply_env(c, env)
+    assert "services" not in c.JupyterHub  # the hub's own configuration names no service
+    apply_services_env(c, env)
     (service,) = c.JupyterHub.services
     assert service["name"] == "classes" and service["url"] == "http://127.0.0.1:10555"
     assert service["environment"]["CLASSHUB_MAX_MEM_LIMIT"] == "4G"
@@ -217,10 +220,10 @@ def test_classes_service_is_registered_when_mongo_is_configured():
 
 def test_no_classes_service_without_mongo():
     c = Config()
-    apply_env(c, {"CLASSHUB_HUB_IP": "1.2.3.4"})
+    apply_services_env(c, {"CLASSHUB_HUB_IP": "1.2.3.4"})
     assert "services" not in c.JupyterHub
 
 
 def test_bad_mongo_url_gives_fixit_message():
     with pytest.raises(ConfigError, match="mongodb://"):
-        apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_MONGO_URL": "http://x"})
+        apply_services_env(Config(), {"CLASSHUB_MONGO_URL": "http://x"})

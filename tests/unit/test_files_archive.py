@@ -1,5 +1,5 @@
 """Uploaded zips: every member is checked before anything is unpacked, and the bytes are
-counted while they are (services/files/archive.py)."""
+counted while they are (services/base/archive.py)."""
 
 import io
 import random
@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from services.files.archive import (
+from services.base.archive import (
     ZIP_EPOCH,
     BadArchive,
     Budget,
@@ -23,7 +23,7 @@ from services.files.archive import (
     plan,
     read_entry,
 )
-from services.files.names import BadName
+from services.base.names import BadName
 
 pytestmark = pytest.mark.unit
 

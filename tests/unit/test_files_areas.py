@@ -1,23 +1,13 @@
 """Who may read and write which area, and keys that never leave their area
-(services/files/areas.py)."""
+(services/files/areas.py, services/base/membership.py)."""
 
 import pytest
 
-from services.base.errors import Forbidden, NotFound
+from common.errors import Forbidden, NotFound
+from services.base.membership import ADMIN, STUDENT, TEACHER, Caller, Membership
+from services.base.names import BadName
 from services.base.readcache import ReadCache
-from services.files.areas import (
-    ADMIN,
-    MATERIAL,
-    PRIVATE,
-    STUDENT,
-    TEACHER,
-    Area,
-    Caller,
-    Membership,
-    material_area,
-    private_area,
-)
-from services.files.names import BadName
+from services.files.areas import MATERIAL, PRIVATE, Area, material_area, private_area
 
 pytestmark = pytest.mark.unit
 
@@ -155,7 +145,7 @@ def test_private_area_refuses_bad_usernames(name):
 
 
 def test_key_refuses_keys_longer_than_s3_allows():
-    from services.files import names
+    from services.base import names
 
     user = "a" * 128
     path = "/".join(["x" * 99] * 8) + "/" + "y" * 100  # 900 bytes: a valid path

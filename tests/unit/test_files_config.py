@@ -1,5 +1,5 @@
 """The hub configuration of the files service: least-privilege role, what it is passed,
-and when apply_env registers it (services/files/config.py, hub/config.py)."""
+and when apply_env registers it (services/files/config.py, services/config.py)."""
 
 import sys
 
@@ -7,7 +7,8 @@ import pytest
 from traitlets.config import Config
 
 from authenticator.roles import STUDENT_SCOPES
-from hub.config import ConfigError, apply_env, configure_files
+from common.errors import ConfigError
+from services.config import apply_env, configure_files
 from services.files.config import (
     HOMES_ENV,
     PASSED_ENV,
@@ -20,10 +21,6 @@ pytestmark = pytest.mark.unit
 
 MONGO = "mongodb://127.0.0.1:17017/classhub"
 KEYS = {"CLASSHUB_S3_ACCESS_KEY": "access-1", "CLASSHUB_S3_SECRET_KEY": "secret-1"}
-
-
-def no_docker(name):
-    raise AssertionError("gateway lookup must not run when CLASSHUB_HUB_IP is set")
 
 
 def config(env=None, **kwargs):
@@ -163,7 +160,7 @@ FULL_ENV = {
 
 def test_apply_env_registers_classes_and_files_services():
     c = Config()
-    apply_env(c, FULL_ENV, gateway_lookup=no_docker)
+    apply_env(c, FULL_ENV)
     classes, files = c.JupyterHub.services
     assert classes["name"] == "classes"
     assert files["name"] == "files"
@@ -183,7 +180,7 @@ def test_apply_env_registers_classes_and_files_services():
 def test_apply_env_files_port():
     env = {**FULL_ENV, "CLASSHUB_FILES_PORT": "10777"}
     c = Config()
-    apply_env(c, env, gateway_lookup=no_docker)
+    apply_env(c, env)
     files = c.JupyterHub.services[-1]
     assert files["url"] == "http://127.0.0.1:10777"
 
@@ -191,7 +188,7 @@ def test_apply_env_files_port():
 def test_no_files_service_without_s3_endpoint():
     env = {k: v for k, v in FULL_ENV.items() if k != "CLASSHUB_S3_ENDPOINT"}
     c = Config()
-    apply_env(c, env, gateway_lookup=no_docker)
+    apply_env(c, env)
     assert [s["name"] for s in c.JupyterHub.services] == ["classes"]
     assert ROLE_NAME not in [r["name"] for r in c.JupyterHub.load_roles]
 
@@ -199,18 +196,18 @@ def test_no_files_service_without_s3_endpoint():
 def test_no_files_service_without_mongo():
     env = {k: v for k, v in FULL_ENV.items() if k != "CLASSHUB_MONGO_URL"}
     c = Config()
-    apply_env(c, env, gateway_lookup=no_docker)
+    apply_env(c, env)
     assert "services" not in c.JupyterHub
 
 
 def test_apply_env_missing_s3_key_is_a_config_error():
     env = {k: v for k, v in FULL_ENV.items() if k != "CLASSHUB_S3_SECRET_KEY"}
     with pytest.raises(ConfigError, match="CLASSHUB_S3_SECRET_KEY"):
-        apply_env(Config(), env, gateway_lookup=no_docker)
+        apply_env(Config(), env)
 
 
 @pytest.mark.parametrize("port,match", [("files", "CLASSHUB_FILES_PORT"), ("0", "port")])
 def test_apply_env_bad_files_port(port, match):
     env = {**FULL_ENV, "CLASSHUB_FILES_PORT": port}
     with pytest.raises(ConfigError, match=match):
-        apply_env(Config(), env, gateway_lookup=no_docker)
+        apply_env(Config(), env)

@@ -1,13 +1,11 @@
-"""File names and S3 keys: hostile names never leave their area (services/files/names.py)."""
-
-import re
+"""File names and S3 keys: hostile names never leave their area (services/base/names.py)."""
 
 import pytest
 
-from authenticator.usernames import normalize_username
+from common.usernames import normalize_username
+from services.base import names as n
+from services.base.names import BadName
 from services.classes import model
-from services.files import names as n
-from services.files.names import BadName
 
 pytestmark = pytest.mark.unit
 
@@ -239,8 +237,15 @@ def test_bad_codes_are_refused(code):
     ["a", "0", "ab", "a-b", "a--b", "-", "-a", "a-", "x" * 32, "x" * 33, "A", "a_b", "a\n", ""],
 )
 def test_the_code_rule_is_the_classes_service_rule(code):
-    # the same rule as the classes service (model.CODE_PATTERN, checked with fullmatch)
-    assert bool(n.CODE_RE.fullmatch(code)) == bool(re.fullmatch(model.CODE_PATTERN, code))
+    # one rule (common.groups.CODE_RE) for the classes service and the bucket's names
+    def accepts(check, error) -> bool:
+        try:
+            check(code)
+        except error:
+            return False
+        return True
+
+    assert accepts(n.validate_code, BadName) == accepts(model.check_code, model.InvalidClass)
 
 
 @pytest.mark.parametrize("slug", ["hw1", "0", "week-1_task", "a" * 64, "a_"])

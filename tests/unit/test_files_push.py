@@ -12,8 +12,10 @@ import zipfile
 
 import pytest
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused
+from services.base.names import push_label
+from services.base.s3 import StoredObject
 from services.files.handlers import _counts, _iso, _parse_at
 from services.files.push import (
     NO_HOME,
@@ -22,11 +24,9 @@ from services.files.push import (
     build_material_zip,
     material_dest,
     new_push_id,
-    push_label,
     summarise,
 )
 from services.files.pushstore import DELIVERED, FAILED, WAITING
-from services.files.s3 import StoredObject
 
 pytestmark = pytest.mark.unit
 

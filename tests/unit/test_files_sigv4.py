@@ -1,4 +1,4 @@
-"""SigV4 query signing with signed headers (services/files/sigv4.py): the same URL as the
+"""SigV4 query signing with signed headers (services/base/sigv4.py): the same URL as the
 minio SDK for what it can sign, AWS's published example, and the signed headers in the
 canonical request."""
 
@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from minio import Minio
 
-from services.files import sigv4
+from services.base import sigv4
 
 pytestmark = pytest.mark.unit
 

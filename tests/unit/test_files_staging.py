@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from services.base.names import BadName, staging_prefix
 from services.files.app import FilesApp
-from services.files.names import BadName, staging_prefix
 from services.files.uploads import (
     PendingUploads,
     TooLarge,

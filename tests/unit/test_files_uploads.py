@@ -5,12 +5,12 @@ import re
 
 import pytest
 
+from common.units import size_text
 from services.files.uploads import (
     PendingUploads,
     TooLarge,
     Upload,
     check_new_upload,
-    size_text,
 )
 
 pytestmark = pytest.mark.unit
@@ -65,7 +65,7 @@ def upload(upload_id="u1", *, prefix="users/sam/", owner="sam", size=100, expire
         (15 * MiB, "15.0 MB"),
         (1 << 30, "1.0 GB"),
         (5 * (1 << 30) + (1 << 29), "5.5 GB"),
-        (1 << 40, "1024.0 GB"),
+        (1 << 40, "1.0 TB"),
     ],
 )
 def test_size_text(n, text):

@@ -1,5 +1,5 @@
 """Zips refused by the size of their central directory, before ``zipfile`` parses it
-(services/files/zipdir.py and archive.open_zip), on crafted and real archives."""
+(services/base/zipdir.py and archive.open_zip), on crafted and real archives."""
 
 import io
 import struct
@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from services.files import archive
-from services.files.archive import BadArchive, Limits, open_zip
-from services.files.zipdir import (
+from services.base import archive
+from services.base.archive import BadArchive, Limits, open_zip
+from services.base.zipdir import (
     EOCD,
     LOCATOR,
     ZIP64,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.base.errors import Conflict
+from common.errors import Conflict
 from services.grades import handlers
 from services.grades.store import Assignment, Extension
 

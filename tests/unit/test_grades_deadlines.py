@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.base.errors import Unavailable
+from common.errors import Unavailable
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeSnapshot
 from services.grades.collect import Collector
 from services.grades.deadlines import Deadliner

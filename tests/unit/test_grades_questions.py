@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 from services.grades import gradebook as gb
 from services.grades import questions as qs
 from services.grades.questions import Question

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
-from services.base.errors import Forbidden
+from common.errors import Forbidden
 from services.files.app import FilesApp
 from services.files.areas import (
     LIST_STARTING_FILES,

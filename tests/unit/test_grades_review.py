@@ -18,8 +18,8 @@ from decimal import Decimal
 
 import pytest
 
+from common.errors import NotFound
 from services.base import nbrender
-from services.base.errors import NotFound
 from services.grades import downloadall, nbdiff, reviewsettings, reviewwork, snapzip, zipstream
 from services.grades import standing as st
 from services.grades.store import Assignment, Choice, StandingData, Submission

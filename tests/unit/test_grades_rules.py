@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.base.errors import BadRequest
+from common.errors import BadRequest
 from services.grades import rules
 from services.grades.rules import AssignmentFields, Outcome
 

@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 from traitlets.config import Config
 
-from hub.config import ConfigError, apply_env
+from common.errors import ConfigError
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeSnapshot
-from services.files.names import BadName
+from services.base.names import BadName
+from services.config import apply_env
 from services.grades import standing as st
 from services.grades.collect import Collector, SnapshotFailed, assignment_folder, feedback_text
 from services.grades.config import SCOPES, grades_service_config
@@ -71,17 +72,13 @@ def _env(**extra):
 
 def test_apply_env_runs_the_grades_service_with_postgresql_only():
     c = Config()
-    apply_env(c, _env(CLASSHUB_DB_URL="postgresql+psycopg://u@h/db"), gateway_lookup=lambda n: "x")
+    apply_env(c, _env(CLASSHUB_DB_URL="postgresql+psycopg://u@h/db"))
     assert [s["name"] for s in c.JupyterHub.services] == ["classes", "files", "grades"]
     c = Config()
-    apply_env(c, _env(), gateway_lookup=lambda n: "x")  # sqlite hub database: no grades
+    apply_env(c, _env())  # sqlite hub database: no grades
     assert [s["name"] for s in c.JupyterHub.services] == ["classes", "files"]
     with pytest.raises(ConfigError, match="CLASSHUB_GRADES_PORT"):
-        apply_env(
-            Config(),
-            _env(CLASSHUB_DB_URL="postgresql://h/db", CLASSHUB_GRADES_PORT="x"),
-            gateway_lookup=lambda n: "x",
-        )
+        apply_env(Config(), _env(CLASSHUB_DB_URL="postgresql://h/db", CLASSHUB_GRADES_PORT="x"))
 
 
 def test_the_assignment_folder_is_built_from_checked_names():
@@ -263,7 +260,7 @@ class _Store:
 
 
 async def test_orphan_snapshots_are_removed_only_when_old_and_unrecorded():
-    from services.files.s3 import StoredObject
+    from services.base.s3 import StoredObject
 
     objects = _Objects(
         [

@@ -8,9 +8,9 @@ from traitlets.config import Config
 
 from hub.config import ConfigError, apply_env, configure_homes
 from hub.homes_api import HomeUsageAPIHandler
-from hub.homesfs import GiB, HomesFsError, auto_size, mounted_at, parse_fs_size, tree_summary
 from services.classes.views import home_views
 from spawner import btrfs, homes
+from spawner.homesfs import GiB, HomesFsError, auto_size, mounted_at, parse_fs_size, tree_summary
 
 pytestmark = pytest.mark.unit
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from traitlets import TraitError
 
+from common.naming import object_name
 from services.base.homebatch import Batcher
 from services.base.homes import (
     COMMAND,
@@ -30,7 +31,6 @@ from services.base.homes import (
     read_outputs,
 )
 from services.base.homesapp import HomesSettings
-from spawner.naming import object_name
 
 pytestmark = pytest.mark.unit
 

@@ -3,6 +3,7 @@
 import pytest
 from traitlets.config import Config
 
+from common.routing import validate_host
 from hub.config import ConfigError, apply_env, configure_origins
 from hub.origins import (
     OriginError,
@@ -13,7 +14,6 @@ from hub.origins import (
     user_host,
     validate_domain,
 )
-from hub.routing import validate_host
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ def test_bad_servers_domains_refused(bad):
 
 
 def test_user_hosts_are_valid_distinct_dns_names():
-    # user names are lower case (authenticator/usernames.py)
+    # user names are lower case (common/usernames.py)
     names = ["alice", "alice@a.edu", "alice@b.edu", "jörg", "a" * 200, "x.y", "-x-"]
     hosts = [user_host(n, "classhub-servers.example.edu") for n in names]
     assert len(set(hosts)) == len(names)

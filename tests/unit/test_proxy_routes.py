@@ -4,8 +4,8 @@ API router (hub/proxy.py), and it goes with the hub's route."""
 import pytest
 import yaml
 
+from common.routing import hub_api_rule, route_name
 from hub.proxy import ROUTES_FILE, TraefikDockerProxy
-from hub.routing import hub_api_rule, route_name
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ import re
 import pytest
 from jupyterhub.utils import url_escape_path, url_path_join
 
-from hub.routing import (
+from common.routing import (
     RouteSpecError,
     hub_api_rule,
     route_name,

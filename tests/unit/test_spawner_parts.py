@@ -3,10 +3,10 @@ import re
 import pytest
 from jupyterhub.utils import url_escape_path
 
-from hub.routing import traefik_rule
+from common.naming import object_name
+from common.routing import traefik_rule
 from spawner.hardening import check_no_host_paths, hardened_host_config, healthcheck
 from spawner.labels import identity_labels, traefik_labels
-from spawner.naming import object_name
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from hub.stores import hubenv, mongo, postgres, s3
-from services.files import names
+from services.base import names
 
 pytestmark = pytest.mark.unit
 
@@ -250,11 +250,13 @@ def test_apply_env_gives_each_component_its_own_store_identity():
     from traitlets.config import Config
 
     from hub.config import apply_env
+    from services.config import apply_env as apply_services_env
 
     env = hubenv.hub_environment(STACK_ENV)
     env.update(CLASSHUB_HUB_IP="10.1.1.1", CLASSHUB_S3_ENDPOINT="http://127.0.0.1:18333")
     c = Config()
     apply_env(c, env, gateway_lookup=lambda name: "10.1.1.1")
+    apply_services_env(c, env)
     assert c.JupyterHub.db_url.startswith("postgresql+psycopg://classhub_hub:")
     assert c.JWTAuthenticator.accounts_db_url.startswith("postgresql+psycopg://classhub_auth:")
     services = {s["name"]: s["environment"] for s in c.JupyterHub.services}

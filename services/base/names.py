@@ -17,25 +17,24 @@ reserved for the service's own bookkeeping objects.
 
 from __future__ import annotations
 
+import datetime
 import re
 import unicodedata
+
+from common import usernames
+from common.groups import CODE_RE
 
 MAX_SEGMENT_BYTES = 255
 #: S3 keys are at most 1024 bytes; the area prefix takes the rest
 MAX_PATH_BYTES = 900
 MAX_KEY_BYTES = 1024
 MAX_DEPTH = 32
-MAX_USERNAME = 128
+MAX_USERNAME = usernames.MAX_LENGTH
 MAX_LABEL_BYTES = 64
 RESERVED_PREFIX = ".classhub"
 
-# The class-code rule of services.classes.model.CODE_PATTERN, matched rather than imported:
-# importing that module pulls in the whole services.base package (tornado, the hub client).
-CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 ASSIGNMENT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
-# characters refused in a username, as in authenticator.usernames
-_USERNAME_FORBIDDEN = frozenset("/\\?#%\"'`<>:;,&")
 # control (C0, DEL, C1), format (bidi, zero-width), lone surrogates, line/paragraph separators
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SHOWN_CHARS = 80
@@ -136,7 +135,7 @@ def validate_folder(path: str) -> str:
 def validate_username(name: str) -> str:
     """Return ``name`` if it is a canonical classhub username, else raise :class:`BadName`.
 
-    A defensive re-check of what ``authenticator.usernames`` produces: 1 to 128
+    A defensive re-check of what ``common.usernames`` produces: 1 to 128
     characters, already NFC and lower-case, no whitespace, invisible characters or any
     of ``/\\?#%"'`<>:;,&``, and not ``.`` or ``..``.
     """
@@ -147,7 +146,7 @@ def validate_username(name: str) -> str:
     if name in (".", ".."):
         raise BadName('a username cannot be "." or ".."', name)
     for ch in name:
-        if ch in _USERNAME_FORBIDDEN:
+        if ch in usernames.FORBIDDEN:
             raise BadName(f"a username cannot contain {ch!r}", name)
         if ch.isspace() or _invisible(ch):
             raise BadName("a username cannot contain spaces or invisible characters", name)
@@ -298,6 +297,11 @@ def _cut(text: str, max_bytes: int) -> str:
     while kept and len(kept) < len(text) and unicodedata.combining(text[len(kept)]):
         kept = kept[:-1]
     return kept
+
+
+def push_label(at: float) -> str:
+    """The label of conflict copies (:func:`conflict_name`): ``2026-12-01 10.30 UTC``."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H.%M UTC")
 
 
 def conflict_name(path: str, label: str) -> str:

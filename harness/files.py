@@ -1,4 +1,4 @@
-"""Helpers for the files service's integration tests (no tests here).
+"""The files service on a test stack (for the integration tests and the benchmarks).
 
 ``files_stack`` starts the whole stack with the classes and files services (nx-27017,
 SeaweedFS as the S3 store, the real hub running both services, Traefik routing presigned
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from tests.harness import Stack, running_stack, wait_for
-from tests.integration.test_classes_support import TEST_SERVICE_ENV, Person
+from harness.classes import TEST_SERVICE_ENV, Person
+from harness.stack import Stack, running_stack, wait_for
 
 FILES = "/services/files/"
 

@@ -37,6 +37,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from common.units import size_text
 from spawner import btrfs, homes
 
 GiB = 1 << 30
@@ -167,7 +168,7 @@ def _make_image(image: str, size: int, *, preallocate: bool) -> None:
             except OSError as e:
                 os.unlink(temp)
                 raise HomesFsError(
-                    f"cannot allocate {homes.size_text(size)} for {image}: {e.strerror}; "
+                    f"cannot allocate {size_text(size)} for {image}: {e.strerror}; "
                     "set CLASSHUB_HOMES_SIZE smaller"
                 ) from None
         else:
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mount":
             m = mount(args.image, args.dir, args.size)
             what = "made and mounted" if m.created else "mounted"
-            size = homes.size_text(os.path.getsize(m.image))
+            size = size_text(os.path.getsize(m.image))
             _print(
                 f"homes filesystem {what} at {m.directory} "
                 f"({size}, {m.device}, quotas {m.quota_mode})"
@@ -389,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                 usage = homes.home_usage(root, name)
                 if usage is None:
                     continue
-                used = "?" if usage.used is None else homes.size_text(usage.used)
-                limit = "no limit" if usage.quota is None else homes.size_text(usage.quota)
+                used = "?" if usage.used is None else size_text(usage.used)
+                limit = "no limit" if usage.quota is None else size_text(usage.quota)
                 _print(f"{name}\t{used}\t{limit}")
     except (HomesFsError, OSError, ValueError) as e:
         sys.stderr.write(f"classhub-homes {args.command}: {e}\n")

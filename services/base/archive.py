@@ -107,7 +107,7 @@ def open_zip(fileobj: BinaryIO, limits: Limits | None = None) -> zipfile.ZipFile
     """Open an uploaded file as a zip, or raise :class:`BadArchive`.
 
     The archive's directory is checked against ``limits`` first, from the end records
-    alone (:func:`~services.files.zipdir.check_directory`): ``zipfile`` reads the whole
+    alone (:func:`~services.base.zipdir.check_directory`): ``zipfile`` reads the whole
     directory into memory, so millions of entries must be refused before it does."""
     limits = limits or Limits()
     try:
@@ -194,11 +194,11 @@ def plan(zf: zipfile.ZipFile, limits: Limits, *, root: str = "") -> list[Entry]:
 
     Nothing is read yet. Folder entries are skipped (folders follow from the file
     paths), and so is macOS junk: anything under ``__MACOSX/`` and ``.DS_Store`` files.
-    Every other member must have a name :func:`~services.files.names.validate_path`
+    Every other member must have a name :func:`~services.base.names.validate_path`
     accepts once put under ``root`` (backslashes are refused, not converted), be a plain
     unencrypted file within ``limits`` (count, size, total, compression ratio), and not
     clash with another member. Raises :class:`BadArchive` naming the first bad member
-    (and :class:`~services.files.names.BadName` for a bad ``root``).
+    (and :class:`~services.base.names.BadName` for a bad ``root``).
     """
     root = validate_folder(root)
     entries: list[Entry] = []
@@ -267,7 +267,7 @@ def build_zip(files: Iterable[tuple[str, bytes]], fileobj: BinaryIO) -> None:
     """Write ``files`` (path, content) as a deflate zip to ``fileobj``.
 
     Timestamps are fixed to 1980-01-01 and modes to 0644, so the same files give the same
-    bytes. Paths must pass :func:`~services.files.names.validate_path`; a path given twice
+    bytes. Paths must pass :func:`~services.base.names.validate_path`; a path given twice
     raises ValueError.
     """
     seen: set[str] = set()

@@ -528,7 +528,7 @@ class Stack:
         self.network.reload()
         self.gateway = self.network.attrs["IPAM"]["Config"][0]["Gateway"]
         if self.homes:
-            from hub import homesfs
+            from spawner import homesfs
 
             homesfs.mount(
                 str(self.homes_image), str(self.homes_dir), self.homes_size, preallocate=False
@@ -729,7 +729,7 @@ c.JupyterHub.log_level = {self.log_level!r}
                 CLASSHUB_GRADES_DB_URL=self.pg_url(pg_roles.GRADES),
             )
         if self.with_classes:
-            # hub/config.py registers the classes service when it is given a MongoDB
+            # services/config.py registers the classes service when it is given a MongoDB
             env.update(
                 CLASSHUB_CLASSES_MONGO_URL=self.mongo_url,
                 CLASSHUB_FILES_MONGO_URL=self.files_mongo_url,
@@ -811,7 +811,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             except docker.errors.APIError:
                 pass
         if self.homes_mounted:
-            from hub import homesfs
+            from spawner import homesfs
 
             homesfs.unmount(str(self.homes_dir), str(self.homes_image))
             self.homes_mounted = False

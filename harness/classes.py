@@ -1,4 +1,5 @@
-"""Helpers for the classes service's integration tests (no tests here).
+"""The classes service on a test stack, and a person signed in through the hub (for the
+integration tests and the benchmarks).
 
 ``classes_stack`` starts the whole stack with the classes service (nx-27017 + the real
 hub, which runs ``python -m services.classes``); :class:`Person` signs someone in at the
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.harness import Stack, running_stack, wait_for
+from harness.stack import Stack, running_stack, wait_for
 
 SERVICE = "/services/classes/"
 

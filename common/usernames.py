@@ -13,8 +13,8 @@ import unicodedata
 
 MAX_LENGTH = 128
 
-# characters refused anywhere in a name, with the reason shown to the admin or user
-_FORBIDDEN = {
+#: characters refused anywhere in a name, with the reason shown to the admin or user
+FORBIDDEN = {
     "/": "a slash",
     "\\": "a backslash",
     "?": "a question mark",
@@ -54,8 +54,8 @@ def normalize_username(raw: str) -> str:
     if name.startswith(("-", ".")):
         raise InvalidUsername("the username cannot start with '-' or '.'")
     for ch in name:
-        if ch in _FORBIDDEN:
-            raise InvalidUsername(f"the username contains {_FORBIDDEN[ch]}")
+        if ch in FORBIDDEN:
+            raise InvalidUsername(f"the username contains {FORBIDDEN[ch]}")
         category = unicodedata.category(ch)
         if ch.isspace() or category.startswith(("C", "Z")):
             # control, format (zero-width, bidi overrides), private use, separators

@@ -1,9 +1,10 @@
-"""The files service's one door to the S3 store (the ``minio`` SDK, run in a thread pool).
+"""The services' one door to the S3 store (the ``minio`` SDK, run in a thread pool): the
+files service's files and material, the grades service's snapshots.
 
-Every call goes through :class:`~services.base.blocking.BlockingCalls` (the SDK blocks)
+Every call goes through :class:`~common.blocking.BlockingCalls` (the SDK blocks)
 with a time budget, and SDK errors become the service's own: a missing object is ``None``
-or :class:`~services.base.errors.NotFound`; the store being down, slow or refusing our
-credentials is :class:`~services.base.errors.Unavailable` (a 503 with a clear message);
+or :class:`~common.errors.NotFound`; the store being down, slow or refusing our
+credentials is :class:`~common.errors.Unavailable` (a 503 with a clear message);
 anything else is re-raised.
 
 Presigned URLs are signed for the address the *browser* uses (the ``Host`` of its request,
@@ -30,8 +31,8 @@ from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from services.base.blocking import BlockingCalls, CallTimedOut
-from services.base.errors import Unavailable
+from common.blocking import BlockingCalls, CallTimedOut
+from common.errors import Unavailable
 
 from . import sigv4
 

@@ -1,0 +1,64 @@
+"""Class codes and the JupyterHub groups that hold a class's people (pure: no I/O).
+
+For class ``<code>`` the classes service keeps two hub groups in step with its record:
+
+- ``class-<code>`` holds the students; its properties carry the class environment under
+  ``"classhub"`` (:data:`PROPERTY`), which the spawner reads from the hub's database;
+- ``teachers-<code>`` holds the teachers.
+
+The spawner, the authenticator (a teacher's class roles) and the services (who may see
+what) all read these names; they are spelled out here only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+#: a class code: a lowercase slug that names the students' class server, its URL segment
+#: ``/user/<name>/<code>/`` and the class's hub groups
+CODE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
+CODE_RE = re.compile(CODE_PATTERN)
+
+CLASS_PREFIX = "class-"
+TEACHERS_PREFIX = "teachers-"
+#: the key of group ``class-<code>``'s properties that holds the class environment
+PROPERTY = "classhub"
+#: a person's relation to a class, as group membership says it
+TEACHER, STUDENT = "teacher", "student"
+
+
+def class_group(code: str) -> str:
+    """The group of class ``code``'s students."""
+    return CLASS_PREFIX + code
+
+
+def teachers_group(code: str) -> str:
+    """The group of class ``code``'s teachers."""
+    return TEACHERS_PREFIX + code
+
+
+def class_code(group: str) -> str | None:
+    """The code of a ``class-<code>`` group's name, or None for any other group."""
+    code = group[len(CLASS_PREFIX) :] if group.startswith(CLASS_PREFIX) else ""
+    return code if CODE_RE.fullmatch(code) else None
+
+
+def class_roles(groups: Iterable[str]) -> dict[str, str]:
+    """``{code: TEACHER or STUDENT}`` of the classes a person takes or teaches, from the
+    names of their hub groups (teaching wins when both), sorted by code."""
+    roles: dict[str, str] = {}
+    for group in groups:
+        for prefix, role in ((TEACHERS_PREFIX, TEACHER), (CLASS_PREFIX, STUDENT)):
+            if group.startswith(prefix):
+                code = group[len(prefix) :]
+                if CODE_RE.fullmatch(code) and roles.get(code) != TEACHER:
+                    roles[code] = role
+    return dict(sorted(roles.items()))
+
+
+def class_name(model: Mapping | None, code: str) -> str:
+    """The class's name from its ``class-<code>`` group model (the code when it has none)."""
+    props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}
+    name = props.get("name") if isinstance(props, dict) else None
+    return name if isinstance(name, str) and name.strip() else code
