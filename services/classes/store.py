@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -27,6 +28,28 @@ from .model import ClassExists, ClassNotFound, timestamp
 
 COLLECTION = "classes"
 _NO_ID = {"_id": False}
+
+
+def normal(record: dict | None) -> dict | None:
+    """A record as the service expects it, whatever the server gave back: ``archived`` a
+    bool, times aware UTC datetimes. MongoDB gives naive UTC datetimes; the offline
+    stand-in (nx-27017) keeps a value written by ``$set`` as 1 for true and as text for a
+    datetime (tests/integration/test_class_store_contract.py runs both)."""
+    if record is None:
+        return None
+    if "archived" in record:
+        record["archived"] = bool(record["archived"])
+    for field in ("created_at", "updated_at"):
+        value = record.get(field)
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            record[field] = value.astimezone(UTC)
+    return record
+
+
 #: names the store in :class:`~common.errors.StoreUnavailable` (``.store``)
 STORE = "classes"
 UNAVAILABLE = "the classes database is unreachable; try again shortly"
@@ -77,7 +100,7 @@ class ClassStore:
 
     async def get(self, code: str) -> dict | None:
         await self.ensure_ready()
-        return await self.db.run(self._classes.find_one, {"code": code}, _NO_ID)
+        return normal(await self.db.run(self._classes.find_one, {"code": code}, _NO_ID))
 
     async def require(self, code: str) -> dict:
         record = await self.get(code)
@@ -87,19 +110,23 @@ class ClassStore:
 
     async def list_all(self) -> list[dict]:
         await self.ensure_ready()
-        return await self.db.run(lambda: list(self._classes.find({}, _NO_ID).sort("code", 1)))
+        found = await self.db.run(lambda: list(self._classes.find({}, _NO_ID).sort("code", 1)))
+        return [normal(r) for r in found]
 
     async def list_for(self, username: str) -> list[dict]:
         """Classes ``username`` teaches or is enrolled in."""
         await self.ensure_ready()
         query = {"$or": [{"teachers": {"$in": [username]}}, {"students": {"$in": [username]}}]}
-        return await self.db.run(lambda: list(self._classes.find(query, _NO_ID).sort("code", 1)))
+        found = await self.db.run(lambda: list(self._classes.find(query, _NO_ID).sort("code", 1)))
+        return [normal(r) for r in found]
 
     async def environments(self) -> list[dict]:
         """``code``, ``environment`` and ``archived`` of every class (for the culler)."""
         await self.ensure_ready()
         projection = {"_id": False, "code": True, "environment": True, "archived": True}
-        return await self.db.run(lambda: list(self._classes.find({}, projection)))
+        return [
+            normal(r) for r in await self.db.run(lambda: list(self._classes.find({}, projection)))
+        ]
 
     # ----- writes (values checked by the caller, see .model)
 
@@ -124,7 +151,7 @@ class ClassStore:
         )
         if record is None:
             raise ClassNotFound(code)
-        return record
+        return normal(record)
 
     async def update(self, code: str, changes: dict, *, now: float) -> dict:
         return await self._update(code, {"$set": dict(changes)}, now)

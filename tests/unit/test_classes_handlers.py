@@ -1,6 +1,7 @@
 """The classes API's handlers with in-memory fakes of MongoDB and the hub: what happens
 when the hub is unreachable after a write, when it refuses a start, and the shapes of
-the answers (the real thing is in tests/integration/test_classes_*.py)."""
+the answers (the real thing is in tests/integration/test_classes_*.py; the in-memory store
+behaves as the real one by tests/integration/test_class_store_contract.py)."""
 
 import copy
 import json
@@ -11,12 +12,10 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from common import clock
-from common.errors import StoreUnavailable
+from harness.memstore import MemoryClassStore
 from services.base.hubapi import HubBadRequest, HubNotFound, HubUnavailable
 from services.classes.app import ClassesApp
 from services.classes.hubsync import GroupSync
-from services.classes.model import ClassExists, ClassNotFound
-from services.classes.store import STORE, UNAVAILABLE
 
 pytestmark = pytest.mark.unit
 
@@ -31,64 +30,6 @@ class FakeHubAuth:
         if not name:
             return None
         return {"kind": "user", "name": name, "admin": name == "root", "scopes": []}
-
-
-class MemoryStore:
-    def __init__(self):
-        self.records = {}
-        self.down = False
-
-    def _check(self):
-        if self.down:
-            raise StoreUnavailable(UNAVAILABLE, "fake outage", store=STORE)
-
-    async def ping(self):
-        self._check()
-
-    async def get(self, code):
-        self._check()
-        return copy.deepcopy(self.records.get(code))
-
-    async def require(self, code):
-        record = await self.get(code)
-        if record is None:
-            raise ClassNotFound(code)
-        return record
-
-    async def list_all(self):
-        self._check()
-        return [copy.deepcopy(r) for _, r in sorted(self.records.items())]
-
-    async def list_for(self, name):
-        return [r for r in await self.list_all() if name in r["teachers"] + r["students"]]
-
-    async def environments(self):
-        return await self.list_all()
-
-    async def create(self, record):
-        self._check()
-        if record["code"] in self.records:
-            raise ClassExists(record["code"])
-        self.records[record["code"]] = copy.deepcopy(record)
-        return record
-
-    async def update(self, code, changes, *, now):
-        self._check()
-        self.records[code].update(copy.deepcopy(changes))
-        return copy.deepcopy(self.records[code])
-
-    async def add_students(self, code, names, *, now):
-        self._check()
-        students = self.records[code]["students"]
-        students += [n for n in names if n not in students]
-        return copy.deepcopy(self.records[code])
-
-    async def remove_students(self, code, names, *, now):
-        self._check()
-        self.records[code]["students"] = [
-            s for s in self.records[code]["students"] if s not in names
-        ]
-        return copy.deepcopy(self.records[code])
 
 
 #: the hub roles of the fake hub's people (whoever is not listed has only "user")
@@ -175,7 +116,7 @@ async def api(monkeypatch):
     )
     app.hub_auth = FakeHubAuth()
     app.hub = MemoryHub({"root", "tina", "tom", "sam", "sue", "uma"})
-    app.store = MemoryStore()
+    app.store = MemoryClassStore()
     app.group_sync = GroupSync(app.hub, app.store)
     app.homes = app.renderer = None  # the read-only views: tests/unit/test_classes_work.py
     sock, port = bind_unused_port()

@@ -12,12 +12,13 @@ from tornado.testing import bind_unused_port
 
 from common import clock
 from common.errors import BadRequest
+from harness.memstore import MemoryClassStore
 from services.base.homes import HelperUnavailable, HomeMissing, HomeRefused, HomeView
 from services.base.nbrender import Renderer
 from services.classes.app import ClassesApp
 from services.classes.hubsync import GroupSync
 from services.classes.work import clean_path, crumbs, download_name
-from tests.unit.test_classes_handlers import PREFIX, FakeHubAuth, MemoryHub, MemoryStore
+from tests.unit.test_classes_handlers import PREFIX, FakeHubAuth, MemoryHub
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +80,7 @@ async def work(monkeypatch):
     )
     app.hub_auth = PageHubAuth()
     app.hub = MemoryHub({"root", "tina", "tom", "sam", "sue"})
-    app.store = MemoryStore()
+    app.store = MemoryClassStore()
     app.store.records["bio"] = {
         "code": "bio",
         "name": "Bio",
