@@ -19,6 +19,8 @@ from pathlib import Path
 
 import docker
 
+from hub.stores.hubenv import read_env_file
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 
@@ -37,15 +39,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = v
-    return env
 
 
 class Throwaway:
@@ -128,7 +121,7 @@ class Throwaway:
     @property
     def env(self) -> dict[str, str]:
         """The deployment's settings and secrets, as up.sh wrote them."""
-        return read_env_file(self.run_dir / "classhub.env")
+        return read_env_file((self.run_dir / "classhub.env").read_text())
 
     def compose(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
         files = ["-f", "docker-compose.yml"]
