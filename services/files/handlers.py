@@ -16,7 +16,9 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ``DELETE api/files/<area>/file?path=``              delete a file
 ``DELETE api/files/<area>/folder?path=``            delete a folder and everything in it
 ``POST   api/files/<area>/rename``                  ``{"from", "to"}``, a file or a folder
-``GET    api/classes/<code>/pushes``                the class's pushes, newest first
+``GET    api/classes/<code>/pushes``                the class's material pushes, newest
+                                                    first (``?releases=1``: its
+                                                    assignments' release pushes instead)
 ``POST   api/classes/<code>/pushes``                push the material now, or ``{"at":
                                                     "<ISO date and time with offset>"}``;
                                                     ``{"assignment": "<slug>", "at"}``
@@ -506,7 +508,8 @@ class PushHandler(FilesHandler):
 class PushListHandler(PushHandler):
     async def get(self, code):
         code = await self.teacher_of(code)
-        pushes = await self.pushes.for_class(code)
+        releases = self.get_query_argument("releases", "") == "1"
+        pushes = await self.pushes.for_class(code, releases=releases)
         counts = await self.pushes.statuses([p["_id"] for p in pushes])
         views = [{**self.view(p), "counts": counts.get(p["_id"], {})} for p in pushes]
         self.write_json({"code": code, "pushes": views})
