@@ -562,11 +562,13 @@ def test_decide(previous, teacher, student, expected):
 # ----- the helper's answer -----
 
 
-def deliver(home, tmp_path, dest, label, data: bytes, **caps) -> dict:
+def deliver(home, tmp_path, dest, label, data: bytes, delivered=None, **caps) -> dict:
     """The helper's result line for one home (homectl.apply_item)."""
     path = tmp_path / "material.zip"
     path.write_bytes(data)
     item = {"id": "0", "home": str(home), "dest": dest, "label": label, "zip": str(path)}
+    if delivered is not None:
+        item["delivered"] = delivered
     result = homectl.apply_item(item, **caps)
     json.dumps(result)  # one JSON line
     return result
@@ -586,6 +588,21 @@ def test_the_helper_answers_with_the_report(home, tmp_path):
             "errors": [],
         },
     }
+
+
+def test_the_helper_decides_by_the_services_record(home, tmp_path):
+    deliver(home, tmp_path, DEST, "w1", make_zip({"a": b"1", "b": b"2"}))
+    (home / DEST / "a").write_bytes(b"ran")
+    (home / ".classhub" / "material" / state_file_name(DEST)).unlink()  # the student's
+    record = {"a": sha(b"1"), "b": sha(b"2"), "bad": "not a hash", "c": 5}
+    result = deliver(home, tmp_path, DEST, "w1", make_zip({"a": b"1", "b": b"2"}), record)
+    assert result["report"]["skipped"] == ["a", "b"]
+    assert (home / DEST / "a").read_bytes() == b"ran"
+    # a record that is not an object is no record (and the home's is gone again): the copy
+    # of "a" is the student's
+    (home / ".classhub" / "material" / state_file_name(DEST)).unlink()
+    result = deliver(home, tmp_path, DEST, "2026-12-06 10.30 UTC", make_zip({"a": b"1"}), [1])
+    assert result["report"]["conflicts"][0]["saved_as"] == "a.teacher-2026-12-06"
 
 
 @pytest.mark.parametrize(
