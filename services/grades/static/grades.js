@@ -690,6 +690,8 @@
     const releaseBox = $("release-box");
     // states in which the box looks again every few seconds (something will change)
     const RELEASE_MOVING = new Set(["scheduled", "pending", "failed"]);
+    // the files service's push states after which nothing changes by itself
+    const PUSH_FINAL = new Set(["done", "failed", "cancelled"]);
 
     function releaseText(r, data) {
       switch (r.state) {
@@ -760,6 +762,8 @@
     function showRelease(data) {
       const r = data.release;
       releaseBox.dataset.state = r.state;
+      // a push still running: the box looks again until its counts are final
+      releaseBox.dataset.pushing = data.push && !PUSH_FINAL.has(data.push.status) ? "1" : "";
       $("release-state").textContent = releaseText(r, data);
       $("release-students").textContent = studentsText(r, data);
       $("release-error").hidden = !(r.state === "failed" && r.error);
@@ -1095,7 +1099,9 @@
 
     setInterval(() => {
       if (document.hidden || releaseBox.hidden) return;
-      if (RELEASE_MOVING.has(releaseBox.dataset.state)) loading(loadRelease);
+      if (RELEASE_MOVING.has(releaseBox.dataset.state) || releaseBox.dataset.pushing) {
+        loading(loadRelease);
+      }
     }, 5000);
 
     $("assignment-cancel").addEventListener("click", () => {
