@@ -481,6 +481,10 @@
       for (const e of delivery.errors || []) add(`error: ${e.path}: ${e.message}`);
       const unchanged = (delivery.unchanged || []).length;
       if (unchanged) add(`${plural(unchanged, "file")} unchanged`);
+      const skipped = (delivery.skipped || []).length;
+      if (skipped) {
+        add(`${plural(skipped, "file")} not changed since the last push: not delivered again`);
+      }
       list.replaceChildren(items);
     }
 

@@ -499,6 +499,13 @@
           });
           extensions[created.slug] = extensions[created.slug] || [];
           say("success", `Created ${created.title} (${created.slug}).`);
+          // stay on it: the release box below is where its starting files go
+          editorMode(created);
+          policyChanged();
+          showNext(created);
+          await loading(loadAssignments);
+          await loading(loadGradebook);
+          return;
         }
         editorMode(null);
         policyChanged();
@@ -512,6 +519,8 @@
     const releaseBox = $("release-box");
     // states in which the box looks again every few seconds (something will change)
     const RELEASE_MOVING = new Set(["scheduled", "pending", "failed"]);
+    // the files service's push states after which nothing changes by itself
+    const PUSH_FINAL = new Set(["done", "failed", "cancelled"]);
 
     function releaseText(r, data) {
       switch (r.state) {
@@ -545,10 +554,47 @@
       }
     }
 
+    // after Create: what to do next, in the box where it is done
+    function showNext(a) {
+      const later = a.release_at && new Date(a.release_at).getTime() > Date.now();
+      $("editor-next").textContent =
+        `Next: upload the starting files below (optional: without them students start from an empty folder). ` +
+        (later
+          ? `They are pushed to every student at the release, ${when(a.release_at)}.`
+          : "The assignment is released now: after uploading, click Release again now to push them.") +
+        " Then follow the submissions in the assignments list.";
+      $("editor-next").hidden = false;
+    }
+
+    // what the students have: the counts of the release push's deliveries
+    function studentsText(r, data) {
+      const counts = (data.push && data.push.counts) || {};
+      const delivered = counts.delivered || 0;
+      const waiting = counts.waiting || 0;
+      const failed = counts.failed || 0;
+      const box = $("release-students");
+      box.dataset.delivered = String(delivered);
+      box.dataset.waiting = String(waiting);
+      if (!data.push) {
+        if (r.state === "scheduled") return "Students have nothing of it yet.";
+        if (r.state === "no_files") return "Students have no starting files.";
+        return "";
+      }
+      const parts = [
+        `${delivered} delivered`,
+        `${waiting} waiting (they get them at their first start)`,
+      ];
+      if (failed) parts.push(`${failed} failed (click Release again now to retry)`);
+      return `Students with the starting files: ${parts.join(", ")}.`;
+    }
+
     function showRelease(data) {
       const r = data.release;
       releaseBox.dataset.state = r.state;
+      // a push still running: the box looks again until its counts are final
+      releaseBox.dataset.pushing = data.push && !PUSH_FINAL.has(data.push.status) ? "1" : "";
       $("release-state").textContent = releaseText(r, data);
+      $("release-students").textContent = studentsText(r, data);
       $("release-error").hidden = !(r.state === "failed" && r.error);
       $("release-error").textContent = r.error ? `Failed: ${r.error}` : "";
       $("release-push").hidden = !r.push_url;
@@ -594,7 +640,9 @@
       releaseBox.dataset.state = "";
       if (!a) return;
       field(releaseBox, "slug").textContent = a.slug;
+      $("editor-next").hidden = true;
       $("release-state").textContent = "";
+      $("release-students").textContent = "";
       $("release-error").hidden = true;
       $("release-push").hidden = true;
       $("starting-files").hidden = true;
@@ -814,13 +862,75 @@
       });
     });
 
+    // the starting files, uploaded from here: the grades service has the files service
+    // sign each upload, the browser sends the bytes to the store, then reports it done
+    async function sendStartingFile(slug, file) {
+      const path = `${base}/assignments/${enc(slug)}/starting-files`;
+      const signed = await api("POST", path, { path: file.name, size: file.size });
+      let response;
+      try {
+        response = await fetch(signed.url, {
+          method: signed.method || "PUT",
+          headers: signed.headers || {},
+          body: file,
+          credentials: "omit",
+        });
+      } catch {
+        throw new ApiError(0, "The upload was interrupted: check your connection and try again.");
+      }
+      if (!response.ok) {
+        throw new ApiError(
+          response.status,
+          `The store refused the file (HTTP ${response.status}).`,
+        );
+      }
+      await api("POST", `${path}/${enc(signed.id)}`);
+    }
+
+    $("starting-files-upload").addEventListener("click", async (event) => {
+      const slug = releaseBox.dataset.slug;
+      const chosen = Array.from($("starting-files-input").files);
+      if (!chosen.length) {
+        say("warning", "Choose the starting files to upload first.");
+        return;
+      }
+      await withButton(event.currentTarget, async () => {
+        const done = [];
+        const failed = [];
+        for (const file of chosen) {
+          try {
+            await sendStartingFile(slug, file);
+            done.push(file.name);
+          } catch (e) {
+            failed.push(`${file.name}: ${e.message}`);
+          }
+        }
+        $("starting-files-input").value = "";
+        await loadRelease();
+        const state = releaseBox.dataset.state;
+        const next =
+          state === "scheduled"
+            ? "Students get them at the release."
+            : RELEASE_MOVING.has(state)
+              ? "Students get them with the release, in a moment."
+              : "Students get them when you click Release again now.";
+        if (failed.length) {
+          say("danger", `Not uploaded: ${failed.join("; ")}`);
+        } else {
+          say("success", `Uploaded ${plural(done.length, "starting file")}. ${next}`);
+        }
+      });
+    });
+
     $("release-reload").addEventListener("click", (event) =>
       withButton(event.currentTarget, loadRelease),
     );
 
     setInterval(() => {
       if (document.hidden || releaseBox.hidden) return;
-      if (RELEASE_MOVING.has(releaseBox.dataset.state)) loading(loadRelease);
+      if (RELEASE_MOVING.has(releaseBox.dataset.state) || releaseBox.dataset.pushing) {
+        loading(loadRelease);
+      }
     }, 5000);
 
     $("assignment-cancel").addEventListener("click", () => {
