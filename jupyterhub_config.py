@@ -4,7 +4,7 @@
 import os
 
 from hub.config import apply_env as configure_hub
-from hub.config import configure_web
+from hub.config import configure_landing, configure_web
 from services.config import apply_env as configure_services
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -12,6 +12,8 @@ configure_hub(c, os.environ)
 configure_services(c, os.environ)
 # the one web layer: the same header, navigation and brand on the hub's and services' pages
 configure_web(c)
+# after sign-in: a student with one class lands in its JupyterLab, others on My classes
+configure_landing(c)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
 if os.environ.get("CLASSHUB_EXTRA_CONFIG"):

@@ -17,7 +17,9 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from common.landing import may_start_default_server
 from common.naming import object_name
+from common.web.nav import role_of
 
 from . import homes
 from .btrfs import BtrfsError
@@ -33,6 +35,11 @@ from .readiness import SpawnError, wait_until_ready
 SERVER_TOKEN_SCOPES = ("users:activity!user",)
 
 HOME = "/home/jovyan"
+
+NO_DEFAULT_SERVER = (
+    "Students have no personal server on this hub: your work lives in your class's "
+    "server. Open it from My classes."
+)
 
 
 class ClassroomSpawner(DockerSpawner):
@@ -217,6 +224,21 @@ class ClassroomSpawner(DockerSpawner):
         """,
     )
 
+    student_default_server = Bool(
+        config=True,
+        help="""Whether students get a personal (default) server besides their class servers.
+
+        A student's work lives in their class's server (named server ``<code>``), which
+        they land in after sign-in (one class) or start from My classes; a personal server
+        would be a container nobody uses. Off (the default): the hub refuses to start a
+        student's default server with a 403 and a message that sends them to My classes,
+        and no page offers it. Teachers and admins always may start theirs. Environment
+        default: ``CLASSHUB_STUDENT_DEFAULT_SERVER`` (``1``/``true``/``yes`` turn it on).
+
+        Example: ``c.ClassroomSpawner.student_default_server = True``
+        """,
+    )
+
     homes_root = Unicode(
         "",
         config=True,
@@ -299,6 +321,11 @@ class ClassroomSpawner(DockerSpawner):
     def _default_remove(self):
         # containers are disposable; the home volume is what persists
         return True
+
+    @default("student_default_server")
+    def _default_student_default_server(self):
+        value = os.environ.get("CLASSHUB_STUDENT_DEFAULT_SERVER", "").strip().lower()
+        return value in ("1", "true", "yes", "on")
 
     @default("use_internal_ip")
     def _default_use_internal_ip(self):
@@ -421,7 +448,10 @@ class ClassroomSpawner(DockerSpawner):
         return super().run_pre_spawn_hook()
 
     def _apply_class_environment(self) -> None:
-        if not self.name or not self.class_servers_only:
+        if not self.name:
+            self._check_default_server()
+            return
+        if not self.class_servers_only:
             return
         group = orm.Group.find(self.user.db, class_group(self.name))
         try:
@@ -441,6 +471,12 @@ class ClassroomSpawner(DockerSpawner):
         self.log.info(
             "Starting %s with class %s's environment (%s)", self._log_name, env.code, env.image
         )
+
+    def _check_default_server(self) -> None:
+        roles = [r.name for r in self.user.orm_user.roles]
+        role = role_of(admin=bool(self.user.admin), roles=roles)
+        if not may_start_default_server(role, student_default_server=self.student_default_server):
+            raise SpawnError(NO_DEFAULT_SERVER, status_code=403)
 
     def get_env(self):
         env = super().get_env()
