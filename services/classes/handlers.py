@@ -13,6 +13,11 @@
 ``GET    api/classes/<code>/servers``             the roster's server states
 ``POST   api/classes/<code>/servers/<name>``      start that person's class server
 ``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
+``POST   api/classes/<code>/servers``             ``{"action": "start"|"stop"}`` every
+                                                  roster server (teachers, admins)
+``DELETE api/classes/<code>?confirm=<code>``      delete an archived class (admins)
+``POST   api/classes/<code>/copy``                ``{"code", "name"?, "term"?}``: a copy for a
+                                                  new term: teachers, environment (admins)
 ``GET    api/settings``                           the admin's limits for class environments
 ================================================  ==========================================
 
@@ -30,6 +35,7 @@ from collections.abc import Callable
 from tornado import web
 
 from common.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
+from common.groups import class_group, teachers_group
 from services.base.handlers import BaseHandler
 from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubNotFound
 
@@ -37,11 +43,13 @@ from . import roster_csv
 from .hubsync import GroupSync
 from .model import (
     ADMIN_FIELDS,
+    COPY_FIELDS,
     CREATE_FIELDS,
     Limits,
     check_code,
     check_username,
     class_changes,
+    copy_request,
     new_class,
     roster_size_problem,
 )
@@ -61,7 +69,7 @@ from .rules import (
     require_student,
     student_problem,
 )
-from .servers import active_servers, roster_servers, server_state
+from .servers import START, STOP, active_servers, plan_bulk, roster_servers, server_state
 from .store import ClassStore
 from .views import full_view, student_view, summary_view
 
@@ -245,6 +253,59 @@ class ClassHandler(ClassesHandler):
             )
         self.write_json(view)
 
+    async def delete(self, code):
+        """``DELETE api/classes/<code>?confirm=<code>``: delete an archived class (admins).
+        Its hub groups go (nobody can start its servers), then its record; its students'
+        class homes (their files) stay until an admin removes the volumes."""
+        actor = self.actor()
+        code = self.code_arg(code)
+        require_admin(actor, "delete classes")
+        record = await self.store.require(code)
+        if not record.get("archived"):
+            raise Conflict(
+                f"Class {code!r} is not archived: archive it first (that stops its servers), "
+                "then delete it."
+            )
+        if self.get_query_argument("confirm", "") != code:
+            raise BadRequest(
+                f"Deleting class {code!r} cannot be undone: confirm with ?confirm={code}."
+            )
+        active = active_servers(await self.hub.active_users(fresh=True), code)
+        await self.stop_servers(sorted(active), code)
+        for group in (class_group(code), teachers_group(code)):
+            await self.hub.delete_group(group)
+        await self.store.delete(code)
+        self.log.info("%s deleted archived class %s", actor.name, code)
+        self.set_status(204)
+        self.finish()
+
+
+class CopyHandler(ClassesHandler):
+    """``POST api/classes/<code>/copy`` ``{"code", "name"?, "term"?}``: a new class for a
+    new term with the original's teachers and environment, no students (admins, who
+    create classes). Material and assignments live in the files and grades services and
+    are not copied by this call (see the teacher guide)."""
+
+    async def post(self, code):
+        actor = self.actor()
+        original = await self.store.require(self.code_arg(code))
+        require_admin(actor, "copy classes")
+        body = self.json_body(COPY_FIELDS, required=("code",))
+        record = new_class(
+            copy_request(original, body), self.limits, creator=actor.name, now=self.clock()
+        )
+        if await self.store.get(record["code"]) is not None:
+            raise Conflict(
+                f"A class with the code {record['code']!r} exists already; choose another code."
+            )
+        await self.require_hub_users(record["teachers"], "teacher")
+        record = await self.store.create(record)
+        self.log.info("%s copied class %s to %s", actor.name, original["code"], record["code"])
+        view = full_view(record, relation(actor, record))
+        view["copied_from"] = original["code"]
+        view["hub_sync"] = await self.sync_groups(record["code"])
+        self.write_json(view, status=201)
+
 
 class RosterHandler(ClassesHandler):
     async def get(self, code):
@@ -339,7 +400,82 @@ class ImportHandler(ClassesHandler):
         self.write_json(result)
 
 
-class ServersHandler(ClassesHandler):
+class BulkServersHandler(ClassesHandler):
+    """``POST api/classes/<code>/servers`` ``{"action": "start" | "stop"}``: start or stop
+    the class server of everybody on the roster (the class's teachers and admins). The
+    hub calls go through the service's own ``start:servers`` / ``delete:servers`` scopes,
+    at most ``hub_concurrency`` at a time; the hub's start queue
+    (``ClassroomSpawner.start_concurrency``) then starts the containers in turn. The answer
+    lists who was started or stopped, who already was, who was skipped and why, and the
+    hub's refusals."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"action"}, required=("action",))
+        action = body["action"]
+        if action not in (START, STOP):
+            raise BadRequest('"action" must be "start" or "stop".')
+        record = await self.store.require(code)
+        rel = require_manage(actor, record, f"{action} its servers")
+        if action == START and record.get("archived"):
+            raise Conflict(f"Class {code!r} is archived: its servers cannot start.")
+        roster = list(record.get("students", ()))
+        active = active_servers(await self.hub.active_users(fresh=True), code)
+        models = await self.hub.user_models(roster, concurrency=self.hub_concurrency)
+        problems = {
+            n: (
+                student_problem(rel, n, hub_role(models[n]), SERVERS_ONLY)
+                if n in models
+                else f"{n} is not a user of this hub any more."
+            )
+            for n in roster
+        }
+        plan = plan_bulk(action, roster, active, problems)
+        failed = await self._run(action, plan["act"], code)
+        done = [n for n in plan["act"] if n not in failed]
+        self.log.info(
+            "%s: %s all of %s: %d done, %d unchanged, %d skipped, %d failed",
+            actor.name,
+            action,
+            code,
+            len(done),
+            len(plan["unchanged"]),
+            len(plan["skipped"]),
+            len(failed),
+        )
+        self.write_json(
+            {
+                "code": code,
+                "action": action,
+                "done": done,
+                "unchanged": plan["unchanged"],
+                "skipped": plan["skipped"],
+                "failed": failed,
+            }
+        )
+
+    async def _run(self, action: str, names: list[str], code: str) -> dict[str, str]:
+        """Start or stop ``names``' servers, a bounded number at a time; ``{name: why}``
+        of the ones the hub refused."""
+        gate = asyncio.Semaphore(self.hub_concurrency)
+        call = self.hub.start_server if action == START else self.hub.stop_server
+
+        async def one(name: str) -> tuple[str, str]:
+            async with gate:
+                try:
+                    await call(name, code)
+                except HubNotFound:
+                    return name, "" if action == STOP else f"{name} is not a user any more."
+                except HubAPIError as e:
+                    return name, e.hub_message or str(e)
+            return name, ""
+
+        results = await asyncio.gather(*(one(n) for n in names))
+        return {n: why for n, why in results if why}
+
+
+class ServersHandler(BulkServersHandler):
     async def get(self, code):
         record = await self.store.require(self.code_arg(code))
         require_manage(self.actor(), record, "see its servers")
@@ -424,6 +560,7 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         ("api/classes", ClassListHandler, deps),
         (f"api/classes/{code}", ClassHandler, deps),
         (f"api/classes/{code}/students", RosterHandler, deps),
+        (f"api/classes/{code}/copy", CopyHandler, deps),
         (f"api/classes/{code}/students/{name}", StudentHandler, deps),
         (f"api/classes/{code}/import", ImportHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),
