@@ -3,9 +3,11 @@ start all and stop all servers of a class (the teacher's, through the service's 
 scopes), copying a class for a new term, deleting an archived class."""
 
 import secrets
+from urllib.parse import quote
 
 import pytest
 
+from harness.browser import CHROMIUM_ARGS
 from harness.classes import Person, assert_error, classes_stack, group, members
 from harness.stack import wait_for
 
@@ -135,3 +137,93 @@ def test_delete_an_archived_class(stack, people):
         wait_for(lambda: stack.server_model("sa", code) is None, 30, what="spawn refused")
         r = stack.api("POST", stack.server_path("sa", code))
     assert 400 <= r.status_code < 500, r.text
+
+
+# ----- the class page in Chromium -----
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_as(stack, chromium, tmp_path):
+    """``open_as(name, role, path)``: a new browser signed in with a token, on ``path``;
+    a screenshot when the test fails, and no page errors."""
+    pages = []
+
+    def open_page(name: str, role: str, path: str):
+        context = chromium.new_context()
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.problems = []
+        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
+        page.fill("#token_input", stack.mint(name, role))
+        page.click("#token_submit")
+        page.wait_for_url(f"**{path}")
+        pages.append((context, page))
+        return page
+
+    try:
+        yield open_page
+    except Exception:
+        for n, (_, page) in enumerate(pages):
+            page.screenshot(path=str(tmp_path / f"page{n}.png"), full_page=True)
+        raise
+    finally:
+        problems = [p for _, page in pages for p in page.problems]
+        for context, _ in pages:
+            context.close()
+    assert not problems, problems
+
+
+def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, open_as):
+    code, copy = new_code(), new_code()
+    make_class(people, code)
+    assert (
+        people["tina"].post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+    )
+
+    page = open_as("tina", "teacher", f"/services/classes/classes/{code}")
+    assert page.locator("#copy-section").count() == 0  # copying is for admins
+    page.click("#start-all")
+    page.wait_for_selector("#bulk-result:has-text('1 started')")
+    stack.wait_ready("sa", code, timeout=180)
+    page.once("dialog", lambda d: d.accept())
+    page.click("#stop-all")
+    page.wait_for_selector("#bulk-result:has-text('1 stopped')")
+    wait_for(lambda: stack.server_model("sa", code) is None, 60, what="sa stopped")
+
+    # (signing in in a browser ends the requests sessions of people[...]: one session each)
+    admin = open_as("admin", "admin", f"/services/classes/classes/{code}")
+
+    def get(path):
+        return admin.context.request.get(f"{stack.url}/services/classes/{path}")
+
+    admin.fill("#copy-code", copy)
+    admin.fill("#copy-term", "2027")
+    admin.click("#copy-class [type=submit]")
+    admin.wait_for_selector(f"#action-alert:has-text('Copied {code} to {copy}')")
+    made = get(f"api/classes/{copy}").json()
+    assert made["term"] == "2027" and made["teachers"] == ["tina"] and made["students"] == []
+
+    # delete: only once archived, and only with the code typed
+    assert admin.is_disabled("#delete-class")
+    admin.once("dialog", lambda d: d.accept())
+    admin.click("#archive-button")
+    admin.wait_for_selector("#archived-badge:not([hidden])")
+    admin.once("dialog", lambda d: d.accept("wrong"))
+    admin.click("#delete-class")
+    admin.wait_for_selector("#action-alert:has-text('Not deleted')")
+    assert get(f"api/classes/{code}").status == 200
+    admin.once("dialog", lambda d: d.accept(code))
+    admin.click("#delete-class")
+    admin.wait_for_selector(f"#action-alert:has-text('Deleted {code}.')")
+    assert get(f"api/classes/{code}").status == 404
