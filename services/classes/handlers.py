@@ -18,6 +18,8 @@
 ``DELETE api/classes/<code>?confirm=<code>``      delete an archived class (admins)
 ``POST   api/classes/<code>/copy``                ``{"code", "name"?, "term"?}``: a copy for a
                                                   new term: teachers, environment (admins)
+``DELETE api/people/<name>``                      take a person off every roster and
+                                                  teacher list (admins)
 ``GET    api/settings``                           the admin's limits for class environments
 ================================================  ==========================================
 
@@ -366,6 +368,36 @@ class StudentHandler(ClassesHandler):
         self.finish()
 
 
+class PersonHandler(ClassesHandler):
+    """``DELETE api/people/<name>`` (admins): take a person off every roster and teacher
+    list, before or after their account is deleted, and stop their class servers (their
+    home volumes stay: removing them is a separate, confirmed step)."""
+
+    async def delete(self, username):
+        actor = self.actor()
+        require_admin(actor, "remove people from every class")
+        name = self.username_arg(username)
+        records = await self.store.list_for(name)
+        changed = []
+        for record in records:
+            code = record["code"]
+            if name in record.get("students", ()):
+                await self.store.remove_students(code, [name], now=self.clock())
+            if name in record.get("teachers", ()):
+                teachers = [t for t in record["teachers"] if t != name]
+                await self.store.update(code, {"teachers": teachers}, now=self.clock())
+            await self.sync_groups(code)
+            changed.append(code)
+        active = await self.hub.active_users(fresh=True)
+        stopped = []
+        for code in changed:
+            running = active_servers(active, code)
+            if name in running and await self.stop_servers([name], code):
+                stopped.append(code)
+        self.log.info("%s took %s off %d class(es)", actor.name, name, len(changed))
+        self.write_json({"username": name, "classes": changed, "stopped_servers": stopped})
+
+
 class ImportHandler(ClassesHandler):
     async def post(self, code):
         actor = self.actor()
@@ -561,6 +593,7 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (f"api/classes/{code}", ClassHandler, deps),
         (f"api/classes/{code}/students", RosterHandler, deps),
         (f"api/classes/{code}/copy", CopyHandler, deps),
+        (f"api/people/{name}", PersonHandler, deps),
         (f"api/classes/{code}/students/{name}", StudentHandler, deps),
         (f"api/classes/{code}/import", ImportHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),

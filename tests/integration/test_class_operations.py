@@ -227,3 +227,35 @@ def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, o
     admin.click("#delete-class")
     admin.wait_for_selector(f"#action-alert:has-text('Deleted {code}.')")
     assert get(f"api/classes/{code}").status == 404
+
+
+def test_a_person_is_taken_off_every_roster(stack, people):
+    # fresh sign-ins (a browser test in this module took over the admin's and tina's)
+    people = {
+        **people,
+        "admin": Person(stack, "admin", "admin"),
+        "tina": Person(stack, "tina", "teacher"),
+    }
+    first, second = new_code(), new_code()
+    make_class(people, first)
+    make_class(people, second)
+    r = people["admin"].post(f"api/classes/{second}/students", {"username": "sb"})
+    assert r.status_code == 201, r.text
+    r = people["admin"].post(f"api/classes/{first}/students", {"username": "sb"})
+    assert r.status_code == 201, r.text
+    stack.spawn("sb", first)
+
+    assert_error(people["tina"].delete("api/people/sb"), 403)
+    r = people["admin"].delete("api/people/sb")
+    assert r.status_code == 200, r.text
+    assert {first, second} <= set(r.json()["classes"])  # and earlier tests' classes
+    assert r.json()["stopped_servers"] == [first]
+    for code in (first, second):
+        assert "sb" not in people["admin"].get(f"api/classes/{code}").json()["students"]
+        assert "sb" not in members(stack, f"class-{code}")
+    wait_for(lambda: stack.server_model("sb", first) is None, 60, what="sb stopped")
+    # a teacher too: off the teacher lists and the teachers-<code> groups
+    r = people["admin"].delete("api/people/tina")
+    assert r.status_code == 200 and first in r.json()["classes"]
+    assert people["admin"].get(f"api/classes/{first}").json()["teachers"] == []
+    assert members(stack, f"teachers-{first}") == set()
