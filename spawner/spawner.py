@@ -556,7 +556,8 @@ class ClassroomSpawner(DockerSpawner):
             raise SpawnError(
                 f"The image {self.image!r} is not on this hub's list of allowed images. "
                 "An admin must add it to the image catalogue (CLASSHUB_IMAGES, "
-                "ClassroomSpawner.images) or choose another image for the class."
+                "ClassroomSpawner.images) or choose another image for the class.",
+                status_code=403,
             )
         try:
             info = await self.docker("inspect_image", self.image)

@@ -183,8 +183,10 @@ async def test_spawner_starts_a_catalogue_image():
 async def test_spawner_refuses_other_images(image, message):
     s = spawner()
     s.image = image
-    with pytest.raises(SpawnError, match=message):
+    with pytest.raises(SpawnError, match=message) as e:
         await s._check_image()
+    # a refusal by the admin's policy; a missing image is the server's own trouble
+    assert e.value.status_code == (503 if "missing" in image else 403)
 
 
 async def test_spawner_catalogue_is_fixed_at_construction():

@@ -1,0 +1,168 @@
+"""The image catalogue end to end: the classes service offers the admin's images and
+refuses others, a class on classhub/datascience spawns a server with the data-science
+stack and tools under exactly the hardening of the minimal image, and the spawner refuses
+an image outside the catalogue even when the class's stored record names it. Real hub,
+Docker, Traefik and the classes service on nx-27017."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+import pytest
+
+from harness.classes import TEST_SERVICE_ENV, Person, assert_error, wait_healthy
+from harness.stack import Stack, running_stack, wait_for
+from tests.integration.hardening import assert_hardened
+
+pytestmark = pytest.mark.integration
+
+MINIMAL = "classhub/singleuser:latest"
+DATASCIENCE = "classhub/datascience:latest"
+CATALOGUE = [
+    {"name": MINIMAL, "display_name": "Python", "description": "JupyterLab and Python"},
+    {
+        "name": DATASCIENCE,
+        "display_name": "Data science",
+        "description": "numpy, pandas, matplotlib, scipy, scikit-learn, seaborn; git, vim",
+    },
+]
+#: installed on this machine, but not in the catalogue
+OUTSIDE = "classhub/homes-helper:latest"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    env = {**TEST_SERVICE_ENV, "CLASSHUB_IMAGES": json.dumps(CATALOGUE)}
+    new = Stack(tmp_path_factory.mktemp("images"), with_classes=True, env=env)
+    for s in running_stack(new):
+        wait_healthy(s)
+        yield s
+
+
+@pytest.fixture(scope="module")
+def people(stack):
+    for name in ("dana", "dora"):
+        r = stack.api("POST", "/classhub/accounts", json={"username": name, "role": "student"})
+        assert r.status_code == 201, r.text
+    return {
+        "admin": Person(stack, "admin", "admin"),
+        "tess": Person(stack, "tess", "teacher"),
+    }
+
+
+def code() -> str:
+    return "i" + secrets.token_hex(3)
+
+
+def test_the_form_offers_the_catalogue(people):
+    admin, tess = people["admin"], people["tess"]
+    settings = tess.get("api/settings").json()
+    assert settings["images"] == CATALOGUE
+    assert settings["allowed_images"] == [MINIMAL, DATASCIENCE]
+    c = code()
+    r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tess"]})
+    assert r.status_code == 201, r.text
+    # the class page's settings form: the display names, the chosen one's description
+    page = tess.get(f"classes/{c}", headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text[:300]
+    options = re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', page.text)
+    assert options == [(MINIMAL, "Python"), (DATASCIENCE, "Data science")]
+    assert 'data-description="numpy, pandas, matplotlib' in page.text
+    assert re.search(r'<option value="classhub/singleuser:latest"[^>]*selected', page.text)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [OUTSIDE, "evil/miner:latest", "classhub/datascience", "classhub/datascience:latest ", 7],
+)
+def test_an_image_outside_the_catalogue_is_a_clear_400(people, image):
+    admin, tess = people["admin"], people["tess"]
+    c = code()
+    # the admin cannot create a class with it either
+    assert_error(
+        admin.post("api/classes", {"code": c, "name": "X", "environment": {"image": image}}),
+        400,
+        "is not in this hub's image catalogue; choose one of: Python (classhub/singleuser",
+    )
+    r = admin.post("api/classes", {"code": c, "name": "X", "teachers": ["tess"]})
+    assert r.status_code == 201, r.text
+    assert_error(
+        tess.patch(f"api/classes/{c}", {"environment": {"image": image}}),
+        400,
+        "Data science (classhub/datascience:latest)",
+    )
+    assert tess.get(f"api/classes/{c}").json()["environment"]["image"] == MINIMAL
+
+
+def test_a_datascience_class_runs_the_stack_with_the_same_hardening(stack, people):
+    admin, tess = people["admin"], people["tess"]
+    c = code()
+    r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tess"]})
+    assert r.status_code == 201, r.text
+    r = tess.patch(f"api/classes/{c}", {"environment": {"image": DATASCIENCE}})
+    assert r.status_code == 200, r.text
+    assert r.json()["environment"]["image"] == DATASCIENCE
+    r = tess.post(f"api/classes/{c}/students", {"username": "dana"})
+    assert r.status_code == 201, r.text
+
+    stack.spawn("dana", c)
+    (box,) = [
+        x
+        for x in stack.containers(all=False)
+        if x.labels.get("classhub.user") == "dana" and x.labels.get("classhub.server") == c
+    ]
+    assert box.attrs["Config"]["Image"] == DATASCIENCE
+    assert stack.user_get(f"/user/dana/{c}/api/status").status_code == 200
+    # exactly the minimal image's hardening (tests/integration/test_spawn.py)
+    assert_hardened(box, stack)
+
+    def run(command: str) -> str:
+        # as the student (uid 1000) in a login shell, as JupyterLab's terminals run
+        status, out = box.exec_run(["bash", "-lc", command], user="1000:100")
+        text = out.decode(errors="replace")
+        assert status == 0, (command, status, text[-2000:])
+        return text
+
+    assert run("id -u").strip() == "1000"
+    assert run("command -v python").strip() == "/opt/venv/bin/python"
+    run('python -c "import numpy, pandas, matplotlib, scipy, sklearn, seaborn"')
+    # a plot on the read-only root: matplotlib's caches go to the home folder
+    run(
+        'cd && python -c "import matplotlib.pyplot as plt, seaborn as sns; '
+        "sns.lineplot(x=[1, 2, 3], y=[2, 1, 3]); plt.savefig('plot.png')\" && test -s plot.png"
+    )
+    for tool in ("git --version", "nano --version", "vim --version", "less --version"):
+        assert run(tool).strip(), tool
+    assert run("curl --version").startswith("curl ")
+    assert "jupyterhub-singleuser" in run("ps -eo args")
+    # the same single-user server as the minimal image: classhub's extension is on
+    assert "classhub_singleuser" in run("jupyter server extension list 2>&1")
+    stack.stop("dana", c)
+
+
+def test_the_spawner_refuses_an_image_the_store_holds_but_the_catalogue_does_not(stack, people):
+    """The class's record (MongoDB, and the hub group the spawner reads) names an installed
+    image outside the catalogue, as a bug or a tampered store would: no container starts."""
+    c, student = code(), "dora"
+    admin = people["admin"]
+    r = admin.post("api/classes", {"code": c, "name": "Tampered"})
+    assert r.status_code == 201, r.text
+    r = admin.post(f"api/classes/{c}/students", {"username": student})
+    assert r.status_code == 201, r.text
+    props = stack.api("GET", f"/groups/class-{c}").json()["properties"]
+    props["classhub"]["image"] = OUTSIDE
+    r = stack.api("PUT", f"/groups/class-{c}/properties", json=props)
+    assert r.status_code == 200, r.text
+
+    r = stack.api("POST", stack.server_path(student, c))
+    if r.status_code < 400:  # the failure arrives through the progress stream instead
+        wait_for(lambda: stack.server_model(student, c) is None, 60, what="spawn failed")
+        r = stack.api("POST", stack.server_path(student, c))
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert (
+        f"The image '{OUTSIDE}' is not on this hub's list of allowed images"
+        in (r.json()["message"])
+    )
+    assert not [x for x in stack.containers() if x.labels.get("classhub.user") == student]
