@@ -13,7 +13,8 @@ Usage: .venv/bin/python bench/spawn_bench.py [--single 5] [--concurrent 10 30]
 With several images the stack's catalogue holds them all and the rounds alternate
 between them (one spawn of each in turn, then each concurrent round per image), so a
 machine whose load changes during the run weighs on every image alike; each image gets
-its own rows, and the last column compares its median to the first image's.
+its own rows, and the last column compares it to the first image's (``--concurrent 10 10``
+runs two rounds of 10, each image in turn).
 Prints a Markdown table (paste it into docs/performance.md with the date).
 """
 
@@ -140,9 +141,9 @@ def main() -> int:
                     lags[i].append(r - s)
                     stack.stop(user)
             concurrent = {}
-            for n in args.concurrent:
+            for k, n in enumerate(args.concurrent):
                 for i in range(len(images)):
-                    concurrent[(n, i)] = concurrent_spawns(stack, n, f"i{i}-c{n}u")
+                    concurrent[(k, i)] = concurrent_spawns(stack, n, f"i{i}-c{k}n{n}u")
                     time.sleep(5)  # let the removals settle before the next round
         except Exception:
             print(stack.logs(), file=sys.stderr)
@@ -169,10 +170,10 @@ def main() -> int:
                     versus(i, median, first),
                 )
             )
-    for n in args.concurrent:
-        first = concurrent[(n, 0)][0]
+    for k, n in enumerate(args.concurrent):
+        first = concurrent[(k, 0)][0]
         for i, image in enumerate(images):
-            done, failures = concurrent[(n, i)]
+            done, failures = concurrent[(k, i)]
             rows.append(
                 (
                     image,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from urllib.parse import quote
 
 import pytest
 
-from harness.classes import TEST_SERVICE_ENV, Person, assert_error, wait_healthy
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import SERVICE, TEST_SERVICE_ENV, Person, assert_error, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 from tests.integration.hardening import assert_hardened
 
@@ -71,6 +73,48 @@ def test_the_form_offers_the_catalogue(people):
     assert options == [(MINIMAL, "Python"), (DATASCIENCE, "Data science")]
     assert 'data-description="numpy, pandas, matplotlib' in page.text
     assert re.search(r'<option value="classhub/singleuser:latest"[^>]*selected', page.text)
+
+
+def test_a_teacher_chooses_the_image_on_the_class_form(stack, people, tmp_path):
+    """In Chromium: the Image field lists the display names, shows the chosen image's
+    description, and saving sets the class's image."""
+    from playwright.sync_api import sync_playwright
+
+    admin, tess = people["admin"], people["tess"]
+    c = code()
+    r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tess"]})
+    assert r.status_code == 201, r.text
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(f"{stack.url}/hub/login?next={quote(f'{SERVICE}classes/{c}', safe='')}")
+            page.fill("#token_input", stack.mint("tess", "teacher"))
+            page.click("#token_submit")
+            page.wait_for_selector("#settings-image")
+            labels = page.eval_on_selector_all(
+                "#settings-image option", "options => options.map(o => o.textContent.trim())"
+            )
+            assert labels == ["Python", "Data science"]
+            assert page.inner_text("#settings-image-help") == "JupyterLab and Python"
+            page.select_option("#settings-image", label="Data science")
+            assert page.inner_text("#settings-image-help").startswith("numpy, pandas")
+            page.click("#class-settings button[type=submit]")
+            wait_for(
+                lambda: tess.get(f"api/classes/{c}").json()["environment"]["image"] == DATASCIENCE,
+                20,
+                what="the image saved",
+            )
+            page.reload()
+            assert page.eval_on_selector("#settings-image", "s => s.value") == DATASCIENCE
+            assert page.inner_text("#settings-image-help").startswith("numpy, pandas")
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print("screenshot:", tmp_path / "failure.png", "url:", page.url)
+            raise
+        finally:
+            browser.close()
 
 
 @pytest.mark.parametrize(
