@@ -6,17 +6,22 @@ Docker, Traefik and the classes service on nx-27017."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 from urllib.parse import quote
 
 import pytest
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from harness.browser import CHROMIUM_ARGS
 from harness.classes import SERVICE, TEST_SERVICE_ENV, Person, assert_error, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 from tests.integration.hardening import assert_hardened
+from tests.integration.ws_helpers import cookie_header
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +56,7 @@ def people(stack):
     return {
         "admin": Person(stack, "admin", "admin"),
         "tess": Person(stack, "tess", "teacher"),
+        "dave": Person(stack, "dave", "student"),
     }
 
 
@@ -80,9 +86,10 @@ def test_a_teacher_chooses_the_image_on_the_class_form(stack, people, tmp_path):
     description, and saving sets the class's image."""
     from playwright.sync_api import sync_playwright
 
-    admin, tess = people["admin"], people["tess"]
-    c = code()
-    r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tess"]})
+    # a teacher of their own: signing in in Chromium takes over that person's other session
+    admin, c = people["admin"], code()
+    stack.create_user("tara")
+    r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tara"]})
     assert r.status_code == 201, r.text
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -90,7 +97,7 @@ def test_a_teacher_chooses_the_image_on_the_class_form(stack, people, tmp_path):
         page.set_default_timeout(20_000)
         try:
             page.goto(f"{stack.url}/hub/login?next={quote(f'{SERVICE}classes/{c}', safe='')}")
-            page.fill("#token_input", stack.mint("tess", "teacher"))
+            page.fill("#token_input", stack.mint("tara", "teacher"))
             page.click("#token_submit")
             page.wait_for_selector("#settings-image")
             labels = page.eval_on_selector_all(
@@ -102,7 +109,7 @@ def test_a_teacher_chooses_the_image_on_the_class_form(stack, people, tmp_path):
             assert page.inner_text("#settings-image-help").startswith("numpy, pandas")
             page.click("#class-settings button[type=submit]")
             wait_for(
-                lambda: tess.get(f"api/classes/{c}").json()["environment"]["image"] == DATASCIENCE,
+                lambda: admin.get(f"api/classes/{c}").json()["environment"]["image"] == DATASCIENCE,
                 20,
                 what="the image saved",
             )
@@ -184,6 +191,55 @@ def test_a_datascience_class_runs_the_stack_with_the_same_hardening(stack, peopl
     # the same single-user server as the minimal image: classhub's extension is on
     assert "classhub_singleuser" in run("jupyter server extension list 2>&1")
     stack.stop("dana", c)
+
+
+async def test_a_jupyterlab_terminal_has_python_and_the_stack(stack, people):
+    """In a real JupyterLab terminal (a login shell, whose /etc/profile resets PATH), the
+    student's `python` is the image's, with the data-science stack."""
+    admin, tess, dave = people["admin"], people["tess"], people["dave"]
+    c = code()
+    r = admin.post(
+        "api/classes",
+        {"code": c, "name": "Data", "teachers": ["tess"], "environment": {"image": DATASCIENCE}},
+    )
+    assert r.status_code == 201, r.text
+    assert tess.post(f"api/classes/{c}/students", {"username": "dave"}).status_code == 201
+    await asyncio.to_thread(stack.spawn, "dave", c)
+    base = f"/user/dave/{c}/"
+    lab = await asyncio.to_thread(dave.browser.get, stack.url + base + "lab", timeout=60)
+    assert lab.status_code == 200 and base + "lab" in lab.url, lab.url
+    r = requests.post(
+        stack.url + base + "api/terminals",
+        headers={"Authorization": f"token {stack.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    conn = await websocket_connect(
+        HTTPRequest(
+            stack.url.replace("http://", "ws://") + f"{base}terminals/websocket/{r.json()['name']}",
+            headers={"Cookie": cookie_header(dave.browser, base + "terminals")},
+            connect_timeout=10,
+            request_timeout=30,
+        )
+    )
+    try:
+        command = (
+            "command -v python; python -c 'import numpy, pandas, matplotlib, scipy, sklearn,"
+            ' seaborn, sys; print(sys.prefix, "stack-ok", 6 * 7)\'\r'
+        )
+        conn.write_message(json.dumps(["stdin", command]))
+        seen = ""
+        while "stack-ok 42" not in seen:
+            raw = await asyncio.wait_for(conn.read_message(), 60)
+            assert raw is not None, f"terminal closed: {seen[-500:]}"
+            kind, *rest = json.loads(raw)
+            if kind == "stdout":
+                seen += rest[0]
+        assert "/opt/venv/bin/python" in seen
+        assert "/opt/venv stack-ok 42" in seen
+    finally:
+        conn.close()
+    await asyncio.to_thread(stack.stop, "dave", c)
 
 
 def test_the_spawner_refuses_an_image_the_store_holds_but_the_catalogue_does_not(stack, people):
