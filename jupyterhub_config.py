@@ -4,11 +4,14 @@
 import os
 
 from hub.config import apply_env as configure_hub
+from hub.config import configure_web
 from services.config import apply_env as configure_services
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 configure_hub(c, os.environ)
 configure_services(c, os.environ)
+# the one web layer: the same header, navigation and brand on the hub's and services' pages
+configure_web(c)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
 if os.environ.get("CLASSHUB_EXTRA_CONFIG"):

@@ -162,6 +162,7 @@ class _Work:
     dest: str = ""  # apply
     label: str = ""
     data: bytes = b""
+    delivered: dict[str, str] | None = None  # apply: what was last delivered, by path
 
 
 # ----- pure parts: the container's configuration, the job, what comes back
@@ -603,12 +604,25 @@ class Homes:
         work = _Work("snapshot", user, server, self.volume(user, server), folder=folder)
         return await self.snapshots.submit(work)
 
-    async def apply(self, user: str, server: str, dest: str, label: str, data: bytes) -> dict:
-        """Merge the zip ``data`` into ``~/<dest>`` (material's rule: the student's edits
-        are kept); homectl's report, unchecked beyond its type (the caller cleans it).
-        Raises HomeMissing, HomeRefused or HelperUnavailable."""
+    async def apply(
+        self,
+        user: str,
+        server: str,
+        dest: str,
+        label: str,
+        data: bytes,
+        *,
+        delivered: dict[str, str] | None = None,
+    ) -> dict:
+        """Merge the zip ``data`` into ``~/<dest>`` (material's rule: a file the teacher did
+        not change since ``delivered`` says it was last delivered is skipped, the student's
+        edits are kept); homectl's report, unchecked beyond its type (the caller cleans
+        it). ``delivered``: the caller's record ``{path: sha256}`` (None: only the home's
+        own record). Raises HomeMissing, HomeRefused or HelperUnavailable."""
         volume = self.volume(user, server)
-        work = _Work("apply", user, server, volume, dest=dest, label=label, data=data)
+        work = _Work(
+            "apply", user, server, volume, dest=dest, label=label, data=data, delivered=delivered
+        )
         return await self.deliveries.submit(work)
 
     async def view(self, user: str, server: str, path: str) -> HomeView:
@@ -779,6 +793,7 @@ class Homes:
                         "dest": w.dest,
                         "label": w.label,
                         "zip": f"{IO_DIR}/in/{name}",
+                        **({} if w.delivered is None else {"delivered": dict(w.delivered)}),
                     }
                 )
             run = await self._run_job("apply", present, items, inputs, {})

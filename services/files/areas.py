@@ -10,7 +10,10 @@ area                   reads                                       writes
 
 Services: only the services named in ``FilesApp.release_services`` (the grades service)
 may call the files service, and only for an assignment's release
-(:func:`check_release_service`): list ``class/<c>/assignments``, create a push of one
+(:func:`check_release_service`): list ``class/<c>/assignments``, upload a starting file
+into one assignment's folder for a teacher (the assignment editor's upload: the service
+checked that the person is a teacher of the class; the bytes go from the browser to the
+store through a presigned URL, never through either service), create a push of one
 assignment's starting files, and read such a push. Everything else acts for people.
 
 Class membership is the hub's: group ``class-<code>`` holds the students and
@@ -31,9 +34,13 @@ from services.base.membership import ADMIN, TEACHER, Caller, Membership
 PRIVATE, MATERIAL, ASSIGNMENTS = "private", "material", "assignments"
 
 #: what a release service may do (and nothing else): list the starting files of a class's
-#: assignments, push one assignment's starting files, read such a push
+#: assignments, upload one into an assignment's folder, push one assignment's starting
+#: files, read such a push
 LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH = "list", "push", "read"
-RELEASE_ACTIONS = frozenset({LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH})
+UPLOAD_STARTING_FILE = "upload"
+RELEASE_ACTIONS = frozenset(
+    {LIST_STARTING_FILES, UPLOAD_STARTING_FILE, RELEASE_PUSH, READ_RELEASE_PUSH}
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,9 @@ def check_release_service(
 ) -> None:
     """Raise Forbidden unless the service ``service`` may do ``action`` on the release
     path: it must be listed in ``allowed`` (``FilesApp.release_services``), the action
-    must be one of :data:`RELEASE_ACTIONS`, and a push must be of one assignment (never
-    the class's material). Pure: the hub already said the caller is this service."""
+    must be one of :data:`RELEASE_ACTIONS`, and a push or an upload must be of one
+    assignment (never the class's material). Pure: the hub already said the caller is this
+    service."""
     if service not in allowed:
         raise Forbidden(
             f"The service {service!r} may not use the files service (it is not in "

@@ -16,7 +16,9 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ``DELETE api/files/<area>/file?path=``              delete a file
 ``DELETE api/files/<area>/folder?path=``            delete a folder and everything in it
 ``POST   api/files/<area>/rename``                  ``{"from", "to"}``, a file or a folder
-``GET    api/classes/<code>/pushes``                the class's pushes, newest first
+``GET    api/classes/<code>/pushes``                the class's material pushes, newest
+                                                    first (``?releases=1``: its
+                                                    assignments' release pushes instead)
 ``POST   api/classes/<code>/pushes``                push the material now, or ``{"at":
                                                     "<ISO date and time with offset>"}``;
                                                     ``{"assignment": "<slug>", "at"}``
@@ -30,9 +32,14 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ==================================================  =======================================
 
 Services listed in ``FilesApp.release_services`` (the grades service, with its own hub
-token) may call three of these, for an assignment's release only
+token) may call five of these, for an assignment's starting files and release only
 (:func:`.areas.check_release_service`): ``GET api/files/class/<code>/assignments`` (read
-only), ``POST api/classes/<code>/pushes`` with ``{"assignment": "<slug>", "release_id":
+only); ``POST api/files/class/<code>/assignments/uploads`` with ``{"path": "<slug>/<file>",
+"size", "for": "<teacher>", "host", "secure"}`` and ``POST .../uploads/<id>`` with
+``{"for"}`` (the assignment editor's upload of a starting file, for the teacher the
+service checked; ``host`` and ``secure`` are the browser's, for the presigned URL; the
+upload counts against that teacher's staging allowance); ``POST api/classes/<code>/pushes``
+with ``{"assignment": "<slug>", "release_id":
 "release-<key>-<n>"}`` (the push's id: posting the same id again answers the push made
 the first time, 200 instead of 202, so a retried release never pushes twice) and ``GET
 api/classes/<code>/pushes/<id>`` of such a push. Any other service, and any other call,
@@ -44,6 +51,7 @@ the S3 store through presigned URLs, which are signed only after the checks belo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import re
@@ -65,6 +73,7 @@ from .areas import (
     LIST_STARTING_FILES,
     READ_RELEASE_PUSH,
     RELEASE_PUSH,
+    UPLOAD_STARTING_FILE,
     Area,
     assignments_area,
     check_release_service,
@@ -86,6 +95,8 @@ from .uploads import (
 AREA = r"(me|class/[^/]+(?:/assignments)?)"
 #: the id a release service gives its push: ``release-<key>-<round>``
 RELEASE_ID_RE = re.compile(r"^release-[0-9a-f]{16,64}-[1-9][0-9]{0,8}$")
+#: a browser's host as a release service passes it on: a name or address, maybe a port
+HOST_RE = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
 class FilesHandler(BaseHandler):
@@ -118,11 +129,48 @@ class FilesHandler(BaseHandler):
     async def release_area(self, service: str, spec: str) -> Area:
         """What a release service may list: a class's assignments' starting files."""
         check_release_service(service, self.release_services, LIST_STARTING_FILES, assignment=None)
+        return await self.release_area_any(service, spec)
+
+    async def starting_upload_area(self, service: str, spec: str, body: dict) -> Area:
+        """What a release service may upload into for a teacher: one assignment's folder of
+        a class's starting files (``body["path"]`` is ``<slug>/<file>``); 403 otherwise."""
+        path = body.get("path")
+        slug = path.split("/", 1)[0] if isinstance(path, str) and "/" in path else None
+        check_release_service(service, self.release_services, UPLOAD_STARTING_FILE, assignment=slug)
+        if "folder" in body or "unpack" in body:
+            raise Forbidden("A service uploads single starting files, not archives.")
+        names.validate_assignment(slug or "")
+        area = await self.release_area_any(service, spec)
+        return dataclasses.replace(area, writable=True)
+
+    async def release_area_any(self, service: str, spec: str) -> Area:
         if not (spec.startswith("class/") and spec.endswith("/assignments")):
-            raise Forbidden("A service may only list the starting files of assignments.")
+            raise Forbidden("A service may only use the starting files of assignments.")
         code = await self.existing_class(spec.removeprefix("class/").removesuffix("/assignments"))
         quota = self.limits["material_quota"]
         return Area(ASSIGNMENTS, names.assignments_prefix(code), code, quota, writable=False)
+
+    @staticmethod
+    def acting_for(body: dict) -> str:
+        """The teacher a release service acts for (``body["for"]``)."""
+        who = body.get("for")
+        if not isinstance(who, str):
+            raise BadRequest("A service's upload needs 'for': the teacher it uploads for.")
+        return names.validate_username(who)
+
+    @staticmethod
+    def browser_of(body: dict) -> tuple[str, bool]:
+        """The browser's host and scheme a release service passes on (``host``,
+        ``secure``), for the presigned URL."""
+        host, secure = body.get("host"), body.get("secure")
+        if (
+            not isinstance(host, str)
+            or not 0 < len(host) <= 255
+            or not HOST_RE.fullmatch(host)
+            or not isinstance(secure, bool)
+        ):
+            raise BadRequest("A service's upload needs the browser's 'host' and 'secure'.")
+        return host, secure
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -216,12 +264,26 @@ def _size_arg(body: dict) -> int:
 
 class UploadsHandler(FilesHandler):
     async def post(self, spec):
-        area = await self.area(spec, write=True)
-        body = self.json_body({"path", "folder", "size", "unpack"}, required=("size",))
+        service = self.service_caller()
+        if service is not None:
+            if service not in self.release_services:  # refused before the body is read
+                check_release_service(
+                    service, self.release_services, UPLOAD_STARTING_FILE, assignment=None
+                )
+            keys = {"path", "folder", "size", "unpack", "for", "host", "secure"}
+            body = self.json_body(keys, required=("size", "path", "for"))
+            area = await self.starting_upload_area(service, spec, body)
+            owner = self.acting_for(body)
+            host, secure = self.browser_of(body)
+        else:
+            area = await self.area(spec, write=True)
+            body = self.json_body({"path", "folder", "size", "unpack"}, required=("size",))
+            owner = self.caller().name
+            host, secure = self.browser_address()
         size = _size_arg(body)
         unpack_zip = body.get("unpack") is True
         upload_id = self.uploads.new_id()
-        staging = names.staging_prefix(self.caller().name)
+        staging = names.staging_prefix(owner)
         if unpack_zip:
             if "path" in body:
                 raise BadRequest(
@@ -246,7 +308,7 @@ class UploadsHandler(FilesHandler):
             staged = existing is not None
             key = f"{staging}{upload_id}" if staged else area.key(path)
         if staged:
-            await self.check_staging_allowance(staging, size)
+            await self.check_staging_allowance(staging, size, owner)
         used, _ = await self.used(area)
         check_new_upload(
             size=size if not unpack_zip else 0,
@@ -258,7 +320,6 @@ class UploadsHandler(FilesHandler):
             label=area.label,
         )
         expires = self.limits["upload_expiry"]
-        host, secure = self.browser_address()
         url, headers = self.objects.presign_put(
             host=host, secure=secure, key=key, size=size, expires=expires
         )
@@ -266,7 +327,7 @@ class UploadsHandler(FilesHandler):
             Upload(
                 id=upload_id,
                 area_prefix=area.prefix,
-                owner=self.caller().name,
+                owner=owner,
                 path=path,
                 key=key,
                 size=size,
@@ -285,11 +346,11 @@ class UploadsHandler(FilesHandler):
             }
         )
 
-    async def check_staging_allowance(self, staging: str, size: int) -> None:
-        """What the caller has waiting in staging (abandoned objects removed first), plus
+    async def check_staging_allowance(self, staging: str, size: int, owner: str) -> None:
+        """What ``owner`` has waiting in staging (abandoned objects removed first), plus
         this upload, must fit their staging allowance."""
         stored = await self.objects.list(staging)
-        pending = self.uploads.staged_by(self.caller().name)
+        pending = self.uploads.staged_by(owner)
         gone = abandoned(
             stored,
             {u.key for u in pending},
@@ -308,8 +369,18 @@ class UploadsHandler(FilesHandler):
 
 class UploadDoneHandler(FilesHandler):
     async def post(self, spec, upload_id):
-        area = await self.area(spec, write=True)
-        upload = self.uploads.get(upload_id, self.caller().name)
+        service = self.service_caller()
+        if service is not None:
+            # the upload's path (one assignment's folder) was checked when it was signed
+            check_release_service(
+                service, self.release_services, UPLOAD_STARTING_FILE, assignment="(signed)"
+            )
+            owner = self.acting_for(self.json_body({"for"}, required=("for",)))
+            area = dataclasses.replace(await self.release_area_any(service, spec), writable=True)
+        else:
+            area = await self.area(spec, write=True)
+            owner = self.caller().name
+        upload = self.uploads.get(upload_id, owner)
         if upload is None or upload.area_prefix != area.prefix:
             raise NotFound("No such upload: it expired or was never signed. Upload the file again.")
         stored = await self.objects.stat(upload.key)
@@ -328,7 +399,8 @@ class UploadDoneHandler(FilesHandler):
             self.uploads.finish(upload.id)
             raise
         self.uploads.finish(upload.id)
-        self.log.info("%s stored %s in %s", self.caller().name, upload.path or "/", area.prefix)
+        by = owner if service is None else f"{service} for {owner}"
+        self.log.info("%s stored %s in %s", by, upload.path or "/", area.prefix)
         self.write_json(result)
 
     async def _keep(self, area: Area, upload: Upload, size: int) -> dict:
@@ -506,7 +578,8 @@ class PushHandler(FilesHandler):
 class PushListHandler(PushHandler):
     async def get(self, code):
         code = await self.teacher_of(code)
-        pushes = await self.pushes.for_class(code)
+        releases = self.get_query_argument("releases", "") == "1"
+        pushes = await self.pushes.for_class(code, releases=releases)
         counts = await self.pushes.statuses([p["_id"] for p in pushes])
         views = [{**self.view(p), "counts": counts.get(p["_id"], {})} for p in pushes]
         self.write_json({"code": code, "pushes": views})

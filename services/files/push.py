@@ -6,7 +6,15 @@ afterwards) and writes it into each student's home, whether their class server r
 not: a throwaway helper container (:mod:`services.base.homes`, a batch of students each)
 mounts the homes and applies the zip to ``~/<code>/material/``
 (:mod:`classhub_singleuser.material`) without ever overwriting a file the student changed,
-and reports what it added, updated, left alone or saved beside a changed file. Nothing is
+and reports what it added, updated, left alone, skipped or saved beside a changed file.
+
+Each push records the SHA-256 of every file it packs; the store keeps, per student and
+destination folder, the hash of each file last delivered (``material_delivered``). The
+delivery gets that record, so a file the teacher did not change since it was last delivered
+to this student is skipped, whatever the student did to their copy (ran a notebook, edited
+or deleted it): no "teacher's version" copy of a notebook the student merely ran. After a
+delivery the record takes the hashes of the files delivered, found unchanged, skipped or
+saved beside the student's copy. Nothing is
 ever sent to a student's server (issue 12). Students who have no home yet (they never
 started the class) are marked waiting; :meth:`Pusher.sync_new_homes` delivers to them
 when their home first appears.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import json
 import logging
 import secrets
@@ -69,23 +78,49 @@ def source_and_dest(code: str, assignment: str | None) -> tuple[str, str]:
     return f"{names.assignments_prefix(code)}{slug}/", f"{code}/assignments/{slug}"
 
 
-def build_material_zip(store: ObjectStore, objects: list[StoredObject], prefix: str, spool):
-    """Blocking: write the material objects into ``spool`` as a zip."""
+def build_material_zip(
+    store: ObjectStore, objects: list[StoredObject], prefix: str, spool
+) -> dict[str, str]:
+    """Blocking: write the material objects into ``spool`` as a zip; the SHA-256 of each
+    file, by its path in the zip."""
+    hashes: dict[str, str] = {}
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for obj in objects:
-            info = zipfile.ZipInfo(names.relative_to(prefix, obj.key), (1980, 1, 1, 0, 0, 0))
+            path = names.relative_to(prefix, obj.key)
+            info = zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
+            digest = hashlib.sha256()
             with zf.open(info, "w", force_zip64=obj.size > (1 << 31)) as out:
                 for chunk in store.iter_object(obj.key):
+                    digest.update(chunk)
                     out.write(chunk)
+            hashes[path] = digest.hexdigest()
+    return hashes
+
+
+def delivered_after(
+    before: dict[str, str] | None, teacher: dict[str, str], report: dict
+) -> dict[str, str]:
+    """The record of what was last delivered, after a delivery whose (clean) ``report``
+    says what happened to each file of the push (``teacher``: the push's hashes): the
+    files added, updated, found unchanged, skipped or saved beside the student's copy now
+    have the push's version; files with an error keep what they had."""
+    after = dict(before or {})
+    done = [*report.get("added", ()), *report.get("updated", ()), *report.get("unchanged", ())]
+    done += report.get("skipped", ())
+    done += [c.get("path", "") for c in report.get("conflicts", ())]
+    for path in done:
+        if path in teacher:
+            after[path] = teacher[path]
+    return after
 
 
 def summarise(report: dict) -> dict:
     """Counts of a delivery report, for lists."""
     return {
         k: len(report.get(k) or ())
-        for k in ("added", "updated", "unchanged", "conflicts", "errors")
+        for k in ("added", "updated", "unchanged", "skipped", "conflicts", "errors")
     }
 
 
@@ -119,7 +154,7 @@ def _clean_report(raw: bytes | dict) -> dict:
             raise ValueError("the report is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the report is not an object")
-    report: dict = {k: _strings(data.get(k)) for k in ("added", "updated", "unchanged")}
+    report: dict = {k: _strings(data.get(k)) for k in ("added", "updated", "unchanged", "skipped")}
     report["conflicts"] = _records(data.get("conflicts"), ("path", "saved_as"))
     report["errors"] = _records(data.get("errors"), ("path", "message"))
     return report
@@ -299,19 +334,23 @@ class Pusher:
             )
         zip_key = f"pushes/{code}/{push['_id']}.zip"
 
-        def pack() -> bytes:
+        def pack() -> tuple[bytes, dict[str, str]]:
             with tempfile.TemporaryFile(prefix="classhub-push-") as spool:
-                build_material_zip(self.objects, objects, prefix, spool)
+                hashes = build_material_zip(self.objects, objects, prefix, spool)
                 spool.seek(0)
                 data = spool.read()
             self.objects.put_stream(zip_key, _BytesReader(data), len(data))
-            return data
+            return data, hashes
 
-        data = await self.objects.run_job("packing the material", pack, timeout=600)
+        data, hashes = await self.objects.run_job("packing the material", pack, timeout=600)
         self._zips[push["_id"]] = data
+        files = []
+        for o in objects:
+            path = names.relative_to(prefix, o.key)
+            files.append({"path": path, "size": o.size, "sha256": hashes.get(path)})
         fields = {
             "zip_key": zip_key,
-            "files": [{"path": names.relative_to(prefix, o.key), "size": o.size} for o in objects],
+            "files": files,
             "bytes": total,
         }
         await self.pushes.update(push["_id"], fields)
@@ -333,10 +372,21 @@ class Pusher:
     async def _deliver(self, push: dict, user: str) -> str:
         """Write the push into the user's home (running or not) and record the outcome."""
         data = await self._zip(push)
-        dest = push.get("dest") or material_dest(push["code"])
+        code = push["code"]
+        dest = push.get("dest") or material_dest(code)
+        # pushes packed before the hashes were recorded decide by the home's record only
+        teacher = {f["path"]: f["sha256"] for f in push.get("files") or () if f.get("sha256")}
+        before = await self.pushes.delivered_files(code, user, dest) if teacher else None
         now = self.clock()
         try:
-            report = await self.homes.apply(user, push["code"], dest, push["label"], data)
+            report = await self.homes.apply(
+                user,
+                code,
+                dest,
+                push["label"],
+                data,
+                delivered=(before or {}) if teacher else None,
+            )
             fields = {
                 "status": DELIVERED,
                 "report": _clean_report(report),
@@ -358,6 +408,10 @@ class Pusher:
                 "message": f"the delivery was refused: {e}",
                 "updated": now,
             }
+        if fields["status"] == DELIVERED and teacher:
+            after = delivered_after(before, teacher, fields["report"])
+            if after != before:
+                await self.pushes.save_delivered(code, user, dest, after, now)
         await self.pushes.record(push, user, fields)
         if fields["status"] != DELIVERED:
             self.log.warning(

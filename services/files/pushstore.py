@@ -11,6 +11,16 @@ never field names)::
 
     {_id, push, code, user, status, report, message, attempts, updated}
 
+Collection ``material_delivered``: what was last delivered to each student, per class and
+destination folder (the authoritative record the delivery decides by: a file whose
+teacher-side content is what was last delivered is not delivered again), ``_id`` =
+``<code>/<user>/<dest>``::
+
+    {_id, code, user, dest, files: [{path, sha256}], updated}
+
+It lives here, outside the student's container: the record homectl also keeps in the
+home (``~/.classhub/material``) can be edited or deleted by the student.
+
 ``status`` is delivered, waiting (the student has no home yet: it gets the push when the
 home first appears; or the helper container could not run: retried by itself) or failed
 (the delivery was refused; retried by running the push again). A delivery is written once
@@ -49,6 +59,7 @@ class PushStore:
         )
         self._pushes = self.db.collection("material_pushes")
         self._deliveries = self.db.collection("material_deliveries")
+        self._delivered = self.db.collection("material_delivered")
 
     def close(self) -> None:
         self.db.close()
@@ -75,11 +86,15 @@ class PushStore:
         await self._ensure_indexes()
         return await self.db.run(self._pushes.find_one, {"_id": push_id})
 
-    async def for_class(self, code: str, limit: int = 50) -> list[dict]:
+    async def for_class(self, code: str, limit: int = 50, *, releases: bool = False) -> list[dict]:
+        """The class's material pushes, newest first (``releases``: its assignments'
+        release pushes instead)."""
         await self._ensure_indexes()
+        kind = {"$type": "string"} if releases else {"$in": [None]}
 
         def find():
-            cursor = self._pushes.find({"code": code}).sort("created", -1).limit(limit)
+            query = {"code": code, "assignment": kind}
+            cursor = self._pushes.find(query).sort("created", -1).limit(limit)
             return list(cursor)
 
         return await self.db.run(find)
@@ -179,6 +194,39 @@ class PushStore:
             {
                 "$set": {"push": push["_id"], "code": push["code"], "user": user, **fields},
                 "$inc": {"attempts": 1},
+            },
+            upsert=True,
+        )
+
+    # ----- what was last delivered to each student
+
+    async def delivered_files(self, code: str, user: str, dest: str) -> dict[str, str] | None:
+        """``{path: sha256}`` last delivered to ``user`` in ``~/<dest>``; None if nothing
+        was ever recorded."""
+        await self._ensure_indexes()
+        doc = await self.db.run(self._delivered.find_one, {"_id": f"{code}/{user}/{dest}"})
+        if doc is None:
+            return None
+        return {
+            f["path"]: f["sha256"]
+            for f in doc.get("files") or []
+            if isinstance(f, dict) and isinstance(f.get("path"), str) and f.get("sha256")
+        }
+
+    async def save_delivered(
+        self, code: str, user: str, dest: str, files: dict[str, str], now: float
+    ) -> None:
+        await self.db.run(
+            self._delivered.update_one,
+            {"_id": f"{code}/{user}/{dest}"},
+            {
+                "$set": {
+                    "code": code,
+                    "user": user,
+                    "dest": dest,
+                    "files": [{"path": p, "sha256": h} for p, h in sorted(files.items())],
+                    "updated": now,
+                }
             },
             upsert=True,
         )

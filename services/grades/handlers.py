@@ -21,6 +21,13 @@
                                                           or "Release again now" (a new push
                                                           of the starting files, e.g. added
                                                           since; conflict-safe); no body
+``POST   .../assignments/<slug>/starting-files``          teachers: sign the upload of a
+                                                          starting file ``{"path", "size"}``
+                                                          (through the files service; the
+                                                          browser PUTs the bytes to the
+                                                          store with the answer's ``url``
+                                                          and ``headers``)
+``POST   .../starting-files/<upload id>``                 teachers: the upload arrived
 ``PUT    .../assignments/<slug>/extensions/<user>``       ``{"due_at", "reason"}`` (teachers)
 ``DELETE .../assignments/<slug>/extensions/<user>``       revoke it
 ``POST   .../assignments/<slug>/submit``                  a student hands in their folder
@@ -543,6 +550,38 @@ class ReleaseHandler(GradesHandler):
         await self.answer(after, files_error=failed, outcome=outcome)
 
 
+class StartingFilesHandler(GradesHandler):
+    """The assignment editor's upload of starting files: the grades service checks the
+    teacher and asks the files service (as a release service, for that teacher) to sign
+    the upload; the bytes go from the browser to the store, never through a service."""
+
+    def browser_address(self) -> tuple[str, bool]:
+        proto = self.request.headers.get("X-Forwarded-Proto", self.request.protocol)
+        return self.request.host, proto.split(",")[0].strip() == "https"
+
+    async def post(self, code, slug, upload_id=None):
+        code = await self.teacher(code)
+        assignment = await self.assignment(code, slug, TEACHER)
+        teacher = self.caller().name
+        if upload_id is not None:
+            self.json_body(())
+            done = await self.files.finish_starting_upload(code, upload_id, teacher=teacher)
+            self.log.info("%s uploaded a starting file of %s/%s", teacher, code, assignment.slug)
+            self.write_json(done)
+            return
+        body = self.json_body({"path", "size"}, required=("path", "size"))
+        size, path = body["size"], body["path"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BadRequest("'size' must be the file's size in bytes (a whole number).")
+        if not isinstance(path, str):
+            raise BadRequest("'path' must be the file's name, e.g. 'start.ipynb'.")
+        host, secure = self.browser_address()
+        signed = await self.files.sign_starting_upload(
+            code, assignment.slug, path, size, teacher=teacher, host=host, secure=secure
+        )
+        self.write_json({k: signed.get(k) for k in ("id", "method", "url", "headers")})
+
+
 class ExtensionHandler(GradesHandler):
     async def put(self, code, slug, user):
         code = await self.teacher(code)
@@ -1010,6 +1049,8 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (a + r"/(archive|unarchive)", ArchiveHandler, deps),
         (a + r"/extensions", ExtensionsHandler, deps),
         (a + r"/release", ReleaseHandler, deps),
+        (a + r"/starting-files", StartingFilesHandler, deps),
+        (a + r"/starting-files/([0-9a-f]+)", StartingFilesHandler, deps),
         (a + r"/extensions/([^/]+)", ExtensionHandler, deps),
         (a + r"/submit", SubmitHandler, deps),
         (a + r"/collect", CollectHandler, deps),

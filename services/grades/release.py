@@ -54,6 +54,19 @@ class FilesNotFound(FilesRefused):
     """The files service has no such class or push."""
 
 
+class FilesSaidNo(ServiceError):
+    """The files service refused an upload for a reason the teacher can fix (too large,
+    a bad name, the quota, an expired upload): its status and message, passed on."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status_code = status
+
+
+#: the answers of the files service that are about the teacher's upload, passed on as they are
+_UPLOAD_STATUSES = frozenset({400, 404, 409, 413})
+
+
 class FilesClient:
     """The files service's API as the grades service uses it (its own token)."""
 
@@ -66,7 +79,9 @@ class FilesClient:
     def close(self) -> None:
         self._http.close()
 
-    async def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    async def _call(
+        self, method: str, path: str, body: dict | None = None, *, upload: bool = False
+    ) -> tuple[int, dict]:
         request = HTTPRequest(
             self.files_url + path,
             method=method,
@@ -87,6 +102,8 @@ class FilesClient:
             message = answer_message(raw or b"")
             if e.code in (502, 503, 504, 599) or e.response is None:
                 raise FilesUnavailable(f"{method} {path}: {e.code} {message}".strip()) from None
+            if upload and e.code in _UPLOAD_STATUSES and message:
+                raise FilesSaidNo(message, e.code) from None
             if e.code == 404:
                 raise FilesNotFound(
                     message or "The files service does not know this class."
@@ -130,6 +147,39 @@ class FilesClient:
                     }
                 )
         return sorted(files, key=lambda f: f["path"])
+
+    async def sign_starting_upload(
+        self, code: str, slug: str, path: str, size: int, *, teacher: str, host: str, secure: bool
+    ) -> dict:
+        """A presigned upload of the starting file ``path`` of assignment ``slug``, for
+        ``teacher`` (whom the caller checked), signed for the browser at ``host``: the
+        files service's answer (``id``, ``method``, ``url``, ``headers``)."""
+        code, slug = names.validate_code(code), names.validate_assignment(slug)
+        body = {
+            "path": f"{slug}/{names.validate_path(path)}",
+            "size": size,
+            "for": teacher,
+            "host": host,
+            "secure": secure,
+        }
+        _, data = await self._call(
+            "POST", f"api/files/class/{quote(code, safe='')}/assignments/uploads", body, upload=True
+        )
+        if not isinstance(data.get("id"), str) or not isinstance(data.get("url"), str):
+            raise FilesRefused("The files service's answer has no upload.")
+        return data
+
+    async def finish_starting_upload(self, code: str, upload_id: str, *, teacher: str) -> dict:
+        """Tell the files service the upload ``upload_id`` arrived: ``{"path", "size"}``."""
+        code = names.validate_code(code)
+        _, data = await self._call(
+            "POST",
+            f"api/files/class/{quote(code, safe='')}/assignments/uploads/"
+            f"{quote(upload_id, safe='')}",
+            {"for": teacher},
+            upload=True,
+        )
+        return data
 
     async def release(self, code: str, slug: str, push_id: str) -> tuple[dict, bool]:
         """Push the starting files now under ``push_id``: ``(push, created)`` (created is

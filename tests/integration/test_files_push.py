@@ -1,6 +1,8 @@
 """Material pushes into real student servers (Docker, the single-user image's extension),
 through the real hub, Traefik, SeaweedFS and nx-27017."""
 
+import os
+import re
 import time
 
 import pytest
@@ -14,31 +16,39 @@ pytestmark = pytest.mark.integration
 CODE = "phys4"
 
 
+#: the homes helper image the files service runs (a test run may point at one built from
+#: this tree: TEST_HOMES_HELPER_IMAGE=classhub/homes-helper:<tag>)
+HELPER_IMAGE = os.environ.get("TEST_HOMES_HELPER_IMAGE", "classhub/homes-helper:latest")
+#: a conflict copy's name: no spaces, no quotes (``sheet.teacher-2026-12-06.txt``)
+COPY_NAME = re.compile(r"^sheet\.teacher-\d{4}-\d{2}-\d{2}\.txt$")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from files_stack(tmp_path_factory.mktemp("push"))
+    env = {"CLASSHUB_HOMES_HELPER_IMAGE": HELPER_IMAGE}
+    yield from files_stack(tmp_path_factory.mktemp("push"), env=env)
 
 
-def container(stack, user):
+def container(stack, user, code=CODE):
     found = [
         c
         for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
+        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == code
     ]
     assert len(found) == 1, found
     return found[0]
 
 
-def read(stack, user, path):
-    code, out = container(stack, user).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
-    return out if code == 0 else None
+def read(stack, user, path, code=CODE):
+    out = container(stack, user, code).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
+    return out[1] if out[0] == 0 else None
 
 
-def write(stack, user, path, data: bytes):
+def write(stack, user, path, data: bytes, code=CODE):
     import base64
 
     b64 = base64.b64encode(data).decode()
-    code, out = container(stack, user).exec_run(
+    code, out = container(stack, user, code).exec_run(
         [
             "python3",
             "-c",
@@ -50,20 +60,20 @@ def write(stack, user, path, data: bytes):
     assert code == 0, out
 
 
-def listdir(stack, user, path):
-    code, out = container(stack, user).exec_run(["ls", "-1A", f"/home/jovyan/{path}"], user="1000")
-    return sorted(out.decode().splitlines()) if code == 0 else None
+def listdir(stack, user, path, code=CODE):
+    ran = container(stack, user, code).exec_run(["ls", "-1A", f"/home/jovyan/{path}"], user="1000")
+    return sorted(ran[1].decode().splitlines()) if ran[0] == 0 else None
 
 
-def push(teacher, body=None):
-    r = teacher.post(f"api/classes/{CODE}/pushes", json=body or {})
+def push(teacher, body=None, code=CODE):
+    r = teacher.post(f"api/classes/{code}/pushes", json=body or {})
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def wait_push(teacher, push_id, status="done"):
+def wait_push(teacher, push_id, status="done", code=CODE):
     def finished():
-        r = teacher.get(f"api/classes/{CODE}/pushes/{push_id}")
+        r = teacher.get(f"api/classes/{code}/pushes/{push_id}")
         return r.json() if r.json()["status"] == status else None
 
     return wait_for(finished, 60, interval=0.3, what=f"push {push_id} {status}")
@@ -118,8 +128,8 @@ def test_push_to_running_and_stopped_students_keeps_their_work(stack):
     ada = students["ada4"]["report"]
     assert [c["path"] for c in ada["conflicts"]] == ["sheet.txt"]
     saved_as = ada["conflicts"][0]["saved_as"]
-    assert saved_as.startswith("sheet (teacher's version ") and saved_as.endswith(").txt")
-    assert ada["unchanged"] == ["data/table.csv"]
+    assert COPY_NAME.match(saved_as), saved_as
+    assert ada["skipped"] == ["data/table.csv"]
     assert read(stack, "ada4", f"{CODE}/material/sheet.txt") == b"ada's answers"
     assert read(stack, "ada4", f"{CODE}/material/{saved_as}") == b"v2 of the sheet"
     # bea4 did not touch the sheet: updated in place
@@ -147,7 +157,7 @@ def test_an_interrupted_push_is_finished_by_running_it_again(stack):
     students = by_user(r.json())
     assert r.json()["status"] == "done"
     assert students["bea4"]["status"] == "delivered"
-    assert students["bea4"]["report"]["unchanged"] and not students["bea4"]["report"]["added"]
+    assert students["bea4"]["report"]["skipped"] and not students["bea4"]["report"]["added"]
     assert all(s["status"] == "delivered" for s in students.values())
     listed = {p["id"]: p for p in tom.get(f"api/classes/{CODE}/pushes").json()["pushes"]}
     assert listed[done["id"]]["counts"] == {"delivered": 3}
@@ -205,3 +215,71 @@ def test_releasing_an_assignment_pushes_its_starting_files_into_its_folder(stack
     assert read(stack, "ada4", f"{CODE}/assignments/hw1/start.py") == b"# write your answer here\n"
     # the material folder did not get it
     assert "start.py" not in (listdir(stack, "ada4", f"{CODE}/material") or [])
+
+
+def test_release_pushes_are_not_listed_as_material_pushes(stack):
+    tom = person(stack, "tom4", "teacher")
+    listed = tom.get(f"api/classes/{CODE}/pushes").json()["pushes"]
+    assert listed and all(p["assignment"] is None for p in listed)
+    releases = tom.get(f"api/classes/{CODE}/pushes?releases=1").json()["pushes"]
+    assert [p["assignment"] for p in releases] == ["hw1"]
+
+
+LESSON = "lesson1.ipynb"
+RAN = b'{"cells": [{"outputs": ["the student ran it"]}]}'
+
+
+def test_a_file_the_teacher_did_not_change_is_not_delivered_again(stack):
+    code = "phys5"
+    stack.enroll("tia5", code, teacher=True)
+    stack.enroll("eve5", code)
+    stack.enroll("fay5", code)
+    tia = person(stack, "tia5", "teacher")
+    upload(tia, f"class/{code}", LESSON, b'{"cells": []}')
+    upload(tia, f"class/{code}", "notes.md", b"notes v1")
+    stack.spawn("eve5", code)
+    stack.spawn("fay5", code)
+    first = by_user(wait_push(tia, push(tia, code=code)["id"], code=code))
+    assert sorted(first["eve5"]["report"]["added"]) == [LESSON, "notes.md"]
+    folder = f"{code}/material"
+
+    # eve runs the notebook (its outputs change the file), fay deletes the notes; eve also
+    # throws away the record in her home (she can: it is hers)
+    write(stack, "eve5", f"{folder}/{LESSON}", RAN, code=code)
+    ran = container(stack, "fay5", code).exec_run(
+        ["rm", f"/home/jovyan/{folder}/notes.md"], user="1000"
+    )
+    assert ran[0] == 0
+    ran = container(stack, "eve5", code).exec_run(
+        ["rm", "-rf", "/home/jovyan/.classhub/material"], user="1000"
+    )
+    assert ran[0] == 0
+
+    # the teacher pushes again without changing anything: nothing is delivered
+    again = by_user(wait_push(tia, push(tia, code=code)["id"], code=code))
+    for user in ("eve5", "fay5"):
+        report = again[user]["report"]
+        assert sorted(report["skipped"]) == [LESSON, "notes.md"], report
+        assert report["added"] == report["updated"] == report["conflicts"] == []
+    assert listdir(stack, "eve5", folder, code=code) == sorted([LESSON, "notes.md"])
+    assert read(stack, "eve5", f"{folder}/{LESSON}", code=code) == RAN
+    assert listdir(stack, "fay5", folder, code=code) == [LESSON]  # not brought back
+
+    # the teacher changes the notebook: eve's run copy stays, the new one lands beside it
+    # under a name without spaces or quotes; fay (untouched) gets it in place
+    upload(tia, f"class/{code}", LESSON, b'{"cells": [], "v": 2}')
+    changed = by_user(wait_push(tia, push(tia, code=code)["id"], code=code))
+    eve = changed["eve5"]["report"]
+    assert [c["path"] for c in eve["conflicts"]] == [LESSON]
+    saved_as = eve["conflicts"][0]["saved_as"]
+    assert re.fullmatch(r"lesson1\.teacher-\d{4}-\d{2}-\d{2}\.ipynb", saved_as), saved_as
+    assert eve["skipped"] == ["notes.md"]
+    assert read(stack, "eve5", f"{folder}/{LESSON}", code=code) == RAN
+    assert read(stack, "eve5", f"{folder}/{saved_as}", code=code) == b'{"cells": [], "v": 2}'
+    assert changed["fay5"]["report"]["updated"] == [LESSON]
+    assert listdir(stack, "fay5", folder, code=code) == [LESSON]
+
+    # and pushing that again delivers nothing: no second copy
+    last = by_user(wait_push(tia, push(tia, code=code)["id"], code=code))
+    assert sorted(last["eve5"]["report"]["skipped"]) == [LESSON, "notes.md"]
+    assert listdir(stack, "eve5", folder, code=code) == sorted([LESSON, "notes.md", saved_as])

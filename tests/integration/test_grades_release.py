@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from harness.classes import Person, assert_error
-from harness.files import FILES, TEST_FILES_ENV, upload
+from harness.files import FILES, TEST_FILES_ENV, put_to_store, upload
 from harness.stack import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def iso(seconds_from_now: float) -> str:
 
 
 def release_pushes(teacher_files: Person, slug: str) -> list[dict]:
-    r = teacher_files.get(f"api/classes/{CODE}/pushes")
+    r = teacher_files.get(f"api/classes/{CODE}/pushes?releases=1")
     assert r.status_code == 200, r.text
     return [p for p in r.json()["pushes"] if p["assignment"] == slug]
 
@@ -282,6 +282,52 @@ def _ts(text: str) -> float:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def test_starting_files_are_uploaded_from_the_assignment_editor(stack, tara, tara_files):
+    body = {"slug": "hw4", "title": "Homework 4", "max_points": 5, "release_at": iso(86400)}
+    assert tara.post(f"api/classes/{CODE}/assignments", json=body).status_code == 201
+    path = f"api/classes/{CODE}/assignments/hw4/starting-files"
+    data = b'{"cells": [], "nbformat": 4}'
+    r = tara.post(path, json={"path": "start.ipynb", "size": len(data)})
+    assert r.status_code == 200, r.text
+    signed = r.json()
+    assert set(signed) == {"id", "method", "url", "headers"}
+    assert signed["url"].startswith(stack.url)  # signed for the browser's address
+    stored = put_to_store(signed, data)
+    assert stored.status_code == 200, stored.text
+    r = tara.post(f"{path}/{signed['id']}")
+    assert r.status_code == 200 and r.json() == {"path": "hw4/start.ipynb", "size": len(data)}
+    state = tara.get(f"api/classes/{CODE}/assignments/hw4/release").json()
+    assert [f["path"] for f in state["starting_files"]] == ["start.ipynb"]
+    assert state["release"]["state"] == "scheduled" and state["push"] is None
+    # the same bytes in the files service's teachers-only area
+    listed = tara_files.get(f"api/files/class/{CODE}/assignments?folder=hw4").json()["files"]
+    assert [f["path"] for f in listed] == ["hw4/start.ipynb"]
+
+    # what the files service refuses reaches the teacher as it is, never a 500 or a 502
+    assert_error(tara.post(path, json={"path": "big.bin", "size": 5 << 20}), 413)
+    assert_error(tara.post(path, json={"path": "../escape.txt", "size": 1}), 400)
+    assert_error(tara.post(path, json={"path": "x.txt", "size": -1}), 400)
+    assert_error(tara.post(path, json={"path": "x.txt"}), 400)
+    assert_error(tara.post(f"{path}/{'ab' * 12}"), 404)
+    # students and outsiders cannot
+    sam, olaf = grades(stack, "sam7"), grades(stack, "olaf7")
+    assert_error(sam.post(path, json={"path": "x.txt", "size": 1}), 403)
+    assert_error(olaf.post(path, json={"path": "x.txt", "size": 1}), 404)
+    assert_error(sam.post(f"{path}/{signed['id']}"), 403)
+    assert_error(tara.post(f"api/classes/{CODE}/assignments/nope/starting-files", json={}), 404)
+    # another service may not use the files service's upload path, even for an assignment
+    upload_body = {
+        "path": "hw4/evil.txt",
+        "size": 1,
+        "for": "tara7",
+        "host": "example.org",
+        "secure": False,
+    }
+    uploads = f"api/files/class/{CODE}/assignments/uploads"
+    r = as_service(stack, INTRUDER_TOKEN, "POST", uploads, json=upload_body)
+    assert_error(r, 403, "release_services")
+
+
 def test_release_routes_refuse_what_they_must(stack, tara):
     sam, olaf = grades(stack, "sam7"), grades(stack, "olaf7")
     assert_error(sam.post(f"api/classes/{CODE}/assignments/hw1/release"), 403)
@@ -295,7 +341,7 @@ def test_release_routes_refuse_what_they_must(stack, tara):
 
 
 def test_the_files_release_path_is_for_the_listed_service_only(stack, tara, tara_files):
-    push_id = tara_files.get(f"api/classes/{CODE}/pushes").json()["pushes"][0]["id"]
+    push_id = tara_files.get(f"api/classes/{CODE}/pushes?releases=1").json()["pushes"][0]["id"]
     release = {"assignment": "hw1", "release_id": "release-" + "ab" * 16 + "-9"}
     # a student: no release, no starting files, no push
     sue_files = also_files(stack, grades(stack, "sue7"))
@@ -380,7 +426,9 @@ def test_the_teacher_page_shows_the_release_and_releases_again(stack, chromium, 
         # the push's report on the files service's page
         page.click("#release-push-link")
         page.wait_for_selector("#push-report:not([hidden]) #report-students tr[data-user=sam7]")
-        page.wait_for_selector(f"#pushes tr[data-push='{state['push_id']}']")  # the list too
+        # but the material push history does not list releases
+        page.wait_for_selector("#pushes-empty:has-text('No pushes yet.')")
+        assert page.locator(f"#pushes tr[data-push='{state['push_id']}']").count() == 0
         assert page.is_hidden("#status-alert")
 
         # the starting files' page: upload one more file into the assignment's folder
@@ -403,6 +451,65 @@ def test_the_teacher_page_shows_the_release_and_releases_again(stack, chromium, 
         assert not bad, bad
     except Exception:
         path = tmp_path / "release-page.png"
+        page.screenshot(path=str(path), full_page=True)
+        print("screenshot:", path, page.url, problems)
+        raise
+    finally:
+        context.close()
+
+
+def test_the_editor_uploads_starting_files_and_says_what_students_have(
+    stack, chromium, tara, tmp_path
+):
+    from urllib.parse import quote
+
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems = []
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    try:
+        page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
+        page.fill("#token_input", stack.mint("tim7", "teacher"))
+        page.click("#token_submit")
+        page.wait_for_url(f"**{GRADES}")
+        page.goto(f"{stack.url}{GRADES}classes/{CODE}")
+        page.wait_for_selector("#assignments tr[data-slug=hw1]")
+        # create an assignment released tomorrow: the editor stays on it and says what next
+        page.fill("#assignment-slug", "hw5")
+        page.fill("#assignment-title", "Homework 5")
+        tomorrow = time.strftime("%Y-%m-%dT09:00", time.localtime(time.time() + 86400))
+        page.fill("#assignment-release", tomorrow)
+        page.click("#assignment-save")
+        page.wait_for_selector("#editor-next:not([hidden]):has-text('upload the starting files')")
+        page.wait_for_selector("#release-state:has-text('Scheduled for')")
+        assert page.inner_text("#release-students") == "Students have nothing of it yet."
+        assert not page.is_hidden("#release-box")
+
+        # upload two starting files from the editor itself
+        page.set_input_files(
+            "#starting-files-input",
+            files=[
+                {"name": "start5.py", "mimeType": "text/x-python", "buffer": b"print(5)\n"},
+                {"name": "notes5.md", "mimeType": "text/markdown", "buffer": b"# five\n"},
+            ],
+        )
+        page.click("#starting-files-upload")
+        page.wait_for_selector("#action-alert:has-text('Uploaded 2 starting files')")
+        page.wait_for_selector("#starting-files:has-text('start5.py')")
+        assert "notes5.md" in page.inner_text("#starting-files")
+
+        # release now: the counts say who has them (sam7 runs; sue7 never started)
+        page.click("#release-now")
+        page.wait_for_selector("#release-students:has-text('1 delivered')", timeout=60_000)
+        text = page.inner_text("#release-students")
+        assert "1 waiting" in text, text
+        assert page.get_attribute("#release-students", "data-delivered") == "1"
+        assert read(stack, "sam7", f"{CODE}/assignments/hw5/start5.py") == b"print(5)\n"
+        assert not problems, problems
+    except Exception:
+        path = tmp_path / "editor-page.png"
         page.screenshot(path=str(path), full_page=True)
         print("screenshot:", path, page.url, problems)
         raise

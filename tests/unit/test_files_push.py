@@ -4,6 +4,7 @@ the zip, and the push API's time and count helpers (services/files/push.py,
 services/files/handlers.py)."""
 
 import datetime
+import hashlib
 import io
 import json
 import re
@@ -22,6 +23,7 @@ from services.files.push import (
     Pusher,
     _clean_report,
     build_material_zip,
+    delivered_after,
     material_dest,
     new_push_id,
     summarise,
@@ -95,13 +97,14 @@ def test_summarise_counts_each_list():
         "added": 2,
         "updated": 1,
         "unchanged": 0,
+        "skipped": 0,
         "conflicts": 1,
         "errors": 2,
     }
 
 
 def test_summarise_missing_or_empty_fields_count_zero():
-    zero = {"added": 0, "updated": 0, "unchanged": 0, "conflicts": 0, "errors": 0}
+    zero = {"added": 0, "updated": 0, "unchanged": 0, "skipped": 0, "conflicts": 0, "errors": 0}
     assert summarise({}) == zero
     assert summarise({"added": None, "extra": [1, 2, 3]}) == zero
 
@@ -120,6 +123,7 @@ def test_clean_report_keeps_known_fields():
                 "added": ["a.txt", "w1/b.ipynb"],
                 "updated": ["c.txt"],
                 "unchanged": ["d.txt"],
+                "skipped": ["g.txt"],
                 "conflicts": [{"path": "e.txt", "saved_as": "e (v).txt"}],
                 "errors": [{"path": "f.txt", "message": "disk full"}],
             }
@@ -129,6 +133,7 @@ def test_clean_report_keeps_known_fields():
         "added": ["a.txt", "w1/b.ipynb"],
         "updated": ["c.txt"],
         "unchanged": ["d.txt"],
+        "skipped": ["g.txt"],
         "conflicts": [{"path": "e.txt", "saved_as": "e (v).txt"}],
         "errors": [{"path": "f.txt", "message": "disk full"}],
     }
@@ -154,6 +159,7 @@ def test_clean_report_drops_unknown_fields_and_non_string_paths():
         "added": ["ok"],
         "updated": [],
         "unchanged": [],
+        "skipped": [],
         "conflicts": [{"path": "a", "saved_as": "b"}, {"path": "5", "saved_as": ""}],
         "errors": [{"path": "", "message": "no path"}],
     }
@@ -209,6 +215,7 @@ class FakeHomes:
         self.homes = set(existing)  # (user, code)
         self.outcome = outcome or {"added": ["sheet.txt"]}
         self.applied: list[tuple[str, str, str, str]] = []
+        self.given: list[dict | None] = []  # the record each apply got
 
     def volume(self, user, server):
         return f"vol-{user}-{server}"
@@ -216,8 +223,9 @@ class FakeHomes:
     async def existing(self):
         return {self.volume(u, c) for u, c in self.homes}
 
-    async def apply(self, user, server, dest, label, data):
+    async def apply(self, user, server, dest, label, data, *, delivered=None):
         self.applied.append((user, server, dest, label))
+        self.given.append(None if delivered is None else dict(delivered))
         if (user, server) not in self.homes:
             raise HomeMissing("no home")
         if isinstance(self.outcome, BaseException):
@@ -229,6 +237,14 @@ class FakePushes:
     def __init__(self, pushes):
         self.pushes = {p["_id"]: p for p in pushes}
         self.records: dict[tuple[str, str], dict] = {}
+        self.delivered: dict[tuple[str, str, str], dict] = {}
+
+    async def delivered_files(self, code, user, dest):
+        found = self.delivered.get((code, user, dest))
+        return None if found is None else dict(found)
+
+    async def save_delivered(self, code, user, dest, files, now):
+        self.delivered[(code, user, dest)] = dict(files)
 
     async def record(self, push, user, fields):
         self.records[(push["_id"], user)] = {"code": push["code"], **fields}
@@ -355,6 +371,59 @@ async def test_waiting_deliveries_are_retried_after_a_while():
     assert pushes.records[("p1", "ann")]["status"] == DELIVERED
 
 
+async def test_the_record_of_what_was_delivered_goes_to_the_helper_and_is_kept():
+    homes = FakeHomes(existing=[("ann", "bio")])
+    pushes = FakePushes([_push()])
+    push = pushes.pushes["p1"]
+    push["files"] = [
+        {"path": "sheet.txt", "size": 2, "sha256": "a" * 64},
+        {"path": "lost.txt", "size": 2, "sha256": "b" * 64},
+    ]
+    pusher = _pusher(homes, pushes, students=("ann",))
+    homes.outcome = {"added": ["sheet.txt"], "errors": [{"path": "lost.txt", "message": "x"}]}
+    assert await pusher._deliver(push, "ann") == DELIVERED
+    assert homes.given == [{}]  # nothing recorded yet
+    # only what reached the student is recorded
+    assert pushes.delivered[("bio", "ann", "bio/material")] == {"sheet.txt": "a" * 64}
+    homes.outcome = {"skipped": ["sheet.txt"], "added": ["lost.txt"]}
+    assert await pusher._deliver(push, "ann") == DELIVERED
+    assert homes.given[-1] == {"sheet.txt": "a" * 64}
+    assert pushes.delivered[("bio", "ann", "bio/material")] == {
+        "sheet.txt": "a" * 64,
+        "lost.txt": "b" * 64,
+    }
+
+
+async def test_a_push_without_hashes_decides_by_the_homes_record_only():
+    homes = FakeHomes(existing=[("ann", "bio")])
+    pushes = FakePushes([_push()])  # packed before hashes were recorded
+    assert await _pusher(homes, pushes)._deliver(pushes.pushes["p1"], "ann") == DELIVERED
+    assert homes.given == [None] and pushes.delivered == {}
+
+
+def test_delivered_after():
+    teacher = {"a": "1" * 64, "b": "2" * 64, "c": "3" * 64, "d": "4" * 64, "e": "5" * 64}
+    before = {"a": "0" * 64, "e": "9" * 64, "gone": "8" * 64}
+    report = {
+        "added": ["b"],
+        "updated": ["a"],
+        "unchanged": [],
+        "skipped": ["c"],
+        "conflicts": [{"path": "d", "saved_as": "d.teacher-x"}],
+        "errors": [{"path": "e", "message": "disk full"}],
+    }
+    assert delivered_after(before, teacher, report) == {
+        "a": "1" * 64,
+        "b": "2" * 64,
+        "c": "3" * 64,
+        "d": "4" * 64,
+        "e": "9" * 64,  # not delivered: keeps what it had
+        "gone": "8" * 64,  # no longer in the material: kept (harmless)
+    }
+    # a path the push does not have (a hostile report) is not recorded
+    assert delivered_after(None, teacher, {"added": ["zzz"]}) == {}
+
+
 # ----- build_material_zip
 
 
@@ -385,8 +454,11 @@ def test_build_material_zip_holds_relative_paths_and_bytes():
     store = FakeStore(contents)
     objects = [stored(k, v) for k, v in contents.items()]
     spool = io.BytesIO()
-    build_material_zip(store, objects, PREFIX, spool)
+    hashes = build_material_zip(store, objects, PREFIX, spool)
     assert store.read == list(contents)
+    assert hashes["week1/data.csv"] == hashlib.sha256(b"a,b\n1,2\n3,4\n").hexdigest()
+    assert hashes["week1/deep/empty.txt"] == hashlib.sha256(b"").hexdigest()
+    assert len(hashes) == 4
     spool.seek(0)
     with zipfile.ZipFile(spool) as zf:
         assert zf.testzip() is None

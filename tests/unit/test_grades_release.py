@@ -14,6 +14,7 @@ from services.files.areas import (
     LIST_STARTING_FILES,
     READ_RELEASE_PUSH,
     RELEASE_PUSH,
+    UPLOAD_STARTING_FILE,
     check_release_service,
 )
 from services.files.handlers import RELEASE_ID_RE
@@ -113,7 +114,9 @@ def test_the_files_service_refuses_other_ids(push_id):
 ALLOWED = frozenset({"grades"})
 
 
-@pytest.mark.parametrize("action", [LIST_STARTING_FILES, RELEASE_PUSH, READ_RELEASE_PUSH])
+@pytest.mark.parametrize(
+    "action", [LIST_STARTING_FILES, UPLOAD_STARTING_FILE, RELEASE_PUSH, READ_RELEASE_PUSH]
+)
 def test_a_listed_service_may_release(action):
     check_release_service("grades", ALLOWED, action, assignment="hw1")
 
@@ -131,12 +134,12 @@ def test_an_unlisted_service_may_do_nothing(service, action):
 
 @pytest.mark.parametrize("assignment", [None, ""])
 def test_a_listed_service_may_never_push_the_material(assignment):
-    for action in (RELEASE_PUSH, READ_RELEASE_PUSH):
+    for action in (RELEASE_PUSH, READ_RELEASE_PUSH, UPLOAD_STARTING_FILE):
         with pytest.raises(Forbidden, match="starting files"):
             check_release_service("grades", ALLOWED, action, assignment=assignment)
 
 
-@pytest.mark.parametrize("action", ["upload", "delete", "rename", "download", "material"])
+@pytest.mark.parametrize("action", ["delete", "rename", "download", "material", "unpack"])
 def test_a_listed_service_may_do_nothing_else(action):
     with pytest.raises(Forbidden):
         check_release_service("grades", ALLOWED, action, assignment="hw1")

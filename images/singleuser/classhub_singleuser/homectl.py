@@ -23,7 +23,12 @@ The job (a JSON file the service puts into the container before it starts)::
 
     {"version": 1, "op": "apply", "out": "/mnt/io/out",
      "items": [{"id": "0", "home": "/mnt/homes/0", "dest": "bio/material",
-                "label": "2026-12-01 10.30 UTC", "zip": "/mnt/io/in/<sha256>.zip"}]}
+                "label": "2026-12-01 10.30 UTC", "zip": "/mnt/io/in/<sha256>.zip",
+                "delivered": {"<path>": "<sha256>", ...}}]}
+
+(``delivered``, optional: the service's record of what it last delivered to this home, see
+:func:`classhub_singleuser.material.decide`; entries that are not a path and a sha256 are
+ignored.)
 
     {"version": 1, "op": "view", "out": "/mnt/io/out",
      "items": [{"id": "0", "home": "/mnt/homes/0", "path": "bio/assignments"}]}
@@ -34,8 +39,8 @@ that item is done, so a batch cut off by its time limit keeps the results it had
 * snapshot: ``{"id", "ok": true, "files", "bytes", "sha256", "skipped", "skipped_total"}``
   and the zip in ``<out>/<id>.zip`` (``skipped``: the first :data:`SKIPPED_MAX` entries
   of ``{"path", "reason"}``);
-* apply: ``{"id", "ok": true, "report": {"added", "updated", "unchanged", "conflicts",
-  "errors"}}``;
+* apply: ``{"id", "ok": true, "report": {"added", "updated", "unchanged", "skipped",
+  "conflicts", "errors"}}``;
 * view (a teacher's read-only look, :func:`view_item`): for a folder (``path`` ``""`` is
   the home itself) ``{"id", "ok": true, "kind": "folder", "entries": [{"name", "kind",
   "size"}], "total"}``, its entries one level deep, hidden names (``.…``) and
@@ -162,6 +167,19 @@ def snapshot_item(item: dict, out_dir: str, **caps) -> dict:
     }
 
 
+def _delivered(value) -> dict[str, str] | None:
+    """The job's record of what was last delivered: ``{path: sha256}``, other entries
+    dropped; None when the job has none."""
+    if not isinstance(value, dict):
+        return None
+    hexdigits = set("0123456789abcdef")
+    return {
+        k: v
+        for k, v in value.items()
+        if isinstance(k, str) and isinstance(v, str) and len(v) == 64 and set(v) <= hexdigits
+    }
+
+
 def apply_item(item: dict, **caps) -> dict:
     """Merge one zip into one home (the rule of :mod:`.material`); its result line.
     ``caps`` go to :func:`classhub_singleuser.material.apply_material`."""
@@ -180,7 +198,14 @@ def apply_item(item: dict, **caps) -> dict:
         except Exception as e:  # parsing bytes: anything it raises means "bad zip"
             raise material.MaterialError("The material is not a valid zip file.") from e
         with archive:
-            report = material.apply_material(home, item["dest"], archive, item["label"], **caps)
+            report = material.apply_material(
+                home,
+                item["dest"],
+                archive,
+                item["label"],
+                delivered=_delivered(item.get("delivered")),
+                **caps,
+            )
     except material.MaterialError as e:
         return _failure(ident, 400, str(e))
     except OSError as e:

@@ -6,13 +6,25 @@ student's home: nothing is ever sent to the student's server (issue 12). The mer
 per file, by SHA-256 (:func:`apply_material`), with the record of what was last delivered
 for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
 
-* absent -> written, ``added`` (a file the student deleted comes back);
+the pure decision :func:`decide` from three hashes: what was last delivered of the file
+(``previous``), the teacher's file in this push and the student's file:
+
+* the teacher's file is what was last delivered -> ``skipped``: nothing is written,
+  whatever the student did to their copy (ran it, edited it, deleted it);
+* absent -> written, ``added``;
 * identical to the new content -> ``unchanged``;
-* equal to the record (the student did not touch it), new content differs -> ``updated``;
+* the student's copy is what was last delivered (they did not touch it) -> ``updated``;
 * anything else is the student's: kept; the new version is saved beside it as
-  :func:`conflict_name` -> ``conflicts`` (the record stays as it was);
+  :func:`conflict_name` (``lesson1.teacher-2026-12-06.ipynb``) -> ``conflicts``;
 * a folder where a file goes (or the reverse), a link (symlink) on the way, or an OS error
   -> ``errors``; the other files still go through.
+
+``previous`` comes from the caller's authoritative record (``delivered``: the files
+service keeps, per student and destination, the hash of each file it last delivered,
+outside the student's container), falling back to the record in the home (which the
+student can edit or delete: it only ever decides about the student's own files). When the
+destination folder does not exist at all (the student deleted or renamed it), nothing
+counts as delivered: everything is delivered afresh.
 
 The student's home is hostile to us (the primitives of :mod:`.fsutil`): every folder is
 opened with ``O_NOFOLLOW`` relative to its parent's descriptor (no symlink is ever followed,
@@ -56,6 +68,28 @@ _LABEL_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
 _apply_lock = threading.Lock()
 
 
+#: the outcomes of :func:`decide`
+SKIP, ADD, SAME, UPDATE, COPY = "skip", "add", "same", "update", "copy"
+
+
+def decide(previous: str | None, teacher: str, student: str | None) -> str:
+    """What to do with one file, from hashes (pure): ``previous`` what was last delivered
+    of it (None: never), ``teacher`` the file in this push, ``student`` the student's copy
+    (None: absent). :data:`SKIP` the teacher did not change it since the last delivery
+    (whatever the student did); :data:`ADD` write it; :data:`SAME` the student's copy is
+    it already; :data:`UPDATE` replace the student's untouched copy; :data:`COPY` keep the
+    student's copy and save the teacher's beside it (:func:`conflict_name`)."""
+    if previous == teacher:
+        return SKIP
+    if student is None:
+        return ADD
+    if student == teacher:
+        return SAME
+    if previous is not None and student == previous:
+        return UPDATE
+    return COPY
+
+
 class MaterialError(ValueError):
     """The push as a whole is refused (HTTP 400); nothing was written."""
 
@@ -83,6 +117,8 @@ class Report:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # not delivered again: the teacher did not change them since the last delivery
+    skipped: list[str] = field(default_factory=list)
     # {"path": ..., "saved_as": ..., "already_saved": bool}
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     # {"path": ..., "message": ...}; path "" is about the push as a whole
@@ -93,6 +129,7 @@ class Report:
             "added": list(self.added),
             "updated": list(self.updated),
             "unchanged": list(self.unchanged),
+            "skipped": list(self.skipped),
             "conflicts": [dict(c) for c in self.conflicts],
             "errors": [dict(e) for e in self.errors],
         }
@@ -136,19 +173,33 @@ def check_dest(dest: str) -> list[str]:
     return parts
 
 
-def conflict_name(path: str, label: str, number: int = 1) -> str:
-    """Where the teacher's version of a file the student changed is saved.
-
-    ``"dir/notebook.ipynb"`` -> ``"dir/notebook (teacher's version LABEL).ipynb"``;
-    ``"README"`` -> ``"README (teacher's version LABEL)"``; ``".env"`` ->
-    ``".env (teacher's version LABEL)"``. ``number`` > 1 is used when that name is taken
-    by something else: ``"notebook (teacher's version LABEL 2).ipynb"``.
-    """
+def copy_tag(label: str) -> str:
+    """The tag of conflict copies from a push's label: its date when it starts with one
+    (``"2026-12-06 10.30 UTC"`` -> ``"teacher-2026-12-06"``), else the label with anything
+    but letters, digits, ``.``, ``_`` and ``-`` turned into ``-``."""
     check_label(label)
+    if len(label) >= 10 and label[4] == "-" and label[7] == "-":
+        date = label[:10]
+        if date.replace("-", "").isdigit() and date.isascii():
+            return f"teacher-{date}"
+    kept = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "-" for ch in label)
+    return "teacher-" + (kept.strip("-.") or "copy")
+
+
+def conflict_name(path: str, label: str, number: int = 1) -> str:
+    """Where the teacher's version of a file the student changed is saved: no spaces, no
+    quotes.
+
+    ``"dir/lesson1.ipynb"`` -> ``"dir/lesson1.teacher-2026-12-06.ipynb"`` (label
+    ``"2026-12-06 10.30 UTC"``, see :func:`copy_tag`); ``"README"`` ->
+    ``"README.teacher-2026-12-06"``; ``".env"`` -> ``".env.teacher-2026-12-06"``.
+    ``number`` > 1 is used when that name is taken by something else:
+    ``"lesson1.teacher-2026-12-06-2.ipynb"``.
+    """
+    tag = copy_tag(label) + (f"-{number}" if number > 1 else "")
     head, sep, name = path.rpartition("/")
     stem, ext = os.path.splitext(name)
-    tag = f"teacher's version {label}" + (f" {number}" if number > 1 else "")
-    return f"{head}{sep}{stem} ({tag}){ext}"
+    return f"{head}{sep}{stem}.{tag}{ext}"
 
 
 def state_file_name(dest: str) -> str:
@@ -382,12 +433,21 @@ class _StateDir:
 
 
 class _Push:
-    def __init__(self, archive, dest: str, dest_fd: int, label: str, record: dict[str, str]):
+    def __init__(
+        self,
+        archive,
+        dest: str,
+        dest_fd: int,
+        label: str,
+        record: dict[str, str],
+        previous: dict[str, str],
+    ):
         self.archive = archive
         self.dest = dest
         self.dest_fd = dest_fd
         self.label = label
-        self.record = record
+        self.record = record  # the home's record, rewritten after the push
+        self.previous = previous  # what was last delivered, by path (see decide)
         self.report = Report()
         self.changed = False
 
@@ -403,64 +463,74 @@ class _Push:
         os.close(_open_dir(self.dest_fd, member.parts, f"~/{self.dest}", create=True))
 
     def file(self, member: _Member) -> None:
+        rel = member.rel
+        new = _hash_chunks(self.chunks(member))
+        if decide(self.previous.get(rel), new, None) == SKIP:
+            # not changed by the teacher since it was last delivered: nothing is written,
+            # and no folder is made for it (the student may have removed it)
+            self.remember(rel, new)
+            self.report.skipped.append(rel)
+            return
         parent = member.parts[:-1]
         name = member.parts[-1]
         shown = f"~/{self.dest}"
         pfd = _open_dir(self.dest_fd, parent, shown, create=True)
         try:
-            self._file_in(pfd, member, name)
+            self._file_in(pfd, member, name, new)
         finally:
             os.close(pfd)
 
-    def _file_in(self, pfd: int, member: _Member, name: str) -> None:
+    def _file_in(self, pfd: int, member: _Member, name: str, new: str) -> None:
         rel, size = member.rel, member.info.file_size
         report = self.report
         st = fsutil.lstat(name, pfd)
-        if st is None:
+        have: str | None = None
+        if st is not None:
+            if not stat.S_ISREG(st.st_mode):
+                where = f"~/{self.dest}/{rel}"
+                if stat.S_ISLNK(st.st_mode):
+                    raise _Refused(
+                        f"{where} is a link (symlink) in the student's home; classhub does not"
+                        " write through links."
+                    )
+                if stat.S_ISDIR(st.st_mode):
+                    raise _Refused(
+                        f"{where} is a folder in the student's home; the material has a file there."
+                    )
+                raise _Refused(f"{where} is a special file in the student's home, not a file.")
+            existing = fsutil.hash_file(pfd, name)
+            if existing is None:
+                raise _Refused(
+                    f"~/{self.dest}/{rel} changed while the material was being delivered."
+                )
+            have = existing[0]
+        action = decide(self.previous.get(rel), new, have)
+        if action == ADD:
             self.remember(rel, fsutil.write_atomic(pfd, name, self.chunks(member), replace=False))
             report.added.append(rel)
             return
-        if not stat.S_ISREG(st.st_mode):
-            where = f"~/{self.dest}/{rel}"
-            if stat.S_ISLNK(st.st_mode):
-                raise _Refused(
-                    f"{where} is a link (symlink) in the student's home; classhub does not"
-                    " write through links."
-                )
-            if stat.S_ISDIR(st.st_mode):
-                raise _Refused(
-                    f"{where} is a folder in the student's home; the material has a file there."
-                )
-            raise _Refused(f"{where} is a special file in the student's home, not a file.")
-        existing = fsutil.hash_file(pfd, name)
-        if existing is None:
-            raise _Refused(f"~/{self.dest}/{rel} changed while the material was being delivered.")
-        have, have_size = existing
-        new: str | None = None
-        if have_size == size:  # maybe identical: hash before writing anything
-            new = _hash_chunks(self.chunks(member))
-            if new == have:
-                self.remember(rel, new)
-                report.unchanged.append(rel)
-                return
-        if self.record.get(rel) == have:  # the student did not change it
+        if action == SAME:
+            self.remember(rel, new)
+            report.unchanged.append(rel)
+            return
+        if action == UPDATE:
             self.remember(rel, fsutil.write_atomic(pfd, name, self.chunks(member), replace=True))
             report.updated.append(rel)
             return
-        # The student's version: keep it, save the teacher's beside it.
+        # COPY: the student's version: keep it, save the teacher's beside it.
         for number in range(1, _MAX_CONFLICT_COPIES + 1):
             cname = conflict_name(name, self.label, number)
             saved_as = conflict_name(rel, self.label, number)
             cst = fsutil.lstat(cname, pfd)
             if cst is None:
                 fsutil.write_atomic(pfd, cname, self.chunks(member), replace=False)
+                self.remember(rel, new)
                 report.conflicts.append({"path": rel, "saved_as": saved_as, "already_saved": False})
                 return
             if stat.S_ISREG(cst.st_mode) and cst.st_size == size:
-                if new is None:
-                    new = _hash_chunks(self.chunks(member))
                 saved = fsutil.hash_file(pfd, cname)
                 if saved is not None and saved[0] == new:
+                    self.remember(rel, new)
                     report.conflicts.append(
                         {"path": rel, "saved_as": saved_as, "already_saved": True}
                     )
@@ -479,18 +549,22 @@ def apply_material(
     label: str,
     state_dir: Path | str | None = None,
     *,
+    delivered: dict[str, str] | None = None,
     max_members: int | None = None,
     max_bytes: int | None = None,
 ) -> Report:
     """Merge the zip ``archive`` into ``home/dest`` (see the module docstring).
 
-    ``state_dir`` holds the record (default ``home/.classhub/material``); the caps default
-    to :data:`MAX_MEMBERS` and :data:`MAX_UNPACKED_BYTES`. Raises
+    ``state_dir`` holds the home's record (default ``home/.classhub/material``);
+    ``delivered`` the caller's record of what was last delivered (sha256 by path, over the
+    home's record); the caps default to :data:`MAX_MEMBERS` and
+    :data:`MAX_UNPACKED_BYTES`. Raises
     MaterialError (a ValueError) before anything is written for a bad ``dest``, ``label``
     or member name, a symlink or special member, duplicates, a name that is both a file and
     a folder, or a zip over the caps (MaterialTooLarge). Problems with single files go into
-    the report's ``errors``. A file the student deleted is delivered again (absent ->
-    ``added``); files no longer in the material are left alone.
+    the report's ``errors``. A file the student deleted is delivered again only when the
+    teacher changed it since (or the whole destination folder is gone); files no longer in
+    the material are left alone.
     """
     home = Path(home)
     dest_parts = check_dest(dest)
@@ -503,12 +577,27 @@ def apply_material(
     with _apply_lock:
         home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            return _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir)
+            return _apply(
+                home_fd, home, dest, dest_parts, archive, members, label, state_dir, delivered
+            )
         finally:
             os.close(home_fd)
 
 
-def _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir) -> Report:
+def _dest_exists(home_fd: int, parts: list[str]) -> bool:
+    """Whether folder ``parts`` exists under home (a link or a file counts as existing:
+    the delivery reports it)."""
+    try:
+        fd = fsutil.open_dir(home_fd, parts)
+    except fsutil.Blocked as e:
+        return e.kind != fsutil.MISSING
+    os.close(fd)
+    return True
+
+
+def _apply(
+    home_fd, home, dest, dest_parts, archive, members, label, state_dir, delivered
+) -> Report:
     state = _StateDir(home_fd, home, Path(state_dir) if state_dir is not None else None)
     fname = state_file_name(dest)
     state_fd = state.open(create=False)
@@ -517,6 +606,10 @@ def _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir) 
     finally:
         if state_fd is not None:
             os.close(state_fd)
+    if not _dest_exists(home_fd, dest_parts):
+        previous: dict[str, str] = {}  # the whole folder is gone: deliver everything
+    else:
+        previous = {**record, **(delivered or {})}
     try:
         dest_fd = _open_dir(home_fd, dest_parts, "~", create=True)
     except (_Refused, OSError) as e:
@@ -525,7 +618,7 @@ def _apply(home_fd, home, dest, dest_parts, archive, members, label, state_dir) 
         for m in members:
             report.errors.append({"path": m.rel + ("/" if m.is_dir else ""), "message": message})
         return report
-    push = _Push(archive, dest, dest_fd, label, record)
+    push = _Push(archive, dest, dest_fd, label, record, previous)
     try:
         for member in members:
             shown = member.rel + ("/" if member.is_dir else "")
@@ -577,6 +670,7 @@ def apply_zip(
     data: bytes,
     label: str,
     state_dir: Path | str | None = None,
+    delivered: dict[str, str] | None = None,
     **caps: int | None,
 ) -> Report:
     """:func:`apply_material` for a zip given as bytes; MaterialError if it is not a zip."""
@@ -590,4 +684,4 @@ def apply_zip(
     except Exception as e:  # parsing untrusted bytes: anything it raises means "bad zip"
         raise MaterialError("The material is not a valid zip file.") from e
     with archive:
-        return apply_material(home, dest, archive, label, state_dir, **caps)
+        return apply_material(home, dest, archive, label, state_dir, delivered=delivered, **caps)

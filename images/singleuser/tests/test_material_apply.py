@@ -1,7 +1,10 @@
 """Class material pushes: the merge into ~/<dest> (classhub_singleuser.material).
 
-The chosen behaviour for a file the student deleted: it is delivered again (absent ->
-added). Files the teacher dropped from the material stay in the student's home.
+The chosen behaviour: a file the teacher did not change since it was last delivered is
+not delivered again, whatever the student did to their copy (ran it, edited it, deleted
+it); a file the student deleted comes back only when the teacher changed it, or when the
+whole destination folder is gone. Files the teacher dropped from the material stay in the
+student's home.
 
 The helper's command (classhub_singleuser.homectl.apply_item) gives the status and report
 the files and grades services read for each home: tested here too.
@@ -34,7 +37,7 @@ pytestmark = pytest.mark.unit
 
 DEST = "math101/material"
 NB = "week1/notebook.ipynb"
-SAVED = "week1/notebook (teacher's version w1).ipynb"
+SAVED = "week1/notebook.teacher-w1.ipynb"
 
 
 def make_zip(files: dict[str, bytes | str | None]) -> bytes:
@@ -89,8 +92,8 @@ def test_added_then_unchanged_with_modes_and_record(home):
     assert record(home) == {NB: sha(b"v1"), "README": sha(b"hello")}
 
     r = push(home, {NB: b"v1", "README": b"hello", "data/": None})
-    assert r.unchanged == [NB, "README"]
-    assert (r.added, r.updated, r.conflicts, r.errors) == ([], [], [], [])
+    assert r.skipped == [NB, "README"]
+    assert (r.added, r.updated, r.unchanged, r.conflicts, r.errors) == ([], [], [], [], [])
     assert leftovers(home) == []
 
 
@@ -114,13 +117,13 @@ def test_conflict_keeps_the_students_file_and_saves_the_teachers_beside_it(home)
     assert (home / DEST / NB).read_bytes() == b"student's answers"
     assert (home / DEST / SAVED).read_bytes() == b"v2"
     assert stat.S_IMODE((home / DEST / SAVED).stat().st_mode) == 0o644
-    assert record(home) == {NB: sha(b"v1")}  # the student's file is still theirs
+    assert record(home) == {NB: sha(b"v2")}  # delivered (as a copy)
 
-    # The same push again: nothing new is written, the copy is reported as saved.
+    # The same push again: nothing new is written, nothing reported but skipped.
     before = sorted(p.name for p in (home / DEST / "week1").iterdir())
     r = push(home, {NB: b"v2"})
-    assert r.conflicts == [{"path": NB, "saved_as": SAVED, "already_saved": True}]
-    assert (r.added, r.updated, r.unchanged, r.errors) == ([], [], [], [])
+    assert r.skipped == [NB]
+    assert (r.added, r.updated, r.unchanged, r.conflicts, r.errors) == ([], [], [], [], [])
     assert sorted(p.name for p in (home / DEST / "week1").iterdir()) == before
     assert leftovers(home) == []
 
@@ -130,7 +133,7 @@ def test_file_present_before_any_push_is_the_students(home):
     (home / DEST / "README").write_bytes(b"mine")
     r = push(home, {"README": b"teacher"})
     assert r.conflicts == [
-        {"path": "README", "saved_as": "README (teacher's version w1)", "already_saved": False}
+        {"path": "README", "saved_as": "README.teacher-w1", "already_saved": False}
     ]
     assert (home / DEST / "README").read_bytes() == b"mine"
 
@@ -149,7 +152,7 @@ def test_second_teacher_version_after_the_student_edited(home):
     (home / DEST / NB).write_bytes(b"student")
     push(home, {NB: b"v2"}, label="w1")
     r = push(home, {NB: b"v3"}, label="w2")
-    saved_w2 = "week1/notebook (teacher's version w2).ipynb"
+    saved_w2 = "week1/notebook.teacher-w2.ipynb"
     assert r.conflicts == [{"path": NB, "saved_as": saved_w2, "already_saved": False}]
     assert (home / DEST / NB).read_bytes() == b"student"
     assert (home / DEST / SAVED).read_bytes() == b"v2"
@@ -158,36 +161,79 @@ def test_second_teacher_version_after_the_student_edited(home):
     # Same label, new content, and the student edited the saved copy: neither is replaced.
     (home / DEST / saved_w2).write_bytes(b"student edited the copy")
     r = push(home, {NB: b"v4"}, label="w2")
-    numbered = "week1/notebook (teacher's version w2 2).ipynb"
+    numbered = "week1/notebook.teacher-w2-2.ipynb"
     assert r.conflicts == [{"path": NB, "saved_as": numbered, "already_saved": False}]
     assert (home / DEST / saved_w2).read_bytes() == b"student edited the copy"
     assert (home / DEST / numbered).read_bytes() == b"v4"
-    assert push(home, {NB: b"v4"}, label="w2").conflicts[0]["already_saved"] is True
+    assert push(home, {NB: b"v4"}, label="w2").skipped == [NB]
+    # delivered as a copy, then the copy deleted: the home's record still says delivered;
+    # when the home's record is lost, the copy already there is found and reported
+    (home / ".classhub" / "material" / state_file_name(DEST)).unlink()
+    r = push(home, {NB: b"v4"}, label="w2")
+    assert r.conflicts == [{"path": NB, "saved_as": numbered, "already_saved": True}]
 
 
-def test_a_deleted_file_is_added_again(home):
+def test_a_deleted_file_comes_back_only_when_the_teacher_changed_it(home):
     push(home, {NB: b"v1", "README": b"r"})
     (home / DEST / NB).unlink()
     r = push(home, {NB: b"v1", "README": b"r"})
-    assert r.added == [NB]
-    assert r.unchanged == ["README"]
+    assert r.skipped == [NB, "README"] and r.added == []
+    assert not (home / DEST / NB).exists()
+    r = push(home, {NB: b"v2", "README": b"r"})
+    assert r.added == [NB] and r.skipped == ["README"]
+    assert (home / DEST / NB).read_bytes() == b"v2"
+
+
+def test_a_deleted_destination_folder_gets_everything_again(home):
+    import shutil
+
+    push(home, {NB: b"v1", "README": b"r"})
+    shutil.rmtree(home / DEST)
+    r = push(home, {NB: b"v1", "README": b"r"})
+    assert r.added == [NB, "README"]
     assert (home / DEST / NB).read_bytes() == b"v1"
+
+
+def test_a_run_notebook_is_not_delivered_again_when_the_teacher_did_not_change_it(home):
+    push(home, {NB: b"v1"})
+    (home / DEST / NB).write_bytes(b"v1 with outputs")  # the student ran it
+    r = push(home, {NB: b"v1"})
+    assert r.skipped == [NB] and r.conflicts == []
+    assert sorted(p.name for p in (home / DEST / "week1").iterdir()) == ["notebook.ipynb"]
+    r = push(home, {NB: b"v2"})  # now the teacher changed it
+    assert r.conflicts == [{"path": NB, "saved_as": SAVED, "already_saved": False}]
+    assert (home / DEST / NB).read_bytes() == b"v1 with outputs"
+
+
+def test_the_callers_record_wins_over_the_homes(home):
+    push(home, {NB: b"v1"})
+    (home / DEST / NB).write_bytes(b"v1 with outputs")
+    # the student rewrote the home's record to say their copy is what was delivered
+    path = home / ".classhub" / "material" / state_file_name(DEST)
+    path.write_text(json.dumps({"version": 1, "dest": DEST, "files": {NB: sha(b"x")}}))
+    r = push(home, {NB: b"v1"}, delivered={NB: sha(b"v1")})
+    assert r.skipped == [NB]
+    # with no record at all (not the caller's, not the home's), a differing copy is theirs
+    path.unlink()
+    r = push(home, {NB: b"v1"}, delivered={})
+    assert r.conflicts[0]["saved_as"] == SAVED
+    assert (home / DEST / NB).read_bytes() == b"v1 with outputs"
 
 
 def test_files_dropped_from_the_material_are_left_alone(home):
     push(home, {"a": b"1", "b": b"2"})
     r = push(home, {"a": b"1"})
-    assert r.unchanged == ["a"]
+    assert r.skipped == ["a"]
     assert (home / DEST / "b").read_bytes() == b"2"
 
 
 def test_empty_files_and_dotfiles(home):
     r = push(home, {".env": b"", "empty": b""})
     assert r.added == [".env", "empty"]
-    assert push(home, {".env": b"", "empty": b""}).unchanged == [".env", "empty"]
+    assert push(home, {".env": b"", "empty": b""}).skipped == [".env", "empty"]
     (home / DEST / ".env").write_bytes(b"SECRET=1")
     r = push(home, {".env": b"X=2"})
-    assert r.conflicts[0]["saved_as"] == ".env (teacher's version w1)"
+    assert r.conflicts[0]["saved_as"] == ".env.teacher-w1"
 
 
 # ----- what is in the way -----
@@ -469,23 +515,60 @@ def test_bad_labels(home, label):
 
 
 def test_conflict_names():
-    assert conflict_name("dir/notebook.ipynb", "L") == "dir/notebook (teacher's version L).ipynb"
-    assert conflict_name("README", "L") == "README (teacher's version L)"
-    assert conflict_name(".env", "L") == ".env (teacher's version L)"
-    assert conflict_name("a/b.tar.gz", "L") == "a/b.tar (teacher's version L).gz"
-    assert conflict_name("n.ipynb", "L", 3) == "n (teacher's version L 3).ipynb"
+    label = "2026-12-06 10.30 UTC"  # what the files service labels a push with
+    assert conflict_name("lesson1.ipynb", label) == "lesson1.teacher-2026-12-06.ipynb"
+    assert conflict_name("dir/notebook.ipynb", "L") == "dir/notebook.teacher-L.ipynb"
+    assert conflict_name("README", label) == "README.teacher-2026-12-06"
+    assert conflict_name(".env", "L") == ".env.teacher-L"
+    assert conflict_name("a/b.tar.gz", "L") == "a/b.tar.teacher-L.gz"
+    assert conflict_name("n.ipynb", label, 3) == "n.teacher-2026-12-06-3.ipynb"
+    assert conflict_name("n.ipynb", "week 1") == "n.teacher-week-1.ipynb"
+    assert conflict_name("n.ipynb", "__") == "n.teacher-__.ipynb"
+    for path in ("lesson1.ipynb", "README", ".env"):
+        for lab in (label, "L", "week 1", "été 2"):
+            name = conflict_name(path, lab, 2)
+            assert " " not in name and "'" not in name and '"' not in name
     with pytest.raises(ValueError):
         conflict_name("x", "bad/label")
+
+
+# ----- the delivery decision (pure) -----
+
+V1, V2, MINE = sha(b"v1"), sha(b"v2"), sha(b"mine")
+
+
+@pytest.mark.parametrize(
+    "previous, teacher, student, expected",
+    [
+        # the teacher did not change it since the last delivery: never delivered again
+        (V1, V1, V1, material.SKIP),
+        (V1, V1, MINE, material.SKIP),  # the student ran or edited it
+        (V1, V1, None, material.SKIP),  # the student deleted it
+        # never delivered
+        (None, V1, None, material.ADD),
+        (None, V1, V1, material.SAME),
+        (None, V1, MINE, material.COPY),  # a file of the student's own of that name
+        # the teacher changed it
+        (V1, V2, None, material.ADD),  # deleted by the student: the new version comes
+        (V1, V2, V2, material.SAME),
+        (V1, V2, V1, material.UPDATE),  # untouched: replaced
+        (V1, V2, MINE, material.COPY),  # the student's: kept, the new one beside it
+    ],
+)
+def test_decide(previous, teacher, student, expected):
+    assert material.decide(previous, teacher, student) == expected
 
 
 # ----- the helper's answer -----
 
 
-def deliver(home, tmp_path, dest, label, data: bytes, **caps) -> dict:
+def deliver(home, tmp_path, dest, label, data: bytes, delivered=None, **caps) -> dict:
     """The helper's result line for one home (homectl.apply_item)."""
     path = tmp_path / "material.zip"
     path.write_bytes(data)
     item = {"id": "0", "home": str(home), "dest": dest, "label": label, "zip": str(path)}
+    if delivered is not None:
+        item["delivered"] = delivered
     result = homectl.apply_item(item, **caps)
     json.dumps(result)  # one JSON line
     return result
@@ -496,8 +579,30 @@ def test_the_helper_answers_with_the_report(home, tmp_path):
     assert result == {
         "id": "0",
         "ok": True,
-        "report": {"added": ["a"], "updated": [], "unchanged": [], "conflicts": [], "errors": []},
+        "report": {
+            "added": ["a"],
+            "updated": [],
+            "unchanged": [],
+            "skipped": [],
+            "conflicts": [],
+            "errors": [],
+        },
     }
+
+
+def test_the_helper_decides_by_the_services_record(home, tmp_path):
+    deliver(home, tmp_path, DEST, "w1", make_zip({"a": b"1", "b": b"2"}))
+    (home / DEST / "a").write_bytes(b"ran")
+    (home / ".classhub" / "material" / state_file_name(DEST)).unlink()  # the student's
+    record = {"a": sha(b"1"), "b": sha(b"2"), "bad": "not a hash", "c": 5}
+    result = deliver(home, tmp_path, DEST, "w1", make_zip({"a": b"1", "b": b"2"}), record)
+    assert result["report"]["skipped"] == ["a", "b"]
+    assert (home / DEST / "a").read_bytes() == b"ran"
+    # a record that is not an object is no record (and the home's is gone again): the copy
+    # of "a" is the student's
+    (home / ".classhub" / "material" / state_file_name(DEST)).unlink()
+    result = deliver(home, tmp_path, DEST, "2026-12-06 10.30 UTC", make_zip({"a": b"1"}), [1])
+    assert result["report"]["conflicts"][0]["saved_as"] == "a.teacher-2026-12-06"
 
 
 @pytest.mark.parametrize(

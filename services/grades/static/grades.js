@@ -13,159 +13,25 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  // ----------------------------------------------------------------- the API
-
-  function xsrfToken() {
-    // the service's cookie (path /services/<name>/) comes first in document.cookie
-    for (const part of document.cookie.split(";")) {
-      const [name, ...value] = part.trim().split("=");
-      if (name === "_xsrf") return decodeURIComponent(value.join("="));
-    }
-    const meta = document.querySelector('meta[name="classhub-xsrf"]');
-    return meta ? meta.content : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function fallbackMessage(status) {
-    if (status === 502 || status === 503 || status === 504) {
-      return `The grades service is not answering (HTTP ${status}); try again shortly.`;
-    }
-    if (status === 401 || status === 403) {
-      return "This was refused, or your sign-in has ended: reload the page.";
-    }
-    return `The request failed (HTTP ${status}).`;
-  }
-
-  async function api(method, path, payload) {
-    const init = {
-      method,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    let response;
-    try {
-      response = await fetch(PREFIX + path, init);
-    } catch {
-      throw new ApiError(0, "The grades service cannot be reached: check your connection.", null);
-    }
-    let data = null;
-    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (response.ok && (data !== null || response.status === 204)) return data;
-    if (response.ok) {
-      // a sign-in page instead of an answer: the session ended
-      throw new ApiError(response.status, "Your sign-in has ended: reload the page.", null);
-    }
-    if (!(data && typeof data.message === "string" && data.message)) {
-      throw new ApiError(response.status, fallbackMessage(response.status), data);
-    }
-    const message =
-      response.status >= 500 && response.status !== 502
-        ? `The grades service cannot answer right now: ${data.message}`
-        : data.message;
-    throw new ApiError(response.status, message, data);
-  }
-
-  // ----------------------------------------------------------------- alerts
-
-  const statusAlert = $("status-alert");
-  const actionAlert = $("action-alert");
-
-  function say(kind, text) {
-    actionAlert.className = `alert alert-${kind} alert-dismissible`;
-    actionAlert.replaceChildren(document.createTextNode(text));
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "btn-close";
-    close.setAttribute("aria-label", "Close");
-    close.addEventListener("click", () => {
-      actionAlert.hidden = true;
-    });
-    actionAlert.append(close);
-    actionAlert.hidden = false;
-  }
-
-  function errorText(error) {
-    return error instanceof ApiError
-      ? error.message
-      : `Something went wrong on this page (${error.message}); reload it.`;
-  }
-
-  function fail(error) {
-    say("danger", errorText(error));
-  }
-
-  // a load's outcome in the status alert (shown until a load works again)
-  async function loading(work) {
-    try {
-      const result = await work();
-      statusAlert.hidden = true;
-      return result;
-    } catch (e) {
-      statusAlert.textContent = errorText(e);
-      statusAlert.hidden = false;
-      return undefined;
-    }
-  }
-
-  // Disable the button while work runs (a double click sends one request); the button is
-  // disabled before anything else, so a second click in the same instant finds it so.
-  async function withButton(button, work) {
-    if (button.disabled) return;
-    button.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      fail(e);
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  // ----------------------------------------------------------------- rows and text
-
-  const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
-  const action = (root, name) => root.querySelector(`[data-action="${name}"]`);
-
-  // Make parent's children match items (in order), keeping existing elements (and their
-  // focus and state); new ones are clones of <template id=templateId>.
-  function syncRows(parent, items, keyOf, templateId, fill) {
-    const template = $(templateId).content.firstElementChild;
-    const old = new Map(Array.from(parent.children, (el) => [el.dataset.key, el]));
-    let previous = null;
-    for (const item of items) {
-      const key = keyOf(item);
-      let el = old.get(key);
-      if (el) {
-        old.delete(key);
-      } else {
-        el = template.cloneNode(true);
-        el.dataset.key = key;
-      }
-      fill(el, item);
-      const expected = previous ? previous.nextElementSibling : parent.firstElementChild;
-      if (el !== expected) parent.insertBefore(el, expected);
-      previous = el;
-    }
-    for (const el of old.values()) el.remove();
-  }
+  const {
+    ApiError,
+    action,
+    apiClient,
+    confirmAction,
+    errorText,
+    fail,
+    field,
+    initErrorPage,
+    isoWithOffset,
+    loading,
+    num,
+    plural,
+    say,
+    sizeText,
+    syncRows,
+    withButton,
+  } = window.classhub;
+  const api = apiClient(PREFIX, "The grades service");
 
   const DATE_FORMAT = {
     weekday: "short",
@@ -177,35 +43,11 @@
     timeZoneName: "short",
   };
 
-  function when(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, DATE_FORMAT);
-  }
+  const when = (iso) => window.classhub.when(iso, DATE_FORMAT);
 
   function setTime(element, iso, empty) {
     element.dateTime = iso || "";
     element.textContent = iso ? when(iso) : empty || "";
-  }
-
-  function plural(n, one, many) {
-    return `${n} ${n === 1 ? one : many || one + "s"}`;
-  }
-
-  function num(n) {
-    return n === null || n === undefined ? "" : String(Number(n));
-  }
-
-  // the same text as size_text() in services/files/uploads.py
-  function sizeText(n) {
-    for (const [unit, size] of [
-      ["GB", 1 << 30],
-      ["MB", 1 << 20],
-      ["KB", 1 << 10],
-    ]) {
-      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
-    }
-    return `${n} bytes`;
   }
 
   // "2 days 3 h 04 min 05 s"
@@ -231,19 +73,6 @@
     return penalty > 0
       ? `Accepted after the due date, marked late, with a ${num(penalty)}% penalty on its points.`
       : "Accepted after the due date, marked late, without penalty.";
-  }
-
-  // "2026-12-02T09:00:00+01:00": a local date and time with the browser's UTC offset
-  function isoWithOffset(date) {
-    const pad = (n) => String(n).padStart(2, "0");
-    const offset = -date.getTimezoneOffset();
-    const sign = offset >= 0 ? "+" : "-";
-    const abs = Math.abs(offset);
-    return (
-      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
-      `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
-      `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
-    );
   }
 
   // a datetime-local input's value: null when empty, else the ISO text with the offset
@@ -670,6 +499,13 @@
           });
           extensions[created.slug] = extensions[created.slug] || [];
           say("success", `Created ${created.title} (${created.slug}).`);
+          // stay on it: the release box below is where its starting files go
+          editorMode(created);
+          policyChanged();
+          showNext(created);
+          await loading(loadAssignments);
+          await loading(loadGradebook);
+          return;
         }
         editorMode(null);
         policyChanged();
@@ -683,6 +519,8 @@
     const releaseBox = $("release-box");
     // states in which the box looks again every few seconds (something will change)
     const RELEASE_MOVING = new Set(["scheduled", "pending", "failed"]);
+    // the files service's push states after which nothing changes by itself
+    const PUSH_FINAL = new Set(["done", "failed", "cancelled"]);
 
     function releaseText(r, data) {
       switch (r.state) {
@@ -716,10 +554,47 @@
       }
     }
 
+    // after Create: what to do next, in the box where it is done
+    function showNext(a) {
+      const later = a.release_at && new Date(a.release_at).getTime() > Date.now();
+      $("editor-next").textContent =
+        `Next: upload the starting files below (optional: without them students start from an empty folder). ` +
+        (later
+          ? `They are pushed to every student at the release, ${when(a.release_at)}.`
+          : "The assignment is released now: after uploading, click Release again now to push them.") +
+        " Then follow the submissions in the assignments list.";
+      $("editor-next").hidden = false;
+    }
+
+    // what the students have: the counts of the release push's deliveries
+    function studentsText(r, data) {
+      const counts = (data.push && data.push.counts) || {};
+      const delivered = counts.delivered || 0;
+      const waiting = counts.waiting || 0;
+      const failed = counts.failed || 0;
+      const box = $("release-students");
+      box.dataset.delivered = String(delivered);
+      box.dataset.waiting = String(waiting);
+      if (!data.push) {
+        if (r.state === "scheduled") return "Students have nothing of it yet.";
+        if (r.state === "no_files") return "Students have no starting files.";
+        return "";
+      }
+      const parts = [
+        `${delivered} delivered`,
+        `${waiting} waiting (they get them at their first start)`,
+      ];
+      if (failed) parts.push(`${failed} failed (click Release again now to retry)`);
+      return `Students with the starting files: ${parts.join(", ")}.`;
+    }
+
     function showRelease(data) {
       const r = data.release;
       releaseBox.dataset.state = r.state;
+      // a push still running: the box looks again until its counts are final
+      releaseBox.dataset.pushing = data.push && !PUSH_FINAL.has(data.push.status) ? "1" : "";
       $("release-state").textContent = releaseText(r, data);
+      $("release-students").textContent = studentsText(r, data);
       $("release-error").hidden = !(r.state === "failed" && r.error);
       $("release-error").textContent = r.error ? `Failed: ${r.error}` : "";
       $("release-push").hidden = !r.push_url;
@@ -765,7 +640,9 @@
       releaseBox.dataset.state = "";
       if (!a) return;
       field(releaseBox, "slug").textContent = a.slug;
+      $("editor-next").hidden = true;
       $("release-state").textContent = "";
+      $("release-students").textContent = "";
       $("release-error").hidden = true;
       $("release-push").hidden = true;
       $("starting-files").hidden = true;
@@ -972,7 +849,7 @@
       const question = scheduled
         ? "Release the assignment now? Students see it and get its starting files at once."
         : "Push the starting files to every student again? Files they changed are kept.";
-      if (!window.confirm(question)) return;
+      if (!confirmAction(question)) return;
       await withButton(event.currentTarget, async () => {
         const answer = await api("POST", `${base}/assignments/${enc(slug)}/release`);
         if (releaseBox.dataset.slug === slug) showRelease(answer);
@@ -985,13 +862,75 @@
       });
     });
 
+    // the starting files, uploaded from here: the grades service has the files service
+    // sign each upload, the browser sends the bytes to the store, then reports it done
+    async function sendStartingFile(slug, file) {
+      const path = `${base}/assignments/${enc(slug)}/starting-files`;
+      const signed = await api("POST", path, { path: file.name, size: file.size });
+      let response;
+      try {
+        response = await fetch(signed.url, {
+          method: signed.method || "PUT",
+          headers: signed.headers || {},
+          body: file,
+          credentials: "omit",
+        });
+      } catch {
+        throw new ApiError(0, "The upload was interrupted: check your connection and try again.");
+      }
+      if (!response.ok) {
+        throw new ApiError(
+          response.status,
+          `The store refused the file (HTTP ${response.status}).`,
+        );
+      }
+      await api("POST", `${path}/${enc(signed.id)}`);
+    }
+
+    $("starting-files-upload").addEventListener("click", async (event) => {
+      const slug = releaseBox.dataset.slug;
+      const chosen = Array.from($("starting-files-input").files);
+      if (!chosen.length) {
+        say("warning", "Choose the starting files to upload first.");
+        return;
+      }
+      await withButton(event.currentTarget, async () => {
+        const done = [];
+        const failed = [];
+        for (const file of chosen) {
+          try {
+            await sendStartingFile(slug, file);
+            done.push(file.name);
+          } catch (e) {
+            failed.push(`${file.name}: ${e.message}`);
+          }
+        }
+        $("starting-files-input").value = "";
+        await loadRelease();
+        const state = releaseBox.dataset.state;
+        const next =
+          state === "scheduled"
+            ? "Students get them at the release."
+            : RELEASE_MOVING.has(state)
+              ? "Students get them with the release, in a moment."
+              : "Students get them when you click Release again now.";
+        if (failed.length) {
+          say("danger", `Not uploaded: ${failed.join("; ")}`);
+        } else {
+          say("success", `Uploaded ${plural(done.length, "starting file")}. ${next}`);
+        }
+      });
+    });
+
     $("release-reload").addEventListener("click", (event) =>
       withButton(event.currentTarget, loadRelease),
     );
 
     setInterval(() => {
       if (document.hidden || releaseBox.hidden) return;
-      if (RELEASE_MOVING.has(releaseBox.dataset.state)) loading(loadRelease);
+      if (RELEASE_MOVING.has(releaseBox.dataset.state) || releaseBox.dataset.pushing) {
+        loading(loadRelease);
+      }
     }, 5000);
 
     $("assignment-cancel").addEventListener("click", () => {
@@ -1017,7 +956,7 @@
           ? `Unarchive ${a.title}? Students see it again and can submit.`
           : `Archive ${a.title}? Students no longer see it and cannot submit; ` +
             "its submissions and grades stay.";
-        if (!window.confirm(question)) return;
+        if (!confirmAction(question)) return;
         await withButton(button, async () => {
           const changed = await api("POST", `${base}/assignments/${enc(a.slug)}/${verb}`);
           say("success", `${changed.archived ? "Archived" : "Unarchived"} ${changed.title}.`);
@@ -1136,7 +1075,7 @@
       const question =
         `Collect ${a.title} from every student now? A copy of each student's folder is ` +
         "taken, whether their class server runs or not.";
-      if (!window.confirm(question)) return;
+      if (!confirmAction(question)) return;
       await withButton(event.currentTarget, async () => {
         say("info", "Collecting…");
         const data = await api("POST", `${base}/assignments/${enc(a.slug)}/collect`);
@@ -1228,41 +1167,11 @@
 
     function fillQuestions(version) {
       const list = questions();
-      const box = $("grade-questions");
-      box.hidden = list.length === 0;
-      $("grade-points").readOnly = list.length > 0;
-      $("grade-points-derived").hidden = list.length === 0;
-      const given = (version.grade && version.grade.questions) || {};
-      const items = list.map((q) => {
-        const tr = document.createElement("tr");
-        tr.dataset.question = q.key;
-        const label = document.createElement("td");
-        label.textContent = `${q.label} (of ${num(q.points)})`;
-        const cell = document.createElement("td");
-        const pointsInput = document.createElement("input");
-        pointsInput.type = "number";
-        pointsInput.min = "0";
-        pointsInput.max = String(q.points);
-        pointsInput.step = "0.01";
-        pointsInput.className = "form-control form-control-sm";
-        pointsInput.dataset.question = q.key;
-        pointsInput.setAttribute("aria-label", q.label);
-        pointsInput.value = given[q.key] ? num(given[q.key].points) : "";
-        pointsInput.addEventListener("input", sumQuestions);
-        cell.append(pointsInput);
-        tr.append(label, cell);
-        return tr;
-      });
-      box.querySelector("tbody").replaceChildren(...items);
-      if (list.length) sumQuestions();
-    }
-
-    function sumQuestions() {
-      let total = 0;
-      for (const pointsInput of $("grade-questions").querySelectorAll("input[data-question]")) {
-        total += Number(pointsInput.value || 0);
-      }
-      $("grade-points").value = String(Math.round(total * 100) / 100);
+      window.gradesQuestions.fill(
+        list,
+        (version.grade && version.grade.questions) || {},
+        list.length > 0,
+      );
     }
 
     function openGrading(row, version) {
@@ -1586,7 +1495,7 @@
       if (!button) return;
       const slug = panel.dataset.slug;
       const user = button.closest("tr").dataset.user;
-      if (!window.confirm(`Revoke ${user}'s extension? The assignment's due date applies again.`)) {
+      if (!confirmAction(`Revoke ${user}'s extension? The assignment's due date applies again.`)) {
         return;
       }
       await withButton(button, async () => {
@@ -1709,13 +1618,6 @@
     loading(loadGradebook);
   }
 
-  // ----------------------------------------------------------------- error pages
-
-  function initError(page) {
-    const seconds = Number(page.dataset.retry || 0);
-    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
-  }
-
   // ----------------------------------------------------------------- the home page
 
   function initHome() {
@@ -1732,10 +1634,10 @@
     });
   }
 
-  const errorPage = $("error-page");
-  if (errorPage) {
-    initError(errorPage);
-  } else if (body.dataset.page === "class") {
+  // ----------------------------------------------------------------- start
+
+  if (initErrorPage()) return;
+  if (body.dataset.page === "class") {
     showTimeZone();
     if (body.dataset.teaches === "true") initTeacher();
     else initStudent();
