@@ -135,6 +135,35 @@ def checksum(source: str) -> str:
     return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
 
 
+SOLUTION_BEGIN = "### BEGIN SOLUTION"
+SOLUTION_END = "### END SOLUTION"
+HIDDEN_END = "### END HIDDEN TESTS"
+
+
+def released(source: str) -> str:
+    """A source cell as students received it (nbgrader's release): each solution region
+    replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` at its indentation,
+    hidden test regions removed. A cell restored from the source is always this version:
+    a deleted answer must never bring the teacher's solution back."""
+    out: list[str] = []
+    skipping = ""
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if skipping:
+            if stripped.startswith(skipping):
+                skipping = ""
+            continue
+        if stripped.startswith(SOLUTION_BEGIN):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()\n")
+            skipping = SOLUTION_END
+        elif stripped.startswith(HIDDEN_MARK):
+            skipping = HIDDEN_END
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 def _points(value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         return 0.0
@@ -179,6 +208,20 @@ def graded(cell: dict) -> Graded | None:
 # ----- matching and the plan
 
 
+def cell_key(cell: dict) -> str | None:
+    """The key a cell claims (its nbgrader grade id, or the cell id of a tagged cell),
+    whatever its type now: a retyped cell still names its source cell."""
+    metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    nbg = metadata.get("nbgrader")
+    if isinstance(nbg, dict) and isinstance(nbg.get("grade_id"), str) and nbg["grade_id"]:
+        return nbg["grade_id"][:200]
+    tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
+    cell_id = cell.get("id")
+    if any(isinstance(t, str) and t in _TAG_ROLES for t in tags) and isinstance(cell_id, str):
+        return cell_id[:200] or None
+    return None
+
+
 def _match_source(
     student_cells: list[dict], source_graded: dict[str, tuple[Graded, dict]]
 ) -> list[Graded | None]:
@@ -190,11 +233,12 @@ def _match_source(
     for g, c in source_graded.values():
         if g.role in ("locked", "test"):
             by_sum.setdefault(checksum(cell_source(c)), g)
+            by_sum.setdefault(checksum(released(cell_source(c))), g)
     out: list[Graded | None] = []
     for cell in student_cells:
-        mine = graded(cell)
-        if mine is not None and mine.key in source_graded:
-            out.append(source_graded[mine.key][0])
+        mine = cell_key(cell)
+        if mine is not None and mine in source_graded:
+            out.append(source_graded[mine][0])
             continue
         if mine is None:
             found = by_id.get(cell.get("id")) if isinstance(cell.get("id"), str) else None
@@ -237,7 +281,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                 entries.append((None, cell_source(cell), "student", ""))
             continue
         g, source_cell = source_graded[match.key]
-        if graded(cell) is None:
+        if cell_key(cell) is None:
             flags.append(
                 CellFlag(
                     g.key,
@@ -251,7 +295,8 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                 entries.append((None, cell_source(cell), "student", ""))
             continue
         seen.add(match.key)
-        edited = checksum(cell_source(cell)) != checksum(cell_source(source_cell))
+        given = cell_source(source_cell)
+        edited = checksum(cell_source(cell)) not in (checksum(released(given)), checksum(given))
         retyped = kind != source_cell.get("cell_type")
         if retyped:
             flags.append(
@@ -267,6 +312,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                 flags.append(
                     CellFlag(g.key, "edited", "The test cell was edited; the source's tests run.")
                 )
+            entries.append((g.key, "", "marker", g.key))
             continue
         if g.role == "locked":
             if edited and not retyped:
@@ -274,7 +320,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                     CellFlag(g.key, "edited", "The locked cell was edited; the source's cell runs.")
                 )
             if source_cell.get("cell_type") == "code":
-                entries.append((g.key, cell_source(source_cell), "source", g.key))
+                entries.append((g.key, released(given), "source", g.key))
             else:
                 entries.append((g.key, "", "marker", g.key))
             continue
@@ -282,7 +328,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         if source_cell.get("cell_type") != "code":
             entries.append((g.key, "", "marker", g.key))
         elif retyped:
-            entries.append((g.key, cell_source(source_cell), "source", g.key))
+            entries.append((g.key, released(given), "source", g.key))
         else:
             entries.append((g.key, cell_source(cell), "student", g.key))
     # graded cells the student deleted: back after the graded cell that precedes them
@@ -302,15 +348,16 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         if g.role == "test":
             continue
         if source_cell.get("cell_type") == "code":
-            new = (key, cell_source(source_cell), "source", key)
+            new = (key, released(cell_source(source_cell)), "source", key)
         else:
             new = (key, "", "marker", key)
-        at = 0
-        for previous in reversed(order[:n]):
-            positions = [i for i, e in enumerate(entries) if e[0] == previous]
-            if positions:
-                at = positions[-1] + 1
-                break
+        at = len(entries)
+        following = [k for k in order[n + 1 :] if k in seen]
+        preceding = [k for k in reversed(order[:n]) if k in seen]
+        if following:
+            at = min(i for i, e in enumerate(entries) if e[0] == following[0])
+        elif preceding:
+            at = max(i for i, e in enumerate(entries) if e[0] == preceding[0]) + 1
         entries.insert(at, new)
         seen.add(key)
     cells = [
