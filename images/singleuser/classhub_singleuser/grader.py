@@ -207,6 +207,10 @@ def guard_code(token: str, watch: list[str]) -> str:
         "    ns = {'__name__': 'classhub_guard'}\n"
         f"    exec(compile({source!r}, 'classhub_guard', 'exec'), ns)\n"
         f"    ns['install']({token!r}, {tuple(modules)!r})\n"
+        # printing is discarded in the kernel (nothing reads it while grading): a flood of
+        # output costs neither memory nor time
+        "    import os, sys\n"
+        "    sys.stdout = sys.stderr = open(os.devnull, 'w')\n"
         "__classhub_guard()\n"
         "del __classhub_guard\n"
     )
@@ -272,7 +276,16 @@ class Kernel:
             if k in os.environ
         }
         devnull = subprocess.DEVNULL
-        self.km.start_kernel(stdin=devnull, stdout=devnull, stderr=devnull, env=env, cwd=workdir)
+        # capture_fd_output off: the kernel's fd 1 and 2 stay /dev/null (ipykernel would
+        # otherwise pipe them into its output messages, which nobody reads here)
+        self.km.start_kernel(
+            stdin=devnull,
+            stdout=devnull,
+            stderr=devnull,
+            env=env,
+            cwd=workdir,
+            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+        )
         self.kc = self.km.blocking_client()
         # the shell channel only (shell= is jupyter_client's channel, not a shell): the
         # kernel's output (iopub) is never read, so a flood of it costs the runner nothing
