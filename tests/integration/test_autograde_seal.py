@@ -10,6 +10,7 @@ only at this machine's own addresses (the Docker bridge's gateway, loopback, the
 own addresses), never an outside one.
 """
 
+import dataclasses
 import io
 import socket
 import tarfile
@@ -591,3 +592,67 @@ def test_background_process_is_killed_before_the_tests(client, image):
     assert result.complete, result.reason
     assert by_id(result)["gone"].status == "pass"
     assert "background processes killed: 1" in result.flags
+
+
+# ----- the service side's own limits
+
+
+def test_the_runs_wall_clock_limit_kills_it_and_scores_zero(client, image):
+    limits = dataclasses.replace(LIMITS, timeout=25.0, cell_timeout=20.0)
+    result, run, elapsed = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b", *["import time\ntime.sleep(15)"] * 4],
+        {"add": "assert add(1, 2) == 3"},
+        limits=limits,
+    )
+    assert run.facts.timed_out
+    assert elapsed < limits.timeout + 2 * limits.docker_timeout
+    add = by_id(result)["add"]
+    assert (add.status, add.score) == ("not-run", 0.0)
+    assert "time limit" in add.message
+    assert not result.complete
+
+
+def test_output_over_the_cap_stops_the_run_and_is_flagged(client, image):
+    limits = dataclasses.replace(LIMITS, output_limit=300)
+    result, run, _ = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b", "x = 1", "y = 2"],
+        {"add": "assert add(1, 2) == 3"},
+        limits=limits,
+    )
+    assert run.facts.output_capped
+    assert by_id(result)["add"].score == 0
+    assert "over the cap" in result.reason
+
+
+async def test_the_async_autograder_scores_and_reports_a_missing_image(image):
+    autograder = sandbox.Autograder(LIMITS, concurrency=1)
+    try:
+        source = {
+            "nbformat": 4,
+            "cells": [
+                code(
+                    "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n"
+                    "    ### END SOLUTION",
+                    grade_id="add",
+                    solution=True,
+                ),
+                code("assert add(1, 2) == 3", grade_id="t", grade=True, locked=True, points=2),
+            ],
+        }
+        submitted = {
+            "nbformat": 4,
+            "cells": [code("def add(a, b):\n    return b + a", grade_id="add", solution=True)],
+        }
+        plan = notebook.make_plan(source, submitted)
+        result = await autograder.grade(image, plan)
+        assert (result.score, result.points, result.complete) == (2.0, 2.0, True)
+        assert [(f.grade_id, f.kind) for f in result.cell_flags] == [("t", "deleted")]
+        missing = await autograder.grade("classhub/no-such-image:none", plan)
+        assert missing.score == 0 and not missing.complete
+        assert "not on this server" in missing.tests[0].message
+    finally:
+        autograder.close()
