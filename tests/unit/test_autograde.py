@@ -433,3 +433,37 @@ def test_settings_defaults_env_and_validation(monkeypatch):
     with pytest.raises(TraitError, match="must be a number"):
         settings.AutogradeSettings().autograde_pids_limit  # noqa: B018
     assert settings.size_bytes("512M") == 512 << 20
+
+
+def test_leftover_containers_of_this_deployment_only_are_removed():
+    class Box:
+        def __init__(self, deployment):
+            self.labels = {sandbox.RUN_LABEL: deployment}
+            self.removed = False
+            self.short_id = deployment
+
+        def remove(self, v, force):
+            assert v and force
+            self.removed = True
+
+    ours, theirs = Box("classhub"), Box("other")
+
+    class Containers:
+        def list(self, all, filters):
+            assert all and filters == {"label": sandbox.RUN_LABEL}
+            return [ours, theirs]
+
+    class Client:
+        containers = Containers()
+
+    assert sandbox.remove_leftovers(Client(), "classhub") == 1
+    assert (ours.removed, theirs.removed) == (True, False)
+
+
+def test_the_runner_gets_the_runs_limit_to_end_itself():
+    plan = notebook.make_plan(SOURCE, honest())
+    sent = plan.runner_plan(cell_timeout=5, run_timeout=120)
+    assert (sent["cell_timeout"], sent["run_timeout"]) == (5, 120)
+    from classhub_singleuser.grader import parse_plan
+
+    assert parse_plan(json.dumps(sent).encode())["run_timeout"] == 120.0

@@ -49,6 +49,7 @@ MAX_FLAGS = 50
 INTERRUPT_GRACE = 3.0
 KERNEL_START_SECONDS = 60.0
 POLL = 0.1
+SELF_DESTRUCT_GRACE = 60
 
 
 class BadInput(ValueError):
@@ -103,10 +104,22 @@ def parse_plan(data: bytes) -> dict:
     timeout = plan.get("cell_timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise BadInput("cell_timeout must be a positive number")
+    run_timeout = plan.get("run_timeout", 3600)
+    if (
+        isinstance(run_timeout, bool)
+        or not isinstance(run_timeout, int | float)
+        or run_timeout <= 0
+    ):
+        raise BadInput("run_timeout must be a positive number")
     watch = plan.get("watch", [])
     if not isinstance(watch, list) or not all(isinstance(w, str) for w in watch):
         raise BadInput("watch must be a list of module names")
-    return {"cells": cells, "cell_timeout": float(timeout), "watch": watch}
+    return {
+        "cells": cells,
+        "cell_timeout": float(timeout),
+        "run_timeout": float(run_timeout),
+        "watch": watch,
+    }
 
 
 def parse_tests(data: bytes) -> list[dict]:
@@ -393,6 +406,10 @@ def kill_others(keep: set[int]) -> int:
 
 def run(stdin, out: Output, workdir: str) -> None:
     plan = parse_plan(read_message(stdin, MAX_PLAN_BYTES))
+    # should the service be gone (its container then lingers, waiting on stdin), the
+    # runner ends itself a little after the run's limit; the service kills it before
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+    signal.alarm(int(plan["run_timeout"]) + SELF_DESTRUCT_GRACE)
     out.send({"type": "hello", "runner": 1, "cells": len(plan["cells"])})
     token = "_classhub_" + secrets.token_hex(12)
     kernel = Kernel(workdir)

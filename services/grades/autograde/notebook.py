@@ -82,11 +82,15 @@ class Plan:
     tests: list[TestSpec]
     flags: list[CellFlag]
 
-    def runner_plan(self, *, cell_timeout: float, watch: list[str] | None = None) -> dict:
-        """The plan as the runner reads it (no test in it)."""
+    def runner_plan(
+        self, *, cell_timeout: float, run_timeout: float = 3600.0, watch: list[str] | None = None
+    ) -> dict:
+        """The plan as the runner reads it (no test in it). ``run_timeout``: the runner
+        ends itself a little after it, should the service be gone."""
         return {
             "cells": [{"key": c.key, "source": c.source} for c in self.cells],
             "cell_timeout": cell_timeout,
+            "run_timeout": run_timeout,
             "watch": list(watch or []),
         }
 

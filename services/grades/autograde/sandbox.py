@@ -150,7 +150,9 @@ def run_sealed(
 
     secret = secret or secrets.token_bytes(SECRET_BYTES)
     run_id = run_id or secrets.token_hex(8)
-    plan_json = json.dumps(plan.runner_plan(cell_timeout=limits.cell_timeout)).encode()
+    plan_json = json.dumps(
+        plan.runner_plan(cell_timeout=limits.cell_timeout, run_timeout=limits.timeout)
+    ).encode()
     tests_json = json.dumps(plan.runner_tests(timeout=limits.cell_timeout)).encode()
     reader = FrameReader(secret, [c.key for c in plan.cells], [t.id for t in plan.tests])
     timed_out = capped = False
@@ -163,7 +165,10 @@ def run_sealed(
         try:
             container.start()
             raw.settimeout(0.5)
-            raw.sendall(message(secret.hex().encode()) + message(plan_json))
+            try:
+                raw.sendall(message(secret.hex().encode()) + message(plan_json))
+            except OSError:
+                pass  # the runner ended at once (no grader in the image): read what it said
             deadline = clock() + limits.timeout
             demux = Demux()
             received = 0
@@ -191,8 +196,11 @@ def run_sealed(
                 if capped:
                     break
                 if not tests_sent and reader.saw("student-done"):
-                    raw.sendall(message(tests_json))
                     tests_sent = True
+                    try:
+                        raw.sendall(message(tests_json))
+                    except OSError:
+                        break
             if not (timed_out or capped or reader.problem):
                 reader.finish()
         finally:
@@ -203,12 +211,12 @@ def run_sealed(
         exit_code: int | None = None
         oom = False
         if timed_out or capped or reader.problem:
-            container.kill()
+            _kill(container)
         try:
             status = container.wait(timeout=limits.docker_timeout)
             exit_code = int(status.get("StatusCode", -1))
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            container.kill()
+            _kill(container)
         try:
             container.reload()
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
@@ -230,6 +238,32 @@ def run_sealed(
             container.remove(v=True, force=True)
         except docker.errors.DockerException as e:
             log.warning("Could not remove autograde container %s: %s", container.short_id, e)
+
+
+def _kill(container) -> None:
+    import docker
+
+    try:
+        container.kill()
+    except docker.errors.APIError as e:  # it ended by itself meanwhile: nothing to kill
+        log.debug("autograde container %s: kill: %s", container.short_id, e)
+
+
+def remove_leftovers(client, deployment: str) -> int:
+    """Blocking: remove every grading container of ``deployment`` (a service that died
+    mid-run leaves its container; call before the first run). How many were removed."""
+    import docker
+
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": RUN_LABEL}):
+        if container.labels.get(RUN_LABEL) != deployment:
+            continue
+        try:
+            container.remove(v=True, force=True)
+            removed += 1
+        except docker.errors.DockerException as e:
+            log.warning("Could not remove autograde container %s: %s", container.short_id, e)
+    return removed
 
 
 class Autograder:
