@@ -656,3 +656,27 @@ async def test_the_async_autograder_scores_and_reports_a_missing_image(image):
         assert "not on this server" in missing.tests[0].message
     finally:
         autograder.close()
+
+
+def test_a_thread_that_patches_during_the_tests_is_flagged(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import _thread, threading, time, math\n"
+            "def repatch():\n"
+            "    while True:\n"
+            "        math.isclose = lambda *a, **k: True\n"
+            "        time.sleep(0.01)\n"
+            "_thread.start_new_thread(repatch, ())\n"
+            "threading.Thread(target=repatch, daemon=True).start()\n"
+            "def area(r):\n    return 3",
+        ],
+        {"area": "import math\nassert math.isclose(area(1), math.pi)"},
+    )
+    assert result.complete, result.reason
+    area = by_id(result)["area"]
+    # the patch comes back after the guard restored it: the point may be lost or won,
+    # but never silently
+    assert area.score == 0 or any(f.startswith("background threads: 2") for f in result.flags)
+    assert any(f.startswith("background threads: ") for f in result.flags)
