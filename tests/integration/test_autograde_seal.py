@@ -51,28 +51,34 @@ def client():
 @pytest.fixture(scope="module")
 def image(client):
     """The real single-user image with this branch's runner and guard copied in."""
-    client.images.get(BASE)  # the shared image must exist; it is never rebuilt here
+    build_image(client, BASE, IMAGE)
+    yield IMAGE
+    for c in client.containers.list(all=True, filters={"label": sandbox.RUN_LABEL}):
+        if c.labels.get(sandbox.RUN_LABEL) == LIMITS.deployment:
+            c.remove(force=True, v=True)
+    client.images.remove(IMAGE, force=True)
+
+
+def build_image(client, base, tag):
+    """``tag``: ``base`` with this checkout's runner and guard copied in."""
+    client.images.get(base)  # the shared image must exist; it is never rebuilt here
     buffer = io.BytesIO()
+    names = ("grader.py", "grader_guard.py", "nodump.py")
     dockerfile = (
-        f"FROM {BASE}\n"
-        "COPY grader.py grader_guard.py nodump.py"
+        f"FROM {base}\nCOPY {' '.join(names)}"
         " /opt/venv/lib/python3.11/site-packages/classhub_singleuser/\n"
     ).encode()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in [("Dockerfile", dockerfile)] + [
-            (n, (PACKAGE / n).read_bytes()) for n in ("grader.py", "grader_guard.py", "nodump.py")
+            (n, (PACKAGE / n).read_bytes()) for n in names
         ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
-    client.images.build(fileobj=buffer, custom_context=True, tag=IMAGE, rm=True, forcerm=True)
-    yield IMAGE
-    for c in client.containers.list(all=True, filters={"label": sandbox.RUN_LABEL}):
-        if c.labels.get(sandbox.RUN_LABEL) == LIMITS.deployment:
-            c.remove(force=True, v=True)
-    client.images.remove(IMAGE, force=True)
+    client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, forcerm=True)
+    return tag
 
 
 def code(source, **nbgrader):
@@ -680,3 +686,51 @@ def test_a_thread_that_patches_during_the_tests_is_flagged(client, image):
     # but never silently
     assert area.score == 0 or any(f.startswith("background threads: 2") for f in result.flags)
     assert any(f.startswith("background threads: ") for f in result.flags)
+
+
+DATASCIENCE = "classhub/datascience:latest"
+
+
+@pytest.fixture(scope="module")
+def datascience(client):
+    """A class image (numpy, pandas) built FROM classhub/singleuser, with this runner."""
+    try:
+        client.images.get(DATASCIENCE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{DATASCIENCE} is not built on this machine (images/build.sh datascience)")
+    tag = build_image(client, DATASCIENCE, "classhub/datascience:autograde-test")
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+def test_a_class_image_grades_numpy_and_pandas_and_refuses_their_impostors(client, datascience):
+    result, _, _ = grade(
+        client,
+        datascience,
+        [
+            "import numpy as np\nimport pandas as pd\n"
+            "def f(x):\n    return np.asarray(x) * 2\n"
+            "df = pd.DataFrame({'a': [1, 2]})\n"
+            "class Liar(np.ndarray):\n"
+            "    def __eq__(self, other):\n        return np.ones(np.shape(other), bool)\n"
+            "class Anything:\n    def __eq__(self, other):\n        return True\n"
+            "def g(x):\n    return np.zeros(2).view(Liar)\n"
+            "def h(x):\n    return np.array([Anything(), Anything()], dtype=object)",
+        ],
+        {
+            "allclose": "assert np.allclose(f([1, 2]), [2, 4])",
+            "eq_all": "assert (f([1, 2]) == np.array([2, 4])).all()",
+            "testing": "np.testing.assert_allclose(f([1.0]), [2.0])",
+            "scalar": "assert f(3) == 6",
+            "pandas": "assert (df['a'] == pd.Series([1, 2])).all()",
+            "pandas_testing": "pd.testing.assert_frame_equal(df, pd.DataFrame({'a': [1, 2]}))",
+            "subclass": "assert (g(1) == np.array([2, 4])).all()",
+            "object_array": "assert (h(1) == np.array([2, 4])).all()",
+        },
+    )
+    assert result.complete, result.reason
+    status = {t.id: t.status for t in result.tests}
+    honest = ("allclose", "eq_all", "testing", "scalar", "pandas", "pandas_testing")
+    assert {k: status[k] for k in honest} == dict.fromkeys(honest, "pass")
+    impostors = {t.id: t for t in result.tests if t.id in ("subclass", "object_array")}
+    assert all(t.score == 0 and "untrusted" in t.message for t in impostors.values())
