@@ -193,14 +193,21 @@ def test_a_datascience_class_runs_the_stack_with_the_same_hardening(stack, peopl
     stack.stop("dana", c)
 
 
-async def test_a_jupyterlab_terminal_has_python_and_the_stack(stack, people):
+@pytest.mark.parametrize(
+    "image, modules",
+    [
+        (MINIMAL, "jupyterlab, ipykernel"),
+        (DATASCIENCE, "numpy, pandas, matplotlib, scipy, sklearn, seaborn"),
+    ],
+)
+async def test_a_jupyterlab_terminal_has_python_and_the_stack(stack, people, image, modules):
     """In a real JupyterLab terminal (a login shell, whose /etc/profile resets PATH), the
-    student's `python` is the image's, with the data-science stack."""
+    student's `python` is the image's, with the image's packages, in both images."""
     admin, tess, dave = people["admin"], people["tess"], people["dave"]
     c = code()
     r = admin.post(
         "api/classes",
-        {"code": c, "name": "Data", "teachers": ["tess"], "environment": {"image": DATASCIENCE}},
+        {"code": c, "name": "Data", "teachers": ["tess"], "environment": {"image": image}},
     )
     assert r.status_code == 201, r.text
     assert tess.post(f"api/classes/{c}/students", {"username": "dave"}).status_code == 201
@@ -224,8 +231,8 @@ async def test_a_jupyterlab_terminal_has_python_and_the_stack(stack, people):
     )
     try:
         command = (
-            "command -v python; python -c 'import numpy, pandas, matplotlib, scipy, sklearn,"
-            ' seaborn, sys; print(sys.prefix, "stack-ok", 6 * 7)\'\r'
+            f"command -v python; python -c 'import {modules}, sys;"
+            ' print(sys.prefix, "stack-ok", 6 * 7)\'\r'
         )
         conn.write_message(json.dumps(["stdin", command]))
         seen = ""
