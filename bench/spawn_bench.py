@@ -9,6 +9,12 @@ Docker, the classhub/singleuser image) on random ports via harness/stack.py, the
 * N concurrent spawns: seconds until every server answered 200 through Traefik.
 
 Usage: .venv/bin/python bench/spawn_bench.py [--single 5] [--concurrent 10 30] [--sqlite]
+       [--image classhub/singleuser:latest classhub/datascience:latest]
+With several images the stack's catalogue holds them all and the rounds alternate
+between them (one spawn of each in turn, then each concurrent round per image), so a
+machine whose load changes during the run weighs on every image alike; each image gets
+its own rows, and the last column compares it to the first image's (``--concurrent 10 10``
+runs two rounds of 10, each image in turn).
 Prints a Markdown table (paste it into docs/performance.md with the date).
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import statistics
 import sys
@@ -37,6 +44,20 @@ c.ClassroomSpawner.mem_limit = "512M"
 if os.environ.get("CLASSHUB_BENCH_START_CONCURRENCY"):
     _n = int(os.environ["CLASSHUB_BENCH_START_CONCURRENCY"])
     BENCH_CONFIG += f"c.ClassroomSpawner.start_concurrency = {_n}\n"
+
+
+#: the image of a bench user: the stack's pre_spawn_hook reads it from the user's name
+#: (``i<index>-...``), the documented hook the integration tests use as well
+IMAGE_HOOK = """
+BENCH_IMAGES = {images!r}
+
+def _bench_image(spawner):
+    prefix = spawner.user.name.split("-", 1)[0]
+    if prefix.startswith("i") and prefix[1:].isdigit():
+        spawner.image = BENCH_IMAGES[int(prefix[1:])]
+
+c.Spawner.pre_spawn_hook = _bench_image
+"""
 
 
 def first_200(stack: Stack, user: str, start: float, interval: float, stop_at: float) -> float:
@@ -95,46 +116,82 @@ def main() -> int:
         help="the hub's database on SQLite and no Redis, MongoDB or S3 (the setup of the "
         "figures before 2026-12-06 16:00); default: PostgreSQL and Redis as `make up` runs it",
     )
+    parser.add_argument(
+        "--image",
+        nargs="+",
+        default=["classhub/singleuser:latest"],
+        help="the image(s) to spawn; several: alternated on one stack, compared to the first",
+    )
     args = parser.parse_args()
+    images = args.image
     with tempfile.TemporaryDirectory(prefix="classhub-bench-") as tmp:
         stack = Stack(
             Path(tmp),
-            extra_config=BENCH_CONFIG,
+            image=images[0],
+            extra_config=BENCH_CONFIG + IMAGE_HOOK.format(images=images),
             with_data_services=not args.sqlite,
             log_level="INFO",
+            env={"CLASSHUB_IMAGES": json.dumps([{"name": i} for i in images])},
         )
         try:
             stack.start()
-            rows = []
-            served, lags = [], []
-            for i in range(args.single):
-                s, r = one_spawn(stack, f"single{i}", 0.02)
-                served.append(s)
-                lags.append(r - s)
-                stack.stop(f"single{i}")
-            if served:
-                rows.append(
-                    (
-                        f"1 spawn, p50 of {args.single}",
-                        f"{statistics.median(served):.2f} s",
-                        f"max {max(served):.2f} s",
-                        f"hub ready {statistics.median(lags):.2f} s "
-                        f"(max {max(lags):.2f} s) after first 200",
-                    )
-                )
-            for n in args.concurrent:
-                done, failures = concurrent_spawns(stack, n, f"c{n}u")
-                rows.append(
-                    (f"{n} concurrent", f"{done:.2f} s", "all answered", f"{failures} failures")
-                )
-                time.sleep(5)  # let the removals settle before the next round
+            for image in images[1:]:
+                stack.docker.images.get(image)  # fail early with a clear error
+            served = {i: [] for i in range(len(images))}
+            lags = {i: [] for i in range(len(images))}
+            for n in range(args.single):
+                for i in range(len(images)):
+                    user = f"i{i}-single{n}"
+                    s, r = one_spawn(stack, user, 0.02)
+                    served[i].append(s)
+                    lags[i].append(r - s)
+                    stack.stop(user)
+            concurrent = {}
+            for k, n in enumerate(args.concurrent):
+                for i in range(len(images)):
+                    concurrent[(k, i)] = concurrent_spawns(stack, n, f"i{i}-c{k}n{n}u")
+                    time.sleep(5)  # let the removals settle before the next round
         except Exception:
             print(stack.logs(), file=sys.stderr)
             raise
         finally:
             stack.close()
-    print("| scenario | time to first 200 through Traefik | | notes |")
-    print("|---|---|---|---|")
+
+    def versus(i: int, value: float, first: float) -> str:
+        return "" if i == 0 or not first else f"{(value / first - 1) * 100:+.0f}% vs {images[0]}"
+
+    rows = []
+    if args.single:
+        first = statistics.median(served[0])
+        for i, image in enumerate(images):
+            median = statistics.median(served[i])
+            rows.append(
+                (
+                    image,
+                    f"1 spawn, p50 of {args.single}",
+                    f"{median:.2f} s",
+                    f"max {max(served[i]):.2f} s",
+                    f"hub ready {statistics.median(lags[i]):.2f} s "
+                    f"(max {max(lags[i]):.2f} s) after first 200",
+                    versus(i, median, first),
+                )
+            )
+    for k, n in enumerate(args.concurrent):
+        first = concurrent[(k, 0)][0]
+        for i, image in enumerate(images):
+            done, failures = concurrent[(k, i)]
+            rows.append(
+                (
+                    image,
+                    f"{n} concurrent",
+                    f"{done:.2f} s",
+                    "all answered",
+                    f"{failures} failures",
+                    versus(i, done, first),
+                )
+            )
+    print("| image | scenario | time to first 200 through Traefik | | notes | compared |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from traitlets.config import Config
 
 from common.errors import ConfigError
+from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
 
 
 def configure_hub(
@@ -126,7 +127,7 @@ def configure_spawner(
     c: Config,
     *,
     image: str,
-    allowed_images: list[str],
+    images: list,
     network: str,
     entrypoint: str,
     mem_limit: str,
@@ -134,17 +135,19 @@ def configure_spawner(
     pids_limit: int,
     prefix: str,
 ) -> None:
-    """One hardened container per student server, on the isolated student network."""
-    if image not in allowed_images:
-        raise ConfigError(
-            f"The default image {image!r} is not in CLASSHUB_ALLOWED_IMAGES "
-            f"({', '.join(allowed_images)}); add it there."
-        )
+    """One hardened container per student server, on the isolated student network.
+    ``images`` is the image catalogue (``common.images``: entries with ``name``,
+    ``display_name``, ``description``); the default ``image`` must be one of them."""
+    try:
+        catalogue = parse_catalogue(images)
+        check_default(catalogue, image)
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from None
     if cpu_limit <= 0:
         raise ConfigError(f"CLASSHUB_CPU_LIMIT must be positive, got {cpu_limit}")
     c.JupyterHub.spawner_class = "classroom"
     c.ClassroomSpawner.image = image
-    c.ClassroomSpawner.allowed_images = list(allowed_images)
+    c.ClassroomSpawner.images = [entry.as_json() for entry in catalogue]
     c.ClassroomSpawner.network_name = network
     c.ClassroomSpawner.traefik_entrypoint = entrypoint
     c.ClassroomSpawner.mem_limit = mem_limit
@@ -271,10 +274,6 @@ def configure_logging(c: Config) -> None:
     }
 
 
-def _split(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def docker_network_gateway(name: str) -> str:
     """The gateway address of Docker network ``name`` (where containers reach the hub)."""
     import docker
@@ -338,10 +337,14 @@ def apply_env(
         prefix=prefix,
         student_entrypoint=env.get("CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students"),
     )
+    try:
+        images = catalogue_from_env(env, image)
+    except CatalogueError as e:
+        raise ConfigError(str(e)) from None
     configure_spawner(
         c,
         image=image,
-        allowed_images=_split(env.get("CLASSHUB_ALLOWED_IMAGES", "")) or [image],
+        images=images,
         network=network,
         entrypoint=entrypoint,
         mem_limit=env.get("CLASSHUB_MEM_LIMIT", "1G"),

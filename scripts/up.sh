@@ -114,6 +114,26 @@ ensure_var CLASSHUB_S3_PORT "${CLASSHUB_S3_PORT:-18333}"
 ensure_var CLASSHUB_CONTAINER_PREFIX "${CLASSHUB_CONTAINER_PREFIX:-classhub}"
 ensure_var CLASSHUB_TRAEFIK_ENTRYPOINT web
 ensure_var CLASSHUB_SINGLEUSER_IMAGE classhub/singleuser:latest
+# the image catalogue teachers choose from on the class form (JSON on one line; see the admin
+# guide's "Images"): both images images/build.sh makes, and the default image if it is
+# another (an older deployment's own CLASSHUB_SINGLEUSER_IMAGE stays allowed)
+default_catalogue() {
+  python3 - "$1" <<'PY'
+import json, sys
+default = sys.argv[1]
+images = [
+    {"name": "classhub/singleuser:latest", "display_name": "Python (minimal)",
+     "description": "JupyterLab, Python 3.11 and a terminal."},
+    {"name": "classhub/datascience:latest", "display_name": "Data science",
+     "description": "Python with numpy, pandas, matplotlib, scipy, scikit-learn and seaborn;"
+                    " git, nano, vim, less and curl in the terminal."},
+]
+if default not in [i["name"] for i in images]:
+    images.insert(0, {"name": default, "display_name": "Default image", "description": ""})
+print(json.dumps(images))
+PY
+}
+ensure_var CLASSHUB_IMAGES "$(default_catalogue "$(get_var CLASSHUB_SINGLEUSER_IMAGE)")"
 ensure_var CLASSHUB_ADMIN_USER admin
 # the first admin's initial password: the hub creates the account at start-up when missing
 ensure_var CLASSHUB_ADMIN_PASSWORD "$(secret 12)"

@@ -17,6 +17,7 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from common.images import CatalogueError, parse_catalogue
 from common.landing import may_start_default_server
 from common.naming import object_name
 from common.web.nav import role_of
@@ -113,6 +114,41 @@ class ClassroomSpawner(DockerSpawner):
                 "such as 'http://127.0.0.1:8082/check' (Traefik and the gate share the host)."
             )
         return url
+
+    images = List(
+        config=True,
+        help="""The image catalogue: the images students' servers may run, each a dict with
+        ``name`` (the Docker image reference), ``display_name`` and ``description`` (what
+        teachers see on the class form; the classes service offers the same catalogue).
+        Before every start the spawner checks the server's image against it, whatever the
+        class record or a ``pre_spawn_hook`` says, so only an admin decides what runs; the
+        default image (``image``) must be in it. Every image gets the same hardening.
+        ``hub/config.py`` sets it from ``CLASSHUB_IMAGES`` (the same list as JSON) and
+        ``CLASSHUB_ALLOWED_IMAGES``; default: the default image alone.
+
+        Example: ``c.ClassroomSpawner.images = [{"name": "classhub/singleuser:latest",
+        "display_name": "Python"}, {"name": "classhub/datascience:latest",
+        "display_name": "Data science", "description": "numpy, pandas, matplotlib"}]``
+        """,
+    )
+
+    @default("images")
+    def _default_images(self):
+        return [c.as_json() for c in parse_catalogue([self.image], "ClassroomSpawner.image")]
+
+    @validate("images")
+    def _check_images(self, proposal):
+        try:
+            catalogue = parse_catalogue(proposal.value, "ClassroomSpawner.images")
+        except CatalogueError as e:
+            raise ValueError(str(e)) from None
+        return [c.as_json() for c in catalogue]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # fixed now, from the configuration: the default (the configured image) must not
+        # follow a class's image that _apply_class_environment sets later
+        self._catalogue = frozenset(entry["name"] for entry in self.images)
 
     pids_limit = Int(
         512,
@@ -339,7 +375,7 @@ class ClassroomSpawner(DockerSpawner):
 
     @default("allowed_images")
     def _default_allowed_images(self):
-        return [self.image]
+        return [entry["name"] for entry in self.images]
 
     @default("server_token_scopes")
     def _default_server_token_scopes(self):
@@ -541,19 +577,38 @@ class ClassroomSpawner(DockerSpawner):
             )
 
     async def _check_image(self) -> None:
+        """The image must be in the catalogue (and in ``allowed_images``, when an admin
+        narrowed that further), installed, and declare no volumes: an anonymous volume
+        would be writable storage beside the read-only root, outside the home's quota."""
         allowed = self._get_allowed_images()
-        if allowed != "*" and self.image not in (allowed or {}):
+        if self.image not in self._catalogue or (
+            allowed != "*" and self.image not in (allowed or {})
+        ):
+            self.log.warning(
+                "Refused to start %s with image %r: not in the image catalogue",
+                self._log_name,
+                self.image,
+            )
             raise SpawnError(
                 f"The image {self.image!r} is not on this hub's list of allowed images. "
-                "An admin must add it to ClassroomSpawner.allowed_images."
+                "An admin must add it to the image catalogue (CLASSHUB_IMAGES, "
+                "ClassroomSpawner.images) or choose another image for the class.",
+                status_code=403,
             )
         try:
-            await self.docker("inspect_image", self.image)
+            info = await self.docker("inspect_image", self.image)
         except ImageNotFound:
             raise SpawnError(
                 f"The environment image {self.image!r} is not installed on this server. "
                 "An admin must build it (make images) before students can start."
             ) from None
+        volumes = sorted((info.get("Config") or {}).get("Volumes") or {})
+        if volumes:
+            raise SpawnError(
+                f"The image {self.image!r} declares volumes ({', '.join(volumes)[:200]}), "
+                "which would give students storage outside their home folder's limit. An "
+                "admin must rebuild it without VOLUME instructions."
+            )
 
     async def _inspect_state(self) -> dict:
         try:

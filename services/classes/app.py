@@ -16,6 +16,15 @@ from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.images import ENV as IMAGES_ENV
+from common.images import (
+    LEGACY_ENV,
+    CatalogueError,
+    merge_names,
+    parse_catalogue,
+    parse_catalogue_json,
+    split_names,
+)
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
@@ -86,8 +95,8 @@ class ClassesApp(HomesSettings, ServiceApp):
 
     default_image = Unicode(
         config=True,
-        help="""Image of a new class unless its creator picks another; must be one of
-        ``allowed_images``. Set from ``CLASSHUB_SINGLEUSER_IMAGE``.
+        help="""Image of a new class unless its creator picks another; must be in the
+        catalogue (``images``). Set from ``CLASSHUB_SINGLEUSER_IMAGE``.
 
         Example: ``c.ClassesApp.default_image = "classhub/singleuser:latest"``
         """,
@@ -100,18 +109,55 @@ class ClassesApp(HomesSettings, ServiceApp):
     allowed_images = List(
         Unicode(),
         config=True,
-        help="""Images a class environment may use (the spawner enforces the same list).
-        Set from ``CLASSHUB_ALLOWED_IMAGES`` (comma-separated); default: the default image.
+        help="""Older form of ``images``: image names (Docker references) that join the
+        catalogue, each shown by its name. Set from ``CLASSHUB_ALLOWED_IMAGES``
+        (comma-separated); default: the default image when ``CLASSHUB_IMAGES`` is not set.
 
-        Example: ``c.ClassesApp.allowed_images = ["classhub/singleuser:latest",
-        "classhub/datascience:2026"]``
+        Example: ``c.ClassesApp.allowed_images = ["classhub/singleuser:latest"]``
         """,
     )
 
     @default("allowed_images")
     def _default_allowed_images(self):
-        raw = os.environ.get("CLASSHUB_ALLOWED_IMAGES", "")
-        return [v.strip() for v in raw.split(",") if v.strip()] or [self.default_image]
+        names = split_names(os.environ.get(LEGACY_ENV, ""))
+        if names or os.environ.get(IMAGES_ENV, "").strip():
+            return names
+        return [self.default_image]
+
+    images = List(
+        config=True,
+        help="""The image catalogue teachers choose from on the class form: each a dict
+        with ``name`` (the Docker image reference), ``display_name`` and
+        ``description``. A class whose image is not in it is refused with a 400, and the
+        spawner checks every start against the same catalogue (the hub's
+        ``ClassroomSpawner.images``, from the same variables), so keep both in step. Set
+        from ``CLASSHUB_IMAGES`` (this list as JSON, on one line), plus the names of
+        ``allowed_images``; the default image must be in it.
+
+        Example: ``c.ClassesApp.images = [{"name": "classhub/singleuser:latest",
+        "display_name": "Python", "description": "JupyterLab and Python"},
+        {"name": "classhub/datascience:latest", "display_name": "Data science",
+        "description": "numpy, pandas, matplotlib, scipy, scikit-learn, seaborn"}]``
+        """,
+    )
+
+    @default("images")
+    def _default_images(self):
+        raw = os.environ.get(IMAGES_ENV, "").strip()
+        try:
+            entries = parse_catalogue_json(raw) if raw else []
+            catalogue = parse_catalogue(merge_names(entries, self.allowed_images), IMAGES_ENV)
+        except CatalogueError as e:
+            raise TraitError(str(e)) from None
+        return [c.as_json() for c in catalogue]
+
+    @validate("images")
+    def _check_images(self, proposal):
+        try:
+            catalogue = parse_catalogue(proposal.value, "ClassesApp.images (CLASSHUB_IMAGES)")
+        except CatalogueError as e:
+            raise TraitError(str(e)) from None
+        return [c.as_json() for c in catalogue]
 
     max_cpu_limit = Float(
         config=True,
@@ -333,7 +379,7 @@ class ClassesApp(HomesSettings, ServiceApp):
 
     def limits(self) -> Limits:
         return Limits(
-            allowed_images=tuple(self.allowed_images),
+            images=parse_catalogue(self.images),
             default_image=self.default_image,
             max_cpu_limit=self.max_cpu_limit,
             max_mem_limit=parse_mem(self.max_mem_limit),

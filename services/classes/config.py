@@ -53,6 +53,8 @@ PASSED_ENV = (
     "CLASSHUB_SERVERS_DOMAIN",
     "CLASSHUB_PUBLIC_URL",
     "CLASSHUB_SINGLEUSER_IMAGE",
+    # the image catalogue (JSON) and its older form (names)
+    "CLASSHUB_IMAGES",
     "CLASSHUB_ALLOWED_IMAGES",
     "CLASSHUB_CPU_LIMIT",
     "CLASSHUB_MEM_LIMIT",

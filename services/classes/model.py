@@ -25,6 +25,7 @@ from typing import Any
 
 from common.errors import BadRequest, Conflict, NotFound
 from common.groups import CODE_RE
+from common.images import ImageChoice
 from common.units import format_size, parse_size
 from common.usernames import InvalidUsername, normalize_username
 
@@ -62,7 +63,8 @@ class ClassExists(Conflict):
 class Limits:
     """The admin's settings every class environment must respect."""
 
-    allowed_images: tuple[str, ...]
+    #: the admin's image catalogue (``common.images``): what a class may run
+    images: tuple[ImageChoice, ...]
     default_image: str
     max_cpu_limit: float
     max_mem_limit: int
@@ -73,13 +75,18 @@ class Limits:
     max_idle_timeout: int
     max_students: int
 
+    @property
+    def allowed_images(self) -> tuple[str, ...]:
+        """The names (Docker references) of the catalogue's images."""
+        return tuple(c.name for c in self.images)
+
     def problems(self) -> list[str]:
         """What is inconsistent in these settings, each with how to fix it."""
         out = []
         if self.default_image not in self.allowed_images:
             out.append(
-                f"the default image {self.default_image!r} is not in CLASSHUB_ALLOWED_IMAGES "
-                f"({', '.join(self.allowed_images)}); add it there"
+                f"the default image {self.default_image!r} is not in the image catalogue "
+                f"(CLASSHUB_IMAGES: {', '.join(self.allowed_images)}); add it there"
             )
         if not MIN_CPU <= self.default_cpu_limit <= self.max_cpu_limit:
             out.append(
@@ -113,6 +120,7 @@ class Limits:
 
     def as_json(self) -> dict:
         return {
+            "images": [c.as_json() for c in self.images],
             "allowed_images": list(self.allowed_images),
             "default_environment": self.default_environment(),
             "max_cpu_limit": self.max_cpu_limit,
@@ -212,8 +220,10 @@ def check_environment(data: Any, limits: Limits, base: Mapping | None = None) ->
     image = env["image"]
     if not isinstance(image, str) or image not in limits.allowed_images:
         shown = f"{image[:80]!r} " if isinstance(image, str) else ""
+        choices = ", ".join(f"{c.display_name} ({c.name})" for c in limits.images)
         raise InvalidClass(
-            f"The image {shown}is not allowed; choose one of: {', '.join(limits.allowed_images)}."
+            f"The image {shown}is not in this hub's image catalogue; choose one of: "
+            f"{choices}. An admin adds images to the catalogue."
         )
     cpu = _number(env["cpu_limit"], "cpu_limit")
     if not MIN_CPU <= cpu <= limits.max_cpu_limit:

@@ -19,7 +19,8 @@ def _failures(spawner):
         spawner.ready_timeout = 4
 
 c.Spawner.pre_spawn_hook = _failures
-c.ClassroomSpawner.allowed_images = ["classhub/singleuser:latest", MISSING]
+# in the catalogue, but not built: the spawn fails with "not installed"
+c.ClassroomSpawner.images = [{"name": "classhub/singleuser:latest"}, {"name": MISSING}]
 """
 
 

@@ -228,7 +228,9 @@ def test_teacher_edits_own_class_within_limits(stack, world):
     assert_error(tina.patch("api/classes/bio", {"teachers": ["tina", "sam"]}), 403, "administrator")
     assert_error(tina.patch("api/classes/bio", {"environment": {"cpu_limit": 64}}), 400, "between")
     assert_error(
-        tina.patch("api/classes/bio", {"environment": {"image": "evil/miner"}}), 400, "not allowed"
+        tina.patch("api/classes/bio", {"environment": {"image": "evil/miner"}}),
+        400,
+        "not in this hub's image catalogue",
     )
     assert_error(tina.patch("api/classes/bio", {"environment": {"mem_limit": "64G"}}), 400, "2G")
     assert_error(tina.patch("api/classes/bio", {"code": "zoo"}), 400, "Unknown field(s): code")

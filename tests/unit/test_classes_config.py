@@ -78,6 +78,7 @@ def test_bad_arguments(kwargs, match):
 @pytest.fixture
 def env(monkeypatch):
     for name in (
+        "CLASSHUB_IMAGES",
         "CLASSHUB_ALLOWED_IMAGES",
         "CLASSHUB_SINGLEUSER_IMAGE",
         "CLASSHUB_MAX_CPU_LIMIT",
@@ -111,13 +112,51 @@ def test_admin_settings_from_the_environment(env):
     assert app.mongo_url == "mongodb://127.0.0.1:27017/classhub"
 
 
+def test_image_catalogue_from_the_environment(env):
+    env.setenv("CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest")
+    env.setenv(
+        "CLASSHUB_IMAGES",
+        '[{"name": "classhub/singleuser:latest", "display_name": "Python",'
+        ' "description": "JupyterLab and Python"},'
+        ' {"name": "classhub/datascience:latest", "display_name": "Data science"}]',
+    )
+    app = ClassesApp()
+    app.check_settings()
+    limits = app.limits()
+    assert limits.allowed_images == ("classhub/singleuser:latest", "classhub/datascience:latest")
+    assert [c.display_name for c in limits.images] == ["Python", "Data science"]
+    assert limits.images[0].description == "JupyterLab and Python"
+    assert limits.images[1].description == ""
+    # the older setting's names join the catalogue, shown by their name
+    env.setenv("CLASSHUB_ALLOWED_IMAGES", "classhub/datascience:latest,site/r:4")
+    limits = ClassesApp().limits()
+    assert limits.allowed_images[-1] == "site/r:4"
+    assert limits.images[-1].display_name == "site/r:4"
+    assert len(limits.images) == 3
+
+
+def test_image_catalogue_as_a_trait(env):
+    app = ClassesApp(images=[{"name": "a:1", "display_name": "A"}, "b:2"], default_image="b:2")
+    app.check_settings()
+    assert app.images == [
+        {"name": "a:1", "display_name": "A", "description": ""},
+        {"name": "b:2", "display_name": "b:2", "description": ""},
+    ]
+    with pytest.raises(TraitError, match="lists 'a:1' twice"):
+        ClassesApp(images=["a:1", "a:1"])
+
+
 @pytest.mark.parametrize(
     "name,value,match",
     [
         ("CLASSHUB_MAX_CPU_LIMIT", "lots", "CLASSHUB_MAX_CPU_LIMIT must be a number"),
         ("CLASSHUB_DEFAULT_IDLE_TIMEOUT", "1h", "must be a number of seconds"),
         ("CLASSHUB_MAX_MEM_LIMIT", "huge", "max_mem_limit must be a size"),
-        ("CLASSHUB_ALLOWED_IMAGES", "other:1", "not in CLASSHUB_ALLOWED_IMAGES"),
+        ("CLASSHUB_ALLOWED_IMAGES", "other:1", "not in the image catalogue"),
+        ("CLASSHUB_IMAGES", '[{"name": "other:1"}]', "not in the image catalogue"),
+        ("CLASSHUB_IMAGES", "classhub/singleuser:latest", "CLASSHUB_IMAGES is not valid JSON"),
+        ("CLASSHUB_IMAGES", '[{"name": "UPPER/case"}]', "is not a Docker image reference"),
+        ("CLASSHUB_IMAGES", '[{"image": "a:1"}]', "unknown field\\(s\\) image"),
         ("CLASSHUB_MAX_CPU_LIMIT", "0.5", "CLASSHUB_MAX_CPU_LIMIT \\(0.5\\)"),
         ("CLASSHUB_CULL_INTERVAL", "0.5", "0 \\(off\\) or at least 1 second"),
         ("CLASSHUB_MONGO_URL", "redis://x", "mongodb://"),

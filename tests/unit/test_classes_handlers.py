@@ -110,10 +110,13 @@ class MemoryHub:
 
 @pytest.fixture
 async def api(monkeypatch):
+    async for served in serve(monkeypatch, allowed_images=["img:1"]):
+        yield served
+
+
+async def serve(monkeypatch, **settings):
     monkeypatch.setattr(clock, "now", lambda: 1_800_000_000.0)
-    app = ClassesApp(
-        api_token="t", service_prefix=PREFIX, allowed_images=["img:1"], default_image="img:1"
-    )
+    app = ClassesApp(api_token="t", service_prefix=PREFIX, default_image="img:1", **settings)
     app.hub_auth = FakeHubAuth()
     app.hub = MemoryHub({"root", "tina", "tom", "sam", "sue", "uma"})
     app.store = MemoryClassStore()
@@ -151,6 +154,48 @@ async def test_hub_unreachable_after_the_write_is_reported_and_reconciled(api):
     assert await app.reconcile() is True
     assert app.hub.groups["teachers-bio"]["users"] == {"tina"}
     assert app.hub.groups["class-bio"]["properties"]["classhub"]["image"] == "img:1"
+
+
+CATALOGUE = [
+    {"name": "img:1", "display_name": "Python", "description": "minimal"},
+    {"name": "site/ds:2", "display_name": "Data science", "description": "numpy, pandas"},
+]
+
+
+@pytest.fixture
+async def catalogue_api(monkeypatch):
+    async for served in serve(monkeypatch, images=CATALOGUE):
+        yield served
+
+
+async def test_the_image_is_one_of_the_catalogue(catalogue_api):
+    app, call = catalogue_api
+    code, body = await call("tina", "GET", "api/settings")
+    assert code == 200 and body["images"] == CATALOGUE
+    for image in ("evil/miner:1", "site/ds", "img:1 ", None, ["img:1"]):
+        code, body = await call(
+            "root",
+            "POST",
+            "api/classes",
+            {"code": "x", "name": "X", "environment": {"image": image}},
+        )
+        assert code == 400, (image, body)
+        assert body["message"].endswith(
+            "is not in this hub's image catalogue; choose one of: Python (img:1), "
+            "Data science (site/ds:2). An admin adds images to the catalogue."
+        )
+    assert "x" not in app.store.records
+    code, body = await call(
+        "root", "POST", "api/classes", {"code": "bio", "name": "Bio", "teachers": ["tina"]}
+    )
+    assert code == 201 and body["environment"]["image"] == "img:1"
+    code, body = await call("tina", "PATCH", "api/classes/bio", {"environment": {"image": "x:1"}})
+    assert code == 400 and "choose one of: Python (img:1)" in body["message"]
+    code, body = await call(
+        "tina", "PATCH", "api/classes/bio", {"environment": {"image": "site/ds:2"}}
+    )
+    assert code == 200 and body["environment"]["image"] == "site/ds:2"
+    assert app.hub.groups["class-bio"]["properties"]["classhub"]["image"] == "site/ds:2"
 
 
 async def test_reconcile_waits_for_mongo(api):

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common.images import ImageChoice
 from common.units import format_size
 from services.classes import model as m
 
@@ -14,7 +15,10 @@ G = 1024**3
 M = 1024**2
 
 LIMITS = m.Limits(
-    allowed_images=("classhub/singleuser:latest", "classhub/datascience:1"),
+    images=(
+        ImageChoice("classhub/singleuser:latest", "Python", "JupyterLab and Python"),
+        ImageChoice("classhub/datascience:1", "Data science", "numpy, pandas"),
+    ),
     default_image="classhub/singleuser:latest",
     max_cpu_limit=2.0,
     max_mem_limit=4 * G,
@@ -134,8 +138,12 @@ def test_environment_within_limits_is_normalised():
 @pytest.mark.parametrize(
     "change,match",
     [
-        ({"image": "evil/miner:latest"}, "not allowed; choose one of: classhub/singleuser"),
-        ({"image": 3}, "not allowed"),
+        (
+            {"image": "evil/miner:latest"},
+            "'evil/miner:latest' is not in this hub's image catalogue; choose one of: Python",
+        ),
+        ({"image": 3}, "not in this hub's image catalogue"),
+        ({"image": "classhub/singleuser"}, "not in this hub's image catalogue"),
         ({"cpu_limit": 2.5}, "between 0.1 and 2 CPUs"),
         ({"cpu_limit": 0}, "between 0.1 and 2"),
         ({"cpu_limit": "1"}, "must be a number"),
@@ -225,7 +233,7 @@ def test_roster_size_limit():
 
 def test_limits_report_inconsistent_settings():
     bad = m.Limits(
-        allowed_images=("a:1",),
+        images=(ImageChoice("a:1", "a"),),
         default_image="b:1",
         max_cpu_limit=0.5,
         max_mem_limit=512 * M,
@@ -237,10 +245,27 @@ def test_limits_report_inconsistent_settings():
         max_students=0,
     )
     problems = " | ".join(bad.problems())
-    assert "'b:1' is not in CLASSHUB_ALLOWED_IMAGES" in problems
+    assert "'b:1' is not in the image catalogue (CLASSHUB_IMAGES: a:1)" in problems
     assert "CLASSHUB_MAX_CPU_LIMIT (0.5)" in problems
     assert "CLASSHUB_MAX_MEM_LIMIT (512M)" in problems
     assert "CLASSHUB_DEFAULT_IDLE_TIMEOUT (10)" in problems
     assert "at least one student" in problems
     assert LIMITS.problems() == []
     assert LIMITS.as_json()["max_mem_limit"] == "4G"
+
+
+def test_limits_offer_the_catalogue():
+    data = LIMITS.as_json()
+    assert data["images"] == [
+        {
+            "name": "classhub/singleuser:latest",
+            "display_name": "Python",
+            "description": "JupyterLab and Python",
+        },
+        {
+            "name": "classhub/datascience:1",
+            "display_name": "Data science",
+            "description": "numpy, pandas",
+        },
+    ]
+    assert data["allowed_images"] == ["classhub/singleuser:latest", "classhub/datascience:1"]

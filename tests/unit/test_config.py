@@ -33,7 +33,13 @@ def test_apply_env_defaults():
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "sqlite:////srv/classhub/jupyterhub.sqlite"
     assert c.ClassroomSpawner.image == "classhub/singleuser:latest"
-    assert c.ClassroomSpawner.allowed_images == ["classhub/singleuser:latest"]
+    assert c.ClassroomSpawner.images == [
+        {
+            "name": "classhub/singleuser:latest",
+            "display_name": "classhub/singleuser:latest",
+            "description": "",
+        }
+    ]
     assert c.ClassroomSpawner.network_name == "classhub-students"
     assert c.TraefikDockerProxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
     assert c.JWTAuthenticator.session_policy == "takeover"
@@ -84,7 +90,7 @@ def test_apply_env_overrides():
     assert c.ClassroomSpawner.mem_limit == "2G"
     assert c.ClassroomSpawner.cpu_limit == 0.5
     assert c.ClassroomSpawner.pids_limit == 300
-    assert c.ClassroomSpawner.allowed_images == ["img:1", "img:2"]
+    assert [e["name"] for e in c.ClassroomSpawner.images] == ["img:1", "img:2"]
     assert c.JupyterHub.authenticator_class == "classhub-jwt"
     assert c.JWTAuthenticator.first_admin == "root1"
     assert c.JWTAuthenticator.redis_url == "redis://r:6379/1"
@@ -99,19 +105,57 @@ def test_bad_numbers_give_fixit_message():
         apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_CPU_LIMIT": "lots"})
 
 
+SPAWNER = dict(
+    network="n", entrypoint="web", mem_limit="1G", cpu_limit=1, pids_limit=100, prefix="p"
+)
+
+
 def test_default_image_must_be_allowed():
-    with pytest.raises(ConfigError, match="CLASSHUB_ALLOWED_IMAGES"):
-        configure_spawner(
-            Config(),
-            image="a",
-            allowed_images=["b"],
-            network="n",
-            entrypoint="web",
-            mem_limit="1G",
-            cpu_limit=1,
-            pids_limit=100,
-            prefix="p",
-        )
+    with pytest.raises(ConfigError, match="not in the image catalogue"):
+        configure_spawner(Config(), image="a", images=[{"name": "b"}], **SPAWNER)
+
+
+def test_image_catalogue_from_env():
+    """CLASSHUB_IMAGES (JSON) is the catalogue the spawner checks; the older
+    CLASSHUB_ALLOWED_IMAGES adds names it does not list."""
+    c = Config()
+    env = {
+        "CLASSHUB_HUB_IP": "10.1.1.1",
+        "CLASSHUB_SINGLEUSER_IMAGE": "classhub/singleuser:latest",
+        "CLASSHUB_IMAGES": '[{"name": "classhub/singleuser:latest", "display_name": "Python"},'
+        ' {"name": "classhub/datascience:latest", "display_name": "Data science",'
+        ' "description": "numpy, pandas"}]',
+        "CLASSHUB_ALLOWED_IMAGES": "classhub/datascience:latest, site/r:4",
+    }
+    apply_env(c, env, gateway_lookup=no_docker)
+    assert c.ClassroomSpawner.images == [
+        {"name": "classhub/singleuser:latest", "display_name": "Python", "description": ""},
+        {
+            "name": "classhub/datascience:latest",
+            "display_name": "Data science",
+            "description": "numpy, pandas",
+        },
+        {"name": "site/r:4", "display_name": "site/r:4", "description": ""},
+    ]
+    assert "allowed_images" not in c.ClassroomSpawner  # derived from the catalogue
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("[{name: 1}]", "CLASSHUB_IMAGES is not valid JSON"),
+        ('{"name": "a:1"}', "must be a JSON list"),
+        ('[{"name": "Bad Image"}]', "is not a Docker image reference"),
+        ('[{"name": "a:1", "size": 3}]', "unknown field(s) size"),
+        ('[{"name": "b:1"}]', "The default image 'a:1'"),
+        ("[]", "is empty"),
+    ],
+)
+def test_image_catalogue_errors_say_how_to_fix(raw, message):
+    env = {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_SINGLEUSER_IMAGE": "a:1"}
+    with pytest.raises(ConfigError) as e:
+        apply_env(Config(), {**env, "CLASSHUB_IMAGES": raw}, gateway_lookup=no_docker)
+    assert message in str(e.value)
 
 
 def test_configure_proxy_and_auth():

@@ -77,6 +77,16 @@
     };
   }
 
+  // the image field of the class forms: the chosen image's description under it
+  function describeImage(select) {
+    const help = document.getElementById(`${select.id}-help`);
+    if (help) help.textContent = select.selectedOptions[0]?.dataset.description || "";
+  }
+
+  for (const select of document.querySelectorAll("select[name=image]")) {
+    select.addEventListener("change", () => describeImage(select));
+  }
+
   // ----------------------------------------------------------------- My classes
 
   function initHome() {
@@ -259,6 +269,7 @@
         const input = settings.elements.namedItem(name);
         if (input) input.value = String(value);
       }
+      describeImage(settings.elements.namedItem("image"));
     }
 
     for (const time of roster.querySelectorAll("time[datetime]")) {

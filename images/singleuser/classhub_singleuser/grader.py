@@ -1,0 +1,574 @@
+"""The autograder's runner inside a sealed container (issue 15; docs/autograding.md).
+
+Started as the container's command (``python3 -I -m classhub_singleuser.grader``, PID 1):
+
+1. makes itself non-dumpable, so no other process of the same uid can read its memory or
+   its ``/proc/1/{mem,environ,fd}``, moves its stdout to a private descriptor (fd 1 becomes
+   ``/dev/null``) and ignores SIGINT;
+2. reads on stdin, as ``<length>\\n<bytes>`` messages: the run's secret (hex), then the
+   plan (JSON: the student-phase cells in order, time limits);
+3. starts a kernel (jupyter_client, ipykernel) with stdin, stdout and stderr on
+   ``/dev/null``, runs the guard (:mod:`classhub_singleuser.grader_guard`) and then each
+   student cell with its time limit;
+4. kills every other process of the container, says ``student-done``, and only then reads
+   the tests message (JSON: id, source, timeout of each test);
+5. runs the guard's integrity check and each test, rewritten (:func:`rewrite_test`), and
+   writes one frame per result.
+
+Frames are single lines ``CHAG1 <seq> <hmac> <json>``, ``hmac`` = HMAC-SHA256 of
+``"<seq> <json>"`` with the secret; student code never sees the secret and cannot write
+to the channel. The service verifies every frame (services/grades/autograde/frames.py).
+
+Standard library plus jupyter_client (in every image built from classhub/singleuser).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .nodump import make_non_dumpable
+
+PREFIX = "CHAG1"
+SECRET_BYTES = 32
+MAX_SECRET_MESSAGE = 200
+MAX_PLAN_BYTES = 64 << 20
+MAX_TESTS_BYTES = 16 << 20
+MAX_FRAME_BYTES = 64 << 10
+MAX_TEXT = 500
+MAX_FLAGS = 50
+INTERRUPT_GRACE = 3.0
+KERNEL_START_SECONDS = 60.0
+POLL = 0.1
+SELF_DESTRUCT_GRACE = 60
+
+
+class BadInput(ValueError):
+    """The service sent something this runner does not accept."""
+
+
+# ----- the framing (pure)
+
+
+def frame_line(secret: bytes, seq: int, payload: dict) -> bytes:
+    """One output frame: ``CHAG1 <seq> <hmac> <json>\\n`` (the JSON is ASCII, one line)."""
+    body = json.dumps(payload, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    signed = f"{seq} {body}".encode()
+    mac = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+    return f"{PREFIX} {seq} {mac} {body}\n".encode()
+
+
+def read_message(stream, cap: int) -> bytes:
+    """One input message ``<decimal length>\\n<bytes>`` of at most ``cap`` bytes."""
+    header = stream.readline(24)
+    if not header.endswith(b"\n") or not header[:-1].isdigit():
+        raise BadInput("a message must start with its length")
+    size = int(header[:-1])
+    if size > cap:
+        raise BadInput(f"a message of {size} bytes is over its cap of {cap}")
+    data = stream.read(size)
+    if len(data) != size:
+        raise BadInput("the input ended inside a message")
+    return data
+
+
+def _text(value, limit: int = MAX_TEXT) -> str:
+    return str(value)[:limit]
+
+
+# ----- the plan and the tests (checked: the runner trusts the service, not blindly)
+
+
+def parse_plan(data: bytes) -> dict:
+    plan = json.loads(data)
+    if not isinstance(plan, dict) or not isinstance(plan.get("cells"), list):
+        raise BadInput("the plan has no cells")
+    cells = []
+    for cell in plan["cells"]:
+        if not (
+            isinstance(cell, dict)
+            and isinstance(cell.get("key"), str)
+            and isinstance(cell.get("source"), str)
+        ):
+            raise BadInput("a cell needs a key and a source")
+        cells.append({"key": cell["key"], "source": cell["source"]})
+    timeout = plan.get("cell_timeout", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise BadInput("cell_timeout must be a positive number")
+    run_timeout = plan.get("run_timeout", 3600)
+    if (
+        isinstance(run_timeout, bool)
+        or not isinstance(run_timeout, int | float)
+        or run_timeout <= 0
+    ):
+        raise BadInput("run_timeout must be a positive number")
+    watch = plan.get("watch", [])
+    if not isinstance(watch, list) or not all(isinstance(w, str) for w in watch):
+        raise BadInput("watch must be a list of module names")
+    return {
+        "cells": cells,
+        "cell_timeout": float(timeout),
+        "run_timeout": float(run_timeout),
+        "watch": watch,
+    }
+
+
+def parse_tests(data: bytes) -> list[dict]:
+    tests = json.loads(data)
+    if not isinstance(tests, dict) or not isinstance(tests.get("tests"), list):
+        raise BadInput("no tests")
+    out = []
+    for test in tests["tests"]:
+        if not (
+            isinstance(test, dict)
+            and isinstance(test.get("id"), str)
+            and isinstance(test.get("source"), str)
+        ):
+            raise BadInput("a test needs an id and a source")
+        timeout = test.get("timeout", 30)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise BadInput("a test's timeout must be a positive number")
+        out.append({"id": test["id"], "source": test["source"], "timeout": float(timeout)})
+    return out
+
+
+# ----- the test rewrite (pure; runs here, outside the kernel)
+
+
+class _Rewriter(ast.NodeTransformer):
+    """Every comparison through ``<guard>.compare`` and every ``assert`` through
+    ``<guard>.truth``, so that the guard checks the types before Python's operators run."""
+
+    def __init__(self, guard_name: str):
+        self.guard = guard_name
+
+    def _call(self, method: str, args: list[ast.expr]) -> ast.Call:
+        return ast.Call(
+            func=ast.Attribute(value=ast.Name(self.guard, ast.Load()), attr=method, ctx=ast.Load()),
+            args=args,
+            keywords=[],
+        )
+
+    def visit_Compare(self, node: ast.Compare):
+        self.generic_visit(node)
+        ops = ast.Tuple([ast.Constant(type(op).__name__) for op in node.ops], ast.Load())
+        rights = ast.Tuple(
+            [
+                ast.Lambda(
+                    args=ast.arguments(
+                        posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]
+                    ),
+                    body=comp,
+                )
+                for comp in node.comparators
+            ],
+            ast.Load(),
+        )
+        return self._call("compare", [node.left, ops, rights])
+
+    def visit_Assert(self, node: ast.Assert):
+        self.generic_visit(node)
+        node.test = self._call("truth", [node.test])
+        return node
+
+
+def to_python(source: str) -> str:
+    """A cell's source as plain Python (IPython's magics and ``!`` lines translated)."""
+    try:
+        ast.parse(source)
+        return source
+    except SyntaxError:
+        pass
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def rewrite_test(source: str, guard_name: str, nonce: str) -> str:
+    """The test's code as the kernel runs it: comparisons and asserts through the guard,
+    ``begin()`` first and ``mark(nonce)`` last (a test passes only if its end was reached).
+    SyntaxError when the test is not Python."""
+    tree = ast.parse(to_python(source))
+    tree = _Rewriter(guard_name).visit(tree)
+    guard = ast.Name(guard_name, ast.Load())
+    begin = ast.Expr(ast.Call(ast.Attribute(guard, "begin", ast.Load()), args=[], keywords=[]))
+    mark = ast.Expr(
+        ast.Call(ast.Attribute(guard, "mark", ast.Load()), args=[ast.Constant(nonce)], keywords=[])
+    )
+    tree.body = [begin, *tree.body, mark]
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree)
+
+
+def guard_code(token: str, watch: list[str]) -> str:
+    """The guard cell: the guard module's source run in a namespace of its own."""
+    source = (Path(__file__).with_name("grader_guard.py")).read_text()
+    from .grader_guard import DEFAULT_WATCH
+
+    modules = list(dict.fromkeys([*DEFAULT_WATCH, *watch]))
+    return (
+        "def __classhub_guard():\n"
+        "    ns = {'__name__': 'classhub_guard'}\n"
+        f"    exec(compile({source!r}, 'classhub_guard', 'exec'), ns)\n"
+        f"    ns['install']({token!r}, {tuple(modules)!r})\n"
+        # printing is discarded in the kernel (nothing reads it while grading): a flood of
+        # output costs neither memory nor time
+        "    import os, sys\n"
+        "    sys.stdout = sys.stderr = open(os.devnull, 'w')\n"
+        "__classhub_guard()\n"
+        "del __classhub_guard\n"
+    )
+
+
+def parse_expression_result(reply: dict, name: str) -> dict | None:
+    """A JSON object a guard method returned through ``user_expressions`` (its repr is a
+    Python string literal), or None."""
+    expressions = reply.get("content", {}).get("user_expressions") or {}
+    result = expressions.get(name)
+    if not isinstance(result, dict) or result.get("status") != "ok":
+        return None
+    text = (result.get("data") or {}).get("text/plain")
+    if not isinstance(text, str) or len(text) > 1 << 20:
+        return None
+    try:
+        value = json.loads(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _flags(values) -> list[str]:
+    if not isinstance(values, list):
+        return []
+    return [_text(v, 200) for v in values[:MAX_FLAGS] if isinstance(v, str)]
+
+
+# ----- the run
+
+
+class Output:
+    """The private channel to the service: frames on the runner's own stdout."""
+
+    def __init__(self, secret: bytes, fd: int):
+        self.secret = secret
+        self.fd = fd
+        self.seq = 0
+
+    def send(self, payload: dict) -> None:
+        line = frame_line(self.secret, self.seq, payload)
+        if len(line) > MAX_FRAME_BYTES:
+            payload = {k: v for k, v in payload.items() if k in ("type", "key", "id", "status")}
+            payload["message"] = "(cut: the frame was too large)"
+            line = frame_line(self.secret, self.seq, payload)
+        self.seq += 1
+        view = memoryview(line)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+class Kernel:
+    """One ipykernel with no inherited output, driven through its shell channel."""
+
+    def __init__(self, workdir: str):
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        env = {
+            k: os.environ[k]
+            for k in ("HOME", "LANG", "PATH", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR")
+            if k in os.environ
+        }
+        devnull = subprocess.DEVNULL
+        # capture_fd_output off: the kernel's fd 1 and 2 stay /dev/null (ipykernel would
+        # otherwise pipe them into its output messages, which nobody reads here)
+        self.km.start_kernel(
+            stdin=devnull,
+            stdout=devnull,
+            stderr=devnull,
+            env=env,
+            cwd=workdir,
+            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+        )
+        self.kc = self.km.blocking_client()
+        # the shell channel only (shell= is jupyter_client's channel, not a shell): the
+        # kernel's output (iopub) is never read, so a flood of it costs the runner nothing
+        self.kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)  # noqa: S604
+        self.kc.wait_for_ready(timeout=KERNEL_START_SECONDS)
+        self.dead = False
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = getattr(self.km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        return getattr(process, "pid", None)
+
+    def alive(self) -> bool:
+        return not self.dead and self.km.is_alive()
+
+    def execute(self, code: str, timeout: float, expressions: dict | None = None) -> dict:
+        """``{"status": ok|error|timeout|died, "ename", "evalue", "reply"}``."""
+        if not self.alive():
+            return {"status": "died"}
+        msg_id = self.kc.execute(
+            code, silent=False, store_history=False, user_expressions=expressions or {}
+        )
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        while True:
+            reply = self._reply(msg_id, POLL)
+            if reply is not None:
+                content = reply.get("content", {})
+                status = content.get("status")
+                if interrupted:
+                    return {"status": "timeout", "reply": reply}
+                return {
+                    "status": "ok" if status == "ok" else "error",
+                    "ename": _text(content.get("ename", ""), 200),
+                    "evalue": _text(content.get("evalue", "")),
+                    "reply": reply,
+                }
+            if not self.km.is_alive():
+                self.dead = True
+                return {"status": "died"}
+            now = time.monotonic()
+            if not interrupted and now > deadline:
+                interrupted = True
+                try:
+                    self.km.interrupt_kernel()
+                except Exception:  # noqa: BLE001, S110 - then the grace below kills it
+                    pass
+                deadline = now + INTERRUPT_GRACE
+            elif interrupted and now > deadline:
+                self.kill()
+                return {"status": "timeout", "killed": True}
+
+    def _reply(self, msg_id: str, timeout: float) -> dict | None:
+        import queue
+
+        try:
+            while True:
+                msg = self.kc.get_shell_msg(timeout=timeout)
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    return msg
+        except queue.Empty:
+            return None
+
+    def kill(self) -> None:
+        self.dead = True
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001, S110 - the container ends anyway
+            pass
+
+    def close(self) -> None:
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.kill()
+
+
+def kill_others(keep: set[int]) -> int:
+    """SIGKILL every process of the container but ``keep`` and this one; reap; how many."""
+    me = os.getpid()
+    if me != 1:
+        return 0  # only as a container's PID 1: never outside a sealed container
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid == me or pid in keep:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+    return killed
+
+
+def run(stdin, out: Output, workdir: str) -> None:
+    plan = parse_plan(read_message(stdin, MAX_PLAN_BYTES))
+    # should the service be gone (its container then lingers, waiting on stdin), the
+    # runner ends itself a little after the run's limit; the service kills it before
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+    signal.alarm(int(plan["run_timeout"]) + SELF_DESTRUCT_GRACE)
+    out.send({"type": "hello", "runner": 1, "cells": len(plan["cells"])})
+    token = "_classhub_" + secrets.token_hex(12)
+    kernel = Kernel(workdir)
+    try:
+        _run_kernel(stdin, out, plan, token, kernel)
+    finally:
+        kernel.close()
+
+
+def _run_kernel(stdin, out: Output, plan: dict, token: str, kernel: Kernel) -> None:
+    guard = kernel.execute(guard_code(token, plan["watch"]), KERNEL_START_SECONDS)
+    if guard["status"] != "ok":
+        out.send(
+            {
+                "type": "error",
+                "message": _text(f"the grader could not prepare the kernel: {guard.get('ename')}"),
+            }
+        )
+        return
+    stopped = ""
+    for cell in plan["cells"]:
+        if stopped:
+            out.send({"type": "cell", "key": cell["key"], "status": "not-run", "error": stopped})
+            continue
+        result = kernel.execute(cell["source"], plan["cell_timeout"])
+        status = result["status"]
+        error = ""
+        if status == "error":
+            error = f"{result['ename']}: {result['evalue']}"
+        elif status == "timeout":
+            error = f"the cell ran over its time limit of {plan['cell_timeout']:g} s"
+        elif status == "died":
+            error = "the kernel ended during this cell (os._exit, a crash, or out of memory)"
+        out.send({"type": "cell", "key": cell["key"], "status": status, "error": _text(error)})
+        if not kernel.alive():
+            stopped = f"not run: the kernel had ended during cell {cell['key']}"[:MAX_TEXT]
+    keep = {kernel.pid} if kernel.alive() and kernel.pid else set()
+    others = kill_others(keep)
+    flags = [f"background processes killed: {others}"] if others else []
+    out.send({"type": "student-done", "flags": flags})
+
+    tests = parse_tests(read_message(stdin, MAX_TESTS_BYTES))
+    if not kernel.alive():
+        for test in tests:
+            out.send(
+                {
+                    "type": "test",
+                    "id": test["id"],
+                    "status": "died",
+                    "message": stopped,
+                    "flags": [],
+                }
+            )
+        out.send({"type": "end"})
+        return
+    check = kernel.execute(
+        "", KERNEL_START_SECONDS, {"r": f"__import__('sys').modules[{token!r}].check()"}
+    )
+    report = parse_expression_result(check.get("reply") or {}, "r")
+    if check["status"] != "ok" or report is None:
+        out.send(
+            {
+                "type": "integrity",
+                "ok": False,
+                "flags": ["the grader's checks could not run in the kernel (tampered with)"],
+            }
+        )
+        for test in tests:
+            out.send(
+                {
+                    "type": "test",
+                    "id": test["id"],
+                    "status": "not-run",
+                    "message": "not run: the grader's checks could not run in the kernel",
+                    "flags": [],
+                }
+            )
+        out.send({"type": "end"})
+        return
+    out.send({"type": "integrity", "ok": True, "flags": _flags(report.get("flags"))})
+    for test in tests:
+        out.send(_run_test(kernel, token, test))
+    out.send({"type": "end"})
+
+
+def _run_test(kernel: Kernel, token: str, test: dict) -> dict:
+    frame = {"type": "test", "id": test["id"], "flags": []}
+    if not kernel.alive():
+        return {**frame, "status": "died", "message": "not run: the kernel had ended"}
+    nonce = secrets.token_hex(16)
+    try:
+        code = rewrite_test(test["source"], token, nonce)
+    except SyntaxError as e:
+        return {**frame, "status": "error", "message": _text(f"the test is not Python: {e}")}
+    result = kernel.execute(code, test["timeout"], {"m": f"{token}.take()"})
+    status = result["status"]
+    mark = parse_expression_result(result.get("reply") or {}, "m") or {}
+    flags = _flags(mark.get("flags"))
+    if status == "ok":
+        if mark.get("nonce") != nonce:
+            return {
+                **frame,
+                "status": "fail",
+                "message": "the test did not run to its end (its code was changed in the kernel)",
+                "flags": ["tampered: the test's end was not reached", *flags][:MAX_FLAGS],
+            }
+        return {**frame, "status": "pass", "message": "", "flags": flags}
+    if status == "error":
+        ename = result["ename"]
+        kind = "fail" if ename in ("AssertionError", "UntrustedComparison") else "error"
+        if ename == "UntrustedComparison":
+            flags = [*flags, _text(result["evalue"], 200)][:MAX_FLAGS]
+        message = _text(f"{ename}: {result['evalue']}")
+        return {**frame, "status": kind, "message": message, "flags": flags}
+    if status == "timeout":
+        message = f"the test ran over its time limit of {test['timeout']:g} s"
+        return {**frame, "status": "timeout", "message": message, "flags": flags}
+    return {
+        **frame,
+        "status": "died",
+        "message": "the kernel ended during this test",
+        "flags": flags,
+    }
+
+
+def main() -> int:
+    make_non_dumpable()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the frames' channel: a private descriptor (close-on-exec); fd 1 becomes /dev/null so
+    # that nothing else ever writes to the container's stdout
+    channel = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
+    stdin = os.fdopen(os.dup(0), "rb")
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_in, 0)
+    os.close(null_in)
+    try:
+        secret_hex = read_message(stdin, MAX_SECRET_MESSAGE).decode("ascii").strip()
+        secret = bytes.fromhex(secret_hex)
+        if len(secret) < SECRET_BYTES:
+            raise BadInput("the secret is too short")
+    except (BadInput, ValueError, UnicodeDecodeError) as e:
+        sys.stderr.write(f"classhub grader: no secret: {e}\n")
+        return 2
+    out = Output(secret, channel)
+    workdir = os.environ.get("HOME", "/tmp")
+    try:
+        run(stdin, out, workdir)
+    except BadInput as e:
+        out.send({"type": "error", "message": _text(f"bad input: {e}")})
+        return 2
+    except Exception as e:  # noqa: BLE001 - reported, never a pass
+        out.send({"type": "error", "message": _text(f"the grader failed: {type(e).__name__}: {e}")})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,736 @@
+"""The seal of autograding (issue 15, item 5), tried for real: each attack is a submitted
+notebook graded in a real sealed container (services/grades/autograde/sandbox.py) of an
+image built FROM the real classhub/singleuser:latest with this branch's runner copied in
+(the fixture builds ``classhub/singleuser:autograde-test`` and removes it afterwards).
+
+The "student" cells are the attacks; the teacher's tests are the probes: a test passes
+only if the attack failed the way it must, and the host side checks what it can see itself
+(the listener for egress, the container gone, the frames verified). Network probes aim
+only at this machine's own addresses (the Docker bridge's gateway, loopback, the host's
+own addresses), never an outside one.
+"""
+
+import dataclasses
+import io
+import socket
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from services.grades.autograde import notebook, sandbox, scoring
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "images" / "singleuser" / "classhub_singleuser"
+BASE = "classhub/singleuser:latest"
+IMAGE = "classhub/singleuser:autograde-test"
+LIMITS = sandbox.Limits(
+    mem_limit="256m",
+    pids_limit=64,
+    cpu_limit=1.0,
+    timeout=150.0,
+    cell_timeout=8.0,
+    output_limit=1 << 20,
+    tmpfs_size="32m",
+    deployment="autograde-test",
+)
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = docker.from_env(timeout=120)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def image(client):
+    """The real single-user image with this branch's runner and guard copied in."""
+    build_image(client, BASE, IMAGE)
+    yield IMAGE
+    for c in client.containers.list(all=True, filters={"label": sandbox.RUN_LABEL}):
+        if c.labels.get(sandbox.RUN_LABEL) == LIMITS.deployment:
+            c.remove(force=True, v=True)
+    client.images.remove(IMAGE, force=True)
+
+
+def build_image(client, base, tag):
+    """``tag``: ``base`` with this checkout's runner and guard copied in."""
+    client.images.get(base)  # the shared image must exist; it is never rebuilt here
+    buffer = io.BytesIO()
+    names = ("grader.py", "grader_guard.py", "nodump.py")
+    dockerfile = (
+        f"FROM {base}\nCOPY {' '.join(names)}"
+        " /opt/venv/lib/python3.11/site-packages/classhub_singleuser/\n"
+    ).encode()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in [("Dockerfile", dockerfile)] + [
+            (n, (PACKAGE / n).read_bytes()) for n in names
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, forcerm=True)
+    return tag
+
+
+def code(source, **nbgrader):
+    metadata = {"nbgrader": nbgrader} if nbgrader else {}
+    return {"cell_type": "code", "source": source, "metadata": metadata, "outputs": []}
+
+
+def grade(client, image, student_cells, tests, limits=LIMITS):
+    """Grade ``student_cells`` (sources) against ``tests`` ({id: source}, 1 point each)."""
+    source = {
+        "nbformat": 4,
+        "cells": [code(s) for s in student_cells]
+        + [code(t, grade_id=i, grade=True, locked=True, points=1) for i, t in tests.items()],
+    }
+    submitted = {"nbformat": 4, "cells": [code(s) for s in student_cells]}
+    plan = notebook.make_plan(source, submitted)
+    started = time.monotonic()
+    run = sandbox.run_sealed(client, image, limits, plan)
+    elapsed = time.monotonic() - started
+    result = scoring.score_run(plan, run.frames, run.facts)
+    left = client.containers.list(all=True, filters={"label": f"{sandbox.RUN_LABEL}.run"})
+    assert not [c for c in left if c.labels.get(sandbox.RUN_LABEL) == limits.deployment]
+    return result, run, elapsed
+
+
+def by_id(result):
+    return {t.id: t for t in result.tests}
+
+
+def test_an_honest_notebook_scores_every_point(client, image):
+    result, run, _ = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b"],
+        {"visible": "assert add(1, 2) == 3", "hidden": "assert add(-1, 1) == 0"},
+    )
+    assert result.complete, result.reason
+    assert (result.score, result.points) == (2.0, 2.0)
+    assert result.flags == []
+    assert run.facts.exit_code == 0 and not run.facts.problem
+
+
+# ----- infrastructure attacks: each must be blocked
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on every address of this machine, counting connections."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, peer = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def own_addresses(client):
+    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    addresses = {gateway, "127.0.0.1"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:  # the address of the default route's interface (no packet is sent)
+            s.connect((gateway, 9))
+            addresses.add(s.getsockname()[0])
+        except OSError:
+            pass
+    return gateway, sorted(addresses)
+
+
+PROBE_CONNECT = """
+import socket
+reached, errors = [], []
+for host in {targets!r}:
+    try:
+        with socket.create_connection((host, {port}), timeout=2):
+            reached.append(host)
+    except OSError as e:
+        errors.append(type(e).__name__)
+interfaces = sorted(name for _, name in socket.if_nameindex())
+"""
+
+
+def test_no_network_egress_to_this_machine(client, image, listener):
+    port, accepted = listener
+    gateway, targets = own_addresses(client)
+    # control: from an ordinary container on Docker's bridge the listener is reachable
+    control = client.containers.run(
+        image,
+        ["python3", "-c", f"import socket; socket.create_connection(({gateway!r}, {port}), 5)"],
+        network_mode="bridge",
+        remove=True,
+        user="1000:100",
+    )
+    assert control == b""
+    deadline = time.monotonic() + 5
+    while not accepted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(accepted) == 1, "the control connection never arrived: the probe proves nothing"
+    result, _, _ = grade(
+        client,
+        image,
+        [PROBE_CONNECT.format(targets=targets, port=port)],
+        {"no_egress": "assert reached == []", "only_loopback": "assert interfaces == ['lo']"},
+    )
+    assert result.complete, result.reason
+    assert {t.id: t.status for t in result.tests} == {"no_egress": "pass", "only_loopback": "pass"}
+    assert len(accepted) == 1  # nothing more arrived from the sealed run
+
+
+PROBE_SECRETS = r"""
+import os, glob, re
+MARK = "HIDDEN" + "-MARK-" + "4217"
+found, denied = [], {}
+# the hidden test's text anywhere on disk, and anything that looks like a secret
+PACKAGE = "/opt/venv/lib/python3.11/site-packages/classhub_singleuser"
+for root in ("/tmp", "/home", PACKAGE, "/etc", "/run", "/var/tmp", "/dev/shm"):
+    for path in glob.glob(root + "/**", recursive=True):
+        try:
+            if os.path.isfile(path) and os.path.getsize(path) < 5_000_000:
+                if MARK.encode() in open(path, "rb").read():
+                    found.append(path)
+        except OSError:
+            pass
+for path in ("/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0", "/proc/1/fd/1", "/proc/1/maps"):
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
+        found.append(path)
+        if MARK.encode() in data:
+            found.append(path + ": the mark")
+    except OSError as e:
+        denied[path] = type(e).__name__
+try:
+    os.listdir("/proc/1/fd")
+    found.append("/proc/1/fd listed")
+except OSError as e:
+    denied["/proc/1/fd"] = type(e).__name__
+env_keys = sorted(os.environ)
+WORDS = "TOKEN|KEY|SECRET|PASS|GRAD|JUPYTERHUB|S3|DB|DOCKER"
+suspicious = [k for k in os.environ if re.search(WORDS, k, re.I)]
+mounts = [line.split()[1] for line in open("/proc/self/mounts")]
+home = os.listdir(os.path.expanduser("~"))
+docker_socket = os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")
+cmdline = open("/proc/1/cmdline", "rb").read()
+"""
+
+
+def test_hidden_tests_secrets_and_other_work_are_out_of_reach(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [PROBE_SECRETS],
+        {
+            "nothing_found": "assert found == []  # HIDDEN-MARK-4217",
+            "proc_1_closed": "assert set(denied.values()) == {'PermissionError'}"
+            " and len(denied) == 6",
+            "no_credentials": "assert suspicious == []",
+            "no_socket": "assert docker_socket is False",
+            "no_volumes": "assert not [m for m in mounts if m.startswith(('/mnt', '/srv',"
+            " '/data', '/var/lib/docker'))]",
+            "secret_not_in_argv": "assert b'CHAG' not in cmdline and len(cmdline) < 80",
+        },
+    )
+    assert result.complete, result.reason
+    assert {t.id: (t.status, t.message) for t in result.tests if t.status != "pass"} == {}
+
+
+def test_processes_are_bounded_by_the_pids_limit(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import subprocess\nstarted = 0\nprocs = []\n"
+            "for _ in range(500):\n"
+            "    try:\n"
+            "        procs.append(subprocess.Popen(['sleep', '600']))\n"
+            "        started += 1\n"
+            "    except OSError:\n"
+            "        break",
+        ],
+        {"bounded": f"assert 0 < started < {LIMITS.pids_limit}"},
+    )
+    assert result.complete, result.reason
+    assert by_id(result)["bounded"].status == "pass"
+    # the sleeping processes were killed before the tests, from outside the kernel
+    assert any(f.startswith("background processes killed: ") for f in result.flags)
+
+
+def test_fork_bomb_ends_with_its_cell_and_scores_zero(client, image):
+    result, run, elapsed = grade(
+        client,
+        image,
+        [
+            "def add(a, b):\n    return a + b",
+            "import os\nwhile True:\n    try:\n        os.fork()\n"
+            "    except OSError:\n        pass",
+        ],
+        {"add": "assert add(1, 2) == 3"},
+    )
+    assert result.cells[1].status in ("timeout", "died", "error")
+    assert elapsed < LIMITS.timeout
+    add = by_id(result)["add"]
+    # the kernel that forked itself is stopped: its tests score 0 with the reason (a
+    # kernel that survived the interrupt would run the test honestly)
+    assert add.status in ("pass", "died", "not-run")
+    if add.status != "pass":
+        assert add.score == 0 and "kernel" in add.message
+    assert result.complete, result.reason
+
+
+def test_memory_bomb_stops_at_the_limit(client, image):
+    result, run, _ = grade(
+        client,
+        image,
+        ["hog = []\nwhile True:\n    hog.append(bytearray(16 << 20))"],
+        {"never": "assert len(hog) * 16 < 256"},
+    )
+    cell = result.cells[0]
+    assert cell.status in ("error", "died"), cell
+    # the kernel (the largest process) is what the OOM killer ends: the runner reports
+    assert result.complete, result.reason
+    assert run.facts.oom_killed or cell.status == "error"
+    if cell.status == "error":
+        assert "MemoryError" in cell.error
+    never = by_id(result)["never"]
+    if cell.status == "error":  # the kernel lived on: what it holds stayed under the limit
+        assert never.status == "pass"
+    else:  # the OOM killer ended the kernel: its tests score 0 with the reason
+        assert (never.status, never.score) == ("died", 0.0) and never.message
+
+
+def test_disk_bomb_fills_only_its_tmpfs(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import os, errno\nwritten = 0\nfull = None\n"
+            "try:\n"
+            "    with open(os.path.expanduser('~/big'), 'wb') as f:\n"
+            "        while True:\n"
+            "            f.write(b'x' * (1 << 20))\n"
+            "            f.flush()\n"
+            "            written += 1 << 20\n"
+            "except OSError as e:\n"
+            "    full = e.errno\n"
+            "try:\n"
+            "    open('/opt/venv/evil.py', 'w')\n"
+            "    root = 'writable'\n"
+            "except OSError as e:\n"
+            "    root = e.errno",
+        ],
+        {
+            "tmpfs_full": "assert full == errno.ENOSPC and written <= 32 << 20",
+            "root_read_only": "assert root in (errno.EROFS, errno.EACCES)",
+        },
+    )
+    assert result.complete, result.reason
+    assert {t.id: t.status for t in result.tests} == {
+        "tmpfs_full": "pass",
+        "root_read_only": "pass",
+    }
+
+
+def test_output_flood_never_reaches_the_channel(client, image):
+    result, run, _ = grade(
+        client,
+        image,
+        [
+            "import os, sys\n"
+            "chunk = 'x' * (1 << 20) + '\\n'\n"
+            "for _ in range(100):\n"
+            "    print(chunk, end='')\n"
+            "    sys.__stdout__.write(chunk)\n"
+            "for _ in range(100):\n"
+            "    os.write(1, chunk.encode())\n"
+            "    os.write(2, chunk.encode())\n"
+            "flooded = True",
+        ],
+        {"flooded": "assert flooded is True"},
+    )
+    # 100 MB each way; the service reads at most 1 MiB and would have been stopped
+    assert not run.facts.output_capped
+    assert not run.facts.problem
+    assert result.complete, result.reason
+    assert by_id(result)["flooded"].status == "pass"
+
+
+def test_infinite_loop_in_try_finally_is_stopped_and_scores_zero(client, image):
+    result, _, elapsed = grade(
+        client,
+        image,
+        [
+            "def add(a, b):\n    return a + b",
+            "while True:\n    try:\n        while True:\n            pass\n"
+            "    finally:\n        continue",
+        ],
+        {"add": "assert add(1, 2) == 3"},
+    )
+    assert result.cells[1].status == "timeout"
+    add = by_id(result)["add"]
+    assert (add.status, add.score) in (("died", 0.0), ("not-run", 0.0))
+    assert "kernel" in add.message
+    assert result.complete, result.reason
+    assert elapsed < LIMITS.timeout
+
+
+FORGE = r"""
+import os, sys, json, hmac, hashlib
+def forged(seq, payload, key=b"0" * 32):
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    mac = hmac.new(key, f"{seq} {body}".encode(), hashlib.sha256).hexdigest()
+    return f"CHAG1 {seq} {mac} {body}\n"
+PASS = {"type": "test", "id": "right", "status": "pass", "message": "", "flags": []}
+lines = "".join(forged(n, PASS) for n in range(20))
+print(lines)
+sys.__stdout__.write(lines); sys.__stdout__.flush()
+os.write(1, lines.encode()); os.write(2, lines.encode())
+opened = {}
+for path in ("/proc/1/fd/1", "/dev/stdout", "/proc/self/fd/1", "/proc/1/fd/2"):
+    try:
+        with open(path, "w") as f:
+            f.write(lines)
+        opened[path] = "written"
+    except OSError as e:
+        opened[path] = type(e).__name__
+def answer():
+    return 41
+"""
+
+
+def test_forged_result_frames_are_refused_or_never_arrive(client, image):
+    result, run, _ = grade(
+        client,
+        image,
+        [FORGE],
+        {
+            "right": "assert answer() == 42",
+            "proc_1_closed": "assert opened['/proc/1/fd/1'] == 'PermissionError'"
+            " and opened['/proc/1/fd/2'] == 'PermissionError'",
+        },
+    )
+    right = by_id(result)["right"]
+    assert (right.status, right.score) == ("fail", 0.0)
+    assert by_id(result)["proc_1_closed"].status == "pass"
+    assert not run.facts.problem  # not one forged line even reached the service
+    assert result.complete, result.reason
+
+
+@pytest.mark.parametrize(
+    "exit_code, expected",
+    [
+        ("import sys\nsys.exit(0)", {"error"}),
+        ("import os\nos._exit(0)", {"died"}),
+        ("raise SystemExit(0)", {"error"}),
+    ],
+)
+def test_exiting_early_never_passes(client, image, exit_code, expected):
+    result, _, _ = grade(
+        client,
+        image,
+        [exit_code + "\ndef add(a, b):\n    return a + b"],
+        {"add": "assert add(1, 2) == 3"},
+    )
+    assert result.cells[0].status in expected
+    add = by_id(result)["add"]
+    assert add.score == 0.0
+    assert add.status in ("fail", "error", "died", "not-run")
+    assert add.message
+
+
+def test_os_exit_after_a_correct_answer_scores_zero_with_the_reason(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b", "import os\nos._exit(0)"],
+        {"add": "assert add(1, 2) == 3"},
+    )
+    add = by_id(result)["add"]
+    assert (add.status, add.score) == ("died", 0.0)
+    assert "kernel" in add.message
+
+
+# ----- in-kernel tricks: no undeserved point, or flagged
+
+
+PATCHES = r"""
+import math, builtins, unittest, sys
+math.isclose = lambda *a, **k: True
+builtins.abs = lambda x: 0
+unittest.TestCase.assertEqual = lambda self, a, b, msg=None: None
+sys.settrace(lambda *a: None)
+ip = get_ipython()
+ip.input_transformers_post.append(lambda lines: ["pass\n"])
+import ast
+class Strip(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return None
+ip.ast_transformers.append(Strip())
+ip.events.register("pre_run_cell", lambda *a: None)
+def area(r):
+    return 3
+"""
+
+
+def test_monkeypatched_helpers_and_ipython_hooks_are_restored_and_flagged(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [PATCHES],
+        {
+            "isclose": "import math\nassert math.isclose(area(1), math.pi)",
+            "abs": "assert abs(area(1) - 3.14159) < 0.01",
+            "unittest": "import unittest\nunittest.TestCase().assertEqual(area(1), 3.14)",
+        },
+    )
+    assert result.complete, result.reason
+    assert {t.id: t.score for t in result.tests} == {"isclose": 0.0, "abs": 0.0, "unittest": 0.0}
+    flags = " ".join(result.flags)
+    for expected in (
+        "patched: math.isclose",
+        "patched: builtins.abs",
+        "patched: TestCase.assertEqual",
+        "patched: sys.settrace",
+        "patched: IPython input_transformers_post",
+        "patched: IPython ast_transformers",
+        "patched: IPython event pre_run_cell",
+    ):
+        assert expected in flags
+
+
+def test_an_object_equal_to_everything_gets_no_point(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "class Anything:\n"
+            "    def __eq__(self, other):\n        return True\n"
+            "    def __bool__(self):\n        return True\n"
+            "class Number(float):\n"
+            "    def __eq__(self, other):\n        return True\n"
+            "def area(r):\n    return Anything()\n"
+            "def double(x):\n    return Number(0)\n"
+            "def pairs():\n    return [1, Anything()]",
+        ],
+        {
+            "area": "assert area(1) == 3.14159",
+            "double": "assert double(2) == 4",
+            "pairs": "assert pairs() == [1, 2]",
+            "truthy": "assert area(0)",
+        },
+    )
+    assert result.complete, result.reason
+    assert all(t.score == 0 for t in result.tests), result.tests
+    assert all("untrusted" in t.message for t in result.tests)
+    assert all(any("untrusted" in f for f in t.flags) for t in result.tests)
+
+
+def test_code_that_notices_grading_gains_nothing(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import os, socket\n"
+            "graded = any('GRAD' in k.upper() for k in os.environ)"
+            " or socket.if_nameindex() == [(1, 'lo')]\n"
+            "marker = sorted(k for k in os.environ if 'GRAD' in k.upper() or 'NBGRADER' in k)\n"
+            "if graded:\n"
+            "    import math\n"
+            "    math.isclose = lambda *a, **k: True\n"
+            "def area(r):\n    return 3",
+        ],
+        {
+            "area": "import math\nassert math.isclose(area(1), math.pi)",
+            "no_marker": "assert marker == []",
+        },
+    )
+    assert result.complete, result.reason
+    tests = by_id(result)
+    assert tests["no_marker"].status == "pass"  # the environment names no grading
+    assert tests["area"].score == 0
+    assert "patched: math.isclose" in result.flags
+
+
+def test_background_process_is_killed_before_the_tests(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import subprocess, sys\n"
+            "loop = 'import time\\nwhile True: time.sleep(1)'\n"
+            "spy = subprocess.Popen([sys.executable, '-c', loop])\n"
+            "spy_pid = spy.pid",
+        ],
+        {
+            "gone": "import os\nassert not os.path.exists(f'/proc/{spy_pid}/cmdline') or"
+            " open(f'/proc/{spy_pid}/stat').read().split()[2] == 'Z'"
+        },
+    )
+    assert result.complete, result.reason
+    assert by_id(result)["gone"].status == "pass"
+    assert "background processes killed: 1" in result.flags
+
+
+# ----- the service side's own limits
+
+
+def test_the_runs_wall_clock_limit_kills_it_and_scores_zero(client, image):
+    limits = dataclasses.replace(LIMITS, timeout=25.0, cell_timeout=20.0)
+    result, run, elapsed = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b", *["import time\ntime.sleep(15)"] * 4],
+        {"add": "assert add(1, 2) == 3"},
+        limits=limits,
+    )
+    assert run.facts.timed_out
+    assert elapsed < limits.timeout + 2 * limits.docker_timeout
+    add = by_id(result)["add"]
+    assert (add.status, add.score) == ("not-run", 0.0)
+    assert "time limit" in add.message
+    assert not result.complete
+
+
+def test_output_over_the_cap_stops_the_run_and_is_flagged(client, image):
+    limits = dataclasses.replace(LIMITS, output_limit=300)
+    result, run, _ = grade(
+        client,
+        image,
+        ["def add(a, b):\n    return a + b", "x = 1", "y = 2"],
+        {"add": "assert add(1, 2) == 3"},
+        limits=limits,
+    )
+    assert run.facts.output_capped
+    assert by_id(result)["add"].score == 0
+    assert "over the cap" in result.reason
+
+
+async def test_the_async_autograder_scores_and_reports_a_missing_image(image):
+    autograder = sandbox.Autograder(LIMITS, concurrency=1)
+    try:
+        source = {
+            "nbformat": 4,
+            "cells": [
+                code(
+                    "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n"
+                    "    ### END SOLUTION",
+                    grade_id="add",
+                    solution=True,
+                ),
+                code("assert add(1, 2) == 3", grade_id="t", grade=True, locked=True, points=2),
+            ],
+        }
+        submitted = {
+            "nbformat": 4,
+            "cells": [code("def add(a, b):\n    return b + a", grade_id="add", solution=True)],
+        }
+        plan = notebook.make_plan(source, submitted)
+        result = await autograder.grade(image, plan)
+        assert (result.score, result.points, result.complete) == (2.0, 2.0, True)
+        assert [(f.grade_id, f.kind) for f in result.cell_flags] == [("t", "deleted")]
+        missing = await autograder.grade("classhub/no-such-image:none", plan)
+        assert missing.score == 0 and not missing.complete
+        assert "not on this server" in missing.tests[0].message
+    finally:
+        autograder.close()
+
+
+def test_a_thread_that_patches_during_the_tests_is_flagged(client, image):
+    result, _, _ = grade(
+        client,
+        image,
+        [
+            "import _thread, threading, time, math\n"
+            "def repatch():\n"
+            "    while True:\n"
+            "        math.isclose = lambda *a, **k: True\n"
+            "        time.sleep(0.01)\n"
+            "_thread.start_new_thread(repatch, ())\n"
+            "threading.Thread(target=repatch, daemon=True).start()\n"
+            "def area(r):\n    return 3",
+        ],
+        {"area": "import math\nassert math.isclose(area(1), math.pi)"},
+    )
+    assert result.complete, result.reason
+    area = by_id(result)["area"]
+    # the patch comes back after the guard restored it: the point may be lost or won,
+    # but never silently
+    assert area.score == 0 or any(f.startswith("background threads: 2") for f in result.flags)
+    assert any(f.startswith("background threads: ") for f in result.flags)
+
+
+DATASCIENCE = "classhub/datascience:latest"
+
+
+@pytest.fixture(scope="module")
+def datascience(client):
+    """A class image (numpy, pandas) built FROM classhub/singleuser, with this runner."""
+    try:
+        client.images.get(DATASCIENCE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{DATASCIENCE} is not built on this machine (images/build.sh datascience)")
+    tag = build_image(client, DATASCIENCE, "classhub/datascience:autograde-test")
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+def test_a_class_image_grades_numpy_and_pandas_and_refuses_their_impostors(client, datascience):
+    result, _, _ = grade(
+        client,
+        datascience,
+        [
+            "import numpy as np\nimport pandas as pd\n"
+            "def f(x):\n    return np.asarray(x) * 2\n"
+            "df = pd.DataFrame({'a': [1, 2]})\n"
+            "class Liar(np.ndarray):\n"
+            "    def __eq__(self, other):\n        return np.ones(np.shape(other), bool)\n"
+            "class Anything:\n    def __eq__(self, other):\n        return True\n"
+            "def g(x):\n    return np.zeros(2).view(Liar)\n"
+            "def h(x):\n    return np.array([Anything(), Anything()], dtype=object)",
+        ],
+        {
+            "allclose": "assert np.allclose(f([1, 2]), [2, 4])",
+            "eq_all": "assert (f([1, 2]) == np.array([2, 4])).all()",
+            "testing": "np.testing.assert_allclose(f([1.0]), [2.0])",
+            "scalar": "assert f(3) == 6",
+            "pandas": "assert (df['a'] == pd.Series([1, 2])).all()",
+            "pandas_testing": "pd.testing.assert_frame_equal(df, pd.DataFrame({'a': [1, 2]}))",
+            "subclass": "assert (g(1) == np.array([2, 4])).all()",
+            "object_array": "assert (h(1) == np.array([2, 4])).all()",
+        },
+    )
+    assert result.complete, result.reason
+    status = {t.id: t.status for t in result.tests}
+    honest = ("allclose", "eq_all", "testing", "scalar", "pandas", "pandas_testing")
+    assert {k: status[k] for k in honest} == dict.fromkeys(honest, "pass")
+    impostors = {t.id: t for t in result.tests if t.id in ("subclass", "object_array")}
+    assert all(t.score == 0 and "untrusted" in t.message for t in impostors.values())
