@@ -7,7 +7,8 @@ not: a throwaway helper container (:mod:`services.base.homes`, a batch of studen
 mounts the homes and applies the zip to ``~/<code>/material/``
 (:mod:`classhub_singleuser.material`) without ever overwriting a file the student changed,
 and reports what it added, updated, left alone or saved beside a changed file. Nothing is
-ever sent to a student's server (issue 12). Students who have no home yet (they never
+ever sent to a student's server (no credential of a service enters a container).
+Students who have no home yet (they never
 started the class) are marked waiting; :meth:`Pusher.sync_new_homes` delivers to them
 when their home first appears.
 

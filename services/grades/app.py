@@ -230,7 +230,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         config=True,
         help="""Seconds between two looks for deadlines that came
         (``CLASSHUB_GRADES_DEADLINE_INTERVAL``). At each student's deadline the service
-        takes a snapshot of their assignment folder by itself (issue 13); a look is one
+        takes a snapshot of their assignment folder by itself; a look is one
         indexed query, and the snapshots of a class must all be recorded within 60 s of
         its deadline, so keep this small.
 
