@@ -12,18 +12,84 @@ from pathlib import Path
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from common.settings import EnvSetting, EnvTable, switch
+
 from .roles import ROLES, STUDENT_SCOPES
 from .sessions import POLICIES, TAKEOVER
 
 
-def _env_int(name: str, fallback: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return int(value) if value else fallback
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of seconds, got {value!r}") from None
+def _policy(raw: str) -> str:
+    if raw not in POLICIES:
+        raise ValueError("not a policy")
+    return raw
 
 
+def _idle_seconds(raw: str) -> int:
+    value = int(raw)
+    if value < 60:
+        raise ValueError("shorter than 60 seconds")
+    return value
+
+
+def _algorithm_default(auth: AuthSettings) -> str:
+    # a public key or JWKS wins over a secret (make_keys uses them first)
+    if auth.jwks_url or auth.jwt_public_key_file or not auth.jwt_secret:
+        return "RS256"
+    return "HS256"
+
+
+#: the authenticator's settings from the hub's environment: the @defaults of its traits
+AUTH_TABLE = EnvTable(
+    (
+        EnvSetting("jwt_secret", "CLASSHUB_JWT_SECRET", "", sensitive=True),
+        EnvSetting("jwt_public_key_file", "CLASSHUB_JWT_PUBLIC_KEY_FILE", ""),
+        EnvSetting("jwks_url", "CLASSHUB_JWKS_URL", ""),
+        EnvSetting(
+            "jwt_algorithm",
+            "CLASSHUB_JWT_ALGORITHM",
+            _algorithm_default,
+            doc_default="HS256 with a jwt_secret, else RS256",
+        ),
+        EnvSetting("jwt_issuer", "CLASSHUB_JWT_ISSUER", "classhub"),
+        EnvSetting("jwt_audience", "CLASSHUB_JWT_AUDIENCE", "classhub"),
+        EnvSetting("username_claim", "CLASSHUB_JWT_USERNAME_CLAIM", "sub"),
+        EnvSetting(
+            "password_login",
+            "CLASSHUB_PASSWORD_LOGIN",
+            True,
+            switch,
+            "1 or 0",
+            doc_default="True (0, false or no switch it off)",
+        ),
+        EnvSetting(
+            "accounts_db_url",
+            "CLASSHUB_ACCOUNTS_DB_URL",
+            "",
+            also=("CLASSHUB_DB_URL",),
+            sensitive=True,
+            doc_default="CLASSHUB_DB_URL",
+        ),
+        EnvSetting("first_admin", "CLASSHUB_ADMIN_USER", ""),
+        EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
+        EnvSetting(
+            "session_policy",
+            "CLASSHUB_SESSION_POLICY",
+            TAKEOVER,
+            _policy,
+            "'takeover' or 'reject'",
+        ),
+        EnvSetting(
+            "session_idle_timeout",
+            "CLASSHUB_SESSION_IDLE_TIMEOUT",
+            7200,
+            _idle_seconds,
+            "a number of seconds, at least 60",
+        ),
+    )
+)
+
+
+@AUTH_TABLE.install
 class AuthSettings(LoggingConfigurable):
     # ----- JWT -----
     jwt_secret = Unicode(
@@ -321,66 +387,6 @@ class AuthSettings(LoggingConfigurable):
         Example: ``c.JWTAuthenticator.teacher_scopes = ["read:users:name"]``
         """,
     )
-
-    # ----- defaults from the environment -----
-
-    @default("jwt_secret")
-    def _jwt_secret(self):
-        return os.environ.get("CLASSHUB_JWT_SECRET", "")
-
-    @default("jwt_public_key_file")
-    def _jwt_public_key_file(self):
-        return os.environ.get("CLASSHUB_JWT_PUBLIC_KEY_FILE", "")
-
-    @default("jwks_url")
-    def _jwks_url(self):
-        return os.environ.get("CLASSHUB_JWKS_URL", "")
-
-    @default("jwt_algorithm")
-    def _jwt_algorithm(self):
-        explicit = os.environ.get("CLASSHUB_JWT_ALGORITHM")
-        if explicit:
-            return explicit
-        # a public key or JWKS wins over a secret (make_keys uses them first)
-        if self.jwks_url or self.jwt_public_key_file or not self.jwt_secret:
-            return "RS256"
-        return "HS256"
-
-    @default("jwt_issuer")
-    def _jwt_issuer(self):
-        return os.environ.get("CLASSHUB_JWT_ISSUER", "classhub")
-
-    @default("jwt_audience")
-    def _jwt_audience(self):
-        return os.environ.get("CLASSHUB_JWT_AUDIENCE", "classhub")
-
-    @default("username_claim")
-    def _username_claim(self):
-        return os.environ.get("CLASSHUB_JWT_USERNAME_CLAIM", "sub")
-
-    @default("password_login")
-    def _password_login(self):
-        return os.environ.get("CLASSHUB_PASSWORD_LOGIN", "1") not in ("0", "false", "no")
-
-    @default("accounts_db_url")
-    def _accounts_db_url(self):
-        return os.environ.get("CLASSHUB_ACCOUNTS_DB_URL") or os.environ.get("CLASSHUB_DB_URL", "")
-
-    @default("first_admin")
-    def _first_admin(self):
-        return os.environ.get("CLASSHUB_ADMIN_USER", "")
-
-    @default("redis_url")
-    def _redis_url(self):
-        return os.environ.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-    @default("session_policy")
-    def _session_policy(self):
-        return os.environ.get("CLASSHUB_SESSION_POLICY", TAKEOVER)
-
-    @default("session_idle_timeout")
-    def _session_idle_timeout(self):
-        return _env_int("CLASSHUB_SESSION_IDLE_TIMEOUT", 7200)
 
     # ----- JupyterHub defaults that this authenticator relies on -----
 

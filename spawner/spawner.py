@@ -18,6 +18,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
 from common.naming import object_name
+from common.settings import EnvSetting, EnvTable, comma_list, read_env, whole
 
 from . import homes
 from .btrfs import BtrfsError
@@ -35,6 +36,81 @@ SERVER_TOKEN_SCOPES = ("users:activity!user",)
 HOME = "/home/jovyan"
 
 
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("not positive")
+    return value
+
+
+def _absolute_or_empty(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError("not an absolute path")
+    return raw
+
+
+def _size(raw: str) -> str:
+    homes.parse_size(raw)
+    return raw
+
+
+def _gate_default(spawner) -> str:
+    return f"http://127.0.0.1:{read_env('CLASSHUB_GATE_PORT', '8082')}/check"
+
+
+def _default_image_allowed(environ) -> str | None:
+    image = SPAWNER_TABLE.get("image").read(environ=environ)
+    allowed = read_env("CLASSHUB_ALLOWED_IMAGES", [image], comma_list, environ=environ)
+    if image not in allowed:
+        return (
+            f"The default image {image!r} is not in CLASSHUB_ALLOWED_IMAGES "
+            f"({', '.join(allowed)}); add it there."
+        )
+    return None
+
+
+#: the spawner's settings from the hub's environment: the @defaults of its traits (its
+#: own and DockerSpawner's)
+SPAWNER_TABLE = EnvTable(
+    (
+        EnvSetting("image", "CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest"),
+        EnvSetting(
+            "allowed_images",
+            "CLASSHUB_ALLOWED_IMAGES",
+            lambda spawner: [spawner.image],
+            comma_list,
+            "image names separated by commas",
+            doc_default="[image]",
+        ),
+        EnvSetting("network_name", "CLASSHUB_STUDENT_NETWORK", "classhub-students"),
+        EnvSetting("mem_limit", "CLASSHUB_MEM_LIMIT", "1G"),
+        EnvSetting("cpu_limit", "CLASSHUB_CPU_LIMIT", 1.0, _positive, "a positive number of CPUs"),
+        EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
+        EnvSetting("prefix", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        EnvSetting("route_name_prefix", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        EnvSetting(
+            "homes_root",
+            "CLASSHUB_HOMES_DIR",
+            "",
+            _absolute_or_empty,
+            "an absolute path such as /var/lib/classhub/homes",
+        ),
+        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", _size, "a size such as 2G"),
+        # an empty CLASSHUB_GATE_URL: no gate
+        EnvSetting(
+            "owner_gate_url",
+            "CLASSHUB_GATE_URL",
+            _gate_default,
+            keep_empty=True,
+            doc_default="http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check",
+        ),
+    ),
+    checks=(_default_image_allowed,),
+)
+
+
+@SPAWNER_TABLE.install
 class ClassroomSpawner(DockerSpawner):
     """One hardened container per student and named server, routed by Traefik labels.
 
@@ -42,7 +118,6 @@ class ClassroomSpawner(DockerSpawner):
     """
 
     traefik_entrypoint = Unicode(
-        "web",
         config=True,
         help="""Traefik entrypoint that student servers are routed on.
 
@@ -54,7 +129,6 @@ class ClassroomSpawner(DockerSpawner):
     )
 
     route_name_prefix = Unicode(
-        "classhub",
         config=True,
         help="""Prefix of Traefik router and service names, shared with the proxy class.
 
@@ -89,12 +163,6 @@ class ClassroomSpawner(DockerSpawner):
         """,
     )
 
-    @default("owner_gate_url")
-    def _default_owner_gate_url(self):
-        if "CLASSHUB_GATE_URL" in os.environ:
-            return os.environ["CLASSHUB_GATE_URL"]
-        return f"http://127.0.0.1:{os.environ.get('CLASSHUB_GATE_PORT', '8082')}/check"
-
     @validate("owner_gate_url")
     def _check_owner_gate_url(self, proposal):
         url = proposal.value
@@ -108,7 +176,6 @@ class ClassroomSpawner(DockerSpawner):
         return url
 
     pids_limit = Int(
-        512,
         config=True,
         help="""Most processes and threads one student container may run.
 
@@ -218,7 +285,6 @@ class ClassroomSpawner(DockerSpawner):
     )
 
     homes_root = Unicode(
-        "",
         config=True,
         help="""Where the btrfs filesystem of student homes is mounted, as the hub sees it
         and as the Docker engine sees it (the same path in both). Each home volume is a
@@ -244,7 +310,6 @@ class ClassroomSpawner(DockerSpawner):
         return value
 
     home_quota = Unicode(
-        "2G",
         config=True,
         help="""The most one home folder may hold (K, M, G, T: powers of 1024). A write
         beyond it fails inside the student's server with "Disk quota exceeded"; the
@@ -291,10 +356,6 @@ class ClassroomSpawner(DockerSpawner):
 
     # ----- DockerSpawner defaults we change -----
 
-    @default("prefix")
-    def _default_prefix(self):
-        return "classhub"
-
     @default("remove")
     def _default_remove(self):
         # containers are disposable; the home volume is what persists
@@ -309,10 +370,6 @@ class ClassroomSpawner(DockerSpawner):
         # no registry is assumed (images are built by `make images`), and start() checks
         # the image itself with a message for students, so DockerSpawner need not look again
         return "skip"
-
-    @default("allowed_images")
-    def _default_allowed_images(self):
-        return [self.image]
 
     @default("server_token_scopes")
     def _default_server_token_scopes(self):

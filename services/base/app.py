@@ -33,6 +33,7 @@ from traitlets import Bytes, Float, Int, List, TraitError, Unicode, default, val
 from traitlets.config import Application
 
 from common.blocking import BlockingCalls
+from common.settings import EnvSetting, EnvTable, number
 
 from .handlers import (
     HealthCheck,
@@ -48,6 +49,44 @@ from .hubapi import HubAPI
 HARD_BODY_FACTOR = 4
 
 
+def _derived_cookie_secret(app: ServiceApp) -> bytes:
+    key = app.api_token.encode("utf-8")
+    return hmac.new(key, b"classhub-service-cookie-secret", hashlib.sha256).digest()
+
+
+#: the settings every service reads from its environment (what JupyterHub itself sets,
+#: ``JUPYTERHUB_*``, is read by the traits' own defaults below)
+SERVICE_TABLE = EnvTable(
+    (
+        EnvSetting(
+            "hub_read_cache_seconds",
+            "CLASSHUB_HUB_READ_CACHE_SECONDS",
+            1.0,
+            number,
+            "a number of seconds",
+        ),
+        EnvSetting(
+            "hub_read_stale_seconds",
+            "CLASSHUB_HUB_READ_STALE_SECONDS",
+            4.0,
+            number,
+            "a number of seconds",
+        ),
+        # the hub passes each service's own CLASSHUB_<SERVICE>_COOKIE_SECRET under this name
+        EnvSetting(
+            "cookie_secret",
+            "CLASSHUB_SERVICE_COOKIE_SECRET",
+            _derived_cookie_secret,
+            bytes.fromhex,
+            "hex digits (e.g. from `openssl rand -hex 32`)",
+            doc_default="derived from the service's API token",
+            sensitive=True,
+        ),
+    )
+)
+
+
+@SERVICE_TABLE.install
 class ServiceApp(Application):
     """A JupyterHub-managed tornado service."""
 
@@ -256,15 +295,6 @@ class ServiceApp(Application):
         """,
     )
 
-    @default("hub_read_cache_seconds")
-    def _default_hub_read_cache(self):
-        try:
-            return float(os.environ.get("CLASSHUB_HUB_READ_CACHE_SECONDS", "1"))
-        except ValueError:
-            raise TraitError(
-                "CLASSHUB_HUB_READ_CACHE_SECONDS must be a number of seconds"
-            ) from None
-
     hub_read_stale_seconds = Float(
         config=True,
         help="""For how long after ``hub_read_cache_seconds`` an answer may still be shown
@@ -277,15 +307,6 @@ class ServiceApp(Application):
         Example: ``c.ClassesApp.hub_read_stale_seconds = 2``
         """,
     )
-
-    @default("hub_read_stale_seconds")
-    def _default_hub_read_stale(self):
-        try:
-            return float(os.environ.get("CLASSHUB_HUB_READ_STALE_SECONDS", "4"))
-        except ValueError:
-            raise TraitError(
-                "CLASSHUB_HUB_READ_STALE_SECONDS must be a number of seconds"
-            ) from None
 
     @validate("hub_read_cache_seconds", "hub_read_stale_seconds")
     def _check_not_negative(self, proposal):
@@ -327,20 +348,6 @@ class ServiceApp(Application):
         Example: ``c.ClassesApp.cookie_secret = bytes.fromhex("…64 hex digits…")``
         """,
     ).tag(sensitive=True)
-
-    @default("cookie_secret")
-    def _default_cookie_secret(self):
-        env = os.environ.get("CLASSHUB_SERVICE_COOKIE_SECRET", "")
-        if env:
-            try:
-                return bytes.fromhex(env)
-            except ValueError:
-                raise TraitError(
-                    "CLASSHUB_SERVICE_COOKIE_SECRET must be hex digits (e.g. from "
-                    "`openssl rand -hex 32`)"
-                ) from None
-        key = self.api_token.encode("utf-8")
-        return hmac.new(key, b"classhub-service-cookie-secret", hashlib.sha256).digest()
 
     @validate("cookie_secret")
     def _check_cookie_secret(self, proposal):

@@ -16,6 +16,7 @@ from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.settings import read_env
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
@@ -26,6 +27,7 @@ from .handlers import class_handlers
 from .hubsync import GroupSync
 from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
+from .settings import CLASSES_TABLE
 from .store import ClassStore
 from .work import work_handlers
 
@@ -33,16 +35,7 @@ from .work import work_handlers
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
-def _env_number(name: str, default, kind, what: str):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
-
-
+@CLASSES_TABLE.install
 class ClassesApp(HomesSettings, ServiceApp):
     name = "classhub-classes"
     description = "classhub's classes service: rosters, class environments, hub groups"
@@ -57,10 +50,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
         """,
     ).tag(sensitive=True)
-
-    @default("mongo_url")
-    def _default_mongo_url(self):
-        return os.environ.get("CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub")
 
     @validate("mongo_url")
     def _check_mongo_url(self, proposal):
@@ -80,10 +69,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("mongo_timeout")
-    def _default_mongo_timeout(self):
-        return _env_number("CLASSHUB_MONGO_TIMEOUT", 3.0, float, "a number of seconds")
-
     default_image = Unicode(
         config=True,
         help="""Image of a new class unless its creator picks another; must be one of
@@ -92,10 +77,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.default_image = "classhub/singleuser:latest"``
         """,
     )
-
-    @default("default_image")
-    def _default_default_image(self):
-        return os.environ.get("CLASSHUB_SINGLEUSER_IMAGE") or "classhub/singleuser:latest"
 
     allowed_images = List(
         Unicode(),
@@ -108,11 +89,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("allowed_images")
-    def _default_allowed_images(self):
-        raw = os.environ.get("CLASSHUB_ALLOWED_IMAGES", "")
-        return [v.strip() for v in raw.split(",") if v.strip()] or [self.default_image]
-
     max_cpu_limit = Float(
         config=True,
         help="""Most CPUs a teacher may give their class's servers. Set from
@@ -121,10 +97,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.max_cpu_limit = 2.0``
         """,
     )
-
-    @default("max_cpu_limit")
-    def _default_max_cpu(self):
-        return _env_number("CLASSHUB_MAX_CPU_LIMIT", 2.0, float, "a number of CPUs")
 
     max_mem_limit = Unicode(
         config=True,
@@ -135,10 +107,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("max_mem_limit")
-    def _default_max_mem(self):
-        return os.environ.get("CLASSHUB_MAX_MEM_LIMIT") or "2G"
-
     default_cpu_limit = Float(
         config=True,
         help="""CPUs of a new class's servers. Set from ``CLASSHUB_CPU_LIMIT`` (the hub's
@@ -148,10 +116,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("default_cpu_limit")
-    def _default_cpu(self):
-        return _env_number("CLASSHUB_CPU_LIMIT", 1.0, float, "a number of CPUs")
-
     default_mem_limit = Unicode(
         config=True,
         help="""Memory of a new class's servers. Set from ``CLASSHUB_MEM_LIMIT`` (the
@@ -160,10 +124,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.default_mem_limit = "1G"``
         """,
     )
-
-    @default("default_mem_limit")
-    def _default_mem(self):
-        return os.environ.get("CLASSHUB_MEM_LIMIT") or "1G"
 
     @validate("max_mem_limit", "default_mem_limit")
     def _check_mem(self, proposal):
@@ -185,10 +145,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("default_idle_timeout")
-    def _default_idle(self):
-        return _env_number("CLASSHUB_DEFAULT_IDLE_TIMEOUT", 3600, int, "a number of seconds")
-
     min_idle_timeout = Int(
         config=True,
         help="""Shortest idle timeout a teacher may set: a class's servers are never
@@ -199,10 +155,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("min_idle_timeout")
-    def _default_min_idle(self):
-        return _env_number("CLASSHUB_MIN_IDLE_TIMEOUT", 300, int, "a number of seconds")
-
     max_idle_timeout = Int(
         config=True,
         help="""Longest idle timeout a teacher may set (idle servers hold memory). Set
@@ -211,10 +163,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.max_idle_timeout = 8 * 3600``
         """,
     )
-
-    @default("max_idle_timeout")
-    def _default_max_idle(self):
-        return _env_number("CLASSHUB_MAX_IDLE_TIMEOUT", 86400, int, "a number of seconds")
 
     max_students = Int(
         2000,
@@ -235,10 +183,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("cull_interval")
-    def _default_cull_interval(self):
-        return _env_number("CLASSHUB_CULL_INTERVAL", 60.0, float, "a number of seconds")
-
     reconcile_interval = Float(
         config=True,
         help="""Seconds between two full reconciliations of the hub's class groups with
@@ -249,10 +193,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.reconcile_interval = 300``
         """,
     )
-
-    @default("reconcile_interval")
-    def _default_reconcile_interval(self):
-        return _env_number("CLASSHUB_RECONCILE_INTERVAL", 600.0, float, "a number of seconds")
 
     @validate("cull_interval", "reconcile_interval")
     def _check_interval(self, proposal):
@@ -292,8 +232,8 @@ class ClassesApp(HomesSettings, ServiceApp):
     @default("hub_base_url")
     def _default_hub_base_url(self):
         base = os.environ.get("JUPYTERHUB_BASE_URL") or "/"
-        domain = os.environ.get("CLASSHUB_SERVERS_DOMAIN", "").strip().lower()
-        public = os.environ.get("CLASSHUB_PUBLIC_URL", "")
+        domain = read_env("CLASSHUB_SERVERS_DOMAIN").lower()
+        public = read_env("CLASSHUB_PUBLIC_URL")
         if not (domain and "://" in public):
             return base
         scheme, _, rest = public.partition("://")

@@ -33,23 +33,11 @@ from .pages import TEMPLATES, page_handlers
 from .release import FilesClient, Releaser
 from .review import review_handlers
 from .reviewsettings import ReviewSettings
+from .settings import GRADES_TABLE
 from .store import GradesStore
 
 
-def _env(name: str, fallback: str) -> str:
-    return os.environ.get(name, "").strip() or fallback
-
-
-def _env_seconds(name: str, fallback: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    try:
-        return float(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
-
-
+@GRADES_TABLE.install
 class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
@@ -64,10 +52,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.db_url = "postgresql://classhub:...@127.0.0.1:15432/jupyterhub"``
         """,
     ).tag(sensitive=True)
-
-    @default("db_url")
-    def _default_db_url(self):
-        return _env("CLASSHUB_GRADES_DB_URL", _env("CLASSHUB_DB_URL", ""))
 
     @validate("db_url")
     def _check_db_url(self, proposal):
@@ -87,10 +71,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("db_timeout")
-    def _default_db_timeout(self):
-        return _env_seconds("CLASSHUB_GRADES_DB_TIMEOUT", 5.0)
-
     s3_endpoint = Unicode(
         config=True,
         help="""The S3 store holding submitted snapshots (the files service's store),
@@ -99,10 +79,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.s3_endpoint = "http://127.0.0.1:18333"``
         """,
     )
-
-    @default("s3_endpoint")
-    def _default_s3_endpoint(self):
-        return _env("CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333")
 
     s3_bucket = Unicode(
         config=True,
@@ -113,25 +89,13 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("s3_bucket")
-    def _default_s3_bucket(self):
-        return _env("CLASSHUB_S3_BUCKET", "classhub-files")
-
     s3_access_key = Unicode(config=True, help="S3 access key (``CLASSHUB_S3_ACCESS_KEY``).").tag(
         sensitive=True
     )
 
-    @default("s3_access_key")
-    def _default_s3_access_key(self):
-        return os.environ.get("CLASSHUB_S3_ACCESS_KEY", "")
-
     s3_secret_key = Unicode(config=True, help="S3 secret key (``CLASSHUB_S3_SECRET_KEY``).").tag(
         sensitive=True
     )
-
-    @default("s3_secret_key")
-    def _default_s3_secret_key(self):
-        return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
 
     hub_base_url = Unicode(
         config=True,
@@ -154,10 +118,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("download_expiry")
-    def _default_download_expiry(self):
-        return _env_seconds("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0)
-
     sync_interval = Float(
         config=True,
         help="""Seconds between two rounds delivering returned feedback to students whose
@@ -166,10 +126,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.sync_interval = 10``
         """,
     )
-
-    @default("sync_interval")
-    def _default_sync_interval(self):
-        return _env_seconds("CLASSHUB_FILES_SYNC_INTERVAL", 5.0)
 
     files_url = Unicode(
         config=True,
@@ -181,14 +137,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.files_url = "http://127.0.0.1:10102/services/files/"``
         """,
     )
-
-    @default("files_url")
-    def _default_files_url(self):
-        explicit = _env("CLASSHUB_FILES_URL", "")
-        if explicit:
-            return explicit
-        port = _env("CLASSHUB_FILES_PORT", "10102")
-        return f"http://127.0.0.1:{port}{normal_base_url(self.hub_base_url)}services/files/"
 
     @validate("files_url")
     def _check_files_url(self, proposal):
@@ -208,10 +156,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("files_timeout")
-    def _default_files_timeout(self):
-        return _env_seconds("CLASSHUB_FILES_TIMEOUT", 10.0)
-
     release_retry_interval = Float(
         config=True,
         help="""Seconds after a failed release push (the files service down, ...) before
@@ -221,10 +165,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.release_retry_interval = 60``
         """,
     )
-
-    @default("release_retry_interval")
-    def _default_release_retry_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_RELEASE_RETRY", 30.0)
 
     deadline_interval = Float(
         config=True,
@@ -238,10 +178,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("deadline_interval")
-    def _default_deadline_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_INTERVAL", 2.0)
-
     deadline_retry_interval = Float(
         config=True,
         help="""Seconds before a deadline snapshot that could not be taken (Docker or the
@@ -253,10 +189,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("deadline_retry_interval")
-    def _default_deadline_retry_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_RETRY", 30.0)
-
     deadline_lease = Float(
         config=True,
         help="""Seconds a claim on deadline snapshots holds (``CLASSHUB_GRADES_DEADLINE_LEASE``).
@@ -267,10 +199,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.deadline_lease = 600``
         """,
     )
-
-    @default("deadline_lease")
-    def _default_deadline_lease(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_LEASE", 300.0)
 
     @validate("deadline_interval", "deadline_retry_interval", "deadline_lease")
     def _check_deadline_seconds(self, proposal):
@@ -316,16 +244,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("max_versions")
-    def _default_max_versions(self):
-        raw = _env("CLASSHUB_GRADES_MAX_VERSIONS", "20")
-        try:
-            return int(raw)
-        except ValueError:
-            raise TraitError(
-                f"CLASSHUB_GRADES_MAX_VERSIONS must be a whole number, got {raw[:40]!r}"
-            ) from None
-
     @validate("max_versions")
     def _check_max_versions(self, proposal):
         if proposal.value < 0:
@@ -342,10 +260,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.student_quota = "2G"``
         """,
     )
-
-    @default("student_quota")
-    def _default_student_quota(self):
-        return _env("CLASSHUB_GRADES_STUDENT_QUOTA", "1G")
 
     @validate("student_quota")
     def _check_student_quota(self, proposal):
