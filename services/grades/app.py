@@ -89,13 +89,24 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    s3_access_key = Unicode(config=True, help="S3 access key (``CLASSHUB_S3_ACCESS_KEY``).").tag(
-        sensitive=True
-    )
+    s3_access_key = Unicode(
+        config=True,
+        help="""The access key of the service's own S3 identity ``grades`` (read, write and
+        list under ``submissions/`` only), which the hub passes from
+        ``CLASSHUB_S3_GRADES_ACCESS_KEY``. Never logged, never given to a container.
 
-    s3_secret_key = Unicode(config=True, help="S3 secret key (``CLASSHUB_S3_SECRET_KEY``).").tag(
-        sensitive=True
-    )
+        Example: ``c.GradesApp.s3_access_key = "grades"``
+        """,
+    ).tag(sensitive=True)
+
+    s3_secret_key = Unicode(
+        config=True,
+        help="""The secret key of the service's own S3 identity (the hub passes
+        ``CLASSHUB_S3_GRADES_SECRET_KEY``). Never logged, never given to a container.
+
+        Example: ``c.GradesApp.s3_secret_key = open("/run/secrets/s3-grades").read().strip()``
+        """,
+    ).tag(sensitive=True)
 
     hub_base_url = Unicode(
         config=True,
