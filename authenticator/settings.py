@@ -94,20 +94,21 @@ class AuthSettings(LoggingConfigurable):
     # ----- JWT -----
     jwt_secret = Unicode(
         config=True,
-        help="""Shared secret for HS256 sign-in tokens (at least 32 bytes).
-
-        Your portal or LMS signs each sign-in token with it; keep it out of the repository.
-        Default: the CLASSHUB_JWT_SECRET environment variable. Leave empty and set
-        ``jwt_public_key_file`` or ``jwks_url`` for RS256/ES256.
+        help="""Shared secret for HS256 sign-in tokens, at least 32 bytes (``openssl rand
+        -hex 32``; ``up.sh`` writes a generated one); a value that looks like a PEM or ssh
+        key is refused. Your portal or LMS signs each sign-in token with it. Whoever has it
+        can sign in as anybody, admins included: keep it out of the repository. Leave empty
+        and set ``jwt_public_key_file`` or ``jwks_url`` for RS256/ES256.
 
         Example: ``c.JWTAuthenticator.jwt_secret = open("/run/secrets/jwt").read().strip()``
         """,
     )
     jwt_public_key_file = Unicode(
         config=True,
-        help="""PEM public key file for RS256 or ES256 sign-in tokens (see ``jwt_algorithm``).
-
-        Default: CLASSHUB_JWT_PUBLIC_KEY_FILE.
+        help="""PEM public key file (``-----BEGIN PUBLIC KEY-----``, a path inside the hub
+        container) for RS256 (RSA, at least 2048 bits) or ES256 (EC P-256) sign-in tokens
+        (see ``jwt_algorithm``). A private key is refused. Used instead of ``jwt_secret``
+        when set.
 
         Example: ``c.JWTAuthenticator.jwt_public_key_file = "/etc/classhub/portal.pem"``
         """,
@@ -116,7 +117,7 @@ class AuthSettings(LoggingConfigurable):
         config=True,
         help="""JWKS address of your identity provider, pinned here (a token's ``jku`` or
         ``x5u`` is never followed). Keys are cached; an unknown ``kid`` refreshes the set at
-        most once per ``jwks_min_refresh_interval``. Default: CLASSHUB_JWKS_URL.
+        most once per ``jwks_min_refresh_interval``.
 
         Example: ``c.JWTAuthenticator.jwks_url = "https://idp.example.edu/.well-known/jwks.json"``
         """,
@@ -136,15 +137,17 @@ class AuthSettings(LoggingConfigurable):
         help="""The one algorithm accepted, fixed here and never read from the token.
 
         HS256 with ``jwt_secret``; RS256 or ES256 with ``jwt_public_key_file`` or
-        ``jwks_url``. Default: CLASSHUB_JWT_ALGORITHM, else HS256 when a secret is set and
-        RS256 otherwise.
+        ``jwks_url``. Without a value, HS256 when a secret is set and RS256 otherwise. Set it
+        explicitly when you use a public key or a JWKS: ``up.sh`` always writes
+        CLASSHUB_JWT_SECRET, so the default is HS256, and HS256 with a key file or JWKS
+        stops the hub at start-up.
 
         Example: ``c.JWTAuthenticator.jwt_algorithm = "ES256"``
         """,
     )
     jwt_issuer = Unicode(
         config=True,
-        help="""Required ``iss`` claim. Default: CLASSHUB_JWT_ISSUER, else "classhub".
+        help="""Required ``iss`` claim.
 
         Example: ``c.JWTAuthenticator.jwt_issuer = "https://portal.example.edu"``
         """,
@@ -152,7 +155,6 @@ class AuthSettings(LoggingConfigurable):
     jwt_audience = Unicode(
         config=True,
         help="""Required ``aud`` claim: tokens minted for another service are refused.
-        Default: CLASSHUB_JWT_AUDIENCE, else "classhub".
 
         Example: ``c.JWTAuthenticator.jwt_audience = "classhub.example.edu"``
         """,
@@ -160,8 +162,8 @@ class AuthSettings(LoggingConfigurable):
     username_claim = Unicode(
         config=True,
         help="""Claim holding the username. It is normalised (Unicode NFC, lower case) but
-        never shortened: ``alice@a.edu`` and ``alice@b.edu`` stay two people.
-        Default: CLASSHUB_JWT_USERNAME_CLAIM, else "sub".
+        never shortened: ``alice@a.edu`` and ``alice@b.edu`` stay two people. Cannot be a
+        registered claim (``exp``, ``iat``, ``nbf``, ``iss``, ``aud``, ``jti``).
 
         Example: ``c.JWTAuthenticator.username_claim = "email"``
         """,
@@ -223,16 +225,20 @@ class AuthSettings(LoggingConfigurable):
         True,
         config=True,
         help="""Allow sign-in with a local username and password (accounts in PostgreSQL,
-        argon2 hashes). Switch off where everyone comes through single sign-on.
-        Default: CLASSHUB_PASSWORD_LOGIN (0/1), else on.
+        argon2 hashes). Switch off where everyone comes through single sign-on: the login
+        page then shows only the token box, a password sign-in answers 400, no account
+        database is opened (so no first admin is created) and the accounts API answers
+        404.
 
         Example: ``c.JWTAuthenticator.password_login = False``
         """,
     )
     accounts_db_url = Unicode(
         config=True,
-        help="""PostgreSQL database for local accounts (schema ``classhub_auth``).
-        Default: CLASSHUB_ACCOUNTS_DB_URL, else the hub's CLASSHUB_DB_URL.
+        help="""PostgreSQL database for local accounts (schema ``classhub_auth``); by
+        default the hub's database. ``postgresql://`` and SQLAlchemy's
+        ``postgresql+psycopg://`` are accepted. While ``password_login`` is on it must be
+        PostgreSQL, or the hub does not start.
 
         Example: ``c.JWTAuthenticator.accounts_db_url = "postgresql://hub:pw@db/classhub"``
         """,
@@ -240,8 +246,9 @@ class AuthSettings(LoggingConfigurable):
     first_admin = Unicode(
         config=True,
         help="""Admin account created at start-up when missing, with the password from
-        CLASSHUB_ADMIN_PASSWORD_FILE (or CLASSHUB_ADMIN_PASSWORD). An existing account is
-        left alone. Default: CLASSHUB_ADMIN_USER.
+        CLASSHUB_ADMIN_PASSWORD_FILE (or CLASSHUB_ADMIN_PASSWORD; nothing is created when
+        the password is empty). An existing account is left alone: its password and role
+        do not change.
 
         Example: ``c.JWTAuthenticator.first_admin = "admin"``
         """,
@@ -251,7 +258,6 @@ class AuthSettings(LoggingConfigurable):
     redis_url = Unicode(
         config=True,
         help="""Redis holding the live sessions, used token ids and login failure counts.
-        Default: CLASSHUB_REDIS_URL, else redis://127.0.0.1:6379/0.
 
         Example: ``c.JWTAuthenticator.redis_url = "redis://:pw@redis:6379/0"``
         """,
@@ -278,15 +284,14 @@ class AuthSettings(LoggingConfigurable):
         help="""What a second sign-in of the same person does. "takeover": the new sign-in
         wins and the old browser loses access within seconds. "reject": the new sign-in is
         refused with a message saying where the other session is and how to end it.
-        Default: CLASSHUB_SESSION_POLICY, else "takeover".
 
         Example: ``c.JWTAuthenticator.session_policy = "reject"``
         """,
     )
     session_idle_timeout = Integer(
         config=True,
-        help="""Seconds without activity after which a session ends. Default:
-        CLASSHUB_SESSION_IDLE_TIMEOUT, else 7200.
+        help="""Seconds without activity after which a session ends (at least 60 through
+        the variable).
 
         Example: ``c.JWTAuthenticator.session_idle_timeout = 3600``
         """,

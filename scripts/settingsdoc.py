@@ -95,6 +95,27 @@ def rows(marker: str, cls: type) -> list[str]:
     return out
 
 
+def variable_rows() -> list[str]:
+    """Every ``CLASSHUB_*`` variable of a table: the settings it feeds, with defaults."""
+    from common.settings import env_table
+
+    feeds: dict[str, list[str]] = {}
+    for marker, spec in CLASSES:
+        for setting in env_table(load(spec)):
+            if not setting.trait:
+                continue
+            for i, name in enumerate(setting.variables):
+                how = "" if i == 0 else f" (when `{setting.env}` is unset)"
+                default = _one_line(setting.shown_default())
+                feeds.setdefault(name, []).append(
+                    f"`c.{marker}.{setting.trait}`{how}, default `{default}`"
+                )
+    out = ["| variable | the settings it feeds |", "|---|---|"]
+    for name in sorted(feeds):
+        out.append(f"| `{name}` | {'; '.join(dict.fromkeys(feeds[name]))} |")
+    return out
+
+
 def problems() -> list[str]:
     """Traits without a help that has a ``c.Class.trait = ...`` example."""
     found = []
@@ -114,13 +135,15 @@ def problems() -> list[str]:
 
 def render(text: str) -> str:
     """``text`` (the guide) with every marked table generated again."""
-    for marker, spec in CLASSES:
+    tables = [(marker, lambda m=marker, s=spec: rows(m, load(s))) for marker, spec in CLASSES]
+    tables.append(("variables", variable_rows))
+    for marker, make in tables:
         begin, end = f"<!-- settings:{marker} -->", f"<!-- /settings:{marker} -->"
         if begin not in text or end not in text:
             raise SystemExit(f"docs/admin-guide.md lacks the markers {begin} ... {end}")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        body = "\n".join(rows(marker, load(spec)))
+        body = "\n".join(make())
         text = f"{head}{begin}\n{body}\n{end}{tail}"
     return text
 

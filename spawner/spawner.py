@@ -134,7 +134,8 @@ class ClassroomSpawner(DockerSpawner):
 
         It is also the deployment name: containers carry it in the
         ``classhub.deployment`` label and Traefik only routes its own deployment's
-        containers. Change it only to run two deployments on one Docker engine.
+        containers. Change it only to run two deployments on one Docker engine. 1-31
+        lower-case letters, digits or ``-``.
 
         Example: ``c.ClassroomSpawner.route_name_prefix = "classhub"``
         """,
@@ -180,7 +181,7 @@ class ClassroomSpawner(DockerSpawner):
         help="""Most processes and threads one student container may run.
 
         Stops fork bombs from starving the machine; JupyterLab with a few kernels uses
-        well under 200.
+        well under 200. At least 64.
 
         Example: ``c.ClassroomSpawner.pids_limit = 512``
         """,

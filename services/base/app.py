@@ -289,7 +289,6 @@ class ServiceApp(Application):
         server, so under load the same reads would reach the hub (one process, the
         bottleneck) again and again; identical reads in flight also share one call. A server
         this service starts or stops empties the cache. 0 turns it off.
-        Default: CLASSHUB_HUB_READ_CACHE_SECONDS, else 1.
 
         Example: ``c.ClassesApp.hub_read_cache_seconds = 2``
         """,
@@ -302,7 +301,6 @@ class ServiceApp(Application):
         wait for the hub while someone is using the pages; the state they show is at most
         this much older (the next poll shows the fresh one). Reads that decide something
         (does a user exist, which servers to stop) never use a stale answer. 0 turns it off.
-        Default: CLASSHUB_HUB_READ_STALE_SECONDS, else 4.
 
         Example: ``c.ClassesApp.hub_read_stale_seconds = 2``
         """,
