@@ -35,7 +35,8 @@ from traitlets import Float, Integer, Unicode, validate
 from traitlets.config import Application
 
 from common.errors import StoreUnavailable
-from common.settings import EnvSetting, EnvTable, whole
+from common.hubenv import GATE_PORT
+from common.settings import EnvSetting, EnvTable
 
 from .sessions import SessionStore
 
@@ -218,7 +219,7 @@ class HealthHandler(web.RequestHandler):
 #: the gate's settings from the environment (the hub's, which the gate's service shares)
 GATE_TABLE = EnvTable(
     (
-        EnvSetting("port", "CLASSHUB_GATE_PORT", 8082, whole, "a port number"),
+        GATE_PORT.of("port"),
         EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
     )
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from traitlets import TraitError, default
@@ -82,6 +82,10 @@ class EnvSetting:
     @property
     def variables(self) -> tuple[str, ...]:
         return (self.env, *self.also)
+
+    def of(self, trait: str, **changes: Any) -> EnvSetting:
+        """This variable's declaration as the source of ``trait`` (for a table)."""
+        return replace(self, trait=trait, **changes)
 
     def read(self, obj: Any = None, environ: Mapping[str, str] | None = None) -> Any:
         """The value from the environment (``os.environ`` unless given), else the

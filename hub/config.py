@@ -22,6 +22,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from common.errors import ConfigError
+from common.hubenv import DATA_DIR, STUDENT_NETWORK
 from common.settings import read_env, whole
 
 
@@ -190,9 +191,9 @@ def apply_env(
     classes classhub plugs in, and JupyterHub's own traits. ``env`` is the hub's
     environment, which classhub's traits read too."""
     try:
-        data_dir = read_env("CLASSHUB_DATA_DIR", "/srv/classhub", environ=env)
-        # the spawner's network (ClassroomSpawner.network_name reads the same variable)
-        network = read_env("CLASSHUB_STUDENT_NETWORK", "classhub-students", environ=env)
+        data_dir = DATA_DIR.read(environ=env)
+        # the hub's address for the containers: the gateway of the spawner's network
+        network = STUDENT_NETWORK.read(environ=env)
         hub_ip = read_env("CLASSHUB_HUB_IP", environ=env) or gateway_lookup(network)
         number = "a whole number"
         configure_hub(

@@ -23,6 +23,7 @@ import yaml
 from jupyterhub.proxy import Proxy
 from traitlets import Bool, Float, Unicode, default, validate
 
+from common.hubenv import DATA_DIR
 from common.routing import (
     RouteSpecError,
     hub_api_rule,
@@ -33,7 +34,7 @@ from common.routing import (
     user_from_routespec,
     validate_routespec,
 )
-from common.settings import EnvSetting, EnvTable, read_env
+from common.settings import EnvSetting, EnvTable
 
 from .traefik_api import TraefikAPI, TraefikAPIError, service_targets
 
@@ -49,7 +50,7 @@ PROXY_TABLE = EnvTable(
         EnvSetting(
             "dynamic_config_dir",
             "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
-            lambda proxy: read_env("CLASSHUB_DATA_DIR", "/srv/classhub") + "/traefik-dynamic",
+            lambda proxy: DATA_DIR.read() + "/traefik-dynamic",
             doc_default="$CLASSHUB_DATA_DIR/traefik-dynamic (/srv/classhub/traefik-dynamic)",
         ),
         EnvSetting("entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),

@@ -17,6 +17,7 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
+from common.hubenv import GATE_PORT, STUDENT_NETWORK
 from common.naming import object_name
 from common.settings import EnvSetting, EnvTable, comma_list, read_env, whole
 
@@ -55,7 +56,7 @@ def _size(raw: str) -> str:
 
 
 def _gate_default(spawner) -> str:
-    return f"http://127.0.0.1:{read_env('CLASSHUB_GATE_PORT', '8082')}/check"
+    return f"http://127.0.0.1:{GATE_PORT.read()}/check"
 
 
 def _default_image_allowed(environ) -> str | None:
@@ -82,7 +83,7 @@ SPAWNER_TABLE = EnvTable(
             "image names separated by commas",
             doc_default="[image]",
         ),
-        EnvSetting("network_name", "CLASSHUB_STUDENT_NETWORK", "classhub-students"),
+        STUDENT_NETWORK.of("network_name"),
         EnvSetting("mem_limit", "CLASSHUB_MEM_LIMIT", "1G"),
         EnvSetting("cpu_limit", "CLASSHUB_CPU_LIMIT", 1.0, _positive, "a positive number of CPUs"),
         EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),

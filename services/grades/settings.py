@@ -9,16 +9,17 @@ its trait (with ``help=``) and its line here; the admin guide's table follows
 
 from __future__ import annotations
 
-from common.settings import EnvSetting, EnvTable, number, read_env, whole
+from common.settings import EnvSetting, EnvTable, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
+from services.base.hubconfig import PORTS
 from services.base.pages import normal_base_url
 
 SECONDS = "a number of seconds"
 
 
 def _files_url(app) -> str:
-    port = read_env("CLASSHUB_FILES_PORT", "10102")
+    port = PORTS["files"].read()
     return f"http://127.0.0.1:{port}{normal_base_url(app.hub_base_url)}services/files/"
 
 

@@ -1,0 +1,22 @@
+"""The ``CLASSHUB_*`` variables that components of different layers read, declared once.
+
+A variable that feeds one class's trait is declared in that class's table (see
+``common/settings.py``). These few are read by components that may not import each other
+(the hub's configuration, the spawner, the owner gate, the proxy), so their one
+declaration lives here; a table takes one over for its trait with :meth:`EnvSetting.of`.
+"""
+
+from __future__ import annotations
+
+from .settings import EnvSetting, whole
+
+#: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
+DATA_DIR = EnvSetting("", "CLASSHUB_DATA_DIR", "/srv/classhub")
+
+#: the Docker network of the student containers (the spawner's ``network_name``; the hub
+#: finds its own address for them at this network's gateway)
+STUDENT_NETWORK = EnvSetting("", "CLASSHUB_STUDENT_NETWORK", "classhub-students")
+
+#: the owner gate's port on 127.0.0.1 (the gate listens there; the spawner points Traefik
+#: at it)
+GATE_PORT = EnvSetting("", "CLASSHUB_GATE_PORT", 8082, whole, "a port number")
