@@ -8,7 +8,7 @@ declaration lives here; a table takes one over for its trait with :meth:`EnvSett
 
 from __future__ import annotations
 
-from .settings import EnvSetting, whole
+from .settings import EnvSetting, comma_list, whole
 
 #: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
 DATA_DIR = EnvSetting("", "CLASSHUB_DATA_DIR", "/srv/classhub")
@@ -20,3 +20,31 @@ STUDENT_NETWORK = EnvSetting("", "CLASSHUB_STUDENT_NETWORK", "classhub-students"
 #: the owner gate's port on 127.0.0.1 (the gate listens there; the spawner points Traefik
 #: at it)
 GATE_PORT = EnvSetting("", "CLASSHUB_GATE_PORT", 8082, whole, "a port number")
+
+#: the prefix of this deployment's containers, volumes, routes and labels
+CONTAINER_PREFIX = EnvSetting("", "CLASSHUB_CONTAINER_PREFIX", "classhub")
+
+#: the default image of students' servers, and the images they may use (the spawner
+#: enforces them; the classes service offers them to teachers)
+SINGLEUSER_IMAGE = EnvSetting("", "CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest")
+ALLOWED_IMAGES = EnvSetting(
+    "",
+    "CLASSHUB_ALLOWED_IMAGES",
+    lambda obj: [SINGLEUSER_IMAGE.read()],
+    comma_list,
+    "image names separated by commas",
+    doc_default="[the default image]",
+)
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("not positive")
+    return value
+
+
+#: the CPUs and memory of a student's server (the spawner's limits; a new class's
+#: environment)
+CPU_LIMIT = EnvSetting("", "CLASSHUB_CPU_LIMIT", 1.0, _positive, "a positive number of CPUs")
+MEM_LIMIT = EnvSetting("", "CLASSHUB_MEM_LIMIT", "1G")

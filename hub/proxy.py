@@ -23,7 +23,7 @@ import yaml
 from jupyterhub.proxy import Proxy
 from traitlets import Bool, Float, Unicode, default, validate
 
-from common.hubenv import DATA_DIR
+from common.hubenv import CONTAINER_PREFIX, DATA_DIR
 from common.routing import (
     RouteSpecError,
     hub_api_rule,
@@ -58,7 +58,7 @@ PROXY_TABLE = EnvTable(
         EnvSetting(
             "student_entrypoint", "CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students", keep_empty=True
         ),
-        EnvSetting("route_name_prefix", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        CONTAINER_PREFIX.of("route_name_prefix"),
     )
 )
 

@@ -17,9 +17,17 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
-from common.hubenv import GATE_PORT, STUDENT_NETWORK
+from common.hubenv import (
+    ALLOWED_IMAGES,
+    CONTAINER_PREFIX,
+    CPU_LIMIT,
+    GATE_PORT,
+    MEM_LIMIT,
+    SINGLEUSER_IMAGE,
+    STUDENT_NETWORK,
+)
 from common.naming import object_name
-from common.settings import EnvSetting, EnvTable, comma_list, read_env, whole
+from common.settings import EnvSetting, EnvTable, whole
 
 from . import homes
 from .btrfs import BtrfsError
@@ -35,13 +43,6 @@ from .readiness import SpawnError, wait_until_ready
 SERVER_TOKEN_SCOPES = ("users:activity!user",)
 
 HOME = "/home/jovyan"
-
-
-def _positive(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("not positive")
-    return value
 
 
 def _absolute_or_empty(raw: str) -> str:
@@ -60,8 +61,8 @@ def _gate_default(spawner) -> str:
 
 
 def _default_image_allowed(environ) -> str | None:
-    image = SPAWNER_TABLE.get("image").read(environ=environ)
-    allowed = read_env("CLASSHUB_ALLOWED_IMAGES", [image], comma_list, environ=environ)
+    image = SINGLEUSER_IMAGE.read(environ=environ)
+    allowed = ALLOWED_IMAGES.of("", default=[image]).read(environ=environ)
     if image not in allowed:
         return (
             f"The default image {image!r} is not in CLASSHUB_ALLOWED_IMAGES "
@@ -74,21 +75,16 @@ def _default_image_allowed(environ) -> str | None:
 #: own and DockerSpawner's)
 SPAWNER_TABLE = EnvTable(
     (
-        EnvSetting("image", "CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest"),
-        EnvSetting(
-            "allowed_images",
-            "CLASSHUB_ALLOWED_IMAGES",
-            lambda spawner: [spawner.image],
-            comma_list,
-            "image names separated by commas",
-            doc_default="[image]",
+        SINGLEUSER_IMAGE.of("image"),
+        ALLOWED_IMAGES.of(
+            "allowed_images", default=lambda spawner: [spawner.image], doc_default="[image]"
         ),
         STUDENT_NETWORK.of("network_name"),
-        EnvSetting("mem_limit", "CLASSHUB_MEM_LIMIT", "1G"),
-        EnvSetting("cpu_limit", "CLASSHUB_CPU_LIMIT", 1.0, _positive, "a positive number of CPUs"),
+        MEM_LIMIT.of("mem_limit"),
+        CPU_LIMIT.of("cpu_limit"),
         EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
-        EnvSetting("prefix", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
-        EnvSetting("route_name_prefix", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        CONTAINER_PREFIX.of("prefix"),
+        CONTAINER_PREFIX.of("route_name_prefix"),
         EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
         EnvSetting(
             "homes_root",

@@ -13,6 +13,7 @@ import re
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from common.hubenv import CONTAINER_PREFIX
 from common.settings import EnvSetting, EnvTable, number, whole
 
 from .homes import HelperSettings, Homes
@@ -26,7 +27,7 @@ HOMES_TABLE = EnvTable(
         EnvSetting(
             "homes_helper_image", "CLASSHUB_HOMES_HELPER_IMAGE", "classhub/homes-helper:latest"
         ),
-        EnvSetting("homes_deployment", "CLASSHUB_CONTAINER_PREFIX", "classhub"),
+        CONTAINER_PREFIX.of("homes_deployment"),
         EnvSetting("homes_batch_size", "CLASSHUB_HOMES_BATCH_SIZE", 25, whole, "a number"),
         EnvSetting("homes_concurrency", "CLASSHUB_HOMES_CONCURRENCY", 2, whole, "a number"),
         EnvSetting("homes_mem_limit", "CLASSHUB_HOMES_MEM_LIMIT", "256M"),

@@ -9,7 +9,8 @@ environment into the service's ``environment``. A new setting: add its trait (wi
 
 from __future__ import annotations
 
-from common.settings import EnvSetting, EnvTable, comma_list, number, whole
+from common.hubenv import ALLOWED_IMAGES, CPU_LIMIT, MEM_LIMIT, SINGLEUSER_IMAGE
+from common.settings import EnvSetting, EnvTable, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
 
@@ -20,19 +21,16 @@ CLASSES_TABLE = EnvTable(
     (
         EnvSetting("mongo_url", "CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub"),
         EnvSetting("mongo_timeout", "CLASSHUB_MONGO_TIMEOUT", 3.0, number, SECONDS),
-        EnvSetting("default_image", "CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest"),
-        EnvSetting(
+        SINGLEUSER_IMAGE.of("default_image"),
+        ALLOWED_IMAGES.of(
             "allowed_images",
-            "CLASSHUB_ALLOWED_IMAGES",
-            lambda app: [app.default_image],
-            comma_list,
-            "image names separated by commas",
+            default=lambda app: [app.default_image],
             doc_default="[default_image]",
         ),
         EnvSetting("max_cpu_limit", "CLASSHUB_MAX_CPU_LIMIT", 2.0, number, "a number of CPUs"),
         EnvSetting("max_mem_limit", "CLASSHUB_MAX_MEM_LIMIT", "2G"),
-        EnvSetting("default_cpu_limit", "CLASSHUB_CPU_LIMIT", 1.0, number, "a number of CPUs"),
-        EnvSetting("default_mem_limit", "CLASSHUB_MEM_LIMIT", "1G"),
+        CPU_LIMIT.of("default_cpu_limit"),
+        MEM_LIMIT.of("default_mem_limit"),
         EnvSetting("default_idle_timeout", "CLASSHUB_DEFAULT_IDLE_TIMEOUT", 3600, whole, SECONDS),
         EnvSetting("min_idle_timeout", "CLASSHUB_MIN_IDLE_TIMEOUT", 300, whole, SECONDS),
         EnvSetting("max_idle_timeout", "CLASSHUB_MAX_IDLE_TIMEOUT", 86400, whole, SECONDS),

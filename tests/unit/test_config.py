@@ -142,6 +142,15 @@ def test_a_bad_variable_stops_the_hub_with_a_fix(name, value, message):
         check_environment({name: value}, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
 
 
+def test_the_default_image_check_reads_the_given_environment(monkeypatch):
+    monkeypatch.delenv("CLASSHUB_SINGLEUSER_IMAGE", raising=False)
+    monkeypatch.delenv("CLASSHUB_ALLOWED_IMAGES", raising=False)
+    check_environment({"CLASSHUB_SINGLEUSER_IMAGE": "img:2"}, SPAWNER_TABLE)
+    check_environment(
+        {"CLASSHUB_SINGLEUSER_IMAGE": "a", "CLASSHUB_ALLOWED_IMAGES": "b, a"}, SPAWNER_TABLE
+    )
+
+
 def test_bad_numbers_give_fixit_message():
     with pytest.raises(ConfigError, match="CLASSHUB_HUB_PORT must be a port number"):
         apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_HUB_PORT": "lots"})
