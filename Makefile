@@ -11,7 +11,7 @@ NODE_BIN := node_modules/.bin
 # the browser code: the services' scripts and style sheets (Prettier, ESLint) and the Jinja
 # templates (djlint; ESLint also reads the inline scripts of the hub's templates)
 WEB_FILES := "**/*.{js,mjs,cjs,css}"
-TEMPLATES := hub/templates services
+TEMPLATES := hub/templates services common/web/templates
 PYTEST_ARGS ?=
 # The integration tier runs its test files on this many pytest-xdist workers (each file's
 # deployment is its own: random ports, prefixed names); most of a test's time is spent

@@ -1,6 +1,6 @@
-// ESLint for classhub's browser JavaScript (make lint): the services' pages
-// (services/*/static/*.js) and the scripts inline in the hub's templates (hub/templates,
-// read by eslint-plugin-html). Plain scripts for the browser: no modules, no build step.
+// ESLint for classhub's browser JavaScript (make lint): the shared script of every page
+// (common/web/static/*.js), the services' pages (services/*/static/*.js) and the scripts
+// inline in the hub's templates (hub/templates, read by eslint-plugin-html). Plain scripts for the browser: no modules, no build step.
 // Style is Prettier's business (make format); these rules catch bugs.
 "use strict";
 
@@ -76,7 +76,7 @@ module.exports = [
     ignores: ["node_modules/**", ".venv/**", "build/**", "**/*.egg-info/**", ".run/**"],
   },
   {
-    files: ["services/*/static/*.js"],
+    files: ["services/*/static/*.js", "common/web/static/*.js"],
     languageOptions: browserScript,
     linterOptions: { reportUnusedDisableDirectives: "error" },
     rules: { ...rules, strict: ["error", "global"] },
@@ -84,7 +84,11 @@ module.exports = [
   {
     // inline <script>s of the Jinja templates (today the hub's sessions and accounts
     // pages); eslint-plugin-html reads only the scripts, so Jinja around them is fine
-    files: ["hub/templates/*.html", "services/*/templates/*.html"],
+    files: [
+      "hub/templates/*.html",
+      "services/*/templates/*.html",
+      "common/web/templates/**/*.html",
+    ],
     plugins: { html },
     languageOptions: browserScript,
     linterOptions: { reportUnusedDisableDirectives: "error" },

@@ -6,6 +6,7 @@ import os
 from authenticator.settings import AUTH_TABLE
 from common.settings import check_environment
 from hub.config import apply_env as configure_hub
+from hub.config import configure_web
 from hub.proxy import PROXY_TABLE
 from services.config import apply_env as configure_services
 from spawner.spawner import SPAWNER_TABLE
@@ -15,6 +16,8 @@ c = get_config()  # noqa: F821 (provided by JupyterHub)
 check_environment(os.environ, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
 configure_hub(c, os.environ)
 configure_services(c, os.environ)
+# the one web layer: the same header, navigation and brand on the hub's and services' pages
+configure_web(c)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
 if os.environ.get("CLASSHUB_EXTRA_CONFIG"):

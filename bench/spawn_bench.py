@@ -1,14 +1,14 @@
 """Spawn benchmark: time from "start server" to the first 200 through Traefik.
 
-Runs a real deployment (Traefik, JupyterHub with classhub's config, Docker, the
-classhub/singleuser image) on random ports via harness/stack.py, then measures:
+Runs a real deployment (Traefik, JupyterHub with classhub's config on PostgreSQL, Redis,
+Docker, the classhub/singleuser image) on random ports via harness/stack.py, then measures:
 
 * one spawn, repeated: seconds from the start request to the first 200 of
   /user/<name>/api/status through Traefik, and how long after that the hub reported
   the server ready (target: at most 0.3 s);
 * N concurrent spawns: seconds until every server answered 200 through Traefik.
 
-Usage: .venv/bin/python bench/spawn_bench.py [--single 5] [--concurrent 10 30]
+Usage: .venv/bin/python bench/spawn_bench.py [--single 5] [--concurrent 10 30] [--sqlite]
 Prints a Markdown table (paste it into docs/performance.md with the date).
 """
 
@@ -89,10 +89,19 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--single", type=int, default=5, help="repetitions of one spawn")
     parser.add_argument("--concurrent", type=int, nargs="*", default=[10, 30])
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="the hub's database on SQLite and no Redis, MongoDB or S3 (the setup of the "
+        "figures before 2026-12-06 16:00); default: PostgreSQL and Redis as `make up` runs it",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="classhub-bench-") as tmp:
         stack = Stack(
-            Path(tmp), extra_config=BENCH_CONFIG, with_data_services=False, log_level="INFO"
+            Path(tmp),
+            extra_config=BENCH_CONFIG,
+            with_data_services=not args.sqlite,
+            log_level="INFO",
         )
         try:
             stack.start()

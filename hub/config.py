@@ -152,6 +152,41 @@ def configure_auth(c: Config) -> None:
     configure_logging(c)
 
 
+def configure_web(c: Config) -> None:
+    """The one web layer (common/web) on the hub's pages, and its settings passed to the
+    services: the shared header (navigation of the person's role, brand name and logo),
+    style sheet and script. Call it after the services are registered
+    (``services.config.apply_env``): the navigation lists the services the hub runs, and
+    each service gets ``CLASSHUB_SERVICES`` and ``CLASSHUB_BRAND_NAME`` so its pages show
+    the same header. The brand is ``c.Branding`` (set before this runs) or the
+    ``CLASSHUB_BRAND_NAME`` / ``CLASSHUB_BRAND_LOGO`` variables."""
+    from common.web import TEMPLATES_DIR
+    from common.web.branding import Branding
+    from common.web.nav import SERVICES
+    from hub.web import HubNav, HubStatic, handlers
+
+    branding = Branding(config=c)
+    paths = list(c.JupyterHub.get("template_paths", []))
+    if str(TEMPLATES_DIR) not in paths:
+        c.JupyterHub.template_paths = [*paths, str(TEMPLATES_DIR)]
+    if branding.logo_file:
+        c.JupyterHub.logo_file = branding.logo_file
+    services = [s["name"] for s in c.JupyterHub.get("services", []) if s.get("name") in SERVICES]
+    c.JupyterHub.template_vars = {
+        **c.JupyterHub.get("template_vars", {}),
+        "classhub_brand": branding.name,
+        "classhub_nav": HubNav(services),
+        "classhub_static": HubStatic(),
+    }
+    for service in c.JupyterHub.get("services", []):
+        if service.get("name") in SERVICES:
+            environment = service.setdefault("environment", {})
+            environment["CLASSHUB_SERVICES"] = ",".join(services)
+            environment["CLASSHUB_BRAND_NAME"] = branding.name
+    extra = list(c.JupyterHub.get("extra_handlers", []))
+    c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
+
+
 def configure_logging(c: Config) -> None:
     """No log line of the hub ever shows a JWT, whatever carried it (see hub.logscrub)."""
     c.JupyterHub.logging_config = {

@@ -9,6 +9,7 @@
 #
 # Usage: images/build.sh [IMAGE...]    IMAGE in: singleuser hub homes-helper traefik seaweedfs mongo
 #                                      redis postgres
+#        images/build.sh --lock          re-resolve images/singleuser/constraints.txt
 # Env:   CLASSHUB_IMAGE_MODE=online|offline  force a path (default: detect)
 #        CLASSHUB_FORCE_REBUILD=1            rebuild even when the inputs did not change
 # The chosen mode is recorded in .run/mode (read by scripts/up.sh).
@@ -210,11 +211,35 @@ build_singleuser() {
   fi
   local whl
   whl="$(ls "$extw"/classhub_singleuser-*.whl | head -n1)"
-  # The package's dependencies are in the wheelhouse too (its pyproject.toml is a spec).
-  wheelhouse singleuser "$src/requirements.txt" "$src/pyproject.toml" -- \
-    "jupyterhub==$JUPYTERHUB_VERSION" -r "$src/requirements.txt" "$whl"
+  # The package's dependencies are in the wheelhouse too (its pyproject.toml is a spec);
+  # constraints.txt pins every version (`images/build.sh --lock` regenerates it).
+  wheelhouse singleuser "$src/requirements.txt" "$src/pyproject.toml" "$src/constraints.txt" -- \
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$src/requirements.txt" -c "$src/constraints.txt" "$whl"
   rm -f "$WHEELS/singleuser"/classhub_singleuser-*.whl
   build_image singleuser classhub/singleuser:latest "$base" "$whl:ext/$(basename "$whl")"
+}
+
+# `images/build.sh --lock`: resolve the single-user image's requirements afresh (newest
+# releases allowed by requirements.txt and the package's pyproject.toml) and write every
+# resolved version into images/singleuser/constraints.txt, keeping its header comment.
+lock_singleuser() {
+  local src="$IMAGES/singleuser" tmp out
+  tmp="$(mktemp -d)"
+  pip_host wheel --quiet --disable-pip-version-check --no-deps "$src" -w "$tmp/ext" >/dev/null
+  pip_host download --quiet --disable-pip-version-check "${PIP_PLATFORM_ARGS[@]}" -d "$tmp/wheels" \
+    "jupyterhub==$JUPYTERHUB_VERSION" -r "$src/requirements.txt" "$tmp"/ext/classhub_singleuser-*.whl
+  out="$src/constraints.txt"
+  { grep '^#' "$out" 2>/dev/null || true
+    for w in "$tmp"/wheels/*.whl; do
+      w="$(basename "$w")"
+      case "$w" in jupyterhub-* | classhub_singleuser-*) continue ;; esac
+      local dist="${w%%-*}" rest="${w#*-}"
+      printf '%s==%s\n' "$(echo "$dist" | tr '_A-Z' '-a-z')" "${rest%%-*}"
+    done | LC_ALL=C sort
+  } >"$out.new"
+  mv "$out.new" "$out"
+  rm -rf "$tmp" "$src/build" "$src"/*.egg-info
+  log "wrote $out ($(grep -vc '^#' "$out") packages); rebuild with images/build.sh singleuser"
 }
 
 build_hub() {
@@ -287,6 +312,10 @@ build_wheel_service() { # name package
 }
 
 main() {
+  if [ "${1:-}" = "--lock" ]; then
+    lock_singleuser
+    return
+  fi
   local mode
   mode="$(detect_mode)"
   case "$mode" in online|offline) ;; *) die "CLASSHUB_IMAGE_MODE must be online or offline";; esac

@@ -24,6 +24,7 @@ CLASSES = [
     ("TraefikDockerProxy", "hub.proxy:TraefikDockerProxy"),
     ("JWTAuthenticator", "authenticator:JWTAuthenticator"),
     ("GateApp", "authenticator.gate:GateApp"),
+    ("Branding", "common.web.branding:Branding"),
     ("ClassesApp", "services.classes.app:ClassesApp"),
     ("FilesApp", "services.files.app:FilesApp"),
     ("GradesApp", "services.grades.app:GradesApp"),

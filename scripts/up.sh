@@ -149,6 +149,19 @@ for var in CLASSHUB_SERVERS_DOMAIN CLASSHUB_PUBLIC_URL \
     ensure_var "$var" "${!var}"
   fi
 done
+# Branding (docs/admin-guide.md, "Branding"), when given on a run (kept): the name in every
+# page's header, and a logo file copied into $RUN_DIR/brand, which the hub container mounts
+# at /etc/classhub/brand
+mkdir -p "$RUN_DIR/brand"
+if [ -n "${CLASSHUB_BRAND_NAME:-}" ]; then
+  ensure_var CLASSHUB_BRAND_NAME "$CLASSHUB_BRAND_NAME"
+fi
+if [ -n "${CLASSHUB_BRAND_LOGO:-}" ] && [ "${CLASSHUB_BRAND_LOGO#/etc/classhub/brand/}" = "$CLASSHUB_BRAND_LOGO" ]; then
+  [ -f "$CLASSHUB_BRAND_LOGO" ] || die "CLASSHUB_BRAND_LOGO=$CLASSHUB_BRAND_LOGO is not a file"
+  logo_name="logo.${CLASSHUB_BRAND_LOGO##*.}"
+  cp "$CLASSHUB_BRAND_LOGO" "$RUN_DIR/brand/$logo_name"
+  ensure_var CLASSHUB_BRAND_LOGO "/etc/classhub/brand/$logo_name"
+fi
 # CLASSHUB_DB_URL, CLASSHUB_ACCOUNTS_DB_URL, CLASSHUB_GRADES_DB_URL and the services' MongoDB
 # URLs are derived into .run/hub.env on every run (below); an earlier version's
 # CLASSHUB_DB_URL (the superuser's), CLASSHUB_MONGO_URL and CLASSHUB_S3_ACCESS_KEY/_SECRET_KEY

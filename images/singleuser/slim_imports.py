@@ -14,15 +14,24 @@ for an ``except`` clause of a hub-only helper. Those names become lazy modules (
 ``LAZY_MODULE`` below) that import the real module on first attribute access, so the hub's
 code paths behave exactly as before if they are ever reached.
 
-Each replacement asserts the exact text it replaces, so a different jupyterhub version
-fails the image build loudly instead of being patched wrongly.
+aiohttp (jupyterhub's HTTP client, used by the server for its calls to the hub API) makes
+two TLS contexts when it is imported, each loading the system's CA bundle: about 0.1
+CPU-seconds apiece with OpenSSL 3, for HTTPS requests a student's server never sends (the
+hub API is plain HTTP on the student network, and an internal-TLS hub passes its own
+context). They are made on first use instead.
+
+Each replacement asserts the exact text it replaces, so a different jupyterhub or aiohttp
+version fails the image build loudly instead of being patched wrongly (constraints.txt
+pins the versions).
 """
 
 import os
 
+import aiohttp
 import jupyterhub
 
 ROOT = os.path.dirname(jupyterhub.__file__)
+AIOHTTP_ROOT = os.path.dirname(aiohttp.__file__)
 
 LAZY_MODULE = '''"""classhub build-time patch: modules imported on first attribute access."""
 
@@ -89,19 +98,57 @@ PATCHES = {
 }
 
 
-def main() -> None:
-    with open(os.path.join(ROOT, "_classhub_lazy.py"), "w") as f:
-        f.write(LAZY_MODULE)
-    for name, pairs in PATCHES.items():
-        path = os.path.join(ROOT, name)
+AIOHTTP_PATCHES = {
+    "connector.py": [
+        ("import functools\n", "import functools\n"),
+        (
+            "_SSL_CONTEXT_VERIFIED = _make_ssl_context(True)\n"
+            "_SSL_CONTEXT_UNVERIFIED = _make_ssl_context(False)\n",
+            "@functools.cache\n"
+            "def _classhub_ssl_context(verified: bool) -> SSLContext:\n"
+            "    # classhub build-time patch: made on first use, not at import\n"
+            "    return _make_ssl_context(verified)\n",
+        ),
+        (
+            "            # not verified or fingerprinted\n"
+            "            return _SSL_CONTEXT_UNVERIFIED\n"
+            "        sslcontext = self._ssl\n",
+            "            # not verified or fingerprinted\n"
+            "            return _classhub_ssl_context(False)\n"
+            "        sslcontext = self._ssl\n",
+        ),
+        (
+            "            # not verified or fingerprinted\n"
+            "            return _SSL_CONTEXT_UNVERIFIED\n"
+            "        return _SSL_CONTEXT_VERIFIED\n",
+            "            # not verified or fingerprinted\n"
+            "            return _classhub_ssl_context(False)\n"
+            "        return _classhub_ssl_context(True)\n",
+        ),
+    ],
+}
+
+
+def patch(root: str, patches: dict) -> None:
+    for name, pairs in patches.items():
+        path = os.path.join(root, name)
         with open(path) as f:
             text = f.read()
         for old, new in pairs:
             if text.count(old) != 1:
-                raise SystemExit(f"slim_imports: {name} changed upstream; review {old!r}")
+                raise SystemExit(f"slim_imports: {path} changed upstream; review {old!r}")
             text = text.replace(old, new)
+        if "_SSL_CONTEXT_" in text:
+            raise SystemExit(f"slim_imports: {path} still names _SSL_CONTEXT_*; review it")
         with open(path, "w") as f:
             f.write(text)
+
+
+def main() -> None:
+    with open(os.path.join(ROOT, "_classhub_lazy.py"), "w") as f:
+        f.write(LAZY_MODULE)
+    patch(ROOT, PATCHES)
+    patch(AIOHTTP_ROOT, AIOHTTP_PATCHES)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,14 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bytes, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bytes, Float, Instance, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from common.blocking import BlockingCalls
-from common.settings import EnvSetting, EnvTable, number
+from common.settings import EnvSetting, EnvTable, comma_list, number
+from common.web import TEMPLATES_DIR
+from common.web.branding import Branding
+from common.web.nav import SERVICES
 
 from .handlers import (
     HealthCheck,
@@ -71,6 +74,14 @@ SERVICE_TABLE = EnvTable(
             4.0,
             number,
             "a number of seconds",
+        ),
+        # the services the hub runs, which it passes (hub.config.configure_web)
+        EnvSetting(
+            "nav_services",
+            "CLASSHUB_SERVICES",
+            list(SERVICES),
+            comma_list,
+            "service names separated by commas",
         ),
         # the hub passes each service's own CLASSHUB_<SERVICE>_COOKIE_SECRET under this name
         EnvSetting(
@@ -363,6 +374,35 @@ class ServiceApp(Application):
         """,
     )
 
+    nav_services = List(
+        Unicode(),
+        config=True,
+        help="""The services the deployment runs, as the navigation of every page lists
+        them (common/web/nav.py). The hub passes ``CLASSHUB_SERVICES`` (the services it
+        registered).
+
+        Example: ``c.ClassesApp.nav_services = ["classes", "files"]``
+        """,
+    )
+
+    @validate("nav_services")
+    def _check_nav_services(self, proposal):
+        unknown = sorted(set(proposal.value) - set(SERVICES))
+        if unknown:
+            raise TraitError(
+                f"nav_services has unknown service(s) {', '.join(unknown)}; choose among "
+                f"{', '.join(SERVICES)}, e.g. CLASSHUB_SERVICES=classes,files,grades"
+            )
+        return proposal.value
+
+    #: the name (and logo) in every page's header: ``c.Branding.name`` or
+    #: ``CLASSHUB_BRAND_NAME`` (common/web/branding.py)
+    branding = Instance(Branding)
+
+    @default("branding")
+    def _default_branding(self):
+        return Branding(parent=self)
+
     @default("log_level")
     def _default_log_level(self):
         return logging.INFO
@@ -472,6 +512,9 @@ class ServiceApp(Application):
             service_max_body_size=self.max_body_size,
             service_inflight=self._inflight,
             jinja2_env=self._jinja_env(),
+            classhub_brand=self.branding.name,
+            classhub_service_name=self.service_name,
+            classhub_nav_services=tuple(self.nav_services),
             log=self.log,
         )
 
@@ -480,7 +523,9 @@ class ServiceApp(Application):
             return None
         from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-        loader = ChoiceLoader([FileSystemLoader(p) for p in self.template_paths])
+        # the service's templates, then the shared layout (classhub/layout.html)
+        paths = [*self.template_paths, str(TEMPLATES_DIR)]
+        loader = ChoiceLoader([FileSystemLoader(p) for p in paths])
         return Environment(loader=loader, autoescape=select_autoescape(default=True))
 
     def log_request(self, handler: web.RequestHandler) -> None:

@@ -3,9 +3,12 @@
 A service's page handler is ``class PageHandler(PageMixin, <its handler base>)`` with
 ``static_dir`` set to its ``static/`` folder. The mixin gives templates ``hub`` (the hub's
 base URL), ``hub_static`` (the hub's own files with their ``?v=`` version), ``static``
-(the service's files with a content hash, cached for ever by browsers), ``is_admin``, and
-answers every page with the same security headers; an error on a page is the service's
-``error.html`` with the API's message (a 503 page reloads itself).
+(the service's files with a content hash, cached for ever by browsers),
+``common_static`` (the shared style sheet and script of every page, served by the hub),
+``nav`` (the navigation of the person's role, common/web/nav.py), ``brand`` (the name in
+the header), ``is_admin``, and answers every page with the same security headers; an
+error on a page is the shared ``classhub/error.html`` with the API's message (a 503 page
+reloads itself). Every page extends the shared ``classhub/layout.html`` (common/web).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 
 from tornado import web
 
+from common import web as common_web
 from common.errors import ServiceError
+from common.web.nav import nav_items, role_of
 
 from .handlers import error_message
 from .hubstatic import hub_static_url
@@ -67,9 +72,14 @@ class PageMixin:
         prefix = self.settings["service_prefix"]
         user = self.current_user or {}
         hub = self.hub_prefix()
+        role = role_of(admin=bool(user.get("admin")), groups=user.get("groups") or ())
         namespace.update(
             hub=hub,
             hub_static=lambda name: hub_static_url(hub, name),
+            common_static=lambda name: common_web.static_url(hub, name),
+            nav=nav_items(role, self.settings.get("classhub_nav_services", ())),
+            brand=self.settings.get("classhub_brand") or "classhub",
+            status_problem="",
             is_admin=bool(user.get("admin")),
             static=lambda name: f"{prefix}static/{name}?v={static_version(self.static_dir, name)}",
         )
@@ -101,7 +111,8 @@ class PageMixin:
             self.set_header("Retry-After", str(RETRY_SECONDS))
         try:
             self.render_page(
-                "error.html",
+                "classhub/error.html",
+                service_name=self.settings.get("classhub_service_name", ""),
                 status=status_code,
                 status_code=status_code,
                 message=error_message(exc, status_code),

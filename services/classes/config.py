@@ -46,7 +46,8 @@ SCOPES = [
 # access:servers (it never opens a server), admin:server_state, tokens, proxy.
 
 #: what the hub computes for the service itself instead of passing its own value
-HUB_COMPUTED = ("CLASSHUB_MONGO_URL", "CLASSHUB_SERVICE_COOKIE_SECRET")
+#: (CLASSHUB_SERVICES: hub.config.configure_web passes the services the hub runs)
+HUB_COMPUTED = ("CLASSHUB_MONGO_URL", "CLASSHUB_SERVICE_COOKIE_SECRET", "CLASSHUB_SERVICES")
 
 #: settings passed from the hub's environment to the service: its settings table
 PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)

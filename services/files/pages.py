@@ -175,7 +175,6 @@ class HomePage(PageHandler, HomeHandler):
         groups = (self.current_user or {}).get("groups") or []
         self.render_page(
             "home.html",
-            nav_files=True,
             classes=list(class_roles(groups)),
             **self.area_context(area, files, used),
         )

@@ -41,6 +41,8 @@ HUB_COMPUTED = (
     "CLASSHUB_S3_ACCESS_KEY",
     "CLASSHUB_S3_SECRET_KEY",
     "CLASSHUB_SERVICE_COOKIE_SECRET",
+    # hub.config.configure_web passes the services the hub runs
+    "CLASSHUB_SERVICES",
 )
 
 #: settings passed from the hub's environment to the service: its settings table

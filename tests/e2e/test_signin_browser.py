@@ -85,15 +85,15 @@ def test_admin_accounts_page_creates_and_imports_with_a_report(deployment, chrom
         page.goto(deployment.url + "/hub/classhub/accounts")
         page.fill("#create-account input[name=username]", name)
         page.click("#create-account button[type=submit]")
-        page.wait_for_selector(f"#accounts-message:has-text('Created {name}')", timeout=15_000)
-        assert "shown once" in page.inner_text("#accounts-message")
+        page.wait_for_selector(f"#action-alert:has-text('Created {name}')", timeout=15_000)
+        assert "shown once" in page.inner_text("#action-alert")
 
         csv = tmp_path / "class.csv"
         csv.write_text(f"username,password,role\n{good},,student\n{bad},,wizard\n")
         page.set_input_files("#import-accounts input[type=file]", str(csv))
         page.click("#import-accounts button[type=submit]")
         page.wait_for_selector("#import-report tbody tr.table-danger", timeout=15_000)
-        assert "Nothing was imported" in page.inner_text("#accounts-message")
+        assert "Nothing was imported" in page.inner_text("#action-alert")
         rows = page.inner_text("#import-report")
         assert bad in rows and "role" in rows.lower()
 
@@ -101,7 +101,7 @@ def test_admin_accounts_page_creates_and_imports_with_a_report(deployment, chrom
         page.set_input_files("#import-accounts input[type=file]", str(csv))
         page.click("#import-accounts button[type=submit]")
         page.wait_for_selector(f"#import-report tbody tr:has-text('{good}')", timeout=15_000)
-        assert "All rows imported" in page.inner_text("#accounts-message")
+        assert "All rows imported" in page.inner_text("#action-alert")
         page.wait_for_selector(f"#accounts-table td:has-text('{good}')", timeout=15_000)
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"))

@@ -32,7 +32,7 @@ from jupyterhub.utils import random_port
 from traitlets.config import Config
 
 import authenticator.authenticator as auth_module
-from hub.config import configure_auth
+from hub.config import configure_auth, configure_web
 from tests.hub.fakes import MemoryProxy, MockJWTAuthenticator, session_store_on
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +147,7 @@ async def app(hub_settings, tmp_path_factory):
     c.JupyterHub.template_paths = [str(ROOT / "hub" / "templates")]
     # the services the student role's scopes name (registered, not started)
     c.JupyterHub.services = [{"name": n} for n in ("classes", "files", "grades")]
+    configure_web(c)  # the shared header, navigation and static files (as jupyterhub_config.py)
 
     keeper = crypto.CryptKeeper.instance()
     saved_keys = keeper.keys

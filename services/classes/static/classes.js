@@ -12,176 +12,26 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  // ----------------------------------------------------------------- the API
-
-  function xsrfToken() {
-    // the service's cookie (path /services/<name>/) comes first in document.cookie
-    for (const part of document.cookie.split(";")) {
-      const [name, ...value] = part.trim().split("=");
-      if (name === "_xsrf") return decodeURIComponent(value.join("="));
-    }
-    const meta = document.querySelector('meta[name="classhub-xsrf"]');
-    return meta ? meta.content : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function fallbackMessage(status) {
-    if (status === 502 || status === 503 || status === 504) {
-      return `The classes service is not answering (HTTP ${status}); try again shortly.`;
-    }
-    if (status === 401 || status === 403) {
-      return "This was refused, or your sign-in has ended: reload the page.";
-    }
-    return `The request failed (HTTP ${status}).`;
-  }
-
-  async function api(method, path, payload) {
-    const init = {
-      method,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    let response;
-    try {
-      response = await fetch(PREFIX + path, init);
-    } catch {
-      throw new ApiError(0, "The classes service cannot be reached: check your connection.", null);
-    }
-    let data = null;
-    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (response.ok && (data !== null || response.status === 204)) return data;
-    if (response.ok) {
-      // a sign-in page instead of an answer: the session ended
-      throw new ApiError(response.status, "Your sign-in has ended: reload the page.", null);
-    }
-    if (!(data && typeof data.message === "string" && data.message)) {
-      throw new ApiError(response.status, fallbackMessage(response.status), data);
-    }
-    // messages are shown as the API words them (they may start with a user name)
-    const message =
-      response.status >= 500
-        ? `The classes service cannot answer right now: ${data.message}`
-        : data.message;
-    throw new ApiError(response.status, message, data);
-  }
-
-  // ----------------------------------------------------------------- alerts
-
-  const statusAlert = $("status-alert");
-  const actionAlert = $("action-alert");
-
-  function say(kind, text, link) {
-    actionAlert.className = `alert alert-${kind} alert-dismissible`;
-    actionAlert.replaceChildren(document.createTextNode(text));
-    if (link) {
-      const a = document.createElement("a");
-      a.className = "alert-link";
-      a.href = link.href;
-      a.textContent = link.text;
-      actionAlert.append(" ", a);
-    }
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "btn-close";
-    close.setAttribute("aria-label", "Close");
-    close.addEventListener("click", () => {
-      actionAlert.hidden = true;
-    });
-    actionAlert.append(close);
-    actionAlert.hidden = false;
-  }
-
-  function fail(error) {
-    if (error instanceof ApiError) say("danger", error.message);
-    else say("danger", `Something went wrong on this page (${error.message}); reload it.`);
-  }
+  const {
+    ApiError,
+    action,
+    apiClient,
+    confirmAction,
+    field,
+    initErrorPage,
+    say,
+    startPolling: poll,
+    syncRows,
+    when,
+    withButton,
+  } = window.classhub;
+  const api = apiClient(PREFIX, "The classes service");
+  const startPolling = (refresh) => poll(refresh, POLL_MS);
 
   function syncNote(answer) {
     return answer && answer.hub_sync === "pending"
       ? " JupyterHub could not be updated just now; the service catches up by itself."
       : "";
-  }
-
-  // Run refresh() now and every POLL_MS (not while the tab is hidden); its failures show
-  // in the status alert until a refresh works again. Returns "refresh now".
-  function startPolling(refresh) {
-    let running = false;
-    let again = false;
-    async function tick() {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      try {
-        await refresh();
-        statusAlert.hidden = true;
-      } catch (e) {
-        statusAlert.textContent =
-          e instanceof ApiError ? e.message : `This page could not refresh (${e.message}).`;
-        statusAlert.hidden = false;
-      } finally {
-        running = false;
-      }
-      if (again) {
-        again = false;
-        tick();
-      }
-    }
-    setInterval(() => {
-      if (!document.hidden) tick();
-    }, POLL_MS);
-    document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) tick();
-    });
-    tick();
-    return tick;
-  }
-
-  // ----------------------------------------------------------------- rows
-
-  const field = (row, name) => row.querySelector(`[data-field="${name}"]`);
-  const action = (row, name) => row.querySelector(`[data-action="${name}"]`);
-
-  // Make tbody's rows match items (in order), keeping existing rows (and their focus);
-  // new rows are clones of <template id=templateId>.
-  function syncRows(tbody, items, keyOf, templateId, fill) {
-    const template = $(templateId).content.firstElementChild;
-    const old = new Map(Array.from(tbody.rows, (row) => [row.dataset.key, row]));
-    let previous = null;
-    for (const item of items) {
-      const key = keyOf(item);
-      let row = old.get(key);
-      if (row) {
-        old.delete(key);
-      } else {
-        row = template.cloneNode(true);
-        row.dataset.key = key;
-      }
-      fill(row, item);
-      const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
-      if (row !== expected) tbody.insertBefore(row, expected);
-      previous = row;
-    }
-    for (const row of old.values()) row.remove();
   }
 
   // the same labels and badges as state_label() and BADGES in pages.py
@@ -205,12 +55,6 @@
     badge.className = `badge ${BADGES[label] || "text-bg-light"}`;
   }
 
-  function when(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
-  }
-
   // ----------------------------------------------------------------- forms
 
   function names(text) {
@@ -231,17 +75,6 @@
       mem_limit: String(form.get("mem_limit") || "").trim(),
       idle_timeout: number(form.get("idle_timeout")),
     };
-  }
-
-  async function withButton(button, work) {
-    button.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      fail(e);
-    } finally {
-      button.disabled = false;
-    }
   }
 
   // ----------------------------------------------------------------- My classes
@@ -439,7 +272,7 @@
       const server = `${base}/servers/${enc(user)}`;
       if (
         what === "remove" &&
-        !window.confirm(
+        !confirmAction(
           `Remove ${user} from ${code}? Their class server stops; their files are kept.`,
         )
       ) {
@@ -531,7 +364,7 @@
       const target = !archived;
       if (
         target &&
-        !window.confirm(
+        !confirmAction(
           `Archive ${code}? Every server of the class stops now; students' files are kept.`,
         )
       ) {
@@ -554,15 +387,9 @@
     });
   }
 
-  // ----------------------------------------------------------------- error pages
+  // ----------------------------------------------------------------- start
 
-  function initError(page) {
-    const seconds = Number(page.dataset.retry || 0);
-    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
-  }
-
-  const errorPage = $("error-page");
-  if (errorPage) initError(errorPage);
-  else if (body.dataset.page === "home") initHome();
+  if (initErrorPage()) return;
+  if (body.dataset.page === "home") initHome();
   else if (body.dataset.page === "class") initClass();
 })();

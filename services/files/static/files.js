@@ -16,76 +16,28 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  // ----------------------------------------------------------------- the API
+  const {
+    ApiError,
+    action,
+    apiClient,
+    confirmAction,
+    fail,
+    field,
+    initErrorPage,
+    isoWithOffset,
+    loading,
+    plural,
+    say,
+    sizeText,
+    startPolling: poll,
+    syncRows,
+    when,
+    withButton,
+  } = window.classhub;
+  const api = apiClient(PREFIX, "The files service");
+  const startPolling = (refresh) => poll(refresh, POLL_MS);
 
-  function xsrfToken() {
-    // the service's cookie (path /services/<name>/) comes first in document.cookie
-    for (const part of document.cookie.split(";")) {
-      const [name, ...value] = part.trim().split("=");
-      if (name === "_xsrf") return decodeURIComponent(value.join("="));
-    }
-    const meta = document.querySelector('meta[name="classhub-xsrf"]');
-    return meta ? meta.content : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function fallbackMessage(status) {
-    if (status === 502 || status === 503 || status === 504) {
-      return `The files service is not answering (HTTP ${status}); try again shortly.`;
-    }
-    if (status === 401 || status === 403) {
-      return "This was refused, or your sign-in has ended: reload the page.";
-    }
-    if (status === 413) return "This is too large.";
-    return `The request failed (HTTP ${status}).`;
-  }
-
-  async function api(method, path, payload) {
-    const init = {
-      method,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    let response;
-    try {
-      response = await fetch(PREFIX + path, init);
-    } catch {
-      throw new ApiError(0, "The files service cannot be reached: check your connection.", null);
-    }
-    let data = null;
-    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (response.ok && (data !== null || response.status === 204)) return data;
-    if (response.ok) {
-      // a sign-in page instead of an answer: the session ended
-      throw new ApiError(response.status, "Your sign-in has ended: reload the page.", null);
-    }
-    if (!(data && typeof data.message === "string" && data.message)) {
-      throw new ApiError(response.status, fallbackMessage(response.status), data);
-    }
-    const message =
-      response.status >= 500
-        ? `The files service cannot answer right now: ${data.message}`
-        : data.message;
-    throw new ApiError(response.status, message, data);
-  }
+  // ----------------------------------------------------------------- uploads
 
   // The store's answer to a refused upload is S3's XML: its <Message>, if any.
   function storeMessage(xhr) {
@@ -120,129 +72,10 @@
     });
   }
 
-  // ----------------------------------------------------------------- alerts
-
-  const statusAlert = $("status-alert");
-  const actionAlert = $("action-alert");
-
-  function say(kind, text) {
-    actionAlert.className = `alert alert-${kind} alert-dismissible`;
-    actionAlert.replaceChildren(document.createTextNode(text));
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "btn-close";
-    close.setAttribute("aria-label", "Close");
-    close.addEventListener("click", () => {
-      actionAlert.hidden = true;
-    });
-    actionAlert.append(close);
-    actionAlert.hidden = false;
-  }
-
-  function fail(error) {
-    if (error instanceof ApiError) say("danger", error.message);
-    else say("danger", `Something went wrong on this page (${error.message}); reload it.`);
-  }
-
-  // Run refresh() now and every POLL_MS (not while the tab is hidden); its failures show
-  // in the status alert until a refresh works again. Returns "refresh now".
-  function startPolling(refresh) {
-    let running = false;
-    let again = false;
-    async function tick() {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      try {
-        await refresh();
-        statusAlert.hidden = true;
-      } catch (e) {
-        statusAlert.textContent =
-          e instanceof ApiError ? e.message : `This page could not refresh (${e.message}).`;
-        statusAlert.hidden = false;
-      } finally {
-        running = false;
-      }
-      if (again) {
-        again = false;
-        tick();
-      }
-    }
-    setInterval(() => {
-      if (!document.hidden) tick();
-    }, POLL_MS);
-    document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) tick();
-    });
-    tick();
-    return tick;
-  }
-
-  async function withButton(button, work) {
-    button.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      fail(e);
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  // ----------------------------------------------------------------- rows
-
-  const field = (row, name) => row.querySelector(`[data-field="${name}"]`);
-  const action = (row, name) => row.querySelector(`[data-action="${name}"]`);
-
-  // Make tbody's rows match items (in order), keeping existing rows (and their focus);
-  // new rows are clones of <template id=templateId>.
-  function syncRows(tbody, items, keyOf, templateId, fill) {
-    const template = $(templateId).content.firstElementChild;
-    const old = new Map(Array.from(tbody.rows, (row) => [row.dataset.key, row]));
-    let previous = null;
-    for (const item of items) {
-      const key = keyOf(item);
-      let row = old.get(key);
-      if (row) {
-        old.delete(key);
-      } else {
-        row = template.cloneNode(true);
-        row.dataset.key = key;
-      }
-      fill(row, item);
-      const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
-      if (row !== expected) tbody.insertBefore(row, expected);
-      previous = row;
-    }
-    for (const row of old.values()) row.remove();
-  }
-
-  // the same text as size_text() in services/files/uploads.py
-  function sizeText(n) {
-    for (const [unit, size] of [
-      ["GB", 1 << 30],
-      ["MB", 1 << 20],
-      ["KB", 1 << 10],
-    ]) {
-      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
-    }
-    return `${n} bytes`;
-  }
-
-  function when(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
-  }
+  // ----------------------------------------------------------------- text
 
   function isoOfSeconds(seconds) {
     return seconds ? new Date(seconds * 1000).toISOString() : "";
-  }
-
-  function plural(n, one, many) {
-    return `${n} ${n === 1 ? one : many || one + "s"}`;
   }
 
   // ----------------------------------------------------------------- the file tree
@@ -367,15 +200,7 @@
     }
 
     // a refresh after a change: its failure is said in the status alert
-    async function refreshNow() {
-      try {
-        await refresh();
-        statusAlert.hidden = true;
-      } catch (e) {
-        statusAlert.textContent = e instanceof ApiError ? e.message : String(e.message);
-        statusAlert.hidden = false;
-      }
-    }
+    const refreshNow = () => loading(refresh);
 
     for (const time of table.querySelectorAll("time[datetime]")) {
       if (time.dateTime) time.textContent = when(time.dateTime);
@@ -522,7 +347,7 @@
           kind === "folder"
             ? `Delete the folder ${path} and the ${plural(count, "file")} in it? This cannot be undone.`
             : `Delete ${path}? This cannot be undone.`;
-        if (!window.confirm(question)) return;
+        if (!confirmAction(question)) return;
         await withButton(button, async () => {
           const query = new URLSearchParams({ path });
           if (kind === "folder") {
@@ -776,7 +601,7 @@
         await withButton(button, () => open(id));
         return;
       }
-      if (what === "cancel" && !window.confirm("Cancel this scheduled push?")) return;
+      if (what === "cancel" && !confirmAction("Cancel this scheduled push?")) return;
       await withButton(button, async () => {
         if (what === "cancel") {
           await api("DELETE", `${base}/${enc(id)}`);
@@ -807,30 +632,10 @@
     });
   }
 
-  // "2026-12-02T09:00:00+01:00": a local date and time with the browser's UTC offset
-  function isoWithOffset(date) {
-    const pad = (n) => String(n).padStart(2, "0");
-    const offset = -date.getTimezoneOffset();
-    const sign = offset >= 0 ? "+" : "-";
-    const abs = Math.abs(offset);
-    return (
-      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
-      `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
-      `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
-    );
-  }
+  // ----------------------------------------------------------------- start
 
-  // ----------------------------------------------------------------- error pages
-
-  function initError(page) {
-    const seconds = Number(page.dataset.retry || 0);
-    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
-  }
-
-  const errorPage = $("error-page");
-  if (errorPage) {
-    initError(errorPage);
-  } else if (["files", "material", "starting"].includes(body.dataset.page)) {
+  if (initErrorPage()) return;
+  if (["files", "material", "starting"].includes(body.dataset.page)) {
     initArea();
     if ($("push-section")) initPushes();
   }

@@ -13,159 +13,25 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  // ----------------------------------------------------------------- the API
-
-  function xsrfToken() {
-    // the service's cookie (path /services/<name>/) comes first in document.cookie
-    for (const part of document.cookie.split(";")) {
-      const [name, ...value] = part.trim().split("=");
-      if (name === "_xsrf") return decodeURIComponent(value.join("="));
-    }
-    const meta = document.querySelector('meta[name="classhub-xsrf"]');
-    return meta ? meta.content : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function fallbackMessage(status) {
-    if (status === 502 || status === 503 || status === 504) {
-      return `The grades service is not answering (HTTP ${status}); try again shortly.`;
-    }
-    if (status === 401 || status === 403) {
-      return "This was refused, or your sign-in has ended: reload the page.";
-    }
-    return `The request failed (HTTP ${status}).`;
-  }
-
-  async function api(method, path, payload) {
-    const init = {
-      method,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    let response;
-    try {
-      response = await fetch(PREFIX + path, init);
-    } catch {
-      throw new ApiError(0, "The grades service cannot be reached: check your connection.", null);
-    }
-    let data = null;
-    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (response.ok && (data !== null || response.status === 204)) return data;
-    if (response.ok) {
-      // a sign-in page instead of an answer: the session ended
-      throw new ApiError(response.status, "Your sign-in has ended: reload the page.", null);
-    }
-    if (!(data && typeof data.message === "string" && data.message)) {
-      throw new ApiError(response.status, fallbackMessage(response.status), data);
-    }
-    const message =
-      response.status >= 500 && response.status !== 502
-        ? `The grades service cannot answer right now: ${data.message}`
-        : data.message;
-    throw new ApiError(response.status, message, data);
-  }
-
-  // ----------------------------------------------------------------- alerts
-
-  const statusAlert = $("status-alert");
-  const actionAlert = $("action-alert");
-
-  function say(kind, text) {
-    actionAlert.className = `alert alert-${kind} alert-dismissible`;
-    actionAlert.replaceChildren(document.createTextNode(text));
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "btn-close";
-    close.setAttribute("aria-label", "Close");
-    close.addEventListener("click", () => {
-      actionAlert.hidden = true;
-    });
-    actionAlert.append(close);
-    actionAlert.hidden = false;
-  }
-
-  function errorText(error) {
-    return error instanceof ApiError
-      ? error.message
-      : `Something went wrong on this page (${error.message}); reload it.`;
-  }
-
-  function fail(error) {
-    say("danger", errorText(error));
-  }
-
-  // a load's outcome in the status alert (shown until a load works again)
-  async function loading(work) {
-    try {
-      const result = await work();
-      statusAlert.hidden = true;
-      return result;
-    } catch (e) {
-      statusAlert.textContent = errorText(e);
-      statusAlert.hidden = false;
-      return undefined;
-    }
-  }
-
-  // Disable the button while work runs (a double click sends one request); the button is
-  // disabled before anything else, so a second click in the same instant finds it so.
-  async function withButton(button, work) {
-    if (button.disabled) return;
-    button.disabled = true;
-    try {
-      await work();
-    } catch (e) {
-      fail(e);
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  // ----------------------------------------------------------------- rows and text
-
-  const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
-  const action = (root, name) => root.querySelector(`[data-action="${name}"]`);
-
-  // Make parent's children match items (in order), keeping existing elements (and their
-  // focus and state); new ones are clones of <template id=templateId>.
-  function syncRows(parent, items, keyOf, templateId, fill) {
-    const template = $(templateId).content.firstElementChild;
-    const old = new Map(Array.from(parent.children, (el) => [el.dataset.key, el]));
-    let previous = null;
-    for (const item of items) {
-      const key = keyOf(item);
-      let el = old.get(key);
-      if (el) {
-        old.delete(key);
-      } else {
-        el = template.cloneNode(true);
-        el.dataset.key = key;
-      }
-      fill(el, item);
-      const expected = previous ? previous.nextElementSibling : parent.firstElementChild;
-      if (el !== expected) parent.insertBefore(el, expected);
-      previous = el;
-    }
-    for (const el of old.values()) el.remove();
-  }
+  const {
+    ApiError,
+    action,
+    apiClient,
+    confirmAction,
+    errorText,
+    fail,
+    field,
+    initErrorPage,
+    isoWithOffset,
+    loading,
+    num,
+    plural,
+    say,
+    sizeText,
+    syncRows,
+    withButton,
+  } = window.classhub;
+  const api = apiClient(PREFIX, "The grades service");
 
   const DATE_FORMAT = {
     weekday: "short",
@@ -177,35 +43,11 @@
     timeZoneName: "short",
   };
 
-  function when(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, DATE_FORMAT);
-  }
+  const when = (iso) => window.classhub.when(iso, DATE_FORMAT);
 
   function setTime(element, iso, empty) {
     element.dateTime = iso || "";
     element.textContent = iso ? when(iso) : empty || "";
-  }
-
-  function plural(n, one, many) {
-    return `${n} ${n === 1 ? one : many || one + "s"}`;
-  }
-
-  function num(n) {
-    return n === null || n === undefined ? "" : String(Number(n));
-  }
-
-  // the same text as size_text() in services/files/uploads.py
-  function sizeText(n) {
-    for (const [unit, size] of [
-      ["GB", 1 << 30],
-      ["MB", 1 << 20],
-      ["KB", 1 << 10],
-    ]) {
-      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
-    }
-    return `${n} bytes`;
   }
 
   // "2 days 3 h 04 min 05 s"
@@ -231,19 +73,6 @@
     return penalty > 0
       ? `Accepted after the due date, marked late, with a ${num(penalty)}% penalty on its points.`
       : "Accepted after the due date, marked late, without penalty.";
-  }
-
-  // "2026-12-02T09:00:00+01:00": a local date and time with the browser's UTC offset
-  function isoWithOffset(date) {
-    const pad = (n) => String(n).padStart(2, "0");
-    const offset = -date.getTimezoneOffset();
-    const sign = offset >= 0 ? "+" : "-";
-    const abs = Math.abs(offset);
-    return (
-      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
-      `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
-      `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
-    );
   }
 
   // a datetime-local input's value: null when empty, else the ISO text with the offset
@@ -972,7 +801,7 @@
       const question = scheduled
         ? "Release the assignment now? Students see it and get its starting files at once."
         : "Push the starting files to every student again? Files they changed are kept.";
-      if (!window.confirm(question)) return;
+      if (!confirmAction(question)) return;
       await withButton(event.currentTarget, async () => {
         const answer = await api("POST", `${base}/assignments/${enc(slug)}/release`);
         if (releaseBox.dataset.slug === slug) showRelease(answer);
@@ -1017,7 +846,7 @@
           ? `Unarchive ${a.title}? Students see it again and can submit.`
           : `Archive ${a.title}? Students no longer see it and cannot submit; ` +
             "its submissions and grades stay.";
-        if (!window.confirm(question)) return;
+        if (!confirmAction(question)) return;
         await withButton(button, async () => {
           const changed = await api("POST", `${base}/assignments/${enc(a.slug)}/${verb}`);
           say("success", `${changed.archived ? "Archived" : "Unarchived"} ${changed.title}.`);
@@ -1136,7 +965,7 @@
       const question =
         `Collect ${a.title} from every student now? A copy of each student's folder is ` +
         "taken, whether their class server runs or not.";
-      if (!window.confirm(question)) return;
+      if (!confirmAction(question)) return;
       await withButton(event.currentTarget, async () => {
         say("info", "Collecting…");
         const data = await api("POST", `${base}/assignments/${enc(a.slug)}/collect`);
@@ -1228,41 +1057,11 @@
 
     function fillQuestions(version) {
       const list = questions();
-      const box = $("grade-questions");
-      box.hidden = list.length === 0;
-      $("grade-points").readOnly = list.length > 0;
-      $("grade-points-derived").hidden = list.length === 0;
-      const given = (version.grade && version.grade.questions) || {};
-      const items = list.map((q) => {
-        const tr = document.createElement("tr");
-        tr.dataset.question = q.key;
-        const label = document.createElement("td");
-        label.textContent = `${q.label} (of ${num(q.points)})`;
-        const cell = document.createElement("td");
-        const pointsInput = document.createElement("input");
-        pointsInput.type = "number";
-        pointsInput.min = "0";
-        pointsInput.max = String(q.points);
-        pointsInput.step = "0.01";
-        pointsInput.className = "form-control form-control-sm";
-        pointsInput.dataset.question = q.key;
-        pointsInput.setAttribute("aria-label", q.label);
-        pointsInput.value = given[q.key] ? num(given[q.key].points) : "";
-        pointsInput.addEventListener("input", sumQuestions);
-        cell.append(pointsInput);
-        tr.append(label, cell);
-        return tr;
-      });
-      box.querySelector("tbody").replaceChildren(...items);
-      if (list.length) sumQuestions();
-    }
-
-    function sumQuestions() {
-      let total = 0;
-      for (const pointsInput of $("grade-questions").querySelectorAll("input[data-question]")) {
-        total += Number(pointsInput.value || 0);
-      }
-      $("grade-points").value = String(Math.round(total * 100) / 100);
+      window.gradesQuestions.fill(
+        list,
+        (version.grade && version.grade.questions) || {},
+        list.length > 0,
+      );
     }
 
     function openGrading(row, version) {
@@ -1586,7 +1385,7 @@
       if (!button) return;
       const slug = panel.dataset.slug;
       const user = button.closest("tr").dataset.user;
-      if (!window.confirm(`Revoke ${user}'s extension? The assignment's due date applies again.`)) {
+      if (!confirmAction(`Revoke ${user}'s extension? The assignment's due date applies again.`)) {
         return;
       }
       await withButton(button, async () => {
@@ -1709,13 +1508,6 @@
     loading(loadGradebook);
   }
 
-  // ----------------------------------------------------------------- error pages
-
-  function initError(page) {
-    const seconds = Number(page.dataset.retry || 0);
-    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
-  }
-
   // ----------------------------------------------------------------- the home page
 
   function initHome() {
@@ -1732,10 +1524,10 @@
     });
   }
 
-  const errorPage = $("error-page");
-  if (errorPage) {
-    initError(errorPage);
-  } else if (body.dataset.page === "class") {
+  // ----------------------------------------------------------------- start
+
+  if (initErrorPage()) return;
+  if (body.dataset.page === "class") {
     showTimeZone();
     if (body.dataset.teaches === "true") initTeacher();
     else initStudent();

@@ -20,102 +20,19 @@
   const enc = encodeURIComponent;
   const encPath = (path) => path.split("/").map(enc).join("/");
 
-  // ----------------------------------------------------------------- the API
+  const {
+    ApiError,
+    apiClient,
+    clearProblem,
+    num,
+    say,
+    showProblem: problem,
+    sizeText,
+  } = window.classhub;
+  const api = apiClient(PREFIX, "The grades service");
+  const when = (iso) => window.classhub.when(iso, { dateStyle: "medium", timeStyle: "short" });
 
-  function xsrfToken() {
-    for (const part of document.cookie.split(";")) {
-      const [name, ...value] = part.trim().split("=");
-      if (name === "_xsrf") return decodeURIComponent(value.join("="));
-    }
-    const meta = document.querySelector('meta[name="classhub-xsrf"]');
-    return meta ? meta.content : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
-  }
-
-  async function api(method, path, payload) {
-    const init = {
-      method,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    let response;
-    try {
-      response = await fetch(PREFIX + path, init);
-    } catch {
-      throw new ApiError(0, "The grades service cannot be reached: check your connection.");
-    }
-    let data = null;
-    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (response.ok && data !== null) return data;
-    if (response.ok) {
-      throw new ApiError(response.status, "Your sign-in has ended: reload the page.");
-    }
-    const message =
-      data && typeof data.message === "string" && data.message
-        ? data.message
-        : `The request failed (HTTP ${response.status}).`;
-    throw new ApiError(response.status, message);
-  }
-
-  // ----------------------------------------------------------------- messages and text
-
-  function say(kind, text) {
-    const alert = $("action-alert");
-    alert.className = `alert alert-${kind}`;
-    alert.textContent = text;
-    alert.hidden = false;
-  }
-
-  function problem(error) {
-    const alert = $("status-alert");
-    alert.textContent =
-      error instanceof ApiError
-        ? error.message
-        : `Something went wrong on this page (${error.message}); reload it.`;
-    alert.hidden = false;
-  }
-
-  function clearProblem() {
-    $("status-alert").hidden = true;
-  }
-
-  const num = (n) => (n === null || n === undefined ? "" : String(Number(n)));
-
-  function when(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime())
-      ? iso
-      : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-  }
-
-  function sizeText(n) {
-    for (const [unit, size] of [
-      ["GB", 1 << 30],
-      ["MB", 1 << 20],
-      ["KB", 1 << 10],
-    ]) {
-      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
-    }
-    return `${n} bytes`;
-  }
+  // ----------------------------------------------------------------- text
 
   function timing(v) {
     if (!v.late) return "on time";
@@ -601,43 +518,9 @@
   // The assignment's questions, graded one by one (as on the grades page): the points are
   // their sum. The grade of the version shown, with its points per question.
   function fillQuestions(v) {
-    const list = state.questions;
-    const box = $("grade-questions");
-    box.hidden = list.length === 0;
-    $("grade-points").readOnly = list.length > 0;
-    $("grade-points-derived").hidden = list.length === 0;
     const given = (v && v.grade && v.grade.questions) || {};
-    const items = list.map((q) => {
-      const tr = document.createElement("tr");
-      tr.dataset.question = q.key;
-      const label = document.createElement("td");
-      label.textContent = `${q.label} (of ${num(q.points)})`;
-      const cell = document.createElement("td");
-      const input = document.createElement("input");
-      input.type = "number";
-      input.min = "0";
-      input.max = String(q.points);
-      input.step = "0.01";
-      input.className = "form-control form-control-sm";
-      input.dataset.question = q.key;
-      input.setAttribute("aria-label", q.label);
-      input.value = given[q.key] ? num(given[q.key].points) : "";
-      input.addEventListener("input", sumQuestions);
-      cell.append(input);
-      tr.append(label, cell);
-      return tr;
-    });
-    box.querySelector("tbody").replaceChildren(...items);
     // a grade given before there were questions keeps its points until questions are given
-    if (Object.keys(given).length) sumQuestions();
-  }
-
-  function sumQuestions() {
-    let total = 0;
-    for (const input of $("grade-questions").querySelectorAll("input[data-question]")) {
-      total += Number(input.value || 0);
-    }
-    $("grade-points").value = String(Math.round(total * 100) / 100);
+    window.gradesQuestions.fill(state.questions, given, Object.keys(given).length > 0);
   }
 
   // which version counts for this student and why; the version shown can be made to count

@@ -1,0 +1,347 @@
+// The script every classhub page loads before its own (the hub's pages and the classes,
+// files and grades pages): calls to a service's or the hub's REST API with the XSRF token
+// and their errors as messages a person understands, the message region
+// (classhub/header.html), buttons that are busy while their work runs, and the small
+// helpers the pages' scripts share. It marks the navigation link of the page shown.
+// Data from an API is only ever put into the page with textContent and attributes, never
+// as HTML. Pages use it as window.classhub.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  // ----------------------------------------------------------------- the API
+
+  function xsrfToken() {
+    // a service's cookie (path /services/<name>/) comes first in document.cookie
+    for (const part of document.cookie.split(";")) {
+      const [name, ...value] = part.trim().split("=");
+      if (name === "_xsrf") return decodeURIComponent(value.join("="));
+    }
+    const meta = document.querySelector('meta[name="classhub-xsrf"]');
+    if (meta) return meta.content;
+    return (window.jhdata && window.jhdata.xsrf_token) || "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, data) {
+      super(message);
+      this.status = status;
+      this.data = data === undefined ? null : data;
+    }
+  }
+
+  function fallbackMessage(status, what) {
+    if (status === 502 || status === 503 || status === 504) {
+      return `${what} is not answering (HTTP ${status}); try again shortly.`;
+    }
+    if (status === 401 || status === 403) {
+      return "This was refused, or your sign-in has ended: reload the page.";
+    }
+    if (status === 413) return "This is too large.";
+    return `The request failed (HTTP ${status}).`;
+  }
+
+  // api(method, path, payload) for the API below base (a URL ending in "/"); what names
+  // it in messages ("The grades service"). Answers: the JSON body (null for a 204); a
+  // refusal throws an ApiError with the API's message.
+  function apiClient(base, what) {
+    return async function api(method, path, payload) {
+      const init = {
+        method,
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
+      };
+      if (payload !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(payload);
+      }
+      let response;
+      try {
+        response = await fetch(base + path, init);
+      } catch {
+        throw new ApiError(0, `${what} cannot be reached: check your connection.`);
+      }
+      let data = null;
+      if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+        try {
+          data = await response.json();
+        } catch {
+          data = null;
+        }
+      }
+      if (response.ok && (data !== null || response.status === 204)) return data;
+      if (response.ok) {
+        // a sign-in page instead of an answer: the session ended
+        throw new ApiError(response.status, "Your sign-in has ended: reload the page.");
+      }
+      if (!(data && typeof data.message === "string" && data.message)) {
+        throw new ApiError(response.status, fallbackMessage(response.status, what), data);
+      }
+      // messages are shown as the API words them (they may start with a user name)
+      const message =
+        response.status >= 500 && response.status !== 502
+          ? `${what} cannot answer right now: ${data.message}`
+          : data.message;
+      throw new ApiError(response.status, message, data);
+    };
+  }
+
+  // ----------------------------------------------------------------- messages
+
+  function errorText(error) {
+    return error instanceof ApiError
+      ? error.message
+      : `Something went wrong on this page (${error.message}); reload it.`;
+  }
+
+  // bring a message into view when the page is scrolled past it (it never floats over
+  // the content: the region is in the flow of the page)
+  function reveal(element) {
+    if (element.getBoundingClientRect().top < 0) element.scrollIntoView({ block: "nearest" });
+  }
+
+  // The result of what the person did: kind is a Bootstrap alert kind (success, danger,
+  // warning, info); link: {href, text} after the text.
+  function say(kind, text, link) {
+    const alert = $("action-alert");
+    alert.className = `alert alert-${kind} alert-dismissible`;
+    alert.replaceChildren(document.createTextNode(text));
+    if (link) {
+      const a = document.createElement("a");
+      a.className = "alert-link";
+      a.href = link.href;
+      a.textContent = link.text;
+      alert.append(" ", a);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("aria-label", "Close");
+    close.addEventListener("click", () => {
+      alert.hidden = true;
+    });
+    alert.append(close);
+    alert.hidden = false;
+    reveal(alert);
+  }
+
+  function fail(error) {
+    say("danger", errorText(error));
+  }
+
+  // a problem of the page's own loading or refreshing, shown until clearProblem()
+  function showProblem(error) {
+    const alert = $("status-alert");
+    alert.textContent = typeof error === "string" ? error : errorText(error);
+    alert.hidden = false;
+  }
+
+  function clearProblem() {
+    $("status-alert").hidden = true;
+  }
+
+  // a load's outcome in the status message (shown until a load works again)
+  async function loading(work) {
+    try {
+      const result = await work();
+      clearProblem();
+      return result;
+    } catch (e) {
+      showProblem(e);
+      return undefined;
+    }
+  }
+
+  // Run refresh() now and every ms (not while the tab is hidden); its failures show in
+  // the status message until a refresh works again. Returns "refresh now".
+  function startPolling(refresh, ms) {
+    let running = false;
+    let again = false;
+    async function tick() {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        await refresh();
+        clearProblem();
+      } catch (e) {
+        showProblem(
+          e instanceof ApiError ? e.message : `This page could not refresh (${e.message}).`,
+        );
+      } finally {
+        running = false;
+      }
+      if (again) {
+        again = false;
+        tick();
+      }
+    }
+    setInterval(() => {
+      if (!document.hidden) tick();
+    }, ms);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) tick();
+    });
+    tick();
+    return tick;
+  }
+
+  // ----------------------------------------------------------------- buttons
+
+  // The button is busy (disabled) while work runs, so a double click sends one request;
+  // it is disabled before anything else, so a second click in the same instant finds it
+  // so. A failure becomes the action message.
+  async function withButton(button, work) {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      await work();
+    } catch (e) {
+      fail(e);
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+
+  // the person's yes to something that cannot be undone
+  function confirmAction(question) {
+    return window.confirm(question);
+  }
+
+  // ----------------------------------------------------------------- rows
+
+  const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
+  const action = (root, name) => root.querySelector(`[data-action="${name}"]`);
+
+  // Make parent's children (a tbody's rows) match items (in order), keeping existing
+  // elements (and their focus and state); new ones are clones of <template id=templateId>.
+  function syncRows(parent, items, keyOf, templateId, fill) {
+    const template = $(templateId).content.firstElementChild;
+    const old = new Map(Array.from(parent.children, (el) => [el.dataset.key, el]));
+    let previous = null;
+    for (const item of items) {
+      const key = keyOf(item);
+      let el = old.get(key);
+      if (el) {
+        old.delete(key);
+      } else {
+        el = template.cloneNode(true);
+        el.dataset.key = key;
+      }
+      fill(el, item);
+      const expected = previous ? previous.nextElementSibling : parent.firstElementChild;
+      if (el !== expected) parent.insertBefore(el, expected);
+      previous = el;
+    }
+    for (const el of old.values()) el.remove();
+  }
+
+  // a table cell with text
+  function cell(text) {
+    const td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    return td;
+  }
+
+  // ----------------------------------------------------------------- text
+
+  // an ISO instant in the browser's time zone (format: Intl options)
+  function when(iso, format) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, format);
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many || one + "s"}`;
+  }
+
+  function num(n) {
+    return n === null || n === undefined ? "" : String(Number(n));
+  }
+
+  // the same text as size_text() in services/files/uploads.py
+  function sizeText(n) {
+    for (const [unit, size] of [
+      ["GB", 1 << 30],
+      ["MB", 1 << 20],
+      ["KB", 1 << 10],
+    ]) {
+      if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
+    }
+    return `${n} bytes`;
+  }
+
+  // "2026-12-02T09:00:00+01:00": a local date and time with the browser's UTC offset
+  function isoWithOffset(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    const offset = -date.getTimezoneOffset();
+    const sign = offset >= 0 ? "+" : "-";
+    const abs = Math.abs(offset);
+    return (
+      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+      `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
+      `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+    );
+  }
+
+  // ----------------------------------------------------------------- the page
+
+  // An error page (classhub/error.html) reloads itself when it says so (a 503); true
+  // when this is an error page.
+  function initErrorPage() {
+    const page = $("error-page");
+    if (!page) return false;
+    const seconds = Number(page.dataset.retry || 0);
+    if (seconds > 0) setTimeout(() => window.location.reload(), seconds * 1000);
+    return true;
+  }
+
+  // the navigation link of the page shown: the longest link that the address starts with
+  function markNavigation() {
+    let best = null;
+    for (const link of document.querySelectorAll("#classhub-nav a.nav-link")) {
+      const path = new URL(link.href, window.location.href).pathname;
+      if (window.location.pathname.startsWith(path)) {
+        if (!best || path.length > best.path.length) best = { link, path };
+      }
+    }
+    if (best) {
+      best.link.classList.add("active");
+      best.link.setAttribute("aria-current", "page");
+    }
+  }
+
+  markNavigation();
+
+  window.classhub = Object.freeze({
+    ApiError,
+    action,
+    apiClient,
+    cell,
+    clearProblem,
+    confirmAction,
+    errorText,
+    fail,
+    field,
+    initErrorPage,
+    isoWithOffset,
+    loading,
+    num,
+    plural,
+    say,
+    showProblem,
+    sizeText,
+    startPolling,
+    syncRows,
+    when,
+    withButton,
+    xsrfToken,
+  });
+})();
