@@ -12,7 +12,7 @@ from pathlib import Path
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from common.settings import EnvSetting, EnvTable, switch
+from common.settings import EnvSetting, EnvTable, named, switch
 
 from .roles import ROLES, STUDENT_SCOPES
 from .sessions import POLICIES, TAKEOVER
@@ -452,20 +452,20 @@ class AuthSettings(LoggingConfigurable):
     @validate("session_idle_timeout", "redis_timeout", "max_token_age", "login_failure_window")
     def _check_positive(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     @validate("login_failures_per_user", "login_failures_per_address", "login_slowdown_after")
     def _check_at_least_one(self, proposal):
         if proposal.value < 1:
-            raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be at least 1, got {proposal.value}")
         return proposal.value
 
     @validate("login_slowdown_step", "login_slowdown_max")
     def _check_slowdown(self, proposal):
         if not 0 <= proposal.value <= 10:
             raise TraitError(
-                f"{proposal.trait.name} must be between 0 and 10 seconds, got {proposal.value}: "
+                f"{named(self, proposal)} must be between 0 and 10 seconds, got {proposal.value}: "
                 "a longer wait would lock the owner out in all but name."
             )
         return proposal.value

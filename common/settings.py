@@ -23,6 +23,7 @@ from typing import Any
 
 from traitlets import TraitError, default
 from traitlets.config import Configurable
+from traitlets.utils.bunch import Bunch
 
 from .errors import ConfigError
 
@@ -181,8 +182,9 @@ class EnvTable:
         return {k: env[k] for k in self.passed_variables if k not in skip and env.get(k)}
 
     def install(self, cls: type[Configurable]) -> type[Configurable]:
-        """Class decorator: each setting's ``read`` becomes the ``@default`` of its trait
-        on ``cls``; :func:`env_table` finds the table again (for the docs).
+        """Class decorator: each setting's ``read``, checked by the trait's ``@validate``,
+        becomes the ``@default`` of its trait on ``cls``; :func:`env_table` finds the
+        table again (for the docs).
 
         A trait may have only one default: a hand-written ``@default`` on ``cls`` for a
         trait of the table is an error."""
@@ -199,7 +201,15 @@ class EnvTable:
                 )
 
             def read(obj, setting=s):
-                return setting.read(obj)
+                value = setting.read(obj)
+                # traitlets runs @validate on set values only: a value from the environment
+                # gets the trait's checks (and their fix-it messages) all the same
+                check = obj._trait_validators.get(setting.trait)
+                if check is not None:
+                    trait = obj.traits()[setting.trait]
+                    value = trait.validate(obj, value) if hasattr(trait, "validate") else value
+                    value = check(obj, Bunch(trait=trait, value=value, owner=obj))
+                return value
 
             handler = default(s.trait)(read)
             attr = f"_default_{s.trait}_from_env"
@@ -240,6 +250,15 @@ def env_table(cls: type) -> EnvTable:
             extra = tuple(e for e in t.extra if e not in table.extra)
             table = EnvTable(table.settings + own, table.extra + extra)
     return table
+
+
+def named(obj: Any, proposal: Any) -> str:
+    """The trait of a ``@validate`` ``proposal`` (or a trait name) as a fix-it message names
+    it: with its variable when a table feeds it, e.g. ``cull_interval
+    (CLASSHUB_CULL_INTERVAL)``."""
+    trait = proposal if isinstance(proposal, str) else proposal.trait.name
+    setting = env_table(type(obj)).get(trait)
+    return f"{trait} ({setting.env})" if setting is not None else trait
 
 
 def read_env(

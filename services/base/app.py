@@ -33,7 +33,7 @@ from traitlets import Bytes, Float, Instance, Int, List, TraitError, Unicode, de
 from traitlets.config import Application
 
 from common.blocking import BlockingCalls
-from common.settings import EnvSetting, EnvTable, comma_list, number
+from common.settings import EnvSetting, EnvTable, comma_list, named, number
 from common.web import TEMPLATES_DIR
 from common.web.branding import Branding
 from common.web.nav import SERVICES
@@ -320,13 +320,13 @@ class ServiceApp(Application):
     @validate("hub_read_cache_seconds", "hub_read_stale_seconds")
     def _check_not_negative(self, proposal):
         if proposal.value < 0:
-            raise TraitError(f"{proposal.trait.name} must be 0 or more, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be 0 or more, got {proposal.value}")
         return proposal.value
 
     @validate("hub_api_timeout", "auth_cache_seconds")
     def _check_positive(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     health_timeout = Float(

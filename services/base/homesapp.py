@@ -14,7 +14,7 @@ from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from common.hubenv import CONTAINER_PREFIX
-from common.settings import EnvSetting, EnvTable, number, whole
+from common.settings import EnvSetting, EnvTable, named, number, whole
 
 from .homes import HelperSettings, Homes
 
@@ -125,13 +125,13 @@ class HomesSettings(Configurable):
     @validate("homes_batch_size", "homes_concurrency")
     def _check_homes_counts(self, proposal):
         if not 1 <= proposal.value <= 200:
-            raise TraitError(f"{proposal.trait.name} must be 1 to 200, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be 1 to 200, got {proposal.value}")
         return proposal.value
 
     @validate("homes_cpu_limit", "homes_seconds_per_home")
     def _check_homes_positive(self, proposal):
         if not proposal.value > 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     @validate("homes_mem_limit")
@@ -145,7 +145,7 @@ class HomesSettings(Configurable):
     @validate("homes_helper_image", "homes_deployment")
     def _check_homes_names(self, proposal):
         if not proposal.value or any(c.isspace() for c in proposal.value):
-            raise TraitError(f"{proposal.trait.name} must be a name without spaces")
+            raise TraitError(f"{named(self, proposal)} must be a name without spaces")
         return proposal.value
 
     def make_homes(self, service: str, log) -> Homes:

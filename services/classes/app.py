@@ -16,7 +16,7 @@ from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
-from common.settings import read_env
+from common.settings import named, read_env
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
@@ -131,7 +131,7 @@ class ClassesApp(HomesSettings, ServiceApp):
             parse_mem(proposal.value)
         except InvalidClass:
             raise TraitError(
-                f"{proposal.trait.name} must be a size such as '512M' or '2G', "
+                f"{named(self, proposal)} must be a size such as '512M' or '2G', "
                 f"got {proposal.value!r}"
             ) from None
         return proposal.value
@@ -198,14 +198,15 @@ class ClassesApp(HomesSettings, ServiceApp):
     def _check_interval(self, proposal):
         if proposal.value != 0 and proposal.value < 1:
             raise TraitError(
-                f"{proposal.trait.name} must be 0 (off) or at least 1 second, got {proposal.value}"
+                f"{named(self, proposal)} must be 0 (off) or at least 1 second, "
+                f"got {proposal.value}"
             )
         return proposal.value
 
     @validate("mongo_timeout", "max_cpu_limit", "default_cpu_limit")
     def _check_positive_float(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     hub_concurrency = Int(

@@ -18,6 +18,7 @@ from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.settings import named
 from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
@@ -221,7 +222,7 @@ class FilesApp(HomesSettings, ServiceApp):
     @validate("upload_expiry", "download_expiry", "s3_timeout", "mongo_timeout")
     def _check_seconds(self, proposal):
         if not 0 < proposal.value <= 7 * 86400:
-            raise TraitError(f"{proposal.trait.name} must be between 0 and 7 days in seconds")
+            raise TraitError(f"{named(self, proposal)} must be between 0 and 7 days in seconds")
         return proposal.value
 
     # ----- pushes
@@ -254,7 +255,7 @@ class FilesApp(HomesSettings, ServiceApp):
     @validate("max_zip_files")
     def _check_positive_int(self, proposal):
         if proposal.value < 1:
-            raise TraitError(f"{proposal.trait.name} must be at least 1")
+            raise TraitError(f"{named(self, proposal)} must be at least 1")
         return proposal.value
 
     # ----- Traefik

@@ -17,6 +17,7 @@ from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.settings import named
 from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
@@ -215,7 +216,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     def _check_deadline_seconds(self, proposal):
         if not proposal.value > 0:
             raise TraitError(
-                f"GradesApp.{proposal.trait.name} must be a positive number of seconds,"
+                f"GradesApp.{named(self, proposal)} must be a positive number of seconds,"
                 f" got {proposal.value}"
             )
         return proposal.value

@@ -116,7 +116,11 @@ def test_admin_settings_from_the_environment(env):
     [
         ("CLASSHUB_MAX_CPU_LIMIT", "lots", "CLASSHUB_MAX_CPU_LIMIT must be a number"),
         ("CLASSHUB_DEFAULT_IDLE_TIMEOUT", "1h", "must be a number of seconds"),
-        ("CLASSHUB_MAX_MEM_LIMIT", "huge", "max_mem_limit must be a size"),
+        (
+            "CLASSHUB_MAX_MEM_LIMIT",
+            "huge",
+            "max_mem_limit \\(CLASSHUB_MAX_MEM_LIMIT\\) must be a size",
+        ),
         ("CLASSHUB_ALLOWED_IMAGES", "other:1", "not in CLASSHUB_ALLOWED_IMAGES"),
         ("CLASSHUB_MAX_CPU_LIMIT", "0.5", "CLASSHUB_MAX_CPU_LIMIT \\(0.5\\)"),
         ("CLASSHUB_CULL_INTERVAL", "0.5", "0 \\(off\\) or at least 1 second"),

@@ -55,7 +55,8 @@ def test_the_traits_defaults_without_variables(monkeypatch):
     assert proxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
     assert proxy.traefik_api_url == "http://127.0.0.1:8099"
     assert spawner.image == "classhub/singleuser:latest"
-    assert spawner.allowed_images == ["classhub/singleuser:latest"]
+    # DockerSpawner keeps the allowed images as a dict of names
+    assert list(spawner.allowed_images) == ["classhub/singleuser:latest"]
     assert spawner.network_name == "classhub-students"
     assert spawner.owner_gate_url == "http://127.0.0.1:8082/check"
     assert (spawner.cpu_limit, spawner.pids_limit, spawner.home_quota) == (1.0, 512, "2G")
@@ -112,7 +113,7 @@ def test_the_variables_feed_the_traits(monkeypatch):
     assert spawner.mem_limit == 2 * 1024**3
     assert spawner.cpu_limit == 0.5
     assert spawner.pids_limit == 300
-    assert spawner.allowed_images == ["img:1", "img:2"]
+    assert list(spawner.allowed_images) == ["img:1", "img:2"]
     assert auth.first_admin == "root1"
     assert auth.redis_url == "redis://r:6379/1"
     assert auth.session_policy == "reject"
@@ -149,6 +150,15 @@ def test_the_default_image_check_reads_the_given_environment(monkeypatch):
     check_environment(
         {"CLASSHUB_SINGLEUSER_IMAGE": "a", "CLASSHUB_ALLOWED_IMAGES": "b, a"}, SPAWNER_TABLE
     )
+
+
+def test_a_value_from_the_environment_gets_the_traits_checks(monkeypatch):
+    """traitlets checks set values only; a table's default is checked as well."""
+    clean_env(monkeypatch, CLASSHUB_PIDS_LIMIT="10")
+    with pytest.raises(ValueError, match="use at least 64"):
+        ClassroomSpawner().pids_limit  # noqa: B018
+    clean_env(monkeypatch, CLASSHUB_SESSION_IDLE_TIMEOUT="600", CLASSHUB_HOMES_DIR="/h/")
+    assert ClassroomSpawner().homes_root == "/h"
 
 
 def test_bad_numbers_give_fixit_message():
