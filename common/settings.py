@@ -6,7 +6,7 @@ read and what a bad value must look like, and a class's :class:`EnvTable` (appli
 the :meth:`EnvTable.install` decorator) becomes the traits' ``@default``\\ s. The same
 table tells the hub which variables to pass into a service's ``environment``
 (:meth:`EnvTable.passed`), and the admin guide's settings tables are generated from the
-traits and these tables (``python -m common.settingsdoc``). So a setting is declared
+traits and these tables (``make docs``: ``scripts/settingsdoc.py``). So a setting is declared
 once, next to its trait, and nothing else copies its variable or its default.
 
 An empty variable counts as unset (unless ``keep_empty``). A value that cannot be read
@@ -26,9 +26,6 @@ from traitlets.config import Configurable
 from traitlets.utils.bunch import Bunch
 
 from .errors import ConfigError
-
-#: marks a table entry that is passed to a service without being one of its traits
-PASSED_ONLY = ""
 
 
 def _text(raw: str) -> str:
@@ -59,8 +56,8 @@ def switch(raw: str) -> bool:
 class EnvSetting:
     """One trait fed by one environment variable.
 
-    ``trait``: the trait's name (:data:`PASSED_ONLY` for a variable that a service gets
-    but no trait of its own reads, such as ``DOCKER_HOST``). ``env``: the variable.
+    ``trait``: the trait's name (empty for a shared declaration that a table takes over
+    with :meth:`of`, see ``common/hubenv.py``). ``env``: the variable.
     ``default``: the value when the variable is unset, or a callable ``f(obj)`` that
     computes it from the object's other traits. ``parse``: text to value, raising
     ``ValueError`` for a bad value. ``expect``: what a good value is, in words, for the
