@@ -8,7 +8,7 @@ declaration lives here; a table takes one over for its trait with :meth:`EnvSett
 
 from __future__ import annotations
 
-from .settings import EnvSetting, comma_list, whole
+from .settings import EnvSetting, whole
 
 #: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
 DATA_DIR = EnvSetting("", "CLASSHUB_DATA_DIR", "/srv/classhub")
