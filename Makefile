@@ -25,7 +25,7 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format test-unit test-hub test-integration test-e2e test bench
+.PHONY: help bootstrap images up down lint format docs test-unit test-hub test-integration test-e2e test bench
 
 help:
 	@echo "targets: bootstrap images up down lint format test-unit test-hub test-integration test-e2e test bench"
@@ -60,6 +60,11 @@ format: bootstrap
 	$(RUFF) format .
 	$(NODE_BIN)/prettier --write --log-level warn $(WEB_FILES)
 	$(DJLINT) --reformat --quiet $(TEMPLATES) || $(DJLINT) --check --quiet $(TEMPLATES)
+
+# the admin guide's settings tables, generated from the traits (tests/unit/test_settings_doc.py
+# fails when they are stale)
+docs: bootstrap         ## regenerate the settings tables of docs/admin-guide.md
+	$(VENV)/bin/python scripts/settingsdoc.py
 
 test-unit: bootstrap
 	$(call run_tier,unit)

@@ -3,11 +3,17 @@
 # Every CLASSHUB_* variable is described in docs/admin-guide.md.
 import os
 
+from authenticator.settings import AUTH_TABLE
+from common.settings import check_environment
 from hub.config import apply_env as configure_hub
 from hub.config import configure_landing, configure_web
+from hub.proxy import PROXY_TABLE
 from services.config import apply_env as configure_services
+from spawner.spawner import SPAWNER_TABLE
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
+# classhub's traits read their CLASSHUB_* variables themselves; a bad one stops the hub here
+check_environment(os.environ, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
 configure_hub(c, os.environ)
 configure_services(c, os.environ)
 # the one web layer: the same header, navigation and brand on the hub's and services' pages

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import sys
 
 from common.errors import StoreUnavailable
@@ -26,6 +25,7 @@ from .account_rules import (
     generate_password,
 )
 from .accounts import AccountStore
+from .settings import AUTH_TABLE
 
 EXIT_OK, EXIT_NOT_APPLIED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 MAX_CSV_BYTES = 1_000_000
@@ -84,11 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    url = (
-        args.db_url
-        or os.environ.get("CLASSHUB_ACCOUNTS_DB_URL")
-        or os.environ.get("CLASSHUB_DB_URL")
-    )
+    # JWTAuthenticator.accounts_db_url's variables (CLASSHUB_ACCOUNTS_DB_URL, CLASSHUB_DB_URL)
+    url = args.db_url or AUTH_TABLE.get("accounts_db_url").read()
     if not url:
         raise AccountError(
             "no account database: pass --db-url or set CLASSHUB_ACCOUNTS_DB_URL or CLASSHUB_DB_URL"

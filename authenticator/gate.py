@@ -31,10 +31,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Float, Integer, Unicode, default, validate
+from traitlets import Float, Integer, Unicode, validate
 from traitlets.config import Application
 
 from common.errors import StoreUnavailable
+from common.hubenv import GATE_PORT
+from common.settings import EnvSetting, EnvTable
 
 from .sessions import SessionStore
 
@@ -214,6 +216,16 @@ class HealthHandler(web.RequestHandler):
         self.finish({"status": "ok"})
 
 
+#: the gate's settings from the environment (the hub's, which the gate's service shares)
+GATE_TABLE = EnvTable(
+    (
+        GATE_PORT.of("port"),
+        EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
+    )
+)
+
+
+@GATE_TABLE.install
 class GateApp(Application):
     """``classhub-gate``: the owner gate service (see the module's description)."""
 
@@ -237,12 +249,6 @@ class GateApp(Application):
         """,
     )
 
-    @default("port")
-    def _default_port(self):
-        import os
-
-        return int(os.environ.get("CLASSHUB_GATE_PORT", "8082"))
-
     @validate("port")
     def _check_port(self, proposal):
         if not 0 < proposal.value < 65536:
@@ -259,12 +265,6 @@ class GateApp(Application):
         Example: ``c.GateApp.redis_url = "redis://:pw@127.0.0.1:16379/0"``
         """,
     )
-
-    @default("redis_url")
-    def _default_redis_url(self):
-        import os
-
-        return os.environ.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0")
 
     redis_prefix = Unicode(
         "classhub",

@@ -12,36 +12,103 @@ from pathlib import Path
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from common.settings import EnvSetting, EnvTable, named, switch
+
 from .roles import ROLES, STUDENT_SCOPES
 from .sessions import POLICIES, TAKEOVER
 
 
-def _env_int(name: str, fallback: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return int(value) if value else fallback
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of seconds, got {value!r}") from None
+def _policy(raw: str) -> str:
+    if raw not in POLICIES:
+        raise ValueError("not a policy")
+    return raw
 
 
+def _idle_seconds(raw: str) -> int:
+    value = int(raw)
+    if value < 60:
+        raise ValueError("shorter than 60 seconds")
+    return value
+
+
+def _algorithm_default(auth: AuthSettings) -> str:
+    # a public key or JWKS wins over a secret (make_keys uses them first)
+    if auth.jwks_url or auth.jwt_public_key_file or not auth.jwt_secret:
+        return "RS256"
+    return "HS256"
+
+
+#: the authenticator's settings from the hub's environment: the @defaults of its traits
+AUTH_TABLE = EnvTable(
+    (
+        EnvSetting("jwt_secret", "CLASSHUB_JWT_SECRET", "", sensitive=True),
+        EnvSetting("jwt_public_key_file", "CLASSHUB_JWT_PUBLIC_KEY_FILE", ""),
+        EnvSetting("jwks_url", "CLASSHUB_JWKS_URL", ""),
+        EnvSetting(
+            "jwt_algorithm",
+            "CLASSHUB_JWT_ALGORITHM",
+            _algorithm_default,
+            doc_default="HS256 with a jwt_secret, else RS256",
+        ),
+        EnvSetting("jwt_issuer", "CLASSHUB_JWT_ISSUER", "classhub"),
+        EnvSetting("jwt_audience", "CLASSHUB_JWT_AUDIENCE", "classhub"),
+        EnvSetting("username_claim", "CLASSHUB_JWT_USERNAME_CLAIM", "sub"),
+        EnvSetting(
+            "password_login",
+            "CLASSHUB_PASSWORD_LOGIN",
+            True,
+            switch,
+            "1 or 0",
+            doc_default="True (0, false or no switch it off)",
+        ),
+        EnvSetting(
+            "accounts_db_url",
+            "CLASSHUB_ACCOUNTS_DB_URL",
+            "",
+            also=("CLASSHUB_DB_URL",),
+            sensitive=True,
+            doc_default="CLASSHUB_DB_URL",
+        ),
+        EnvSetting("first_admin", "CLASSHUB_ADMIN_USER", ""),
+        EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
+        EnvSetting(
+            "session_policy",
+            "CLASSHUB_SESSION_POLICY",
+            TAKEOVER,
+            _policy,
+            "'takeover' or 'reject'",
+        ),
+        EnvSetting(
+            "session_idle_timeout",
+            "CLASSHUB_SESSION_IDLE_TIMEOUT",
+            7200,
+            _idle_seconds,
+            "a number of seconds, at least 60",
+        ),
+    )
+)
+
+
+@AUTH_TABLE.install
 class AuthSettings(LoggingConfigurable):
     # ----- JWT -----
     jwt_secret = Unicode(
         config=True,
-        help="""Shared secret for HS256 sign-in tokens (at least 32 bytes).
-
-        Your portal or LMS signs each sign-in token with it; keep it out of the repository.
-        Default: the CLASSHUB_JWT_SECRET environment variable. Leave empty and set
-        ``jwt_public_key_file`` or ``jwks_url`` for RS256/ES256.
+        help="""Shared secret for HS256 sign-in tokens, at least 32 bytes (``openssl rand
+        -hex 32``; ``up.sh`` writes a generated one); a value that looks like a PEM or ssh
+        key is refused. Your portal or LMS signs each sign-in token with it. Whoever has it
+        can sign in as anybody, admins included: keep it out of the repository. Leave empty
+        and set ``jwt_public_key_file`` or ``jwks_url`` for RS256/ES256.
 
         Example: ``c.JWTAuthenticator.jwt_secret = open("/run/secrets/jwt").read().strip()``
         """,
     )
     jwt_public_key_file = Unicode(
         config=True,
-        help="""PEM public key file for RS256 or ES256 sign-in tokens (see ``jwt_algorithm``).
-
-        Default: CLASSHUB_JWT_PUBLIC_KEY_FILE.
+        help="""PEM public key file (``-----BEGIN PUBLIC KEY-----``, a path inside the hub
+        container) for RS256 (RSA, at least 2048 bits) or ES256 (EC P-256) sign-in tokens
+        (see ``jwt_algorithm``). A private key is refused. Used instead of ``jwt_secret``
+        when set.
 
         Example: ``c.JWTAuthenticator.jwt_public_key_file = "/etc/classhub/portal.pem"``
         """,
@@ -50,7 +117,7 @@ class AuthSettings(LoggingConfigurable):
         config=True,
         help="""JWKS address of your identity provider, pinned here (a token's ``jku`` or
         ``x5u`` is never followed). Keys are cached; an unknown ``kid`` refreshes the set at
-        most once per ``jwks_min_refresh_interval``. Default: CLASSHUB_JWKS_URL.
+        most once per ``jwks_min_refresh_interval``.
 
         Example: ``c.JWTAuthenticator.jwks_url = "https://idp.example.edu/.well-known/jwks.json"``
         """,
@@ -70,15 +137,17 @@ class AuthSettings(LoggingConfigurable):
         help="""The one algorithm accepted, fixed here and never read from the token.
 
         HS256 with ``jwt_secret``; RS256 or ES256 with ``jwt_public_key_file`` or
-        ``jwks_url``. Default: CLASSHUB_JWT_ALGORITHM, else HS256 when a secret is set and
-        RS256 otherwise.
+        ``jwks_url``. Without a value, HS256 when a secret is set and RS256 otherwise. Set it
+        explicitly when you use a public key or a JWKS: ``up.sh`` always writes
+        CLASSHUB_JWT_SECRET, so the default is HS256, and HS256 with a key file or JWKS
+        stops the hub at start-up.
 
         Example: ``c.JWTAuthenticator.jwt_algorithm = "ES256"``
         """,
     )
     jwt_issuer = Unicode(
         config=True,
-        help="""Required ``iss`` claim. Default: CLASSHUB_JWT_ISSUER, else "classhub".
+        help="""Required ``iss`` claim.
 
         Example: ``c.JWTAuthenticator.jwt_issuer = "https://portal.example.edu"``
         """,
@@ -86,7 +155,6 @@ class AuthSettings(LoggingConfigurable):
     jwt_audience = Unicode(
         config=True,
         help="""Required ``aud`` claim: tokens minted for another service are refused.
-        Default: CLASSHUB_JWT_AUDIENCE, else "classhub".
 
         Example: ``c.JWTAuthenticator.jwt_audience = "classhub.example.edu"``
         """,
@@ -94,8 +162,8 @@ class AuthSettings(LoggingConfigurable):
     username_claim = Unicode(
         config=True,
         help="""Claim holding the username. It is normalised (Unicode NFC, lower case) but
-        never shortened: ``alice@a.edu`` and ``alice@b.edu`` stay two people.
-        Default: CLASSHUB_JWT_USERNAME_CLAIM, else "sub".
+        never shortened: ``alice@a.edu`` and ``alice@b.edu`` stay two people. Cannot be a
+        registered claim (``exp``, ``iat``, ``nbf``, ``iss``, ``aud``, ``jti``).
 
         Example: ``c.JWTAuthenticator.username_claim = "email"``
         """,
@@ -157,16 +225,20 @@ class AuthSettings(LoggingConfigurable):
         True,
         config=True,
         help="""Allow sign-in with a local username and password (accounts in PostgreSQL,
-        argon2 hashes). Switch off where everyone comes through single sign-on.
-        Default: CLASSHUB_PASSWORD_LOGIN (0/1), else on.
+        argon2 hashes). Switch off where everyone comes through single sign-on: the login
+        page then shows only the token box, a password sign-in answers 400, no account
+        database is opened (so no first admin is created) and the accounts API answers
+        404.
 
         Example: ``c.JWTAuthenticator.password_login = False``
         """,
     )
     accounts_db_url = Unicode(
         config=True,
-        help="""PostgreSQL database for local accounts (schema ``classhub_auth``).
-        Default: CLASSHUB_ACCOUNTS_DB_URL, else the hub's CLASSHUB_DB_URL.
+        help="""PostgreSQL database for local accounts (schema ``classhub_auth``); by
+        default the hub's database. ``postgresql://`` and SQLAlchemy's
+        ``postgresql+psycopg://`` are accepted. While ``password_login`` is on it must be
+        PostgreSQL, or the hub does not start.
 
         Example: ``c.JWTAuthenticator.accounts_db_url = "postgresql://hub:pw@db/classhub"``
         """,
@@ -174,8 +246,9 @@ class AuthSettings(LoggingConfigurable):
     first_admin = Unicode(
         config=True,
         help="""Admin account created at start-up when missing, with the password from
-        CLASSHUB_ADMIN_PASSWORD_FILE (or CLASSHUB_ADMIN_PASSWORD). An existing account is
-        left alone. Default: CLASSHUB_ADMIN_USER.
+        CLASSHUB_ADMIN_PASSWORD_FILE (or CLASSHUB_ADMIN_PASSWORD; nothing is created when
+        the password is empty). An existing account is left alone: its password and role
+        do not change.
 
         Example: ``c.JWTAuthenticator.first_admin = "admin"``
         """,
@@ -185,7 +258,6 @@ class AuthSettings(LoggingConfigurable):
     redis_url = Unicode(
         config=True,
         help="""Redis holding the live sessions, used token ids and login failure counts.
-        Default: CLASSHUB_REDIS_URL, else redis://127.0.0.1:6379/0.
 
         Example: ``c.JWTAuthenticator.redis_url = "redis://:pw@redis:6379/0"``
         """,
@@ -212,15 +284,14 @@ class AuthSettings(LoggingConfigurable):
         help="""What a second sign-in of the same person does. "takeover": the new sign-in
         wins and the old browser loses access within seconds. "reject": the new sign-in is
         refused with a message saying where the other session is and how to end it.
-        Default: CLASSHUB_SESSION_POLICY, else "takeover".
 
         Example: ``c.JWTAuthenticator.session_policy = "reject"``
         """,
     )
     session_idle_timeout = Integer(
         config=True,
-        help="""Seconds without activity after which a session ends. Default:
-        CLASSHUB_SESSION_IDLE_TIMEOUT, else 7200.
+        help="""Seconds without activity after which a session ends (at least 60 through
+        the variable).
 
         Example: ``c.JWTAuthenticator.session_idle_timeout = 3600``
         """,
@@ -322,66 +393,6 @@ class AuthSettings(LoggingConfigurable):
         """,
     )
 
-    # ----- defaults from the environment -----
-
-    @default("jwt_secret")
-    def _jwt_secret(self):
-        return os.environ.get("CLASSHUB_JWT_SECRET", "")
-
-    @default("jwt_public_key_file")
-    def _jwt_public_key_file(self):
-        return os.environ.get("CLASSHUB_JWT_PUBLIC_KEY_FILE", "")
-
-    @default("jwks_url")
-    def _jwks_url(self):
-        return os.environ.get("CLASSHUB_JWKS_URL", "")
-
-    @default("jwt_algorithm")
-    def _jwt_algorithm(self):
-        explicit = os.environ.get("CLASSHUB_JWT_ALGORITHM")
-        if explicit:
-            return explicit
-        # a public key or JWKS wins over a secret (make_keys uses them first)
-        if self.jwks_url or self.jwt_public_key_file or not self.jwt_secret:
-            return "RS256"
-        return "HS256"
-
-    @default("jwt_issuer")
-    def _jwt_issuer(self):
-        return os.environ.get("CLASSHUB_JWT_ISSUER", "classhub")
-
-    @default("jwt_audience")
-    def _jwt_audience(self):
-        return os.environ.get("CLASSHUB_JWT_AUDIENCE", "classhub")
-
-    @default("username_claim")
-    def _username_claim(self):
-        return os.environ.get("CLASSHUB_JWT_USERNAME_CLAIM", "sub")
-
-    @default("password_login")
-    def _password_login(self):
-        return os.environ.get("CLASSHUB_PASSWORD_LOGIN", "1") not in ("0", "false", "no")
-
-    @default("accounts_db_url")
-    def _accounts_db_url(self):
-        return os.environ.get("CLASSHUB_ACCOUNTS_DB_URL") or os.environ.get("CLASSHUB_DB_URL", "")
-
-    @default("first_admin")
-    def _first_admin(self):
-        return os.environ.get("CLASSHUB_ADMIN_USER", "")
-
-    @default("redis_url")
-    def _redis_url(self):
-        return os.environ.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-    @default("session_policy")
-    def _session_policy(self):
-        return os.environ.get("CLASSHUB_SESSION_POLICY", TAKEOVER)
-
-    @default("session_idle_timeout")
-    def _session_idle_timeout(self):
-        return _env_int("CLASSHUB_SESSION_IDLE_TIMEOUT", 7200)
-
     # ----- JupyterHub defaults that this authenticator relies on -----
 
     @default("manage_roles")
@@ -441,20 +452,20 @@ class AuthSettings(LoggingConfigurable):
     @validate("session_idle_timeout", "redis_timeout", "max_token_age", "login_failure_window")
     def _check_positive(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     @validate("login_failures_per_user", "login_failures_per_address", "login_slowdown_after")
     def _check_at_least_one(self, proposal):
         if proposal.value < 1:
-            raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be at least 1, got {proposal.value}")
         return proposal.value
 
     @validate("login_slowdown_step", "login_slowdown_max")
     def _check_slowdown(self, proposal):
         if not 0 <= proposal.value <= 10:
             raise TraitError(
-                f"{proposal.trait.name} must be between 0 and 10 seconds, got {proposal.value}: "
+                f"{named(self, proposal)} must be between 0 and 10 seconds, got {proposal.value}: "
                 "a longer wait would lock the owner out in all but name."
             )
         return proposal.value

@@ -19,6 +19,7 @@ from common.usernames import InvalidUsername, normalize_username
 
 from .jwt_keys import KeyConfigError, check_kid, load_signing_key
 from .jwt_verify import ROLES, TokenRejected, check_groups
+from .settings import AUTH_TABLE
 
 MAX_TTL = 24 * 3600
 DEFAULT_MAX_AGE = 600  # the verifier's default; it refuses older tokens whatever their exp
@@ -119,8 +120,9 @@ def _parser(env) -> argparse.ArgumentParser:
     p.add_argument("--role", default="student", choices=ROLES)
     p.add_argument("--ttl", default="10m", help="lifetime: 90s, 10m, 1h or seconds (max 24h)")
     p.add_argument("--groups", help="comma-separated group names")
-    p.add_argument("--issuer", default=env.get("CLASSHUB_JWT_ISSUER") or "classhub")
-    p.add_argument("--audience", default=env.get("CLASSHUB_JWT_AUDIENCE") or "classhub")
+    # the issuer and audience the hub requires (JWTAuthenticator's, from the same variables)
+    p.add_argument("--issuer", default=AUTH_TABLE.get("jwt_issuer").read(environ=env))
+    p.add_argument("--audience", default=AUTH_TABLE.get("jwt_audience").read(environ=env))
     p.add_argument("--username-claim", default="sub")
     p.add_argument("--role-claim", default="role")
     p.add_argument("--groups-claim", default="groups")

@@ -1,4 +1,4 @@
-"""Classes service benchmark (issue 4, item 7): API latency under load, class page render.
+"""Classes service benchmark: API latency under load, class page render.
 
 Runs a real deployment (Redis, PostgreSQL, nx-27017, Traefik, JupyterHub with classhub's
 config, which runs the classes service) on random ports via harness/stack.py, with the
@@ -641,7 +641,7 @@ def main() -> int:
     ]
 
     p = print
-    p("# classhub classes service benchmark (issue 4, item 7)\n")
+    p("# classhub classes service benchmark\n")
     p(*facts, sep="\n")
     p(f"- load before the run (`uptime`): {load_before}")
     p(f"- load after the run (`uptime`): {load_after}")

@@ -1,4 +1,4 @@
-"""Files service benchmark (issue 5, item 6): presigned transfer throughput and the push.
+"""Files service benchmark: presigned transfer throughput and the push.
 
 Runs a real deployment on random ports via harness/stack.py (Redis, PostgreSQL, nx-27017,
 SeaweedFS as the S3 store, Traefik, JupyterHub with classhub's config running the classes
@@ -287,7 +287,7 @@ def main() -> int:
         "CLASSHUB_MEM_LIMIT": "256M",
     }
     out = [
-        "# classhub files service benchmark (issue 5, item 6)",
+        "# classhub files service benchmark",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} CPUs; load before: `{uptime()}`",

@@ -1,4 +1,4 @@
-"""Grades service benchmark (issue 6, item 9): a deadline rush and a big gradebook.
+"""Grades service benchmark: a deadline rush and a big gradebook.
 
 Runs a real deployment on random ports via harness/stack.py (PostgreSQL, Redis, nx-27017,
 SeaweedFS, Traefik, JupyterHub running the classes, files and grades services) and measures:
@@ -359,7 +359,7 @@ def main() -> int:
     args = parser.parse_args()
     env = {**TEST_FILES_ENV, "CLASSHUB_MEM_LIMIT": "256M", "CLASSHUB_S3_TIMEOUT": "60"}
     out = [
-        "# classhub grades service benchmark (issue 6, item 9)",
+        "# classhub grades service benchmark",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} CPUs; load before: `{uptime()}`",

@@ -1,5 +1,5 @@
-"""Homes helper benchmark (issue 12, invariant 2): what it costs to read and write students'
-homes from throwaway helper containers instead of through their servers.
+"""Homes helper benchmark (no power enters a student's container): what it costs to read
+and write students' homes from throwaway helper containers instead of through their servers.
 
 Two parts:
 
@@ -15,7 +15,7 @@ Two parts:
    time (latency of ``--single`` Submits in a row), "Collect now" for the whole class, and
    a Submit rush (every student presses Submit within ``--window`` seconds, open loop).
 
-3. ``--deadline``: the deadline snapshot (issue 13) on the whole stack: ``--students``
+3. ``--deadline``: the deadline snapshot on the whole stack: ``--students``
    enrolled students whose homes hold ``--mb`` MB of work, ``--running`` of them with a
    running class server (real containers), the rest stopped; an assignment due
    ``--lead`` seconds after it is made; nobody presses anything. Timed: from the deadline
@@ -547,7 +547,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     out = [
-        "# classhub homes helper benchmark (issue 12, invariant 2)",
+        "# classhub homes helper benchmark (no power enters a student's container)",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} CPUs; load before: `{uptime()}`",

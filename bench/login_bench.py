@@ -1,4 +1,4 @@
-"""Sign-in benchmark (issue 3): JWT sign-ins under load, and the cost of the session check.
+"""Sign-in benchmark: JWT sign-ins under load, and the cost of the session check.
 
 Runs a real deployment (Redis, PostgreSQL, Traefik, JupyterHub with classhub's config) on
 random ports via harness/stack.py, then measures:
@@ -490,7 +490,7 @@ def main() -> int:
     ]
 
     p = print
-    p("# classhub sign-in benchmark (issue 3)\n")
+    p("# classhub sign-in benchmark\n")
     p(*facts, sep="\n")
     p(f"- command: `{command}`")
     total = time.monotonic() - started

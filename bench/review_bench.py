@@ -1,4 +1,4 @@
-"""Review benchmark (issue 13, item 4): a 5 MB notebook opening rendered, and the review page
+"""Review benchmark: a 5 MB notebook opening rendered, and the review page
 moving to the next student.
 
 Runs a real deployment on random ports via harness/stack.py (PostgreSQL, Redis, nx-27017,

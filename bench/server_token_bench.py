@@ -1,4 +1,4 @@
-"""How fast an ended session loses a student's server (issue 12, invariant 6).
+"""How fast an ended session loses a student's server (the target: within 10 s).
 
 Runs a real deployment (Redis, PostgreSQL, Traefik, JupyterHub with classhub's config,
 one student container) on random ports via harness/stack.py. For each event (a takeover

@@ -1,4 +1,5 @@
-"""The cost of a teacher's class roles (issue 12, invariant 1) on their requests.
+"""The cost of a teacher's class roles (a teacher reaches only their classes' servers) on
+their requests.
 
 A teacher's role ``teacher-<code>`` names each student's class server (two scopes per
 student), and the hub checks the teacher's classes on their requests (at most once a

@@ -1,10 +1,16 @@
-"""Small pure functions that set classhub's JupyterHub configuration: the hub, the proxy,
+r"""Small pure functions that set classhub's JupyterHub configuration: the hub, the proxy,
 the spawner, the homes and sign-in.
 
 ``jupyterhub_config.py`` (the composition root) only reads the environment and calls
 :func:`apply_env`, then :func:`services.config.apply_env` for the services the hub runs;
 this module imports no service. Each function here takes explicit arguments and is
 unit-tested against a plain ``traitlets.config.Config()``.
+
+This module only chooses classhub's classes and sets JupyterHub's own traits. classhub's
+traits (``ClassroomSpawner``, ``TraefikDockerProxy``, ``JWTAuthenticator``) read their
+``CLASSHUB_*`` variables themselves, in their ``@default``\ s (their tables:
+``SPAWNER_TABLE``, ``PROXY_TABLE``, ``AUTH_TABLE``, see ``common/settings.py``); this
+module never copies them into ``c.X.y``.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from traitlets import TraitError
 from traitlets.config import Config
 
 from common.errors import ConfigError
-from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
+from common.hubenv import DATA_DIR, STUDENT_NETWORK
+from common.settings import read_env, whole
 
 
 def configure_hub(
@@ -104,57 +112,17 @@ def configure_origins(c: Config, *, public_url: str, servers_domain: str) -> Non
         c.JupyterHub.cookie_host_prefix_enabled = True
 
 
-def configure_proxy(
-    c: Config,
-    *,
-    api_url: str,
-    dynamic_dir: str,
-    entrypoint: str,
-    prefix: str = "classhub",
-    student_entrypoint: str = "students",
-) -> None:
-    """Traefik, not configurable-http-proxy, is the proxy; student containers reach the
-    hub's API through its ``student_entrypoint``."""
+def configure_proxy(c: Config) -> None:
+    """Traefik, not configurable-http-proxy, is the proxy (its settings:
+    ``TraefikDockerProxy``'s traits, from ``CLASSHUB_TRAEFIK_*``)."""
     c.JupyterHub.proxy_class = "traefik-docker"
-    c.TraefikDockerProxy.traefik_api_url = api_url
-    c.TraefikDockerProxy.dynamic_config_dir = dynamic_dir
-    c.TraefikDockerProxy.entrypoint = entrypoint
-    c.TraefikDockerProxy.route_name_prefix = prefix
-    c.TraefikDockerProxy.student_entrypoint = student_entrypoint
 
 
-def configure_spawner(
-    c: Config,
-    *,
-    image: str,
-    images: list,
-    network: str,
-    entrypoint: str,
-    mem_limit: str,
-    cpu_limit: float,
-    pids_limit: int,
-    prefix: str,
-) -> None:
-    """One hardened container per student server, on the isolated student network.
-    ``images`` is the image catalogue (``common.images``: entries with ``name``,
-    ``display_name``, ``description``); the default ``image`` must be one of them."""
-    try:
-        catalogue = parse_catalogue(images)
-        check_default(catalogue, image)
-    except CatalogueError as e:
-        raise ConfigError(str(e)) from None
-    if cpu_limit <= 0:
-        raise ConfigError(f"CLASSHUB_CPU_LIMIT must be positive, got {cpu_limit}")
+def configure_spawner(c: Config) -> None:
+    """One hardened container per student server, on the isolated student network
+    (``ClassroomSpawner``'s traits read the image, limits, network and prefix from
+    ``CLASSHUB_*``); here only JupyterHub's own spawner settings."""
     c.JupyterHub.spawner_class = "classroom"
-    c.ClassroomSpawner.image = image
-    c.ClassroomSpawner.images = [entry.as_json() for entry in catalogue]
-    c.ClassroomSpawner.network_name = network
-    c.ClassroomSpawner.traefik_entrypoint = entrypoint
-    c.ClassroomSpawner.mem_limit = mem_limit
-    c.ClassroomSpawner.cpu_limit = float(cpu_limit)
-    c.ClassroomSpawner.pids_limit = int(pids_limit)
-    c.ClassroomSpawner.prefix = prefix
-    c.ClassroomSpawner.route_name_prefix = prefix
     c.ClassroomSpawner.default_url = "/lab"
     # students cannot switch off the server's session guard (or anything else classhub
     # configures) through ~/.jupyter
@@ -166,50 +134,21 @@ def configure_spawner(
     c.Spawner.http_timeout = 60
 
 
-def configure_homes(c: Config, *, homes_dir: str, home_quota: str) -> None:
-    """Student homes with a size limit: one btrfs subvolume per home under ``homes_dir``
-    (empty: plain Docker volumes without a limit), and the API that shows their use."""
-    from common.units import parse_size
+def configure_homes(c: Config) -> None:
+    """The API that shows the use of students' homes (the homes themselves:
+    ``ClassroomSpawner.homes_root`` and ``home_quota``, from ``CLASSHUB_HOMES_DIR`` and
+    ``CLASSHUB_HOME_QUOTA``)."""
     from hub.homes_api import handlers
 
-    if homes_dir and not homes_dir.startswith("/"):
-        raise ConfigError(
-            f"CLASSHUB_HOMES_DIR must be an absolute path such as /var/lib/classhub/homes, "
-            f"got {homes_dir!r}"
-        )
-    try:
-        parse_size(home_quota)  # its lower bound is the spawner's (ClassroomSpawner.home_quota)
-    except ValueError as e:
-        raise ConfigError(f"CLASSHUB_HOME_QUOTA: {e}") from None
-    c.ClassroomSpawner.homes_root = homes_dir
-    c.ClassroomSpawner.home_quota = home_quota
     extra = list(c.JupyterHub.get("extra_handlers", []))
     c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
 
 
-def configure_auth(
-    c: Config,
-    *,
-    redis_url: str,
-    accounts_db_url: str,
-    first_admin: str,
-    session_policy: str,
-    session_idle_timeout: int,
-) -> None:
+def configure_auth(c: Config) -> None:
     """Sign-in only through the JWTAuthenticator: a signed JWT or a local account, one
-    session per person in Redis. Never an open login."""
-    if session_policy not in ("takeover", "reject"):
-        raise ConfigError(
-            f"CLASSHUB_SESSION_POLICY must be 'takeover' or 'reject', got {session_policy!r}"
-        )
-    if session_idle_timeout < 60:
-        raise ConfigError("CLASSHUB_SESSION_IDLE_TIMEOUT must be at least 60 seconds")
+    session per person in Redis (its traits read ``CLASSHUB_REDIS_URL``, the session
+    policy and the rest themselves). Never an open login."""
     c.JupyterHub.authenticator_class = "classhub-jwt"
-    c.JWTAuthenticator.redis_url = redis_url
-    c.JWTAuthenticator.accounts_db_url = accounts_db_url
-    c.JWTAuthenticator.first_admin = first_admin
-    c.JWTAuthenticator.session_policy = session_policy
-    c.JWTAuthenticator.session_idle_timeout = session_idle_timeout
     configure_logging(c)
 
 
@@ -301,72 +240,36 @@ def apply_env(
     *,
     gateway_lookup: Callable[[str], str] = docker_network_gateway,
 ) -> None:
-    """Configure everything from ``CLASSHUB_*`` variables (see docs/admin-guide.md)."""
-    data_dir = env.get("CLASSHUB_DATA_DIR", "/srv/classhub")
-    network = env.get("CLASSHUB_STUDENT_NETWORK", "classhub-students")
-    hub_ip = env.get("CLASSHUB_HUB_IP") or gateway_lookup(network)
+    """Configure the hub from ``CLASSHUB_*`` variables (see docs/admin-guide.md): the
+    classes classhub plugs in, and JupyterHub's own traits. ``env`` is the hub's
+    environment, which classhub's traits read too."""
     try:
-        hub_port = int(env.get("CLASSHUB_HUB_PORT", "8081"))
-        cpu_limit = float(env.get("CLASSHUB_CPU_LIMIT", "1.0"))
-        pids_limit = int(env.get("CLASSHUB_PIDS_LIMIT", "512"))
-        spawn_limit = int(env.get("CLASSHUB_CONCURRENT_SPAWN_LIMIT", "1000"))
-    except ValueError as e:
-        raise ConfigError(f"A numeric CLASSHUB_* setting is not a number: {e}") from None
-    entrypoint = env.get("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
-    prefix = env.get("CLASSHUB_CONTAINER_PREFIX", "classhub")
-    image = env.get("CLASSHUB_SINGLEUSER_IMAGE", "classhub/singleuser:latest")
-    configure_hub(
-        c,
-        data_dir=data_dir,
-        db_url=env.get("CLASSHUB_DB_URL") or f"sqlite:///{data_dir}/jupyterhub.sqlite",
-        hub_ip=hub_ip,
-        hub_port=hub_port,
-        public_url=env.get("CLASSHUB_PUBLIC_URL", "http://:8000"),
-        concurrent_spawn_limit=spawn_limit,
-    )
+        data_dir = DATA_DIR.read(environ=env)
+        # the hub's address for the containers: the gateway of the spawner's network
+        network = STUDENT_NETWORK.read(environ=env)
+        hub_ip = read_env("CLASSHUB_HUB_IP", environ=env) or gateway_lookup(network)
+        number = "a whole number"
+        configure_hub(
+            c,
+            data_dir=data_dir,
+            db_url=read_env(
+                "CLASSHUB_DB_URL", f"sqlite:///{data_dir}/jupyterhub.sqlite", environ=env
+            ),
+            hub_ip=hub_ip,
+            hub_port=read_env("CLASSHUB_HUB_PORT", 8081, whole, "a port number", env),
+            public_url=read_env("CLASSHUB_PUBLIC_URL", "http://:8000", environ=env),
+            concurrent_spawn_limit=read_env(
+                "CLASSHUB_CONCURRENT_SPAWN_LIMIT", 1000, whole, number, env
+            ),
+        )
+    except TraitError as e:
+        raise ConfigError(str(e)) from None
     configure_origins(
         c,
-        public_url=env.get("CLASSHUB_PUBLIC_URL", ""),
-        servers_domain=env.get("CLASSHUB_SERVERS_DOMAIN", "").strip().lower(),
+        public_url=read_env("CLASSHUB_PUBLIC_URL", environ=env),
+        servers_domain=read_env("CLASSHUB_SERVERS_DOMAIN", environ=env).lower(),
     )
-    configure_proxy(
-        c,
-        api_url=env.get("CLASSHUB_TRAEFIK_API_URL", "http://127.0.0.1:8099"),
-        dynamic_dir=env.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", f"{data_dir}/traefik-dynamic"),
-        entrypoint=entrypoint,
-        prefix=prefix,
-        student_entrypoint=env.get("CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students"),
-    )
-    try:
-        images = catalogue_from_env(env, image)
-    except CatalogueError as e:
-        raise ConfigError(str(e)) from None
-    configure_spawner(
-        c,
-        image=image,
-        images=images,
-        network=network,
-        entrypoint=entrypoint,
-        mem_limit=env.get("CLASSHUB_MEM_LIMIT", "1G"),
-        cpu_limit=cpu_limit,
-        pids_limit=pids_limit,
-        prefix=prefix,
-    )
-    configure_homes(
-        c,
-        homes_dir=env.get("CLASSHUB_HOMES_DIR", "").strip(),
-        home_quota=env.get("CLASSHUB_HOME_QUOTA", "").strip() or "2G",
-    )
-    db_url = env.get("CLASSHUB_DB_URL", "")
-    try:
-        idle = int(env.get("CLASSHUB_SESSION_IDLE_TIMEOUT", "7200"))
-    except ValueError:
-        raise ConfigError("CLASSHUB_SESSION_IDLE_TIMEOUT must be a number of seconds") from None
-    configure_auth(
-        c,
-        redis_url=env.get("CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        accounts_db_url=env.get("CLASSHUB_ACCOUNTS_DB_URL") or db_url,
-        first_admin=env.get("CLASSHUB_ADMIN_USER", ""),
-        session_policy=env.get("CLASSHUB_SESSION_POLICY", "takeover"),
-        session_idle_timeout=idle,
-    )
+    configure_proxy(c)
+    configure_spawner(c)
+    configure_homes(c)
+    configure_auth(c)

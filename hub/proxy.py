@@ -23,6 +23,7 @@ import yaml
 from jupyterhub.proxy import Proxy
 from traitlets import Bool, Float, Unicode, default, validate
 
+from common.hubenv import CONTAINER_PREFIX, DATA_DIR
 from common.routing import (
     RouteSpecError,
     hub_api_rule,
@@ -33,6 +34,7 @@ from common.routing import (
     user_from_routespec,
     validate_routespec,
 )
+from common.settings import EnvSetting, EnvTable
 
 from .traefik_api import TraefikAPI, TraefikAPIError, service_targets
 
@@ -41,6 +43,27 @@ ROUTES_FILE = "classhub-routes.yml"
 STUDENTS_SUFFIX = "-students"
 
 
+#: the proxy's settings from the hub's environment: the @defaults of its traits
+PROXY_TABLE = EnvTable(
+    (
+        EnvSetting("traefik_api_url", "CLASSHUB_TRAEFIK_API_URL", "http://127.0.0.1:8099"),
+        EnvSetting(
+            "dynamic_config_dir",
+            "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
+            lambda proxy: DATA_DIR.read() + "/traefik-dynamic",
+            doc_default="$CLASSHUB_DATA_DIR/traefik-dynamic (/srv/classhub/traefik-dynamic)",
+        ),
+        EnvSetting("entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        # empty: no student entrypoint
+        EnvSetting(
+            "student_entrypoint", "CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students", keep_empty=True
+        ),
+        CONTAINER_PREFIX.of("route_name_prefix"),
+    )
+)
+
+
+@PROXY_TABLE.install
 class TraefikDockerProxy(Proxy):
     """Select it with ``c.JupyterHub.proxy_class = "traefik-docker"``."""
 
@@ -50,7 +73,6 @@ class TraefikDockerProxy(Proxy):
         return False
 
     traefik_api_url = Unicode(
-        "http://127.0.0.1:8099",
         config=True,
         help="""URL of Traefik's API entrypoint, used to read routers and services.
 
@@ -78,12 +100,7 @@ class TraefikDockerProxy(Proxy):
         """,
     )
 
-    @default("dynamic_config_dir")
-    def _default_dynamic_dir(self):
-        return os.environ.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", "/srv/classhub/traefik-dynamic")
-
     entrypoint = Unicode(
-        "web",
         config=True,
         help="""Traefik entrypoint for file-provider routes (the hub and services).
 
@@ -92,7 +109,6 @@ class TraefikDockerProxy(Proxy):
     )
 
     student_entrypoint = Unicode(
-        "",
         config=True,
         help="""Traefik entrypoint on the student network's gateway through which student
         containers reach the hub (``c.Spawner.hub_connect_url`` points there), or empty for
@@ -106,7 +122,6 @@ class TraefikDockerProxy(Proxy):
     )
 
     route_name_prefix = Unicode(
-        "classhub",
         config=True,
         help="""Prefix of router/service names; must equal
         ``c.ClassroomSpawner.route_name_prefix``. Routers without it are ignored.

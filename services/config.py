@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from traitlets import TraitError
 from traitlets.config import Config
 
 from common.errors import ConfigError
 
+from .base.hubconfig import PORTS
 from .classes.config import classes_service_config
 from .files.config import files_service_config
 from .grades.config import grades_service_config
+
+
+def _port(env: Mapping[str, str], service: str) -> int:
+    try:
+        return PORTS[service].read(environ=env)
+    except TraitError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _register(c: Config, service_config: Callable[..., tuple[dict, dict]], **kwargs) -> None:
@@ -55,10 +64,7 @@ def apply_env(c: Config, env: Mapping[str, str]) -> None:
     classes_mongo = env.get("CLASSHUB_CLASSES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
     files_mongo = env.get("CLASSHUB_FILES_MONGO_URL") or env.get("CLASSHUB_MONGO_URL", "")
     if classes_mongo:
-        try:
-            classes_port = int(env.get("CLASSHUB_CLASSES_PORT", "10101"))
-        except ValueError:
-            raise ConfigError("CLASSHUB_CLASSES_PORT must be a port number") from None
+        classes_port = _port(env, "classes")
         configure_classes(c, port=classes_port, mongo_url=classes_mongo, env=env)
         if env.get("CLASSHUB_S3_ENDPOINT"):
             if not files_mongo:
@@ -66,15 +72,9 @@ def apply_env(c: Config, env: Mapping[str, str]) -> None:
                     "The files service needs MongoDB: set CLASSHUB_FILES_MONGO_URL "
                     "(scripts/up.sh derives it)."
                 )
-            try:
-                files_port = int(env.get("CLASSHUB_FILES_PORT", "10102"))
-            except ValueError:
-                raise ConfigError("CLASSHUB_FILES_PORT must be a port number") from None
+            files_port = _port(env, "files")
             configure_files(c, port=files_port, mongo_url=files_mongo, env=env)
             grades_db = env.get("CLASSHUB_GRADES_DB_URL") or db_url
             if grades_db.startswith(("postgresql", "postgres")):
-                try:
-                    grades_port = int(env.get("CLASSHUB_GRADES_PORT", "10103"))
-                except ValueError:
-                    raise ConfigError("CLASSHUB_GRADES_PORT must be a port number") from None
+                grades_port = _port(env, "grades")
                 configure_grades(c, port=grades_port, db_url=grades_db, env=env)

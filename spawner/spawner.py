@@ -15,11 +15,20 @@ from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
 from jupyterhub import orm
 from tornado import web
-from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from common.images import CatalogueError, parse_catalogue
+from common.hubenv import (
+    CONTAINER_PREFIX,
+    CPU_LIMIT,
+    GATE_PORT,
+    MEM_LIMIT,
+    SINGLEUSER_IMAGE,
+    STUDENT_NETWORK,
+)
+from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
 from common.landing import may_start_default_server
 from common.naming import object_name
+from common.settings import EnvSetting, EnvTable, switch, whole
 from common.web.nav import role_of
 
 from . import homes
@@ -43,6 +52,73 @@ NO_DEFAULT_SERVER = (
 )
 
 
+def _absolute_or_empty(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError("not an absolute path")
+    return raw
+
+
+def _size(raw: str) -> str:
+    homes.parse_size(raw)
+    return raw
+
+
+def _gate_default(spawner) -> str:
+    return f"http://127.0.0.1:{GATE_PORT.read()}/check"
+
+
+def _default_image_allowed(environ) -> str | None:
+    """The catalogue (``CLASSHUB_IMAGES``, ``CLASSHUB_ALLOWED_IMAGES``) must be valid and
+    list the default image (``CLASSHUB_SINGLEUSER_IMAGE``)."""
+    image = SINGLEUSER_IMAGE.read(environ=environ)
+    try:
+        check_default(parse_catalogue(catalogue_from_env(environ, image)), image)
+    except CatalogueError as e:
+        return str(e)
+    return None
+
+
+#: the spawner's settings from the hub's environment: the @defaults of its traits (its
+#: own and DockerSpawner's)
+SPAWNER_TABLE = EnvTable(
+    (
+        SINGLEUSER_IMAGE.of("image"),
+        STUDENT_NETWORK.of("network_name"),
+        MEM_LIMIT.of("mem_limit"),
+        CPU_LIMIT.of("cpu_limit"),
+        EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
+        CONTAINER_PREFIX.of("prefix"),
+        CONTAINER_PREFIX.of("route_name_prefix"),
+        EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        EnvSetting(
+            "student_default_server",
+            "CLASSHUB_STUDENT_DEFAULT_SERVER",
+            False,
+            switch,
+            "1, true or yes (on), or 0, false or no (off)",
+        ),
+        EnvSetting(
+            "homes_root",
+            "CLASSHUB_HOMES_DIR",
+            "",
+            _absolute_or_empty,
+            "an absolute path such as /var/lib/classhub/homes",
+        ),
+        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", _size, "a size such as 2G"),
+        # an empty CLASSHUB_GATE_URL: no gate
+        EnvSetting(
+            "owner_gate_url",
+            "CLASSHUB_GATE_URL",
+            _gate_default,
+            keep_empty=True,
+            doc_default="http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check",
+        ),
+    ),
+    checks=(_default_image_allowed,),
+)
+
+
+@SPAWNER_TABLE.install
 class ClassroomSpawner(DockerSpawner):
     """One hardened container per student and named server, routed by Traefik labels.
 
@@ -50,7 +126,6 @@ class ClassroomSpawner(DockerSpawner):
     """
 
     traefik_entrypoint = Unicode(
-        "web",
         config=True,
         help="""Traefik entrypoint that student servers are routed on.
 
@@ -62,13 +137,13 @@ class ClassroomSpawner(DockerSpawner):
     )
 
     route_name_prefix = Unicode(
-        "classhub",
         config=True,
         help="""Prefix of Traefik router and service names, shared with the proxy class.
 
         It is also the deployment name: containers carry it in the
         ``classhub.deployment`` label and Traefik only routes its own deployment's
-        containers. Change it only to run two deployments on one Docker engine.
+        containers. Change it only to run two deployments on one Docker engine. 1-31
+        lower-case letters, digits or ``-``.
 
         Example: ``c.ClassroomSpawner.route_name_prefix = "classhub"``
         """,
@@ -97,12 +172,6 @@ class ClassroomSpawner(DockerSpawner):
         """,
     )
 
-    @default("owner_gate_url")
-    def _default_owner_gate_url(self):
-        if "CLASSHUB_GATE_URL" in os.environ:
-            return os.environ["CLASSHUB_GATE_URL"]
-        return f"http://127.0.0.1:{os.environ.get('CLASSHUB_GATE_PORT', '8082')}/check"
-
     @validate("owner_gate_url")
     def _check_owner_gate_url(self, proposal):
         url = proposal.value
@@ -123,8 +192,9 @@ class ClassroomSpawner(DockerSpawner):
         Before every start the spawner checks the server's image against it, whatever the
         class record or a ``pre_spawn_hook`` says, so only an admin decides what runs; the
         default image (``image``) must be in it. Every image gets the same hardening.
-        ``hub/config.py`` sets it from ``CLASSHUB_IMAGES`` (the same list as JSON) and
-        ``CLASSHUB_ALLOWED_IMAGES``; default: the default image alone.
+        Default from ``CLASSHUB_IMAGES`` (the same list as JSON, on one line) and the names
+        of ``CLASSHUB_ALLOWED_IMAGES`` (comma-separated); with neither, the default image
+        alone.
 
         Example: ``c.ClassroomSpawner.images = [{"name": "classhub/singleuser:latest",
         "display_name": "Python"}, {"name": "classhub/datascience:latest",
@@ -134,7 +204,13 @@ class ClassroomSpawner(DockerSpawner):
 
     @default("images")
     def _default_images(self):
-        return [c.as_json() for c in parse_catalogue([self.image], "ClassroomSpawner.image")]
+        # CLASSHUB_IMAGES and CLASSHUB_ALLOWED_IMAGES together (common.images; checked at
+        # the hub's start by SPAWNER_TABLE's checks), else the default image alone
+        try:
+            entries = catalogue_from_env(os.environ, self.image)
+            return [c.as_json() for c in parse_catalogue(entries, "ClassroomSpawner.images")]
+        except CatalogueError as e:
+            raise TraitError(str(e)) from None
 
     @validate("images")
     def _check_images(self, proposal):
@@ -151,12 +227,11 @@ class ClassroomSpawner(DockerSpawner):
         self._catalogue = frozenset(entry["name"] for entry in self.images)
 
     pids_limit = Int(
-        512,
         config=True,
         help="""Most processes and threads one student container may run.
 
         Stops fork bombs from starving the machine; JupyterLab with a few kernels uses
-        well under 200.
+        well under 200. At least 64.
 
         Example: ``c.ClassroomSpawner.pids_limit = 512``
         """,
@@ -276,7 +351,6 @@ class ClassroomSpawner(DockerSpawner):
     )
 
     homes_root = Unicode(
-        "",
         config=True,
         help="""Where the btrfs filesystem of student homes is mounted, as the hub sees it
         and as the Docker engine sees it (the same path in both). Each home volume is a
@@ -302,7 +376,6 @@ class ClassroomSpawner(DockerSpawner):
         return value
 
     home_quota = Unicode(
-        "2G",
         config=True,
         help="""The most one home folder may hold (K, M, G, T: powers of 1024). A write
         beyond it fails inside the student's server with "Disk quota exceeded"; the
@@ -349,19 +422,10 @@ class ClassroomSpawner(DockerSpawner):
 
     # ----- DockerSpawner defaults we change -----
 
-    @default("prefix")
-    def _default_prefix(self):
-        return "classhub"
-
     @default("remove")
     def _default_remove(self):
         # containers are disposable; the home volume is what persists
         return True
-
-    @default("student_default_server")
-    def _default_student_default_server(self):
-        value = os.environ.get("CLASSHUB_STUDENT_DEFAULT_SERVER", "").strip().lower()
-        return value in ("1", "true", "yes", "on")
 
     @default("use_internal_ip")
     def _default_use_internal_ip(self):

@@ -1,4 +1,4 @@
--- Local accounts (issue 3). Applied by authenticator.migrate inside one transaction, after
+-- Local accounts. Applied by authenticator.migrate inside one transaction, after
 -- classhub_auth and classhub_auth.schema_migrations exist; no BEGIN/COMMIT here.
 
 CREATE TABLE classhub_auth.accounts (

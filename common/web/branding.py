@@ -11,22 +11,39 @@ from __future__ import annotations
 
 import os
 
-from traitlets import TraitError, Unicode, default, validate
+from traitlets import TraitError, Unicode, validate
 from traitlets.config import Configurable
+
+from common.settings import EnvSetting, EnvTable
 
 DEFAULT_NAME = "classhub"
 #: longest name shown in the header
 MAX_NAME = 60
 
 
+def _folded(raw: str) -> str:
+    # traitlets checks set values only: the default gets the same folding of spaces
+    return " ".join(raw.split())
+
+
+#: the brand from the environment: the @defaults of the traits below
+BRANDING_TABLE = EnvTable(
+    (
+        EnvSetting("name", "CLASSHUB_BRAND_NAME", DEFAULT_NAME, _folded),
+        EnvSetting("logo_file", "CLASSHUB_BRAND_LOGO", "", doc_default="JupyterHub's logo"),
+    )
+)
+
+
+@BRANDING_TABLE.install
 class Branding(Configurable):
     """The deployment's name and logo, shown in the header of every page."""
 
     name = Unicode(
         config=True,
         help="""The name shown beside the logo in every page's header and at the end of
-        every page's title (the hub's pages and the classes, files and grades pages).
-        Default: ``CLASSHUB_BRAND_NAME``, else ``classhub``.
+        every page's title (the hub's pages and the classes, files and grades pages);
+        spaces are folded, at most 60 characters.
 
         Example: ``c.Branding.name = "Chemistry Lab"``
         """,
@@ -35,20 +52,11 @@ class Branding(Configurable):
         config=True,
         help="""A PNG, SVG or JPEG file on the hub's machine shown as the logo in every
         page's header (it becomes ``JupyterHub.logo_file``, served at ``/hub/logo``; empty:
-        JupyterHub's logo). Default: ``CLASSHUB_BRAND_LOGO``.
+        JupyterHub's logo). A path that is not a file stops the hub with a message.
 
         Example: ``c.Branding.logo_file = "/srv/classhub/logo.svg"``
         """,
     )
-
-    @default("name")
-    def _default_name(self):
-        # traitlets checks set values only: the default gets the same folding of spaces
-        return " ".join(os.environ.get("CLASSHUB_BRAND_NAME", "").split()) or DEFAULT_NAME
-
-    @default("logo_file")
-    def _default_logo_file(self):
-        return os.environ.get("CLASSHUB_BRAND_LOGO", "").strip()
 
     @validate("name")
     def _check_name(self, proposal):

@@ -1,4 +1,4 @@
-"""Least privilege in the data stores (issue 12, invariant 7).
+"""Least privilege in the data stores: an identity per component.
 
 Each component reaches its data store with an identity of its own that covers only its own
 data, and nothing at run time uses an administrator's identity:

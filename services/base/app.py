@@ -33,6 +33,7 @@ from traitlets import Bytes, Float, Instance, Int, List, TraitError, Unicode, de
 from traitlets.config import Application
 
 from common.blocking import BlockingCalls
+from common.settings import EnvSetting, EnvTable, comma_list, named, number
 from common.web import TEMPLATES_DIR
 from common.web.branding import Branding
 from common.web.nav import SERVICES
@@ -51,6 +52,52 @@ from .hubapi import HubAPI
 HARD_BODY_FACTOR = 4
 
 
+def _derived_cookie_secret(app: ServiceApp) -> bytes:
+    key = app.api_token.encode("utf-8")
+    return hmac.new(key, b"classhub-service-cookie-secret", hashlib.sha256).digest()
+
+
+#: the settings every service reads from its environment (what JupyterHub itself sets,
+#: ``JUPYTERHUB_*``, is read by the traits' own defaults below)
+SERVICE_TABLE = EnvTable(
+    (
+        EnvSetting(
+            "hub_read_cache_seconds",
+            "CLASSHUB_HUB_READ_CACHE_SECONDS",
+            1.0,
+            number,
+            "a number of seconds",
+        ),
+        EnvSetting(
+            "hub_read_stale_seconds",
+            "CLASSHUB_HUB_READ_STALE_SECONDS",
+            4.0,
+            number,
+            "a number of seconds",
+        ),
+        # the services the hub runs, which it passes (hub.config.configure_web)
+        EnvSetting(
+            "nav_services",
+            "CLASSHUB_SERVICES",
+            list(SERVICES),
+            comma_list,
+            "service names separated by commas",
+        ),
+        # the hub passes each service's own CLASSHUB_<SERVICE>_COOKIE_SECRET under this name
+        EnvSetting(
+            "cookie_secret",
+            "CLASSHUB_SERVICE_COOKIE_SECRET",
+            _derived_cookie_secret,
+            bytes.fromhex,
+            "hex digits (e.g. from `openssl rand -hex 32`)",
+            doc_default="derived from the service's API token",
+            sensitive=True,
+        ),
+    )
+)
+
+
+@SERVICE_TABLE.install
 class ServiceApp(Application):
     """A JupyterHub-managed tornado service."""
 
@@ -253,20 +300,10 @@ class ServiceApp(Application):
         server, so under load the same reads would reach the hub (one process, the
         bottleneck) again and again; identical reads in flight also share one call. A server
         this service starts or stops empties the cache. 0 turns it off.
-        Default: CLASSHUB_HUB_READ_CACHE_SECONDS, else 1.
 
         Example: ``c.ClassesApp.hub_read_cache_seconds = 2``
         """,
     )
-
-    @default("hub_read_cache_seconds")
-    def _default_hub_read_cache(self):
-        try:
-            return float(os.environ.get("CLASSHUB_HUB_READ_CACHE_SECONDS", "1"))
-        except ValueError:
-            raise TraitError(
-                "CLASSHUB_HUB_READ_CACHE_SECONDS must be a number of seconds"
-            ) from None
 
     hub_read_stale_seconds = Float(
         config=True,
@@ -275,31 +312,21 @@ class ServiceApp(Application):
         wait for the hub while someone is using the pages; the state they show is at most
         this much older (the next poll shows the fresh one). Reads that decide something
         (does a user exist, which servers to stop) never use a stale answer. 0 turns it off.
-        Default: CLASSHUB_HUB_READ_STALE_SECONDS, else 4.
 
         Example: ``c.ClassesApp.hub_read_stale_seconds = 2``
         """,
     )
 
-    @default("hub_read_stale_seconds")
-    def _default_hub_read_stale(self):
-        try:
-            return float(os.environ.get("CLASSHUB_HUB_READ_STALE_SECONDS", "4"))
-        except ValueError:
-            raise TraitError(
-                "CLASSHUB_HUB_READ_STALE_SECONDS must be a number of seconds"
-            ) from None
-
     @validate("hub_read_cache_seconds", "hub_read_stale_seconds")
     def _check_not_negative(self, proposal):
         if proposal.value < 0:
-            raise TraitError(f"{proposal.trait.name} must be 0 or more, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be 0 or more, got {proposal.value}")
         return proposal.value
 
     @validate("hub_api_timeout", "auth_cache_seconds")
     def _check_positive(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     health_timeout = Float(
@@ -331,20 +358,6 @@ class ServiceApp(Application):
         """,
     ).tag(sensitive=True)
 
-    @default("cookie_secret")
-    def _default_cookie_secret(self):
-        env = os.environ.get("CLASSHUB_SERVICE_COOKIE_SECRET", "")
-        if env:
-            try:
-                return bytes.fromhex(env)
-            except ValueError:
-                raise TraitError(
-                    "CLASSHUB_SERVICE_COOKIE_SECRET must be hex digits (e.g. from "
-                    "`openssl rand -hex 32`)"
-                ) from None
-        key = self.api_token.encode("utf-8")
-        return hmac.new(key, b"classhub-service-cookie-secret", hashlib.sha256).digest()
-
     @validate("cookie_secret")
     def _check_cookie_secret(self, proposal):
         if len(proposal.value) < 32:
@@ -366,16 +379,11 @@ class ServiceApp(Application):
         config=True,
         help="""The services the deployment runs, as the navigation of every page lists
         them (common/web/nav.py). The hub passes ``CLASSHUB_SERVICES`` (the services it
-        registered); default: classes, files and grades.
+        registered).
 
         Example: ``c.ClassesApp.nav_services = ["classes", "files"]``
         """,
     )
-
-    @default("nav_services")
-    def _default_nav_services(self):
-        names = [n.strip() for n in os.environ.get("CLASSHUB_SERVICES", "").split(",")]
-        return [n for n in names if n] or list(SERVICES)
 
     @validate("nav_services")
     def _check_nav_services(self, proposal):

@@ -1,4 +1,5 @@
-"""Reading and writing students' homes from outside their servers (issue 12).
+"""Reading and writing students' homes from outside their servers, so that nothing a
+service holds enters a container.
 
 The files and grades services used to send their own hub tokens (access to every server)
 in requests to a student's server to take snapshots and deliver material and feedback;

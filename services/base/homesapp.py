@@ -8,44 +8,43 @@ the ``CLASSHUB_HOMES_*`` variables, which ``services/config.py`` passes to both 
 
 from __future__ import annotations
 
-import os
 import re
 
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
+
+from common.hubenv import CONTAINER_PREFIX
+from common.settings import EnvSetting, EnvTable, named, number, whole
 
 from .homes import HelperSettings, Homes
 
-#: the hub's variables a service that uses helper containers needs (hub-side config of the
-#: files, grades and classes services passes them through)
-HOMES_ENV = (
-    "CLASSHUB_CONTAINER_PREFIX",
-    "CLASSHUB_HOMES_HELPER_IMAGE",
-    "CLASSHUB_HOMES_BATCH_SIZE",
-    "CLASSHUB_HOMES_CONCURRENCY",
-    "CLASSHUB_HOMES_MEM_LIMIT",
-    "CLASSHUB_HOMES_CPU_LIMIT",
-    "CLASSHUB_HOMES_SECONDS_PER_HOME",
-    "DOCKER_HOST",
-)
-
 _MEM = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 
+#: the helper containers' settings from the hub's environment: the @defaults of the traits
+#: below and what the hub passes to every service that mixes them in
+HOMES_TABLE = EnvTable(
+    (
+        EnvSetting(
+            "homes_helper_image", "CLASSHUB_HOMES_HELPER_IMAGE", "classhub/homes-helper:latest"
+        ),
+        CONTAINER_PREFIX.of("homes_deployment"),
+        EnvSetting("homes_batch_size", "CLASSHUB_HOMES_BATCH_SIZE", 25, whole, "a number"),
+        EnvSetting("homes_concurrency", "CLASSHUB_HOMES_CONCURRENCY", 2, whole, "a number"),
+        EnvSetting("homes_mem_limit", "CLASSHUB_HOMES_MEM_LIMIT", "256M"),
+        EnvSetting("homes_cpu_limit", "CLASSHUB_HOMES_CPU_LIMIT", 1.0, number, "a number"),
+        EnvSetting(
+            "homes_seconds_per_home", "CLASSHUB_HOMES_SECONDS_PER_HOME", 60.0, number, "a number"
+        ),
+    ),
+    # the Docker engine the helpers run on, read by the docker SDK itself
+    extra=("DOCKER_HOST",),
+)
 
-def _env(name: str, fallback: str) -> str:
-    return os.environ.get(name, "").strip() or fallback
+#: the hub's variables a service that uses helper containers needs
+HOMES_ENV = HOMES_TABLE.variables
 
 
-def _env_number(name: str, fallback, kind):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    try:
-        return kind(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be a number, got {raw[:40]!r}") from None
-
-
+@HOMES_TABLE.install
 class HomesSettings(Configurable):
     """Traits of the helper containers (see :mod:`services.base.homes`)."""
 
@@ -60,10 +59,6 @@ class HomesSettings(Configurable):
         """,
     )
 
-    @default("homes_helper_image")
-    def _default_homes_helper_image(self):
-        return _env("CLASSHUB_HOMES_HELPER_IMAGE", "classhub/homes-helper:latest")
-
     homes_deployment = Unicode(
         config=True,
         help="""The spawner's prefix (``c.ClassroomSpawner.prefix``): students' home
@@ -74,10 +69,6 @@ class HomesSettings(Configurable):
         Example: ``c.GradesApp.homes_deployment = "classhub"``
         """,
     )
-
-    @default("homes_deployment")
-    def _default_homes_deployment(self):
-        return _env("CLASSHUB_CONTAINER_PREFIX", "classhub")
 
     homes_batch_size = Int(
         config=True,
@@ -91,10 +82,6 @@ class HomesSettings(Configurable):
         """,
     )
 
-    @default("homes_batch_size")
-    def _default_homes_batch_size(self):
-        return _env_number("CLASSHUB_HOMES_BATCH_SIZE", 25, int)
-
     homes_concurrency = Int(
         config=True,
         help="""How many helper containers the service runs at once. Each uses at most one
@@ -106,10 +93,6 @@ class HomesSettings(Configurable):
         """,
     )
 
-    @default("homes_concurrency")
-    def _default_homes_concurrency(self):
-        return _env_number("CLASSHUB_HOMES_CONCURRENCY", 2, int)
-
     homes_mem_limit = Unicode(
         config=True,
         help="""The memory limit of one helper container (Docker's units: ``256M``, ``1G``),
@@ -120,10 +103,6 @@ class HomesSettings(Configurable):
         """,
     )
 
-    @default("homes_mem_limit")
-    def _default_homes_mem_limit(self):
-        return _env("CLASSHUB_HOMES_MEM_LIMIT", "256M")
-
     homes_cpu_limit = Float(
         config=True,
         help="""How many CPUs one helper container may use (``CLASSHUB_HOMES_CPU_LIMIT``).
@@ -131,10 +110,6 @@ class HomesSettings(Configurable):
         Example: ``c.FilesApp.homes_cpu_limit = 0.5``
         """,
     )
-
-    @default("homes_cpu_limit")
-    def _default_homes_cpu_limit(self):
-        return _env_number("CLASSHUB_HOMES_CPU_LIMIT", 1.0, float)
 
     homes_seconds_per_home = Float(
         config=True,
@@ -147,20 +122,16 @@ class HomesSettings(Configurable):
         """,
     )
 
-    @default("homes_seconds_per_home")
-    def _default_homes_seconds_per_home(self):
-        return _env_number("CLASSHUB_HOMES_SECONDS_PER_HOME", 60.0, float)
-
     @validate("homes_batch_size", "homes_concurrency")
     def _check_homes_counts(self, proposal):
         if not 1 <= proposal.value <= 200:
-            raise TraitError(f"{proposal.trait.name} must be 1 to 200, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be 1 to 200, got {proposal.value}")
         return proposal.value
 
     @validate("homes_cpu_limit", "homes_seconds_per_home")
     def _check_homes_positive(self, proposal):
         if not proposal.value > 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     @validate("homes_mem_limit")
@@ -174,7 +145,7 @@ class HomesSettings(Configurable):
     @validate("homes_helper_image", "homes_deployment")
     def _check_homes_names(self, proposal):
         if not proposal.value or any(c.isspace() for c in proposal.value):
-            raise TraitError(f"{proposal.trait.name} must be a name without spaces")
+            raise TraitError(f"{named(self, proposal)} must be a name without spaces")
         return proposal.value
 
     def make_homes(self, service: str, log) -> Homes:

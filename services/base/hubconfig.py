@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from common.settings import EnvSetting, whole
+
+#: the port on 127.0.0.1 of each service, from which the hub makes its ``url`` (the grades
+#: service reads the files service's too, to call its API)
+PORTS = {
+    name: EnvSetting("", f"CLASSHUB_{name.upper()}_PORT", port, whole, "a port number")
+    for name, port in (("classes", 10101), ("files", 10102), ("grades", 10103))
+}
+
 
 def service_s3_keys(env: Mapping[str, str], service: str) -> tuple[str, str]:
     """``(access key, secret key)`` of ``service``'s own S3 identity, limited to its key

@@ -25,6 +25,7 @@ from common.images import (
     parse_catalogue_json,
     split_names,
 )
+from common.settings import named, read_env
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
@@ -35,6 +36,7 @@ from .handlers import class_handlers
 from .hubsync import GroupSync
 from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
+from .settings import CLASSES_TABLE
 from .store import ClassStore
 from .work import work_handlers
 
@@ -42,16 +44,7 @@ from .work import work_handlers
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
-def _env_number(name: str, default, kind, what: str):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
-
-
+@CLASSES_TABLE.install
 class ClassesApp(HomesSettings, ServiceApp):
     name = "classhub-classes"
     description = "classhub's classes service: rosters, class environments, hub groups"
@@ -66,10 +59,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
         """,
     ).tag(sensitive=True)
-
-    @default("mongo_url")
-    def _default_mongo_url(self):
-        return os.environ.get("CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub")
 
     @validate("mongo_url")
     def _check_mongo_url(self, proposal):
@@ -89,10 +78,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("mongo_timeout")
-    def _default_mongo_timeout(self):
-        return _env_number("CLASSHUB_MONGO_TIMEOUT", 3.0, float, "a number of seconds")
-
     default_image = Unicode(
         config=True,
         help="""Image of a new class unless its creator picks another; must be in the
@@ -101,10 +86,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.default_image = "classhub/singleuser:latest"``
         """,
     )
-
-    @default("default_image")
-    def _default_default_image(self):
-        return os.environ.get("CLASSHUB_SINGLEUSER_IMAGE") or "classhub/singleuser:latest"
 
     allowed_images = List(
         Unicode(),
@@ -168,10 +149,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("max_cpu_limit")
-    def _default_max_cpu(self):
-        return _env_number("CLASSHUB_MAX_CPU_LIMIT", 2.0, float, "a number of CPUs")
-
     max_mem_limit = Unicode(
         config=True,
         help="""Most memory a teacher may give their class's servers (K, M, G, T
@@ -180,10 +157,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.max_mem_limit = "4G"``
         """,
     )
-
-    @default("max_mem_limit")
-    def _default_max_mem(self):
-        return os.environ.get("CLASSHUB_MAX_MEM_LIMIT") or "2G"
 
     default_cpu_limit = Float(
         config=True,
@@ -194,10 +167,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("default_cpu_limit")
-    def _default_cpu(self):
-        return _env_number("CLASSHUB_CPU_LIMIT", 1.0, float, "a number of CPUs")
-
     default_mem_limit = Unicode(
         config=True,
         help="""Memory of a new class's servers. Set from ``CLASSHUB_MEM_LIMIT`` (the
@@ -207,17 +176,13 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("default_mem_limit")
-    def _default_mem(self):
-        return os.environ.get("CLASSHUB_MEM_LIMIT") or "1G"
-
     @validate("max_mem_limit", "default_mem_limit")
     def _check_mem(self, proposal):
         try:
             parse_mem(proposal.value)
         except InvalidClass:
             raise TraitError(
-                f"{proposal.trait.name} must be a size such as '512M' or '2G', "
+                f"{named(self, proposal)} must be a size such as '512M' or '2G', "
                 f"got {proposal.value!r}"
             ) from None
         return proposal.value
@@ -231,10 +196,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("default_idle_timeout")
-    def _default_idle(self):
-        return _env_number("CLASSHUB_DEFAULT_IDLE_TIMEOUT", 3600, int, "a number of seconds")
-
     min_idle_timeout = Int(
         config=True,
         help="""Shortest idle timeout a teacher may set: a class's servers are never
@@ -245,10 +206,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("min_idle_timeout")
-    def _default_min_idle(self):
-        return _env_number("CLASSHUB_MIN_IDLE_TIMEOUT", 300, int, "a number of seconds")
-
     max_idle_timeout = Int(
         config=True,
         help="""Longest idle timeout a teacher may set (idle servers hold memory). Set
@@ -257,10 +214,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         Example: ``c.ClassesApp.max_idle_timeout = 8 * 3600``
         """,
     )
-
-    @default("max_idle_timeout")
-    def _default_max_idle(self):
-        return _env_number("CLASSHUB_MAX_IDLE_TIMEOUT", 86400, int, "a number of seconds")
 
     max_students = Int(
         2000,
@@ -281,10 +234,6 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("cull_interval")
-    def _default_cull_interval(self):
-        return _env_number("CLASSHUB_CULL_INTERVAL", 60.0, float, "a number of seconds")
-
     reconcile_interval = Float(
         config=True,
         help="""Seconds between two full reconciliations of the hub's class groups with
@@ -296,22 +245,19 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("reconcile_interval")
-    def _default_reconcile_interval(self):
-        return _env_number("CLASSHUB_RECONCILE_INTERVAL", 600.0, float, "a number of seconds")
-
     @validate("cull_interval", "reconcile_interval")
     def _check_interval(self, proposal):
         if proposal.value != 0 and proposal.value < 1:
             raise TraitError(
-                f"{proposal.trait.name} must be 0 (off) or at least 1 second, got {proposal.value}"
+                f"{named(self, proposal)} must be 0 (off) or at least 1 second, "
+                f"got {proposal.value}"
             )
         return proposal.value
 
     @validate("mongo_timeout", "max_cpu_limit", "default_cpu_limit")
     def _check_positive_float(self, proposal):
         if proposal.value <= 0:
-            raise TraitError(f"{proposal.trait.name} must be positive, got {proposal.value}")
+            raise TraitError(f"{named(self, proposal)} must be positive, got {proposal.value}")
         return proposal.value
 
     hub_concurrency = Int(
@@ -338,8 +284,8 @@ class ClassesApp(HomesSettings, ServiceApp):
     @default("hub_base_url")
     def _default_hub_base_url(self):
         base = os.environ.get("JUPYTERHUB_BASE_URL") or "/"
-        domain = os.environ.get("CLASSHUB_SERVERS_DOMAIN", "").strip().lower()
-        public = os.environ.get("CLASSHUB_PUBLIC_URL", "")
+        domain = read_env("CLASSHUB_SERVERS_DOMAIN").lower()
+        public = read_env("CLASSHUB_PUBLIC_URL")
         if not (domain and "://" in public):
             return base
         scheme, _, rest = public.partition("://")

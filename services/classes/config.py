@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.base.homesapp import HOMES_ENV
+from .settings import TABLE
 
 SERVICE_NAME = "classes"
 ROLE_NAME = "classhub-classes-service"
@@ -47,30 +47,12 @@ SCOPES = [
 # Not granted, on purpose: admin:users (it never creates users or changes admin rights),
 # access:servers (it never opens a server), admin:server_state, tokens, proxy.
 
-#: settings passed from the hub's environment to the service
-PASSED_ENV = (
-    # per-user origins: where the links to students' servers point
-    "CLASSHUB_SERVERS_DOMAIN",
-    "CLASSHUB_PUBLIC_URL",
-    "CLASSHUB_SINGLEUSER_IMAGE",
-    # the image catalogue (JSON) and its older form (names)
-    "CLASSHUB_IMAGES",
-    "CLASSHUB_ALLOWED_IMAGES",
-    "CLASSHUB_CPU_LIMIT",
-    "CLASSHUB_MEM_LIMIT",
-    "CLASSHUB_MAX_CPU_LIMIT",
-    "CLASSHUB_MAX_MEM_LIMIT",
-    "CLASSHUB_DEFAULT_IDLE_TIMEOUT",
-    "CLASSHUB_MIN_IDLE_TIMEOUT",
-    "CLASSHUB_MAX_IDLE_TIMEOUT",
-    "CLASSHUB_CULL_INTERVAL",
-    "CLASSHUB_RECONCILE_INTERVAL",
-    "CLASSHUB_MONGO_TIMEOUT",
-    "CLASSHUB_HUB_READ_CACHE_SECONDS",
-    "CLASSHUB_HUB_READ_STALE_SECONDS",
-    # the helper containers of the read-only views of students' work
-    *HOMES_ENV,
-)
+#: what the hub computes for the service itself instead of passing its own value
+#: (CLASSHUB_SERVICES: hub.config.configure_web passes the services the hub runs)
+HUB_COMPUTED = ("CLASSHUB_MONGO_URL", "CLASSHUB_SERVICE_COOKIE_SECRET", "CLASSHUB_SERVICES")
+
+#: settings passed from the hub's environment to the service: its settings table
+PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
 def classes_service_config(
@@ -88,7 +70,7 @@ def classes_service_config(
         raise ValueError(
             "CLASSHUB_MONGO_URL must be a mongodb:// URL, e.g. mongodb://127.0.0.1:17017/classhub"
         )
-    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment = TABLE.passed(env, leave_out=HUB_COMPUTED)
     environment["CLASSHUB_MONGO_URL"] = mongo_url
     if env.get("CLASSHUB_CLASSES_COOKIE_SECRET"):
         # keeps people signed in to the service across hub restarts (the hub gives the

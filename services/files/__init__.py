@@ -1,1 +1,1 @@
-"""The files service: per-user files, class material and submissions on S3 (issue 5)."""
+"""The files service: per-user files, class material and submissions on S3."""

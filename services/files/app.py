@@ -13,12 +13,12 @@ helper containers (:mod:`services.base.homes`, settings in
 from __future__ import annotations
 
 import asyncio
-import os
 
 from traitlets import Float, Int, Set, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.settings import named
 from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
@@ -31,30 +31,18 @@ from .pages import TEMPLATES, page_handlers
 from .push import Pusher
 from .pushstore import RUNNING, PushStore
 from .route import route_config, write_route
+from .settings import FILES_TABLE
 from .uploads import PendingUploads, abandoned
 
 #: seconds between two clean-ups of abandoned staged uploads
 STAGING_CLEANUP_INTERVAL = 60.0
 
 
-def _env(name: str, fallback: str) -> str:
-    return os.environ.get(name, "").strip() or fallback
-
-
-def _env_number(name: str, fallback, kind, what: str):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    try:
-        return kind(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be {what}, got {raw[:40]!r}") from None
-
-
 def _size_trait(help_text: str) -> Unicode:
     return Unicode(config=True, help=help_text)
 
 
+@FILES_TABLE.install
 class FilesApp(HomesSettings, ServiceApp):
     name = "classhub-files"
     description = "classhub's files service: private files, class material and pushes on S3"
@@ -70,10 +58,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.s3_endpoint = "http://127.0.0.1:18333"``
         """,
     )
-
-    @default("s3_endpoint")
-    def _default_s3_endpoint(self):
-        return _env("CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333")
 
     @validate("s3_endpoint")
     def _check_s3_endpoint(self, proposal):
@@ -93,10 +77,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     ).tag(sensitive=True)
 
-    @default("s3_access_key")
-    def _default_s3_access_key(self):
-        return os.environ.get("CLASSHUB_S3_ACCESS_KEY", "")
-
     s3_secret_key = Unicode(
         config=True,
         help="""The service's S3 secret key (``CLASSHUB_S3_SECRET_KEY``); never logged.
@@ -104,10 +84,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.s3_secret_key = open("/run/secrets/s3").read().strip()``
         """,
     ).tag(sensitive=True)
-
-    @default("s3_secret_key")
-    def _default_s3_secret_key(self):
-        return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
 
     s3_bucket = Unicode(
         config=True,
@@ -118,10 +94,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.s3_bucket = "classhub-files"``
         """,
     )
-
-    @default("s3_bucket")
-    def _default_s3_bucket(self):
-        return _env("CLASSHUB_S3_BUCKET", "classhub-files")
 
     @validate("s3_bucket")
     def _check_bucket(self, proposal):
@@ -145,10 +117,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("s3_timeout")
-    def _default_s3_timeout(self):
-        return _env_number("CLASSHUB_S3_TIMEOUT", 10.0, float, "a number of seconds")
-
     # ----- MongoDB (pushes)
 
     mongo_url = Unicode(
@@ -160,10 +128,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     ).tag(sensitive=True)
 
-    @default("mongo_url")
-    def _default_mongo_url(self):
-        return _env("CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub")
-
     mongo_timeout = Float(
         config=True,
         help="""Seconds a MongoDB call may take before the answer is 503
@@ -172,10 +136,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.mongo_timeout = 2``
         """,
     )
-
-    @default("mongo_timeout")
-    def _default_mongo_timeout(self):
-        return _env_number("CLASSHUB_MONGO_TIMEOUT", 3.0, float, "a number of seconds")
 
     # ----- limits
 
@@ -188,20 +148,12 @@ class FilesApp(HomesSettings, ServiceApp):
         """
     )
 
-    @default("user_quota")
-    def _default_user_quota(self):
-        return _env("CLASSHUB_FILES_USER_QUOTA", "1G")
-
     material_quota = _size_trait(
         """How much one class's material may take together (``CLASSHUB_FILES_MATERIAL_QUOTA``).
 
         Example: ``c.FilesApp.material_quota = "5G"``
         """
     )
-
-    @default("material_quota")
-    def _default_material_quota(self):
-        return _env("CLASSHUB_FILES_MATERIAL_QUOTA", "2G")
 
     max_file_size = _size_trait(
         """The largest single file anyone may upload, and the largest file an archive may
@@ -211,10 +163,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.max_file_size = "256M"``
         """
     )
-
-    @default("max_file_size")
-    def _default_max_file_size(self):
-        return _env("CLASSHUB_FILES_MAX_FILE_SIZE", "512M")
 
     staging_quota = _size_trait(
         """How much one person's unfinished uploads may take while they wait to be
@@ -228,10 +176,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """
     )
 
-    @default("staging_quota")
-    def _default_staging_quota(self):
-        return _env("CLASSHUB_FILES_STAGING_QUOTA", "1G")
-
     max_zip_size = _size_trait(
         """The largest archive (zip) that may be uploaded to be unpacked
         (``CLASSHUB_FILES_MAX_ZIP_SIZE``).
@@ -239,10 +183,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.max_zip_size = "1G"``
         """
     )
-
-    @default("max_zip_size")
-    def _default_max_zip_size(self):
-        return _env("CLASSHUB_FILES_MAX_ZIP_SIZE", "512M")
 
     max_unpacked_size = _size_trait(
         """The most an archive may unpack to, all files together: the zip-bomb cap
@@ -252,10 +192,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """
     )
 
-    @default("max_unpacked_size")
-    def _default_max_unpacked_size(self):
-        return _env("CLASSHUB_FILES_MAX_UNPACKED_SIZE", "1G")
-
     max_zip_files = Int(
         config=True,
         help="""The most files one archive may hold (``CLASSHUB_FILES_MAX_ZIP_FILES``).
@@ -263,10 +199,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.max_zip_files = 5000``
         """,
     )
-
-    @default("max_zip_files")
-    def _default_max_zip_files(self):
-        return _env_number("CLASSHUB_FILES_MAX_ZIP_FILES", 2000, int, "a whole number")
 
     upload_expiry = Float(
         config=True,
@@ -278,10 +210,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("upload_expiry")
-    def _default_upload_expiry(self):
-        return _env_number("CLASSHUB_FILES_UPLOAD_EXPIRY", 600.0, float, "a number of seconds")
-
     download_expiry = Float(
         config=True,
         help="""Seconds a download link stays valid: enough to start the download; the
@@ -291,14 +219,10 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("download_expiry")
-    def _default_download_expiry(self):
-        return _env_number("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0, float, "a number of seconds")
-
     @validate("upload_expiry", "download_expiry", "s3_timeout", "mongo_timeout")
     def _check_seconds(self, proposal):
         if not 0 < proposal.value <= 7 * 86400:
-            raise TraitError(f"{proposal.trait.name} must be between 0 and 7 days in seconds")
+            raise TraitError(f"{named(self, proposal)} must be between 0 and 7 days in seconds")
         return proposal.value
 
     # ----- pushes
@@ -317,13 +241,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("release_services")
-    def _default_release_services(self):
-        raw = os.environ.get("CLASSHUB_FILES_RELEASE_SERVICES")
-        if raw is None:
-            return {"grades"}
-        return {name.strip() for name in raw.split(",") if name.strip()}
-
     sync_interval = Float(
         config=True,
         help="""Seconds between two looks for students' homes that appeared (a student
@@ -335,14 +252,10 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("sync_interval")
-    def _default_sync_interval(self):
-        return _env_number("CLASSHUB_FILES_SYNC_INTERVAL", 5.0, float, "a number of seconds")
-
     @validate("max_zip_files")
     def _check_positive_int(self, proposal):
         if proposal.value < 1:
-            raise TraitError(f"{proposal.trait.name} must be at least 1")
+            raise TraitError(f"{named(self, proposal)} must be at least 1")
         return proposal.value
 
     # ----- Traefik
@@ -357,10 +270,6 @@ class FilesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @default("traefik_dynamic_dir")
-    def _default_traefik_dynamic_dir(self):
-        return os.environ.get("CLASSHUB_TRAEFIK_DYNAMIC_DIR", "")
-
     traefik_entrypoint = Unicode(
         config=True,
         help="""The Traefik entry point browsers come in through
@@ -369,10 +278,6 @@ class FilesApp(HomesSettings, ServiceApp):
         Example: ``c.FilesApp.traefik_entrypoint = "websecure"``
         """,
     )
-
-    @default("traefik_entrypoint")
-    def _default_traefik_entrypoint(self):
-        return _env("CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
 
     @default("template_paths")
     def _default_template_paths(self):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.base.homesapp import HOMES_ENV
 from services.base.hubconfig import service_s3_keys
+
+from .settings import TABLE
 
 SERVICE_NAME = "files"
 ROLE_NAME = "classhub-files-service"
@@ -26,28 +27,18 @@ SCOPES = [
 # Not granted, on purpose: access:servers, list:users, read:servers, start/stop of
 # servers, admin:groups, admin:users, tokens.
 
-#: settings passed from the hub's environment to the service
-PASSED_ENV = (
-    "CLASSHUB_S3_ENDPOINT",
-    "CLASSHUB_S3_BUCKET",
-    "CLASSHUB_S3_TIMEOUT",
-    "CLASSHUB_MONGO_TIMEOUT",
-    "CLASSHUB_FILES_USER_QUOTA",
-    "CLASSHUB_FILES_MATERIAL_QUOTA",
-    "CLASSHUB_FILES_STAGING_QUOTA",
-    "CLASSHUB_FILES_MAX_FILE_SIZE",
-    "CLASSHUB_FILES_MAX_ZIP_SIZE",
-    "CLASSHUB_FILES_MAX_UNPACKED_SIZE",
-    "CLASSHUB_FILES_MAX_ZIP_FILES",
-    "CLASSHUB_FILES_UPLOAD_EXPIRY",
-    "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
-    "CLASSHUB_FILES_SYNC_INTERVAL",
-    "CLASSHUB_FILES_RELEASE_SERVICES",
-    "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
-    "CLASSHUB_TRAEFIK_ENTRYPOINT",
-    "CLASSHUB_HUB_READ_CACHE_SECONDS",
-    *HOMES_ENV,
+#: what the hub computes for the service itself instead of passing its own value
+HUB_COMPUTED = (
+    "CLASSHUB_MONGO_URL",
+    "CLASSHUB_S3_ACCESS_KEY",
+    "CLASSHUB_S3_SECRET_KEY",
+    "CLASSHUB_SERVICE_COOKIE_SECRET",
+    # hub.config.configure_web passes the services the hub runs
+    "CLASSHUB_SERVICES",
 )
+
+#: settings passed from the hub's environment to the service: its settings table
+PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
 def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
@@ -57,7 +48,7 @@ def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"The files service port must be 1-65535, got {port!r}")
     access_key, secret_key = service_s3_keys(env, SERVICE_NAME)
-    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment = TABLE.passed(env, leave_out=HUB_COMPUTED)
     environment.update(
         CLASSHUB_MONGO_URL=mongo_url,
         CLASSHUB_S3_ACCESS_KEY=access_key,

@@ -14,8 +14,8 @@ delivery gets that record, so a file the teacher did not change since it was las
 to this student is skipped, whatever the student did to their copy (ran a notebook, edited
 or deleted it): no "teacher's version" copy of a notebook the student merely ran. After a
 delivery the record takes the hashes of the files delivered, found unchanged, skipped or
-saved beside the student's copy. Nothing is
-ever sent to a student's server (issue 12). Students who have no home yet (they never
+saved beside the student's copy. Nothing is ever sent to a student's server (no
+credential of a service enters a container). Students who have no home yet (they never
 started the class) are marked waiting; :meth:`Pusher.sync_new_homes` delivers to them
 when their home first appears.
 

@@ -17,6 +17,7 @@ from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
+from common.settings import named
 from common.units import parse_size
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
@@ -33,23 +34,11 @@ from .pages import TEMPLATES, page_handlers
 from .release import FilesClient, Releaser
 from .review import review_handlers
 from .reviewsettings import ReviewSettings
+from .settings import GRADES_TABLE
 from .store import GradesStore
 
 
-def _env(name: str, fallback: str) -> str:
-    return os.environ.get(name, "").strip() or fallback
-
-
-def _env_seconds(name: str, fallback: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    try:
-        return float(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be a number of seconds, got {raw[:40]!r}") from None
-
-
+@GRADES_TABLE.install
 class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
@@ -64,10 +53,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.db_url = "postgresql://classhub:...@127.0.0.1:15432/jupyterhub"``
         """,
     ).tag(sensitive=True)
-
-    @default("db_url")
-    def _default_db_url(self):
-        return _env("CLASSHUB_GRADES_DB_URL", _env("CLASSHUB_DB_URL", ""))
 
     @validate("db_url")
     def _check_db_url(self, proposal):
@@ -87,10 +72,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("db_timeout")
-    def _default_db_timeout(self):
-        return _env_seconds("CLASSHUB_GRADES_DB_TIMEOUT", 5.0)
-
     s3_endpoint = Unicode(
         config=True,
         help="""The S3 store holding submitted snapshots (the files service's store),
@@ -99,10 +80,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.s3_endpoint = "http://127.0.0.1:18333"``
         """,
     )
-
-    @default("s3_endpoint")
-    def _default_s3_endpoint(self):
-        return _env("CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333")
 
     s3_bucket = Unicode(
         config=True,
@@ -113,25 +90,24 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("s3_bucket")
-    def _default_s3_bucket(self):
-        return _env("CLASSHUB_S3_BUCKET", "classhub-files")
+    s3_access_key = Unicode(
+        config=True,
+        help="""The access key of the service's own S3 identity ``grades`` (read, write and
+        list under ``submissions/`` only), which the hub passes from
+        ``CLASSHUB_S3_GRADES_ACCESS_KEY``. Never logged, never given to a container.
 
-    s3_access_key = Unicode(config=True, help="S3 access key (``CLASSHUB_S3_ACCESS_KEY``).").tag(
-        sensitive=True
-    )
+        Example: ``c.GradesApp.s3_access_key = "grades"``
+        """,
+    ).tag(sensitive=True)
 
-    @default("s3_access_key")
-    def _default_s3_access_key(self):
-        return os.environ.get("CLASSHUB_S3_ACCESS_KEY", "")
+    s3_secret_key = Unicode(
+        config=True,
+        help="""The secret key of the service's own S3 identity (the hub passes
+        ``CLASSHUB_S3_GRADES_SECRET_KEY``). Never logged, never given to a container.
 
-    s3_secret_key = Unicode(config=True, help="S3 secret key (``CLASSHUB_S3_SECRET_KEY``).").tag(
-        sensitive=True
-    )
-
-    @default("s3_secret_key")
-    def _default_s3_secret_key(self):
-        return os.environ.get("CLASSHUB_S3_SECRET_KEY", "")
+        Example: ``c.GradesApp.s3_secret_key = open("/run/secrets/s3-grades").read().strip()``
+        """,
+    ).tag(sensitive=True)
 
     hub_base_url = Unicode(
         config=True,
@@ -154,10 +130,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("download_expiry")
-    def _default_download_expiry(self):
-        return _env_seconds("CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0)
-
     sync_interval = Float(
         config=True,
         help="""Seconds between two rounds delivering returned feedback to students whose
@@ -166,10 +138,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.sync_interval = 10``
         """,
     )
-
-    @default("sync_interval")
-    def _default_sync_interval(self):
-        return _env_seconds("CLASSHUB_FILES_SYNC_INTERVAL", 5.0)
 
     files_url = Unicode(
         config=True,
@@ -181,14 +149,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.files_url = "http://127.0.0.1:10102/services/files/"``
         """,
     )
-
-    @default("files_url")
-    def _default_files_url(self):
-        explicit = _env("CLASSHUB_FILES_URL", "")
-        if explicit:
-            return explicit
-        port = _env("CLASSHUB_FILES_PORT", "10102")
-        return f"http://127.0.0.1:{port}{normal_base_url(self.hub_base_url)}services/files/"
 
     @validate("files_url")
     def _check_files_url(self, proposal):
@@ -208,10 +168,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("files_timeout")
-    def _default_files_timeout(self):
-        return _env_seconds("CLASSHUB_FILES_TIMEOUT", 10.0)
-
     release_retry_interval = Float(
         config=True,
         help="""Seconds after a failed release push (the files service down, ...) before
@@ -222,25 +178,17 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("release_retry_interval")
-    def _default_release_retry_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_RELEASE_RETRY", 30.0)
-
     deadline_interval = Float(
         config=True,
         help="""Seconds between two looks for deadlines that came
         (``CLASSHUB_GRADES_DEADLINE_INTERVAL``). At each student's deadline the service
-        takes a snapshot of their assignment folder by itself (issue 13); a look is one
+        takes a snapshot of their assignment folder by itself; a look is one
         indexed query, and the snapshots of a class must all be recorded within 60 s of
         its deadline, so keep this small.
 
         Example: ``c.GradesApp.deadline_interval = 2``
         """,
     )
-
-    @default("deadline_interval")
-    def _default_deadline_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_INTERVAL", 2.0)
 
     deadline_retry_interval = Float(
         config=True,
@@ -253,10 +201,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("deadline_retry_interval")
-    def _default_deadline_retry_interval(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_RETRY", 30.0)
-
     deadline_lease = Float(
         config=True,
         help="""Seconds a claim on deadline snapshots holds (``CLASSHUB_GRADES_DEADLINE_LEASE``).
@@ -268,15 +212,11 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("deadline_lease")
-    def _default_deadline_lease(self):
-        return _env_seconds("CLASSHUB_GRADES_DEADLINE_LEASE", 300.0)
-
     @validate("deadline_interval", "deadline_retry_interval", "deadline_lease")
     def _check_deadline_seconds(self, proposal):
         if not proposal.value > 0:
             raise TraitError(
-                f"GradesApp.{proposal.trait.name} must be a positive number of seconds,"
+                f"GradesApp.{named(self, proposal)} must be a positive number of seconds,"
                 f" got {proposal.value}"
             )
         return proposal.value
@@ -316,16 +256,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
-    @default("max_versions")
-    def _default_max_versions(self):
-        raw = _env("CLASSHUB_GRADES_MAX_VERSIONS", "20")
-        try:
-            return int(raw)
-        except ValueError:
-            raise TraitError(
-                f"CLASSHUB_GRADES_MAX_VERSIONS must be a whole number, got {raw[:40]!r}"
-            ) from None
-
     @validate("max_versions")
     def _check_max_versions(self, proposal):
         if proposal.value < 0:
@@ -342,10 +272,6 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.student_quota = "2G"``
         """,
     )
-
-    @default("student_quota")
-    def _default_student_quota(self):
-        return _env("CLASSHUB_GRADES_STUDENT_QUOTA", "1G")
 
     @validate("student_quota")
     def _check_student_quota(self, proposal):

@@ -1,7 +1,7 @@
 """Taking a snapshot of a student's assignment folder and storing it (submission).
 
 The snapshot is taken from the student's home volume, never through their server
-(issue 12: no credential of the service ever enters a student's container): a throwaway
+(no credential of the service ever enters a student's container): a throwaway
 helper container (:mod:`services.base.homes`) mounts the home read-only and writes a
 deterministic zip of ``~/<code>/assignments/<slug>`` (:mod:`classhub_singleuser.snapshot`).
 So Submit and collect work the same whether the class server runs or not, and a collect

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from services.base.homesapp import HOMES_ENV
 from services.base.hubconfig import service_s3_keys
+
+from .settings import TABLE
 
 SERVICE_NAME = "grades"
 ROLE_NAME = "classhub-grades-service"
@@ -34,29 +35,18 @@ SCOPES = [
 # Not granted, on purpose: access:servers, start/stop of servers, read:servers, users,
 # tokens.
 
-PASSED_ENV = (
-    "CLASSHUB_S3_ENDPOINT",
-    "CLASSHUB_S3_BUCKET",
-    "CLASSHUB_FILES_DOWNLOAD_EXPIRY",
-    "CLASSHUB_FILES_SYNC_INTERVAL",
-    "CLASSHUB_FILES_PORT",
-    "CLASSHUB_FILES_URL",
-    "CLASSHUB_FILES_TIMEOUT",
-    "CLASSHUB_GRADES_DB_TIMEOUT",
-    "CLASSHUB_GRADES_RELEASE_RETRY",
-    "CLASSHUB_GRADES_DEADLINE_INTERVAL",
-    "CLASSHUB_GRADES_DEADLINE_RETRY",
-    "CLASSHUB_GRADES_DEADLINE_LEASE",
-    "CLASSHUB_GRADES_MAX_VERSIONS",
-    "CLASSHUB_GRADES_STUDENT_QUOTA",
-    "CLASSHUB_HUB_READ_CACHE_SECONDS",
-    *HOMES_ENV,
-    # the review's notebook renderer (services/grades/review.py)
-    "CLASSHUB_GRADES_RENDER_WORKERS",
-    "CLASSHUB_GRADES_RENDER_TIMEOUT",
-    "CLASSHUB_GRADES_RENDER_MEMORY",
-    "CLASSHUB_GRADES_RENDER_CACHE",
+#: what the hub computes for the service itself instead of passing its own value
+HUB_COMPUTED = (
+    "CLASSHUB_GRADES_DB_URL",
+    "CLASSHUB_S3_ACCESS_KEY",
+    "CLASSHUB_S3_SECRET_KEY",
+    "CLASSHUB_SERVICE_COOKIE_SECRET",
+    # hub.config.configure_web passes the services the hub runs
+    "CLASSHUB_SERVICES",
 )
+
+#: settings passed from the hub's environment to the service: its settings table
+PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
 def grades_service_config(*, port: int, db_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
@@ -69,7 +59,7 @@ def grades_service_config(*, port: int, db_url: str, env: Mapping[str, str]) -> 
             "The grades service needs PostgreSQL: set CLASSHUB_GRADES_DB_URL or CLASSHUB_DB_URL."
         )
     access_key, secret_key = service_s3_keys(env, SERVICE_NAME)
-    environment = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    environment = TABLE.passed(env, leave_out=HUB_COMPUTED)
     environment.update(
         CLASSHUB_GRADES_DB_URL=db_url,
         CLASSHUB_S3_ACCESS_KEY=access_key,

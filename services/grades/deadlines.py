@@ -1,4 +1,4 @@
-"""The deadline is a snapshot (issue 13): at each student's own deadline the grades service
+"""The deadline is a snapshot: at each student's own deadline the grades service
 takes a copy of their assignment folder by itself.
 
 The schedule is in PostgreSQL (migration 0005, ``deadline_snapshots``), so it survives

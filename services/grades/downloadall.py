@@ -1,4 +1,4 @@
-"""**Download all** (issue 13, item 4): ``GET api/classes/<code>/assignments/<slug>/
+"""**Download all** (the review page): ``GET api/classes/<code>/assignments/<slug>/
 download-all`` (teachers) streams one zip of the versions that count, a folder per student
 (``<username>/...``) and ``manifest.csv`` with a row per student of the class (and anyone
 who handed in before leaving it).

@@ -1,4 +1,4 @@
-"""Reviewing handed-in work in the browser (issue 13, item 4): a version's files, its
+"""Reviewing handed-in work in the browser (the review page): a version's files, its
 notebooks rendered, the difference between two versions, and **Download all**.
 
 ===========================================================  ===============================

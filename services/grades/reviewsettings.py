@@ -4,29 +4,14 @@ many **Download all** zips are built at once."""
 
 from __future__ import annotations
 
-import os
-
-from traitlets import Integer, TraitError, Unicode, default, validate
+from traitlets import Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from common.units import parse_size
 from services.base import nbrender
 
 from .reviewwork import RenderCache, Review
-
-
-def _env(name: str, fallback: str) -> str:
-    return os.environ.get(name, "").strip() or fallback
-
-
-def _env_number(name: str, fallback: float, kind=float):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    try:
-        return kind(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be a number, got {raw[:40]!r}") from None
+from .settings import REVIEW_TABLE
 
 
 def _size(name: str, value: str) -> int:
@@ -36,6 +21,7 @@ def _size(name: str, value: str) -> int:
         raise TraitError(f"GradesApp.{name} is not a size such as 256M or 2G: {e}") from None
 
 
+@REVIEW_TABLE.install
 class ReviewSettings(Configurable):
     """The grades service's settings of the review (mixed into ``GradesApp``)."""
 
@@ -50,10 +36,6 @@ class ReviewSettings(Configurable):
         Example: ``c.GradesApp.render_workers = 4``
         """,
     )
-
-    @default("render_workers")
-    def _default_render_workers(self):
-        return _env_number("CLASSHUB_GRADES_RENDER_WORKERS", 2, int)
 
     @validate("render_workers")
     def _check_render_workers(self, proposal):
@@ -71,10 +53,6 @@ class ReviewSettings(Configurable):
         Example: ``c.GradesApp.render_timeout = 30``
         """,
     )
-
-    @default("render_timeout")
-    def _default_render_timeout(self):
-        return _env_number("CLASSHUB_GRADES_RENDER_TIMEOUT", 20, int)
 
     @validate("render_timeout")
     def _check_render_timeout(self, proposal):
@@ -95,10 +73,6 @@ class ReviewSettings(Configurable):
         """,
     )
 
-    @default("render_memory")
-    def _default_render_memory(self):
-        return _env("CLASSHUB_GRADES_RENDER_MEMORY", "2G")
-
     @validate("render_memory")
     def _check_render_memory(self, proposal):
         if _size("render_memory", proposal.value) < 256 << 20:
@@ -115,10 +89,6 @@ class ReviewSettings(Configurable):
         Example: ``c.GradesApp.render_cache_size = "512M"``
         """,
     )
-
-    @default("render_cache_size")
-    def _default_render_cache_size(self):
-        return _env("CLASSHUB_GRADES_RENDER_CACHE", "256M")
 
     @validate("render_cache_size")
     def _check_render_cache_size(self, proposal):

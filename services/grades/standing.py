@@ -6,7 +6,7 @@ the student's page, the teacher's submissions list and grading view, the gradebo
 its CSV, and the feedback file returned into the student's home. They all call it with
 the same inputs read from the database, so they always agree.
 
-The rules (issue 13):
+The rules (deadlines a teacher can trust):
 
 * **On time or late** is decided now, from the version's time and the student's CURRENT
   deadline (the assignment's due date, or their extension), never frozen when the version

@@ -1,4 +1,4 @@
-"""The review page in headless Chromium (issue 13, item 4): a student hands in a notebook
+"""The review page in headless Chromium: a student hands in a notebook
 whose Markdown holds a ``<script>``, whose outputs are JavaScript and HTML with event
 handlers, each a payload that would mark the page it runs in, its parent page, call a
 listener of the test's own and ask the hub for a token with the teacher's session. The

@@ -134,15 +134,12 @@ async def app(hub_settings, tmp_path_factory):
     stopping a hub cancels every task left on its loop (``shutdown_cancel_tasks``)."""
     server = fakeredis.FakeServer()
     c = Config()
-    configure_auth(
-        c,
-        redis_url="redis://fakeredis.invalid:6379/0",  # never dialled: fakeredis in-process
-        accounts_db_url="postgresql://accounts.invalid/classhub",  # the memory store
-        first_admin=ADMIN,
-        session_policy=hub_settings.get("session_policy", "takeover"),
-        session_idle_timeout=hub_settings.get("session_idle_timeout", 7200),
-    )
+    configure_auth(c)
     c.JupyterHub.authenticator_class = MockJWTAuthenticator
+    # never dialled: fakeredis in-process
+    c.JWTAuthenticator.redis_url = "redis://fakeredis.invalid:6379/0"
+    c.JWTAuthenticator.accounts_db_url = "postgresql://accounts.invalid/classhub"  # in memory
+    c.JWTAuthenticator.first_admin = ADMIN
     c.JWTAuthenticator.jwt_secret = JWT_SECRET
     for name, value in hub_settings.items():
         setattr(c.JWTAuthenticator, name, value)

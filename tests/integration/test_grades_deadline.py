@@ -1,10 +1,10 @@
-"""Deadlines a teacher can trust (issue 13), against the real hub, Traefik, PostgreSQL,
+"""Deadlines a teacher can trust, against the real hub, Traefik, PostgreSQL,
 SeaweedFS, real student containers and the homes helper containers:
 
 * the deadline is a snapshot: at the deadline the grades service takes every student's
   folder by itself, from a running and a stopped server alike (no Submit pressed), and a
   student without a home is recorded as missing with the reason;
-* the exact scenario of the issue: handed in on time, graded 9.5 and returned; after the
+* the scenario deadline snapshots exist for: handed in on time, graded 9.5 and returned; after the
   deadline the teacher presses Collect now while the student re-ran a cell and saved: a
   late version is recorded, but the grade 9.5 and the counting version stay, and the
   gradebook and the student's page still show 9.5;

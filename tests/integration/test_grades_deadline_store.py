@@ -1,5 +1,5 @@
 """The deadline schedule, the version that counts, penalties and questions in a real,
-throw-away PostgreSQL 15 (GradesStore, no hub; issue 13). The snapshots themselves are
+throw-away PostgreSQL 15 (GradesStore, no hub). The snapshots themselves are
 taken by the homes helper in test_grades_deadline.py; here the store's side: planned
 once, claimed once by one of several processes, recorded exactly once, caught up after an
 outage (still on time), re-timed by an extension granted late."""

@@ -1,4 +1,4 @@
-"""Reviewing handed-in work (issue 13, item 4) against the real hub, Traefik, PostgreSQL,
+"""Reviewing handed-in work (the review page) against the real hub, Traefik, PostgreSQL,
 SeaweedFS and a real student container: a version's files, a notebook rendered as a page
 that runs nothing (sandboxing CSP, nothing of the student's as markup), one file
 downloaded as an attachment, the changes between two versions, **Download all** (a zip

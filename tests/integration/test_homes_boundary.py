@@ -1,4 +1,4 @@
-"""No power enters a student's container (issue 12, invariant 2), against the real hub,
+"""No power enters a student's container, against the real hub,
 Traefik, PostgreSQL, SeaweedFS, nx-27017 and real student containers.
 
 The student servers here run a test image built FROM classhub/singleuser:latest with one

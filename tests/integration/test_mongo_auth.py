@@ -1,4 +1,5 @@
-"""MongoDB with authentication and a user per service (issue 12, invariant 7), against the
+"""MongoDB with authentication and a user per service (an identity per component in the
+data stores), against the
 real classhub-mongo (nx-27017 behind SCRAM-SHA-256) with real pymongo, set up by the real
 ``classhub-stores mongo``: each service's user does its work through the service's own store
 code and is refused on the other service's database, on listing every database, on user

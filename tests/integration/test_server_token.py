@@ -1,4 +1,4 @@
-"""Issue 12, invariant 6: the server's own token never opens the server, and what opens it
+"""The server's own token never opens the server, and what opens it
 ends with the sign-in session. Real hub, Redis, Traefik and a student container.
 
 An attacker copies ``JUPYTERHUB_API_TOKEN`` from a terminal of the student's container

@@ -84,7 +84,7 @@ def _attacker_key():
 
 
 def attack_tokens(stack, attacker_url):
-    """(name, token, expected status) for every attack the issue lists."""
+    """(name, token, expected status) for every attack on sign-in tokens that the tests try."""
     now = int(time.time())
     good = {
         "sub": "mallory",

@@ -1,4 +1,4 @@
-"""Issue 12, invariant 5: sign-in abuse, against a real hub, Traefik, Redis, PostgreSQL
+"""Sign-in abuse, against a real hub, Traefik, Redis, PostgreSQL
 and a real student container.
 
 - 100 wrong passwords for ``admin`` from one address never lock the owner out: the right

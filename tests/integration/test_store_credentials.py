@@ -1,4 +1,5 @@
-"""Least privilege at run time (issue 12, invariant 7), on a whole deployment: the hub and
+"""Least privilege at run time (an identity per component in the
+data stores), on a whole deployment: the hub and
 each service hold only their own store credentials (read from the running processes), and
 each credential a service holds is refused outside its own data (PostgreSQL, S3, and
 MongoDB: classhub-mongo with a user per service, as offline)."""

@@ -1,4 +1,5 @@
-"""Least privilege in S3 and MongoDB (issue 12, invariant 7): each service's S3 identity
+"""Least privilege in S3 and MongoDB (an identity per component in the
+data stores): each service's S3 identity
 works under its own prefixes and is refused (403) everywhere else, on the bucket and on the
 IAM API (real SeaweedFS, the identities file `make up` writes); MongoDB's set-up (real
 classhub-mongo, which has users) makes a user per service and moves the files service's

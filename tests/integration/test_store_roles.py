@@ -1,4 +1,5 @@
-"""Least privilege in PostgreSQL (issue 12, invariant 7): a role per component, each owning
+"""Least privilege in PostgreSQL (an identity per component in the
+data stores): a role per component, each owning
 only its schema, made by `classhub-stores postgres` on a fresh database and on a database
 that an earlier classhub made as the superuser (the upgrade). Real PostgreSQL 15."""
 

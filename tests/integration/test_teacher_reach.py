@@ -1,4 +1,4 @@
-"""Issue 12, invariant 1: a teacher reaches exactly the class servers of their classes'
+"""A teacher reaches exactly the class servers of their classes'
 students, tried as an attacker would, against the real hub, classes service, Docker and
 Traefik. The deployment has per-user origins (CLASSHUB_SERVERS_DOMAIN), where teachers
 open their students' servers; on one shared origin the owner gate keeps every browser but

@@ -1,9 +1,9 @@
-"""A revoked token loses the student's server within seconds (issue 3).
+"""A revoked token loses the student's server within seconds.
 
 The single-user image's ``classhub_singleuser`` extension shortens HubOAuth's cache of the
 hub's token answers (5 s instead of 300 s) and re-checks the credential of every open
 websocket with the hub every 5 s, closing it (1008) once the hub refuses the token (so
-within about 5 s; the issue asks for 10). Here the token is a user API token made through
+within about 5 s; the target is 10). Here the token is a user API token made through
 the hub API; deleting it is what the hub does to a revoked sign-in session's OAuth tokens.
 Real image, real hub, real Docker, Traefik.
 """
@@ -193,7 +193,7 @@ async def test_deleting_the_token_closes_its_websockets(stack, server):
         f" terminal websocket in {terminal_s:.2f} s, events websocket in {events_s:.2f} s,"
         f" HTTP refused in {http_s:.2f} s"
     )
-    assert max(kernel_s, terminal_s, events_s) <= 10  # issue 3: within 10 s
+    assert max(kernel_s, terminal_s, events_s) <= 10  # the target: within 10 s
     for conn in (kernel, terminal, events):
         assert conn.close_code == 1008, conn.close_code
         assert conn.close_reason == "session ended; sign in again", conn.close_reason

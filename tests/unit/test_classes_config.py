@@ -151,7 +151,11 @@ def test_image_catalogue_as_a_trait(env):
     [
         ("CLASSHUB_MAX_CPU_LIMIT", "lots", "CLASSHUB_MAX_CPU_LIMIT must be a number"),
         ("CLASSHUB_DEFAULT_IDLE_TIMEOUT", "1h", "must be a number of seconds"),
-        ("CLASSHUB_MAX_MEM_LIMIT", "huge", "max_mem_limit must be a size"),
+        (
+            "CLASSHUB_MAX_MEM_LIMIT",
+            "huge",
+            "max_mem_limit \\(CLASSHUB_MAX_MEM_LIMIT\\) must be a size",
+        ),
         ("CLASSHUB_ALLOWED_IMAGES", "other:1", "not in the image catalogue"),
         ("CLASSHUB_IMAGES", '[{"name": "other:1"}]', "not in the image catalogue"),
         ("CLASSHUB_IMAGES", "classhub/singleuser:latest", "CLASSHUB_IMAGES is not valid JSON"),

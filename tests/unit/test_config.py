@@ -1,15 +1,15 @@
 import pytest
 from traitlets.config import Config
 
-from hub.config import (
-    ConfigError,
-    apply_env,
-    configure_auth,
-    configure_proxy,
-    configure_spawner,
-)
+from authenticator import JWTAuthenticator
+from authenticator.settings import AUTH_TABLE
+from common.settings import check_environment
+from hub.config import ConfigError, apply_env
+from hub.proxy import PROXY_TABLE, TraefikDockerProxy
 from hub.traefik_config import traefik_static_config
 from services.config import apply_env as apply_services_env
+from spawner import ClassroomSpawner
+from spawner.spawner import SPAWNER_TABLE
 
 pytestmark = pytest.mark.unit
 
@@ -28,23 +28,41 @@ def test_apply_env_defaults():
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     assert "hub_connect_ip" not in c.JupyterHub
     assert c.Spawner.hub_connect_url == "http://172.30.0.1:8081"
-    assert c.TraefikDockerProxy.student_entrypoint == "students"
     assert c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "sqlite:////srv/classhub/jupyterhub.sqlite"
-    assert c.ClassroomSpawner.image == "classhub/singleuser:latest"
-    assert c.ClassroomSpawner.images == [
-        {
-            "name": "classhub/singleuser:latest",
-            "display_name": "classhub/singleuser:latest",
-            "description": "",
-        }
-    ]
-    assert c.ClassroomSpawner.network_name == "classhub-students"
-    assert c.TraefikDockerProxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
-    assert c.JWTAuthenticator.session_policy == "takeover"
-    assert c.JWTAuthenticator.session_idle_timeout == 7200
     assert c.Spawner.disable_user_config is True
+    # classhub's traits are not copied into the config: each reads its own variable
+    assert "TraefikDockerProxy" not in c
+    assert "JWTAuthenticator" not in c
+    assert set(c.ClassroomSpawner) == {"default_url"}
+
+
+def clean_env(monkeypatch, **env):
+    for table in (PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE):
+        for name in table.variables:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("CLASSHUB_DATA_DIR", raising=False)
+    monkeypatch.delenv("CLASSHUB_GATE_PORT", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_traits_defaults_without_variables(monkeypatch):
+    clean_env(monkeypatch)
+    proxy, spawner, auth = TraefikDockerProxy(), ClassroomSpawner(), JWTAuthenticator()
+    assert proxy.student_entrypoint == "students"
+    assert proxy.dynamic_config_dir == "/srv/classhub/traefik-dynamic"
+    assert proxy.traefik_api_url == "http://127.0.0.1:8099"
+    assert spawner.image == "classhub/singleuser:latest"
+    # DockerSpawner keeps the allowed images as a dict of names
+    assert list(spawner.allowed_images) == ["classhub/singleuser:latest"]
+    assert spawner.network_name == "classhub-students"
+    assert spawner.owner_gate_url == "http://127.0.0.1:8082/check"
+    assert (spawner.cpu_limit, spawner.pids_limit, spawner.home_quota) == (1.0, 512, "2G")
+    assert auth.session_policy == "takeover"
+    assert auth.session_idle_timeout == 7200
+    assert auth.redis_url == "redis://127.0.0.1:6379/0"
 
 
 def test_a_whole_class_may_start_at_once():
@@ -67,8 +85,7 @@ def test_apply_env_uses_gateway_lookup():
     assert c.Spawner.hub_connect_url == "http://10.0.0.1-n1:8081"
 
 
-def test_apply_env_overrides():
-    c = Config()
+def test_the_variables_feed_the_traits(monkeypatch):
     env = {
         "CLASSHUB_HUB_IP": "10.1.1.1",
         "CLASSHUB_HUB_PORT": "9000",
@@ -82,53 +99,73 @@ def test_apply_env_overrides():
         "CLASSHUB_REDIS_URL": "redis://r:6379/1",
         "CLASSHUB_SESSION_POLICY": "reject",
         "CLASSHUB_SESSION_IDLE_TIMEOUT": "600",
+        "CLASSHUB_TRAEFIK_DYNAMIC_DIR": "/d",
+        "CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT": "",
     }
+    clean_env(monkeypatch, **env)
+    c = Config()
+    check_environment(env, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
     apply_env(c, env, gateway_lookup=no_docker)
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9000"
     assert c.Spawner.hub_connect_url == "http://10.1.1.1:9000"
     assert c.JupyterHub.db_url.startswith("postgresql+psycopg://")
-    assert c.ClassroomSpawner.mem_limit == "2G"
-    assert c.ClassroomSpawner.cpu_limit == 0.5
-    assert c.ClassroomSpawner.pids_limit == 300
-    assert [e["name"] for e in c.ClassroomSpawner.images] == ["img:1", "img:2"]
-    assert c.JupyterHub.authenticator_class == "classhub-jwt"
-    assert c.JWTAuthenticator.first_admin == "root1"
-    assert c.JWTAuthenticator.redis_url == "redis://r:6379/1"
-    assert c.JWTAuthenticator.session_policy == "reject"
-    assert c.JWTAuthenticator.session_idle_timeout == 600
+    spawner, auth, proxy = ClassroomSpawner(), JWTAuthenticator(), TraefikDockerProxy()
+    assert spawner.mem_limit == 2 * 1024**3
+    assert spawner.cpu_limit == 0.5
+    assert spawner.pids_limit == 300
+    assert list(spawner.allowed_images) == ["img:1", "img:2"]
+    assert auth.first_admin == "root1"
+    assert auth.redis_url == "redis://r:6379/1"
+    assert auth.session_policy == "reject"
+    assert auth.session_idle_timeout == 600
     # local accounts live in the hub's PostgreSQL database unless told otherwise
-    assert c.JWTAuthenticator.accounts_db_url == env["CLASSHUB_DB_URL"]
+    assert auth.accounts_db_url == env["CLASSHUB_DB_URL"]
+    assert proxy.dynamic_config_dir == "/d"
+    assert proxy.student_entrypoint == ""  # set and empty: no student entrypoint
 
 
-def test_bad_numbers_give_fixit_message():
-    with pytest.raises(ConfigError, match="not a number"):
-        apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_CPU_LIMIT": "lots"})
-
-
-SPAWNER = dict(
-    network="n", entrypoint="web", mem_limit="1G", cpu_limit=1, pids_limit=100, prefix="p"
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("CLASSHUB_CPU_LIMIT", "lots", "CLASSHUB_CPU_LIMIT must be a positive number"),
+        ("CLASSHUB_CPU_LIMIT", "0", "CLASSHUB_CPU_LIMIT must be a positive number"),
+        ("CLASSHUB_PIDS_LIMIT", "many", "CLASSHUB_PIDS_LIMIT must be a whole number"),
+        ("CLASSHUB_SESSION_POLICY", "both", "takeover' or 'reject"),
+        ("CLASSHUB_SESSION_IDLE_TIMEOUT", "5", "at least 60"),
+        ("CLASSHUB_SESSION_IDLE_TIMEOUT", "2h", "number of seconds"),
+        ("CLASSHUB_HOMES_DIR", "homes", "an absolute path"),
+        ("CLASSHUB_HOME_QUOTA", "lots", "CLASSHUB_HOME_QUOTA must be a size"),
+        ("CLASSHUB_ALLOWED_IMAGES", "b", "The default image 'classhub/singleuser:latest'"),
+    ],
 )
+def test_a_bad_variable_stops_the_hub_with_a_fix(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        check_environment({name: value}, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
 
 
-def test_default_image_must_be_allowed():
-    with pytest.raises(ConfigError, match="not in the image catalogue"):
-        configure_spawner(Config(), image="a", images=[{"name": "b"}], **SPAWNER)
+def test_the_default_image_check_reads_the_given_environment(monkeypatch):
+    monkeypatch.delenv("CLASSHUB_SINGLEUSER_IMAGE", raising=False)
+    monkeypatch.delenv("CLASSHUB_ALLOWED_IMAGES", raising=False)
+    check_environment({"CLASSHUB_SINGLEUSER_IMAGE": "img:2"}, SPAWNER_TABLE)
+    check_environment(
+        {"CLASSHUB_SINGLEUSER_IMAGE": "a", "CLASSHUB_ALLOWED_IMAGES": "b, a"}, SPAWNER_TABLE
+    )
 
 
-def test_image_catalogue_from_env():
+def test_the_image_catalogue_from_the_environment(monkeypatch):
     """CLASSHUB_IMAGES (JSON) is the catalogue the spawner checks; the older
-    CLASSHUB_ALLOWED_IMAGES adds names it does not list."""
-    c = Config()
+    CLASSHUB_ALLOWED_IMAGES adds names it does not list; allowed_images follows it."""
     env = {
-        "CLASSHUB_HUB_IP": "10.1.1.1",
         "CLASSHUB_SINGLEUSER_IMAGE": "classhub/singleuser:latest",
         "CLASSHUB_IMAGES": '[{"name": "classhub/singleuser:latest", "display_name": "Python"},'
         ' {"name": "classhub/datascience:latest", "display_name": "Data science",'
         ' "description": "numpy, pandas"}]',
         "CLASSHUB_ALLOWED_IMAGES": "classhub/datascience:latest, site/r:4",
     }
-    apply_env(c, env, gateway_lookup=no_docker)
-    assert c.ClassroomSpawner.images == [
+    clean_env(monkeypatch, **env)
+    check_environment(env, SPAWNER_TABLE)
+    spawner = ClassroomSpawner()
+    assert spawner.images == [
         {"name": "classhub/singleuser:latest", "display_name": "Python", "description": ""},
         {
             "name": "classhub/datascience:latest",
@@ -137,7 +174,11 @@ def test_image_catalogue_from_env():
         },
         {"name": "site/r:4", "display_name": "site/r:4", "description": ""},
     ]
-    assert "allowed_images" not in c.ClassroomSpawner  # derived from the catalogue
+    assert list(spawner.allowed_images) == [
+        "classhub/singleuser:latest",
+        "classhub/datascience:latest",
+        "site/r:4",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -151,48 +192,31 @@ def test_image_catalogue_from_env():
         ("[]", "is empty"),
     ],
 )
-def test_image_catalogue_errors_say_how_to_fix(raw, message):
-    env = {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_SINGLEUSER_IMAGE": "a:1"}
+def test_image_catalogue_errors_stop_the_hub_with_a_fix(raw, message):
+    env = {"CLASSHUB_SINGLEUSER_IMAGE": "a:1", "CLASSHUB_IMAGES": raw}
     with pytest.raises(ConfigError) as e:
-        apply_env(Config(), {**env, "CLASSHUB_IMAGES": raw}, gateway_lookup=no_docker)
+        check_environment(env, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
     assert message in str(e.value)
 
 
-def test_configure_proxy_and_auth():
+def test_a_value_from_the_environment_gets_the_traits_checks(monkeypatch):
+    """traitlets checks set values only; a table's default is checked as well."""
+    clean_env(monkeypatch, CLASSHUB_PIDS_LIMIT="10")
+    with pytest.raises(ValueError, match="use at least 64"):
+        ClassroomSpawner().pids_limit  # noqa: B018
+    clean_env(monkeypatch, CLASSHUB_SESSION_IDLE_TIMEOUT="600", CLASSHUB_HOMES_DIR="/h/")
+    assert ClassroomSpawner().homes_root == "/h"
+
+
+def test_bad_numbers_give_fixit_message():
+    with pytest.raises(ConfigError, match="CLASSHUB_HUB_PORT must be a port number"):
+        apply_env(Config(), {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_HUB_PORT": "lots"})
+
+
+def test_every_hub_log_line_goes_through_the_jwt_scrubber():
     c = Config()
-    configure_proxy(c, api_url="http://127.0.0.1:1", dynamic_dir="/d", entrypoint="e")
-    configure_auth(c, **AUTH)
-    assert c.TraefikDockerProxy.traefik_api_url == "http://127.0.0.1:1"
-    assert c.JWTAuthenticator.redis_url == "redis://x"
-    # every hub log line goes through the JWT scrubber
+    apply_env(c, {"CLASSHUB_HUB_IP": "1.2.3.4"}, gateway_lookup=no_docker)
     assert c.JupyterHub.logging_config["handlers"]["console"]["filters"] == ["jwtscrub"]
-
-
-AUTH = dict(
-    redis_url="redis://x",
-    accounts_db_url="postgresql://db/x",
-    first_admin="a",
-    session_policy="takeover",
-    session_idle_timeout=3600,
-)
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"session_policy": "both"}, "takeover' or 'reject"),
-        ({"session_idle_timeout": 5}, "at least 60"),
-    ],
-)
-def test_configure_auth_refuses_bad_settings(change, message):
-    with pytest.raises(ConfigError, match=message):
-        configure_auth(Config(), **{**AUTH, **change})
-
-
-def test_bad_idle_timeout_in_env_gives_fixit_message():
-    env = {"CLASSHUB_HUB_IP": "1.2.3.4", "CLASSHUB_SESSION_IDLE_TIMEOUT": "2h"}
-    with pytest.raises(ConfigError, match="number of seconds"):
-        apply_env(Config(), env)
 
 
 def test_traefik_static_config():

@@ -8,9 +8,9 @@ from traitlets.config import Config
 
 from authenticator.roles import STUDENT_SCOPES
 from common.errors import ConfigError
+from services.base.homesapp import HOMES_ENV
 from services.config import apply_env, configure_files
 from services.files.config import (
-    HOMES_ENV,
     PASSED_ENV,
     ROLE_NAME,
     SCOPES,

@@ -1,5 +1,5 @@
 """services.grades.standing: the one computation of which version counts, on time or
-late, the penalty and the points (issue 13)."""
+late, the penalty and the points."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D

@@ -6,10 +6,10 @@ import struct
 import pytest
 from traitlets.config import Config
 
-from hub.config import ConfigError, apply_env, configure_homes
+from hub.config import ConfigError, configure_homes
 from hub.homes_api import HomeUsageAPIHandler
 from services.classes.views import home_views
-from spawner import btrfs, homes
+from spawner import ClassroomSpawner, btrfs, homes
 from spawner.homesfs import GiB, HomesFsError, auto_size, mounted_at, parse_fs_size, tree_summary
 
 pytestmark = pytest.mark.unit
@@ -178,30 +178,29 @@ def test_tree_summary_sees_a_missing_or_changed_file(tmp_path):
 
 def test_configure_homes():
     c = Config()
-    configure_homes(c, homes_dir="/var/lib/classhub/homes", home_quota="3G")
-    assert c.ClassroomSpawner.homes_root == "/var/lib/classhub/homes"
-    assert c.ClassroomSpawner.home_quota == "3G"
-    configure_homes(c, homes_dir="/var/lib/classhub/homes", home_quota="3G")
+    configure_homes(c)
+    configure_homes(c)
     handlers = [h for h in c.JupyterHub.extra_handlers if h[1] is HomeUsageAPIHandler]
     assert handlers == [(r"/api/classhub/homes/([^/]+)", HomeUsageAPIHandler)]
+
+
+def test_the_homes_variables_feed_the_spawner(monkeypatch):
+    from common.settings import check_environment
+    from spawner.spawner import SPAWNER_TABLE
+
+    monkeypatch.delenv("CLASSHUB_HOMES_DIR", raising=False)
+    monkeypatch.delenv("CLASSHUB_HOME_QUOTA", raising=False)
+    spawner = ClassroomSpawner()
+    assert spawner.homes_root == "" and spawner.home_quota == "2G"
+    monkeypatch.setenv("CLASSHUB_HOMES_DIR", "/var/lib/classhub/homes")
+    monkeypatch.setenv("CLASSHUB_HOME_QUOTA", "500M")
+    spawner = ClassroomSpawner()
+    assert spawner.homes_root == "/var/lib/classhub/homes"
+    assert spawner.home_quota == "500M"
     with pytest.raises(ConfigError, match="absolute path"):
-        configure_homes(c, homes_dir="homes", home_quota="2G")
+        check_environment({"CLASSHUB_HOMES_DIR": "homes"}, SPAWNER_TABLE)
     with pytest.raises(ConfigError, match="CLASSHUB_HOME_QUOTA"):
-        configure_homes(c, homes_dir="", home_quota="big")
-
-
-def test_apply_env_homes():
-    c = Config()
-    apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=None)
-    assert c.ClassroomSpawner.homes_root == "" and c.ClassroomSpawner.home_quota == "2G"
-    env = {
-        "CLASSHUB_HUB_IP": "172.30.0.1",
-        "CLASSHUB_HOMES_DIR": "/var/lib/classhub/homes",
-        "CLASSHUB_HOME_QUOTA": "500M",
-    }
-    apply_env(c, env, gateway_lookup=None)
-    assert c.ClassroomSpawner.homes_root == "/var/lib/classhub/homes"
-    assert c.ClassroomSpawner.home_quota == "500M"
+        check_environment({"CLASSHUB_HOME_QUOTA": "big"}, SPAWNER_TABLE)
 
 
 def test_home_views_for_my_classes():

@@ -44,7 +44,7 @@ async def test_the_hub_route_gets_an_api_only_router_on_the_student_entrypoint(p
 
 
 async def test_no_student_router_without_the_entrypoint(tmp_path, monkeypatch):
-    p = TraefikDockerProxy(dynamic_config_dir=str(tmp_path))
+    p = TraefikDockerProxy(dynamic_config_dir=str(tmp_path), student_entrypoint="")
 
     async def routed(routespec, target, provider):
         return None

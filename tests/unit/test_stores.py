@@ -258,7 +258,11 @@ def test_apply_env_gives_each_component_its_own_store_identity():
     apply_env(c, env, gateway_lookup=lambda name: "10.1.1.1")
     apply_services_env(c, env)
     assert c.JupyterHub.db_url.startswith("postgresql+psycopg://classhub_hub:")
-    assert c.JWTAuthenticator.accounts_db_url.startswith("postgresql+psycopg://classhub_auth:")
+    from authenticator.settings import AUTH_TABLE
+
+    # the authenticator reads its own database URL from the hub's environment
+    accounts_db_url = AUTH_TABLE.get("accounts_db_url").read(environ=env)
+    assert accounts_db_url.startswith("postgresql+psycopg://classhub_auth:")
     services = {s["name"]: s["environment"] for s in c.JupyterHub.services}
     assert services["classes"]["CLASSHUB_MONGO_URL"] == env["CLASSHUB_CLASSES_MONGO_URL"]
     assert services["files"]["CLASSHUB_MONGO_URL"] == env["CLASSHUB_FILES_MONGO_URL"]

@@ -5,10 +5,11 @@ Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). In the
 
 * makes the server process non-dumpable, so the student's kernels and terminals (same
   uid) cannot read its memory or environment: see :mod:`.nodump`;
-* ends a revoked sign-in session's access to the server (issue 3): see
+* ends a revoked sign-in session's access to the server within seconds: see
   :mod:`.session_guard`.
 
-The services never call the student's server (issue 12): snapshots (:mod:`.snapshot`) and
+The services never call the student's server (none of their credentials enters a
+container): snapshots (:mod:`.snapshot`) and
 material, releases and feedback (:mod:`.material`) are done by :mod:`.homectl` in the
 services' helper container (image ``classhub/homes-helper``), which mounts the home. The
 three share the careful file-system primitives of :mod:`.fsutil` (every folder opened with

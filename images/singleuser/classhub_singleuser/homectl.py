@@ -1,5 +1,5 @@
 """``python3 -I -m classhub_singleuser.homectl JOB``: read and write students' homes from
-outside their servers (issue 12).
+outside their servers, so that nothing a service holds enters a container.
 
 The files and grades services never send anything to a student's server any more: to take
 a snapshot of an assignment folder (Submit, collect) or to deliver material, a release or

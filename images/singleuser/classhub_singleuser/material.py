@@ -2,7 +2,7 @@
 
 The files service (material pushes, assignment releases) and the grades service
 (feedback) have it done by their helper container (:mod:`.homectl`), which mounts the
-student's home: nothing is ever sent to the student's server (issue 12). The merge rule,
+student's home: nothing is ever sent to the student's server. The merge rule,
 per file, by SHA-256 (:func:`apply_material`), with the record of what was last delivered
 for each file kept in ``~/.classhub/material/<sha256(dest)[:16]>.json``:
 

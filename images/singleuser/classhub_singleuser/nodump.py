@@ -1,4 +1,5 @@
-"""Make the single-user server's process non-dumpable (issue 12, defence in depth).
+"""Make the single-user server's process non-dumpable (defence in depth: the
+student shares its uid).
 
 Everything in a student's container runs as the student's uid, the server included, and
 the kernel has no Yama ptrace restriction: any process of the student (a terminal, a

@@ -1,4 +1,4 @@
-"""End a revoked sign-in session's access to this server within seconds (issue 3).
+"""End a revoked sign-in session's access to this server within seconds.
 
 When the hub ends a sign-in session (a new login takes it over, logout, an admin,
 expiry) it deletes that session's OAuth access tokens. Two things would still let the old

@@ -1,8 +1,8 @@
-"""A snapshot of one folder of the student's home, as a zip, for the grades service (issue 6).
+"""A snapshot of one folder of the student's home, as a zip, for the grades service.
 
 The grades service takes it when the student presses Submit or a teacher collects, in its
 helper container (:mod:`.homectl`), which mounts the student's home read-only: nothing is
-ever sent to the student's server (issue 12). :func:`snapshot` raises
+ever sent to the student's server. :func:`snapshot` raises
 :class:`SnapshotError` for a bad folder name or a folder that is a link (symlink) or lies
 under one, :class:`SnapshotMissing` for a folder that does not exist, and
 :class:`SnapshotTooLarge` for a folder over :data:`MAX_FILES` or :data:`MAX_BYTES`.

@@ -1,4 +1,4 @@
--- Assignments, extensions, submissions, grades and the audit log (issue 6). Applied by
+-- Assignments, extensions, submissions, grades and the audit log. Applied by
 -- services.base.pgmigrate inside one transaction, after classhub_grades and
 -- classhub_grades.schema_migrations exist; no BEGIN/COMMIT here.
 --

@@ -1,4 +1,4 @@
--- The release of an assignment's starting files (issue 6, "release"): when release_at comes
+-- The release of an assignment's starting files ("release"): when release_at comes
 -- (at once when it has none or it is past), the grades service asks the files service to
 -- push the files area class/<code>/assignments, folder <slug>, into every student's
 -- ~/<code>/assignments/<slug>, and records here which push that was.

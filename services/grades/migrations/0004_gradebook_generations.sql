@@ -1,4 +1,4 @@
--- Gradebook generations (issue 6, the gradebook of a large class): one counter per class,
+-- Gradebook generations (the gradebook of a large class): one counter per class,
 -- raised by triggers on every change the gradebook reads (an assignment's slug, title,
 -- maximum, due date, archiving or class; a submission; a grade's points). The service keeps
 -- the gradebook it last built for a class with the counter it read before building it, and

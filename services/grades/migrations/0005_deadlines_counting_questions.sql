@@ -1,4 +1,4 @@
--- Deadlines a teacher can trust (issue 13): the deadline is a snapshot, the teacher chooses
+-- Deadlines a teacher can trust: the deadline is a snapshot, the teacher chooses
 -- the version that counts and the late penalty per student, questions with points.
 --
 -- 1. submissions.kind: how a version was taken (submit: the student; collect: a teacher's

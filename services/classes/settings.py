@@ -1,0 +1,47 @@
+"""The classes service's settings from the hub's environment, in one table.
+
+Each entry is the ``@default`` of a ``ClassesApp`` trait (``services/classes/app.py``
+installs them) and a variable that ``services/classes/config.py`` passes from the hub's
+environment into the service's ``environment``. A new setting: add its trait (with
+``help=``) to ``ClassesApp`` and its line here; the admin guide's table follows
+(``make docs``).
+"""
+
+from __future__ import annotations
+
+from common.hubenv import CPU_LIMIT, MEM_LIMIT, SINGLEUSER_IMAGE
+from common.settings import EnvSetting, EnvTable, number, whole
+from services.base.app import SERVICE_TABLE
+from services.base.homesapp import HOMES_TABLE
+
+SECONDS = "a number of seconds"
+
+#: ``ClassesApp``'s own settings
+CLASSES_TABLE = EnvTable(
+    (
+        EnvSetting("mongo_url", "CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub"),
+        EnvSetting("mongo_timeout", "CLASSHUB_MONGO_TIMEOUT", 3.0, number, SECONDS),
+        SINGLEUSER_IMAGE.of("default_image"),
+        EnvSetting("max_cpu_limit", "CLASSHUB_MAX_CPU_LIMIT", 2.0, number, "a number of CPUs"),
+        EnvSetting("max_mem_limit", "CLASSHUB_MAX_MEM_LIMIT", "2G"),
+        CPU_LIMIT.of("default_cpu_limit"),
+        MEM_LIMIT.of("default_mem_limit"),
+        EnvSetting("default_idle_timeout", "CLASSHUB_DEFAULT_IDLE_TIMEOUT", 3600, whole, SECONDS),
+        EnvSetting("min_idle_timeout", "CLASSHUB_MIN_IDLE_TIMEOUT", 300, whole, SECONDS),
+        EnvSetting("max_idle_timeout", "CLASSHUB_MAX_IDLE_TIMEOUT", 86400, whole, SECONDS),
+        EnvSetting("cull_interval", "CLASSHUB_CULL_INTERVAL", 60.0, number, SECONDS),
+        EnvSetting("reconcile_interval", "CLASSHUB_RECONCILE_INTERVAL", 600.0, number, SECONDS),
+    ),
+    # per-user origins: where the links to students' servers point (hub_base_url); the
+    # image catalogue (JSON) and its older form (names): ClassesApp's own @defaults of
+    # images and allowed_images read them (common.images), as ClassroomSpawner's do
+    extra=(
+        "CLASSHUB_SERVERS_DOMAIN",
+        "CLASSHUB_PUBLIC_URL",
+        "CLASSHUB_IMAGES",
+        "CLASSHUB_ALLOWED_IMAGES",
+    ),
+)
+
+#: everything the service reads from its environment (what the hub passes)
+TABLE = SERVICE_TABLE + HOMES_TABLE + CLASSES_TABLE

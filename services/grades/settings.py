@@ -1,0 +1,72 @@
+"""The grades service's settings from the hub's environment, in one table.
+
+Each entry is the ``@default`` of a ``GradesApp`` trait (``services/grades/app.py`` and
+``reviewsettings.py`` install them) and a variable that ``services/grades/config.py``
+passes from the hub's environment into the service's ``environment``. A new setting: add
+its trait (with ``help=``) and its line here; the admin guide's table follows
+(``make docs``).
+"""
+
+from __future__ import annotations
+
+from common.settings import EnvSetting, EnvTable, number, whole
+from services.base.app import SERVICE_TABLE
+from services.base.homesapp import HOMES_TABLE
+from services.base.hubconfig import PORTS
+from services.base.pages import normal_base_url
+
+SECONDS = "a number of seconds"
+
+
+def _files_url(app) -> str:
+    port = PORTS["files"].read()
+    return f"http://127.0.0.1:{port}{normal_base_url(app.hub_base_url)}services/files/"
+
+
+#: ``GradesApp``'s own settings
+GRADES_TABLE = EnvTable(
+    (
+        # passed by the hub as CLASSHUB_GRADES_DB_URL; CLASSHUB_DB_URL serves a service
+        # run by hand and is never passed (it holds the hub's own credentials)
+        EnvSetting("db_url", "CLASSHUB_GRADES_DB_URL", "", also=("CLASSHUB_DB_URL",)),
+        EnvSetting("db_timeout", "CLASSHUB_GRADES_DB_TIMEOUT", 5.0, number, SECONDS),
+        EnvSetting("s3_endpoint", "CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333"),
+        EnvSetting("s3_bucket", "CLASSHUB_S3_BUCKET", "classhub-files"),
+        EnvSetting("s3_access_key", "CLASSHUB_S3_ACCESS_KEY", "", sensitive=True),
+        EnvSetting("s3_secret_key", "CLASSHUB_S3_SECRET_KEY", "", sensitive=True),
+        EnvSetting("download_expiry", "CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0, number, SECONDS),
+        EnvSetting("sync_interval", "CLASSHUB_FILES_SYNC_INTERVAL", 5.0, number, SECONDS),
+        EnvSetting(
+            "files_url",
+            "CLASSHUB_FILES_URL",
+            _files_url,
+            doc_default="http://127.0.0.1:<CLASSHUB_FILES_PORT, 10102>/services/files/",
+        ),
+        EnvSetting("files_timeout", "CLASSHUB_FILES_TIMEOUT", 10.0, number, SECONDS),
+        EnvSetting(
+            "release_retry_interval", "CLASSHUB_GRADES_RELEASE_RETRY", 30.0, number, SECONDS
+        ),
+        EnvSetting("deadline_interval", "CLASSHUB_GRADES_DEADLINE_INTERVAL", 2.0, number, SECONDS),
+        EnvSetting(
+            "deadline_retry_interval", "CLASSHUB_GRADES_DEADLINE_RETRY", 30.0, number, SECONDS
+        ),
+        EnvSetting("deadline_lease", "CLASSHUB_GRADES_DEADLINE_LEASE", 300.0, number, SECONDS),
+        EnvSetting("max_versions", "CLASSHUB_GRADES_MAX_VERSIONS", 20, whole, "a whole number"),
+        EnvSetting("student_quota", "CLASSHUB_GRADES_STUDENT_QUOTA", "1G"),
+    ),
+    # the files service's port, from which files_url is made
+    extra=("CLASSHUB_FILES_PORT",),
+)
+
+#: the review's settings (``ReviewSettings``, mixed into ``GradesApp``)
+REVIEW_TABLE = EnvTable(
+    (
+        EnvSetting("render_workers", "CLASSHUB_GRADES_RENDER_WORKERS", 2, whole, "a number"),
+        EnvSetting("render_timeout", "CLASSHUB_GRADES_RENDER_TIMEOUT", 20, whole, "a number"),
+        EnvSetting("render_memory", "CLASSHUB_GRADES_RENDER_MEMORY", "2G"),
+        EnvSetting("render_cache_size", "CLASSHUB_GRADES_RENDER_CACHE", "256M"),
+    )
+)
+
+#: everything the service reads from its environment (what the hub passes)
+TABLE = SERVICE_TABLE + HOMES_TABLE + GRADES_TABLE + REVIEW_TABLE
