@@ -95,7 +95,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         name, password = self.first_admin, self.first_admin_password()
         if not (name and password):
             return
-        await self.accounts.create(name, password, "admin", if_missing=True)
+        await self.accounts.create(name, password, "admin", if_missing=True, actor="hub")
         self.log.info("First admin account %s is present", name)
 
     async def load_managed_roles(self):
@@ -165,6 +165,8 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             if e.status != 503:
                 await self.limiter.failed("", address)
             raise web.HTTPError(e.status, f"Sign-in token refused: {e.reason}") from None
+        # before the token is used up: a 503 here leaves it valid for a retry
+        await self._refuse_disabled(identity.username)
         ttl = identity.expires_at - now + self.jwt_leeway
         if not await self.sessions.claim_jti(identity.jti, ttl):
             await self.limiter.failed("", address)
@@ -175,6 +177,16 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         if self.manage_groups:
             model["groups"] = list(identity.groups or [])
         return model
+
+    async def _refuse_disabled(self, name: str) -> None:
+        """A local account an admin disabled signs in by no method, a portal's token
+        included (an account of the same name is the same person on this hub)."""
+        if self.accounts is None:
+            return
+        account = await self.accounts.get(name)
+        if account is not None and account.disabled:
+            self.log.info("Token sign-in of %s refused: the account is disabled", name)
+            raise web.HTTPError(403, "This account is disabled on this hub; ask an admin.")
 
     async def _authenticate_password(self, handler, data) -> dict | None:
         try:
