@@ -214,3 +214,12 @@ async def test_the_store_down_is_a_503_and_recovers(app, admin):
     r = await admin.api("PATCH", f"/classhub/accounts/{name}", json={"disabled": True})
     assert r.status_code == 200
     assert hub_user(app, name) is not None  # the failed delete left the hub user alone
+
+
+async def test_the_accounts_page_renders_for_admins_only(admin, browser):
+    page = await admin.request("GET", "hub/classhub/accounts")
+    assert page.status_code == 200
+    assert 'id="account-search"' in page.text and 'id="account-row"' in page.text
+    student = browser()
+    assert (await student.login_token(mint(new_name("s")))).status_code == 302
+    assert (await student.request("GET", "hub/classhub/accounts")).status_code == 403
