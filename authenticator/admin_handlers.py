@@ -30,10 +30,18 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 
 from common.errors import StoreUnavailable
+from common.scopes import STUDENT_ACCOUNTS
 from common.usernames import InvalidUsername, normalize_username
 
+from . import accounts_csv as ac
 from .account_access import Actor, Target, search_params, self_lockout
-from .account_rules import AccountError, AccountExists, AccountNotFound, generate_password
+from .account_rules import (
+    AccountError,
+    AccountExists,
+    AccountNotFound,
+    check_username,
+    generate_password,
+)
 from .accounts import STORE as ACCOUNTS
 from .messages import describe_agent
 from .roles import roles_for
@@ -353,4 +361,169 @@ def admin_handlers() -> list[tuple[str, type]]:
         (f"/api/classhub/accounts/{user}", AccountAPIHandler),
         ("/classhub/sessions", SessionsPage),
         ("/classhub/accounts", AccountsPage),
+        *student_handlers(),
+    ]
+
+
+# ----------------------------------------------------------------------------- students
+#
+# The classes service creates student accounts for a class's teachers and resets their
+# students' passwords (it checks that the teacher teaches the class and that the student
+# is on its roster). Its token holds STUDENT_ACCOUNTS_SCOPE, which reaches only accounts
+# whose role is student: never a teacher or admin, never an existing account's role.
+
+STUDENT_ACCOUNTS_SCOPE = STUDENT_ACCOUNTS
+_STUDENT_FIELDS = {"username", "password", "csv", "by", "max_accounts"}
+_STUDENT_PATCH_FIELDS = {"password", "generate_password", "by"}
+
+
+class _StudentAccountsAPI(_AdminAPI):
+    def require_scope(self) -> None:
+        # a custom scope: jupyterhub's needs_scope knows only the built-in ones at import
+        if self.current_user is None or not self.has_scope(STUDENT_ACCOUNTS_SCOPE):
+            raise web.HTTPError(
+                403,
+                f"Action is not authorized with current scopes; requires {STUDENT_ACCOUNTS_SCOPE}",
+            )
+
+    def by(self, body: dict) -> str:
+        """The audit log's actor: the teacher the service acts for, and the service."""
+        who = body.get("by")
+        if not isinstance(who, str) or not who.strip():
+            raise web.HTTPError(400, "Say for whom: 'by' (the teacher's username).")
+        service = getattr(self.current_user, "name", "?")
+        return f"{self.username_arg(who)} via {service}"[:300]
+
+
+class StudentAccountsAPIHandler(_StudentAccountsAPI):
+    async def post(self):
+        self.require_scope()
+        await self.authenticator.ready()
+        if len(self.request.body) > MAX_CSV_BYTES:
+            raise web.HTTPError(413, "The CSV file is larger than 1 MB; split it.")
+        body = self.json_object(_STUDENT_FIELDS)
+        actor = self.by(body)
+        room = body.get("max_accounts")
+        if room is not None and (not isinstance(room, int) or isinstance(room, bool) or room < 1):
+            raise web.HTTPError(400, "'max_accounts' must be a positive whole number.")
+        if "csv" in body:
+            await self.import_students(body, actor)
+            return
+        if not isinstance(body.get("username"), str):
+            raise web.HTTPError(400, "Give the new account a 'username'.")
+        password = body.get("password") or None
+        generated = password is None
+        if generated:
+            password = generate_password()
+        if not isinstance(password, str):
+            raise web.HTTPError(400, "'password' must be a string.")
+        name = await self._call(_checked(body["username"]))
+        if self.find_user(name) is not None:
+            # a hub user without a local account (signed in through the portal) is a
+            # person too: a password for them would be a way into their account
+            raise web.HTTPError(409, f"An account named {name} already exists.")
+        account = await self._call(self.accounts().create(name, password, "student", actor=actor))
+        self.apply_hub_role(account.username, "student")
+        self.log.info("%s created student account %s", actor, account.username)
+        out = account_json(account)
+        if generated:
+            out["password"] = password
+        self.set_status(201)
+        self.write(out)
+
+    async def import_students(self, body: dict, actor: str) -> None:
+        text = body["csv"]
+        if not isinstance(text, str) or not text.strip():
+            raise web.HTTPError(400, "Send the CSV file's text as the 'csv' field.")
+        text = text.lstrip("\ufeff")
+        try:
+            parsed = ac.parse_accounts_csv(text, default_role="student")
+        except AccountError as e:
+            raise web.HTTPError(400, str(e)) from None
+        room = body.get("max_accounts")
+        if room is not None and len(parsed) > room:
+            raise web.HTTPError(
+                400, f"The file has {len(parsed)} accounts; the class has room for {room} more."
+            )
+        taken = [r for r in parsed if r.error is None and self.find_user(r.username) is not None]
+        if taken:
+            lines = ", ".join(f"{r.line} ({r.username})" for r in taken[:20])
+            raise web.HTTPError(
+                400,
+                f"Nothing was created: these people have accounts already, on line(s) {lines}. "
+                "Enrol them on the roster instead.",
+            )
+        others = [r for r in parsed if r.error is None and r.role != "student"]
+        if others:
+            lines = ", ".join(str(r.line) for r in others[:20])
+            raise web.HTTPError(
+                400,
+                f"Teachers can create student accounts only: line(s) {lines} give another "
+                "role. Remove the role column or set it to student.",
+            )
+        report = await self._call(
+            self.accounts().import_csv(text, default_role="student", actor=actor)
+        )
+        if not report.applied:
+            problems = "; ".join(f"line {r.line}: {r.message}" for r in report.rows[:10])
+            raise web.HTTPError(400, f"Nothing was created: {problems}.")
+        for row in report.rows:
+            if row.status == "created":
+                self.apply_hub_role(row.username, "student")
+        self.set_status(201)
+        self.write(
+            {
+                "applied": True,
+                "message": report.summary(),
+                "rows": [asdict(r) for r in report.rows],
+            }
+        )
+
+
+class StudentAccountAPIHandler(_StudentAccountsAPI):
+    async def patch(self, name):
+        self.require_scope()
+        await self.authenticator.ready()
+        name = self.username_arg(name)
+        body = self.json_object(_STUDENT_PATCH_FIELDS)
+        actor = self.by(body)
+        if body.get("generate_password", False) not in (True, False):
+            raise web.HTTPError(400, "'generate_password' must be true or false.")
+        if ("password" in body) == bool(body.get("generate_password")):
+            raise web.HTTPError(400, "Send either a 'password' or 'generate_password': true.")
+        account = await self._call(self.accounts().get(name))
+        user = self.find_user(name)
+        is_student = (
+            account is not None
+            and account.role == "student"
+            and (user is None or (not user.admin and "classhub-student" in _role_names(user)))
+        )
+        if not is_student:
+            # the same answer whether the account is missing or not a student's
+            raise web.HTTPError(
+                409, f"{name} has no local student account; only those can be reset here."
+            )
+        generated = generate_password() if body.get("generate_password") else None
+        password = generated or _str(body, "password")
+        await self._call(self.accounts().set_password(name, password, actor=actor))
+        await self._call(self.authenticator.end_session(self.db, name))
+        self.log.info("%s reset the password of student %s", actor, name)
+        out = account_json(await self._call(self.accounts().get(name)))
+        if generated:
+            out["password"] = generated
+        self.write(out)
+
+
+async def _checked(raw: str) -> str:
+    return check_username(raw)
+
+
+def _role_names(user) -> set[str]:
+    return {r.name for r in user.orm_user.roles}
+
+
+def student_handlers() -> list[tuple[str, type]]:
+    return [
+        ("/api/classhub/student-accounts", StudentAccountsAPIHandler),
+        (r"/api/classhub/student-accounts/([^/]+)", StudentAccountAPIHandler),
     ]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from traitlets.config import Config
 
+from common import scopes
 from common.errors import ConfigError
 
 
@@ -207,6 +208,11 @@ def configure_auth(
     c.JWTAuthenticator.first_admin = first_admin
     c.JWTAuthenticator.session_policy = session_policy
     c.JWTAuthenticator.session_idle_timeout = session_idle_timeout
+    # the classes service's narrow right over student accounts (authenticator/admin_handlers.py)
+    c.JupyterHub.custom_scopes = {
+        **c.JupyterHub.get("custom_scopes", {}),
+        scopes.STUDENT_ACCOUNTS: {"description": scopes.STUDENT_ACCOUNTS_DESCRIPTION},
+    }
     configure_logging(c)
 
 

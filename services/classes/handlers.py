@@ -10,6 +10,9 @@
 ``POST   api/classes/<code>/students``            enrol ``{"username"}``
 ``DELETE api/classes/<code>/students/<name>``     unenrol (stops their class server)
 ``POST   api/classes/<code>/import``              ``{"csv": "username\\n..."}``, all or nothing
+``POST   api/classes/<code>/accounts``            new student accounts, enrolled: ``{"username",
+                                                  "password"?}`` or ``{"csv"}``
+``POST   api/classes/<code>/students/<n>/password``  a student's new password (``{}``: generated)
 ``GET    api/classes/<code>/servers``             the roster's server states
 ``POST   api/classes/<code>/servers/<name>``      start that person's class server
 ``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
@@ -31,7 +34,7 @@ from tornado import web
 
 from common.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
 from services.base.handlers import BaseHandler
-from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubNotFound
+from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubConflict, HubNotFound, q
 
 from . import roster_csv
 from .hubsync import GroupSync
@@ -339,6 +342,74 @@ class ImportHandler(ClassesHandler):
         self.write_json(result)
 
 
+class AccountsHandler(ClassesHandler):
+    """New student accounts for the class, enrolled in it: ``{"username", "password"?}``
+    (empty password: generated, in the answer once) or ``{"csv"}`` (the accounts CSV
+    format; every row a student). The hub creates them (students only: the service's
+    token reaches nothing else) and the teacher is named in its audit log."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"username", "password", "csv"})
+        if ("csv" in body) == ("username" in body):
+            raise BadRequest(
+                "Send a 'username' (and a 'password', or none to generate one), or a 'csv' file."
+            )
+        record = await self.store.require(code)
+        require_manage(actor, record, "create student accounts for it")
+        current = record.get("students", ())
+        room = self.limits.max_students - len(current)
+        if room < 1:
+            raise BadRequest(roster_size_problem(current, ["new"], self.limits))
+        payload = {**body, "by": actor.name, "max_accounts": room}
+        try:
+            out = await self.hub.request("POST", "/classhub/student-accounts", body=payload)
+        except HubConflict as e:
+            raise Conflict(
+                f"{e.hub_message} Enrol an existing student on the roster instead."
+            ) from None
+        except HubBadRequest as e:
+            raise BadRequest(e.hub_message) from None
+        if "csv" in body:
+            names = [r["username"] for r in out["rows"] if r["status"] == "created"]
+        else:
+            names = [out["username"]]
+        await self.store.add_students(code, names, now=self.clock())
+        self.log.info("%s created %d student account(s) in %s", actor.name, len(names), code)
+        out.update(code=code, enrolled=names, hub_sync=await self.sync_groups(code))
+        self.write_json(out, status=201)
+
+
+class StudentPasswordHandler(ClassesHandler):
+    """A new password for a student on the class's roster: ``{"password"}``, or ``{}`` to
+    generate one (in the answer once). Their live session ends."""
+
+    async def post(self, code, username):
+        actor = self.actor()
+        code, name = self.code_arg(code), self.username_arg(username)
+        body = self.json_body({"password"})
+        record = await self.store.require(code)
+        require_manage(actor, record, "reset its students' passwords")
+        if name not in record.get("students", ()):
+            raise NotFound(f"{name} is not on the roster of class {code!r}.")
+        payload = {"by": actor.name}
+        if body.get("password"):
+            payload["password"] = body["password"]
+        else:
+            payload["generate_password"] = True
+        try:
+            out = await self.hub.request(
+                "PATCH", f"/classhub/student-accounts/{q(name)}", body=payload
+            )
+        except HubConflict as e:
+            raise Conflict(e.hub_message) from None
+        except HubBadRequest as e:
+            raise BadRequest(e.hub_message) from None
+        self.log.info("%s reset the password of %s (class %s)", actor.name, name, code)
+        self.write_json(out)
+
+
 class ServersHandler(ClassesHandler):
     async def get(self, code):
         record = await self.store.require(self.code_arg(code))
@@ -426,6 +497,8 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (f"api/classes/{code}/students", RosterHandler, deps),
         (f"api/classes/{code}/students/{name}", StudentHandler, deps),
         (f"api/classes/{code}/import", ImportHandler, deps),
+        (f"api/classes/{code}/accounts", AccountsHandler, deps),
+        (f"api/classes/{code}/students/{name}/password", StudentPasswordHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),
         (f"api/classes/{code}/servers/{name}", ServerHandler, deps),
     ]

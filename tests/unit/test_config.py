@@ -122,6 +122,9 @@ def test_configure_proxy_and_auth():
     assert c.JWTAuthenticator.redis_url == "redis://x"
     # every hub log line goes through the JWT scrubber
     assert c.JupyterHub.logging_config["handlers"]["console"]["filters"] == ["jwtscrub"]
+    # the classes service's narrow right over student accounts is a defined custom scope
+    assert set(c.JupyterHub.custom_scopes) == {"custom:classhub:student-accounts"}
+    assert c.JupyterHub.custom_scopes["custom:classhub:student-accounts"]["description"]
 
 
 AUTH = dict(

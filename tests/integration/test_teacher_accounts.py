@@ -1,0 +1,181 @@
+"""Teachers create student accounts for their classes (the classes service, with the
+hub's narrow custom scope), against the real hub, PostgreSQL, Redis and nx-27017; and every
+attack: a teacher creating a teacher or an admin, taking over an existing account,
+resetting an admin's, a teacher's or another class's student's password, enrolling an
+existing teacher, acting on a class they do not teach; a student trying any of it; the
+classes service's scope reaching only student accounts."""
+
+import secrets
+
+import pytest
+
+from harness.classes import Person, assert_error, classes_stack, members
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a-long-password-1"
+
+
+def new_name(prefix: str = "u") -> str:
+    return prefix + secrets.token_hex(4)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from classes_stack(tmp_path_factory.mktemp("teacher-accounts"))
+
+
+@pytest.fixture(scope="module")
+def world(stack):
+    """bio (teacher tina, student sam) and chem (teacher tom, student sid); an admin."""
+    people = {
+        "admin": Person(stack, "admin", "admin"),
+        "tina": Person(stack, "tina", "teacher"),
+        "tom": Person(stack, "tom", "teacher"),
+        "sam": Person(stack, "sam", "student"),
+        "sid": Person(stack, "sid", "student"),
+    }
+    admin = people["admin"]
+    for code, teacher, student in (("bio", "tina", "sam"), ("chem", "tom", "sid")):
+        r = admin.post("api/classes", {"code": code, "name": code.title(), "teachers": [teacher]})
+        assert r.status_code == 201, r.text
+        r = admin.post(f"api/classes/{code}/students", {"username": student})
+        assert r.status_code == 201, r.text
+    return people
+
+
+def signs_in(stack, name, password) -> bool:
+    return stack.login_password(stack.browser(), name, password).status_code == 302
+
+
+def audit(stack, name):
+    return stack.psql(
+        "SELECT actor || ' ' || action FROM classhub_auth.account_audit"
+        " WHERE username = %s ORDER BY id",
+        name,
+    )
+
+
+def test_a_teacher_creates_a_student_enrolled_in_their_class(stack, world):
+    name = new_name("new")
+    r = world["tina"].post("api/classes/bio/accounts", {"username": name})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["role"] == "student" and body["enrolled"] == [name]
+    assert body["hub_sync"] == "done"
+    assert name in members(stack, "class-bio")
+    assert "classhub-student" in stack.user_model(name)["roles"]
+    assert signs_in(stack, name, body["password"])
+    assert audit(stack, name) == ["tina via classes create"]
+    roster = world["tina"].get("api/classes/bio/students").json()["students"]
+    assert name in roster
+
+
+def test_a_teacher_imports_students_from_a_csv_file(stack, world):
+    a, b = new_name("csv"), new_name("csv")
+    text = f"username,password\n{a},\n{b},{PASSWORD}\n"
+    r = world["tina"].post("api/classes/bio/accounts", {"csv": text})
+    assert r.status_code == 201, r.text
+    rows = {row["username"]: row for row in r.json()["rows"]}
+    assert set(r.json()["enrolled"]) == {a, b}
+    assert members(stack, "class-bio") >= {a, b}
+    assert signs_in(stack, a, rows[a]["password"]) and signs_in(stack, b, PASSWORD)
+
+
+def test_a_teacher_resets_their_students_password(stack, world):
+    name = new_name("rs")
+    r = world["tina"].post("api/classes/bio/accounts", {"username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    b = stack.browser()
+    assert stack.login_password(b, name, PASSWORD).status_code == 302
+    r = world["tina"].post(f"api/classes/bio/students/{name}/password", {})
+    assert r.status_code == 200, r.text
+    new = r.json()["password"]
+    assert stack.whoami(b) is None  # their session ended
+    assert not signs_in(stack, name, PASSWORD) and signs_in(stack, name, new)
+    assert audit(stack, name)[-1] == "tina via classes password"
+
+
+# ----- the attacks
+
+
+@pytest.mark.parametrize("role", ["teacher", "admin"])
+def test_a_teacher_cannot_create_teachers_or_admins(stack, world, role):
+    name = new_name("x")
+    r = world["tina"].post("api/classes/bio/accounts", {"csv": f"username,role\n{name},{role}\n"})
+    assert_error(r, 400, "student accounts only")
+    assert stack.api("GET", f"/users/{name}").status_code == 404
+    # no other field makes one: the role is not a field at all
+    r = world["tina"].post("api/classes/bio/accounts", {"username": name, "role": role})
+    assert r.status_code == 400
+    assert stack.api("GET", f"/users/{name}").status_code == 404
+
+
+def test_a_teacher_cannot_take_over_an_existing_account(stack, world):
+    for victim in ("admin", "tom", "sid"):
+        r = world["tina"].post(
+            "api/classes/bio/accounts", {"username": victim, "password": "taken-over-123"}
+        )
+        assert_error(r, 409, "already exists")
+        r = world["tina"].post(
+            "api/classes/bio/accounts", {"csv": f"username,password\n{victim},taken-over-123\n"}
+        )
+        assert r.status_code == 400
+        assert not signs_in(stack, victim, "taken-over-123")
+    assert "tom" not in members(stack, "class-bio") and "admin" not in members(stack, "class-bio")
+
+
+def test_a_teacher_cannot_create_for_a_class_they_do_not_teach(stack, world):
+    name = new_name("x")
+    r = world["tina"].post("api/classes/chem/accounts", {"username": name})
+    assert_error(r, 403)
+    r = world["sam"].post("api/classes/bio/accounts", {"username": name})
+    assert_error(r, 403)
+    assert stack.api("GET", f"/users/{name}").status_code == 404
+
+
+def test_a_teacher_cannot_reset_other_peoples_passwords(stack, world):
+    # another class's student, the admin, another teacher: not on tina's roster
+    for victim in ("sid", "admin", "tom"):
+        r = world["tina"].post(f"api/classes/bio/students/{victim}/password", {})
+        assert_error(r, 404, "not on the roster")
+    # in another class through that class's address
+    r = world["tina"].post("api/classes/chem/students/sid/password", {})
+    assert_error(r, 403)
+    # a student cannot either
+    r = world["sam"].post("api/classes/bio/students/sam/password", {"password": "mine-now-1234"})
+    assert_error(r, 403)
+
+
+def test_a_teacher_on_a_roster_is_still_out_of_reach(stack, world):
+    """An admin enrols teacher tom in bio as a student: tina cannot reset his password
+    (the hub refuses anything but a student account, whatever the roster says)."""
+    r = world["admin"].post("api/classes/bio/students", {"username": "tom"})
+    assert r.status_code == 201, r.text
+    try:
+        r = world["tina"].post("api/classes/bio/students/tom/password", {"password": "gotcha-1234"})
+        assert_error(r, 409, "no local student account")
+        assert not signs_in(stack, "tom", "gotcha-1234")
+        # nor enrol an existing teacher herself
+        r = world["tina"].post("api/classes/bio/students", {"username": "tina"})
+        assert_error(r, 403, "Teachers can enrol only students")
+    finally:
+        world["admin"].delete("api/classes/bio/students/tom")
+
+
+def test_the_hub_api_for_student_accounts_is_refused_to_people(stack, world):
+    """Only the classes service's token holds the custom scope: a teacher's browser (or an
+    admin's) calling the hub's student-account API directly is refused."""
+    for who in ("tina", "admin"):
+        b = world[who].browser
+        r = stack.browser_api(
+            b, "POST", "/classhub/student-accounts", json={"username": new_name("x"), "by": who}
+        )
+        assert r.status_code == 403, (who, r.status_code)
+        r = stack.browser_api(
+            b,
+            "PATCH",
+            "/classhub/student-accounts/sam",
+            json={"generate_password": True, "by": who},
+        )
+        assert r.status_code == 403, (who, r.status_code)
