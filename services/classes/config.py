@@ -55,6 +55,8 @@ SCOPES = [
 PASSED_ENV = (
     # per-user origins: where the links to students' servers point
     "CLASSHUB_SERVERS_DOMAIN",
+    # students enrol themselves with a class's join code (ClassesApp.join_codes)
+    "CLASSHUB_JOIN_CODES",
     "CLASSHUB_PUBLIC_URL",
     "CLASSHUB_SINGLEUSER_IMAGE",
     "CLASSHUB_ALLOWED_IMAGES",

@@ -16,6 +16,9 @@
 ``GET    api/classes/<code>/servers``             the roster's server states
 ``POST   api/classes/<code>/servers/<name>``      start that person's class server
 ``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
+``POST   api/classes/<code>/join-code``           a new random join code (teachers, admins)
+``POST   api/join``                               a student enrols with ``{"join_code"}``
+                                                  (when ``ClassesApp.join_codes`` is on)
 ``GET    api/settings``                           the admin's limits for class environments
 ================================================  ==========================================
 
@@ -32,12 +35,20 @@ from collections.abc import Callable
 
 from tornado import web
 
-from common.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
+from common.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unavailable,
+)
 from services.base.handlers import BaseHandler
 from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubConflict, HubNotFound, q
 
 from . import roster_csv
 from .hubsync import GroupSync
+from .joincodes import WRONG, JoinLimiter, new_join_code, normal_join_code, shown_join_code
 from .model import (
     ADMIN_FIELDS,
     CREATE_FIELDS,
@@ -410,6 +421,79 @@ class StudentPasswordHandler(ClassesHandler):
         self.write_json(out)
 
 
+class JoinCodeHandler(ClassesHandler):
+    """A new random join code for the class (the old one stops working)."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        self.json_body(())
+        record = await self.store.require(code)
+        require_manage(actor, record, "change its join code")
+        record = await self.store.set_join_code(code, new_join_code(), now=self.clock())
+        self.log.info("%s made a new join code for %s", actor.name, code)
+        self.write_json({"code": code, "join_code": shown_join_code(record["join_code"])})
+
+
+class JoinHandler(ClassesHandler):
+    """A signed-in student enrols themself with a class's join code ``{"join_code"}``.
+
+    Off unless the admin turns it on (``ClassesApp.join_codes``). Wrong codes count
+    against the account and the address (``join_limiter``); the answer to a wrong code is
+    the same whether or not any class exists, and never names one."""
+
+    join_codes: bool
+    join_limiter: JoinLimiter
+
+    async def post(self):
+        if not self.join_codes:
+            raise NotFound(
+                "Joining a class with a code is switched off on this hub; "
+                "ask your teacher to add you."
+            )
+        actor = self.actor()
+        body = self.json_body({"join_code"}, required=("join_code",))
+        address = self.request.remote_ip or ""
+        now = self.clock()
+        wait = self.join_limiter.retry_after(actor.name, address, now)
+        if wait > 0:
+            # answered here, not raised: an error answer drops the headers set before it
+            minutes = max(1, round(wait / 60))
+            self.set_header("Retry-After", str(int(wait) + 1))
+            message = f"Too many wrong join codes; try again in {minutes} minute(s)."
+            self.write_json({"status": 429, "message": message}, status=429)
+            return
+        join_code = normal_join_code(body["join_code"])
+        record = await self.store.find_by_join_code(join_code) if join_code else None
+        if record is None or record.get("archived"):
+            self.join_limiter.failed(actor.name, address, now)
+            self.log.info("%s tried a wrong join code", actor.name)
+            raise BadRequest(WRONG)
+        code = record["code"]
+        if actor.name in record.get("teachers", ()) or actor.name in record.get("students", ()):
+            self.write_json(
+                {
+                    "code": code,
+                    "name": record["name"],
+                    "joined": False,
+                    "message": f"You are in {record['name']} already.",
+                }
+            )
+            return
+        model = await self.hub.get_user(actor.name)
+        if model is None or hub_role(model) != STUDENT:
+            raise Forbidden("Only students join classes with a code; ask an administrator.")
+        problem = roster_size_problem(record.get("students", ()), [actor.name], self.limits)
+        if problem:
+            raise BadRequest("This class is full; ask your teacher.")
+        await self.store.add_students(code, [actor.name], now=now)
+        self.log.info("%s joined %s with its join code", actor.name, code)
+        sync = await self.sync_groups(code)
+        self.write_json(
+            {"code": code, "name": record["name"], "joined": True, "hub_sync": sync}, status=201
+        )
+
+
 class ServersHandler(ClassesHandler):
     async def get(self, code):
         record = await self.store.require(self.code_arg(code))
@@ -498,6 +582,8 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (f"api/classes/{code}/students/{name}", StudentHandler, deps),
         (f"api/classes/{code}/import", ImportHandler, deps),
         (f"api/classes/{code}/accounts", AccountsHandler, deps),
+        (f"api/classes/{code}/join-code", JoinCodeHandler, deps),
+        ("api/join", JoinHandler, deps),
         (f"api/classes/{code}/students/{name}/password", StudentPasswordHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),
         (f"api/classes/{code}/servers/{name}", ServerHandler, deps),

@@ -179,3 +179,9 @@ def test_the_hub_api_for_student_accounts_is_refused_to_people(stack, world):
             json={"generate_password": True, "by": who},
         )
         assert r.status_code == 403, (who, r.status_code)
+
+
+def test_joining_with_a_code_is_off_by_default(stack, world):
+    r = world["sam"].post("api/join", {"join_code": "ABCD-EFGH-JK"})
+    assert_error(r, 404, "switched off")
+    assert world["tina"].get("api/classes/bio").json()["join_code"] is None

@@ -80,7 +80,24 @@
 
   // ----------------------------------------------------------------- My classes
 
+  function initJoin() {
+    const form = $("join-class");
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const answer = await api("POST", "api/join", { join_code: form.elements.join_code.value });
+        say(
+          "success",
+          answer.joined ? `You joined ${answer.name}. Reload to see it.` : answer.message,
+        );
+        form.reset();
+      });
+    });
+  }
+
   function initHome() {
+    initJoin();
     const me = body.dataset.user;
     const spawnBase = body.dataset.spawnBase;
     const taking = $("taking");
@@ -336,6 +353,18 @@
         tbody.append(tr);
       }
       $("accounts-report").hidden = false;
+    }
+
+    const newJoinCode = $("new-join-code");
+    if (newJoinCode) {
+      newJoinCode.addEventListener("click", async () => {
+        if (!confirmAction("Make a new join code? The current one stops working.")) return;
+        await withButton(newJoinCode, async () => {
+          const answer = await api("POST", `${base}/join-code`, {});
+          $("join-code").textContent = answer.join_code;
+          say("success", `The new join code is ${answer.join_code}.`);
+        });
+      });
     }
 
     $("create-student").addEventListener("submit", async (event) => {
