@@ -270,6 +270,19 @@ class AccountStore:
                 return [], (await cur.fetchone())[0]
         return [Account(*row[:4]) for row in rows], (rows[0][4] if rows else 0)
 
+    async def created_by(self, username: str) -> str | None:
+        """Who created ``username``'s current account (the audit log's newest ``create``),
+        or None when the log has no such row (accounts older than the log)."""
+        name = check_username(username)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT actor FROM {_AUDIT} WHERE username = %s AND action = 'create'"  # noqa: S608
+                " ORDER BY id DESC LIMIT 1",
+                (name,),
+            )
+            row = await cur.fetchone()
+        return row[0] if row else None
+
     async def audit_log(self, username: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest changes (of ``username``'s account, when given), newest first."""
         where, params = (

@@ -33,6 +33,10 @@ from .roles import role_definitions, roles_for
 from .sessions import REJECT, Session, SessionStore
 from .settings import AuthSettings
 
+#: in the audit log's actor of accounts the classes service made for a teacher
+#: ("<teacher> via classes"; user names have no spaces)
+TEACHER_MADE = " via "
+
 UNAVAILABLE = (
     "Sign-in is unavailable right now: the session store cannot be reached. "
     "Nothing is wrong with your account; try again in a minute."
@@ -180,13 +184,28 @@ class JWTAuthenticator(AuthSettings, Authenticator):
 
     async def _refuse_disabled(self, name: str) -> None:
         """A local account an admin disabled signs in by no method, a portal's token
-        included (an account of the same name is the same person on this hub)."""
+        included (an account of the same name is the same person on this hub).
+
+        Nor does a portal's token sign in to an account a teacher created (through the
+        classes service): the teacher knows or set its password, so a portal user whose
+        name a teacher took before their first sign-in would share an account with them.
+        Such accounts sign in with their password; an admin resolves a clash."""
         if self.accounts is None:
             return
         account = await self.accounts.get(name)
-        if account is not None and account.disabled:
+        if account is None:
+            return
+        if account.disabled:
             self.log.info("Token sign-in of %s refused: the account is disabled", name)
             raise web.HTTPError(403, "This account is disabled on this hub; ask an admin.")
+        creator = await self.accounts.created_by(name)
+        if creator and TEACHER_MADE in creator:
+            self.log.warning("Token sign-in of %s refused: a teacher made that account", name)
+            raise web.HTTPError(
+                403,
+                "A teacher created a local account with this name: it signs in with its "
+                "password only. If this is your name at your institution, ask an admin.",
+            )
 
     async def _authenticate_password(self, handler, data) -> dict | None:
         try:

@@ -139,6 +139,12 @@ class MemoryAccounts:
         self._check_up()
         return [self._account(self.rows[name]) for name in sorted(self.rows)]
 
+    async def created_by(self, username: str) -> str | None:
+        self._check_up()
+        name = check_username(username)
+        made = [actor for actor, action, who in self.audit if who == name and action == "create"]
+        return made[-1] if made else None
+
     async def search(self, text: str = "", offset: int = 0, limit: int = 50):
         self._check_up()
         names = [n for n in sorted(self.rows) if text.lower() in n]

@@ -223,3 +223,17 @@ async def test_the_accounts_page_renders_for_admins_only(admin, browser):
     student = browser()
     assert (await student.login_token(mint(new_name("s")))).status_code == 302
     assert (await student.request("GET", "hub/classhub/accounts")).status_code == 403
+
+
+async def test_a_teacher_made_account_signs_in_with_its_password_only(app, browser):
+    """A portal token for the name of an account a teacher made is refused: the teacher
+    knows its password, so a portal user with that name would share the account."""
+    name = new_name("s")
+    await app.authenticator.accounts.create(name, PASSWORD, "student", actor="tina via classes")
+    r = await browser().login_token(mint(name))
+    assert r.status_code == 403 and "A teacher created a local account" in r.text
+    await signed_in(browser, name)
+    # an admin-made account is the admin's word: the portal's token works for it
+    other = new_name("s")
+    await app.authenticator.accounts.create(other, PASSWORD, "student", actor=ADMIN)
+    assert (await browser().login_token(mint(other))).status_code == 302

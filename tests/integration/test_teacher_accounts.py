@@ -185,3 +185,15 @@ def test_joining_with_a_code_is_off_by_default(stack, world):
     r = world["sam"].post("api/join", {"join_code": "ABCD-EFGH-JK"})
     assert_error(r, 404, "switched off")
     assert world["tina"].get("api/classes/bio").json()["join_code"] is None
+
+
+def test_a_portal_token_cannot_enter_an_account_a_teacher_made(stack, world):
+    """A teacher could take the name of someone who has not signed in through the portal
+    yet; that person's token sign-in is refused rather than sharing the account."""
+    name = new_name("pre")
+    r = world["tina"].post("api/classes/bio/accounts", {"username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    r = stack.login_token(stack.browser(), stack.mint(name, role="teacher"))
+    assert r.status_code == 403 and "A teacher created a local account" in r.text
+    assert "classhub-student" in stack.user_model(name)["roles"]
+    assert signs_in(stack, name, PASSWORD)
