@@ -6,10 +6,12 @@ existing teacher, acting on a class they do not teach; a student trying any of i
 classes service's scope reaching only student accounts."""
 
 import secrets
+from urllib.parse import quote
 
 import pytest
 
-from harness.classes import Person, assert_error, classes_stack, members
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import SERVICE, Person, assert_error, classes_stack, members
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +199,54 @@ def test_a_portal_token_cannot_enter_an_account_a_teacher_made(stack, world):
     assert r.status_code == 403 and "A teacher created a local account" in r.text
     assert "classhub-student" in stack.user_model(name)["roles"]
     assert signs_in(stack, name, PASSWORD)
+
+
+# ----- the class page in Chromium
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_the_class_page_creates_a_student_and_resets_their_password(
+    stack, world, chromium, tmp_path
+):
+    name = new_name("ui")
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: d.accept())  # "Give ... a new password?"
+    try:
+        page.goto(f"{stack.url}/hub/login?next={quote(SERVICE, safe='')}")
+        page.fill("#token_input", stack.mint("tina", "teacher"))
+        page.click("#token_submit")
+        page.wait_for_url(f"**{SERVICE}")
+        page.goto(f"{stack.url}{SERVICE}classes/bio")
+        page.fill("#new-student-username", name)
+        page.click("#create-student button[type=submit]")
+        page.wait_for_selector(f"#roster tr[data-user='{name}']")
+        assert "added them to the roster" in page.inner_text("#action-alert")
+        cells = page.eval_on_selector_all(
+            "#accounts-report tbody tr td", "cells => cells.map(c => c.textContent)"
+        )
+        assert cells[1:3] == [name, "created"] and len(cells[3]) == 16
+        assert signs_in(stack, name, cells[3])
+        page.click(f"#roster tr[data-user='{name}'] [data-action=password]")
+        page.wait_for_selector("#action-alert:has-text('New password for')")
+        new = page.inner_text("#action-alert").split(": ", 1)[1].split(" ", 1)[0]
+        assert not signs_in(stack, name, cells[3]) and signs_in(stack, name, new)
+        assert not problems, problems
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print("screenshot:", tmp_path / "failure.png", problems)
+        raise
+    finally:
+        context.close()
