@@ -9,6 +9,7 @@ import secrets
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from harness.browser import CHROMIUM_ARGS
 from harness.classes import SERVICE, Person, assert_error, classes_stack, members
@@ -22,9 +23,20 @@ def new_name(prefix: str = "u") -> str:
     return prefix + secrets.token_hex(4)
 
 
+#: a service holding only the classes service's custom scope, to attack the hub's
+#: student-account API directly with that power
+SCOPED_TOKEN = secrets.token_hex(32)
+EXTRA = f"""
+c.JupyterHub.services.append({{"name": "scoped", "api_token": {SCOPED_TOKEN!r}}})
+c.JupyterHub.load_roles.append(
+    {{"name": "scoped", "scopes": ["custom:classhub:student-accounts"], "services": ["scoped"]}}
+)
+"""
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from classes_stack(tmp_path_factory.mktemp("teacher-accounts"))
+    yield from classes_stack(tmp_path_factory.mktemp("teacher-accounts"), extra_config=EXTRA)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +211,61 @@ def test_a_portal_token_cannot_enter_an_account_a_teacher_made(stack, world):
     assert r.status_code == 403 and "A teacher created a local account" in r.text
     assert "classhub-student" in stack.user_model(name)["roles"]
     assert signs_in(stack, name, PASSWORD)
+
+
+def test_the_custom_scope_reaches_only_student_accounts(stack, world):
+    """With the classes service's power itself (a token holding only its custom scope):
+    no teacher or admin account, no existing account, no other API."""
+
+    def call(method, path, body):
+        return requests.request(
+            method,
+            f"{stack.url}/hub/api{path}",
+            headers={"Authorization": f"token {SCOPED_TOKEN}"},
+            json=body,
+            timeout=30,
+        )
+
+    local_teacher = new_name("lt")
+    r = stack.api(
+        "POST",
+        "/classhub/accounts",
+        json={"username": local_teacher, "role": "teacher", "password": PASSWORD},
+    )
+    assert r.status_code == 201, r.text
+    name = new_name("ok")
+    r = call("POST", "/classhub/student-accounts", {"username": name, "by": "tina"})
+    assert r.status_code == 201 and r.json()["role"] == "student"
+    for body, status in (
+        ({"csv": f"username,role\n{new_name('x')},teacher\n", "by": "tina"}, 400),
+        ({"csv": f"username,role\n{new_name('x')},admin\n", "by": "tina"}, 400),
+        ({"username": "admin", "password": "taken-over-123", "by": "tina"}, 409),
+        ({"username": "tom", "password": "taken-over-123", "by": "tina"}, 409),
+        ({"username": local_teacher, "password": "taken-over-123", "by": "tina"}, 409),
+        ({"username": new_name("x")}, 400),  # no "by": no audit actor, no account
+    ):
+        r = call("POST", "/classhub/student-accounts", body)
+        assert r.status_code == status, (body, r.status_code, r.text)
+    for victim in ("admin", "tom", local_teacher, "nobody-" + name):
+        r = call(
+            "PATCH",
+            f"/classhub/student-accounts/{victim}",
+            {"password": "taken-over-123", "by": "tina"},
+        )
+        assert r.status_code == 409, (victim, r.status_code)
+    assert not signs_in(stack, "admin", "taken-over-123")
+    assert not signs_in(stack, local_teacher, "taken-over-123")
+    # nothing beyond it: the admin API, roles, other users
+    for method, path, body in (
+        ("GET", "/classhub/accounts", None),
+        ("POST", "/classhub/accounts", {"username": new_name("x"), "role": "admin"}),
+        ("PATCH", f"/classhub/accounts/{name}", {"role": "admin"}),
+        ("DELETE", f"/classhub/accounts/{local_teacher}", None),
+        ("GET", "/users", None),
+    ):
+        r = call(method, path, body)
+        assert r.status_code in (403, 404), (method, path, r.status_code)
+    assert "classhub-student" in stack.user_model(name)["roles"]
 
 
 # ----- the class page in Chromium
