@@ -1,4 +1,4 @@
--- Who changed which local account, and how (issue 14): written in the same transaction as
+-- Who changed which local account, and how: written in the same transaction as
 -- the change by authenticator.accounts; never updated or deleted by classhub.
 
 CREATE TABLE classhub_auth.account_audit (
