@@ -23,12 +23,14 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
 from common.errors import StoreUnavailable
 from common.postgres import PgPool
 from common.usernames import InvalidUsername, normalize_username
 
 from . import accounts_csv as ac
+from .account_access import like_pattern
 from .account_rules import (
     MAX_PASSWORD_LENGTH,
     AccountError,
@@ -50,6 +52,9 @@ SCHEMA = "classhub_auth"
 LOCK_KEY = int.from_bytes(b"classhub", "big")
 
 _T = "accounts"  # in SCHEMA, every connection's search_path
+_AUDIT = "account_audit"
+#: the actor of changes made with the ``classhub-user`` command
+CLI_ACTOR = "classhub-user"
 _COLUMNS = "username, role, disabled, created_at"
 
 # argon2 needs ~64 MiB and ~0.1 s of CPU per hash: a few threads bound both under a login
@@ -68,6 +73,24 @@ class Account:
     role: str
     disabled: bool
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    username: str
+    detail: dict
+
+
+async def _audit(conn, actor: str, action: str, names: list[str], detail: dict) -> None:
+    """Record ``action`` on ``names`` by ``actor`` (inside the change's transaction)."""
+    await conn.execute(
+        f"INSERT INTO {_AUDIT} (actor, action, username, detail)"  # noqa: S608
+        " SELECT %s, %s, name, %s FROM unnest(%s::text[]) AS name",
+        (actor, action, Jsonb(detail), names),
+    )
 
 
 async def _in_thread(fn, *args, threads: ThreadPoolExecutor = _HASH_THREADS):
@@ -177,7 +200,13 @@ class AccountStore:
     # ----- administration
 
     async def create(
-        self, username: str, password: str, role: str = "student", *, if_missing: bool = False
+        self,
+        username: str,
+        password: str,
+        role: str = "student",
+        *,
+        if_missing: bool = False,
+        actor: str = CLI_ACTOR,
     ) -> Account:
         """Create an account. With ``if_missing`` an existing account is returned unchanged
         (its password and role are left alone); otherwise it raises :class:`AccountExists`."""
@@ -188,7 +217,7 @@ class AccountStore:
             return existing
         digest = await self._hash(password)
         conflict = " ON CONFLICT (username) DO NOTHING" if if_missing else ""
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, conn.transaction():
             try:
                 cur = await conn.execute(
                     f"INSERT INTO {_T} (username, password_hash, role) VALUES (%s, %s, %s)"  # noqa: S608
@@ -198,6 +227,8 @@ class AccountStore:
             except pg_errors.UniqueViolation:
                 raise AccountExists(f"an account named {name} already exists") from None
             row = await cur.fetchone()
+            if row is not None:
+                await _audit(conn, actor, "create", [name], {"role": role})
             if row is None:  # if_missing, and created by someone else meanwhile
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS} FROM {_T} WHERE username = %s",  # noqa: S608
@@ -221,18 +252,73 @@ class AccountStore:
             cur = await conn.execute(f"SELECT {_COLUMNS} FROM {_T} ORDER BY username")  # noqa: S608
             return [Account(*row) for row in await cur.fetchall()]
 
-    async def _update(self, username: str, assignments: str, params: tuple, what: str) -> None:
+    async def search(self, text: str = "", offset: int = 0, limit: int = 50):
+        """``(accounts, total)``: the page of accounts whose name contains ``text`` (any
+        case), by name, and how many match in all."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS}, count(*) OVER () FROM {_T}"  # noqa: S608
+                " WHERE username LIKE %s ESCAPE '\\' ORDER BY username OFFSET %s LIMIT %s",
+                (like_pattern(text), offset, limit),
+            )
+            rows = await cur.fetchall()
+            if not rows and offset:
+                cur = await conn.execute(
+                    f"SELECT count(*) FROM {_T} WHERE username LIKE %s ESCAPE '\\'",  # noqa: S608
+                    (like_pattern(text),),
+                )
+                return [], (await cur.fetchone())[0]
+        return [Account(*row[:4]) for row in rows], (rows[0][4] if rows else 0)
+
+    async def created_by(self, username: str) -> str | None:
+        """Who created ``username``'s current account (the audit log's newest ``create``),
+        or None when the log has no such row (accounts older than the log)."""
         name = check_username(username)
         async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT actor FROM {_AUDIT} WHERE username = %s AND action = 'create'"  # noqa: S608
+                " ORDER BY id DESC LIMIT 1",
+                (name,),
+            )
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def audit_log(self, username: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest changes (of ``username``'s account, when given), newest first."""
+        where, params = (
+            ("WHERE username = %s", (check_username(username),)) if username else ("", ())
+        )
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT at, actor, action, username, detail FROM {_AUDIT} {where}"  # noqa: S608
+                " ORDER BY at DESC, id DESC LIMIT %s",
+                (*params, limit),
+            )
+            return [AuditEntry(*row) for row in await cur.fetchall()]
+
+    async def _update(
+        self,
+        username: str,
+        assignments: str,
+        params: tuple,
+        what: str,
+        *,
+        actor: str,
+        action: str,
+        detail: dict | None = None,
+    ) -> None:
+        name = check_username(username)
+        async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 f"UPDATE {_T} SET {assignments}, updated_at = now() WHERE username = %s",  # noqa: S608
                 (*params, name),
             )
-        if cur.rowcount == 0:
-            raise AccountNotFound(f"there is no account named {name}")
-        log.info("account %s: %s", name, what)
+            if cur.rowcount == 0:
+                raise AccountNotFound(f"there is no account named {name}")
+            await _audit(conn, actor, action, [name], detail or {})
+        log.info("account %s: %s (by %s)", name, what, actor)
 
-    async def set_password(self, username: str, password: str) -> None:
+    async def set_password(self, username: str, password: str, *, actor: str = CLI_ACTOR) -> None:
         check_password(password, check_username(username))
         digest = await self._hash(password)
         await self._update(
@@ -240,26 +326,49 @@ class AccountStore:
             "password_hash = %s, password_changed_at = now()",
             (digest,),
             "password changed",
+            actor=actor,
+            action="password",
         )
 
-    async def set_role(self, username: str, role: str) -> None:
+    async def set_role(self, username: str, role: str, *, actor: str = CLI_ACTOR) -> None:
         role = check_role(role)
-        await self._update(username, "role = %s", (role,), f"role set to {role}")
+        await self._update(
+            username,
+            "role = %s",
+            (role,),
+            f"role set to {role}",
+            actor=actor,
+            action="role",
+            detail={"role": role},
+        )
 
-    async def set_disabled(self, username: str, disabled: bool) -> None:
+    async def set_disabled(self, username: str, disabled: bool, *, actor: str = CLI_ACTOR) -> None:
         what = "disabled" if disabled else "enabled"
-        await self._update(username, "disabled = %s", (bool(disabled),), what)
+        await self._update(
+            username,
+            "disabled = %s",
+            (bool(disabled),),
+            what,
+            actor=actor,
+            action="disable" if disabled else "enable",
+        )
 
-    async def delete(self, username: str) -> None:
+    async def delete(self, username: str, *, actor: str = CLI_ACTOR) -> None:
         name = check_username(username)
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(f"DELETE FROM {_T} WHERE username = %s", (name,))  # noqa: S608
-        if cur.rowcount == 0:
-            raise AccountNotFound(f"there is no account named {name}")
-        log.info("account %s deleted", name)
+            if cur.rowcount == 0:
+                raise AccountNotFound(f"there is no account named {name}")
+            await _audit(conn, actor, "delete", [name], {})
+        log.info("account %s deleted (by %s)", name, actor)
 
     async def import_csv(
-        self, text: str, *, default_role: str = "student", skip_existing: bool = False
+        self,
+        text: str,
+        *,
+        default_role: str = "student",
+        skip_existing: bool = False,
+        actor: str = CLI_ACTOR,
     ) -> ac.ImportReport:
         """Create the accounts of a CSV file, all or nothing (see :mod:`.accounts_csv`).
 
@@ -283,9 +392,13 @@ class AccountStore:
                 " ON CONFLICT (username) DO NOTHING RETURNING username",
                 (names, hashes, [r.role for r in todo]),
             )
-            raced = set(names) - {row[0] for row in await cur.fetchall()}
+            made = {row[0] for row in await cur.fetchall()}
+            raced = set(names) - made
             if raced and not skip_existing:
                 raise psycopg.Rollback()  # created meanwhile by someone else: write nothing
+            for role in sorted({r.role for r in todo if r.username in made}):
+                who = [r.username for r in todo if r.username in made and r.role == role]
+                await _audit(conn, actor, "create", who, {"role": role, "csv": True})
         applied = not raced or skip_existing
         report = ac.build_report(
             rows, existing | raced, skip_existing=skip_existing, applied=applied

@@ -33,6 +33,10 @@ from .roles import role_definitions, roles_for
 from .sessions import REJECT, Session, SessionStore
 from .settings import AuthSettings
 
+#: in the audit log's actor of accounts the classes service made for a teacher
+#: ("<teacher> via classes"; user names have no spaces)
+TEACHER_MADE = " via "
+
 UNAVAILABLE = (
     "Sign-in is unavailable right now: the session store cannot be reached. "
     "Nothing is wrong with your account; try again in a minute."
@@ -95,7 +99,7 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         name, password = self.first_admin, self.first_admin_password()
         if not (name and password):
             return
-        await self.accounts.create(name, password, "admin", if_missing=True)
+        await self.accounts.create(name, password, "admin", if_missing=True, actor="hub")
         self.log.info("First admin account %s is present", name)
 
     async def load_managed_roles(self):
@@ -165,6 +169,8 @@ class JWTAuthenticator(AuthSettings, Authenticator):
             if e.status != 503:
                 await self.limiter.failed("", address)
             raise web.HTTPError(e.status, f"Sign-in token refused: {e.reason}") from None
+        # before the token is used up: a 503 here leaves it valid for a retry
+        await self._refuse_disabled(identity.username)
         ttl = identity.expires_at - now + self.jwt_leeway
         if not await self.sessions.claim_jti(identity.jti, ttl):
             await self.limiter.failed("", address)
@@ -175,6 +181,31 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         if self.manage_groups:
             model["groups"] = list(identity.groups or [])
         return model
+
+    async def _refuse_disabled(self, name: str) -> None:
+        """A local account an admin disabled signs in by no method, a portal's token
+        included (an account of the same name is the same person on this hub).
+
+        Nor does a portal's token sign in to an account a teacher created (through the
+        classes service): the teacher knows or set its password, so a portal user whose
+        name a teacher took before their first sign-in would share an account with them.
+        Such accounts sign in with their password; an admin resolves a clash."""
+        if self.accounts is None:
+            return
+        account = await self.accounts.get(name)
+        if account is None:
+            return
+        if account.disabled:
+            self.log.info("Token sign-in of %s refused: the account is disabled", name)
+            raise web.HTTPError(403, "This account is disabled on this hub; ask an admin.")
+        creator = await self.accounts.created_by(name)
+        if creator and TEACHER_MADE in creator:
+            self.log.warning("Token sign-in of %s refused: a teacher made that account", name)
+            raise web.HTTPError(
+                403,
+                "A teacher created a local account with this name: it signs in with its "
+                "password only. If this is your name at your institution, ask an admin.",
+            )
 
     async def _authenticate_password(self, handler, data) -> dict | None:
         try:

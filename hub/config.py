@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from traitlets import TraitError
 from traitlets.config import Config
 
+from common import scopes
 from common.errors import ConfigError
 from common.hubenv import DATA_DIR, STUDENT_NETWORK
 from common.settings import read_env, whole
@@ -149,6 +150,11 @@ def configure_auth(c: Config) -> None:
     session per person in Redis (its traits read ``CLASSHUB_REDIS_URL``, the session
     policy and the rest themselves). Never an open login."""
     c.JupyterHub.authenticator_class = "classhub-jwt"
+    # the classes service's narrow right over student accounts (authenticator/admin_handlers.py)
+    c.JupyterHub.custom_scopes = {
+        **c.JupyterHub.get("custom_scopes", {}),
+        scopes.STUDENT_ACCOUNTS: {"description": scopes.STUDENT_ACCOUNTS_DESCRIPTION},
+    }
     configure_logging(c)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from traitlets import Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from common import clock
 from common.errors import Unavailable
@@ -34,6 +34,7 @@ from services.base.nbrender import Renderer
 from .culler import Culler
 from .handlers import class_handlers
 from .hubsync import GroupSync
+from .joincodes import JoinLimiter
 from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
 from .settings import CLASSES_TABLE
@@ -270,6 +271,54 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
+    join_codes = Bool(
+        config=True,
+        help="""Let signed-in students enrol themselves in a class with its join code (a
+        random code each class has, which its teachers see on the class page and can
+        replace). Off by default: teachers and admins enrol students. Wrong codes are
+        limited per account and per address (``join_failures_per_account`` and
+        ``join_failures_per_address`` within ``join_failure_window`` seconds). Set from
+        ``CLASSHUB_JOIN_CODES`` (``1``/``true`` to turn it on).
+
+        Example: ``c.ClassesApp.join_codes = True``
+        """,
+    )
+
+    join_failures_per_account = Int(
+        10,
+        config=True,
+        help="""Wrong join codes one account may try within ``join_failure_window``;
+        then it waits until the oldest leaves the window.
+
+        Example: ``c.ClassesApp.join_failures_per_account = 5``
+        """,
+    )
+
+    join_failures_per_address = Int(
+        30,
+        config=True,
+        help="""Wrong join codes from one address (all accounts) within
+        ``join_failure_window``; a classroom behind one NAT shares it.
+
+        Example: ``c.ClassesApp.join_failures_per_address = 60``
+        """,
+    )
+
+    join_failure_window = Float(
+        600.0,
+        config=True,
+        help="""Seconds over which wrong join codes are counted.
+
+        Example: ``c.ClassesApp.join_failure_window = 900``
+        """,
+    )
+
+    @validate("join_failures_per_account", "join_failures_per_address", "join_failure_window")
+    def _check_join_limits(self, proposal):
+        if proposal.value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+        return proposal.value
+
     hub_base_url = Unicode(
         config=True,
         help="""Where students' servers are: ``<base>user/<name>/<code>/``. On one shared
@@ -371,6 +420,12 @@ class ClassesApp(HomesSettings, ServiceApp):
             "homes": self.homes,
             "renderer": self.renderer,
             "open_servers": self.servers_on_own_origins,
+            "join_codes": self.join_codes,
+            "join_limiter": JoinLimiter(
+                per_account=self.join_failures_per_account,
+                per_address=self.join_failures_per_address,
+                window=self.join_failure_window,
+            ),
         }
         # the pages first: their "" (My classes) replaces the API's sign-in answer for
         # browsers and keeps it for API clients

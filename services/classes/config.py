@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from common import scopes
+
 from .settings import TABLE
 
 SERVICE_NAME = "classes"
@@ -43,6 +45,11 @@ SCOPES = [
     # classhub-teacher, admin), so that teachers enrol, start and stop only students. Role
     # names only; it cannot change a role (that would need admin:users).
     "read:roles:users",
+    # POST /classhub/student-accounts, PATCH /classhub/student-accounts/<name>
+    # (authenticator/admin_handlers.py): create student accounts for a class's teachers and
+    # reset their students' passwords. It reaches only accounts whose role is student:
+    # never a teacher's or an admin's, never a role change. Defined by hub.config.configure_auth.
+    scopes.STUDENT_ACCOUNTS,
 ]
 # Not granted, on purpose: admin:users (it never creates users or changes admin rights),
 # access:servers (it never opens a server), admin:server_state, tokens, proxy.

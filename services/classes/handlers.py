@@ -10,6 +10,9 @@
 ``POST   api/classes/<code>/students``            enrol ``{"username"}``
 ``DELETE api/classes/<code>/students/<name>``     unenrol (stops their class server)
 ``POST   api/classes/<code>/import``              ``{"csv": "username\\n..."}``, all or nothing
+``POST   api/classes/<code>/accounts``            new student accounts, enrolled: ``{"username",
+                                                  "password"?}`` or ``{"csv"}``
+``POST   api/classes/<code>/students/<n>/password``  a student's new password (``{}``: generated)
 ``GET    api/classes/<code>/servers``             the roster's server states
 ``POST   api/classes/<code>/servers/<name>``      start that person's class server
 ``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
@@ -20,6 +23,9 @@
                                                   new term: teachers, environment (admins)
 ``DELETE api/people/<name>``                      take a person off every roster and
                                                   teacher list (admins)
+``POST   api/classes/<code>/join-code``           a new random join code (teachers, admins)
+``POST   api/join``                               a student enrols with ``{"join_code"}``
+                                                  (when ``ClassesApp.join_codes`` is on)
 ``GET    api/settings``                           the admin's limits for class environments
 ================================================  ==========================================
 
@@ -36,13 +42,21 @@ from collections.abc import Callable
 
 from tornado import web
 
-from common.errors import BadGateway, BadRequest, Conflict, NotFound, Unavailable
+from common.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unavailable,
+)
 from common.groups import class_group, teachers_group
 from services.base.handlers import BaseHandler
-from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubNotFound
+from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubConflict, HubNotFound, q
 
 from . import roster_csv
 from .hubsync import GroupSync
+from .joincodes import WRONG, JoinLimiter, new_join_code, normal_join_code, shown_join_code
 from .model import (
     ADMIN_FIELDS,
     COPY_FIELDS,
@@ -432,6 +446,147 @@ class ImportHandler(ClassesHandler):
         self.write_json(result)
 
 
+class AccountsHandler(ClassesHandler):
+    """New student accounts for the class, enrolled in it: ``{"username", "password"?}``
+    (empty password: generated, in the answer once) or ``{"csv"}`` (the accounts CSV
+    format; every row a student). The hub creates them (students only: the service's
+    token reaches nothing else) and the teacher is named in its audit log."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"username", "password", "csv"})
+        if ("csv" in body) == ("username" in body):
+            raise BadRequest(
+                "Send a 'username' (and a 'password', or none to generate one), or a 'csv' file."
+            )
+        record = await self.store.require(code)
+        require_manage(actor, record, "create student accounts for it")
+        current = record.get("students", ())
+        room = self.limits.max_students - len(current)
+        if room < 1:
+            raise BadRequest(roster_size_problem(current, ["new"], self.limits))
+        payload = {**body, "by": actor.name, "max_accounts": room}
+        try:
+            out = await self.hub.request("POST", "/classhub/student-accounts", body=payload)
+        except HubConflict as e:
+            raise Conflict(
+                f"{e.hub_message} Enrol an existing student on the roster instead."
+            ) from None
+        except HubBadRequest as e:
+            raise BadRequest(e.hub_message) from None
+        if "csv" in body:
+            names = [r["username"] for r in out["rows"] if r["status"] == "created"]
+        else:
+            names = [out["username"]]
+        await self.store.add_students(code, names, now=self.clock())
+        self.log.info("%s created %d student account(s) in %s", actor.name, len(names), code)
+        out.update(code=code, enrolled=names, hub_sync=await self.sync_groups(code))
+        self.write_json(out, status=201)
+
+
+class StudentPasswordHandler(ClassesHandler):
+    """A new password for a student on the class's roster: ``{"password"}``, or ``{}`` to
+    generate one (in the answer once). Their live session ends."""
+
+    async def post(self, code, username):
+        actor = self.actor()
+        code, name = self.code_arg(code), self.username_arg(username)
+        body = self.json_body({"password"})
+        record = await self.store.require(code)
+        require_manage(actor, record, "reset its students' passwords")
+        if name not in record.get("students", ()):
+            raise NotFound(f"{name} is not on the roster of class {code!r}.")
+        payload = {"by": actor.name}
+        if body.get("password"):
+            payload["password"] = body["password"]
+        else:
+            payload["generate_password"] = True
+        try:
+            out = await self.hub.request(
+                "PATCH", f"/classhub/student-accounts/{q(name)}", body=payload
+            )
+        except HubConflict as e:
+            raise Conflict(e.hub_message) from None
+        except HubBadRequest as e:
+            raise BadRequest(e.hub_message) from None
+        self.log.info("%s reset the password of %s (class %s)", actor.name, name, code)
+        self.write_json(out)
+
+
+class JoinCodeHandler(ClassesHandler):
+    """A new random join code for the class (the old one stops working)."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        self.json_body(())
+        record = await self.store.require(code)
+        require_manage(actor, record, "change its join code")
+        record = await self.store.set_join_code(code, new_join_code(), now=self.clock())
+        self.log.info("%s made a new join code for %s", actor.name, code)
+        self.write_json({"code": code, "join_code": shown_join_code(record["join_code"])})
+
+
+class JoinHandler(ClassesHandler):
+    """A signed-in student enrols themself with a class's join code ``{"join_code"}``.
+
+    Off unless the admin turns it on (``ClassesApp.join_codes``). Wrong codes count
+    against the account and the address (``join_limiter``); the answer to a wrong code is
+    the same whether or not any class exists, and never names one."""
+
+    join_codes: bool
+    join_limiter: JoinLimiter
+
+    async def post(self):
+        if not self.join_codes:
+            raise NotFound(
+                "Joining a class with a code is switched off on this hub; "
+                "ask your teacher to add you."
+            )
+        actor = self.actor()
+        body = self.json_body({"join_code"}, required=("join_code",))
+        address = self.request.remote_ip or ""
+        now = self.clock()
+        wait = self.join_limiter.retry_after(actor.name, address, now)
+        if wait > 0:
+            # answered here, not raised: an error answer drops the headers set before it
+            minutes = max(1, round(wait / 60))
+            self.set_header("Retry-After", str(int(wait) + 1))
+            message = f"Too many wrong join codes; try again in {minutes} minute(s)."
+            self.write_json({"status": 429, "message": message}, status=429)
+            return
+        join_code = normal_join_code(body["join_code"])
+        record = await self.store.find_by_join_code(join_code) if join_code else None
+        if record is None or record.get("archived"):
+            self.join_limiter.failed(actor.name, address, now)
+            self.log.info("%s tried a wrong join code", actor.name)
+            raise BadRequest(WRONG)
+        code = record["code"]
+        if actor.name in record.get("teachers", ()) or actor.name in record.get("students", ()):
+            self.write_json(
+                {
+                    "code": code,
+                    "name": record["name"],
+                    "joined": False,
+                    "message": f"You are in {record['name']} already.",
+                }
+            )
+            return
+        model = await self.hub.get_user(actor.name)
+        if model is None or hub_role(model) != STUDENT:
+            raise Forbidden("Only students join classes with a code; ask an administrator.")
+        problem = roster_size_problem(record.get("students", ()), [actor.name], self.limits)
+        if problem:
+            raise BadRequest("This class is full; ask your teacher.")
+        await self.store.add_students(code, [actor.name], now=now)
+        self.log.info("%s joined %s with its join code", actor.name, code)
+        sync = await self.sync_groups(code)
+        self.write_json(
+            {"code": code, "name": record["name"], "joined": True, "hub_sync": sync}, status=201
+        )
+
+
 class BulkServersHandler(ClassesHandler):
     """``POST api/classes/<code>/servers`` ``{"action": "start" | "stop"}``: start or stop
     the class server of everybody on the roster (the class's teachers and admins). The
@@ -592,10 +747,14 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         ("api/classes", ClassListHandler, deps),
         (f"api/classes/{code}", ClassHandler, deps),
         (f"api/classes/{code}/students", RosterHandler, deps),
-        (f"api/classes/{code}/copy", CopyHandler, deps),
-        (f"api/people/{name}", PersonHandler, deps),
         (f"api/classes/{code}/students/{name}", StudentHandler, deps),
         (f"api/classes/{code}/import", ImportHandler, deps),
+        (f"api/classes/{code}/accounts", AccountsHandler, deps),
+        (f"api/classes/{code}/join-code", JoinCodeHandler, deps),
+        ("api/join", JoinHandler, deps),
+        (f"api/classes/{code}/students/{name}/password", StudentPasswordHandler, deps),
+        (f"api/classes/{code}/copy", CopyHandler, deps),
+        (f"api/people/{name}", PersonHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),
         (f"api/classes/{code}/servers/{name}", ServerHandler, deps),
     ]

@@ -105,6 +105,7 @@ class HomePage(PageHandler, HomeHandler):
             homes=await self._homes(actor.name, {r["code"]: r["name"] for r in records}),
             spawn_base=f"{self.hub_prefix()}hub/spawn/{quote(actor.name, safe='')}/",
             limits=self.limits.as_json(),
+            join_codes=self.join_codes,
         )
 
     async def _homes(self, name: str, class_names: dict[str, str]) -> list[dict] | None:
@@ -135,6 +136,7 @@ class ClassPage(PageHandler):
             status_problem=f"Server states are unknown: {problem}" if problem else "",
             limits=self.limits.as_json(),
             open_servers=self.open_servers,
+            join_codes=self.join_codes,
         )
 
     async def _servers(self, record: dict) -> tuple[list[dict], str]:

@@ -10,7 +10,7 @@ environment into the service's ``environment``. A new setting: add its trait (wi
 from __future__ import annotations
 
 from common.hubenv import CPU_LIMIT, MEM_LIMIT, SINGLEUSER_IMAGE
-from common.settings import EnvSetting, EnvTable, number, whole
+from common.settings import EnvSetting, EnvTable, number, switch, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
 
@@ -31,6 +31,8 @@ CLASSES_TABLE = EnvTable(
         EnvSetting("max_idle_timeout", "CLASSHUB_MAX_IDLE_TIMEOUT", 86400, whole, SECONDS),
         EnvSetting("cull_interval", "CLASSHUB_CULL_INTERVAL", 60.0, number, SECONDS),
         EnvSetting("reconcile_interval", "CLASSHUB_RECONCILE_INTERVAL", 600.0, number, SECONDS),
+        # students enrol themselves with a class's join code
+        EnvSetting("join_codes", "CLASSHUB_JOIN_CODES", False, switch, "true or false"),
     ),
     # per-user origins: where the links to students' servers point (hub_base_url); the
     # image catalogue (JSON) and its older form (names): ClassesApp's own @defaults of

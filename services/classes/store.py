@@ -108,6 +108,14 @@ class ClassStore:
             raise ClassNotFound(code)
         return record
 
+    async def find_by_join_code(self, join_code: str) -> dict | None:
+        """The class whose join code is ``join_code`` (normalised by the caller)."""
+        await self.ensure_ready()
+        return normal(await self.db.run(self._classes.find_one, {"join_code": join_code}, _NO_ID))
+
+    async def set_join_code(self, code: str, join_code: str, *, now: float) -> dict:
+        return await self._update(code, {"$set": {"join_code": join_code}}, now)
+
     async def list_all(self) -> list[dict]:
         await self.ensure_ready()
         found = await self.db.run(lambda: list(self._classes.find({}, _NO_ID).sort("code", 1)))

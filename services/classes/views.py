@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from .joincodes import shown_join_code
 from .rules import STUDENT
 from .servers import server_state, server_url
 
@@ -26,6 +27,8 @@ def full_view(record: Mapping, role: str) -> dict:
         "created_at": _iso(record.get("created_at")),
         "updated_at": _iso(record.get("updated_at")),
         "role": role,
+        # students who have it enrol themselves (when the admin turned join codes on)
+        "join_code": shown_join_code(record["join_code"]) if record.get("join_code") else None,
     }
 
 

@@ -72,6 +72,8 @@ class MemoryAccounts:
         # real argon2, with cheap parameters: the tier checks behaviour, not hash cost
         self.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
         self.rows: dict[str, dict] = {}
+        #: (actor, action, username) of every change, oldest first
+        self.audit: list[tuple[str, str, str]] = []
         self.down = False
         self.opened = False
 
@@ -108,7 +110,13 @@ class MemoryAccounts:
         return self._account(row)
 
     async def create(
-        self, username: str, password: str, role: str = "student", *, if_missing: bool = False
+        self,
+        username: str,
+        password: str,
+        role: str = "student",
+        *,
+        if_missing: bool = False,
+        actor: str = "classhub-user",
     ) -> Account:
         self._check_up()
         name = check_username(username)
@@ -125,6 +133,7 @@ class MemoryAccounts:
             "created_at": datetime.now(UTC),
             "password_hash": self.hasher.hash(password),
         }
+        self.audit.append((actor, "create", name))
         return self._account(self.rows[name])
 
     async def get(self, username: str) -> Account | None:
@@ -136,6 +145,18 @@ class MemoryAccounts:
         self._check_up()
         return [self._account(self.rows[name]) for name in sorted(self.rows)]
 
+    async def created_by(self, username: str) -> str | None:
+        self._check_up()
+        name = check_username(username)
+        made = [actor for actor, action, who in self.audit if who == name and action == "create"]
+        return made[-1] if made else None
+
+    async def search(self, text: str = "", offset: int = 0, limit: int = 50):
+        self._check_up()
+        names = [n for n in sorted(self.rows) if text.lower() in n]
+        page = names[offset : offset + limit]
+        return [self._account(self.rows[n]) for n in page], len(names)
+
     def _row(self, username: str) -> dict:
         self._check_up()
         name = check_username(username)
@@ -143,22 +164,31 @@ class MemoryAccounts:
             raise AccountNotFound(f"there is no account named {name}")
         return self.rows[name]
 
-    async def set_password(self, username: str, password: str) -> None:
+    async def set_password(self, username: str, password: str, *, actor="classhub-user") -> None:
         check_password(password, check_username(username))
         self._row(username)["password_hash"] = self.hasher.hash(password)
+        self.audit.append((actor, "password", check_username(username)))
 
-    async def set_role(self, username: str, role: str) -> None:
+    async def set_role(self, username: str, role: str, *, actor="classhub-user") -> None:
         self._row(username)["role"] = check_role(role)
+        self.audit.append((actor, "role", check_username(username)))
 
-    async def set_disabled(self, username: str, disabled: bool) -> None:
+    async def set_disabled(self, username: str, disabled: bool, *, actor="classhub-user") -> None:
         self._row(username)["disabled"] = bool(disabled)
+        self.audit.append((actor, "disable" if disabled else "enable", check_username(username)))
 
-    async def delete(self, username: str) -> None:
+    async def delete(self, username: str, *, actor="classhub-user") -> None:
         self._row(username)
         del self.rows[check_username(username)]
+        self.audit.append((actor, "delete", check_username(username)))
 
     async def import_csv(
-        self, text: str, *, default_role: str = "student", skip_existing: bool = False
+        self,
+        text: str,
+        *,
+        default_role: str = "student",
+        skip_existing: bool = False,
+        actor: str = "classhub-user",
     ):
         from authenticator import accounts_csv as ac
 
@@ -168,7 +198,7 @@ class MemoryAccounts:
         if ac.is_blocked(rows, existing, skip_existing=skip_existing):
             return ac.build_report(rows, existing, skip_existing=skip_existing, applied=False)
         for r in ac.rows_to_create(rows, existing):
-            await self.create(r.username, r.password, r.role)
+            await self.create(r.username, r.password, r.role, actor=actor)
         return ac.build_report(rows, existing, skip_existing=skip_existing, applied=True)
 
 

@@ -132,16 +132,17 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
     try:
         assert await rows(
             stores[0], "SELECT version, name FROM classhub_auth.schema_migrations"
-        ) == [(1, "accounts")]
+        ) == [(1, "accounts"), (2, "account_audit")]
         await stores[0].close()
         await stores[0].open()  # again: nothing to do
-        assert len(await rows(stores[1], "SELECT * FROM classhub_auth.schema_migrations")) == 1
+        assert len(await rows(stores[1], "SELECT * FROM classhub_auth.schema_migrations")) == 2
         tables = await rows(
             stores[1],
             "SELECT table_schema, table_name FROM information_schema.tables"
             " WHERE table_schema IN ('public', 'classhub_auth') ORDER BY 1, 2",
         )
         assert tables == [
+            ("classhub_auth", "account_audit"),
             ("classhub_auth", "accounts"),
             ("classhub_auth", "schema_migrations"),
             ("public", "users"),
@@ -163,7 +164,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
     assert [p.wait(60) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
     with psycopg.connect(pg_conninfo(url)) as conn:
         (count,) = conn.execute("SELECT count(*) FROM classhub_auth.schema_migrations").fetchone()
-    assert count == 1
+    assert count == 2
 
 
 # ----------------------------------------------------------------------------- accounts
@@ -451,3 +452,42 @@ async def test_postgres_down_then_back(pg):
         assert [a.username for a in await store.list()] == ["henry", "ivy"]
     finally:
         await store.close()
+
+
+async def test_every_change_is_audited_in_its_transaction(store):
+    await store.create("audited", PW, "student", actor="root")
+    await store.set_password("audited", PW + "x", actor="root")
+    await store.set_role("audited", "teacher", actor="root")
+    await store.set_disabled("audited", True, actor="root")
+    await store.set_disabled("audited", False)  # the command line's default actor
+    assert await store.created_by("audited") == "root"
+    entries = await store.audit_log("audited")
+    assert [(e.actor, e.action) for e in reversed(entries)] == [
+        ("root", "create"),
+        ("root", "password"),
+        ("root", "role"),
+        ("root", "disable"),
+        ("classhub-user", "enable"),
+    ]
+    assert entries[2].detail == {"role": "teacher"}
+    assert not any(PW in str(e.detail) for e in entries)  # never a password
+    # a refused change writes no audit row
+    with pytest.raises(AccountError):
+        await store.set_role("audited", "wizard", actor="root")
+    with pytest.raises(AccountNotFound):
+        await store.delete("nobody-here", actor="root")
+    assert await store.audit_log("nobody-here") == []
+    assert len(await store.audit_log("audited")) == 5
+    await store.delete("audited", actor="root")
+    assert (await store.audit_log("audited"))[0].action == "delete"
+
+
+async def test_search_pages_and_matches_literally(store):
+    for name in ("srch_a", "srch_b", "srch_c", "srchxd"):
+        await store.create(name, PW)
+    page, total = await store.search("SRCH_", 0, 2)
+    assert total == 3 and [a.username for a in page] == ["srch_a", "srch_b"]
+    page, total = await store.search("srch_", 2, 2)
+    assert total == 3 and [a.username for a in page] == ["srch_c"]
+    assert await store.search("srch_", 10, 2) == ([], 3)
+    assert (await store.search("%", 0, 10))[1] == 0

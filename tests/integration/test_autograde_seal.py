@@ -1,4 +1,4 @@
-"""The seal of autograding (issue 15, item 5), tried for real: each attack is a submitted
+"""The seal of autograding, tried for real: each attack is a submitted
 notebook graded in a real sealed container (services/grades/autograde/sandbox.py) of an
 image built FROM the real classhub/singleuser:latest with this branch's runner copied in
 (the fixture builds ``classhub/singleuser:autograde-test`` and removes it afterwards).

@@ -1,4 +1,4 @@
-"""Autograding's pure parts (issue 15): the plan from a source and a submitted notebook
+"""Autograding's pure parts: the plan from a source and a submitted notebook
 (cells matched, restored and flagged), the frames' verification, the scoring (never a
 pass without a pass frame), the sealed container's configuration and the traits."""
 

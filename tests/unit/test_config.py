@@ -4,7 +4,7 @@ from traitlets.config import Config
 from authenticator import JWTAuthenticator
 from authenticator.settings import AUTH_TABLE
 from common.settings import check_environment
-from hub.config import ConfigError, apply_env
+from hub.config import ConfigError, apply_env, configure_auth
 from hub.proxy import PROXY_TABLE, TraefikDockerProxy
 from hub.traefik_config import traefik_static_config
 from services.config import apply_env as apply_services_env
@@ -295,3 +295,12 @@ def test_no_classes_service_without_mongo():
 def test_bad_mongo_url_gives_fixit_message():
     with pytest.raises(ConfigError, match="mongodb://"):
         apply_services_env(Config(), {"CLASSHUB_MONGO_URL": "http://x"})
+
+
+def test_configure_auth_defines_the_classes_services_custom_scope():
+    c = Config()
+    configure_auth(c)
+    assert c.JupyterHub.authenticator_class == "classhub-jwt"
+    # the classes service's narrow right over student accounts is a defined custom scope
+    assert set(c.JupyterHub.custom_scopes) == {"custom:classhub:student-accounts"}
+    assert c.JupyterHub.custom_scopes["custom:classhub:student-accounts"]["description"]

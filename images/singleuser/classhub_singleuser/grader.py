@@ -1,4 +1,4 @@
-"""The autograder's runner inside a sealed container (issue 15; docs/autograding.md).
+"""The autograder's runner inside a sealed container (docs/autograding.md).
 
 Started as the container's command (``python3 -I -m classhub_singleuser.grader``, PID 1):
 

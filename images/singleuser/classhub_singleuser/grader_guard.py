@@ -1,4 +1,4 @@
-"""The grader's in-kernel guard (issue 15): sent as source text by the runner
+"""The grader's in-kernel guard: sent as source text by the runner
 (:mod:`classhub_singleuser.grader`) and executed in the student's kernel *before* any
 student cell, then asked for an integrity check *after* the last one.
 

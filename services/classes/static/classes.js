@@ -16,6 +16,7 @@
     ApiError,
     action,
     apiClient,
+    cell,
     confirmAction,
     field,
     initErrorPage,
@@ -89,7 +90,24 @@
 
   // ----------------------------------------------------------------- My classes
 
+  function initJoin() {
+    const form = $("join-class");
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const answer = await api("POST", "api/join", { join_code: form.elements.join_code.value });
+        say(
+          "success",
+          answer.joined ? `You joined ${answer.name}. Reload to see it.` : answer.message,
+        );
+        form.reset();
+      });
+    });
+  }
+
   function initHome() {
+    initJoin();
     const me = body.dataset.user;
     const spawnBase = body.dataset.spawnBase;
     const taking = $("taking");
@@ -285,6 +303,12 @@
       const what = button.dataset.action;
       const server = `${base}/servers/${enc(user)}`;
       if (
+        what === "password" &&
+        !confirmAction(`Give ${user} a new password? Their current session ends.`)
+      ) {
+        return;
+      }
+      if (
         what === "remove" &&
         !confirmAction(
           `Remove ${user} from ${code}? Their class server stops; their files are kept.`,
@@ -308,6 +332,12 @@
         } else if (what === "remove") {
           await api("DELETE", `${base}/students/${enc(user)}`);
           say("success", `Removed ${user} from the roster. Their files are kept.`);
+        } else if (what === "password") {
+          const answer = await api("POST", `${base}/students/${enc(user)}/password`, {});
+          say(
+            "success",
+            `New password for ${user}: ${answer.password} (shown once). Their session ended.`,
+          );
         }
       });
       refreshNow();
@@ -324,6 +354,70 @@
         } else {
           say("info", answer.message);
         }
+      });
+      refreshNow();
+    });
+
+    function showAccounts(rows) {
+      const tbody = $("accounts-report").tBodies[0];
+      tbody.replaceChildren();
+      for (const r of rows) {
+        const tr = document.createElement("tr");
+        tr.append(cell(r.line), cell(r.username), cell(r.status), cell(r.password || ""));
+        tbody.append(tr);
+      }
+      $("accounts-report").hidden = false;
+    }
+
+    const newJoinCode = $("new-join-code");
+    if (newJoinCode) {
+      newJoinCode.addEventListener("click", async () => {
+        if (!confirmAction("Make a new join code? The current one stops working.")) return;
+        await withButton(newJoinCode, async () => {
+          const answer = await api("POST", `${base}/join-code`, {});
+          $("join-code").textContent = answer.join_code;
+          say("success", `The new join code is ${answer.join_code}.`);
+        });
+      });
+    }
+
+    $("create-student").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      const payload = { username: form.elements.username.value.trim() };
+      if (form.elements.password.value) payload.password = form.elements.password.value;
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const answer = await api("POST", `${base}/accounts`, payload);
+        showAccounts([
+          { line: "", username: answer.username, status: "created", password: answer.password },
+        ]);
+        say(
+          "success",
+          `Created ${answer.username} and added them to the roster.${syncNote(answer)}`,
+        );
+        form.reset();
+      });
+      refreshNow();
+    });
+
+    $("create-students-csv").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const file = $("new-students-file").files[0];
+      if (!file) {
+        say("danger", "Choose a CSV file first.");
+        return;
+      }
+      await withButton(event.target.querySelector("[type=submit]"), async () => {
+        let text;
+        try {
+          text = await file.text();
+        } catch (e) {
+          throw new ApiError(0, `The file cannot be read: ${e.message}`, null);
+        }
+        const answer = await api("POST", `${base}/accounts`, { csv: text });
+        showAccounts(answer.rows);
+        say("success", `${answer.message}; added to the roster.${syncNote(answer)}`);
+        event.target.reset();
       });
       refreshNow();
     });

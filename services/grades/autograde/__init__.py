@@ -1,4 +1,4 @@
-"""Autograding in sealed containers (issue 15; docs/autograding.md).
+"""Autograding in sealed containers (docs/autograding.md).
 
 ``notebook`` (source + submission -> run plan), ``frames`` (the runner's signed output,
 verified), ``scoring`` (frames -> points, never a pass without a ``pass`` frame),

@@ -1,8 +1,8 @@
 """The limits of autograding's sealed containers, as traits (docs/autograding.md).
 
 :class:`AutogradeSettings` is meant to be mixed into the grades service's app
-(``class GradesApp(AutogradeSettings, HomesSettings, ServiceApp)``, with the queue of
-issue 15 item 4); its traits are set as ``c.GradesApp.autograde_mem_limit = "2G"`` or
+(``class GradesApp(AutogradeSettings, HomesSettings, ServiceApp)``, with the grading
+queue); its traits are set as ``c.GradesApp.autograde_mem_limit = "2G"`` or
 from the ``CLASSHUB_AUTOGRADE_*`` variables (``AUTOGRADE_ENV``, which the hub-side
 config must pass to the service).
 """
@@ -160,8 +160,8 @@ class AutogradeSettings(Configurable):
 
     autograde_concurrency = Int(
         config=True,
-        help="""How many grading containers the service runs at once (the queue's workers,
-        issue 15). Each uses up to ``autograde_cpu_limit`` CPUs. Default: the number of
+        help="""How many grading containers the service runs at once (the grading queue's
+        workers). Each uses up to ``autograde_cpu_limit`` CPUs. Default: the number of
         cores. Set from ``CLASSHUB_AUTOGRADE_CONCURRENCY``.
 
         Example: ``c.GradesApp.autograde_concurrency = 4``
