@@ -6,7 +6,7 @@ import os
 from authenticator.settings import AUTH_TABLE
 from common.settings import check_environment
 from hub.config import apply_env as configure_hub
-from hub.config import configure_web
+from hub.config import configure_landing, configure_web
 from hub.proxy import PROXY_TABLE
 from services.config import apply_env as configure_services
 from spawner.spawner import SPAWNER_TABLE
@@ -18,6 +18,8 @@ configure_hub(c, os.environ)
 configure_services(c, os.environ)
 # the one web layer: the same header, navigation and brand on the hub's and services' pages
 configure_web(c)
+# after sign-in: a student with one class lands in its JupyterLab, others on My classes
+configure_landing(c)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
 if os.environ.get("CLASSHUB_EXTRA_CONFIG"):

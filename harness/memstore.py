@@ -86,3 +86,7 @@ class MemoryClassStore:
         record["students"] = [s for s in record["students"] if s not in gone]
         record["updated_at"] = timestamp(now)
         return copy.deepcopy(record)
+
+    async def delete(self, code: str) -> None:
+        self._record(code)
+        del self.records[code]

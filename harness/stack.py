@@ -718,6 +718,10 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             CLASSHUB_JWT_SECRET=self.jwt_secret,
             CLASSHUB_MEM_LIMIT="1G",
+            # most tests use a person's default server as "a student's container"; the
+            # landing tests (tests/integration/test_landing.py) turn this off, as production
+            # has it (ClassroomSpawner.student_default_server)
+            CLASSHUB_STUDENT_DEFAULT_SERVER="1",
             CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
             JUPYTERHUB_CRYPT_KEY=self.crypt_key,
         )

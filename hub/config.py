@@ -193,6 +193,24 @@ def configure_web(c: Config) -> None:
     c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
 
 
+def configure_landing(c: Config) -> None:
+    """Where people land after sign-in (``hub/landing.py``, decided by
+    ``common.landing``): JupyterHub's ``default_url`` hook sends a signed-in person
+    without a ``next`` address to ``/hub/classhub/landing``, which sends a student with
+    one class into that class's JupyterLab (through the hub's spawn page) and everybody
+    else to My classes; the home page offers only the servers a person may start
+    (``classhub_offers``; hub/templates/home.html). A ``next`` address still wins."""
+    from hub.landing import ServerOffers, default_url, handlers
+
+    c.JupyterHub.default_url = default_url
+    c.JupyterHub.template_vars = {
+        **c.JupyterHub.get("template_vars", {}),
+        "classhub_offers": ServerOffers(),
+    }
+    extra = list(c.JupyterHub.get("extra_handlers", []))
+    c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
+
+
 def configure_logging(c: Config) -> None:
     """No log line of the hub ever shows a JWT, whatever carried it (see hub.logscrub)."""
     c.JupyterHub.logging_config = {

@@ -140,6 +140,8 @@ ensure_var CLASSHUB_ADMIN_PASSWORD "$(secret 12)"
 # signs sign-in tokens (classhub-token, or your portal: see docs/admin-guide.md)
 ensure_var CLASSHUB_JWT_SECRET "$(secret 32)"
 ensure_var CLASSHUB_SESSION_POLICY takeover
+# students' personal (default) servers: off (0); their work lives in class servers
+ensure_var CLASSHUB_STUDENT_DEFAULT_SERVER "${CLASSHUB_STUDENT_DEFAULT_SERVER:-0}"
 # keeps people signed in to the classes service across hub restarts
 ensure_var CLASSHUB_CLASSES_COOKIE_SECRET "$(secret 32)"
 ensure_var CLASSHUB_FILES_COOKIE_SECRET "$(secret 32)"

@@ -26,8 +26,10 @@ from common.hubenv import (
     STUDENT_NETWORK,
 )
 from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
+from common.landing import may_start_default_server
 from common.naming import object_name
-from common.settings import EnvSetting, EnvTable, whole
+from common.settings import EnvSetting, EnvTable, switch, whole
+from common.web.nav import role_of
 
 from . import homes
 from .btrfs import BtrfsError
@@ -43,6 +45,11 @@ from .readiness import SpawnError, wait_until_ready
 SERVER_TOKEN_SCOPES = ("users:activity!user",)
 
 HOME = "/home/jovyan"
+
+NO_DEFAULT_SERVER = (
+    "Students have no personal server on this hub: your work lives in your class's "
+    "server. Open it from My classes."
+)
 
 
 def _absolute_or_empty(raw: str) -> str:
@@ -83,6 +90,13 @@ SPAWNER_TABLE = EnvTable(
         CONTAINER_PREFIX.of("prefix"),
         CONTAINER_PREFIX.of("route_name_prefix"),
         EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        EnvSetting(
+            "student_default_server",
+            "CLASSHUB_STUDENT_DEFAULT_SERVER",
+            False,
+            switch,
+            "1, true or yes (on), or 0, false or no (off)",
+        ),
         EnvSetting(
             "homes_root",
             "CLASSHUB_HOMES_DIR",
@@ -321,6 +335,21 @@ class ClassroomSpawner(DockerSpawner):
         """,
     )
 
+    student_default_server = Bool(
+        config=True,
+        help="""Whether students get a personal (default) server besides their class servers.
+
+        A student's work lives in their class's server (named server ``<code>``), which
+        they land in after sign-in (one class) or start from My classes; a personal server
+        would be a container nobody uses. Off (the default): the hub refuses to start a
+        student's default server with a 403 and a message that sends them to My classes,
+        and no page offers it. Teachers and admins always may start theirs. Environment
+        default: ``CLASSHUB_STUDENT_DEFAULT_SERVER`` (``1``/``true``/``yes`` turn it on).
+
+        Example: ``c.ClassroomSpawner.student_default_server = True``
+        """,
+    )
+
     homes_root = Unicode(
         config=True,
         help="""Where the btrfs filesystem of student homes is mounted, as the hub sees it
@@ -519,7 +548,10 @@ class ClassroomSpawner(DockerSpawner):
         return super().run_pre_spawn_hook()
 
     def _apply_class_environment(self) -> None:
-        if not self.name or not self.class_servers_only:
+        if not self.name:
+            self._check_default_server()
+            return
+        if not self.class_servers_only:
             return
         group = orm.Group.find(self.user.db, class_group(self.name))
         try:
@@ -539,6 +571,12 @@ class ClassroomSpawner(DockerSpawner):
         self.log.info(
             "Starting %s with class %s's environment (%s)", self._log_name, env.code, env.image
         )
+
+    def _check_default_server(self) -> None:
+        roles = [r.name for r in self.user.orm_user.roles]
+        role = role_of(admin=bool(self.user.admin), roles=roles)
+        if not may_start_default_server(role, student_default_server=self.student_default_server):
+            raise SpawnError(NO_DEFAULT_SERVER, status_code=403)
 
     def get_env(self):
         env = super().get_env()

@@ -73,6 +73,11 @@ _BY_STATUS = {
 }
 
 
+#: seconds a server start request may take: JupyterHub's slow_spawn_timeout (10 s by
+#: default, after which it answers 202 while the start goes on) and a margin
+START_TIMEOUT = 30.0
+
+
 def q(name: str) -> str:
     """``name`` quoted for one path segment of a hub API URL."""
     return quote(name, safe="")
@@ -126,8 +131,10 @@ class HubAPI:
         body: Any = None,
         params: dict | None = None,
         accept: str = "application/json",
+        timeout: float | None = None,
     ) -> Any:
-        """The decoded JSON answer (None when the hub sends no body)."""
+        """The decoded JSON answer (None when the hub sends no body); ``timeout``: this
+        call's own request timeout instead of the client's."""
         if method != "GET" and path.startswith("/users"):
             self.reads.clear()  # a server started or stopped: the next read sees it
         url = self.api_url + path
@@ -149,7 +156,7 @@ class HubAPI:
             body=payload,
             allow_nonstandard_methods=True,
             connect_timeout=self.connect_timeout,
-            request_timeout=self.timeout,
+            request_timeout=timeout or self.timeout,
             follow_redirects=False,
         )
         started = time.monotonic()
@@ -259,7 +266,15 @@ class HubAPI:
         )
 
     async def start_server(self, user: str, server: str) -> None:
-        await self.request("POST", f"/users/{q(user)}/servers/{q(server)}", body={})
+        """Ask the hub to start a named server. The hub answers when the server is up or,
+        for a start that takes longer (a queued one), after its ``slow_spawn_timeout``
+        (10 s by default) with 202: so this call waits longer than other calls."""
+        await self.request(
+            "POST",
+            f"/users/{q(user)}/servers/{q(server)}",
+            body={},
+            timeout=max(self.timeout, START_TIMEOUT),
+        )
 
     async def stop_server(self, user: str, server: str) -> None:
         """Stop (never delete: the server's volume stays) a named server."""
@@ -305,6 +320,13 @@ class HubAPI:
 
     async def set_group_properties(self, name: str, properties: dict) -> None:
         await self.request("PUT", f"/groups/{q(name)}/properties", body=properties)
+
+    async def delete_group(self, name: str) -> None:
+        """Delete a group (a deleted class's); one already gone is fine."""
+        try:
+            await self.request("DELETE", f"/groups/{q(name)}", body={})
+        except HubNotFound:
+            return
 
 
 def _message(text: str) -> str:

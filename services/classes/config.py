@@ -22,7 +22,8 @@ SCOPES = [
     # admin:groups, and no narrower scope can create a group (a !group= filter cannot name
     # groups that do not exist yet). It also covers what the sync needs besides: members
     # (POST/DELETE /groups/<name>/users), the class environment (PUT .../properties) and
-    # reading them (GET /groups for the reconciliation). The service never deletes groups.
+    # reading them (GET /groups for the reconciliation). It deletes groups only when an
+    # admin deletes an archived class (DELETE /groups/<name>, also admin:groups).
     "admin:groups",
     # GET /users?state=active: the one listing of running and pending servers that the
     # idle culler, the teacher's server view and archiving work from (as
@@ -34,10 +35,11 @@ SCOPES = [
     # Also GET /classhub/homes/<name> (hub/homes_api.py): a person's home folder use for
     # their My classes page.
     "read:servers",
-    # POST /users/<name>/servers/<code>: a teacher starts a student's class server.
+    # POST /users/<name>/servers/<code>: a teacher starts a student's class server, or
+    # every student's with "Start all servers" (a bounded number of calls at a time).
     "start:servers",
     # DELETE /users/<name>/servers/<code> (never with "remove", so volumes stay): culling,
-    # archiving, unenrolling, a teacher stopping a student's server.
+    # archiving, unenrolling, a teacher stopping a student's server ("Stop all servers").
     "delete:servers",
     # the "roles" of GET /users/<name>: a person's classhub role (classhub-student,
     # classhub-teacher, admin), so that teachers enrol, start and stop only students. Role

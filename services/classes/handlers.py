@@ -16,6 +16,13 @@
 ``GET    api/classes/<code>/servers``             the roster's server states
 ``POST   api/classes/<code>/servers/<name>``      start that person's class server
 ``DELETE api/classes/<code>/servers/<name>``      stop it (its volume stays)
+``POST   api/classes/<code>/servers``             ``{"action": "start"|"stop"}`` every
+                                                  roster server (teachers, admins)
+``DELETE api/classes/<code>?confirm=<code>``      delete an archived class (admins)
+``POST   api/classes/<code>/copy``                ``{"code", "name"?, "term"?}``: a copy for a
+                                                  new term: teachers, environment (admins)
+``DELETE api/people/<name>``                      take a person off every roster and
+                                                  teacher list (admins)
 ``POST   api/classes/<code>/join-code``           a new random join code (teachers, admins)
 ``POST   api/join``                               a student enrols with ``{"join_code"}``
                                                   (when ``ClassesApp.join_codes`` is on)
@@ -43,6 +50,7 @@ from common.errors import (
     NotFound,
     Unavailable,
 )
+from common.groups import class_group, teachers_group
 from services.base.handlers import BaseHandler
 from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubConflict, HubNotFound, q
 
@@ -51,11 +59,13 @@ from .hubsync import GroupSync
 from .joincodes import WRONG, JoinLimiter, new_join_code, normal_join_code, shown_join_code
 from .model import (
     ADMIN_FIELDS,
+    COPY_FIELDS,
     CREATE_FIELDS,
     Limits,
     check_code,
     check_username,
     class_changes,
+    copy_request,
     new_class,
     roster_size_problem,
 )
@@ -75,7 +85,7 @@ from .rules import (
     require_student,
     student_problem,
 )
-from .servers import active_servers, roster_servers, server_state
+from .servers import START, STOP, active_servers, plan_bulk, roster_servers, server_state
 from .store import ClassStore
 from .views import full_view, student_view, summary_view
 
@@ -259,6 +269,59 @@ class ClassHandler(ClassesHandler):
             )
         self.write_json(view)
 
+    async def delete(self, code):
+        """``DELETE api/classes/<code>?confirm=<code>``: delete an archived class (admins).
+        Its hub groups go (nobody can start its servers), then its record; its students'
+        class homes (their files) stay until an admin removes the volumes."""
+        actor = self.actor()
+        code = self.code_arg(code)
+        require_admin(actor, "delete classes")
+        record = await self.store.require(code)
+        if not record.get("archived"):
+            raise Conflict(
+                f"Class {code!r} is not archived: archive it first (that stops its servers), "
+                "then delete it."
+            )
+        if self.get_query_argument("confirm", "") != code:
+            raise BadRequest(
+                f"Deleting class {code!r} cannot be undone: confirm with ?confirm={code}."
+            )
+        active = active_servers(await self.hub.active_users(fresh=True), code)
+        await self.stop_servers(sorted(active), code)
+        for group in (class_group(code), teachers_group(code)):
+            await self.hub.delete_group(group)
+        await self.store.delete(code)
+        self.log.info("%s deleted archived class %s", actor.name, code)
+        self.set_status(204)
+        self.finish()
+
+
+class CopyHandler(ClassesHandler):
+    """``POST api/classes/<code>/copy`` ``{"code", "name"?, "term"?}``: a new class for a
+    new term with the original's teachers and environment, no students (admins, who
+    create classes). Material and assignments live in the files and grades services and
+    are not copied by this call (see the teacher guide)."""
+
+    async def post(self, code):
+        actor = self.actor()
+        original = await self.store.require(self.code_arg(code))
+        require_admin(actor, "copy classes")
+        body = self.json_body(COPY_FIELDS, required=("code",))
+        record = new_class(
+            copy_request(original, body), self.limits, creator=actor.name, now=self.clock()
+        )
+        if await self.store.get(record["code"]) is not None:
+            raise Conflict(
+                f"A class with the code {record['code']!r} exists already; choose another code."
+            )
+        await self.require_hub_users(record["teachers"], "teacher")
+        record = await self.store.create(record)
+        self.log.info("%s copied class %s to %s", actor.name, original["code"], record["code"])
+        view = full_view(record, relation(actor, record))
+        view["copied_from"] = original["code"]
+        view["hub_sync"] = await self.sync_groups(record["code"])
+        self.write_json(view, status=201)
+
 
 class RosterHandler(ClassesHandler):
     async def get(self, code):
@@ -317,6 +380,36 @@ class StudentHandler(ClassesHandler):
             self.log.warning("Could not stop %s/%s after unenrolling: %s", name, code, e)
         self.set_status(204)
         self.finish()
+
+
+class PersonHandler(ClassesHandler):
+    """``DELETE api/people/<name>`` (admins): take a person off every roster and teacher
+    list, before or after their account is deleted, and stop their class servers (their
+    home volumes stay: removing them is a separate, confirmed step)."""
+
+    async def delete(self, username):
+        actor = self.actor()
+        require_admin(actor, "remove people from every class")
+        name = self.username_arg(username)
+        records = await self.store.list_for(name)
+        changed = []
+        for record in records:
+            code = record["code"]
+            if name in record.get("students", ()):
+                await self.store.remove_students(code, [name], now=self.clock())
+            if name in record.get("teachers", ()):
+                teachers = [t for t in record["teachers"] if t != name]
+                await self.store.update(code, {"teachers": teachers}, now=self.clock())
+            await self.sync_groups(code)
+            changed.append(code)
+        active = await self.hub.active_users(fresh=True)
+        stopped = []
+        for code in changed:
+            running = active_servers(active, code)
+            if name in running and await self.stop_servers([name], code):
+                stopped.append(code)
+        self.log.info("%s took %s off %d class(es)", actor.name, name, len(changed))
+        self.write_json({"username": name, "classes": changed, "stopped_servers": stopped})
 
 
 class ImportHandler(ClassesHandler):
@@ -494,7 +587,82 @@ class JoinHandler(ClassesHandler):
         )
 
 
-class ServersHandler(ClassesHandler):
+class BulkServersHandler(ClassesHandler):
+    """``POST api/classes/<code>/servers`` ``{"action": "start" | "stop"}``: start or stop
+    the class server of everybody on the roster (the class's teachers and admins). The
+    hub calls go through the service's own ``start:servers`` / ``delete:servers`` scopes,
+    at most ``hub_concurrency`` at a time; the hub's start queue
+    (``ClassroomSpawner.start_concurrency``) then starts the containers in turn. The answer
+    lists who was started or stopped, who already was, who was skipped and why, and the
+    hub's refusals."""
+
+    async def post(self, code):
+        actor = self.actor()
+        code = self.code_arg(code)
+        body = self.json_body({"action"}, required=("action",))
+        action = body["action"]
+        if action not in (START, STOP):
+            raise BadRequest('"action" must be "start" or "stop".')
+        record = await self.store.require(code)
+        rel = require_manage(actor, record, f"{action} its servers")
+        if action == START and record.get("archived"):
+            raise Conflict(f"Class {code!r} is archived: its servers cannot start.")
+        roster = list(record.get("students", ()))
+        active = active_servers(await self.hub.active_users(fresh=True), code)
+        models = await self.hub.user_models(roster, concurrency=self.hub_concurrency)
+        problems = {
+            n: (
+                student_problem(rel, n, hub_role(models[n]), SERVERS_ONLY)
+                if n in models
+                else f"{n} is not a user of this hub any more."
+            )
+            for n in roster
+        }
+        plan = plan_bulk(action, roster, active, problems)
+        failed = await self._run(action, plan["act"], code)
+        done = [n for n in plan["act"] if n not in failed]
+        self.log.info(
+            "%s: %s all of %s: %d done, %d unchanged, %d skipped, %d failed",
+            actor.name,
+            action,
+            code,
+            len(done),
+            len(plan["unchanged"]),
+            len(plan["skipped"]),
+            len(failed),
+        )
+        self.write_json(
+            {
+                "code": code,
+                "action": action,
+                "done": done,
+                "unchanged": plan["unchanged"],
+                "skipped": plan["skipped"],
+                "failed": failed,
+            }
+        )
+
+    async def _run(self, action: str, names: list[str], code: str) -> dict[str, str]:
+        """Start or stop ``names``' servers, a bounded number at a time; ``{name: why}``
+        of the ones the hub refused."""
+        gate = asyncio.Semaphore(self.hub_concurrency)
+        call = self.hub.start_server if action == START else self.hub.stop_server
+
+        async def one(name: str) -> tuple[str, str]:
+            async with gate:
+                try:
+                    await call(name, code)
+                except HubNotFound:
+                    return name, "" if action == STOP else f"{name} is not a user any more."
+                except HubAPIError as e:
+                    return name, e.hub_message or str(e)
+            return name, ""
+
+        results = await asyncio.gather(*(one(n) for n in names))
+        return {n: why for n, why in results if why}
+
+
+class ServersHandler(BulkServersHandler):
     async def get(self, code):
         record = await self.store.require(self.code_arg(code))
         require_manage(self.actor(), record, "see its servers")
@@ -585,6 +753,8 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (f"api/classes/{code}/join-code", JoinCodeHandler, deps),
         ("api/join", JoinHandler, deps),
         (f"api/classes/{code}/students/{name}/password", StudentPasswordHandler, deps),
+        (f"api/classes/{code}/copy", CopyHandler, deps),
+        (f"api/people/{name}", PersonHandler, deps),
         (f"api/classes/{code}/servers", ServersHandler, deps),
         (f"api/classes/{code}/servers/{name}", ServerHandler, deps),
     ]

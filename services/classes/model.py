@@ -15,6 +15,7 @@ The environment stays within the admin's :class:`Limits`.
 
 from __future__ import annotations
 
+import copy
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -278,6 +279,28 @@ def new_class(body: Mapping, limits: Limits, *, creator: str, now: float) -> dic
         "updated_at": when,
         "created_by": creator,
     }
+
+
+#: what a copy of a class for a new term takes from the original (never its students,
+#: its archived state or its history)
+COPIED_FIELDS = ("name", "term", "teachers", "environment")
+COPY_FIELDS = frozenset({"code", "name", "term"})
+
+
+def copy_request(original: Mapping, body: Mapping) -> dict:
+    """The create request of a copy of class ``original`` for a new term: the new
+    ``code`` (required, ``body``), the ``name`` and ``term`` from ``body`` or the
+    original's, the original's teachers and environment; no students, not archived."""
+    if "code" not in body:
+        raise InvalidClass("Give the copy a new 'code' (for example bio101-2027).")
+    if body["code"] == original["code"]:
+        raise InvalidClass("The copy needs a code of its own; the original keeps its code.")
+    request = {f: copy.deepcopy(original[f]) for f in COPIED_FIELDS if f in original}
+    request["code"] = body["code"]
+    for field in ("name", "term"):
+        if field in body:
+            request[field] = body[field]
+    return request
 
 
 def class_changes(body: Mapping, limits: Limits, current: Mapping) -> dict:

@@ -87,3 +87,31 @@ def parse_time(value: str | None) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+START, STOP = "start", "stop"
+
+
+def plan_bulk(
+    action: str,
+    roster: Iterable[str],
+    active: Mapping[str, Mapping],
+    problems: Mapping[str, str],
+) -> dict[str, list | dict]:
+    """What "start all" (``action`` ``start``) or "stop all" (``stop``) of a class does:
+    ``{"act": names to start or stop, "unchanged": names already in that state,
+    "skipped": {name: why}}``. ``active`` holds the roster's running or pending servers
+    (:func:`active_servers`), ``problems`` why the caller may not act on a name
+    (``rules.student_problem``: a teacher acts only on students)."""
+    if action not in (START, STOP):
+        raise ValueError(f"unknown action {action!r}; expected {START!r} or {STOP!r}")
+    act, unchanged, skipped = [], [], {}
+    for name in dict.fromkeys(roster):
+        running = name in active
+        if running == (action == START):
+            unchanged.append(name)
+        elif problems.get(name):
+            skipped[name] = problems[name]
+        else:
+            act.append(name)
+    return {"act": act, "unchanged": unchanged, "skipped": skipped}

@@ -170,3 +170,11 @@ class ClassStore:
 
     async def remove_students(self, code: str, names: Iterable[str], *, now: float) -> dict:
         return await self._update(code, {"$pull": {"students": {"$in": list(names)}}}, now)
+
+    async def delete(self, code: str) -> None:
+        """Remove the class's record (its students' files stay in their home volumes)."""
+        await self.ensure_ready()
+        result = await self.db.run(self._classes.delete_one, {"code": code})
+        if not result.deleted_count:
+            raise ClassNotFound(code)
+        self.log.info("class %s deleted", code)

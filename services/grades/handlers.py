@@ -7,6 +7,8 @@
 ``POST   api/classes/<code>/assignments``                 create (teachers)
 ``GET    api/classes/<code>/assignments/<slug>``          one assignment
 ``PATCH  api/classes/<code>/assignments/<slug>``          edit (teachers)
+``DELETE api/classes/<code>/assignments/<slug>``          delete one without submissions
+                                                          (teachers; otherwise 409: archive)
 ``POST   .../assignments/<slug>/archive``                 teachers: hide it from students,
                                                           refuse submissions (grades stay)
 ``POST   .../assignments/<slug>/unarchive``               teachers: undo the archiving
@@ -463,6 +465,16 @@ class AssignmentHandler(GradesHandler):
             current.id, fields, actor=self.caller().name, expected_revision=revision
         )
         self.write_json(assignment_view(updated))
+
+    async def delete(self, code, slug):
+        """Delete an assignment nobody handed anything in for (teachers); one with
+        submissions is a 409 that says to archive it instead."""
+        code = await self.teacher(code)
+        current = await self.assignment(code, slug, TEACHER)
+        await self.store.delete_assignment(current.id, actor=self.caller().name)
+        self.log.info("%s deleted assignment %s/%s", self.caller().name, code, current.slug)
+        self.set_status(204)
+        self.finish()
 
 
 def extension_view(e: Extension) -> dict:

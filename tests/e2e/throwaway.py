@@ -73,6 +73,8 @@ class Throwaway:
             "CLASSHUB_HOMES_IMAGE": str(workdir / "homes.img"),
             "CLASSHUB_HOMES_SIZE": "3G",
             "CLASSHUB_UP_TIMEOUT": "300",
+            # the e2e tests use a person's default server as "a student's container"
+            "CLASSHUB_STUDENT_DEFAULT_SERVER": "1",
         }
         self.up_output = ""
 

@@ -32,8 +32,13 @@ from jupyterhub.utils import random_port
 from traitlets.config import Config
 
 import authenticator.authenticator as auth_module
-from hub.config import configure_auth, configure_web
-from tests.hub.fakes import MemoryProxy, MockJWTAuthenticator, session_store_on
+from hub.config import configure_auth, configure_landing, configure_web
+from tests.hub.fakes import (
+    ClassroomMockSpawner,
+    MemoryProxy,
+    MockJWTAuthenticator,
+    session_store_on,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "hub-tier-" + "s" * 40
@@ -148,6 +153,8 @@ async def app(hub_settings, tmp_path_factory):
     # the services the student role's scopes name (registered, not started)
     c.JupyterHub.services = [{"name": n} for n in ("classes", "files", "grades")]
     configure_web(c)  # the shared header, navigation and static files (as jupyterhub_config.py)
+    configure_landing(c)  # where people land after sign-in (as jupyterhub_config.py)
+    c.JupyterHub.spawner_class = ClassroomMockSpawner
 
     keeper = crypto.CryptKeeper.instance()
     saved_keys = keeper.keys

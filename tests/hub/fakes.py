@@ -9,6 +9,10 @@ Only what the hub tier must not start is replaced; everything else is production
   rules (:mod:`authenticator.account_rules`), CSV import (:mod:`authenticator.accounts_csv`)
   and real argon2 hashes as :class:`authenticator.accounts.AccountStore`, whose SQL only
   PostgreSQL runs (tests/integration/test_accounts_store.py covers it).
+- :class:`ClassroomMockSpawner`: JupyterHub's MockSpawner with the two settings of
+  ``ClassroomSpawner`` the hub's pages read (``student_default_server`` off,
+  ``class_servers_only`` on, their defaults); the spawner itself runs in the integration
+  tier.
 - Redis: ``fakeredis`` (Lua scripts through ``lupa``) behind the production
   :class:`authenticator.sessions.SessionStore`: every script and command of the sessions
   and the login limits runs as written. Only ``SessionStore.from_url`` is replaced (its
@@ -24,6 +28,8 @@ import fakeredis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from jupyterhub.proxy import Proxy
+from jupyterhub.tests.mocking import MockSpawner
+from traitlets import Bool
 
 from authenticator import JWTAuthenticator
 from authenticator.account_rules import (
@@ -213,3 +219,10 @@ class MockJWTAuthenticator(JWTAuthenticator):
 
     def make_account_store(self):
         return MemoryAccounts()
+
+
+class ClassroomMockSpawner(MockSpawner):
+    """MockSpawner with the settings of ClassroomSpawner that the hub's pages read."""
+
+    student_default_server = Bool(False, config=True)
+    class_servers_only = Bool(True, config=True)

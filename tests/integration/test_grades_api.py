@@ -332,3 +332,30 @@ def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, peopl
         15,
         what="the new student's row",
     )
+
+
+def test_an_assignment_is_deleted_only_without_submissions(stack, people, hw):
+    tia, sam = people["tia"], people["sam"]
+    # hw has sam's versions: refused, with what to do instead
+    assert_error(tia.delete(f"{A}/hw"), 409, "Archive it instead")
+    assert tia.get(f"{A}/hw").status_code == 200
+    assert len(tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]) >= 3
+
+    r = tia.post(A, json={"slug": "draft", "title": "Draft", "max_points": 5, "due_at": iso(3600)})
+    assert r.status_code == 201, r.text
+    r = tia.call("PUT", f"{A}/draft/extensions/sue", json={"due_at": iso(7200), "reason": "ill"})
+    assert r.status_code in (200, 201), r.text
+    # the access boundary
+    assert_error(sam.delete(f"{A}/draft"), 403)
+    for who in outsiders(people):
+        assert_error(who.delete(f"{A}/draft"), 404)
+    assert_error(tia.delete(f"{A}/nope"), 404)
+
+    r = tia.delete(f"{A}/draft")
+    assert r.status_code == 204, r.text
+    assert_error(tia.get(f"{A}/draft"), 404)
+    assert "draft" not in [a["slug"] for a in tia.get(A).json()["assignments"]]
+    # the same folder name can be used again
+    r = tia.post(A, json={"slug": "draft", "title": "Draft again", "max_points": 5})
+    assert r.status_code == 201, r.text
+    assert tia.get(f"{A}/draft/extensions").json()["extensions"] == []

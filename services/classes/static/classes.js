@@ -275,6 +275,8 @@
       $("archived-badge").hidden = !archived;
       $("archived-note").hidden = !archived;
       $("archive-button").textContent = archived ? "Unarchive class" : "Archive class";
+      $("start-all").disabled = archived;
+      if ($("delete-class")) $("delete-class").disabled = !archived;
       const values = {
         name: view.name,
         term: view.term,
@@ -292,6 +294,7 @@
       time.textContent = when(time.dateTime);
     }
     const refreshNow = startPolling(refresh);
+    initClassOperations(refreshNow);
 
     roster.addEventListener("click", async (event) => {
       const button = event.target.closest("button[data-action]");
@@ -490,6 +493,85 @@
       });
       refreshNow();
     });
+  }
+
+  // what "start all" / "stop all" did, in words
+  function bulkSummary(answer) {
+    const verb = answer.action === "start" ? "started" : "stopped";
+    const parts = [`${answer.done.length} ${verb}`];
+    if (answer.unchanged.length) parts.push(`${answer.unchanged.length} already ${verb}`);
+    const skipped = Object.keys(answer.skipped);
+    if (skipped.length) parts.push(`${skipped.length} skipped (${skipped.join(", ")})`);
+    const failed = Object.entries(answer.failed);
+    if (failed.length) {
+      parts.push(
+        `${failed.length} refused: ${failed.map(([n, why]) => `${n}: ${why}`).join("; ")}`,
+      );
+    }
+    return parts.join(", ");
+  }
+
+  function initClassOperations(refreshNow) {
+    const code = body.dataset.code;
+    const base = `api/classes/${enc(code)}`;
+    for (const verb of ["start", "stop"]) {
+      $(`${verb}-all`).addEventListener("click", async (event) => {
+        const button = event.currentTarget;
+        if (
+          verb === "stop" &&
+          !confirmAction(`Stop every server of ${code}? Unsaved work in them is lost.`)
+        ) {
+          return;
+        }
+        $("bulk-result").textContent =
+          verb === "start" ? "Starting the servers…" : "Stopping the servers…";
+        await withButton(button, async () => {
+          const answer = await api("POST", `${base}/servers`, { action: verb });
+          const text = bulkSummary(answer);
+          $("bulk-result").textContent = text;
+          say(Object.keys(answer.failed).length ? "warning" : "success", `${code}: ${text}.`);
+        });
+        refreshNow();
+      });
+    }
+    const copyForm = $("copy-class");
+    if (copyForm) {
+      copyForm.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const form = new FormData(copyForm);
+        const payload = {
+          code: String(form.get("code") || "").trim(),
+          name: form.get("name"),
+          term: form.get("term"),
+        };
+        await withButton(copyForm.querySelector("[type=submit]"), async () => {
+          const created = await api("POST", `${base}/copy`, payload);
+          say(
+            "success",
+            `Copied ${code} to ${created.code} (${created.name}): teachers and environment, no students.`,
+            { href: `${PREFIX}classes/${enc(created.code)}`, text: "Open its page" },
+          );
+        });
+      });
+    }
+    const deleteButton = $("delete-class");
+    if (deleteButton) {
+      deleteButton.addEventListener("click", async () => {
+        const typed = window.prompt(
+          `Delete ${code} for good? Its roster and settings are removed; students' files are kept. Type the class code to confirm:`,
+        );
+        if (typed === null) return;
+        if (typed.trim() !== code) {
+          say("warning", `Not deleted: the code you typed is not ${code}.`);
+          return;
+        }
+        await withButton(deleteButton, async () => {
+          await api("DELETE", `${base}?confirm=${enc(code)}`);
+          say("success", `Deleted ${code}.`, { href: PREFIX, text: "Back to My classes" });
+          deleteButton.hidden = true;
+        });
+      });
+    }
   }
 
   // ----------------------------------------------------------------- start

@@ -963,6 +963,17 @@
           await loading(loadAssignments);
           await loading(loadGradebook);
         });
+      } else if (button.dataset.action === "delete") {
+        const question =
+          `Delete ${a.title} for good? Only an assignment nobody has handed anything in ` +
+          "for can be deleted; otherwise archive it.";
+        if (!confirmAction(question)) return;
+        await withButton(button, async () => {
+          await api("DELETE", `${base}/assignments/${enc(a.slug)}`);
+          say("success", `Deleted ${a.title}.`);
+          await loading(loadAssignments);
+          await loading(loadGradebook);
+        });
       }
     });
 

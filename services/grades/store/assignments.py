@@ -179,6 +179,48 @@ class AssignmentQueries(StoreBase):
             )
         return new
 
+    async def delete_assignment(self, assignment_id: int, *, actor: str) -> Assignment:
+        """Delete an assignment that has no submissions, with its extensions, questions,
+        deadline snapshots and choices; Conflict when anybody handed something in (then
+        archive it: grades are never deleted). The row is locked ``FOR UPDATE``, which a
+        submission's foreign key check waits for, so no submission slips in meanwhile."""
+        assignment_id = _id(assignment_id, "assignment")
+        actor = _actor(actor)
+        now = self._now()
+        async with self._connection() as conn, conn.transaction():
+            row = await _row(
+                conn,
+                f"SELECT {_ASSIGNMENT_COLUMNS} FROM assignments WHERE id = %s FOR UPDATE",  # noqa: S608
+                (assignment_id,),
+            )
+            if row is None:
+                raise NotFound(f"There is no assignment with the id {assignment_id}.")
+            old = _assignment(row)
+            count = await _row(
+                conn,
+                "SELECT count(*) AS n FROM submissions WHERE assignment_id = %s",
+                (assignment_id,),
+            )
+            if count["n"]:
+                raise Conflict(
+                    f'"{old.title}" has {count["n"]} submission(s): it cannot be deleted. '
+                    "Archive it instead (students no longer see it; grades are kept)."
+                )
+            await _rows(
+                conn, "DELETE FROM assignments WHERE id = %s RETURNING id", (assignment_id,)
+            )
+            await self._audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="assignment.delete",
+                class_code=old.class_code,
+                assignment_id=old.id,
+                old=old,
+            )
+        log.info("assignment %s/%s deleted by %s", old.class_code, old.slug, actor)
+        return old
+
     async def _assignment_for_update(self, conn, assignment_id: int) -> Assignment:
         row = await _row(
             conn,

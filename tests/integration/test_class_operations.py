@@ -1,0 +1,261 @@
+"""Class operations against the real hub, Docker and the classes service on nx-27017:
+start all and stop all servers of a class (the teacher's, through the service's own hub
+scopes), copying a class for a new term, deleting an archived class."""
+
+import secrets
+from urllib.parse import quote
+
+import pytest
+
+from harness.browser import CHROMIUM_ARGS
+from harness.classes import Person, assert_error, classes_stack, group, members
+from harness.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from classes_stack(tmp_path_factory.mktemp("class-ops"))
+
+
+@pytest.fixture(scope="module")
+def people(stack):
+    people = {
+        "admin": Person(stack, "admin", "admin"),
+        "tina": Person(stack, "tina", "teacher"),
+        "otto": Person(stack, "otto", "teacher"),
+    }
+    for student in ("sa", "sb"):  # signed in once: the hub knows them as students
+        people[student] = Person(stack, student, "student")
+    return people
+
+
+def new_code() -> str:
+    return "k" + secrets.token_hex(3)
+
+
+def make_class(people, code, **extra) -> None:
+    r = people["admin"].post(
+        "api/classes", {"code": code, "name": code.upper(), "teachers": ["tina"], **extra}
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_start_all_and_stop_all(stack, people):
+    code = new_code()
+    make_class(people, code)
+    tina = people["tina"]
+    for name in ("sa", "sb"):
+        assert tina.post(f"api/classes/{code}/students", {"username": name}).status_code == 201
+    # an admin put a teacher on the roster: out of the class teacher's reach
+    r = people["admin"].post(f"api/classes/{code}/students", {"username": "otto"})
+    assert r.status_code == 201, r.text
+
+    # another class's teacher may not
+    r = people["otto"].post(f"api/classes/{code}/servers", {"action": "start"})
+    assert_error(r, 403)
+
+    r = tina.post(f"api/classes/{code}/servers", {"action": "start"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert sorted(answer["done"]) == ["sa", "sb"] and answer["failed"] == {}
+    assert list(answer["skipped"]) == ["otto"] and "otto is a teacher" in answer["skipped"]["otto"]
+    for name in ("sa", "sb"):
+        assert stack.wait_ready(name, code, timeout=180)["ready"]
+    assert stack.server_model("otto", code) is None
+
+    # again: nothing more to start
+    r = tina.post(f"api/classes/{code}/servers", {"action": "start"})
+    assert r.status_code == 200 and sorted(r.json()["unchanged"]) == ["sa", "sb"]
+
+    r = tina.post(f"api/classes/{code}/servers", {"action": "stop"})
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["done"]) == ["sa", "sb"]
+    for name in ("sa", "sb"):
+        wait_for(lambda n=name: stack.server_model(n, code) is None, 60, what=f"{name} stopped")
+
+    r = tina.post(f"api/classes/{code}/servers", {"action": "restart"})
+    assert_error(r, 400, "start")
+
+
+def test_start_all_refused_for_an_archived_class(stack, people):
+    code = new_code()
+    make_class(people, code)
+    assert people["tina"].patch(f"api/classes/{code}", {"archived": True}).status_code == 200
+    r = people["tina"].post(f"api/classes/{code}/servers", {"action": "start"})
+    assert_error(r, 409, "archived")
+
+
+def test_copy_a_class_for_a_new_term(stack, people):
+    code, copy = new_code(), new_code()
+    make_class(people, code, term="2026", environment={"cpu_limit": 0.5, "mem_limit": "300M"})
+    assert (
+        people["tina"].post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+    )
+    original = people["admin"].get(f"api/classes/{code}").json()
+
+    r = people["tina"].post(f"api/classes/{code}/copy", {"code": copy})
+    assert_error(r, 403)
+
+    r = people["admin"].post(f"api/classes/{code}/copy", {"code": copy, "term": "2027"})
+    assert r.status_code == 201, r.text
+    made = people["admin"].get(f"api/classes/{copy}").json()
+    assert made["term"] == "2027" and made["name"] == original["name"]
+    assert made["teachers"] == ["tina"] and made["environment"] == original["environment"]
+    assert made["students"] == [] and made["archived"] is False
+    # the hub groups: the teacher is the copy's teacher, nobody is its student
+    assert members(stack, f"teachers-{copy}") == {"tina"}
+    assert members(stack, f"class-{copy}") == set()
+    # the original is unchanged
+    assert people["admin"].get(f"api/classes/{code}").json()["students"] == ["sa"]
+
+    r = people["admin"].post(f"api/classes/{code}/copy", {"code": copy})
+    assert_error(r, 409, "exists already")
+
+
+def test_delete_an_archived_class(stack, people):
+    code = new_code()
+    make_class(people, code)
+    admin, tina = people["admin"], people["tina"]
+    assert tina.post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+    assert group(stack, f"class-{code}") is not None
+
+    assert_error(admin.delete(f"api/classes/{code}?confirm={code}"), 409, "not archived")
+    assert tina.patch(f"api/classes/{code}", {"archived": True}).status_code == 200
+    assert_error(tina.delete(f"api/classes/{code}?confirm={code}"), 403)
+    assert_error(admin.delete(f"api/classes/{code}"), 400, "confirm")
+    assert_error(admin.delete(f"api/classes/{code}?confirm=other"), 400, "confirm")
+
+    r = admin.delete(f"api/classes/{code}?confirm={code}")
+    assert r.status_code == 204, r.text
+    assert_error(admin.get(f"api/classes/{code}"), 404)
+    assert group(stack, f"class-{code}") is None and group(stack, f"teachers-{code}") is None
+    # nobody can start its server any more
+    r = stack.api("POST", stack.server_path("sa", code))
+    if r.status_code < 400:
+        wait_for(lambda: stack.server_model("sa", code) is None, 30, what="spawn refused")
+        r = stack.api("POST", stack.server_path("sa", code))
+    assert 400 <= r.status_code < 500, r.text
+
+
+# ----- the class page in Chromium -----
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_as(stack, chromium, tmp_path):
+    """``open_as(name, role, path)``: a new browser signed in with a token, on ``path``;
+    a screenshot when the test fails, and no page errors."""
+    pages = []
+
+    def open_page(name: str, role: str, path: str):
+        context = chromium.new_context()
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.problems = []
+        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
+        page.fill("#token_input", stack.mint(name, role))
+        page.click("#token_submit")
+        page.wait_for_url(f"**{path}")
+        pages.append((context, page))
+        return page
+
+    try:
+        yield open_page
+    except Exception:
+        for n, (_, page) in enumerate(pages):
+            page.screenshot(path=str(tmp_path / f"page{n}.png"), full_page=True)
+        raise
+    finally:
+        problems = [p for _, page in pages for p in page.problems]
+        for context, _ in pages:
+            context.close()
+    assert not problems, problems
+
+
+def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, open_as):
+    code, copy = new_code(), new_code()
+    make_class(people, code)
+    assert (
+        people["tina"].post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+    )
+
+    page = open_as("tina", "teacher", f"/services/classes/classes/{code}")
+    assert page.locator("#copy-section").count() == 0  # copying is for admins
+    page.click("#start-all")
+    page.wait_for_selector("#bulk-result:has-text('1 started')")
+    stack.wait_ready("sa", code, timeout=180)
+    page.once("dialog", lambda d: d.accept())
+    page.click("#stop-all")
+    page.wait_for_selector("#bulk-result:has-text('1 stopped')")
+    wait_for(lambda: stack.server_model("sa", code) is None, 60, what="sa stopped")
+
+    # (signing in in a browser ends the requests sessions of people[...]: one session each)
+    admin = open_as("admin", "admin", f"/services/classes/classes/{code}")
+
+    def get(path):
+        return admin.context.request.get(f"{stack.url}/services/classes/{path}")
+
+    admin.fill("#copy-code", copy)
+    admin.fill("#copy-term", "2027")
+    admin.click("#copy-class [type=submit]")
+    admin.wait_for_selector(f"#action-alert:has-text('Copied {code} to {copy}')")
+    made = get(f"api/classes/{copy}").json()
+    assert made["term"] == "2027" and made["teachers"] == ["tina"] and made["students"] == []
+
+    # delete: only once archived, and only with the code typed
+    assert admin.is_disabled("#delete-class")
+    admin.once("dialog", lambda d: d.accept())
+    admin.click("#archive-button")
+    admin.wait_for_selector("#archived-badge:not([hidden])")
+    admin.once("dialog", lambda d: d.accept("wrong"))
+    admin.click("#delete-class")
+    admin.wait_for_selector("#action-alert:has-text('Not deleted')")
+    assert get(f"api/classes/{code}").status == 200
+    admin.once("dialog", lambda d: d.accept(code))
+    admin.click("#delete-class")
+    admin.wait_for_selector(f"#action-alert:has-text('Deleted {code}.')")
+    assert get(f"api/classes/{code}").status == 404
+
+
+def test_a_person_is_taken_off_every_roster(stack, people):
+    # fresh sign-ins (a browser test in this module took over the admin's and tina's)
+    people = {
+        **people,
+        "admin": Person(stack, "admin", "admin"),
+        "tina": Person(stack, "tina", "teacher"),
+    }
+    first, second = new_code(), new_code()
+    make_class(people, first)
+    make_class(people, second)
+    r = people["admin"].post(f"api/classes/{second}/students", {"username": "sb"})
+    assert r.status_code == 201, r.text
+    r = people["admin"].post(f"api/classes/{first}/students", {"username": "sb"})
+    assert r.status_code == 201, r.text
+    stack.spawn("sb", first)
+
+    assert_error(people["tina"].delete("api/people/sb"), 403)
+    r = people["admin"].delete("api/people/sb")
+    assert r.status_code == 200, r.text
+    assert {first, second} <= set(r.json()["classes"])  # and earlier tests' classes
+    assert r.json()["stopped_servers"] == [first]
+    for code in (first, second):
+        assert "sb" not in people["admin"].get(f"api/classes/{code}").json()["students"]
+        assert "sb" not in members(stack, f"class-{code}")
+    wait_for(lambda: stack.server_model("sb", first) is None, 60, what="sb stopped")
+    # a teacher too: off the teacher lists and the teachers-<code> groups
+    r = people["admin"].delete("api/people/tina")
+    assert r.status_code == 200 and first in r.json()["classes"]
+    assert people["admin"].get(f"api/classes/{first}").json()["teachers"] == []
+    assert members(stack, f"teachers-{first}") == set()
