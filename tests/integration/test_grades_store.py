@@ -177,7 +177,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
         # the accounts schema beside it, through the same runner (its own lock key)
         async with stores[1]._connection() as conn:
             auth = pgmigrate.load_migrations("authenticator")
-            for applied in ([1], []):
+            for applied in ([m.version for m in auth], []):
                 assert (
                     await pgmigrate.apply_migrations(
                         conn, schema=accounts.SCHEMA, migrations=auth, lock_key=accounts.LOCK_KEY
