@@ -158,7 +158,8 @@ def sign_in(page, stack, token: str) -> None:
     page.goto(stack.url + "/hub/login")
     page.fill("#token_input", token)
     page.click("#token_submit")
-    page.wait_for_url("**/hub/**", timeout=30_000)
+    # signed in: off the login page, to where the hub lands this person (My classes)
+    page.wait_for_url(lambda url: "/hub/login" not in url, timeout=30_000)
 
 
 def open_notebook(page, url: str) -> None:
