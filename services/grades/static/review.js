@@ -442,7 +442,19 @@
       return;
     }
     await showVersion(pick.id, wanted ? wanted.file : state.path, wanted ? wanted.since : "");
-    warmNeighbours();
+    afterViewerLoaded(warmNeighbours);
+  }
+
+  // Run ``then`` once the notebook in sight has loaded: the neighbours' notebooks, loaded
+  // ahead in frames of their own, would otherwise compete with it for the CPU (three 5 MB
+  // pages parsed at once made the first one take twice as long to appear).
+  function afterViewerLoaded(then) {
+    const viewer = $("viewer");
+    if (!viewer.src || viewer.dataset.loaded === viewer.src) {
+      then();
+      return;
+    }
+    viewer.addEventListener("load", () => then(), { once: true });
   }
 
   function step(delta) {
