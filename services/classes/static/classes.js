@@ -400,20 +400,28 @@
       refreshNow();
     });
 
+    // The CSV file chosen in input ``id``, or undefined after saying to choose one.
+    function chosenCsv(id) {
+      const file = $(id).files[0];
+      if (!file) say("danger", "Choose a CSV file first.");
+      return file;
+    }
+
+    // A chosen file's text; a file the browser cannot read is a message, not a crash.
+    async function readText(file) {
+      try {
+        return await file.text();
+      } catch (e) {
+        throw new ApiError(0, `The file cannot be read: ${e.message}`, null);
+      }
+    }
+
     $("create-students-csv").addEventListener("submit", async (event) => {
       event.preventDefault();
-      const file = $("new-students-file").files[0];
-      if (!file) {
-        say("danger", "Choose a CSV file first.");
-        return;
-      }
+      const file = chosenCsv("new-students-file");
+      if (!file) return;
       await withButton(event.target.querySelector("[type=submit]"), async () => {
-        let text;
-        try {
-          text = await file.text();
-        } catch (e) {
-          throw new ApiError(0, `The file cannot be read: ${e.message}`, null);
-        }
+        const text = await readText(file);
         const answer = await api("POST", `${base}/accounts`, { csv: text });
         showAccounts(answer.rows);
         say("success", `${answer.message}; added to the roster.${syncNote(answer)}`);
@@ -424,18 +432,10 @@
 
     $("import-roster").addEventListener("submit", async (event) => {
       event.preventDefault();
-      const file = $("import-file").files[0];
-      if (!file) {
-        say("danger", "Choose a CSV file first.");
-        return;
-      }
+      const file = chosenCsv("import-file");
+      if (!file) return;
       await withButton(event.target.querySelector("[type=submit]"), async () => {
-        let text;
-        try {
-          text = await file.text();
-        } catch (e) {
-          throw new ApiError(0, `The file cannot be read: ${e.message}`, null);
-        }
+        const text = await readText(file);
         try {
           const report = await api("POST", `${base}/import`, { csv: text });
           showReport(report.rows);
