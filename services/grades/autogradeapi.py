@@ -57,6 +57,8 @@ def check_notebook_path(value: Any) -> str:
 
 def check_source(value: Any) -> dict:
     """The teacher's source notebook: readable, and with at least one test cell."""
+    if not isinstance(value, dict):
+        raise BadRequest("The source notebook must be a notebook's JSON object.")
     try:
         nb = load_notebook(value)
         plan = make_plan(nb, {"cells": []})
@@ -73,9 +75,7 @@ def check_source(value: Any) -> dict:
 def tests_view(source: dict) -> list[dict]:
     """The tests of a source notebook without their code."""
     plan = make_plan(source, {"cells": []})
-    return [
-        {"id": t.id, "points": t.points, "visibility": t.visibility} for t in plan.tests
-    ]
+    return [{"id": t.id, "points": t.points, "visibility": t.visibility} for t in plan.tests]
 
 
 def test_view(row: q.TestRow, *, teacher: bool) -> dict:

@@ -25,7 +25,9 @@ async def main(conninfo: str, lease: float, name: str) -> None:
         return b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}'
 
     settings = WorkerSettings(lease=lease, poll=0.1, max_attempts=3, retry_base=1.0)
-    await Worker(store=store, grader=Forever(), load=load, settings=settings, name=name).run_forever()
+    await Worker(
+        store=store, grader=Forever(), load=load, settings=settings, name=name
+    ).run_forever()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def notebook(cells):
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
 
 
-def test_cell(key, source, points, question, visibility="visible"):
+def tcell(key, source, points, question, visibility="visible"):
     return cell(
         "code",
         source,
@@ -71,8 +71,8 @@ SOURCE = notebook(
             "answer",
             nbgrader={"grade_id": "answer", "solution": True},
         ),
-        test_cell("visible", "assert square(3) == 9", 2, "q1"),
-        test_cell("hidden", "assert square(-2) == 4", 3, "q2", "hidden"),
+        tcell("visible", "assert square(3) == 9", 2, "q1"),
+        tcell("hidden", "assert square(-2) == 4", 3, "q2", "hidden"),
     ]
 )
 
@@ -140,7 +140,8 @@ async def jobs(store):
             "SELECT submission_id, state, attempts, reason, worker FROM autograde_jobs"
             " ORDER BY submission_id"
         )
-        return [dict(zip(("sid", "state", "attempts", "reason", "worker"), r)) for r in await cur.fetchall()]  # fmt: skip
+        names = ("sid", "state", "attempts", "reason", "worker")
+        return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
 
 
 async def test_one_job_per_version_however_often_it_is_queued(store):

@@ -28,7 +28,7 @@ def md(source, **meta):
     return {"cell_type": "markdown", "id": f"m{id(source)}", "source": source, "metadata": meta}
 
 
-def test_cell(key, points, **classhub):
+def tcell(key, points, **classhub):
     return code(
         f"assert answer() == 42  # {key}",
         nbgrader={"grade_id": key, "grade": True, "solution": False, "points": points},
@@ -46,11 +46,11 @@ SOURCE = {
             "def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION",
             nbgrader={"grade_id": "answer", "solution": True},
         ),
-        test_cell("t1", 2),
-        test_cell("t2", 1, visibility="after-due"),
+        tcell("t1", 2),
+        tcell("t2", 1, visibility="after-due"),
         md("## Question 2", tags=["question"]),
-        test_cell("t3", 3, visibility="hidden"),
-        test_cell("t4", 1, question="q1"),
+        tcell("t3", 3, visibility="hidden"),
+        tcell("t4", 1, question="q1"),
     ],
 }
 
@@ -80,7 +80,12 @@ def row(test_id, score, points, question, visibility="visible"):
 
 
 def test_a_questions_points_are_its_tests_scores_capped_at_its_worth():
-    rows = [row("t1", 2, 2, "q1"), row("t2", 1, 1, "q1"), row("t3", 3, 3, "q2"), row("x", 5, 5, None)]
+    rows = [
+        row("t1", 2, 2, "q1"),
+        row("t2", 1, 1, "q1"),
+        row("t3", 3, 3, "q2"),
+        row("x", 5, 5, None),
+    ]
     assert q.question_points(rows, {"q1": D(2), "q2": D(5)}) == {"q1": D(2), "q2": D(3)}
 
 
@@ -192,7 +197,10 @@ class FakeGrader:
             await self.wait.wait()
         return self.result or scoring.score_run(
             plan,
-            [{"type": "test", "id": t.id, "status": "pass", "message": "", "flags": []} for t in plan.tests]
+            [
+                {"type": "test", "id": t.id, "status": "pass", "message": "", "flags": []}
+                for t in plan.tests
+            ]
             + [{"type": "end"}],
             scoring.RunFacts(),
         )

@@ -158,9 +158,9 @@ def student_sees(visibility: str, *, show_hidden: bool, due_passed: bool) -> boo
     return show_hidden
 
 
-def for_student(
-    rows: Iterable[TestRow], *, show_hidden: bool, due_passed: bool
-) -> list[TestRow]:
+def for_student(rows: Iterable[TestRow], *, show_hidden: bool, due_passed: bool) -> list[TestRow]:
     return [
-        r for r in rows if student_sees(r.visibility, show_hidden=show_hidden, due_passed=due_passed)
+        r
+        for r in rows
+        if student_sees(r.visibility, show_hidden=show_hidden, due_passed=due_passed)
     ]

@@ -48,7 +48,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-
     autograde_pids_limit = Int(
         config=True,
         help="""The most processes and threads in one grading container: stops a fork
@@ -59,7 +58,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-
     autograde_cpu_limit = Float(
         config=True,
         help="""How many CPUs one grading container may use. With several runs at once
@@ -69,7 +67,6 @@ class AutogradeSettings(Configurable):
         Example: ``c.GradesApp.autograde_cpu_limit = 0.5``
         """,
     )
-
 
     autograde_timeout = Float(
         config=True,
@@ -82,7 +79,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-
     autograde_cell_timeout = Float(
         config=True,
         help="""The limit of each student cell and each test in seconds. A cell over it is
@@ -93,7 +89,6 @@ class AutogradeSettings(Configurable):
         Example: ``c.GradesApp.autograde_cell_timeout = 30``
         """,
     )
-
 
     autograde_output_limit = Unicode(
         config=True,
@@ -106,7 +101,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-
     autograde_tmpfs_size = Unicode(
         config=True,
         help="""The size of each of the grading container's two writable folders (``/tmp``
@@ -118,7 +112,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-
     autograde_concurrency = Int(
         config=True,
         help="""How many grading containers the service runs at once (the grading queue's
@@ -128,7 +121,6 @@ class AutogradeSettings(Configurable):
         Example: ``c.GradesApp.autograde_concurrency = 4``
         """,
     )
-
 
     autograde_image = Unicode(
         config=True,
@@ -217,8 +209,7 @@ class AutogradeSettings(Configurable):
     def _check_seconds(self, proposal):
         if not proposal.value > 0:
             raise TraitError(
-                f"{proposal.trait.name} must be a positive number of seconds, got"
-                f" {proposal.value}"
+                f"{proposal.trait.name} must be a positive number of seconds, got {proposal.value}"
             )
         return proposal.value
 

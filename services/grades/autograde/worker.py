@@ -49,7 +49,9 @@ class WorkerSettings:
 
 
 def _not_run(plan: Plan, message: str) -> list[TestOutcome]:
-    return [TestOutcome(t.id, "not-run", 0.0, t.points, t.visibility, message, ()) for t in plan.tests]
+    return [
+        TestOutcome(t.id, "not-run", 0.0, t.points, t.visibility, message, ()) for t in plan.tests
+    ]
 
 
 def test_rows(outcomes: list[TestOutcome], questions: dict[str, str]) -> list[q.TestRow]:

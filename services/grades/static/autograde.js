@@ -38,8 +38,10 @@
   function resultText(answer) {
     if (!answer.state && !answer.result) return "Not graded automatically.";
     if (answer.state && answer.state !== "done") {
-      return `This version is ${STATES[answer.state] || answer.state}` +
-        (answer.reason ? ` (${answer.reason})` : "");
+      return (
+        `This version is ${STATES[answer.state] || answer.state}` +
+        (answer.reason ? ` (${answer.reason})` : "")
+      );
     }
     const r = answer.result;
     let text = `${num(r.score)} of ${num(r.points)} points from the tests shown`;
@@ -57,6 +59,7 @@
     try {
       answer = await api("GET", `api/submissions/${enc(String(id))}/autograde`);
     } catch (e) {
+      field(card, "autograde-state").textContent = errorText(e);
       return;
     }
     if (watching.get(card) !== id) return;
@@ -165,7 +168,7 @@
     if (file) {
       try {
         payload.source = JSON.parse(await file.text());
-      } catch (e) {
+      } catch {
         say("danger", `${file.name} is not a notebook (it is not JSON).`);
         return;
       }
@@ -192,6 +195,8 @@
     try {
       answer = await api("GET", `api/submissions/${enc(String(id))}/autograde`);
     } catch (e) {
+      box.hidden = false;
+      $("autograde-result-state").textContent = errorText(e);
       return;
     }
     if ($("grading").dataset.submission !== String(id)) return;

@@ -38,8 +38,8 @@ from __future__ import annotations
 from common.errors import StoreUnavailable
 
 from .assignments import AssignmentQueries
-from .autograde import AutogradeQueries
 from .audit import AuditQueries
+from .autograde import AutogradeQueries
 from .base import LOCK_KEY, SCHEMA, SERVICE_ACTOR, STORE, UNAVAILABLE, SubmissionRefused
 from .deadlines import DeadlineQueries
 from .extensions import ExtensionQueries

@@ -433,7 +433,9 @@ class AutogradeQueries(StoreBase):
                 " WHERE submission_id = ANY(%s) ORDER BY submission_id, position",
                 (ids,),
             )
-        out: dict[int, dict[str, Any]] = {r.pop("submission_id"): {**r, "tests": []} for r in results}
+        out: dict[int, dict[str, Any]] = {
+            r.pop("submission_id"): {**r, "tests": []} for r in results
+        }
         for t in tests:
             sid = t.pop("submission_id")
             t["flags"] = tuple(t["flags"] or ())
