@@ -4,8 +4,8 @@
 ``GET  api/classes/<code>/assignments/<slug>/autograde``  teachers: the tests (without their
                                                           code), switches, images, progress
 ``PUT  api/classes/<code>/assignments/<slug>/autograde``  teachers: ``{notebook_path,
-                                                          source?, image?, on_submit?,
-                                                          show_hidden?}``
+                                                          source?, test_files?, image?,
+                                                          on_submit?, show_hidden?}``
 ``POST api/classes/<code>/assignments/<slug>/autograde/run``  teachers: queue every
                                                           student's counting version
 ``GET  api/submissions/<id>/autograde``                   a version's result: teachers all
@@ -26,6 +26,7 @@ from typing import Any
 from common.errors import BadRequest
 from services.base.membership import STUDENT, TEACHER
 
+from .autograde import pytests
 from .autograde import queue as q
 from .autograde.notebook import NotebookError, load_notebook, make_plan
 from .autograde.service import Autograding
@@ -55,8 +56,9 @@ def check_notebook_path(value: Any) -> str:
     return path
 
 
-def check_source(value: Any) -> dict:
-    """The teacher's source notebook: readable, and with at least one test cell."""
+def check_source(value: Any, test_files: list | None = None) -> dict:
+    """The teacher's source notebook: readable, and with at least one test cell (or a
+    pytest file)."""
     if not isinstance(value, dict):
         raise BadRequest("The source notebook must be a notebook's JSON object.")
     try:
@@ -64,12 +66,19 @@ def check_source(value: Any) -> dict:
         plan = make_plan(nb, {"cells": []})
     except NotebookError as e:
         raise BadRequest(f"The source notebook cannot be used: {e}") from None
-    if not plan.tests:
+    if not plan.tests and not test_files:
         raise BadRequest(
             "The source notebook has no test cells: mark them with nbgrader's metadata"
-            ' ("grade": true, "solution": false) or the tag "test".'
+            ' ("grade": true, "solution": false) or the tag "test", or attach a pytest file.'
         )
     return nb
+
+
+def check_test_files(value: Any) -> list[dict]:
+    try:
+        return [f.as_json() for f in pytests.parse_files(value)]
+    except NotebookError as e:
+        raise BadRequest(str(e)) from None
 
 
 def tests_view(source: dict) -> list[dict]:
@@ -110,7 +119,11 @@ class AutogradeHandler(GradesHandler):
                 "revision": config.revision,
                 "updated_by": config.updated_by,
                 "updated_at": _iso(config.updated_at),
-                "tests": tests_view(config.source),
+                "tests": tests_view(config.source, config.test_files),
+                "test_files": [
+                    {k: f[k] for k in ("name", "points", "visibility", "question")}
+                    for f in config.test_files
+                ],
             },
             "images": self.autograding.images,
             "default_image": self.autograding.default_image,
@@ -136,15 +149,19 @@ class AutogradeHandler(GradesHandler):
         code = await self.teacher(code)
         assignment = await self.assignment(code, slug, TEACHER)
         body = self.json_body(
-            {"notebook_path", "source", "image", "on_submit", "show_hidden"},
+            {"notebook_path", "source", "test_files", "image", "on_submit", "show_hidden"},
             required=("notebook_path",),
         )
         current = await self.store.autograde_config(assignment.id)
         for switch in ("on_submit", "show_hidden"):
             if switch in body and not isinstance(body[switch], bool):
                 raise BadRequest(f"'{switch}' must be true or false.")
+        if "test_files" in body:
+            test_files = check_test_files(body["test_files"])
+        else:
+            test_files = current.test_files if current else []
         if "source" in body:
-            source = check_source(body["source"])
+            source = check_source(body["source"], test_files)
         elif current is not None:
             source = current.source
         else:
@@ -163,6 +180,7 @@ class AutogradeHandler(GradesHandler):
             on_submit=body.get("on_submit", current.on_submit if current else False),
             show_hidden=body.get("show_hidden", current.show_hidden if current else False),
             actor=self.caller().name,
+            test_files=test_files,
         )
         self.write_json(await self.config_answer(assignment))
 

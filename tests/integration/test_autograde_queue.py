@@ -334,3 +334,35 @@ async def test_postgres_down_then_back(pg, grader):
         assert [j["state"] for j in await jobs(store)] == ["done"]
     finally:
         await store.close()
+
+
+async def test_a_pytest_file_runs_after_the_notebook_in_the_sealed_container(store, grader):
+    a = await setup_assignment(store)
+    source = (
+        "import math\n\n"
+        "def test_positive():\n    assert square(4) == 16\n\n"
+        "def test_negative():\n    assert math.isclose(square(-3), 9)\n"
+    )
+    await store.set_autograde_config(
+        a.id,
+        notebook_path="square.ipynb",
+        source=SOURCE,
+        image=IMAGE,
+        on_submit=False,
+        show_hidden=False,
+        actor="tina",
+        test_files=[{"name": "test_square.py", "source": source, "points": 3,
+                     "visibility": "after-due", "question": "q2"}],
+    )  # fmt: skip
+    v = await submit(store, a.id, "sam")
+    await store.enqueue_autograde([v.id], trigger="teacher", actor="tina")
+    assert await worker(store, grader).run_once()
+    [result] = (await store.autograde_results([v.id])).values()
+    tests = {t.test_id: (t.status, t.score, t.visibility, t.question_key) for t in result["tests"]}
+    assert tests == {
+        "visible": ("pass", D("2.00"), "visible", "q1"),
+        "hidden": ("fail", D("0.00"), "hidden", "q2"),
+        "test_square.py::test_positive": ("pass", D("1.50"), "after-due", "q2"),
+        "test_square.py::test_negative": ("fail", D("0.00"), "after-due", "q2"),
+    }
+    assert result["complete"] is True

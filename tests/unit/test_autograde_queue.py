@@ -11,8 +11,9 @@ from traitlets import TraitError
 
 from common.errors import StoreUnavailable
 from services.grades import autogradeapi
+from services.grades.autograde import pytests, scoring, worker
 from services.grades.autograde import queue as q
-from services.grades.autograde import scoring, worker
+from services.grades.autograde.notebook import NotebookError
 from services.grades.autograde.settings import AutogradeSettings
 from services.grades.settings import AUTOGRADE_TABLE, TABLE
 
@@ -294,3 +295,69 @@ async def test_the_heartbeat_keeps_the_claim_while_the_run_lasts():
     hold.set()
     assert await task is True
     assert len(store.finished) == 1
+
+
+# ----------------------------------------------------------------------------- pytest files
+
+PYTEST_FILE = """import math
+
+def helper(x):
+    return answer() + x
+
+def test_answer():
+    assert answer() == 42
+
+def test_helper():
+    assert math.isclose(helper(0.5), 42.5)
+"""
+
+
+def test_a_pytest_file_becomes_one_test_per_function():
+    [f] = pytests.parse_files(
+        [{"name": "test_hw.py", "source": PYTEST_FILE, "points": 4, "visibility": "hidden",
+          "question": "q2"}]
+    )  # fmt: skip
+    specs = pytests.file_tests([f])
+    assert [(s.id, s.points, s.visibility) for s in specs] == [
+        ("test_hw.py::test_answer", 2.0, "hidden"),
+        ("test_hw.py::test_helper", 2.0, "hidden"),
+    ]
+    assert specs[0].source.endswith("\n\ntest_answer()\n") and PYTEST_FILE in specs[0].source
+    assert pytests.file_questions([f]) == {
+        "test_hw.py::test_answer": "q2",
+        "test_hw.py::test_helper": "q2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"name": "hw.py", "source": "def test_a(): pass"}, "test_something.py"),
+        ({"name": "test_a.py", "source": "def test_a(:"}, "not valid Python"),
+        ({"name": "test_a.py", "source": "x = 1"}, "no test function"),
+        ({"name": "test_a.py", "source": "def test_a(tmp_path): pass"}, "fixtures"),
+        ({"name": "test_a.py", "source": "async def test_a(): pass"}, "async"),
+        ({"name": "test_a.py", "source": "def test_a(): pass", "points": -1}, "points"),
+        ({"name": "test_a.py", "source": "def test_a(): pass", "visibility": "no"}, "visibility"),
+        ({"name": "test_a.py", "source": "def test_a(): pass", "run": "rm"}, "Each test file"),
+    ],
+)
+def test_bad_pytest_files_are_refused_with_a_message(item, message):
+    with pytest.raises(NotebookError, match=message):
+        pytests.parse_files([item])
+    with pytest.raises(autogradeapi.BadRequest, match=message):
+        autogradeapi.check_test_files([item])
+
+
+async def test_the_pytest_files_tests_run_after_the_notebooks():
+    store, grader = FakeStore(), FakeGrader()
+    store.config = dataclasses.replace(
+        store.config,
+        test_files=[{"name": "test_hw.py", "source": PYTEST_FILE, "points": 4,
+                     "visibility": "visible", "question": "q2"}],
+    )  # fmt: skip
+    await make_worker(store, grader).run_once()
+    plan = grader.plans[0][1]
+    assert [t.id for t in plan.tests][-2:] == ["test_hw.py::test_answer", "test_hw.py::test_helper"]
+    [result] = store.finished
+    assert {t.test_id: t.question_key for t in result["tests"]}["test_hw.py::test_helper"] == "q2"

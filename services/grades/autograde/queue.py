@@ -38,6 +38,8 @@ class AutogradeConfig:
     revision: int
     updated_by: str
     updated_at: datetime
+    #: plain pytest files ([TestFile.as_json()], :mod:`.pytests`)
+    test_files: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from common.errors import Unavailable
 
+from . import pytests
 from . import queue as q
 from .notebook import NotebookError, Plan, load_notebook, make_plan
 from .scoring import RunResult, TestOutcome
@@ -46,6 +47,12 @@ class WorkerSettings:
     poll: float = 2.0  # seconds between looks at an empty queue
     max_attempts: int = 3
     retry_base: float = 30.0  # seconds before the 2nd attempt (doubled each time)
+
+
+def plan_for(source: dict, student: dict, files: list[pytests.TestFile]) -> Plan:
+    """The notebook's plan with the pytest files' tests after its own."""
+    plan = make_plan(source, student)
+    return Plan(plan.cells, plan.tests + pytests.file_tests(files), plan.flags)
 
 
 def _not_run(plan: Plan, message: str) -> list[TestOutcome]:
@@ -159,8 +166,9 @@ class Worker:
             return await self._give_up(job, "the assignment has no autograding tests any more")
         try:
             source = load_notebook(config.source)
-            empty = make_plan(source, {"cells": []})
-        except NotebookError as e:
+            files = [pytests.TestFile(**f) for f in config.test_files]
+            empty = plan_for(source, {"cells": []}, files)
+        except (NotebookError, TypeError) as e:
             return await self._give_up(job, f"the source notebook cannot be graded with: {e}")
         problem = ""
         plan = empty
@@ -169,7 +177,7 @@ class Worker:
             if raw is None:
                 problem = f"This version has no file {config.notebook_path}."
             else:
-                plan = make_plan(source, load_notebook(raw))
+                plan = plan_for(source, load_notebook(raw), files)
         except Unavailable as e:
             return await self._retry(job, f"could not read the version: {e}")
         except NotebookError as e:
@@ -183,7 +191,11 @@ class Worker:
             outcomes, complete, flags = result.tests, result.complete, result.flags
             problem = result.reason
         questions = await self.store.questions(job.assignment_id)
-        mapping = q.test_questions(source, [x.key for x in questions]) if questions else {}
+        mapping = {}
+        if questions:
+            keys = [x.key for x in questions]
+            mapping = q.test_questions(source, keys)
+            mapping.update({t: k for t, k in pytests.file_questions(files).items() if k in keys})
         stored = await self.store.finish_autograde_job(
             job,
             tests=test_rows(outcomes, mapping),

@@ -24,6 +24,9 @@ CREATE TABLE classhub_grades.autograde_configs (
     notebook_path text NOT NULL,
     -- the teacher's source notebook: the tests come from it, never from the student's copy
     source        jsonb NOT NULL,
+    -- plain pytest files: [{name, source, points, visibility, question}] (autograde/pytests.py)
+    test_files    jsonb NOT NULL DEFAULT '[]',
+    -- of the source notebook and the test files together
     source_sha256 char(64) NOT NULL,
     image         text NOT NULL,
     on_submit     boolean NOT NULL DEFAULT false,

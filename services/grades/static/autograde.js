@@ -153,6 +153,7 @@
     box.hidden = !a;
     box.dataset.slug = a ? a.slug : "";
     $("autograde-source").value = "";
+    $("autograde-files").value = "";
     clearTimeout(timer);
     if (a) load();
   }
@@ -172,6 +173,17 @@
         say("danger", `${file.name} is not a notebook (it is not JSON).`);
         return;
       }
+    }
+    const files = Array.from($("autograde-files").files);
+    if (files.length) {
+      payload.test_files = await Promise.all(
+        files.map(async (f) => ({
+          name: f.name,
+          source: await f.text(),
+          points: Number($("autograde-files-points").value || 0),
+          visibility: $("autograde-files-visibility").value,
+        })),
+      );
     }
     showConfig(await api("PUT", base(), payload));
     say("success", "Autograding saved.");

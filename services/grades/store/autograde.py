@@ -21,7 +21,7 @@ from .base import StoreBase, _actor, _id, _row, _rows
 
 _CONFIG_COLUMNS = (
     "assignment_id, notebook_path, source, source_sha256, image, on_submit, show_hidden,"
-    " revision, updated_by, updated_at"
+    " revision, updated_by, updated_at, test_files"
 )
 #: a job that can be claimed: queued and not waiting for a retry, or running with a lease
 #: that lapsed (its worker died)
@@ -59,6 +59,7 @@ class AutogradeQueries(StoreBase):
         on_submit: bool,
         show_hidden: bool,
         actor: str,
+        test_files: list[dict] | None = None,
     ) -> q.AutogradeConfig:
         """Create or replace the assignment's autograding (validated by the caller); the
         revision rises when the source notebook changes, so "grade all" grades again the
@@ -66,16 +67,19 @@ class AutogradeQueries(StoreBase):
         assignment_id = _id(assignment_id, "assignment")
         actor = _actor(actor)
         now = self._now()
-        sha = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+        test_files = list(test_files or [])
+        tests = {"source": source, "files": test_files} if test_files else source
+        sha = hashlib.sha256(json.dumps(tests, sort_keys=True).encode()).hexdigest()
         async with self._connection() as conn, conn.transaction():
             assignment = await self._assignment_for_update(conn, assignment_id)
             row = await _row(
                 conn,
                 "INSERT INTO autograde_configs AS c (assignment_id, notebook_path, source,"  # noqa: S608
-                " source_sha256, image, on_submit, show_hidden, updated_by, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " source_sha256, image, on_submit, show_hidden, updated_by, updated_at,"
+                " test_files) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (assignment_id) DO UPDATE SET"
                 " notebook_path = excluded.notebook_path, source = excluded.source,"
+                " test_files = excluded.test_files,"
                 " source_sha256 = excluded.source_sha256, image = excluded.image,"
                 " on_submit = excluded.on_submit, show_hidden = excluded.show_hidden,"
                 " updated_by = excluded.updated_by, updated_at = excluded.updated_at,"
@@ -92,6 +96,7 @@ class AutogradeQueries(StoreBase):
                     bool(show_hidden),
                     actor,
                     now,
+                    Jsonb(test_files),
                 ),
             )
             config = _config(row)
@@ -105,6 +110,7 @@ class AutogradeQueries(StoreBase):
                 new={
                     "notebook_path": notebook_path,
                     "source_sha256": sha,
+                    "test_files": [f.get("name") for f in test_files],
                     "image": image,
                     "on_submit": bool(on_submit),
                     "show_hidden": bool(show_hidden),
