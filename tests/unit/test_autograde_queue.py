@@ -361,3 +361,24 @@ async def test_the_pytest_files_tests_run_after_the_notebooks():
     assert [t.id for t in plan.tests][-2:] == ["test_hw.py::test_answer", "test_hw.py::test_helper"]
     [result] = store.finished
     assert {t.test_id: t.question_key for t in result["tests"]}["test_hw.py::test_helper"] == "q2"
+
+
+def test_the_autograde_routes_reach_their_handlers():
+    import re
+
+    def route(path):
+        for pattern, handler, _ in autogradeapi.autograde_handlers({}):
+            found = re.fullmatch(pattern, path)
+            if found:
+                return handler, found.groups()
+        return None
+
+    a = "api/classes/c1/assignments/hw"
+    assert route(f"{a}/autograde") == (autogradeapi.AutogradeHandler, ("c1", "hw"))
+    assert route(f"{a}/autograde/run") == (autogradeapi.AutogradeRunHandler, ("c1", "hw"))
+    assert route("api/submissions/12/autograde") == (
+        autogradeapi.SubmissionAutogradeHandler,
+        ("12",),
+    )
+    assert route("api/submissions/x/autograde") is None
+    assert route(f"{a}/autograde/run/x") is None
