@@ -376,6 +376,9 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
         return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
 
     async def on_started(self) -> None:
+        # set once the store is open AND migrated (store.opened is true from the moment
+        # the pool exists, before the migrations ran)
+        self._store_ready = asyncio.Event()
         self.spawn(self._open_store(), "grades-store")
         self.spawn(self._sweep_helpers(), "grades-helpers")
         self.spawn(self.review.warm(), "grades-renderer")
@@ -385,8 +388,7 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
     async def _autograde(self) -> None:
         """Once the store is open: remove grading containers a stopped run of this
         deployment left, then run the grading queue's workers until the service stops."""
-        while not self.store.opened:
-            await asyncio.sleep(1.0)
+        await self._store_ready.wait()
         try:
             removed = await self.autograding.grader.remove_leftovers()
             if removed:
@@ -426,6 +428,7 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
             try:
                 await self.store.open()
                 self.log.info("Grades store ready (schema classhub_grades migrated)")
+                self._store_ready.set()
                 break
             except Unavailable as e:
                 self.log.warning("Grades store not ready yet (retrying in %.0f s): %s", wait, e)

@@ -81,10 +81,11 @@ def check_test_files(value: Any) -> list[dict]:
         raise BadRequest(str(e)) from None
 
 
-def tests_view(source: dict) -> list[dict]:
-    """The tests of a source notebook without their code."""
-    plan = make_plan(source, {"cells": []})
-    return [{"id": t.id, "points": t.points, "visibility": t.visibility} for t in plan.tests]
+def tests_view(source: dict, test_files: list | None = None) -> list[dict]:
+    """The tests of a source notebook and the pytest files, without their code."""
+    files = [pytests.TestFile(**f) for f in test_files or []]
+    tests = make_plan(source, {"cells": []}).tests + pytests.file_tests(files)
+    return [{"id": t.id, "points": t.points, "visibility": t.visibility} for t in tests]
 
 
 def test_view(row: q.TestRow, *, teacher: bool) -> dict:

@@ -169,3 +169,72 @@ def write_in(stack, container, path, data):
     )
     code, out = container.exec_run(["python3", "-c", script, f"/home/jovyan/{path}"], user="1000")
     assert code == 0, out
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    from harness.browser import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def browser_as(stack, chromium, name, role):
+    from urllib.parse import quote
+
+    page = chromium.new_context().new_page()
+    page.set_default_timeout(30_000)
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
+    page.fill("#token_input", stack.mint(name, role))
+    page.click("#token_submit")
+    page.wait_for_url(f"**{GRADES}")
+    page.goto(f"{stack.url}{GRADES}classes/{CODE}")
+    return page
+
+
+def test_the_pages_show_progress_results_and_take_a_pytest_file(stack, people, chromium):
+    """After the test above (the last of the module: browsers end the API sessions): the
+    teacher's box (progress, a pytest file, Grade all), the review page beside the
+    notebook, and the student's card."""
+    from playwright.sync_api import expect
+
+    tom = browser_as(stack, chromium, "tia7", "teacher")  # ends tia7's API session: last
+    try:
+        tom.click("#assignments tr[data-slug=sq] [data-action=edit]")
+    except Exception:
+        print(tom.url, tom.inner_text("body")[:3000], tom.problems)
+        raise
+    expect(tom.locator("#autograde-box")).to_be_visible()
+    expect(tom.locator("#autograde-progress")).to_contain_text("1 done")
+    expect(tom.locator("#autograde-tests")).to_contain_text("hidden (3, hidden)")
+    assert tom.input_value("#autograde-path") == "square.ipynb"
+    extra = b"def test_zero():\n    assert square(0) == 0\n"
+    tom.set_input_files(
+        "#autograde-files",
+        files=[{"name": "test_extra.py", "mimeType": "text/x-python", "buffer": extra}],
+    )
+    tom.fill("#autograde-files-points", "1")
+    tom.click("#autograde-save")
+    expect(tom.locator("#autograde-tests")).to_contain_text("test_extra.py::test_zero")
+    tom.click("#autograde-run")  # new tests: the counting version is graded again
+    expect(tom.locator("#action-alert")).to_contain_text("1 of 1 counting versions queued")
+    expect(tom.locator("#autograde-progress")).to_contain_text("1 done", timeout=240_000)
+    # the review page: the tests beside the notebook, the hidden one too
+    tom.goto(f"{stack.url}{GRADES}classes/{CODE}/assignments/sq/review")
+    expect(tom.locator("#autograde-result")).to_be_visible()
+    expect(tom.locator("#autograde-result-tests")).to_contain_text("✗ hidden")
+    expect(tom.locator("#autograde-result-tests")).to_contain_text("✓ test_extra.py::test_zero")
+    assert not tom.problems, tom.problems
+
+    sam = browser_as(stack, chromium, "sam7", "student")
+    box = sam.locator("#assignments article[data-slug=sq] [data-field=autograde-box]")
+    expect(box).to_be_visible()
+    expect(box).to_contain_text("✓ visible")
+    expect(box).to_contain_text("test_zero")  # shown to students (the default visibility)
+    assert not sam.problems, sam.problems

@@ -323,6 +323,8 @@ def test_a_pytest_file_becomes_one_test_per_function():
         ("test_hw.py::test_helper", 2.0, "hidden"),
     ]
     assert specs[0].source.endswith("\n\ntest_answer()\n") and PYTEST_FILE in specs[0].source
+    listed = autogradeapi.tests_view(SOURCE, [f.as_json()])
+    assert [t["id"] for t in listed][-2:] == ["test_hw.py::test_answer", "test_hw.py::test_helper"]
     assert pytests.file_questions([f]) == {
         "test_hw.py::test_answer": "q2",
         "test_hw.py::test_helper": "q2",
