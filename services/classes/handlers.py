@@ -175,6 +175,8 @@ class HomeHandler(ClassesHandler):
     """``GET <prefix>``: signs a browser in (OAuth through the hub). The pages replace
     it with the "my classes" page."""
 
+    same_origin_home = True  # pages of other services read the XSRF token here
+
     @web.authenticated
     async def get(self):
         user = self.require_user()
@@ -183,6 +185,8 @@ class HomeHandler(ClassesHandler):
                 "name": user["name"],
                 "admin": bool(user.get("admin")),
                 "api": self.settings["service_prefix"] + "api/classes",
+                # a page of another service calls this one with it (deleting a person)
+                "xsrf": self.xsrf_token.decode("ascii"),
             }
         )
 
@@ -299,8 +303,12 @@ class ClassHandler(ClassesHandler):
 class CopyHandler(ClassesHandler):
     """``POST api/classes/<code>/copy`` ``{"code", "name"?, "term"?}``: a new class for a
     new term with the original's teachers and environment, no students (admins, who
-    create classes). Material and assignments live in the files and grades services and
-    are not copied by this call (see the teacher guide)."""
+    create classes). Material and assignments live in the files and grades services: the
+    class page's script then asks each of them (``POST api/classes/<new>/copy`` of the
+    files service, ``POST api/classes/<new>/copy-assignments`` of the grades service) as
+    the same person, and each checks that person's rights on both classes itself. No
+    service calls another: nothing here holds a credential of the files or grades
+    service, and the copy can take nothing the person could not read."""
 
     async def post(self, code):
         actor = self.actor()

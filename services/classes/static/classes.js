@@ -21,12 +21,44 @@
     field,
     initErrorPage,
     say,
+    serviceClient,
     startPolling: poll,
     syncRows,
     when,
     withButton,
   } = window.classhub;
   const api = apiClient(PREFIX, "The classes service");
+
+  const serviceApi = (name, what) => serviceClient(body.dataset.hub, name, what);
+
+  // A copy of class ``from`` for a new term, after the classes service made ``to``: the
+  // files service copies the material and starting files, the grades service the
+  // assignments, each checking that the person teaches both classes. Either may fail
+  // alone (the message says which); copying again finishes (what exists is kept).
+  async function copyContent(from, to) {
+    const parts = [];
+    const failed = [];
+    try {
+      const files = await serviceApi("files", "The files service");
+      const out = await files("POST", `api/classes/${enc(to)}/copy`, { from });
+      parts.push(
+        `${out.material.copied + out.material.skipped} material file(s)`,
+        `${out.assignments.copied + out.assignments.skipped} starting file(s)`,
+      );
+    } catch (e) {
+      failed.push(`material and starting files (${e.message})`);
+    }
+    try {
+      const grades = await serviceApi("grades", "The grades service");
+      const out = await grades("POST", `api/classes/${enc(to)}/copy-assignments`, { from });
+      parts.push(
+        `${out.copied.length + out.skipped.length} assignment(s), archived until you date them`,
+      );
+    } catch (e) {
+      failed.push(`assignments (${e.message})`);
+    }
+    return { parts, failed };
+  }
   const startPolling = (refresh) => poll(refresh, POLL_MS);
 
   function syncNote(answer) {
@@ -546,10 +578,17 @@
         };
         await withButton(copyForm.querySelector("[type=submit]"), async () => {
           const created = await api("POST", `${base}/copy`, payload);
+          const link = { href: `${PREFIX}classes/${enc(created.code)}`, text: "Open its page" };
+          say("info", `Copied ${code} to ${created.code}; copying its files and assignments…`);
+          const done = await copyContent(code, created.code);
           say(
-            "success",
-            `Copied ${code} to ${created.code} (${created.name}): teachers and environment, no students.`,
-            { href: `${PREFIX}classes/${enc(created.code)}`, text: "Open its page" },
+            done.failed.length ? "warning" : "success",
+            `Copied ${code} to ${created.code} (${created.name}): teachers and environment, ` +
+              `${done.parts.join(", ")}; no students.` +
+              (done.failed.length
+                ? ` Not copied: ${done.failed.join("; ")}. Copy again to finish (what was copied stays).`
+                : ""),
+            link,
           );
         });
       });
