@@ -615,7 +615,36 @@
 
   // ----------------------------------------------------------------- start
 
+  // ----------------------------------------------------------------- sign-up
+
+  // Signing up with a join code (templates/signup.html): the account is made and put on
+  // the class's roster; then the hub's sign-in page, with the name filled in.
+  function initSignup() {
+    const form = $("signup");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      if (data.get("password") !== data.get("password2")) {
+        say("warning", "The two passwords differ; type the same one twice.");
+        return;
+      }
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const made = await api("POST", "api/signup", {
+          join_code: String(data.get("join_code") || ""),
+          username: String(data.get("username") || "").trim(),
+          password: String(data.get("password") || ""),
+        });
+        form.reset();
+        say("success", `Welcome, ${made.username}: you are in ${made.name}. Sign in now.`, {
+          href: `${body.dataset.login}?next=${enc(PREFIX)}`,
+          text: "Sign in",
+        });
+      });
+    });
+  }
+
   if (initErrorPage()) return;
   if (body.dataset.page === "home") initHome();
   else if (body.dataset.page === "class") initClass();
+  else if (body.dataset.page === "signup") initSignup();
 })();
