@@ -4,6 +4,8 @@ same name) and a page signed in as someone (``signed_in_page``)."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -49,3 +51,32 @@ def signed_in_page(
     page.click("#token_submit")
     page.wait_for_url(f"**{path}")
     return page
+
+
+class Listener:
+    """An HTTP listener on loopback that records the path of every request: the beacon a
+    hostile notebook's payload would call if it ran (a page test asserts it heard nothing)."""
+
+    def __init__(self):
+        from harness.stack import free_port
+
+        self.port = free_port()
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

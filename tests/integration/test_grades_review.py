@@ -18,6 +18,7 @@ import pytest
 import requests
 from minio import Minio
 
+from harness.browser import Listener
 from harness.classes import Person, assert_error
 from harness.files import files_stack
 from harness.stack import wait_for
@@ -162,35 +163,6 @@ def hostile_big_notebook(script: str) -> bytes:
             code_cell("c1", "df", [display({"text/html": big, "text/plain": "df"})]),
         ]
     )
-
-
-class Listener:
-    """An HTTP listener on loopback that records every request (the payload's beacon)."""
-
-    def __init__(self):
-        import http.server
-        import threading
-
-        from harness.stack import free_port
-
-        self.port = free_port()
-        self.hits: list[str] = []
-        hits = self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                hits.append(self.path)
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 def write_large(stack, user, folder, name, data: bytes):
