@@ -38,24 +38,42 @@
   async function copyContent(from, to) {
     const parts = [];
     const failed = [];
-    try {
-      const files = await serviceApi("files", "The files service");
-      const out = await files("POST", `api/classes/${enc(to)}/copy`, { from });
-      parts.push(
-        `${out.material.copied + out.material.skipped} material file(s)`,
-        `${out.assignments.copied + out.assignments.skipped} starting file(s)`,
-      );
-    } catch (e) {
-      failed.push(`material and starting files (${e.message})`);
-    }
-    try {
-      const grades = await serviceApi("grades", "The grades service");
-      const out = await grades("POST", `api/classes/${enc(to)}/copy-assignments`, { from });
-      parts.push(
-        `${out.copied.length + out.skipped.length} assignment(s), archived until you date them`,
-      );
-    } catch (e) {
-      failed.push(`assignments (${e.message})`);
+    const steps = [
+      [
+        "files",
+        "The files service",
+        "material and starting files",
+        async (files) => {
+          const out = await files("POST", `api/classes/${enc(to)}/copy`, { from });
+          const m = out.material.copied + out.material.skipped;
+          const a = out.assignments.copied + out.assignments.skipped;
+          parts.push(`${m} material file(s)`, `${a} starting file(s)`);
+        },
+      ],
+      [
+        "grades",
+        "The grades service",
+        "assignments",
+        async (grades) => {
+          const out = await grades("POST", `api/classes/${enc(to)}/copy-assignments`, { from });
+          const n = out.copied.length + out.skipped.length;
+          parts.push(`${n} assignment(s), archived until you date them`);
+        },
+      ],
+    ];
+    for (const [name, what, label, copy] of steps) {
+      let client;
+      try {
+        client = await serviceApi(name, what);
+      } catch (e) {
+        if (e.status !== 404) failed.push(`${label} (${e.message})`);
+        continue; // 404: this hub runs no such service, so there is nothing to copy
+      }
+      try {
+        await copy(client);
+      } catch (e) {
+        failed.push(`${label} (${e.message})`);
+      }
     }
     return { parts, failed };
   }
@@ -583,8 +601,9 @@
           const done = await copyContent(code, created.code);
           say(
             done.failed.length ? "warning" : "success",
-            `Copied ${code} to ${created.code} (${created.name}): teachers and environment, ` +
-              `${done.parts.join(", ")}; no students.` +
+            `Copied ${code} to ${created.code} (${created.name}): teachers and environment` +
+              done.parts.map((part) => `, ${part}`).join("") +
+              "; no students." +
               (done.failed.length
                 ? ` Not copied: ${done.failed.join("; ")}. Copy again to finish (what was copied stays).`
                 : ""),
