@@ -240,7 +240,10 @@ def test_in_chromium_show_inserts_the_output_and_nothing_in_it_runs(stack, chrom
     from harness.browser import signed_in_page
 
     path = f"{GRADES}classes/{CODE}/assignments/big/review"
-    page = signed_in_page(chromium, stack, "tia", "teacher", path)
+    # a second teacher of the class: signing tia in here would end the session that the
+    # other tests' requests hold (one session per person)
+    stack.enroll("tim", CODE, teacher=True)
+    page = signed_in_page(chromium, stack, "tim", "teacher", path)
     listener = big["listener"]
     try:
         page.goto(f"{stack.url}{path}?user=sam&file=big.ipynb")
