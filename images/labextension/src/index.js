@@ -194,11 +194,12 @@ async function saveOpenUnder(app, docManager, folder) {
 
 // ------------------------------------------------------------------ the Class panel
 
-const STANDING_TEXT = {
+// where the student stands (services/grades/standing.py: the state)
+const STATE_TEXT = {
   not_handed_in_yet: "not handed in yet",
   missing: "missing",
-  on_time: "handed in on time",
-  late: "handed in late",
+  handed_in: "handed in",
+  graded: "graded",
 };
 
 class ClassPanel extends Widget {
@@ -331,20 +332,16 @@ class ClassPanel extends Widget {
       );
       const st = a.standing || {};
       const versions = a.submissions || [];
-      let state = STANDING_TEXT[st.status] || st.status || "";
-      if (versions.length) {
-        state += ` · ${versions.length} version(s), latest ${versions[0].version}`;
+      let state = STATE_TEXT[st.state] || st.state || "";
+      if (st.counting_version) {
+        state += `: version ${st.counting_version} counts, ${st.late ? "late" : "on time"}`;
       }
+      if (versions.length) state += ` (${versions.length} version(s) handed in)`;
       card.append(el("p", "classhub-state", state));
-      const graded = versions.find((v) => v.grade);
-      if (graded) {
-        const g = graded.grade;
+      if (st.returned && st.final_points !== null && st.final_points !== undefined) {
+        const penalty = Number(st.penalty_percent) ? ` after a ${st.penalty_percent}% penalty` : "";
         card.append(
-          el(
-            "p",
-            "classhub-grade",
-            `Grade for version ${graded.version}: ${g.final_points ?? g.points} / ${a.max_points}`,
-          ),
+          el("p", "classhub-grade", `Points: ${st.final_points} / ${a.max_points}${penalty}`),
         );
       }
     }
@@ -394,8 +391,11 @@ class ClassPanel extends Widget {
           : `Handed in: version ${s.version}, ${timing}, at ${when(s.taken && s.taken.at)}.`,
       ];
       if (saved.length) lines.push(`Saved first: ${saved.join(", ")}.`);
-      if (s.taken && s.taken.skipped && s.taken.skipped.length) {
-        lines.push(`Left out: ${s.taken.skipped.map((x) => x.path || x).join(", ")}.`);
+      if (s.taken && s.taken.skipped_total > 0) {
+        const names = (s.taken.skipped || []).map((x) => `${x.path} (${x.reason})`);
+        lines.push(
+          `Left out: ${names.join(", ")}${s.taken.skipped_total > names.length ? ", …" : ""}.`,
+        );
       }
       result.replaceChildren(...lines.map((line) => el("p", "", line)));
       result.dataset.kind = "success";
