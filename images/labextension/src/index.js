@@ -542,28 +542,34 @@ const ENDINGS = {
   },
 };
 
-// What the server's address answers tells which: 424 (JupyterHub: the server is not
-// running), 403 (the owner gate or the server: this browser's session is no longer the
-// live one), a redirect (to the sign-in page: no session in this browser any more).
+// What the server's address answers tells which. Redirects are followed: when the server
+// is gone, its address leads to the hub (/user/... -> /hub/user/...), which answers 424
+// (not running) or sends a stopping server to its spawn-pending page; a browser without a
+// session ends on the hub's sign-in page. 403: the owner gate (one origin) or the server
+// itself (per-user origins) refuses this browser's session, which is no longer the live
+// one.
 async function sessionState(ctxUrl) {
   let response;
   try {
     response = await fetch(ctxUrl, {
       credentials: "same-origin",
       cache: "no-store",
-      redirect: "manual",
       headers: { Accept: "application/json" },
     });
   } catch {
-    return "unknown"; // the network or the proxy: not a verdict
+    return "unknown"; // the network, the proxy, a redirect loop: not a verdict
   }
-  if (response.ok) return "ok";
-  if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
-    return "signedout";
-  }
+  const hubPrefix = PageConfig.getOption("hubPrefix") || "/hub/";
+  const path = new URL(response.url || ctxUrl, window.location.href).pathname;
   if (response.status === 424) return "stopped";
   if (response.status === 401 || response.status === 403) return "ended";
-  if (response.status === 503 || response.status === 404) {
+  if (response.redirected) {
+    if (path.startsWith(`${hubPrefix}login`)) return "signedout";
+    if (path.startsWith(`${hubPrefix}spawn`)) return "stopped";
+    return "unknown";
+  }
+  if (response.ok) return "ok";
+  if (response.status === 503) {
     const text = await response.text().catch(() => "");
     if (/no longer running|not running/i.test(text)) return "stopped";
   }
