@@ -22,6 +22,12 @@ OUT="$ROOT/images/singleuser/classhub_singleuser/labextension"
 CONSTRAINTS="$ROOT/images/singleuser/constraints.txt"
 log() { printf '[labextension %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# The sources that make the build, and the JupyterLab pin: one sha256 line per file.
+sources_hash() {
+  (cd "$HERE" && sha256sum package.json package-lock.json src/*.js style/*.css)
+  grep -E '^jupyterlab==' "$CONSTRAINTS" | sha256sum | sed 's/-$/jupyterlab-pin/'
+}
+
 version="$(grep -E '^jupyterlab==' "$CONSTRAINTS" | cut -d= -f3)"
 [ -n "$version" ] || { log "no jupyterlab== pin in $CONSTRAINTS"; exit 1; }
 
@@ -54,6 +60,9 @@ node node_modules/@jupyter/builder/lib/build-labextension.js \
   || { cat "$work/build.log" >&2; exit 1; }
 # the build log names files of this machine; the assets are what is shipped
 rm -f "$OUT/build_log.json"
+# what it was built from (tests/unit/test_labextension.py fails when the sources changed
+# without a rebuild); not installed, only committed
+sources_hash >"$OUT/SOURCES.sha256"
 if [ "${1:-}" = "--check" ]; then
   diff -r "$work/committed" "$OUT" >&2 || { log "the committed build differs: commit a fresh one"; exit 1; }
 fi
