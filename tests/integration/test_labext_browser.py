@@ -137,6 +137,8 @@ def lab(stack, chromium, tmp_path, user: str):
         page.click("#token_submit")
         page.wait_for_url(f"**/user/{user}/{CODE}/lab**", timeout=120_000)
         page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=120_000)
+        # the notebook's loading spinner gone (it takes the clicks while it is there)
+        page.wait_for_selector(".jp-NotebookPanel .jp-Spinner", state="hidden")
         yield page
     except Exception:
         path = tmp_path / f"failure-{user}.png"

@@ -549,9 +549,13 @@ const ENDINGS = {
 // itself (per-user origins) refuses this browser's session, which is no longer the live
 // one.
 async function sessionState(ctxUrl) {
+  // A same-origin "no-cors" GET: JupyterHub (the hub, and the server's HubOAuth) checks
+  // no XSRF token for it, as for a page view, so it is answered with this browser's
+  // session whichever of the two answers; the answer is readable (same origin).
   let response;
   try {
     response = await fetch(ctxUrl, {
+      mode: "no-cors",
       credentials: "same-origin",
       cache: "no-store",
       headers: { Accept: "application/json" },
@@ -559,6 +563,7 @@ async function sessionState(ctxUrl) {
   } catch {
     return "unknown"; // the network, the proxy, a redirect loop: not a verdict
   }
+  if (response.type === "opaque") return "unknown"; // left this origin: not readable
   const hubPrefix = PageConfig.getOption("hubPrefix") || "/hub/";
   const path = new URL(response.url || ctxUrl, window.location.href).pathname;
   if (response.status === 424) return "stopped";
