@@ -581,6 +581,9 @@ async function sessionState(ctxUrl) {
   return "unknown";
 }
 
+// the dialogs of JupyterLab that an ended session or a stopped server brings
+const NOISE = /kernel|connection|forbidden|save error|unreachable|not running/i;
+
 function downloadText(name, text, type) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = el("a");
@@ -676,6 +679,13 @@ class SessionWatch {
     } else {
       body.node.append(el("p", "", "No open document has unsaved changes."));
     }
+    // JupyterLab's own dialogs about it ("Kernel died unexpectedly", a save refused with
+    // "Forbidden", a lost connection) say nothing true any more: closed, and kept away
+    Dialog.flush();
+    Dialog.tracker.widgetAdded.connect((_, dialog) => {
+      if (dialog.node.querySelector(".classhub-ended")) return;
+      if (NOISE.test(dialog.node.textContent || "")) dialog.dispose();
+    });
     const hub = `${PageConfig.getOption("hubHost") || ""}${PageConfig.getOption("hubPrefix") || "/hub/"}`;
     const again = state === "stopped" ? "Start it again" : "Sign in again";
     const answer = await showDialog({
