@@ -1,6 +1,8 @@
 // ESLint for classhub's browser JavaScript (make lint): the shared script of every page
-// (common/web/static/*.js), the services' pages (services/*/static/*.js) and the scripts
-// inline in the hub's templates (hub/templates, read by eslint-plugin-html). Plain scripts for the browser: no modules, no build step.
+// (common/web/static/*.js), the services' pages (services/*/static/*.js), the scripts
+// inline in the hub's templates (hub/templates, read by eslint-plugin-html) and the
+// JupyterLab extension's sources (images/labextension/src, ES modules its build bundles).
+// The pages' scripts are plain scripts for the browser: no modules, no build step.
 // Style is Prettier's business (make format); these rules catch bugs.
 "use strict";
 
@@ -73,8 +75,25 @@ const rules = {
 
 module.exports = [
   {
-    ignores: ["node_modules/**", ".venv/**", "build/**", "**/*.egg-info/**", ".run/**"],
+    ignores: [
+      "node_modules/**",
+      ".venv/**",
+      "build/**",
+      "**/*.egg-info/**",
+      ".run/**",
+      // the JupyterLab extension as built (images/labextension/build.sh), not its source
+      "images/singleuser/classhub_singleuser/labextension/**",
+    ],
   },
+  {
+    // classhub's JupyterLab extension (images/labextension): ES modules that its build
+    // (@jupyter/builder) bundles
+    files: ["images/labextension/src/*.js"],
+    languageOptions: { ecmaVersion: 2022, sourceType: "module", globals: { ...globals.browser } },
+    linterOptions: { reportUnusedDisableDirectives: "error" },
+    rules,
+  },
+
   {
     files: ["services/*/static/*.js", "common/web/static/*.js"],
     languageOptions: browserScript,

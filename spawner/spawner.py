@@ -564,6 +564,9 @@ class ClassroomSpawner(DockerSpawner):
         except ClassRefused as e:
             raise SpawnError(str(e), status_code=403) from None
         self.image = env.image
+        # named in the server's environment: classhub's JupyterLab extension shows the
+        # class's name in its title, top bar and Class panel (not a secret)
+        self._class_env = env
         if env.cpu_limit:
             self.cpu_limit = env.cpu_limit
         if env.mem_limit:
@@ -585,6 +588,10 @@ class ClassroomSpawner(DockerSpawner):
         # tokens in page URLs stay ignored (JupyterHub's default, pinned here)
         env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "0"
         env.pop("JUPYTER_IMAGE_SPEC", None)
+        klass = getattr(self, "_class_env", None)
+        if klass is not None and klass.code == self.name:
+            env["CLASSHUB_CLASS_CODE"] = klass.code
+            env["CLASSHUB_CLASS_NAME"] = klass.name
         return env
 
     def _extra_create_kwargs(self) -> dict:

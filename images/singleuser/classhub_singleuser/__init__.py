@@ -6,7 +6,10 @@ Enabled in the image's jupyter_server_config.d (``jpserver_extensions``). In the
 * makes the server process non-dumpable, so the student's kernels and terminals (same
   uid) cannot read its memory or environment: see :mod:`.nodump`;
 * ends a revoked sign-in session's access to the server within seconds: see
-  :mod:`.session_guard`.
+  :mod:`.session_guard`;
+* answers classhub's JupyterLab extension (``labextension/``, installed beside it into
+  ``share/jupyter/labextensions``) with the class and whose server it is: see
+  :mod:`.context`.
 
 The services never call the student's server (none of their credentials enters a
 container): snapshots (:mod:`.snapshot`) and
@@ -41,6 +44,8 @@ def _link_jupyter_server_extension(serverapp):
 
 
 def _load_jupyter_server_extension(serverapp):
+    from . import context
     from .session_guard import load
 
     load(serverapp)
+    context.load(serverapp)

@@ -361,7 +361,15 @@ class SessionGuard(LoggingConfigurable):
 
 def _is_open(handler) -> bool:
     conn = handler.ws_connection  # None before the handshake and after close()
-    return conn is not None and not conn.is_closing()
+    if conn is None:
+        return False
+    try:
+        return not conn.is_closing()
+    except AttributeError:
+        # tornado drops the connection's stream when a handshake is aborted (is_closing()
+        # then raises on None.closed()); such a socket is gone. Raising here failed the
+        # whole round, so no other websocket was re-checked (seen in a Chromium run).
+        return False
 
 
 def link(serverapp) -> None:

@@ -112,16 +112,24 @@ def test_the_guard_takes_its_settings_from_the_environment(jp_serverapp, interva
 
 def test_the_server_serves_nothing_for_the_services(jp_serverapp, jp_fetch, run):
     """No snapshot or material route (the services use the homes helper): nothing the
-    services do ever reaches a student's server."""
+    services do ever reaches a student's server. The one route of classhub's own is the
+    read-only context of the JupyterLab extension."""
     assert run(jp_fetch("api", "status")).code == 200
-    patterns = [
-        rule.matcher.regex.pattern
-        for router in (jp_serverapp.web_app.default_router, jp_serverapp.web_app.wildcard_router)
-        for rule in router.rules
-        if hasattr(rule.matcher, "regex")
-    ]
+    patterns = []
+
+    def collect(router):  # add_handlers() nests a router per host pattern
+        for rule in router.rules:
+            if hasattr(rule.matcher, "regex"):
+                patterns.append(rule.matcher.regex.pattern)
+            if hasattr(rule.target, "rules"):
+                collect(rule.target)
+
+    collect(jp_serverapp.web_app.default_router)
+    collect(jp_serverapp.web_app.wildcard_router)
     assert any("api/status" in p for p in patterns)
-    assert not [p for p in patterns if "classhub" in p]
+    # the one classhub route: the JupyterLab extension's read-only context (test_context.py)
+    context = f"{jp_serverapp.base_url}classhub/api/context$"
+    assert [p for p in patterns if "classhub" in p] == [context]
     for method, path, body in (
         ("GET", ("classhub", "snapshot"), None),
         ("POST", ("classhub", "material"), b"PK\x05\x06" + bytes(18)),

@@ -242,3 +242,17 @@ def test_a_websocket_refused_by_the_hub_is_not_opened(hub, guard, connect):
         connect("stolen")
     assert refused.value.code == 403
     assert open_sockets(guard) == 0
+
+
+def test_a_websocket_whose_stream_is_gone_counts_as_closed():
+    """tornado sets the stream of an aborted connection to None, and is_closing() then
+    raises; the guard must skip that socket, not fail the round for every other one."""
+    from types import SimpleNamespace
+
+    from tornado.websocket import WebSocketProtocol13
+
+    conn = WebSocketProtocol13.__new__(WebSocketProtocol13)
+    conn.stream = None
+    conn.client_terminated = conn.server_terminated = False
+    assert session_guard._is_open(SimpleNamespace(ws_connection=conn)) is False
+    assert session_guard._is_open(SimpleNamespace(ws_connection=None)) is False

@@ -1,0 +1,69 @@
+#!/bin/bash
+# Build classhub's JupyterLab extension into the single-user package, on the host:
+#   images/labextension (sources, package-lock.json)
+#     -> images/singleuser/classhub_singleuser/labextension (committed; the wheel that
+#        images/build.sh makes installs it as share/jupyter/labextensions/@classhub/...)
+# The image build never runs Node.js (it must work offline): rebuild here and commit the
+# result whenever src/, style/ or package*.json change.
+#
+# Reproducible: `npm ci` installs exactly package-lock.json; the builder (@jupyter/builder,
+# JupyterLab 4.6's extension builder, which replaced @jupyterlab/builder) is pinned there,
+# and the shared packages are resolved against the core package.json of the exact
+# JupyterLab the image pins (images/singleuser/constraints.txt), read from its wheel.
+# Needs: node >= 20, npm, pip (the npm registry and PyPI reachable).
+#
+# Usage: images/labextension/build.sh [--check]   --check: fail if the committed output
+#                                                  differs from a fresh build
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+OUT="$ROOT/images/singleuser/classhub_singleuser/labextension"
+CONSTRAINTS="$ROOT/images/singleuser/constraints.txt"
+log() { printf '[labextension %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# The sources that make the build, and the JupyterLab pin: one sha256 line per file.
+sources_hash() {
+  (cd "$HERE" && sha256sum package.json package-lock.json src/*.js style/*.css)
+  grep -E '^jupyterlab==' "$CONSTRAINTS" | sha256sum | sed 's/-$/jupyterlab-pin/'
+}
+
+version="$(grep -E '^jupyterlab==' "$CONSTRAINTS" | cut -d= -f3)"
+[ -n "$version" ] || { log "no jupyterlab== pin in $CONSTRAINTS"; exit 1; }
+
+PIP=(python3 -m pip)
+[ -x "$ROOT/.venv/bin/pip" ] && PIP=("$ROOT/.venv/bin/pip")
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+log "JupyterLab $version: its core package.json"
+"${PIP[@]}" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+  -d "$work" "jupyterlab==$version" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+python3 - "$work"/jupyterlab-"$version"-*.whl "$work/core-package.json" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    open(sys.argv[2], "wb").write(z.read("jupyterlab/staging/package.json"))
+PY
+
+cd "$HERE"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+fi
+
+if [ "${1:-}" = "--check" ]; then
+  cp -a "$OUT" "$work/committed"
+fi
+log "building into ${OUT#"$ROOT"/}"
+node node_modules/@jupyter/builder/lib/build-labextension.js \
+  --core-package-file "$work/core-package.json" . >"$work/build.log" 2>&1 \
+  || { cat "$work/build.log" >&2; exit 1; }
+# the build log names files of this machine; the assets are what is shipped
+rm -f "$OUT/build_log.json"
+# what it was built from (tests/unit/test_labextension.py fails when the sources changed
+# without a rebuild); not installed, only committed
+sources_hash >"$OUT/SOURCES.sha256"
+if [ "${1:-}" = "--check" ]; then
+  diff -r "$work/committed" "$OUT" >&2 || { log "the committed build differs: commit a fresh one"; exit 1; }
+fi
+log "done: $(find "$OUT" -type f | wc -l) files"
