@@ -95,19 +95,28 @@ def _documents(coll, session) -> Iterator[bytes]:
         yield doc.raw
 
 
-def _snapshot_session(client: MongoClient):
-    """A snapshot session when the server has them (a replica set), else None."""
+def _snapshot_session(client: MongoClient, names: list[str]):
+    """A snapshot session when the server really has them (a replica set), else None.
+
+    The first read of a snapshot session fixes its time (``atClusterTime`` in the
+    answer). A standalone MongoDB refuses the read; nx-27017 answers it without a
+    time, reading no snapshot at all: both count as "no snapshots"."""
+    probe = next((client[db][coll] for db in names for coll in collections(client[db])), None)
+    if probe is None:
+        return None
     try:
         session = client.start_session(snapshot=True)
     except (ConfigurationError, OperationFailure):
         return None
     try:
-        # the first read fixes the snapshot; a standalone server refuses it here
-        client["admin"].list_collection_names(session=session)
-        return session
+        probe.find_one({}, session=session)
     except (ConfigurationError, OperationFailure):
         session.end_session()
         return None
+    if getattr(session, "_snapshot_time", None) is None:
+        session.end_session()
+        return None
+    return session
 
 
 def dump(url: str, target: str, timeout: float) -> dict:
@@ -115,9 +124,9 @@ def dump(url: str, target: str, timeout: float) -> dict:
     "databases"}``."""
     client = connect(url, timeout)
     try:
-        session = _snapshot_session(client)
-        fingerprint: dict[str, dict] = {}
         names = application_databases(client)
+        session = _snapshot_session(client, names)
+        fingerprint: dict[str, dict] = {}
         for db_name in names:
             db = client[db_name]
             folder = os.path.join(target, db_name)

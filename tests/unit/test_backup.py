@@ -368,3 +368,56 @@ def test_unknown_parts_are_refused():
     assert cli._parts("homes, postgres") == ["homes", "postgres"]
     with pytest.raises(BackupError, match="unknown part"):
         cli._parts("redis")
+
+
+class FakeSession:
+    def __init__(self):
+        self._snapshot_time = None
+        self.ended = False
+
+    def end_session(self):
+        self.ended = True
+
+
+class FakeCollection:
+    def __init__(self, answers_time):
+        self.answers_time = answers_time
+
+    def find_one(self, query, session):
+        if self.answers_time:
+            session._snapshot_time = object()  # the answer's atClusterTime
+
+
+class FakeDatabase:
+    def __init__(self, answers_time):
+        self.answers_time = answers_time
+
+    def list_collection_names(self):
+        return ["system.views", "classes"]
+
+    def __getitem__(self, name):
+        return FakeCollection(self.answers_time)
+
+
+class FakeClient:
+    def __init__(self, answers_time):
+        self.answers_time = answers_time
+        self.sessions = []
+
+    def __getitem__(self, name):
+        return FakeDatabase(self.answers_time)
+
+    def start_session(self, snapshot):
+        assert snapshot is True
+        self.sessions.append(FakeSession())
+        return self.sessions[-1]
+
+
+def test_a_snapshot_session_counts_only_when_the_server_gives_a_time():
+    real = FakeClient(answers_time=True)
+    assert mongo._snapshot_session(real, ["classhub"]) is real.sessions[0]
+    # nx-27017 answers a snapshot read without a time: no snapshot at all
+    fake = FakeClient(answers_time=False)
+    assert mongo._snapshot_session(fake, ["classhub"]) is None
+    assert fake.sessions[0].ended
+    assert mongo._snapshot_session(FakeClient(True), []) is None  # nothing to read
