@@ -240,6 +240,39 @@ def drop_statements(relations: list[str]) -> str:
     return "\n".join(drops)
 
 
+def forget_servers(server: Server, database: str, schema: str) -> int:
+    """Mark every server in JupyterHub's restored tables (in ``schema``) as stopped: a
+    server that ran when the backup was taken does not run after a restore, and a hub
+    that believed it did would look for its container (the container of another
+    deployment on the same engine, when a backup is restored into a second one). Returns
+    how many there were; 0 when the database has no JupyterHub tables."""
+    with server.connect(database) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = %s"
+            " AND tablename IN ('spawners', 'servers')",
+            (schema,),
+        ).fetchone()[0]
+        if found != 2:
+            return 0
+        spawners = sql.Identifier(schema, "spawners")
+        servers = sql.Identifier(schema, "servers")
+        ids = [
+            row[0]
+            for row in conn.execute(
+                sql.SQL("SELECT server_id FROM {} WHERE server_id IS NOT NULL").format(spawners)
+            ).fetchall()
+        ]
+        if not ids:
+            return 0
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET server_id = NULL, state = '{{}}' WHERE server_id IS NOT NULL"
+            ).format(spawners)
+        )
+        conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(servers), (ids,))
+    return len(ids)
+
+
 def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from common import clock
 from common.naming import object_name
+from hub.stores.postgres import HUB
 
 from . import homes, manifest, mongo, postgres, s3
 from .manifest import BackupError, Manifest
@@ -328,6 +329,13 @@ def restore(
         log.info("homes restored: %d", len(home_list))
     if verify:
         out.problems = compare(settings, m, parts)
+    if server is not None and "postgres" in parts and "postgres" in m.parts:
+        # after the comparison: what follows changes the restored hub tables on purpose
+        for db in sorted(m.parts["postgres"]["databases"]):
+            n = postgres.forget_servers(server, db, HUB.schema)
+            if n:
+                out.done.append(f"PostgreSQL {db}: {n} servers of the backup's time marked stopped")
+                log.info("%d servers that ran when the backup was taken marked stopped", n)
     return out
 
 
