@@ -114,6 +114,30 @@ def main(argv: list[str] | None = None) -> int:
     except BackupError as e:
         log.error("%s", e)
         return 1
+    except _store_errors() as e:
+        # a store that is down or refuses: say which and why (no traceback for an admin)
+        log.error("%s failed: %s: %s", args.command, type(e).__name__, e)
+        return 1
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    import subprocess
+
+    import docker.errors
+    import psycopg
+    import urllib3
+    from minio.error import MinioException
+    from pymongo.errors import PyMongoError
+
+    return (
+        OSError,
+        subprocess.TimeoutExpired,
+        psycopg.Error,
+        PyMongoError,
+        MinioException,
+        urllib3.exceptions.HTTPError,
+        docker.errors.DockerException,
+    )
 
 
 def _run(args, settings: BackupSettings) -> int:

@@ -76,77 +76,87 @@ def backup(
         if os.path.lexists(final) or os.path.lexists(work):
             raise BackupError(f"{final} exists already: wait a second and run it again")
         os.mkdir(work, 0o700)
-        m = Manifest(name=name, created=started, deployment=settings.deployment)
-        t0 = time.monotonic()
-
-        if "postgres" in parts:
-            if settings.pg_url:
-                server = postgres.Server.from_url(settings.pg_url)
-                folder = os.path.join(work, "postgres")
-                os.mkdir(folder, 0o700)
-                dbs = {}
-                for db in postgres.databases(server):
-                    target = os.path.join(folder, f"{db}.dump")
-                    dbs[db] = postgres.dump(server, db, target, settings.timeout)
-                    log.info(
-                        "PostgreSQL %s: %d tables and sequences", db, len(dbs[db]["fingerprint"])
-                    )
-                m.parts["postgres"] = {"databases": dbs}
-            else:
-                m.warnings.append("PostgreSQL left out: CLASSHUB_BACKUP_PG_URL is not set")
-
-        if "mongo" in parts:
-            if settings.mongo_url:
-                folder = os.path.join(work, "mongo")
-                os.mkdir(folder, 0o700)
-                m.parts["mongo"] = mongo.dump(settings.mongo_url, folder, settings.timeout)
-                log.info(
-                    "MongoDB: %d collections (%s)",
-                    len(m.parts["mongo"]["fingerprint"]),
-                    m.parts["mongo"]["consistency"],
-                )
-            else:
-                m.warnings.append("MongoDB left out: CLASSHUB_BACKUP_MONGO_URL is not set")
-
-        if "s3" in parts:
-            store = _store(settings)
-            if store is not None:
-                folder = os.path.join(work, "s3")
-                os.mkdir(folder, 0o700)
-                m.parts["s3"] = s3.dump(store, folder, settings.timeout)
-                objects = sum(f["count"] for f in m.parts["s3"]["fingerprint"].values())
-                log.info("S3: %d buckets, %d objects", len(m.parts["s3"]["buckets"]), objects)
-            else:
-                m.warnings.append("the S3 store left out: CLASSHUB_BACKUP_S3_ENDPOINT is not set")
-
-        if "homes" in parts:
-            if settings.homes_root:
-                m.parts["homes"] = _backup_homes(settings, work, m)
-            else:
-                m.warnings.append("student homes left out: CLASSHUB_HOMES_DIR is not set")
-
-        for name, path in include:
-            _include(work, name, path, m)
-        _record_files(work, m)
-        m.finished = clock.now()
-        manifest.write(work, m)
-        os.rename(work, final)
-        total = sum(f["size"] for f in m.files.values())
-        log.info(
-            "backup %s done in %.1f s: %d files, %.1f MiB",
-            final,
-            time.monotonic() - t0,
-            len(m.files),
-            total / (1 << 20),
-        )
-        for warning in m.warnings:
-            log.warning("%s", warning)
-        for gone in manifest.to_prune(os.listdir(settings.backup_dir), settings.keep):
-            shutil.rmtree(os.path.join(settings.backup_dir, gone))
-            log.info("deleted the old backup %s (keeping %d)", gone, settings.keep)
-        return final, m
+        try:
+            return _backup_into(settings, parts, include, name, started, work, final)
+        except BaseException:
+            log.error(
+                "the backup did not finish; what it wrote is in %s (delete it when you have "
+                "looked at it)",
+                work,
+            )
+            raise
     finally:
         os.umask(old_umask)
+
+
+def _backup_into(settings, parts, include, name, started, work, final) -> tuple[str, Manifest]:
+    m = Manifest(name=name, created=started, deployment=settings.deployment)
+    t0 = time.monotonic()
+
+    if "postgres" in parts:
+        if settings.pg_url:
+            server = postgres.Server.from_url(settings.pg_url)
+            folder = os.path.join(work, "postgres")
+            os.mkdir(folder, 0o700)
+            dbs = {}
+            for db in postgres.databases(server):
+                target = os.path.join(folder, f"{db}.dump")
+                dbs[db] = postgres.dump(server, db, target, settings.timeout)
+                log.info("PostgreSQL %s: %d tables and sequences", db, len(dbs[db]["fingerprint"]))
+            m.parts["postgres"] = {"databases": dbs}
+        else:
+            m.warnings.append("PostgreSQL left out: CLASSHUB_BACKUP_PG_URL is not set")
+
+    if "mongo" in parts:
+        if settings.mongo_url:
+            folder = os.path.join(work, "mongo")
+            os.mkdir(folder, 0o700)
+            m.parts["mongo"] = mongo.dump(settings.mongo_url, folder, settings.timeout)
+            log.info(
+                "MongoDB: %d collections (%s)",
+                len(m.parts["mongo"]["fingerprint"]),
+                m.parts["mongo"]["consistency"],
+            )
+        else:
+            m.warnings.append("MongoDB left out: CLASSHUB_BACKUP_MONGO_URL is not set")
+
+    if "s3" in parts:
+        store = _store(settings)
+        if store is not None:
+            folder = os.path.join(work, "s3")
+            os.mkdir(folder, 0o700)
+            m.parts["s3"] = s3.dump(store, folder, settings.timeout)
+            objects = sum(f["count"] for f in m.parts["s3"]["fingerprint"].values())
+            log.info("S3: %d buckets, %d objects", len(m.parts["s3"]["buckets"]), objects)
+        else:
+            m.warnings.append("the S3 store left out: CLASSHUB_BACKUP_S3_ENDPOINT is not set")
+
+    if "homes" in parts:
+        if settings.homes_root:
+            m.parts["homes"] = _backup_homes(settings, work, m)
+        else:
+            m.warnings.append("student homes left out: CLASSHUB_HOMES_DIR is not set")
+
+    for name, path in include:
+        _include(work, name, path, m)
+    _record_files(work, m)
+    m.finished = clock.now()
+    manifest.write(work, m)
+    os.rename(work, final)
+    total = sum(f["size"] for f in m.files.values())
+    log.info(
+        "backup %s done in %.1f s: %d files, %.1f MiB",
+        final,
+        time.monotonic() - t0,
+        len(m.files),
+        total / (1 << 20),
+    )
+    for warning in m.warnings:
+        log.warning("%s", warning)
+    for gone in manifest.to_prune(os.listdir(settings.backup_dir), settings.keep):
+        shutil.rmtree(os.path.join(settings.backup_dir, gone))
+        log.info("deleted the old backup %s (keeping %d)", gone, settings.keep)
+    return final, m
 
 
 def _include(work: str, name: str, path: str, m: Manifest) -> None:
@@ -216,7 +226,7 @@ def verify_files(directory: str, m: Manifest, only: Iterable[str] = ()) -> list[
 
 def locate(settings, wanted: str) -> str:
     """The folder of the backup ``wanted`` (a path, a name, or ``latest``)."""
-    if wanted and os.path.isabs(wanted) or os.sep in (wanted or ""):
+    if os.sep in wanted:  # a path
         if not os.path.isfile(os.path.join(wanted, manifest.MANIFEST)):
             raise BackupError(f"{wanted} is not a complete backup (it has no manifest.json)")
         return os.path.abspath(wanted)

@@ -421,3 +421,15 @@ def test_a_snapshot_session_counts_only_when_the_server_gives_a_time():
     assert mongo._snapshot_session(fake, ["classhub"]) is None
     assert fake.sessions[0].ended
     assert mongo._snapshot_session(FakeClient(True), []) is None  # nothing to read
+
+
+def test_a_store_that_is_down_is_one_clear_line(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CLASSHUB_BACKUP_DIR", str(tmp_path / "b"))
+    monkeypatch.setenv("CLASSHUB_BACKUP_PG_URL", "postgresql://classhub:pw-secret-9@127.0.0.1:1/db")
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    caplog.set_level(logging.INFO)
+    assert cli.main(["backup", "--only", "postgres"]) == 1
+    text = caplog.text
+    assert "backup failed: OperationalError" in text
+    assert "did not finish" in text and ".partial" in text
+    assert "pw-secret-9" not in text
