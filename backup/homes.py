@@ -32,6 +32,8 @@ SNAPSHOT_PREFIX = ".backup-"
 RESTORE_PREFIX = ".restore-"
 REPLACED_PREFIX = ".replaced-"
 KEPT = (stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK)
+#: tarfile copies file contents in blocks of this size (its default, 16 KiB, costs time)
+COPY_BUFFER = 1 << 20
 
 
 def home_volumes(root: str) -> list[str]:
@@ -145,7 +147,7 @@ def _member_check(symlinks: set[str]) -> Callable:
 def extract(archive_path: str, target: str) -> None:
     """Unpack an archive made by :func:`archive` into the empty folder ``target``, with
     its owners and modes (as root)."""
-    with tarfile.open(archive_path, mode="r:gz") as tar:
+    with tarfile.open(archive_path, mode="r:gz", copybufsize=COPY_BUFFER) as tar:
         # every member goes through _member_check (paths, kinds, links) before it is made
         tar.extractall(target, numeric_owner=True, filter=_member_check(set()))  # noqa: S202
 
