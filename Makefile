@@ -28,10 +28,11 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test bench
+.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test bench \
+	backup backups restore restore-home
 
 help:
-	@echo "targets: bootstrap images up down lint format checks test-unit test-hub test-integration test-e2e test bench"
+	@echo "targets: bootstrap images up down backup backups restore restore-home lint format checks test-unit test-hub test-integration test-e2e test bench"
 
 bootstrap:            ## system packages, dockerd, .venv, node_modules (npm ci)
 	bash scripts/bootstrap.sh
@@ -44,6 +45,33 @@ up:                   ## the whole stack via docker-compose (runs bootstrap and 
 
 down:                 ## stop the stack and student containers; keeps all data
 	bash scripts/down.sh
+
+# Backups of the deployment `make up` made (scripts/backup.sh, docs/admin-guide.md "Backups and
+# restores"): PostgreSQL, MongoDB, the S3 store and every student home into
+# CLASSHUB_BACKUP_DIR (/var/backups/classhub), one folder per backup with a manifest of checksums.
+# The student is STUDENT=..., or USER=... when given on the command line (the shell's own $USER
+# is never taken for a student).
+BACKUP ?=
+ONLY ?=
+SERVER ?=
+QUOTA ?=
+STUDENT ?= $(if $(filter command line,$(origin USER)),$(USER),)
+
+backup:               ## back up everything; e.g. from cron: make -C /srv/classhub backup
+	bash scripts/backup.sh backup $(if $(ONLY),--only $(ONLY),)
+
+backups:              ## list the backups
+	bash scripts/backup.sh list
+
+restore:              ## make restore BACKUP=20261206T020000Z (or latest): the whole deployment
+	@test -n "$(BACKUP)" || { echo "which backup? make restore BACKUP=<name>|latest (make backups lists them)" >&2; exit 2; }
+	bash scripts/backup.sh restore "$(BACKUP)" $(if $(ONLY),--only $(ONLY),)
+
+restore-home:         ## make restore-home USER=alice [SERVER=py101] BACKUP=latest: one home
+	@test -n "$(STUDENT)" || { echo "whose home? make restore-home USER=<name> BACKUP=<name>|latest [SERVER=<class server>]" >&2; exit 2; }
+	@test -n "$(BACKUP)" || { echo "which backup? make restore-home USER=$(STUDENT) BACKUP=<name>|latest (make backups lists them)" >&2; exit 2; }
+	$(if $(QUOTA),CLASSHUB_RESTORE_QUOTA=$(QUOTA),) bash scripts/backup.sh restore-home "$(BACKUP)" \
+	  --user "$(STUDENT)" $(if $(SERVER),--server "$(SERVER)",)
 
 # Python (ruff), the layer contracts (import-linter, [tool.importlinter] in pyproject.toml:
 # a wrong import fails here), JavaScript and CSS (ESLint, Prettier) and the Jinja templates

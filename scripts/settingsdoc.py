@@ -28,8 +28,9 @@ CLASSES = [
     ("ClassesApp", "services.classes.app:ClassesApp"),
     ("FilesApp", "services.files.app:FilesApp"),
     ("GradesApp", "services.grades.app:GradesApp"),
+    ("BackupSettings", "backup.settings:BackupSettings"),
 ]
-OURS = ("spawner", "hub", "authenticator", "services", "common")
+OURS = ("spawner", "hub", "authenticator", "services", "common", "backup")
 
 
 def load(spec: str) -> type:

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 _TYPE = 0x94  # BTRFS_IOCTL_MAGIC
 #: struct btrfs_ioctl_vol_args: __s64 fd; char name[BTRFS_PATH_NAME_MAX + 1]
 _VOL_ARGS = struct.Struct("=q4088s")
+#: struct btrfs_ioctl_vol_args_v2: __s64 fd; __u64 transid, flags; __u64 unused[4] (the
+#: union with size and qgroup_inherit); char name[BTRFS_SUBVOL_NAME_MAX + 1] (4040)
+_VOL_ARGS_V2 = struct.Struct("=qQQ32x4040s")
 #: struct btrfs_ioctl_ino_lookup_args: __u64 treeid, objectid; char name[4080]
 _INO_LOOKUP_ARGS = struct.Struct("=QQ4080s")
 #: struct btrfs_ioctl_quota_ctl_args: __u64 cmd, status
@@ -46,6 +49,7 @@ _W, _R, _RW = 1, 2, 3
 IOC_SUBVOL_CREATE = _ioc(_W, 14, _VOL_ARGS.size)
 IOC_SNAP_DESTROY = _ioc(_W, 15, _VOL_ARGS.size)
 IOC_TREE_SEARCH = _ioc(_RW, 17, _SEARCH_ARGS_SIZE)
+IOC_SNAP_CREATE_V2 = _ioc(_W, 23, _VOL_ARGS_V2.size)
 IOC_INO_LOOKUP = _ioc(_RW, 18, _INO_LOOKUP_ARGS.size)
 IOC_QUOTA_CTL = _ioc(_RW, 40, _QUOTA_CTL_ARGS.size)
 IOC_QGROUP_ASSIGN = _ioc(_W, 41, _QGROUP_ASSIGN_ARGS.size)
@@ -53,6 +57,7 @@ IOC_QGROUP_CREATE = _ioc(_W, 42, _QGROUP_CREATE_ARGS.size)
 IOC_QGROUP_LIMIT = _ioc(_R, 43, _QGROUP_LIMIT_ARGS.size)  # _IOR in the header, though it writes
 IOC_SYNC = _ioc(0, 8, 0)
 
+SUBVOL_RDONLY = 1 << 1
 QUOTA_ENABLE, QUOTA_DISABLE, QUOTA_ENABLE_SIMPLE = 1, 2, 4
 QGROUP_LIMIT_MAX_RFER = 1 << 0
 QUOTA_TREE_OBJECTID = 8
@@ -83,6 +88,16 @@ def vol_args(name: str, fd: int = 0) -> bytearray:
     if not raw or b"/" in raw or raw in (b".", b"..") or b"\0" in raw or len(raw) > NAME_MAX:
         raise ValueError(f"{name!r} is not a valid subvolume name")
     return bytearray(_VOL_ARGS.pack(fd, raw))
+
+
+def snapshot_args(source_fd: int, name: str, *, readonly: bool = True) -> bytearray:
+    """``btrfs_ioctl_vol_args_v2`` for a snapshot of the subvolume open as ``source_fd``
+    called ``name`` (one path component), read-only unless ``readonly`` is False."""
+    raw = os.fsencode(name)
+    if not raw or b"/" in raw or raw in (b".", b"..") or b"\0" in raw or len(raw) > NAME_MAX:
+        raise ValueError(f"{name!r} is not a valid subvolume name")
+    flags = SUBVOL_RDONLY if readonly else 0
+    return bytearray(_VOL_ARGS_V2.pack(source_fd, 0, flags, raw))
 
 
 def qgroup_limit_args(qgroup: int, max_referenced: int | None) -> bytearray:
@@ -187,6 +202,25 @@ def subvolume_id(path: str) -> int:
 def create_subvolume(parent: str, name: str) -> str:
     """Create the empty subvolume ``parent/name``; returns its path."""
     _ioctl(parent, IOC_SUBVOL_CREATE, vol_args(name), "cannot create a subvolume in")
+    return os.path.join(parent, name)
+
+
+def snapshot(source: str, parent: str, name: str, *, readonly: bool = True) -> str:
+    """Snapshot the subvolume ``source`` as ``parent/name`` (read-only by default: a
+    frozen, consistent copy of it at this instant, sharing its data); returns its path."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _fail("cannot open the subvolume", source, e) from e
+    try:
+        _ioctl(
+            parent,
+            IOC_SNAP_CREATE_V2,
+            snapshot_args(fd, name, readonly=readonly),
+            f"cannot snapshot {source} into",
+        )
+    finally:
+        os.close(fd)
     return os.path.join(parent, name)
 
 

@@ -16,13 +16,15 @@ import pytest
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT_PACKAGES = ["common", "hub", "spawner", "authenticator", "services"]
+ROOT_PACKAGES = ["common", "hub", "spawner", "authenticator", "services", "backup"]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 # one wrong arrow for each contract: (file, line appended to it, contract it breaks)
 PLANTS = [
     # the bottom layer reaching up into a hub plugin
     ("common/clock.py", "import spawner.labels  # planted\n", "layers"),
+    # a hub plugin using the backup tool on top of everything
+    ("hub/landing.py", "import backup.run  # planted\n", "layers"),
     # a service importing another service
     ("services/files/app.py", "import services.grades.app  # planted\n", "services"),
     # a plugin using the composition root

@@ -1,0 +1,176 @@
+"""The settings of ``classhub-backup`` (``BackupSettings``), from ``CLASSHUB_*`` variables.
+
+``scripts/backup.sh`` (``make backup``, ``make restore``, ``make restore-home``) sets the
+stores' addresses and administrator credentials from ``.run/classhub.env``; the
+credentials only ever travel in the environment of this process and of ``pg_dump``,
+``pg_restore`` and ``psql``, never on a command line or in a log.
+"""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Float, Int, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from common.hubenv import CONTAINER_PREFIX
+from common.settings import EnvSetting, EnvTable, number
+from spawner import homes as spawner_homes
+
+
+def _non_negative(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+BACKUP_TABLE = EnvTable(
+    (
+        EnvSetting("backup_dir", "CLASSHUB_BACKUP_DIR", "/var/backups/classhub"),
+        EnvSetting("keep", "CLASSHUB_BACKUP_KEEP", 7, _non_negative, "a number, 0 or more"),
+        EnvSetting("timeout", "CLASSHUB_BACKUP_TIMEOUT", 3600.0, number, "seconds"),
+        CONTAINER_PREFIX.of("deployment"),
+        EnvSetting("homes_root", "CLASSHUB_HOMES_DIR", ""),
+        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", expect="a size such as 2G"),
+        EnvSetting("pg_url", "CLASSHUB_BACKUP_PG_URL", "", sensitive=True),
+        EnvSetting("mongo_url", "CLASSHUB_BACKUP_MONGO_URL", "", sensitive=True),
+        EnvSetting(
+            "s3_endpoint", "CLASSHUB_BACKUP_S3_ENDPOINT", "", also=("CLASSHUB_S3_ENDPOINT",)
+        ),
+        EnvSetting("s3_access_key", "CLASSHUB_BACKUP_S3_ACCESS_KEY", "", sensitive=True),
+        EnvSetting("s3_secret_key", "CLASSHUB_BACKUP_S3_SECRET_KEY", "", sensitive=True),
+    )
+)
+
+
+@BACKUP_TABLE.install
+class BackupSettings(Configurable):
+    """What ``classhub-backup`` backs up, from where, and where to."""
+
+    backup_dir = Unicode(
+        config=True,
+        help="""The folder that holds the backups, one sub-folder per backup named by the
+        UTC time it started (``20261206T020000Z``). Made with mode 0700: a backup holds
+        every student's work and the deployment's data, so only root reads it. Put it on
+        another disk than the stack's, and copy it off the machine (rsync, an S3 bucket).
+
+        Example: ``c.BackupSettings.backup_dir = "/srv/backups/classhub"``
+        """,
+    )
+
+    @validate("backup_dir")
+    def _check_backup_dir(self, proposal):
+        if not os.path.isabs(proposal.value):
+            raise TraitError(
+                f"BackupSettings.backup_dir={proposal.value!r} must be an absolute path, "
+                "e.g. /var/backups/classhub"
+            )
+        return proposal.value
+
+    keep = Int(
+        config=True,
+        help="""How many complete backups ``make backup`` keeps: after a backup that
+        finished, the oldest beyond this number are deleted (0: keep all). A backup that
+        did not finish (``.partial``) is never counted nor deleted: look at it, then
+        remove it. With a nightly backup, 7 keeps a week.
+
+        Example: ``c.BackupSettings.keep = 14``
+        """,
+    )
+
+    timeout = Float(
+        config=True,
+        help="""The longest one step of a backup or restore may take, in seconds: one
+        ``pg_dump``, one database's restore, one read of an S3 object or a MongoDB query.
+        Raise it for a very large database.
+
+        Example: ``c.BackupSettings.timeout = 7200``
+        """,
+    )
+
+    deployment = Unicode(
+        config=True,
+        help="""The deployment's prefix (``CLASSHUB_CONTAINER_PREFIX``): home volumes are
+        ``<prefix>-home-...``. A backup records it, so a home restores into a deployment
+        with another prefix under that deployment's name.
+
+        Example: ``c.BackupSettings.deployment = "classhub"``
+        """,
+    )
+
+    homes_root = Unicode(
+        config=True,
+        help="""Where the btrfs filesystem of student homes is mounted
+        (``CLASSHUB_HOMES_DIR``, the spawner's ``homes_root``). Every home subvolume there
+        is backed up through a read-only snapshot. Empty: no homes are backed up (homes
+        without a size limit, plain Docker volumes, are not supported).
+
+        Example: ``c.BackupSettings.homes_root = "/var/lib/classhub/homes"``
+        """,
+    )
+
+    home_quota = Unicode(
+        config=True,
+        help="""The size limit of a home that a restore makes (one that does not exist in
+        the deployment); a home that exists keeps its own limit. As the spawner's
+        ``home_quota``.
+
+        Example: ``c.BackupSettings.home_quota = "2G"``
+        """,
+    )
+
+    @validate("home_quota")
+    def _check_home_quota(self, proposal):
+        try:
+            spawner_homes.parse_size(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"BackupSettings.home_quota: {e}") from None
+        return proposal.value
+
+    pg_url = Unicode(
+        config=True,
+        help="""PostgreSQL as its superuser, ``postgresql://USER:PASSWORD@HOST:PORT/DB``:
+        every database but ``postgres`` and the templates is dumped. ``make backup`` sets
+        it from ``.run/classhub.env`` (``classhub`` and ``POSTGRES_PASSWORD``). Empty:
+        PostgreSQL is left out.
+
+        Example: ``c.BackupSettings.pg_url = "postgresql://classhub:...@127.0.0.1:15432/jupyterhub"``
+        """,
+    )
+
+    mongo_url = Unicode(
+        config=True,
+        help="""MongoDB as its root user, ``mongodb://root:PASSWORD@HOST:PORT/?authSource=admin``:
+        every database but ``admin``, ``local`` and ``config`` is dumped. ``make backup``
+        sets it from ``.run/classhub.env``. Empty: MongoDB is left out.
+
+        Example: ``c.BackupSettings.mongo_url = "mongodb://root:...@127.0.0.1:17017/?authSource=admin"``
+        """,
+    )
+
+    s3_endpoint = Unicode(
+        config=True,
+        help="""The S3 store (``http://HOST:PORT``); every bucket is backed up with the
+        administrator keys below. Empty: the S3 store is left out.
+
+        Example: ``c.BackupSettings.s3_endpoint = "http://127.0.0.1:18333"``
+        """,
+    )
+
+    s3_access_key = Unicode(
+        config=True,
+        help="""The S3 store's administrator access key (``S3_ADMIN_ACCESS_KEY``), which
+        may read and write every bucket.
+
+        Example: ``c.BackupSettings.s3_access_key = "..."``
+        """,
+    )
+
+    s3_secret_key = Unicode(
+        config=True,
+        help="""The S3 store's administrator secret key (``S3_ADMIN_SECRET_KEY``).
+
+        Example: ``c.BackupSettings.s3_secret_key = "..."``
+        """,
+    )
