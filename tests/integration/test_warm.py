@@ -264,3 +264,53 @@ def test_a_rush_queues_with_places_and_no_429_students_first(stack):
     assert all(p[-1] == 0 for p in places.values() if p), places
     for name, _ in order:
         stack.stop(name)
+
+
+def test_teacher_edits_the_schedule_on_the_class_page(stack, people, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from harness.browser import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(f"{stack.url}/hub/login?next=/services/classes/classes/{OTHER}")
+            page.fill("#token_input", stack.mint("tina", "teacher"))
+            page.click("#token_submit")
+            page.wait_for_url(f"**/services/classes/classes/{OTHER}")
+            assert page.is_visible("#schedule-empty")
+            # this stack runs the warm-up from the tests only (CLASSHUB_WARM_INTERVAL=0)
+            assert "switched off" in page.inner_text("#schedule-explained")
+            page.click("#schedule-add")
+            row = "#schedule-meetings tbody tr"
+            page.check(f"{row} [data-day=tue]")
+            page.check(f"{row} [data-day=thu]")
+            page.fill(f"{row} [data-field=start]", "23:30")
+            page.fill(f"{row} [data-field=minutes]", "90")
+            page.fill("#schedule-timezone", "Mars/Base")
+            page.click("#class-schedule button[type=submit]")
+            page.wait_for_selector("#action-alert.alert-danger:has-text('Unknown time zone')")
+            page.fill("#schedule-timezone", "America/New_York")
+            page.click("#class-schedule button[type=submit]")
+            page.wait_for_selector("#action-alert.alert-success:has-text('Schedule saved')")
+            stored = people["admin"].get(f"api/classes/{OTHER}").json()["schedule"]
+            assert stored == {
+                "timezone": "America/New_York",
+                "meetings": [{"days": ["tue", "thu"], "start": "23:30", "minutes": 90}],
+            }
+            page.reload()
+            assert page.input_value("#schedule-timezone") == "America/New_York"
+            assert page.is_checked(f"{row} [data-day=thu]")
+            assert page.input_value(f"{row} [data-field=start]") == "23:30"
+            page.click(f"{row} [data-action=remove]")
+            page.click("#class-schedule button[type=submit]")
+            page.wait_for_selector("#action-alert.alert-success:has-text('Schedule removed')")
+            assert people["admin"].get(f"api/classes/{OTHER}").json()["schedule"] is None
+        except Exception:
+            page.screenshot(path=str(tmp_path / "schedule.png"), full_page=True)
+            print("screenshot:", tmp_path / "schedule.png")
+            raise
+        finally:
+            browser.close()
