@@ -68,7 +68,10 @@ def execute_request(code: str) -> tuple[str, str]:
 
 
 async def run_one_plus_one(stack: Stack, base: str, browser: requests.Session) -> None:
-    xsrf = next(c.value for c in browser.cookies if c.name == "_xsrf")
+    # the server's own _xsrf cookie (the hub has another, on /hub/)
+    xsrf = next(
+        c.value for c in browser.cookies if c.name == "_xsrf" and base.startswith(c.path or "/")
+    )
     r = browser.post(
         stack.url + base + "api/kernels",
         json={"name": "python3"},
@@ -78,7 +81,9 @@ async def run_one_plus_one(stack: Stack, base: str, browser: requests.Session) -
     if r.status_code != 201:
         raise RuntimeError(f"kernel start: HTTP {r.status_code} {r.text[:200]}")
     kernel = r.json()["id"]
-    cookies = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
+    cookies = "; ".join(
+        f"{c.name}={c.value}" for c in browser.cookies if base.startswith(c.path or "/")
+    )
     conn = await websocket_connect(
         HTTPRequest(
             stack.url.replace("http://", "ws://") + f"{base}api/kernels/{kernel}/channels",
