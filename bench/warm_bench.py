@@ -177,15 +177,23 @@ def main() -> int:
             r = admin.patch(f"api/classes/{CODE}", {"schedule": schedule})
             assert r.status_code == 200, r.text
 
-            def all_ready():
-                users = stack.api("GET", "/users", params={"state": "active"}).json()
-                ready = sum(
-                    1 for u in users if ((u.get("servers") or {}).get(CODE) or {}).get("ready")
-                )
-                return ready >= len(names)
+            counts = {}
 
-            wait_for(all_ready, 600, interval=0.5, what="every warm server ready")
+            def settled():
+                """Every warm server ready, or none pending any more (a start failed)."""
+                users = stack.api("GET", "/users", params={"state": "active"}).json()
+                mine = [(u.get("servers") or {}).get(CODE) for u in users]
+                mine = [s for s in mine if s]
+                counts["ready"] = sum(1 for s in mine if s.get("ready"))
+                pending = sum(1 for s in mine if s.get("pending"))
+                return counts["ready"] >= len(names) or (mine and not pending)
+
+            wait_for(settled, 1200, interval=0.5, what="the warm-up to finish")
             warm_seconds = time.monotonic() - w0
+            if counts["ready"] < len(names):  # why some warm starts failed
+                for line in stack.logs().splitlines():
+                    if "Timeout" in line or "failed to start" in line or "Spawn of" in line:
+                        print(line[:300], file=sys.stderr)
             time.sleep(args.settle)
             load_at_run = os.getloadavg()
             t_start = time.monotonic() + 0.5

@@ -130,9 +130,11 @@ def configure_spawner(c: Config) -> None:
     # configures) through ~/.jupyter
     c.Spawner.disable_user_config = True
     # cmd stays unset: each allowed image's own CMD starts its server
-    # generous: a class starting at once queues (ClassroomSpawner.start_concurrency);
-    # each container's own start is bounded by ClassroomSpawner.ready_timeout
-    c.Spawner.start_timeout = 300
+    # generous: a class starting at once queues (ClassroomSpawner.start_concurrency), and
+    # JupyterHub counts the wait in the queue against this timeout: a warm-up of 30 servers
+    # on 2 loaded cores (load average 20) had starts fail after 300 s in the queue. Each
+    # container's own start is bounded by ClassroomSpawner.ready_timeout
+    c.Spawner.start_timeout = 900
     c.Spawner.http_timeout = 60
 
 
