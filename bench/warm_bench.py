@@ -124,8 +124,8 @@ def student_session(stack: Stack, name: str, start_at: float) -> tuple[float, st
             raise RuntimeError(f"sign-in: HTTP {r.status_code}")
         base = f"/user/{name}/{CODE}/"
         r = browser.get(stack.url + base + "lab", timeout=30)  # OAuth round trip included
-        if r.status_code != 200:
-            raise RuntimeError(f"JupyterLab page: HTTP {r.status_code}")
+        if r.status_code != 200 or f"/user/{name}/{CODE}/" not in r.url:
+            raise RuntimeError(f"JupyterLab page: HTTP {r.status_code} at {r.url.split('?')[0]}")
         asyncio.run(run_one_plus_one(stack, base, browser))
         return time.monotonic() - t0, ""
     except Exception as e:  # noqa: BLE001 - every failure is counted and shown
@@ -222,7 +222,8 @@ def main() -> int:
     print("| measure | value | target |")
     print("|---|---|---|")
     print(
-        f"| warm-up of {len(names)} servers, schedule saved to all ready | {warm_seconds:.1f} s | |"
+        f"| warm-up of {len(names)} servers, schedule saved until settled "
+        f"| {warm_seconds:.1f} s, {counts['ready']} ready | all {len(names)} ready |"
     )
     print(f"| sign-ins | {len(names)} within {args.window:g} s | 30 within 10 s |")
     if times:
