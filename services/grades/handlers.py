@@ -636,6 +636,11 @@ class SubmitHandler(GradesHandler):
         submission, duplicate, snapshot = await self.collector.submit(
             assignment.id, code, assignment.slug, me, collected_by=None
         )
+        # the version's grading job, if the assignment grades on Submit, was queued with
+        # it (a trigger, migration 0006): the workers look now, not at their next poll
+        autograding = getattr(self, "autograding", None)
+        if autograding is not None and not duplicate:
+            autograding.wake()
         view = await self.version_answer(submission, assignment, STUDENT)
         self.write_json(
             {
