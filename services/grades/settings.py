@@ -67,6 +67,8 @@ REVIEW_TABLE = EnvTable(
         EnvSetting("render_timeout", "CLASSHUB_GRADES_RENDER_TIMEOUT", 20, whole, "a number"),
         EnvSetting("render_memory", "CLASSHUB_GRADES_RENDER_MEMORY", "2G"),
         EnvSetting("render_cache_size", "CLASSHUB_GRADES_RENDER_CACHE", "256M"),
+        EnvSetting("render_collapse_output", "CLASSHUB_GRADES_RENDER_COLLAPSE_OUTPUT", "256K"),
+        EnvSetting("render_collapse_page", "CLASSHUB_GRADES_RENDER_COLLAPSE_PAGE", "1M"),
     )
 )
 
