@@ -35,7 +35,7 @@ def configure_hub(
     hub_ip: str,
     hub_port: int,
     public_url: str,
-    concurrent_spawn_limit: int = 1000,
+    concurrent_spawn_limit: int = 0,
 ) -> None:
     """Hub basics: where it listens, where it keeps state, named servers on.
 
@@ -47,7 +47,8 @@ def configure_hub(
     # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
     # class of 200 starting at once would see half of them refused. ClassroomSpawner's own
     # start queue (start_concurrency) already limits the containers starting at once; the
-    # others wait their turn on the spawn page instead of failing.
+    # others wait their turn on the spawn page, told their place in line, instead of
+    # failing: so no limit here (0) unless an admin sets CLASSHUB_CONCURRENT_SPAWN_LIMIT.
     c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
     # JUPYTERHUB_API_URL of student servers (services keep the hub's own loopback address)
@@ -129,9 +130,11 @@ def configure_spawner(c: Config) -> None:
     # configures) through ~/.jupyter
     c.Spawner.disable_user_config = True
     # cmd stays unset: each allowed image's own CMD starts its server
-    # generous: a class starting at once queues (ClassroomSpawner.start_concurrency);
-    # each container's own start is bounded by ClassroomSpawner.ready_timeout
-    c.Spawner.start_timeout = 300
+    # generous: a class starting at once queues (ClassroomSpawner.start_concurrency), and
+    # JupyterHub counts the wait in the queue against this timeout: a warm-up of 30 servers
+    # on 2 loaded cores (load average 20) had starts fail after 300 s in the queue. Each
+    # container's own start is bounded by ClassroomSpawner.ready_timeout
+    c.Spawner.start_timeout = 900
     c.Spawner.http_timeout = 60
 
 
@@ -268,7 +271,7 @@ def apply_env(
             hub_port=read_env("CLASSHUB_HUB_PORT", 8081, whole, "a port number", env),
             public_url=read_env("CLASSHUB_PUBLIC_URL", "http://:8000", environ=env),
             concurrent_spawn_limit=read_env(
-                "CLASSHUB_CONCURRENT_SPAWN_LIMIT", 1000, whole, number, env
+                "CLASSHUB_CONCURRENT_SPAWN_LIMIT", 0, whole, number, env
             ),
         )
     except TraitError as e:

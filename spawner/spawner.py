@@ -17,6 +17,7 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
+from common import startpriority
 from common.hubenv import (
     CONTAINER_PREFIX,
     CPU_LIMIT,
@@ -494,11 +495,21 @@ class ClassroomSpawner(DockerSpawner):
         return queue
 
     def _queued(self, ahead: int) -> None:
+        """A progress event each time this start's place in the start queue changes."""
         self._progress(
             10,
             "The server is starting many environments; you are in the queue"
             f" ({ahead} ahead of you)",
         )
+
+    def _background_start(self) -> bool:
+        """Whether the hub API call that started this server marked it as background
+        work (``common.startpriority``): it then waits behind students' own starts."""
+        handler = getattr(self, "handler", None)
+        request = getattr(handler, "request", None)
+        if request is None:
+            return False
+        return request.headers.get(startpriority.HEADER, "") == startpriority.BACKGROUND
 
     def container_events(self) -> ContainerEvents:
         """The shared Docker event follower of this deployment."""
@@ -866,7 +877,8 @@ class ClassroomSpawner(DockerSpawner):
             events = self.container_events()
             events.start()
             queue = self.start_queue()
-            async with queue.slot(self._queued) if queue else contextlib.nullcontext():
+            slot = queue.slot(self._queued, background=self._background_start()) if queue else None
+            async with slot or contextlib.nullcontext():
                 try:
                     self._progress(
                         15, "Creating your server" + (" and home folder" if new_volume else "")

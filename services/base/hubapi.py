@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from common import startpriority
 from common.errors import BadGateway, Unavailable
 
 from .readcache import ReadCache
@@ -132,9 +133,10 @@ class HubAPI:
         params: dict | None = None,
         accept: str = "application/json",
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer (None when the hub sends no body); ``timeout``: this
-        call's own request timeout instead of the client's."""
+        call's own request timeout instead of the client's; ``headers``: more headers."""
         if method != "GET" and path.startswith("/users"):
             self.reads.clear()  # a server started or stopped: the next read sees it
         url = self.api_url + path
@@ -152,6 +154,7 @@ class HubAPI:
                 "Authorization": f"token {self._token}",
                 "Accept": accept,
                 "Content-Type": "application/json",
+                **(headers or {}),
             },
             body=payload,
             allow_nonstandard_methods=True,
@@ -265,15 +268,18 @@ class HubAPI:
             ("active",), lambda: self.list_all("/users", {"state": "active"}), stale_ok=stale_ok
         )
 
-    async def start_server(self, user: str, server: str) -> None:
+    async def start_server(self, user: str, server: str, *, background: bool = False) -> None:
         """Ask the hub to start a named server. The hub answers when the server is up or,
         for a start that takes longer (a queued one), after its ``slow_spawn_timeout``
-        (10 s by default) with 202: so this call waits longer than other calls."""
+        (10 s by default) with 202: so this call waits longer than other calls.
+        ``background``: a start nobody waits for (a warm-up, "start all"), which the
+        hub's start queue lets students' own starts overtake (``common.startpriority``)."""
         await self.request(
             "POST",
             f"/users/{q(user)}/servers/{q(server)}",
             body={},
             timeout=max(self.timeout, START_TIMEOUT),
+            headers={startpriority.HEADER: startpriority.BACKGROUND} if background else None,
         )
 
     async def stop_server(self, user: str, server: str) -> None:

@@ -39,6 +39,7 @@ from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
 from .settings import CLASSES_TABLE
 from .store import ClassStore
+from .warmup import Warmer
 from .work import work_handlers
 
 #: start-up reconciliation retries: first wait, longest wait (seconds)
@@ -246,7 +247,70 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @validate("cull_interval", "reconcile_interval")
+    warm_lead = Float(
+        config=True,
+        help="""Seconds before each meeting of a class (its weekly schedule, set on the
+        class page) at which the service starts the class servers of its enrolled
+        students, so that they find their server running when class begins. 0 switches
+        the warm-up off. Set from ``CLASSHUB_WARM_LEAD`` (default 600: 10 minutes).
+
+        Example: ``c.ClassesApp.warm_lead = 15 * 60``
+        """,
+    )
+
+    warm_stop_after = Float(
+        config=True,
+        help="""Seconds after a meeting's start at which the warm servers nobody used
+        (no activity of their student since the server was ready) are stopped; used ones
+        stay and follow the class's idle timeout. Set from ``CLASSHUB_WARM_STOP_AFTER``
+        (default 900: 15 minutes).
+
+        Example: ``c.ClassesApp.warm_stop_after = 20 * 60``
+        """,
+    )
+
+    warm_capacity = Int(
+        config=True,
+        help="""Most warm servers running at once, platform-wide (all classes together):
+        servers the warm-up started and nobody has used yet. When several classes meet at
+        once they share it in turn; the students beyond it start their own server as
+        usual. Size it from the memory an idle server uses (about 110 MiB for the
+        minimal image) and what the machine has left. 0 switches the warm-up off. Set
+        from ``CLASSHUB_WARM_CAPACITY`` (default 50).
+
+        Example: ``c.ClassesApp.warm_capacity = 200``
+        """,
+    )
+
+    warm_interval = Float(
+        config=True,
+        help="""Seconds between two rounds of the warm-up (each starts what is due and
+        stops unused warm servers whose time is up); 0 switches the warm-up off. Set from
+        ``CLASSHUB_WARM_INTERVAL`` (default 30).
+
+        Example: ``c.ClassesApp.warm_interval = 60``
+        """,
+    )
+
+    @validate("warm_lead", "warm_stop_after")
+    def _check_warm_seconds(self, proposal):
+        if not 0 <= proposal.value <= 6 * 3600:
+            raise TraitError(
+                f"{named(self, proposal)} must be between 0 and 21600 seconds (6 hours), "
+                f"got {proposal.value}"
+            )
+        return proposal.value
+
+    @validate("warm_capacity")
+    def _check_warm_capacity(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(
+                f"{named(self, proposal)} must be 0 (off) or a positive number of servers, "
+                f"got {proposal.value}"
+            )
+        return proposal.value
+
+    @validate("cull_interval", "reconcile_interval", "warm_interval")
     def _check_interval(self, proposal):
         if proposal.value != 0 and proposal.value < 1:
             raise TraitError(
@@ -437,6 +501,20 @@ class ClassesApp(HomesSettings, ServiceApp):
             concurrency=self.hub_concurrency,
             log=self.log,
         )
+        self.warmer = Warmer(
+            self.hub,
+            self.store,
+            clock=lambda: clock.now(),
+            lead=self.warm_lead,
+            capacity=self.warm_capacity,
+            stop_after=self.warm_stop_after,
+            concurrency=self.hub_concurrency,
+            log=self.log,
+        )
+
+    @property
+    def warm_up_on(self) -> bool:
+        return bool(self.warm_interval and self.warm_lead and self.warm_capacity)
 
     def handlers(self):
         if self.join_code_signup and not self.join_codes:
@@ -450,6 +528,11 @@ class ClassesApp(HomesSettings, ServiceApp):
             "sync": self.group_sync,
             "limits": self.limits(),
             "clock": lambda: clock.now(),
+            "warm": {
+                "on": self.warm_up_on,
+                "lead": self.warm_lead,
+                "stop_after": self.warm_stop_after,
+            },
             "hub_base_url": self.hub_base_url,
             "hub_concurrency": self.hub_concurrency,
             "homes": self.homes,
@@ -480,6 +563,8 @@ class ClassesApp(HomesSettings, ServiceApp):
         self.spawn(self._keep_groups_in_step(), "reconcile")
         if self.cull_interval:
             self.spawn(self.culler.run_forever(self.cull_interval), "cull")
+        if self.warm_up_on:
+            self.spawn(self.warmer.run_forever(self.warm_interval), "warm-up")
 
     async def teardown(self) -> None:
         await self.group_sync.wait_background()

@@ -41,6 +41,10 @@ SCOPES = [
     # DELETE /users/<name>/servers/<code> (never with "remove", so volumes stay): culling,
     # archiving, unenrolling, a teacher stopping a student's server ("Stop all servers").
     "delete:servers",
+    # the "last_activity" of the user models: the warm-up before class stops a warm
+    # server only when its student did nothing since it was ready
+    # (services/classes/warmup.py). Times only; it cannot change them.
+    "read:users:activity",
     # the "roles" of GET /users/<name>: a person's classhub role (classhub-student,
     # classhub-teacher, admin), so that teachers enrol, start and stop only students. Role
     # names only; it cannot change a role (that would need admin:users).

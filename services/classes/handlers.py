@@ -58,6 +58,7 @@ from services.base.handlers import BaseHandler
 from services.base.hubapi import HubAPI, HubAPIError, HubBadRequest, HubConflict, HubNotFound, q
 
 from . import roster_csv
+from .bulk import run_bulk
 from .hubsync import GroupSync
 from .joincodes import WRONG, JoinLimiter, new_join_code, normal_join_code, shown_join_code
 from .model import (
@@ -96,8 +97,9 @@ SYNCED = "done"
 SYNC_PENDING = "pending"
 SYNC_QUEUED = "queued"
 #: changes that neither the spawner nor the hub's access rules depend on: the answer does
-#: not wait for the hub groups (the class's name is only shown in its group's properties)
-COSMETIC_FIELDS = frozenset({"name", "term"})
+#: not wait for the hub groups (the class's name is only shown in its group's properties;
+#: the schedule is read by the warm-up, from the record)
+COSMETIC_FIELDS = frozenset({"name", "term", "schedule"})
 
 
 class ClassesHandler(BaseHandler):
@@ -197,7 +199,8 @@ class HomeHandler(ClassesHandler):
 class SettingsHandler(ClassesHandler):
     async def get(self):
         self.require_user()
-        self.write_json(self.limits.as_json())
+        # the warm-up's timing, for the schedule's explanation on the class page
+        self.write_json({**self.limits.as_json(), "warm_up": self.warm})
 
 
 class ClassListHandler(ClassesHandler):
@@ -735,22 +738,11 @@ class BulkServersHandler(ClassesHandler):
 
     async def _run(self, action: str, names: list[str], code: str) -> dict[str, str]:
         """Start or stop ``names``' servers, a bounded number at a time; ``{name: why}``
-        of the ones the hub refused."""
-        gate = asyncio.Semaphore(self.hub_concurrency)
-        call = self.hub.start_server if action == START else self.hub.stop_server
-
-        async def one(name: str) -> tuple[str, str]:
-            async with gate:
-                try:
-                    await call(name, code)
-                except HubNotFound:
-                    return name, "" if action == STOP else f"{name} is not a user any more."
-                except HubAPIError as e:
-                    return name, e.hub_message or str(e)
-            return name, ""
-
-        results = await asyncio.gather(*(one(n) for n in names))
-        return {n: why for n, why in results if why}
+        of the ones the hub refused. Starts are background work in the hub's start
+        queue: a student who opens their own server meanwhile goes first."""
+        return await run_bulk(
+            self.hub, action, names, code, concurrency=self.hub_concurrency, background=True
+        )
 
 
 class ServersHandler(BulkServersHandler):

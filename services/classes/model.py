@@ -6,7 +6,9 @@ A class record (one MongoDB document)::
      "teachers": ["tina"], "students": ["sam", "sue"],
      "environment": {"image": "classhub/singleuser:latest", "cpu_limit": 1.0,
                      "mem_limit": "1G", "idle_timeout": 3600},
-     "archived": false, "created_at": ..., "updated_at": ..., "created_by": "admin"}
+     "archived": false, "created_at": ..., "updated_at": ..., "created_by": "admin",
+     "schedule": {"timezone": "Europe/Paris",
+                  "meetings": [{"days": ["mon"], "start": "09:00", "minutes": 90}]}}
 
 ``code`` is a lowercase slug: it becomes the students' named server and its URL segment
 ``/user/<name>/<code>/``, and the hub groups ``class-<code>`` and ``teachers-<code>``.
@@ -29,6 +31,8 @@ from common.images import ImageChoice
 from common.units import format_size, parse_size
 from common.usernames import InvalidUsername, normalize_username
 
+from .schedule import InvalidSchedule, check_schedule
+
 MAX_NAME = 200
 MAX_TERM = 100
 MAX_TEACHERS = 50
@@ -38,7 +42,7 @@ MIN_MEM = 128 * 1024**2
 ENVIRONMENT_FIELDS = frozenset({"image", "cpu_limit", "mem_limit", "idle_timeout"})
 CREATE_FIELDS = frozenset({"code", "name", "term", "teachers", "environment"})
 #: what a teacher may change in their own class (rosters have their own endpoints)
-TEACHER_FIELDS = frozenset({"name", "term", "environment", "archived"})
+TEACHER_FIELDS = frozenset({"name", "term", "environment", "archived", "schedule"})
 #: what an admin may change; the code never changes (it names servers and volumes)
 ADMIN_FIELDS = TEACHER_FIELDS | {"teachers"}
 
@@ -317,6 +321,11 @@ def class_changes(body: Mapping, limits: Limits, current: Mapping) -> dict:
         changes["environment"] = check_environment(
             body["environment"], limits, base=current.get("environment")
         )
+    if "schedule" in body:
+        try:
+            changes["schedule"] = check_schedule(body["schedule"])
+        except InvalidSchedule as e:
+            raise InvalidClass(str(e)) from None
     if "archived" in body:
         if not isinstance(body["archived"], bool):
             raise InvalidClass("'archived' must be true or false.")

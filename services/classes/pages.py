@@ -137,6 +137,7 @@ class ClassPage(PageHandler):
             servers=servers,
             status_problem=f"Server states are unknown: {problem}" if problem else "",
             limits=self.limits.as_json(),
+            warm=self.warm,
             open_servers=self.open_servers,
             join_codes=self.join_codes,
         )

@@ -31,6 +31,11 @@ CLASSES_TABLE = EnvTable(
         EnvSetting("max_idle_timeout", "CLASSHUB_MAX_IDLE_TIMEOUT", 86400, whole, SECONDS),
         EnvSetting("cull_interval", "CLASSHUB_CULL_INTERVAL", 60.0, number, SECONDS),
         EnvSetting("reconcile_interval", "CLASSHUB_RECONCILE_INTERVAL", 600.0, number, SECONDS),
+        # warm before class (services/classes/warmup.py)
+        EnvSetting("warm_lead", "CLASSHUB_WARM_LEAD", 600.0, number, SECONDS),
+        EnvSetting("warm_stop_after", "CLASSHUB_WARM_STOP_AFTER", 900.0, number, SECONDS),
+        EnvSetting("warm_capacity", "CLASSHUB_WARM_CAPACITY", 50, whole, "a whole number"),
+        EnvSetting("warm_interval", "CLASSHUB_WARM_INTERVAL", 30.0, number, SECONDS),
         # students enrol themselves with a class's join code
         EnvSetting("join_codes", "CLASSHUB_JOIN_CODES", False, switch, "true or false"),
         # ... and sign up with it (a new student account, enrolled)

@@ -27,6 +27,9 @@ from common.mongo import MongoStore
 from .model import ClassExists, ClassNotFound, timestamp
 
 COLLECTION = "classes"
+#: servers the warm-up started: ``{"code", "username", "meeting", "warmed_at", "state",
+#: "started", "ready_at"}`` (``services/classes/warmup.py``)
+WARM_COLLECTION = "warm_servers"
 _NO_ID = {"_id": False}
 
 
@@ -79,6 +82,7 @@ class ClassStore:
             log=self.log,
         )
         self._classes = self.db.collection(COLLECTION)
+        self._warm = self.db.collection(WARM_COLLECTION)
 
     def close(self) -> None:
         self.db.close()
@@ -90,6 +94,11 @@ class ClassStore:
             self._classes.create_index([("code", ASCENDING)], unique=True, name="code_unique")
             self._classes.create_index([("teachers", ASCENDING)], name="teachers")
             self._classes.create_index([("students", ASCENDING)], name="students")
+            self._warm.create_index(
+                [("code", ASCENDING), ("username", ASCENDING), ("meeting", ASCENDING)],
+                unique=True,
+                name="warm_unique",
+            )
 
         await self.db.ensure_indexes(create)
 
@@ -135,6 +144,59 @@ class ClassStore:
         return [
             normal(r) for r in await self.db.run(lambda: list(self._classes.find({}, projection)))
         ]
+
+    async def scheduled(self) -> list[dict]:
+        """``code``, ``students`` and ``schedule`` of every class that has a schedule and
+        is not archived (for the warm-up)."""
+        await self.ensure_ready()
+        projection = {
+            "_id": False,
+            "code": True,
+            "students": True,
+            "schedule": True,
+            "archived": True,
+        }
+        found = await self.db.run(lambda: list(self._classes.find({}, projection)))
+        return [normal(r) for r in found if r.get("schedule") and not bool(r.get("archived"))]
+
+    # ----- warm servers (services/classes/warmup.py)
+
+    async def warm_records(self) -> list[dict]:
+        await self.ensure_ready()
+        return await self.db.run(lambda: list(self._warm.find({}, _NO_ID)))
+
+    async def add_warm(self, code: str, username: str, meeting: float, *, now: float) -> bool:
+        """Record that the warm-up starts ``username``'s server of ``code`` for the
+        meeting at ``meeting``; False if it was already warmed for that meeting."""
+        await self.ensure_ready()
+        record = {
+            "code": code,
+            "username": username,
+            "meeting": meeting,
+            "warmed_at": now,
+            "state": "warm",
+            "started": None,
+            "ready_at": None,
+        }
+        try:
+            await self.db.run(self._warm.insert_one, record)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def set_warm(self, code: str, username: str, meeting: float, **fields) -> None:
+        await self.ensure_ready()
+        await self.db.run(
+            self._warm.update_one,
+            {"code": code, "username": username, "meeting": meeting},
+            {"$set": fields},
+        )
+
+    async def forget_warm(self, before: float) -> int:
+        """Remove the records of meetings that started before ``before``."""
+        await self.ensure_ready()
+        result = await self.db.run(self._warm.delete_many, {"meeting": {"$lt": before}})
+        return result.deleted_count
 
     # ----- writes (values checked by the caller, see .model)
 

@@ -24,6 +24,8 @@ def full_view(record: Mapping, role: str) -> dict:
         "students": list(record.get("students", [])),
         "environment": dict(record["environment"]),
         "archived": bool(record.get("archived")),
+        # weekly meetings; the warm-up starts the servers before each (.schedule)
+        "schedule": record.get("schedule"),
         "created_at": _iso(record.get("created_at")),
         "updated_at": _iso(record.get("updated_at")),
         "role": role,

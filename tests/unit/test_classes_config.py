@@ -49,6 +49,8 @@ def test_least_privilege_scopes():
         "start:servers",
         "delete:servers",
         "read:roles:users",
+        # the warm-up's "nobody used it" (times only, services/classes/warmup.py)
+        "read:users:activity",
         # student accounts only (authenticator/admin_handlers.py): never admin:users
         "custom:classhub:student-accounts",
     }
@@ -60,6 +62,7 @@ def test_least_privilege_scopes():
         "tokens",
         "read:users",
         "read:roles",
+        "users:activity",
     ):
         assert broad not in SCOPES
 

@@ -67,10 +67,11 @@ def test_the_traits_defaults_without_variables(monkeypatch):
 
 def test_a_whole_class_may_start_at_once():
     """JupyterHub's default of 100 pending spawns would refuse half of a class of 200 with a
-    429; the spawner's own start queue limits what starts at once."""
+    429; the spawner's own start queue limits what starts at once and the others wait in
+    line with their place shown: no limit (0) unless an admin sets one."""
     c = Config()
     apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
-    assert c.JupyterHub.concurrent_spawn_limit == 1000
+    assert c.JupyterHub.concurrent_spawn_limit == 0
     apply_env(
         c,
         {"CLASSHUB_HUB_IP": "172.30.0.1", "CLASSHUB_CONCURRENT_SPAWN_LIMIT": "300"},

@@ -518,6 +518,8 @@
       refreshNow();
     });
 
+    initSchedule(base);
+
     $("archive-button").addEventListener("click", async () => {
       const target = !archived;
       if (
@@ -542,6 +544,74 @@
         }
       });
       refreshNow();
+    });
+  }
+
+  // the class's weekly meetings (services/classes/schedule.py checks them)
+  function initSchedule(base) {
+    const form = $("class-schedule");
+    const rows = $("schedule-meetings").tBodies[0];
+
+    function addRow(meeting) {
+      const row = $("schedule-row-template").content.firstElementChild.cloneNode(true);
+      for (const box of row.querySelectorAll("[data-day]")) {
+        box.checked = meeting.days.includes(box.dataset.day);
+      }
+      row.querySelector("[data-field=start]").value = meeting.start;
+      row.querySelector("[data-field=minutes]").value = String(meeting.minutes);
+      rows.append(row);
+      showEmpty();
+    }
+
+    function showEmpty() {
+      $("schedule-empty").hidden = rows.rows.length > 0;
+      $("schedule-meetings").hidden = rows.rows.length === 0;
+    }
+
+    function show(schedule) {
+      rows.replaceChildren();
+      form.elements.timezone.value = schedule ? schedule.timezone : "";
+      for (const meeting of schedule ? schedule.meetings : []) addRow(meeting);
+      showEmpty();
+    }
+
+    function meetings() {
+      return Array.from(rows.rows, (row) => ({
+        days: Array.from(row.querySelectorAll("[data-day]:checked"), (box) => box.dataset.day),
+        start: row.querySelector("[data-field=start]").value,
+        minutes: number(row.querySelector("[data-field=minutes]").value),
+      }));
+    }
+
+    show(JSON.parse(form.dataset.schedule || "null"));
+    $("schedule-add").addEventListener("click", () => {
+      if (!form.elements.timezone.value) {
+        form.elements.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+      }
+      addRow({ days: [], start: "09:00", minutes: 60 });
+    });
+    rows.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-action=remove]");
+      if (!button) return;
+      button.closest("tr").remove();
+      showEmpty();
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const list = meetings();
+      const schedule = list.length
+        ? { timezone: form.elements.timezone.value.trim(), meetings: list }
+        : null;
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const view = await api("PATCH", base, { schedule });
+        show(view.schedule);
+        say(
+          "success",
+          view.schedule
+            ? "Schedule saved: servers start before each meeting."
+            : "Schedule removed: servers start only when someone starts them.",
+        );
+      });
     });
   }
 
