@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import subprocess
 import threading
@@ -31,9 +32,10 @@ class SwarmNodes:
         self.workers = workers
         self.env: dict[str, str] = {}
 
-    def _run(self, *args: str, timeout: float = 600) -> str:
+    def _run(self, *args: str, timeout: float = 600, env: dict | None = None) -> str:
         done = subprocess.run(
             ["bash", str(NODES), *args],
+            env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -54,8 +56,14 @@ class SwarmNodes:
             raise
         return self
 
-    def load(self, *images: str) -> None:
-        self._run("load", self.id, *images, timeout=1200)
+    def load(self, *images: str, nodes: tuple[str, ...] = ()) -> None:
+        """Copy ``images`` onto every node (or onto ``nodes`` only)."""
+        env = {"CHSW_LOAD_NODES": " ".join(nodes)} if nodes else None
+        self._run("load", self.id, *images, timeout=1200, env=env)
+
+    def deploy(self, stack_file: Path, name: str) -> None:
+        """``docker stack deploy`` on the manager."""
+        self.docker("m", "stack", "deploy", "-c", str(stack_file), name, timeout=300)
 
     def close(self) -> None:
         self._run("down", self.id, timeout=300)

@@ -6,6 +6,7 @@
 #
 #   scripts/swarm/nodes.sh up   ID [WORKERS]   # manager + WORKERS (default 2) workers
 #   scripts/swarm/nodes.sh load ID IMAGE...    # docker save | docker load onto every node
+#                                              # (CHSW_LOAD_NODES="m w1": onto these only)
 #   scripts/swarm/nodes.sh down ID             # stop and remove everything of ID
 #   scripts/swarm/nodes.sh env  ID             # the node sockets and addresses (sourceable)
 #
@@ -105,7 +106,7 @@ addr() { # node name -> address
 
 load() {
   local n
-  for n in $(nodes); do
+  for n in ${CHSW_LOAD_NODES:-$(nodes)}; do
     log "loading ${*} onto node $n"
     docker save "$@" | dk "$n" load -q >/dev/null
   done

@@ -15,8 +15,12 @@ import asyncio
 import json
 import os
 import secrets
+import time
+from pathlib import Path
 
 import pytest
+import requests
+import yaml
 from jupyterhub import orm
 from jupyterhub.objects import Hub
 from jupyterhub.user import User
@@ -28,7 +32,9 @@ from spawner.swarm import SwarmClassroomSpawner
 pytestmark = pytest.mark.swarm
 
 IMAGE = "classhub/singleuser:latest"
-NETWORK = "chsw-students"
+NETWORK = "classhub-students"
+PREFIX = "classhub"
+STACK = Path(__file__).resolve().parents[2] / "deploy" / "swarm" / "stack.yml"
 USERS = [f"student{i}" for i in range(10)]
 
 
@@ -46,7 +52,7 @@ def swarm(tmp_path_factory):
     nodes.start()
     try:
         nodes.load(IMAGE)
-        nodes.docker("m", "network", "create", "-d", "overlay", "--attachable", NETWORK)
+        nodes.load("classhub/traefik:latest", nodes=("m",))
         yield nodes
     finally:
         nodes.close()
@@ -63,13 +69,32 @@ def s3(swarm, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def traefik(swarm, tmp_path_factory):
+    """deploy/swarm/stack.yml's Traefik and student network, deployed as the stack
+    (the hub, the gate and the data services of the file are not part of this tier)."""
+    stack = yaml.safe_load(STACK.read_text())
+    traefik = stack["services"]["traefik"]
+    traefik["networks"] = ["students"]
+    trimmed = {
+        "version": stack["version"],
+        "services": {"traefik": traefik},
+        "networks": {"students": stack["networks"]["students"]},
+        "volumes": {"traefik-dynamic": None},
+    }
+    path = tmp_path_factory.mktemp("stack") / "stack.yml"
+    path.write_text(yaml.safe_dump(trimmed))
+    swarm.deploy(path, "classhub")
+    yield f"http://{swarm.env['CHSW_ADDR_M']}:8000"
+
+
+@pytest.fixture(scope="module")
 def hub_url(swarm):
     with hub_api_stub(swarm.host_addr) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def make_spawner(swarm, s3, hub_url):
+def make_spawner(swarm, s3, hub_url, traefik):
     os.environ["DOCKER_HOST"] = swarm.sock("m")
     db = orm.new_session_factory("sqlite://")()
     users = {}
@@ -89,8 +114,8 @@ def make_spawner(swarm, s3, hub_url):
             oauth_client_id=f"jupyterhub-user-{name}",
             api_token=secrets.token_hex(16),
             network_name=NETWORK,
-            prefix="chsw",
-            route_name_prefix="chsw",
+            prefix=PREFIX,
+            route_name_prefix=PREFIX,
             image=IMAGE,
             mem_limit="256M",
             swarm_constraints=["node.labels.classhub.role==students"],
@@ -183,6 +208,28 @@ def test_each_task_is_hardened_and_routed_by_swarm_labels(swarm, running):
     assert rules == ['PathPrefix("/user/student0/")']
 
 
+def test_traefiks_swarm_provider_routes_each_server_and_nothing_else(running, traefik):
+    def reached(path):
+        try:
+            return requests.get(traefik + path, timeout=5)
+        except requests.RequestException:
+            return None
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        r = reached("/user/student0/api")
+        if r is not None and r.status_code == 200:
+            break
+        time.sleep(1)
+    for name in USERS:
+        r = reached(f"/user/{name}/api")
+        assert r is not None and r.status_code == 200, (name, r and r.status_code)
+        assert "version" in r.json()
+    # nobody's path, and a server's path with another user's name in front: no route
+    assert reached("/user/nobody/api").status_code == 404
+    assert reached("/user/x/user/student0/api").status_code == 404
+
+
 def test_drained_workers_servers_start_on_the_other_node_with_their_files(swarm, running, loop):
     for name, spawner in running.items():
         in_server(swarm, spawner, f"echo 'work of {name}' > $HOME/proof.txt")
@@ -212,5 +259,7 @@ def test_drained_workers_servers_start_on_the_other_node_with_their_files(swarm,
         await asyncio.gather(*(s.stop() for s in running.values()))
 
     loop.run_until_complete(stop_all())
-    left = swarm.docker("m", "service", "ls", "-q", "--filter", "label=classhub.deployment=chsw")
+    left = swarm.docker(
+        "m", "service", "ls", "-q", "--filter", "label=classhub.deployment=classhub"
+    )
     assert not left
