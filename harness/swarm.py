@@ -56,6 +56,13 @@ class SwarmNodes:
             raise
         return self
 
+    def attach(self) -> SwarmNodes:
+        """Use a Swarm that ``nodes.sh up`` made before (and leave it up)."""
+        for line in self._run("env", self.id).splitlines():
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        return self
+
     def load(self, *images: str, nodes: tuple[str, ...] = ()) -> None:
         """Copy ``images`` onto every node (or onto ``nodes`` only)."""
         env = {"CHSW_LOAD_NODES": " ".join(nodes)} if nodes else None

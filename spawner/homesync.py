@@ -181,10 +181,18 @@ def presign(place: S3Place, method: str, volume: str, generation: int, minutes: 
 
 def saved_generations(place: S3Place, volume: str) -> dict[int, int]:
     """``{generation: size in bytes}`` of every saved copy of ``volume``."""
+    from minio.error import S3Error
+
     client = place.client()
     out = {}
     prefix = f"{place.prefix.strip('/')}/{volume}/"
-    for obj in client.list_objects(place.bucket, prefix=prefix):
+    try:
+        objects = list(client.list_objects(place.bucket, prefix=prefix))
+    except S3Error as e:
+        if e.code == "NoSuchBucket":  # nothing was ever saved
+            return out
+        raise
+    for obj in objects:
         found = generation_of(place.prefix, obj.object_name)
         if found and found[0] == volume:
             out[found[1]] = obj.size

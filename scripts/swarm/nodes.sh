@@ -50,7 +50,10 @@ start_node() { # name index
   # nsenter, not `ip netns exec` (that remounts /sys and hides the cgroups from dockerd);
   # --no-new-privileges: a Swarm service cannot ask for it (API 1.41), the node enforces it
   # for every container; the inner bridge gets a range of its own per node
-  nsenter --net="/var/run/netns/$ns" setsid dockerd \
+  # DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1: a task whose image the node has starts at once
+  # (by default the node first tries to pull it, and without a registry that waits for
+  # a timeout); the stack's services name their images by name
+  DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nsenter --net="/var/run/netns/$ns" setsid dockerd \
     --data-root "$dir/data" --exec-root "$dir/exec" \
     -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
     --containerd-namespace "chsw$id$n" --containerd-plugins-namespace "chsw$id${n}p" \

@@ -48,6 +48,12 @@ def loop():
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
+    reuse = os.environ.get("CLASSHUB_SWARM_REUSE")
+    if reuse:
+        # while developing: a Swarm made by `scripts/swarm/nodes.sh up ID` and loaded with
+        # the images, kept up between runs (nodes.sh down ID removes it)
+        yield SwarmNodes(workers=2, run_id=reuse).attach()
+        return
     nodes = SwarmNodes(workers=2, run_id=os.environ.get("CLASSHUB_SWARM_RUN_ID"))
     nodes.start()
     try:
