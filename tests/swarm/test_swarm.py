@@ -81,6 +81,13 @@ def traefik(swarm, tmp_path_factory):
     stack = yaml.safe_load(STACK.read_text())
     traefik = stack["services"]["traefik"]
     traefik["networks"] = ["students"]
+    # the manager node's own engine: a bind of /var/run/docker.sock would be the machine's
+    socket = swarm.sock("m").removeprefix("unix://")
+    traefik["volumes"] = [
+        v.replace("${CLASSHUB_DOCKER_SOCKET:-/var/run/docker.sock}", socket)
+        for v in traefik["volumes"]
+    ]
+    assert any(v.startswith(socket + ":") for v in traefik["volumes"])
     trimmed = {
         "version": stack["version"],
         "services": {"traefik": traefik},
