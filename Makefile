@@ -17,6 +17,9 @@ PYTEST_ARGS ?=
 # deployment is its own: random ports, prefixed names); most of a test's time is spent
 # waiting for containers and servers, so 2 workers fit 2 cores.
 INTEGRATION_WORKERS ?= 2
+# the throwaway deployment's tests on one worker, the files with a harness stack of their own on
+# the other (tests/e2e/conftest.py groups them)
+E2E_WORKERS ?= 2
 
 # pytest exits 5 when a marker selects no test: a tier without tests yet is not a failure.
 # $(2): where to collect (default: every test folder).
@@ -25,10 +28,10 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format docs test-unit test-hub test-integration test-e2e test test-swarm bench
+.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test test-swarm bench
 
 help:
-	@echo "targets: bootstrap images up down lint format test-unit test-hub test-integration test-e2e test test-swarm bench"
+	@echo "targets: bootstrap images up down lint format checks test-unit test-hub test-integration test-e2e test test-swarm bench"
 
 bootstrap:            ## system packages, dockerd, .venv, node_modules (npm ci)
 	bash scripts/bootstrap.sh
@@ -75,21 +78,25 @@ test-hub: bootstrap
 	$(call run_tier,hub,tests/hub)
 
 test-integration: bootstrap
-	$(call run_tier,integration,-n $(INTEGRATION_WORKERS) --dist loadfile)
+	$(call run_tier,integration,-n $(INTEGRATION_WORKERS) --dist loadfile --durations=25)
 
 test-e2e: images
-	$(call run_tier,e2e)
+	$(call run_tier,e2e,-n $(E2E_WORKERS) --dist loadgroup --durations=10)
 
 # The e2e tier starts a throwaway deployment of its own with scripts/up.sh (tests/e2e/throwaway.py):
 # a stack that `make up` started is never restarted, changed or stopped.
+# The image builds (mostly waiting on Docker and disk) run beside the checks that need no
+# image (lint, unit, hub); each one's output is printed whole when it ends (--output-sync).
 test:
 	$(MAKE) bootstrap
-	$(MAKE) images
+	$(MAKE) -j2 --output-sync=target images checks
+	$(MAKE) test-integration
+	$(MAKE) test-e2e
+
+checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need no image)
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-hub
-	$(MAKE) test-integration
-	$(MAKE) test-e2e
 
 # A real three-node Docker Swarm on this machine (manager + 2 workers: one extra dockerd per
 # network namespace, scripts/swarm/nodes.sh; the machine's own engine is never a node) and the

@@ -173,3 +173,17 @@ def pytest_runtest_makereport(item, call):
         r = item.funcargs["deployment"].compose("logs", "--no-color", "--tail=80", "hub", "traefik")
         print("\n===== stack logs (test failed) =====\n" + r.stdout + r.stderr)
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Groups for ``--dist loadgroup`` (the Makefile runs this tier on two workers): every
+    test of the throwaway deployment on one worker, in file order (one deployment, made once,
+    and the check that production is untouched after them); each file with a harness stack
+    of its own as a group of its own, so that its module-scoped stack is made once."""
+    for item in items:
+        if "deployment" in item.fixturenames or "production_before" in item.fixturenames:
+            group = "throwaway"
+        else:
+            group = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group(group))
