@@ -102,9 +102,15 @@ class SwarmNodes:
         return {n: self.docker(n, "info", "--format", "{{.Swarm.NodeID}}") for n in names}
 
 
+#: the cookie the stand-in owner gate lets through
+GATE_COOKIE = "swarm-tier-owner=yes"
+
+
 class _HubStub(BaseHTTPRequestHandler):
     """What a single-user server asks its hub while it starts and runs: the version
-    check (``GET <hub>/api``, without an answer it never listens) and activity posts."""
+    check (``GET <hub>/api``, without an answer it never listens) and activity posts;
+    and, at ``/check``, the owner gate's answer to Traefik (200 only with
+    :data:`GATE_COOKIE`)."""
 
     def _reply(self, code: int, body: bytes = b"{}") -> None:
         self.send_response(code)
@@ -115,7 +121,11 @@ class _HubStub(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path.endswith("/api"):
+        if path == "/check":
+            # the owner gate's stand-in: Traefik's forwardauth asks it before each request
+            allowed = GATE_COOKIE in (self.headers.get("Cookie") or "")
+            self._reply(200 if allowed else 401)
+        elif path.endswith("/api"):
             self._reply(200, json.dumps({"version": jupyterhub.__version__}).encode())
         else:
             self._reply(403)

@@ -22,11 +22,11 @@ import pytest
 import requests
 import yaml
 from jupyterhub import orm
-from jupyterhub.objects import Hub
+from jupyterhub.objects import Hub, Server
 from jupyterhub.user import User
 
 from harness.stack import start_s3
-from harness.swarm import SwarmNodes, hub_api_stub
+from harness.swarm import GATE_COOKIE, SwarmNodes, hub_api_stub
 from spawner.swarm import SwarmClassroomSpawner
 
 pytestmark = pytest.mark.swarm
@@ -124,6 +124,7 @@ def make_spawner(swarm, s3, hub_url, traefik):
             spawner_class=SwarmClassroomSpawner,
             hub=Hub(),
             hub_connect_url=hub_url,
+            owner_gate_url=hub_url + "/check",
             oauth_client_id=f"jupyterhub-user-{name}",
             api_token=secrets.token_hex(16),
             network_name=NETWORK,
@@ -140,6 +141,8 @@ def make_spawner(swarm, s3, hub_url, traefik):
             ready_timeout=240,
             start_concurrency=3,
         )
+        # what User.spawn gives a spawner: the server's base URL (JUPYTERHUB_SERVICE_PREFIX)
+        spawner.server = Server(base_url=user.url)
         return spawner
 
     yield make
@@ -221,26 +224,30 @@ def test_each_task_is_hardened_and_routed_by_swarm_labels(swarm, running):
     assert rules == ['PathPrefix("/user/student0/")']
 
 
-def test_traefiks_swarm_provider_routes_each_server_and_nothing_else(running, traefik):
-    def reached(path):
+def test_traefiks_swarm_provider_routes_each_server_behind_the_gate(running, traefik):
+    owner = {"Cookie": GATE_COOKIE}
+
+    def reached(path, headers=None):
         try:
-            return requests.get(traefik + path, timeout=5)
+            return requests.get(traefik + path, headers=headers or {}, timeout=5)
         except requests.RequestException:
             return None
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        r = reached("/user/student0/api")
+        r = reached("/user/student0/api", owner)
         if r is not None and r.status_code == 200:
             break
         time.sleep(1)
     for name in USERS:
-        r = reached(f"/user/{name}/api")
+        r = reached(f"/user/{name}/api", owner)
         assert r is not None and r.status_code == 200, (name, r and r.status_code)
         assert "version" in r.json()
+        # without the gate's yes, Traefik never forwards to the server
+        assert reached(f"/user/{name}/api").status_code == 401
     # nobody's path, and a server's path with another user's name in front: no route
-    assert reached("/user/nobody/api").status_code == 404
-    assert reached("/user/x/user/student0/api").status_code == 404
+    assert reached("/user/nobody/api", owner).status_code == 404
+    assert reached("/user/x/user/student0/api", owner).status_code == 404
 
 
 def test_drained_workers_servers_start_on_the_other_node_with_their_files(swarm, running, loop):
