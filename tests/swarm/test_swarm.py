@@ -142,7 +142,10 @@ def make_spawner(swarm, s3, hub_url, traefik):
             start_concurrency=3,
         )
         # what User.spawn gives a spawner: the server's base URL (JUPYTERHUB_SERVICE_PREFIX)
-        spawner.server = Server(base_url=user.url)
+        orm_server = orm.Server(base_url=user.url)
+        db.add(orm_server)
+        db.commit()
+        spawner.server = Server(orm_server=orm_server)
         return spawner
 
     yield make
