@@ -101,7 +101,7 @@ checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need 
 # A real three-node Docker Swarm on this machine (manager + 2 workers: one extra dockerd per
 # network namespace, scripts/swarm/nodes.sh; the machine's own engine is never a node) and the
 # Swarm spawner on it: spread, hardening, a drained worker's students moving with their homes.
-# Not part of `make test` (it copies the single-user image to three engines: about 10 min on
+# Not part of `make test` (it copies the single-user image to three engines: 7.6 min on
 # 2 cores). scripts/swarm/test.sh removes the nodes on any exit.
 test-swarm: bootstrap
 	bash scripts/swarm/test.sh $(PYTEST_ARGS)
