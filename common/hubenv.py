@@ -8,7 +8,7 @@ declaration lives here; a table takes one over for its trait with :meth:`EnvSett
 
 from __future__ import annotations
 
-from .settings import EnvSetting, whole
+from .settings import EnvSetting, switch, whole
 
 #: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
 DATA_DIR = EnvSetting("", "CLASSHUB_DATA_DIR", "/srv/classhub")
@@ -23,6 +23,10 @@ GATE_PORT = EnvSetting("", "CLASSHUB_GATE_PORT", 8082, whole, "a port number")
 
 #: the prefix of this deployment's containers, volumes, routes and labels
 CONTAINER_PREFIX = EnvSetting("", "CLASSHUB_CONTAINER_PREFIX", "classhub")
+
+#: students sign up with a class's join code (the classes service's sign-up page; the hub's
+#: login page links to it)
+JOIN_CODE_SIGNUP = EnvSetting("", "CLASSHUB_JOIN_CODE_SIGNUP", False, switch, "true or false")
 
 #: the default image of students' servers (the catalogue of the images they may use,
 #: ``CLASSHUB_IMAGES`` and the older ``CLASSHUB_ALLOWED_IMAGES``, is read by

@@ -1,4 +1,14 @@
-"""Chromium for the page tests and the benchmarks (Playwright, the Debian chromium)."""
+"""Chromium for the page tests and the benchmarks (Playwright, the Debian chromium):
+its flags, a browser for a test module (``chromium``, the integration tier's fixture of the
+same name) and a page signed in as someone (``signed_in_page``)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
 
 #: no sandbox (tests run as root in a container), nothing that phones home or updates
 CHROMIUM_ARGS = [
@@ -10,3 +20,63 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Headless Chromium (the Debian package) driven by Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def signed_in_page(
+    browser, stack, name: str, role: str, path: str, *, timeout: float = 20_000, **options
+):
+    """A new browser context of ``browser`` signed in as ``name`` (``role``) with a token
+    through the hub's login page, on ``path`` (the ``next`` address). ``page.problems``
+    collects the page's uncaught errors; close it with ``page.context.close()``."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(timeout)
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
+    page.fill("#token_input", stack.mint(name, role))
+    page.click("#token_submit")
+    page.wait_for_url(f"**{path}")
+    return page
+
+
+class Listener:
+    """An HTTP listener on loopback that records the path of every request: the beacon a
+    hostile notebook's payload would call if it ran (a page test asserts it heard nothing)."""
+
+    def __init__(self):
+        from harness.stack import free_port
+
+        self.port = free_port()
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

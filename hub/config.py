@@ -166,6 +166,7 @@ def configure_web(c: Config) -> None:
     each service gets ``CLASSHUB_SERVICES`` and ``CLASSHUB_BRAND_NAME`` so its pages show
     the same header. The brand is ``c.Branding`` (set before this runs) or the
     ``CLASSHUB_BRAND_NAME`` / ``CLASSHUB_BRAND_LOGO`` variables."""
+    from common.hubenv import JOIN_CODE_SIGNUP
     from common.web import TEMPLATES_DIR
     from common.web.branding import Branding
     from common.web.nav import SERVICES
@@ -183,6 +184,8 @@ def configure_web(c: Config) -> None:
         "classhub_brand": branding.name,
         "classhub_nav": HubNav(services),
         "classhub_static": HubStatic(),
+        # the login page links to the classes service's sign-up with a join code
+        "classhub_signup": "classes" in services and bool(JOIN_CODE_SIGNUP.read()),
     }
     for service in c.JupyterHub.get("services", []):
         if service.get("name") in SERVICES:

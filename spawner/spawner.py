@@ -785,6 +785,65 @@ class ClassroomSpawner(DockerSpawner):
                 except BtrfsError as e:
                     self.log.warning("Home %s left behind: %s", self.home_volume, e)
 
+    # ----- removing a person's homes (the admin's homes API, never delete_forever) -----
+
+    async def home_servers(self) -> list[str]:
+        """The server names (``""``: the default server) of every home volume of this
+        spawner's user that exists: the user's servers, and each volume on Docker whose
+        name is exactly a home name of this user (a class server removed since)."""
+        user = self.user.name
+        base = object_name(self.prefix, "home", user, "").rsplit("-", 1)[0] + "-"
+        candidates = set(self.user.orm_user.orm_spawners.keys()) | {""}
+        listed = await self.docker("volumes", filters={"name": base})
+        for info in (listed or {}).get("Volumes") or []:
+            name = info.get("Name", "")
+            if not name.startswith(base):
+                continue
+            rest = name[len(base) :]
+            # "<digest>" (the default server) or "<folded server name>-<digest>"
+            candidates.add(rest.rsplit("-", 1)[0] if "-" in rest else "")
+        found = []
+        for server in sorted(candidates):
+            volume = object_name(self.prefix, "home", user, server)
+            try:
+                await self.docker("inspect_volume", volume)
+            except NotFound:
+                continue
+            found.append(server)
+        return found
+
+    async def remove_home_of(self, server: str) -> str | None:
+        """Remove the home volume of this spawner's user's server ``server`` for good (the
+        Docker volume, and its btrfs subvolume with its quota group): the name of the
+        volume removed, None when there was none. Called only by the homes API's admin-only
+        ``DELETE`` (hub/homes_api.py), after its confirmation: never from
+        :meth:`delete_forever`, which JupyterHub also runs when a named server is removed
+        (something a teacher's scopes allow)."""
+        volume = object_name(self.prefix, "home", self.user.name, server)
+        removed = None
+        try:
+            await self.docker("remove_volume", volume, force=True)
+            removed = volume
+        except NotFound:
+            pass
+        except APIError as e:  # in use by a container, Docker down
+            self.log.error("Home volume %s not removed: %s", volume, e)
+            raise web.HTTPError(
+                503, f"The home {volume} could not be removed (Docker: {e.explanation}); try again."
+            ) from None
+        if self.homes_root:
+            try:
+                if await self._in_pool(homes.remove_home, self.homes_root, volume):
+                    removed = volume
+            except BtrfsError as e:
+                self.log.error("Home subvolume %s not removed: %s", volume, e)
+                raise web.HTTPError(
+                    503, f"The home {volume} could not be removed from the homes filesystem."
+                ) from None
+        if removed:
+            self.log.info("Home %s of %s removed", volume, self.user.name)
+        return removed
+
     async def rename(self, old_name, new_name):
         """Refuse renaming (JupyterHub 6's ``PATCH /users/<name>/servers/<server>``,
         allowed by ``start:servers``): a class server's name is its class code, and a

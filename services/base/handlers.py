@@ -101,6 +101,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def max_body_size(self) -> int:
         return self.settings["service_max_body_size"]
 
+    #: True on a service's home (``GET <prefix>``): a script of another classhub page on
+    #: the same origin may read who is signed in there and the service's XSRF token
+    #: (``serviceClient`` in common/web/static/classhub.js: a class's copy, deleting a
+    #: person). JupyterHub accepts a cookie on a script's GET only with the service's XSRF
+    #: token, which such a page cannot have yet; this read-only GET is let through when the
+    #: browser says it comes from the same origin (``Sec-Fetch-Site``), so no other site's
+    #: page can use it (and none could read the answer anyway: no CORS).
+    same_origin_home = False
+
+    def check_xsrf_cookie(self) -> None:
+        if (
+            self.same_origin_home
+            and self.request.method in ("GET", "HEAD")
+            and self.request.headers.get("Sec-Fetch-Site") == "same-origin"
+        ):
+            return
+        super().check_xsrf_cookie()
+
     # ----- who is calling
 
     async def prepare(self) -> None:

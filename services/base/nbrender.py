@@ -24,6 +24,15 @@ it took 11 to 150 s for a notebook of 5 MB (bleach re-parses the highlighted cod
 cell, BeautifulSoup the whole page): this renderer takes well under a second (see
 docs/performance.md). Math is shown as its LaTeX source (MathJax is a script).
 
+Very large HTML outputs are **collapsed** (:class:`Collapse`): an HTML output larger than
+``output_bytes``, and every HTML output once those before it in the page hold
+``page_bytes``, is a placeholder that says how large it is (and how many table cells it
+has), with a **Show** link. The page runs no script, so the link opens the same page again
+with that output in place (``?show=<cell>.<output>``, scrolled to it; ``?show=all`` shows
+every output): the first load parses only the notebook's ordinary outputs, and a teacher
+pays for a 450,000-cell table only when they ask for it. A shown output goes through the
+same sanitiser and the same page (CSP, no script) as any other.
+
 The work runs in worker processes (:class:`Renderer`) with a memory limit and a time limit
 per notebook: a notebook built to be slow or huge to render costs its own worker, never the
 service.
@@ -35,6 +44,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import dataclasses
 import functools
 import html
 import json
@@ -67,6 +77,47 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b
 _B64_RE = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Collapse:
+    """Which HTML outputs a rendered page shows collapsed (see the module's docstring).
+
+    ``output_bytes``: an HTML output larger than this is collapsed; ``page_bytes``: once
+    the HTML outputs shown so far hold this much, every further one is collapsed (0: no
+    limit); ``shown``: the outputs (``"<cell>.<output>"``, counted from 0) asked for, shown
+    whatever their size; ``every``: show every output (nothing collapsed)."""
+
+    output_bytes: int = 256 << 10
+    page_bytes: int = 1 << 20
+    shown: frozenset[str] = frozenset()
+    every: bool = False
+    #: added to the query of every Show and Collapse link (the review's grant mark)
+    link_query: str = ""
+
+    #: at most this many outputs are asked for by name (more: ask for all)
+    MAX_SHOWN = 100
+
+    def asking(self, show: str) -> Collapse:
+        """These limits with the query's ``show`` (``all``, or output ids separated by
+        commas); ids that are not ``<cell>.<output>`` are ignored."""
+        show = show.strip()
+        if show == "all":
+            return dataclasses.replace(self, every=True)
+        ids = [i for i in show.split(",") if _OUTPUT_ID.match(i)][: self.MAX_SHOWN]
+        return dataclasses.replace(self, shown=frozenset(ids))
+
+    def key(self) -> tuple:
+        """What makes one rendering of a notebook differ from another (the cache's key)."""
+        if self.every:
+            return ("all",)
+        return (self.output_bytes, self.page_bytes, tuple(sorted(self.shown)))
+
+
+#: nothing collapsed (what a render without limits shows, e.g. the classes service's views)
+EVERYTHING = Collapse(output_bytes=0, page_bytes=0)
+_OUTPUT_ID = re.compile(r"^[0-9]{1,6}\.[0-9]{1,4}$")
+_CELL_TAG = re.compile(r"<t[dh][\s>]", re.IGNORECASE)
 
 
 class NotebookError(ValueError):
@@ -195,6 +246,8 @@ white-space:pre-wrap;word-break:break-word}
 .stderr{background:#fff1f0}
 .error pre{color:#82071e}
 .note{color:#6e7781;font-style:italic}
+.collapsed{background:#f6f8fa;border:1px dashed #d0d7de;border-radius:4px}
+.collapsed-note{margin:0 0 10px;padding:6px 8px;background:#fff8c5;border-radius:4px}
 .markdown{padding:0 8px}
 .markdown img,.output img{max-width:100%}
 table{border-collapse:collapse;margin:4px 0}
@@ -238,8 +291,9 @@ def _image(mime: str, data: Any) -> str | None:
     return f'<img alt="output image" src="data:{mime};base64,{b64}">'
 
 
-def render_output(output: dict) -> str:
-    """One output of a code cell, as harmless HTML."""
+def render_output(output: dict, oid: str = "", outputs: _Outputs | None = None) -> str:
+    """One output of a code cell, as harmless HTML; an HTML output through ``outputs``
+    (which may collapse it, :class:`Collapse`) when given, ``oid`` naming it."""
     kind = output.get("output_type")
     if kind == "stream":
         css = "stderr" if output.get("name") == "stderr" else ""
@@ -259,6 +313,8 @@ def render_output(output: dict) -> str:
             continue
         value = data[mime]
         if mime == "text/html":
+            if outputs is not None:
+                return outputs.html(oid, text_of(value))
             return f'<div class="output html">{clean_html(text_of(value))}</div>'
         if mime == "text/markdown":
             return f'<div class="output markdown">{markdown_html(text_of(value))}</div>'
@@ -309,7 +365,52 @@ def _highlighter(node: dict) -> Callable[[str], str]:
     return code
 
 
-def render_cell(cell: dict, code: Callable[[str], str]) -> str:
+class _Outputs:
+    """The HTML outputs of one page: which are shown and which collapsed
+    (:class:`Collapse`), and how many were collapsed."""
+
+    def __init__(self, collapse: Collapse):
+        self.collapse = collapse
+        self.used = 0
+        self.collapsed = 0
+
+    def html(self, oid: str, fragment: str) -> str:
+        c = self.collapse
+        size = len(fragment)
+        too_big = bool(c.output_bytes and size > c.output_bytes) or bool(
+            c.page_bytes and self.used + size > c.page_bytes
+        )
+        if c.every or not too_big:
+            self.used += size  # an output shown on request does not count: others stay
+            return f'<div class="output html">{clean_html(fragment)}</div>'
+        anchor = f"out-{oid.replace('.', '-')}"
+        if oid in c.shown:
+            rest = ",".join(sorted(c.shown - {oid}))
+            return (
+                f'<div class="shown" id="{anchor}"><p class="note">A large output, shown on '
+                f'request. <a href="?show={rest}{c.link_query}#{anchor}-c">Collapse it</a></p>'
+                f'<div class="output html">{clean_html(fragment)}</div></div>'
+            )
+        self.collapsed += 1
+        cells = len(_CELL_TAG.findall(fragment))
+        what = f"{_size_text(size)}, {cells:,} table cells" if cells else _size_text(size)
+        show = ",".join(sorted(c.shown | {oid}))
+        return (
+            f'<div class="output collapsed" id="{anchor}-c"><p class="note">An HTML output of '
+            f"{what}, collapsed so that the notebook opens quickly. "
+            f'<a class="show" href="?show={show}{c.link_query}#{anchor}">Show it</a></p></div>'
+        )
+
+
+def _size_text(size: int) -> str:
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.1f} MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
+def render_cell(
+    cell: dict, code: Callable[[str], str], index: int = 0, outputs: _Outputs | None = None
+) -> str:
     kind = cell.get("cell_type")
     source = text_of(cell.get("source"))
     if kind == "markdown":
@@ -321,10 +422,12 @@ def render_cell(cell: dict, code: Callable[[str], str]) -> str:
     if kind == "code":
         count = cell.get("execution_count")
         prompt = f"[{count}]:" if isinstance(count, int) else "[ ]:"
-        outputs = "".join(render_output(o) for o in outputs_of(cell))
+        shown = "".join(
+            render_output(o, f"{index}.{n}", outputs) for n, o in enumerate(outputs_of(cell))
+        )
         return (
             f'<div class="cell code"><div class="prompt">{prompt}</div><div class="body">'
-            f'<div class="input"><pre>{code(source)}</pre></div>{outputs}</div></div>'
+            f'<div class="input"><pre>{code(source)}</pre></div>{shown}</div></div>'
         )
     return (
         f'<div class="cell raw"><div class="prompt"></div><div class="body">'
@@ -341,16 +444,27 @@ def page(title: str, body: str, style: str = "") -> str:
     )
 
 
-def render_html(raw: bytes, title: str = "Notebook") -> str:
-    """The sanitised HTML page of notebook ``raw`` (bytes of an ``.ipynb`` file)."""
+def render_html(raw: bytes, title: str = "Notebook", collapse: Collapse | None = None) -> str:
+    """The sanitised HTML page of notebook ``raw`` (bytes of an ``.ipynb`` file), its very
+    large HTML outputs collapsed as ``collapse`` says (None: nothing collapsed)."""
     node = parse_notebook(raw)
     code = _highlighter(node)
+    collapse = collapse or EVERYTHING
+    outputs = _Outputs(collapse)
     try:
-        cells = "".join(render_cell(c, code) for c in cells_of(node))
+        cells = "".join(render_cell(c, code, i, outputs) for i, c in enumerate(cells_of(node)))
     except RecursionError:
         raise NotebookError("The notebook cannot be shown: it is nested too deeply.") from None
     if not cells:
         cells = '<p class="note">This notebook has no cells.</p>'
+    if outputs.collapsed:
+        many = "s are" if outputs.collapsed > 1 else " is"
+        cells = (
+            f'<p class="note collapsed-note" id="collapsed-note">{outputs.collapsed:,} large '
+            f"HTML output{many} collapsed so that the notebook opens quickly; each has a "
+            f'Show link. <a href="?show=all{collapse.link_query}">Show every output</a> '
+            "(slower to open).</p>" + cells
+        )
     return _SCRIPT_RE.sub("", page(title, f'<main class="notebook">{cells}</main>'))
 
 
@@ -412,9 +526,12 @@ class Renderer:
         jobs = [loop.run_in_executor(pool, _warm) for _ in range(self.workers)]
         await asyncio.wait_for(asyncio.gather(*jobs), max(self.timeout, 60.0))
 
-    async def render(self, raw: bytes, title: str = "Notebook") -> str:
-        """The sanitised HTML of ``raw``; :class:`NotebookError` when it cannot be shown."""
-        return await self.run(render_html, raw, title)
+    async def render(
+        self, raw: bytes, title: str = "Notebook", collapse: Collapse | None = None
+    ) -> str:
+        """The sanitised HTML of ``raw`` (large outputs collapsed as ``collapse`` says);
+        :class:`NotebookError` when it cannot be shown."""
+        return await self.run(render_html, raw, title, collapse)
 
     async def run(self, fn: Callable[..., str], *args: Any) -> str:
         """``fn(*args)`` (a module-level function, picklable) in a worker, within the

@@ -313,7 +313,37 @@ class ClassesApp(HomesSettings, ServiceApp):
         """,
     )
 
-    @validate("join_failures_per_account", "join_failures_per_address", "join_failure_window")
+    join_code_signup = Bool(
+        config=True,
+        help="""Let people without an account sign up with a class's join code: the page
+        ``/services/classes/signup`` (linked from the hub's login page) creates a local
+        student account with the name and password they choose and puts it on that
+        class's roster, as if a teacher had created it. Needs ``join_codes`` on (without
+        it the sign-up stays off and the log says so). Wrong
+        codes count against the address as for joining (``join_failures_per_address``),
+        and one address makes at most ``signups_per_address`` accounts within an hour.
+        Set from ``CLASSHUB_JOIN_CODE_SIGNUP`` (``1``/``true`` to turn it on).
+
+        Example: ``c.ClassesApp.join_code_signup = True``
+        """,
+    )
+
+    signups_per_address = Int(
+        config=True,
+        help="""Accounts one address may create by signing up with a join code within an
+        hour (``CLASSHUB_SIGNUPS_PER_ADDRESS``; a class behind one NAT shares the address:
+        allow a class's size).
+
+        Example: ``c.ClassesApp.signups_per_address = 60``
+        """,
+    )
+
+    @validate(
+        "join_failures_per_account",
+        "join_failures_per_address",
+        "join_failure_window",
+        "signups_per_address",
+    )
     def _check_join_limits(self, proposal):
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
@@ -409,6 +439,11 @@ class ClassesApp(HomesSettings, ServiceApp):
         )
 
     def handlers(self):
+        if self.join_code_signup and not self.join_codes:
+            self.log.warning(
+                "ClassesApp.join_code_signup is on but join codes are off: the sign-up "
+                "stays off; set CLASSHUB_JOIN_CODES=1 too."
+            )
         deps = {
             "store": self.store,
             "hub": self.hub,
@@ -425,6 +460,13 @@ class ClassesApp(HomesSettings, ServiceApp):
                 per_account=self.join_failures_per_account,
                 per_address=self.join_failures_per_address,
                 window=self.join_failure_window,
+            ),
+            "join_code_signup": self.join_codes and self.join_code_signup,
+            # accounts made per address and hour (every sign-up counts, made or not)
+            "signup_limiter": JoinLimiter(
+                per_account=self.signups_per_address,
+                per_address=self.signups_per_address,
+                window=3600.0,
             ),
         }
         # the pages first: their "" (My classes) replaces the API's sign-in answer for

@@ -26,6 +26,9 @@
 ``POST   api/classes/<code>/join-code``           a new random join code (teachers, admins)
 ``POST   api/join``                               a student enrols with ``{"join_code"}``
                                                   (when ``ClassesApp.join_codes`` is on)
+``POST   api/signup``                             no sign-in: a new student account on the
+                                                  code's roster ``{"join_code", "username",
+                                                  "password"}`` (``join_code_signup``)
 ``GET    api/settings``                           the admin's limits for class environments
 ================================================  ==========================================
 
@@ -175,6 +178,8 @@ class HomeHandler(ClassesHandler):
     """``GET <prefix>``: signs a browser in (OAuth through the hub). The pages replace
     it with the "my classes" page."""
 
+    same_origin_home = True  # pages of other services read the XSRF token here
+
     @web.authenticated
     async def get(self):
         user = self.require_user()
@@ -183,6 +188,8 @@ class HomeHandler(ClassesHandler):
                 "name": user["name"],
                 "admin": bool(user.get("admin")),
                 "api": self.settings["service_prefix"] + "api/classes",
+                # a page of another service calls this one with it (deleting a person)
+                "xsrf": self.xsrf_token.decode("ascii"),
             }
         )
 
@@ -299,8 +306,12 @@ class ClassHandler(ClassesHandler):
 class CopyHandler(ClassesHandler):
     """``POST api/classes/<code>/copy`` ``{"code", "name"?, "term"?}``: a new class for a
     new term with the original's teachers and environment, no students (admins, who
-    create classes). Material and assignments live in the files and grades services and
-    are not copied by this call (see the teacher guide)."""
+    create classes). Material and assignments live in the files and grades services: the
+    class page's script then asks each of them (``POST api/classes/<new>/copy`` of the
+    files service, ``POST api/classes/<new>/copy-assignments`` of the grades service) as
+    the same person, and each checks that person's rights on both classes itself. No
+    service calls another: nothing here holds a credential of the files or grades
+    service, and the copy can take nothing the person could not read."""
 
     async def post(self, code):
         actor = self.actor()
@@ -587,6 +598,86 @@ class JoinHandler(ClassesHandler):
         )
 
 
+class SignupHandler(ClassesHandler):
+    """``POST api/signup`` ``{"join_code", "username", "password"}``, without a sign-in: a
+    new local student account, on the roster of the class whose join code it is (when
+    the admin turns it on, ``ClassesApp.join_code_signup``). The hub makes the account as
+    for a teacher (the service's student-accounts scope: students only, never a name that
+    exists); the person then signs in with it. Per address: wrong codes count as for
+    joining (``join_limiter``), and every sign-up counts against ``signup_limiter``
+    (accounts per hour); over either, 429 with ``Retry-After``. A wrong code is answered
+    the same whether or not any class exists."""
+
+    join_code_signup: bool
+    join_limiter: JoinLimiter
+    signup_limiter: JoinLimiter
+
+    def _too_many(self, wait: float, what: str) -> None:
+        minutes = max(1, round(wait / 60))
+        self.set_header("Retry-After", str(int(wait) + 1))
+        message = f"Too many {what} from your network; try again in {minutes} minute(s)."
+        self.write_json({"status": 429, "message": message}, status=429)
+
+    async def post(self):
+        if not self.join_code_signup:
+            raise NotFound(
+                "Signing up with a join code is switched off on this hub; ask your teacher "
+                "for an account."
+            )
+        # nobody is signed in, so the hub's check (made when a cookie signs someone in)
+        # has not run: the sign-up page's token is required here, against forged forms
+        self.check_xsrf_cookie()
+        body = self.json_body(
+            {"join_code", "username", "password"}, required=("join_code", "username", "password")
+        )
+        address = self.request.remote_ip or ""
+        key = "signup@" + address  # no account yet: the address is the key of both counts
+        now = self.clock()
+        wait = self.join_limiter.retry_after(key, address, now)
+        if wait > 0:
+            self._too_many(wait, "wrong join codes")
+            return
+        wait = self.signup_limiter.retry_after(key, address, now)
+        if wait > 0:
+            self._too_many(wait, "sign-ups")
+            return
+        name = self.username_arg(body["username"])
+        password = body["password"]
+        if not isinstance(password, str) or not password:
+            raise BadRequest("Choose a password.")
+        join_code = normal_join_code(body["join_code"])
+        record = await self.store.find_by_join_code(join_code) if join_code else None
+        if record is None or record.get("archived"):
+            self.join_limiter.failed(key, address, now)
+            self.log.info("A sign-up with a wrong join code")
+            raise BadRequest(WRONG)
+        code = record["code"]
+        problem = roster_size_problem(record.get("students", ()), [name], self.limits)
+        if problem:
+            raise BadRequest("This class is full; ask your teacher.")
+        self.signup_limiter.failed(key, address, now)  # every attempt past here counts
+        payload = {"username": name, "password": password, "by": name, "max_accounts": 1}
+        try:
+            await self.hub.request("POST", "/classhub/student-accounts", body=payload)
+        except HubConflict:
+            raise Conflict(
+                f"The name {name} is taken. Choose another one, or sign in if it is yours."
+            ) from None
+        except HubBadRequest as e:
+            raise BadRequest(e.hub_message) from None
+        await self.store.add_students(code, [name], now=now)
+        self.log.info("%s signed up with the join code of %s", name, code)
+        self.write_json(
+            {
+                "username": name,
+                "code": code,
+                "name": record["name"],
+                "hub_sync": await self.sync_groups(code),
+            },
+            status=201,
+        )
+
+
 class BulkServersHandler(ClassesHandler):
     """``POST api/classes/<code>/servers`` ``{"action": "start" | "stop"}``: start or stop
     the class server of everybody on the roster (the class's teachers and admins). The
@@ -752,6 +843,7 @@ def class_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (f"api/classes/{code}/accounts", AccountsHandler, deps),
         (f"api/classes/{code}/join-code", JoinCodeHandler, deps),
         ("api/join", JoinHandler, deps),
+        ("api/signup", SignupHandler, deps),
         (f"api/classes/{code}/students/{name}/password", StudentPasswordHandler, deps),
         (f"api/classes/{code}/copy", CopyHandler, deps),
         (f"api/people/{name}", PersonHandler, deps),

@@ -10,6 +10,8 @@ script (``static/classes.js``) that calls the REST API for every change and poll
 ``GET <prefix>classes/<code>``     a class's page, for its teachers and admins: roster
                                    with server states, start/stop/open, add/remove, CSV
                                    import, settings, archive
+``GET <prefix>signup``              sign up with a class's join code (no sign-in needed;
+                                   ``ClassesApp.join_code_signup``)
 ``GET <prefix>static/<file>``      the pages' script and style sheet (no sign-in needed)
 =================================  ======================================================
 
@@ -152,10 +154,34 @@ class ClassPage(PageHandler):
         return roster_servers(names, active, code, self.hub_base_url), ""
 
 
+class SignupPage(PageHandler):
+    """``GET <prefix>signup``: sign up with a class's join code (no sign-in needed; when
+    ``ClassesApp.join_code_signup`` is on, else a page that says it is off)."""
+
+    join_code_signup: bool
+
+    def wants_html(self) -> bool:
+        return True
+
+    async def get(self):
+        if not self.join_code_signup:
+            raise web.HTTPError(
+                404, "Signing up with a join code is switched off on this hub; ask your teacher."
+            )
+        self.render_page(
+            "signup.html",
+            # the page's POST is checked against it, as every page's (a signed-out visitor
+            # has no token of a session yet)
+            xsrf_token=self.xsrf_token.decode("ascii"),
+            login_url=f"{self.hub_prefix()}hub/login",
+        )
+
+
 def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     """The pages' routes; they go before the API's, so ``""`` is the "My classes" page."""
     return [
         ("", HomePage, deps),
         (r"classes/([^/]+)", ClassPage, deps),
+        ("signup", SignupPage, deps),
         (r"static/(classes\.js|classes\.css)", StaticHandler, {"path": str(STATIC)}),
     ]

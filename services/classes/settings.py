@@ -9,7 +9,7 @@ environment into the service's ``environment``. A new setting: add its trait (wi
 
 from __future__ import annotations
 
-from common.hubenv import CPU_LIMIT, MEM_LIMIT, SINGLEUSER_IMAGE
+from common.hubenv import CPU_LIMIT, JOIN_CODE_SIGNUP, MEM_LIMIT, SINGLEUSER_IMAGE
 from common.settings import EnvSetting, EnvTable, number, switch, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
@@ -33,6 +33,9 @@ CLASSES_TABLE = EnvTable(
         EnvSetting("reconcile_interval", "CLASSHUB_RECONCILE_INTERVAL", 600.0, number, SECONDS),
         # students enrol themselves with a class's join code
         EnvSetting("join_codes", "CLASSHUB_JOIN_CODES", False, switch, "true or false"),
+        # ... and sign up with it (a new student account, enrolled)
+        JOIN_CODE_SIGNUP.of("join_code_signup"),
+        EnvSetting("signups_per_address", "CLASSHUB_SIGNUPS_PER_ADDRESS", 40, whole, "a number"),
     ),
     # per-user origins: where the links to students' servers point (hub_base_url); the
     # image catalogue (JSON) and its older form (names): ClassesApp's own @defaults of

@@ -29,6 +29,9 @@ An *area* is ``me`` (the caller's private files), ``class/<code>`` (a class's ma
 ``GET    api/classes/<code>/pushes/<id>``           one push with every student's report
 ``POST   api/classes/<code>/pushes/<id>/run``       run it again: finishes what is missing
 ``DELETE api/classes/<code>/pushes/<id>``           cancel a scheduled push
+``POST   api/classes/<code>/copy``                  ``{"from": "<old code>"}``: the old
+                                                    class's material and starting files
+                                                    into this one (teachers of both)
 ==================================================  =======================================
 
 Services listed in ``FilesApp.release_services`` (the grades service, with its own hub
@@ -71,6 +74,7 @@ from . import unpack
 from .areas import (
     ASSIGNMENTS,
     LIST_STARTING_FILES,
+    MATERIAL,
     READ_RELEASE_PUSH,
     RELEASE_PUSH,
     UPLOAD_STARTING_FILE,
@@ -222,11 +226,15 @@ class HomeHandler(FilesHandler):
     """``GET <prefix>``: signs a browser in (OAuth through the hub); the pages replace it
     with the "My files" page for browsers."""
 
+    same_origin_home = True  # pages of other services read the XSRF token here
+
     @web.authenticated
     async def get(self):
         user = self.require_user()
         prefix = self.settings["service_prefix"]
-        self.write_json({"name": user["name"], "api": prefix + "api/files/me"})
+        # the XSRF token: a page of another service calls this one with it (a class's copy)
+        xsrf = self.xsrf_token.decode("ascii")
+        self.write_json({"name": user["name"], "api": prefix + "api/files/me", "xsrf": xsrf})
 
 
 class ListHandler(FilesHandler):
@@ -540,6 +548,61 @@ class RenameHandler(FilesHandler):
         self.write_json({"from": source, "to": target, "moved": len(moves)})
 
 
+class ClassCopyHandler(FilesHandler):
+    """``POST api/classes/<code>/copy`` ``{"from": "<old code>"}``: copy the material and
+    the assignments' starting files of class ``<old code>`` into class ``<code>`` (a copy
+    of a class for a new term; the classes page calls it after the classes service made
+    the new class). The caller must teach (or administer) both classes: it can copy
+    nothing it could not read and write itself. Files the new class has already are
+    kept as they are (``skipped``), so calling it again finishes an interrupted copy."""
+
+    async def post(self, code):
+        caller = self.caller()
+        body = self.json_body({"from"}, required=("from",))
+        source = names.validate_code(body["from"])
+        target = names.validate_code(code)
+        if source == target:
+            raise BadRequest("A class cannot be copied into itself.")
+        quota = self.limits["material_quota"]
+        answer: dict = {"from": source, "code": target}
+        plans = []
+        for kind in (MATERIAL, ASSIGNMENTS):
+            if kind == MATERIAL:
+                old, _ = await material_area(self.membership, caller, source, quota, write=True)
+                new, _ = await material_area(self.membership, caller, target, quota, write=True)
+            else:
+                old = await assignments_area(self.membership, caller, source, quota)
+                new = await assignments_area(self.membership, caller, target, quota)
+            existing = {o.key: o.size for o in await self.objects.list(new.prefix)}
+            wanted = await self.objects.list(old.prefix)
+            todo = [(o, new.key(old.path_of(o.key))) for o in wanted]
+            todo = [(o, key) for o, key in todo if key not in existing]
+            total = sum(existing.values()) + sum(o.size for o, _ in todo)
+            if total > new.quota:
+                raise BadRequest(
+                    f"The copy does not fit: {new.label} would hold {size_text(total)}, more "
+                    f"than its {size_text(new.quota)}. Make room in the new class first."
+                )
+            plans.append((kind, todo, len(wanted) - len(todo)))
+        for kind, todo, skipped in plans:
+            for stored, key in todo:
+                await self.objects.copy(stored.key, key)
+            answer[kind] = {
+                "copied": len(todo),
+                "skipped": skipped,
+                "bytes": sum(o.size for o, _ in todo),
+            }
+        self.log.info(
+            "%s copied the files of class %s to %s (%d material, %d starting files)",
+            caller.name,
+            source,
+            target,
+            answer[MATERIAL]["copied"],
+            answer[ASSIGNMENTS]["copied"],
+        )
+        self.write_json(answer)
+
+
 # ----- pushes
 
 
@@ -711,6 +774,7 @@ def files_handlers(deps: dict) -> list[tuple[str, type, dict]]:
         (rf"api/files/{AREA}/file", FileHandler, files),
         (rf"api/files/{AREA}/folder", FolderHandler, files),
         (rf"api/files/{AREA}/rename", RenameHandler, files),
+        (r"api/classes/([^/]+)/copy", ClassCopyHandler, files),
         (r"api/classes/([^/]+)/pushes", PushListHandler, pushes),
         (r"api/classes/([^/]+)/pushes/([0-9A-Za-z-]+)", PushItemHandler, pushes),
         (r"api/classes/([^/]+)/pushes/([0-9A-Za-z-]+)/run", PushRunHandler, pushes),

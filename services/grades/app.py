@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
@@ -26,6 +27,9 @@ from services.base.membership import Membership
 from services.base.pages import normal_base_url
 from services.base.s3 import ObjectStore
 
+from .autograde.service import Autograding, snapshot_loader
+from .autograde.settings import AutogradeSettings
+from .autogradeapi import autograde_handlers
 from .bookcache import GradebookCache
 from .collect import Collector
 from .deadlines import Deadliner
@@ -39,7 +43,7 @@ from .store import GradesStore
 
 
 @GRADES_TABLE.install
-class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
+class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
     default_service_name = "grades"
@@ -326,6 +330,17 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
             retry_after=self.release_retry_interval,
             log=self.log,
         )
+        self.autograding = Autograding(
+            store=self.store,
+            grader=self.make_autograder(self.log, deployment=self.homes_deployment),
+            load=snapshot_loader(self.objects),
+            settings=self.autograde_worker_settings(),
+            concurrency=self.autograde_concurrency,
+            images=self.autograde_images,
+            default_image=self.autograde_image,
+            name=f"{socket.gethostname()}:{os.getpid()}",
+            log=self.log,
+        )
         self.deadliner = Deadliner(
             store=self.store,
             collector=self.collector,
@@ -348,17 +363,39 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
             "files_pages": f"{normal_base_url(self.hub_base_url)}services/files/",
             "gradebook_cache": self.gradebook_cache,
             "review": self.review,
+            "autograding": self.autograding,
         }
-        return page_handlers(deps) + review_handlers(deps) + grades_handlers(deps)
+        return (
+            page_handlers(deps)
+            + review_handlers(deps)
+            + autograde_handlers(deps)
+            + grades_handlers(deps)
+        )
 
     def health_checks(self):
         return {"postgresql": self.store.ping, "s3": self.objects.ping, **super().health_checks()}
 
     async def on_started(self) -> None:
+        # set once the store is open AND migrated (store.opened is true from the moment
+        # the pool exists, before the migrations ran)
+        self._store_ready = asyncio.Event()
         self.spawn(self._open_store(), "grades-store")
         self.spawn(self._sweep_helpers(), "grades-helpers")
         self.spawn(self.review.warm(), "grades-renderer")
         self.spawn(self._deadlines(), "grades-deadlines")
+        self.spawn(self._autograde(), "grades-autograde")
+
+    async def _autograde(self) -> None:
+        """Once the store is open: remove grading containers a stopped run of this
+        deployment left, then run the grading queue's workers until the service stops."""
+        await self._store_ready.wait()
+        try:
+            removed = await self.autograding.grader.remove_leftovers()
+            if removed:
+                self.log.info("Removed %d grading container(s) of an earlier run", removed)
+        except Exception as e:  # Docker down: the workers' runs say so themselves
+            self.log.warning("Grading containers of an earlier run not checked: %s", e)
+        await self.autograding.run()
 
     async def _deadlines(self) -> None:
         """Every ``deadline_interval``: plan the deadline snapshots of assignments whose
@@ -391,6 +428,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
             try:
                 await self.store.open()
                 self.log.info("Grades store ready (schema classhub_grades migrated)")
+                self._store_ready.set()
                 break
             except Unavailable as e:
                 self.log.warning("Grades store not ready yet (retrying in %.0f s): %s", wait, e)
@@ -416,6 +454,7 @@ class GradesApp(ReviewSettings, HomesSettings, ServiceApp):
                 self.log.exception("Feedback delivery failed; retrying")
 
     async def teardown(self) -> None:
+        self.autograding.close()
         self.review.close()
         self.homes.close()
         self.files.close()

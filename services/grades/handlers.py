@@ -7,6 +7,9 @@
 ``POST   api/classes/<code>/assignments``                 create (teachers)
 ``GET    api/classes/<code>/assignments/<slug>``          one assignment
 ``PATCH  api/classes/<code>/assignments/<slug>``          edit (teachers)
+``POST   api/classes/<code>/copy-assignments``            ``{"from": "<old code>"}``: the
+                                                          old class's assignments, archived
+                                                          and undated (teachers of both)
 ``DELETE api/classes/<code>/assignments/<slug>``          delete one without submissions
                                                           (teachers; otherwise 409: archive)
 ``POST   .../assignments/<slug>/archive``                 teachers: hide it from students,
@@ -450,6 +453,56 @@ _ASSIGNMENT_FIELDS = {
 }
 
 
+class CopyAssignmentsHandler(GradesHandler):
+    """``POST api/classes/<code>/copy-assignments`` ``{"from": "<old code>"}``: the old
+    class's assignments (not archived) again in class ``<code>``, for a new term: title,
+    instructions, points, late policy and penalty, starting files' names and questions;
+    no release or due date, no submissions, grades or extensions. The copies are archived
+    (students see nothing, nothing is released) until a teacher sets this term's dates
+    and restores them. The caller must teach (or administer) both classes. An assignment whose
+    folder name the new class has already is left as it is (``skipped``), so calling it
+    again finishes an interrupted copy. The starting files themselves are in the files
+    service (its ``POST api/classes/<code>/copy``)."""
+
+    async def post(self, code):
+        target = await self.teacher(code)
+        body = self.json_body({"from"}, required=("from",))
+        if not isinstance(body["from"], str):
+            raise BadRequest("'from' must be the code of the class to copy from.")
+        source = await self.teacher(body["from"])
+        if source == target:
+            raise BadRequest("A class cannot be copied into itself.")
+        actor = self.caller().name
+        have = {a.slug for a in await self.store.list_assignments(target, include_archived=True)}
+        copied, skipped = [], []
+        for old in await self.store.list_assignments(source):
+            if old.slug in have:
+                skipped.append(old.slug)
+                continue
+            fields = rules.AssignmentFields(
+                slug=old.slug,
+                title=old.title,
+                max_points=old.max_points,
+                instructions=old.instructions,
+                late_policy=old.late_policy,
+                late_penalty_percent=old.late_penalty_percent,
+                starting_files=old.starting_files,
+            )
+            # archived: nothing is released nor shown to students until a teacher has set
+            # this term's dates and restores it
+            new = await self.store.create_assignment(target, fields, actor=actor, archived=True)
+            questions = await self.store.questions(old.id)
+            if questions:
+                await self.store.set_questions(
+                    new.id,
+                    [{"label": q.label, "points": q.points, "origin": q.origin} for q in questions],
+                    actor=actor,
+                )
+            copied.append(old.slug)
+        self.log.info("%s copied %d assignment(s) of %s to %s", actor, len(copied), source, target)
+        self.write_json({"from": source, "code": target, "copied": copied, "skipped": skipped})
+
+
 class AssignmentHandler(GradesHandler):
     async def get(self, code, slug):
         code, role = await self.role(code)
@@ -636,6 +689,11 @@ class SubmitHandler(GradesHandler):
         submission, duplicate, snapshot = await self.collector.submit(
             assignment.id, code, assignment.slug, me, collected_by=None
         )
+        # the version's grading job, if the assignment grades on Submit, was queued with
+        # it (a trigger, migration 0006): the workers look now, not at their next poll
+        autograding = getattr(self, "autograding", None)
+        if autograding is not None and not duplicate:
+            autograding.wake()
         view = await self.version_answer(submission, assignment, STUDENT)
         self.write_json(
             {
@@ -1046,10 +1104,19 @@ class GradebookHandler(GradesHandler):
 
 
 class HomeHandler(GradesHandler):
+    same_origin_home = True  # pages of other services read the XSRF token here
+
     @web.authenticated
     async def get(self):
         user = self.require_user()
-        self.write_json({"name": user["name"], "api": self.settings["service_prefix"] + "api/"})
+        # the XSRF token: a page of another service calls this one with it (a class's copy)
+        self.write_json(
+            {
+                "name": user["name"],
+                "api": self.settings["service_prefix"] + "api/",
+                "xsrf": self.xsrf_token.decode("ascii"),
+            }
+        )
 
 
 def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
@@ -1057,6 +1124,7 @@ def grades_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     return [
         ("", HomeHandler, deps),
         (r"api/classes/([^/]+)/assignments", AssignmentsHandler, deps),
+        (r"api/classes/([^/]+)/copy-assignments", CopyAssignmentsHandler, deps),
         (a, AssignmentHandler, deps),
         (a + r"/(archive|unarchive)", ArchiveHandler, deps),
         (a + r"/extensions", ExtensionsHandler, deps),

@@ -158,5 +158,9 @@ def page_handlers(deps: dict) -> list[tuple[str, type, dict]]:
     return [
         ("", HomePage, deps),
         (r"classes/([^/]+)", ClassPage, deps),
-        (r"static/(grades\.js|grades\.css|questions\.js)", StaticHandler, {"path": str(STATIC)}),
+        (
+            r"static/(grades\.js|grades\.css|questions\.js|autograde\.js)",
+            StaticHandler,
+            {"path": str(STATIC)},
+        ),
     ]

@@ -6,8 +6,11 @@ notebooks rendered, the difference between two versions, and **Download all**.
                                                              (path, size; notebooks with the
                                                              address of their rendering)
 ``GET api/submissions/<id>/files/<path>``                    one file, as an attachment
-``GET api/submissions/<id>/render/<path>``                   a notebook (or a text file) as
-                                                             a page that runs nothing
+``GET api/submissions/<id>/render/<path>[?show=]``           a notebook (or a text file) as
+                                                             a page that runs nothing; very
+                                                             large HTML outputs collapsed
+                                                             unless ``show`` names them
+                                                             (``all``, or ``3.0,7.1``)
 ``GET api/submissions/<id>/diff/<base id>/<path>``           the changes to ``path`` from
                                                              version ``<base id>`` to this
                                                              one (same student and
@@ -63,7 +66,7 @@ from . import snapzip
 from .downloadall import DownloadAllHandler
 from .handlers import GradesHandler, assignment_view
 from .pages import STATIC, PageHandler
-from .reviewwork import Review, viewable
+from .reviewwork import GRANT_MARK, Review, viewable
 
 # ----------------------------------------------------------------------------- handlers
 
@@ -159,9 +162,30 @@ class VersionFileHandler(ReviewHandler):
 
 
 class RenderHandler(PageAnswer, ReviewHandler):
+    """A rendered page. Opened with the viewer's sign-in, its Show links carry a grant
+    (:class:`.reviewwork.Grants`): clicked in the sandboxed page, they come without the
+    viewer's cookies, and the grant lets them render this file of this version again
+    (with other outputs shown) for an hour, and nothing else."""
+
     async def get(self, submission_id, raw_path):
-        submission, _, _ = await self.submission(submission_id)
-        _send_page(self, await self.review.rendered(submission, _file_path(raw_path)))
+        path = _file_path(raw_path)
+        grants = self.review.grants(self.settings["cookie_secret"])
+        grant = self.get_query_argument("grant", "")[:100]
+        now = self.now().timestamp()
+        if self.current_user is None and grant:
+            if not grants.check(grant, int(submission_id), path, now):
+                raise web.HTTPError(
+                    403,
+                    "This link has expired. Open the notebook again from the review page.",
+                )
+            submission = await self.store.get_submission(int(submission_id))
+        else:
+            submission, _, _ = await self.submission(submission_id)
+            grant = grants.make(submission.id, path, now)
+        # ?show=: the collapsed outputs the teacher asked for (the page's Show links)
+        show = self.get_query_argument("show", "")[:2000]
+        body = await self.review.rendered(submission, path, show)
+        _send_page(self, body.replace(GRANT_MARK.encode(), grant.encode("ascii")))
 
     #: HEAD renders and keeps the page without sending it: the review page asks for the
     #: next and previous students' notebooks so that moving to them shows them at once

@@ -10,7 +10,7 @@ from traitlets.config import Configurable
 from common.units import parse_size
 from services.base import nbrender
 
-from .reviewwork import RenderCache, Review
+from .reviewwork import GRANT_QUERY, RenderCache, Review
 from .settings import REVIEW_TABLE
 
 
@@ -19,6 +19,10 @@ def _size(name: str, value: str) -> int:
         return parse_size(value)
     except ValueError as e:
         raise TraitError(f"GradesApp.{name} is not a size such as 256M or 2G: {e}") from None
+
+
+def _size_or_zero(name: str, value: str) -> int:
+    return 0 if value.strip() == "0" else _size(name, value)
 
 
 @REVIEW_TABLE.install
@@ -96,6 +100,42 @@ class ReviewSettings(Configurable):
             _size("render_cache_size", proposal.value)
         return proposal.value
 
+    render_collapse_output = Unicode(
+        config=True,
+        help="""An HTML output larger than this is shown collapsed in a rendered notebook
+        (K, M suffixes; 0: never for its size alone; ``CLASSHUB_GRADES_RENDER_COLLAPSE_OUTPUT``):
+        a placeholder says how large it is and how many table cells it has, and its
+        **Show it** link opens the page again with that output in place. A browser
+        parses a 450,000-cell table for about 2 s; collapsed, the notebook opens at once.
+
+        Example: ``c.GradesApp.render_collapse_output = "512K"``
+        """,
+    )
+
+    @validate("render_collapse_output")
+    def _check_render_collapse_output(self, proposal):
+        if proposal.value.strip() != "0":
+            _size("render_collapse_output", proposal.value)
+        return proposal.value
+
+    render_collapse_page = Unicode(
+        config=True,
+        help="""Once the HTML outputs shown in a rendered notebook hold this much, every
+        further HTML output is shown collapsed (K, M suffixes; 0: no limit;
+        ``CLASSHUB_GRADES_RENDER_COLLAPSE_PAGE``): a notebook of hundreds of tables opens
+        with its first ones, the others one **Show it** (or **Show every output**) away.
+        Ordinary notebooks stay far below it.
+
+        Example: ``c.GradesApp.render_collapse_page = "2M"``
+        """,
+    )
+
+    @validate("render_collapse_page")
+    def _check_render_collapse_page(self, proposal):
+        if proposal.value.strip() != "0":
+            _size("render_collapse_page", proposal.value)
+        return proposal.value
+
     download_all_concurrency = Integer(
         2,
         config=True,
@@ -116,7 +156,6 @@ class ReviewSettings(Configurable):
         return proposal.value
 
     def make_review(self, objects, log) -> Review:
-        cache = self.render_cache_size.strip()
         return Review(
             objects=objects,
             renderer=nbrender.Renderer(
@@ -124,7 +163,12 @@ class ReviewSettings(Configurable):
                 timeout=float(self.render_timeout),
                 memory_bytes=_size("render_memory", self.render_memory),
             ),
-            cache=RenderCache(0 if cache == "0" else _size("render_cache_size", cache)),
+            cache=RenderCache(_size_or_zero("render_cache_size", self.render_cache_size)),
             downloads=self.download_all_concurrency,
             log=log,
+            collapse=nbrender.Collapse(
+                output_bytes=_size_or_zero("render_collapse_output", self.render_collapse_output),
+                page_bytes=_size_or_zero("render_collapse_page", self.render_collapse_page),
+                link_query=GRANT_QUERY,
+            ),
         )

@@ -7,6 +7,8 @@ same content in another version, costs no rendering), and streaming one file."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +33,40 @@ _TEXT_SUFFIXES = (
     ".py", ".md", ".txt", ".csv", ".tsv", ".json", ".r", ".jl", ".sql", ".sh", ".tex", ".yml",
     ".yaml", ".toml", ".cfg", ".ini", ".c", ".h", ".cpp", ".java", ".js", ".html", ".css",
 )  # fmt: skip
+
+
+#: in a rendered page's Show and Collapse links, replaced by a grant for each answer
+GRANT_MARK = "__classhub_grant__"
+GRANT_QUERY = "&grant=" + GRANT_MARK
+#: how long the Show links of a page opened with the viewer's sign-in work
+GRANT_SECONDS = 3600
+
+
+class Grants:
+    """Grants in a rendered page's Show links: the page runs no script and has an origin
+    of its own, so a link clicked in it navigates without the viewer's cookies (the
+    browser treats the request as cross-site). The link carries a grant instead: an HMAC,
+    with a key derived from the service's cookie secret, of one version, one file and an
+    expiry, which lets that link render that file of that version (with other outputs
+    shown) and nothing else, until it expires. A page opened with a grant carries the same
+    grant on (never a longer one)."""
+
+    def __init__(self, secret: bytes):
+        self._key = hmac.new(secret, b"classhub review: show outputs", hashlib.sha256).digest()
+
+    def _mac(self, submission_id: int, path: str, expires: int) -> str:
+        message = f"{submission_id}\0{path}\0{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+    def make(self, submission_id: int, path: str, now: float) -> str:
+        expires = int(now) + GRANT_SECONDS
+        return f"{expires}.{self._mac(submission_id, path, expires)}"
+
+    def check(self, grant: str, submission_id: int, path: str, now: float) -> bool:
+        expires, _, mac = grant.partition(".")
+        if not expires.isdigit() or len(expires) > 12 or int(expires) < now:
+            return False
+        return hmac.compare_digest(mac, self._mac(submission_id, path, int(expires)))
 
 
 class Unreadable(ServiceError):
@@ -84,8 +120,19 @@ def viewable(path: str) -> str | None:
 class Review:
     """The review's work: the renderer, its cache, reading versions from the store."""
 
-    def __init__(self, *, objects, renderer: nbrender.Renderer, cache: RenderCache, downloads, log):
+    def __init__(
+        self,
+        *,
+        objects,
+        renderer: nbrender.Renderer,
+        cache: RenderCache,
+        downloads,
+        log,
+        collapse: nbrender.Collapse | None = None,
+    ):
         self.objects = objects
+        #: which HTML outputs a rendered notebook shows collapsed, before a teacher asks
+        self.collapse = collapse or nbrender.Collapse()
         self.renderer = renderer
         self.cache = cache
         self.log = log
@@ -95,6 +142,13 @@ class Review:
         # pages that could not be made (a broken or too slow notebook): the reason, so
         # opening it again (or the page's look-ahead) does not make a worker try again
         self._failed: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
+        self._grants: Grants | None = None
+
+    def grants(self, secret: bytes) -> Grants:
+        """The grants of Show links, keyed from the service's cookie secret (made once)."""
+        if self._grants is None:
+            self._grants = Grants(secret)
+        return self._grants
 
     async def warm(self) -> None:
         try:
@@ -180,9 +234,11 @@ class Review:
         finally:
             self._pending.pop(key, None)
 
-    async def rendered(self, s: Submission, path: str) -> bytes:
-        """The page of ``path`` in version ``s`` (a notebook or a text file)."""
+    async def rendered(self, s: Submission, path: str, show: str = "") -> bytes:
+        """The page of ``path`` in version ``s`` (a notebook or a text file); ``show``:
+        the collapsed outputs asked for (``all``, or ids such as ``3.0,7.1``)."""
         kind = viewable(path)
+        collapse = self.collapse.asking(show) if kind == "notebook" else self.collapse
         if kind is None:
             raise Unreadable(f"{path} cannot be shown here; download it instead.")
         limit = nbrender.MAX_NOTEBOOK_BYTES if kind == "notebook" else MAX_TEXT_VIEW
@@ -192,11 +248,11 @@ class Review:
             if raw is None:
                 raise NotFound(f"This version has no file {path!r}.")
             if kind == "notebook":
-                return await self.renderer.render(raw, path)
+                return await self.renderer.render(raw, path, collapse)
             return await self.renderer.run(nbrender.render_text, raw, path)
 
         try:
-            return await self._cached(("render", s.content_sha256, path), make)
+            return await self._cached(("render", s.content_sha256, path, collapse.key()), make)
         except nbrender.NotebookError as e:
             raise Unreadable(str(e)) from None
 

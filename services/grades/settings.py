@@ -9,6 +9,8 @@ its trait (with ``help=``) and its line here; the admin guide's table follows
 
 from __future__ import annotations
 
+import os
+
 from common.settings import EnvSetting, EnvTable, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
@@ -65,8 +67,42 @@ REVIEW_TABLE = EnvTable(
         EnvSetting("render_timeout", "CLASSHUB_GRADES_RENDER_TIMEOUT", 20, whole, "a number"),
         EnvSetting("render_memory", "CLASSHUB_GRADES_RENDER_MEMORY", "2G"),
         EnvSetting("render_cache_size", "CLASSHUB_GRADES_RENDER_CACHE", "256M"),
+        EnvSetting("render_collapse_output", "CLASSHUB_GRADES_RENDER_COLLAPSE_OUTPUT", "256K"),
+        EnvSetting("render_collapse_page", "CLASSHUB_GRADES_RENDER_COLLAPSE_PAGE", "1M"),
     )
 )
 
+#: autograding's settings (``AutogradeSettings``, mixed into ``GradesApp``)
+AUTOGRADE_TABLE = EnvTable(
+    (
+        EnvSetting("autograde_mem_limit", "CLASSHUB_AUTOGRADE_MEM_LIMIT", "1G"),
+        EnvSetting("autograde_pids_limit", "CLASSHUB_AUTOGRADE_PIDS_LIMIT", 256, whole, "a number"),
+        EnvSetting("autograde_cpu_limit", "CLASSHUB_AUTOGRADE_CPU_LIMIT", 1.0, number, "a number"),
+        EnvSetting("autograde_timeout", "CLASSHUB_AUTOGRADE_TIMEOUT", 300.0, number, SECONDS),
+        EnvSetting(
+            "autograde_cell_timeout", "CLASSHUB_AUTOGRADE_CELL_TIMEOUT", 60.0, number, SECONDS
+        ),
+        EnvSetting("autograde_output_limit", "CLASSHUB_AUTOGRADE_OUTPUT_LIMIT", "4M"),
+        EnvSetting("autograde_tmpfs_size", "CLASSHUB_AUTOGRADE_TMPFS_SIZE", "128M"),
+        EnvSetting(
+            "autograde_concurrency",
+            "CLASSHUB_AUTOGRADE_CONCURRENCY",
+            lambda app: os.cpu_count() or 1,
+            whole,
+            "a number",
+            doc_default="the number of cores",
+        ),
+        EnvSetting("autograde_image", "CLASSHUB_AUTOGRADE_IMAGE", "classhub/singleuser:latest"),
+        EnvSetting("autograde_lease", "CLASSHUB_AUTOGRADE_LEASE", 60.0, number, SECONDS),
+        EnvSetting(
+            "autograde_max_attempts", "CLASSHUB_AUTOGRADE_MAX_ATTEMPTS", 3, whole, "a number"
+        ),
+        EnvSetting("autograde_retry_interval", "CLASSHUB_AUTOGRADE_RETRY", 30.0, number, SECONDS),
+        EnvSetting("autograde_poll_interval", "CLASSHUB_AUTOGRADE_POLL", 2.0, number, SECONDS),
+    ),
+    # the students' image catalogue: autograde_images' default reads it (common.images)
+    extra=("CLASSHUB_IMAGES", "CLASSHUB_ALLOWED_IMAGES"),
+)
+
 #: everything the service reads from its environment (what the hub passes)
-TABLE = SERVICE_TABLE + HOMES_TABLE + GRADES_TABLE + REVIEW_TABLE
+TABLE = SERVICE_TABLE + HOMES_TABLE + GRADES_TABLE + REVIEW_TABLE + AUTOGRADE_TABLE

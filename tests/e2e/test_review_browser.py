@@ -12,19 +12,17 @@ SeaweedFS, nx-27017, student containers), never the stack `make up` started.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import CHROMIUM_ARGS, Listener
 from harness.classes import Person
 from harness.files import files_stack
-from harness.stack import free_port, wait_for
+from harness.stack import wait_for
 from tests.integration.test_grades_loop import iso, write
 
 pytestmark = pytest.mark.e2e
@@ -32,32 +30,6 @@ pytestmark = pytest.mark.e2e
 GRADES = "/services/grades/"
 CODE = "chem5"  # the loop test's write() finds the student's container by this code
 TEACHER = "tom"
-
-
-class Listener:
-    """An HTTP listener on loopback that records every request (the payload's beacon)."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.hits: list[str] = []
-        hits = self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                hits.append(self.path)
-                self.send_response(204)
-                self.end_headers()
-
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 def payload(listener: Listener) -> str:

@@ -27,3 +27,12 @@ c.ClassroomSpawner.images = [{"name": "classhub/singleuser:latest"}, {"name": MI
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, request):
     yield from running_stack(Stack(tmp_path_factory.mktemp("stack"), extra_config=EXTRA_CONFIG))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for a test module's page tests (harness/browser.py)."""
+    from harness.browser import chromium as launch
+
+    with launch() as browser:
+        yield browser

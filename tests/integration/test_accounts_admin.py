@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
 from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -181,16 +180,6 @@ def test_the_audit_api_lists_the_changes(stack, admin):
 
 
 # ----- the page in Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_the_page_searches_and_disables_a_row(stack, admin, chromium, tmp_path):

@@ -3,11 +3,10 @@ start all and stop all servers of a class (the teacher's, through the service's 
 scopes), copying a class for a new term, deleting an archived class."""
 
 import secrets
-from urllib.parse import quote
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import signed_in_page
 from harness.classes import Person, assert_error, classes_stack, group, members
 from harness.stack import wait_for
 
@@ -142,16 +141,6 @@ def test_delete_an_archived_class(stack, people):
 # ----- the class page in Chromium -----
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def open_as(stack, chromium, tmp_path):
     """``open_as(name, role, path)``: a new browser signed in with a token, on ``path``;
@@ -159,16 +148,8 @@ def open_as(stack, chromium, tmp_path):
     pages = []
 
     def open_page(name: str, role: str, path: str):
-        context = chromium.new_context()
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.problems = []
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
-        page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
-        page.fill("#token_input", stack.mint(name, role))
-        page.click("#token_submit")
-        page.wait_for_url(f"**{path}")
-        pages.append((context, page))
+        page = signed_in_page(chromium, stack, name, role, path, timeout=30_000)
+        pages.append((page.context, page))
         return page
 
     try:

@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
 from harness.classes import (
     SERVICE,
     Person,
@@ -57,16 +56,6 @@ def api(stack):
             r = admin.post(f"api/classes/{code}/students", {"username": student})
             assert r.status_code == 201, r.text
     return admin
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

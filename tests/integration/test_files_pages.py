@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
 from harness.classes import Person
 from harness.files import FILES, files_stack, listing, person, upload
 
@@ -43,16 +42,6 @@ def people(stack):
         stack.enroll("sam", code)
         stack.enroll("sue", code)
     stack.enroll("ola", "chem")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ import datetime
 import io
 import zipfile
 from contextlib import contextmanager
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import signed_in_page
 from harness.classes import Person
 from harness.files import files_stack
 from harness.stack import wait_for
@@ -59,16 +58,6 @@ def people(stack):
     stack.enroll("zed", "other5")
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def sign_in(stack, people, chromium):
     """``sign_in(name, role, **context)``: a new browser signed in with a token, on the
@@ -77,21 +66,13 @@ def sign_in(stack, people, chromium):
     contexts = []
 
     def open_as(name: str, role: str, **options):
-        context = chromium.new_context(accept_downloads=True, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.problems = []
+        page = signed_in_page(chromium, stack, name, role, GRADES, accept_downloads=True, **options)
+        contexts.append(page.context)
         page.on("dialog", lambda dialog: dialog.accept())
-        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
         page.on(
             "console",
             lambda m: page.problems.append(f"console: {m.text}") if m.type == "error" else None,
         )
-        page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
-        page.fill("#token_input", stack.mint(name, role))
-        page.click("#token_submit")
-        page.wait_for_url(f"**{GRADES}")
         page.wait_for_selector("h1:has-text('Grades')")
         return page
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 
 import pytest
 import requests
 from minio import Minio
 
+from harness.browser import Listener
 from harness.classes import Person, assert_error
 from harness.files import files_stack
 from harness.stack import wait_for
@@ -141,6 +143,132 @@ def versions(stack, people):
     r = sam.post(f"{A}/other/submit")
     assert r.status_code == 201, r.text
     return {"v1": v1["id"], "v2": v2["id"], "other": r.json()["id"]}
+
+
+ROWS = 10_000  # 20,000 table cells, about 340 KB: over the default 256K, collapsed
+
+
+def hostile_big_notebook(script: str) -> bytes:
+    """A small HTML output, then a very large one whose markup tries to run ``script``
+    (a ``<script>``, an image's onerror, a hover handler)."""
+    big = (
+        f'<script>{script}</script><img src=x onerror="{script}">'
+        f"<div id='hover' onmouseover=\"{script}\">hover here</div><table>"
+        + "<tr><td>1.5</td><td>2.5</td></tr>" * ROWS
+        + "</table>"
+    )
+    return notebook(
+        [
+            code_cell("c0", "small", [display({"text/html": "<i>a small table</i>"})]),
+            code_cell("c1", "df", [display({"text/html": big, "text/plain": "df"})]),
+        ]
+    )
+
+
+def write_large(stack, user, folder, name, data: bytes):
+    """Write a file too large for write()'s command line into the student's home, owned
+    by the student (a tar through Docker's archive API)."""
+    import tarfile
+
+    box = _container(stack)
+    code, out = box.exec_run(["mkdir", "-p", f"/home/jovyan/{folder}"], user="1000")
+    assert code == 0, out
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.uid, info.gid, info.mode = len(data), 1000, 100, 0o644
+        tar.addfile(info, io.BytesIO(data))
+    assert box.put_archive(f"/home/jovyan/{folder}", buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def big(stack, people, versions):
+    """Assignment ``big``: sam hands in a notebook with a very large hostile HTML output;
+    its payload would mark its page and the review page and call ``listener``."""
+    listener = Listener()
+    script = (
+        "try{document.documentElement.setAttribute('data-pwned','frame')}catch(e){}"
+        "try{parent.document.body.setAttribute('data-pwned','parent')}catch(e){}"
+        f"try{{new Image().src='http://127.0.0.1:{listener.port}/beacon'}}catch(e){{}}"
+    )
+    r = people["tia"].post(
+        A, json={"slug": "big", "title": "Big", "max_points": 10, "due_at": iso(3600)}
+    )
+    assert r.status_code == 201, r.text
+    write_large(stack, "sam", f"{CODE}/assignments/big", "big.ipynb", hostile_big_notebook(script))
+    r = people["sam"].post(f"{A}/big/submit")
+    assert r.status_code == 201, r.text
+    yield {"id": r.json()["id"], "listener": listener}
+    listener.close()
+
+
+def test_a_very_large_html_output_is_collapsed_until_asked_for(people, big):
+    tia = people["tia"]
+    url = f"api/submissions/{big['id']}/render/big.ipynb"
+    page = assert_page(tia.get(url), 200)
+    # the small output as always; the large one a placeholder saying how large it is
+    assert "<i>a small table</i>" in page and "<td>" not in page
+    assert "20,000 table cells" in page
+    link = r'href="\?show=1\.0&(?:amp;)?grant=([0-9]+\.[0-9a-f]{32})#out-1-0"'
+    (grant,) = set(re.findall(link, page))
+    # the link works without the teacher's cookies (a sandboxed page's link sends none):
+    # the grant lets it render this file of this version, and nothing else
+    anonymous = requests.get(
+        f"{people['tia'].stack.url}{GRADES}{url}?show=1.0&grant={grant}", timeout=30
+    )
+    assert assert_page(anonymous, 200).count("<td>1.5</td>") == ROWS
+    assert grant in anonymous.text  # carried on as it is, never renewed
+    other = f"api/submissions/{big['id'] - 1}/render/big.ipynb?grant={grant}"
+    assert_page(requests.get(f"{people['tia'].stack.url}{GRADES}{other}", timeout=30), 403)
+    for bad in (grant[:-1] + ("0" if grant[-1] != "0" else "1"), "1.x", "", "99999999999.a"):
+        r = requests.get(f"{people['tia'].stack.url}{GRADES}{url}?grant={bad}", timeout=30)
+        assert_page(r, 403)
+    # asked for: in place, sanitised as every output (the same page, CSP and headers)
+    page = assert_page(tia.get(url + "?show=1.0"), 200)
+    assert page.count("<td>1.5</td>") == ROWS and 'id="out-1-0"' in page
+    assert "onerror" not in page and "onmouseover" not in page and "hover here" in page
+    assert assert_page(tia.get(url + "?show=all"), 200).count("<td>") == 2 * ROWS
+    # a hint that is no output id shows nothing more; the access boundary stays
+    assert "<td>" not in assert_page(tia.get(url + "?show=../x,<b>"), 200)
+    for who in [people["sue"], *outsiders(people)]:
+        assert_page(who.get(url + "?show=all"), 404)
+
+
+def test_in_chromium_show_inserts_the_output_and_nothing_in_it_runs(stack, chromium, big, tmp_path):
+    from playwright.sync_api import expect
+
+    from harness.browser import signed_in_page
+
+    path = f"{GRADES}classes/{CODE}/assignments/big/review"
+    page = signed_in_page(chromium, stack, "tia", "teacher", path)
+    listener = big["listener"]
+    try:
+        page.goto(f"{stack.url}{path}?user=sam&file=big.ipynb")
+        frame = page.frame_locator("#viewer")
+        expect(frame.locator("i")).to_have_text("a small table")
+        expect(frame.locator(".collapsed")).to_contain_text("20,000 table cells")
+        assert frame.locator("td").count() == 0
+        frame.get_by_role("link", name="Show it").click()
+        # the output in place, the frame scrolled to it; its markup runs nothing
+        expect(frame.locator("td")).to_have_count(2 * ROWS)
+        expect(frame.locator(".shown")).to_contain_text("shown on request")
+        expect(frame.locator("i")).to_have_text("a small table")
+        frame.get_by_text("hover here").hover()
+        page.wait_for_timeout(1500)  # anything triggered has landed by now
+        assert frame.locator("html").get_attribute("data-pwned") is None
+        assert page.locator("body").get_attribute("data-pwned") is None
+        assert frame.locator("script").count() == 0
+        assert listener.hits == []
+        # collapsed again on request
+        frame.get_by_role("link", name="Collapse it").click()
+        expect(frame.locator(".collapsed")).to_contain_text("20,000 table cells")
+        assert frame.locator("td").count() == 0
+        assert page.problems == []
+    except Exception:
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        raise
+    finally:
+        page.context.close()
 
 
 def _container(stack):

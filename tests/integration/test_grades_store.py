@@ -150,6 +150,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
             (3, "release_pushes"),
             (4, "gradebook_generations"),
             (5, "deadlines_counting_questions"),
+            (6, "autograde_queue"),
         ]
         assert await stores[1].migrate() == []  # a second run applies nothing
         await stores[0].close()
@@ -163,6 +164,10 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
         assert tables == [
             (SCHEMA, "assignments"),
             (SCHEMA, "audit_log"),
+            (SCHEMA, "autograde_configs"),
+            (SCHEMA, "autograde_jobs"),
+            (SCHEMA, "autograde_results"),
+            (SCHEMA, "autograde_test_results"),
             (SCHEMA, "deadline_snapshots"),
             (SCHEMA, "extensions"),
             (SCHEMA, "gradebook_generations"),

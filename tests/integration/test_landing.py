@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
 from harness.classes import TEST_SERVICE_ENV, Person, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 
@@ -44,16 +43,6 @@ def make_class(admin, student: str, *codes: str) -> None:
         assert r.status_code == 201, r.text
         r = admin.post(f"api/classes/{code}/students", {"username": student})
         assert r.status_code == 201, r.text
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
 from harness.classes import SERVICE, Person, assert_error, classes_stack, members
 
 pytestmark = pytest.mark.integration
@@ -269,16 +268,6 @@ def test_the_custom_scope_reaches_only_student_accounts(stack, world):
 
 
 # ----- the class page in Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_the_class_page_creates_a_student_and_resets_their_password(

@@ -7,13 +7,12 @@ message never covers the page's heading after the page scrolls."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from urllib.parse import quote
 
 import pytest
 import requests
 
 from common.web.nav import ADMIN, STUDENT, TEACHER, nav_items
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import signed_in_page
 from harness.classes import Person
 from harness.files import files_stack
 from harness.stack import wait_for
@@ -89,16 +88,6 @@ def people(stack):
     assert r.status_code == 201, r.text
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def sign_in(stack, people, chromium):
     """``sign_in(role, **context)``: a new browser of that role's person, signed in with
@@ -106,16 +95,8 @@ def sign_in(stack, people, chromium):
     contexts = []
 
     def open_as(role: str, **options):
-        context = chromium.new_context(**options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.problems = []
-        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-        page.goto(f"{stack.url}/hub/login?next={quote('/hub/home', safe='')}")
-        page.fill("#token_input", stack.mint(PEOPLE[role], role))
-        page.click("#token_submit")
-        page.wait_for_url("**/hub/home")
+        page = signed_in_page(chromium, stack, PEOPLE[role], role, "/hub/home", **options)
+        contexts.append(page.context)
         return page
 
     try:

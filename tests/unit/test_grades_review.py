@@ -446,6 +446,60 @@ def test_format_3_notebooks_are_refused_with_the_reason():
     assert "no cells" in nbrender.render_html(nb([]))
 
 
+def html_out(html: str) -> dict:
+    return {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+            "data": {"text/html": html, "text/plain": "df"}}  # fmt: skip
+
+
+def table(rows: int) -> str:
+    return "<table>" + "<tr><td>1.5</td><td>2.5</td></tr>" * rows + "</table>"
+
+
+def test_very_large_html_outputs_are_collapsed_until_asked_for():
+    hostile = f"<img src=x onerror=\"document.title='pwned'\"><script>x()</script>{table(5000)}"
+    raw = nb(
+        [
+            cell("small", outputs=[html_out("<b>small</b>")]),
+            cell("big", outputs=[stream("printed\n"), html_out(hostile)]),
+        ]
+    )
+    limits = nbrender.Collapse(output_bytes=64 << 10, page_bytes=1 << 20)
+    page = nbrender.render_html(raw, collapse=limits)
+    # the small output as today; the large one a placeholder saying how large it is
+    assert "<b>small</b>" in page and "printed" in page
+    assert "10,000 table cells" in page and "<td>" not in page
+    assert 'href="?show=1.1#out-1-1"' in page and 'id="out-1-1-c"' in page
+    assert "1 large HTML output is collapsed" in page and 'href="?show=all"' in page
+    # asked for: in place, through the same sanitiser, with a way to collapse it again
+    for shown in (limits.asking("1.1"), limits.asking("all")):
+        page = nbrender.render_html(raw, collapse=shown)
+        assert page.count("<td>1.5</td>") == 5000 and "collapsed so that" not in page
+        assert "onerror" not in page and "<script" not in page and "pwned" not in page
+    assert 'id="out-1-1"' in nbrender.render_html(raw, collapse=limits.asking("1.1"))
+    assert 'href="?show=#out-1-1-c"' in nbrender.render_html(raw, collapse=limits.asking("1.1"))
+    # ids that are not <cell>.<output> are ignored; too many ask for nothing more
+    assert limits.asking("x,1.1,../2,1.1.1").shown == {"1.1"}
+    assert len(limits.asking(",".join(f"{i}.0" for i in range(500))).shown) == 100
+    assert limits.asking("1.1").key() != limits.key() != limits.asking("all").key()
+
+
+def test_once_the_page_holds_enough_html_the_further_outputs_are_collapsed():
+    each = table(100)  # about 3.5 KB
+    raw = nb([cell(f"t{i}", outputs=[html_out(each)]) for i in range(30)])
+    page = nbrender.render_html(raw, collapse=nbrender.Collapse(page_bytes=10 * len(each)))
+    assert page.count("<table>") == 10 and "20 large HTML outputs are collapsed" in page
+    assert 'href="?show=10.0#out-10-0"' in page and "200 table cells" in page
+    # one asked for is shown and does not push the others out
+    page = nbrender.render_html(
+        raw, collapse=nbrender.Collapse(page_bytes=10 * len(each), shown=frozenset({"25.0"}))
+    )
+    assert page.count("<table>") == 11 and 'id="out-25-0"' in page
+    assert 'href="?show=12.0,25.0#out-12-0"' in page  # the next Show keeps it shown
+    # no limits: everything inline
+    page = nbrender.render_html(raw, collapse=nbrender.Collapse(output_bytes=0, page_bytes=0))
+    assert page.count("<table>") == 30 and "collapsed so that" not in page
+
+
 def test_a_page_is_made_once_for_concurrent_requests_and_a_failure_is_kept():
     import logging
 
@@ -488,12 +542,15 @@ def test_the_review_settings_refuse_bad_values_with_a_fix(monkeypatch):
     settings = reviewsettings.ReviewSettings()
     assert settings.render_workers == 3 and settings.render_timeout == 20
     assert settings.render_memory == "2G" and settings.render_cache_size == "0"
+    assert settings.render_collapse_output == "256K" and settings.render_collapse_page == "1M"
     for name, value, message in (
         ("render_workers", 0, "1 to 64"),
         ("render_timeout", 0, "1 to 600"),
         ("render_memory", "100M", "at least 256M"),
         ("render_memory", "lots", "a size such as"),
         ("render_cache_size", "big", "a size such as"),
+        ("render_collapse_output", "huge", "a size such as"),
+        ("render_collapse_page", "-1", "a size such as"),
         ("download_all_concurrency", 0, "1 to 32"),
     ):
         with pytest.raises(TraitError, match=message):
@@ -501,3 +558,23 @@ def test_the_review_settings_refuse_bad_values_with_a_fix(monkeypatch):
     monkeypatch.setenv("CLASSHUB_GRADES_RENDER_WORKERS", "two")
     with pytest.raises(TraitError, match="must be a number"):
         _ = reviewsettings.ReviewSettings().render_workers
+
+
+def test_a_show_links_grant_opens_one_file_of_one_version_for_an_hour():
+    grants = reviewwork.Grants(b"s" * 32)
+    grant = grants.make(7, "lab/work.ipynb", now=1000.0)
+    assert grants.check(grant, 7, "lab/work.ipynb", now=1000.0 + 3599)
+    assert not grants.check(grant, 7, "lab/work.ipynb", now=1000.0 + 3601)  # expired
+    assert not grants.check(grant, 8, "lab/work.ipynb", now=1000.0)  # another version
+    assert not grants.check(grant, 7, "lab/other.ipynb", now=1000.0)  # another file
+    expires, mac = grant.split(".")
+    assert not grants.check(f"{int(expires) + 9999}.{mac}", 7, "lab/work.ipynb", now=1000.0)
+    assert not reviewwork.Grants(b"t" * 32).check(grant, 7, "lab/work.ipynb", now=1000.0)
+    for bad in ("", ".", "x.y", "1" * 13 + ".ab", grant + "0"):
+        assert not grants.check(bad, 7, "lab/work.ipynb", now=1000.0)
+    # the mark in a rendered page's links is what the handler replaces
+    raw = nb([cell("big", outputs=[html_out(table(3000))])])
+    page = nbrender.render_html(
+        raw, collapse=nbrender.Collapse(output_bytes=1024, link_query=reviewwork.GRANT_QUERY)
+    )
+    assert f'href="?show=0.0&grant={reviewwork.GRANT_MARK}#out-0-0"' in page

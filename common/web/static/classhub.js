@@ -45,13 +45,15 @@
   // api(method, path, payload) for the API below base (a URL ending in "/"); what names
   // it in messages ("The grades service"). Answers: the JSON body (null for a 204); a
   // refusal throws an ApiError with the API's message.
-  function apiClient(base, what) {
+  // ``token``: where the XSRF token comes from (another service's, for a page that calls
+  // it: the page's own by default)
+  function apiClient(base, what, token = xsrfToken) {
     return async function api(method, path, payload) {
       const init = {
         method,
         credentials: "same-origin",
         cache: "no-store",
-        headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
+        headers: { "X-XSRFToken": token(), Accept: "application/json" },
       };
       if (payload !== undefined) {
         init.headers["Content-Type"] = "application/json";
@@ -318,6 +320,32 @@
     }
   }
 
+  // Another service's API (``/<base>services/<name>/``) as the person signed in on this
+  // page: the service's home answers, after the hub's OAuth redirects, who is signed in
+  // and the service's own XSRF token. 404: the deployment does not run that service.
+  async function serviceClient(hubBase, name, what) {
+    const base = `${hubBase || "/"}services/${name}/`;
+    let response;
+    try {
+      response = await fetch(base, {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json" },
+      });
+    } catch {
+      throw new ApiError(0, `${what} cannot be reached: check your connection.`);
+    }
+    let data = null;
+    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      data = await response.json().catch(() => null);
+    }
+    if (!response.ok || !data || !data.xsrf) {
+      const status = response.ok ? 502 : response.status;
+      throw new ApiError(status, fallbackMessage(status, what), data);
+    }
+    return apiClient(base, what, () => data.xsrf);
+  }
+
   markNavigation();
 
   window.classhub = Object.freeze({
@@ -336,6 +364,7 @@
     num,
     plural,
     say,
+    serviceClient,
     showProblem,
     sizeText,
     startPolling,

@@ -21,12 +21,62 @@
     field,
     initErrorPage,
     say,
+    serviceClient,
     startPolling: poll,
     syncRows,
     when,
     withButton,
   } = window.classhub;
   const api = apiClient(PREFIX, "The classes service");
+
+  const serviceApi = (name, what) => serviceClient(body.dataset.hub, name, what);
+
+  // A copy of class ``from`` for a new term, after the classes service made ``to``: the
+  // files service copies the material and starting files, the grades service the
+  // assignments, each checking that the person teaches both classes. Either may fail
+  // alone (the message says which); copying again finishes (what exists is kept).
+  async function copyContent(from, to) {
+    const parts = [];
+    const failed = [];
+    const steps = [
+      [
+        "files",
+        "The files service",
+        "material and starting files",
+        async (files) => {
+          const out = await files("POST", `api/classes/${enc(to)}/copy`, { from });
+          const m = out.material.copied + out.material.skipped;
+          const a = out.assignments.copied + out.assignments.skipped;
+          parts.push(`${m} material file(s)`, `${a} starting file(s)`);
+        },
+      ],
+      [
+        "grades",
+        "The grades service",
+        "assignments",
+        async (grades) => {
+          const out = await grades("POST", `api/classes/${enc(to)}/copy-assignments`, { from });
+          const n = out.copied.length + out.skipped.length;
+          parts.push(`${n} assignment(s), archived until you date them`);
+        },
+      ],
+    ];
+    for (const [name, what, label, copy] of steps) {
+      let client;
+      try {
+        client = await serviceApi(name, what);
+      } catch (e) {
+        if (e.status !== 404) failed.push(`${label} (${e.message})`);
+        continue; // 404: this hub runs no such service, so there is nothing to copy
+      }
+      try {
+        await copy(client);
+      } catch (e) {
+        failed.push(`${label} (${e.message})`);
+      }
+    }
+    return { parts, failed };
+  }
   const startPolling = (refresh) => poll(refresh, POLL_MS);
 
   function syncNote(answer) {
@@ -546,10 +596,18 @@
         };
         await withButton(copyForm.querySelector("[type=submit]"), async () => {
           const created = await api("POST", `${base}/copy`, payload);
+          const link = { href: `${PREFIX}classes/${enc(created.code)}`, text: "Open its page" };
+          say("info", `Copied ${code} to ${created.code}; copying its files and assignments…`);
+          const done = await copyContent(code, created.code);
           say(
-            "success",
-            `Copied ${code} to ${created.code} (${created.name}): teachers and environment, no students.`,
-            { href: `${PREFIX}classes/${enc(created.code)}`, text: "Open its page" },
+            done.failed.length ? "warning" : "success",
+            `Copied ${code} to ${created.code} (${created.name}): teachers and environment` +
+              done.parts.map((part) => `, ${part}`).join("") +
+              "; no students." +
+              (done.failed.length
+                ? ` Not copied: ${done.failed.join("; ")}. Copy again to finish (what was copied stays).`
+                : ""),
+            link,
           );
         });
       });
@@ -576,7 +634,36 @@
 
   // ----------------------------------------------------------------- start
 
+  // ----------------------------------------------------------------- sign-up
+
+  // Signing up with a join code (templates/signup.html): the account is made and put on
+  // the class's roster; then the hub's sign-in page, with the name filled in.
+  function initSignup() {
+    const form = $("signup");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      if (data.get("password") !== data.get("password2")) {
+        say("warning", "The two passwords differ; type the same one twice.");
+        return;
+      }
+      await withButton(form.querySelector("[type=submit]"), async () => {
+        const made = await api("POST", "api/signup", {
+          join_code: String(data.get("join_code") || ""),
+          username: String(data.get("username") || "").trim(),
+          password: String(data.get("password") || ""),
+        });
+        form.reset();
+        say("success", `Welcome, ${made.username}: you are in ${made.name}. Sign in now.`, {
+          href: `${body.dataset.login}?next=${enc(PREFIX)}`,
+          text: "Sign in",
+        });
+      });
+    });
+  }
+
   if (initErrorPage()) return;
   if (body.dataset.page === "home") initHome();
   else if (body.dataset.page === "class") initClass();
+  else if (body.dataset.page === "signup") initSignup();
 })();

@@ -298,6 +298,18 @@ class Autograder:
         if self._client is not None:
             self._client.close()
 
+    async def remove_leftovers(self) -> int:
+        """Remove the grading containers of this deployment a stopped run left (call once,
+        before the first run: a live run of another process of the same deployment would
+        be removed too)."""
+
+        def call() -> int:
+            if self._client is None:
+                self._client = self._client_factory()
+            return remove_leftovers(self._client, self.limits.deployment)
+
+        return await self.calls.run(call)
+
     async def grade(self, image: str, plan: Plan) -> RunResult:
         """One sealed run of ``plan`` in ``image``, scored. Docker's failures give a result
         with every test scored 0 and the reason, never an exception a worker must know."""

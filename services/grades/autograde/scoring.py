@@ -49,6 +49,9 @@ class RunResult:
     cell_flags: list[CellFlag]
     complete: bool  # every frame up to "end" arrived and checked
     reason: str  # why the run is incomplete (shown with every test scored 0 for it)
+    #: the sandbox could not run at all (Docker, the image): not the student's doing, so
+    #: the queue tries again rather than storing the zeros
+    error: str = ""
 
     @property
     def score(self) -> float:
@@ -120,4 +123,4 @@ def score_run(plan: Plan, frames: list[dict], facts: RunFacts) -> RunResult:
         frame = by_cell.get(cell.key)
         status, error = (frame["status"], frame["error"]) if frame else ("not-run", reason)
         cells.append(CellOutcome(cell.key, cell.grade_id, cell.origin, status, error))
-    return RunResult(tests, cells, flags, list(plan.flags), complete, reason)
+    return RunResult(tests, cells, flags, list(plan.flags), complete, reason, facts.error)

@@ -1,10 +1,10 @@
-"""The limits of autograding's sealed containers, as traits (docs/autograding.md).
+"""Autograding's settings as traits (docs/autograding.md): the limits of the sealed
+containers and the grading queue's workers.
 
-:class:`AutogradeSettings` is meant to be mixed into the grades service's app
-(``class GradesApp(AutogradeSettings, HomesSettings, ServiceApp)``, with the grading
-queue); its traits are set as ``c.GradesApp.autograde_mem_limit = "2G"`` or
-from the ``CLASSHUB_AUTOGRADE_*`` variables (``AUTOGRADE_ENV``, which the hub-side
-config must pass to the service).
+:class:`AutogradeSettings` is mixed into the grades service's app (``GradesApp``); its
+traits are set as ``c.GradesApp.autograde_mem_limit = "2G"`` or from the
+``CLASSHUB_AUTOGRADE_*`` variables of ``AUTOGRADE_TABLE`` (services/grades/settings.py),
+which the hub passes to the service.
 """
 
 from __future__ import annotations
@@ -12,21 +12,14 @@ from __future__ import annotations
 import os
 import re
 
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from .sandbox import Autograder, Limits
+from common import images
 
-AUTOGRADE_ENV = (
-    "CLASSHUB_AUTOGRADE_MEM_LIMIT",
-    "CLASSHUB_AUTOGRADE_PIDS_LIMIT",
-    "CLASSHUB_AUTOGRADE_CPU_LIMIT",
-    "CLASSHUB_AUTOGRADE_TIMEOUT",
-    "CLASSHUB_AUTOGRADE_CELL_TIMEOUT",
-    "CLASSHUB_AUTOGRADE_OUTPUT_LIMIT",
-    "CLASSHUB_AUTOGRADE_TMPFS_SIZE",
-    "CLASSHUB_AUTOGRADE_CONCURRENCY",
-)
+from ..settings import AUTOGRADE_TABLE
+from .sandbox import Autograder, Limits
+from .worker import WorkerSettings
 
 _SIZE = re.compile(r"^([1-9][0-9]*)([kKmMgG]?)$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -40,18 +33,7 @@ def size_bytes(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def _env(name: str, fallback):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return fallback
-    if isinstance(fallback, str):
-        return raw
-    try:
-        return type(fallback)(raw)
-    except ValueError:
-        raise TraitError(f"{name} must be a number, got {raw[:40]!r}") from None
-
-
+@AUTOGRADE_TABLE.install
 class AutogradeSettings(Configurable):
     """Traits of the sealed grading containers (see :mod:`.sandbox`)."""
 
@@ -66,10 +48,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_mem_limit")
-    def _default_mem(self):
-        return _env("CLASSHUB_AUTOGRADE_MEM_LIMIT", "1G")
-
     autograde_pids_limit = Int(
         config=True,
         help="""The most processes and threads in one grading container: stops a fork
@@ -80,10 +58,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_pids_limit")
-    def _default_pids(self):
-        return _env("CLASSHUB_AUTOGRADE_PIDS_LIMIT", 256)
-
     autograde_cpu_limit = Float(
         config=True,
         help="""How many CPUs one grading container may use. With several runs at once
@@ -93,10 +67,6 @@ class AutogradeSettings(Configurable):
         Example: ``c.GradesApp.autograde_cpu_limit = 0.5``
         """,
     )
-
-    @default("autograde_cpu_limit")
-    def _default_cpu(self):
-        return _env("CLASSHUB_AUTOGRADE_CPU_LIMIT", 1.0)
 
     autograde_timeout = Float(
         config=True,
@@ -109,10 +79,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_timeout")
-    def _default_timeout(self):
-        return _env("CLASSHUB_AUTOGRADE_TIMEOUT", 300.0)
-
     autograde_cell_timeout = Float(
         config=True,
         help="""The limit of each student cell and each test in seconds. A cell over it is
@@ -123,10 +89,6 @@ class AutogradeSettings(Configurable):
         Example: ``c.GradesApp.autograde_cell_timeout = 30``
         """,
     )
-
-    @default("autograde_cell_timeout")
-    def _default_cell_timeout(self):
-        return _env("CLASSHUB_AUTOGRADE_CELL_TIMEOUT", 60.0)
 
     autograde_output_limit = Unicode(
         config=True,
@@ -139,10 +101,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_output_limit")
-    def _default_output(self):
-        return _env("CLASSHUB_AUTOGRADE_OUTPUT_LIMIT", "4M")
-
     autograde_tmpfs_size = Unicode(
         config=True,
         help="""The size of each of the grading container's two writable folders (``/tmp``
@@ -154,10 +112,6 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_tmpfs_size")
-    def _default_tmpfs(self):
-        return _env("CLASSHUB_AUTOGRADE_TMPFS_SIZE", "128M")
-
     autograde_concurrency = Int(
         config=True,
         help="""How many grading containers the service runs at once (the grading queue's
@@ -168,9 +122,96 @@ class AutogradeSettings(Configurable):
         """,
     )
 
-    @default("autograde_concurrency")
-    def _default_concurrency(self):
-        return _env("CLASSHUB_AUTOGRADE_CONCURRENCY", os.cpu_count() or 1)
+    autograde_image = Unicode(
+        config=True,
+        help="""The image grading containers run when a teacher chooses none: it must have
+        classhub's runner (every image built ``FROM classhub/singleuser`` has it). A
+        teacher may choose another of ``autograde_images`` per assignment (the class's
+        packages). Set from ``CLASSHUB_AUTOGRADE_IMAGE``.
+
+        Example: ``c.GradesApp.autograde_image = "classhub/datascience:latest"``
+        """,
+    )
+
+    autograde_images = List(
+        Unicode(),
+        config=True,
+        help="""The images a teacher may choose to grade an assignment in: by default the
+        students' image catalogue (``CLASSHUB_IMAGES``, ``CLASSHUB_ALLOWED_IMAGES``, the
+        images the spawner allows) and ``autograde_image``. Any other is refused (400):
+        a teacher never picks an arbitrary image.
+
+        Example: ``c.GradesApp.autograde_images = ["classhub/singleuser:latest",
+        "classhub/datascience:latest"]``
+        """,
+    )
+
+    @default("autograde_images")
+    def _default_autograde_images(self):
+        try:
+            entries = images.catalogue_from_env(os.environ, self.autograde_image)
+            listed = images.names(images.parse_catalogue(entries))
+        except images.CatalogueError as e:
+            raise TraitError(str(e)) from None
+        return listed + [self.autograde_image] * (self.autograde_image not in listed)
+
+    autograde_lease = Float(
+        config=True,
+        help="""Seconds a worker's claim on a grading job holds without its heartbeat (it
+        renews it every third of this while it grades). When the worker's process dies
+        (``kill -9``, the machine stopped), another worker takes the job once this has
+        passed: short enough not to delay a class much, long enough that a loaded machine
+        does not take a job from a live worker. Set from ``CLASSHUB_AUTOGRADE_LEASE``.
+
+        Example: ``c.GradesApp.autograde_lease = 60``
+        """,
+    )
+
+    autograde_max_attempts = Int(
+        config=True,
+        help="""How many times a grading job is tried when it fails for a reason that is
+        not the student's (Docker or the S3 store down, the worker's process killed) before
+        it is marked failed with the reason (the teacher's "Grade all" queues it again).
+        A notebook that crashes or times out is a result, not a failure. Set from
+        ``CLASSHUB_AUTOGRADE_MAX_ATTEMPTS``.
+
+        Example: ``c.GradesApp.autograde_max_attempts = 5``
+        """,
+    )
+
+    autograde_retry_interval = Float(
+        config=True,
+        help="""Seconds before the second attempt of a failed grading job; each further
+        attempt waits twice as long (at most 10 minutes). Set from
+        ``CLASSHUB_AUTOGRADE_RETRY``.
+
+        Example: ``c.GradesApp.autograde_retry_interval = 30``
+        """,
+    )
+
+    autograde_poll_interval = Float(
+        config=True,
+        help="""Seconds between two looks of an idle worker at the grading queue. A job
+        queued by this service process wakes its workers at once; this bounds the wait for
+        jobs queued by another process. Set from ``CLASSHUB_AUTOGRADE_POLL``.
+
+        Example: ``c.GradesApp.autograde_poll_interval = 2``
+        """,
+    )
+
+    @validate("autograde_max_attempts")
+    def _check_attempts(self, proposal):
+        if not 1 <= proposal.value <= 100:
+            raise TraitError(f"autograde_max_attempts must be 1 to 100, got {proposal.value}")
+        return proposal.value
+
+    @validate("autograde_lease", "autograde_retry_interval", "autograde_poll_interval")
+    def _check_seconds(self, proposal):
+        if not proposal.value > 0:
+            raise TraitError(
+                f"{proposal.trait.name} must be a positive number of seconds, got {proposal.value}"
+            )
+        return proposal.value
 
     @validate("autograde_mem_limit", "autograde_output_limit", "autograde_tmpfs_size")
     def _check_size(self, proposal):
@@ -224,6 +265,14 @@ class AutogradeSettings(Configurable):
             output_limit=size_bytes(self.autograde_output_limit),
             tmpfs_size=self.autograde_tmpfs_size.lower(),
             deployment=deployment,
+        )
+
+    def autograde_worker_settings(self) -> WorkerSettings:
+        return WorkerSettings(
+            lease=self.autograde_lease,
+            poll=self.autograde_poll_interval,
+            max_attempts=self.autograde_max_attempts,
+            retry_base=self.autograde_retry_interval,
         )
 
     def make_autograder(self, log, deployment: str = "classhub") -> Autograder:

@@ -277,6 +277,7 @@
         const feedback = field(box, "feedback");
         feedback.textContent = graded.grade.feedback || "No written feedback.";
       }
+      window.gradesAutograde.student(card, versions); // the automatic tests (autograde.js)
     }
 
     async function refresh() {
@@ -676,6 +677,7 @@
     }
 
     function showQuestionsBox(a) {
+      window.gradesAutograde.teacher(a); // the autograding box (autograde.js)
       questionsBox.hidden = !a;
       questionsBox.dataset.slug = a ? a.slug : "";
       input("max_points").readOnly = false;

@@ -30,7 +30,7 @@ This module is the store's one door: import from here. Behind it, :mod:`.records
 what the queries return, :mod:`.base` the plumbing they share, and one module per area
 its queries (:mod:`.assignments`, :mod:`.extensions`, :mod:`.submissions`,
 :mod:`.standing`, :mod:`.questions`, :mod:`.grades`, :mod:`.releases`, :mod:`.deadlines`,
-:mod:`.audit`), each a class that :class:`GradesStore` is made of.
+:mod:`.autograde`, :mod:`.audit`), each a class that :class:`GradesStore` is made of.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from common.errors import StoreUnavailable
 
 from .assignments import AssignmentQueries
 from .audit import AuditQueries
+from .autograde import AutogradeQueries
 from .base import LOCK_KEY, SCHEMA, SERVICE_ACTOR, STORE, UNAVAILABLE, SubmissionRefused
 from .deadlines import DeadlineQueries
 from .extensions import ExtensionQueries
@@ -95,6 +96,7 @@ class GradesStore(
     GradeQueries,
     ReleaseQueries,
     DeadlineQueries,
+    AutogradeQueries,
     AuditQueries,
 ):
     """The grades data. Call :meth:`open` first (it also migrates)."""

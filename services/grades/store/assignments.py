@@ -30,10 +30,11 @@ class AssignmentQueries(StoreBase):
     """Assignments (mixed into :class:`services.grades.store.GradesStore`)."""
 
     async def create_assignment(
-        self, class_code: str, fields: AssignmentFields, *, actor: str
+        self, class_code: str, fields: AssignmentFields, *, actor: str, archived: bool = False
     ) -> Assignment:
         """A new assignment of ``class_code``; Conflict when the class has one with the
-        same slug already (archived ones included)."""
+        same slug already (archived ones included). ``archived``: created archived (hidden
+        from students, nothing released until a teacher restores it: a class's copy)."""
         code = _class_code(class_code)
         actor = _actor(actor)
         now = self._now()
@@ -48,8 +49,8 @@ class AssignmentQueries(StoreBase):
                 conn,
                 f"INSERT INTO assignments (class_code, slug, title, instructions,"  # noqa: S608
                 " max_points, release_at, due_at, late_policy, late_penalty_percent,"
-                " starting_files, created_by, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " starting_files, created_by, created_at, archived_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" RETURNING {_ASSIGNMENT_COLUMNS}",
                 (
                     code,
@@ -64,6 +65,7 @@ class AssignmentQueries(StoreBase):
                     list(fields.starting_files),
                     actor,
                     now,
+                    now if archived else None,
                 ),
             )
             created = _assignment(row)
