@@ -28,11 +28,11 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test bench \
+.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test test-swarm bench \
 	backup backups restore restore-home
 
 help:
-	@echo "targets: bootstrap images up down backup backups restore restore-home lint format checks test-unit test-hub test-integration test-e2e test bench"
+	@echo "targets: bootstrap images up down backup backups restore restore-home lint format checks test-unit test-hub test-integration test-e2e test test-swarm bench"
 
 bootstrap:            ## system packages, dockerd, .venv, node_modules (npm ci)
 	bash scripts/bootstrap.sh
@@ -125,6 +125,14 @@ checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need 
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-hub
+
+# A real three-node Docker Swarm on this machine (manager + 2 workers: one extra dockerd per
+# network namespace, scripts/swarm/nodes.sh; the machine's own engine is never a node) and the
+# Swarm spawner on it: spread, hardening, a drained worker's students moving with their homes.
+# Not part of `make test` (it copies the single-user image to three engines: 7.6 min on
+# 2 cores). scripts/swarm/test.sh removes the nodes on any exit.
+test-swarm: bootstrap
+	bash scripts/swarm/test.sh $(PYTEST_ARGS)
 
 # The benchmark starts its own deployment on random ports (harness/stack.py); it needs the images.
 bench: images         ## e.g. make bench BENCH_ARGS="--single 3 --concurrent 10"

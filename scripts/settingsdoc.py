@@ -21,6 +21,7 @@ GUIDE = Path(__file__).resolve().parent.parent / "docs" / "admin-guide.md"
 #: (marker name, "module:Class", the prefixes of the modules whose traits are listed)
 CLASSES = [
     ("ClassroomSpawner", "spawner.spawner:ClassroomSpawner"),
+    ("SwarmClassroomSpawner", "spawner.swarm:SwarmClassroomSpawner"),
     ("TraefikDockerProxy", "hub.proxy:TraefikDockerProxy"),
     ("JWTAuthenticator", "authenticator:JWTAuthenticator"),
     ("GateApp", "authenticator.gate:GateApp"),
@@ -31,6 +32,8 @@ CLASSES = [
     ("BackupSettings", "backup.settings:BackupSettings"),
 ]
 OURS = ("spawner", "hub", "authenticator", "services", "common", "backup")
+#: subclasses whose table lists only the traits they add (their base has its own table)
+OWN_TRAITS_ONLY = {"spawner.swarm:SwarmClassroomSpawner"}
 
 
 def load(spec: str) -> type:
@@ -45,9 +48,12 @@ def listed_traits(cls: type) -> dict:
 
     table = env_table(cls)
     fed = {s.trait for s in table if s.trait}
+    own_only = f"{cls.__module__}:{cls.__name__}" in OWN_TRAITS_ONLY
     out = {}
     for name, trait in sorted(cls.class_traits(config=True).items()):
         owner = getattr(trait, "this_class", None)
+        if own_only and owner is not cls:
+            continue
         mod = getattr(owner, "__module__", "")
         if mod.split(".")[0] in OURS or name in fed:
             out[name] = trait

@@ -684,6 +684,7 @@ class ClassroomSpawner(DockerSpawner):
                 f"The environment image {self.image!r} is not installed on this server. "
                 "An admin must build it (make images) before students can start."
             ) from None
+        self._image_id = info.get("Id", "")
         volumes = sorted((info.get("Config") or {}).get("Volumes") or {})
         if volumes:
             raise SpawnError(
@@ -691,6 +692,9 @@ class ClassroomSpawner(DockerSpawner):
                 "which would give students storage outside their home folder's limit. An "
                 "admin must rebuild it without VOLUME instructions."
             )
+
+    #: the checked image's ID (``sha256:...``), set by ``_check_image``
+    _image_id = ""
 
     async def _inspect_state(self) -> dict:
         try:
@@ -867,6 +871,30 @@ class ClassroomSpawner(DockerSpawner):
             "classhub servers cannot be renamed: a class server's name is its class code.",
         )
 
+    def _follow_events(self) -> ContainerEvents | None:
+        """Start following this deployment's container events (the readiness wait's
+        wake-ups)."""
+        events = self.container_events()
+        events.start()
+        return events
+
+    async def _wait_ready(self, events: ContainerEvents | None) -> None:
+        """Wait until the new container is healthy, or raise why it is not."""
+        container_id = self.object_id
+        seen = 0
+
+        async def next_event(timeout: float) -> None:
+            nonlocal seen
+            await events.wait(container_id, seen, timeout)
+            seen = events.seen(container_id)
+
+        await wait_until_ready(
+            inspect=self._inspect_state,
+            next_event=next_event,
+            timeout=self.ready_timeout,
+            mem_limit=self.mem_limit,
+        )
+
     async def start(self):
         progress = self._current_progress()
         try:
@@ -874,8 +902,7 @@ class ClassroomSpawner(DockerSpawner):
             self._progress(5, "Checking your environment image")
             await self._check_image()
             new_volume = await self._prepare_home()
-            events = self.container_events()
-            events.start()
+            events = self._follow_events()
             queue = self.start_queue()
             slot = queue.slot(self._queued, background=self._background_start()) if queue else None
             async with slot or contextlib.nullcontext():
@@ -885,20 +912,7 @@ class ClassroomSpawner(DockerSpawner):
                     )
                     ip, port = await super().start()
                     self._progress(40, "Starting JupyterLab")
-                    container_id = self.object_id
-                    seen = 0
-
-                    async def next_event(timeout: float) -> None:
-                        nonlocal seen
-                        await events.wait(container_id, seen, timeout)
-                        seen = events.seen(container_id)
-
-                    await wait_until_ready(
-                        inspect=self._inspect_state,
-                        next_event=next_event,
-                        timeout=self.ready_timeout,
-                        mem_limit=self.mem_limit,
-                    )
+                    await self._wait_ready(events)
                 except BaseException as e:
                     self.log.warning(
                         "Spawn of %s failed (%s); removing its container", self._log_name, e

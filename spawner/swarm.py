@@ -1,0 +1,596 @@
+"""SwarmClassroomSpawner: ClassroomSpawner on a Docker Swarm, one service per student server.
+
+dockerspawner's ``SwarmSpawner`` makes a service per server; this class gives it the same
+hardening, labels, Traefik rules, image catalogue and class environments as the
+single-machine spawner, and:
+
+- endpoint mode ``dnsrr`` (the routing mesh and virtual IPs need IPVS, which not every
+  kernel has; Traefik's Swarm provider routes to the task's own address);
+- placement on the student nodes (``swarm_constraints``) with the server's memory limit
+  *reserved*, so Swarm never puts a server on a node without that much unreserved memory
+  and, among the nodes that have it, spreads servers (its scheduler prefers the node with
+  the fewest tasks); ``swarm_spread`` adds placement preferences over node labels;
+- homes that follow their student from node to node through the S3 store
+  (``spawner/homesync.py``): saved by a one-shot service on the old node at stop, restored
+  in the new container before its server starts.
+
+Select it with ``c.JupyterHub.spawner_class = "classroom-swarm"``. The pure service
+specification is :func:`service_spec`; the class only feeds it and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+
+from docker.errors import APIError, NotFound
+from docker.types import (
+    ContainerSpec,
+    EndpointSpec,
+    Healthcheck,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    ServiceMode,
+    TaskTemplate,
+)
+from dockerspawner import SwarmSpawner
+from traitlets import Bool, Float, List, Unicode, default, validate
+
+from common.naming import object_name
+from common.settings import EnvSetting, EnvTable, switch
+from common.units import parse_size
+
+from . import homesync
+from .hardening import healthcheck
+from .labels import identity_labels, traefik_labels
+from .readiness import SpawnError
+from .spawner import HOME, ClassroomSpawner
+
+#: Swarm service names are DNS labels: at most 63 characters; ``-save`` is added for the
+#: one-shot save service of a home
+MAX_SERVICE_NAME = 58
+#: task states after which a task never runs again
+_ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+
+
+def service_name(prefix: str, user: str, server: str) -> str:
+    """The service name of ``(user, server)``: :func:`common.naming.object_name`, cut to
+    :data:`MAX_SERVICE_NAME` characters with its hash of the exact pair kept."""
+    name = object_name(prefix, "srv", user, server)
+    if len(name) <= MAX_SERVICE_NAME:
+        return name
+    digest = name.rsplit("-", 1)[1]
+    return name[: MAX_SERVICE_NAME - len(digest) - 1].rstrip("-") + "-" + digest
+
+
+def swarm_labels(labels: dict[str, str], network: str) -> dict[str, str]:
+    """Traefik's Docker-provider labels as its Swarm provider reads them (the network
+    label has the provider's own name; rules, gate and port are the same)."""
+    out = dict(labels)
+    if "traefik.docker.network" in out:
+        out["traefik.swarm.network"] = out.pop("traefik.docker.network")
+    return out
+
+
+def hardened_container(
+    *,
+    image: str,
+    command: list[str] | None,
+    args: list[str],
+    env: dict[str, str],
+    labels: dict[str, str],
+    mounts: list,
+    health: dict | None,
+    tmpfs_size: str,
+) -> ContainerSpec:
+    """The container of a student's (or a save) task, hardened as
+    :func:`spawner.hardening.hardened_host_config` hardens a container: no capability,
+    read-only root, private /tmp and /run, an init, uid 1000. (``no-new-privileges``,
+    private IPC and no swap are node settings under Swarm: see the admin guide.)"""
+    tmpfs = [
+        Mount("/tmp", None, type="tmpfs", tmpfs_size=parse_size(tmpfs_size), tmpfs_mode=0o1777),
+        Mount("/run", None, type="tmpfs", tmpfs_size=16 << 20, tmpfs_mode=0o755),
+    ]
+    spec = ContainerSpec(
+        image=image,
+        command=command,
+        args=args,
+        env=env,
+        labels=labels,
+        mounts=[*mounts, *tmpfs],
+        user="1000:100",
+        workdir=HOME,
+        read_only=True,
+        init=True,
+        cap_drop=["ALL"],
+        healthcheck=Healthcheck(**health) if health else None,
+        stop_grace_period=10 * 1_000_000_000,
+    )
+    return spec
+
+
+def service_spec(
+    *,
+    name: str,
+    container: ContainerSpec,
+    labels: dict[str, str],
+    network: str,
+    mem_limit: int | None,
+    cpu_limit: float | None,
+    pids_limit: int,
+    reserve_memory: bool,
+    constraints: list[str],
+    spread: list[str],
+    one_shot: bool = False,
+) -> dict:
+    """Keyword arguments of ``docker.APIClient.create_service`` for one task."""
+    resources = Resources(
+        mem_limit=mem_limit or None,
+        cpu_limit=int(cpu_limit * 1e9) if cpu_limit else None,
+        mem_reservation=mem_limit if (reserve_memory and mem_limit) else None,
+    )
+    # API 1.41 (Docker 20.10): the process limit of each task
+    resources.setdefault("Limits", {})["Pids"] = int(pids_limit)
+    placement = Placement(
+        constraints=list(constraints) or None,
+        preferences=[("spread", label) for label in spread] or None,
+    )
+    task = TaskTemplate(
+        container_spec=container,
+        resources=resources,
+        networks=[network] if network else [],
+        placement=placement,
+        restart_policy=RestartPolicy(
+            condition="none" if one_shot else "on-failure", delay=1_000_000_000, max_attempts=3
+        ),
+    )
+    return {
+        "task_template": task,
+        "name": name,
+        "labels": labels,
+        "mode": ServiceMode("replicated", 1),
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }
+
+
+SWARM_TABLE = EnvTable(
+    (
+        EnvSetting(
+            "homes_sync",
+            "CLASSHUB_SWARM_HOMES_SYNC",
+            False,
+            switch,
+            "1, true or yes (on), or 0, false or no (off)",
+        ),
+        EnvSetting("homes_s3_url", "CLASSHUB_SWARM_HOMES_S3_URL", ""),
+        EnvSetting("homes_s3_access_key", "CLASSHUB_SWARM_HOMES_S3_ACCESS_KEY", ""),
+        EnvSetting("homes_s3_secret_key", "CLASSHUB_SWARM_HOMES_S3_SECRET_KEY", "", sensitive=True),
+        EnvSetting("homes_s3_bucket", "CLASSHUB_SWARM_HOMES_S3_BUCKET", "classhub-homes"),
+    )
+)
+
+
+@SWARM_TABLE.install
+class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
+    """ClassroomSpawner on a Docker Swarm: one hardened service per student server.
+
+    Select it with ``c.JupyterHub.spawner_class = "classroom-swarm"``.
+    """
+
+    swarm_constraints = List(
+        Unicode(),
+        ["node.role==worker"],
+        config=True,
+        help="""Swarm placement constraints of students' servers: which nodes may run
+        them. The default keeps them off the manager, which runs the hub and the data
+        services. Swarm places each server on an eligible node with enough unreserved
+        memory (``reserve_memory``), preferring the node with the fewest tasks.
+
+        Example:
+        ``c.SwarmClassroomSpawner.swarm_constraints = ["node.labels.classhub.role==students"]``
+        """,
+    )
+
+    swarm_spread = List(
+        Unicode(),
+        [],
+        config=True,
+        help="""Node labels to spread students' servers over evenly (Swarm placement
+        preferences ``spread=<label>``), e.g. a rack or zone label, so one failed rack
+        stops only its share of a class. Empty: Swarm's own spreading by task count.
+
+        Example: ``c.SwarmClassroomSpawner.swarm_spread = ["node.labels.zone"]``
+        """,
+    )
+
+    reserve_memory = Bool(
+        True,
+        config=True,
+        help="""Reserve each server's memory limit on its node. Swarm then never places a
+        server on a node whose unreserved memory is smaller than that limit (a new
+        server waits, pending, and the spawn fails with Swarm's reason after
+        ``ready_timeout``), so a node never promises more memory than it has. Off: Swarm
+        places by task count alone and a busy node can run out of memory.
+
+        Example: ``c.SwarmClassroomSpawner.reserve_memory = True``
+        """,
+    )
+
+    homes_sync = Bool(
+        config=True,
+        help="""Carry each home between Swarm nodes through the S3 store: saved when its
+        server stops (a one-shot service on the node that ran it packs it and uploads it
+        with a presigned URL), restored in the next container before the server starts,
+        on whichever node that is. Without it a home stays in a Docker volume on the node
+        that made it, and a server placed on another node starts with an empty home.
+        Costs a pack and upload at every stop and, on a new node, a download at start.
+        Set from ``CLASSHUB_SWARM_HOMES_SYNC``.
+
+        Example: ``c.SwarmClassroomSpawner.homes_sync = True``
+        """,
+    )
+
+    homes_s3_url = Unicode(
+        config=True,
+        help="""Address of the S3 store that holds the homes, as the hub AND the
+        containers on every node reach it (presigned URLs are signed for this host).
+        Set from ``CLASSHUB_SWARM_HOMES_S3_URL``.
+
+        Example: ``c.SwarmClassroomSpawner.homes_s3_url = "http://s3:8333"``
+        """,
+    )
+
+    @validate("homes_s3_url")
+    def _check_homes_s3_url(self, proposal):
+        url = proposal.value
+        if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/?", url):
+            raise ValueError(
+                f"SwarmClassroomSpawner.homes_s3_url={url!r} must be an S3 address such as "
+                "'http://s3:8333' (scheme, host and port only)."
+            )
+        return url.rstrip("/")
+
+    homes_s3_access_key = Unicode(
+        config=True,
+        help="""S3 access key of the hub's identity for saved homes (only the hub holds
+        it; containers get presigned URLs). Set from
+        ``CLASSHUB_SWARM_HOMES_S3_ACCESS_KEY``.
+
+        Example: ``c.SwarmClassroomSpawner.homes_s3_access_key = "classhub-homes"``
+        """,
+    )
+
+    homes_s3_secret_key = Unicode(
+        config=True,
+        help="""S3 secret key that goes with ``homes_s3_access_key``. Set from
+        ``CLASSHUB_SWARM_HOMES_S3_SECRET_KEY``.
+
+        Example: ``c.SwarmClassroomSpawner.homes_s3_secret_key = "..."``
+        """,
+    )
+
+    homes_s3_bucket = Unicode(
+        config=True,
+        help="""Bucket of the saved homes (made when missing); each home keeps its newest
+        good copy under ``homes/<home volume>/<generation>.tar.gz``. Set from
+        ``CLASSHUB_SWARM_HOMES_S3_BUCKET``.
+
+        Example: ``c.SwarmClassroomSpawner.homes_s3_bucket = "classhub-homes"``
+        """,
+    )
+
+    homes_save_timeout = Float(
+        300.0,
+        config=True,
+        help="""Seconds the save of a home at stop may take (pack and upload). A save that
+        takes longer is abandoned: the previous copy stays current and the home's newer
+        files stay only on the old node.
+
+        Example: ``c.SwarmClassroomSpawner.homes_save_timeout = 300``
+        """,
+    )
+
+    @validate("owner_gate_url")
+    def _check_owner_gate_url(self, proposal):
+        # under Swarm Traefik reaches the gate by its service name on their network
+        url = proposal.value
+        if url and not re.fullmatch(r"http://[a-z0-9][a-z0-9.-]*:\d{1,5}/[\w/.-]*", url):
+            raise ValueError(
+                f"SwarmClassroomSpawner.owner_gate_url={url!r} must be the gate as Traefik "
+                "reaches it, such as 'http://gate:8082/check'."
+            )
+        return url
+
+    @default("object_name")
+    def _object_name_default(self):
+        return service_name(self.prefix, self.user.name, self.name or "")
+
+    # ----- the service
+
+    def _place(self) -> homesync.S3Place | None:
+        if not self.homes_sync:
+            return None
+        if not (self.homes_s3_url and self.homes_s3_access_key and self.homes_s3_secret_key):
+            raise SpawnError(
+                "Home folders cannot be brought to this server's node: the hub's settings "
+                "for them are incomplete. Tell an administrator (CLASSHUB_SWARM_HOMES_S3_*)."
+            )
+        return homesync.S3Place(
+            self.homes_s3_url,
+            self.homes_s3_access_key,
+            self.homes_s3_secret_key,
+            self.homes_s3_bucket,
+        )
+
+    _restore_env: dict[str, str] | None = None
+
+    async def _prepare_home(self) -> bool:
+        """Under Swarm a home is a volume on whichever node runs the server; with
+        ``homes_sync`` the container restores the newest saved copy itself."""
+        self._restore_env = None
+        place = self._place()
+        if place is None:
+            return False
+        try:
+            generation = await self._in_pool(homesync.latest_generation, place, self.home_volume)
+            url = (
+                await self._in_pool(homesync.presign, place, "GET", self.home_volume, generation)
+                if generation
+                else ""
+            )
+        except Exception as e:  # minio's S3Error, urllib3's errors: the store is down
+            self.log.error("Saved home of %s not readable: %s", self._log_name, e)
+            raise SpawnError(
+                "Your home folder could not be fetched from storage. Try again in a minute; "
+                "if it keeps failing, tell your teacher or an administrator."
+            ) from None
+        self._restore_env = {
+            "CLASSHUB_HOME_RESTORE_URL": url,
+            "CLASSHUB_HOME_GENERATION": str(generation),
+        }
+        return False
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self._restore_env or {})
+        return env
+
+    def _labels(self) -> dict[str, str]:
+        labels = identity_labels(
+            user=self.user.name,
+            server=self.name or "",
+            routespec=self.proxy_spec,
+            deployment=self.route_name_prefix,
+        )
+        labels.update(
+            swarm_labels(
+                traefik_labels(
+                    routespec=self.proxy_spec,
+                    port=self.port,
+                    network=self.network_name,
+                    entrypoint=self.traefik_entrypoint,
+                    name_prefix=self.route_name_prefix,
+                    gate_url=self.owner_gate_url,
+                ),
+                self.network_name,
+            )
+        )
+        return labels
+
+    def _node_image(self) -> str:
+        """The image as the nodes run it: by its ID (checked by ``_check_image`` on the
+        manager), which every node has after ``docker save | docker load`` and which a
+        node never tries to pull (by name, each start first waits for a registry)."""
+        return self._image_id or self.image
+
+    def _mem_bytes(self) -> int | None:
+        return parse_size(self.mem_limit) if self.mem_limit else None
+
+    async def create_object(self):
+        cmd = await self.get_command()
+        labels = self._labels()
+        container = hardened_container(
+            image=self._node_image(),
+            command=["python3", "-I", "-c", homesync.RESTORE] if self.homes_sync else None,
+            args=cmd,
+            env=self.get_env(),
+            labels=identity_labels(
+                user=self.user.name,
+                server=self.name or "",
+                routespec=self.proxy_spec,
+                deployment=self.route_name_prefix,
+            ),
+            mounts=[Mount(HOME, self.home_volume, type="volume")],
+            health=healthcheck(
+                self.healthcheck_command,
+                interval=self.healthcheck_interval,
+                start_timeout=self.ready_timeout,
+            ),
+            tmpfs_size=self.tmpfs_size,
+        )
+        spec = service_spec(
+            name=self.object_name,
+            container=container,
+            labels=labels,
+            network=self.network_name,
+            mem_limit=self._mem_bytes(),
+            cpu_limit=self.cpu_limit,
+            pids_limit=self.pids_limit,
+            reserve_memory=self.reserve_memory,
+            constraints=self.swarm_constraints,
+            spread=self.swarm_spread,
+        )
+        return await self.docker("create_service", **spec)
+
+    async def _task(self) -> dict | None:
+        """The newest task of this server's service (None: no service or no task)."""
+        try:
+            tasks = await self.docker("tasks", filters={"service": self.object_name})
+        except NotFound:
+            return None
+        if not tasks:
+            return None
+        return max(tasks, key=lambda t: t.get("CreatedAt", ""))
+
+    async def start_object(self):
+        """Wait until the task runs and is healthy (a Swarm task with a healthcheck stays
+        ``starting`` until its first healthy probe), or fail with Swarm's reason."""
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            task = await self._task()
+            status = (task or {}).get("Status", {})
+            state = status.get("State", "")
+            if state == "running":
+                return
+            why = status.get("Err") or status.get("Message") or state or "no task"
+            if state in _ENDED and (task or {}).get("DesiredState") != "running":
+                raise SpawnError(f"Your server could not start on the cluster: {why}")
+            if time.monotonic() > deadline:
+                raise SpawnError(
+                    f"Your server did not start within {self.ready_timeout:.0f} s on the "
+                    f"cluster ({why}). Try again; if it keeps failing, tell an administrator."
+                )
+            await asyncio.sleep(0.5)
+
+    async def _wait_ready(self, events) -> None:
+        return  # start_object waited for the healthy task
+
+    def _follow_events(self):
+        return None
+
+    async def _cleanup_failed_start(self, remove_volume: bool) -> None:
+        try:
+            await self.docker("remove_service", self.object_name)
+        except NotFound:
+            pass
+        self.object_id = ""
+
+    async def home_usage(self) -> dict | None:
+        return None  # a home's volume lives on a node the hub cannot see into
+
+    # ----- stop: wind the task down, then save the home on its node
+
+    async def stop(self, now=False):
+        task = await self._task()
+        node = (task or {}).get("NodeID", "")
+        if task is not None:
+            await self._scale_to_zero()
+        await super().stop(now=now)
+        if self.homes_sync and node:
+            await self._save_home(node)
+
+    async def _scale_to_zero(self) -> None:
+        """Stop the task and wait until its container is gone, so the save reads a
+        home nobody writes any more."""
+        try:
+            info = await self.docker("inspect_service", self.object_name)
+            await self.docker(
+                "update_service",
+                info["ID"],
+                info["Version"]["Index"],
+                mode=ServiceMode("replicated", 0),
+                fetch_current_spec=True,
+            )
+        except NotFound:
+            return
+        except APIError as e:
+            self.log.warning("Could not scale %s down before removal: %s", self.object_name, e)
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tasks = await self.docker("tasks", filters={"service": self.object_name})
+            if all(t.get("Status", {}).get("State") in _ENDED for t in tasks):
+                return
+            await asyncio.sleep(0.5)
+
+    async def _save_home(self, node: str) -> None:
+        place = self._place()
+        name = self.object_name + "-save"
+        try:
+            await self._in_pool(homesync.ensure_bucket, place)
+            generation = (
+                await self._in_pool(homesync.latest_generation, place, self.home_volume) + 1
+            )
+            url = await self._in_pool(homesync.presign, place, "PUT", self.home_volume, generation)
+        except Exception as e:  # the store is down: the home stays on its node
+            self.log.error("Home of %s not saved (S3 store: %s)", self._log_name, e)
+            return
+        limit = homesync_limit(self.home_quota)
+        if not self._image_id:
+            try:
+                self._image_id = (await self.docker("inspect_image", self.image))["Id"]
+            except NotFound:
+                self.log.error("Home of %s not saved: image %s is gone", self._log_name, self.image)
+                return
+        container = hardened_container(
+            image=self._node_image(),
+            command=["python3", "-I", "-c", homesync.SAVE],
+            args=[],
+            env={
+                "HOME": HOME,
+                "CLASSHUB_HOME_SAVE_URL": url,
+                "CLASSHUB_HOME_GENERATION": str(generation),
+                "CLASSHUB_HOME_LIMIT": str(limit),
+            },
+            labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
+            mounts=[Mount(HOME, self.home_volume, type="volume")],
+            health=None,
+            tmpfs_size="16m",
+        )
+        spec = service_spec(
+            name=name,
+            container=container,
+            labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
+            network="",
+            mem_limit=512 << 20,
+            cpu_limit=1.0,
+            pids_limit=64,
+            reserve_memory=False,
+            constraints=[f"node.id=={node}"],
+            spread=[],
+            one_shot=True,
+        )
+        started = time.monotonic()
+        state, why = "", ""
+        try:
+            with contextlib.suppress(NotFound):
+                await self.docker("remove_service", name)
+            await self.docker("create_service", **spec)
+            while time.monotonic() - started < self.homes_save_timeout:
+                tasks = await self.docker("tasks", filters={"service": name})
+                status = tasks[0].get("Status", {}) if tasks else {}
+                state = status.get("State", "")
+                why = status.get("Err") or status.get("Message") or ""
+                if state in _ENDED:
+                    break
+                await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(NotFound):
+                await self.docker("remove_service", name)
+        ok = state == "complete" and await self._in_pool(
+            homesync.accept, place, self.home_volume, generation, limit
+        )
+        if ok:
+            self.log.info(
+                "Saved the home of %s (generation %d) in %.1f s",
+                self._log_name,
+                generation,
+                time.monotonic() - started,
+            )
+        else:
+            self.log.error(
+                "Home of %s not saved (%s %s); its newer files stay on node %s",
+                self._log_name,
+                state or "timed out",
+                why,
+                node,
+            )
+
+
+def homesync_limit(quota: str) -> int:
+    """The largest saved copy of a home: its quota (a compressed copy is smaller)."""
+    return parse_size(quota)

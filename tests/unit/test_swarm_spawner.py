@@ -1,0 +1,270 @@
+"""The Swarm spawner's pure parts (spawner/swarm.py) and the home sync scripts
+(spawner/homesync.py), the scripts run for real against a local HTTP server."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from docker.types import Mount
+
+from common.routing import traefik_rule
+from spawner import homesync
+from spawner.labels import traefik_labels
+from spawner.swarm import (
+    MAX_SERVICE_NAME,
+    SwarmClassroomSpawner,
+    hardened_container,
+    service_name,
+    service_spec,
+    swarm_labels,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("user", ["alice", "a" * 200, "é" * 80, "x`y"])
+@pytest.mark.parametrize("server", ["", "cls", "c" * 60])
+def test_service_names_are_dns_labels_and_distinct(user, server):
+    name = service_name("classhub", user, server)
+    assert len(name) <= MAX_SERVICE_NAME
+    assert name[0].isalnum() and all(c.isalnum() or c == "-" for c in name)
+    assert service_name("classhub", user, server + "x") != name
+
+
+def test_swarm_labels_use_the_swarm_providers_network_label():
+    spec = "/user/bob%60%29/"
+    labels = swarm_labels(
+        traefik_labels(routespec=spec, port=8888, network="net", entrypoint="web"), "net"
+    )
+    assert labels["traefik.swarm.network"] == "net"
+    assert "traefik.docker.network" not in labels
+    assert [v for k, v in labels.items() if k.endswith(".rule")] == [traefik_rule(spec)]
+
+
+def _spec(**changes):
+    container = hardened_container(
+        image="sha256:" + "a" * 64,
+        command=None,
+        args=["jupyterhub-singleuser"],
+        env={"A": "1"},
+        labels={},
+        mounts=[Mount("/home/jovyan", "home-vol", type="volume")],
+        health={"test": ["CMD", "/x"], "interval": 200_000_000},
+        tmpfs_size="64m",
+    )
+    kwargs = dict(
+        name="classhub-srv-alice-1",
+        container=container,
+        labels={"traefik.enable": "true"},
+        network="classhub-students",
+        mem_limit=512 << 20,
+        cpu_limit=1.5,
+        pids_limit=256,
+        reserve_memory=True,
+        constraints=["node.role==worker"],
+        spread=["node.labels.zone"],
+    )
+    kwargs.update(changes)
+    return service_spec(**kwargs)
+
+
+def test_service_spec_is_hardened_dnsrr_and_reserves_memory():
+    spec = _spec()
+    assert spec["endpoint_spec"]["Mode"] == "dnsrr"
+    task = spec["task_template"]
+    c = task["ContainerSpec"]
+    assert c["CapabilityDrop"] == ["ALL"]
+    assert c["ReadOnly"] is True and c["Init"] is True
+    assert c["User"] == "1000:100"
+    tmpfs = {m["Target"]: m for m in c["Mounts"] if m["Type"] == "tmpfs"}
+    assert tmpfs["/tmp"]["TmpfsOptions"]["SizeBytes"] == 64 << 20
+    assert "/run" in tmpfs
+    assert [m["Source"] for m in c["Mounts"] if m["Type"] == "volume"] == ["home-vol"]
+    res = task["Resources"]
+    assert res["Limits"] == {"MemoryBytes": 512 << 20, "NanoCPUs": 1_500_000_000, "Pids": 256}
+    assert res["Reservations"]["MemoryBytes"] == 512 << 20
+    assert task["Placement"]["Constraints"] == ["node.role==worker"]
+    assert task["Placement"]["Preferences"] == [
+        {"Spread": {"SpreadDescriptor": "node.labels.zone"}}
+    ]
+    assert task["RestartPolicy"]["Condition"] == "on-failure"
+    assert task["Networks"] == [{"Target": "classhub-students"}]
+
+
+def test_without_reservation_and_one_shot():
+    spec = _spec(reserve_memory=False, one_shot=True, network="", spread=[])
+    task = spec["task_template"]
+    assert "Reservations" not in task["Resources"] or not task["Resources"]["Reservations"]
+    assert task["RestartPolicy"]["Condition"] == "none"
+    assert not task.get("Networks")
+
+
+def test_gate_address_is_a_service_name():
+    spawner = SwarmClassroomSpawner(owner_gate_url="http://gate:8082/check")
+    assert spawner.owner_gate_url == "http://gate:8082/check"
+    with pytest.raises(Exception, match="gate as Traefik"):
+        SwarmClassroomSpawner(owner_gate_url="http://evil.example:80/?x=`")
+
+
+def test_homes_s3_url_is_checked():
+    with pytest.raises(Exception, match="must be an S3 address"):
+        SwarmClassroomSpawner(homes_s3_url="s3:8333")
+    assert SwarmClassroomSpawner(homes_s3_url="http://s3:8333/").homes_s3_url == "http://s3:8333"
+
+
+def test_object_keys_round_trip():
+    key = homesync.object_key("homes", "classhub-home-alice-abc", 3)
+    assert key == "homes/classhub-home-alice-abc/3.tar.gz"
+    assert homesync.generation_of("homes", key) == ("classhub-home-alice-abc", 3)
+    assert homesync.generation_of("homes", "homes/x/../y/1.tar.gz") is None
+    with pytest.raises(ValueError):
+        homesync.object_key("homes", "../x", 1)
+    with pytest.raises(ValueError):
+        homesync.object_key("homes", "x", 0)
+
+
+# ----- the in-container scripts, for real, against a local HTTP server
+
+
+class _Store(BaseHTTPRequestHandler):
+    objects: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802
+        body = self.objects.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self):  # noqa: N802
+        self.objects[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def store():
+    _Store.objects = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Store)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Store.objects
+    server.shutdown()
+    server.server_close()
+
+
+def _run(script, home, env, *args):
+    return subprocess.run(
+        [sys.executable, "-I", "-c", script, *args],
+        env={"HOME": str(home), "PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_save_then_restore_on_another_node(store, tmp_path):
+    url, objects = store
+    old, new = tmp_path / "old-node", tmp_path / "new-node"
+    old.mkdir()
+    new.mkdir()
+    (old / "work").mkdir()
+    (old / "work" / "nb.ipynb").write_text("my notebook")
+    os.symlink("/etc/passwd", old / "link")
+    (new / "stale.txt").write_text("from an older copy")
+    saved = _run(
+        homesync.SAVE,
+        old,
+        {
+            "CLASSHUB_HOME_SAVE_URL": url + "/h/2",
+            "CLASSHUB_HOME_GENERATION": "2",
+            "CLASSHUB_HOME_LIMIT": str(1 << 20),
+        },
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert (old / homesync.MARKER).read_text() == "2"
+    assert not (old / homesync.PACK).exists()
+    restored = _run(
+        homesync.RESTORE,
+        new,
+        {"CLASSHUB_HOME_RESTORE_URL": url + "/h/2", "CLASSHUB_HOME_GENERATION": "2"},
+        "sh",
+        "-c",
+        "echo started",
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.strip() == "started"
+    assert (new / "work" / "nb.ipynb").read_text() == "my notebook"
+    assert os.readlink(new / "link") == "/etc/passwd"  # a link, never followed
+    assert not (new / "stale.txt").exists()
+    assert (new / homesync.MARKER).read_text() == "2"
+
+
+def test_restore_keeps_a_home_that_already_has_the_generation(store, tmp_path):
+    url, objects = store
+    (tmp_path / homesync.MARKER).write_text("5")
+    (tmp_path / "newer.txt").write_text("kept")
+    done = _run(
+        homesync.RESTORE,
+        tmp_path,
+        {"CLASSHUB_HOME_RESTORE_URL": url + "/missing", "CLASSHUB_HOME_GENERATION": "5"},
+        "true",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "newer.txt").read_text() == "kept"
+
+
+def test_restore_skips_members_outside_the_home(store, tmp_path):
+    url, objects = store
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("../escape.txt", "/abs.txt", "ok.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+    objects["/evil"] = buf.getvalue()
+    home = tmp_path / "home"
+    home.mkdir()
+    done = _run(
+        homesync.RESTORE,
+        home,
+        {"CLASSHUB_HOME_RESTORE_URL": url + "/evil", "CLASSHUB_HOME_GENERATION": "1"},
+        "true",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (home / "ok.txt").read_text() == "hi"
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_save_refuses_a_home_over_the_limit(store, tmp_path):
+    url, objects = store
+    (tmp_path / "big").write_bytes(os.urandom(200_000))
+    done = _run(
+        homesync.SAVE,
+        tmp_path,
+        {
+            "CLASSHUB_HOME_SAVE_URL": url + "/h/1",
+            "CLASSHUB_HOME_GENERATION": "1",
+            "CLASSHUB_HOME_LIMIT": "100000",
+        },
+    )
+    assert done.returncode != 0
+    assert "over the limit" in done.stderr
+    assert objects == {}
+    assert not (tmp_path / homesync.MARKER).exists()
+    assert not (tmp_path / homesync.PACK).exists()
