@@ -592,7 +592,7 @@ def test_the_pages_show_the_version_that_counts_the_choices_and_the_questions(st
             teacher.click("#penalty-save")
             # "20% penalty" also contains "0% penalty": wait for the saved state itself
             expect(teacher.locator("#penalty-state")).to_contain_text(": 0% penalty")
-            expect(teacher.locator("#penalty-state")).to_contain_text("Penalty set by tdl")
+            expect(teacher.locator("#penalty-state")).to_contain_text("Penalty set by tpage")
             assert audit(stack, "penalty.waive")[-1]["new"]["reason"] == "the collect was mine"
             teacher.click("#grading-default")
             expect(teacher.locator("#grading-counting")).to_contain_text(
