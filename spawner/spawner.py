@@ -605,23 +605,28 @@ class ClassroomSpawner(DockerSpawner):
             env["CLASSHUB_CLASS_NAME"] = klass.name
         return env
 
-    def _extra_create_kwargs(self) -> dict:
-        labels = identity_labels(
+    def _identity_labels(self) -> dict[str, str]:
+        """Who and what this server is (clean-up, the Sessions page, the homes)."""
+        return identity_labels(
             user=self.user.name,
             server=self.name or "",
             routespec=self.proxy_spec,
             deployment=self.route_name_prefix,
         )
-        labels.update(
-            traefik_labels(
-                routespec=self.proxy_spec,
-                port=self.port,
-                network=self.network_name,
-                entrypoint=self.traefik_entrypoint,
-                name_prefix=self.route_name_prefix,
-                gate_url=self.owner_gate_url,
-            )
+
+    def _traefik_labels(self) -> dict[str, str]:
+        """Traefik's route to this server, behind the owner gate."""
+        return traefik_labels(
+            routespec=self.proxy_spec,
+            port=self.port,
+            network=self.network_name,
+            entrypoint=self.traefik_entrypoint,
+            name_prefix=self.route_name_prefix,
+            gate_url=self.owner_gate_url,
         )
+
+    def _extra_create_kwargs(self) -> dict:
+        labels = {**self._identity_labels(), **self._traefik_labels()}
         return {
             "labels": labels,
             "user": "1000:100",

@@ -46,7 +46,7 @@ from common.units import parse_size
 
 from . import homesync
 from .hardening import healthcheck
-from .labels import identity_labels, traefik_labels
+from .labels import identity_labels
 from .readiness import SpawnError
 from .spawner import HOME, ClassroomSpawner
 
@@ -360,26 +360,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         return env
 
     def _labels(self) -> dict[str, str]:
-        labels = identity_labels(
-            user=self.user.name,
-            server=self.name or "",
-            routespec=self.proxy_spec,
-            deployment=self.route_name_prefix,
-        )
-        labels.update(
-            swarm_labels(
-                traefik_labels(
-                    routespec=self.proxy_spec,
-                    port=self.port,
-                    network=self.network_name,
-                    entrypoint=self.traefik_entrypoint,
-                    name_prefix=self.route_name_prefix,
-                    gate_url=self.owner_gate_url,
-                ),
-                self.network_name,
-            )
-        )
-        return labels
+        return {
+            **self._identity_labels(),
+            **swarm_labels(self._traefik_labels(), self.network_name),
+        }
 
     def _node_image(self) -> str:
         """The image as the nodes run it: by its ID (checked by ``_check_image`` on the
