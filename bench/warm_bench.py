@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,28 +42,10 @@ from tornado.websocket import websocket_connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import pct  # noqa: E402
 from harness.classes import TEST_SERVICE_ENV, Person, wait_healthy  # noqa: E402
+from harness.kernel import execute_request  # noqa: E402
 from harness.stack import Stack, wait_for  # noqa: E402
 
 CODE = "bench9"
-
-
-def execute_request(code: str) -> tuple[str, str]:
-    msg_id = uuid.uuid4().hex
-    return msg_id, json.dumps(
-        {
-            "header": {
-                "msg_id": msg_id,
-                "username": "bench",
-                "session": uuid.uuid4().hex,
-                "msg_type": "execute_request",
-                "version": "5.3",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": {"code": code, "silent": False},
-            "channel": "shell",
-        }
-    )
 
 
 async def run_one_plus_one(stack: Stack, base: str, browser: requests.Session) -> None:
@@ -93,7 +74,7 @@ async def run_one_plus_one(stack: Stack, base: str, browser: requests.Session) -
         )
     )
     try:
-        msg_id, message = execute_request("1+1")
+        msg_id, message = execute_request("1+1", username="bench")
         conn.write_message(message)
         while True:
             raw = await asyncio.wait_for(conn.read_message(), 30)

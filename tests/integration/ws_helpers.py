@@ -1,37 +1,18 @@
 """Kernel and terminal websockets opened the way a browser does: with its cookies."""
 
 import json
-import uuid
 
 import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
+
+from harness.kernel import execute_request
 
 
 def cookie_header(browser: requests.Session, path: str) -> str:
     """The Cookie header the browser would send to ``path``."""
     return "; ".join(
         f"{c.name}={c.value}" for c in browser.cookies if path.startswith(c.path or "/")
-    )
-
-
-def execute_request(code: str) -> tuple[str, str]:
-    """(msg_id, JSON text) of a Jupyter ``execute_request`` on the shell channel."""
-    msg_id = uuid.uuid4().hex
-    return msg_id, json.dumps(
-        {
-            "header": {
-                "msg_id": msg_id,
-                "username": "test",
-                "session": uuid.uuid4().hex,
-                "msg_type": "execute_request",
-                "version": "5.3",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": {"code": code, "silent": False},
-            "channel": "shell",
-        }
     )
 
 
