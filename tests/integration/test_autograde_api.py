@@ -171,29 +171,10 @@ def write_in(stack, container, path, data):
     assert code == 0, out
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    from harness.browser import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def browser_as(stack, chromium, name, role):
-    from urllib.parse import quote
+    from harness.browser import signed_in_page
 
-    page = chromium.new_context().new_page()
-    page.set_default_timeout(30_000)
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-    page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
-    page.fill("#token_input", stack.mint(name, role))
-    page.click("#token_submit")
-    page.wait_for_url(f"**{GRADES}")
+    page = signed_in_page(chromium, stack, name, role, GRADES, timeout=30_000)
     page.goto(f"{stack.url}{GRADES}classes/{CODE}")
     return page
 

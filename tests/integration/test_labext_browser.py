@@ -24,7 +24,6 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
 from harness.classes import Person
 from harness.files import files_stack
 from harness.stack import wait_for
@@ -107,16 +106,6 @@ def write(stack, user: str, path: str, data: bytes) -> None:
     )
     code, out = found.exec_run(["python3", "-c", script, f"/home/jovyan/{path}"], user="1000")
     assert code == 0, out
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @contextmanager
