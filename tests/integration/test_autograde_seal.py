@@ -441,8 +441,9 @@ def test_forged_result_frames_are_refused_or_never_arrive(client, image):
         },
     )
     right = by_id(result)["right"]
-    assert (right.status, right.score) == ("fail", 0.0)
-    assert by_id(result)["proc_1_closed"].status == "pass"
+    assert (right.status, right.score) == ("fail", 0.0), right.message
+    closed = by_id(result)["proc_1_closed"]
+    assert closed.status == "pass", closed.message
     assert not run.facts.problem  # not one forged line even reached the service
     assert result.complete, result.reason
 

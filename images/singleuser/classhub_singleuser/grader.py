@@ -319,8 +319,15 @@ class Kernel:
         """``{"status": ok|error|timeout|died, "ename", "evalue", "reply"}``."""
         if not self.alive():
             return {"status": "died"}
+        # stop_on_error off: after a cell or a test raised, ipykernel otherwise answers the
+        # requests that reach it in the next moments "aborted" (no ename) without running
+        # them, so whether the next test ran would depend on the machine's load
         msg_id = self.kc.execute(
-            code, silent=False, store_history=False, user_expressions=expressions or {}
+            code,
+            silent=False,
+            store_history=False,
+            user_expressions=expressions or {},
+            stop_on_error=False,
         )
         deadline = time.monotonic() + timeout
         interrupted = False
@@ -331,6 +338,8 @@ class Kernel:
                 status = content.get("status")
                 if interrupted:
                     return {"status": "timeout", "reply": reply}
+                if status == "aborted":  # never asked for (above); never a pass either
+                    return {"status": "error", "ename": "Aborted", "evalue": "", "reply": reply}
                 return {
                     "status": "ok" if status == "ok" else "error",
                     "ename": _text(content.get("ename", ""), 200),
