@@ -28,7 +28,7 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-e2e test test-swarm bench \
+.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-integration-core test-integration-rest test-e2e test test-swarm bench images-core \
 	backup backups restore restore-home
 
 help:
@@ -39,6 +39,10 @@ bootstrap:            ## system packages, dockerd, .venv, node_modules (npm ci)
 
 images: bootstrap     ## build every image (offline path when no registry answers)
 	bash images/build.sh
+
+# what most integration tests need: the student image and the homes helper
+images-core: bootstrap
+	bash images/build.sh singleuser homes-helper
 
 up:                   ## the whole stack via docker-compose (runs bootstrap and images itself)
 	bash scripts/up.sh
@@ -108,6 +112,14 @@ test-hub: bootstrap
 test-integration: bootstrap
 	$(call run_tier,integration,-n $(INTEGRATION_WORKERS) --dist loadfile --durations=25)
 
+# the integration tier in two parts, for `make test`: the tests that need only images-core
+# (while the other images build), then those that need the rest (marker all_images)
+test-integration-core: bootstrap
+	$(call run_tier,integration and not all_images,-n $(INTEGRATION_WORKERS) --dist loadfile --durations=25)
+
+test-integration-rest: images
+	$(call run_tier,integration and all_images,-n $(INTEGRATION_WORKERS) --dist loadfile)
+
 test-e2e: images
 	$(call run_tier,e2e,-n $(E2E_WORKERS) --dist loadgroup --durations=10)
 
@@ -117,8 +129,9 @@ test-e2e: images
 # image (lint, unit, hub); each one's output is printed whole when it ends (--output-sync).
 test:
 	$(MAKE) bootstrap
-	$(MAKE) -j2 --output-sync=target images checks
-	$(MAKE) test-integration
+	$(MAKE) -j2 --output-sync=target images-core checks
+	$(MAKE) -j2 --output-sync=target images test-integration-core
+	$(MAKE) test-integration-rest
 	$(MAKE) test-e2e
 
 checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need no image)

@@ -27,6 +27,18 @@ def classify(comm: str, cmd: str) -> str:
         return "benchmark client"
     if "classhub-healthcheck" in cmd:
         return "health probes"
+    for marker, name in (
+        ("-m services.", "service "),
+        ("-m authenticator.gate", "owner gate"),
+        ("classhub-mongo", "MongoDB (classhub-mongo)"),
+        ("pytest", "pytest (tests and workers)"),
+        ("execnet", "pytest (tests and workers)"),
+    ):
+        if marker in cmd:
+            rest = cmd.split(marker, 1)[1].split(" ", 1)[0] if name.endswith(" ") else ""
+            return name + rest
+    if "chrom" in comm:
+        return "Chromium"
     if comm.startswith(("runc", "containerd-shim")) or comm == "exe":
         return "runc/shims"
     return comm
@@ -61,7 +73,7 @@ def main() -> int:
         totals[k] += (last[pid] - first[pid]) / HZ
     print(f"wall {time.time() - start:.1f} s, CPU {sum(totals.values()):.1f} s")
     print("| process | CPU-s |\n|---|---|")
-    for k, v in totals.most_common(12):
+    for k, v in totals.most_common(24):
         print(f"| {k} | {v:.1f} |")
     return proc.returncode
 

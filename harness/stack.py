@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,10 +36,32 @@ VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
+#: ports for the test deployments: below Linux's ephemeral range (32768-60999), where the
+#: kernel picks the local ports of outgoing connections, so that no connection takes a port
+#: between choosing it here and a server binding it; a slice per pytest-xdist worker
+PORTS_FROM, PORTS_PER_WORKER, PORT_SLICES = 20000, 1400, 9
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, from this process's slice, never handed out twice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else -1
+    first = PORTS_FROM + (index % (PORT_SLICES - 1) if index >= 0 else PORT_SLICES - 1) * (
+        PORTS_PER_WORKER
+    )
+    for _ in range(PORTS_PER_WORKER):
+        port = first + secrets.randbelow(PORTS_PER_WORKER)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # noqa: S104 - a bind test only, closed at once
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -79,36 +102,47 @@ class Process:
         cwd=None,
         user=None,
         stop_timeout: float = 15,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ):
         self.name, self.args, self.log_path = name, args, log
         self.env, self.cwd, self.user = env, cwd, user
         self.stop_timeout = stop_timeout
+        self.stop_signal = stop_signal
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Process:
         log = open(self.log_path, "ab")
-        args = self.args
-        if self.user:
-            args = ["runuser", "-u", self.user, "--", *args]
+        # as ``user`` (the tests run as root) by Popen itself, not through runuser: the
+        # process is then the server, and a signal to stop it reaches the server
+        account = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
         self.proc = subprocess.Popen(
-            args,
+            self.args,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
+            **account,
         )
         log.close()
         return self
 
     def stop(self, timeout: float | None = None) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(self.stop_timeout if timeout is None else timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            self.proc.send_signal(self.stop_signal)
+            self.wait_or_kill(
+                time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+            )
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) for the process to end, then SIGKILL it."""
+        if not self.proc:
+            return
+        try:
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def alive(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
@@ -347,6 +381,8 @@ def start_postgres(logdir: Path, password: str | None = None) -> tuple[Process, 
         ],
         logdir / "postgres.log",
         user="postgres",
+        # fast shutdown (SIGTERM's smart shutdown waits for every client to leave)
+        stop_signal=signal.SIGINT,
     ).start()
     proc.data_dir = workdir
 
@@ -801,8 +837,40 @@ c.JupyterHub.log_level = {self.log_level!r}
             all=True, filters={"label": f"classhub.homes-helper={self.prefix}"}
         )
 
+    def _stop_all(self, processes: list[Process], timeout: float) -> None:
+        """SIGTERM every one of ``processes`` at once, then wait for them together: a
+        deployment's teardown takes as long as its slowest process, not the sum."""
+        running = [p for p in processes if p and p.alive()]
+        for p in running:
+            p.proc.send_signal(p.stop_signal)
+        started = time.monotonic()
+        for p in running:
+            p.wait_or_kill(started + min(timeout, p.stop_timeout))
+
+    def _hub_children(self) -> list[int]:
+        """The pids of the processes the hub started (its managed services)."""
+        if not self.hub or not self.hub.alive():
+            return []
+        hub, found = self.hub.proc.pid, []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == hub:
+                    found.append(int(entry.name))
+        return found
+
     def close(self) -> None:
         if self.hub:
+            # the managed services all at once (the hub would stop them one after another),
+            # then the hub, which finds them ending
+            for pid in self._hub_children():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
             self.hub.stop()
         for c in [*self.containers(), *self.helper_containers()]:
             try:
@@ -820,8 +888,11 @@ c.JupyterHub.log_level = {self.log_level!r}
             homesfs.unmount(str(self.homes_dir), str(self.homes_image))
             self.homes_mounted = False
             self.homes_image.unlink(missing_ok=True)
-        for p in reversed(self.processes):
-            p.stop()
+        if self.s3 and self.s3.alive():
+            # its data goes below; a graceful stop would wait its 2 s (start_s3)
+            self.s3.proc.kill()
+        self._stop_all(list(reversed(self.processes)), 15)
+        for p in self.processes:
             if getattr(p, "data_dir", None):
                 shutil.rmtree(p.data_dir, ignore_errors=True)
         if self.firewall:

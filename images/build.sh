@@ -135,17 +135,28 @@ build_image() { # name tag base [extra context files as SRC:DEST]...
   fi
   for e in "${extras[@]}"; do mkdir -p "$(dirname "$ctx/${e#*:}")"; cp -a "${e%%:*}" "$ctx/${e#*:}"; done
   log "$tag: building from $base ($hash)"
-  local t0=$SECONDS dangling_before buildlog="$WHEELS/.ctx/$name.log"
-  dangling_before="$(docker images -q --no-trunc -f dangling=true | sort)"
+  local t0=$SECONDS buildlog="$WHEELS/.ctx/$name.log" cache="classhub/build-cache:$name" previous
+  # the images this build replaces (removed below once nothing names them)
+  previous="$(docker image inspect -f '{{.Id}}' "$tag" "$cache" 2>/dev/null || true)"
   local ok=1
-  docker build --force-rm --build-arg "BASE_IMAGE=$base" --label "$HASH_LABEL=$hash" -t "$tag" "$ctx" \
-    >"$buildlog" 2>&1 || ok=0
+  # The build stage (pip installing the wheelhouse: most of a build's time) is kept under a
+  # tag of its own: untagged, it would be a dangling image, and removing it would drop the
+  # layer cache, so that a change to classhub's own code redid every pip install.
+  : >"$buildlog"
+  if grep -q '^FROM .* AS build$' "$ctx/Dockerfile"; then
+    docker build --force-rm --target build --build-arg "BASE_IMAGE=$base" \
+      -t "$cache" "$ctx" >>"$buildlog" 2>&1 || ok=0
+  fi
+  [ $ok = 0 ] || docker build --force-rm --build-arg "BASE_IMAGE=$base" \
+    --label "$HASH_LABEL=$hash" -t "$tag" "$ctx" >>"$buildlog" 2>&1 || ok=0
   rm -rf "$ctx"
-  # Drop what this build left dangling (its first stage, the previous image of this tag).
-  local stale
-  stale="$(comm -13 <(echo "$dangling_before") <(docker images -q --no-trunc -f dangling=true | sort))"
-  # shellcheck disable=SC2086
-  [ -z "$stale" ] || docker rmi $stale >/dev/null 2>&1 || true
+  # Drop the images this build replaced, if nothing names them any more (only those: other
+  # builds may be running, and their stages are untagged until they end).
+  local old
+  for old in $previous; do
+    [ -n "$(docker image inspect -f '{{join .RepoTags ","}}' "$old" 2>/dev/null)" ] \
+      || docker rmi "$old" >/dev/null 2>&1 || true
+  done
   if [ $ok = 0 ]; then
     grep -v -e "^WARNING: Location 'file:" -e '^INFO: pip is looking' "$buildlog" | tail -n 40 >&2
     die "docker build of $tag failed (full log: $buildlog)"

@@ -77,6 +77,11 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   log "pip install -e '.[test,traefik]' -e 'images/singleuser[test]'"
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,traefik]' \
     -e 'images/singleuser[test]' 2> >(grep -v "^WARNING: Location 'file:" >&2)
+  # rfc3987-syntax (jsonschema[format-nongpl], through jupyter-events) compiles 39 Lark
+  # grammars when jsonschema is imported: about 3 CPU-seconds of every hub start, every
+  # service command and every test process, for an optional "iri" format check that
+  # jsonschema skips without it (the images remove it too)
+  .venv/bin/pip uninstall --quiet --yes rfc3987-syntax lark
   echo "$want" >"$STAMP"
 else
   log ".venv: up to date"

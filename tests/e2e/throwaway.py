@@ -19,6 +19,7 @@ from pathlib import Path
 
 import docker
 
+from harness.stack import free_port
 from hub.stores.hubenv import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,19 +27,9 @@ VENV_BIN = REPO / ".venv" / "bin"
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports nothing listens on now (held open together, then released)."""
-    import socket
-
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``count`` distinct ports nothing listens on now (harness.stack.free_port: outside the
+    kernel's range for outgoing connections, never the same one twice)."""
+    return [free_port() for _ in range(count)]
 
 
 class Throwaway:

@@ -20,7 +20,7 @@ import pytest
 
 from harness.stack import REPO, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.all_images]
 
 LIMITS = {
     "hub": ("CLASSHUB_HUB_MEM_LIMIT", "300m", 300 << 20),

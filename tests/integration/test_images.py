@@ -23,7 +23,7 @@ from harness.stack import Stack, running_stack, wait_for
 from tests.integration.hardening import assert_hardened
 from tests.integration.ws_helpers import cookie_header
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.all_images]
 
 MINIMAL = "classhub/singleuser:latest"
 DATASCIENCE = "classhub/datascience:latest"
