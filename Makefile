@@ -24,7 +24,7 @@ E2E_WORKERS ?= 2
 # pytest exits 5 when a marker selects no test: a tier without tests yet is not a failure.
 # $(2): where to collect (default: every test folder).
 define run_tier
-	@rc=0; $(PYTEST) -m $(1) $(2) $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PYTEST) -m "$(1)" $(2) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 

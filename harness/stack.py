@@ -991,6 +991,22 @@ c.JupyterHub.log_level = {self.log_level!r}
             what=f"{user}/{server} stopped",
         )
 
+    def stop_all_servers(self, timeout: float = 60) -> None:
+        """Stop every server that runs or starts (a test file's, before the next file on a
+        shared stack), all at once, and wait for them."""
+        r = self.api("GET", "/users", params={"state": "active", "limit": 1000})
+        assert r.status_code == 200, r.text
+        running = [(u["name"], name) for u in r.json() for name in (u.get("servers") or {})]
+        for user, server in running:
+            r = self.api("DELETE", self.server_path(user, server))
+            assert r.status_code in (202, 204, 400), r.text  # 400: already stopping
+        for user, server in running:
+            wait_for(
+                lambda user=user, server=server: self.server_model(user, server) is None,
+                timeout,
+                what=f"{user}/{server} stopped",
+            )
+
     def user_get(self, path: str, **kwargs) -> requests.Response:
         """GET ``path`` through Traefik with the test service's token (no token in URL)."""
         return requests.get(

@@ -13,7 +13,7 @@ import secrets
 import pytest
 
 from harness.classes import Person, assert_error
-from harness.files import FILES, download, files_stack, upload
+from harness.files import FILES, download, upload
 from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,8 @@ GRADES = "/services/grades/"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from files_stack(tmp_path_factory.mktemp("class-copy"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 def new_code() -> str:

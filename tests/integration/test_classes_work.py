@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from harness.classes import Person, classes_stack
+from harness.classes import Person
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,8 @@ NOTEBOOK = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from classes_stack(tmp_path_factory.mktemp("classes-work"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")

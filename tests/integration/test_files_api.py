@@ -10,7 +10,6 @@ import requests
 from harness.classes import assert_error
 from harness.files import (
     download,
-    files_stack,
     listing,
     person,
     put_to_store,
@@ -23,8 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from files_stack(tmp_path_factory.mktemp("files"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 def test_private_files_round_trip_through_presigned_urls(stack):

@@ -37,8 +37,8 @@ pytestmark = pytest.mark.integration
 GRADES = "/services/grades/"
 CODE = "dl13"
 A = f"api/classes/{CODE}/assignments"
-#: seconds from creating the assignment to its deadline: the on-time work fits before it
-LEAD = 50
+#: seconds from the teacher moving the due date forward (once the on-time work is in) to it
+LEAD = 4
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +118,12 @@ def audit(stack, action):
 
 @pytest.fixture(scope="module")
 def hw(stack):
-    """Assignment ``hw`` (late penalty 20 %), due LEAD seconds after it is made, and its
-    deadline passed with every snapshot taken: ann handed in on time (graded 9.5 and
-    returned), fay too (graded 8, returned); bob worked in his running server and never
-    pressed Submit; cat worked and stopped her server; eve worked in her running server;
-    dan never started the class (no home)."""
+    """Assignment ``hw`` (late penalty 20 %), due in an hour when it is made, moved by the
+    teacher to LEAD seconds ahead once the on-time work is in, and its deadline passed with
+    every snapshot taken: ann handed in on time (graded 9.5 and returned), fay too (graded 8,
+    returned); bob worked in his running server and never pressed Submit; cat worked and
+    stopped her server; eve worked in her running server; dan never started the class (no
+    home)."""
     stack.enroll("tdl", CODE, teacher=True)
     names = ("ann", "bob", "cat", "dan", "eve", "fay")
     for name in names:
@@ -143,13 +144,12 @@ def hw(stack):
             "title": "Homework",
             "max_points": 10,
             "release_at": iso(-3600),
-            "due_at": iso(LEAD),
+            "due_at": iso(3600),
             "late_policy": "accept",
             "late_penalty_percent": 20,
         },
     )
     assert r.status_code == 201, r.text
-    due = r.json()["due_at"]
 
     # before the deadline: nothing handed in is "not handed in yet", never "missing"
     row = teacher_row(tdl, "hw", "bob")
@@ -166,8 +166,13 @@ def hw(stack):
         assert tdl.post(f"api/submissions/{r.json()['id']}/return").status_code == 200
     assert stack.server_model("dan", CODE) is None
 
-    # the deadline passes; the service takes every snapshot by itself
-    deadline = time.time() + LEAD  # at the latest (the assignment was made before)
+    # the teacher brings the deadline forward; it passes; the service takes every snapshot
+    # by itself
+    revision = tdl.get(f"{A}/hw").json()["revision"]
+    r = tdl.call("PATCH", f"{A}/hw", json={"due_at": iso(LEAD), "revision": revision})
+    assert r.status_code == 200, r.text
+    due = r.json()["due_at"]
+    deadline = time.time() + LEAD
 
     def all_taken():
         states = {}

@@ -20,8 +20,6 @@ from minio import Minio
 
 from harness.browser import Listener
 from harness.classes import Person, assert_error
-from harness.files import files_stack
-from harness.stack import wait_for
 from services.base import nbrender
 from tests.integration.test_grades_loop import iso, write
 
@@ -86,11 +84,8 @@ V2 = notebook(
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("grades-review")):
-        health = stack.url + GRADES + "health"
-        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
-        yield stack
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")

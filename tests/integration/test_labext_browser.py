@@ -22,11 +22,8 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
-import requests
 
 from harness.classes import Person
-from harness.files import files_stack
-from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +61,8 @@ def iso(seconds_from_now: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("labext")):
-        health = stack.url + GRADES + "health"
-        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
-        yield stack
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import secrets
 import pytest
 
 from common.naming import object_name
-from harness.classes import Person, classes_stack, members
+from harness.classes import Person, members
 from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,8 @@ PASSWORD = "a long enough password 1"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from classes_stack(tmp_path_factory.mktemp("person-delete"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 def new_name(prefix: str) -> str:

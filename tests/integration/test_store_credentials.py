@@ -11,15 +11,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 from minio import Minio
 from minio.error import S3Error
 from psycopg import errors
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from harness.files import files_stack
-from harness.stack import wait_for
 from hub.stores import postgres as roles
 from hub.stores.s3 import DEFAULT_BUCKET
 
@@ -27,11 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("store-credentials")):
-        health = stack.url + "/services/grades/health"
-        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
-        yield stack
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 def environ(pid: int) -> dict[str, str]:
