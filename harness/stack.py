@@ -38,8 +38,10 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 #: ports for the test deployments: below Linux's ephemeral range (32768-60999), where the
 #: kernel picks the local ports of outgoing connections, so that no connection takes a port
-#: between choosing it here and a server binding it; a slice per pytest-xdist worker
-PORTS_FROM, PORTS_PER_WORKER, PORT_SLICES = 20000, 1400, 9
+#: between choosing it here and a server binding it; a slice per pytest-xdist worker (and
+#: one for a process without xdist) from CLASSHUB_TEST_PORTS_FROM, which each tier sets to
+#: its own (tests/e2e/conftest.py: the e2e tier runs beside the integration tier)
+PORTS_FROM, PORTS_PER_WORKER, PORT_SLICES = 20000, 600, 9
 _handed_out: set[int] = set()
 
 
@@ -47,9 +49,9 @@ def free_port() -> int:
     """A port nobody listens on, from this process's slice, never handed out twice."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else -1
-    first = PORTS_FROM + (index % (PORT_SLICES - 1) if index >= 0 else PORT_SLICES - 1) * (
-        PORTS_PER_WORKER
-    )
+    slot = index % (PORT_SLICES - 1) if index >= 0 else PORT_SLICES - 1
+    base = int(os.environ.get("CLASSHUB_TEST_PORTS_FROM", PORTS_FROM))
+    first = base + slot * PORTS_PER_WORKER
     for _ in range(PORTS_PER_WORKER):
         port = first + secrets.randbelow(PORTS_PER_WORKER)
         if port in _handed_out:

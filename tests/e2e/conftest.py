@@ -8,6 +8,7 @@ machine is never touched.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 
@@ -18,6 +19,10 @@ import requests
 from common.naming import object_name
 from harness.stack import wait_for
 from tests.e2e.throwaway import REPO, Throwaway
+
+# ports of their own (harness.stack.free_port): `make test` runs this tier beside the
+# integration tier, whose workers have the same xdist names
+os.environ.setdefault("CLASSHUB_TEST_PORTS_FROM", "26000")
 
 __all__ = ["REPO", "Deployment"]
 
