@@ -48,19 +48,7 @@ def wait_healthy(stack: Stack, timeout: float = 60) -> None:
 
 def service_pid(stack: Stack) -> int:
     """The pid of ``python -m services.classes``, a child of this stack's hub."""
-    hub = stack.hub.proc.pid
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == hub and b"services.classes" in cmdline:
-            return int(entry.name)
-    raise LookupError("the classes service is not running under this hub")
+    return stack.service_pid("classes")
 
 
 def signal_service(stack: Stack, sig: signal.Signals) -> int:

@@ -66,6 +66,14 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
+def _cmdline(pid: int) -> list[bytes]:
+    """The arguments of process ``pid`` ([] once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
@@ -807,8 +815,27 @@ c.JupyterHub.log_level = {self.log_level!r}
 
         wait_for(healthy, 90, what="hub through traefik")
 
-    def restart_hub(self) -> None:
+    def stop_hub(self) -> None:
+        """Stop the hub and the services it runs: the services all at once (the hub would
+        stop them one after another), then the hub, which finds them ending; a service
+        still running once the hub has gone (it was killed after its stop timeout) is
+        killed, never left behind without its hub."""
+        services = {pid: _cmdline(pid) for pid in self.hub_children()}
+        for pid in services:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         self.hub.stop()
+        for pid, cmdline in services.items():
+            if cmdline and _cmdline(pid) == cmdline:  # still that service, not a new process
+                try:
+                    os.kill(pid, signal.SIGKILL)  # reparented to init, which reaps it
+                except ProcessLookupError:
+                    pass
+
+    def restart_hub(self) -> None:
+        self.stop_hub()
         self.start_hub()
 
     def containers(self, all: bool = True):
@@ -849,31 +876,29 @@ c.JupyterHub.log_level = {self.log_level!r}
         for p in running:
             p.wait_or_kill(started + min(timeout, p.stop_timeout))
 
-    def _hub_children(self) -> list[int]:
+    def hub_children(self) -> list[int]:
         """The pids of the processes the hub started (its managed services)."""
         if not self.hub or not self.hub.alive():
             return []
-        hub, found = self.hub.proc.pid, []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == hub:
-                    found.append(int(entry.name))
-        return found
+        tasks = Path(f"/proc/{self.hub.proc.pid}/task")
+        try:
+            return [
+                int(pid) for t in tasks.iterdir() for pid in (t / "children").read_text().split()
+            ]
+        except OSError:  # the hub ended meanwhile
+            return []
+
+    def service_pid(self, service: str) -> int:
+        """The pid of ``python -m services.<service>``, which this stack's hub runs."""
+        module = f"services.{service}".encode()
+        for pid in self.hub_children():
+            if module in _cmdline(pid):
+                return pid
+        raise LookupError(f"the {service} service is not running under this hub")
 
     def close(self) -> None:
         if self.hub:
-            # the managed services all at once (the hub would stop them one after another),
-            # then the hub, which finds them ending
-            for pid in self._hub_children():
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            self.hub.stop()
+            self.stop_hub()
         for c in [*self.containers(), *self.helper_containers()]:
             try:
                 c.remove(force=True, v=True)
@@ -987,6 +1012,9 @@ c.JupyterHub.log_level = {self.log_level!r}
     def stop(self, user: str, server: str = "", timeout: float = 60) -> None:
         r = self.api("DELETE", self.server_path(user, server))
         assert r.status_code in (202, 204), r.text
+        self.wait_stopped(user, server, timeout)
+
+    def wait_stopped(self, user: str, server: str = "", timeout: float = 60) -> None:
         wait_for(
             lambda: self.server_model(user, server) is None,
             timeout,
@@ -1003,11 +1031,7 @@ c.JupyterHub.log_level = {self.log_level!r}
             r = self.api("DELETE", self.server_path(user, server))
             assert r.status_code in (202, 204, 400), r.text  # 400: already stopping
         for user, server in running:
-            wait_for(
-                lambda user=user, server=server: self.server_model(user, server) is None,
-                timeout,
-                what=f"{user}/{server} stopped",
-            )
+            self.wait_stopped(user, server, timeout)
 
     def user_get(self, path: str, **kwargs) -> requests.Response:
         """GET ``path`` through Traefik with the test service's token (no token in URL)."""

@@ -230,7 +230,7 @@ def test_restore_drill_into_a_fresh_deployment(source, backup, tmp_path_factory)
     for target in files_stack(tmp_path_factory.mktemp("backup-target")):
         env = settings_env(target, path.parent)
         # as make restore does: nothing writes while the stores are replaced
-        target.hub.stop()
+        target.stop_hub()
         done = cli(env, "restore", str(path))
         assert_no_secret(target, done)
         assert done.returncode == 0, done.stderr

@@ -16,7 +16,6 @@ import os
 import secrets
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -224,25 +223,9 @@ def test_release_now_before_its_date_and_an_assignment_without_files(stack, tara
     assert release_pushes(tara_files, "essay") == []
 
 
-def files_service_pid(stack) -> int:
-    """The files service of this test's hub (the hub runs it as a child process)."""
-    hub = stack.hub.proc.pid
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == hub and b"services.files" in cmdline:
-            return int(entry.name)
-    raise AssertionError("the files service of this stack is not running")
-
-
 def test_files_service_down_the_release_waits_and_is_made_once_back(stack, tara, tara_files):
     upload(tara_files, f"class/{CODE}/assignments", "hw3/a.txt", b"a\n")
-    pid = files_service_pid(stack)
+    pid = stack.service_pid("files")
     os.kill(pid, signal.SIGSTOP)  # it answers nothing: every call runs out of time
     try:
         body = {"slug": "hw3", "title": "Homework 3", "max_points": 5}

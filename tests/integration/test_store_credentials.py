@@ -33,15 +33,9 @@ def environ(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def service_env(stack, module: str) -> dict[str, str]:
-    """The environment of the hub's managed service ``module`` (a child of the hub)."""
-    tasks = Path(f"/proc/{stack.hub.proc.pid}/task")
-    children = [pid for t in tasks.iterdir() for pid in (t / "children").read_text().split()]
-    for pid in children:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if module.encode() in cmdline:
-            return environ(int(pid))
-    raise AssertionError(f"no running {module}")
+def service_env(stack, service: str) -> dict[str, str]:
+    """The environment of the hub's managed service ``services.<service>``."""
+    return environ(stack.service_pid(service))
 
 
 def test_each_process_holds_only_its_own_store_credentials(stack):
@@ -60,17 +54,17 @@ def test_each_process_holds_only_its_own_store_credentials(stack):
         assert secret not in hub
     assert "classhub_hub:" in environ(stack.hub.proc.pid)["CLASSHUB_DB_URL"]
 
-    grades = service_env(stack, "services.grades")
+    grades = service_env(stack, "grades")
     assert grades["CLASSHUB_GRADES_DB_URL"].startswith("postgresql+psycopg://classhub_grades:")
     assert [grades["CLASSHUB_S3_ACCESS_KEY"], grades["CLASSHUB_S3_SECRET_KEY"]] == grades_keys
-    files = service_env(stack, "services.files")
+    files = service_env(stack, "files")
     assert [files["CLASSHUB_S3_ACCESS_KEY"], files["CLASSHUB_S3_SECRET_KEY"]] == files_keys
     # each service signs in to MongoDB as its own user, on its own database
     assert files["CLASSHUB_MONGO_URL"] == (
         f"mongodb://classhub_files:{mongo['files']}@127.0.0.1:{stack.mongo_port}"
         "/classhub_files?authSource=admin"
     )
-    classes = service_env(stack, "services.classes")
+    classes = service_env(stack, "classes")
     assert classes["CLASSHUB_MONGO_URL"] == (
         f"mongodb://classhub_classes:{mongo['classes']}@127.0.0.1:{stack.mongo_port}"
         "/classhub?authSource=admin"
@@ -87,7 +81,7 @@ def test_each_process_holds_only_its_own_store_credentials(stack):
 
 
 def test_a_services_own_credentials_are_refused_elsewhere(stack):
-    grades = service_env(stack, "services.grades")
+    grades = service_env(stack, "grades")
     url = grades["CLASSHUB_GRADES_DB_URL"].replace("+psycopg", "")
     # the grades service's database role: its own schema yes, the accounts' hashes no
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
@@ -119,7 +113,7 @@ def test_a_services_own_credentials_are_refused_elsewhere(stack):
         region="us-east-1",
     )
     admin.put_object(DEFAULT_BUCKET, "submissions/x/hw/ann/1/a.txt", io.BytesIO(b"work"), 4)
-    files = service_env(stack, "services.files")
+    files = service_env(stack, "files")
     mine = Minio(
         f"127.0.0.1:{stack.s3_port}",
         files["CLASSHUB_S3_ACCESS_KEY"],
@@ -137,8 +131,8 @@ def test_a_services_own_credentials_are_refused_elsewhere(stack):
     # each service's MongoDB user, from its running process: its own database yes, the
     # other service's, the list of every database and user management no
     for module, own, other in (
-        ("services.classes", "classhub", "classhub_files"),
-        ("services.files", "classhub_files", "classhub"),
+        ("classes", "classhub", "classhub_files"),
+        ("files", "classhub_files", "classhub"),
     ):
         c = MongoClient(
             service_env(stack, module)["CLASSHUB_MONGO_URL"], serverSelectionTimeoutMS=5000
