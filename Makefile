@@ -127,15 +127,15 @@ test-e2e: images
 # a stack that `make up` started is never restarted, changed or stopped.
 # The student image and the homes helper build beside the checks that need no image (lint,
 # unit, hub); then the other images beside the integration tests that need only those two;
-# then the integration tests that need the other images, and the e2e tier. (The e2e tier
-# beside the integration tier was tried: 5:44 alone became 14:40 and the whole no faster,
-# the 2 cores being the limit.) Each one's output is printed whole when it ends.
+# then the e2e tier beside the short rest of the integration tests (those that need the other
+# images: about a minute). (The e2e tier beside the whole integration tier was tried: 5:44
+# alone became 14:40 and the whole no faster, the 2 cores being the limit.) Each one's output
+# is printed whole when it ends.
 test:
 	$(MAKE) bootstrap
 	$(MAKE) -j2 --output-sync=target images-core checks
 	$(MAKE) -j2 --output-sync=target images test-integration-core
-	$(MAKE) test-integration-rest
-	$(MAKE) test-e2e
+	$(MAKE) -j2 --output-sync=target test-integration-rest test-e2e
 
 checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need no image)
 	$(MAKE) lint

@@ -19,9 +19,9 @@ from harness.stack import Stack, running_stack, wait_for
 
 SERVICE = "/services/classes/"
 
-#: faster rounds for tests: culling every second, idle timeouts from 2 s
+#: test settings: idle timeouts from 2 s (the files that test culling add
+#: ``CULL_EVERY_SECOND``: a round every second costs each idle stack 2% of a core)
 TEST_SERVICE_ENV = {
-    "CLASSHUB_CULL_INTERVAL": "1",
     "CLASSHUB_MIN_IDLE_TIMEOUT": "2",
     "CLASSHUB_RECONCILE_INTERVAL": "0",
     "CLASSHUB_MONGO_TIMEOUT": "1.5",
@@ -29,9 +29,16 @@ TEST_SERVICE_ENV = {
 }
 
 
-def classes_stack(workdir: Path, extra_config: str = "", **kwargs):
+CULL_EVERY_SECOND = {"CLASSHUB_CULL_INTERVAL": "1"}
+
+
+def classes_stack(workdir: Path, extra_config: str = "", env: dict | None = None, **kwargs):
     new = Stack(
-        workdir, with_classes=True, extra_config=extra_config, env=TEST_SERVICE_ENV, **kwargs
+        workdir,
+        with_classes=True,
+        extra_config=extra_config,
+        env={**TEST_SERVICE_ENV, **(env or {})},
+        **kwargs,
     )
     for stack in running_stack(new):
         wait_healthy(stack)

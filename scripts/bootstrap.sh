@@ -74,14 +74,19 @@ fi
 STAMP=.venv/.classhub-install-stamp
 want="$(cat pyproject.toml images/singleuser/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-  log "pip install -e '.[test,traefik]' -e 'images/singleuser[test]'"
-  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,traefik]' \
-    -e 'images/singleuser[test]' 2> >(grep -v "^WARNING: Location 'file:" >&2)
+  # uv resolves and installs the same releases as pip (checked: identical `pip list`) in
+  # about 10 s instead of about 100 s on a machine with no cache; pip only installs uv
+  log "uv pip install -e '.[test,traefik]' -e 'images/singleuser[test]'"
+  .venv/bin/pip install --quiet --disable-pip-version-check "uv>=0.9,<1" \
+    2> >(grep -v "^WARNING: Location 'file:" >&2)
+  [ -n "${SSL_CERT_FILE:-}" ] || [ ! -f /etc/ssl/certs/ca-certificates.crt ] || export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -e '.[test,traefik]' \
+    -e 'images/singleuser[test]'
   # rfc3987-syntax (jsonschema[format-nongpl], through jupyter-events) compiles 39 Lark
   # grammars when jsonschema is imported: about 3 CPU-seconds of every hub start, every
   # service command and every test process, for an optional "iri" format check that
   # jsonschema skips without it (the images remove it too)
-  .venv/bin/pip uninstall --quiet --yes rfc3987-syntax lark
+  .venv/bin/uv pip uninstall --quiet --python .venv/bin/python rfc3987-syntax lark
   echo "$want" >"$STAMP"
 else
   log ".venv: up to date"

@@ -36,8 +36,9 @@ def shared_files_stack(tmp_path_factory):
     """One stack with the classes, files and grades services and their test settings
     (``harness.files.files_stack``) per worker, for the test files that need nothing else:
     a stack costs about 12 CPU-seconds and 15 s to start. Those files use names of their
-    own (classes, people) and change no setting; ``files_stack_for_module`` stops their
-    servers when each ends."""
+    own (classes and people: most carry the file's own number, ``bio12``, ``sam14``) and
+    change no setting; an admin, who sees every class, checks only this file's classes;
+    ``files_stack_for_module`` stops their servers when each ends."""
     for stack in files_stack(tmp_path_factory.mktemp("shared-files")):
         health = stack.url + "/services/grades/health"
         wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades service healthy")

@@ -7,25 +7,25 @@ import secrets
 import pytest
 
 from harness.browser import signed_in_page
-from harness.classes import Person, assert_error, classes_stack, group, members
+from harness.classes import Person, assert_error, group, members
 from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from classes_stack(tmp_path_factory.mktemp("class-ops"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def people(stack):
     people = {
         "admin": Person(stack, "admin", "admin"),
-        "tina": Person(stack, "tina", "teacher"),
-        "otto": Person(stack, "otto", "teacher"),
+        "tina13": Person(stack, "tina13", "teacher"),
+        "otto13": Person(stack, "otto13", "teacher"),
     }
-    for student in ("sa", "sb"):  # signed in once: the hub knows them as students
+    for student in ("sa13", "sb13"):  # signed in once: the hub knows them as students
         people[student] = Person(stack, student, "student")
     return people
 
@@ -36,7 +36,7 @@ def new_code() -> str:
 
 def make_class(people, code, **extra) -> None:
     r = people["admin"].post(
-        "api/classes", {"code": code, "name": code.upper(), "teachers": ["tina"], **extra}
+        "api/classes", {"code": code, "name": code.upper(), "teachers": ["tina13"], **extra}
     )
     assert r.status_code == 201, r.text
 
@@ -44,34 +44,37 @@ def make_class(people, code, **extra) -> None:
 def test_start_all_and_stop_all(stack, people):
     code = new_code()
     make_class(people, code)
-    tina = people["tina"]
-    for name in ("sa", "sb"):
+    tina = people["tina13"]
+    for name in ("sa13", "sb13"):
         assert tina.post(f"api/classes/{code}/students", {"username": name}).status_code == 201
     # an admin put a teacher on the roster: out of the class teacher's reach
-    r = people["admin"].post(f"api/classes/{code}/students", {"username": "otto"})
+    r = people["admin"].post(f"api/classes/{code}/students", {"username": "otto13"})
     assert r.status_code == 201, r.text
 
     # another class's teacher may not
-    r = people["otto"].post(f"api/classes/{code}/servers", {"action": "start"})
+    r = people["otto13"].post(f"api/classes/{code}/servers", {"action": "start"})
     assert_error(r, 403)
 
     r = tina.post(f"api/classes/{code}/servers", {"action": "start"})
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert sorted(answer["done"]) == ["sa", "sb"] and answer["failed"] == {}
-    assert list(answer["skipped"]) == ["otto"] and "otto is a teacher" in answer["skipped"]["otto"]
-    for name in ("sa", "sb"):
+    assert sorted(answer["done"]) == ["sa13", "sb13"] and answer["failed"] == {}
+    assert (
+        list(answer["skipped"]) == ["otto13"]
+        and "otto13 is a teacher" in answer["skipped"]["otto13"]
+    )
+    for name in ("sa13", "sb13"):
         assert stack.wait_ready(name, code, timeout=180)["ready"]
-    assert stack.server_model("otto", code) is None
+    assert stack.server_model("otto13", code) is None
 
     # again: nothing more to start
     r = tina.post(f"api/classes/{code}/servers", {"action": "start"})
-    assert r.status_code == 200 and sorted(r.json()["unchanged"]) == ["sa", "sb"]
+    assert r.status_code == 200 and sorted(r.json()["unchanged"]) == ["sa13", "sb13"]
 
     r = tina.post(f"api/classes/{code}/servers", {"action": "stop"})
     assert r.status_code == 200, r.text
-    assert sorted(r.json()["done"]) == ["sa", "sb"]
-    for name in ("sa", "sb"):
+    assert sorted(r.json()["done"]) == ["sa13", "sb13"]
+    for name in ("sa13", "sb13"):
         wait_for(lambda n=name: stack.server_model(n, code) is None, 60, what=f"{name} stopped")
 
     r = tina.post(f"api/classes/{code}/servers", {"action": "restart"})
@@ -81,8 +84,8 @@ def test_start_all_and_stop_all(stack, people):
 def test_start_all_refused_for_an_archived_class(stack, people):
     code = new_code()
     make_class(people, code)
-    assert people["tina"].patch(f"api/classes/{code}", {"archived": True}).status_code == 200
-    r = people["tina"].post(f"api/classes/{code}/servers", {"action": "start"})
+    assert people["tina13"].patch(f"api/classes/{code}", {"archived": True}).status_code == 200
+    r = people["tina13"].post(f"api/classes/{code}/servers", {"action": "start"})
     assert_error(r, 409, "archived")
 
 
@@ -90,24 +93,25 @@ def test_copy_a_class_for_a_new_term(stack, people):
     code, copy = new_code(), new_code()
     make_class(people, code, term="2026", environment={"cpu_limit": 0.5, "mem_limit": "300M"})
     assert (
-        people["tina"].post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+        people["tina13"].post(f"api/classes/{code}/students", {"username": "sa13"}).status_code
+        == 201
     )
     original = people["admin"].get(f"api/classes/{code}").json()
 
-    r = people["tina"].post(f"api/classes/{code}/copy", {"code": copy})
+    r = people["tina13"].post(f"api/classes/{code}/copy", {"code": copy})
     assert_error(r, 403)
 
     r = people["admin"].post(f"api/classes/{code}/copy", {"code": copy, "term": "2027"})
     assert r.status_code == 201, r.text
     made = people["admin"].get(f"api/classes/{copy}").json()
     assert made["term"] == "2027" and made["name"] == original["name"]
-    assert made["teachers"] == ["tina"] and made["environment"] == original["environment"]
+    assert made["teachers"] == ["tina13"] and made["environment"] == original["environment"]
     assert made["students"] == [] and made["archived"] is False
     # the hub groups: the teacher is the copy's teacher, nobody is its student
-    assert members(stack, f"teachers-{copy}") == {"tina"}
+    assert members(stack, f"teachers-{copy}") == {"tina13"}
     assert members(stack, f"class-{copy}") == set()
     # the original is unchanged
-    assert people["admin"].get(f"api/classes/{code}").json()["students"] == ["sa"]
+    assert people["admin"].get(f"api/classes/{code}").json()["students"] == ["sa13"]
 
     r = people["admin"].post(f"api/classes/{code}/copy", {"code": copy})
     assert_error(r, 409, "exists already")
@@ -116,8 +120,8 @@ def test_copy_a_class_for_a_new_term(stack, people):
 def test_delete_an_archived_class(stack, people):
     code = new_code()
     make_class(people, code)
-    admin, tina = people["admin"], people["tina"]
-    assert tina.post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+    admin, tina = people["admin"], people["tina13"]
+    assert tina.post(f"api/classes/{code}/students", {"username": "sa13"}).status_code == 201
     assert group(stack, f"class-{code}") is not None
 
     assert_error(admin.delete(f"api/classes/{code}?confirm={code}"), 409, "not archived")
@@ -131,10 +135,10 @@ def test_delete_an_archived_class(stack, people):
     assert_error(admin.get(f"api/classes/{code}"), 404)
     assert group(stack, f"class-{code}") is None and group(stack, f"teachers-{code}") is None
     # nobody can start its server any more
-    r = stack.api("POST", stack.server_path("sa", code))
+    r = stack.api("POST", stack.server_path("sa13", code))
     if r.status_code < 400:
-        wait_for(lambda: stack.server_model("sa", code) is None, 30, what="spawn refused")
-        r = stack.api("POST", stack.server_path("sa", code))
+        wait_for(lambda: stack.server_model("sa13", code) is None, 30, what="spawn refused")
+        r = stack.api("POST", stack.server_path("sa13", code))
     assert 400 <= r.status_code < 500, r.text
 
 
@@ -169,18 +173,19 @@ def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, o
     code, copy = new_code(), new_code()
     make_class(people, code)
     assert (
-        people["tina"].post(f"api/classes/{code}/students", {"username": "sa"}).status_code == 201
+        people["tina13"].post(f"api/classes/{code}/students", {"username": "sa13"}).status_code
+        == 201
     )
 
-    page = open_as("tina", "teacher", f"/services/classes/classes/{code}")
+    page = open_as("tina13", "teacher", f"/services/classes/classes/{code}")
     assert page.locator("#copy-section").count() == 0  # copying is for admins
     page.click("#start-all")
     page.wait_for_selector("#bulk-result:has-text('1 started')")
-    stack.wait_ready("sa", code, timeout=180)
+    stack.wait_ready("sa13", code, timeout=180)
     page.once("dialog", lambda d: d.accept())
     page.click("#stop-all")
     page.wait_for_selector("#bulk-result:has-text('1 stopped')")
-    wait_for(lambda: stack.server_model("sa", code) is None, 60, what="sa stopped")
+    wait_for(lambda: stack.server_model("sa13", code) is None, 60, what="sa13 stopped")
 
     # (signing in in a browser ends the requests sessions of people[...]: one session each)
     admin = open_as("admin", "admin", f"/services/classes/classes/{code}")
@@ -193,7 +198,7 @@ def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, o
     admin.click("#copy-class [type=submit]")
     admin.wait_for_selector(f"#action-alert:has-text('Copied {code} to {copy}')")
     made = get(f"api/classes/{copy}").json()
-    assert made["term"] == "2027" and made["teachers"] == ["tina"] and made["students"] == []
+    assert made["term"] == "2027" and made["teachers"] == ["tina13"] and made["students"] == []
 
     # delete: only once archived, and only with the code typed
     assert admin.is_disabled("#delete-class")
@@ -211,32 +216,32 @@ def test_the_class_page_starts_and_stops_all_copies_and_deletes(stack, people, o
 
 
 def test_a_person_is_taken_off_every_roster(stack, people):
-    # fresh sign-ins (a browser test in this module took over the admin's and tina's)
+    # fresh sign-ins (a browser test in this module took over the admin's and tina13's)
     people = {
         **people,
         "admin": Person(stack, "admin", "admin"),
-        "tina": Person(stack, "tina", "teacher"),
+        "tina13": Person(stack, "tina13", "teacher"),
     }
     first, second = new_code(), new_code()
     make_class(people, first)
     make_class(people, second)
-    r = people["admin"].post(f"api/classes/{second}/students", {"username": "sb"})
+    r = people["admin"].post(f"api/classes/{second}/students", {"username": "sb13"})
     assert r.status_code == 201, r.text
-    r = people["admin"].post(f"api/classes/{first}/students", {"username": "sb"})
+    r = people["admin"].post(f"api/classes/{first}/students", {"username": "sb13"})
     assert r.status_code == 201, r.text
-    stack.spawn("sb", first)
+    stack.spawn("sb13", first)
 
-    assert_error(people["tina"].delete("api/people/sb"), 403)
-    r = people["admin"].delete("api/people/sb")
+    assert_error(people["tina13"].delete("api/people/sb13"), 403)
+    r = people["admin"].delete("api/people/sb13")
     assert r.status_code == 200, r.text
     assert {first, second} <= set(r.json()["classes"])  # and earlier tests' classes
     assert r.json()["stopped_servers"] == [first]
     for code in (first, second):
-        assert "sb" not in people["admin"].get(f"api/classes/{code}").json()["students"]
-        assert "sb" not in members(stack, f"class-{code}")
-    wait_for(lambda: stack.server_model("sb", first) is None, 60, what="sb stopped")
+        assert "sb13" not in people["admin"].get(f"api/classes/{code}").json()["students"]
+        assert "sb13" not in members(stack, f"class-{code}")
+    wait_for(lambda: stack.server_model("sb13", first) is None, 60, what="sb13 stopped")
     # a teacher too: off the teacher lists and the teachers-<code> groups
-    r = people["admin"].delete("api/people/tina")
+    r = people["admin"].delete("api/people/tina13")
     assert r.status_code == 200 and first in r.json()["classes"]
     assert people["admin"].get(f"api/classes/{first}").json()["teachers"] == []
     assert members(stack, f"teachers-{first}") == set()

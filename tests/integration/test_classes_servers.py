@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from harness.classes import (
+    CULL_EVERY_SECOND,
     SERVICE,
     Person,
     assert_error,
@@ -31,7 +32,7 @@ UNREACHABLE = "the classes database is unreachable; try again shortly"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from classes_stack(tmp_path_factory.mktemp("classes-servers"))
+    yield from classes_stack(tmp_path_factory.mktemp("classes-servers"), env=CULL_EVERY_SECOND)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from harness.classes import Person
-from harness.files import FILES, files_stack, listing, person, upload
+from harness.files import FILES, listing, person, upload
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,18 @@ TEACHER_ZONE = "Europe/Paris"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from files_stack(tmp_path_factory.mktemp("files-pages"))
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def people(stack):
-    """bio (teacher tia; sam, sue), geo (teacher tia; sam, sue), chem (ola)."""
-    for code in ("bio", "geo"):
-        stack.enroll("tia", code, teacher=True)
-        stack.enroll("sam", code)
-        stack.enroll("sue", code)
-    stack.enroll("ola", "chem")
+    """bio16 (teacher tia16; sam16, sue16), geo16 (teacher tia16; sam16, sue16), chem16 (ola16)."""
+    for code in ("bio16", "geo16"):
+        stack.enroll("tia16", code, teacher=True)
+        stack.enroll("sam16", code)
+        stack.enroll("sue16", code)
+    stack.enroll("ola16", "chem16")
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 
 
 def test_a_student_uploads_downloads_renames_and_deletes_their_files(stack, sign_in, tmp_path):
-    sam = sign_in("sam", "student")
+    sam = sign_in("sam16", "student")
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"hello files")
     one, two = tmp_path / "a.py", tmp_path / "b.csv"
@@ -128,8 +128,8 @@ def test_a_student_uploads_downloads_renames_and_deletes_their_files(stack, sign
         assert (
             sam.inner_text("#used-text") == "0 bytes" and sam.inner_text("#quota-text") == "2.0 MB"
         )
-        assert sam.get_attribute("#class-links a[data-code=bio]", "href") == (
-            MATERIAL.format(code="bio")
+        assert sam.get_attribute("#class-links a[data-code=bio16]", "href") == (
+            MATERIAL.format(code="bio16")
         )
 
         sam.set_input_files("#upload-input", str(notes))
@@ -179,7 +179,7 @@ def test_a_student_uploads_downloads_renames_and_deletes_their_files(stack, sign
         # the hub's navigation leads here
         sam.goto(f"{stack.url}/hub/home")
         assert sam.get_attribute("#nav-files", "href") == FILES
-    assert listing(person(stack, "sam"), "me")["files"] == []
+    assert listing(person(stack, "sam16"), "me")["files"] == []
 
 
 def test_material_a_teacher_unpacks_a_zip_and_students_of_the_class_only_read_it(
@@ -187,9 +187,9 @@ def test_material_a_teacher_unpacks_a_zip_and_students_of_the_class_only_read_it
 ):
     archive = tmp_path / "week1.zip"
     archive.write_bytes(zip_of({"intro.ipynb": b'{"cells": []}', "data/table.csv": b"a,b\n1,2\n"}))
-    tia = sign_in("tia", "teacher")
+    tia = sign_in("tia16", "teacher")
     with screenshots(tmp_path, tia):
-        tia.goto(stack.url + MATERIAL.format(code="bio"))
+        tia.goto(stack.url + MATERIAL.format(code="bio16"))
         assert tia.inner_text("#files-empty") == "There is no material yet. Upload files above."
         tia.set_input_files("#zip-input", str(archive))
         tia.click("#upload-zip button[type=submit]")
@@ -199,10 +199,10 @@ def test_material_a_teacher_unpacks_a_zip_and_students_of_the_class_only_read_it
         assert tia.is_visible(f"{file_row('week1/intro.ipynb')} [data-action=delete]")
         assert tia.is_visible("#push-now")
 
-    sam = sign_in("sam", "student")
-    ola = sign_in("ola", "student")
+    sam = sign_in("sam16", "student")
+    ola = sign_in("ola16", "student")
     with screenshots(tmp_path, sam, ola):
-        r = sam.goto(stack.url + MATERIAL.format(code="bio"))
+        r = sam.goto(stack.url + MATERIAL.format(code="bio16"))
         assert r.status == 200
         assert rows(sam) == ["week1", "week1/data", "week1/data/table.csv", "week1/intro.ipynb"]
         for control in (
@@ -217,9 +217,9 @@ def test_material_a_teacher_unpacks_a_zip_and_students_of_the_class_only_read_it
             sam.click(f"{file_row('week1/data/table.csv')} a.btn[data-action=download]")
         assert open(download.value.path(), "rb").read() == b"a,b\n1,2\n"
 
-        r = ola.goto(stack.url + MATERIAL.format(code="bio"))
+        r = ola.goto(stack.url + MATERIAL.format(code="bio16"))
         assert r.status == 404 and r.headers["content-type"].startswith("text/html")
-        assert "There is no class 'bio' among your classes" in ola.inner_text("#error-message")
+        assert "There is no class 'bio16' among your classes" in ola.inner_text("#error-message")
         assert "intro.ipynb" not in ola.content()
         r = ola.goto(stack.url + MATERIAL.format(code="Not_A_Code"))
         assert r.status == 400 and "class code" in ola.inner_text("#error-message")
@@ -228,9 +228,9 @@ def test_material_a_teacher_unpacks_a_zip_and_students_of_the_class_only_read_it
 def test_a_teacher_schedules_and_cancels_a_push_then_pushes_to_stopped_servers(
     stack, sign_in, tmp_path
 ):
-    upload(person(stack, "tia", "teacher"), "class/geo", "sheet.txt", b"exercise 1")
-    tia = sign_in("tia", "teacher", timezone_id=TEACHER_ZONE)
-    tia.goto(stack.url + MATERIAL.format(code="geo"))
+    upload(person(stack, "tia16", "teacher"), "class/geo16", "sheet.txt", b"exercise 1")
+    tia = sign_in("tia16", "teacher", timezone_id=TEACHER_ZONE)
+    tia.goto(stack.url + MATERIAL.format(code="geo16"))
     day = datetime.date.today() + datetime.timedelta(days=40)
     local = datetime.datetime.combine(day, datetime.time(9, 30), ZoneInfo(TEACHER_ZONE))
     with screenshots(tmp_path, tia):
@@ -240,8 +240,8 @@ def test_a_teacher_schedules_and_cancels_a_push_then_pushes_to_stopped_servers(
         tia.wait_for_selector("#pushes tr[data-status=scheduled]")
         assert "The push is scheduled" in tia.inner_text("#action-alert")
         scheduled = tia.get_attribute("#pushes tr[data-status=scheduled]", "data-push")
-        # read with the browser's own session: signing tia in again elsewhere would end it
-        r = tia.context.request.get(f"{stack.url}{FILES}api/classes/geo/pushes/{scheduled}")
+        # read with the browser's own session: signing tia16 in again elsewhere would end it
+        r = tia.context.request.get(f"{stack.url}{FILES}api/classes/geo16/pushes/{scheduled}")
         assert r.ok, r.text()
         at = r.json()["at"]
         assert datetime.datetime.fromisoformat(at.replace("Z", "+00:00")) == local
@@ -253,10 +253,10 @@ def test_a_teacher_schedules_and_cancels_a_push_then_pushes_to_stopped_servers(
         tia.click("#push-now")
         tia.wait_for_selector("#push-report:visible")
         tia.wait_for_selector("#report-status:has-text('done')")
-        tia.wait_for_selector("#report-students tr[data-user=sue]")
-        assert rows(tia, "#report-students tbody tr", "user") == ["sam", "sue"]
+        tia.wait_for_selector("#report-students tr[data-user=sue16]")
+        assert rows(tia, "#report-students tbody tr", "user") == ["sam16", "sue16"]
         assert rows(tia, "#report-students tbody tr", "status") == ["waiting", "waiting"]
-        sam_row = tia.inner_text("#report-students tr[data-user=sam]")
+        sam_row = tia.inner_text("#report-students tr[data-user=sam16]")
         assert "gets the files at the first start" in sam_row
         assert "2 waiting" in tia.inner_text("#report-summary")
         tia.wait_for_selector(
@@ -267,17 +267,17 @@ def test_a_teacher_schedules_and_cancels_a_push_then_pushes_to_stopped_servers(
         tia.click("#report-run")
         tia.wait_for_selector("#action-alert:has-text('The push ran again: 2 waiting')")
         pushed = tia.get_attribute("#pushes tr[data-status=done]", "data-push")
-    push = person(stack, "tia", "teacher").get(f"api/classes/geo/pushes/{pushed}").json()
+    push = person(stack, "tia16", "teacher").get(f"api/classes/geo16/pushes/{pushed}").json()
     assert sorted((d["user"], d["status"]) for d in push["students"]) == [
-        ("sam", "waiting"),
-        ("sue", "waiting"),
+        ("sam16", "waiting"),
+        ("sue16", "waiting"),
     ]
 
 
 def test_the_class_page_links_to_the_material(stack, people, chromium, tmp_path):
     admin = Person(stack, "admin", "admin")
     r = admin.post(
-        "api/classes", {"code": "art", "name": "Art", "term": "2026", "teachers": ["tia"]}
+        "api/classes", {"code": "art16", "name": "Art16", "term": "2026", "teachers": ["tia16"]}
     )
     assert r.status_code == 201, r.text
     context = chromium.new_context()
@@ -286,14 +286,14 @@ def test_the_class_page_links_to_the_material(stack, people, chromium, tmp_path)
     try:
         with screenshots(tmp_path, page):
             page.goto(
-                f"{stack.url}/hub/login?next={quote('/services/classes/classes/art', safe='')}"
+                f"{stack.url}/hub/login?next={quote('/services/classes/classes/art16', safe='')}"
             )
-            page.fill("#token_input", stack.mint("tia", "teacher"))
+            page.fill("#token_input", stack.mint("tia16", "teacher"))
             page.click("#token_submit")
-            page.wait_for_url("**/services/classes/classes/art")
+            page.wait_for_url("**/services/classes/classes/art16")
             page.click("#material-link")
-            page.wait_for_url("**" + MATERIAL.format(code="art"))
+            page.wait_for_url("**" + MATERIAL.format(code="art16"))
             page.wait_for_selector("#push-now")
-            assert page.inner_text("#class-name") == "Art"
+            assert page.inner_text("#class-name") == "Art16"
     finally:
         context.close()

@@ -1,14 +1,13 @@
 """Material pushes into real student servers (Docker, the single-user image's extension),
 through the real hub, Traefik, SeaweedFS and nx-27017."""
 
-import os
 import re
 import time
 
 import pytest
 
 from harness.classes import assert_error
-from harness.files import files_stack, person, upload
+from harness.files import person, upload
 from harness.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -16,17 +15,13 @@ pytestmark = pytest.mark.integration
 CODE = "phys4"
 
 
-#: the homes helper image the files service runs (a test run may point at one built from
-#: this tree: TEST_HOMES_HELPER_IMAGE=classhub/homes-helper:<tag>)
-HELPER_IMAGE = os.environ.get("TEST_HOMES_HELPER_IMAGE", "classhub/homes-helper:latest")
 #: a conflict copy's name: no spaces, no quotes (``sheet.teacher-2026-12-06.txt``)
 COPY_NAME = re.compile(r"^sheet\.teacher-\d{4}-\d{2}-\d{2}\.txt$")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    env = {"CLASSHUB_HOMES_HELPER_IMAGE": HELPER_IMAGE}
-    yield from files_stack(tmp_path_factory.mktemp("push"), env=env)
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 def container(stack, user, code=CODE):

@@ -15,49 +15,45 @@ import pytest
 import requests
 
 from harness.classes import Person, assert_error
-from harness.files import files_stack
 from harness.stack import wait_for
 from tests.integration.test_grades_loop import iso, write
 
 pytestmark = pytest.mark.integration
 
 GRADES = "/services/grades/"
-CODE = "chem5"  # the loop test's write() finds the student's container by this code
-OTHER = "other5"
+CODE = "chem514"  # the loop test's write() is told it: it finds the container by its code
+OTHER = "other514"
 A = f"api/classes/{CODE}/assignments"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("grades-api")):
-        health = stack.url + GRADES + "health"
-        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
-        yield stack
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def people(stack):
-    """chem5: teacher tia, students sam (with a running server) and sue (no work);
-    other5: teacher otto and student zoe; and an admin who takes and teaches nothing."""
-    stack.enroll("tia", CODE, teacher=True)
-    stack.enroll("sam", CODE)
-    stack.enroll("sue", CODE)
-    stack.enroll("otto", OTHER, teacher=True)
-    stack.enroll("zoe", OTHER)
+    """chem514: teacher tia14, students sam14 (with a running server) and sue14 (no work);
+    other514: teacher otto14 and student zoe14; and an admin who takes and teaches nothing."""
+    stack.enroll("tia14", CODE, teacher=True)
+    stack.enroll("sam14", CODE)
+    stack.enroll("sue14", CODE)
+    stack.enroll("otto14", OTHER, teacher=True)
+    stack.enroll("zoe14", OTHER)
     return {
-        "tia": Person(stack, "tia", "teacher", service=GRADES),
-        "sam": Person(stack, "sam", service=GRADES),
-        "sue": Person(stack, "sue", service=GRADES),
-        "otto": Person(stack, "otto", "teacher", service=GRADES),
-        "zoe": Person(stack, "zoe", service=GRADES),
+        "tia14": Person(stack, "tia14", "teacher", service=GRADES),
+        "sam14": Person(stack, "sam14", service=GRADES),
+        "sue14": Person(stack, "sue14", service=GRADES),
+        "otto14": Person(stack, "otto14", "teacher", service=GRADES),
+        "zoe14": Person(stack, "zoe14", service=GRADES),
         "admin": Person(stack, "admin", "admin", service=GRADES),
     }
 
 
 @pytest.fixture(scope="module")
 def hw(stack, people):
-    """Assignment ``hw`` (open for an hour) with three versions by sam: v1 to v3."""
-    r = people["tia"].post(
+    """Assignment ``hw`` (open for an hour) with three versions by sam14: v1 to v3."""
+    r = people["tia14"].post(
         A,
         json={
             "slug": "hw",
@@ -68,39 +64,41 @@ def hw(stack, people):
         },
     )
     assert r.status_code == 201, r.text
-    stack.spawn("sam", CODE)
+    stack.spawn("sam14", CODE)
     ids = []
     for n in (1, 2, 3):
-        write(stack, "sam", f"{CODE}/assignments/hw/answer.py", f"print({n})\n".encode())
-        r = people["sam"].post(f"{A}/hw/submit")
+        write(
+            stack, "sam14", f"{CODE}/assignments/hw/answer.py", f"print({n})\n".encode(), code=CODE
+        )
+        r = people["sam14"].post(f"{A}/hw/submit")
         assert r.status_code == 201 and r.json()["version"] == n, r.text
         ids.append(r.json()["id"])
     return ids
 
 
 def outsiders(people):
-    """Who gets 404 from every route of chem5: a student and a teacher of another class."""
-    return [people["zoe"], people["otto"]]
+    """Who gets 404 from every route of chem514: a student and a teacher of another class."""
+    return [people["zoe14"], people["otto14"]]
 
 
 def test_a_teacher_lists_the_extensions_of_an_assignment(people, hw):
-    tia, sam = people["tia"], people["sam"]
+    tia, sam = people["tia14"], people["sam14"]
     r = tia.get(f"{A}/hw/extensions")
     assert r.status_code == 200, r.text
     assert r.json() == {"assignment": "hw", "extensions": []}
     due = iso(7 * 86400)
-    r = tia.call("PUT", f"{A}/hw/extensions/sue", json={"due_at": due, "reason": "ill"})
+    r = tia.call("PUT", f"{A}/hw/extensions/sue14", json={"due_at": due, "reason": "ill"})
     assert r.status_code == 200, r.text
     granted = r.json()
     listed = tia.get(f"{A}/hw/extensions").json()["extensions"]
     assert listed == [granted]
     (ext,) = listed
-    assert ext["user"] == "sue" and ext["reason"] == "ill" and ext["granted_by"] == "tia"
+    assert ext["user"] == "sue14" and ext["reason"] == "ill" and ext["granted_by"] == "tia14"
     assert ext["due_at"].startswith(due[:16]) and ext["granted_at"].endswith("Z")
 
     # the access boundary: students of the class are refused, others learn nothing
     assert_error(sam.get(f"{A}/hw/extensions"), 403)
-    assert_error(people["sue"].get(f"{A}/hw/extensions"), 403)  # even their own
+    assert_error(people["sue14"].get(f"{A}/hw/extensions"), 403)  # even their own
     for who in outsiders(people):
         assert_error(who.get(f"{A}/hw/extensions"), 404)
     # bad input
@@ -108,56 +106,56 @@ def test_a_teacher_lists_the_extensions_of_an_assignment(people, hw):
     assert_error(tia.get(f"{A}/Bad!Slug/extensions"), 400)
     assert_error(tia.get("api/classes/nosuchclass/assignments/hw/extensions"), 404)
 
-    assert tia.delete(f"{A}/hw/extensions/sue").status_code == 204
+    assert tia.delete(f"{A}/hw/extensions/sue14").status_code == 204
     assert tia.get(f"{A}/hw/extensions").json()["extensions"] == []
 
 
 def test_every_version_of_a_student_newest_first(people, hw):
-    tia, sam, sue = people["tia"], people["sam"], people["sue"]
-    r = tia.get(f"{A}/hw/students/sam/submissions")
+    tia, sam, sue = people["tia14"], people["sam14"], people["sue14"]
+    r = tia.get(f"{A}/hw/students/sam14/submissions")
     assert r.status_code == 200, r.text
     versions = r.json()["submissions"]
     assert [v["version"] for v in versions] == [3, 2, 1]
     assert [v["id"] for v in versions] == hw[::-1]
     for v in versions:
-        assert v["user"] == "sam" and v["late"] is False and v["grade"] is None
+        assert v["user"] == "sam14" and v["late"] is False and v["grade"] is None
         assert len(v["sha256"]) == 64 and v["bytes"] > 0 and v["submitted_at"].endswith("Z")
     assert len({v["sha256"] for v in versions}) == 3  # three different contents
 
-    # a grade on an older version: the teacher sees it at once, sam once it is returned
+    # a grade on an older version: the teacher sees it at once, sam14 once it is returned
     r = tia.call(
         "PUT", f"api/submissions/{hw[1]}/grade", json={"points": 7, "expected_revision": 0}
     )
     assert r.status_code == 200, r.text
-    seen = tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]
+    seen = tia.get(f"{A}/hw/students/sam14/submissions").json()["submissions"]
     assert seen[1]["grade"]["points"] == 7 and seen[1]["grade"]["returned_at"] is None
-    mine = sam.get(f"{A}/hw/students/sam/submissions")
+    mine = sam.get(f"{A}/hw/students/sam14/submissions")
     assert mine.status_code == 200, mine.text
     assert [v["version"] for v in mine.json()["submissions"]] == [3, 2, 1]
     assert all(v["grade"] is None for v in mine.json()["submissions"])
     assert tia.post(f"api/submissions/{hw[1]}/return").status_code == 200
-    mine = sam.get(f"{A}/hw/students/sam/submissions").json()["submissions"]
+    mine = sam.get(f"{A}/hw/students/sam14/submissions").json()["submissions"]
     assert mine[1]["grade"]["points"] == 7 and mine[0]["grade"] is None
 
     # a student of the class with nothing handed in: an empty list, not an error
-    assert tia.get(f"{A}/hw/students/sue/submissions").json()["submissions"] == []
-    assert sue.get(f"{A}/hw/students/sue/submissions").json()["submissions"] == []
+    assert tia.get(f"{A}/hw/students/sue14/submissions").json()["submissions"] == []
+    assert sue.get(f"{A}/hw/students/sue14/submissions").json()["submissions"] == []
 
     # the access boundary
-    assert_error(sue.get(f"{A}/hw/students/sam/submissions"), 404)
-    assert_error(sam.get(f"{A}/hw/students/sue/submissions"), 404)
+    assert_error(sue.get(f"{A}/hw/students/sam14/submissions"), 404)
+    assert_error(sam.get(f"{A}/hw/students/sue14/submissions"), 404)
     for who in outsiders(people):
-        assert_error(who.get(f"{A}/hw/students/sam/submissions"), 404)
+        assert_error(who.get(f"{A}/hw/students/sam14/submissions"), 404)
     # bad input
     assert_error(tia.get(f"{A}/hw/students/nobody/submissions"), 404)
-    assert_error(tia.get(f"{A}/hw/students/zoe/submissions"), 404)  # of another class
+    assert_error(tia.get(f"{A}/hw/students/zoe14/submissions"), 404)  # of another class
     assert_error(tia.get(f"{A}/hw/students/Bad%20User!/submissions"), 400)
-    assert_error(tia.get(f"{A}/nope/students/sam/submissions"), 404)
-    assert_error(tia.get(f"{A}/Bad!Slug/students/sam/submissions"), 400)
+    assert_error(tia.get(f"{A}/nope/students/sam14/submissions"), 404)
+    assert_error(tia.get(f"{A}/Bad!Slug/students/sam14/submissions"), 400)
 
 
 def test_a_download_link_may_redirect_to_the_snapshot(people, hw):
-    tia, sam = people["tia"], people["sam"]
+    tia, sam = people["tia14"], people["sam14"]
     r = tia.get(f"api/submissions/{hw[0]}/download?redirect=1")
     assert r.status_code == 302, r.text
     assert r.headers["Cache-Control"] == "no-store"
@@ -171,7 +169,7 @@ def test_a_download_link_may_redirect_to_the_snapshot(people, hw):
     assert r.status_code == 302, r.text
     got = requests.get(r.headers["Location"], timeout=30)
     assert zipfile.ZipFile(io.BytesIO(got.content)).read("answer.py") == b"print(3)\n"
-    assert_error(people["sue"].get(f"api/submissions/{hw[0]}/download?redirect=1"), 404)
+    assert_error(people["sue14"].get(f"api/submissions/{hw[0]}/download?redirect=1"), 404)
     for who in outsiders(people):
         assert_error(who.get(f"api/submissions/{hw[0]}/download?redirect=1"), 404)
     assert_error(tia.get("api/submissions/987654321/download?redirect=1"), 404)
@@ -179,7 +177,7 @@ def test_a_download_link_may_redirect_to_the_snapshot(people, hw):
 
 
 def test_archiving_hides_an_assignment_from_students_and_refuses_submissions(stack, people, hw):
-    tia, sam = people["tia"], people["sam"]
+    tia, sam = people["tia14"], people["sam14"]
     r = tia.post(f"{A}/hw/archive")
     assert r.status_code == 200 and r.json()["archived"] is True, r.text
     assert tia.post(f"{A}/hw/archive").json()["archived"] is True  # twice: no harm
@@ -187,13 +185,13 @@ def test_archiving_hides_an_assignment_from_students_and_refuses_submissions(sta
     # students: gone from their list and their routes; Submit says why it is refused
     assert "hw" not in [a["slug"] for a in sam.get(A).json()["assignments"]]
     assert_error(sam.get(f"{A}/hw"), 404)
-    assert_error(sam.get(f"{A}/hw/students/sam/submissions"), 404)
+    assert_error(sam.get(f"{A}/hw/students/sam14/submissions"), 404)
     assert_error(sam.post(f"{A}/hw/submit"), 409, "archived")
     # teachers: still listed (marked), no collecting, the versions and grades stay
     listed = {a["slug"]: a for a in tia.get(A).json()["assignments"]}
     assert listed["hw"]["archived"] is True
     assert_error(tia.post(f"{A}/hw/collect"), 409, "archived")
-    assert len(tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]) == 3
+    assert len(tia.get(f"{A}/hw/students/sam14/submissions").json()["submissions"]) == 3
     # the gradebook keeps it (grades earned stay), marked archived; so does the CSV
     book = tia.get(f"api/classes/{CODE}/gradebook").json()
     (column,) = [a for a in book["assignments"] if a["slug"] == "hw"]
@@ -213,7 +211,7 @@ def test_archiving_hides_an_assignment_from_students_and_refuses_submissions(sta
     r = tia.post(f"{A}/hw/unarchive")
     assert r.status_code == 200 and r.json()["archived"] is False, r.text
     assert "hw" in [a["slug"] for a in sam.get(A).json()["assignments"]]
-    write(stack, "sam", f"{CODE}/assignments/hw/answer.py", b"print(4)\n")
+    write(stack, "sam14", f"{CODE}/assignments/hw/answer.py", b"print(4)\n", code=CODE)
     r = sam.post(f"{A}/hw/submit")
     assert r.status_code == 201 and r.json()["version"] == 4, r.text
 
@@ -227,20 +225,20 @@ def test_an_admins_grades_page_lists_every_class(people):
     for code in (CODE, OTHER):
         assert f'data-code="{code}"' in r.text
     # a teacher sees only their own class
-    r = people["otto"].get("", headers={"Accept": "text/html"})
+    r = people["otto14"].get("", headers={"Accept": "text/html"})
     assert f'data-code="{OTHER}"' in r.text and f'data-code="{CODE}"' not in r.text
 
 
 def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
     stack, people, hw, tmp_path
 ):
-    """In Chromium, as tom (a teacher who never uses the API here: one session each)."""
+    """In Chromium, as tom14 (a teacher who never uses the API here: one session each)."""
     from playwright.sync_api import expect, sync_playwright
 
     from harness.browser import CHROMIUM_ARGS
 
-    stack.enroll("tom", CODE, teacher=True)
-    tia = people["tia"]
+    stack.enroll("tom14", CODE, teacher=True)
+    tia = people["tia14"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_context(accept_downloads=True).new_page()
@@ -250,7 +248,7 @@ def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         try:
             page.goto(f"{stack.url}/hub/login?next={quote(GRADES, safe='')}")
-            page.fill("#token_input", stack.mint("tom", "teacher"))
+            page.fill("#token_input", stack.mint("tom14", "teacher"))
             page.click("#token_submit")
             page.wait_for_url(f"**{GRADES}")
             page.goto(stack.url + GRADES + f"classes/{CODE}")
@@ -269,11 +267,11 @@ def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
             expect(page.locator(f"{row} [data-action=archive]")).to_have_text("Archive")
             assert tia.get(f"{A}/hw").json()["archived"] is False
 
-            # every version of sam under the open submission, newest first, each a link
+            # every version of sam14 under the open submission, newest first, each a link
             page.click(f"{row} [data-action=open]")
-            page.click("#submissions tr[data-user=sam] [data-action=grade]")
+            page.click("#submissions tr[data-user=sam14] [data-action=grade]")
             versions = page.locator("#grading-versions li")
-            count = len(tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"])
+            count = len(tia.get(f"{A}/hw/students/sam14/submissions").json()["submissions"])
             expect(versions).to_have_count(count)
             expect(page.locator("#grading-versions-count")).to_have_text(str(count))
             page.click("#grading-versions-box summary")
@@ -297,7 +295,7 @@ def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, peopl
     """The service keeps the gradebook it built (GradesApp.gradebook_cache_classes) only
     while PostgreSQL's gradebook generation and the roster are unchanged: a grade, a new
     version and a new student each show at the next read."""
-    tia = people["tia"]
+    tia = people["tia14"]
     book = f"api/classes/{CODE}/gradebook"
 
     def cell(body, user):
@@ -306,8 +304,8 @@ def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, peopl
 
     first = tia.get(book).json()
     assert tia.get(book).json() == first  # the same answer again
-    # sam's latest version (earlier tests may have added versions to hw's three)
-    versions = tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]
+    # sam14's latest version (earlier tests may have added versions to hw's three)
+    versions = tia.get(f"{A}/hw/students/sam14/submissions").json()["submissions"]
     latest, grade = versions[0]["id"], versions[0]["grade"]
     r = tia.call(
         "PUT",
@@ -316,14 +314,14 @@ def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, peopl
     )
     assert r.status_code == 200, r.text
     graded = tia.get(book).json()
-    assert cell(graded, "sam") == {"state": "graded", "points": 9.0, "late": False}
+    assert cell(graded, "sam14") == {"state": "graded", "points": 9.0, "late": False}
     # a grade changed straight in the database (a restore, an admin's SQL) shows too
     assert stack.psql(
         "UPDATE classhub_grades.grades SET points = 4 WHERE submission_id = %s"
         " RETURNING submission_id",
         latest,
     ) == [latest]
-    assert cell(tia.get(book).json(), "sam")["points"] == 4.0
+    assert cell(tia.get(book).json(), "sam14")["points"] == 4.0
     # a new student of the class: a new row (the roster is read from the hub's cached
     # answer, a few seconds old at most)
     stack.enroll("sid", CODE)
@@ -335,15 +333,15 @@ def test_the_gradebook_answer_is_reused_until_what_it_shows_changes(stack, peopl
 
 
 def test_an_assignment_is_deleted_only_without_submissions(stack, people, hw):
-    tia, sam = people["tia"], people["sam"]
-    # hw has sam's versions: refused, with what to do instead
+    tia, sam = people["tia14"], people["sam14"]
+    # hw has sam14's versions: refused, with what to do instead
     assert_error(tia.delete(f"{A}/hw"), 409, "Archive it instead")
     assert tia.get(f"{A}/hw").status_code == 200
-    assert len(tia.get(f"{A}/hw/students/sam/submissions").json()["submissions"]) >= 3
+    assert len(tia.get(f"{A}/hw/students/sam14/submissions").json()["submissions"]) >= 3
 
     r = tia.post(A, json={"slug": "draft", "title": "Draft", "max_points": 5, "due_at": iso(3600)})
     assert r.status_code == 201, r.text
-    r = tia.call("PUT", f"{A}/draft/extensions/sue", json={"due_at": iso(7200), "reason": "ill"})
+    r = tia.call("PUT", f"{A}/draft/extensions/sue14", json={"due_at": iso(7200), "reason": "ill"})
     assert r.status_code in (200, 201), r.text
     # the access boundary
     assert_error(sam.delete(f"{A}/draft"), 403)

@@ -44,25 +44,25 @@ def who(stack, name, role="student"):
     return Person(stack, name, role, service=GRADES)
 
 
-def container(stack, user):
+def container(stack, user, code=CODE):
     (found,) = [
         c
         for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
+        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == code
     ]
     return found
 
 
-def write(stack, user, path, data: bytes):
+def write(stack, user, path, data: bytes, code=CODE):
     b64 = base64.b64encode(data).decode()
     script = (
         "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
         f" open(p, 'wb').write(base64.b64decode('{b64}'))"
     )
-    code, out = container(stack, user).exec_run(
+    status, out = container(stack, user, code).exec_run(
         ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
     )
-    assert code == 0, out
+    assert status == 0, out
 
 
 def read(stack, user, path):

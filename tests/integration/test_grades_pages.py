@@ -19,18 +19,15 @@ from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
 from harness.browser import signed_in_page
 from harness.classes import Person
-from harness.files import files_stack
-from harness.stack import wait_for
 from tests.integration.test_grades_loop import write
 
 pytestmark = pytest.mark.integration
 
 GRADES = "/services/grades/"
-CODE = "chem5"  # the loop test's helpers (write, container) use this code
+CODE = "chem515"  # the loop test's write() is told it: it finds the container by its code
 PAGE = GRADES + f"classes/{CODE}"
 #: the teacher's browser runs in this time zone (dates are typed and shown in it)
 TEACHER_ZONE = "Europe/Paris"
@@ -38,24 +35,21 @@ STUDENT_ZONE = "America/New_York"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    for stack in files_stack(tmp_path_factory.mktemp("grades-pages")):
-        health = stack.url + GRADES + "health"
-        wait_for(lambda h=health: requests.get(h, timeout=5).ok, 60, what="grades")
-        yield stack
+def stack(files_stack_for_module):
+    return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def people(stack):
-    """chem5: teachers tom and tina (in browsers) and ted (API checks only: one session
+    """chem515: teachers tom15 and tina15 (in browsers) and ted15 (API checks only: one session
     per person, so a browser's own person never signs in a second time while it is open);
-    students ana and bob. zed takes another class."""
-    stack.enroll("tom", CODE, teacher=True)
-    stack.enroll("tina", CODE, teacher=True)
-    stack.enroll("ted", CODE, teacher=True)
-    stack.enroll("ana", CODE)
-    stack.enroll("bob", CODE)
-    stack.enroll("zed", "other5")
+    students ana15 and bob15. zed15 takes another class."""
+    stack.enroll("tom15", CODE, teacher=True)
+    stack.enroll("tina15", CODE, teacher=True)
+    stack.enroll("ted15", CODE, teacher=True)
+    stack.enroll("ana15", CODE)
+    stack.enroll("bob15", CODE)
+    stack.enroll("zed15", "other515")
 
 
 @pytest.fixture
@@ -107,7 +101,7 @@ def screenshots(tmp_path, *pages):
 @pytest.fixture(scope="module")
 def ted(stack, people) -> Person:
     """A teacher of the class signed in at the grades API (never in a browser)."""
-    return Person(stack, "ted", "teacher", service=GRADES)
+    return Person(stack, "ted15", "teacher", service=GRADES)
 
 
 def api(stack, name, role="student") -> Person:
@@ -136,7 +130,7 @@ def expect(locator):
 
 
 def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in, ted, tmp_path):
-    tom = sign_in("tom", "teacher", timezone_id=TEACHER_ZONE)
+    tom = sign_in("tom15", "teacher", timezone_id=TEACHER_ZONE)
     zone = ZoneInfo(TEACHER_ZONE)
     now = datetime.datetime.now(zone).replace(second=0, microsecond=0)
     release = now - datetime.timedelta(hours=1)
@@ -184,10 +178,10 @@ def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in,
 def test_a_student_sees_the_countdown_and_a_double_click_submits_once(
     stack, sign_in, ted, tmp_path
 ):
-    stack.spawn("ana", CODE)
-    write(stack, "ana", f"{CODE}/assignments/lab1/answer.py", b"print(9.81)\n")
-    ana = sign_in("ana", "student", timezone_id=STUDENT_ZONE)
-    zed = sign_in("zed", "student")
+    stack.spawn("ana15", CODE)
+    write(stack, "ana15", f"{CODE}/assignments/lab1/answer.py", b"print(9.81)\n", code=CODE)
+    ana = sign_in("ana15", "student", timezone_id=STUDENT_ZONE)
+    zed = sign_in("zed15", "student")
     submits = []
     ana.on(
         "request",
@@ -225,14 +219,14 @@ def test_a_student_sees_the_countdown_and_a_double_click_submits_once(
         # someone outside the class gets the 404 page
         r = zed.goto(stack.url + PAGE)
         assert r.status == 404 and r.headers["content-type"].startswith("text/html")
-        assert "There is no class 'chem5' among your classes" in zed.inner_text("#error-message")
+        assert "There is no class 'chem515' among your classes" in zed.inner_text("#error-message")
     subs = ted.get(f"api/classes/{CODE}/assignments/lab1/submissions").json()["students"]
-    (mine,) = [x for x in subs if x["user"] == "ana"]
+    (mine,) = [x for x in subs if x["user"] == "ana15"]
     assert mine["versions"] == 1 and mine["latest"]["version"] == 1, mine
 
 
 def test_a_student_whose_server_is_not_running_gets_the_apis_message(stack, sign_in, tmp_path):
-    bob = sign_in("bob", "student")
+    bob = sign_in("bob15", "student")
     with screenshots(tmp_path, bob):
         bob.goto(stack.url + PAGE)
         bob.click(f"{card('lab1')} [data-action=submit]")
@@ -240,26 +234,26 @@ def test_a_student_whose_server_is_not_running_gets_the_apis_message(stack, sign
         bob.wait_for_selector(result)
         assert bob.is_enabled(f"{card('lab1')} [data-action=submit]")
         shown = bob.inner_text(result)
-    answer = api(stack, "bob").post(f"api/classes/{CODE}/assignments/lab1/submit")
+    answer = api(stack, "bob15").post(f"api/classes/{CODE}/assignments/lab1/submit")
     assert answer.status_code == 409 and shown == answer.json()["message"], (shown, answer.text)
 
 
 def open_submissions(stack, page, slug="lab1"):
     page.goto(stack.url + PAGE)
     page.click(f"#assignments tr[data-slug={slug}] [data-action=open]")
-    page.wait_for_selector("#submissions tr[data-user=ana][data-status=on_time]")
+    page.wait_for_selector("#submissions tr[data-user=ana15][data-status=on_time]")
 
 
 def test_the_teacher_grades_a_stale_save_is_refused_and_the_student_reads_the_grade(
     stack, sign_in, tmp_path
 ):
-    tom = sign_in("tom", "teacher", timezone_id=TEACHER_ZONE)
-    tina = sign_in("tina", "teacher")
+    tom = sign_in("tom15", "teacher", timezone_id=TEACHER_ZONE)
+    tina = sign_in("tina15", "teacher")
     with screenshots(tmp_path, tom, tina):
         open_submissions(stack, tom)
-        # bob has handed in nothing, and his due date is still to come: not "missing"
+        # bob15 has handed in nothing, and his due date is still to come: not "missing"
         assert (
-            tom.get_attribute("#submissions tr[data-user=bob]", "data-status")
+            tom.get_attribute("#submissions tr[data-user=bob15]", "data-status")
             == "not_handed_in_yet"
         )
         assert "1 on time · 0 late · 0 missing · 1 not handed in yet" in tom.inner_text(
@@ -268,61 +262,61 @@ def test_the_teacher_grades_a_stale_save_is_refused_and_the_student_reads_the_gr
 
         # the snapshot as it was handed in
         with tom.expect_download() as download:
-            tom.click("#submissions tr[data-user=ana] a[data-action=download]")
+            tom.click("#submissions tr[data-user=ana15] a[data-action=download]")
         zipped = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
         assert zipped.read("answer.py") == b"print(9.81)\n"
 
-        # tina opens the grading form before tom saves: her save is stale
+        # tina15 opens the grading form before tom15 saves: her save is stale
         open_submissions(stack, tina)
-        tina.click("#submissions tr[data-user=ana] [data-action=grade]")
-        tom.click("#submissions tr[data-user=ana] [data-action=grade]")
-        assert tom.inner_text("#grading-user") == "ana" and tom.is_disabled("#grade-return")
+        tina.click("#submissions tr[data-user=ana15] [data-action=grade]")
+        tom.click("#submissions tr[data-user=ana15] [data-action=grade]")
+        assert tom.inner_text("#grading-user") == "ana15" and tom.is_disabled("#grade-return")
         tom.fill("#grade-points", "8")
         tom.fill("#grade-feedback", "Good work.\nMind the units.")
         tom.click("#grade-save")
-        tom.wait_for_selector("#action-alert:has-text('Saved the grade of ana: 8 points')")
+        tom.wait_for_selector("#action-alert:has-text('Saved the grade of ana15: 8 points')")
         assert "8 / 10 · not returned" in tom.inner_text(
-            "#submissions tr[data-user=ana] [data-field=grade]"
+            "#submissions tr[data-user=ana15] [data-field=grade]"
         )
         tina.fill("#grade-points", "5")
         tina.click("#grade-save")
         tina.wait_for_selector("#action-alert.alert-danger")
         refused = tina.inner_text("#action-alert")
-        assert "graded meanwhile by tom" in refused and "reload" in refused, refused
+        assert "graded meanwhile by tom15" in refused and "reload" in refused, refused
         tina.click("#grade-reload")
         expect(tina.locator("#grade-points")).to_have_value("8")
         expect(tina.locator("#grade-feedback")).to_have_value("Good work.\nMind the units.")
 
-        # an extension for bob, granted in Paris time, then revoked
+        # an extension for bob15, granted in Paris time, then revoked
         later = datetime.datetime.combine(
             datetime.date.today() + datetime.timedelta(days=5),
             datetime.time(12, 0),
             ZoneInfo(TEACHER_ZONE),
         )
-        tom.select_option("#extension-user", "bob")
+        tom.select_option("#extension-user", "bob15")
         tom.fill("#extension-due", local_input(later))
         tom.fill("#extension-reason", "ill")
         tom.click("#extension-form button[type=submit]")
-        tom.wait_for_selector("#extensions tr[data-user=bob]")
-        bobs = api(stack, "bob").get(f"api/classes/{CODE}/assignments").json()["assignments"]
+        tom.wait_for_selector("#extensions tr[data-user=bob15]")
+        bobs = api(stack, "bob15").get(f"api/classes/{CODE}/assignments").json()["assignments"]
         assert bobs[0]["extended"] is True and utc(bobs[0]["your_due_at"]) == later
         tom.reload()  # the page shows the extensions it finds
         tom.click("#assignments tr[data-slug=lab1] [data-action=open]")
-        tom.wait_for_selector("#extensions tr[data-user=bob]:has-text('ill')")
-        tom.click("#extensions tr[data-user=bob] [data-action=revoke]")
+        tom.wait_for_selector("#extensions tr[data-user=bob15]:has-text('ill')")
+        tom.click("#extensions tr[data-user=bob15] [data-action=revoke]")
         tom.wait_for_selector("#extensions-empty:visible")
-        bobs = api(stack, "bob").get(f"api/classes/{CODE}/assignments").json()["assignments"]
+        bobs = api(stack, "bob15").get(f"api/classes/{CODE}/assignments").json()["assignments"]
         assert bobs[0]["extended"] is False
 
         # return the grade
-        tom.wait_for_selector("#submissions tr[data-user=ana][data-status=on_time]")
-        tom.click("#submissions tr[data-user=ana] [data-action=grade]")
+        tom.wait_for_selector("#submissions tr[data-user=ana15][data-status=on_time]")
+        tom.click("#submissions tr[data-user=ana15] [data-action=grade]")
         tom.click("#grade-return")
-        tom.wait_for_selector("#action-alert:has-text('Returned the grade to ana')")
+        tom.wait_for_selector("#action-alert:has-text('Returned the grade to ana15')")
         assert "returned on" in tom.inner_text("#grade-status")
         assert tom.is_disabled("#grade-return")
 
-    ana = sign_in("ana", "student")
+    ana = sign_in("ana15", "student")
     with screenshots(tmp_path, ana):
         ana.goto(stack.url + PAGE)
         ana.wait_for_selector(f"{card('lab1')} [data-field=grade-box]:visible")
@@ -334,22 +328,22 @@ def test_the_teacher_grades_a_stale_save_is_refused_and_the_student_reads_the_gr
 
 
 def test_the_gradebook_shows_the_points_and_downloads_its_csv(stack, sign_in, tmp_path):
-    tom = sign_in("tom", "teacher")
+    tom = sign_in("tom15", "teacher")
     with screenshots(tmp_path, tom):
         tom.goto(stack.url + PAGE)
-        cell = "#gradebook tr[data-user=ana] td[data-slug=lab1]"
+        cell = "#gradebook tr[data-user=ana15] td[data-slug=lab1]"
         tom.wait_for_selector(cell)
         assert tom.inner_text(cell) == "8"
-        assert tom.inner_text("#gradebook tr[data-user=ana] [data-field=total]") == "8 / 10"
-        assert tom.inner_text("#gradebook tr[data-user=ana] [data-field=percent]") == "80%"
-        assert tom.inner_text("#gradebook tr[data-user=bob] td[data-slug=lab1]") == "—"
-        assert tom.inner_text("#gradebook tr[data-user=bob] [data-field=total]") == "—"
+        assert tom.inner_text("#gradebook tr[data-user=ana15] [data-field=total]") == "8 / 10"
+        assert tom.inner_text("#gradebook tr[data-user=ana15] [data-field=percent]") == "80%"
+        assert tom.inner_text("#gradebook tr[data-user=bob15] td[data-slug=lab1]") == "—"
+        assert tom.inner_text("#gradebook tr[data-user=bob15] [data-field=total]") == "—"
         with tom.expect_download() as download:
             tom.click("#gradebook-csv")
         assert download.value.suggested_filename == f"gradebook-{CODE}.csv"
         data = open(download.value.path(), "rb").read()
         assert data.startswith(b"\xef\xbb\xbf")
-        assert "ana,8" in data.decode("utf-8-sig").replace("\r\n", "\n")
+        assert "ana15,8" in data.decode("utf-8-sig").replace("\r\n", "\n")
 
         # the hub's navigation leads to the grades
         tom.goto(f"{stack.url}/hub/home")
@@ -365,7 +359,7 @@ def test_the_gradebook_shows_the_points_and_downloads_its_csv(stack, sign_in, tm
         admin.fill("#open-code", CODE)
         admin.click("#open-class button[type=submit]")
         admin.wait_for_url(f"**{PAGE}")
-        admin.wait_for_selector("#gradebook tr[data-user=ana]")
+        admin.wait_for_selector("#gradebook tr[data-user=ana15]")
         r = admin.goto(stack.url + GRADES + "classes/nosuch")
         assert r.status == 404 and "There is no class 'nosuch'" in admin.inner_text(
             "#error-message"
