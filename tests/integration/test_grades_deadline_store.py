@@ -235,6 +235,43 @@ async def test_a_due_date_changed_plans_again(store, clock):
     assert await store.claim_deadline_round(lease=60) is None
 
 
+async def test_a_due_date_set_in_the_past_is_no_snapshot_moment(store, clock):
+    """Created, or moved, to a due date long past: a copy taken now would record later
+    work as on time, so no round is planned (an extension still to come is taken at its
+    time); a due date of "just now" (a form of minutes) is taken at once."""
+    clock.at = DUE + timedelta(hours=1)
+    a = await store.create_assignment("cs101", fields(), actor="tina")
+    assert await store.claim_deadline_round(lease=60) is None
+    await store.grant_extension(a.id, "sue", clock.at + timedelta(days=1), actor="tina")
+    assert {u: r.due_at for u, r in (await rows(store, a.id)).items()} == {
+        "sue": clock.at + timedelta(days=1)
+    }
+    # "now", typed to the minute: within the grace, planned and taken at once
+    just_now = (clock.at - 30 * SEC).isoformat()
+    b = await store.create_assignment("cs101", fields(slug="hw-2", due_at=just_now), actor="tina")
+    claimed = await store.claim_deadline_round(lease=60)
+    assert claimed is not None and claimed.assignment_id == b.id
+    assert await store.plan_deadlines(claimed, ["sam"]) == 1
+    (taken,) = await store.claim_deadline_snapshots(lease=30, limit=10)
+    assert (taken.assignment_id, taken.username) == (b.id, "sam")
+    assert (await record(store, taken))[0] == "taken"
+    # moved from the future into the past: the pending rows at it go, an extension's stays
+    c = await store.create_assignment(
+        "cs101", fields(slug="hw-3", due_at=(clock.at + 60 * SEC).isoformat()), actor="tina"
+    )
+    clock.at += 61 * SEC
+    claimed = await store.claim_deadline_round(lease=60)
+    assert claimed is not None and claimed.assignment_id == c.id
+    await store.plan_deadlines(claimed, ["sam", "sue"])
+    await store.grant_extension(c.id, "sue", clock.at + timedelta(days=1), actor="tina")
+    c = await store.update_assignment(c.id, fields(slug="hw-3"), actor="tina")  # back to DUE
+    assert {u: r.due_at for u, r in (await rows(store, c.id)).items()} == {
+        "sue": clock.at + timedelta(days=1)
+    }
+    assert await store.claim_deadline_round(lease=60) is None
+    assert await store.claim_deadline_snapshots(lease=30, limit=10) == []
+
+
 async def test_a_failed_snapshot_waits_then_is_taken(store, clock):
     a = await store.create_assignment("cs101", fields(), actor="tina")
     clock.at = DUE + SEC

@@ -17,6 +17,7 @@ from .base import (
     _row,
     _rows,
 )
+from .deadlines import already_past
 from .records import (
     _ASSIGNMENT_COLUMNS,
     Assignment,
@@ -49,8 +50,8 @@ class AssignmentQueries(StoreBase):
                 conn,
                 f"INSERT INTO assignments (class_code, slug, title, instructions,"  # noqa: S608
                 " max_points, release_at, due_at, late_policy, late_penalty_percent,"
-                " starting_files, created_by, created_at, archived_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " starting_files, created_by, created_at, archived_at, deadline_planned_for)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" RETURNING {_ASSIGNMENT_COLUMNS}",
                 (
                     code,
@@ -66,6 +67,8 @@ class AssignmentQueries(StoreBase):
                     actor,
                     now,
                     now if archived else None,
+                    # created with a due date long past: no deadline round for it
+                    fields.due_at if already_past(fields.due_at, now) else None,
                 ),
             )
             created = _assignment(row)
@@ -132,7 +135,7 @@ class AssignmentQueries(StoreBase):
                 ),
             )
             new = _assignment(row)
-            await self._replan_assignment(conn, old, new)
+            await self._replan_assignment(conn, old, new, now)
             if (old.due_at, old.late_policy, old.late_penalty_percent, old.max_points) != (
                 new.due_at,
                 new.late_policy,

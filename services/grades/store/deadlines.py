@@ -4,7 +4,7 @@ planned when the due date comes, claimed, then taken, unchanged or missing."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from .. import standing as st
@@ -32,6 +32,17 @@ from .records import (
     _from_row,
     _submission,
 )
+
+#: A due date set (or moved) further in the past than this is no snapshot moment: a copy
+#: taken now would record later work as handed in on time. A due date within it (set to
+#: "now" from a form of minutes) is taken at once, as the 60 s promise says.
+PAST_DUE_GRACE = timedelta(seconds=60)
+
+
+def already_past(due_at: datetime | None, now: datetime) -> bool:
+    """Whether ``due_at``, set at ``now``, is past by more than :data:`PAST_DUE_GRACE`:
+    then no deadline round is planned for it (only extensions still to come are taken)."""
+    return due_at is not None and due_at < now - PAST_DUE_GRACE
 
 
 class DeadlineQueries(StoreBase):
@@ -344,10 +355,12 @@ class DeadlineQueries(StoreBase):
         )
 
     @staticmethod
-    async def _replan_assignment(conn, old: Assignment, new: Assignment) -> None:
+    async def _replan_assignment(conn, old: Assignment, new: Assignment, now: datetime) -> None:
         """The assignment's due date changed: every planned row follows it (with the
         student's extension), and the round plans again at the new due date (students
-        added since get theirs). No due date any more: nothing pending stays."""
+        added since get theirs). No due date any more: nothing pending stays. A due date
+        moved into the past (:func:`already_past`): no round, and no row at it is taken
+        (only extensions still to come)."""
         if old.due_at == new.due_at:
             return
         if new.due_at is None:
@@ -366,6 +379,17 @@ class DeadlineQueries(StoreBase):
                 " AND d.due_at <> x.due",
                 {"aid": new.id, "due": new.due_at},
             )
+        if already_past(new.due_at, now):
+            await conn.execute(
+                "DELETE FROM deadline_snapshots"
+                " WHERE assignment_id = %s AND state = 'pending' AND due_at <= %s",
+                (new.id, now),
+            )
+            await conn.execute(
+                "UPDATE assignments SET deadline_planned_for = due_at WHERE id = %s",
+                (new.id,),
+            )
+            return
         await conn.execute(
             "UPDATE assignments SET deadline_planned_for = NULL WHERE id = %s",
             (new.id,),
