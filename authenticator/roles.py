@@ -9,8 +9,6 @@ a revoked session.
 
 from __future__ import annotations
 
-from jupyterhub.roles import get_default_roles
-
 ROLES = ("admin", "teacher", "student")
 
 # what every signed-in person may do with their own account and servers
@@ -27,6 +25,10 @@ STUDENT_SCOPES = (
 
 
 def _default_role(name: str) -> dict:
+    # imported here: jupyterhub.roles loads the hub's ORM (SQLAlchemy, Alembic), 1.5 s of
+    # every start of the accounts command, which reads only ROLES and STUDENT_SCOPES
+    from jupyterhub.roles import get_default_roles
+
     return next(dict(r, scopes=list(r["scopes"])) for r in get_default_roles() if r["name"] == name)
 
 
