@@ -361,6 +361,10 @@ class ClassPanel extends Widget {
 
   async submit(slug, button, result) {
     button.disabled = true;
+    // Without the grades service the Grades page opens in a new tab, opened here, within
+    // the click: a browser lets a page open a tab only for a few seconds after a click
+    // (5 s in Chromium), and saving may take longer. It is sent there once saved.
+    const tab = this.grades ? null : window.open("", "_blank");
     const show = (text, kind) => {
       result.replaceChildren(el("p", "", text));
       result.dataset.kind = kind;
@@ -370,16 +374,7 @@ class ClassPanel extends Widget {
       const folder = `${this.klass.assignments_dir}/${slug}/`;
       const saved = await saveOpenUnder(this.app, this.docManager, folder);
       if (!this.grades) {
-        show(
-          saved.length
-            ? `Saved ${saved.join(", ")}. Hand it in on the Grades page (opened in a new tab).`
-            : "Nothing unsaved. Hand it in on the Grades page (opened in a new tab).",
-          "info",
-        );
-        window.open(
-          new GradesClient(this.ctx.services_prefix, this.klass.code).pageUrl(),
-          "_blank",
-        );
+        this.openGradesPage(tab, saved, result);
         return;
       }
       show("Handing in a copy of your folder…", "info");
@@ -404,11 +399,32 @@ class ClassPanel extends Widget {
       for (const f of taken.files) list.append(el("li", "", `${f.path} (${size(f.size)})`));
       result.append(el("p", "", `What was taken (${taken.files.length} file(s)):`), list);
     } catch (e) {
+      if (tab) tab.close();
       show(`Not handed in: ${messageOf(e)}`, "error");
     } finally {
       button.disabled = !this.ctx.own_server;
     }
     this.loadAssignments();
+  }
+
+  // the files saved: the Grades page of the class (on the hub's host) in the tab the click
+  // opened, or, when the browser opened none, a link to it
+  openGradesPage(tab, saved, result) {
+    const url = new GradesClient(this.ctx.services_prefix, this.klass.code).pageUrl();
+    const line = el("p", "", saved.length ? `Saved ${saved.join(", ")}. ` : "Nothing unsaved. ");
+    if (tab) {
+      tab.opener = null; // the Grades page gets no handle on this page
+      tab.location.replace(url);
+      line.append("Hand it in on the Grades page (opened in a new tab).");
+    } else {
+      const link = el("a", "", "Grades page");
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      line.append("Hand it in on the ", link, " (your browser opened no new tab).");
+    }
+    result.replaceChildren(line);
+    result.dataset.kind = "info";
   }
 
   // the returned feedback, rendered as Markdown by JupyterLab (sanitised, untrusted)
