@@ -25,6 +25,7 @@ import asyncio
 import html
 import logging
 import re
+import signal
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -330,8 +331,17 @@ class GateApp(Application):
         )
         server = HTTPServer(self.make_app(store), xheaders=False)
         server.listen(self.port, self.ip)
+        # As a container's first process (pid 1) a signal without a handler is ignored:
+        # `docker stop` would wait its 10 s and kill the gate.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
         self.log.info("classhub gate listening on %s:%d", self.ip, self.port)
-        await asyncio.Event().wait()
+        await stopping.wait()
+        self.log.info("classhub gate stopping")
+        server.stop()
+        await store.close()
 
 
 def main(argv=None) -> None:
