@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,6 +73,20 @@ def _cmdline(pid: int) -> list[bytes]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return []
+
+
+def _remove_container(container) -> None:
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def _remove_volume(volume) -> None:
+    try:
+        volume.remove(force=True)
+    except docker.errors.APIError:
+        pass
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -899,16 +914,10 @@ c.JupyterHub.log_level = {self.log_level!r}
     def close(self) -> None:
         if self.hub:
             self.stop_hub()
-        for c in [*self.containers(), *self.helper_containers()]:
-            try:
-                c.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-        for v in self.volumes():
-            try:
-                v.remove(force=True)
-            except docker.errors.APIError:
-                pass
+        # several at once: one by one, a session's stack with twenty servers took 17 s
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(_remove_container, [*self.containers(), *self.helper_containers()]))
+            list(pool.map(_remove_volume, self.volumes()))
         if self.homes_mounted:
             from spawner import homesfs
 

@@ -284,8 +284,14 @@ on_failure() {
 # only). Idempotent; on an existing deployment it also moves the superuser's tables to the
 # components' roles and the files service's collections to its database.
 log "docker-compose up -d the data services (mode $MODE)"
+# a store that was already running read the old identities; one started now reads these
+S3_WAS_RUNNING=0
+S3_ID="$(dc ps -q s3 2>/dev/null || true)"
+if [ -n "$S3_ID" ] && [ "$(docker inspect -f '{{.State.Running}}' "$S3_ID" 2>/dev/null)" = true ]; then
+  S3_WAS_RUNNING=1
+fi
 dc up -d postgres redis mongo s3 || on_failure
-if [ "$S3_CHANGED" = 1 ]; then
+if [ "$S3_CHANGED" = 1 ] && [ "$S3_WAS_RUNNING" = 1 ]; then
   log "S3 identities changed: restarting the S3 store"
   dc restart s3 || on_failure
 fi
@@ -302,7 +308,7 @@ wait_healthy() {
         log "$service is not healthy ($state)"
         on_failure
       fi
-      sleep 2
+      sleep 1
     done
   done
 }
@@ -323,12 +329,22 @@ if [ "$STORES_NEW" = 1 ] && [ -n "$(dc ps -q hub 2>/dev/null || true)" ]; then
   dc stop hub || on_failure
 fi
 log "setting up an identity per component in PostgreSQL, MongoDB and S3"
+# the three at once (each is a container of its own, in its store's network namespace)
+STORES_LOG="$RUN_DIR/stores-setup"
 stores postgres postgres --host 127.0.0.1 --port 5432 --admin-user classhub \
-  || { log "the PostgreSQL set-up failed"; on_failure; }
-stores mongo mongo --address 127.0.0.1:27017 \
-  || { log "the MongoDB set-up failed"; on_failure; }
-stores s3 s3-bucket --endpoint http://127.0.0.1:8333 \
-  || { log "the S3 set-up failed"; on_failure; }
+  >"$STORES_LOG.postgres.log" 2>&1 &
+PG_SETUP=$!
+stores mongo mongo --address 127.0.0.1:27017 >"$STORES_LOG.mongo.log" 2>&1 &
+MONGO_SETUP=$!
+stores s3 s3-bucket --endpoint http://127.0.0.1:8333 >"$STORES_LOG.s3.log" 2>&1 &
+S3_SETUP=$!
+setup_failed=""
+wait $PG_SETUP || setup_failed+=" PostgreSQL"
+wait $MONGO_SETUP || setup_failed+=" MongoDB"
+wait $S3_SETUP || setup_failed+=" S3"
+cat "$STORES_LOG".postgres.log "$STORES_LOG".mongo.log "$STORES_LOG".s3.log >&2
+rm -f "$STORES_LOG".postgres.log "$STORES_LOG".mongo.log "$STORES_LOG".s3.log
+[ -z "$setup_failed" ] || { log "the set-up of$setup_failed failed (output above)"; on_failure; }
 
 # Traefik reads its static configuration only when it starts: a changed one recreates it
 # (the hash is in its environment). Before this version the hub itself listened on the
@@ -379,7 +395,7 @@ until curl -fs -o /dev/null --max-time 3 "$URL"; do
     log "no answer from $URL after ${TIMEOUT}s"
     on_failure
   fi
-  sleep 2
+  sleep 0.5
 done
 log "hub is healthy through Traefik"
 
@@ -392,7 +408,7 @@ for service in classes files grades; do
       log "no healthy answer from $SVC_URL after ${TIMEOUT}s: $(curl -s --max-time 5 "${HOST_HEADER[@]}" "$SVC_URL")"
       on_failure
     fi
-    sleep 2
+    sleep 0.5
   done
   log "$service service is healthy"
 done

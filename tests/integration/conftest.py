@@ -62,26 +62,28 @@ def chromium():
         yield browser
 
 
-#: the files that take longest (their stack, fixtures and tests; the integration tier's
-#: ``--durations`` list), handed to the workers first: a long file started last would keep
+#: the files that take longest (their stack, fixtures and tests: the tier prints its
+#: "seconds per test file"), handed to the workers first: a long file started last would keep
 #: one worker busy while the other has nothing left (``--dist loadfile`` keeps this order)
 LONGEST_FIRST = (
     "test_grades_deadline.py",
-    "test_backup_restore.py",
-    "test_autograde_seal.py",
-    "test_labext_browser.py",
-    "test_classes_pages.py",
     "test_grades_release.py",
+    "test_autograde_seal.py",
+    "test_backup_restore.py",
+    "test_classes_pages.py",
     "test_homes_boundary.py",
-    "test_grades_pages.py",
-    "test_accounts_store.py",
-    "test_files_push.py",
-    "test_web_layer_browser.py",
-    "test_grades_loop.py",
-    "test_files_pages.py",
-    "test_classes_servers.py",
-    "test_teacher_reach.py",
+    "test_labext_origins_browser.py",
+    "test_labext_browser.py",
+    "test_files_api.py",
     "test_autograde_api.py",
+    "test_grades_loop.py",
+    "test_classes_servers.py",
+    "test_ws_revocation.py",
+    "test_web_layer_browser.py",
+    "test_teacher_reach.py",
+    "test_grades_pages.py",
+    "test_teacher_accounts.py",
+    "test_accounts_store.py",
 )
 
 
