@@ -329,14 +329,15 @@ class GateApp(Application):
         store = SessionStore.from_url(
             self.redis_url, timeout=self.redis_timeout, idle_timeout=60, prefix=self.redis_prefix
         )
-        server = HTTPServer(self.make_app(store), xheaders=False)
-        server.listen(self.port, self.ip)
         # As a container's first process (pid 1) a signal without a handler is ignored:
-        # `docker stop` would wait its 10 s and kill the gate.
+        # `docker stop` would wait its 10 s and kill the gate. Set before listening, so a
+        # signal sent once the port answers always finds them.
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        server = HTTPServer(self.make_app(store), xheaders=False)
+        server.listen(self.port, self.ip)
         self.log.info("classhub gate listening on %s:%d", self.ip, self.port)
         await stopping.wait()
         self.log.info("classhub gate stopping")
