@@ -6,19 +6,23 @@ base URL), ``hub_static`` (the hub's own files with their ``?v=`` version), ``st
 (the service's files with a content hash, cached for ever by browsers),
 ``common_static`` (the shared style sheet and script of every page, served by the hub),
 ``nav`` (the navigation of the person's role, common/web/nav.py), ``brand`` (the name in
-the header), ``is_admin``, and answers every page with the same security headers; an
-error on a page is the shared ``classhub/error.html`` with the API's message (a 503 page
-reloads itself). Every page extends the shared ``classhub/layout.html`` (common/web).
+the header), ``is_admin``, ``json_script`` (:func:`json_for_script`: data for a page's
+script inside a ``<script type="application/json">`` element), and answers every page
+with the same security headers; an error on a page is the shared ``classhub/error.html``
+with the API's message (a 503 page reloads itself). Every page extends the shared
+``classhub/layout.html`` (common/web).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from tornado import web
 
 from common import web as common_web
@@ -35,6 +39,28 @@ CSP = (
 )
 #: seconds before a 503 page reloads itself
 RETRY_SECONDS = 10
+
+
+#: what JSON must not hold as it is inside an HTML ``<script>`` element: ``<`` (``</script>``
+#: would end the element, ``<!--`` change how it is parsed), ``>`` and ``&`` (for good
+#: measure), and the two line separators older JavaScript parsers refuse
+_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def json_for_script(value: Any) -> Markup:
+    """``value`` as JSON for the inside of a page's ``<script type="application/json">``
+    element (read with ``JSON.parse(element.textContent)``): those characters written as
+    ``\\u`` escapes, which JSON reads back as they were, so nothing a student or a teacher
+    wrote can end the element or become markup. Marked safe for Jinja: HTML escaping
+    would be wrong inside ``<script>``, whose text the browser does not unescape."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return Markup(text.translate(_SCRIPT_ESCAPES))  # noqa: S704 - escaped just above
 
 
 def normal_base_url(base_url: str) -> str:
@@ -81,6 +107,7 @@ class PageMixin:
             brand=self.settings.get("classhub_brand") or "classhub",
             status_problem="",
             is_admin=bool(user.get("admin")),
+            json_script=json_for_script,
             static=lambda name: f"{prefix}static/{name}?v={static_version(self.static_dir, name)}",
         )
         return namespace

@@ -285,6 +285,43 @@ def questions_view(questions: list[qs.Question]) -> list[dict]:
     ]
 
 
+def submissions_answer(
+    assignment: Assignment, roster: list[str], data: StandingData, now: datetime.datetime
+) -> dict:
+    """The submissions list as ``GET .../submissions`` answers it (teachers): every
+    student of ``roster`` and everyone who handed in (``data``: the assignment's
+    standing data, full), sorted by name, with where they stand, their latest version
+    and the one that counts; the counts of each status."""
+    rows = []
+    for user in sorted(set(roster) | data.users(assignment.id)):
+        standing, view, versions = standing_view(data, assignment.id, user, now, student=False)
+        counting = next((v for v in versions if v["counts"]), None)
+        if counting is None:
+            status = standing.state  # missing, or not handed in yet
+        else:
+            status = "late" if counting["late"] else "on_time"
+        rows.append(
+            {
+                "user": user,
+                "status": status,
+                "versions": len(versions),
+                "latest": versions[0] if versions else None,
+                "counting": counting,
+                "standing": view,
+                "on_roster": user in roster,
+            }
+        )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {
+        "assignment": assignment_view(assignment),
+        "questions": questions_view(data.questions.get(assignment.id, [])),
+        "students": rows,
+        "counts": counts,
+    }
+
+
 class GradesHandler(BaseHandler):
     """Dependencies: ``store``, ``membership``, ``collector``, ``objects``, ``clock``,
     ``limits``, ``files``, ``releaser``, ``files_pages``."""
@@ -350,10 +387,14 @@ class GradesHandler(BaseHandler):
             assignment.class_code, assignment_id=assignment.id, username=user
         )
 
-    async def student_answer(self, assignment: Assignment, user: str, role: str) -> dict:
+    async def student_answer(
+        self, assignment: Assignment, user: str, role: str, data: StandingData | None = None
+    ) -> dict:
         """One student's standing and versions, as ``GET .../students/<user>/submissions``
-        answers (a student: their own, with grades once returned)."""
-        data = await self.standing_data(assignment, user)
+        answers (a student: their own, with grades once returned); ``data``: standing
+        data already read that holds the student (else it is read)."""
+        if data is None:
+            data = await self.standing_data(assignment, user)
         _, view, versions = standing_view(
             data, assignment.id, user, self.now(), student=role == STUDENT
         )
@@ -365,9 +406,40 @@ class GradesHandler(BaseHandler):
             "questions": questions_view(data.questions.get(assignment.id, [])),
         }
 
-    async def version_answer(self, submission: Submission, assignment: Assignment, role: str):
-        """One version as its assignment's standing shows it."""
-        data = await self.standing_data(assignment, submission.username)
+    async def checked_student_answer(
+        self,
+        code: str,
+        assignment: Assignment,
+        user: str,
+        role: str,
+        *,
+        data: StandingData | None = None,
+        roster: list[str] | None = None,
+    ) -> dict:
+        """:meth:`student_answer` for the caller, who has ``role`` in class ``code``: a
+        student for themselves only, teachers for a student of the class or one who
+        handed in (404 otherwise); ``roster``: the class's students already read."""
+        if role == STUDENT and user != self.caller().name:
+            raise NotFound("There are no such submissions among yours.")
+        answer = await self.student_answer(assignment, user, role, data)
+        if not answer["submissions"] and role != STUDENT:
+            if roster is None:
+                roster = await self.membership.students(code)
+            if user not in roster:
+                raise NotFound(f"{user} is not a student of {code} and handed in nothing.")
+        return answer
+
+    async def version_answer(
+        self,
+        submission: Submission,
+        assignment: Assignment,
+        role: str,
+        data: StandingData | None = None,
+    ):
+        """One version as its assignment's standing shows it; ``data``: standing data
+        already read that holds the version's student (else it is read)."""
+        if data is None:
+            data = await self.standing_data(assignment, submission.username)
         standing = data.standing(assignment.id, submission.username, self.now())
         mine = standing.version(submission.id)
         view = submission_view(
@@ -752,44 +824,14 @@ class CollectHandler(GradesHandler):
 class SubmissionsHandler(GradesHandler):
     """Every student of the class (and anyone who handed in before leaving it): where
     they stand (the version that counts, on time or late, missing or not handed in yet)
-    and their latest version."""
+    and their latest version (:func:`submissions_answer`)."""
 
     async def get(self, code, slug):
         code = await self.teacher(code)
         assignment = await self.assignment(code, slug, TEACHER)
         roster = await self.membership.students(code)
         data = await self.standing_data(assignment)
-        now = self.now()
-        rows = []
-        for user in sorted(set(roster) | data.users(assignment.id)):
-            standing, view, versions = standing_view(data, assignment.id, user, now, student=False)
-            counting = next((v for v in versions if v["counts"]), None)
-            if counting is None:
-                status = standing.state  # missing, or not handed in yet
-            else:
-                status = "late" if counting["late"] else "on_time"
-            rows.append(
-                {
-                    "user": user,
-                    "status": status,
-                    "versions": len(versions),
-                    "latest": versions[0] if versions else None,
-                    "counting": counting,
-                    "standing": view,
-                    "on_roster": user in roster,
-                }
-            )
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        self.write_json(
-            {
-                "assignment": assignment_view(assignment),
-                "questions": questions_view(data.questions.get(assignment.id, [])),
-                "students": rows,
-                "counts": counts,
-            }
-        )
+        self.write_json(submissions_answer(assignment, roster, data, self.now()))
 
 
 class StudentSubmissionsHandler(GradesHandler):
@@ -801,16 +843,7 @@ class StudentSubmissionsHandler(GradesHandler):
         code, role = await self.role(code)
         user = validate_username(user)
         assignment = await self.assignment(code, slug, role)
-        if role == STUDENT and user != self.caller().name:
-            raise NotFound("There are no such submissions among yours.")
-        answer = await self.student_answer(assignment, user, role)
-        if (
-            not answer["submissions"]
-            and role != STUDENT
-            and user not in await self.membership.students(code)
-        ):
-            raise NotFound(f"{user} is not a student of {code} and handed in nothing.")
-        self.write_json(answer)
+        self.write_json(await self.checked_student_answer(code, assignment, user, role))
 
 
 class StudentChoiceHandler(GradesHandler):

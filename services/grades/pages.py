@@ -26,7 +26,9 @@ and change.
 
 A page checks the same rules as the API (:meth:`.handlers.GradesHandler.role`) before it
 renders; a refusal or an outage is an HTML page with the API's message (400, 403, 404,
-503, ...), never JSON or a traceback. The pages hold no inline script or style (CSP).
+503, ...), never JSON or a traceback. The pages hold no inline script or style (CSP); data
+for a page's script is in ``data-`` attributes, or JSON in a ``<script
+type="application/json">`` element (``json_script``), which runs nothing.
 """
 
 from __future__ import annotations

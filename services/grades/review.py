@@ -23,7 +23,8 @@ notebooks rendered, the difference between two versions, and **Download all**.
 ``GET classes/<code>/assignments/<slug>/review``             the review page (teachers:
                                                              every student, grading beside
                                                              the notebook; a student: their
-                                                             own versions)
+                                                             own versions), its first view
+                                                             in it (:class:`ReviewPage`)
 ===========================================================  ===============================
 
 Who may: a version, the class's teachers and admins, and the student who handed it in (404
@@ -62,11 +63,11 @@ from services.base.membership import ADMIN, STUDENT, TEACHER
 from services.base.names import BadName, validate_path, validate_username
 from services.base.pages import StaticHandler
 
-from . import snapzip
 from .downloadall import DownloadAllHandler
-from .handlers import GradesHandler, assignment_view
+from .handlers import GradesHandler, assignment_view, submissions_answer
 from .pages import STATIC, PageHandler
 from .reviewwork import GRANT_MARK, Review, viewable
+from .store import Assignment, StandingData, Submission
 
 # ----------------------------------------------------------------------------- handlers
 
@@ -84,6 +85,42 @@ class ReviewHandler(GradesHandler):
     the class's teachers and admins, and the student who handed it in)."""
 
     review: Review
+
+    async def files_answer(
+        self,
+        submission: Submission,
+        assignment: Assignment,
+        role: str,
+        data: StandingData | None = None,
+    ) -> dict:
+        """Version ``submission`` and its files, as ``GET api/submissions/<id>/files``
+        answers (the caller already checked: a teacher, or the student who handed it in);
+        ``data``: standing data already read that holds its student."""
+        prefix = self.settings["service_prefix"]
+        files = []
+        for f in await self.review.files(submission):
+            quoted = quote(f.path, safe="/")
+            kind = viewable(f.path)
+            files.append(
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "crc": f.crc,
+                    "view": kind,
+                    "render_url": None
+                    if kind is None
+                    else f"{prefix}api/submissions/{submission.id}/render/{quoted}",
+                    "download_url": f"{prefix}api/submissions/{submission.id}/files/{quoted}",
+                }
+            )
+        return {
+            # as the submissions list shows it: on time or late now, whether it counts,
+            # its own grade (a student's: once returned)
+            "submission": await self.version_answer(submission, assignment, role, data),
+            "assignment": {**assignment_view(assignment), "class": assignment.class_code},
+            "role": role,
+            "files": files,
+        }
 
 
 class PageAnswer:
@@ -118,34 +155,7 @@ def _send_page(handler: web.RequestHandler, body: bytes) -> None:
 
 class VersionFilesHandler(ReviewHandler):
     async def get(self, submission_id):
-        submission, assignment, role = await self.submission(submission_id)
-        prefix = self.settings["service_prefix"]
-        files = []
-        for f in await self.review.files(submission):
-            quoted = quote(f.path, safe="/")
-            kind = viewable(f.path)
-            files.append(
-                {
-                    "path": f.path,
-                    "size": f.size,
-                    "crc": f.crc,
-                    "view": kind,
-                    "render_url": None
-                    if kind is None
-                    else f"{prefix}api/submissions/{submission.id}/render/{quoted}",
-                    "download_url": f"{prefix}api/submissions/{submission.id}/files/{quoted}",
-                }
-            )
-        self.write_json(
-            {
-                # as the submissions list shows it: on time or late now, whether it
-                # counts, its own grade (a student's: once returned)
-                "submission": await self.version_answer(submission, assignment, role),
-                "assignment": {**assignment_view(assignment), "class": assignment.class_code},
-                "role": role,
-                "files": files,
-            }
-        )
+        self.write_json(await self.files_answer(*await self.submission(submission_id)))
 
 
 class VersionFileHandler(ReviewHandler):
@@ -205,27 +215,56 @@ class DiffHandler(PageAnswer, ReviewHandler):
         _send_page(self, await self.review.diff(base, submission, path))
 
 
-def first_shown(files: list[snapzip.SnapshotFile], wanted: str = "") -> str:
-    """The file the review page shows first: ``wanted`` when the version has it, else the
-    first notebook, else the first text file (as ``firstShown`` in static/review.js)."""
-    paths = [f.path for f in files]
+def first_shown(files: list[dict], wanted: str = "") -> str:
+    """The file the review page shows first (``files``: a files answer's list): ``wanted``
+    when the version has it, else the first notebook, else the first text file, else the
+    first file (as ``firstShown`` in static/review.js)."""
+    paths = [f["path"] for f in files]
     if wanted and wanted in paths:
         return wanted
     for kind in ("notebook", "text"):
-        found = next((p for p in paths if viewable(p) == kind), None)
+        found = next((f["path"] for f in files if f["view"] == kind), None)
         if found:
             return found
     return paths[0] if paths else ""
 
 
+def first_student(rows: list[dict], wanted: str = "") -> str:
+    """The student a teacher's review page opens on (``rows``: the submissions list's):
+    ``wanted`` when listed, else the first who handed in, else the first, "" for an empty
+    class (as ``start`` in static/review.js)."""
+    users = [r["user"] for r in rows]
+    if wanted and wanted in users:
+        return wanted
+    handed_in = next((r["user"] for r in rows if r["versions"] > 0), None)
+    return handed_in or (users[0] if users else "")
+
+
+def first_version(versions: list[dict], wanted: str = "") -> dict | None:
+    """The version the review page opens on (``versions``: a student's, newest first):
+    the one whose id is ``wanted``, else the one that counts, else the newest, None for
+    none (as ``showStudent`` in static/review.js)."""
+    for found in (
+        next((v for v in versions if wanted and str(v["id"]) == wanted), None),
+        next((v for v in versions if v["counts"]), None),
+    ):
+        if found is not None:
+            return found
+    return versions[0] if versions else None
+
+
 class ReviewPage(PageHandler, ReviewHandler):
     """``GET <prefix>classes/<code>/assignments/<slug>/review[?user=&version=&file=]``.
 
-    The page names the notebook it opens on in its frame's ``src``, so the browser fetches
-    it while the page's script starts (the script then agrees on the same view). The query
-    says which (the script keeps it up to date); a value that does not check out (not a
-    student of the class, another student's or assignment's version) is ignored: a
-    teacher's page opens on the first student who handed in, at the version that counts."""
+    The first view is in the page: what its script would otherwise ask for one call after
+    the other (teachers: the submissions list; the student's versions; the version's
+    files), as JSON in a ``<script type="application/json">`` block, and the notebook it
+    opens on in its frame's ``src``, so the browser fetches the notebook while the script
+    loads. Both are made by the API's own functions with the API's checks (a student gets
+    their own versions only, their grades once returned). The query says which view (the
+    script keeps it up to date); a value that does not check out (not a student of the
+    class, another student's or assignment's version) is ignored: a teacher's page opens
+    on the first student who handed in, at the version that counts."""
 
     def _wanted_user(self) -> str:
         try:
@@ -233,60 +272,64 @@ class ReviewPage(PageHandler, ReviewHandler):
         except BadName:
             return ""
 
-    async def initial_view(self, code: str, assignment, role: str) -> str:
-        """The address of the notebook (or text file) the page opens on, "" for none: the
-        student asked for (teachers; a student: themselves), else the first who handed
-        in, as the page's script chooses; their version asked for, else the one that
-        counts (:meth:`.store.StandingData.standing`, the teacher's choice included)."""
-        if self.get_query_argument("since", ""):
-            return ""  # a comparison: the script asks for it
-        wanted_version = self.get_query_argument("version", "")
+    async def first_view(self, code: str, assignment: Assignment, role: str) -> tuple[dict, str]:
+        """The first view's data (``students``: teachers only; ``user``; ``versions``;
+        ``files``: of the version shown, when there is one) and the address of the
+        notebook (or text file) the frame opens on, "" for none (a comparison, which the
+        script asks for, or nothing to show)."""
+        view: dict = {}
+        roster = None
         if role == STUDENT:
             user = self.caller().name
-            data = await self.store.standing_data(
-                code, assignment_id=assignment.id, username=user, full=False
-            )
+            data = await self.standing_data(assignment, user)
         else:
-            data, roster = await asyncio.gather(
-                self.store.standing_data(code, assignment_id=assignment.id, full=False),
-                self.membership.students(code),
+            roster, data = await asyncio.gather(
+                self.membership.students(code), self.standing_data(assignment)
             )
-            handed_in = data.users(assignment.id)
-            user = self._wanted_user()
-            if user not in set(roster) | handed_in:
-                user = min(handed_in, default="")
-        if not user:
-            return ""
-        standing = data.standing(assignment.id, user, self.now())
-        shown = next((v for v in standing.versions if str(v.id) == wanted_version), None)
-        shown = shown or standing.counting
+            view["students"] = submissions_answer(assignment, roster, data, self.now())
+            user = first_student(view["students"]["students"], self._wanted_user())
+            if not user:
+                return view, ""
+        view["user"] = user
+        view["versions"] = await self.checked_student_answer(
+            code, assignment, user, role, data=data, roster=roster
+        )
+        wanted = self.get_query_argument("version", "")
+        shown = first_version(view["versions"]["submissions"], wanted)
         if shown is None:
-            return ""  # nothing handed in
-        submission = await self.store.get_submission(shown.id)
-        path = first_shown(await self.review.files(submission), self.get_query_argument("file", ""))
-        if not path or viewable(path) is None:
-            return ""
-        prefix = self.settings["service_prefix"]
-        return f"{prefix}api/submissions/{submission.id}/render/{quote(path, safe='/')}"
+            return view, ""  # nothing handed in
+        submission = data.submissions[shown["id"]]
+        view["files"] = await self.files_answer(submission, assignment, role, data)
+        if self.get_query_argument("since", ""):
+            return view, ""
+        files = view["files"]["files"]
+        path = first_shown(files, self.get_query_argument("file", ""))
+        shown_file = next((f for f in files if f["path"] == path), None)
+        return view, (shown_file or {}).get("render_url") or ""
 
     @web.authenticated
     async def get(self, code, slug):
         code, role = await self.role(code)
         assignment = await self.assignment(code, slug, role)
         teaches = role in (ADMIN, TEACHER)
-        try:
-            initial = await self.initial_view(code, assignment, role)
-        except (ServiceError, BadName) as e:  # the page works without it
-            self.log.info("Review page of %s/%s without a first view: %s", code, slug, e)
-            initial = ""
+
+        async def first() -> tuple[dict | None, str]:
+            try:
+                return await self.first_view(code, assignment, role)
+            except (ServiceError, BadName) as e:  # the page's script asks for it instead
+                self.log.info("Review page of %s/%s without a first view: %s", code, slug, e)
+                return None, ""
+
+        (view, src), name = await asyncio.gather(first(), self.class_name(code))
         self.render_page(
             "review.html",
             code=code,
-            class_name=await self.class_name(code),
+            class_name=name,
             assignment=assignment,
             role=role,
             teaches=teaches,
-            initial_src=initial,
+            initial_src=src,
+            first_view=view,
             assignment_json=json.dumps(assignment_view(assignment), separators=(",", ":")),
         )
 

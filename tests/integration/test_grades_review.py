@@ -508,6 +508,68 @@ def test_the_review_page(people, versions):
     )
 
 
+FIRST_VIEW = re.compile(
+    r'<script type="application/json" id="review-first-view">(.*?)</script>', re.DOTALL
+)
+
+
+def first_view(page: str) -> dict | None:
+    """The first view's data the review page carries for its script (None: none)."""
+    found = FIRST_VIEW.search(page)
+    if found is None:
+        return None
+    assert not set("<>&") & set(found.group(1)), found.group(1)[:300]  # escaped
+    return json.loads(found.group(1))
+
+
+def test_the_review_pages_first_view_is_in_the_page(people, versions):
+    """The review page carries what its script needs first (the API's own answers: the
+    students list, the student's versions, the shown version's files) and the notebook in
+    its frame's src, so the browser asks for nothing else before the notebook; a student's
+    page carries their own versions only, whatever the query names."""
+    tia, sam, sue = people["tia"], people["sam"], people["sue"]
+    html = {"Accept": "text/html"}
+    page = f"classes/{CODE}/assignments/lab/review"
+    v1, v2 = versions["v1"], versions["v2"]
+    r = tia.get(f"{page}?user=sam", headers=html)
+    assert r.status_code == 200, r.text[:500]
+    assert f'src="/services/grades/api/submissions/{v2}/render/broken.ipynb"' in r.text
+    first = first_view(r.text)
+    assert first is not None and first["user"] == "sam"
+    assert first["students"] == tia.get(f"{A}/lab/submissions").json()
+    assert first["versions"] == tia.get(f"{A}/lab/students/sam/submissions").json()
+    assert first["files"] == tia.get(f"api/submissions/{v2}/files").json()
+    # the version and file asked for; a comparison: the data, but the script asks for it
+    r = tia.get(f"{page}?user=sam&version={v1}&file=pendulum.ipynb", headers=html)
+    assert f'src="/services/grades/api/submissions/{v1}/render/pendulum.ipynb"' in r.text
+    assert first_view(r.text)["files"] == tia.get(f"api/submissions/{v1}/files").json()
+    r = tia.get(f"{page}?user=sam&version={v2}&since={v1}", headers=html)
+    assert "/render/" not in r.text.split('id="review-first-view"')[0]
+    assert first_view(r.text)["files"]["submission"]["id"] == v2
+    # a student who handed in nothing: the list and their (empty) versions, no files
+    first = first_view(tia.get(f"{page}?user=sue", headers=html).text)
+    assert first["user"] == "sue" and first["versions"]["submissions"] == []
+    assert "files" not in first
+    # a student: their own versions and files as the API gives them to them, no list
+    r = sam.get(f"{page}?user=sue", headers=html)
+    assert f'src="/services/grades/api/submissions/{v2}/render/broken.ipynb"' in r.text
+    first = first_view(r.text)
+    assert "students" not in first and first["user"] == "sam"
+    assert first["versions"] == sam.get(f"{A}/lab/students/sam/submissions").json()
+    assert first["files"] == sam.get(f"api/submissions/{v2}/files").json()
+    # another student's name or version in the query: nothing of theirs in the page
+    r = sue.get(f"{page}?user=sam&version={v2}", headers=html)
+    first = first_view(r.text)
+    assert first == {
+        "user": "sue",
+        "versions": sue.get(f"{A}/lab/students/sue/submissions").json(),
+    }
+    assert first["versions"]["submissions"] == []
+    block = FIRST_VIEW.search(r.text).group(1)
+    assert "sam" not in block and "/submissions/" not in block
+    assert "/render/" not in r.text
+
+
 def test_the_teachers_choice_of_version_is_what_the_review_and_download_all_use(people, versions):
     """The version that counts is one computation (services/grades/standing.py): when tia
     makes sam's version 1 count, the review page opens on it, the version views say so,

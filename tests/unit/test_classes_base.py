@@ -358,3 +358,32 @@ def test_settings_from_jupyterhubs_environment(monkeypatch):
     other = ServiceApp(api_token="another")
     assert len(app.cookie_secret) == 32 and app.cookie_secret == ServiceApp().cookie_secret
     assert app.cookie_secret != other.cookie_secret
+
+
+def test_json_for_a_pages_script_element_cannot_end_it_or_become_markup():
+    """Data for a page's script goes into a ``<script type="application/json">`` element:
+    what a student wrote must not end the element (``</script>``), open a comment or a
+    character reference, and must read back unchanged with ``JSON.parse``."""
+    from jinja2 import Environment
+    from markupsafe import Markup
+
+    from services.base.pages import json_for_script
+
+    hostile = {
+        "name": "</script><script>alert(1)</script><!--",
+        "note": "a & b > c \u2028 \u2029 é",
+        "n": [1, 2.5, None, True],
+    }
+    text = json_for_script(hostile)
+    assert isinstance(text, Markup)
+    for bad in ("<", ">", "&", "\u2028", "\u2029"):
+        assert bad not in text
+    assert "\\u003c/script\\u003e" in text and "é" in text  # UTF-8 stays as it is
+    assert json.loads(str(text)) == hostile
+    # in a template with autoescape it is written as it is (not escaped twice)
+    env = Environment(autoescape=True)
+    page = env.from_string('<script type="application/json">{{ f(v) }}</script>').render(
+        f=json_for_script, v=hostile
+    )
+    inner = page.removeprefix('<script type="application/json">').removesuffix("</script>")
+    assert "</" not in inner and json.loads(inner) == hostile

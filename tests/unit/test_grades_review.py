@@ -578,3 +578,78 @@ def test_a_show_links_grant_opens_one_file_of_one_version_for_an_hour():
         raw, collapse=nbrender.Collapse(output_bytes=1024, link_query=reviewwork.GRANT_QUERY)
     )
     assert f'href="?show=0.0&grant={reviewwork.GRANT_MARK}#out-0-0"' in page
+
+
+# ----------------------------------------------------------------------------- the first view
+
+
+def test_the_review_pages_first_view_is_chosen_as_its_script_chooses():
+    """The page's first view (services/grades/review.py) picks the student, the version
+    and the file as start(), showStudent() and firstShown() in static/review.js do: what
+    was asked for when it checks out, else the first who handed in, the version that
+    counts, the first notebook."""
+    from services.grades.review import first_shown, first_student, first_version
+
+    rows = [
+        {"user": "amy", "versions": 0},
+        {"user": "bob", "versions": 2},
+        {"user": "cy", "versions": 1},
+    ]
+    assert first_student(rows, "cy") == "cy"
+    assert first_student(rows, "zed") == "bob" and first_student(rows) == "bob"
+    assert first_student(rows[:1]) == "amy" and first_student([], "amy") == ""
+
+    versions = [{"id": 9, "counts": False}, {"id": 8, "counts": True}, {"id": 7, "counts": False}]
+    assert first_version(versions, "7")["id"] == 7
+    assert first_version(versions, "12")["id"] == 8 and first_version(versions)["id"] == 8
+    assert first_version([{"id": 9, "counts": False}])["id"] == 9
+    assert first_version([], "9") is None
+
+    files = [
+        {"path": "a.bin", "view": None},
+        {"path": "notes.md", "view": "text"},
+        {"path": "lab/work.ipynb", "view": "notebook"},
+        {"path": "z.ipynb", "view": "notebook"},
+    ]
+    assert first_shown(files, "notes.md") == "notes.md"
+    assert (
+        first_shown(files, "../etc") == "lab/work.ipynb" and first_shown(files) == "lab/work.ipynb"
+    )
+    assert first_shown(files[:2]) == "notes.md" and first_shown(files[:1]) == "a.bin"
+    assert first_shown([], "x") == ""
+
+
+def test_the_submissions_list_is_one_function_for_the_api_and_the_review_page():
+    """``handlers.submissions_answer``: every student of the roster and everyone who
+    handed in, by name, with their status, latest and counting versions."""
+    from services.grades.handlers import submissions_answer
+
+    due = datetime.datetime(2026, 12, 1, 12, tzinfo=datetime.UTC)
+    late_at = due + datetime.timedelta(hours=2)
+    sam1 = submission(id=7, version=1)
+    sam2 = submission(id=8, version=2, submitted_at=late_at)
+    amy = submission(id=5, username="amy", version=1, submitted_at=late_at)
+    data = StandingData(
+        assignments={1: assignment(due)},
+        versions={
+            (1, "sam"): [sam1.as_version(), sam2.as_version()],
+            (1, "amy"): [amy.as_version()],
+        },
+        submissions={s.id: s for s in (sam1, sam2, amy)},
+        extensions={},
+        choices={},
+        deadlines={},
+        questions={},
+        question_points={},
+    )
+    answer = submissions_answer(
+        assignment(due), ["sam", "bob"], data, due + datetime.timedelta(days=1)
+    )
+    rows = {r["user"]: r for r in answer["students"]}
+    assert [r["user"] for r in answer["students"]] == ["amy", "bob", "sam"]
+    assert rows["sam"]["status"] == "on_time" and rows["sam"]["counting"]["id"] == 7
+    assert rows["sam"]["latest"]["id"] == 8 and rows["sam"]["versions"] == 2
+    assert rows["amy"]["status"] == "late" and rows["amy"]["on_roster"] is False
+    assert rows["bob"]["status"] == "missing" and rows["bob"]["counting"] is None
+    assert answer["counts"] == {"late": 1, "missing": 1, "on_time": 1}
+    assert answer["assignment"]["slug"] == "lab" and answer["questions"] == []

@@ -2,9 +2,12 @@
 // its notebooks rendered by the service in a sandboxed frame (nothing in them runs), the
 // changes since another version, and, for teachers, the grading form beside it with the
 // previous and next student, all without reloading the page. Every read and change is a
-// call to the service's REST API; data is only ever put into the page with textContent and
-// attributes, never as HTML. The place (student, version, file, comparison) is kept in the
-// address's query, so a reload or a shared link opens the same view.
+// call to the service's REST API, but the first view: the service puts the answers it
+// needs (the students list, the student's versions, the version's files) in the page
+// (#review-first-view) and names its notebook in the frame's src. Data is only ever put
+// into the page with textContent and attributes, never as HTML. The place (student,
+// version, file, comparison) is kept in the address's query, so a reload or a shared link
+// opens the same view.
 "use strict";
 
 (function () {
@@ -484,10 +487,31 @@
     }
   }
 
-  async function loadStudents() {
-    const data = await api("GET", `${BASE}/submissions`);
+  async function loadStudents(given) {
+    const data = (given && given.students) || (await api("GET", `${BASE}/submissions`));
     state.students = data.students;
     state.questions = data.questions || [];
+  }
+
+  // The first view's answers, put in the page by the service (as the API gives them: the
+  // students list for teachers, the student's versions, the shown version's files); they
+  // go where the answers of those calls go, so the script makes none of them at first.
+  function firstView() {
+    const node = $("review-first-view");
+    if (!node) return null;
+    let first;
+    try {
+      first = JSON.parse(node.textContent);
+    } catch {
+      return null;
+    }
+    if (TEACHES && first.user && first.versions) {
+      versionsCache.set(first.user, Promise.resolve(first.versions));
+    }
+    if (first.files) {
+      filesCache.set(String(first.files.submission.id), Promise.resolve(first.files));
+    }
+    return first;
   }
 
   // a student's versions and standing (GET or PUT .../students/<user>/...): the page's
@@ -731,9 +755,12 @@
 
   async function start() {
     const place = readPlace();
+    const given = firstView();
     if (TEACHES) {
-      if (place.user) versionsOf(place.user).catch(() => null); // meanwhile
-      await loadStudents();
+      if (place.user && !(given && given.user === place.user)) {
+        versionsOf(place.user).catch(() => null); // meanwhile
+      }
+      await loadStudents(given);
       if (!state.students.length) {
         $("review-empty").textContent = "This class has no students yet.";
         $("review-empty").hidden = false;
@@ -746,7 +773,10 @@
       await showStudent(first.user, place);
     } else {
       state.user = ME;
-      const data = await api("GET", `${BASE}/students/${enc(ME)}/submissions`);
+      const data =
+        given && given.user === ME && given.versions
+          ? given.versions
+          : await api("GET", `${BASE}/students/${enc(ME)}/submissions`);
       takeAnswer(data);
       if (!state.versions.length) {
         $("review-empty").textContent = "You have handed in nothing for this assignment yet.";
