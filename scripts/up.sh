@@ -342,8 +342,8 @@ setup_failed=""
 wait $PG_SETUP || setup_failed+=" PostgreSQL"
 wait $MONGO_SETUP || setup_failed+=" MongoDB"
 wait $S3_SETUP || setup_failed+=" S3"
-cat "$STORES_LOG".postgres.log "$STORES_LOG".mongo.log "$STORES_LOG".s3.log >&2
-rm -f "$STORES_LOG".postgres.log "$STORES_LOG".mongo.log "$STORES_LOG".s3.log
+cat "$STORES_LOG".{postgres,mongo,s3}.log >&2
+rm -f "$STORES_LOG".{postgres,mongo,s3}.log
 [ -z "$setup_failed" ] || { log "the set-up of$setup_failed failed (output above)"; on_failure; }
 
 # Traefik reads its static configuration only when it starts: a changed one recreates it

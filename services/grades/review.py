@@ -244,12 +244,13 @@ def first_version(versions: list[dict], wanted: str = "") -> dict | None:
     """The version the review page opens on (``versions``: a student's, newest first):
     the one whose id is ``wanted``, else the one that counts, else the newest, None for
     none (as ``showStudent`` in static/review.js)."""
-    for found in (
-        next((v for v in versions if wanted and str(v["id"]) == wanted), None),
-        next((v for v in versions if v["counts"]), None),
-    ):
-        if found is not None:
-            return found
+    if wanted:
+        asked = next((v for v in versions if str(v["id"]) == wanted), None)
+        if asked is not None:
+            return asked
+    counting = next((v for v in versions if v["counts"]), None)
+    if counting is not None:
+        return counting
     return versions[0] if versions else None
 
 
