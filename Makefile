@@ -120,6 +120,10 @@ test-integration-core: bootstrap
 test-integration-rest: images
 	$(call run_tier,integration and all_images,-n $(INTEGRATION_WORKERS) --dist loadfile)
 
+# ports of its own (harness.stack.free_port), apart from the integration tier's workers, which
+# have the same xdist names, so that the two tiers can run at once. (Set here, for this tier's
+# process only: every tier imports every conftest.py, so a conftest cannot set it.)
+test-e2e: export CLASSHUB_TEST_PORTS_FROM = 26000
 test-e2e: images
 	$(call run_tier,e2e,-n $(E2E_WORKERS) --dist loadgroup --durations=10)
 

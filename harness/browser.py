@@ -8,7 +8,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 #: no sandbox (tests run as root in a container), nothing that phones home or updates
 CHROMIUM_ARGS = [
@@ -46,11 +46,51 @@ def signed_in_page(
     page.set_default_timeout(timeout)
     page.problems = []
     page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    watch_network(page)
     page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
     page.fill("#token_input", stack.mint(name, role))
     page.click("#token_submit")
     page.wait_for_url(f"**{path}")
     return page
+
+
+def watch_network(page) -> list[str]:
+    """Record on ``page.network`` (and return) the requests of ``page`` that went wrong: no
+    answer, an answer of 400 or more, a redirect of anything but a page, a stylesheet that
+    is not CSS. Printed when a test fails, so that a page that did not load says why (a
+    JupyterLab theme that "failed to load" says nothing else). Paths only, never queries."""
+    page.network = []
+
+    def where(request) -> str:
+        return f"{request.method} {urlsplit(request.url).path}"
+
+    def on_response(response) -> None:
+        request = response.request
+        kind = request.resource_type
+        status = response.status
+        ctype = response.headers.get("content-type", "")
+        odd_css = kind == "stylesheet" and status < 300 and "text/css" not in ctype
+        if status >= 400 or (300 <= status < 400 and kind != "document") or odd_css:
+            page.network.append(f"{status} {where(request)} ({kind}, {ctype or 'no type'})")
+
+    page.on("response", on_response)
+    page.on(
+        "requestfailed",
+        lambda request: page.network.append(f"failed {where(request)}: {request.failure}"),
+    )
+    return page.network
+
+
+def explain_failure(page, path) -> None:
+    """Print what a failed page test needs: a screenshot at ``path``, the address, the
+    page's problems and its odd requests (:func:`watch_network`)."""
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except Exception as e:  # noqa: BLE001 - a closed page must not hide the test's failure
+        print("no screenshot:", e)
+    print("screenshot:", path, "url:", urlsplit(page.url).path)
+    for line in [*getattr(page, "problems", []), *getattr(page, "network", [])]:
+        print(line)
 
 
 class Listener:

@@ -41,7 +41,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 #: kernel picks the local ports of outgoing connections, so that no connection takes a port
 #: between choosing it here and a server binding it; a slice per pytest-xdist worker (and
 #: one for a process without xdist) from CLASSHUB_TEST_PORTS_FROM, which each tier sets to
-#: its own (tests/e2e/conftest.py), so that two tiers can run at once
+#: its own (the Makefile's test-e2e), so that two tiers can run at once
 PORTS_FROM, PORTS_PER_WORKER, PORT_SLICES = 20000, 600, 9
 _handed_out: set[int] = set()
 
@@ -693,6 +693,9 @@ class Stack:
                 self.prefix,
                 "--log-level",
                 "INFO",
+                # the redirects and errors Traefik answered, printed when a test fails
+                "--access-log",
+                "300-599",
             ],
             check=True,
         )

@@ -24,6 +24,7 @@ def traefik_static_config(
     throttle: str = "100ms",
     log_level: str = "WARN",
     access_log: bool = False,
+    access_log_statuses: str = "",
 ) -> dict:
     """The static config: one public entrypoint, the API on a loopback entrypoint, the
     Docker provider for student containers and the file provider for hub routes.
@@ -88,6 +89,10 @@ def traefik_static_config(
         config["accessLog"] = {
             "fields": {"defaultMode": "keep", "names": {"RequestPath": "drop"}},
         }
+        if access_log_statuses:
+            # only the answers worth reading (e.g. "300-599"): a short log to print when a
+            # test fails
+            config["accessLog"]["filters"] = {"statusCodes": [access_log_statuses]}
     return config
 
 
@@ -113,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
     parser.add_argument("--log-level", default="WARN")
     parser.add_argument("--deployment", default="classhub", help="CLASSHUB_CONTAINER_PREFIX")
+    parser.add_argument(
+        "--access-log",
+        default="",
+        metavar="STATUSES",
+        help="log the requests answered with these statuses (e.g. 300-599); paths only, "
+        "never query strings",
+    )
     args = parser.parse_args(argv)
     config = traefik_static_config(
         web_address=args.web_address,
@@ -123,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         docker_endpoint=args.docker_endpoint,
         deployment=args.deployment,
         log_level=args.log_level,
+        access_log=bool(args.access_log),
+        access_log_statuses=args.access_log,
     )
     write_static_config(args.out, config)
     return 0

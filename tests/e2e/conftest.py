@@ -8,7 +8,6 @@ machine is never touched.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 
@@ -19,10 +18,6 @@ import requests
 from common.naming import object_name
 from harness.stack import wait_for
 from tests.e2e.throwaway import REPO, Throwaway
-
-# ports of their own (harness.stack.free_port), apart from the integration tier's workers,
-# which have the same xdist names, so that the two tiers can run at once
-os.environ.setdefault("CLASSHUB_TEST_PORTS_FROM", "26000")
 
 __all__ = ["REPO", "Deployment"]
 

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
+from harness.browser import explain_failure, watch_network
 from harness.classes import Person
 
 pytestmark = pytest.mark.integration
@@ -113,6 +114,7 @@ def lab(stack, chromium, tmp_path, user: str):
     page.set_default_timeout(60_000)
     page.problems = []
     page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    watch_network(page)
     try:
         target = f"/user/{user}/{CODE}/lab/tree/{NOTEBOOK}"
         page.goto(f"{stack.url}/hub/login?next={quote(target, safe='')}")
@@ -124,11 +126,7 @@ def lab(stack, chromium, tmp_path, user: str):
         page.wait_for_selector(".jp-NotebookPanel .jp-Spinner", state="hidden")
         yield page
     except Exception:
-        path = tmp_path / f"failure-{user}.png"
-        page.screenshot(path=str(path), full_page=True)
-        print("screenshot:", path, "url:", page.url)
-        for problem in page.problems:
-            print(problem)
+        explain_failure(page, tmp_path / f"failure-{user}.png")
         raise
     finally:
         context.close()

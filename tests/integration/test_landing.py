@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from harness.browser import explain_failure, watch_network
 from harness.classes import TEST_SERVICE_ENV, Person, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 
@@ -50,12 +51,13 @@ def page_of(chromium, tmp_path):
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(30_000)
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    watch_network(page)
     try:
         yield page
     except Exception:
-        path = tmp_path / "failure.png"
-        page.screenshot(path=str(path), full_page=True)
-        print("screenshot:", path, "url:", page.url)
+        explain_failure(page, tmp_path / "failure.png")
         raise
     finally:
         context.close()

@@ -235,6 +235,16 @@ def test_traefik_static_config():
     assert web["http"]["aliasHeadersStrategy"] == "delete"
 
 
+def test_traefik_access_log_drops_request_paths_and_can_keep_only_some_statuses():
+    kw = dict(web_address=":8000", api_address="127.0.0.1:8099", network="n", dynamic_dir="/d")
+    cfg = traefik_static_config(**kw, access_log=True)
+    # RequestPath carries the query string, where tokens can be
+    assert cfg["accessLog"]["fields"]["names"] == {"RequestPath": "drop"}
+    assert "filters" not in cfg["accessLog"]
+    cfg = traefik_static_config(**kw, access_log=True, access_log_statuses="300-599")
+    assert cfg["accessLog"]["filters"] == {"statusCodes": ["300-599"]}
+
+
 def test_the_students_entrypoint_trusts_no_forwarded_header():
     cfg = traefik_static_config(
         web_address=":8000",
