@@ -25,6 +25,10 @@ def classify(comm: str, cmd: str) -> str:
         return "JupyterHub"
     if "spawn_bench" in cmd:
         return "benchmark client"
+    if "classhub_singleuser.grader" in cmd:
+        return "grading runner"
+    if "ipykernel" in cmd:
+        return "kernels"
     if "classhub-healthcheck" in cmd:
         return "health probes"
     for marker, name in (

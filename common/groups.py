@@ -57,6 +57,14 @@ def class_roles(groups: Iterable[str]) -> dict[str, str]:
     return dict(sorted(roles.items()))
 
 
+def class_image(model: Mapping | None) -> str | None:
+    """The image of the class's servers from its ``class-<code>`` group model (None when it
+    names none)."""
+    props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}
+    image = props.get("image") if isinstance(props, dict) else None
+    return image if isinstance(image, str) and image.strip() else None
+
+
 def class_name(model: Mapping | None, code: str) -> str:
     """The class's name from its ``class-<code>`` group model (the code when it has none)."""
     props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}

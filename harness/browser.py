@@ -8,7 +8,13 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote, urlsplit
+
+#: the tests' Chromium: the Debian package, started blind to the machine's network changes
+#: (which the tests cause all the time and which make Chromium fail requests in flight:
+#: see chromium_steady.py)
+CHROMIUM = str(Path(__file__).resolve().parent / "chromium_steady.py")
 
 #: no sandbox (tests run as root in a container), nothing that phones home or updates
 CHROMIUM_ARGS = [
@@ -28,7 +34,7 @@ def chromium() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
@@ -45,7 +51,7 @@ def signed_in_page(
     page = context.new_page()
     page.set_default_timeout(timeout)
     page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
     watch_network(page)
     page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
     page.fill("#token_input", stack.mint(name, role))
@@ -70,7 +76,8 @@ def watch_network(page) -> list[str]:
         status = response.status
         ctype = response.headers.get("content-type", "")
         odd_css = kind == "stylesheet" and status < 300 and "text/css" not in ctype
-        if status >= 400 or (300 <= status < 400 and kind != "document") or odd_css:
+        redirect = 300 <= status < 400 and status != 304
+        if status >= 400 or (redirect and kind != "document") or odd_css:
             page.network.append(f"{status} {where(request)} ({kind}, {ctype or 'no type'})")
 
     page.on("response", on_response)
@@ -79,6 +86,13 @@ def watch_network(page) -> list[str]:
         lambda request: page.network.append(f"failed {where(request)}: {request.failure}"),
     )
     return page.network
+
+
+def page_error(page, error) -> str:
+    """The entry of ``page.problems`` for an uncaught error, with the odd requests seen so
+    far (:func:`watch_network`): "$ is not defined" is a script that did not load."""
+    odd = getattr(page, "network", None)
+    return f"page error: {error}" + (f" (odd requests so far: {odd})" if odd else "")
 
 
 def explain_failure(page, path) -> None:

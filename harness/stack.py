@@ -9,6 +9,7 @@ volume and network the run created.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -860,6 +861,39 @@ c.JupyterHub.log_level = {self.log_level!r}
         return self.docker.containers.list(
             all=all, filters={"label": f"classhub.deployment={self.prefix}"}
         )
+
+    def server_container(self, user: str, server: str = ""):
+        """The running container of ``user``'s server ``server`` (a class code; "" for the
+        default server). Exactly one, or the test fails saying how many there were."""
+        label = quote(server, safe="@~")  # as spawner/labels.py writes it
+        found = [
+            c
+            for c in self.containers(all=False)
+            if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == label
+        ]
+        assert len(found) == 1, f"{len(found)} running containers for {user}'s server {server!r}"
+        return found[0]
+
+    def write_home(self, user: str, server: str, path: str, data: bytes) -> None:
+        """Save ``data`` at ``~/path`` in ``user``'s running server, as the student (uid
+        1000) would from JupyterLab or a terminal; missing folders are made."""
+        script = (
+            "import base64, os, sys; p = sys.argv[1];"
+            " os.makedirs(os.path.dirname(p), exist_ok=True);"
+            f" open(p, 'wb').write(base64.b64decode('{base64.b64encode(data).decode()}'))"
+        )
+        code, out = self.server_container(user, server).exec_run(
+            ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
+        )
+        assert code == 0, out
+
+    def read_home(self, user: str, server: str, path: str) -> bytes | None:
+        """The bytes of ``~/path`` in ``user``'s running server, read as the student; None
+        when it cannot be read (missing)."""
+        code, out = self.server_container(user, server).exec_run(
+            ["cat", f"/home/jovyan/{path}"], user="1000"
+        )
+        return out if code == 0 else None
 
     def volumes(self):
         return [v for v in self.docker.volumes.list() if v.name.startswith(self.prefix + "-")]

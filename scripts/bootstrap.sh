@@ -20,7 +20,8 @@ fi
 # iproute2: ip and tc for bench/netlink.py (a client behind a shaped link)
 # btrfs-progs: mkfs.btrfs for the filesystem of student homes (classhub-homes mount), and
 # btrfs for an admin to look at it (the hub itself makes subvolumes with ioctls)
-PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl iproute2 btrfs-progs)
+# libseccomp2: the tests start Chromium under a seccomp filter (harness/chromium_steady.py)
+PACKAGES=(docker.io docker-compose debootstrap redis-server postgresql chromium curl ca-certificates openssl iproute2 btrfs-progs libseccomp2)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then

@@ -58,7 +58,12 @@ def json_for_script(value: Any) -> Markup:
     element (read with ``JSON.parse(element.textContent)``): those characters written as
     ``\\u`` escapes, which JSON reads back as they were, so nothing a student or a teacher
     wrote can end the element or become markup. Marked safe for Jinja: HTML escaping
-    would be wrong inside ``<script>``, whose text the browser does not unescape."""
+    would be wrong inside ``<script>``, whose text the browser does not unescape.
+
+    Jinja's ``tojson`` filter (used for attributes) does the same escaping but writes every
+    non-ASCII character as ``\\u`` escapes too: a class of names in Greek or Chinese would send
+    six bytes for each letter in the review page's first view. Hence this one, for the
+    script element's text only."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return Markup(text.translate(_SCRIPT_ESCAPES))  # noqa: S704 - escaped just above
 

@@ -24,6 +24,7 @@ import posixpath
 from typing import Any
 
 from common.errors import BadRequest
+from common.groups import class_group, class_image
 from services.base.membership import STUDENT, TEACHER
 
 from .autograde import pytests
@@ -105,6 +106,13 @@ def test_view(row: q.TestRow, *, teacher: bool) -> dict:
 class AutogradeHandler(GradesHandler):
     autograding: Autograding
 
+    async def class_default_image(self, code: str) -> str:
+        """The image a class's autograding uses unless the teacher chooses another: the
+        class's own (its students' servers run it, so their code meets the same packages)
+        when classhub grades in it, else the service's ``autograde_image``."""
+        image = class_image(await self.membership.hub.get_group(class_group(code)))
+        return image if image in self.autograding.images else self.autograding.default_image
+
     async def config_answer(self, assignment) -> dict:
         config = await self.store.autograde_config(assignment.id)
         progress, failed = await self.store.autograde_progress(assignment.id)
@@ -127,7 +135,7 @@ class AutogradeHandler(GradesHandler):
                 ],
             },
             "images": self.autograding.images,
-            "default_image": self.autograding.default_image,
+            "default_image": await self.class_default_image(assignment.class_code),
             "progress": progress.as_json(),
             "failed": [
                 {
@@ -167,7 +175,9 @@ class AutogradeHandler(GradesHandler):
             source = current.source
         else:
             raise BadRequest("Send the source notebook (with its tests) the first time.")
-        image = body.get("image") or (current.image if current else self.autograding.default_image)
+        image = body.get("image") or (
+            current.image if current else await self.class_default_image(code)
+        )
         if image not in self.autograding.images:
             raise BadRequest(
                 f"{str(image)[:100]!r} is not an image classhub grades in; choose one of: "

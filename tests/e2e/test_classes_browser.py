@@ -10,7 +10,7 @@ import docker
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def test_student_launches_a_class_from_my_classes(deployment, admin_api, tmp_pat
     assert r.status_code in (200, 201), r.text
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
             try:
                 page.goto(url + "/hub/login?next=%2Fservices%2Fclasses%2F")

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.classes import Person, wait_healthy
 from harness.stack import Stack, running_stack
 
@@ -200,7 +200,7 @@ def test_a_planted_notebook_acts_for_nobody_on_per_user_origins(origins_stack, r
     name = plant(stack, student, code, notebook(payload(stack, viewer, code)))
     tokens_before = api_tokens(stack, viewer)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         try:
             sign_in(page, stack, stack.mint(viewer, role=role))
@@ -232,7 +232,7 @@ def test_a_planted_notebook_never_reaches_a_viewer_on_one_origin(gate_stack, rol
     name = plant(stack, student, code, notebook(payload(stack, viewer, code)))
     tokens_before = api_tokens(stack, viewer)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         try:
             sign_in(page, stack, stack.mint(viewer, role=role))

@@ -19,16 +19,16 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS, Listener
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, Listener
 from harness.classes import Person
 from harness.files import files_stack
 from harness.stack import wait_for
-from tests.integration.test_grades_loop import iso, write
+from tests.integration.test_grades_loop import iso
 
 pytestmark = pytest.mark.e2e
 
 GRADES = "/services/grades/"
-CODE = "chem5"  # the loop test's write() finds the student's container by this code
+CODE = "chem5"
 TEACHER = "tom"
 
 
@@ -129,11 +129,8 @@ def world(stack, listener):
         stack.spawn(student, CODE)
         person = Person(stack, student, service=GRADES)
         for answer in answers:
-            write(
-                stack,
-                student,
-                f"{CODE}/assignments/lab/work.ipynb",
-                notebook(script, answer),
+            stack.write_home(
+                student, CODE, f"{CODE}/assignments/lab/work.ipynb", notebook(script, answer)
             )
             r = person.post(f"api/classes/{CODE}/assignments/lab/submit")
             assert r.status_code == 201, r.text
@@ -169,7 +166,7 @@ def test_a_teacher_reviews_hostile_notebooks_and_nothing_runs(stack, world, list
 
     tokens_before = hub_tokens(stack, TEACHER)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context().new_page()
         page.set_default_timeout(30_000)
         errors: list[str] = []
@@ -247,7 +244,7 @@ def test_a_student_sees_their_own_versions_rendered_and_only_theirs(stack, world
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context().new_page()
         page.set_default_timeout(30_000)
         try:
@@ -305,12 +302,12 @@ def test_a_teacher_chooses_the_version_and_grades_per_question_beside_the_notebo
     ann = Person(stack, "ann", service=GRADES)
     ids = []
     for answer in ("1", "2"):
-        write(stack, "ann", f"{CODE}/assignments/quiz/q.ipynb", notebook("1", answer))
+        stack.write_home("ann", CODE, f"{CODE}/assignments/quiz/q.ipynb", notebook("1", answer))
         r = ann.post(f"{quiz}/submit")
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context().new_page()
         page.set_default_timeout(30_000)
         errors: list[str] = []

@@ -5,7 +5,7 @@ import docker
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.probes import assert_reaches_only_hub, host_ipv4_addresses
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,7 @@ def test_browser_login_shows_jupyterlab(deployment, account, tmp_path):
 
     name, password, _ = account
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         try:
             page.goto(deployment.url + "/hub/login")

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 GRADES = "/services/grades/"
 CODE = "auto7"
 OTHER = "else7"
+OTHER_IMAGE = "classhub/datascience:latest"
 A = f"api/classes/{CODE}/assignments"
 ENV = {
     "CLASSHUB_AUTOGRADE_CONCURRENCY": "1",
@@ -32,6 +33,8 @@ ENV = {
     "CLASSHUB_AUTOGRADE_TIMEOUT": "150",
     "CLASSHUB_AUTOGRADE_CELL_TIMEOUT": "30",
     "CLASSHUB_AUTOGRADE_POLL": "1",
+    # a second image a class may run (and be graded in); never started by these tests
+    "CLASSHUB_ALLOWED_IMAGES": f"classhub/singleuser:latest,{OTHER_IMAGE}",
 }
 
 
@@ -106,12 +109,7 @@ def test_submit_is_graded_and_the_student_sees_the_visible_tests_only(stack, peo
     assert "square(-2)" not in r.text  # a test's code never leaves the service
 
     stack.spawn("sam7", CODE)
-    container = next(
-        c for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == "sam7" and c.labels.get("classhub.server") == CODE
-    )  # fmt: skip
-    assert container is not None
-    write_in(stack, container, f"{CODE}/assignments/sq/square.ipynb", student())
+    stack.write_home("sam7", CODE, f"{CODE}/assignments/sq/square.ipynb", student())
     r = sam.post(f"{A}/sq/submit")
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
@@ -159,16 +157,32 @@ def test_submit_is_graded_and_the_student_sees_the_visible_tests_only(stack, peo
     assert [t["id"] for t in shown["result"]["tests"]] == ["visible", "hidden"]
 
 
-def write_in(stack, container, path, data):
-    import base64
-
-    b64 = base64.b64encode(data).decode()
-    script = (
-        "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
-        f" open(p, 'wb').write(base64.b64decode('{b64}'))"
-    )
-    code, out = container.exec_run(["python3", "-c", script, f"/home/jovyan/{path}"], user="1000")
-    assert code == 0, out
+def test_an_assignment_is_graded_in_its_class_image_unless_the_teacher_chooses(stack, people):
+    stack.enroll("tia7", "ds7", teacher=True, image=OTHER_IMAGE)
+    tia = people["tia7"]
+    a = "api/classes/ds7/assignments"
+    r = tia.post(a, json={"slug": "sq", "title": "Squares", "max_points": 5})
+    assert r.status_code == 201, r.text
+    path = f"{a}/sq/autograde"
+    r = tia.get(path)
+    assert r.status_code == 200, r.text
+    assert r.json()["default_image"] == OTHER_IMAGE, r.json()["images"]
+    assert r.json()["config"] is None
+    # no image chosen: the class's
+    r = put(tia, path, {"notebook_path": "square.ipynb", "source": SOURCE})
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["image"] == OTHER_IMAGE
+    # the teacher's choice wins, and stays when the set-up changes without one
+    r = put(tia, path, {"notebook_path": "square.ipynb", "image": "classhub/singleuser:latest"})
+    assert r.json()["config"]["image"] == "classhub/singleuser:latest"
+    r = put(tia, path, {"notebook_path": "square.ipynb", "on_submit": True})
+    assert r.json()["config"]["image"] == "classhub/singleuser:latest"
+    # a class whose image classhub does not grade in: the service's default
+    stack.enroll("tia7", "odd7", teacher=True, image="someone/else:1")
+    r = tia.post("api/classes/odd7/assignments", json={"slug": "x", "title": "X", "max_points": 1})
+    assert r.status_code == 201, r.text
+    r = tia.get("api/classes/odd7/assignments/x/autograde")
+    assert r.json()["default_image"] == "classhub/singleuser:latest"
 
 
 def browser_as(stack, chromium, name, role):

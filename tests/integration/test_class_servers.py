@@ -19,11 +19,7 @@ def test_enrolled_student_gets_the_class_environment(stack):
     c, student = code(), "st" + secrets.token_hex(3)
     stack.enroll(student, c, mem_limit="300M", cpu_limit=0.5)
     stack.spawn(student, c)
-    (container,) = [
-        x
-        for x in stack.containers(all=False)
-        if x.labels.get("classhub.user") == student and x.labels.get("classhub.server") == c
-    ]
+    container = stack.server_container(student, c)
     host = container.attrs["HostConfig"]
     assert host["Memory"] == 300 * 1024 * 1024
     assert host["CpuQuota"] / host["CpuPeriod"] == 0.5

@@ -67,11 +67,7 @@ def world(stack):
     assert r.status_code == 201, r.text
     sam = people["sam"].name
     stack.spawn(sam, code)
-    (container,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == sam and c.labels.get("classhub.server") == code
-    ]
+    container = stack.server_container(sam, code)
     script = f"""
 set -e
 cd /home/jovyan

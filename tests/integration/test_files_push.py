@@ -24,39 +24,10 @@ def stack(files_stack_for_module):
     return files_stack_for_module  # the worker's shared stack (conftest.py)
 
 
-def container(stack, user, code=CODE):
-    found = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == code
-    ]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def read(stack, user, path, code=CODE):
-    out = container(stack, user, code).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
-    return out[1] if out[0] == 0 else None
-
-
-def write(stack, user, path, data: bytes, code=CODE):
-    import base64
-
-    b64 = base64.b64encode(data).decode()
-    code, out = container(stack, user, code).exec_run(
-        [
-            "python3",
-            "-c",
-            f"import base64,sys; open(sys.argv[1],'wb').write(base64.b64decode('{b64}'))",
-            f"/home/jovyan/{path}",
-        ],
-        user="1000",
-    )
-    assert code == 0, out
-
-
 def listdir(stack, user, path, code=CODE):
-    ran = container(stack, user, code).exec_run(["ls", "-1A", f"/home/jovyan/{path}"], user="1000")
+    ran = stack.server_container(user, code).exec_run(
+        ["ls", "-1A", f"/home/jovyan/{path}"], user="1000"
+    )
     return sorted(ran[1].decode().splitlines()) if ran[0] == 0 else None
 
 
@@ -94,13 +65,13 @@ def test_push_to_running_and_stopped_students_keeps_their_work(stack):
     for s in ("ada4", "bea4"):
         assert students[s]["status"] == "delivered", students[s]
         assert sorted(students[s]["report"]["added"]) == ["data/table.csv", "sheet.txt"]
-        assert read(stack, s, f"{CODE}/material/sheet.txt") == b"v1 of the sheet"
+        assert stack.read_home(s, CODE, f"{CODE}/material/sheet.txt") == b"v1 of the sheet"
     assert students["cal4"]["status"] == "waiting"
 
     # cal4 starts later and gets the push then (the service looks every second here)
     stack.spawn("cal4", CODE)
     wait_for(
-        lambda: read(stack, "cal4", f"{CODE}/material/data/table.csv") == b"a,b\n1,2\n",
+        lambda: stack.read_home("cal4", CODE, f"{CODE}/material/data/table.csv") == b"a,b\n1,2\n",
         60,
         interval=0.5,
         what="the waiting push delivered at the server's start",
@@ -115,7 +86,7 @@ def test_push_to_running_and_stopped_students_keeps_their_work(stack):
     )
 
     # ada4 edits the sheet; the teacher publishes v2 of it: ada4's work stays, v2 lands beside
-    write(stack, "ada4", f"{CODE}/material/sheet.txt", b"ada's answers")
+    stack.write_home("ada4", CODE, f"{CODE}/material/sheet.txt", b"ada's answers")
     time.sleep(1.1)  # a new minute-label is not needed: labels only name the copy
     upload(tom, f"class/{CODE}", "sheet.txt", b"v2 of the sheet")
     second = wait_push(tom, push(tom)["id"])
@@ -125,11 +96,11 @@ def test_push_to_running_and_stopped_students_keeps_their_work(stack):
     saved_as = ada["conflicts"][0]["saved_as"]
     assert COPY_NAME.match(saved_as), saved_as
     assert ada["skipped"] == ["data/table.csv"]
-    assert read(stack, "ada4", f"{CODE}/material/sheet.txt") == b"ada's answers"
-    assert read(stack, "ada4", f"{CODE}/material/{saved_as}") == b"v2 of the sheet"
+    assert stack.read_home("ada4", CODE, f"{CODE}/material/sheet.txt") == b"ada's answers"
+    assert stack.read_home("ada4", CODE, f"{CODE}/material/{saved_as}") == b"v2 of the sheet"
     # bea4 did not touch the sheet: updated in place
     assert students["bea4"]["report"]["updated"] == ["sheet.txt"]
-    assert read(stack, "bea4", f"{CODE}/material/sheet.txt") == b"v2 of the sheet"
+    assert stack.read_home("bea4", CODE, f"{CODE}/material/sheet.txt") == b"v2 of the sheet"
 
     # running the push again duplicates nothing
     rerun = tom.post(f"api/classes/{CODE}/pushes/{second['id']}/run")
@@ -173,13 +144,13 @@ def test_scheduled_pushes_run_at_their_time_and_can_be_cancelled(stack):
     assert scheduled["status"] == "scheduled"
     done = wait_push(tom, scheduled["id"])
     assert by_user(done)["ada4"]["report"]["added"] == ["later.txt"]
-    assert read(stack, "ada4", f"{CODE}/material/later.txt") == b"later"
+    assert stack.read_home("ada4", CODE, f"{CODE}/material/later.txt") == b"later"
     for bad in ("tomorrow", "2026-13-01T00:00:00Z", "2026-12-01T10:00:00", 5):
         assert_error(tom.post(f"api/classes/{CODE}/pushes", json={"at": bad}), 400)
 
 
 def test_no_storage_credentials_in_a_student_container(stack):
-    c = container(stack, "ada4")
+    c = stack.server_container("ada4", CODE)
     env = " ".join(c.attrs["Config"]["Env"])
     code, printed = c.exec_run(["printenv"], user="1000")
     assert code == 0
@@ -207,7 +178,10 @@ def test_releasing_an_assignment_pushes_its_starting_files_into_its_folder(stack
     assert r.json()["dest"] == f"{CODE}/assignments/hw1"
     done = wait_push(tom, r.json()["id"])
     assert by_user(done)["ada4"]["report"]["added"] == ["start.py"]
-    assert read(stack, "ada4", f"{CODE}/assignments/hw1/start.py") == b"# write your answer here\n"
+    assert (
+        stack.read_home("ada4", CODE, f"{CODE}/assignments/hw1/start.py")
+        == b"# write your answer here\n"
+    )
     # the material folder did not get it
     assert "start.py" not in (listdir(stack, "ada4", f"{CODE}/material") or [])
 
@@ -240,12 +214,12 @@ def test_a_file_the_teacher_did_not_change_is_not_delivered_again(stack):
 
     # eve runs the notebook (its outputs change the file), fay deletes the notes; eve also
     # throws away the record in her home (she can: it is hers)
-    write(stack, "eve5", f"{folder}/{LESSON}", RAN, code=code)
-    ran = container(stack, "fay5", code).exec_run(
+    stack.write_home("eve5", code, f"{folder}/{LESSON}", RAN)
+    ran = stack.server_container("fay5", code).exec_run(
         ["rm", f"/home/jovyan/{folder}/notes.md"], user="1000"
     )
     assert ran[0] == 0
-    ran = container(stack, "eve5", code).exec_run(
+    ran = stack.server_container("eve5", code).exec_run(
         ["rm", "-rf", "/home/jovyan/.classhub/material"], user="1000"
     )
     assert ran[0] == 0
@@ -257,7 +231,7 @@ def test_a_file_the_teacher_did_not_change_is_not_delivered_again(stack):
         assert sorted(report["skipped"]) == [LESSON, "notes.md"], report
         assert report["added"] == report["updated"] == report["conflicts"] == []
     assert listdir(stack, "eve5", folder, code=code) == sorted([LESSON, "notes.md"])
-    assert read(stack, "eve5", f"{folder}/{LESSON}", code=code) == RAN
+    assert stack.read_home("eve5", code, f"{folder}/{LESSON}") == RAN
     assert listdir(stack, "fay5", folder, code=code) == [LESSON]  # not brought back
 
     # the teacher changes the notebook: eve's run copy stays, the new one lands beside it
@@ -269,8 +243,8 @@ def test_a_file_the_teacher_did_not_change_is_not_delivered_again(stack):
     saved_as = eve["conflicts"][0]["saved_as"]
     assert re.fullmatch(r"lesson1\.teacher-\d{4}-\d{2}-\d{2}\.ipynb", saved_as), saved_as
     assert eve["skipped"] == ["notes.md"]
-    assert read(stack, "eve5", f"{folder}/{LESSON}", code=code) == RAN
-    assert read(stack, "eve5", f"{folder}/{saved_as}", code=code) == b'{"cells": [], "v": 2}'
+    assert stack.read_home("eve5", code, f"{folder}/{LESSON}") == RAN
+    assert stack.read_home("eve5", code, f"{folder}/{saved_as}") == b'{"cells": [], "v": 2}'
     assert changed["fay5"]["report"]["updated"] == [LESSON]
     assert listdir(stack, "fay5", folder, code=code) == [LESSON]
 

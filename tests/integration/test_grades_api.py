@@ -16,12 +16,12 @@ import requests
 
 from harness.classes import Person, assert_error
 from harness.stack import wait_for
-from tests.integration.test_grades_loop import iso, write
+from tests.integration.test_grades_loop import iso
 
 pytestmark = pytest.mark.integration
 
 GRADES = "/services/grades/"
-CODE = "chem514"  # the loop test's write() is told it: it finds the container by its code
+CODE = "chem514"
 OTHER = "other514"
 A = f"api/classes/{CODE}/assignments"
 
@@ -67,8 +67,8 @@ def hw(stack, people):
     stack.spawn("sam14", CODE)
     ids = []
     for n in (1, 2, 3):
-        write(
-            stack, "sam14", f"{CODE}/assignments/hw/answer.py", f"print({n})\n".encode(), code=CODE
+        stack.write_home(
+            "sam14", CODE, f"{CODE}/assignments/hw/answer.py", f"print({n})\n".encode()
         )
         r = people["sam14"].post(f"{A}/hw/submit")
         assert r.status_code == 201 and r.json()["version"] == n, r.text
@@ -211,7 +211,7 @@ def test_archiving_hides_an_assignment_from_students_and_refuses_submissions(sta
     r = tia.post(f"{A}/hw/unarchive")
     assert r.status_code == 200 and r.json()["archived"] is False, r.text
     assert "hw" in [a["slug"] for a in sam.get(A).json()["assignments"]]
-    write(stack, "sam14", f"{CODE}/assignments/hw/answer.py", b"print(4)\n", code=CODE)
+    stack.write_home("sam14", CODE, f"{CODE}/assignments/hw/answer.py", b"print(4)\n")
     r = sam.post(f"{A}/hw/submit")
     assert r.status_code == 201 and r.json()["version"] == 4, r.text
 
@@ -235,12 +235,12 @@ def test_the_teacher_page_archives_and_lists_every_version_with_download_links(
     """In Chromium, as tom14 (a teacher who never uses the API here: one session each)."""
     from playwright.sync_api import expect, sync_playwright
 
-    from harness.browser import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
     stack.enroll("tom14", CODE, teacher=True)
     tia = people["tia14"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(accept_downloads=True).new_page()
         page.set_default_timeout(20_000)
         problems = []

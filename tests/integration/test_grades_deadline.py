@@ -19,7 +19,6 @@ SeaweedFS, real student containers and the homes helper containers:
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -52,28 +51,6 @@ def stack(tmp_path_factory):
 
 def iso(seconds_from_now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + seconds_from_now))
-
-
-def container(stack, user):
-    (found,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
-    ]
-    return found
-
-
-def write(stack, user, path, data: bytes):
-    """Save a file in the student's running server, as JupyterLab would."""
-    b64 = base64.b64encode(data).decode()
-    script = (
-        "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
-        f" open(p, 'wb').write(base64.b64decode('{b64}'))"
-    )
-    code, out = container(stack, user).exec_run(
-        ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
-    )
-    assert code == 0, out
 
 
 def notebook(*sources: str) -> bytes:
@@ -133,7 +110,9 @@ def hw(stack):
     for name in ("ann", "bob", "cat", "eve", "fay"):
         stack.spawn(name, CODE)
     for name in ("bob", "cat", "eve"):
-        write(stack, name, f"{CODE}/assignments/hw/work.ipynb", notebook(f"# {name}'s work"))
+        stack.write_home(
+            name, CODE, f"{CODE}/assignments/hw/work.ipynb", notebook(f"# {name}'s work")
+        )
     stack.stop("cat", CODE)
 
     tdl = people["tdl"]
@@ -158,7 +137,9 @@ def hw(stack):
 
     handed_in = {}
     for name, points in (("ann", 9.5), ("fay", 8)):
-        write(stack, name, f"{CODE}/assignments/hw/work.ipynb", notebook("x = 1", "print(x)"))
+        stack.write_home(
+            name, CODE, f"{CODE}/assignments/hw/work.ipynb", notebook("x = 1", "print(x)")
+        )
         r = people[name].post(f"{A}/hw/submit")
         assert r.status_code == 201, r.text
         handed_in[name] = r.json()
@@ -228,7 +209,9 @@ def test_the_issue_scenario_a_late_collect_keeps_the_grade_and_the_counting_vers
     ann = people["ann"]
     first = hw["handed_in"]["ann"]
     # after the deadline ann re-runs a cell and saves; the teacher presses Collect now
-    write(stack, "ann", f"{CODE}/assignments/hw/work.ipynb", notebook("x = 2", "print(x)"))
+    stack.write_home(
+        "ann", CODE, f"{CODE}/assignments/hw/work.ipynb", notebook("x = 2", "print(x)")
+    )
     r = tdl.post(f"{A}/hw/collect", timeout=300)
     assert r.status_code == 200, r.text
     results = {x["user"]: x for x in r.json()["students"]}
@@ -266,7 +249,7 @@ def test_the_issue_scenario_a_late_collect_keeps_the_grade_and_the_counting_vers
 def test_an_extension_granted_after_the_deadline_re_times_the_versions(stack, hw):
     people, tdl = hw["people"], hw["people"]["tdl"]
     eve = people["eve"]
-    write(stack, "eve", f"{CODE}/assignments/hw/work.ipynb", notebook("# eve, later"))
+    stack.write_home("eve", CODE, f"{CODE}/assignments/hw/work.ipynb", notebook("# eve, later"))
     r = eve.post(f"{A}/hw/submit")
     assert r.status_code == 201 and r.json()["late"] is True, r.text
     late = r.json()
@@ -302,7 +285,7 @@ def test_an_extension_granted_after_the_deadline_re_times_the_versions(stack, hw
 def test_the_teacher_chooses_the_version_and_waives_or_overrides_the_penalty(stack, hw):
     people, tdl = hw["people"], hw["people"]["tdl"]
     fay = people["fay"]
-    write(stack, "fay", f"{CODE}/assignments/hw/work.ipynb", notebook("# fay, better"))
+    stack.write_home("fay", CODE, f"{CODE}/assignments/hw/work.ipynb", notebook("# fay, better"))
     r = fay.post(f"{A}/hw/submit")
     assert r.status_code == 201 and r.json()["late"] is True, r.text
     better = r.json()
@@ -443,7 +426,7 @@ def test_questions_sum_to_the_grade_and_appear_in_the_gradebook_and_csv(stack, h
     assert r.json()["assignment"]["max_points"] == 10
     assert [q["key"] for q in r.json()["questions"]] == ["q1", "q2"]
 
-    write(stack, "ann", f"{CODE}/assignments/lab/lab.ipynb", notebook("mean = 2"))
+    stack.write_home("ann", CODE, f"{CODE}/assignments/lab/lab.ipynb", notebook("mean = 2"))
     r = ann.post(f"{A}/lab/submit")
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
@@ -505,8 +488,10 @@ def test_submit_says_what_was_taken_and_students_download_their_own_versions(sta
     bob, ann = people["bob"], people["ann"]
     assert student_standing(bob, "later")["standing"]["state"] == "not_handed_in_yet"
     assert teacher_row(tdl, "later", "bob")["status"] == "not_handed_in_yet"
-    write(stack, "bob", f"{CODE}/assignments/later/a.txt", b"one")
-    write(stack, "bob", f"{CODE}/assignments/later/.ipynb_checkpoints/a-checkpoint.txt", b"x")
+    stack.write_home("bob", CODE, f"{CODE}/assignments/later/a.txt", b"one")
+    stack.write_home(
+        "bob", CODE, f"{CODE}/assignments/later/.ipynb_checkpoints/a-checkpoint.txt", b"x"
+    )
     r = bob.post(f"{A}/later/submit")
     assert r.status_code == 201, r.text
     taken = r.json()["taken"]
@@ -529,12 +514,12 @@ def test_the_pages_show_the_version_that_counts_the_choices_and_the_questions(st
     after the fixture, and one session each.)"""
     from playwright.sync_api import expect, sync_playwright
 
-    from harness.browser import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
     stack.enroll("tpage", CODE, teacher=True)
     tdl = hw["people"]["tdl"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         problems: list[str] = []
 
         def open_as(name, role):

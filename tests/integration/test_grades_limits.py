@@ -11,11 +11,11 @@ from minio import Minio
 from harness.classes import assert_error
 from harness.files import files_stack
 from harness.stack import wait_for
-from tests.integration.test_grades_loop import GRADES, container, iso, who, write
+from tests.integration.test_grades_loop import GRADES, iso, who
 
 pytestmark = pytest.mark.integration
 
-CODE = "chem5"  # the class code the grades loop's helpers (container, write) use
+CODE = "chem5"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def write_random(stack, user: str, path: str, size: int) -> None:
         "import os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
         f" open(p, 'wb').write(os.urandom({size}))"
     )
-    code, out = container(stack, user).exec_run(
+    code, out = stack.server_container(user, CODE).exec_run(
         ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
     )
     assert code == 0, out
@@ -75,10 +75,10 @@ def test_versions_cap_and_submission_quota(stack):
 
     # the cap: two versions, then a clear refusal; nothing of the first two is lost
     for n in (1, 2):
-        write(stack, "sam7", f"{CODE}/assignments/hw1/a.py", b"print(%d)\n" % n)
+        stack.write_home("sam7", CODE, f"{CODE}/assignments/hw1/a.py", b"print(%d)\n" % n)
         r = sam.post(f"api/classes/{CODE}/assignments/hw1/submit")
         assert r.status_code == 201 and r.json()["version"] == n, r.text
-    write(stack, "sam7", f"{CODE}/assignments/hw1/a.py", b"print(3)\n")
+    stack.write_home("sam7", CODE, f"{CODE}/assignments/hw1/a.py", b"print(3)\n")
     body = assert_error(sam.post(f"api/classes/{CODE}/assignments/hw1/submit"), 409)
     assert "2 versions" in body["message"] and "counts" in body["message"], body
     assert versions(stack, "sam7", "hw1") == [1, 2]

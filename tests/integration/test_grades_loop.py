@@ -3,7 +3,6 @@ real student containers: create, work, submit, collect (running and stopped serv
 stopped ones never started for it), grade, return (feedback into running and stopped
 servers' homes), export; deadlines, extensions and access rules."""
 
-import base64
 import csv
 import io
 import shutil
@@ -42,32 +41,6 @@ def stack(tmp_path_factory, grades_pg):
 
 def who(stack, name, role="student"):
     return Person(stack, name, role, service=GRADES)
-
-
-def container(stack, user, code=CODE):
-    (found,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == code
-    ]
-    return found
-
-
-def write(stack, user, path, data: bytes, code=CODE):
-    b64 = base64.b64encode(data).decode()
-    script = (
-        "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
-        f" open(p, 'wb').write(base64.b64decode('{b64}'))"
-    )
-    status, out = container(stack, user, code).exec_run(
-        ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
-    )
-    assert status == 0, out
-
-
-def read(stack, user, path):
-    code, out = container(stack, user).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
-    return out if code == 0 else None
 
 
 def iso(seconds_from_now: float) -> str:
@@ -117,21 +90,21 @@ def test_release_work_submit_collect_grade_return_export(stack, grades_pg):
 
     # ami works in her running server and submits; a double click is the same submission
     stack.spawn("ami5", CODE)
-    write(stack, "ami5", f"{CODE}/assignments/hw1/answer.py", b"print(42)\n")
+    stack.write_home("ami5", CODE, f"{CODE}/assignments/hw1/answer.py", b"print(42)\n")
     first = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
     assert first.status_code == 201, first.text
     assert first.json()["version"] == 1 and first.json()["late"] is False
     again = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert again.json()["id"] == first.json()["id"]
-    write(stack, "ami5", f"{CODE}/assignments/hw1/answer.py", b"print(43)\n")
+    stack.write_home("ami5", CODE, f"{CODE}/assignments/hw1/answer.py", b"print(43)\n")
     second = ami.post(f"api/classes/{CODE}/assignments/hw1/submit")
     assert second.status_code == 201 and second.json()["version"] == 2, second.text
 
     # ben worked earlier; his server is stopped now: collecting takes his folder from his
     # home without starting the server
     stack.spawn("ben5", CODE)
-    write(stack, "ben5", f"{CODE}/assignments/hw1/notes.md", b"# ben\n")
+    stack.write_home("ben5", CODE, f"{CODE}/assignments/hw1/notes.md", b"# ben\n")
     stack.stop("ben5", CODE)
     r = tess.post(f"api/classes/{CODE}/assignments/hw1/collect", timeout=300)
     assert r.status_code == 200, r.text
@@ -188,7 +161,7 @@ def test_release_work_submit_collect_grade_return_export(stack, grades_pg):
     mine = ami.get(f"api/submissions/{sub}").json()
     assert mine["grade"]["points"] == 8 and mine["grade"]["feedback"] == "Good."
     # the feedback lands in ami's running server at once
-    feedback = read(stack, "ami5", f"{CODE}/feedback/hw1/feedback.md")
+    feedback = stack.read_home("ami5", CODE, f"{CODE}/feedback/hw1/feedback.md")
     assert b"Points: 8" in feedback and b"Good." in feedback
     # ben's server is stopped: his feedback goes into his home all the same, at once
     ben_latest = next(x for x in subs["students"] if x["user"] == "ben5")["latest"]["id"]
@@ -206,7 +179,7 @@ def test_release_work_submit_collect_grade_return_export(stack, grades_pg):
     )
     assert stack.server_model("ben5", CODE) is None
     stack.spawn("ben5", CODE)
-    assert b"Start earlier." in read(stack, "ben5", f"{CODE}/feedback/hw1/feedback.md")
+    assert b"Start earlier." in stack.read_home("ben5", CODE, f"{CODE}/feedback/hw1/feedback.md")
     # nobody else's submission is visible to a student
     assert_error(ami.get(f"api/submissions/{ben_latest}"), 404)
     assert_error(out.get(f"api/submissions/{sub}"), 404)
@@ -238,7 +211,7 @@ def test_deadlines_extensions_and_late_policies(stack):
         },
     )
     assert r.status_code == 201, r.text
-    write(stack, "ami5", f"{CODE}/assignments/quiz/q.txt", b"late")
+    stack.write_home("ami5", CODE, f"{CODE}/assignments/quiz/q.txt", b"late")
     assert_error(ami.post(f"api/classes/{CODE}/assignments/quiz/submit"), 403)
     r = tess.call(
         "PUT",
@@ -283,6 +256,12 @@ def test_postgresql_down_is_a_503_and_the_service_recovers(stack, grades_pg):
     try:
         r = tess.get(f"api/classes/{CODE}/assignments")
         assert_error(r, 503, "grades database is unreachable")
+        # a page says it in a page (the review page first reads the versions): no 500
+        for page in (f"classes/{CODE}/assignments/hw1/review", f"classes/{CODE}"):
+            r = tess.get(page, headers={"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
+            assert r.status_code == 503, (page, r.status_code, r.text[:300])
+            assert r.headers["Content-Type"].startswith("text/html"), r.headers
+            assert "grades database is unreachable" in r.text, r.text[:2000]
         health = requests.get(stack.url + GRADES + "health", timeout=15)
         assert health.status_code == 503 and "postgresql" in health.json()["message"]
     finally:

@@ -22,12 +22,11 @@ import pytest
 
 from harness.browser import signed_in_page
 from harness.classes import Person
-from tests.integration.test_grades_loop import write
 
 pytestmark = pytest.mark.integration
 
 GRADES = "/services/grades/"
-CODE = "chem515"  # the loop test's write() is told it: it finds the container by its code
+CODE = "chem515"
 PAGE = GRADES + f"classes/{CODE}"
 #: the teacher's browser runs in this time zone (dates are typed and shown in it)
 TEACHER_ZONE = "Europe/Paris"
@@ -179,7 +178,7 @@ def test_a_student_sees_the_countdown_and_a_double_click_submits_once(
     stack, sign_in, ted, tmp_path
 ):
     stack.spawn("ana15", CODE)
-    write(stack, "ana15", f"{CODE}/assignments/lab1/answer.py", b"print(9.81)\n", code=CODE)
+    stack.write_home("ana15", CODE, f"{CODE}/assignments/lab1/answer.py", b"print(9.81)\n")
     ana = sign_in("ana15", "student", timezone_id=STUDENT_ZONE)
     zed = sign_in("zed15", "student")
     submits = []

@@ -10,7 +10,6 @@ again now" button works (headless Chromium)."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import os
 import secrets
@@ -88,29 +87,6 @@ def as_service(stack, token, method, path, **kwargs) -> requests.Response:
     )
 
 
-def container(stack, user):
-    (found,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
-    ]
-    return found
-
-
-def read(stack, user, path):
-    code, out = container(stack, user).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
-    return out if code == 0 else None
-
-
-def write(stack, user, path, data: bytes):
-    b64 = base64.b64encode(data).decode()
-    script = f"import base64, sys; open(sys.argv[1], 'wb').write(base64.b64decode('{b64}'))"
-    code, out = container(stack, user).exec_run(
-        ["python3", "-c", script, f"/home/jovyan/{path}"], user="1000"
-    )
-    assert code == 0, out
-
-
 def iso(seconds_from_now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + seconds_from_now))
 
@@ -148,17 +124,19 @@ def test_release_at_pushes_the_starting_files_once_at_its_time(stack, tara, tara
     assert "hw1" not in [
         a["slug"] for a in sam.get(f"api/classes/{CODE}/assignments").json()["assignments"]
     ]
-    assert read(stack, "sam7", f"{CODE}/assignments/hw1/start.py") is None
+    assert stack.read_home("sam7", CODE, f"{CODE}/assignments/hw1/start.py") is None
     assert release_pushes(tara_files, "hw1") == []
 
     # after it: in sam's running server, without anyone doing anything
     wait_for(
-        lambda: read(stack, "sam7", f"{CODE}/assignments/hw1/start.py") == b"print('start')\n",
+        lambda: (
+            stack.read_home("sam7", CODE, f"{CODE}/assignments/hw1/start.py") == b"print('start')\n"
+        ),
         90,
         interval=0.5,
         what="the starting files in sam's server",
     )
-    assert read(stack, "sam7", f"{CODE}/assignments/hw1/data/table.csv") == b"a,b\n1,2\n"
+    assert stack.read_home("sam7", CODE, f"{CODE}/assignments/hw1/data/table.csv") == b"a,b\n1,2\n"
     assert "hw1" in [
         a["slug"] for a in sam.get(f"api/classes/{CODE}/assignments").json()["assignments"]
     ]
@@ -178,7 +156,7 @@ def test_release_at_pushes_the_starting_files_once_at_its_time(stack, tara, tara
 
 
 def test_release_again_pushes_new_files_and_keeps_the_students_edits(stack, tara, tara_files):
-    write(stack, "sam7", f"{CODE}/assignments/hw1/start.py", b"print('mine')\n")
+    stack.write_home("sam7", CODE, f"{CODE}/assignments/hw1/start.py", b"print('mine')\n")
     upload(tara_files, f"class/{CODE}/assignments", "hw1/hint.md", b"# hint\n")
     upload(tara_files, f"class/{CODE}/assignments", "hw1/start.py", b"print('v2')\n")
     r = tara.post(f"api/classes/{CODE}/assignments/hw1/release")
@@ -187,12 +165,12 @@ def test_release_again_pushes_new_files_and_keeps_the_students_edits(stack, tara
     assert answer["outcome"] == "pushed" and answer["release"]["state"] == "released"
     assert answer["release"]["push_id"].endswith("-2") and answer["release"]["files"] == 3
     wait_for(
-        lambda: read(stack, "sam7", f"{CODE}/assignments/hw1/hint.md") == b"# hint\n",
+        lambda: stack.read_home("sam7", CODE, f"{CODE}/assignments/hw1/hint.md") == b"# hint\n",
         60,
         interval=0.5,
         what="the file added since, in sam's server",
     )
-    assert read(stack, "sam7", f"{CODE}/assignments/hw1/start.py") == b"print('mine')\n"
+    assert stack.read_home("sam7", CODE, f"{CODE}/assignments/hw1/start.py") == b"print('mine')\n"
     assert len(release_pushes(tara_files, "hw1")) == 2
 
 
@@ -204,7 +182,7 @@ def test_release_now_before_its_date_and_an_assignment_without_files(stack, tara
     assert r.status_code == 200 and r.json()["outcome"] == "pushed", r.text
     assert abs(time.time() - _ts(r.json()["release"]["release_at"])) < 30  # release_at = now
     wait_for(
-        lambda: read(stack, "sam7", f"{CODE}/assignments/hw2/q.txt") == b"question\n",
+        lambda: stack.read_home("sam7", CODE, f"{CODE}/assignments/hw2/q.txt") == b"question\n",
         60,
         interval=0.5,
         what="hw2 released now",
@@ -250,7 +228,7 @@ def test_files_service_down_the_release_waits_and_is_made_once_back(stack, tara,
     state = wait_for(released, 60, interval=1, what="the release made once files is back")
     assert state["release"]["error"] is None and state["starting_files"][0]["path"] == "a.txt"
     wait_for(
-        lambda: read(stack, "sam7", f"{CODE}/assignments/hw3/a.txt") == b"a\n",
+        lambda: stack.read_home("sam7", CODE, f"{CODE}/assignments/hw3/a.txt") == b"a\n",
         60,
         interval=0.5,
         what="hw3's starting file in sam's server",
@@ -362,10 +340,10 @@ def test_the_files_release_path_is_for_the_listed_service_only(stack, tara, tara
 def chromium():
     from playwright.sync_api import sync_playwright
 
-    from harness.browser import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -489,7 +467,7 @@ def test_the_editor_uploads_starting_files_and_says_what_students_have(
         text = page.inner_text("#release-students")
         assert "1 waiting" in text, text
         assert page.get_attribute("#release-students", "data-delivered") == "1"
-        assert read(stack, "sam7", f"{CODE}/assignments/hw5/start5.py") == b"print(5)\n"
+        assert stack.read_home("sam7", CODE, f"{CODE}/assignments/hw5/start5.py") == b"print(5)\n"
         assert not problems, problems
     except Exception:
         path = tmp_path / "editor-page.png"

@@ -21,12 +21,12 @@ from minio import Minio
 from harness.browser import Listener
 from harness.classes import Person, assert_error
 from services.base import nbrender
-from tests.integration.test_grades_loop import iso, write
+from tests.integration.test_grades_loop import iso
 
 pytestmark = pytest.mark.integration
 
 GRADES = "/services/grades/"
-CODE = "chem5"  # the loop test's write() finds the student's container by this code
+CODE = "chem5"
 OTHER = "other5"
 A = f"api/classes/{CODE}/assignments"
 MARK = "review-marker"  # what the payloads below would write, if anything ran
@@ -120,21 +120,21 @@ def versions(stack, people):
         assert r.status_code == 201, r.text
     stack.spawn("sam", CODE)
     folder = f"{CODE}/assignments/lab"
-    write(stack, "sam", f"{folder}/pendulum.ipynb", V1)
-    write(stack, "sam", f"{folder}/data/g.csv", b"g\n9.81\n")
-    write(stack, "sam", f"{folder}/broken.ipynb", b"{not json")
-    write(stack, "sam", f"{folder}/plot.bin", bytes(range(256)))
+    stack.write_home("sam", CODE, f"{folder}/pendulum.ipynb", V1)
+    stack.write_home("sam", CODE, f"{folder}/data/g.csv", b"g\n9.81\n")
+    stack.write_home("sam", CODE, f"{folder}/broken.ipynb", b"{not json")
+    stack.write_home("sam", CODE, f"{folder}/plot.bin", bytes(range(256)))
     r = sam.post(f"{A}/lab/submit")
     assert r.status_code == 201, r.text
     v1 = r.json()
-    write(stack, "sam", f"{folder}/pendulum.ipynb", V2)
-    write(stack, "sam", f"{folder}/notes.md", b"# Notes\n<script>x()</script>\n")
+    stack.write_home("sam", CODE, f"{folder}/pendulum.ipynb", V2)
+    stack.write_home("sam", CODE, f"{folder}/notes.md", b"# Notes\n<script>x()</script>\n")
     code, out = _container(stack).exec_run(["rm", f"/home/jovyan/{folder}/data/g.csv"], user="1000")
     assert code == 0, out
     r = sam.post(f"{A}/lab/submit")
     assert r.status_code == 201, r.text
     v2 = r.json()
-    write(stack, "sam", f"{CODE}/assignments/other/x.ipynb", V1)
+    stack.write_home("sam", CODE, f"{CODE}/assignments/other/x.ipynb", V1)
     r = sam.post(f"{A}/other/submit")
     assert r.status_code == 201, r.text
     return {"v1": v1["id"], "v2": v2["id"], "other": r.json()["id"]}
@@ -270,9 +270,7 @@ def test_in_chromium_show_inserts_the_output_and_nothing_in_it_runs(stack, chrom
 
 
 def _container(stack):
-    from tests.integration.test_grades_loop import container
-
-    return container(stack, "sam")
+    return stack.server_container("sam", CODE)
 
 
 def outsiders(people):

@@ -159,28 +159,12 @@ def stack(tmp_path_factory, recorder_image):
         yield stack
 
 
-def container(stack, user):
-    (found,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
-    ]
-    return found
-
-
 def sh(stack, user, script: str, check: bool = True) -> str:
     """Run ``script`` as the student (uid 1000) in their container: their terminal."""
-    code, out = container(stack, user).exec_run(["bash", "-c", script], user="1000:100")
+    code, out = stack.server_container(user, CODE).exec_run(["bash", "-c", script], user="1000:100")
     text = out.decode(errors="replace")
     assert not check or code == 0, text
     return text
-
-
-def write(stack, user, path: str, data: bytes) -> None:
-    import base64
-
-    b64 = base64.b64encode(data).decode()
-    sh(stack, user, f'mkdir -p "$(dirname ~/{path})" && echo {b64} | base64 -d > ~/{path}')
 
 
 def recorded(stack, user) -> list[dict]:
@@ -286,7 +270,7 @@ def test_no_credential_reaches_a_student_server_during_the_services_work(stack):
     ann = grades(stack, "ann9")
     stack.spawn("ann9", CODE)
     stack.spawn("bob9", CODE)
-    write(stack, "ann9", f"{CODE}/assignments/hw1/answer.py", b"print(42)\n")
+    stack.write_home("ann9", CODE, f"{CODE}/assignments/hw1/answer.py", b"print(42)\n")
     upload(tom_files, f"class/{CODE}", "sheet.txt", b"material v1")
     upload(tom_files, f"class/{CODE}/assignments", "hw1/start.py", b"# start here\n")
     status = f"/user/ann9/{CODE}/api/status"
@@ -360,7 +344,7 @@ def test_a_stopped_server_is_snapshotted_without_starting_it(stack):
     body = {"slug": "hw3", "title": "Homework 3", "max_points": 5, "due_at": iso(3600)}
     assert tom.post(f"api/classes/{CODE}/assignments", json=body).status_code == 201
     stack.spawn("cid9", CODE)
-    write(stack, "cid9", f"{CODE}/assignments/hw3/answer.py", b"print('cid')\n")
+    stack.write_home("cid9", CODE, f"{CODE}/assignments/hw3/answer.py", b"print('cid')\n")
     stack.stop("cid9", CODE)
     client = docker.from_env()
     since = int(time.time()) - 1

@@ -17,7 +17,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from harness.browser import CHROMIUM_ARGS
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.classes import SERVICE, TEST_SERVICE_ENV, Person, assert_error, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 from tests.integration.hardening import assert_hardened
@@ -92,7 +92,7 @@ def test_a_teacher_chooses_the_image_on_the_class_form(stack, people, tmp_path):
     r = admin.post("api/classes", {"code": c, "name": "Data", "teachers": ["tara"]})
     assert r.status_code == 201, r.text
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context().new_page()
         page.set_default_timeout(20_000)
         try:
@@ -159,11 +159,7 @@ def test_a_datascience_class_runs_the_stack_with_the_same_hardening(stack, peopl
     assert r.status_code == 201, r.text
 
     stack.spawn("dana", c)
-    (box,) = [
-        x
-        for x in stack.containers(all=False)
-        if x.labels.get("classhub.user") == "dana" and x.labels.get("classhub.server") == c
-    ]
+    box = stack.server_container("dana", c)
     assert box.attrs["Config"]["Image"] == DATASCIENCE
     assert stack.user_get(f"/user/dana/{c}/api/status").status_code == 200
     # exactly the minimal image's hardening (tests/integration/test_spawn.py)

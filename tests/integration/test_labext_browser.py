@@ -15,7 +15,6 @@ On failure each test saves a screenshot and prints the page's errors."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import explain_failure, watch_network
+from harness.browser import explain_failure, page_error, watch_network
 from harness.classes import Person
 
 pytestmark = pytest.mark.integration
@@ -89,31 +88,17 @@ def assignment(stack):
     return tom
 
 
-def write(stack, user: str, path: str, data: bytes) -> None:
-    (found,) = [
-        c
-        for c in stack.containers(all=False)
-        if c.labels.get("classhub.user") == user and c.labels.get("classhub.server") == CODE
-    ]
-    script = (
-        "import base64, os, sys; p = sys.argv[1]; os.makedirs(os.path.dirname(p), exist_ok=True);"
-        f" open(p, 'wb').write(base64.b64decode('{base64.b64encode(data).decode()}'))"
-    )
-    code, out = found.exec_run(["python3", "-c", script, f"/home/jovyan/{path}"], user="1000")
-    assert code == 0, out
-
-
 @contextmanager
 def lab(stack, chromium, tmp_path, user: str):
     """``user``'s class server started with the assignment's notebook, and a browser signed
     in with a token on that notebook in JupyterLab."""
     stack.spawn(user, CODE)
-    write(stack, user, NOTEBOOK, notebook("x = 1"))
+    stack.write_home(user, CODE, NOTEBOOK, notebook("x = 1"))
     context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
     watch_network(page)
     try:
         target = f"/user/{user}/{CODE}/lab/tree/{NOTEBOOK}"

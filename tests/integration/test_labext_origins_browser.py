@@ -33,11 +33,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from harness.browser import CHROMIUM_ARGS, signed_in_page
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, signed_in_page
 from harness.files import TEST_FILES_ENV
 from harness.stack import Stack, running_stack, wait_for
 from hub.origins import user_host
-from tests.integration.test_grades_loop import container
 from tests.integration.test_grades_pages import screenshots
 from tests.integration.test_labext_browser import (
     CLASS_NAME,
@@ -49,7 +48,6 @@ from tests.integration.test_labext_browser import (
     notebook,
     open_class_panel,
     type_unsaved,
-    write,
 )
 from tests.integration.test_origins import SERVERS
 
@@ -84,7 +82,7 @@ def browser():
 
     with sync_playwright() as p:
         launched = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
+            executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             ignore_default_args=["--disable-popup-blocking"],
         )
@@ -100,7 +98,7 @@ def lab_on_own_host(stack, browser, tmp_path, user: str):
     at the hub, then on that notebook in JupyterLab on the user's own host. ``page.urls``
     lists every request the JupyterLab page made, from its first one on."""
     stack.spawn(user, CODE)
-    write(stack, user, NOTEBOOK, notebook("x = 1"))
+    stack.write_home(user, CODE, NOTEBOOK, notebook("x = 1"))
     page = signed_in_page(browser, stack, user, "student", "/hub/home")
     page.set_default_timeout(60_000)
     page.urls = []
@@ -126,7 +124,9 @@ def with_problems(page):
 
 
 def on_disk(stack, user: str, path: str) -> bytes:
-    code, out = container(stack, user, CODE).exec_run(["cat", f"/home/jovyan/{path}"], user="1000")
+    code, out = stack.server_container(user, CODE).exec_run(
+        ["cat", f"/home/jovyan/{path}"], user="1000"
+    )
     assert code == 0, out
     return out
 

@@ -269,10 +269,10 @@ def test_a_rush_queues_with_places_and_no_429_students_first(stack):
 def test_teacher_edits_the_schedule_on_the_class_page(stack, people, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from harness.browser import CHROMIUM_ARGS
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context().new_page()
         page.set_default_timeout(20_000)
         try:

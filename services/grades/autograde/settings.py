@@ -124,10 +124,11 @@ class AutogradeSettings(Configurable):
 
     autograde_image = Unicode(
         config=True,
-        help="""The image grading containers run when a teacher chooses none: it must have
-        classhub's runner (every image built ``FROM classhub/singleuser`` has it). A
-        teacher may choose another of ``autograde_images`` per assignment (the class's
-        packages). Set from ``CLASSHUB_AUTOGRADE_IMAGE``.
+        help="""The image grading containers run when a teacher chooses none and the class's
+        own image (the one its students' servers run, which is the default) is not in
+        ``autograde_images``. It must have classhub's runner (every image built ``FROM
+        classhub/singleuser`` has it). A teacher may choose another of
+        ``autograde_images`` per assignment. Set from ``CLASSHUB_AUTOGRADE_IMAGE``.
 
         Example: ``c.GradesApp.autograde_image = "classhub/datascience:latest"``
         """,
