@@ -7,7 +7,7 @@ Started as the container's command (``python3 -I -m classhub_singleuser.grader``
    ``/dev/null``) and ignores SIGINT;
 2. reads on stdin, as ``<length>\\n<bytes>`` messages: the run's secret (hex), then the
    plan (JSON: the student-phase cells in order, time limits);
-3. starts a kernel (jupyter_client, ipykernel) with stdin, stdout and stderr on
+3. starts a kernel (ipykernel, spoken to over ZeroMQ) with stdin, stdout and stderr on
    ``/dev/null``, runs the guard (:mod:`classhub_singleuser.grader_guard`) and then each
    student cell with its time limit;
 4. kills every other process of the container, says ``student-done``, and only then reads
@@ -19,7 +19,7 @@ Frames are single lines ``CHAG1 <seq> <hmac> <json>``, ``hmac`` = HMAC-SHA256 of
 ``"<seq> <json>"`` with the secret; student code never sees the secret and cannot write
 to the channel. The service verifies every frame (services/grades/autograde/frames.py).
 
-Standard library plus jupyter_client (in every image built from classhub/singleuser).
+Standard library plus pyzmq and ipykernel (in every image built from classhub/singleuser).
 """
 
 from __future__ import annotations
@@ -218,6 +218,11 @@ def guard_code(token: str, watch: list[str]) -> str:
     return (
         "def __classhub_guard():\n"
         "    ns = {'__name__': 'classhub_guard'}\n"
+        # the launcher kept debugpy out of the kernel's start (LAUNCH): importable again,
+        # before the guard imports the modules it watches
+        "    import sys\n"
+        "    if 'debugpy' in sys.modules and sys.modules['debugpy'] is None:\n"
+        "        del sys.modules['debugpy']\n"
         f"    exec(compile({source!r}, 'classhub_guard', 'exec'), ns)\n"
         f"    ns['install']({token!r}, {tuple(modules)!r})\n"
         # printing is discarded in the kernel (nothing reads it while grading): a flood of
@@ -232,11 +237,13 @@ def guard_code(token: str, watch: list[str]) -> str:
 def parse_expression_result(reply: dict, name: str) -> dict | None:
     """A JSON object a guard method returned through ``user_expressions`` (its repr is a
     Python string literal), or None."""
-    expressions = reply.get("content", {}).get("user_expressions") or {}
-    result = expressions.get(name)
+    content = reply.get("content")
+    expressions = content.get("user_expressions") if isinstance(content, dict) else None
+    result = expressions.get(name) if isinstance(expressions, dict) else None
     if not isinstance(result, dict) or result.get("status") != "ok":
         return None
-    text = (result.get("data") or {}).get("text/plain")
+    data = result.get("data")
+    text = data.get("text/plain") if isinstance(data, dict) else None
     if not isinstance(text, str) or len(text) > 1 << 20:
         return None
     try:
@@ -276,44 +283,136 @@ class Output:
             view = view[written:]
 
 
+#: ipykernel_launcher's code (the kernel spec's ``-m ipykernel_launcher``) with one change:
+#: debugpy is not imported. ipykernel loads it (and pydevd) at start for JupyterLab's
+#: debugger, about a quarter of a CPU-second of every grading kernel, for a debugger nobody
+#: attaches here; the guard cell takes the marker out again (:func:`guard_code`).
+LAUNCH = (
+    "import sys\n"
+    "sys.modules['debugpy'] = None\n"
+    "if sys.path[0] == '':\n"
+    "    del sys.path[0]\n"  # added back by the kernel's shell, as ipykernel_launcher says
+    "from ipykernel import kernelapp\n"
+    "kernelapp.launch_new_instance()\n"
+)
+
+
+#: capture_fd_output off: the kernel's fd 1 and 2 stay /dev/null (ipykernel would otherwise
+#: pipe them into its output messages, which nobody reads here)
+KERNEL_OPTIONS = ["--IPKernelApp.capture_fd_output=False"]
+
+
 class Kernel:
-    """One ipykernel with no inherited output, driven through its shell channel."""
+    """One ipykernel with no inherited output, driven through its shell channel.
+
+    Spoken to directly over ZeroMQ (the Jupyter messaging protocol, version 5.3: a signed
+    multipart message per request) on ``ipc`` sockets in a private folder, not through
+    jupyter_client: its import and its KernelManager (kernel specs, provisioners found
+    through package metadata) cost about a fifth of a CPU-second of every run, for a
+    kernel started in one known way. Started as jupyter_client starts it (the kernel
+    spec's ``python -m ipykernel_launcher -f <connection file>``, a new session so that a
+    signal reaches the kernel's children too, ``JPY_PARENT_PID``; :data:`LAUNCH`),
+    interrupted with SIGINT to its process group, killed with SIGKILL."""
 
     def __init__(self, workdir: str):
-        from jupyter_client.manager import KernelManager
+        import tempfile
+        import uuid
 
-        self.km = KernelManager(kernel_name="python3")
+        import zmq
+
+        self.key = secrets.token_hex(32).encode()
+        self.session = uuid.uuid4().hex
+        self.dead = False
+        self.proc: subprocess.Popen | None = None
+        runtime = os.environ.get("JUPYTER_RUNTIME_DIR") or tempfile.gettempdir()
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+        self.folder = tempfile.mkdtemp(prefix="kernel-", dir=runtime)
+        base = os.path.join(self.folder, "k")
+        info = {
+            "transport": "ipc",
+            "ip": base,
+            "shell_port": 1,
+            "iopub_port": 2,
+            "stdin_port": 3,
+            "control_port": 4,
+            "hb_port": 5,
+            "key": self.key.decode(),
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": "python3",
+        }
+        connection = os.path.join(self.folder, "kernel.json")
+        fd = os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
         env = {
             k: os.environ[k]
             for k in ("HOME", "LANG", "PATH", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR")
             if k in os.environ
         }
-        devnull = subprocess.DEVNULL
-        # capture_fd_output off: the kernel's fd 1 and 2 stay /dev/null (ipykernel would
-        # otherwise pipe them into its output messages, which nobody reads here)
-        self.km.start_kernel(
-            stdin=devnull,
-            stdout=devnull,
-            stderr=devnull,
-            env=env,
-            cwd=workdir,
-            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
-        )
-        self.kc = self.km.blocking_client()
-        # the shell channel only (shell= is jupyter_client's channel, not a shell): the
-        # kernel's output (iopub) is never read, so a flood of it costs the runner nothing
-        self.kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)  # noqa: S604
-        self.kc.wait_for_ready(timeout=KERNEL_START_SECONDS)
-        self.dead = False
+        argv, spec_env = kernel_command(find_kernel_spec("python3"), connection)
+        env.update(spec_env)
+        env["JPY_PARENT_PID"] = str(os.getpid())
+        self.context = zmq.Context()
+        # the shell channel only: the kernel's output (iopub) is never read, so a flood of
+        # it costs the runner nothing (the container's memory limit bounds what the kernel
+        # can queue on this one)
+        self.shell = self.context.socket(zmq.DEALER)
+        self.shell.setsockopt(zmq.LINGER, 0)
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - the kernel spec's interpreter
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
+            self.shell.connect(f"ipc://{base}-1")
+            ready = self._send("kernel_info_request", {})
+            if self._wait(ready, KERNEL_START_SECONDS) is None:
+                raise RuntimeError("the kernel did not start")
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def pid(self) -> int | None:
-        provisioner = getattr(self.km, "provisioner", None)
-        process = getattr(provisioner, "process", None)
-        return getattr(process, "pid", None)
+        return self.proc.pid if self.proc else None
 
     def alive(self) -> bool:
-        return not self.dead and self.km.is_alive()
+        return not self.dead and self.proc is not None and self.proc.poll() is None
+
+    def _send(self, msg_type: str, content: dict) -> str:
+        import uuid
+        from datetime import UTC, datetime
+
+        header = {
+            "msg_id": uuid.uuid4().hex,
+            "session": self.session,
+            "username": "grader",
+            "date": datetime.now(UTC).isoformat(),
+            "msg_type": msg_type,
+            "version": "5.3",
+        }
+        parts = [json.dumps(header).encode(), b"{}", b"{}", json.dumps(content).encode()]
+        mac = hmac.new(self.key, digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(part)
+        self.shell.send_multipart([b"<IDS|MSG>", mac.hexdigest().encode(), *parts])
+        return header["msg_id"]
+
+    def _wait(self, msg_id: str, timeout: float) -> dict | None:
+        """The reply to ``msg_id`` within ``timeout`` seconds (None: none, or the kernel
+        ended). Anything else on the channel, malformed messages included, is skipped."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            reply = self._reply(msg_id, min(POLL, max(0.0, deadline - time.monotonic())))
+            if reply is not None:
+                return reply
+            if time.monotonic() >= deadline:
+                return None
+        return None
 
     def execute(self, code: str, timeout: float, expressions: dict | None = None) -> dict:
         """``{"status": ok|error|timeout|died, "ename", "evalue", "reply"}``."""
@@ -321,13 +420,18 @@ class Kernel:
             return {"status": "died"}
         # stop_on_error off: after a cell or a test raised, ipykernel otherwise answers the
         # requests that reach it in the next moments "aborted" (no ename) without running
-        # them, so whether the next test ran would depend on the machine's load
-        msg_id = self.kc.execute(
-            code,
-            silent=False,
-            store_history=False,
-            user_expressions=expressions or {},
-            stop_on_error=False,
+        # them, so whether the next test ran would depend on the machine's load.
+        # allow_stdin off (as before, with no stdin channel): input() raises at once.
+        msg_id = self._send(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": False,
+                "user_expressions": expressions or {},
+                "allow_stdin": False,
+                "stop_on_error": False,
+            },
         )
         deadline = time.monotonic() + timeout
         interrupted = False
@@ -346,15 +450,15 @@ class Kernel:
                     "evalue": _text(content.get("evalue", "")),
                     "reply": reply,
                 }
-            if not self.km.is_alive():
+            if self.proc.poll() is not None:
                 self.dead = True
                 return {"status": "died"}
             now = time.monotonic()
             if not interrupted and now > deadline:
                 interrupted = True
                 try:
-                    self.km.interrupt_kernel()
-                except Exception:  # noqa: BLE001, S110 - then the grace below kills it
+                    os.killpg(self.proc.pid, signal.SIGINT)
+                except OSError:  # then the grace below kills it
                     pass
                 deadline = now + INTERRUPT_GRACE
             elif interrupted and now > deadline:
@@ -362,28 +466,96 @@ class Kernel:
                 return {"status": "timeout", "killed": True}
 
     def _reply(self, msg_id: str, timeout: float) -> dict | None:
-        import queue
-
-        try:
-            while True:
-                msg = self.kc.get_shell_msg(timeout=timeout)
-                if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    return msg
-        except queue.Empty:
-            return None
+        """The next message on the shell channel if it answers ``msg_id``, within
+        ``timeout`` seconds; None otherwise."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not self.shell.poll(int(left * 1000) + 1):
+                return None
+            frames = self.shell.recv_multipart()
+            message = parse_message(frames)
+            if message is not None and message["parent_header"].get("msg_id") == msg_id:
+                return message
 
     def kill(self) -> None:
         self.dead = True
+        proc = self.proc
+        if proc is None:
+            return
+        # the kernel's session: its children too. Once the kernel is reaped its pid (the
+        # group's id) may be another process's outside a container; inside one (PID 1 here)
+        # the group's leftovers are still ours to end
+        if proc.returncode is None or os.getpid() == 1:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
-            self.km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001, S110 - the container ends anyway
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
             pass
 
     def close(self) -> None:
+        import shutil
+
         try:
-            self.kc.stop_channels()
+            self.shell.close(0)
+            self.context.term()
         finally:
             self.kill()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def find_kernel_spec(name: str) -> dict | None:
+    """The kernel spec ``name`` (its ``kernel.json``) where Jupyter looks for it (the
+    user's, the environment's, then the system's folders, as jupyter_client does); None
+    when there is none (ipykernel's own then: this interpreter)."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("kernels"):
+        path = os.path.join(folder, name, "kernel.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                spec = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(spec, dict) and isinstance(spec.get("argv"), list) and spec["argv"]:
+            return spec
+    return None
+
+
+def kernel_command(spec: dict | None, connection: str) -> tuple[list[str], dict[str, str]]:
+    """The command and the extra environment that start the kernel of ``spec`` on
+    ``connection``, as jupyter_client would (``python`` names this interpreter; the
+    spec's ``env``). The usual spec (``<python> -m ipykernel_launcher -f ...``) starts
+    through :data:`LAUNCH` instead, which leaves debugpy out."""
+    argv = [str(a) for a in (spec or {}).get("argv") or []]
+    env = {str(k): str(v) for k, v in ((spec or {}).get("env") or {}).items()}
+    major, minor = sys.version_info[:2]
+    pythons = {"python", f"python{major}", f"python{major}.{minor}"}
+    if not argv:
+        return [sys.executable, "-c", LAUNCH, "-f", connection, *KERNEL_OPTIONS], env
+    if argv[0] in pythons:
+        argv[0] = sys.executable
+    if argv[1:3] == ["-m", "ipykernel_launcher"]:
+        return [argv[0], "-c", LAUNCH, "-f", connection, *KERNEL_OPTIONS], env
+    return [a.replace("{connection_file}", connection) for a in argv] + KERNEL_OPTIONS, env
+
+
+def parse_message(frames: list[bytes]) -> dict | None:
+    """A Jupyter message from its ZeroMQ frames (``[identities..., <IDS|MSG>, signature,
+    header, parent_header, metadata, content, buffers...]``), None when it is not one.
+    The signature is not checked: the kernel, which holds the key, runs student code, so
+    a signature proves nothing here (what a reply may claim is limited by the guard)."""
+    try:
+        i = frames.index(b"<IDS|MSG>")
+        header, parent, _metadata, content = (json.loads(f) for f in frames[i + 2 : i + 6])
+    except (ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not all(isinstance(x, dict) for x in (header, parent, content)):
+        return None
+    return {"header": header, "parent_header": parent, "content": content}
 
 
 def kill_others(keep: set[int]) -> int:

@@ -209,3 +209,80 @@ def test_expression_results_are_parsed_as_literals_only():
 def test_kill_others_does_nothing_outside_a_container():
     # only as PID 1 of a container: here it must not kill anybody's processes
     assert grader.kill_others(set()) == 0
+
+
+# ----- the kernel driver (a real ipykernel in a child process; no container)
+
+
+def frames_of(header: dict, parent: dict, content: dict) -> list[bytes]:
+    parts = [json.dumps(x).encode() for x in (header, parent, {}, content)]
+    return [b"id", b"<IDS|MSG>", b"sig", *parts]
+
+
+def test_parse_message_reads_the_wire_format_and_skips_garbage():
+    m = grader.parse_message(frames_of({"msg_type": "r"}, {"msg_id": "a"}, {"status": "ok"}))
+    assert m == {
+        "header": {"msg_type": "r"},
+        "parent_header": {"msg_id": "a"},
+        "content": {"status": "ok"},
+    }
+    assert grader.parse_message([b"no delimiter"]) is None
+    assert grader.parse_message([b"<IDS|MSG>", b"sig", b"{"]) is None  # cut short
+    assert grader.parse_message([b"<IDS|MSG>", b"s", b"[]", b"{}", b"{}", b"{}"]) is None
+    assert grader.parse_message([b"<IDS|MSG>", b"s", b"\xff", b"{}", b"{}", b"{}"]) is None
+
+
+def test_the_kernel_runs_cells_reports_errors_times_out_and_dies(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    kernel = grader.Kernel(str(tmp_path))
+    try:
+        ok = kernel.execute("x = 6 * 7", 30, {"x": "x"})
+        assert ok["status"] == "ok"
+        assert ok["reply"]["content"]["user_expressions"]["x"]["data"]["text/plain"] == "42"
+        # started without the debugger (LAUNCH); the guard cell gives debugpy back
+        probe = {"d": "sorted(m for m in __import__('sys').modules if 'pydevd' in m)"}
+        loaded = kernel.execute("", 30, probe)["reply"]["content"]["user_expressions"]
+        assert loaded["d"]["data"]["text/plain"] == "[]"
+        bad = kernel.execute("1 / 0", 30)
+        assert (bad["status"], bad["ename"]) == ("error", "ZeroDivisionError")
+        # the next request runs (stop_on_error is off), and input() does not wait
+        assert kernel.execute("input()", 30)["ename"] == "StdinNotImplementedError"
+        slow = kernel.execute("import time\nwhile True: time.sleep(0.1)", 1)
+        assert slow["status"] == "timeout" and kernel.alive()  # interrupted, still there
+        assert kernel.execute("x", 30)["status"] == "ok"
+        gone = kernel.execute("import os; os._exit(0)", 30)
+        assert gone["status"] == "died" and not kernel.alive()
+        assert kernel.execute("x", 30) == {"status": "died"}
+    finally:
+        kernel.close()
+    assert kernel.proc.poll() is not None
+
+
+def test_a_hostile_reply_is_skipped_or_read_as_nothing():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert grader.parse_message([b"<IDS|MSG>", b"s", deep, b"{}", b"{}", b"{}"]) is None
+    for content in ({"user_expressions": ["x"]}, {"user_expressions": {"m": {"status": "ok",
+                    "data": "text"}}}, "content", {"user_expressions": "x"}):  # fmt: skip
+        assert grader.parse_expression_result({"content": content}, "m") is None
+
+
+def test_the_kernel_starts_as_its_kernel_spec_says():
+    import sys
+
+    usual = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    argv, env = grader.kernel_command(usual, "/tmp/k.json")
+    assert argv == [sys.executable, "-c", grader.LAUNCH, "-f", "/tmp/k.json",
+                    *grader.KERNEL_OPTIONS]  # fmt: skip
+    assert env == {}
+    assert grader.kernel_command(None, "/c")[0][:3] == [sys.executable, "-c", grader.LAUNCH]
+    # another interpreter with the usual launcher: that interpreter, without debugpy
+    conda = "/opt/conda/bin/python"
+    other = {"argv": [conda, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+             "env": {"OMP_NUM_THREADS": 1}}  # fmt: skip
+    argv, env = grader.kernel_command(other, "/c")
+    assert argv[:2] == [conda, "-c"] and env == {"OMP_NUM_THREADS": "1"}
+    # anything else: the spec's own command, with the connection file
+    custom = {"argv": ["/usr/bin/env", "mykernel", "--conn={connection_file}"]}
+    argv, _ = grader.kernel_command(custom, "/c")
+    assert argv == ["/usr/bin/env", "mykernel", "--conn=/c", *grader.KERNEL_OPTIONS]
