@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common.cputhreads import thread_env  # noqa: E402
 from services.grades.autograde import notebook, sandbox  # noqa: E402
 
 WORK = """import numpy as np
@@ -168,8 +169,10 @@ def work_seconds(image: str, reps: int) -> float:
         + WORK.format(reps=reps)
         + "\nprint(time.monotonic() - t)"
     )
+    # as in a sealed run: one CPU, numpy's threads as many (common/cputhreads.py)
+    threads = [f"--env={k}={v}" for k, v in thread_env(1.0).items()]
     out = subprocess.run(
-        ["docker", "run", "--rm", "--network=none", "--cpus=1", "--entrypoint",
+        ["docker", "run", "--rm", "--network=none", "--cpus=1", *threads, "--entrypoint",
          "/opt/venv/bin/python", image, "-c", probe],
         capture_output=True, text=True, timeout=300, check=True,
     ).stdout  # fmt: skip
@@ -181,7 +184,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--reps", type=int, default=3, help="numpy loops of the work cell (tune to ~1 s)"
+        "--reps", type=int, default=200, help="numpy loops of the work cell (200: about 1 s here)"
     )
     parser.add_argument("--image", default="classhub/datascience:latest", help="has numpy")
     parser.add_argument("--nbgrader", action="store_true")

@@ -18,6 +18,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from common import startpriority
+from common.cputhreads import thread_env
 from common.hubenv import (
     CONTAINER_PREFIX,
     CPU_LIMIT,
@@ -595,6 +596,10 @@ class ClassroomSpawner(DockerSpawner):
     def get_env(self):
         env = super().get_env()
         env.update(self.extra_env)
+        # numpy & co. start one thread per core of the machine; as many as the limit
+        # (common/cputhreads.py), unless the admin's extra_env says otherwise
+        for name, value in thread_env(self.cpu_limit).items():
+            env.setdefault(name, value)
         env["CLASSHUB_PORT"] = str(self.port)
         # tokens in page URLs stay ignored (JupyterHub's default, pinned here)
         env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "0"

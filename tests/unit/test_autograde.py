@@ -386,6 +386,9 @@ def test_container_config_is_sealed():
     env = " ".join(f"{k}={v}" for k, v in config["environment"].items()).lower()
     for word in ("token", "key", "secret", "pass", "grad", "docker", "s3", "db_url"):
         assert word not in env
+    # numpy's threads as many as the CPU limit (0.5 here: one)
+    assert config["environment"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert config["environment"]["OMP_NUM_THREADS"] == "1"
     assert config["stdin_open"] is True and config["tty"] is False
 
 

@@ -51,3 +51,16 @@ def test_other_servers_name_no_class(monkeypatch):
     s = _spawner(monkeypatch, "chem")
     s._class_env = _class("bio101")
     assert "CLASSHUB_CLASS_CODE" not in s.get_env()
+
+
+def test_numerical_libraries_get_as_many_threads_as_the_cpu_limit(monkeypatch):
+    s = _spawner(monkeypatch, "bio101")
+    s.cpu_limit = 1.5
+    env = s.get_env()
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "2"
+    # the admin's own setting wins
+    s.extra_env = {"OMP_NUM_THREADS": "4"}
+    assert s.get_env()["OMP_NUM_THREADS"] == "4"
+    s.cpu_limit = None
+    s.extra_env = {}
+    assert "OMP_NUM_THREADS" not in s.get_env()

@@ -297,6 +297,22 @@ LAUNCH = (
 )
 
 
+#: what the kernel inherits of the runner's environment (the service sets it: nothing
+#: secret): its folders, and the thread counts of numerical libraries, which the service
+#: sets to the container's CPU limit (without them numpy ran at half speed under it)
+KERNEL_ENV = (
+    "HOME",
+    "LANG",
+    "PATH",
+    "IPYTHONDIR",
+    "MPLCONFIGDIR",
+    "JUPYTER_RUNTIME_DIR",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
 #: capture_fd_output off: the kernel's fd 1 and 2 stay /dev/null (ipykernel would otherwise
 #: pipe them into its output messages, which nobody reads here)
 KERNEL_OPTIONS = ["--IPKernelApp.capture_fd_output=False"]
@@ -344,11 +360,7 @@ class Kernel:
         fd = os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(info, f)
-        env = {
-            k: os.environ[k]
-            for k in ("HOME", "LANG", "PATH", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR")
-            if k in os.environ
-        }
+        env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
         argv, spec_env = kernel_command(find_kernel_spec("python3"), connection)
         env.update(spec_env)
         env["JPY_PARENT_PID"] = str(os.getpid())

@@ -286,3 +286,10 @@ def test_the_kernel_starts_as_its_kernel_spec_says():
     custom = {"argv": ["/usr/bin/env", "mykernel", "--conn={connection_file}"]}
     argv, _ = grader.kernel_command(custom, "/c")
     assert argv == ["/usr/bin/env", "mykernel", "--conn=/c", *grader.KERNEL_OPTIONS]
+
+
+def test_the_kernel_inherits_the_thread_counts_the_service_sets():
+    from common.cputhreads import VARIABLES
+
+    assert set(VARIABLES) <= set(grader.KERNEL_ENV)
+    assert not [k for k in grader.KERNEL_ENV if any(w in k for w in ("TOKEN", "KEY", "SECRET"))]

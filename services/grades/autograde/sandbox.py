@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.blocking import BlockingCalls, CallTimedOut
+from common.cputhreads import thread_env
 
 from .frames import FrameReader
 from .notebook import Plan
@@ -76,6 +77,8 @@ def container_config(image: str, limits: Limits, run_id: str) -> dict[str, Any]:
             "IPYTHONDIR": "/tmp/.ipython",
             "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime",
             "MPLCONFIGDIR": "/tmp/.matplotlib",
+            # numpy's threads as many as the CPU limit, as in a student's server
+            **thread_env(limits.cpu_limit),
         },
         "network_mode": "none",
         "read_only": True,
