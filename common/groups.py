@@ -57,16 +57,20 @@ def class_roles(groups: Iterable[str]) -> dict[str, str]:
     return dict(sorted(roles.items()))
 
 
+def _class_text(model: Mapping | None, key: str) -> str | None:
+    """Text ``key`` of the class environment in a ``class-<code>`` group model (None when
+    absent, empty or not text)."""
+    props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}
+    value = props.get(key) if isinstance(props, dict) else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def class_image(model: Mapping | None) -> str | None:
     """The image of the class's servers from its ``class-<code>`` group model (None when it
     names none)."""
-    props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}
-    image = props.get("image") if isinstance(props, dict) else None
-    return image if isinstance(image, str) and image.strip() else None
+    return _class_text(model, "image")
 
 
 def class_name(model: Mapping | None, code: str) -> str:
     """The class's name from its ``class-<code>`` group model (the code when it has none)."""
-    props = ((model or {}).get("properties") or {}).get(PROPERTY) or {}
-    name = props.get("name") if isinstance(props, dict) else None
-    return name if isinstance(name, str) and name.strip() else code
+    return _class_text(model, "name") or code

@@ -50,13 +50,20 @@ def signed_in_page(
     context = browser.new_context(**options)
     page = context.new_page()
     page.set_default_timeout(timeout)
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
-    watch_network(page)
+    watch_page(page)
     page.goto(f"{stack.url}/hub/login?next={quote(path, safe='')}")
     page.fill("#token_input", stack.mint(name, role))
     page.click("#token_submit")
     page.wait_for_url(f"**{path}")
+    return page
+
+
+def watch_page(page):
+    """``page`` collecting its uncaught errors in ``page.problems`` (:func:`page_error`)
+    and its failed requests in ``page.network`` (:func:`watch_network`)."""
+    page.problems = []
+    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
+    watch_network(page)
     return page
 
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import explain_failure, page_error, watch_network
+from harness.browser import explain_failure, watch_page
 from harness.classes import Person
 
 pytestmark = pytest.mark.integration
@@ -97,9 +97,7 @@ def lab(stack, chromium, tmp_path, user: str):
     context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
-    watch_network(page)
+    watch_page(page)
     try:
         target = f"/user/{user}/{CODE}/lab/tree/{NOTEBOOK}"
         page.goto(f"{stack.url}/hub/login?next={quote(target, safe='')}")

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from harness.browser import CHROMIUM, CHROMIUM_ARGS, signed_in_page
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, signed_in_page, watch_page
 from harness.files import TEST_FILES_ENV
 from harness.stack import Stack, running_stack, wait_for
 from hub.origins import user_host
@@ -115,20 +115,10 @@ def lab_on_own_host(stack, browser, tmp_path, user: str):
         page.context.close()
 
 
-def with_problems(page):
-    """``page`` (a tab the test did not open itself) collecting its uncaught errors in
-    ``page.problems``, as :func:`harness.browser.signed_in_page` does."""
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-    return page
-
-
 def on_disk(stack, user: str, path: str) -> bytes:
-    code, out = stack.server_container(user, CODE).exec_run(
-        ["cat", f"/home/jovyan/{path}"], user="1000"
-    )
-    assert code == 0, out
-    return out
+    data = stack.read_home(user, CODE, path)
+    assert data is not None, f"{path} is not in {user}'s home"
+    return data
 
 
 def test_submit_saves_and_opens_the_grades_page_on_the_hub_host(
@@ -171,7 +161,7 @@ def test_submit_saves_and_opens_the_grades_page_on_the_hub_host(
 
         # the new tab: the class's Grades page on the hub's host, signed in, with the
         # assignment; its Submit hands in the saved folder
-        grades = with_problems(opened.value)
+        grades = watch_page(opened.value)
         with screenshots(tmp_path / "grades-tab", grades):
             card_there = grades.locator(f"article.assignment[data-slug='{SLUG}']")
             expect(card_there).to_contain_text("Homework 1", timeout=WAIT)
@@ -231,7 +221,7 @@ def test_a_slow_save_still_opens_the_grades_page(stack, assignment, browser, tmp
         saved = json.loads(on_disk(stack, "bob", NOTEBOOK))
         assert "".join(saved["cells"][0]["source"]) == "x = 1" + typed
 
-        grades = with_problems(opened.value)
+        grades = watch_page(opened.value)
         with screenshots(tmp_path / "grades-tab", grades):
             expect(grades.locator(f"article.assignment[data-slug='{SLUG}']")).to_contain_text(
                 "Homework 1", timeout=WAIT

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from harness.browser import explain_failure, page_error, watch_network
+from harness.browser import explain_failure, watch_page
 from harness.classes import TEST_SERVICE_ENV, Person, wait_healthy
 from harness.stack import Stack, running_stack, wait_for
 
@@ -51,9 +51,7 @@ def page_of(chromium, tmp_path):
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.problems = []
-    page.on("pageerror", lambda e: page.problems.append(page_error(page, e)))
-    watch_network(page)
+    watch_page(page)
     try:
         yield page
     except Exception:

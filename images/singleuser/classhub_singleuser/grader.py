@@ -30,10 +30,14 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .nodump import make_non_dumpable
@@ -331,10 +335,7 @@ class Kernel:
     interrupted with SIGINT to its process group, killed with SIGKILL."""
 
     def __init__(self, workdir: str):
-        import tempfile
-        import uuid
-
-        import zmq
+        import zmq  # loaded only when a kernel starts (the unit tests import this module)
 
         self.key = secrets.token_hex(32).encode()
         self.session = uuid.uuid4().hex
@@ -396,9 +397,6 @@ class Kernel:
         return not self.dead and self.proc is not None and self.proc.poll() is None
 
     def _send(self, msg_type: str, content: dict) -> str:
-        import uuid
-        from datetime import UTC, datetime
-
         header = {
             "msg_id": uuid.uuid4().hex,
             "session": self.session,
@@ -509,8 +507,6 @@ class Kernel:
             pass
 
     def close(self) -> None:
-        import shutil
-
         try:
             self.shell.close(0)
             self.context.term()
