@@ -12,6 +12,7 @@ up. Not a tell of grading: a student's own server has the same ones.
 from __future__ import annotations
 
 import math
+import os
 
 VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -22,3 +23,9 @@ def thread_env(cpu_limit: float | None) -> dict[str, str]:
         return {}
     threads = str(max(1, math.ceil(round(cpu_limit, 6))))
     return dict.fromkeys(VARIABLES, threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; not every core of the machine
+    when it is pinned to some), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)))

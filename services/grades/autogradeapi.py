@@ -244,11 +244,17 @@ class SubmissionAutogradeHandler(AutogradeHandler):
             rows = result["tests"]
             if not teacher:
                 data = await self.standing_data(assignment, submission.username)
-                passed = data.standing(assignment.id, submission.username, self.now())
+                now = self.now()
+                due_passed = data.standing(assignment.id, submission.username, now).deadline_passed
+                if due_passed:
+                    # after-due tests give answers away: nobody sees them while a
+                    # classmate with an extension still works
+                    extensions = await self.store.list_extensions(assignment.id)
+                    due_passed = all(now > e.due_at for e in extensions)
                 rows = q.for_student(
                     rows,
                     show_hidden=bool(config and config.show_hidden),
-                    due_passed=passed.deadline_passed,
+                    due_passed=due_passed,
                 )
             view = {
                 "graded_at": _iso(result["graded_at"]),
@@ -257,6 +263,9 @@ class SubmissionAutogradeHandler(AutogradeHandler):
                 "score": _num(sum((r.score for r in rows), q.cents(0))),
                 "points": _num(sum((r.points for r in rows), q.cents(0))),
                 "tests": [test_view(r, teacher=teacher) for r in rows],
+                # the cells that stopped with an error, a timeout or the kernel's end:
+                # the student's own code (or the released cell put back), so both see them
+                "cells": result.get("cells") or [],
             }
             if teacher:
                 view.update(

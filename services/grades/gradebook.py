@@ -18,6 +18,10 @@ Points are :class:`~decimal.Decimal` throughout (a float is read through its sho
 * An assignment may have questions (``questions``: ``[(key, label, points)]``); a graded
   cell then carries the points per question of the version that counts (``questions``
   in its row: ``{key: points}``), and the CSV has a column per question.
+* An assignment may have automatic tests (``tests``: ``[(id, points)]``); a cell then
+  carries the score of each test in the stored autograde result of the version that
+  counts (``tests`` in its row: ``{id: score}``; absent: not graded automatically), and
+  the CSV has a column per test.
 * A student's ``earned`` is the sum of their final points; ``possible_graded`` the sum of
   ``max_points`` of the assignments graded for them, ``possible_all`` of all assignments;
   ``percentage`` is ``earned / possible_graded × 100`` (2 decimals, half-up), ``None``
@@ -38,7 +42,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
@@ -70,6 +74,8 @@ class Assignment:
     max_points: Decimal
     due_at: Any = None  # a datetime (all naive or all aware) or None: last
     questions: tuple[Question, ...] = ()
+    #: automatic tests (key: the test's id, label: the same, points: its points)
+    tests: tuple[Question, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ class Cell:
     questions: tuple[Decimal | None, ...] = ()
     #: why nothing was handed in (missing cells), e.g. no home folder at the deadline
     reason: str | None = None
+    #: the score of each automatic test of the assignment, in its order, for the version
+    #: that counts (None: that version has no result for the test)
+    tests: tuple[Decimal | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,12 +189,17 @@ def _assignment(raw: Mapping[str, Any]) -> Assignment:
         Question(str(key), str(label), to_decimal(points, f"points of question {key!r}"))
         for key, label, points in raw.get("questions") or ()
     )
+    tests = tuple(
+        Question(str(key), str(key), to_decimal(points, f"points of test {key!r}"))
+        for key, points in raw.get("tests") or ()
+    )
     return Assignment(
         slug=raw["slug"],
         title=raw.get("title") or raw["slug"],
         max_points=max_points,
         due_at=raw.get("due_at"),
         questions=questions,
+        tests=tests,
     )
 
 
@@ -196,6 +210,20 @@ def _due_key(a: Assignment) -> tuple:
 
 
 def _cell(assignment: Assignment, grade: Mapping[str, Any] | None) -> Cell:
+    cell = _graded_cell(assignment, grade)
+    scores = (grade or {}).get("tests") or {}
+    if not assignment.tests or not scores:
+        return cell
+    return replace(
+        cell,
+        tests=tuple(
+            None if scores.get(t.key) is None else to_decimal(scores[t.key], "a test's score")
+            for t in assignment.tests
+        ),
+    )
+
+
+def _graded_cell(assignment: Assignment, grade: Mapping[str, Any] | None) -> Cell:
     slug = assignment.slug
     if grade is None:
         return Cell(slug=slug, state=MISSING)
@@ -340,13 +368,20 @@ def _question_texts(assignment: Assignment, cell: Cell) -> list[str]:
     return ["" if v is None else plain_number(v) for v in values]
 
 
+def _test_texts(assignment: Assignment, cell: Cell) -> list[str]:
+    values = cell.tests or (None,) * len(assignment.tests)
+    return ["" if v is None else plain_number(v) for v in values]
+
+
 def gradebook_csv(book: Gradebook) -> bytes:
     """The gradebook as CSV bytes: UTF-8 with a BOM, CRLF line ends, comma separated.
 
     Header ``Student, <title (max points)>..., Total, Possible, Percent, Late``; a cell is
     the final points, empty when missing, ``ungraded`` when handed in but not graded. An
     assignment with questions is followed by a column per question, ``<title>: <label>
-    (points)``, with the points given for it (before any late penalty).
+    (points)``, with the points given for it (before any late penalty), then by a column
+    per automatic test, ``<title>: test <id> (points)``, with the test's score in the
+    counting version's autograde result (empty: not graded automatically).
     ``Possible`` is the maximum of the graded assignments (so Percent = Total/Possible),
     ``Percent`` is empty when nothing is graded, ``Late`` lists the late assignments'
     slugs separated by spaces. Text (names, titles, the late list) that a spreadsheet
@@ -360,12 +395,16 @@ def gradebook_csv(book: Gradebook) -> bytes:
         header += [
             safe_text(f"{a.title}: {q.label} ({plain_number(q.points)})") for q in a.questions
         ]
+        header += [
+            safe_text(f"{a.title}: test {t.key} ({plain_number(t.points)})") for t in a.tests
+        ]
     writer.writerow([*header, "Total", "Possible", "Percent", "Late"])
     for row in book.rows:
         cells: list[str] = []
         for a, c in zip(book.assignments, row.cells, strict=True):
             cells.append(_cell_text(c))
             cells += _question_texts(a, c)
+            cells += _test_texts(a, c)
         writer.writerow(
             [
                 safe_text(row.username),

@@ -1065,17 +1065,34 @@ class GradebookHandler(GradesHandler):
     gradebook_cache: GradebookCache
 
     async def book(
-        self, code: str, students: list[str] | None = None
+        self, code: str, students: list[str] | None = None, *, tests: bool = False
     ) -> tuple[gradebook.Gradebook, set[str]]:
         """The gradebook of ``students`` (the class's roster when not given) and the slugs
-        of its archived assignments (they stay in it)."""
+        of its archived assignments (they stay in it); with ``tests``, also the score of
+        each automatic test of the counting versions (the CSV export)."""
         if students is None:
             students = await self.membership.students_for_display(code)  # a cached answer
         data = await self.store.standing_data(code, full=False)
         now = self.now()
+        standings = {
+            (a.id, user): data.standing(a.id, user, now)
+            for a in data.assignments.values()
+            for user in students
+        }
+        results: dict[int, dict] = {}
+        if tests:
+            counting = [s.counting.id for s in standings.values() if s.counting is not None]
+            results = await self.store.autograde_results(counting)
         assignments, rows = [], []
         for a in data.assignments.values():
             questions = data.questions.get(a.id, [])
+            # the tests of the counting versions' results, in their order (a version
+            # graded with older tests may lack some)
+            test_points: dict[str, Any] = {}
+            for user in students:
+                counting = standings[a.id, user].counting
+                for t in results.get(counting.id, {}).get("tests", ()) if counting else ():
+                    test_points.setdefault(t.test_id, t.points)
             assignments.append(
                 {
                     "slug": a.slug,
@@ -1083,11 +1100,12 @@ class GradebookHandler(GradesHandler):
                     "max_points": a.max_points,
                     "due_at": a.due_at,
                     "questions": [(q.key, q.label, q.points) for q in questions],
+                    "tests": list(test_points.items()),
                 }
             )
             for user in students:
                 # THE computation, as the student's page and the teacher's list show it
-                standing = data.standing(a.id, user, now)
+                standing = standings[a.id, user]
                 counting = standing.counting
                 per_question = {}
                 if questions and counting is not None:
@@ -1105,6 +1123,12 @@ class GradebookHandler(GradesHandler):
                         "penalty_percent": standing.penalty_percent,
                         "questions": per_question,
                         "reason": standing.missing_reason,
+                        "tests": {
+                            t.test_id: t.score
+                            for t in results.get(counting.id, {}).get("tests", ())
+                        }
+                        if counting is not None
+                        else {},
                     }
                 )
         archived = {a.slug for a in data.assignments.values() if a.archived}
@@ -1113,7 +1137,7 @@ class GradebookHandler(GradesHandler):
     async def get(self, code, csv_suffix):
         code = await self.teacher(code)
         if csv_suffix:
-            book, _ = await self.book(code)
+            book, _ = await self.book(code, tests=True)
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header(
                 "Content-Disposition", f'attachment; filename="gradebook-{validate_code(code)}.csv"'

@@ -9,8 +9,7 @@ its trait (with ``help=``) and its line here; the admin guide's table follows
 
 from __future__ import annotations
 
-import os
-
+from common.cputhreads import usable_cores
 from common.settings import EnvSetting, EnvTable, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
@@ -87,10 +86,11 @@ AUTOGRADE_TABLE = EnvTable(
         EnvSetting(
             "autograde_concurrency",
             "CLASSHUB_AUTOGRADE_CONCURRENCY",
-            lambda app: os.cpu_count() or 1,
+            # the trait's maximum is 256: a larger machine must still start
+            lambda app: min(usable_cores(), 256),
             whole,
             "a number",
-            doc_default="the number of cores",
+            doc_default="the number of cores (at most 256)",
         ),
         EnvSetting("autograde_image", "CLASSHUB_AUTOGRADE_IMAGE", "classhub/singleuser:latest"),
         EnvSetting("autograde_lease", "CLASSHUB_AUTOGRADE_LEASE", 60.0, number, SECONDS),

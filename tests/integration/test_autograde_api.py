@@ -8,6 +8,8 @@ twice."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 
@@ -151,10 +153,42 @@ def test_submit_is_graded_and_the_student_sees_the_visible_tests_only(stack, peo
     assert r.json()["progress"] == {"queued": 0, "running": 0, "done": 1, "failed": 0, "total": 1}
     gb = tia.get(f"api/classes/{CODE}/gradebook").json()
     assert "3.5" in json.dumps(gb)
+    # the exported gradebook: a column per test, the counting version's scores
+    r = tia.get(f"api/classes/{CODE}/gradebook.csv")
+    assert r.status_code == 200, r.text
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    header, sam_row = rows[0], next(row for row in rows if row[0] == "sam7")
+    at = header.index("Squares: test visible (2)")
+    assert header[at + 1] == "Squares: test hidden (3)"
+    assert sam_row[at : at + 2] == ["2", "0"], (header, sam_row)
     # the teacher opts in: the student now sees the hidden test's result too
     assert put(tia, path, {"notebook_path": "square.ipynb", "show_hidden": True}).ok
     shown = sam.get(f"api/submissions/{sid}/autograde").json()
     assert [t["id"] for t in shown["result"]["tests"]] == ["visible", "hidden"]
+
+    # sue deletes the visible test cell and ends her answer cell with sys.exit(0): the
+    # teacher sees the deleted cell flagged, and both see which cell stopped and why
+    cells = [dict(c) for c in SOURCE["cells"]]
+    cells[1] = {**cells[1], "source": "import sys\nsys.exit(0)"}
+    del cells[2]
+    stack.spawn("sue7", CODE)
+    stack.write_home(
+        "sue7",
+        CODE,
+        f"{CODE}/assignments/sq/square.ipynb",
+        json.dumps({**SOURCE, "cells": cells}).encode(),
+    )
+    r = sue.post(f"{A}/sq/submit")
+    assert r.status_code == 201, r.text
+    hers = graded(sue, r.json()["id"])
+    stopped = [{"label": "cell 2 (answer)", "status": "error", "error": "SystemExit: 0"}]
+    assert hers["result"]["cells"] == stopped, hers
+    assert hers["result"]["score"] == 0
+    assert "cell_flags" not in hers["result"]  # the teacher's, not the student's
+    full = tia.get(f"api/submissions/{r.json()['id']}/autograde").json()["result"]
+    assert full["cells"] == stopped
+    assert [(f["grade_id"], f["kind"]) for f in full["cell_flags"]] == [("visible", "deleted")]
+    assert all(t["status"] != "pass" for t in full["tests"]), full["tests"]
 
 
 def test_an_assignment_is_graded_in_its_class_image_unless_the_teacher_chooses(stack, people):
@@ -206,7 +240,7 @@ def test_the_pages_show_progress_results_and_take_a_pytest_file(stack, people, c
         print(tom.url, tom.inner_text("body")[:3000], tom.problems)
         raise
     expect(tom.locator("#autograde-box")).to_be_visible()
-    expect(tom.locator("#autograde-progress")).to_contain_text("1 done")
+    expect(tom.locator("#autograde-progress")).to_contain_text("2 done")
     expect(tom.locator("#autograde-tests")).to_contain_text("hidden (3, hidden)")
     assert tom.input_value("#autograde-path") == "square.ipynb"
     extra = b"def test_zero():\n    assert square(0) == 0\n"
@@ -218,13 +252,20 @@ def test_the_pages_show_progress_results_and_take_a_pytest_file(stack, people, c
     tom.click("#autograde-save")
     expect(tom.locator("#autograde-tests")).to_contain_text("test_extra.py::test_zero")
     tom.click("#autograde-run")  # new tests: the counting version is graded again
-    expect(tom.locator("#action-alert")).to_contain_text("1 of 1 counting versions queued")
-    expect(tom.locator("#autograde-progress")).to_contain_text("1 done", timeout=240_000)
+    expect(tom.locator("#action-alert")).to_contain_text("2 of 2 counting versions queued")
+    expect(tom.locator("#autograde-progress")).to_contain_text("2 done", timeout=240_000)
     # the review page: the tests beside the notebook, the hidden one too
     tom.goto(f"{stack.url}{GRADES}classes/{CODE}/assignments/sq/review")
     expect(tom.locator("#autograde-result")).to_be_visible()
     expect(tom.locator("#autograde-result-tests")).to_contain_text("✗ hidden")
     expect(tom.locator("#autograde-result-tests")).to_contain_text("✓ test_extra.py::test_zero")
+    expect(tom.locator("#autograde-result-cells")).to_be_hidden()  # sam's cells all ran
+    # the next student, sue: the cell that stopped and the deleted test cell
+    tom.keyboard.press("j")
+    expect(tom.locator("#autograde-result-cells")).to_contain_text(
+        "cell 2 (answer) stopped: SystemExit: 0"
+    )
+    expect(tom.locator("#autograde-result-flags")).to_contain_text("visible: The test cell")
     assert not tom.problems, tom.problems
 
     sam = browser_as(stack, chromium, "sam7", "student")

@@ -12,6 +12,8 @@ own addresses), never an outside one.
 
 import dataclasses
 import io
+import ipaddress
+import secrets
 import socket
 import tarfile
 import threading
@@ -157,7 +159,10 @@ def listener():
 
 
 def own_addresses(client):
-    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # A freshly started dockerd may not list the default bridge's gateway; Docker gives
+    # it the subnet's first address.
+    gateway = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
     addresses = {gateway, "127.0.0.1"}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:  # the address of the default route's interface (no packet is sent)
@@ -209,19 +214,31 @@ def test_no_network_egress_to_this_machine(client, image, listener):
 
 
 PROBE_SECRETS = r"""
-import os, glob, re
+import os, re
 MARK = "HIDDEN" + "-MARK-" + "4217"
-found, denied = [], {}
-# the hidden test's text anywhere on disk, and anything that looks like a secret
+# OTHER (another student's submission, graded just before) and OWN (this one's, written
+# to ~/answer.txt and /tmp/answer.txt by the first cell) are set by the first cell
+found, other_found, own_found, denied = [], [], [], {}
+# the hidden test's text and the other submission's mark anywhere they could be left
+# (hidden files included: os.walk, not glob), and anything that looks like a secret
 PACKAGE = "/opt/venv/lib/python3.11/site-packages/classhub_singleuser"
-for root in ("/tmp", "/home", PACKAGE, "/etc", "/run", "/var/tmp", "/dev/shm"):
-    for path in glob.glob(root + "/**", recursive=True):
-        try:
-            if os.path.isfile(path) and os.path.getsize(path) < 5_000_000:
-                if MARK.encode() in open(path, "rb").read():
-                    found.append(path)
-        except OSError:
-            pass
+ROOTS = ("/tmp", "/home", PACKAGE, "/etc", "/run", "/var/tmp", "/dev/shm", "/mnt", "/srv",
+         "/media", "/data")
+for root in ROOTS:
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isfile(path) and os.path.getsize(path) < 5_000_000:
+                    data = open(path, "rb").read()
+                    if MARK.encode() in data:
+                        found.append(path)
+                    if OTHER.encode() in data:
+                        other_found.append(path)
+                    if OWN.encode() in data:
+                        own_found.append(path)
+            except OSError:
+                pass
 for path in ("/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0", "/proc/1/fd/1", "/proc/1/maps"):
     try:
         with open(path, "rb") as f:
@@ -240,17 +257,40 @@ env_keys = sorted(os.environ)
 WORDS = "TOKEN|KEY|SECRET|PASS|GRAD|JUPYTERHUB|S3|DB|DOCKER"
 suspicious = [k for k in os.environ if re.search(WORDS, k, re.I)]
 mounts = [line.split()[1] for line in open("/proc/self/mounts")]
-home = os.listdir(os.path.expanduser("~"))
+home = sorted(os.listdir(os.path.expanduser("~")))
 docker_socket = os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")
 cmdline = open("/proc/1/cmdline", "rb").read()
 """
 
+#: a submission's first cell: its answer, with its mark, in the work folder and in /tmp
+ANSWER = """
+import os
+for path in (os.path.expanduser("~/answer.txt"), "/tmp/answer.txt"):
+    with open(path, "w") as f:
+        f.write("the answer of " + {mark})
+"""
+
 
 def test_hidden_tests_secrets_and_other_work_are_out_of_reach(client, image):
+    # another student's submission, graded just before in the same way: its mark must be
+    # nowhere in the next one's container
+    other = "OTHER-SUBMISSION-" + secrets.token_hex(8)
+    earlier, _, _ = grade(
+        client,
+        image,
+        [ANSWER.format(mark=repr(other))],
+        {"written": "assert os.path.exists(os.path.expanduser('~/answer.txt'))"},
+    )
+    assert earlier.complete, earlier.reason
+    assert by_id(earlier)["written"].status == "pass"
+    # the marks are split in the probe's source, so that the kernel's own history (in
+    # /tmp/.ipython) never holds them whole: only a file written with them does
+    own = "OWN-SUBMISSION-" + secrets.token_hex(8)
+    split = f"OTHER = {other[:8]!r} + {other[8:]!r}\nOWN = {own[:8]!r} + {own[8:]!r}"
     result, _, _ = grade(
         client,
         image,
-        [PROBE_SECRETS],
+        [split, ANSWER.format(mark="OWN"), PROBE_SECRETS],
         {
             "nothing_found": "assert found == []  # HIDDEN-MARK-4217",
             "proc_1_closed": "assert set(denied.values()) == {'PermissionError'}"
@@ -260,10 +300,104 @@ def test_hidden_tests_secrets_and_other_work_are_out_of_reach(client, image):
             "no_volumes": "assert not [m for m in mounts if m.startswith(('/mnt', '/srv',"
             " '/data', '/var/lib/docker'))]",
             "secret_not_in_argv": "assert b'CHAG' not in cmdline and len(cmdline) < 80",
+            # the work folder holds this submission's file and nothing planted there
+            "only_this_work": "assert home == ['answer.txt'], home",
+            # the scan does read the work folder and /tmp: it finds this submission's mark
+            "scan_sees_own": "assert sorted(own_found) =="
+            " ['/home/jovyan/answer.txt', '/tmp/answer.txt'], own_found",
+            "no_other_work": "assert other_found == [], other_found",
         },
     )
     assert result.complete, result.reason
     assert {t.id: (t.status, t.message) for t in result.tests if t.status != "pass"} == {}
+
+
+PROBE_PRIVILEGES = r"""
+import errno, os
+def status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+# the kernel (this process) and the runner (PID 1)
+kernel, runner = status("self"), status(1)
+ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
+CAPS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+caps = {p: {c: int(s[c], 16) for c in CAPS} for p, s in (("kernel", kernel), ("runner", runner))}
+def cgroup_limits():
+    def read(name):
+        with open("/sys/fs/cgroup/" + name) as f:
+            return f.read().strip()
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2
+        quota, period = read("cpu.max").split()
+        memory, swap = read("memory.max"), read("memory.swap.max")
+        memsw = "max" if "max" in (memory, swap) else int(memory) + int(swap)
+        pids, version = read("pids.max"), 2
+    else:
+        quota, period = read("cpu/cpu.cfs_quota_us"), read("cpu/cpu.cfs_period_us")
+        memory = read("memory/memory.limit_in_bytes")
+        memsw = read("memory/memory.memsw.limit_in_bytes")
+        pids, version = read("pids/pids.max"), 1
+    number = lambda v: v if v == "max" else int(v)
+    cpu = None if quota in ("max", "-1") else int(quota) / int(period)
+    return {"version": version, "cpu": cpu, "memory": number(memory),
+            "memsw": number(memsw), "pids": number(pids)}
+try:
+    limits = cgroup_limits()
+except OSError as e:
+    limits = {"error": repr(e)}
+# the root is mounted read-only; writing a new file anywhere on it is EROFS (a uid-1000
+# EACCES would not prove it), while the work folder and /tmp are writable tmpfs
+options = {}
+for line in open("/proc/self/mounts"):
+    _, point, kind, opts = line.split()[:4]
+    options[point] = (kind, set(opts.split(",")))
+root_ro = "ro" in options["/"][1]
+written = {}
+for path in ("/probe", "/usr/probe", "/opt/venv/probe", "/etc/probe", "/var/probe",
+             os.path.expanduser("~/probe"), "/tmp/probe"):
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        written[path] = "written"
+    except OSError as e:
+        written[path] = errno.errorcode[e.errno]
+tmpfs = {p: (options[p][0], {"nosuid", "nodev", "noexec"} <= options[p][1])
+         for p in ("/tmp", os.path.expanduser("~"))}
+"""
+
+#: not the defaults: each value inside the container must be the one passed to the sandbox
+PROBED = dataclasses.replace(LIMITS, mem_limit="320m", pids_limit=80, cpu_limit=1.5)
+
+
+def test_the_sealed_container_is_unprivileged_and_limited_as_seen_from_inside(client, image):
+    memory = docker.utils.parse_bytes(PROBED.mem_limit)
+    zero = dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0)
+    root = ("/probe", "/usr/probe", "/opt/venv/probe", "/etc/probe", "/var/probe")
+    written = dict.fromkeys(root, "EROFS")
+    written.update({f"{sandbox.WORKDIR}/probe": "written", "/tmp/probe": "written"})
+    result, _, _ = grade(
+        client,
+        image,
+        [PROBE_PRIVILEGES],
+        {
+            "uid_1000": "assert ids == (1000, 1000, 100, 100), ids",
+            "all_uids": "assert [kernel['Uid'].split(), kernel['Gid'].split()]"
+            " == [['1000'] * 4, ['100'] * 4], (kernel['Uid'], kernel['Gid'])",
+            "no_root_group": "assert 0 not in os.getgroups(), os.getgroups()",
+            "no_capabilities": f"assert caps == {{'kernel': {zero!r}, 'runner': {zero!r}}}, caps",
+            "no_new_privileges": "assert (kernel['NoNewPrivs'], runner['NoNewPrivs'])"
+            " == ('1', '1'), (kernel['NoNewPrivs'], runner['NoNewPrivs'])",
+            "cpu": f"assert limits.get('cpu') == {PROBED.cpu_limit!r}, limits",
+            "memory": f"assert limits.get('memory') == {memory}, limits",
+            "no_swap": f"assert limits.get('memsw') == limits.get('memory') == {memory}, limits",
+            "pids": f"assert limits.get('pids') == {PROBED.pids_limit}, limits",
+            "root_mounted_ro": "assert root_ro, options['/']",
+            "root_not_writable": f"assert written == {written!r}, written",
+            "tmpfs_only": "assert tmpfs == {p: ('tmpfs', True) for p in tmpfs}, tmpfs",
+        },
+        limits=PROBED,
+    )
+    assert result.complete, result.reason
+    assert {t.id: (t.status, t.message) for t in result.tests if t.status != "pass"} == {}
+    assert len(result.tests) == 12
 
 
 def test_processes_are_bounded_by_the_pids_limit(client, image):
@@ -357,7 +491,8 @@ def test_disk_bomb_fills_only_its_tmpfs(client, image):
         ],
         {
             "tmpfs_full": "assert full == errno.ENOSPC and written <= 32 << 20",
-            "root_read_only": "assert root in (errno.EROFS, errno.EACCES)",
+            # EROFS only: a uid-1000 EACCES would pass on a writable root too
+            "root_read_only": "assert root == errno.EROFS, root",
         },
     )
     assert result.complete, result.reason
@@ -474,6 +609,14 @@ def test_exiting_early_never_passes(client, image, exit_code, expected):
     assert add.score == 0.0
     assert add.status in ("fail", "error", "died", "not-run")
     assert add.message
+    # the reason shown: the cell, named as the notebook shows it, and what stopped it
+    (stopped,) = scoring.cell_problems(result.cells)
+    assert stopped["label"] == "cell 1"
+    if "died" in expected:
+        assert "kernel ended" in stopped["error"]
+        assert add.message == "not run: the kernel ended during cell 1"
+    else:
+        assert stopped["error"] == "SystemExit: 0"
 
 
 def test_os_exit_after_a_correct_answer_scores_zero_with_the_reason(client, image):
@@ -485,7 +628,7 @@ def test_os_exit_after_a_correct_answer_scores_zero_with_the_reason(client, imag
     )
     add = by_id(result)["add"]
     assert (add.status, add.score) == ("died", 0.0)
-    assert "kernel" in add.message
+    assert add.message == "not run: the kernel ended during cell 2"
 
 
 # ----- in-kernel tricks: no undeserved point, or flagged
@@ -706,12 +849,13 @@ def datascience(client):
     try:
         client.images.get(DATASCIENCE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"{DATASCIENCE} is not built on this machine (images/build.sh datascience)")
+        pytest.fail(f"{DATASCIENCE} is not built on this machine (images/build.sh datascience)")
     tag = build_image(client, DATASCIENCE, "classhub/datascience:autograde-test")
     yield tag
     client.images.remove(tag, force=True)
 
 
+@pytest.mark.all_images  # run after the other images are built (Makefile test-integration-rest)
 def test_a_class_image_grades_numpy_and_pandas_and_refuses_their_impostors(client, datascience):
     result, _, _ = grade(
         client,

@@ -2,6 +2,7 @@
 (cells matched, restored and flagged), the frames' verification, the scoring (never a
 pass without a pass frame), the sealed container's configuration and the traits."""
 
+import dataclasses
 import json
 import secrets
 import struct
@@ -360,9 +361,72 @@ def test_a_kernel_that_died_is_the_reason_of_its_tests():
         },
         {"type": "end"},
     ]
-    result = scoring.score_run(PLAN, run, scoring.RunFacts())
+    plan = dataclasses.replace(
+        PLAN, cells=[notebook.PlanCell("c0", "import os; os._exit(0)", "student", "", "cell 4")]
+    )
+    result = scoring.score_run(plan, run, scoring.RunFacts())
     assert result.score == 0
     assert result.cells[0].status == "died"
+    # the teacher's words, naming the cell as the notebook shows it, not the runner's key
+    assert [t.message for t in result.tests] == ["not run: the kernel ended during cell 4"] * 2
+    assert scoring.cell_problems(result.cells) == [
+        {"label": "cell 4", "status": "died", "error": "the kernel ended"}
+    ]
+
+
+def test_a_cell_over_its_time_limit_whose_kernel_was_stopped_is_named():
+    run = [
+        GOOD[0],
+        {"type": "cell", "key": "c0", "status": "timeout", "error": "over its time limit"},
+        {"type": "student-done", "flags": []},
+        *(
+            {"type": "test", "id": t, "status": "died", "message": "cell c0", "flags": []}
+            for t in ("t1", "t2")
+        ),
+        {"type": "end"},
+    ]
+    plan = dataclasses.replace(
+        PLAN, cells=[notebook.PlanCell("c0", "while True: pass", "student", "", "cell 3")]
+    )
+    result = scoring.score_run(plan, run, scoring.RunFacts())
+    assert {t.message for t in result.tests} == {
+        "not run: the kernel was stopped after cell 3 ran over its time limit"
+    }
+
+
+def test_cells_that_stopped_are_the_reason_shown_and_ok_cells_are_not():
+    plan = notebook.make_plan(SOURCE, honest())
+    keys = [c.key for c in plan.cells]
+    run = [
+        {"type": "hello", "runner": 1, "cells": len(keys)},
+        *(
+            {"type": "cell", "key": k, "status": s, "error": e}
+            for k, (s, e) in zip(
+                keys,
+                [("ok", ""), ("error", "SystemExit: 0"), ("timeout", "over its limit")]
+                + [("not-run", "")] * len(keys),
+                strict=False,
+            )
+        ),
+    ]
+    result = scoring.score_run(plan, run, scoring.RunFacts())
+    labels = [c.label for c in plan.cells]
+    assert scoring.cell_problems(result.cells) == [
+        {"label": labels[1], "status": "error", "error": "SystemExit: 0"},
+        {"label": labels[2], "status": "timeout", "error": "over its limit"},
+    ]
+
+
+def test_cells_are_labelled_as_the_teacher_finds_them():
+    nb = honest()
+    del nb["cells"][1]  # the locked setup cell: put back from the source
+    plan = notebook.make_plan(SOURCE, nb)
+    by_origin = [(c.origin, c.grade_id, c.label) for c in plan.cells]
+    assert by_origin[0] == ("source", "setup", "setup (from the source notebook)")
+    # the student's cells by their place in the student's notebook (from 1), with the
+    # grade id when they have one
+    assert ("student", "area", "cell 2 (area)") in by_origin, by_origin
+    assert all(label.startswith("cell ") for origin, _, label in by_origin if origin == "student")
 
 
 # ----- the sealed container

@@ -371,6 +371,38 @@ def test_csv_header_and_values():
     ]
 
 
+def test_csv_has_a_column_per_automatic_test_with_the_counting_versions_scores():
+    hw = {**assignment("hw1", 5, title="Squares"), "tests": [("visible", 2), ("hidden", 3)]}
+    book = gb.build_gradebook(
+        ["ann", "bob", "cy"],
+        [hw, assignment("hw2", 10, days=1, title="Essay")],
+        [
+            {**grade("ann", "hw1", D("2")), "tests": {"visible": D("2"), "hidden": D("0")}},
+            # graded with older tests: no result for "hidden"
+            {**grade("bob", "hw1", None), "tests": {"visible": 2}},
+            grade("cy", "hw2", D("7"), submitted=True),
+        ],
+    )
+    assert book.cell("ann", "hw1").tests == (D("2"), D("0"))
+    assert book.cell("bob", "hw1").tests == (D("2"), None)
+    assert book.cell("cy", "hw1").tests == ()
+    rows = read_csv(gb.gradebook_csv(book))
+    assert rows[0] == [
+        "Student",
+        "Squares (5)",
+        "Squares: test visible (2)",
+        "Squares: test hidden (3)",
+        "Essay (10)",
+        "Total",
+        "Possible",
+        "Percent",
+        "Late",
+    ]
+    assert rows[1][:5] == ["ann", "2", "2", "0", ""]
+    assert rows[2][:5] == ["bob", "ungraded", "2", "", ""]
+    assert rows[3][:5] == ["cy", "", "", "", "7"]
+
+
 def test_csv_round_trip_matches_the_book():
     book = sample_book()
     rows = read_csv(gb.gradebook_csv(book))[1:]

@@ -67,6 +67,10 @@ class PlanCell:
     source: str
     origin: str  # "student", "source" (locked or restored)
     grade_id: str = ""
+    #: how a teacher finds the cell: "cell 4" (its place in the student's notebook, from
+    #: 1), with the grade id when it has one; a cell put back from the source notebook
+    #: is named by its grade id
+    label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,12 +281,14 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
     flags: list[CellFlag] = []
     seen: set[str] = set()
     # (source key or None, PlanCell-to-be) in the student's order
-    entries: list[tuple[str | None, str, str, str]] = []  # (key, source, origin, grade_id)
-    for cell, match in zip(student_cells, matches, strict=True):
+    # (key, source, origin, grade_id, label)
+    entries: list[tuple[str | None, str, str, str, str]] = []
+    for number, (cell, match) in enumerate(zip(student_cells, matches, strict=True), 1):
         kind = cell.get("cell_type")
+        here = f"cell {number}"
         if match is None:
             if kind == "code":
-                entries.append((None, cell_source(cell), "student", ""))
+                entries.append((None, cell_source(cell), "student", "", here))
             continue
         g, source_cell = source_graded[match.key]
         if cell_key(cell) is None:
@@ -296,9 +302,13 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         if match.key in seen:
             flags.append(CellFlag(g.key, "duplicated", "The cell appears more than once."))
             if g.role == "solution" and kind == "code":
-                entries.append((None, cell_source(cell), "student", ""))
+                entries.append(
+                    (None, cell_source(cell), "student", "", f"{here} (a copy of {g.key})")
+                )
             continue
         seen.add(match.key)
+        here = f"{here} ({g.key})"
+        restored = f"{g.key} (from the source notebook)"
         given = cell_source(source_cell)
         edited = checksum(cell_source(cell)) not in (checksum(released(given)), checksum(given))
         retyped = kind != source_cell.get("cell_type")
@@ -316,7 +326,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                 flags.append(
                     CellFlag(g.key, "edited", "The test cell was edited; the source's tests run.")
                 )
-            entries.append((g.key, "", "marker", g.key))
+            entries.append((g.key, "", "marker", g.key, here))
             continue
         if g.role == "locked":
             if edited and not retyped:
@@ -324,17 +334,17 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
                     CellFlag(g.key, "edited", "The locked cell was edited; the source's cell runs.")
                 )
             if source_cell.get("cell_type") == "code":
-                entries.append((g.key, released(given), "source", g.key))
+                entries.append((g.key, released(given), "source", g.key, restored))
             else:
-                entries.append((g.key, "", "marker", g.key))
+                entries.append((g.key, "", "marker", g.key, here))
             continue
         # a solution cell
         if source_cell.get("cell_type") != "code":
-            entries.append((g.key, "", "marker", g.key))
+            entries.append((g.key, "", "marker", g.key, here))
         elif retyped:
-            entries.append((g.key, released(given), "source", g.key))
+            entries.append((g.key, released(given), "source", g.key, restored))
         else:
-            entries.append((g.key, cell_source(cell), "student", g.key))
+            entries.append((g.key, cell_source(cell), "student", g.key, here))
     # graded cells the student deleted: back after the graded cell that precedes them
     for n, key in enumerate(order):
         if key in seen:
@@ -351,10 +361,11 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         )
         if g.role == "test":
             continue
+        restored = f"{key} (from the source notebook)"
         if source_cell.get("cell_type") == "code":
-            new = (key, released(cell_source(source_cell)), "source", key)
+            new = (key, released(cell_source(source_cell)), "source", key, restored)
         else:
-            new = (key, "", "marker", key)
+            new = (key, "", "marker", key, restored)
         at = len(entries)
         following = [k for k in order[n + 1 :] if k in seen]
         preceding = [k for k in reversed(order[:n]) if k in seen]
@@ -365,8 +376,8 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         entries.insert(at, new)
         seen.add(key)
     cells = [
-        PlanCell(f"c{n}", source, origin, grade_id)
-        for n, (_, source, origin, grade_id) in enumerate(
+        PlanCell(f"c{n}", source, origin, grade_id, label)
+        for n, (_, source, origin, grade_id, label) in enumerate(
             e for e in entries if e[2] != "marker" and e[1].strip()
         )
     ]

@@ -37,8 +37,14 @@ class CellOutcome:
     key: str
     grade_id: str
     origin: str
-    status: str
+    status: str  # ok, error, timeout, died, not-run
     error: str
+    label: str = ""  # "cell 4 (q1)": how a teacher finds it (PlanCell.label)
+
+
+#: cell statuses a teacher and the student are told about: the cell did not finish
+#: cleanly, which explains the tests that fail or do not run after it
+CELL_PROBLEMS = frozenset({"error", "timeout", "died"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +99,22 @@ def score_run(plan: Plan, frames: list[dict], facts: RunFacts) -> RunResult:
             flags.extend(frame["flags"])
     if reason:
         flags.append(reason)
-    stopped = next(
-        (f"the kernel ended during cell {k}" for k, f in by_cell.items() if f["status"] == "died"),
-        "",
-    )
+    labels = {cell.key: cell.label or cell.key for cell in plan.cells}
+    # Told by the service, not by the runner: the runner's own words name its internal
+    # cell keys ("c3"), which no teacher can find in the notebook.
+    died = [k for k, f in by_cell.items() if f["status"] == "died"]
+    # a cell over its time limit whose kernel then ignored the interrupt and was stopped
+    timed_out = [k for k, f in by_cell.items() if f["status"] == "timeout"]
+    if died:
+        stopped = f"not run: the kernel ended during {labels.get(died[0], died[0])}"
+    elif timed_out:
+        last = timed_out[-1]
+        stopped = (
+            f"not run: the kernel was stopped after {labels.get(last, last)} ran over its"
+            " time limit"
+        )
+    else:
+        stopped = ""
     tests = []
     for spec in plan.tests:
         frame = by_test.get(spec.id)
@@ -107,6 +125,9 @@ def score_run(plan: Plan, frames: list[dict], facts: RunFacts) -> RunResult:
             )
             continue
         passed = frame["status"] == "pass"
+        message = frame["message"]
+        if frame["status"] in ("died", "not-run") and stopped:
+            message = stopped  # the kernel ended before the tests, in a cell
         tests.append(
             TestOutcome(
                 spec.id,
@@ -114,7 +135,7 @@ def score_run(plan: Plan, frames: list[dict], facts: RunFacts) -> RunResult:
                 spec.points if passed else 0.0,
                 spec.points,
                 spec.visibility,
-                frame["message"],
+                message,
                 tuple(frame["flags"]),
             )
         )
@@ -122,5 +143,18 @@ def score_run(plan: Plan, frames: list[dict], facts: RunFacts) -> RunResult:
     for cell in plan.cells:
         frame = by_cell.get(cell.key)
         status, error = (frame["status"], frame["error"]) if frame else ("not-run", reason)
-        cells.append(CellOutcome(cell.key, cell.grade_id, cell.origin, status, error))
+        cells.append(
+            CellOutcome(cell.key, cell.grade_id, cell.origin, status, error, labels[cell.key])
+        )
     return RunResult(tests, cells, flags, list(plan.flags), complete, reason, facts.error)
+
+
+def cell_problems(cells: list[CellOutcome], limit: int = 50) -> list[dict]:
+    """The cells that did not finish cleanly (an exception such as ``SystemExit``, the
+    cell's time limit, the kernel ending), as stored and shown: ``{label, status, error}``.
+    They say why the tests after them failed or did not run."""
+    return [
+        {"label": c.label or c.key, "status": c.status, "error": c.error}
+        for c in cells
+        if c.status in CELL_PROBLEMS
+    ][:limit]

@@ -116,7 +116,8 @@ class AutogradeSettings(Configurable):
         config=True,
         help="""How many grading containers the service runs at once (the grading queue's
         workers). Each uses up to ``autograde_cpu_limit`` CPUs. Default: the number of
-        cores. Set from ``CLASSHUB_AUTOGRADE_CONCURRENCY``.
+        cores the service may use (its CPU affinity), at most 256. Set from
+        ``CLASSHUB_AUTOGRADE_CONCURRENCY``.
 
         Example: ``c.GradesApp.autograde_concurrency = 4``
         """,

@@ -28,7 +28,7 @@ from common.errors import Unavailable
 from . import pytests
 from . import queue as q
 from .notebook import NotebookError, Plan, load_notebook, make_plan
-from .scoring import RunResult, TestOutcome
+from .scoring import RunResult, TestOutcome, cell_problems
 
 
 class Grader(Protocol):
@@ -182,6 +182,7 @@ class Worker:
             return await self._retry(job, f"could not read the version: {e}")
         except NotebookError as e:
             problem = f"{config.notebook_path}: {e}"
+        cells: list[dict] = []
         if problem:
             outcomes, complete, flags = _not_run(plan, problem), False, [problem]
         else:
@@ -190,6 +191,7 @@ class Worker:
                 return await self._retry(job, result.reason)
             outcomes, complete, flags = result.tests, result.complete, result.flags
             problem = result.reason
+            cells = cell_problems(result.cells)
         questions = await self.store.questions(job.assignment_id)
         mapping = {}
         if questions:
@@ -204,6 +206,7 @@ class Worker:
             reason=problem,
             flags=flags,
             cell_flags=[dataclasses.asdict(f) for f in plan.flags],
+            cells=cells,
         )
         if not stored:
             self.log.warning("autograde job %s: claim lost before the result was stored", job.id)

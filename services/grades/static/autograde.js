@@ -14,8 +14,8 @@
   const api = apiClient(PREFIX, "The grades service");
   const POLL_MS = 3000;
   const STATES = {
-    queued: "waiting to be graded…",
-    running: "being graded…",
+    queued: "is waiting to be graded…",
+    running: "is being graded…",
     failed: "could not be graded",
   };
 
@@ -35,11 +35,24 @@
     return li;
   }
 
+  // a cell that did not finish cleanly: why the tests after it failed or did not run
+  function cellItem(c) {
+    const li = document.createElement("li");
+    li.textContent = `${c.label} stopped: ${c.error || c.status}`;
+    li.dataset.status = c.status;
+    return li;
+  }
+
+  function cellList(list, cells) {
+    list.replaceChildren(...cells.map(cellItem));
+    list.hidden = cells.length === 0;
+  }
+
   function resultText(answer) {
     if (!answer.state && !answer.result) return "Not graded automatically.";
     if (answer.state && answer.state !== "done") {
       return (
-        `This version is ${STATES[answer.state] || answer.state}` +
+        `This version ${STATES[answer.state] || `is ${answer.state}`}` +
         (answer.reason ? ` (${answer.reason})` : "")
       );
     }
@@ -68,6 +81,7 @@
     field(card, "autograde-tests").replaceChildren(
       ...(answer.result ? answer.result.tests.map(testItem) : []),
     );
+    cellList(field(card, "autograde-cells"), answer.result ? answer.result.cells : []);
     if (answer.state === "queued" || answer.state === "running") {
       setTimeout(() => {
         if (watching.get(card) === id) showStudent(card, id);
@@ -216,6 +230,7 @@
     $("autograde-result-state").textContent = resultText(answer);
     const r = answer.result;
     $("autograde-result-tests").replaceChildren(...(r ? r.tests.map(testItem) : []));
+    cellList($("autograde-result-cells"), r ? r.cells : []);
     const flags = [
       ...(r ? r.flags : []),
       ...(r ? r.cell_flags.map((f) => `${f.grade_id}: ${f.message}`) : []),

@@ -260,6 +260,7 @@ class AutogradeQueries(StoreBase):
         reason: str,
         flags: list[str],
         cell_flags: list[dict],
+        cells: list[dict] = (),
     ) -> bool:
         """Store the result of ``job`` and end it, in ONE transaction that first checks the
         claim (False, nothing written, when it was lost: another worker grades it). The
@@ -285,8 +286,8 @@ class AutogradeQueries(StoreBase):
             )
             await conn.execute(
                 "INSERT INTO autograde_results (submission_id, job_id, config_revision, score,"
-                " points, complete, reason, flags, cell_flags, graded_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " points, complete, reason, flags, cell_flags, cells, graded_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     job.submission_id,
                     job.id,
@@ -297,6 +298,11 @@ class AutogradeQueries(StoreBase):
                     reason[:2000],
                     Jsonb([f[:500] for f in flags][:200]),
                     Jsonb(cell_flags[:500]),
+                    Jsonb(
+                        [{k: str(c[k])[:500] for k in ("label", "status", "error")} for c in cells][
+                            :50
+                        ]
+                    ),
                     now,
                 ),
             )
@@ -419,8 +425,8 @@ class AutogradeQueries(StoreBase):
 
     async def autograde_results(self, submission_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The stored result of each version that has one: ``{submission id: {score,
-        points, complete, reason, flags, cell_flags, graded_at, config_revision, tests:
-        [TestRow]}}``."""
+        points, complete, reason, flags, cell_flags, cells, graded_at, config_revision,
+        tests: [TestRow]}}``."""
         ids = [_id(i, "submission") for i in submission_ids]
         if not ids:
             return {}
@@ -428,7 +434,7 @@ class AutogradeQueries(StoreBase):
             results = await _rows(
                 conn,
                 "SELECT submission_id, config_revision, score, points, complete, reason,"
-                " flags, cell_flags, graded_at FROM autograde_results"
+                " flags, cell_flags, cells, graded_at FROM autograde_results"
                 " WHERE submission_id = ANY(%s)",
                 (ids,),
             )
