@@ -27,6 +27,7 @@ from urllib.parse import quote
 import docker
 import requests
 
+from harness.oomreport import kernel_log, oom_reports
 from hub.stores import hubenv as hub_env
 from hub.stores import mongo as mongo_stores
 from hub.stores import postgres as pg_roles
@@ -903,6 +904,7 @@ c.JupyterHub.log_level = {self.log_level!r}
         for p in [self.hub, *self.processes]:
             if p:
                 parts.append(f"----- {p.name} log -----\n{p.tail()}")
+        kernel = None
         for c in self.containers():
             try:
                 parts.append(
@@ -910,6 +912,10 @@ c.JupyterHub.log_level = {self.log_level!r}
                 )
             except docker.errors.APIError:
                 pass
+            if c.attrs.get("State", {}).get("OOMKilled"):
+                kernel = kernel if kernel is not None else kernel_log()
+                reports = oom_reports(kernel, c.id) or ["(no report in the kernel's log)"]
+                parts.append(f"----- container {c.name}: OOM-killed -----\n" + "\n".join(reports))
         return "\n".join(parts)
 
     def helper_containers(self):

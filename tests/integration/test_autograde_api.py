@@ -233,6 +233,21 @@ def test_the_pages_show_progress_results_and_take_a_pytest_file(stack, people, c
     notebook, and the student's card."""
     from playwright.sync_api import expect
 
+    # sam hands in a second version with grading on Submit switched off, and the teacher
+    # lets the first one count: sam's card shows the counting version's tests (below)
+    tia, sam_api = people["tia7"], people["sam7"]
+    assert put(tia, f"{A}/sq/autograde", {"notebook_path": "square.ipynb", "on_submit": False}).ok
+    stack.write_home("sam7", CODE, f"{CODE}/assignments/sq/square.ipynb", student("return x**2"))
+    r = sam_api.post(f"{A}/sq/submit")
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 2
+    versions = tia.get(f"{A}/sq/students/sam7/submissions").json()["submissions"]
+    first = next(v for v in versions if v["version"] == 1)
+    r = tia.call(
+        "PUT", f"{A}/sq/students/sam7/counts", json={"submission_id": first["id"], "reason": "v1"}
+    )
+    assert r.status_code == 200, r.text
+
     tom = browser_as(stack, chromium, "tia7", "teacher")  # ends tia7's API session: last
     try:
         tom.click("#assignments tr[data-slug=sq] [data-action=edit]")
@@ -272,5 +287,7 @@ def test_the_pages_show_progress_results_and_take_a_pytest_file(stack, people, c
     box = sam.locator("#assignments article[data-slug=sq] [data-field=autograde-box]")
     expect(box).to_be_visible()
     expect(box).to_contain_text("✓ visible")
+    # version 2, the newest, was not graded: the box shows version 1, which counts
+    expect(box.locator("[data-field=autograde-version]")).to_have_text("1")
     expect(box).to_contain_text("test_zero")  # shown to students (the default visibility)
     assert not sam.problems, sam.problems

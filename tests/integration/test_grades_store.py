@@ -151,6 +151,7 @@ async def test_migrations_from_empty_twice_and_concurrently(pg):
             (4, "gradebook_generations"),
             (5, "deadlines_counting_questions"),
             (6, "autograde_queue"),
+            (7, "autograde_cells"),
         ]
         assert await stores[1].migrate() == []  # a second run applies nothing
         await stores[0].close()

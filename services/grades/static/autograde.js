@@ -65,8 +65,12 @@
   // ------------------------------------------------------------------ the student's card
 
   const watching = new Map(); // card -> submission id being polled
+  const shownFor = new Map(); // card -> the newest and counting versions last chosen from
 
-  async function showStudent(card, id) {
+  // The newest version's tests (a Submit is graded at once when the teacher switched
+  // that on); when the newest has none, those of the version that counts (which "Grade
+  // all" grades).
+  async function showStudent(card, id, fallback) {
     const box = field(card, "autograde-box");
     let answer;
     try {
@@ -76,6 +80,12 @@
       return;
     }
     if (watching.get(card) !== id) return;
+    if (fallback && !answer.state && !answer.result) {
+      watching.set(card, fallback.id);
+      field(card, "autograde-version").textContent = String(fallback.version);
+      showStudent(card, fallback.id, null);
+      return;
+    }
     box.hidden = !answer.configured && !answer.state;
     field(card, "autograde-state").textContent = resultText(answer);
     field(card, "autograde-tests").replaceChildren(
@@ -84,7 +94,7 @@
     cellList(field(card, "autograde-cells"), answer.result ? answer.result.cells : []);
     if (answer.state === "queued" || answer.state === "running") {
       setTimeout(() => {
-        if (watching.get(card) === id) showStudent(card, id);
+        if (watching.get(card) === id) showStudent(card, id, null);
       }, POLL_MS);
     }
   }
@@ -95,12 +105,17 @@
     if (!newest) {
       field(card, "autograde-box").hidden = true;
       watching.delete(card);
+      shownFor.delete(card);
       return;
     }
+    const counting = versions.find((v) => v.counts);
+    const fallback = counting && counting.id !== newest.id ? counting : null;
+    const key = `${newest.id}:${fallback ? fallback.id : ""}`;
+    if (shownFor.get(card) === key) return; // the same versions as last time
+    shownFor.set(card, key);
     field(card, "autograde-version").textContent = String(newest.version);
-    if (watching.get(card) === newest.id) return;
     watching.set(card, newest.id);
-    showStudent(card, newest.id);
+    showStudent(card, newest.id, fallback);
   }
 
   // ------------------------------------------------------------------ the teacher's box
