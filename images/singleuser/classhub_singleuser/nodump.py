@@ -24,7 +24,6 @@ in the container (the container starts with the server alone).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 PR_SET_DUMPABLE = 4
@@ -32,7 +31,9 @@ PR_GET_DUMPABLE = 3
 
 
 def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # the running program's own symbols, libc's among them: find_library("c") ran ldconfig
+    # in four child processes at every start
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def dumpable() -> int:
