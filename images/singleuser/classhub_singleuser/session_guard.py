@@ -356,7 +356,20 @@ class SessionGuard(LoggingConfigurable):
             name,
             detail,
         )
+        # Nothing the browser sent still reaches the kernel or the terminal once its
+        # session is revoked: tornado goes on delivering the frames it has already read
+        # (an execute request typed just before, keystrokes). And jupyter-server reads a
+        # kernel frame that arrives after the close with the wrong protocol (the closed
+        # handler no longer names its subprotocol, so a v1 frame is parsed as the old
+        # binary format, whose first four bytes then ask for a format string of millions
+        # of fields): closed during its opening, the server grew past 1 GiB in a second
+        # and was OOM-killed. This instance's handler ignores them; no class is patched.
+        handler.on_message = _ignore_message
         handler.close(POLICY_VIOLATION, self.close_reason)
+
+
+def _ignore_message(message) -> None:
+    """What a websocket closed by the guard does with a frame that still arrives."""
 
 
 def _is_open(handler) -> bool:

@@ -11,6 +11,7 @@ guard fails the test instead of hanging it; nothing here asserts how fast anythi
 
 import asyncio
 import json
+import types
 
 import pytest
 from jupyterhub.httpclient import JupyterHubHTTPClient
@@ -256,3 +257,28 @@ def test_a_websocket_whose_stream_is_gone_counts_as_closed():
     conn.client_terminated = conn.server_terminated = False
     assert session_guard._is_open(SimpleNamespace(ws_connection=conn)) is False
     assert session_guard._is_open(SimpleNamespace(ws_connection=None)) is False
+
+
+def test_a_websocket_it_closes_ignores_the_frames_that_still_arrive():
+    """Frames already read when the guard closes a websocket never reach the kernel or the
+    terminal (jupyter-server parsed a kernel frame arriving after the close with the wrong
+    protocol and grew past 1 GiB: OOM-killed, seen in CI and reproduced in Chromium)."""
+
+    class Handler:
+        request = types.SimpleNamespace(path="/user/ann/api/kernels/k1/channels")
+
+        def __init__(self):
+            self.received, self.closed = [], None
+
+        def on_message(self, message):
+            self.received.append(message)
+
+        def close(self, code, reason):
+            self.closed = (code, reason)
+
+    guard = session_guard.SessionGuard()
+    handler = Handler()
+    guard._close(handler, "hub answered HTTP 403")
+    handler.on_message(b"\x00\x00\x00\x04 a frame typed before the revocation")
+    assert handler.received == []
+    assert handler.closed == (session_guard.POLICY_VIOLATION, guard.close_reason)
