@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -188,7 +189,9 @@ def test_the_deadline_takes_running_and_stopped_servers_and_records_who_has_noth
         )
         assert version["files"] == 1 and version["collected_by"] is None
         snap = row["standing"]["deadline_snapshot"]
-        assert snap["submission_id"] == version["id"] and snap["taken_at"] >= hw["due"]
+        assert snap["submission_id"] == version["id"]
+        # as times, not text: "...:02.926327Z" sorts before "...:02Z" as a string
+        assert datetime.fromisoformat(snap["taken_at"]) >= datetime.fromisoformat(hw["due"])
     assert stack.server_model("cat", CODE) is None  # never started for it
     dan = teacher_row(tdl, "hw", "dan")
     assert dan["status"] == "missing" and "no home folder" in dan["standing"]["missing_reason"]
