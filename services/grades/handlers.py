@@ -1088,10 +1088,15 @@ class GradebookHandler(GradesHandler):
             questions = data.questions.get(a.id, [])
             # the tests of the counting versions' results, in their order (a version
             # graded with older tests may lack some)
+            tests_of = {
+                user: results.get(c.id, {}).get("tests", ())
+                if (c := standings[a.id, user].counting) is not None
+                else ()
+                for user in students
+            }
             test_points: dict[str, Any] = {}
             for user in students:
-                counting = standings[a.id, user].counting
-                for t in results.get(counting.id, {}).get("tests", ()) if counting else ():
+                for t in tests_of[user]:
                     test_points.setdefault(t.test_id, t.points)
             assignments.append(
                 {
@@ -1123,12 +1128,7 @@ class GradebookHandler(GradesHandler):
                         "penalty_percent": standing.penalty_percent,
                         "questions": per_question,
                         "reason": standing.missing_reason,
-                        "tests": {
-                            t.test_id: t.score
-                            for t in results.get(counting.id, {}).get("tests", ())
-                        }
-                        if counting is not None
-                        else {},
+                        "tests": {t.test_id: t.score for t in tests_of[user]},
                     }
                 )
         archived = {a.slug for a in data.assignments.values() if a.archived}

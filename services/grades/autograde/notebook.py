@@ -258,6 +258,11 @@ def _match_source(
     return out
 
 
+def restored_label(key: str) -> str:
+    """What a teacher reads for a graded cell put back from the source notebook."""
+    return f"{key} (from the source notebook)"
+
+
 def make_plan(source_nb: dict, student_nb: dict) -> Plan:
     """The run plan for ``student_nb`` graded against the teacher's ``source_nb``."""
     source_cells = source_nb["cells"]
@@ -308,7 +313,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
             continue
         seen.add(match.key)
         here = f"{here} ({g.key})"
-        restored = f"{g.key} (from the source notebook)"
+        restored = restored_label(g.key)
         given = cell_source(source_cell)
         edited = checksum(cell_source(cell)) not in (checksum(released(given)), checksum(given))
         retyped = kind != source_cell.get("cell_type")
@@ -361,7 +366,7 @@ def make_plan(source_nb: dict, student_nb: dict) -> Plan:
         )
         if g.role == "test":
             continue
-        restored = f"{key} (from the source notebook)"
+        restored = restored_label(key)
         if source_cell.get("cell_type") == "code":
             new = (key, released(cell_source(source_cell)), "source", key, restored)
         else:
