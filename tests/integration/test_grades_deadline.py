@@ -204,7 +204,8 @@ def test_the_deadline_takes_running_and_stopped_servers_and_records_who_has_noth
     # each snapshot is in the audit log, by the service, with how late it was taken
     taken = [e for e in audit(stack, "deadline.snapshot") if e["username"] in ("bob", "cat")]
     assert len(taken) == 2 and all(e["actor"] == "grades-service" for e in taken)
-    assert all(e["new"]["seconds_after_deadline"] >= 0 for e in taken)
+    # the issue's promise: within 60 s of the deadline (seconds here, not minutes)
+    assert all(0 <= e["new"]["seconds_after_deadline"] <= 60 for e in taken), taken
 
 
 def test_the_issue_scenario_a_late_collect_keeps_the_grade_and_the_counting_version(stack, hw):

@@ -197,15 +197,43 @@ async def test_an_extension_granted_after_the_deadline_re_times_and_re_takes(sto
     (again,) = await store.claim_deadline_snapshots(lease=30, limit=10)
     state, same = await record(store, again, OTHER)
     assert (state, same.id) == ("unchanged", late.id)
-    # revoked: the assignment's deadline again; nothing left to take at the extension's
+    # revoked a day after the due date: the assignment's deadline again, and no copy is
+    # taken for it now (it would record the day's work as on time): the late version is
+    # late again, the copy taken at the due date counts
     await store.revoke_extension(a.id, "sam", actor="tina")
-    row = (await rows(store, a.id))["sam"]
-    assert (row.state, row.due_at) == ("pending", DUE)
-    (retaken,) = await store.claim_deadline_snapshots(lease=30, limit=10)
-    state, version = await record(store, retaken, OTHER)
-    assert state == "taken" and version.deadline_for == DUE
+    assert (await rows(store, a.id))["sam"].state == "unchanged"
+    assert await store.claim_deadline_snapshots(lease=30, limit=10) == []
     revoked = (await store.standing_data("cs101")).standing(a.id, "sam", clock.at)
-    assert revoked.counting.id == version.id and revoked.late is False
+    assert (revoked.counting.id, revoked.version(late.id).late) == (at_deadline.id, True)
+
+
+async def test_an_extension_dated_in_the_past_re_times_but_takes_no_copy(store, clock):
+    """Granted on Wednesday "to Tuesday" (due Monday): the versions handed in before
+    Tuesday become on time, but the folder is not copied now as if on Tuesday (that copy
+    would record Wednesday's work as on time). Revoking an extension that was still to
+    come, after the due date, drops its snapshot the same way."""
+    a = await store.create_assignment("cs101", fields(late_penalty_percent=20), actor="tina")
+    clock.at = DUE + SEC
+    await plan(store, ["sam", "sue"])
+    claimed = await store.claim_deadline_snapshots(lease=30, limit=10)
+    taken = {c.username: (await record(store, c))[1] for c in claimed}
+    clock.at = DUE + timedelta(hours=2)
+    late = await submit(store, a.id, "sam", content_sha256=OTHER)
+    clock.at = DUE + timedelta(days=2)
+    await store.grant_extension(a.id, "sam", DUE + timedelta(days=1), actor="tina", reason="ill")
+    row = (await rows(store, a.id))["sam"]
+    assert (row.state, row.submission_id) == ("taken", taken["sam"].id)
+    assert await store.claim_deadline_snapshots(lease=30, limit=10) == []
+    now = (await store.standing_data("cs101")).standing(a.id, "sam", clock.at)
+    assert (now.counting.id, now.late) == (late.id, False)
+    # sue: an extension to come, revoked after the due date: nothing is taken for it
+    await store.grant_extension(a.id, "sue", DUE + timedelta(days=5), actor="tina")
+    assert (await rows(store, a.id))["sue"].state == "pending"
+    await store.revoke_extension(a.id, "sue", actor="tina")
+    assert "sue" not in await rows(store, a.id)
+    assert await store.claim_deadline_snapshots(lease=30, limit=10) == []
+    sue = (await store.standing_data("cs101")).standing(a.id, "sue", clock.at)
+    assert (sue.counting.id, sue.late) == (taken["sue"].id, False)
 
 
 async def test_a_due_date_changed_plans_again(store, clock):

@@ -1065,10 +1065,12 @@
         fillSubmission,
       );
       const counts = data.counts || {};
+      // "missing" only once a deadline passed for somebody: before, nobody is missing
+      const parts = [`${counts.on_time || 0} on time`, `${counts.late || 0} late`];
+      if (counts.missing || !counts.not_handed_in_yet) parts.push(`${counts.missing || 0} missing`);
+      if (counts.not_handed_in_yet) parts.push(`${counts.not_handed_in_yet} not handed in yet`);
       $("submission-counts").textContent =
-        `${counts.on_time || 0} on time · ${counts.late || 0} late · ${counts.missing || 0} missing` +
-        (counts.not_handed_in_yet ? ` · ${counts.not_handed_in_yet} not handed in yet` : "") +
-        ` (${plural(rows.length, "student")})`;
+        `${parts.join(" · ")} (${plural(rows.length, "student")})`;
       panel.dataset.questions = JSON.stringify(data.questions || []);
       fillStudents();
     }

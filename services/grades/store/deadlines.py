@@ -338,11 +338,30 @@ class DeadlineQueries(StoreBase):
         return [_from_row(DeadlineSnapshot, r) for r in rows]
 
     @staticmethod
-    async def _replan_student(conn, assignment: Assignment, name: str) -> None:
+    async def _replan_student(conn, assignment: Assignment, name: str, now: datetime) -> None:
         """The student's deadline moved (an extension granted or revoked): once the
         assignment's snapshots are planned, their row follows their new deadline (taken
-        again at it when it differs)."""
-        if assignment.deadline_planned_for is None or assignment.due_at is None:
+        again at it when it differs). A new deadline already past (:func:`already_past`:
+        an extension dated back, or revoked after the due date) is no snapshot moment: a
+        copy taken now would record the work done since as on time. Then a snapshot
+        still to come is dropped and one already taken stays; the versions the student
+        has are judged against the new deadline."""
+        if assignment.due_at is None:
+            return
+        ext = await _row(
+            conn,
+            "SELECT due_at FROM extensions WHERE assignment_id = %s AND username = %s",
+            (assignment.id, name),
+        )
+        deadline = max(assignment.due_at, ext["due_at"]) if ext else assignment.due_at
+        if already_past(deadline, now):
+            await conn.execute(
+                "DELETE FROM deadline_snapshots"
+                " WHERE assignment_id = %s AND username = %s AND state = 'pending'",
+                (assignment.id, name),
+            )
+            return
+        if assignment.deadline_planned_for is None:
             return
         await conn.execute(
             f"INSERT INTO deadline_snapshots AS d (assignment_id, username, due_at)"  # noqa: S608

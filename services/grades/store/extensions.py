@@ -31,7 +31,8 @@ class ExtensionQueries(StoreBase):
         ``due_at`` comes from :func:`services.grades.rules.parse_extension_due`. Granted
         after the deadline, it re-times the versions already taken (on time or late is
         decided against the current deadline) and their deadline snapshot is taken again
-        at the new deadline."""
+        at the new deadline, unless that is already past (then no copy is taken: it would
+        record the work done since as on time)."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
         actor = _actor(actor)
@@ -58,7 +59,7 @@ class ExtensionQueries(StoreBase):
                 (assignment_id, name, due_at, actor, now, reason or ""),
             )
             ext = _from_row(Extension, row)
-            await self._replan_student(conn, assignment, name)
+            await self._replan_student(conn, assignment, name, now)
             await self._redeliver_feedback(conn, assignment_id, name)
             await self._audit(
                 conn,
@@ -77,8 +78,9 @@ class ExtensionQueries(StoreBase):
         """Remove ``username``'s extension (NotFound when there is none): the assignment's
         due date applies to them again, also to the versions they handed in (on time or
         late is decided against the current deadline). When the assignment's deadline
-        has passed and their snapshot was still to come at the extension's, it is taken
-        at once and stands for the assignment's deadline."""
+        has passed, no snapshot is taken for it now (a copy taken now would record the
+        work done since as on time): one still to come at the extension's is dropped, and
+        the student's versions are judged against the assignment's deadline."""
         assignment_id = _id(assignment_id, "assignment")
         name = _username(username)
         actor = _actor(actor)
@@ -93,7 +95,7 @@ class ExtensionQueries(StoreBase):
             )
             if row is None:
                 raise NotFound(f"{name} has no extension for this assignment.")
-            await self._replan_student(conn, assignment, name)
+            await self._replan_student(conn, assignment, name, now)
             await self._redeliver_feedback(conn, assignment_id, name)
             await self._audit(
                 conn,
