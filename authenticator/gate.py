@@ -36,7 +36,7 @@ from traitlets import Float, Integer, Unicode, validate
 from traitlets.config import Application
 
 from common.errors import StoreUnavailable
-from common.hubenv import GATE_PORT
+from common.hubenv import BIND_IP, GATE_PORT, own_address
 from common.settings import EnvSetting, EnvTable
 
 from .sessions import SessionStore
@@ -221,6 +221,7 @@ class HealthHandler(web.RequestHandler):
 GATE_TABLE = EnvTable(
     (
         GATE_PORT.of("port"),
+        BIND_IP.of("ip"),
         EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
     )
 )
@@ -233,9 +234,10 @@ class GateApp(Application):
     name = "classhub-gate"
 
     ip = Unicode(
-        "127.0.0.1",
         config=True,
-        help="""Address the gate listens on. Only Traefik calls it, from the same machine.
+        help="""Address the gate listens on (``CLASSHUB_BIND_IP``, 127.0.0.1). Only
+        Traefik calls it: from the same machine, or in a Swarm stack over the core network,
+        whose subnet is given instead (``10.217.0.0/24``: the gate's own address in it).
 
         Example: ``c.GateApp.ip = "127.0.0.1"``
         """,
@@ -337,8 +339,9 @@ class GateApp(Application):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         server = HTTPServer(self.make_app(store), xheaders=False)
-        server.listen(self.port, self.ip)
-        self.log.info("classhub gate listening on %s:%d", self.ip, self.port)
+        ip = own_address(self.ip)
+        server.listen(self.port, ip)
+        self.log.info("classhub gate listening on %s:%d", ip, self.port)
         await stopping.wait()
         self.log.info("classhub gate stopping")
         server.stop()

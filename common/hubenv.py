@@ -8,6 +8,11 @@ declaration lives here; a table takes one over for its trait with :meth:`EnvSett
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from collections.abc import Callable
+
+from .errors import ConfigError
 from .settings import EnvSetting, switch, whole
 
 #: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
@@ -20,6 +25,51 @@ STUDENT_NETWORK = EnvSetting("", "CLASSHUB_STUDENT_NETWORK", "classhub-students"
 #: the owner gate's port on 127.0.0.1 (the gate listens there; the spawner points Traefik
 #: at it)
 GATE_PORT = EnvSetting("", "CLASSHUB_GATE_PORT", 8082, whole, "a port number")
+
+
+def _bind(raw: str) -> str:
+    """An IPv4 address, or a network (``10.217.0.0/24``: this container's address in it)."""
+    if "/" in raw:
+        return str(ipaddress.IPv4Network(raw, strict=False))
+    return str(ipaddress.IPv4Address(raw))
+
+
+#: where the hub, its services and the owner gate listen. ``127.0.0.1`` on one machine
+#: (docker-compose: host network). In a Swarm stack the hub's container is on several
+#: overlay networks, one of them the students': it gives the subnet of the ``core`` network
+#: (deploy/swarm/stack.yml), and each listens on its own address there only
+BIND_IP = EnvSetting(
+    "",
+    "CLASSHUB_BIND_IP",
+    "127.0.0.1",
+    _bind,
+    "an IPv4 address such as 127.0.0.1, or a subnet such as 10.217.0.0/24",
+)
+
+
+def own_address(bind: str, *, probe: Callable[[str], str] | None = None) -> str:
+    """The address to listen on for :data:`BIND_IP`'s value: the value itself, or for a
+    subnet this machine's address in it (the source address the kernel picks for the
+    subnet's first address; no packet is sent). ``probe`` replaces that lookup in tests."""
+    if "/" not in bind:
+        return bind
+    network = ipaddress.IPv4Network(bind)
+    probe = probe or _source_address
+    address = probe(str(network.network_address + 1))
+    if ipaddress.IPv4Address(address) not in network:
+        raise ConfigError(
+            f"CLASSHUB_BIND_IP={bind}: this container has no address in that network (the "
+            f"route to it leaves from {address}). Attach the container to the network "
+            "(deploy/swarm/stack.yml's core network) or give the address itself."
+        )
+    return address
+
+
+def _source_address(target: str) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((target, 9))
+        return s.getsockname()[0]
+
 
 #: the prefix of this deployment's containers, volumes, routes and labels
 CONTAINER_PREFIX = EnvSetting("", "CLASSHUB_CONTAINER_PREFIX", "classhub")

@@ -23,7 +23,7 @@ from traitlets.config import Config
 
 from common import scopes
 from common.errors import ConfigError
-from common.hubenv import DATA_DIR, STUDENT_NETWORK
+from common.hubenv import BIND_IP, DATA_DIR, STUDENT_NETWORK, own_address
 from common.settings import read_env, whole
 
 
@@ -36,21 +36,28 @@ def configure_hub(
     hub_port: int,
     public_url: str,
     concurrent_spawn_limit: int = 0,
+    bind_ip: str = "127.0.0.1",
 ) -> None:
     """Hub basics: where it listens, where it keeps state, named servers on.
 
-    The hub listens on loopback only: Traefik (the public entrypoint) and the hub's
-    services reach it there. Student containers reach it at ``hub_ip:hub_port``, the
-    student network's gateway, where Traefik's ``students`` entrypoint passes only the
-    hub API calls a single-user server makes (``common.routing.hub_api_rule``) and sets
-    ``X-Real-Ip`` itself, so no container can forge the address the hub sees."""
+    The hub listens on loopback only (``bind_ip``; in a Swarm stack, its address on the
+    core network): Traefik (the public entrypoint) and the hub's services reach it
+    there. Student containers reach it at ``hub_ip:hub_port``, the student network's
+    gateway (in a Swarm stack, Traefik's name there), where Traefik's ``students``
+    entrypoint passes only the hub API calls a single-user server makes
+    (``common.routing.hub_api_rule``) and sets ``X-Real-Ip`` itself, so no container can
+    forge the address the hub sees."""
     # JupyterHub refuses spawns beyond this many pending ones with a 429 (default 100): a
     # class of 200 starting at once would see half of them refused. ClassroomSpawner's own
     # start queue (start_concurrency) already limits the containers starting at once; the
     # others wait their turn on the spawn page, told their place in line, instead of
     # failing: so no limit here (0) unless an admin sets CLASSHUB_CONCURRENT_SPAWN_LIMIT.
     c.JupyterHub.concurrent_spawn_limit = concurrent_spawn_limit
-    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
+    c.JupyterHub.hub_bind_url = f"http://{bind_ip}:{hub_port}"
+    if bind_ip != "127.0.0.1":
+        # in a Swarm stack: Traefik and the services reach the hub on its address on the
+        # core network (common.hubenv.BIND_IP), not on loopback
+        c.JupyterHub.hub_connect_url = c.JupyterHub.hub_bind_url
     # JUPYTERHUB_API_URL of student servers (services keep the hub's own loopback address)
     c.Spawner.hub_connect_url = f"http://{hub_ip}:{hub_port}"
     c.JupyterHub.bind_url = public_url
@@ -273,6 +280,7 @@ def apply_env(
             concurrent_spawn_limit=read_env(
                 "CLASSHUB_CONCURRENT_SPAWN_LIMIT", 0, whole, number, env
             ),
+            bind_ip=own_address(BIND_IP.read(environ=env)),
         )
     except TraitError as e:
         raise ConfigError(str(e)) from None

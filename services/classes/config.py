@@ -67,10 +67,10 @@ PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
 def classes_service_config(
-    *, port: int, mongo_url: str, env: Mapping[str, str]
+    *, port: int, host: str = "127.0.0.1", mongo_url: str, env: Mapping[str, str]
 ) -> tuple[dict, dict]:
     """``(service, role)``: the ``c.JupyterHub.services`` entry of the managed classes
-    service (listening on 127.0.0.1:``port``, served at ``/services/classes/``) and the
+    service (listening on ``host``:``port``, served at ``/services/classes/``) and the
     ``c.JupyterHub.load_roles`` entry with its scopes.
 
     Every person must also hold ``access:services!service=classes`` (add it to the
@@ -89,7 +89,7 @@ def classes_service_config(
         environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_CLASSES_COOKIE_SECRET"]
     service = {
         "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
+        "url": f"http://{host}:{port}",
         "command": [sys.executable, "-m", "services.classes"],
         "environment": environment,
         # run by the admin for every person: no "allow this service?" page

@@ -41,9 +41,11 @@ HUB_COMPUTED = (
 PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
-def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
+def files_service_config(
+    *, port: int, host: str = "127.0.0.1", mongo_url: str, env: Mapping[str, str]
+) -> tuple[dict, dict]:
     """``(service, role)``: the managed files service at ``/services/files/`` on
-    127.0.0.1:``port``, and its role. Everyone also needs
+    ``host``:``port``, and its role. Everyone also needs
     ``access:services!service=files`` (in classhub's ``user`` role)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"The files service port must be 1-65535, got {port!r}")
@@ -58,7 +60,7 @@ def files_service_config(*, port: int, mongo_url: str, env: Mapping[str, str]) -
         environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_FILES_COOKIE_SECRET"]
     service = {
         "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
+        "url": f"http://{host}:{port}",
         "command": [sys.executable, "-m", "services.files"],
         "environment": environment,
         "oauth_no_confirm": True,

@@ -49,9 +49,11 @@ HUB_COMPUTED = (
 PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)
 
 
-def grades_service_config(*, port: int, db_url: str, env: Mapping[str, str]) -> tuple[dict, dict]:
+def grades_service_config(
+    *, port: int, host: str = "127.0.0.1", db_url: str, env: Mapping[str, str]
+) -> tuple[dict, dict]:
     """``(service, role)``: the managed grades service at ``/services/grades/`` on
-    127.0.0.1:``port``, and its role."""
+    ``host``:``port``, and its role."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"The grades service port must be 1-65535, got {port!r}")
     if not db_url.startswith(("postgresql", "postgres")):
@@ -69,7 +71,7 @@ def grades_service_config(*, port: int, db_url: str, env: Mapping[str, str]) -> 
         environment["CLASSHUB_SERVICE_COOKIE_SECRET"] = env["CLASSHUB_GRADES_COOKIE_SECRET"]
     service = {
         "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
+        "url": f"http://{host}:{port}",
         "command": [sys.executable, "-m", "services.grades"],
         "environment": environment,
         "oauth_no_confirm": True,

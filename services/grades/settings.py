@@ -10,6 +10,7 @@ its trait (with ``help=``) and its line here; the admin guide's table follows
 from __future__ import annotations
 
 from common.cputhreads import usable_cores
+from common.hubenv import BIND_IP, own_address
 from common.settings import EnvSetting, EnvTable, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
@@ -21,7 +22,9 @@ SECONDS = "a number of seconds"
 
 def _files_url(app) -> str:
     port = PORTS["files"].read()
-    return f"http://127.0.0.1:{port}{normal_base_url(app.hub_base_url)}services/files/"
+    # the files service listens where the hub's services do (in the same container)
+    host = own_address(BIND_IP.read())
+    return f"http://{host}:{port}{normal_base_url(app.hub_base_url)}services/files/"
 
 
 #: ``GradesApp``'s own settings
@@ -56,7 +59,7 @@ GRADES_TABLE = EnvTable(
         EnvSetting("student_quota", "CLASSHUB_GRADES_STUDENT_QUOTA", "1G"),
     ),
     # the files service's port, from which files_url is made
-    extra=("CLASSHUB_FILES_PORT",),
+    extra=("CLASSHUB_FILES_PORT", "CLASSHUB_BIND_IP"),
 )
 
 #: the review's settings (``ReviewSettings``, mixed into ``GradesApp``)

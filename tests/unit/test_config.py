@@ -315,3 +315,66 @@ def test_configure_auth_defines_the_classes_services_custom_scope():
     # the classes service's narrow right over student accounts is a defined custom scope
     assert set(c.JupyterHub.custom_scopes) == {"custom:classhub:student-accounts"}
     assert c.JupyterHub.custom_scopes["custom:classhub:student-accounts"]["description"]
+
+
+def test_a_bind_subnet_puts_the_hub_its_services_and_the_gate_on_their_own_address(
+    monkeypatch,
+):
+    """Swarm stack: CLASSHUB_BIND_IP gives the core network's subnet; the hub, its services
+    and the gate listen on the container's address there (never on every address: the
+    hub's container is also on the students' network), and Traefik and the services
+    reach the hub there (hub_connect_url)."""
+    from authenticator.gate import GateApp
+    from common import hubenv
+    from services.grades.app import GradesApp
+
+    monkeypatch.setattr(hubenv, "_source_address", lambda target: "10.217.0.7")
+    env = {
+        "CLASSHUB_HUB_IP": "traefik",
+        "CLASSHUB_BIND_IP": "10.217.0.0/24",
+        "CLASSHUB_MONGO_URL": "mongodb://m/x",
+        "CLASSHUB_S3_ENDPOINT": "http://s3:8333",
+        "CLASSHUB_S3_ACCESS_KEY": "k",
+        "CLASSHUB_S3_SECRET_KEY": "s",
+        "CLASSHUB_DB_URL": "postgresql://u:p@postgres/jupyterhub",
+    }
+    clean_env(monkeypatch, **env)
+    c = Config()
+    apply_env(c, env, gateway_lookup=no_docker)
+    apply_services_env(c, env)
+    assert c.JupyterHub.hub_bind_url == "http://10.217.0.7:8081"
+    assert c.JupyterHub.hub_connect_url == "http://10.217.0.7:8081"
+    assert c.Spawner.hub_connect_url == "http://traefik:8081"
+    urls = {s["name"]: s["url"] for s in c.JupyterHub.services}
+    assert urls == {
+        "classes": "http://10.217.0.7:10101",
+        "files": "http://10.217.0.7:10102",
+        "grades": "http://10.217.0.7:10103",
+    }
+    grades = next(s for s in c.JupyterHub.services if s["name"] == "grades")
+    assert grades["environment"]["CLASSHUB_BIND_IP"] == "10.217.0.0/24"
+    clean_env(monkeypatch, **grades["environment"])
+    assert GradesApp().files_url.startswith("http://10.217.0.7:10102/")
+    assert GateApp().ip == "10.217.0.0/24"
+    assert hubenv.own_address(GateApp().ip) == "10.217.0.7"
+
+
+def test_a_bind_subnet_the_container_is_not_on_is_refused_with_the_fix(monkeypatch):
+    from common import hubenv
+
+    monkeypatch.setattr(hubenv, "_source_address", lambda target: "172.18.0.2")
+    with pytest.raises(ConfigError, match="no address in that network"):
+        apply_env(
+            Config(),
+            {"CLASSHUB_HUB_IP": "traefik", "CLASSHUB_BIND_IP": "10.217.0.0/24"},
+            gateway_lookup=no_docker,
+        )
+    with pytest.raises(ConfigError, match="CLASSHUB_BIND_IP must be an IPv4 address"):
+        apply_env(
+            Config(), {"CLASSHUB_HUB_IP": "t", "CLASSHUB_BIND_IP": "hub"}, gateway_lookup=no_docker
+        )
+    # the default: loopback, and the hub's connect URL left to JupyterHub
+    c = Config()
+    apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert "hub_connect_url" not in c.JupyterHub
