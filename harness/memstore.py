@@ -11,13 +11,14 @@ import copy
 from collections.abc import Iterable
 
 from common.errors import StoreUnavailable
-from services.classes.model import ClassExists, ClassNotFound, timestamp
+from services.classes.model import ClassExists, ClassNotFound, CodeRetired, timestamp
 from services.classes.store import STORE, UNAVAILABLE
 
 
 class MemoryClassStore:
     def __init__(self):
         self.records: dict[str, dict] = {}
+        self.retired: set[str] = set()
         self.down = False
 
     def _check(self) -> None:
@@ -55,6 +56,8 @@ class MemoryClassStore:
 
     async def create(self, record: dict) -> dict:
         self._check()
+        if record["code"] in self.retired:
+            raise CodeRetired(record["code"])
         if record["code"] in self.records:
             raise ClassExists(record["code"])
         self.records[record["code"]] = copy.deepcopy(record)
@@ -87,6 +90,7 @@ class MemoryClassStore:
         record["updated_at"] = timestamp(now)
         return copy.deepcopy(record)
 
-    async def delete(self, code: str) -> None:
+    async def delete(self, code: str, *, actor: str, now: float) -> None:
         self._record(code)
+        self.retired.add(code)
         del self.records[code]

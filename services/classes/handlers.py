@@ -281,8 +281,10 @@ class ClassHandler(ClassesHandler):
 
     async def delete(self, code):
         """``DELETE api/classes/<code>?confirm=<code>``: delete an archived class (admins).
-        Its hub groups go (nobody can start its servers), then its record; its students'
-        class homes (their files) stay until an admin removes the volumes."""
+        Its hub groups go (nobody can start its servers), then its record, and its code
+        is retired (never given to a new class: the grades and files services keep its
+        assignments, submissions and material under it); its students' class homes (their
+        files) stay until an admin removes the volumes."""
         actor = self.actor()
         code = self.code_arg(code)
         require_admin(actor, "delete classes")
@@ -300,7 +302,7 @@ class ClassHandler(ClassesHandler):
         await self.stop_servers(sorted(active), code)
         for group in (class_group(code), teachers_group(code)):
             await self.hub.delete_group(group)
-        await self.store.delete(code)
+        await self.store.delete(code, actor=actor.name, now=self.clock())
         self.log.info("%s deleted archived class %s", actor.name, code)
         self.set_status(204)
         self.finish()

@@ -63,6 +63,16 @@ class ClassExists(Conflict):
         self.code = code
 
 
+class CodeRetired(Conflict):
+    def __init__(self, code: str):
+        super().__init__(
+            f"The code {code!r} belonged to a class that was deleted; codes are never used "
+            "twice (that class's assignments and submissions are kept under it). Choose "
+            "another code, e.g. with the term in it."
+        )
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Limits:
     """The admin's settings every class environment must respect."""

@@ -24,12 +24,17 @@ from pymongo.errors import DuplicateKeyError
 from common.blocking import BlockingCalls
 from common.mongo import MongoStore
 
-from .model import ClassExists, ClassNotFound, timestamp
+from .model import ClassExists, ClassNotFound, CodeRetired, timestamp
 
 COLLECTION = "classes"
 #: servers the warm-up started: ``{"code", "username", "meeting", "warmed_at", "state",
 #: "started", "ready_at"}`` (``services/classes/warmup.py``)
 WARM_COLLECTION = "warm_servers"
+#: the codes of deleted classes: ``{"code", "deleted_at", "deleted_by"}``. A code is never
+#: given to a new class again: the grades and files services keep a deleted class's
+#: assignments, submissions and material under its code, and a new class with that code
+#: would show them to its teachers
+RETIRED_COLLECTION = "retired_codes"
 _NO_ID = {"_id": False}
 
 
@@ -83,6 +88,7 @@ class ClassStore:
         )
         self._classes = self.db.collection(COLLECTION)
         self._warm = self.db.collection(WARM_COLLECTION)
+        self._retired = self.db.collection(RETIRED_COLLECTION)
 
     def close(self) -> None:
         self.db.close()
@@ -99,6 +105,7 @@ class ClassStore:
                 unique=True,
                 name="warm_unique",
             )
+            self._retired.create_index([("code", ASCENDING)], unique=True, name="code_unique")
 
         await self.db.ensure_indexes(create)
 
@@ -202,6 +209,8 @@ class ClassStore:
 
     async def create(self, record: dict) -> dict:
         await self.ensure_ready()
+        if await self.db.run(self._retired.find_one, {"code": record["code"]}, _NO_ID):
+            raise CodeRetired(record["code"])
         try:
             await self.db.run(self._classes.insert_one, dict(record))
         except DuplicateKeyError:
@@ -233,9 +242,18 @@ class ClassStore:
     async def remove_students(self, code: str, names: Iterable[str], *, now: float) -> dict:
         return await self._update(code, {"$pull": {"students": {"$in": list(names)}}}, now)
 
-    async def delete(self, code: str) -> None:
-        """Remove the class's record (its students' files stay in their home volumes)."""
+    async def delete(self, code: str, *, actor: str, now: float) -> None:
+        """Remove the class's record (its students' files stay in their home volumes) and
+        retire its code (:data:`RETIRED_COLLECTION`: retired first, so there is no moment
+        when the code is free)."""
         await self.ensure_ready()
+        if not await self.db.run(self._classes.find_one, {"code": code}, _NO_ID):
+            raise ClassNotFound(code)
+        retired = {"code": code, "deleted_at": timestamp(now), "deleted_by": actor}
+        try:
+            await self.db.run(self._retired.insert_one, retired)
+        except DuplicateKeyError:
+            pass  # a delete that failed after this step, tried again
         result = await self.db.run(self._classes.delete_one, {"code": code})
         if not result.deleted_count:
             raise ClassNotFound(code)

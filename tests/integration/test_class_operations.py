@@ -140,6 +140,14 @@ def test_delete_an_archived_class(stack, people):
         wait_for(lambda: stack.server_model("sa13", code) is None, 30, what="spawn refused")
         r = stack.api("POST", stack.server_path("sa13", code))
     assert 400 <= r.status_code < 500, r.text
+    # its code is never given to a new class, nor to a copy: the grades and files services
+    # keep the deleted class's work under it, and the new class's teachers would see it
+    r = admin.post("api/classes", {"code": code, "name": "Again", "teachers": ["tina13"]})
+    assert_error(r, 409, "belonged to a class that was deleted")
+    other = new_code()
+    make_class(people, other)
+    assert_error(tina.post(f"api/classes/{other}/copy", {"code": code}), 409, "deleted")
+    assert_error(admin.delete(f"api/classes/{code}?confirm={code}"), 404)
 
 
 # ----- the class page in Chromium -----

@@ -14,7 +14,7 @@ from common.blocking import BlockingCalls
 from common.errors import StoreUnavailable
 from harness.memstore import MemoryClassStore
 from harness.stack import start_mongo
-from services.classes.model import ClassExists, ClassNotFound, timestamp
+from services.classes.model import ClassExists, ClassNotFound, CodeRetired, timestamp
 from services.classes.store import STORE, ClassStore
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,17 @@ async def test_a_missing_class(store):
     ):
         with pytest.raises(ClassNotFound):
             await change
+
+
+async def test_a_deleted_class_retires_its_code(store):
+    await store.create(record("bio"))
+    await store.delete("bio", actor="root", now=T0)
+    assert await store.get("bio") is None
+    with pytest.raises(CodeRetired, match="belonged to a class that was deleted"):
+        await store.create(record("bio"))
+    with pytest.raises(ClassNotFound):
+        await store.delete("bio", actor="root", now=T0)
+    await store.create(record("bio2"))  # other codes are free
 
 
 async def test_lists_are_sorted_by_code_and_list_for_covers_teachers_and_students(store):
