@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from common.clock import now as clock_now
 from common.groups import PROPERTY, class_group, teachers_group
 from services.base.hubapi import HubAPI, HubBadRequest
 
@@ -94,17 +95,40 @@ def plan_class(record: Mapping, groups: Mapping[str, Mapping]) -> list[GroupPlan
 class ReconcileReport:
     classes: int = 0
     changed: list[str] = field(default_factory=list)
+    #: people who are no hub users any more, taken off these classes
+    gone: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        if not self.changed:
-            return f"{self.classes} class(es): hub groups already in step"
-        return f"{self.classes} class(es): fixed groups {', '.join(self.changed)}"
+        text = (
+            f"{self.classes} class(es): fixed groups {', '.join(self.changed)}"
+            if self.changed
+            else f"{self.classes} class(es): hub groups already in step"
+        )
+        if self.gone:
+            people = "; ".join(f"{n} ({', '.join(c)})" for n, c in sorted(self.gone.items()))
+            text += f"; deleted accounts taken off their classes: {people}"
+        return text
+
+
+def rosters_without(record: Mapping, gone: set[str]) -> tuple[list[str], list[str]]:
+    """``(students, teachers)`` of ``record`` that are in ``gone``."""
+    return (
+        [n for n in record.get("students", ()) if n in gone],
+        [n for n in record.get("teachers", ()) if n in gone],
+    )
 
 
 class GroupSync:
-    def __init__(self, hub: HubAPI, store: ClassStore, log: logging.Logger | None = None):
+    def __init__(
+        self,
+        hub: HubAPI,
+        store: ClassStore,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = clock_now,
+    ):
         self.hub = hub
         self.store = store
+        self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self._locks: dict[str, asyncio.Lock] = {}
         # syncs started by sync_soon(), referenced until they finish
@@ -141,11 +165,44 @@ class GroupSync:
             for plan in plan_class(record, groups):
                 await self.apply(plan)
 
+    async def forget_deleted_people(self, records: list[dict]) -> dict[str, list[str]]:
+        """Take people whose hub account is gone off every roster and teacher list
+        (however the account was deleted: the Accounts page, JupyterHub's admin page or
+        API, ``classhub-user remove``). Only a definite "no such user" from the hub
+        counts; any other answer raises and nothing changes. ``{name: [codes]}``."""
+        names = {n for r in records for n in (*r.get("students", ()), *r.get("teachers", ()))}
+        if not names:
+            return {}
+        gone = names - await self.hub.existing_users(sorted(names))
+        removed: dict[str, list[str]] = {}
+        for record in records:
+            students, teachers = rosters_without(record, gone)
+            if not (students or teachers):
+                continue
+            code = record["code"]
+            async with self._locks.setdefault(code, asyncio.Lock()):
+                if students:
+                    record.update(
+                        await self.store.remove_students(code, students, now=self.clock())
+                    )
+                if teachers:
+                    kept = [t for t in record.get("teachers", ()) if t not in gone]
+                    record.update(
+                        await self.store.update(code, {"teachers": kept}, now=self.clock())
+                    )
+            for name in (*students, *teachers):
+                removed.setdefault(name, []).append(code)
+        for name, codes in sorted(removed.items()):
+            self.log.info("%s has no hub account any more: taken off %s", name, ", ".join(codes))
+        return removed
+
     async def reconcile(self) -> ReconcileReport:
-        """Fix every class's groups (create missing ones, members, properties)."""
+        """Take deleted accounts off the rosters, then fix every class's groups (create
+        missing ones, members, properties)."""
         records = await self.store.list_all()
+        gone = await self.forget_deleted_people(records)
         groups = {g["name"]: g for g in await self.hub.list_groups()}
-        report = ReconcileReport(classes=len(records))
+        report = ReconcileReport(classes=len(records), gone=gone)
         for record in records:
             async with self._locks.setdefault(record["code"], asyncio.Lock()):
                 for plan in plan_class(record, groups):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.base.hubapi import HubBadRequest, HubConflict
+from services.base.hubapi import HubAPIError, HubBadRequest, HubConflict
 from services.classes.hubsync import GroupSync, group_properties, plan_class, plan_group
 
 pytestmark = pytest.mark.unit
@@ -65,6 +65,7 @@ class FakeHub:
         self.users = set(users)
         self.groups = {}
         self.calls = []
+        self.down = False
 
     async def get_group(self, name):
         g = self.groups.get(name)
@@ -93,6 +94,11 @@ class FakeHub:
         self.calls.append(("props", name))
         self.groups[name]["properties"] = props
 
+    async def existing_users(self, names):
+        if self.down:
+            raise HubAPIError(503, "GET", "/users", "hub down")
+        return set(names) & self.users
+
 
 class FakeStore:
     def __init__(self, *records):
@@ -102,7 +108,16 @@ class FakeStore:
         return self.records.get(code)
 
     async def list_all(self):
-        return list(self.records.values())
+        return [dict(r) for r in self.records.values()]
+
+    async def remove_students(self, code, names, *, now):
+        r = self.records[code]
+        r["students"] = [n for n in r["students"] if n not in names]
+        return dict(r)
+
+    async def update(self, code, changes, *, now):
+        self.records[code].update(changes)
+        return dict(self.records[code])
 
 
 async def test_sync_is_idempotent():
@@ -138,3 +153,30 @@ async def test_reconcile_recreates_deleted_groups_and_leaves_others_alone():
     assert hub.groups["unrelated"] == {"users": {"sam"}, "properties": {"x": 1}}
     assert hub.groups["class-gone"]["users"] == {"sue"}
     assert (await sync.reconcile()).summary() == "1 class(es): hub groups already in step"
+
+
+async def test_reconcile_takes_deleted_accounts_off_rosters_and_teacher_lists():
+    """An account deleted outside the Accounts page (JupyterHub's admin page or API,
+    classhub-user remove): the next reconciliation takes it off every class."""
+    hub = FakeHub({"sam", "sue", "tina", "tom"})
+    chem = {**BIO, "code": "chem", "teachers": ["tina", "tom"], "students": ["sue"]}
+    store = FakeStore(BIO, chem)
+    sync = GroupSync(hub, store, clock=lambda: 1.0)
+    await sync.reconcile()
+    hub.users -= {"sue", "tom"}
+    # the hub down: nothing is taken off (only a definite "no such user" counts)
+    hub.down = True
+    with pytest.raises(HubAPIError):
+        await sync.reconcile()
+    assert store.records["bio"]["students"] == ["sam", "sue"]
+    hub.down = False
+    report = await sync.reconcile()
+    assert report.gone == {"sue": ["bio", "chem"], "tom": ["chem"]}
+    assert "deleted accounts taken off their classes: sue (bio, chem); tom (chem)" in (
+        report.summary()
+    )
+    assert store.records["bio"]["students"] == ["sam"]
+    assert store.records["chem"]["students"] == []
+    assert store.records["chem"]["teachers"] == ["tina"]
+    assert hub.groups["teachers-chem"]["users"] == {"tina"}
+    assert (await sync.reconcile()).gone == {}
