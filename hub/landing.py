@@ -10,11 +10,13 @@ landing page, which looks at their role and classes and redirects. A ``next`` ad
 
 from __future__ import annotations
 
+from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from common.groups import PROPERTY, class_code
+from common.classenv import ClassRefused, resolve_class
+from common.groups import PROPERTY, class_code, class_group
 from common.landing import MY_CLASSES, ClassChoice, landing_path, may_start_default_server
 from common.web.nav import role_of
 
@@ -79,14 +81,38 @@ class ServerOffers:
 
     def __call__(self, user) -> dict:
         if user is None:
-            return {"default": False, "named": False}
-        spawner = user.spawner
+            return {"default": False, "named": False, "refused": {}}
+        class_servers = getattr(user.spawner, "class_servers_only", False)
         return {
             "default": may_start_default_server(
                 person_role(user), student_default_server=student_default_server(user)
             ),
-            "named": not getattr(spawner, "class_servers_only", False),
+            "named": not class_servers,
+            "refused": refused_class_servers(user) if class_servers else {},
         }
+
+
+def refused_class_servers(user) -> dict[str, str]:
+    """``{server name: why}`` for the person's class servers they may not start (a class
+    they left, an archived or deleted one): the home page shows the reason instead of a
+    start button that would end on a 403 page. The same rule the spawner enforces
+    (:func:`common.classenv.resolve_class`)."""
+    member_of = {g.name for g in user.groups}
+    refused = {}
+    for name in user.orm_user.orm_spawners:
+        if not name:
+            continue
+        group = orm.Group.find(user.db, class_group(name))
+        try:
+            resolve_class(
+                name,
+                member_of=member_of,
+                group_properties=group.properties if group is not None else None,
+                is_admin=bool(user.admin),
+            )
+        except ClassRefused as e:
+            refused[name] = str(e)
+    return refused
 
 
 def handlers() -> list[tuple]:

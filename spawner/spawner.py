@@ -18,6 +18,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from common import startpriority
+from common.classenv import ClassRefused, class_group, resolve_class
 from common.cputhreads import thread_env
 from common.hubenv import (
     CONTAINER_PREFIX,
@@ -35,7 +36,6 @@ from common.web.nav import role_of
 
 from . import homes
 from .btrfs import BtrfsError
-from .classes import ClassRefused, class_group, resolve_class
 from .events import ContainerEvents
 from .hardening import check_no_host_paths, hardened_host_config, healthcheck
 from .labels import DEPLOYMENT_LABEL, identity_labels, traefik_labels

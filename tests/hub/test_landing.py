@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 
-from tests.hub.conftest import ADMIN, ADMIN_PASSWORD, HUB, mint, new_name
+from tests.hub.conftest import ADMIN, ADMIN_PASSWORD, HUB, hub_user, mint, new_name
 
 pytestmark = HUB
 
@@ -147,3 +147,25 @@ async def test_the_home_page_offers_a_teacher_their_own_server(browser):
     home = await b.request("GET", "hub/home")
     assert home.status_code == 200 and 'id="start"' in home.text
     assert "Add New Server" not in home.text  # named servers are class servers
+
+
+async def test_the_home_page_says_why_a_class_server_cannot_start(admin, browser, app):
+    """A class server the student may not start any more (archived, or a class they
+    left) shows the reason instead of a start button that ends on a 403 page."""
+    name, live, old, left = new_name("s"), new_name("c"), new_name("c"), new_name("c")
+    await enrol(admin, name, live, old, left, archived=(old,))
+    r = await admin.api("DELETE", f"/groups/class-{left}/users", json={"users": [name]})
+    assert r.status_code == 200, r.text
+    user = app.users[hub_user(app, name)]
+    for code in (live, old, left):
+        user._new_orm_spawner(code, code)  # a server they had (stopped now)
+    app.db.commit()
+    b = browser()
+    await b.login_token(mint(name))
+    home = await b.request("GET", "hub/home")
+    assert home.status_code == 200
+    assert f'id="start-{live}"' in home.text
+    for code in (old, left):
+        assert f'id="start-{code}"' not in home.text
+    assert "is archived: its servers cannot start" in home.text
+    assert "You are not enrolled in" in home.text

@@ -3,7 +3,7 @@
 import pytest
 
 from authenticator.class_roles import class_teacher_roles, is_student, rosters, taught_codes
-from spawner.classes import ClassRefused, environment_from_properties, resolve_class
+from common.classenv import ClassRefused, environment_from_properties, resolve_class
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from dockerspawner import DockerSpawner
 
-from spawner.classes import ClassEnvironment
+from common.classenv import ClassEnvironment
 
 pytestmark = pytest.mark.unit
 

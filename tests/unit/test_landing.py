@@ -151,7 +151,11 @@ def test_the_home_page_offers_only_what_the_person_may_start(roles, admin, allow
 
     spawner = SimpleNamespace(student_default_server=allowed, class_servers_only=True)
     user = SimpleNamespace(
-        roles=[SimpleNamespace(name=r) for r in roles], admin=admin, spawner=spawner
+        roles=[SimpleNamespace(name=r) for r in roles],
+        admin=admin,
+        spawner=spawner,
+        groups=[],
+        orm_user=SimpleNamespace(orm_spawners={}),
     )
-    assert ServerOffers()(user) == {"default": default, "named": False}
-    assert ServerOffers()(None) == {"default": False, "named": False}
+    assert ServerOffers()(user) == {"default": default, "named": False, "refused": {}}
+    assert ServerOffers()(None) == {"default": False, "named": False, "refused": {}}

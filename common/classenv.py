@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.groups import PROPERTY, class_group, teachers_group
+from .groups import PROPERTY, class_group, teachers_group
 
 
 class ClassRefused(Exception):
