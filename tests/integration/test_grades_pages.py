@@ -174,6 +174,21 @@ def test_a_teacher_creates_and_edits_an_assignment_in_the_editor(stack, sign_in,
     assert edited["revision"] == stored["revision"] + 1
 
 
+def test_the_teacher_deletes_an_assignment_nobody_handed_in_for(stack, sign_in, ted, tmp_path):
+    r = ted.post(
+        f"api/classes/{CODE}/assignments",
+        json={"slug": "draft9", "title": "Draft", "max_points": 5},
+    )
+    assert r.status_code == 201, r.text
+    tom = sign_in("tom15", "teacher")  # confirmation dialogs are accepted
+    with screenshots(tmp_path, tom):
+        tom.goto(stack.url + PAGE)
+        tom.click("#assignments tr[data-slug=draft9] [data-action=delete]")
+        tom.wait_for_selector("#assignments tr[data-slug=draft9]", state="detached")
+        assert "Deleted Draft." in tom.inner_text("#action-alert")
+    assert ted.get(f"api/classes/{CODE}/assignments/draft9").status_code == 404
+
+
 def test_a_student_sees_the_countdown_and_a_double_click_submits_once(
     stack, sign_in, ted, tmp_path
 ):

@@ -9,7 +9,10 @@ service, PostgreSQL and SeaweedFS, on one shared origin:
   notebook stored in the handed-in version holds what was on the screen;
 * the server stopped through the hub's API while the page is open: a dialog says the
   server was stopped and offers the unsaved notebook, which downloads with the typed text;
-* a sign-in elsewhere (the takeover policy) ends the session: the dialog says so.
+* a sign-in elsewhere (the takeover policy) ends the session: the dialog says so; signing
+  out in another tab: the dialog says that;
+* returned feedback is rendered as Markdown in the panel, sanitised (no script runs), and
+  the class material is listed with the teacher's new version beside the student's.
 
 On failure each test saves a screenshot and prints the page's errors."""
 
@@ -89,11 +92,13 @@ def assignment(stack):
 
 
 @contextmanager
-def lab(stack, chromium, tmp_path, user: str):
-    """``user``'s class server started with the assignment's notebook, and a browser signed
-    in with a token on that notebook in JupyterLab."""
+def lab(stack, chromium, tmp_path, user: str, files: dict[str, bytes] | None = None):
+    """``user``'s class server started with the assignment's notebook (and ``files``), and
+    a browser signed in with a token on that notebook in JupyterLab."""
     stack.spawn(user, CODE)
     stack.write_home(user, CODE, NOTEBOOK, notebook("x = 1"))
+    for path, data in (files or {}).items():
+        stack.write_home(user, CODE, path, data)
     context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -198,3 +203,46 @@ def test_a_sign_in_elsewhere_ends_the_session_with_a_dialog(stack, assignment, c
         assert "Sign in again" in text
         assert page.locator(".jp-Dialog").count() == 1  # not "Kernel died" as well
     stack.stop("cat", CODE)
+
+
+def test_the_class_panel_renders_feedback_as_markdown_and_lists_the_material(
+    stack, assignment, chromium, tmp_path
+):
+    stack.enroll("dan", CODE, name=CLASS_NAME)
+    feedback = (
+        b"**Well done**, mind the units.\n\n- point one\n\n"
+        b"<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>\n"
+    )
+    files = {
+        f"{CODE}/feedback/{SLUG}/feedback.md": feedback,
+        f"{CODE}/material/lesson1.ipynb": notebook("print(1)"),
+        f"{CODE}/material/lesson1.teacher-2026-12-06.ipynb": notebook("print(2)"),
+    }
+    with lab(stack, chromium, tmp_path, "dan", files) as page:
+        card = open_class_panel(page)
+        box = card.wait_for_selector(".classhub-feedback")
+        assert box.query_selector("strong").inner_text() == "Well done"
+        assert box.query_selector("li").inner_text() == "point one"
+        assert box.query_selector("script") is None
+        page.wait_for_timeout(500)  # an onerror would have run by now
+        assert page.evaluate("window.pwned") is None
+        material = page.wait_for_selector(".classhub-material li button")
+        names = page.eval_on_selector_all(
+            ".classhub-material li", "items => items.map(li => li.textContent)"
+        )
+        assert any(n.startswith("lesson1.ipynb") for n in names), names
+        teacher = [n for n in names if n.startswith("lesson1.teacher-2026-12-06.ipynb")]
+        assert teacher and "your teacher's new version, beside yours" in teacher[0], names
+        assert material is not None
+    stack.stop("dan", CODE)
+
+
+def test_signing_out_in_another_tab_says_so(stack, assignment, chromium, tmp_path):
+    stack.enroll("eve", CODE, name=CLASS_NAME)
+    with lab(stack, chromium, tmp_path, "eve") as page:
+        other = page.context.new_page()
+        other.goto(f"{stack.url}/hub/logout")
+        dialog = page.wait_for_selector(".jp-Dialog:has-text('You are signed out')", timeout=60_000)
+        assert "signed out (in this or another tab)" in dialog.inner_text()
+        assert page.locator(".jp-Dialog").count() == 1
+    stack.stop("eve", CODE)

@@ -25,6 +25,7 @@ LOGO = (
     b"<rect width='64' height='32' fill='#0a6'/></svg>"
 )
 CODE = "web7"
+SLUG = "week1"
 
 #: every page of each role (paths below the deployment's URL)
 PAGES = {
@@ -39,10 +40,13 @@ PAGES = {
         "/hub/home",
         "/services/classes/",
         f"/services/classes/classes/{CODE}",
+        f"/services/classes/classes/{CODE}/students/stu/work",
         "/services/files/",
         f"/services/files/classes/{CODE}/material",
+        f"/services/files/classes/{CODE}/assignments/{SLUG}",
         "/services/grades/",
         f"/services/grades/classes/{CODE}",
+        f"/services/grades/classes/{CODE}/assignments/{SLUG}/review",
     ],
     ADMIN: [
         "/hub/home",
@@ -56,6 +60,9 @@ PAGES = {
         f"/services/files/classes/{CODE}/material",
         "/services/grades/",
         f"/services/grades/classes/{CODE}",
+        f"/services/grades/classes/{CODE}/assignments/{SLUG}/review",
+        f"/services/files/classes/{CODE}/assignments/{SLUG}",
+        f"/services/classes/classes/{CODE}/students/stu/work",
         # an error page has the same header
         "/services/grades/classes/no-such-class",
     ],
@@ -85,6 +92,12 @@ def people(stack):
     )
     assert r.status_code == 201, r.text
     r = admin.post(f"api/classes/{CODE}/students", {"username": "stu"})
+    assert r.status_code == 201, r.text
+    # an assignment: its review, starting-files pages are on the list too
+    grades = Person(stack, "tea", "teacher", service="/services/grades/")
+    r = grades.post(
+        f"api/classes/{CODE}/assignments", {"slug": SLUG, "title": "Week 1", "max_points": 10}
+    )
     assert r.status_code == 201, r.text
 
 
