@@ -123,24 +123,78 @@ def deployment(tmp_path_factory, production_before):
         stack.destroy()
 
 
+#: the production deployment's compose project and the label of its students' servers
+#: (spawner/labels.py DEPLOYMENT_LABEL, value: the production CLASSHUB_CONTAINER_PREFIX)
+PRODUCTION_PROJECT = "classhub"
+STUDENT_LABEL = "classhub.deployment"
+
+
 def other_stacks() -> dict[str, tuple[str, str]]:
-    """Every compose-made container on this machine: id -> (project, when it last started)."""
+    """Every compose-made container on this machine, and every student server of the
+    production deployment: id -> (project or "students", when it last started)."""
     client = docker.from_env()
     try:
-        return {
+        found = {
             c.id: (c.labels["com.docker.compose.project"], c.attrs["State"]["StartedAt"])
             for c in client.containers.list(
                 all=True, filters={"label": "com.docker.compose.project"}
             )
         }
+        for c in client.containers.list(
+            all=True, filters={"label": f"{STUDENT_LABEL}={PRODUCTION_PROJECT}"}
+        ):
+            found.setdefault(c.id, ("students", c.attrs["State"]["StartedAt"]))
+        return found
     finally:
         client.close()
 
 
 @pytest.fixture(scope="session")
 def production_before():
-    """What ran before the tier started (a stack that `make up` started, for one)."""
-    return other_stacks()
+    """What ran before the tier started (a stack that `make up` started, for one). On a
+    machine without one (CI), stand-ins take its place, so the check after the tier tests
+    something: a container of the production compose project (service ``hub``) and a
+    student server of the production deployment, both sleeping; removed afterwards."""
+    standins = []
+    client = docker.from_env()
+    try:
+        before = other_stacks()
+        if not any(project == PRODUCTION_PROJECT for project, _ in before.values()):
+            tag = secrets.token_hex(3)
+            common = {"image": "classhub/hub:latest", "command": ["sleep", "infinity"]}
+            standins.append(
+                client.containers.run(
+                    name=f"e2e-standin-hub-{tag}",
+                    labels={
+                        "com.docker.compose.project": PRODUCTION_PROJECT,
+                        "com.docker.compose.service": "hub",
+                        "com.docker.compose.container-number": "1",
+                        "com.docker.compose.oneoff": "False",
+                    },
+                    network_mode="none",
+                    detach=True,
+                    **common,
+                )
+            )
+            standins.append(
+                client.containers.run(
+                    name=f"e2e-standin-student-{tag}",
+                    labels={STUDENT_LABEL: PRODUCTION_PROJECT, "classhub.managed": "1"},
+                    network_mode="none",
+                    detach=True,
+                    **common,
+                )
+            )
+            before = other_stacks()
+            assert {c.id for c in standins} <= set(before)
+        yield before
+    finally:
+        for c in standins:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        client.close()
 
 
 @pytest.fixture
