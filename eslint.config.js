@@ -29,6 +29,40 @@ const NO_HTML_SINKS = [
   },
 ];
 
+// The one web layer: one shared script (common/web/static/classhub.js, window.classhub)
+// makes every page's requests, the service's and the hub's APIs (apiClient, serviceClient)
+// and the file store's signed uploads and downloads (uploadToStore, readFromStore), with
+// their messages; and its withButton makes a button busy while its work runs. A page
+// script (services/*/static, the templates' inline scripts) that calls fetch or
+// XMLHttpRequest, or sets a button's disabled to true or false by hand, is a copy of it.
+// (disabled = <a condition> says what may be done, and is fine.) Allow-list:
+// REQUESTS_ALLOWED_IN, today classhub.js alone.
+const REQUESTS_ALLOWED_IN = ["common/web/static/classhub.js"];
+const ONE_CLIENT =
+  "Use window.classhub (apiClient, serviceClient, uploadToStore, readFromStore): " +
+  "requests are made in common/web/static/classhub.js only.";
+const NO_OWN_BUSY_BUTTONS = [
+  {
+    selector: "AssignmentExpression[left.property.name='disabled'][right.type='Literal']",
+    message: "Make a button busy with window.classhub.withButton(button, work).",
+  },
+];
+const ONE_WEB_LAYER = {
+  "no-restricted-syntax": ["error", ...NO_HTML_SINKS, ...NO_OWN_BUSY_BUTTONS],
+  "no-restricted-globals": [
+    "error",
+    { name: "fetch", message: ONE_CLIENT },
+    { name: "XMLHttpRequest", message: ONE_CLIENT },
+  ],
+  "no-restricted-properties": [
+    "error",
+    { object: "window", property: "fetch", message: ONE_CLIENT },
+    { object: "window", property: "XMLHttpRequest", message: ONE_CLIENT },
+    { object: "globalThis", property: "fetch", message: ONE_CLIENT },
+    { object: "globalThis", property: "XMLHttpRequest", message: ONE_CLIENT },
+  ],
+};
+
 const browserScript = {
   ecmaVersion: 2022,
   sourceType: "script",
@@ -98,7 +132,16 @@ module.exports = [
     files: ["services/*/static/*.js", "common/web/static/*.js"],
     languageOptions: browserScript,
     linterOptions: { reportUnusedDisableDirectives: "error" },
-    rules: { ...rules, strict: ["error", "global"] },
+    rules: { ...rules, ...ONE_WEB_LAYER, strict: ["error", "global"] },
+  },
+  {
+    // the one place that makes the pages' requests (ONE_WEB_LAYER above)
+    files: REQUESTS_ALLOWED_IN,
+    rules: {
+      "no-restricted-globals": "off",
+      "no-restricted-properties": "off",
+      "no-restricted-syntax": ["error", ...NO_HTML_SINKS],
+    },
   },
   {
     // inline <script>s of the Jinja templates (today the hub's sessions and accounts
@@ -111,7 +154,7 @@ module.exports = [
     plugins: { html },
     languageOptions: browserScript,
     linterOptions: { reportUnusedDisableDirectives: "error" },
-    rules,
+    rules: { ...rules, ...ONE_WEB_LAYER },
   },
   {
     // this file and other tooling run in Node

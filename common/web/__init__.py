@@ -7,8 +7,25 @@ services' pages share this package's layout, navigation, branding, style sheet a
 - ``templates/classhub/``: ``layout.html`` (the layout of the services' pages) and
   ``header.html`` (the header with the navigation, which the hub's ``page.html`` renders
   too);
-- ``static/``: ``classhub.css`` and ``classhub.js`` (API calls, messages, buttons), served
-  by the hub at ``/hub/classhub/static/`` for every page (:data:`STATIC_ROUTE`).
+- ``static/``: ``classhub.css`` and ``classhub.js`` (API calls, the file store's signed
+  uploads and downloads, messages, buttons), served by the hub at ``/hub/classhub/static/``
+  for every page (:data:`STATIC_ROUTE`). No page script makes a request or a busy button
+  itself (ESLint, ``eslint.config.js``, fails ``make lint`` when one does).
+
+Why two skeletons, one look: the hub's pages (``hub/templates/page.html``) extend
+**JupyterHub's** ``page.html`` rather than ``layout.html``. JupyterHub's own pages (home,
+token, admin, spawn, spawn pending, not running, login, errors) are JupyterHub's templates:
+they extend ``page.html`` and fill its blocks, and their scripts need what it puts in every
+page (``window.jhdata`` with the base URL, the user and the XSRF token; the require.js
+configuration; Bootstrap's and jQuery's scripts; the error dialog). A layout of classhub's
+own would have to copy all of that and follow it at every JupyterHub upgrade; extending it
+keeps JupyterHub's pages working and replaces only their header (the ``nav_bar`` block) and
+adds the message region, the style sheet and the script. The services' pages need none of
+JupyterHub's page scripts, so ``layout.html`` is a small page of its own that renders the
+same header and message region with the same style sheets (JupyterHub's and
+``classhub.css``) and the same dark mode: JupyterHub's ``darkmode.js`` is loaded there too,
+and the header's dark-mode button is on every page (the choice is kept in the browser for
+the whole site, so the hub's and the services' pages change together).
 """
 
 from __future__ import annotations

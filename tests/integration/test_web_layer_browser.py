@@ -2,7 +2,8 @@
 files and grades services: every page an admin, a teacher and a student can open (the
 hub's pages and the services') shows the same navigation for that role, the brand name
 and logo the deployment configured (CLASSHUB_BRAND_NAME / CLASSHUB_BRAND_LOGO), and a
-message never covers the page's heading after the page scrolls."""
+message never covers the page's heading after the page scrolls, and dark mode is one
+choice for the hub's pages and the services' alike."""
 
 from __future__ import annotations
 
@@ -153,6 +154,9 @@ def test_every_page_of_a_role_shows_the_same_navigation_and_brand(stack, sign_in
             assert page.eval_on_selector("#classhub-logo", "img => img.naturalWidth") > 0, path
             assert page.get_attribute("#classhub-logo", "src") == "/hub/logo", path
             assert page.title().endswith(BRAND), (path, page.title())
+            # the same dark-mode button and theme on every page (JupyterHub's darkmode.js)
+            assert page.is_visible("#dark-theme-toggle"), path
+            assert page.get_attribute("html", "data-bs-theme") in ("light", "dark"), path
         different = {path: nav for path, nav in seen.items() if nav != expected}
         assert not different, (expected, different)
         if role == ADMIN:
@@ -211,3 +215,24 @@ def test_a_message_never_covers_the_heading_when_the_page_scrolls(stack, sign_in
                   return !!el && h.contains(el); }"""
             )
             assert on_top, boxes
+
+
+def test_dark_mode_is_one_choice_for_the_hubs_and_the_services_pages(stack, sign_in, tmp_path):
+    page = sign_in(STUDENT)
+
+    def theme():
+        return page.get_attribute("html", "data-bs-theme")
+
+    with screenshots(tmp_path, page):
+        page.goto(stack.url + "/hub/home")
+        before = theme()
+        after = "light" if before == "dark" else "dark"
+        page.click("#dark-theme-toggle")  # on a hub page
+        assert theme() == after
+        page.goto(stack.url + "/services/grades/")
+        page.wait_for_selector("#classhub-nav")
+        assert theme() == after
+        page.click("#dark-theme-toggle")  # on a service page
+        assert theme() == before
+        page.goto(stack.url + "/hub/home")
+        assert theme() == before

@@ -3,11 +3,16 @@ hub.config.configure_web sets for the hub's pages and passes to the services."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+from jupyterhub._data import DATA_FILES_PATH
 from traitlets import TraitError
 from traitlets.config import Config
 
+import hub
 from common import web
 from common.web.branding import Branding
 from common.web.nav import ADMIN, ROLES, STUDENT, TEACHER, nav_items, role_of
@@ -155,3 +160,63 @@ def test_the_header_renders_the_navigation_the_brand_and_escapes_them():
     assert 'src="/hub/logo"' in html
     signed_out = str(macro("/", [], "Lab", "", "/hub/logout"))
     assert "classhub-nav" not in signed_out and "Logout" not in signed_out
+
+
+def _render_service_page(user_name: str) -> str:
+    """classhub/layout.html, the layout of every service page, as a service renders it."""
+    env = Environment(loader=FileSystemLoader(str(web.TEMPLATES_DIR)), autoescape=True)
+    user = {"name": user_name} if user_name else None
+    return env.get_template("classhub/layout.html").render(
+        hub="/",
+        prefix="/services/grades/",
+        hub_static=lambda name: f"/hub/static/{name}?v=1",
+        common_static=lambda name: web.static_url("/", name),
+        nav=nav_items(STUDENT) if user else [],
+        brand="Lab",
+        user=user,
+        xsrf_token="x",
+    )
+
+
+def _render_hub_page(user_name: str) -> str:
+    """hub/templates/page.html over JupyterHub's own page.html, loaded as JupyterHub loads
+    templates (its template_paths, then its own templates as ``templates/...``)."""
+    jupyterhub_templates = FileSystemLoader(str(Path(DATA_FILES_PATH) / "templates"))
+    hub_templates = Path(hub.__file__).parent / "templates"
+    ours = FileSystemLoader([str(hub_templates), str(web.TEMPLATES_DIR)])
+    loader = ChoiceLoader([ours, PrefixLoader({"templates": jupyterhub_templates})])
+    env = Environment(loader=loader, autoescape=True)
+    user = (
+        SimpleNamespace(name=user_name, json_escaped_name=user_name, spawner=None)
+        if user_name
+        else None
+    )
+    return env.get_template("page.html").render(
+        base_url="/hub/",
+        prefix="/",
+        static_url=lambda name, include_version=True: f"/hub/static/{name}",
+        classhub_static=lambda name, prefix: web.static_url(prefix, name),
+        classhub_nav=nav_items(STUDENT) if user else [],
+        classhub_brand="Lab",
+        user=user,
+        logout_url="/hub/logout",
+        no_spawner_check=True,
+        parsed_scopes=set(),
+        xsrf_token="x",
+    )
+
+
+@pytest.mark.parametrize("render", [_render_service_page, _render_hub_page])
+@pytest.mark.parametrize("user_name", ["ana", ""])
+def test_hub_and_service_pages_have_the_same_header_messages_and_dark_mode(render, user_name):
+    # issue 14 (one web layer): the hub's pages and the services' look and behave alike;
+    # darkmode.js needs its button, which the header has on every page
+    html = render(user_name)
+    assert html.count('id="classhub-header"') == 1
+    assert html.count('id="alerts"') == 1
+    assert html.count('id="dark-theme-toggle"') == 1
+    assert html.count("js/darkmode.js") == 1
+    assert html.count("/hub/classhub/static/classhub.js?v=") == 1
+    assert html.count("/hub/classhub/static/classhub.css?v=") == 1
+    assert html.count("css/style.min.css") == 1
+    assert ('id="whoami">ana<' in html) is bool(user_name)

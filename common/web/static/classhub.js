@@ -1,8 +1,9 @@
 // The script every classhub page loads before its own (the hub's pages and the classes,
 // files and grades pages): calls to a service's or the hub's REST API with the XSRF token
-// and their errors as messages a person understands, the message region
-// (classhub/header.html), buttons that are busy while their work runs, and the small
-// helpers the pages' scripts share. It marks the navigation link of the page shown.
+// and their errors as messages a person understands, the file store's signed uploads and
+// downloads, the message region (classhub/header.html), buttons that are busy while their
+// work runs, and the small helpers the pages' scripts share. No page script calls fetch or
+// XMLHttpRequest itself (eslint.config.js). It marks the navigation link of the page shown.
 // Data from an API is only ever put into the page with textContent and attributes, never
 // as HTML. Pages use it as window.classhub.
 "use strict";
@@ -88,6 +89,66 @@
           : data.message;
       throw new ApiError(response.status, message, data);
     };
+  }
+
+  // ----------------------------------------------------------------- the file store
+
+  // File bytes go straight between the browser and the file store (S3): a service signs
+  // the request, the browser sends or fetches the bytes, then (for an upload) tells the
+  // service it is done. These are the only calls to the store of every page.
+
+  // The store's answer to a refused upload is S3's XML: its <Message>, if any.
+  function storeMessage(xhr) {
+    const found = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
+    const detail = found ? `: ${found[1]}` : "";
+    return `The file store refused the upload (HTTP ${xhr.status})${detail}. Try again.`;
+  }
+
+  // PUT file to the store as a service signed it (signed: {method, url, headers}; its exact
+  // size is signed too: the browser sends it as Content-Length). onProgress(loaded, total),
+  // if given, follows the bytes sent. Refusals and interruptions throw an ApiError.
+  function uploadToStore(signed, file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open(signed.method || "PUT", signed.url);
+      for (const [name, value] of Object.entries(signed.headers || {})) {
+        xhr.setRequestHeader(name, value);
+      }
+      if (onProgress) {
+        xhr.upload.addEventListener("progress", (event) => {
+          if (event.lengthComputable) onProgress(event.loaded, event.total);
+        });
+      }
+      xhr.addEventListener("load", () => {
+        if (xhr.status >= 200 && xhr.status < 300) resolve();
+        else reject(new ApiError(xhr.status, storeMessage(xhr), null));
+      });
+      xhr.addEventListener("error", () =>
+        reject(
+          new ApiError(0, "The upload was interrupted: check your connection and try again.", null),
+        ),
+      );
+      xhr.addEventListener("abort", () => reject(new ApiError(0, "The upload was stopped.", null)));
+      xhr.send(file);
+    });
+  }
+
+  // The text of a file at a short-lived link a service signed (without the page's cookies).
+  // A refusal or an interruption throws an ApiError.
+  async function readFromStore(url) {
+    let response;
+    try {
+      response = await fetch(url, { credentials: "omit", cache: "no-store" });
+    } catch {
+      throw new ApiError(0, "The file store cannot be reached: check your connection.");
+    }
+    if (!response.ok) {
+      throw new ApiError(
+        response.status,
+        `The file store refused the download (HTTP ${response.status}).`,
+      );
+    }
+    return response.text();
   }
 
   // ----------------------------------------------------------------- messages
@@ -363,12 +424,14 @@
     loading,
     num,
     plural,
+    readFromStore,
     say,
     serviceClient,
     showProblem,
     sizeText,
     startPolling,
     syncRows,
+    uploadToStore,
     when,
     withButton,
     xsrfToken,

@@ -1,9 +1,9 @@
 // The files service's pages (services/files/pages.py): every change is a call to the
 // service's REST API with the XSRF token of its _xsrf cookie; every answer is shown in an
 // alert. File bytes go straight between the browser and the store: an upload is signed by
-// the API, sent to the store as one PUT with the signed headers (its exact size is signed), then reported
-// done; a download follows a short-lived link from the API. Data from the API is only
-// ever put into the page with textContent and attributes, never as HTML.
+// the API, sent to the store as one PUT with the signed headers (classhub.uploadToStore),
+// then reported done; a download follows a short-lived link from the API. Data from the
+// API is only ever put into the page with textContent and attributes, never as HTML.
 "use strict";
 
 (function () {
@@ -17,7 +17,6 @@
   const enc = encodeURIComponent;
 
   const {
-    ApiError,
     action,
     apiClient,
     confirmAction,
@@ -31,46 +30,12 @@
     sizeText,
     startPolling: poll,
     syncRows,
+    uploadToStore,
     when,
     withButton,
   } = window.classhub;
   const api = apiClient(PREFIX, "The files service");
   const startPolling = (refresh) => poll(refresh, POLL_MS);
-
-  // ----------------------------------------------------------------- uploads
-
-  // The store's answer to a refused upload is S3's XML: its <Message>, if any.
-  function storeMessage(xhr) {
-    const found = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
-    const detail = found ? `: ${found[1]}` : "";
-    return `The file store refused the upload (HTTP ${xhr.status})${detail}. Try again.`;
-  }
-
-  // PUT the file to the store at the signed URL with the signed headers (its exact size is
-  // signed too: the browser sends it as Content-Length).
-  function sendToStore(signed, file, onProgress) {
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open(signed.method, signed.url);
-      for (const [name, value] of Object.entries(signed.headers || {})) {
-        xhr.setRequestHeader(name, value);
-      }
-      xhr.upload.addEventListener("progress", (event) => {
-        if (event.lengthComputable) onProgress(event.loaded, event.total);
-      });
-      xhr.addEventListener("load", () => {
-        if (xhr.status >= 200 && xhr.status < 300) resolve();
-        else reject(new ApiError(xhr.status, storeMessage(xhr), null));
-      });
-      xhr.addEventListener("error", () =>
-        reject(
-          new ApiError(0, "The upload was interrupted: check your connection and try again.", null),
-        ),
-      );
-      xhr.addEventListener("abort", () => reject(new ApiError(0, "The upload was stopped.", null)));
-      xhr.send(file);
-    });
-  }
 
   // ----------------------------------------------------------------- text
 
@@ -245,7 +210,7 @@
 
     async function upload(file, request, label) {
       const signed = await api("POST", `${base}/uploads`, request);
-      await sendToStore(signed, file, (loaded, total) =>
+      await uploadToStore(signed, file, (loaded, total) =>
         showProgress(`${label}: ${Math.round((100 * loaded) / total)}%`, loaded, total),
       );
       showProgress(`${label}: checking…`, 1, 1);

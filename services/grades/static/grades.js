@@ -26,9 +26,12 @@
     loading,
     num,
     plural,
+    readFromStore,
     say,
+    serviceClient,
     sizeText,
     syncRows,
+    uploadToStore,
     withButton,
   } = window.classhub;
   const api = apiClient(PREFIX, "The grades service");
@@ -320,23 +323,23 @@
       if (!button || button.disabled) return;
       const card = button.closest("article");
       const slug = card.dataset.slug;
-      button.disabled = true; // before anything else: a double click sends one request
-      showResult(card, "body-secondary", "Handing in a copy of your folder…");
-      try {
-        const s = await api("POST", `${base}/${enc(slug)}/submit`);
-        const timing = s.late ? "late" : "on time";
-        showResult(
-          card,
-          "success",
-          (s.duplicate
-            ? `Nothing changed since version ${s.version} (${timing}): it stays handed in.`
-            : `Handed in: version ${s.version}, ${timing}.`) + ` ${takenText(s.taken)}`,
-        );
-      } catch (e) {
-        showResult(card, "danger", errorText(e));
-      } finally {
-        button.disabled = false;
-      }
+      // busy while it runs (a double click sends one request); the outcome is shown in the card
+      await withButton(button, async () => {
+        showResult(card, "body-secondary", "Handing in a copy of your folder…");
+        try {
+          const s = await api("POST", `${base}/${enc(slug)}/submit`);
+          const timing = s.late ? "late" : "on time";
+          showResult(
+            card,
+            "success",
+            (s.duplicate
+              ? `Nothing changed since version ${s.version} (${timing}): it stays handed in.`
+              : `Handed in: version ${s.version}, ${timing}.`) + ` ${takenText(s.taken)}`,
+          );
+        } catch (e) {
+          showResult(card, "danger", errorText(e));
+        }
+      });
       await loading(refresh);
     });
 
@@ -657,7 +660,6 @@
     // ---- the editor's questions box: import from a notebook, edit, save
 
     const questionsBox = $("questions-box");
-    const FILES_PREFIX = PREFIX.replace(/grades\/$/, "files/");
 
     function startingNotebooks(files) {
       const select = $("questions-notebook");
@@ -756,27 +758,31 @@
       const path = $("questions-notebook").value;
       if (!path) throw new ApiError(0, "Choose a starting notebook or a notebook file first.");
       // through the files service, as the teacher (the grades service reads no files)
-      const query = encodeURIComponent(`${questionsBox.dataset.slug}/${path}`);
-      let response = await fetch(
-        `${FILES_PREFIX}api/files/class/${enc(code)}/assignments/download?path=${query}`,
-        {
-          credentials: "same-origin",
-          headers: { Accept: "application/json" },
-        },
-      );
-      const link = response.ok ? await response.json().catch(() => null) : null;
-      if (!link || !link.url) {
-        throw new ApiError(
-          response.status,
+      const query = enc(`${questionsBox.dataset.slug}/${path}`);
+      const unreadable = (status) =>
+        new ApiError(
+          status,
           "The starting notebook cannot be read here: open the starting files page once (the link " +
             "above) to sign in at the files service, or choose the notebook file from your computer.",
         );
+      let link;
+      try {
+        const files = await serviceClient(body.dataset.hub, "files", "The files service");
+        link = await files(
+          "GET",
+          `api/files/class/${enc(code)}/assignments/download?path=${query}`,
+        );
+      } catch (e) {
+        throw unreadable(e.status || 0);
       }
-      response = await fetch(link.url, { credentials: "omit" });
-      if (!response.ok) {
-        throw new ApiError(response.status, "The starting notebook could not be downloaded.");
+      if (!link || !link.url) throw unreadable(200);
+      let text;
+      try {
+        text = await readFromStore(link.url);
+      } catch (e) {
+        throw new ApiError(e.status, "The starting notebook could not be downloaded.");
       }
-      return JSON.parse(await response.text());
+      return JSON.parse(text);
     }
 
     $("questions-import").addEventListener("click", async (event) => {
@@ -869,23 +875,7 @@
     async function sendStartingFile(slug, file) {
       const path = `${base}/assignments/${enc(slug)}/starting-files`;
       const signed = await api("POST", path, { path: file.name, size: file.size });
-      let response;
-      try {
-        response = await fetch(signed.url, {
-          method: signed.method || "PUT",
-          headers: signed.headers || {},
-          body: file,
-          credentials: "omit",
-        });
-      } catch {
-        throw new ApiError(0, "The upload was interrupted: check your connection and try again.");
-      }
-      if (!response.ok) {
-        throw new ApiError(
-          response.status,
-          `The store refused the file (HTTP ${response.status}).`,
-        );
-      }
+      await uploadToStore(signed, file);
       await api("POST", `${path}/${enc(signed.id)}`);
     }
 

@@ -31,6 +31,7 @@
     say,
     showProblem: problem,
     sizeText,
+    withButton,
   } = window.classhub;
   const api = apiClient(PREFIX, "The grades service");
   const when = (iso) => window.classhub.when(iso, { dateStyle: "medium", timeStyle: "short" });
@@ -542,13 +543,20 @@
     $("grade-feedback").value = g ? g.feedback || "" : "";
     fillQuestions(v);
     fillCounting(v);
-    $("grade-save").disabled = !v;
-    $("grade-return").disabled = !(g && !g.returned_at);
+    gradeButtons(v);
     $("grade-status").textContent = !v
       ? ""
       : g
         ? `Graded by ${g.graded_by} on ${when(g.graded_at)}; ${g.returned_at ? `returned on ${when(g.returned_at)}` : "not returned yet"}.`
         : "Not graded yet.";
+  }
+
+  // Save for a version shown; Return for a grade not returned yet (after a button's work
+  // too: withButton gives the button back enabled)
+  function gradeButtons(v) {
+    const g = v ? v.grade : null;
+    $("grade-save").disabled = !v;
+    $("grade-return").disabled = !(g && !g.returned_at);
   }
 
   // The assignment's questions, graded one by one (as on the grades page): the points are
@@ -581,8 +589,7 @@
       );
       if (reason === null) return;
     }
-    button.disabled = true;
-    try {
+    await withButton(button, async () => {
       const data = await api("PUT", `${BASE}/students/${enc(user)}/counts`, {
         submission_id: submissionId,
         reason,
@@ -607,11 +614,7 @@
           ? `${user}: the default rule chooses the version that counts again.`
           : `${user}: version ${data.standing.counting_version} counts now.`,
       );
-    } catch (e) {
-      say("danger", e.message);
-    } finally {
-      button.disabled = false;
-    }
+    });
   }
 
   function graded(submission) {
@@ -664,36 +667,33 @@
       change.points = Number(points);
     }
     const button = $("grade-save");
-    if (button.disabled) return;
-    button.disabled = true;
-    try {
-      const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, change);
-      graded(saved);
-      say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 409) {
-        $("grade-status").textContent = `${e.message} Open the student again to see it.`;
+    if (button.disabled) return; // saving already: the buttons are set when that is done
+    await withButton(button, async () => {
+      try {
+        const saved = await api("PUT", `api/submissions/${enc(id)}/grade`, change);
+        graded(saved);
+        say("success", `Saved the grade of ${saved.user}: ${num(saved.grade.points)} points.`);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409) {
+          $("grade-status").textContent = `${e.message} Open the student again to see it.`;
+        }
+        throw e;
       }
-      say("danger", e.message);
-    } finally {
-      button.disabled = false;
-    }
+    });
+    gradeButtons(state.version);
   }
 
   async function returnGrade() {
     const id = $("grading").dataset.submission;
     const button = $("grade-return");
     if (!id || button.disabled) return;
-    button.disabled = true;
-    try {
+    await withButton(button, async () => {
       const returned = await api("POST", `api/submissions/${enc(id)}/return`);
       const { feedback_files_delivered: _, ...submission } = returned;
       graded(submission);
       say("success", `Returned the grade to ${returned.user}: they can see it now.`);
-    } catch (e) {
-      say("danger", e.message);
-      button.disabled = false;
-    }
+    });
+    gradeButtons(state.version); // a returned grade is not returned again
   }
 
   // ----------------------------------------------------------------- events
