@@ -161,7 +161,11 @@ def production_before():
         before = other_stacks()
         if not any(project == PRODUCTION_PROJECT for project, _ in before.values()):
             tag = secrets.token_hex(3)
-            common = {"image": "classhub/hub:latest", "command": ["sleep", "infinity"]}
+            common = {
+                "image": "classhub/hub:latest",
+                "command": ["sleep", "infinity"],
+                "healthcheck": {"test": ["NONE"]},
+            }
             standins.append(
                 client.containers.run(
                     name=f"e2e-standin-hub-{tag}",
