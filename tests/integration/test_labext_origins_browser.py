@@ -26,6 +26,7 @@ uncaught error of a page."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -227,3 +228,33 @@ def test_a_slow_save_still_opens_the_grades_page(stack, assignment, browser, tmp
                 "Homework 1", timeout=WAIT
             )
             assert grades.url == f"{stack.url}{GRADES}classes/{CODE}", grades.url
+
+
+def test_a_teacher_in_a_students_server_sees_whose_it_is(stack, assignment, browser, tmp_path):
+    """With per-user origins a teacher may open their student's server: the tab title and
+    a highlighted top bar say whose server it is and who is looking, and the Class panel's
+    Submit is off (only the student hands in their work)."""
+    from playwright.sync_api import expect
+
+    stack.spawn("bob", CODE)
+    stack.write_home("bob", CODE, NOTEBOOK, notebook("x = 2"))
+    page = signed_in_page(browser, stack, "tom", "teacher", "/hub/home")
+    page.set_default_timeout(60_000)
+    try:
+        with screenshots(tmp_path, page):
+            page.goto(stack.server_url("bob", CODE) + "lab")
+            page.wait_for_url(f"**/user/bob/{CODE}/lab**", timeout=120_000)
+            assert urlsplit(page.url).hostname == user_host("bob", SERVERS)
+            bar = page.wait_for_selector("#classhub-top-bar.classhub-not-yours")
+            text = bar.inner_text()
+            assert "bob's server" in text and "you are tom" in text, text
+            expect(page).to_have_title(
+                re.compile(rf"^bob's server · {re.escape(CLASS_NAME)} \| "), timeout=WAIT
+            )
+            open_class_panel(page)
+            submit = page.locator(f".classhub-assignment[data-slug='{SLUG}'] .classhub-submit")
+            expect(submit).to_be_disabled()
+            assert submit.get_attribute("title") == "Only bob can hand in their work"
+    finally:
+        page.context.close()
+        stack.stop("bob", CODE)
