@@ -23,9 +23,12 @@ from common.hubenv import (
     CONTAINER_PREFIX,
     CPU_LIMIT,
     GATE_PORT,
+    HOME_QUOTA,
+    HOMES_DIR,
     MEM_LIMIT,
     SINGLEUSER_IMAGE,
     STUDENT_NETWORK,
+    TRAEFIK_ENTRYPOINT,
 )
 from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
 from common.landing import may_start_default_server
@@ -54,17 +57,6 @@ NO_DEFAULT_SERVER = (
 )
 
 
-def _absolute_or_empty(raw: str) -> str:
-    if not raw.startswith("/"):
-        raise ValueError("not an absolute path")
-    return raw
-
-
-def _size(raw: str) -> str:
-    homes.parse_size(raw)
-    return raw
-
-
 def _gate_default(spawner) -> str:
     return f"http://127.0.0.1:{GATE_PORT.read()}/check"
 
@@ -91,7 +83,7 @@ SPAWNER_TABLE = EnvTable(
         EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
         CONTAINER_PREFIX.of("prefix"),
         CONTAINER_PREFIX.of("route_name_prefix"),
-        EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        TRAEFIK_ENTRYPOINT.of("traefik_entrypoint"),
         EnvSetting(
             "student_default_server",
             "CLASSHUB_STUDENT_DEFAULT_SERVER",
@@ -99,14 +91,8 @@ SPAWNER_TABLE = EnvTable(
             switch,
             "1, true or yes (on), or 0, false or no (off)",
         ),
-        EnvSetting(
-            "homes_root",
-            "CLASSHUB_HOMES_DIR",
-            "",
-            _absolute_or_empty,
-            "an absolute path such as /var/lib/classhub/homes",
-        ),
-        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", _size, "a size such as 2G"),
+        HOMES_DIR.of("homes_root"),
+        HOME_QUOTA.of("home_quota"),
         # an empty CLASSHUB_GATE_URL: no gate
         EnvSetting(
             "owner_gate_url",
