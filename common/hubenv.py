@@ -72,6 +72,10 @@ def _source_address(target: str) -> str:
         return s.getsockname()[0]
 
 
+#: per-user origins (hub/origins.py): each user's servers on ``<user>.<domain>``; empty: every
+#: server on the hub's origin, behind the owner gate
+SERVERS_DOMAIN = EnvSetting("", "CLASSHUB_SERVERS_DOMAIN", "")
+
 #: the prefix of this deployment's containers, volumes, routes and labels
 CONTAINER_PREFIX = EnvSetting("", "CLASSHUB_CONTAINER_PREFIX", "classhub")
 

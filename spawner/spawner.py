@@ -26,6 +26,7 @@ from common.hubenv import (
     HOME_QUOTA,
     HOMES_DIR,
     MEM_LIMIT,
+    SERVERS_DOMAIN,
     SINGLEUSER_IMAGE,
     STUDENT_NETWORK,
     TRAEFIK_ENTRYPOINT,
@@ -93,13 +94,18 @@ SPAWNER_TABLE = EnvTable(
         ),
         HOMES_DIR.of("homes_root"),
         HOME_QUOTA.of("home_quota"),
-        # an empty CLASSHUB_GATE_URL: no gate
+        # an empty CLASSHUB_GATE_URL: no gate; per-user origins (CLASSHUB_SERVERS_DOMAIN): no
+        # gate either (teachers and admins open servers as their scopes allow)
         EnvSetting(
             "owner_gate_url",
             "CLASSHUB_GATE_URL",
             _gate_default,
             keep_empty=True,
-            doc_default="http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check",
+            doc_default=(
+                "http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check; empty when "
+                "CLASSHUB_SERVERS_DOMAIN is set"
+            ),
+            off_when=SERVERS_DOMAIN.env,
         ),
     ),
     checks=(_default_image_allowed,),
@@ -153,7 +159,9 @@ class ClassroomSpawner(DockerSpawner):
         owner, signed in, gets through. Needed when every server shares the hub's origin
         (no ``CLASSHUB_SERVERS_DOMAIN``): a student controls what their server sends, and a
         page of theirs must never run in anybody else's browser on the hub's origin.
-        Empty: no gate (per-user origins; ``hub/config.py`` sets it so). Default from
+        Empty: no gate. Default: empty with per-user origins (``CLASSHUB_SERVERS_DOMAIN``
+        set, whatever ``CLASSHUB_GATE_URL`` says: servers have their own origins, and
+        teachers and admins open them as their scopes allow), else from
         ``CLASSHUB_GATE_URL``, else ``http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check``.
 
         Example: ``c.ClassroomSpawner.owner_gate_url = "http://127.0.0.1:8082/check"``
