@@ -9,7 +9,6 @@ which the hub will offer; see docs/admin-guide.md "Local accounts").
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 #: the changes an account can undergo, as named in the audit log
@@ -108,9 +107,3 @@ def like_pattern(text: str) -> str:
     """A SQL ``LIKE ... ESCAPE '\\'`` pattern matching names that contain ``text``."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped.lower()}%"
-
-
-def classes_of(group_names: Collection[str], prefix: str) -> frozenset[str]:
-    """The class codes in ``group_names`` that start with ``prefix`` (``class-`` or
-    ``teachers-``)."""
-    return frozenset(n[len(prefix) :] for n in group_names if n.startswith(prefix) and n != prefix)

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from common.groups import TEACHERS_PREFIX
-
 ROLE_PREFIX = "teacher-"
 STUDENT_ROLE = "classhub-student"
 #: hub roles that make a member anything but a student
@@ -33,17 +31,6 @@ NOT_STUDENT_ROLES = frozenset({"admin", "classhub-teacher"})
 
 #: ((code, (student, ...)), ...), both sorted: what a teacher's class roles are made of
 Rosters = tuple[tuple[str, tuple[str, ...]], ...]
-
-
-def taught_codes(group_names: Iterable[str]) -> list[str]:
-    """The codes of the classes whose ``teachers-<code>`` group is in ``group_names``."""
-    return sorted(
-        {
-            name[len(TEACHERS_PREFIX) :]
-            for name in group_names
-            if name.startswith(TEACHERS_PREFIX) and len(name) > len(TEACHERS_PREFIX)
-        }
-    )
 
 
 def is_student(role_names: Iterable[str], admin: bool = False) -> bool:

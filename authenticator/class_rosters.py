@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from jupyterhub import orm
 from sqlalchemy import inspect
 
-from common.groups import CLASS_PREFIX, class_group
+from common.groups import TEACHERS_PREFIX, class_code, class_group, codes_of
 
-from .class_roles import Rosters, is_student, rosters, taught_codes
+from .class_roles import Rosters, is_student, rosters
 
 
 class ClassGroups:
@@ -54,11 +54,11 @@ def teacher_rosters(db, teacher: orm.User, groups: ClassGroups) -> Rosters:
     """The signature of ``teacher``'s classes: each class they teach (a group
     ``teachers-<code>``) with the members of ``class-<code>`` whose classhub role is
     student."""
-    codes = taught_codes(g.name for g in teacher.groups)
+    codes = codes_of((g.name for g in teacher.groups), TEACHERS_PREFIX)
     if not codes:
         return ()
     members = {
-        group.name[len(CLASS_PREFIX) :]: [
+        class_code(group.name): [
             (user.name, is_student((r.name for r in user.roles), bool(user.admin)))
             for user in group.users
         ]

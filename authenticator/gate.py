@@ -36,8 +36,8 @@ from traitlets import Float, Integer, Unicode, validate
 from traitlets.config import Application
 
 from common.errors import StoreUnavailable
-from common.hubenv import BIND_IP, GATE_PORT, own_address
-from common.settings import EnvSetting, EnvTable
+from common.hubenv import BIND_IP, GATE_PORT, REDIS_URL, own_address
+from common.settings import EnvTable
 
 from .sessions import SessionStore
 
@@ -222,7 +222,7 @@ GATE_TABLE = EnvTable(
     (
         GATE_PORT.of("port"),
         BIND_IP.of("ip"),
-        EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
+        REDIS_URL.of("redis_url"),
     )
 )
 
@@ -262,8 +262,9 @@ class GateApp(Application):
 
     redis_url = Unicode(
         config=True,
-        help="""Redis holding the live sessions (the authenticator's ``redis_url``;
-        ``CLASSHUB_REDIS_URL``).
+        help="""Redis holding the live sessions, which the gate checks (the
+        authenticator's ``redis_url``). Set from ``CLASSHUB_REDIS_URL``; it may hold a
+        password: never logged.
 
         Example: ``c.GateApp.redis_url = "redis://:pw@127.0.0.1:16379/0"``
         """,

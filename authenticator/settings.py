@@ -12,6 +12,7 @@ from pathlib import Path
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from common.hubenv import REDIS_URL
 from common.settings import EnvSetting, EnvTable, named, switch
 
 from .roles import ROLES, STUDENT_SCOPES
@@ -70,7 +71,7 @@ AUTH_TABLE = EnvTable(
             doc_default="CLASSHUB_DB_URL",
         ),
         EnvSetting("first_admin", "CLASSHUB_ADMIN_USER", ""),
-        EnvSetting("redis_url", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True),
+        REDIS_URL.of("redis_url"),
         EnvSetting(
             "session_policy",
             "CLASSHUB_SESSION_POLICY",
@@ -257,7 +258,9 @@ class AuthSettings(LoggingConfigurable):
     # ----- sessions -----
     redis_url = Unicode(
         config=True,
-        help="""Redis holding the live sessions, used token ids and login failure counts.
+        help="""Redis holding the live sessions, used token ids and login failure counts
+        (the owner gate reads the same sessions). Set from ``CLASSHUB_REDIS_URL``; it may
+        hold a password: never logged.
 
         Example: ``c.JWTAuthenticator.redis_url = "redis://:pw@redis:6379/0"``
         """,

@@ -13,7 +13,7 @@ import os
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from common.hubenv import CONTAINER_PREFIX
+from common.hubenv import CONTAINER_PREFIX, HOME_QUOTA, HOMES_DIR, absolute_dir
 from common.settings import EnvSetting, EnvTable, number
 from spawner import homes as spawner_homes
 
@@ -31,8 +31,8 @@ BACKUP_TABLE = EnvTable(
         EnvSetting("keep", "CLASSHUB_BACKUP_KEEP", 7, _non_negative, "a number, 0 or more"),
         EnvSetting("timeout", "CLASSHUB_BACKUP_TIMEOUT", 3600.0, number, "seconds"),
         CONTAINER_PREFIX.of("deployment"),
-        EnvSetting("homes_root", "CLASSHUB_HOMES_DIR", ""),
-        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", expect="a size such as 2G"),
+        HOMES_DIR.of("homes_root"),
+        HOME_QUOTA.of("home_quota"),
         EnvSetting("pg_url", "CLASSHUB_BACKUP_PG_URL", "", sensitive=True),
         EnvSetting("mongo_url", "CLASSHUB_BACKUP_MONGO_URL", "", sensitive=True),
         EnvSetting(
@@ -110,11 +110,23 @@ class BackupSettings(Configurable):
         """,
     )
 
+    @validate("homes_root")
+    def _check_homes_root(self, proposal):
+        if not proposal.value:
+            return proposal.value
+        try:
+            return absolute_dir(proposal.value)
+        except ValueError:
+            raise TraitError(
+                f"BackupSettings.homes_root={proposal.value!r} must be an absolute path, "
+                "e.g. '/var/lib/classhub/homes' (or empty: no homes are backed up)"
+            ) from None
+
     home_quota = Unicode(
         config=True,
         help="""The size limit of a home that a restore makes (one that does not exist in
-        the deployment); a home that exists keeps its own limit. As the spawner's
-        ``home_quota``.
+        the deployment); a home that exists keeps its own limit. The spawner's
+        ``home_quota``, from the same ``CLASSHUB_HOME_QUOTA`` (at least 1M).
 
         Example: ``c.BackupSettings.home_quota = "2G"``
         """,

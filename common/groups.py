@@ -38,10 +38,22 @@ def teachers_group(code: str) -> str:
     return TEACHERS_PREFIX + code
 
 
+def group_code(group: str, prefix: str) -> str | None:
+    """The code of a ``<prefix><code>`` group's name (``prefix``: :data:`CLASS_PREFIX` or
+    :data:`TEACHERS_PREFIX`), or None for any other group or an invalid code."""
+    code = group[len(prefix) :] if group.startswith(prefix) else ""
+    return code if CODE_RE.fullmatch(code) else None
+
+
 def class_code(group: str) -> str | None:
     """The code of a ``class-<code>`` group's name, or None for any other group."""
-    code = group[len(CLASS_PREFIX) :] if group.startswith(CLASS_PREFIX) else ""
-    return code if CODE_RE.fullmatch(code) else None
+    return group_code(group, CLASS_PREFIX)
+
+
+def codes_of(groups: Iterable[str], prefix: str) -> list[str]:
+    """The sorted codes of the ``<prefix><code>`` groups among ``groups`` (the classes a
+    person takes, with :data:`CLASS_PREFIX`, or teaches, with :data:`TEACHERS_PREFIX`)."""
+    return sorted({c for g in groups if (c := group_code(g, prefix)) is not None})
 
 
 def class_roles(groups: Iterable[str]) -> dict[str, str]:
@@ -50,10 +62,9 @@ def class_roles(groups: Iterable[str]) -> dict[str, str]:
     roles: dict[str, str] = {}
     for group in groups:
         for prefix, role in ((TEACHERS_PREFIX, TEACHER), (CLASS_PREFIX, STUDENT)):
-            if group.startswith(prefix):
-                code = group[len(prefix) :]
-                if CODE_RE.fullmatch(code) and roles.get(code) != TEACHER:
-                    roles[code] = role
+            code = group_code(group, prefix)
+            if code is not None and roles.get(code) != TEACHER:
+                roles[code] = role
     return dict(sorted(roles.items()))
 
 

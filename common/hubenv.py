@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .errors import ConfigError
 from .settings import EnvSetting, switch, whole
+from .units import parse_size
 
 #: the hub's state directory (cookie secret, default database, Traefik's dynamic files)
 DATA_DIR = EnvSetting("", "CLASSHUB_DATA_DIR", "/srv/classhub")
@@ -71,6 +72,10 @@ def _source_address(target: str) -> str:
         return s.getsockname()[0]
 
 
+#: per-user origins (hub/origins.py): each user's servers on ``<user>.<domain>``; empty: every
+#: server on the hub's origin, behind the owner gate
+SERVERS_DOMAIN = EnvSetting("", "CLASSHUB_SERVERS_DOMAIN", "")
+
 #: the prefix of this deployment's containers, volumes, routes and labels
 CONTAINER_PREFIX = EnvSetting("", "CLASSHUB_CONTAINER_PREFIX", "classhub")
 
@@ -95,3 +100,51 @@ def _positive(raw: str) -> float:
 #: environment)
 CPU_LIMIT = EnvSetting("", "CLASSHUB_CPU_LIMIT", 1.0, _positive, "a positive number of CPUs")
 MEM_LIMIT = EnvSetting("", "CLASSHUB_MEM_LIMIT", "1G")
+
+#: the Redis of the live sessions (the authenticator's sessions and login counts; the owner
+#: gate reads the same sessions)
+REDIS_URL = EnvSetting("", "CLASSHUB_REDIS_URL", "redis://127.0.0.1:6379/0", sensitive=True)
+
+
+def absolute_dir(raw: str) -> str:
+    """An absolute path, without a trailing ``/``; ``ValueError`` for a relative one."""
+    if not raw.startswith("/"):
+        raise ValueError("not an absolute path")
+    return raw.rstrip("/") or "/"
+
+
+def home_size(value: str | int) -> int:
+    """Bytes of a home's size limit, written as :func:`common.units.parse_size` reads it
+    (``"2G"``, ``"512M"``, ``"1.5g"``); at least 1M."""
+    size = parse_size(value)
+    if size < 1 << 20:
+        raise ValueError(f"{value!r} is too small for a home folder; give at least 1M")
+    return size
+
+
+def _home_quota(raw: str) -> str:
+    home_size(raw)
+    return raw
+
+
+#: the btrfs filesystem of students' homes (the spawner makes a subvolume per home there;
+#: ``classhub-backup`` snapshots them). Empty: plain Docker volumes without a size limit
+HOMES_DIR = EnvSetting(
+    "", "CLASSHUB_HOMES_DIR", "", absolute_dir, "an absolute path such as /var/lib/classhub/homes"
+)
+
+#: the size limit of one home (the spawner's, and a home that a restore makes)
+HOME_QUOTA = EnvSetting("", "CLASSHUB_HOME_QUOTA", "2G", _home_quota, "a size such as 2G")
+
+#: the Traefik entrypoint browsers come in through (the hub's and the services' routes, the
+#: students' servers, the files service's route for presigned URLs)
+TRAEFIK_ENTRYPOINT = EnvSetting("", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web")
+
+#: the directory Traefik's file provider watches: the hub writes its routes there, the
+#: files service its route for presigned URLs
+TRAEFIK_DYNAMIC_DIR = EnvSetting(
+    "",
+    "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
+    lambda obj: DATA_DIR.read() + "/traefik-dynamic",
+    doc_default="$CLASSHUB_DATA_DIR/traefik-dynamic (/srv/classhub/traefik-dynamic)",
+)

@@ -63,7 +63,9 @@ class EnvSetting:
     ``ValueError`` for a bad value. ``expect``: what a good value is, in words, for the
     error message. ``also``: further variables tried in order when ``env`` is unset.
     ``doc_default``: the default as the admin guide shows it, when ``default`` is a
-    callable. ``keep_empty``: an empty variable is a value (not unset).
+    callable. ``keep_empty``: an empty variable is a value (not unset). ``off_when``: a
+    variable that, when set (not empty), turns the setting off: it is then ``off``
+    whatever its own variables say (the owner gate's URL under per-user origins).
     """
 
     trait: str
@@ -76,6 +78,8 @@ class EnvSetting:
     doc_default: str = ""
     #: never repeat the value in a message (a secret)
     sensitive: bool = False
+    off_when: str = ""
+    off: Any = ""
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -89,6 +93,8 @@ class EnvSetting:
         """The value from the environment (``os.environ`` unless given), else the
         default."""
         environ = os.environ if environ is None else environ
+        if self.off_when and environ.get(self.off_when, "").strip():
+            return self.off
         for name in self.variables:
             raw = environ.get(name)
             if raw is None:

@@ -111,8 +111,8 @@ def configure_origins(c: Config, *, public_url: str, servers_domain: str) -> Non
             f"host, e.g. CLASSHUB_SERVERS_DOMAIN=classhub-servers.{public.host.split('.', 1)[-1]}"
         )
     c.JupyterHub.public_url = public.origin + public.path
-    # servers on their own origins: teachers and admins may open them as their scopes allow
-    c.ClassroomSpawner.owner_gate_url = ""
+    # servers on their own origins need no owner gate: ClassroomSpawner.owner_gate_url is
+    # empty when CLASSHUB_SERVERS_DOMAIN is set (its table, spawner/spawner.py)
     c.JupyterHub.subdomain_host = servers_origin(public, domain)
     c.JupyterHub.subdomain_hook = SubdomainHook(servers_domain=domain, hub_host=public.host)
     if public.scheme == "https":

@@ -23,7 +23,7 @@ import yaml
 from jupyterhub.proxy import Proxy
 from traitlets import Bool, Float, Unicode, default, validate
 
-from common.hubenv import CONTAINER_PREFIX, DATA_DIR
+from common.hubenv import CONTAINER_PREFIX, TRAEFIK_DYNAMIC_DIR, TRAEFIK_ENTRYPOINT
 from common.routing import (
     RouteSpecError,
     hub_api_rule,
@@ -47,13 +47,8 @@ STUDENTS_SUFFIX = "-students"
 PROXY_TABLE = EnvTable(
     (
         EnvSetting("traefik_api_url", "CLASSHUB_TRAEFIK_API_URL", "http://127.0.0.1:8099"),
-        EnvSetting(
-            "dynamic_config_dir",
-            "CLASSHUB_TRAEFIK_DYNAMIC_DIR",
-            lambda proxy: DATA_DIR.read() + "/traefik-dynamic",
-            doc_default="$CLASSHUB_DATA_DIR/traefik-dynamic (/srv/classhub/traefik-dynamic)",
-        ),
-        EnvSetting("entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        TRAEFIK_DYNAMIC_DIR.of("dynamic_config_dir"),
+        TRAEFIK_ENTRYPOINT.of("entrypoint"),
         # empty: no student entrypoint
         EnvSetting(
             "student_entrypoint", "CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students", keep_empty=True
@@ -94,7 +89,8 @@ class TraefikDockerProxy(Proxy):
     dynamic_config_dir = Unicode(
         config=True,
         help="""Directory watched by Traefik's file provider; the hub writes
-        ``classhub-routes.yml`` there for its own route and services.
+        ``classhub-routes.yml`` there for its own route and services (and the files
+        service its route for presigned URLs). Set from ``CLASSHUB_TRAEFIK_DYNAMIC_DIR``.
 
         Example: ``c.TraefikDockerProxy.dynamic_config_dir = "/srv/classhub/traefik-dynamic"``
         """,
@@ -102,7 +98,9 @@ class TraefikDockerProxy(Proxy):
 
     entrypoint = Unicode(
         config=True,
-        help="""Traefik entrypoint for file-provider routes (the hub and services).
+        help="""Traefik entrypoint for file-provider routes (the hub and services): the
+        one browsers come in through. Set from ``CLASSHUB_TRAEFIK_ENTRYPOINT``, as the
+        spawner's ``traefik_entrypoint``.
 
         Example: ``c.TraefikDockerProxy.entrypoint = "web"``
         """,

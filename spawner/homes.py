@@ -24,7 +24,7 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from common import units
+from common.hubenv import home_size
 
 from . import btrfs
 
@@ -65,13 +65,9 @@ def volume_kind(info: dict, path: str) -> str:
     return OTHER
 
 
-def parse_size(value: str | int) -> int:
-    """Bytes of a home's size limit, written as :func:`common.units.parse_size` reads it
-    (``"2G"``, ``"512M"``, ``"1.5g"``); at least 1M."""
-    size = units.parse_size(value)
-    if size < 1 << 20:
-        raise ValueError(f"{value!r} is too small for a home folder; give at least 1M")
-    return size
+#: bytes of a home's size limit (``"2G"``); at least 1M. One rule for the spawner, the
+#: backup tool and ``CLASSHUB_HOME_QUOTA`` (common/hubenv.py)
+parse_size = home_size
 
 
 @dataclass(frozen=True)

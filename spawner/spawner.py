@@ -24,9 +24,13 @@ from common.hubenv import (
     CONTAINER_PREFIX,
     CPU_LIMIT,
     GATE_PORT,
+    HOME_QUOTA,
+    HOMES_DIR,
     MEM_LIMIT,
+    SERVERS_DOMAIN,
     SINGLEUSER_IMAGE,
     STUDENT_NETWORK,
+    TRAEFIK_ENTRYPOINT,
 )
 from common.images import CatalogueError, catalogue_from_env, check_default, parse_catalogue
 from common.landing import may_start_default_server
@@ -52,17 +56,6 @@ NO_DEFAULT_SERVER = (
     "Students have no personal server on this hub: your work lives in your class's "
     "server. Open it from My classes."
 )
-
-
-def _absolute_or_empty(raw: str) -> str:
-    if not raw.startswith("/"):
-        raise ValueError("not an absolute path")
-    return raw
-
-
-def _size(raw: str) -> str:
-    homes.parse_size(raw)
-    return raw
 
 
 def _gate_default(spawner) -> str:
@@ -91,7 +84,7 @@ SPAWNER_TABLE = EnvTable(
         EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
         CONTAINER_PREFIX.of("prefix"),
         CONTAINER_PREFIX.of("route_name_prefix"),
-        EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
+        TRAEFIK_ENTRYPOINT.of("traefik_entrypoint"),
         EnvSetting(
             "student_default_server",
             "CLASSHUB_STUDENT_DEFAULT_SERVER",
@@ -99,21 +92,20 @@ SPAWNER_TABLE = EnvTable(
             switch,
             "1, true or yes (on), or 0, false or no (off)",
         ),
-        EnvSetting(
-            "homes_root",
-            "CLASSHUB_HOMES_DIR",
-            "",
-            _absolute_or_empty,
-            "an absolute path such as /var/lib/classhub/homes",
-        ),
-        EnvSetting("home_quota", "CLASSHUB_HOME_QUOTA", "2G", _size, "a size such as 2G"),
-        # an empty CLASSHUB_GATE_URL: no gate
+        HOMES_DIR.of("homes_root"),
+        HOME_QUOTA.of("home_quota"),
+        # an empty CLASSHUB_GATE_URL: no gate; per-user origins (CLASSHUB_SERVERS_DOMAIN): no
+        # gate either (teachers and admins open servers as their scopes allow)
         EnvSetting(
             "owner_gate_url",
             "CLASSHUB_GATE_URL",
             _gate_default,
             keep_empty=True,
-            doc_default="http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check",
+            doc_default=(
+                "http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check; empty when "
+                "CLASSHUB_SERVERS_DOMAIN is set"
+            ),
+            off_when=SERVERS_DOMAIN.env,
         ),
     ),
     checks=(_default_image_allowed,),
@@ -167,7 +159,9 @@ class ClassroomSpawner(DockerSpawner):
         owner, signed in, gets through. Needed when every server shares the hub's origin
         (no ``CLASSHUB_SERVERS_DOMAIN``): a student controls what their server sends, and a
         page of theirs must never run in anybody else's browser on the hub's origin.
-        Empty: no gate (per-user origins; ``hub/config.py`` sets it so). Default from
+        Empty: no gate. Default: empty with per-user origins (``CLASSHUB_SERVERS_DOMAIN``
+        set, whatever ``CLASSHUB_GATE_URL`` says: servers have their own origins, and
+        teachers and admins open them as their scopes allow), else from
         ``CLASSHUB_GATE_URL``, else ``http://127.0.0.1:<CLASSHUB_GATE_PORT, 8082>/check``.
 
         Example: ``c.ClassroomSpawner.owner_gate_url = "http://127.0.0.1:8082/check"``

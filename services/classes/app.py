@@ -30,6 +30,7 @@ from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.nbrender import Renderer
+from services.base.sharedenv import checked_mongo_url
 
 from .culler import Culler
 from .handlers import class_handlers
@@ -54,9 +55,10 @@ class ClassesApp(HomesSettings, ServiceApp):
 
     mongo_url = Unicode(
         config=True,
-        help="""MongoDB connection URL; its path names the database (``classhub`` when
-        empty). Set from ``CLASSHUB_MONGO_URL``. It may hold a password: it is never
-        logged.
+        help="""MongoDB connection URL of the classes, rosters and environments; its path
+        names the database (``classhub`` when empty). The hub passes it as
+        ``CLASSHUB_MONGO_URL`` from ``CLASSHUB_CLASSES_MONGO_URL`` (the service's own
+        MongoDB user). It may hold a password: it is never logged.
 
         Example: ``c.ClassesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
         """,
@@ -64,17 +66,13 @@ class ClassesApp(HomesSettings, ServiceApp):
 
     @validate("mongo_url")
     def _check_mongo_url(self, proposal):
-        if not proposal.value.startswith(("mongodb://", "mongodb+srv://")):
-            raise TraitError(
-                "mongo_url must start with mongodb:// or mongodb+srv:// "
-                "(set CLASSHUB_MONGO_URL, e.g. mongodb://127.0.0.1:17017/classhub)"
-            )
-        return proposal.value
+        return checked_mongo_url(self, proposal)
 
     mongo_timeout = Float(
         config=True,
         help="""Seconds a MongoDB call may take (server selection, connect, each
-        operation) before the API answers 503. Set from ``CLASSHUB_MONGO_TIMEOUT``.
+        operation) before the API answers 503, so a MongoDB outage shows as an error
+        instead of a page that hangs. Set from ``CLASSHUB_MONGO_TIMEOUT``.
 
         Example: ``c.ClassesApp.mongo_timeout = 2``
         """,

@@ -13,14 +13,13 @@ from common.hubenv import CPU_LIMIT, JOIN_CODE_SIGNUP, MEM_LIMIT, SINGLEUSER_IMA
 from common.settings import EnvSetting, EnvTable, number, switch, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
-
-SECONDS = "a number of seconds"
+from services.base.sharedenv import MONGO_TIMEOUT, MONGO_URL, SECONDS
 
 #: ``ClassesApp``'s own settings
 CLASSES_TABLE = EnvTable(
     (
-        EnvSetting("mongo_url", "CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub"),
-        EnvSetting("mongo_timeout", "CLASSHUB_MONGO_TIMEOUT", 3.0, number, SECONDS),
+        MONGO_URL.of("mongo_url"),
+        MONGO_TIMEOUT.of("mongo_timeout"),
         SINGLEUSER_IMAGE.of("default_image"),
         EnvSetting("max_cpu_limit", "CLASSHUB_MAX_CPU_LIMIT", 2.0, number, "a number of CPUs"),
         EnvSetting("max_mem_limit", "CLASSHUB_MAX_MEM_LIMIT", "2G"),

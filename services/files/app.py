@@ -25,6 +25,12 @@ from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.membership import Membership
 from services.base.s3 import ObjectStore
+from services.base.sharedenv import (
+    checked_mongo_url,
+    checked_s3_bucket,
+    checked_s3_endpoint,
+    checked_week_seconds,
+)
 
 from .handlers import files_handlers
 from .pages import TEMPLATES, page_handlers
@@ -61,17 +67,15 @@ class FilesApp(HomesSettings, ServiceApp):
 
     @validate("s3_endpoint")
     def _check_s3_endpoint(self, proposal):
-        if not proposal.value.startswith(("http://", "https://")):
-            raise TraitError(
-                "s3_endpoint must be http(s)://host:port (CLASSHUB_S3_ENDPOINT), "
-                f"got {proposal.value[:60]!r}"
-            )
-        return proposal.value.rstrip("/")
+        return checked_s3_endpoint(self, proposal)
 
     s3_access_key = Unicode(
         config=True,
-        help="""The service's S3 access key (``CLASSHUB_S3_ACCESS_KEY``). Only this service
-        holds S3 credentials: no student container ever sees them.
+        help="""The access key of the service's own S3 identity ``files`` (limited to the
+        files service's areas of the bucket). The hub passes it as
+        ``CLASSHUB_S3_ACCESS_KEY`` from ``CLASSHUB_S3_FILES_ACCESS_KEY`` (or, with one
+        identity for both services, ``CLASSHUB_S3_ACCESS_KEY``). Never logged, never given
+        to a container: browsers get presigned URLs instead.
 
         Example: ``c.FilesApp.s3_access_key = "classhub"``
         """,
@@ -79,7 +83,10 @@ class FilesApp(HomesSettings, ServiceApp):
 
     s3_secret_key = Unicode(
         config=True,
-        help="""The service's S3 secret key (``CLASSHUB_S3_SECRET_KEY``); never logged.
+        help="""The secret key of the service's own S3 identity, passed as
+        ``CLASSHUB_S3_SECRET_KEY`` from ``CLASSHUB_S3_FILES_SECRET_KEY`` (or
+        ``CLASSHUB_S3_SECRET_KEY``), as ``s3_access_key``. Never logged, never given to a
+        container.
 
         Example: ``c.FilesApp.s3_secret_key = open("/run/secrets/s3").read().strip()``
         """,
@@ -97,15 +104,7 @@ class FilesApp(HomesSettings, ServiceApp):
 
     @validate("s3_bucket")
     def _check_bucket(self, proposal):
-        value = proposal.value
-        reserved = {"hub", "user", "users", "services", "api"}
-        ok = 3 <= len(value) <= 63 and all(c.islower() or c.isdigit() or c == "-" for c in value)
-        if not ok or value in reserved or value.startswith("-") or value.endswith("-"):
-            raise TraitError(
-                f"s3_bucket {value!r} must be 3-63 lowercase letters, digits and dashes, "
-                "and not a path the hub uses (hub, user, services)"
-            )
-        return value
+        return checked_s3_bucket(self, proposal)
 
     s3_timeout = Float(
         config=True,
@@ -121,17 +120,24 @@ class FilesApp(HomesSettings, ServiceApp):
 
     mongo_url = Unicode(
         config=True,
-        help="""MongoDB URL for the record of material pushes (the classes service's
-        database). Set from ``CLASSHUB_MONGO_URL``; may hold a password, never logged.
+        help="""MongoDB connection URL for the record of material pushes; its path names
+        the database. The hub passes it as ``CLASSHUB_MONGO_URL`` from
+        ``CLASSHUB_FILES_MONGO_URL`` (the service's own MongoDB user). It may hold a
+        password: it is never logged.
 
         Example: ``c.FilesApp.mongo_url = "mongodb://127.0.0.1:17017/classhub"``
         """,
     ).tag(sensitive=True)
 
+    @validate("mongo_url")
+    def _check_mongo_url(self, proposal):
+        return checked_mongo_url(self, proposal)
+
     mongo_timeout = Float(
         config=True,
-        help="""Seconds a MongoDB call may take before the answer is 503
-        (``CLASSHUB_MONGO_TIMEOUT``).
+        help="""Seconds a MongoDB call may take (server selection, connect, each
+        operation) before the API answers 503, so a MongoDB outage shows as an error
+        instead of a page that hangs. Set from ``CLASSHUB_MONGO_TIMEOUT``.
 
         Example: ``c.FilesApp.mongo_timeout = 2``
         """,
@@ -221,9 +227,7 @@ class FilesApp(HomesSettings, ServiceApp):
 
     @validate("upload_expiry", "download_expiry", "s3_timeout", "mongo_timeout")
     def _check_seconds(self, proposal):
-        if not 0 < proposal.value <= 7 * 86400:
-            raise TraitError(f"{named(self, proposal)} must be between 0 and 7 days in seconds")
-        return proposal.value
+        return checked_week_seconds(self, proposal)
 
     # ----- pushes
 
@@ -262,9 +266,11 @@ class FilesApp(HomesSettings, ServiceApp):
 
     traefik_dynamic_dir = Unicode(
         config=True,
-        help="""Traefik's dynamic configuration directory: the service writes its route
-        for presigned URLs there at start-up. Empty: write nothing (the route is made
-        elsewhere). Set from ``CLASSHUB_TRAEFIK_DYNAMIC_DIR``.
+        help="""The directory watched by Traefik's file provider (the proxy's
+        ``dynamic_config_dir``): the service writes its route for presigned URLs there at
+        start-up, so browsers reach the S3 store through Traefik. Set from
+        ``CLASSHUB_TRAEFIK_DYNAMIC_DIR``; by default ``$CLASSHUB_DATA_DIR/traefik-dynamic``
+        as the proxy's. Empty: write nothing (the route is made elsewhere).
 
         Example: ``c.FilesApp.traefik_dynamic_dir = "/srv/classhub/traefik-dynamic"``
         """,
@@ -272,8 +278,9 @@ class FilesApp(HomesSettings, ServiceApp):
 
     traefik_entrypoint = Unicode(
         config=True,
-        help="""The Traefik entry point browsers come in through
-        (``CLASSHUB_TRAEFIK_ENTRYPOINT``).
+        help="""The Traefik entrypoint browsers come in through, on which the route for
+        presigned URLs is made; the same as the proxy's ``entrypoint``. Set from
+        ``CLASSHUB_TRAEFIK_ENTRYPOINT``.
 
         Example: ``c.FilesApp.traefik_entrypoint = "websecure"``
         """,

@@ -8,22 +8,32 @@ into the service's ``environment``. A new setting: add its trait (with ``help=``
 
 from __future__ import annotations
 
+from common.hubenv import TRAEFIK_DYNAMIC_DIR, TRAEFIK_ENTRYPOINT
 from common.settings import EnvSetting, EnvTable, comma_list, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
-
-SECONDS = "a number of seconds"
+from services.base.sharedenv import (
+    DOWNLOAD_EXPIRY,
+    MONGO_TIMEOUT,
+    MONGO_URL,
+    S3_ACCESS_KEY,
+    S3_BUCKET,
+    S3_ENDPOINT,
+    S3_SECRET_KEY,
+    SECONDS,
+    SYNC_INTERVAL,
+)
 
 #: ``FilesApp``'s own settings
 FILES_TABLE = EnvTable(
     (
-        EnvSetting("s3_endpoint", "CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333"),
-        EnvSetting("s3_access_key", "CLASSHUB_S3_ACCESS_KEY", "", sensitive=True),
-        EnvSetting("s3_secret_key", "CLASSHUB_S3_SECRET_KEY", "", sensitive=True),
-        EnvSetting("s3_bucket", "CLASSHUB_S3_BUCKET", "classhub-files"),
+        S3_ENDPOINT.of("s3_endpoint"),
+        S3_ACCESS_KEY.of("s3_access_key"),
+        S3_SECRET_KEY.of("s3_secret_key"),
+        S3_BUCKET.of("s3_bucket"),
         EnvSetting("s3_timeout", "CLASSHUB_S3_TIMEOUT", 10.0, number, SECONDS),
-        EnvSetting("mongo_url", "CLASSHUB_MONGO_URL", "mongodb://127.0.0.1:27017/classhub"),
-        EnvSetting("mongo_timeout", "CLASSHUB_MONGO_TIMEOUT", 3.0, number, SECONDS),
+        MONGO_URL.of("mongo_url"),
+        MONGO_TIMEOUT.of("mongo_timeout"),
         EnvSetting("user_quota", "CLASSHUB_FILES_USER_QUOTA", "1G"),
         EnvSetting("material_quota", "CLASSHUB_FILES_MATERIAL_QUOTA", "2G"),
         EnvSetting("max_file_size", "CLASSHUB_FILES_MAX_FILE_SIZE", "512M"),
@@ -32,7 +42,7 @@ FILES_TABLE = EnvTable(
         EnvSetting("max_unpacked_size", "CLASSHUB_FILES_MAX_UNPACKED_SIZE", "1G"),
         EnvSetting("max_zip_files", "CLASSHUB_FILES_MAX_ZIP_FILES", 2000, whole, "a whole number"),
         EnvSetting("upload_expiry", "CLASSHUB_FILES_UPLOAD_EXPIRY", 600.0, number, SECONDS),
-        EnvSetting("download_expiry", "CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0, number, SECONDS),
+        DOWNLOAD_EXPIRY.of("download_expiry"),
         EnvSetting(
             "release_services",
             "CLASSHUB_FILES_RELEASE_SERVICES",
@@ -41,10 +51,12 @@ FILES_TABLE = EnvTable(
             "service names separated by commas",
             keep_empty=True,
         ),
-        EnvSetting("sync_interval", "CLASSHUB_FILES_SYNC_INTERVAL", 5.0, number, SECONDS),
-        EnvSetting("traefik_dynamic_dir", "CLASSHUB_TRAEFIK_DYNAMIC_DIR", ""),
-        EnvSetting("traefik_entrypoint", "CLASSHUB_TRAEFIK_ENTRYPOINT", "web"),
-    )
+        SYNC_INTERVAL.of("sync_interval"),
+        TRAEFIK_DYNAMIC_DIR.of("traefik_dynamic_dir"),
+        TRAEFIK_ENTRYPOINT.of("traefik_entrypoint"),
+    ),
+    # the hub's state directory, under which traefik_dynamic_dir's default lies
+    extra=("CLASSHUB_DATA_DIR",),
 )
 
 #: everything the service reads from its environment (what the hub passes)

@@ -26,6 +26,11 @@ from services.base.hubapi import HubAPIError
 from services.base.membership import Membership
 from services.base.pages import normal_base_url
 from services.base.s3 import ObjectStore
+from services.base.sharedenv import (
+    checked_s3_bucket,
+    checked_s3_endpoint,
+    checked_week_seconds,
+)
 
 from .autograde.service import Autograding, snapshot_loader
 from .autograde.settings import AutogradeSettings
@@ -78,12 +83,17 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
 
     s3_endpoint = Unicode(
         config=True,
-        help="""The S3 store holding submitted snapshots (the files service's store),
-        ``CLASSHUB_S3_ENDPOINT``.
+        help="""Where the service reaches the S3 store (``http(s)://host:port``): the files
+        service's store, which holds the submitted snapshots. Set from
+        ``CLASSHUB_S3_ENDPOINT``, as the files service's ``s3_endpoint``.
 
         Example: ``c.GradesApp.s3_endpoint = "http://127.0.0.1:18333"``
         """,
     )
+
+    @validate("s3_endpoint")
+    def _check_s3_endpoint(self, proposal):
+        return checked_s3_endpoint(self, proposal)
 
     s3_bucket = Unicode(
         config=True,
@@ -94,11 +104,17 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
         """,
     )
 
+    @validate("s3_bucket")
+    def _check_s3_bucket(self, proposal):
+        return checked_s3_bucket(self, proposal)
+
     s3_access_key = Unicode(
         config=True,
         help="""The access key of the service's own S3 identity ``grades`` (read, write and
-        list under ``submissions/`` only), which the hub passes from
-        ``CLASSHUB_S3_GRADES_ACCESS_KEY``. Never logged, never given to a container.
+        list under ``submissions/`` only). The hub passes it as
+        ``CLASSHUB_S3_ACCESS_KEY`` from ``CLASSHUB_S3_GRADES_ACCESS_KEY`` (or, with one
+        identity for both services, ``CLASSHUB_S3_ACCESS_KEY``). Never logged, never given
+        to a container.
 
         Example: ``c.GradesApp.s3_access_key = "grades"``
         """,
@@ -106,8 +122,10 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
 
     s3_secret_key = Unicode(
         config=True,
-        help="""The secret key of the service's own S3 identity (the hub passes
-        ``CLASSHUB_S3_GRADES_SECRET_KEY``). Never logged, never given to a container.
+        help="""The secret key of the service's own S3 identity, passed as
+        ``CLASSHUB_S3_SECRET_KEY`` from ``CLASSHUB_S3_GRADES_SECRET_KEY`` (or
+        ``CLASSHUB_S3_SECRET_KEY``), as ``s3_access_key``. Never logged, never given to a
+        container.
 
         Example: ``c.GradesApp.s3_secret_key = open("/run/secrets/s3-grades").read().strip()``
         """,
@@ -127,17 +145,24 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
 
     download_expiry = Float(
         config=True,
-        help="""Seconds a link to a submitted snapshot stays valid
+        help="""Seconds a link to a submitted snapshot stays valid (more than 0, at most 7
+        days): enough to start the download; the page asks for a new link every time. The
+        same variable as the files service's ``download_expiry``
         (``CLASSHUB_FILES_DOWNLOAD_EXPIRY``).
 
         Example: ``c.GradesApp.download_expiry = 60``
         """,
     )
 
+    @validate("download_expiry")
+    def _check_download_expiry(self, proposal):
+        return checked_week_seconds(self, proposal)
+
     sync_interval = Float(
         config=True,
         help="""Seconds between two rounds delivering returned feedback to students whose
-        server was stopped when it was returned (``CLASSHUB_FILES_SYNC_INTERVAL``).
+        server was stopped when it was returned. The same variable as the files
+        service's ``sync_interval`` (``CLASSHUB_FILES_SYNC_INTERVAL``).
 
         Example: ``c.GradesApp.sync_interval = 10``
         """,

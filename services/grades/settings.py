@@ -16,8 +16,15 @@ from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
 from services.base.hubconfig import PORTS
 from services.base.pages import normal_base_url
-
-SECONDS = "a number of seconds"
+from services.base.sharedenv import (
+    DOWNLOAD_EXPIRY,
+    S3_ACCESS_KEY,
+    S3_BUCKET,
+    S3_ENDPOINT,
+    S3_SECRET_KEY,
+    SECONDS,
+    SYNC_INTERVAL,
+)
 
 
 def _files_url(app) -> str:
@@ -34,12 +41,12 @@ GRADES_TABLE = EnvTable(
         # run by hand and is never passed (it holds the hub's own credentials)
         EnvSetting("db_url", "CLASSHUB_GRADES_DB_URL", "", also=("CLASSHUB_DB_URL",)),
         EnvSetting("db_timeout", "CLASSHUB_GRADES_DB_TIMEOUT", 5.0, number, SECONDS),
-        EnvSetting("s3_endpoint", "CLASSHUB_S3_ENDPOINT", "http://127.0.0.1:8333"),
-        EnvSetting("s3_bucket", "CLASSHUB_S3_BUCKET", "classhub-files"),
-        EnvSetting("s3_access_key", "CLASSHUB_S3_ACCESS_KEY", "", sensitive=True),
-        EnvSetting("s3_secret_key", "CLASSHUB_S3_SECRET_KEY", "", sensitive=True),
-        EnvSetting("download_expiry", "CLASSHUB_FILES_DOWNLOAD_EXPIRY", 60.0, number, SECONDS),
-        EnvSetting("sync_interval", "CLASSHUB_FILES_SYNC_INTERVAL", 5.0, number, SECONDS),
+        S3_ENDPOINT.of("s3_endpoint"),
+        S3_BUCKET.of("s3_bucket"),
+        S3_ACCESS_KEY.of("s3_access_key"),
+        S3_SECRET_KEY.of("s3_secret_key"),
+        DOWNLOAD_EXPIRY.of("download_expiry"),
+        SYNC_INTERVAL.of("sync_interval"),
         EnvSetting(
             "files_url",
             "CLASSHUB_FILES_URL",

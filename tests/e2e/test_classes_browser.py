@@ -1,4 +1,5 @@
-"""End-to-end: the classes service in the stack `make up` started, in headless Chromium.
+"""End-to-end: the classes service in the tier's throwaway compose stack (tests/e2e/conftest.py,
+never the one `make up` started), in headless Chromium.
 
 The admin creates a class through the service's API (with an admin-issued token), a
 student signs in with a password, finds the class under "My classes" and launches its

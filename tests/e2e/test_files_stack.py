@@ -1,6 +1,6 @@
-"""The files and grades services in the stack `make up` runs: SeaweedFS behind Traefik's
-presigned route, the services' health, and a student's upload and download through the
-stack."""
+"""The files and grades services in the tier's throwaway compose stack (tests/e2e/conftest.py,
+never the one `make up` runs): SeaweedFS behind Traefik's presigned route, the services'
+health, and a student's upload and download through the stack."""
 
 import pytest
 import requests

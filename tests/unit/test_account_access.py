@@ -7,7 +7,6 @@ from authenticator.account_access import (
     PAGE_SIZE,
     Actor,
     Target,
-    classes_of,
     like_pattern,
     may_act,
     search_params,
@@ -138,9 +137,3 @@ def test_search_params_refuse_bad_input(q, offset, limit, words):
 def test_like_pattern_matches_literally():
     assert like_pattern("Ali") == "%ali%"
     assert like_pattern("a_b%c\\") == "%a\\_b\\%c\\\\%"
-
-
-def test_classes_of_group_names():
-    groups = ["class-bio1", "teachers-chem2", "class-", "other", "class-phys3"]
-    assert classes_of(groups, "class-") == {"bio1", "phys3"}
-    assert classes_of(groups, "teachers-") == {"chem2"}

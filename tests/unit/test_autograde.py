@@ -496,10 +496,13 @@ def test_settings_defaults_env_and_validation(monkeypatch):
     s = settings.AutogradeSettings(autograde_timeout=10.0, autograde_cell_timeout=20.0)
     with pytest.raises(TraitError, match="below autograde_timeout"):
         s.autograde_limits()
+    # one size notation (common/units.py), written back as Docker and tmpfs read it
+    s = settings.AutogradeSettings(autograde_mem_limit="1.5G", autograde_tmpfs_size="64MiB")
+    assert (s.autograde_mem_limit, s.autograde_tmpfs_size) == ("1536M", "64M")
+    assert s.autograde_limits().mem_limit == "1536m"
     monkeypatch.setenv("CLASSHUB_AUTOGRADE_PIDS_LIMIT", "many")
     with pytest.raises(TraitError, match="must be a number"):
         settings.AutogradeSettings().autograde_pids_limit  # noqa: B018
-    assert settings.size_bytes("512M") == 512 << 20
 
 
 def test_leftover_containers_of_this_deployment_only_are_removed():

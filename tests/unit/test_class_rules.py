@@ -2,8 +2,9 @@
 
 import pytest
 
-from authenticator.class_roles import class_teacher_roles, is_student, rosters, taught_codes
+from authenticator.class_roles import class_teacher_roles, is_student, rosters
 from common.classenv import ClassRefused, environment_from_properties, resolve_class
+from common.groups import TEACHERS_PREFIX, codes_of
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,10 @@ def test_who_may_start_a_class_server(groups, admin, props, refused):
 
 def test_teacher_roles_name_each_students_class_server_and_nothing_else():
     signature = rosters(
-        taught_codes(["teachers-phy", "class-chem", "teachers-bio", "other", "teachers-"]),
+        codes_of(
+            ["teachers-phy", "class-chem", "teachers-bio", "other", "teachers-", "teachers-X"],
+            TEACHERS_PREFIX,
+        ),
         {
             "phy": [("amy", True), ("boss", False), ("bob", True)],
             "bio": [("amy", True)],

@@ -44,6 +44,7 @@ def clean_env(monkeypatch, **env):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("CLASSHUB_DATA_DIR", raising=False)
     monkeypatch.delenv("CLASSHUB_GATE_PORT", raising=False)
+    monkeypatch.delenv("CLASSHUB_SERVERS_DOMAIN", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
 
@@ -63,6 +64,19 @@ def test_the_traits_defaults_without_variables(monkeypatch):
     assert auth.session_policy == "takeover"
     assert auth.session_idle_timeout == 7200
     assert auth.redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_per_user_origins_turn_the_owner_gate_off(monkeypatch):
+    """With CLASSHUB_SERVERS_DOMAIN every user's servers have their own origin: no owner gate
+    (teachers and admins open servers as their scopes allow), whatever CLASSHUB_GATE_URL
+    says; the spawner's table decides it, not hub/config.py."""
+    clean_env(monkeypatch, CLASSHUB_GATE_URL="http://127.0.0.1:9000/check")
+    assert ClassroomSpawner().owner_gate_url == "http://127.0.0.1:9000/check"
+    monkeypatch.setenv("CLASSHUB_SERVERS_DOMAIN", "classhub-servers.example.edu")
+    assert ClassroomSpawner().owner_gate_url == ""
+    # configuration still wins over the environment
+    url = "http://127.0.0.1:8082/check"
+    assert ClassroomSpawner(owner_gate_url=url).owner_gate_url == url
 
 
 def test_a_whole_class_may_start_at_once():

@@ -67,6 +67,8 @@ def test_configure_origins_sets_jupyterhubs_traits():
     assert c.JupyterHub.subdomain_hook("alice", "x", "user") == "alice.classhub-servers.localhost"
     # __Host- cookies need https
     assert "cookie_host_prefix_enabled" not in c.JupyterHub
+    # JupyterHub's own traits only: the spawner's gate follows CLASSHUB_SERVERS_DOMAIN itself
+    assert set(c) == {"JupyterHub"}
 
 
 def test_https_turns_on_host_prefixed_cookies():

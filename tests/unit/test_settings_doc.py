@@ -88,3 +88,56 @@ def test_a_trait_has_one_default_only():
 
     with pytest.raises(TypeError, match="keep one"):
         TABLE.install(Twice)
+
+
+def _shared_declarations() -> list:
+    """The module-level declarations that tables take over with ``.of()``."""
+    import common.hubenv
+    import services.base.hubconfig
+    import services.base.sharedenv
+
+    found = []
+    for module in (common.hubenv, services.base.sharedenv, services.base.hubconfig):
+        for value in vars(module).values():
+            values = value.values() if isinstance(value, dict) else (value,)
+            found += [v for v in values if isinstance(v, EnvSetting) and not v.trait]
+    return found
+
+
+def test_each_variable_is_declared_once():
+    """One owner per setting: a variable that feeds traits of several tables is one shared
+    declaration (common/hubenv.py, services/base/sharedenv.py), which each table takes over
+    with ``.of(trait)``, so its default, parser, expectation and checks cannot drift apart.
+    A fallback (``also``) is a use of another variable, not a declaration of it."""
+    from dataclasses import replace
+
+    shared = _shared_declarations()
+    users: dict[str, list[tuple[str, EnvSetting]]] = {}
+    for marker, spec in settingsdoc.CLASSES:
+        for setting in env_table(settingsdoc.load(spec)):
+            if setting.trait:
+                users.setdefault(setting.env, []).append((f"{marker}.{setting.trait}", setting))
+    problems = []
+    for env, uses in sorted(users.items()):
+        owners = [d for d in shared if d.env == env]
+        if len(owners) > 1:
+            problems.append(f"{env}: {len(owners)} shared declarations")
+            continue
+        distinct = []
+        for _, s in uses:
+            bare = replace(s, trait="")
+            if bare not in distinct:
+                distinct.append(bare)
+        traits = sorted({t for t, _ in uses})
+        # a subclass lists its base's entries again (the same objects): one holder
+        holders = {id(s) for _, s in uses}
+        if len(distinct) > 1:
+            problems.append(f"{env}: declared differently by {', '.join(traits)}")
+        elif len(holders) > 1 and not owners:
+            problems.append(
+                f"{env}: feeds {', '.join(traits)} with copies of one declaration; declare it "
+                "once (common/hubenv.py or services/base/sharedenv.py) and use .of()"
+            )
+        elif owners and distinct[0] != owners[0]:
+            problems.append(f"{env}: a table changes the shared declaration")
+    assert problems == []

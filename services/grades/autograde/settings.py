@@ -10,27 +10,16 @@ which the hub passes to the service.
 from __future__ import annotations
 
 import os
-import re
 
 from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from common import images
+from common.units import format_size, parse_size
 
 from ..settings import AUTOGRADE_TABLE
 from .sandbox import Autograder, Limits
 from .worker import WorkerSettings
-
-_SIZE = re.compile(r"^([1-9][0-9]*)([kKmMgG]?)$")
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def size_bytes(text: str) -> int:
-    """``"512M"`` -> 536870912 (Docker's units: k, m, g, powers of 1024). ValueError."""
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a size such as 512M or 2G")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 @AUTOGRADE_TABLE.install
@@ -219,7 +208,7 @@ class AutogradeSettings(Configurable):
     def _check_size(self, proposal):
         name = proposal.trait.name
         try:
-            value = size_bytes(proposal.value)
+            value = parse_size(proposal.value)
         except ValueError:
             raise TraitError(
                 f"{name} must be a size such as 512M or 2G, got {proposal.value!r}"
@@ -227,7 +216,8 @@ class AutogradeSettings(Configurable):
         low = {"autograde_mem_limit": 64 << 20, "autograde_tmpfs_size": 1 << 20}.get(name, 4096)
         if value < low:
             raise TraitError(f"{name} must be at least {low >> 10}K, got {proposal.value!r}")
-        return proposal.value
+        # in the notation Docker and tmpfs read (``1.5G`` -> ``1536M``, ``2GiB`` -> ``2G``)
+        return format_size(value)
 
     @validate("autograde_pids_limit")
     def _check_pids(self, proposal):
@@ -264,7 +254,7 @@ class AutogradeSettings(Configurable):
             cpu_limit=self.autograde_cpu_limit,
             timeout=self.autograde_timeout,
             cell_timeout=self.autograde_cell_timeout,
-            output_limit=size_bytes(self.autograde_output_limit),
+            output_limit=parse_size(self.autograde_output_limit),
             tmpfs_size=self.autograde_tmpfs_size.lower(),
             deployment=deployment,
         )
