@@ -8,6 +8,7 @@ from common.settings import check_environment
 from hub.config import apply_env as configure_hub
 from hub.config import configure_landing, configure_web
 from hub.proxy import PROXY_TABLE
+from hub.settings import EXTRA_CONFIG
 from services.config import apply_env as configure_services
 from spawner.spawner import SPAWNER_TABLE
 
@@ -22,5 +23,5 @@ configure_web(c)
 configure_landing(c)
 
 # Site-local overrides (a file of c.X.y = ... lines), loaded last.
-if os.environ.get("CLASSHUB_EXTRA_CONFIG"):
-    load_subconfig(os.environ["CLASSHUB_EXTRA_CONFIG"])  # noqa: F821
+if EXTRA_CONFIG.read():
+    load_subconfig(EXTRA_CONFIG.read())  # noqa: F821

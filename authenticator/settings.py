@@ -6,13 +6,12 @@ Set them as ``c.JWTAuthenticator.<name> = ...`` in a config file, or through the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from common.hubenv import REDIS_URL
+from common.hubenv import ADMIN_PASSWORD, ADMIN_PASSWORD_FILE, REDIS_URL
 from common.settings import EnvSetting, EnvTable, named, switch
 
 from .roles import ROLES, STUDENT_SCOPES
@@ -499,10 +498,10 @@ class AuthSettings(LoggingConfigurable):
     # ----- objects built from the settings -----
 
     def first_admin_password(self) -> str:
-        path = os.environ.get("CLASSHUB_ADMIN_PASSWORD_FILE", "")
+        path = ADMIN_PASSWORD_FILE.read()
         if path:
             return Path(path).read_text().strip()
-        return os.environ.get("CLASSHUB_ADMIN_PASSWORD", "")
+        return ADMIN_PASSWORD.read()
 
     def make_keys(self):
         """The key source for token sign-in, or None when token sign-in is not set up."""

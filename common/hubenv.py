@@ -148,3 +148,25 @@ TRAEFIK_DYNAMIC_DIR = EnvSetting(
     lambda obj: DATA_DIR.read() + "/traefik-dynamic",
     doc_default="$CLASSHUB_DATA_DIR/traefik-dynamic (/srv/classhub/traefik-dynamic)",
 )
+
+#: the first admin's initial password (the authenticator creates the account; the hub's
+#: guide lists it, hub/settings.py)
+ADMIN_PASSWORD = EnvSetting(
+    "",
+    "CLASSHUB_ADMIN_PASSWORD",
+    "",
+    doc_default="unset",
+    sensitive=True,
+    doc="Initial password of the first admin (`c.JWTAuthenticator.first_admin`, "
+    "`CLASSHUB_ADMIN_USER`) (at least 10 characters). `up.sh` generates one (24 hex "
+    "characters). Read only when the account is created; an existing account keeps its "
+    "password.",
+)
+ADMIN_PASSWORD_FILE = EnvSetting(
+    "",
+    "CLASSHUB_ADMIN_PASSWORD_FILE",
+    "",
+    doc_default="unset",
+    doc="A file (inside the hub container) holding that password instead; wins over "
+    "`CLASSHUB_ADMIN_PASSWORD`.",
+)

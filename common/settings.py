@@ -80,6 +80,9 @@ class EnvSetting:
     sensitive: bool = False
     off_when: str = ""
     off: Any = ""
+    #: what the variable means, for a variable that feeds no classhub trait (the hub's
+    #: own, hub/settings.py): the admin guide's "Hub environment" table shows it
+    doc: str = ""
 
     @property
     def variables(self) -> tuple[str, ...]:

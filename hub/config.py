@@ -23,8 +23,9 @@ from traitlets.config import Config
 
 from common import scopes
 from common.errors import ConfigError
-from common.hubenv import BIND_IP, DATA_DIR, STUDENT_NETWORK, own_address
-from common.settings import read_env, whole
+from common.hubenv import BIND_IP, DATA_DIR, SERVERS_DOMAIN, STUDENT_NETWORK, own_address
+
+from .settings import CONCURRENT_SPAWN_LIMIT, HUB_DB_URL, HUB_IP, HUB_PORT, PUBLIC_URL
 
 
 def configure_hub(
@@ -266,28 +267,23 @@ def apply_env(
         data_dir = DATA_DIR.read(environ=env)
         # the hub's address for the containers: the gateway of the spawner's network
         network = STUDENT_NETWORK.read(environ=env)
-        hub_ip = read_env("CLASSHUB_HUB_IP", environ=env) or gateway_lookup(network)
-        number = "a whole number"
+        hub_ip = HUB_IP.read(environ=env) or gateway_lookup(network)
         configure_hub(
             c,
             data_dir=data_dir,
-            db_url=read_env(
-                "CLASSHUB_DB_URL", f"sqlite:///{data_dir}/jupyterhub.sqlite", environ=env
-            ),
+            db_url=HUB_DB_URL.read(environ=env) or f"sqlite:///{data_dir}/jupyterhub.sqlite",
             hub_ip=hub_ip,
-            hub_port=read_env("CLASSHUB_HUB_PORT", 8081, whole, "a port number", env),
-            public_url=read_env("CLASSHUB_PUBLIC_URL", "http://:8000", environ=env),
-            concurrent_spawn_limit=read_env(
-                "CLASSHUB_CONCURRENT_SPAWN_LIMIT", 0, whole, number, env
-            ),
+            hub_port=HUB_PORT.read(environ=env),
+            public_url=PUBLIC_URL.read(environ=env),
+            concurrent_spawn_limit=CONCURRENT_SPAWN_LIMIT.read(environ=env),
             bind_ip=own_address(BIND_IP.read(environ=env)),
         )
     except TraitError as e:
         raise ConfigError(str(e)) from None
     configure_origins(
         c,
-        public_url=read_env("CLASSHUB_PUBLIC_URL", environ=env),
-        servers_domain=read_env("CLASSHUB_SERVERS_DOMAIN", environ=env).lower(),
+        public_url=PUBLIC_URL.read(environ=env),
+        servers_domain=SERVERS_DOMAIN.read(environ=env).lower(),
     )
     configure_proxy(c)
     configure_spawner(c)

@@ -1,7 +1,8 @@
 """Generate the admin guide's settings tables from the traits (``make docs``).
 
 Each table lies between ``<!-- settings:NAME -->`` and ``<!-- /settings:NAME -->`` in
-docs/admin-guide.md; one row per configurable trait: the setting (``c.Class.trait`` and
+docs/admin-guide.md; the hub's own variables (``hub-env``: hub/settings.py's ``HUB_TABLE``,
+their defaults and meaning), and one row per configurable trait: the setting (``c.Class.trait`` and
 its ``CLASSHUB_*`` variable, from the class's table in ``common/settings.py``), its
 default and its help text. ``python scripts/settingsdoc.py`` rewrites the guide;
 ``--check`` exits 1 when it is stale. tests/unit/test_settings_doc.py runs the check
@@ -124,6 +125,17 @@ def variable_rows() -> list[str]:
     return out
 
 
+def hub_env_rows() -> list[str]:
+    """The hub's own variables (hub/settings.py ``HUB_TABLE``): default and meaning."""
+    from hub.settings import HUB_TABLE
+
+    out = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in HUB_TABLE:
+        default = _one_line(setting.shown_default())
+        out.append(f"| `{setting.env}` | `{default}` | {_one_line(setting.doc)} |")
+    return out
+
+
 def problems() -> list[str]:
     """Traits without a help that has a ``c.Class.trait = ...`` example."""
     found = []
@@ -145,6 +157,7 @@ def render(text: str) -> str:
     """``text`` (the guide) with every marked table generated again."""
     tables = [(marker, lambda m=marker, s=spec: rows(m, load(s))) for marker, spec in CLASSES]
     tables.append(("variables", variable_rows))
+    tables.append(("hub-env", hub_env_rows))
     for marker, make in tables:
         begin, end = f"<!-- settings:{marker} -->", f"<!-- /settings:{marker} -->"
         if begin not in text or end not in text:

@@ -392,3 +392,21 @@ def test_a_bind_subnet_the_container_is_not_on_is_refused_with_the_fix(monkeypat
     apply_env(c, {"CLASSHUB_HUB_IP": "172.30.0.1"}, gateway_lookup=no_docker)
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     assert "hub_connect_url" not in c.JupyterHub
+
+
+def test_the_hub_reads_its_own_variables_only_through_their_declarations():
+    """hub/config.py and the composition root read no CLASSHUB_* variable by name: each
+    is declared once (hub/settings.py, common/hubenv.py), so its default and meaning in
+    the admin guide are generated from the same place (make docs)."""
+    import re
+    from pathlib import Path
+
+    from hub.settings import HUB_TABLE
+
+    root = Path(__file__).resolve().parents[2]
+    for path in ("hub/config.py", "jupyterhub_config.py"):
+        text = (root / path).read_text()
+        assert not re.search(r"environ\.get\(\"CLASSHUB_|read_env\(\"CLASSHUB_", text), path
+    declared = {s.env for s in HUB_TABLE}
+    assert {"CLASSHUB_HUB_PORT", "CLASSHUB_PUBLIC_URL", "CLASSHUB_BIND_IP"} <= declared
+    assert all(s.doc for s in HUB_TABLE)
