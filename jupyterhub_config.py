@@ -6,7 +6,7 @@ import os
 from authenticator.settings import AUTH_TABLE
 from common.settings import check_environment
 from hub.config import apply_env as configure_hub
-from hub.config import configure_landing, configure_web
+from hub.config import configure_landing, configure_service_origins, configure_web
 from hub.proxy import PROXY_TABLE
 from hub.settings import EXTRA_CONFIG
 from services.config import apply_env as configure_services
@@ -17,6 +17,8 @@ c = get_config()  # noqa: F821 (provided by JupyterHub)
 check_environment(os.environ, PROXY_TABLE, SPAWNER_TABLE, AUTH_TABLE)
 configure_hub(c, os.environ)
 configure_services(c, os.environ)
+# with per-user origins: where the classes service links to students' servers
+configure_service_origins(c)
 # the one web layer: the same header, navigation and brand on the hub's and services' pages
 configure_web(c)
 # after sign-in: a student with one class lands in its JupyterLab, others on My classes

@@ -207,6 +207,22 @@ def configure_web(c: Config) -> None:
     c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
 
 
+def configure_service_origins(c: Config) -> None:
+    """With per-user origins, the classes service links to students' servers on their own
+    hosts: the hub passes it their origin with ``{user}`` for each user's label
+    (``CLASSHUB_SERVERS_ORIGIN``), made from its own ``subdomain_host`` (set by
+    :func:`configure_origins` with its checks), so the service never works it out again.
+    Call it after the services are registered (``services.config.apply_env``)."""
+    host = c.JupyterHub.get("subdomain_host", "")
+    if not host:
+        return
+    scheme, _, rest = host.partition("://")
+    for service in c.JupyterHub.get("services", []):
+        if service.get("name") == "classes":
+            environment = service.setdefault("environment", {})
+            environment["CLASSHUB_SERVERS_ORIGIN"] = f"{scheme}://{{user}}.{rest}"
+
+
 def configure_landing(c: Config) -> None:
     """Where people land after sign-in (``hub/landing.py``, decided by
     ``common.landing``): JupyterHub's ``default_url`` hook sends a signed-in person

@@ -25,7 +25,7 @@ from common.images import (
     parse_catalogue_json,
     split_names,
 )
-from common.settings import named, read_env
+from common.settings import named
 from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
@@ -38,7 +38,7 @@ from .hubsync import GroupSync
 from .joincodes import JoinLimiter
 from .model import InvalidClass, Limits, parse_mem
 from .pages import TEMPLATES, page_handlers
-from .settings import CLASSES_TABLE
+from .settings import CLASSES_TABLE, SERVERS_ORIGIN
 from .store import ClassStore
 from .warmup import Warmer
 from .work import work_handlers
@@ -416,7 +416,8 @@ class ClassesApp(HomesSettings, ServiceApp):
         help="""Where students' servers are: ``<base>user/<name>/<code>/``. On one shared
         origin the hub's base URL path (JupyterHub sets ``JUPYTERHUB_BASE_URL``); with
         per-user origins (``CLASSHUB_SERVERS_DOMAIN``) a URL whose host starts with
-        ``{user}.``, replaced by each user's own label.
+        ``{user}.``, replaced by each user's own label (the hub computes its origin from
+        its own ``subdomain_host`` and passes it as ``CLASSHUB_SERVERS_ORIGIN``).
 
         Example: ``c.ClassesApp.hub_base_url = "https://{user}.classhub-servers.example.edu/"``
         """,
@@ -425,14 +426,8 @@ class ClassesApp(HomesSettings, ServiceApp):
     @default("hub_base_url")
     def _default_hub_base_url(self):
         base = os.environ.get("JUPYTERHUB_BASE_URL") or "/"
-        domain = read_env("CLASSHUB_SERVERS_DOMAIN").lower()
-        public = read_env("CLASSHUB_PUBLIC_URL")
-        if not (domain and "://" in public):
-            return base
-        scheme, _, rest = public.partition("://")
-        hostport = rest.split("/", 1)[0]
-        port = hostport.rpartition(":")[2] if ":" in hostport else ""
-        return f"{scheme}://{{user}}.{domain}{':' + port if port else ''}{base}"
+        origin = SERVERS_ORIGIN.read()
+        return f"{origin}{base}" if origin else base
 
     @default("template_paths")
     def _default_template_paths(self):

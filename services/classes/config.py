@@ -60,7 +60,12 @@ SCOPES = [
 
 #: what the hub computes for the service itself instead of passing its own value
 #: (CLASSHUB_SERVICES: hub.config.configure_web passes the services the hub runs)
-HUB_COMPUTED = ("CLASSHUB_MONGO_URL", "CLASSHUB_SERVICE_COOKIE_SECRET", "CLASSHUB_SERVICES")
+HUB_COMPUTED = (
+    "CLASSHUB_MONGO_URL",
+    "CLASSHUB_SERVICE_COOKIE_SECRET",
+    "CLASSHUB_SERVICES",
+    "CLASSHUB_SERVERS_ORIGIN",
+)
 
 #: settings passed from the hub's environment to the service: its settings table
 PASSED_ENV = tuple(v for v in TABLE.passed_variables if v not in HUB_COMPUTED)

@@ -41,16 +41,21 @@ CLASSES_TABLE = EnvTable(
         JOIN_CODE_SIGNUP.of("join_code_signup"),
         EnvSetting("signups_per_address", "CLASSHUB_SIGNUPS_PER_ADDRESS", 40, whole, "a number"),
     ),
-    # per-user origins: where the links to students' servers point (hub_base_url); the
-    # image catalogue (JSON) and its older form (names): ClassesApp's own @defaults of
-    # images and allowed_images read them (common.images), as ClassroomSpawner's do
+    # per-user origins: where the links to students' servers point (hub_base_url; the
+    # hub computes it, hub.config.configure_service_origins); the image catalogue (JSON)
+    # and its older form (names): ClassesApp's own @defaults of images and allowed_images
+    # read them (common.images), as ClassroomSpawner's do
     extra=(
-        "CLASSHUB_SERVERS_DOMAIN",
-        "CLASSHUB_PUBLIC_URL",
+        "CLASSHUB_SERVERS_ORIGIN",
         "CLASSHUB_IMAGES",
         "CLASSHUB_ALLOWED_IMAGES",
     ),
 )
+
+#: with per-user origins, the origin of students' servers with ``{user}`` for each user's
+#: label (``https://{user}.classhub-servers.example.edu``), computed by the hub from its
+#: own ``subdomain_host`` and passed to the service; empty on one shared origin
+SERVERS_ORIGIN = EnvSetting("", "CLASSHUB_SERVERS_ORIGIN", "")
 
 #: everything the service reads from its environment (what the hub passes)
 TABLE = SERVICE_TABLE + HOMES_TABLE + CLASSES_TABLE

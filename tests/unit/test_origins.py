@@ -1,5 +1,7 @@
 """Per-user origins: the pure parts (hub/origins.py) and their configuration (hub/config.py)."""
 
+import os
+
 import pytest
 from traitlets.config import Config
 
@@ -108,3 +110,39 @@ def test_public_url_parts_and_site_check():
     assert servers_origin(public, "servers.example.edu") == "https://servers.example.edu"
     assert same_site("classhub.example.edu", "alice.servers.example.edu")
     assert not same_site("classhub.localhost", "alice.classhub-servers.localhost")
+
+
+def test_the_classes_service_links_to_servers_on_the_origin_the_hub_computed(monkeypatch):
+    """The hub passes the classes service its servers' origin (CLASSHUB_SERVERS_ORIGIN,
+    from its own subdomain_host); the service no longer works it out from
+    CLASSHUB_SERVERS_DOMAIN and CLASSHUB_PUBLIC_URL itself."""
+    from hub.config import configure_service_origins
+    from services.classes.app import ClassesApp
+    from services.config import apply_env as apply_services_env
+
+    env = dict(
+        BASE,
+        CLASSHUB_PUBLIC_URL="http://classhub.localhost:8000",
+        CLASSHUB_SERVERS_DOMAIN="classhub-servers.localhost",
+        CLASSHUB_MONGO_URL="mongodb://m/x",
+    )
+    c = Config()
+    apply_env(c, env, gateway_lookup=lambda network: "172.30.0.1")
+    apply_services_env(c, env)
+    configure_service_origins(c)
+    classes = next(s for s in c.JupyterHub.services if s["name"] == "classes")
+    origin = classes["environment"]["CLASSHUB_SERVERS_ORIGIN"]
+    assert origin == "http://{user}.classhub-servers.localhost:8000"
+    for name in list(os.environ):
+        if name.startswith("CLASSHUB_") or name.startswith("JUPYTERHUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CLASSHUB_SERVERS_ORIGIN", origin)
+    monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/")
+    assert ClassesApp().hub_base_url == "http://{user}.classhub-servers.localhost:8000/"
+    # one shared origin: nothing passed, links on the hub's own origin
+    c = Config()
+    apply_env(c, BASE | {"CLASSHUB_MONGO_URL": "mongodb://m/x"}, gateway_lookup=str)
+    apply_services_env(c, BASE | {"CLASSHUB_MONGO_URL": "mongodb://m/x"})
+    configure_service_origins(c)
+    classes = next(s for s in c.JupyterHub.services if s["name"] == "classes")
+    assert "CLASSHUB_SERVERS_ORIGIN" not in classes["environment"]
