@@ -283,6 +283,20 @@ class AccountStore:
             row = await cur.fetchone()
         return row[0] if row else None
 
+    async def standing(self, username: str) -> tuple[bool, str | None] | None:
+        """``(disabled, creator)`` of ``username``'s account, or None when there is none:
+        what a token sign-in checks (see :meth:`created_by` for ``creator``), in one query."""
+        name = check_username(username)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT a.disabled, (SELECT l.actor FROM {_AUDIT} l"  # noqa: S608
+                " WHERE l.username = a.username AND l.action = 'create'"
+                f" ORDER BY l.id DESC LIMIT 1) FROM {_T} a WHERE a.username = %s",
+                (name,),
+            )
+            row = await cur.fetchone()
+        return (bool(row[0]), row[1]) if row else None
+
     async def audit_log(self, username: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest changes (of ``username``'s account, when given), newest first."""
         where, params = (

@@ -192,13 +192,13 @@ class JWTAuthenticator(AuthSettings, Authenticator):
         Such accounts sign in with their password; an admin resolves a clash."""
         if self.accounts is None:
             return
-        account = await self.accounts.get(name)
-        if account is None:
+        standing = await self.accounts.standing(name)  # one query for both checks
+        if standing is None:
             return
-        if account.disabled:
+        disabled, creator = standing
+        if disabled:
             self.log.info("Token sign-in of %s refused: the account is disabled", name)
             raise web.HTTPError(403, "This account is disabled on this hub; ask an admin.")
-        creator = await self.accounts.created_by(name)
         if creator and TEACHER_MADE in creator:
             self.log.warning("Token sign-in of %s refused: a teacher made that account", name)
             raise web.HTTPError(

@@ -151,6 +151,11 @@ class MemoryAccounts:
         made = [actor for actor, action, who in self.audit if who == name and action == "create"]
         return made[-1] if made else None
 
+    async def standing(self, username: str) -> tuple[bool, str | None] | None:
+        self._check_up()
+        row = self.rows.get(check_username(username))
+        return (row["disabled"], await self.created_by(username)) if row else None
+
     async def search(self, text: str = "", offset: int = 0, limit: int = 50):
         self._check_up()
         names = [n for n in sorted(self.rows) if text.lower() in n]

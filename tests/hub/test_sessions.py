@@ -37,6 +37,37 @@ async def test_a_new_sign_in_takes_over_and_the_old_browser_is_out(app, browser)
     assert live.session_id == new.cookie("jupyterhub-session-id") != old_session
 
 
+def committed_cookie_id(app, name: str) -> str:
+    """``name``'s cookie id as another connection to the hub's database sees it: only
+    what has been committed."""
+    import sqlite3
+
+    path = app.db.get_bind().url.database
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT cookie_id FROM users WHERE name = ?", (name,)).fetchone()[0]
+
+
+async def test_a_new_sign_in_has_a_new_cookie_id_committed_before_it_answers(app, browser):
+    """The new cookie id (it ends every other browser's hub cookie) is stored with the
+    sign-in's own commit, for a new person and a returning one alike."""
+    name, old, new = new_name(), browser(), browser()
+    assert (await old.login_token(mint(name))).status_code == 302
+    first = committed_cookie_id(app, name)
+    assert await old.whoami() == name
+    assert (await new.login_token(mint(name))).status_code == 302
+    second = committed_cookie_id(app, name)
+    assert second != first
+    assert await new.whoami() == name
+    # the old browser's hub cookie names the old id: refused, even with a live session
+    stale_copy = browser()
+    stale_copy.session.cookies.update(old.session.cookies)
+    stale_copy.session.cookies.set(
+        "jupyterhub-session-id", new.cookie("jupyterhub-session-id"), path="/hub/"
+    )
+    assert await stale_copy.whoami() is None
+    assert committed_cookie_id(app, name) == second
+
+
 async def test_takeover_revokes_the_old_sessions_tokens_at_once(app, browser):
     name, old = new_name(), browser()
     await old.login_token(mint(name))

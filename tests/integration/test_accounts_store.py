@@ -461,6 +461,9 @@ async def test_every_change_is_audited_in_its_transaction(store):
     await store.set_disabled("audited", True, actor="root")
     await store.set_disabled("audited", False)  # the command line's default actor
     assert await store.created_by("audited") == "root"
+    # what a token sign-in checks, in one query: (disabled, creator)
+    assert await store.standing("audited") == (False, "root")
+    assert await store.standing("nobody-here") is None
     entries = await store.audit_log("audited")
     assert [(e.actor, e.action) for e in reversed(entries)] == [
         ("root", "create"),
