@@ -146,7 +146,7 @@ def test_delete_an_archived_class(stack, people):
     assert_error(r, 409, "belonged to a class that was deleted")
     other = new_code()
     make_class(people, other)
-    assert_error(tina.post(f"api/classes/{other}/copy", {"code": code}), 409, "deleted")
+    assert_error(admin.post(f"api/classes/{other}/copy", {"code": code}), 409, "deleted")
     assert_error(admin.delete(f"api/classes/{code}?confirm={code}"), 404)
 
 

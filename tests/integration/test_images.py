@@ -183,7 +183,7 @@ def test_a_datascience_class_runs_the_stack_with_the_same_hardening(stack, peopl
     for tool in ("git --version", "nano --version", "vim --version", "less --version"):
         assert run(tool).strip(), tool
     assert run("curl --version").startswith("curl ")
-    assert "jupyterhub-singleuser" in run("ps -eo args")
+    assert "classhub-singleuser" in run("ps -eo args")  # the server (classhub_singleuser.start)
     # the same single-user server as the minimal image: classhub's extension is on
     assert "classhub_singleuser" in run("jupyter server extension list 2>&1")
     stack.stop("dana", c)

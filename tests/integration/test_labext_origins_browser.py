@@ -236,25 +236,31 @@ def test_a_teacher_in_a_students_server_sees_whose_it_is(stack, assignment, brow
     Submit is off (only the student hands in their work)."""
     from playwright.sync_api import expect
 
-    stack.spawn("bob", CODE)
-    stack.write_home("bob", CODE, NOTEBOOK, notebook("x = 2"))
+    stack.enroll("flo", CODE, name=CLASS_NAME)  # a student of their own: no server yet
+    # a student once signed in (the classhub-student role): teachers reach students only
+    signed_in_page(browser, stack, "flo", "student", "/hub/home").context.close()
+    stack.spawn("flo", CODE)
+    stack.write_home("flo", CODE, NOTEBOOK, notebook("x = 2"))
     page = signed_in_page(browser, stack, "tom", "teacher", "/hub/home")
     page.set_default_timeout(60_000)
     try:
         with screenshots(tmp_path, page):
-            page.goto(stack.server_url("bob", CODE) + "lab")
-            page.wait_for_url(f"**/user/bob/{CODE}/lab**", timeout=120_000)
-            assert urlsplit(page.url).hostname == user_host("bob", SERVERS)
+            page.goto(stack.server_url("flo", CODE) + "lab")
+            # the hub asks before it opens someone else's server
+            page.wait_for_url("**/oauth2/authorize**", timeout=WAIT)
+            page.click("form button[type=submit], form input[type=submit]")
+            page.wait_for_url(f"**/user/flo/{CODE}/lab**", timeout=120_000)
+            assert urlsplit(page.url).hostname == user_host("flo", SERVERS)
             bar = page.wait_for_selector("#classhub-top-bar.classhub-not-yours")
             text = bar.inner_text()
-            assert "bob's server" in text and "you are tom" in text, text
+            assert "flo's server" in text and "you are tom" in text, text
             expect(page).to_have_title(
-                re.compile(rf"^bob's server · {re.escape(CLASS_NAME)} \| "), timeout=WAIT
+                re.compile(rf"^flo's server · {re.escape(CLASS_NAME)} \| "), timeout=WAIT
             )
             open_class_panel(page)
             submit = page.locator(f".classhub-assignment[data-slug='{SLUG}'] .classhub-submit")
             expect(submit).to_be_disabled()
-            assert submit.get_attribute("title") == "Only bob can hand in their work"
+            assert submit.get_attribute("title") == "Only flo can hand in their work"
     finally:
         page.context.close()
-        stack.stop("bob", CODE)
+        stack.stop("flo", CODE)

@@ -19,8 +19,12 @@ three share the careful file-system primitives of :mod:`.fsutil` (every folder o
 ``O_NOFOLLOW`` relative to its parent, no link ever followed).
 
 This module only names the hooks; the guard is imported when jupyter-server links the
-extension, so importing the package costs nothing at start-up.
+extension, so importing the package costs nothing at start-up. The image starts the server
+with ``classhub-singleuser`` (:mod:`.start`): the garbage collector is off until the server
+listens.
 """
+
+import gc
 
 
 def _jupyter_server_extension_points():
@@ -49,3 +53,15 @@ def _load_jupyter_server_extension(serverapp):
 
     load(serverapp)
     context.load(serverapp)
+
+
+def _start_jupyter_server_extension(serverapp):
+    # Called once the server listens: what the start made is kept out of the collector's
+    # sight for good, and the collector runs again (classhub_singleuser.start).
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+        serverapp.log.info(
+            "classhub: garbage collector on again (%d start-up objects frozen)",
+            gc.get_freeze_count(),
+        )

@@ -1,0 +1,66 @@
+"""classhub_singleuser.start: the garbage collector off while the server starts, and back
+on (with the start's objects frozen) when jupyter-server starts the extension."""
+
+import gc
+import logging
+import sys
+import types
+
+import pytest
+
+import classhub_singleuser
+from classhub_singleuser import start
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def collector():
+    was = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_main_starts_the_hub_server_with_the_collector_off(monkeypatch, collector):
+    seen = {}
+
+    def singleuser():
+        seen["enabled"] = gc.isenabled()
+
+    monkeypatch.setitem(
+        sys.modules, "jupyterhub.singleuser", types.SimpleNamespace(main=singleuser)
+    )
+    timers = []
+
+    class Timer:
+        def __init__(self, seconds, function):
+            timers.append((seconds, function))
+            self.daemon = False
+
+        def start(self):
+            timers.append(("started", self.daemon))
+
+    monkeypatch.setattr(start.threading, "Timer", Timer)
+    start.main()
+    assert seen == {"enabled": False}
+    # the fallback that turns it on again should the extension never start
+    assert timers == [(start.FALLBACK_SECONDS, gc.enable), ("started", True)]
+
+
+def test_the_extension_turns_it_on_again_and_freezes_the_start(caplog, collector):
+    gc.disable()
+    junk = [object() for _ in range(100)]  # noqa: F841 (objects made during the "start")
+    app = types.SimpleNamespace(log=logging.getLogger("test-start"))
+    with caplog.at_level(logging.INFO, "test-start"):
+        classhub_singleuser._start_jupyter_server_extension(app)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    assert "garbage collector on again" in caplog.text
+    # later starts of the hook (none expected) change nothing
+    frozen = gc.get_freeze_count()
+    classhub_singleuser._start_jupyter_server_extension(app)
+    assert gc.get_freeze_count() == frozen
