@@ -28,7 +28,7 @@ define run_tier
 	if [ $$rc -eq 5 ]; then echo "no $(1) tests collected"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help bootstrap images up down lint format docs checks test-unit test-hub test-integration test-integration-core test-integration-rest test-e2e test test-swarm bench images-core \
+.PHONY: help bootstrap images up down lint format docs checks labext-check test-unit test-hub test-integration test-integration-core test-integration-rest test-e2e test test-swarm bench images-core \
 	backup backups restore restore-home
 
 help:
@@ -143,8 +143,15 @@ test:
 
 checks: bootstrap     ## lint, then the unit and hub tiers (the tests that need no image)
 	$(MAKE) lint
+	$(MAKE) labext-check
 	$(MAKE) test-unit
 	$(MAKE) test-hub
+
+# The JupyterLab extension's committed build is what a fresh, pinned build makes, byte for
+# byte (images/labextension/build.sh --check: npm ci from package-lock.json, the builder and
+# JupyterLab pinned; about 10 s)
+labext-check: bootstrap
+	bash images/labextension/build.sh --check
 
 # A real three-node Docker Swarm on this machine (manager + 2 workers: one extra dockerd per
 # network namespace, scripts/swarm/nodes.sh; the machine's own engine is never a node) and the

@@ -28,6 +28,10 @@ sources_hash() {
   grep -E '^jupyterlab==' "$CONSTRAINTS" | sha256sum | sed 's/-$/jupyterlab-pin/'
 }
 
+# the Node.js major the committed build was made with (bootstrap installs Debian's nodejs)
+node_major="$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')"
+[ "${node_major:-0}" -ge 20 ] || { log "Node.js 20 or later is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1; }
+
 version="$(grep -E '^jupyterlab==' "$CONSTRAINTS" | cut -d= -f3)"
 [ -n "$version" ] || { log "no jupyterlab== pin in $CONSTRAINTS"; exit 1; }
 
