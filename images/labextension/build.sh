@@ -49,25 +49,35 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     open(sys.argv[2], "wb").write(z.read("jupyterlab/staging/package.json"))
 PY
 
-cd "$HERE"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-fi
-
-if [ "${1:-}" = "--check" ]; then
-  cp -a "$OUT" "$work/committed"
-fi
-log "building into ${OUT#"$ROOT"/}"
+# Built in a fixed place, not where this checkout happens to be: webpack's output (the
+# remoteEntry file's content hash) depends on the sources' absolute path, so a build in
+# another clone differed from the committed one. One build at a time (the lock).
+BUILD_ROOT=/tmp/classhub-labextension-build
+exec 9>"$BUILD_ROOT.lock"
+flock 9
+rm -rf "$BUILD_ROOT"
+mkdir -p "$BUILD_ROOT/labextension"
+cp -a "$HERE/package.json" "$HERE/package-lock.json" "$HERE/src" "$HERE/style" \
+  "$BUILD_ROOT/labextension/"
+cd "$BUILD_ROOT/labextension"
+log "npm ci"
+npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+# package.json's outputDir (../singleuser/classhub_singleuser/labextension), here
+BUILT="$BUILD_ROOT/singleuser/classhub_singleuser/labextension"
+log "building in $BUILD_ROOT"
 node node_modules/@jupyter/builder/lib/build-labextension.js \
   --core-package-file "$work/core-package.json" . >"$work/build.log" 2>&1 \
   || { cat "$work/build.log" >&2; exit 1; }
 # the build log names files of this machine; the assets are what is shipped
-rm -f "$OUT/build_log.json"
+rm -f "$BUILT/build_log.json"
 # what it was built from (tests/unit/test_labextension.py fails when the sources changed
 # without a rebuild); not installed, only committed
-sources_hash >"$OUT/SOURCES.sha256"
+sources_hash >"$BUILT/SOURCES.sha256"
 if [ "${1:-}" = "--check" ]; then
-  diff -r "$work/committed" "$OUT" >&2 || { log "the committed build differs: commit a fresh one"; exit 1; }
+  diff -r "$OUT" "$BUILT" >&2 || { log "the committed build differs from a fresh one: run $0 and commit its output"; exit 1; }
+else
+  rm -rf "$OUT"
+  cp -a "$BUILT" "$OUT"
 fi
+rm -rf "$BUILD_ROOT"
 log "done: $(find "$OUT" -type f | wc -l) files"
