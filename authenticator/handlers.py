@@ -102,23 +102,11 @@ class LoginHandler(HubLoginHandler):
             # every other browser's hub cookie for this person. Set before JupyterHub
             # stores the sign-in, so its commit (of the auth state, at the end) stores the
             # new id too: no transaction of its own. A new user has a fresh id already.
-            # JupyterHub's own lookup is skipped when given the user, and answered from
-            # this one when there is none (it creates the user next, without an await)
+            # (JupyterHub's own lookup is skipped when given the user)
             user = self.find_user(authenticated["name"])
             if user is not None:
                 user.orm_user.cookie_id = new_token()
-            else:
-                self._classhub_not_found = authenticated["name"]
-        try:
-            return await super().auth_to_user(authenticated, user)
-        finally:
-            self._classhub_not_found = None
-
-    def find_user(self, name):
-        if name is not None and name == getattr(self, "_classhub_not_found", None):
-            self._classhub_not_found = None  # once: the very next lookup only
-            return None
-        return super().find_user(name)
+        return await super().auth_to_user(authenticated, user)
 
     def set_login_cookie(self, user):
         session_id = getattr(self, "classhub_session_id", None)
