@@ -12,7 +12,6 @@ import re
 from jupyterhub.handlers.login import LoginHandler as HubLoginHandler
 from jupyterhub.handlers.login import LogoutHandler as HubLogoutHandler
 from jupyterhub.utils import new_token
-from sqlalchemy import inspect
 from tornado import web
 
 from common.errors import StoreUnavailable
@@ -96,28 +95,15 @@ class LoginHandler(HubLoginHandler):
         self._jupyterhub_user = user
         self.redirect(self.get_next_url(user))
 
-    async def auth_to_user(self, authenticated, user=None):
-        if user is None and getattr(self, "classhub_session_id", None):
-            # a new sign-in (authenticate began its session): a new cookie id, which ends
-            # every other browser's hub cookie for this person. Set before JupyterHub
-            # stores the sign-in, so its commit (of the auth state, at the end) stores the
-            # new id too: no transaction of its own. A new user has a fresh id already.
-            # (JupyterHub's own lookup is skipped when given the user)
-            user = self.find_user(authenticated["name"])
-            if user is not None:
-                user.orm_user.cookie_id = new_token()
-        return await super().auth_to_user(authenticated, user)
-
     def set_login_cookie(self, user):
         session_id = getattr(self, "classhub_session_id", None)
         if session_id:
-            # a new sign-in: its own session id (the cookie id changed in auth_to_user)
+            # a new sign-in: its own session id, and a new cookie id, which ends every
+            # other browser's hub cookie for this person
             self._session_id = session_id
             self.set_session_cookie()
-            if inspect(user.orm_user).modified:
-                # not stored by JupyterHub's own commit (a version that no longer makes
-                # one): the old cookies must not outlive this response
-                self.db.commit()
+            user.orm_user.cookie_id = new_token()
+            self.db.commit()
         super().set_login_cookie(user)
 
 
