@@ -19,7 +19,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def classify(comm: str, cmd: str) -> str:
-    if "jupyterhub-singleuser" in cmd:
+    if "classhub-singleuser" in cmd or "jupyterhub-singleuser" in cmd:
         return "single-user servers"
     if "jupyterhub -f" in cmd:
         return "JupyterHub"

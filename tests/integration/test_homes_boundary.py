@@ -462,7 +462,7 @@ def readable(pid, name):
         return 'read'
     except OSError as e:
         return type(e).__name__
-server = pid_of(b'jupyterhub-' + b'singleuser')
+server = pid_of(b'classhub-' + b'singleuser')  # the image's CMD (start.py)
 other = subprocess.Popen(['sleep', '30'])
 print(os.getuid(), server is not None)
 print(readable(server, 'mem'), readable(server, 'environ'))
