@@ -11,6 +11,7 @@ again now" button works (headless Chromium)."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import secrets
 import signal
@@ -419,6 +420,28 @@ def test_the_teacher_page_shows_the_release_and_releases_again(stack, chromium, 
         context.close()
 
 
+#: a starting notebook whose level-2 headings are the questions
+Q5 = json.dumps(
+    {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "markdown", "id": "a", "metadata": {}, "source": "## Part A (3 points)"},
+            {
+                "cell_type": "code",
+                "id": "b",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+                "source": "x = 1",
+            },
+            {"cell_type": "markdown", "id": "c", "metadata": {}, "source": "## Part B (2 points)"},
+        ],
+    }
+).encode()
+
+
 def test_the_editor_uploads_starting_files_and_says_what_students_have(
     stack, chromium, tara, tmp_path
 ):
@@ -454,12 +477,28 @@ def test_the_editor_uploads_starting_files_and_says_what_students_have(
             files=[
                 {"name": "start5.py", "mimeType": "text/x-python", "buffer": b"print(5)\n"},
                 {"name": "notes5.md", "mimeType": "text/markdown", "buffer": b"# five\n"},
+                {"name": "q5.ipynb", "mimeType": "application/x-ipynb+json", "buffer": Q5},
             ],
         )
         page.click("#starting-files-upload")
-        page.wait_for_selector("#action-alert:has-text('Uploaded 2 starting files')")
+        page.wait_for_selector("#action-alert:has-text('Uploaded 3 starting files')")
         page.wait_for_selector("#starting-files:has-text('start5.py')")
         assert "notes5.md" in page.inner_text("#starting-files")
+
+        # questions imported from the starting notebook, read through the files service
+        page.wait_for_selector("#questions-notebook option[value='q5.ipynb']", state="attached")
+        page.select_option("#questions-notebook", "q5.ipynb")
+        page.select_option("#questions-by", "heading")
+        page.click("#questions-import")
+        page.wait_for_selector("#action-alert:has-text('Imported 2 questions')")
+        labels = page.eval_on_selector_all(
+            "#questions tbody tr [data-field=label]", "inputs => inputs.map(i => i.value)"
+        )
+        points = page.eval_on_selector_all(
+            "#questions tbody tr [data-field=points]", "inputs => inputs.map(i => i.value)"
+        )
+        assert [label.split(" (")[0] for label in labels] == ["Part A", "Part B"], labels
+        assert points == ["3", "2"], points
 
         # release now: the counts say who has them (sam7 runs; sue7 never started)
         page.click("#release-now")
