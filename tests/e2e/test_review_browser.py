@@ -109,6 +109,9 @@ def listener():
     found.close()
 
 
+DATA_CSV = b"t,x\n0,1\n1,3\n"
+
+
 @pytest.fixture(scope="module")
 def world(stack, listener):
     """Assignment ``lab``: ann hands in two versions of a hostile notebook, ben one,
@@ -128,6 +131,8 @@ def world(stack, listener):
     for student, answers in (("ann", ("41", "42")), ("ben", ("7",))):
         stack.spawn(student, CODE)
         person = Person(stack, student, service=GRADES)
+        if student == "ann":  # a file beside the notebook: listed and downloadable
+            stack.write_home(student, CODE, f"{CODE}/assignments/lab/data.csv", DATA_CSV)
         for answer in answers:
             stack.write_home(
                 student, CODE, f"{CODE}/assignments/lab/work.ipynb", notebook(script, answer)
@@ -190,6 +195,17 @@ def test_a_teacher_reviews_hostile_notebooks_and_nothing_runs(stack, world, list
             expect(frame.locator("body")).to_contain_text("<JS>")  # the script's text form
             nothing_ran(page, frame, listener, stack, tokens_before, hover=True)
             assert frame.locator("script").count() == 0
+
+            # the version's other files are listed and download as they were handed in
+            expect(page.locator("#files tbody tr")).to_have_count(2)
+            paths = page.eval_on_selector_all(
+                "#files tbody tr [data-field=path]", "cells => cells.map(c => c.textContent)"
+            )
+            assert sorted(paths) == ["data.csv", "work.ipynb"], paths
+            with page.expect_download() as download:
+                page.click("#files tbody tr[data-path='data.csv'] [data-action=download]")
+            assert download.value.suggested_filename == "data.csv"
+            assert open(download.value.path(), "rb").read() == DATA_CSV
 
             # the changes since version 1, in the same frame: the script only as text
             page.select_option("#compare-select", str(world["ids"][("ann", "41")]))
