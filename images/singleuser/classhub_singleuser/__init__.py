@@ -55,9 +55,10 @@ def _load_jupyter_server_extension(serverapp):
     context.load(serverapp)
 
 
-def _start_jupyter_server_extension(serverapp):
-    # Called once the server listens: what the start made is kept out of the collector's
-    # sight for good, and the collector runs again (classhub_singleuser.start).
+async def _start_jupyter_server_extension(serverapp):
+    # Called (and awaited: jupyter-server 2 wants a coroutine) once the server listens:
+    # what the start made is kept out of the collector's sight for good, and the
+    # collector runs again (classhub_singleuser.start).
     if not gc.isenabled():
         gc.freeze()
         gc.enable()

@@ -1,7 +1,9 @@
 """classhub_singleuser.start: the garbage collector off while the server starts, and back
 on (with the start's objects frozen) when jupyter-server starts the extension."""
 
+import asyncio
 import gc
+import inspect
 import logging
 import sys
 import types
@@ -55,12 +57,15 @@ def test_the_extension_turns_it_on_again_and_freezes_the_start(caplog, collector
     gc.disable()
     junk = [object() for _ in range(100)]  # noqa: F841 (objects made during the "start")
     app = types.SimpleNamespace(log=logging.getLogger("test-start"))
+    # jupyter-server 2 awaits the hook: a plain function failed there ("object NoneType
+    # can't be used in 'await' expression", after it had run)
+    assert inspect.iscoroutinefunction(classhub_singleuser._start_jupyter_server_extension)
     with caplog.at_level(logging.INFO, "test-start"):
-        classhub_singleuser._start_jupyter_server_extension(app)
+        asyncio.run(classhub_singleuser._start_jupyter_server_extension(app))
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0
     assert "garbage collector on again" in caplog.text
     # later starts of the hook (none expected) change nothing
     frozen = gc.get_freeze_count()
-    classhub_singleuser._start_jupyter_server_extension(app)
+    asyncio.run(classhub_singleuser._start_jupyter_server_extension(app))
     assert gc.get_freeze_count() == frozen
