@@ -557,7 +557,9 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             name=name,
             container=container,
             labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
-            network="",
+            # the S3 store's address in the presigned URL is as the students network
+            # reaches it (in the stack, http://s3:8333 is on no other network a node has)
+            network=self.network_name,
             mem_limit=512 << 20,
             cpu_limit=1.0,
             pids_limit=64,
