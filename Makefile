@@ -155,10 +155,11 @@ labext-check: bootstrap
 
 # A real three-node Docker Swarm on this machine (manager + 2 workers: one extra dockerd per
 # network namespace, scripts/swarm/nodes.sh; the machine's own engine is never a node) and the
-# Swarm spawner on it: spread, hardening, a drained worker's students moving with their homes.
-# Not part of `make test` (it copies the single-user image to three engines: 7.6 min on
-# 2 cores). scripts/swarm/test.sh removes the nodes on any exit.
-test-swarm: bootstrap
+# Swarm spawner on it: spread, hardening, a drained worker's students moving with their homes;
+# then the whole stack deployed by scripts/swarm/deploy.sh on a second such Swarm: sign-in,
+# spawn on a worker, a kernel through Traefik. Not part of `make test` (it copies the images
+# to the nodes' engines: 7.5 min on 2 cores). scripts/swarm/test.sh removes the nodes on any exit.
+test-swarm: bootstrap images
 	bash scripts/swarm/test.sh $(PYTEST_ARGS)
 
 # The benchmark starts its own deployment on random ports (harness/stack.py); it needs the images.

@@ -25,7 +25,7 @@ from common import scopes
 from common.errors import ConfigError
 from common.hubenv import BIND_IP, DATA_DIR, SERVERS_DOMAIN, STUDENT_NETWORK, own_address
 
-from .settings import CONCURRENT_SPAWN_LIMIT, HUB_DB_URL, HUB_IP, HUB_PORT, PUBLIC_URL
+from .settings import CONCURRENT_SPAWN_LIMIT, HUB_DB_URL, HUB_IP, HUB_PORT, PUBLIC_URL, SPAWNER
 
 
 def configure_hub(
@@ -128,11 +128,13 @@ def configure_proxy(c: Config) -> None:
     c.JupyterHub.proxy_class = "traefik-docker"
 
 
-def configure_spawner(c: Config) -> None:
+def configure_spawner(c: Config, spawner: str = "classroom") -> None:
     """One hardened container per student server, on the isolated student network
     (``ClassroomSpawner``'s traits read the image, limits, network and prefix from
-    ``CLASSHUB_*``); here only JupyterHub's own spawner settings."""
-    c.JupyterHub.spawner_class = "classroom"
+    ``CLASSHUB_*``); here only JupyterHub's own spawner settings. ``spawner``:
+    ``"classroom"``, or ``"classroom-swarm"`` (``SwarmClassroomSpawner``, a subclass:
+    the settings below apply to it too) in a Swarm stack."""
+    c.JupyterHub.spawner_class = spawner
     c.ClassroomSpawner.default_url = "/lab"
     # students cannot switch off the server's session guard (or anything else classhub
     # configures) through ~/.jupyter
@@ -284,6 +286,7 @@ def apply_env(
         # the hub's address for the containers: the gateway of the spawner's network
         network = STUDENT_NETWORK.read(environ=env)
         hub_ip = HUB_IP.read(environ=env) or gateway_lookup(network)
+        spawner = SPAWNER.read(environ=env)
         configure_hub(
             c,
             data_dir=data_dir,
@@ -302,6 +305,6 @@ def apply_env(
         servers_domain=SERVERS_DOMAIN.read(environ=env).lower(),
     )
     configure_proxy(c)
-    configure_spawner(c)
+    configure_spawner(c, spawner)
     configure_homes(c)
     configure_auth(c)

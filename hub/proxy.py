@@ -1,7 +1,8 @@
 """TraefikDockerProxy: JupyterHub's proxy API on top of a Traefik it does not run.
 
-* Student servers are routed by Traefik's Docker provider from the labels that
-  :class:`spawner.ClassroomSpawner` puts on their containers; ``add_route`` for them only
+* Student servers are routed by Traefik's Docker provider (in a Swarm: its Swarm provider,
+  ``container_provider``) from the labels that :class:`spawner.ClassroomSpawner` puts on
+  their containers (or services); ``add_route`` for them only
   *waits* until Traefik really routes the route spec to the expected container.
 * The hub's own route, services and ``extra_routes`` are written to a file in Traefik's
   file-provider directory (atomically), then waited for the same way. With
@@ -43,6 +44,16 @@ ROUTES_FILE = "classhub-routes.yml"
 STUDENTS_SUFFIX = "-students"
 
 
+#: Traefik providers that route students' servers by their labels
+CONTAINER_PROVIDERS = ("docker", "swarm")
+
+
+def _provider(raw: str) -> str:
+    if raw not in CONTAINER_PROVIDERS:
+        raise ValueError(raw)
+    return raw
+
+
 #: the proxy's settings from the hub's environment: the @defaults of its traits
 PROXY_TABLE = EnvTable(
     (
@@ -54,6 +65,13 @@ PROXY_TABLE = EnvTable(
             "student_entrypoint", "CLASSHUB_TRAEFIK_STUDENT_ENTRYPOINT", "students", keep_empty=True
         ),
         CONTAINER_PREFIX.of("route_name_prefix"),
+        EnvSetting(
+            "container_provider",
+            "CLASSHUB_TRAEFIK_CONTAINER_PROVIDER",
+            "docker",
+            _provider,
+            "docker (one Docker engine) or swarm (a Docker Swarm)",
+        ),
     )
 )
 
@@ -127,6 +145,28 @@ class TraefikDockerProxy(Proxy):
         Example: ``c.TraefikDockerProxy.route_name_prefix = "classhub"``
         """,
     )
+
+    container_provider = Unicode(
+        config=True,
+        help="""Traefik provider that routes students' servers from their labels: ``docker``
+        (one Docker engine, ``ClassroomSpawner``) or ``swarm`` (a Docker Swarm,
+        ``SwarmClassroomSpawner``; Traefik names those routers ``<name>@swarm``). The
+        proxy waits for a new server's router under this provider and reads the servers'
+        routes from it. Set from ``CLASSHUB_TRAEFIK_CONTAINER_PROVIDER``
+        (deploy/swarm/stack.yml sets ``swarm``).
+
+        Example: ``c.TraefikDockerProxy.container_provider = "swarm"``
+        """,
+    )
+
+    @validate("container_provider")
+    def _check_container_provider(self, proposal):
+        if proposal.value not in CONTAINER_PROVIDERS:
+            raise ValueError(
+                f"TraefikDockerProxy.container_provider={proposal.value!r} must be 'docker' "
+                "(one Docker engine) or 'swarm' (a Docker Swarm)."
+            )
+        return proposal.value
 
     route_timeout = Float(
         30.0,
@@ -251,7 +291,7 @@ class TraefikDockerProxy(Proxy):
         validate_routespec(routespec)
         if "user" in data:
             # routed by the container's labels; wait until Traefik serves it
-            await self._wait_for(routespec, target, "docker")
+            await self._wait_for(routespec, target, self.container_provider)
             return
         async with self._routes_lock:
             name = self._name(routespec)
@@ -305,7 +345,7 @@ class TraefikDockerProxy(Proxy):
 
     def _route_data(self, routespec: str, provider: str) -> dict:
         base_url = getattr(getattr(self, "app", None), "base_url", "/") or "/"
-        if provider == "docker":
+        if provider == self.container_provider:
             found = user_from_routespec(routespec, base_url)
             if found:
                 return {"user": found[0], "server_name": found[1]}
@@ -325,7 +365,7 @@ class TraefikDockerProxy(Proxy):
         routes = {}
         for router in routers:
             name, _, provider = router.get("name", "").partition("@")
-            if provider not in ("docker", "file") or not name.startswith(
+            if provider not in (self.container_provider, "file") or not name.startswith(
                 self.route_name_prefix + "-"
             ):
                 continue

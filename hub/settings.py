@@ -82,6 +82,30 @@ CRYPT_KEY = EnvSetting(
     "`auth_state` on.",
 )
 
+#: the spawner classes a deployment may choose (their entry points in pyproject.toml)
+SPAWNERS = ("classroom", "classroom-swarm")
+
+
+def _spawner(raw: str) -> str:
+    if raw not in SPAWNERS:
+        raise ValueError(raw)
+    return raw
+
+
+SPAWNER = EnvSetting(
+    "",
+    "CLASSHUB_SPAWNER",
+    "classroom",
+    _spawner,
+    "classroom (one Docker engine: docker-compose) or classroom-swarm (a Docker Swarm: "
+    "deploy/swarm/stack.yml)",
+    doc="`c.JupyterHub.spawner_class`: `classroom` (`ClassroomSpawner`, a container per "
+    "server on the hub's own Docker engine) or `classroom-swarm` "
+    "(`SwarmClassroomSpawner`, a Swarm service per server on the workers; "
+    "deploy/swarm/stack.yml sets it). The chosen class reads its own settings (below, and "
+    "[Growing from one machine to a Swarm](#growing-from-one-machine-to-a-swarm)).",
+)
+
 #: every variable of the hub's own, in the guide's order
 HUB_TABLE = EnvTable(
     (
@@ -114,6 +138,7 @@ HUB_TABLE = EnvTable(
             "is set on a run.",
         ),
         CONCURRENT_SPAWN_LIMIT,
+        SPAWNER,
         ADMIN_PASSWORD,
         ADMIN_PASSWORD_FILE,
         EXTRA_CONFIG,

@@ -12,6 +12,8 @@
 #   and, when given: CLASSHUB_CLASSES_PORT, CLASSHUB_FILES_PORT, CLASSHUB_GRADES_PORT,
 #   CLASSHUB_SERVERS_DOMAIN, CLASSHUB_PUBLIC_URL
 # Env (every run): CLASSHUB_UP_TIMEOUT (180 s), CLASSHUB_SKIP_BUILD=1 (use the images as they are)
+#   CLASSHUB_ENV_ONLY=1: only write $RUN_DIR/classhub.env, seaweedfs/s3.json and hub.env,
+#   then stop (no bootstrap, build, network or containers): scripts/swarm/deploy.sh
 #   CLASSHUB_PROJECT (classhub: the compose project) and CLASSHUB_RUN_DIR (.run): a second,
 #   independent deployment on one machine (the e2e tier's throwaway one) sets both, and
 #   every port, network and homes setting above, on its first run.
@@ -32,11 +34,14 @@ export CLASSHUB_RUN_DIR="$RUN_DIR"
 log() { printf '[up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-bash scripts/bootstrap.sh
-if [ "${CLASSHUB_SKIP_BUILD:-0}" != 1 ] || [ ! -f .run/mode ]; then
-  bash images/build.sh
+ENV_ONLY="${CLASSHUB_ENV_ONLY:-0}"
+if [ "$ENV_ONLY" != 1 ]; then
+  bash scripts/bootstrap.sh
+  if [ "${CLASSHUB_SKIP_BUILD:-0}" != 1 ] || [ ! -f .run/mode ]; then
+    bash images/build.sh
+  fi
+  MODE="$(cat .run/mode)"
 fi
-MODE="$(cat .run/mode)"
 
 # ---------------------------------------------------------------- .run/classhub.env
 mkdir -p "$RUN_DIR/traefik" "$RUN_DIR/seaweedfs"
@@ -63,7 +68,8 @@ subnet_gateway() { # first host of a subnet
 # .run/classhub.env is restored from there instead of generating secrets the data won't accept.
 HUB_VOLUME="${COMPOSE_PROJECT_NAME}_hub-data"
 SAVED_ENV=.classhub-stack.env
-if [ ! -s "$ENV_FILE" ] && docker volume inspect "$HUB_VOLUME" >/dev/null 2>&1 \
+# (not for a Swarm stack, CLASSHUB_ENV_ONLY: its volumes are on the manager node)
+if [ "$ENV_ONLY" != 1 ] && [ ! -s "$ENV_FILE" ] && docker volume inspect "$HUB_VOLUME" >/dev/null 2>&1 \
     && docker run --rm --network none -v "$HUB_VOLUME:/data:ro" --entrypoint cat \
          classhub/hub:latest "/data/$SAVED_ENV" >"$ENV_FILE.tmp" 2>/dev/null \
     && [ -s "$ENV_FILE.tmp" ]; then
@@ -213,6 +219,10 @@ cmp -s "$S3_JSON" "$S3_JSON.applied" || S3_CHANGED=1
   --pg-address "127.0.0.1:$(get_var CLASSHUB_PG_PORT)" \
   --mongo-address "127.0.0.1:$(get_var CLASSHUB_MONGO_PORT)" \
   || die "could not write $RUN_DIR/hub.env"
+if [ "$ENV_ONLY" = 1 ]; then
+  log "wrote $ENV_FILE, $S3_JSON and $RUN_DIR/hub.env (CLASSHUB_ENV_ONLY=1)"
+  exit 0
+fi
 
 # Traefik static configuration (the Python side owns its content).
 [ -x .venv/bin/classhub-traefik-config ] || die ".venv/bin/classhub-traefik-config is missing (pip install -e . failed?)"

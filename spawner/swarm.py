@@ -157,6 +157,18 @@ def service_spec(
     }
 
 
+def task_address(task: dict, network: str) -> str | None:
+    """The address of a Swarm task on ``network`` (by name; with or without the stack's
+    prefix is the caller's business): what Traefik's Swarm provider routes to for a
+    ``dnsrr`` service, so the hub's route check and readiness check use the same."""
+    for attachment in task.get("NetworksAttachments") or []:
+        if (attachment.get("Network") or {}).get("Spec", {}).get("Name") != network:
+            continue
+        for address in attachment.get("Addresses") or []:
+            return address.split("/", 1)[0]
+    return None
+
+
 SWARM_TABLE = EnvTable(
     (
         EnvSetting(
@@ -410,6 +422,22 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         )
         return await self.docker("create_service", **spec)
 
+    async def get_ip_and_port(self):
+        """The running task's address on the students' network: SwarmSpawner's own answer
+        is the service's name, but Traefik's Swarm provider routes a ``dnsrr`` service to
+        its task's address, and the proxy waits until Traefik routes to exactly the
+        server's URL."""
+        task = await self._task()
+        ip = task_address(task or {}, self.network_name)
+        if ip is None:
+            self.log.warning(
+                "Task of %s has no address on %s; using its service name",
+                self.object_name,
+                self.network_name,
+            )
+            ip = self.object_name
+        return ip, self.port
+
     async def _task(self) -> dict | None:
         """The newest task of this server's service (None: no service or no task)."""
         try:
@@ -529,7 +557,9 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             name=name,
             container=container,
             labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
-            network="",
+            # the S3 store's address in the presigned URL is as the students network
+            # reaches it (in the stack, http://s3:8333 is on no other network a node has)
+            network=self.network_name,
             mem_limit=512 << 20,
             cpu_limit=1.0,
             pids_limit=64,

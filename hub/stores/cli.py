@@ -110,6 +110,12 @@ def cmd_s3_config(args, env) -> list[str]:
         admin=_keys(env, s3.ADMIN_ACCESS_ENV, s3.ADMIN_SECRET_ENV),
         files=_keys(env, s3.FILES.access_env, s3.FILES.secret_env),
         grades=_keys(env, s3.GRADES.access_env, s3.GRADES.secret_env),
+        # a Swarm stack's saved homes (scripts/swarm/deploy.sh sets the keys)
+        homes=(
+            _keys(env, s3.HOMES.access_env, s3.HOMES.secret_env)
+            if env.get(s3.HOMES.access_env)
+            else None
+        ),
     )
     # read by the S3 container as another user: 0644 inside the 0700 directory .run/
     _write_private(args.out, text, 0o644)

@@ -10,6 +10,9 @@ deletes buckets. The identities:
 - ``files``: ``Read``, ``Write``, ``List`` on ``users/``, ``classes/``, ``staging/`` and
   ``pushes/``; the files service.
 - ``grades``: ``Read``, ``Write``, ``List`` on ``submissions/``; the grades service.
+- ``homes`` (a Swarm stack only, when its keys are set): ``Read``, ``Write``, ``List`` on
+  ``homes/``; the hub's ``SwarmClassroomSpawner``, which carries students' homes between
+  nodes (spawner/homesync.py).
 
 A service's identity reads, writes, lists and deletes under its prefixes (deleting is
 ``Write``), server-side copies within them, and signs presigned URLs for them; anything
@@ -58,6 +61,11 @@ GRADES = ServiceIdentity(
     "grades", GRADES_PREFIXES, "CLASSHUB_S3_GRADES_ACCESS_KEY", "CLASSHUB_S3_GRADES_SECRET_KEY"
 )
 SERVICES = (FILES, GRADES)
+#: the saved homes of a Swarm stack (spawner/homesync.py); its keys are the spawner's own
+#: settings, so the hub's environment keeps them
+HOMES = ServiceIdentity(
+    "homes", ("homes/",), "CLASSHUB_SWARM_HOMES_S3_ACCESS_KEY", "CLASSHUB_SWARM_HOMES_S3_SECRET_KEY"
+)
 ADMIN_ACCESS_ENV, ADMIN_SECRET_ENV = "S3_ADMIN_ACCESS_KEY", "S3_ADMIN_SECRET_KEY"
 
 
@@ -71,12 +79,18 @@ def scoped_actions(bucket: str, prefixes: Iterable[str]) -> list[str]:
     return out
 
 
-def identities(bucket: str, *, admin: Keys, files: Keys, grades: Keys) -> dict:
-    """SeaweedFS's ``-s3.config`` document."""
+def identities(
+    bucket: str, *, admin: Keys, files: Keys, grades: Keys, homes: Keys | None = None
+) -> dict:
+    """SeaweedFS's ``-s3.config`` document (``homes``: a Swarm stack's saved homes)."""
     if not bucket or "/" in bucket or "*" in bucket:
         raise ValueError(f"not a bucket name: {bucket!r}")
     keys = {"files": files, "grades": grades}
-    access = [admin.access_key, files.access_key, grades.access_key]
+    services = list(SERVICES)
+    if homes is not None:
+        keys["homes"] = homes
+        services.append(HOMES)
+    access = [admin.access_key, *(k.access_key for k in keys.values())]
     if len(set(access)) != len(access):
         raise ValueError("each S3 identity needs an access key of its own")
 
@@ -92,14 +106,17 @@ def identities(bucket: str, *, admin: Keys, files: Keys, grades: Keys) -> dict:
             entry("admin", admin, list(ADMIN_ACTIONS)),
             *(
                 entry(s.service, keys[s.service], scoped_actions(bucket, s.prefixes))
-                for s in SERVICES
+                for s in services
             ),
         ]
     }
 
 
-def identities_json(bucket: str, *, admin: Keys, files: Keys, grades: Keys) -> str:
-    return json.dumps(identities(bucket, admin=admin, files=files, grades=grades), indent=2) + "\n"
+def identities_json(
+    bucket: str, *, admin: Keys, files: Keys, grades: Keys, homes: Keys | None = None
+) -> str:
+    doc = identities(bucket, admin=admin, files=files, grades=grades, homes=homes)
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def ensure_bucket(endpoint: str, admin: Keys, bucket: str, *, timeout: float = 10.0) -> bool:

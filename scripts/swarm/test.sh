@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CLASSHUB_SWARM_RUN_ID=${CLASSHUB_SWARM_RUN_ID:-s$(head -c2 /dev/urandom | od -An -tx1 | tr -d ' \n')}
-cleanup() { bash scripts/swarm/nodes.sh down "$CLASSHUB_SWARM_RUN_ID" >/dev/null 2>&1 || true; }
+# the whole-stack test (tests/swarm/test_swarm_stack.py) uses the id with "k" appended
+cleanup() {
+  local id
+  for id in "$CLASSHUB_SWARM_RUN_ID" "${CLASSHUB_SWARM_RUN_ID}k"; do
+    bash scripts/swarm/nodes.sh down "${id:0:6}" >/dev/null 2>&1 || true
+  done
+}
 trap cleanup EXIT INT TERM
 start=$(date +%s)
 rc=0

@@ -410,3 +410,67 @@ def test_the_hub_reads_its_own_variables_only_through_their_declarations():
     declared = {s.env for s in HUB_TABLE}
     assert {"CLASSHUB_HUB_PORT", "CLASSHUB_PUBLIC_URL", "CLASSHUB_BIND_IP"} <= declared
     assert all(s.doc for s in HUB_TABLE)
+
+
+def test_the_spawner_class_is_chosen_by_a_declared_setting():
+    """A Swarm stack (deploy/swarm/stack.yml) chooses SwarmClassroomSpawner with
+    CLASSHUB_SPAWNER; JupyterHub's own spawner settings apply to it as a subclass."""
+    c = Config()
+    env = {"CLASSHUB_HUB_IP": "traefik", "CLASSHUB_SPAWNER": "classroom-swarm"}
+    apply_env(c, env, gateway_lookup=no_docker)
+    assert c.JupyterHub.spawner_class == "classroom-swarm"
+    assert c.ClassroomSpawner.default_url == "/lab"
+    assert c.Spawner.hub_connect_url == "http://traefik:8081"
+    with pytest.raises(
+        ConfigError, match="CLASSHUB_SPAWNER must be classroom .* or classroom-swarm"
+    ):
+        apply_env(Config(), {**env, "CLASSHUB_SPAWNER": "swarm"}, gateway_lookup=no_docker)
+
+
+def test_the_proxy_waits_for_servers_under_the_configured_provider(monkeypatch):
+    """Under Traefik's Swarm provider the servers' routers are named ``...@swarm``: the
+    proxy waits for them and lists them under that provider
+    (CLASSHUB_TRAEFIK_CONTAINER_PROVIDER)."""
+    import asyncio
+
+    clean_env(monkeypatch)
+    assert TraefikDockerProxy().container_provider == "docker"
+    monkeypatch.setenv("CLASSHUB_TRAEFIK_CONTAINER_PROVIDER", "swarm")
+    proxy = TraefikDockerProxy()
+    assert proxy.container_provider == "swarm"
+    waited = []
+
+    async def routed(routespec, target, provider):
+        waited.append(provider)
+
+    monkeypatch.setattr(proxy, "_wait_for", routed)
+    asyncio.run(proxy.add_route("/user/ann/", "http://10.0.0.5:8888", {"user": "ann"}))
+    assert waited == ["swarm"]
+
+    class API:
+        async def routers(self):
+            return [
+                {
+                    "name": f"classhub-user-{u}@{p}",
+                    "status": "enabled",
+                    "rule": f'PathPrefix("/user/{u}/")',
+                }
+                for u, p in (("ann", "swarm"), ("bob", "docker"))
+            ]
+
+        async def services(self):
+            return [
+                {"name": f"classhub-user-{u}@{p}", "loadBalancer": {"servers": [{"url": t}]}}
+                for u, p, t in (
+                    ("ann", "swarm", "http://10.0.0.5:8888"),
+                    ("bob", "docker", "http://10.0.0.6:8888"),
+                )
+            ]
+
+    proxy._api = API()
+    routes = asyncio.run(proxy.get_all_routes())
+    assert list(routes) == ["/user/ann/"]
+    assert routes["/user/ann/"]["data"] == {"user": "ann", "server_name": ""}
+    monkeypatch.setenv("CLASSHUB_TRAEFIK_CONTAINER_PROVIDER", "kubernetes")
+    with pytest.raises(Exception, match="CLASSHUB_TRAEFIK_CONTAINER_PROVIDER must be docker"):
+        _ = TraefikDockerProxy().container_provider

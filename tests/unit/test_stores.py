@@ -4,6 +4,8 @@ classhub-mongo)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pymongo.errors import OperationFailure
 
@@ -281,3 +283,41 @@ def test_apply_env_gives_each_component_its_own_store_identity():
         text = " ".join(service_env.values())
         for secret in ("pg-super", "mongo-root", "admin-sk", "old-sk", "accpw", "hubpw"):
             assert secret not in text, name
+
+
+def test_a_swarm_stacks_homes_identity_reaches_only_the_homes_prefix(tmp_path):
+    doc = s3.identities(
+        "bkt",
+        admin=s3.Keys("a", "as"),
+        files=s3.Keys("f", "fs"),
+        grades=s3.Keys("g", "gs"),
+        homes=s3.Keys("h", "hs"),
+    )
+    by_name = {i["name"]: i for i in doc["identities"]}
+    assert by_name["homes"]["actions"] == [
+        "Read:bkt/homes/*",
+        "Write:bkt/homes/*",
+        "List:bkt/homes/*",
+    ]
+    # without its keys (one machine) there is no such identity
+    env = {
+        "S3_ADMIN_ACCESS_KEY": "a",
+        "S3_ADMIN_SECRET_KEY": "as",
+        "CLASSHUB_S3_FILES_ACCESS_KEY": "f",
+        "CLASSHUB_S3_FILES_SECRET_KEY": "fs",
+        "CLASSHUB_S3_GRADES_ACCESS_KEY": "g",
+        "CLASSHUB_S3_GRADES_SECRET_KEY": "gs",
+    }
+    out = tmp_path / "s3.json"
+    from hub.stores import cli
+
+    for extra, expected in (
+        ({}, ["admin", "files", "grades"]),
+        (
+            {"CLASSHUB_SWARM_HOMES_S3_ACCESS_KEY": "h", "CLASSHUB_SWARM_HOMES_S3_SECRET_KEY": "hs"},
+            ["admin", "files", "grades", "homes"],
+        ),
+    ):
+        (tmp_path / "env").write_text("".join(f"{k}={v}\n" for k, v in {**env, **extra}.items()))
+        assert cli.main(["--env-file", str(tmp_path / "env"), "s3-config", "--out", str(out)]) == 0
+        assert [i["name"] for i in json.loads(out.read_text())["identities"]] == expected

@@ -24,6 +24,7 @@ from spawner.swarm import (
     service_name,
     service_spec,
     swarm_labels,
+    task_address,
 )
 
 pytestmark = pytest.mark.unit
@@ -268,3 +269,17 @@ def test_save_refuses_a_home_over_the_limit(store, tmp_path):
     assert objects == {}
     assert not (tmp_path / homesync.MARKER).exists()
     assert not (tmp_path / homesync.PACK).exists()
+
+
+def test_a_tasks_address_on_the_students_network():
+    """What Traefik's Swarm provider routes to (a dnsrr service: the task's own address),
+    so the spawner reports the same and the proxy finds its route."""
+    task = {
+        "NetworksAttachments": [
+            {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.3/24"]},
+            {"Network": {"Spec": {"Name": "classhub-students"}}, "Addresses": ["10.215.1.7/24"]},
+        ]
+    }
+    assert task_address(task, "classhub-students") == "10.215.1.7"
+    assert task_address(task, "other") is None
+    assert task_address({}, "classhub-students") is None

@@ -1,0 +1,326 @@
+"""The swarm tier, whole stack: deploy/swarm/stack.yml deployed by scripts/swarm/deploy.sh.
+
+A manager and two workers (harness/swarm.py, their own run id); deploy.sh copies the images
+onto them, deploys the stack and sets up the stores' identities with one-shot services.
+Then, as a student, through Traefik on the manager's public port: sign in with a JWT,
+start the default server through the hub API (it runs on a worker), start a kernel and run
+``1+1`` over its websocket. From inside that server: Traefik's API answers 403 and the hub's
+port is not reachable. The hub, the gate, Traefik and the data services run on the manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from harness.kernel import execute_request
+from harness.stack import mint_token
+from harness.swarm import SwarmNodes
+
+pytestmark = pytest.mark.swarm
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "classhub"
+STUDENT = "swarmstudent"
+MANAGER_SERVICES = ("traefik", "hub", "gate", "postgres", "redis", "mongo", "s3")
+
+
+def env_value(path: Path, name: str) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith(name + "="):
+            value = line.split("=", 1)[1]
+    return value
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    base = os.environ.get("CLASSHUB_SWARM_RUN_ID")
+    nodes = SwarmNodes(workers=2, run_id=(base + "k")[:6] if base else None)
+    nodes.start()
+    try:
+        yield nodes
+    finally:
+        if os.environ.get("CLASSHUB_SWARM_KEEP"):
+            # while developing: look at it, then `scripts/swarm/nodes.sh down <id>`
+            print(f"kept the Swarm {nodes.id}")
+        else:
+            nodes.close()
+
+
+def service_logs(swarm: SwarmNodes) -> str:
+    """The last lines of every stack service's log (stdout and stderr: JupyterHub logs to
+    stderr)."""
+    out = []
+    for name in MANAGER_SERVICES:
+        done = subprocess.run(
+            ["docker", "-H", swarm.sock("m"), "service", "logs", "--no-task-ids", "--tail", "80"]
+            + [f"{STACK}_{name}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        out.append(f"===== {STACK}_{name} =====\n{done.stdout}")
+    return "\n".join(out)
+
+
+class Deployment:
+    """The deployed stack; ``logs()`` is what tests/conftest.py shows with a failure of a
+    test that takes the ``stack`` fixture."""
+
+    def __init__(self, swarm: SwarmNodes, url: str, jwt_secret: str):
+        self.swarm, self.url, self.jwt_secret = swarm, url, jwt_secret
+
+    def logs(self) -> str:
+        return service_logs(self.swarm)
+
+
+@pytest.fixture(scope="module")
+def stack(swarm, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    # first-run settings: the catalogue holds the one image this tier copies to the nodes
+    (run_dir / "classhub.env").write_text(
+        'CLASSHUB_IMAGES=[{"name": "classhub/singleuser:latest", "display_name": "Python"}]\n'
+    )
+    env = {
+        **os.environ,
+        "CLASSHUB_RUN_DIR": str(run_dir),
+        "CLASSHUB_SKIP_BUILD": "1",
+        "CLASSHUB_SWARM_MANAGER": swarm.sock("m"),
+        "CLASSHUB_SWARM_WORKERS": f"{swarm.sock('w1')} {swarm.sock('w2')}",
+        "CLASSHUB_SWARM_ADDRESS": swarm.env["CHSW_ADDR_M"],
+        "CLASSHUB_DOCKER_SOCKET": swarm.sock("m").removeprefix("unix://"),
+        "CLASSHUB_STUDENT_DEFAULT_SERVER": "1",
+        "CLASSHUB_UP_TIMEOUT": "420",
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts/swarm/deploy.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    print(f"deploy.sh: exit {done.returncode} after {time.monotonic() - started:.0f} s")
+    print(done.stderr[-3000:])
+    if done.returncode != 0:
+        pytest.fail(f"deploy.sh failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}")
+    assert "classhub is up on the Swarm" in done.stdout
+    yield Deployment(
+        swarm,
+        f"http://{swarm.env['CHSW_ADDR_M']}:8000",
+        env_value(run_dir / "classhub.env", "CLASSHUB_JWT_SECRET"),
+    )
+    if os.environ.get("CLASSHUB_SWARM_SHOW_LOGS"):
+        print(service_logs(swarm))
+
+
+def task_nodes(swarm: SwarmNodes, service: str) -> set[str]:
+    ids = {v: k for k, v in swarm.node_ids().items()}
+    out = swarm.docker(
+        "m", "service", "ps", service, "--filter", "desired-state=running", "--format", "{{.ID}}"
+    )
+    nodes = set()
+    for task in out.split():
+        nodes.add(ids[swarm.docker("m", "inspect", "--format", "{{.NodeID}}", task)])
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def student(swarm, stack):
+    """A student signed in with a JWT, their default server started through the hub API."""
+    browser = requests.Session()
+    token = mint_token(STUDENT, "student", key=stack.jwt_secret)
+    r = browser.post(
+        stack.url + "/hub/login", data={"token": token}, allow_redirects=False, timeout=60
+    )
+    assert r.status_code == 302, (r.status_code, r.text[:500])
+    xsrf = next((c.value for c in browser.cookies if c.name == "_xsrf"), "")
+
+    def api(method, path, **kwargs):
+        return browser.request(
+            method,
+            stack.url + "/hub/api" + path,
+            headers={"X-XSRFToken": xsrf},
+            timeout=60,
+            allow_redirects=False,
+            **kwargs,
+        )
+
+    started = time.monotonic()
+    r = api("POST", f"/users/{STUDENT}/server")
+    assert r.status_code in (201, 202), (r.status_code, r.text[:500], service_logs(swarm))
+    deadline = time.monotonic() + 300
+    while True:
+        model = api("GET", f"/users/{STUDENT}").json()
+        server = model.get("servers", {}).get("", {})
+        if server.get("ready"):
+            break
+        if not server.get("pending") or time.monotonic() > deadline:
+            pytest.fail(f"the server did not start: {model}\n{service_logs(swarm)}")
+        time.sleep(1)
+    print(f"spawn through the hub: ready after {time.monotonic() - started:.1f} s")
+    # JupyterLab as a browser opens it: the owner gate lets the student's session through,
+    # the server signs them in with the hub's OAuth (the server's calls to the hub go
+    # through Traefik's students entrypoint)
+    r = browser.get(stack.url + f"/user/{STUDENT}/lab", timeout=120)
+    assert r.status_code == 200, (r.status_code, r.url, r.text[:500])
+    assert r.url.endswith(f"/user/{STUDENT}/lab")
+    return {"browser": browser, "url": stack.url, "api": api}
+
+
+def student_service(swarm: SwarmNodes) -> str:
+    out = swarm.docker(
+        "m",
+        "service",
+        "ls",
+        "--filter",
+        "label=classhub.deployment=classhub",
+        "--format",
+        "{{.Name}}",
+    )
+    names = [n for n in out.split() if STUDENT in n]
+    assert len(names) == 1, out
+    return names[0]
+
+
+def in_server(swarm: SwarmNodes, script: str) -> str:
+    service = student_service(swarm)
+    (node,) = task_nodes(swarm, service)
+    container = swarm.docker(
+        node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+    ).split()[0]
+    return swarm.docker(node, "exec", container, "python3", "-I", "-c", script, timeout=60)
+
+
+def test_the_hub_gate_traefik_and_data_services_run_on_the_manager(swarm, stack):
+    for name in MANAGER_SERVICES:
+        assert task_nodes(swarm, f"{STACK}_{name}") == {"m"}, name
+    # the stores' set-up services are gone, with the administrator credentials they had
+    left = swarm.docker("m", "service", "ls", "-q", "--filter", "label=classhub.setup=true")
+    assert not left
+
+
+def test_a_students_server_runs_on_a_worker(swarm, stack, student):
+    assert task_nodes(swarm, student_service(swarm)) <= {"w1", "w2"}
+    assert len(task_nodes(swarm, student_service(swarm))) == 1
+
+
+def cookies_for(browser: requests.Session, path: str) -> dict[str, str]:
+    return {c.name: c.value for c in browser.cookies if path.startswith(c.path or "/")}
+
+
+async def run_one_plus_one(url: str, base: str, browser: requests.Session) -> str:
+    cookies = cookies_for(browser, base)
+    r = browser.post(
+        url + base + "api/kernels",
+        headers={"X-XSRFToken": cookies.get("_xsrf", "")},
+        json={"name": "python3"},
+        timeout=60,
+    )
+    assert r.status_code == 201, (r.status_code, r.text[:500])
+    conn = await websocket_connect(
+        HTTPRequest(
+            url.replace("http://", "ws://") + f"{base}api/kernels/{r.json()['id']}/channels",
+            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())},
+            connect_timeout=20,
+            request_timeout=60,
+        )
+    )
+    try:
+        msg_id, message = execute_request("1+1")
+        conn.write_message(message)
+        while True:
+            raw = await asyncio.wait_for(conn.read_message(), 60)
+            assert raw is not None, "the kernel's websocket closed before answering"
+            msg = json.loads(raw)
+            if (
+                msg.get("parent_header", {}).get("msg_id") == msg_id
+                and msg["msg_type"] == "execute_result"
+            ):
+                return msg["content"]["data"]["text/plain"]
+    finally:
+        conn.close()
+
+
+def test_a_kernel_runs_one_plus_one_through_traefik(stack, student):
+    base = f"/user/{STUDENT}/"
+    # without the student's session, the owner gate stops the request at Traefik
+    r = requests.get(student["url"] + base + "api/status", allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+    started = time.monotonic()
+    result = asyncio.run(run_one_plus_one(student["url"], base, student["browser"]))
+    print(f"kernel started and 1+1 answered in {time.monotonic() - started:.1f} s")
+    assert result == "2"
+
+
+CONNECT = """
+import socket, sys, urllib.error, urllib.request
+what = sys.argv[1] if len(sys.argv) > 1 else ""
+def reach(host, port):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        return "open"
+    except OSError as e:
+        return type(e).__name__
+try:
+    urllib.request.urlopen("http://traefik:8099/api/http/routers", timeout=10)
+    api = "200"
+except urllib.error.HTTPError as e:
+    api = str(e.code)
+except OSError as e:
+    api = type(e).__name__
+print(api, reach("hub", 8081), reach("{core}", 8081), reach("traefik", 8081))
+"""
+
+
+def test_the_traefik_api_and_the_hub_port_are_closed_to_a_students_server(swarm, stack, student):
+    hub_task = swarm.docker(
+        "m",
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.swarm.service.name={STACK}_hub",
+    ).split()[0]
+    nets = json.loads(
+        swarm.docker("m", "inspect", "--format", "{{json .NetworkSettings.Networks}}", hub_task)
+    )
+    core = nets[f"{STACK}_core"]["IPAddress"]
+    assert core.startswith("10.217.0.")
+    api, hub_by_name, hub_core, traefik_students = in_server(
+        swarm, CONNECT.replace("{core}", core)
+    ).split()
+    # Traefik's API: only the core network and loopback (the middleware classhub-internal)
+    assert api == "403"
+    # the hub listens on its core address only: not on the students network...
+    assert hub_by_name in ("ConnectionRefusedError", "TimeoutError", "timeout")
+    # ...and the core network is not reachable from there
+    assert hub_core != "open"
+    # the way to the hub API a server needs: Traefik's students entrypoint
+    assert traefik_students == "open"
+
+
+def test_stopping_the_server_saves_the_home_through_the_homes_identity(swarm, stack, student):
+    """The stop saves the home from the worker into the S3 store, signed by the hub's own
+    S3 identity for homes (keys homes/ only; the bucket made by deploy.sh); runs last."""
+    service = student_service(swarm)
+    r = student["api"]("DELETE", f"/users/{STUDENT}/server")
+    assert r.status_code in (202, 204), (r.status_code, r.text[:500])
+    deadline = time.monotonic() + 180
+    while student["api"]("GET", f"/users/{STUDENT}").json().get("servers", {}).get(""):
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(1)
+    left = swarm.docker("m", "service", "ls", "-q", "--filter", f"name={service}")
+    assert not left
+    assert f"Saved the home of {STUDENT}" in stack.logs()
