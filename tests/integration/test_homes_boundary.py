@@ -347,7 +347,10 @@ def test_a_stopped_server_is_snapshotted_without_starting_it(stack):
     stack.write_home("cid9", CODE, f"{CODE}/assignments/hw3/answer.py", b"print('cid')\n")
     stack.stop("cid9", CODE)
     client = docker.from_env()
-    since = int(time.time()) - 1
+    # events are timed to the second, and `since` includes its own second: wait until the
+    # spawn's own "start" (above, in the same second on a fast machine) is in the past
+    time.sleep(1.1)
+    since = int(time.time())
     r = cid.post(f"api/classes/{CODE}/assignments/hw3/submit")
     assert r.status_code == 201, r.text
     until = int(time.time()) + 1

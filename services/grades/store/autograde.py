@@ -450,6 +450,10 @@ class AutogradeQueries(StoreBase):
         }
         for t in tests:
             sid = t.pop("submission_id")
+            if sid not in out:
+                # a result committed between the two reads (its row was not there yet,
+                # its tests were): no result yet, as the first read said
+                continue
             t["flags"] = tuple(t["flags"] or ())
             out[sid]["tests"].append(q.TestRow(**t))
         return out
