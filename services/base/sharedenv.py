@@ -109,43 +109,33 @@ MONGO_TIMEOUT = EnvSetting(
 )
 
 
+def _checked(parse, obj, proposal, expect: str):
+    """``parse(proposal.value)``, its ValueError as the trait's error ``<setting> <expect>``
+    (``expect`` repeats the value only where it cannot be a secret)."""
+    try:
+        return parse(proposal.value)
+    except ValueError:
+        raise TraitError(f"{named(obj, proposal)} {expect}") from None
+
+
 def checked_s3_endpoint(obj, proposal) -> str:
     """A ``@validate("s3_endpoint")`` body: the same rule as :data:`S3_ENDPOINT`."""
-    try:
-        return s3_endpoint(proposal.value)
-    except ValueError:
-        raise TraitError(
-            f"{named(obj, proposal)} must be http(s)://host:port, got {proposal.value[:60]!r}"
-        ) from None
+    expect = f"must be http(s)://host:port, got {proposal.value[:60]!r}"
+    return _checked(s3_endpoint, obj, proposal, expect)
 
 
 def checked_s3_bucket(obj, proposal) -> str:
     """A ``@validate("s3_bucket")`` body: the same rule as :data:`S3_BUCKET`."""
-    try:
-        return s3_bucket(proposal.value)
-    except ValueError:
-        raise TraitError(
-            f"{named(obj, proposal)} {proposal.value!r} must be {BUCKET_RULE}"
-        ) from None
+    return _checked(s3_bucket, obj, proposal, f"{proposal.value!r} must be {BUCKET_RULE}")
 
 
 def checked_week_seconds(obj, proposal) -> float:
     """A ``@validate`` body for seconds of at most a week (a link's lifetime, a timeout)."""
-    try:
-        return week_seconds(proposal.value)
-    except ValueError:
-        raise TraitError(
-            f"{named(obj, proposal)} must be between 0 and 7 days in seconds"
-        ) from None
+    return _checked(week_seconds, obj, proposal, "must be between 0 and 7 days in seconds")
 
 
 def checked_mongo_url(obj, proposal) -> str:
     """A ``@validate("mongo_url")`` body: the same rule as :data:`MONGO_URL` (and the URL
     is never repeated: it may hold a password)."""
-    try:
-        return mongo_url(proposal.value)
-    except ValueError:
-        raise TraitError(
-            f"{named(obj, proposal)} must start with mongodb:// or mongodb+srv://, e.g. "
-            "mongodb://127.0.0.1:17017/classhub"
-        ) from None
+    expect = "must start with mongodb:// or mongodb+srv://, e.g. mongodb://127.0.0.1:17017/classhub"
+    return _checked(mongo_url, obj, proposal, expect)
