@@ -25,7 +25,7 @@ from .accounts import STORE as ACCOUNTS
 from .bearer import bearer_token
 from .class_roles import Rosters, class_teacher_roles
 from .class_rosters import ClassGroups, teacher_rosters
-from .client_address import client_address
+from .client_address import client_address, proxy_network
 from .jwt_verify import TokenRejected, verify_token
 from .messages import reject_message
 from .ratelimit import Limits, LoginLimiter
@@ -114,7 +114,16 @@ class JWTAuthenticator(AuthSettings, Authenticator):
 
     def client_address(self, handler) -> str:
         """The client's address: Traefik's X-Real-Ip only from ``trusted_proxies``."""
-        return client_address(handler.request, set(self.trusted_proxies))
+        return client_address(handler.request, self._proxy_networks())
+
+    def _proxy_networks(self) -> tuple:
+        """``trusted_proxies`` parsed once per value (the trait is checked on assignment)."""
+        key = tuple(self.trusted_proxies)
+        cached = getattr(self, "_proxies_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, tuple(proxy_network(v) for v in key))
+            self._proxies_cache = cached
+        return cached[1]
 
     # ----- usernames -----
 

@@ -2,8 +2,9 @@
 
 JupyterHub runs tornado with ``xheaders``: ``request.remote_ip`` is whatever the
 ``X-Real-Ip`` (or ``X-Forwarded-For``) header says, whoever sent it. classhub believes
-those headers only when the TCP peer is a trusted proxy (Traefik, on the hub's loopback
-address); from any other peer the peer's own address counts. Traefik itself never passes
+those headers only when the TCP peer is a trusted proxy (Traefik: on one machine the hub's
+loopback address, in a Swarm stack an address of the ``core`` overlay network); from any
+other peer the peer's own address counts. Traefik itself never passes
 a client's forwarded headers on (``forwardedHeaders.insecure: false``): it sets
 ``X-Real-Ip`` to the address it saw. One function, for the login limits and the
 sessions' ``address``.
@@ -12,7 +13,9 @@ sessions' ``address``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def peer_address(request) -> str:
@@ -34,10 +37,26 @@ def normalize(address: str) -> str:
     return str(ip)
 
 
-def client_address(request, trusted_proxies: Collection[str]) -> str:
-    """``request``'s client: the forwarded address when the peer is one of
+def proxy_network(value: str) -> Network:
+    """A trusted proxy as a network: ``"127.0.0.1"`` is ``127.0.0.1/32``; a network must
+    be written with its host bits zero (``10.217.0.0/24``, not ``10.217.0.5/24``, which
+    is more likely a typo than a wish). ``ValueError`` for anything else."""
+    return ipaddress.ip_network(value.strip(), strict=True)
+
+
+def trusted(peer: str, proxies: Iterable[Network]) -> bool:
+    """Whether the address ``peer`` is in one of ``proxies``."""
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in proxies)
+
+
+def client_address(request, trusted_proxies: Iterable[Network]) -> str:
+    """``request``'s client: the forwarded address when the peer is in one of
     ``trusted_proxies``, else the peer itself."""
     peer = normalize(peer_address(request))
-    if peer in trusted_proxies:
+    if trusted(peer, trusted_proxies):
         return normalize(request.remote_ip or peer)
     return peer

@@ -12,10 +12,19 @@ from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, def
 from traitlets.config import LoggingConfigurable
 
 from common.hubenv import ADMIN_PASSWORD, ADMIN_PASSWORD_FILE, REDIS_URL
-from common.settings import EnvSetting, EnvTable, named, switch
+from common.settings import EnvSetting, EnvTable, comma_list, named, switch
 
+from .client_address import proxy_network
 from .roles import ROLES, STUDENT_SCOPES
 from .sessions import POLICIES, TAKEOVER
+
+
+def _proxies(raw: str) -> list[str]:
+    """``CLASSHUB_TRUSTED_PROXIES``: addresses or networks separated by commas."""
+    values = comma_list(raw)
+    for value in values:
+        proxy_network(value)
+    return values
 
 
 def _policy(raw: str) -> str:
@@ -84,6 +93,14 @@ AUTH_TABLE = EnvTable(
             7200,
             _idle_seconds,
             "a number of seconds, at least 60",
+        ),
+        EnvSetting(
+            "trusted_proxies",
+            "CLASSHUB_TRUSTED_PROXIES",
+            ["127.0.0.1", "::1"],
+            _proxies,
+            "addresses or networks separated by commas, such as 10.217.0.0/24",
+            doc_default="127.0.0.1,::1",
         ),
     )
 )
@@ -362,14 +379,16 @@ class AuthSettings(LoggingConfigurable):
     )
     trusted_proxies = List(
         Unicode(),
-        ["127.0.0.1", "::1"],
         config=True,
-        help="""Addresses whose ``X-Real-Ip``/``X-Forwarded-For`` headers name the client:
-        Traefik's, as the hub sees it (the hub listens on loopback only). From any other
-        peer the peer's own address is the client's, whatever the headers say. The address
-        is used by the login limits and shown on the Sessions page.
+        help="""Addresses or networks whose ``X-Real-Ip``/``X-Forwarded-For`` headers name
+        the client: Traefik's, as the hub sees it. On one machine that is loopback (the hub
+        listens there only). In a Swarm stack Traefik reaches the hub over the ``core``
+        overlay network from an address Docker picks, so the stack trusts that network
+        (``CLASSHUB_TRUSTED_PROXIES=10.217.0.0/24``; student servers are never on it). From
+        any other peer the peer's own address is the client's, whatever the headers say. The
+        address is used by the login limits and shown on the Sessions page.
 
-        Example: ``c.JWTAuthenticator.trusted_proxies = ["127.0.0.1"]``
+        Example: ``c.JWTAuthenticator.trusted_proxies = ["127.0.0.1", "10.217.0.0/24"]``
         """,
     )
 
@@ -474,14 +493,13 @@ class AuthSettings(LoggingConfigurable):
 
     @validate("trusted_proxies")
     def _check_proxies(self, proposal):
-        import ipaddress
-
         for value in proposal.value:
             try:
-                ipaddress.ip_address(value)
+                proxy_network(value)
             except ValueError:
                 raise TraitError(
-                    f"trusted_proxies must list IP addresses (such as 127.0.0.1), got {value!r}"
+                    "trusted_proxies must list IP addresses or networks (such as 127.0.0.1 "
+                    f"or 10.217.0.0/24), got {value!r}"
                 ) from None
         return proposal.value
 

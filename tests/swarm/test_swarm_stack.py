@@ -5,7 +5,9 @@ onto them, deploys the stack and sets up the stores' identities with one-shot se
 Then, as a student, through Traefik on the manager's public port: sign in with a JWT,
 start the default server through the hub API (it runs on a worker), start a kernel and run
 ``1+1`` over its websocket. From inside that server: Traefik's API answers 403 and the hub's
-port is not reachable. The hub, the gate, Traefik and the data services run on the manager.
+port is not reachable. The Sessions page shows the client's own address (Traefik's
+X-Real-Ip, trusted from the core network). The hub, the gate, Traefik and the data
+services run on the manager.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -263,6 +266,27 @@ def test_a_kernel_runs_one_plus_one_through_traefik(stack, student):
     result = asyncio.run(run_one_plus_one(student["url"], base, student["browser"]))
     print(f"kernel started and 1+1 answered in {time.monotonic() - started:.1f} s")
     assert result == "2"
+
+
+def test_the_sessions_page_shows_the_clients_address_not_traefiks(stack, student):
+    """In the stack Traefik reaches the hub over the core network from an address Docker
+    picks: the hub believes its X-Real-Ip (CLASSHUB_TRUSTED_PROXIES, a network), so the
+    login limits and the Sessions page see the client, not Traefik."""
+    admin = requests.Session()
+    token = mint_token("swarmadmin", "admin", key=stack.jwt_secret)
+    r = admin.post(
+        stack.url + "/hub/login", data={"token": token}, allow_redirects=False, timeout=60
+    )
+    assert r.status_code == 302, (r.status_code, r.text[:500])
+    r = admin.get(stack.url + "/hub/api/classhub/sessions", timeout=60)
+    assert r.status_code == 200, (r.status_code, r.text[:500])
+    sessions = {s["user"]: s for s in r.json()["sessions"]}
+    host = stack.url.split("//", 1)[1].rsplit(":", 1)[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))
+        ours = probe.getsockname()[0]
+    assert sessions[STUDENT]["address"] == ours, sessions[STUDENT]
+    assert sessions["swarmadmin"]["address"] == ours, sessions["swarmadmin"]
 
 
 CONNECT = """

@@ -8,7 +8,7 @@ from traitlets import TraitError
 
 from authenticator.authenticator import JWTAuthenticator, too_many
 from authenticator.bearer import bearer_token
-from authenticator.client_address import client_address
+from authenticator.client_address import client_address, proxy_network
 from authenticator.handlers import credential_in_query
 from authenticator.messages import describe_agent, reject_message
 from authenticator.ratelimit import Limits, Verdict, slowdown
@@ -242,7 +242,8 @@ def test_the_slow_down_grows_and_is_capped():
     [
         ("login_failures_per_user", 0, "at least 1"),
         ("login_slowdown_max", 60, "between 0 and 10"),
-        ("trusted_proxies", ["traefik"], "IP addresses"),
+        ("trusted_proxies", ["traefik"], "IP addresses or networks"),
+        ("trusted_proxies", ["10.217.0.5/24"], "IP addresses or networks"),  # host bits set
     ],
 )
 def test_limit_settings_are_checked(trait, value, match):
@@ -280,4 +281,30 @@ class FakeXheadersRequest:
 )
 def test_forwarded_addresses_count_only_from_trusted_proxies(peer, forwarded, seen):
     request = FakeXheadersRequest(peer, forwarded)
-    assert client_address(request, {"127.0.0.1", "::1"}) == seen
+    proxies = [proxy_network("127.0.0.1"), proxy_network("::1")]
+    assert client_address(request, proxies) == seen
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded, seen",
+    [
+        ("10.217.0.9", "198.51.100.7", "198.51.100.7"),  # Traefik's task on the core network
+        ("10.217.1.9", "198.51.100.7", "10.217.1.9"),  # next door: not trusted
+        ("10.218.0.4", "10.217.0.9", "10.218.0.4"),  # a student server naming a proxy
+        ("::1", "198.51.100.7", "::1"),  # v6 peer, v4 network only
+    ],
+)
+def test_a_trusted_network_covers_every_address_in_it(peer, forwarded, seen):
+    request = FakeXheadersRequest(peer, forwarded)
+    assert client_address(request, [proxy_network("10.217.0.0/24")]) == seen
+
+
+def test_trusted_proxies_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CLASSHUB_TRUSTED_PROXIES", "127.0.0.1, 10.217.0.0/24")
+    auth = JWTAuthenticator()
+    assert auth.trusted_proxies == ["127.0.0.1", "10.217.0.0/24"]
+    request = FakeXheadersRequest("10.217.0.3", "203.0.113.9")
+    assert auth.client_address(type("H", (), {"request": request})()) == "203.0.113.9"
+    monkeypatch.setenv("CLASSHUB_TRUSTED_PROXIES", "traefik")
+    with pytest.raises(Exception, match="CLASSHUB_TRUSTED_PROXIES"):
+        JWTAuthenticator().trusted_proxies  # noqa: B018 - reading runs the @default
