@@ -790,6 +790,9 @@ c.JupyterHub.log_level = {self.log_level!r}
             CLASSHUB_STUDENT_DEFAULT_SERVER="1",
             CLASSHUB_EXTRA_CONFIG=str(self.workdir / "extra_config.py"),
             JUPYTERHUB_CRYPT_KEY=self.crypt_key,
+            # a crash of the hub or a service prints every thread's Python stack into its
+            # log (printed when a test fails), as the hub image does
+            PYTHONFAULTHANDLER="1",
         )
         if self.homes:
             env.update(CLASSHUB_HOMES_DIR=str(self.homes_dir), CLASSHUB_HOME_QUOTA=self.home_quota)

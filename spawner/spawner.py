@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
@@ -466,6 +467,23 @@ class ClassroomSpawner(DockerSpawner):
         return proposal.value
 
     _executors: dict[int, ThreadPoolExecutor] = {}
+    _client_lock = threading.Lock()
+
+    @property
+    def client(self):
+        """The hub's one Docker client, made once under a lock.
+
+        DockerSpawner's property makes it on first use without a lock: safe with its one
+        Docker thread, not with :attr:`executor`'s pool. Two threads' first calls (a fresh
+        hub starting several servers: start all, warm-up) made two clients, and setting the
+        class attribute the second time released the first client while other threads were
+        using the class. CPython 3.11 invalidates a type's attribute cache only after the
+        old value is released, and that release ran urllib3's pool finalizers, which let go
+        of the GIL: another thread's ``cls._client`` came from the stale cache, a freed
+        object, and the hub died with a segfault. Under the lock the attribute is set once.
+        """
+        with self._client_lock:
+            return super().client
 
     @property
     def executor(self):

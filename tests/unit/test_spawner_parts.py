@@ -91,3 +91,42 @@ async def test_servers_cannot_be_renamed():
     with pytest.raises(web.HTTPError) as e:
         await ClassroomSpawner().rename("bio", "other")
     assert e.value.status_code == 400 and "cannot be renamed" in e.value.log_message
+
+
+def test_the_docker_client_is_made_once_when_threads_ask_at_once(monkeypatch):
+    """The spawner's Docker calls run in a pool of threads; their first calls at once (a
+    fresh hub starting several servers) must share one client. DockerSpawner makes it on
+    first use without a lock: two clients were made, and replacing the class attribute
+    released the first while CPython's type cache still handed it out (CPython issue
+    118492; urllib3's finalizers let go of the GIL in that window): the hub segfaulted."""
+    import threading
+    import time
+
+    import dockerspawner.dockerspawner as ds
+
+    from spawner.spawner import ClassroomSpawner
+
+    made = []
+
+    class SlowClient:
+        def __init__(self, **kwargs):
+            time.sleep(0.05)  # the real one asks the engine for its API version
+            made.append(self)
+
+    monkeypatch.setattr(ds.docker, "APIClient", SlowClient)
+    monkeypatch.setattr(ClassroomSpawner, "_client", None)
+    spawner = ClassroomSpawner()
+    seen = []
+    start = threading.Barrier(8)
+
+    def first_call():
+        start.wait()
+        seen.append(spawner.client)
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(made) == 1 and len(seen) == 8
+    assert all(client is made[0] for client in seen)
