@@ -123,6 +123,7 @@ def ensure_bucket(endpoint: str, admin: Keys, bucket: str, *, timeout: float = 1
     """Create ``bucket`` with the admin identity unless it exists; True when created."""
     import urllib3
     from minio import Minio
+    from minio.error import S3Error
 
     scheme, _, host = endpoint.partition("://")
     if scheme not in ("http", "https") or not host:
@@ -142,7 +143,13 @@ def ensure_bucket(endpoint: str, admin: Keys, bucket: str, *, timeout: float = 1
     try:
         if client.bucket_exists(bucket):
             return False
-        client.make_bucket(bucket)
+        try:
+            client.make_bucket(bucket)
+        except S3Error as e:
+            # made in between by another set-up of this deployment
+            if e.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return False
+            raise
         return True
     finally:
         http.clear()

@@ -134,7 +134,12 @@ class ObjectStore:
             except S3Error as e:
                 if e.code != "NoSuchBucket":
                     raise
-                self.client.make_bucket(self.bucket)
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as made:
+                    # another service made it in between: the bucket is there
+                    if made.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
 
         await self._run("creating the bucket", ensure)
 

@@ -7,7 +7,9 @@ start the default server through the hub API (it runs on a worker), start a kern
 ``1+1`` over its websocket. From inside that server: Traefik's API answers 403 and the hub's
 port is not reachable. The Sessions page shows the client's own address (Traefik's
 X-Real-Ip, trusted from the core network). The hub, the gate, Traefik and the data
-services run on the manager.
+services run on the manager. Then ten students' servers started at once through the hub
+spread over both workers; one worker drained (its students' servers stopped through the
+hub, which saves their homes to S3), they start on the other with their files.
 """
 
 from __future__ import annotations
@@ -140,11 +142,11 @@ def task_nodes(swarm: SwarmNodes, service: str) -> set[str]:
     return nodes
 
 
-@pytest.fixture(scope="module")
-def student(swarm, stack):
-    """A student signed in with a JWT, their default server started through the hub API."""
+def signed_in(stack, name: str, role: str = "student"):
+    """A browser signed in as ``name`` with a JWT, and a function calling the hub API as
+    that browser does."""
     browser = requests.Session()
-    token = mint_token(STUDENT, "student", key=stack.jwt_secret)
+    token = mint_token(name, role, key=stack.jwt_secret)
     r = browser.post(
         stack.url + "/hub/login", data={"token": token}, allow_redirects=False, timeout=60
     )
@@ -160,6 +162,32 @@ def student(swarm, stack):
             allow_redirects=False,
             **kwargs,
         )
+
+    return browser, api
+
+
+def wait_for_servers(swarm, apis: dict, *, running: bool, timeout: float = 420) -> None:
+    """Wait until each person's default server is ready (``running``) or gone."""
+    deadline = time.monotonic() + timeout
+    waiting = set(apis)
+    while waiting:
+        for name in sorted(waiting):
+            server = apis[name]("GET", f"/users/{name}").json().get("servers", {}).get("")
+            if running and server and server.get("ready"):
+                waiting.discard(name)
+            elif running and (not server or not server.get("pending")):
+                pytest.fail(f"{name}'s server did not start: {server}\n{service_logs(swarm)}")
+            elif not running and not server:
+                waiting.discard(name)
+        if waiting and time.monotonic() > deadline:
+            pytest.fail(f"still waiting for {sorted(waiting)}\n{service_logs(swarm)}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def student(swarm, stack):
+    """A student signed in with a JWT, their default server started through the hub API."""
+    browser, api = signed_in(stack, STUDENT)
 
     started = time.monotonic()
     r = api("POST", f"/users/{STUDENT}/server")
@@ -183,7 +211,7 @@ def student(swarm, stack):
     return {"browser": browser, "url": stack.url, "api": api}
 
 
-def student_service(swarm: SwarmNodes) -> str:
+def student_service(swarm: SwarmNodes, student: str = STUDENT) -> str:
     out = swarm.docker(
         "m",
         "service",
@@ -193,13 +221,13 @@ def student_service(swarm: SwarmNodes) -> str:
         "--format",
         "{{.Name}}",
     )
-    names = [n for n in out.split() if STUDENT in n]
+    names = [n for n in out.split() if student in n]
     assert len(names) == 1, out
     return names[0]
 
 
-def in_server(swarm: SwarmNodes, script: str) -> str:
-    service = student_service(swarm)
+def in_server(swarm: SwarmNodes, script: str, student: str = STUDENT) -> str:
+    service = student_service(swarm, student)
     (node,) = task_nodes(swarm, service)
     container = swarm.docker(
         node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
@@ -272,13 +300,8 @@ def test_the_sessions_page_shows_the_clients_address_not_traefiks(stack, student
     """In the stack Traefik reaches the hub over the core network from an address Docker
     picks: the hub believes its X-Real-Ip (CLASSHUB_TRUSTED_PROXIES, a network), so the
     login limits and the Sessions page see the client, not Traefik."""
-    admin = requests.Session()
-    token = mint_token("swarmadmin", "admin", key=stack.jwt_secret)
-    r = admin.post(
-        stack.url + "/hub/login", data={"token": token}, allow_redirects=False, timeout=60
-    )
-    assert r.status_code == 302, (r.status_code, r.text[:500])
-    r = admin.get(stack.url + "/hub/api/classhub/sessions", timeout=60)
+    _, admin = signed_in(stack, "swarmadmin", "admin")
+    r = admin("GET", "/classhub/sessions")
     assert r.status_code == 200, (r.status_code, r.text[:500])
     sessions = {s["user"]: s for s in r.json()["sessions"]}
     host = stack.url.split("//", 1)[1].rsplit(":", 1)[0]
@@ -337,7 +360,8 @@ def test_the_traefik_api_and_the_hub_port_are_closed_to_a_students_server(swarm,
 
 def test_stopping_the_server_saves_the_home_through_the_homes_identity(swarm, stack, student):
     """The stop saves the home from the worker into the S3 store, signed by the hub's own
-    S3 identity for homes (keys homes/ only; the bucket made by deploy.sh); runs last."""
+    S3 identity for homes (keys homes/ only; the bucket made by deploy.sh); runs before the
+    crowd's tests, which drain a worker."""
     service = student_service(swarm)
     r = student["api"]("DELETE", f"/users/{STUDENT}/server")
     assert r.status_code in (202, 204), (r.status_code, r.text[:500])
@@ -348,3 +372,64 @@ def test_stopping_the_server_saves_the_home_through_the_homes_identity(swarm, st
     left = swarm.docker("m", "service", "ls", "-q", "--filter", f"name={service}")
     assert not left
     assert f"Saved the home of {STUDENT}" in stack.logs()
+
+
+CROWD = [f"swarmcrowd{k}" for k in range(10)]
+
+
+@pytest.fixture(scope="module")
+def crowd(swarm, stack):
+    """Ten students signed in with JWTs, their servers started at once through the hub."""
+    apis = {name: signed_in(stack, name)[1] for name in CROWD}
+    started = time.monotonic()
+    for name, api in apis.items():
+        r = api("POST", f"/users/{name}/server")
+        assert r.status_code in (201, 202), (name, r.status_code, r.text[:500])
+    wait_for_servers(swarm, apis, running=True)
+    print(f"10 servers through the hub: all ready after {time.monotonic() - started:.1f} s")
+    return apis
+
+
+def placement(swarm) -> dict[str, str]:
+    placed = {}
+    for name in CROWD:
+        (node,) = task_nodes(swarm, student_service(swarm, name))
+        placed[name] = node
+    return placed
+
+
+def test_ten_servers_started_through_the_hub_spread_over_both_workers(swarm, crowd):
+    placed = placement(swarm)
+    counts = {n: list(placed.values()).count(n) for n in ("m", "w1", "w2")}
+    print("servers per node:", counts)
+    assert counts["m"] == 0
+    assert counts["w1"] >= 3 and counts["w2"] >= 3, placed
+
+
+def test_a_drained_workers_students_start_on_the_other_node_with_their_files(swarm, crowd):
+    """Drain a worker as the admin guide says (its students' servers stopped through the
+    hub first, which saves their homes to S3): started again through the hub, they run on
+    the other worker with their files; the others never stopped."""
+    for name in CROWD:
+        in_server(swarm, PROOF.format(text=f"work of {name}"), name)
+    placed = placement(swarm)
+    moved = sorted(n for n, node in placed.items() if node == "w1")
+    stayed = sorted(n for n, node in placed.items() if node == "w2")
+    assert moved and stayed
+    for name in moved:
+        r = crowd[name]("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204), (name, r.status_code, r.text[:500])
+    wait_for_servers(swarm, {n: crowd[n] for n in moved}, running=False, timeout=240)
+    swarm.docker("m", "node", "update", "--availability", "drain", swarm.node_ids()["w1"])
+    for name in moved:
+        r = crowd[name]("POST", f"/users/{name}/server")
+        assert r.status_code in (201, 202), (name, r.status_code, r.text[:500])
+    wait_for_servers(swarm, {n: crowd[n] for n in moved}, running=True)
+    after = placement(swarm)
+    assert {after[n] for n in CROWD} == {"w2"}, after
+    for name in CROWD:
+        assert in_server(swarm, READ_PROOF, name) == f"work of {name}", name
+
+
+PROOF = "import os; open(os.path.join(os.environ['HOME'], 'proof.txt'), 'w').write({text!r})"
+READ_PROOF = "import os; print(open(os.path.join(os.environ['HOME'], 'proof.txt')).read())"

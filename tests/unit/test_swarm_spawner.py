@@ -283,3 +283,34 @@ def test_a_tasks_address_on_the_students_network():
     assert task_address(task, "classhub-students") == "10.215.1.7"
     assert task_address(task, "other") is None
     assert task_address({}, "classhub-students") is None
+
+
+@pytest.mark.parametrize("answer", ["BucketAlreadyOwnedByYou", "BucketAlreadyExists"])
+def test_a_bucket_made_meanwhile_is_there_not_a_failure(monkeypatch, answer):
+    """Several servers stopping at once each save a home and each make the bucket when it
+    is missing: the ones that lose the race get "already owned" from S3, and their homes
+    must still be saved."""
+    from minio.error import S3Error
+
+    from spawner import homesync
+
+    class Racing:
+        made = 0
+
+        def bucket_exists(self, bucket):
+            return False
+
+        def make_bucket(self, bucket):
+            raise S3Error(None, answer, "made meanwhile", "/" + bucket, "r", "h", bucket)
+
+    place = homesync.S3Place("http://s3:8333", "a", "s", "homes-bucket")
+    monkeypatch.setattr(homesync.S3Place, "client", lambda self: Racing())
+    homesync.ensure_bucket(place)  # no error
+
+    class Refused(Racing):
+        def make_bucket(self, bucket):
+            raise S3Error(None, "AccessDenied", "no", "/" + bucket, "r", "h", bucket)
+
+    monkeypatch.setattr(homesync.S3Place, "client", lambda self: Refused())
+    with pytest.raises(S3Error):
+        homesync.ensure_bucket(place)
