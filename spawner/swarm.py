@@ -347,6 +347,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         place = self._place()
         if place is None:
             return False
+        if self.home_node:
+            await self._bring_home_back(self.home_node)
+        if self.home_node:
+            return False  # the start runs on that node, where the home is newest
         try:
             generation = await self._in_pool(homesync.latest_generation, place, self.home_volume)
             url = (
@@ -365,6 +369,58 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             "CLASSHUB_HOME_GENERATION": str(generation),
         }
         return False
+
+    async def _bring_home_back(self, node: str) -> None:
+        """The last stop could not save the home on ``node``: save it now (the store may
+        be back), else start there. A node that cannot run it stops the start with a
+        message, never a start elsewhere from an older copy."""
+        try:
+            info = await self.docker("inspect_node", node)
+        except NotFound:
+            info = {}
+        ready = (
+            info.get("Spec", {}).get("Availability") == "active"
+            and info.get("Status", {}).get("State") == "ready"
+        )
+        if not ready:
+            self.log.error(
+                "Home of %s is newest on node %s, which is %s",
+                self._log_name,
+                node,
+                "gone" if not info else "drained or down",
+            )
+            raise SpawnError(
+                "Your newest files are still on a machine of the cluster that is out of "
+                "service (they could not be saved when your server last stopped). Your "
+                "server will start once an administrator brings that machine back; tell "
+                "your teacher or an administrator."
+            )
+        self._progress(8, "Saving your home folder from where it was last used")
+        if await self._save_home(node):
+            self.home_node = ""
+        else:
+            self.log.warning("Starting %s on node %s, where its home is", self._log_name, node)
+
+    # ----- state: the node a home could not be saved from outlives the server
+
+    home_node = ""
+
+    def get_state(self):
+        state = super().get_state()
+        if self.home_node:
+            state["home_node"] = self.home_node
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.home_node = state.get("home_node", "")
+
+    def clear_state(self):
+        """JupyterHub clears the state after each stop; the node holding a home that
+        could not be saved must outlive it."""
+        node = self.home_node
+        super().clear_state()
+        self.home_node = node
 
     def get_env(self):
         env = super().get_env()
@@ -417,7 +473,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             cpu_limit=self.cpu_limit,
             pids_limit=self.pids_limit,
             reserve_memory=self.reserve_memory,
-            constraints=self.swarm_constraints,
+            constraints=[
+                *self.swarm_constraints,
+                *([f"node.id=={self.home_node}"] if self.home_node else []),
+            ],
             spread=self.swarm_spread,
         )
         return await self.docker("create_service", **spec)
@@ -493,7 +552,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             await self._scale_to_zero()
         await super().stop(now=now)
         if self.homes_sync and node:
-            await self._save_home(node)
+            saved = await self._save_home(node)
+            # not saved (the store was down): the newest files are on that node only, and
+            # the next start must run there rather than restore an older copy elsewhere
+            self.home_node = "" if saved else node
 
     async def _scale_to_zero(self) -> None:
         """Stop the task and wait until its container is gone, so the save reads a
@@ -519,7 +581,9 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 return
             await asyncio.sleep(0.5)
 
-    async def _save_home(self, node: str) -> None:
+    async def _save_home(self, node: str) -> bool:
+        """Save the home volume on ``node`` to the S3 store with a one-shot service there;
+        whether it was saved (never raises: a failure is logged)."""
         place = self._place()
         name = self.object_name + "-save"
         try:
@@ -530,14 +594,14 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             url = await self._in_pool(homesync.presign, place, "PUT", self.home_volume, generation)
         except Exception as e:  # the store is down: the home stays on its node
             self.log.error("Home of %s not saved (S3 store: %s)", self._log_name, e)
-            return
+            return False
         limit = homesync_limit(self.home_quota)
         if not self._image_id:
             try:
                 self._image_id = (await self.docker("inspect_image", self.image))["Id"]
             except NotFound:
                 self.log.error("Home of %s not saved: image %s is gone", self._log_name, self.image)
-                return
+                return False
         container = hardened_container(
             image=self._node_image(),
             command=["python3", "-I", "-c", homesync.SAVE],
@@ -603,6 +667,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 why,
                 node,
             )
+        return ok
 
 
 def homesync_limit(quota: str) -> int:

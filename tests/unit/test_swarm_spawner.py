@@ -314,3 +314,127 @@ def test_a_bucket_made_meanwhile_is_there_not_a_failure(monkeypatch, answer):
     monkeypatch.setattr(homesync.S3Place, "client", lambda self: Refused())
     with pytest.raises(S3Error):
         homesync.ensure_bucket(place)
+
+
+# ----- a home that could not be saved keeps its student on its node
+
+
+def _pinned_spawner(monkeypatch, *, node_info, saves):
+    """A Swarm spawner whose Docker calls and home saves are stand-ins: ``node_info`` is
+    what ``inspect_node`` answers, ``saves`` the results of successive saves."""
+    spawner = SwarmClassroomSpawner(
+        user=_Student(),
+        homes_sync=True,
+        homes_s3_url="http://s3:8333",
+        homes_s3_access_key="a",
+        homes_s3_secret_key="s",
+    )
+    calls = []
+
+    async def docker(method, *args, **kwargs):
+        calls.append((method, args, kwargs))
+        if method == "inspect_node":
+            return node_info
+        if method == "create_service":
+            return {"ID": "svc"}
+        raise AssertionError(method)
+
+    results = list(saves)
+
+    async def save(node):
+        calls.append(("save", (node,), {}))
+        return results.pop(0)
+
+    async def in_pool(fn, *args):
+        return fn(*args)
+
+    monkeypatch.setattr(spawner, "docker", docker)
+    monkeypatch.setattr(spawner, "_save_home", save)
+    monkeypatch.setattr(spawner, "_in_pool", in_pool)
+    monkeypatch.setattr(spawner, "_progress", lambda *a: None)
+    monkeypatch.setattr(homesync, "latest_generation", lambda place, volume: 4)
+    monkeypatch.setattr(homesync, "presign", lambda place, method, volume, gen: f"{method} {gen}")
+    return spawner, calls
+
+
+READY = {"Spec": {"Availability": "active"}, "Status": {"State": "ready"}}
+
+
+class _Student:
+    name = "x"
+
+
+def test_the_node_of_an_unsaved_home_outlives_the_stop_in_the_state():
+    spawner = SwarmClassroomSpawner(user=_Student(), homes_sync=True)
+    spawner.home_node = "node-a"
+    spawner.clear_state()  # what JupyterHub does after every stop
+    assert spawner.get_state()["home_node"] == "node-a"
+    other = SwarmClassroomSpawner(user=_Student(), homes_sync=True)
+    other.load_state(spawner.get_state())
+    assert other.home_node == "node-a"
+    other.home_node = ""
+    assert "home_node" not in other.get_state()
+
+
+async def test_a_home_saved_at_the_next_start_is_restored_anywhere(monkeypatch):
+    spawner, calls = _pinned_spawner(monkeypatch, node_info=READY, saves=[True])
+    spawner.home_node = "node-a"
+    assert await spawner._prepare_home() is False
+    assert ("save", ("node-a",), {}) in calls
+    assert spawner.home_node == ""
+    assert spawner._restore_env == {
+        "CLASSHUB_HOME_RESTORE_URL": "GET 4",
+        "CLASSHUB_HOME_GENERATION": "4",
+    }
+
+
+async def test_a_home_still_unsaved_starts_on_its_node_without_an_older_copy(monkeypatch):
+    spawner, calls = _pinned_spawner(monkeypatch, node_info=READY, saves=[False])
+    spawner.home_node = "node-a"
+    assert await spawner._prepare_home() is False
+    assert spawner.home_node == "node-a" and spawner._restore_env is None
+    monkeypatch.setattr(spawner, "get_command", _async(["jupyterhub-singleuser"]))
+    monkeypatch.setattr(spawner, "get_env", lambda: {})
+    monkeypatch.setattr(spawner, "_labels", lambda: {})
+    monkeypatch.setattr(type(spawner), "proxy_spec", "/user/x/", raising=False)
+    await spawner.create_object()
+    (create,) = [c for c in calls if c[0] == "create_service"]
+    constraints = create[2]["task_template"]["Placement"]["Constraints"]
+    assert "node.id==node-a" in constraints
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {},
+        {"Spec": {"Availability": "drain"}, "Status": {"State": "ready"}},
+        {"Spec": {"Availability": "active"}, "Status": {"State": "down"}},
+    ],
+)
+async def test_a_home_on_a_node_out_of_service_stops_the_start_with_a_message(monkeypatch, info):
+    spawner, calls = _pinned_spawner(monkeypatch, node_info=info, saves=[])
+    spawner.home_node = "node-a"
+    with pytest.raises(Exception, match="out of service") as failed:
+        await spawner._prepare_home()
+    assert "administrator" in str(failed.value)
+    assert not [c for c in calls if c[0] == "save"]
+    assert spawner.home_node == "node-a"
+
+
+@pytest.mark.parametrize("saved, pinned", [(True, ""), (False, "node-a")])
+async def test_the_stop_pins_the_home_only_when_its_save_failed(monkeypatch, saved, pinned):
+    from spawner.spawner import ClassroomSpawner
+
+    spawner, calls = _pinned_spawner(monkeypatch, node_info=READY, saves=[saved])
+    monkeypatch.setattr(spawner, "_task", _async({"NodeID": "node-a"}))
+    monkeypatch.setattr(spawner, "_scale_to_zero", _async(None))
+    monkeypatch.setattr(ClassroomSpawner, "stop", lambda self, now=False: _async(None)())
+    await spawner.stop()
+    assert spawner.home_node == pinned
+
+
+def _async(value):
+    async def fn(*args, **kwargs):
+        return value
+
+    return fn
