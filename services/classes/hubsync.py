@@ -217,13 +217,15 @@ class GroupSync:
         if plan.create:
             await self.hub.create_group(plan.name)
             self.log.info("hub group %s created", plan.name)
+        # the class environment before the members: a student is never in the group
+        # without it (the spawner reads the class's image and limits from it)
+        if plan.properties is not None:
+            await self.hub.set_group_properties(plan.name, plan.properties)
+            self.log.info("hub group %s: class environment updated", plan.name)
         if plan.add:
             await self._members(plan.name, plan.add, add=True)
         if plan.remove:
             await self._members(plan.name, plan.remove, add=False)
-        if plan.properties is not None:
-            await self.hub.set_group_properties(plan.name, plan.properties)
-            self.log.info("hub group %s: class environment updated", plan.name)
 
     async def _members(self, group: str, names: frozenset[str], *, add: bool) -> None:
         change = self.hub.add_group_users if add else self.hub.remove_group_users

@@ -131,6 +131,21 @@ async def test_sync_is_idempotent():
     assert hub.calls == []
 
 
+async def test_a_recreated_group_gets_the_class_environment_before_its_members():
+    """A student is never in a class's group without its environment (the spawner reads
+    the class's image and limits from the group's properties)."""
+    hub = FakeHub({"sam", "sue", "tina"})
+    await GroupSync(hub, FakeStore(BIO)).sync("bio")
+    hub.calls.clear()
+    del hub.groups["class-bio"]
+    await GroupSync(hub, FakeStore(BIO)).reconcile()
+    assert hub.calls[:3] == [
+        ("create", "class-bio"),
+        ("props", "class-bio"),
+        ("add", "class-bio", ("sam", "sue")),
+    ]
+
+
 async def test_sync_leaves_out_users_the_hub_does_not_know():
     hub = FakeHub({"sam", "tina"})
     await GroupSync(hub, FakeStore(BIO)).sync("bio")
