@@ -38,7 +38,9 @@ from docker.types import (
     TaskTemplate,
 )
 from dockerspawner import SwarmSpawner
+from minio.error import S3Error
 from traitlets import Bool, Float, List, Unicode, default, validate
+from urllib3.exceptions import HTTPError
 
 from common.naming import object_name
 from common.settings import EnvSetting, EnvTable, switch
@@ -635,23 +637,26 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         started = time.monotonic()
         state, why = "", ""
         try:
-            with contextlib.suppress(NotFound):
-                await self.docker("remove_service", name)
-            await self.docker("create_service", **spec)
-            while time.monotonic() - started < self.homes_save_timeout:
-                tasks = await self.docker("tasks", filters={"service": name})
-                status = tasks[0].get("Status", {}) if tasks else {}
-                state = status.get("State", "")
-                why = status.get("Err") or status.get("Message") or ""
-                if state in _ENDED:
-                    break
-                await asyncio.sleep(0.5)
-        finally:
-            with contextlib.suppress(NotFound):
-                await self.docker("remove_service", name)
-        ok = state == "complete" and await self._in_pool(
-            homesync.accept, place, self.home_volume, generation, limit
-        )
+            try:
+                with contextlib.suppress(NotFound):
+                    await self.docker("remove_service", name)
+                await self.docker("create_service", **spec)
+                while time.monotonic() - started < self.homes_save_timeout:
+                    tasks = await self.docker("tasks", filters={"service": name})
+                    status = tasks[0].get("Status", {}) if tasks else {}
+                    state = status.get("State", "")
+                    why = status.get("Err") or status.get("Message") or ""
+                    if state in _ENDED:
+                        break
+                    await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(NotFound):
+                    await self.docker("remove_service", name)
+            ok = state == "complete" and await self._in_pool(
+                homesync.accept, place, self.home_volume, generation, limit
+            )
+        except (APIError, OSError, S3Error, HTTPError) as e:  # Docker, or the store
+            state, why, ok = "failed:", str(e), False
         if ok:
             self.log.info(
                 "Saved the home of %s (generation %d) in %.1f s",

@@ -438,3 +438,41 @@ def _async(value):
         return value
 
     return fn
+
+
+@pytest.mark.parametrize("fault", ["docker", "store"])
+async def test_a_save_that_fails_midway_reports_it_never_raises(monkeypatch, fault):
+    """The stop (and the next start's second try) count on the save's answer: Docker's API
+    failing, or the store failing after the upload, is "not saved", not an exception."""
+    from docker.errors import APIError
+    from minio.error import S3Error
+
+    spawner = SwarmClassroomSpawner(
+        user=_Student(),
+        homes_sync=True,
+        homes_s3_url="http://s3:8333",
+        homes_s3_access_key="a",
+        homes_s3_secret_key="s",
+    )
+    spawner._image_id = "sha256:abc"
+
+    async def docker(method, *args, **kwargs):
+        if method == "create_service" and fault == "docker":
+            raise APIError("the engine refused")
+        if method == "tasks":
+            return [{"Status": {"State": "complete"}}]
+        return {}
+
+    def accept(*args):
+        raise S3Error(None, "InternalError", "down", "/b", "r", "h", "b")
+
+    async def in_pool(fn, *args):
+        return fn(*args)
+
+    monkeypatch.setattr(spawner, "docker", docker)
+    monkeypatch.setattr(spawner, "_in_pool", in_pool)
+    monkeypatch.setattr(homesync, "ensure_bucket", lambda place: None)
+    monkeypatch.setattr(homesync, "latest_generation", lambda place, volume: 2)
+    monkeypatch.setattr(homesync, "presign", lambda place, method, volume, gen: "url")
+    monkeypatch.setattr(homesync, "accept", accept)
+    assert await spawner._save_home("node-a") is False
