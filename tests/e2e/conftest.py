@@ -8,6 +8,7 @@ machine is never touched.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 
@@ -127,6 +128,16 @@ def deployment(tmp_path_factory, production_before):
 #: (spawner/labels.py DEPLOYMENT_LABEL, value: the production CLASSHUB_CONTAINER_PREFIX)
 PRODUCTION_PROJECT = "classhub"
 STUDENT_LABEL = "classhub.deployment"
+#: marks a stand-in of production, with the pytest worker that made it: each worker of the
+#: tier makes and removes its own, and sees no other worker's (one worker ending removed
+#: the stand-ins another worker's last check was about to look at)
+STANDIN_LABEL = "classhub.e2e-standin"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _seen(container) -> bool:
+    """Whether this worker counts ``container``: everything but other workers' stand-ins."""
+    return container.labels.get(STANDIN_LABEL, WORKER) == WORKER
 
 
 def other_stacks() -> dict[str, tuple[str, str]]:
@@ -139,14 +150,26 @@ def other_stacks() -> dict[str, tuple[str, str]]:
             for c in client.containers.list(
                 all=True, filters={"label": "com.docker.compose.project"}
             )
+            if _seen(c)
         }
         for c in client.containers.list(
             all=True, filters={"label": f"{STUDENT_LABEL}={PRODUCTION_PROJECT}"}
         ):
-            found.setdefault(c.id, ("students", c.attrs["State"]["StartedAt"]))
+            if _seen(c):
+                found.setdefault(c.id, ("students", c.attrs["State"]["StartedAt"]))
         return found
     finally:
         client.close()
+
+
+def _real_production(client) -> bool:
+    """Whether a stack that `make up` started runs here (its containers, not stand-ins)."""
+    return any(
+        STANDIN_LABEL not in c.labels
+        for c in client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={PRODUCTION_PROJECT}"}
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +181,7 @@ def production_before():
     standins = []
     client = docker.from_env()
     try:
-        before = other_stacks()
-        if not any(project == PRODUCTION_PROJECT for project, _ in before.values()):
+        if not _real_production(client):
             tag = secrets.token_hex(3)
             common = {
                 "image": "classhub/hub:latest",
@@ -174,6 +196,7 @@ def production_before():
                         "com.docker.compose.service": "hub",
                         "com.docker.compose.container-number": "1",
                         "com.docker.compose.oneoff": "False",
+                        STANDIN_LABEL: WORKER,
                     },
                     network_mode="none",
                     detach=True,
@@ -183,14 +206,18 @@ def production_before():
             standins.append(
                 client.containers.run(
                     name=f"e2e-standin-student-{tag}",
-                    labels={STUDENT_LABEL: PRODUCTION_PROJECT, "classhub.managed": "1"},
+                    labels={
+                        STUDENT_LABEL: PRODUCTION_PROJECT,
+                        "classhub.managed": "1",
+                        STANDIN_LABEL: WORKER,
+                    },
                     network_mode="none",
                     detach=True,
                     **common,
                 )
             )
-            before = other_stacks()
-            assert {c.id for c in standins} <= set(before)
+        before = other_stacks()
+        assert {c.id for c in standins} <= set(before)
         yield before
     finally:
         for c in standins:
