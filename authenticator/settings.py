@@ -12,7 +12,7 @@ from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, def
 from traitlets.config import LoggingConfigurable
 
 from common.hubenv import ADMIN_PASSWORD, ADMIN_PASSWORD_FILE, REDIS_URL
-from common.settings import EnvSetting, EnvTable, comma_list, named, switch
+from common.settings import EnvSetting, EnvTable, comma_list, named, one_of, switch
 
 from .client_address import proxy_network
 from .roles import ROLES, STUDENT_SCOPES
@@ -25,12 +25,6 @@ def _proxies(raw: str) -> list[str]:
     for value in values:
         proxy_network(value)
     return values
-
-
-def _policy(raw: str) -> str:
-    if raw not in POLICIES:
-        raise ValueError("not a policy")
-    return raw
 
 
 def _idle_seconds(raw: str) -> int:
@@ -84,7 +78,7 @@ AUTH_TABLE = EnvTable(
             "session_policy",
             "CLASSHUB_SESSION_POLICY",
             TAKEOVER,
-            _policy,
+            one_of(POLICIES, "not a policy"),
             "'takeover' or 'reject'",
         ),
         EnvSetting(

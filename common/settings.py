@@ -47,6 +47,18 @@ def comma_list(raw: str) -> list[str]:
     return [v.strip() for v in raw.split(",") if v.strip()]
 
 
+def one_of(choices: tuple[str, ...], why: str = "") -> Callable[[str], str]:
+    """A parser taking exactly one of ``choices``; its ``ValueError`` says ``why`` (else
+    repeats the value)."""
+
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(why or raw)
+        return raw
+
+    return parse
+
+
 def switch(raw: str) -> bool:
     """``0``, ``false``, ``no`` (any case) are off, anything else on."""
     return raw.lower() not in ("0", "false", "no")

@@ -35,7 +35,7 @@ from common.routing import (
     user_from_routespec,
     validate_routespec,
 )
-from common.settings import EnvSetting, EnvTable
+from common.settings import EnvSetting, EnvTable, one_of
 
 from .traefik_api import TraefikAPI, TraefikAPIError, service_targets
 
@@ -46,12 +46,6 @@ STUDENTS_SUFFIX = "-students"
 
 #: Traefik providers that route students' servers by their labels
 CONTAINER_PROVIDERS = ("docker", "swarm")
-
-
-def _provider(raw: str) -> str:
-    if raw not in CONTAINER_PROVIDERS:
-        raise ValueError(raw)
-    return raw
 
 
 #: the proxy's settings from the hub's environment: the @defaults of its traits
@@ -69,7 +63,7 @@ PROXY_TABLE = EnvTable(
             "container_provider",
             "CLASSHUB_TRAEFIK_CONTAINER_PROVIDER",
             "docker",
-            _provider,
+            one_of(CONTAINER_PROVIDERS),
             "docker (one Docker engine) or swarm (a Docker Swarm)",
         ),
     )

@@ -8,7 +8,7 @@ classes' tables (``SPAWNER_TABLE``, ``PROXY_TABLE``, ``AUTH_TABLE``, ...)."""
 from __future__ import annotations
 
 from common.hubenv import ADMIN_PASSWORD, ADMIN_PASSWORD_FILE, BIND_IP, DATA_DIR, SERVERS_DOMAIN
-from common.settings import EnvSetting, EnvTable, whole
+from common.settings import EnvSetting, EnvTable, one_of, whole
 
 HUB_DB_URL = EnvSetting(
     "",
@@ -86,17 +86,11 @@ CRYPT_KEY = EnvSetting(
 SPAWNERS = ("classroom", "classroom-swarm")
 
 
-def _spawner(raw: str) -> str:
-    if raw not in SPAWNERS:
-        raise ValueError(raw)
-    return raw
-
-
 SPAWNER = EnvSetting(
     "",
     "CLASSHUB_SPAWNER",
     "classroom",
-    _spawner,
+    one_of(SPAWNERS),
     "classroom (one Docker engine: docker-compose) or classroom-swarm (a Docker Swarm: "
     "deploy/swarm/stack.yml)",
     doc="`c.JupyterHub.spawner_class`: `classroom` (`ClassroomSpawner`, a container per "

@@ -27,6 +27,8 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from common.s3 import make_bucket
+
 #: the file in a home that names the generation it holds
 MARKER = ".classhub-home-generation"
 #: where a save packs the home before the upload (inside the home: no other disk is
@@ -161,10 +163,6 @@ class S3Place:
 # ----- blocking: run these in a thread pool
 
 
-#: what S3 answers to a bucket made meanwhile by someone else of this deployment
-BUCKET_MADE = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
-
-
 def ensure_bucket(place: S3Place) -> None:
     """Make the bucket when missing. An identity limited to the ``homes/`` keys of a
     bucket the deployment made (hub/stores/s3.py: ``homes``) may not ask: then it is
@@ -179,12 +177,7 @@ def ensure_bucket(place: S3Place) -> None:
             return
         raise
     if not exists:
-        try:
-            client.make_bucket(place.bucket)
-        except S3Error as e:
-            # another server's save or start made it in between (several stop at once)
-            if e.code not in BUCKET_MADE:
-                raise
+        make_bucket(client, place.bucket)  # several servers stopping at once all try
 
 
 def presign(place: S3Place, method: str, volume: str, generation: int, minutes: int = 15) -> str:

@@ -27,6 +27,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.s3 import make_bucket
+
 #: key prefixes of each service (see services/base/names.py, services/files/push.py,
 #: services/files/handlers.py and services/grades/store.py)
 FILES_PREFIXES = ("users/", "classes/", "staging/", "pushes/")
@@ -123,7 +125,6 @@ def ensure_bucket(endpoint: str, admin: Keys, bucket: str, *, timeout: float = 1
     """Create ``bucket`` with the admin identity unless it exists; True when created."""
     import urllib3
     from minio import Minio
-    from minio.error import S3Error
 
     scheme, _, host = endpoint.partition("://")
     if scheme not in ("http", "https") or not host:
@@ -143,13 +144,6 @@ def ensure_bucket(endpoint: str, admin: Keys, bucket: str, *, timeout: float = 1
     try:
         if client.bucket_exists(bucket):
             return False
-        try:
-            client.make_bucket(bucket)
-        except S3Error as e:
-            # made in between by another set-up of this deployment
-            if e.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                return False
-            raise
-        return True
+        return make_bucket(client, bucket)
     finally:
         http.clear()

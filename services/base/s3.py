@@ -33,6 +33,7 @@ from minio.error import S3Error
 
 from common.blocking import BlockingCalls, CallTimedOut
 from common.errors import Unavailable
+from common.s3 import make_bucket
 
 from . import sigv4
 
@@ -134,12 +135,7 @@ class ObjectStore:
             except S3Error as e:
                 if e.code != "NoSuchBucket":
                     raise
-                try:
-                    self.client.make_bucket(self.bucket)
-                except S3Error as made:
-                    # another service made it in between: the bucket is there
-                    if made.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                        raise
+                make_bucket(self.client, self.bucket)  # or another service did meanwhile
 
         await self._run("creating the bucket", ensure)
 

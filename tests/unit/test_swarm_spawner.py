@@ -319,16 +319,21 @@ def test_a_bucket_made_meanwhile_is_there_not_a_failure(monkeypatch, answer):
 # ----- a home that could not be saved keeps its student on its node
 
 
-def _pinned_spawner(monkeypatch, *, node_info, saves):
-    """A Swarm spawner whose Docker calls and home saves are stand-ins: ``node_info`` is
-    what ``inspect_node`` answers, ``saves`` the results of successive saves."""
-    spawner = SwarmClassroomSpawner(
+def _syncing_spawner() -> SwarmClassroomSpawner:
+    """A Swarm spawner of one student whose homes are carried through S3."""
+    return SwarmClassroomSpawner(
         user=_Student(),
         homes_sync=True,
         homes_s3_url="http://s3:8333",
         homes_s3_access_key="a",
         homes_s3_secret_key="s",
     )
+
+
+def _pinned_spawner(monkeypatch, *, node_info, saves):
+    """A Swarm spawner whose Docker calls and home saves are stand-ins: ``node_info`` is
+    what ``inspect_node`` answers, ``saves`` the results of successive saves."""
+    spawner = _syncing_spawner()
     calls = []
 
     async def docker(method, *args, **kwargs):
@@ -447,13 +452,7 @@ async def test_a_save_that_fails_midway_reports_it_never_raises(monkeypatch, fau
     from docker.errors import APIError
     from minio.error import S3Error
 
-    spawner = SwarmClassroomSpawner(
-        user=_Student(),
-        homes_sync=True,
-        homes_s3_url="http://s3:8333",
-        homes_s3_access_key="a",
-        homes_s3_secret_key="s",
-    )
+    spawner = _syncing_spawner()
     spawner._image_id = "sha256:abc"
 
     async def docker(method, *args, **kwargs):
