@@ -11,3 +11,12 @@ STUDENT_ACCOUNTS_DESCRIPTION = (
     "Create student accounts and reset the passwords of student accounts (the classes "
     "service, for a class's teachers); never a teacher's or an admin's account"
 )
+
+#: where students' homes are on a Swarm (hub/homes_api.py): which homes exist, on which node
+#: one is, and bringing a stopped one from the S3 store onto a node for a helper service
+HOMES = "custom:classhub:homes"
+HOMES_DESCRIPTION = (
+    "On a Swarm: list which students' homes exist and find (or bring from the store) the "
+    "node of one, for the services' helper services that read and write homes; no file "
+    "of a home, no server start or stop"
+)

@@ -156,6 +156,11 @@ def configure_homes(c: Config) -> None:
 
     extra = list(c.JupyterHub.get("extra_handlers", []))
     c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
+    # the services' right to find homes on a Swarm (hub/homes_api.py)
+    c.JupyterHub.custom_scopes = {
+        **c.JupyterHub.get("custom_scopes", {}),
+        scopes.HOMES: {"description": scopes.HOMES_DESCRIPTION},
+    }
 
 
 def configure_auth(c: Config) -> None:

@@ -17,6 +17,22 @@ spawner's ``remove_home_of``, never ``Spawner.delete_forever``: JupyterHub also 
 when a named server is removed, which a teacher's ``servers`` scope allows, so a home is
 never removed on that path. Answers ``{"user", "removed": [volume names]}``.
 
+On a Swarm (``SwarmClassroomSpawner``), where a home is a volume on one of several nodes,
+the services' helper services need to know where (:mod:`services.base.swarmhomes`); both
+need the scope ``custom:classhub:homes`` (:data:`common.scopes.HOMES`), which the files,
+grades and classes services hold:
+
+``GET /hub/api/classhub/swarm-homes``: ``{"volumes": [...]}``, every home volume that
+exists anywhere (a saved copy in the store, a running server's, one whose newest files are
+on a node).
+
+``POST /hub/api/classhub/swarm-homes/<user>/<server>`` with ``{"write": true|false}``:
+``{"node": "<node ID>", "volume"}`` where the home is (its running server's node, or the
+node holding its newest files; a stopped home only in the store is first brought onto a
+node). ``node`` is "" for a home never made. 409 while the server starts or stops, 503 when
+the home cannot be reached now (with the reason), 501 when this hub's spawner is not a
+Swarm's.
+
 Registered by :func:`hub.config.configure_homes`.
 """
 
@@ -25,10 +41,15 @@ from __future__ import annotations
 import asyncio
 import json
 
+from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.user import User
 from tornado import web
+
+from common import scopes
+from common.errors import Conflict, Unavailable
+from common.naming import object_name
 
 
 class HomeUsageAPIHandler(APIHandler):
@@ -100,6 +121,88 @@ class HomeUsageAPIHandler(APIHandler):
         return None if reader is None else await reader()
 
 
+class SwarmHomesAPIHandler(APIHandler):
+    """Which homes exist on the Swarm, and on which node one is (see the module's text)."""
+
+    def _spawner_of_any(self):
+        """A spawner object for the deployment's settings (an existing server's: asking
+        for a new one would make it), or None when nobody has a server yet."""
+        orm_spawner = self.db.query(orm.Spawner).first()
+        if orm_spawner is None:
+            return None
+        return self.users[orm_spawner.user].spawners[orm_spawner.name]
+
+    def _require_scope(self) -> None:
+        # a custom scope: jupyterhub's needs_scope knows only the built-in ones at import
+        if self.current_user is None or not self.has_scope(scopes.HOMES):
+            raise web.HTTPError(
+                403, f"Action is not authorized with current scopes; requires {scopes.HOMES}"
+            )
+
+    async def get(self):
+        self._require_scope()
+        spawner = self._spawner_of_any()
+        volumes: set[str] = set()
+        if spawner is not None:
+            lister = getattr(spawner, "existing_homes", None)
+            if lister is None:
+                raise web.HTTPError(501, "This hub's spawner is not a Swarm's.")
+            try:
+                volumes = set(await lister())
+            except Exception as e:  # the store (minio's errors): nothing to list from
+                self.log.warning("Saved homes not listed: %s", e)
+                raise web.HTTPError(
+                    503, "The store of saved home folders cannot be reached; try again soon."
+                ) from None
+            for row in self.db.query(orm.Spawner):
+                if row.server is not None or (row.state or {}).get("home_node"):
+                    volumes.add(object_name(spawner.prefix, "home", row.user.name, row.name))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps({"volumes": sorted(volumes)}))
+
+    async def post(self, user_name, server_name):
+        self._require_scope()
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("write", False), bool):
+            raise web.HTTPError(400, 'The body must be {"write": true} or {"write": false}.')
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"No such user: {user_name}")
+        if server_name not in user.orm_user.orm_spawners:  # never made: nor its home
+            self._answer(user_name, server_name, "", "")
+            return
+        spawner = user.spawners[server_name]
+        locate = getattr(spawner, "locate_home", None)
+        if locate is None:
+            raise web.HTTPError(501, "This hub's spawner is not a Swarm's.")
+        if spawner.pending:
+            raise web.HTTPError(
+                409, f"The class server of {user_name} is {spawner.pending}ing; try again soon."
+            )
+        before = spawner.home_node
+        try:
+            node = await locate(write=body.get("write", False))
+        except (Conflict, Unavailable) as e:  # the spawner's HomeBusy, HomeUnreachable
+            raise web.HTTPError(e.status_code, str(e)) from None
+        if spawner.home_node != before:  # the next start must find the node: keep it
+            spawner.orm_spawner.state = spawner.get_state()
+            self.db.commit()
+        self._answer(user_name, server_name, node, spawner.home_volume if node else "")
+
+    def _answer(self, user: str, server: str, node: str, volume: str) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps({"user": user, "server": server, "node": node, "volume": volume}))
+
+
 def handlers() -> list[tuple[str, type]]:
     """For ``c.JupyterHub.extra_handlers`` (the hub adds its ``/hub`` prefix)."""
-    return [(r"/api/classhub/homes/([^/]+)", HomeUsageAPIHandler)]
+    return [
+        (r"/api/classhub/homes/([^/]+)", HomeUsageAPIHandler),
+        (r"/api/classhub/swarm-homes", SwarmHomesAPIHandler),
+        (r"/api/classhub/swarm-homes/([^/]+)/([^/]*)", SwarmHomesAPIHandler),
+    ]

@@ -328,11 +328,11 @@ build_hub() {
 }
 
 # The services' helper for students' homes: the base image's Python and classhub's pure
-# modules (homectl, snapshot, material, fsutil; no jupyter), listed one by one so that a
+# modules (homectl, homeremote, snapshot, material, fsutil; no jupyter), listed one by one so that a
 # change to any of them rebuilds the image.
 build_homes_helper() {
   local base="$1" pkg="$IMAGES/singleuser/classhub_singleuser" extras=() f
-  for f in __init__.py nodump.py fsutil.py snapshot.py material.py homectl.py; do
+  for f in __init__.py nodump.py fsutil.py snapshot.py material.py homectl.py homeremote.py; do
     [ -f "$pkg/$f" ] || die "$pkg/$f is missing"
     extras+=("$pkg/$f:classhub_singleuser/$f")
   done

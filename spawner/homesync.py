@@ -212,6 +212,23 @@ def saved_generations(place: S3Place, volume: str) -> dict[int, int]:
     return out
 
 
+def saved_volumes(place: S3Place) -> set[str]:
+    """The home volumes with at least one saved copy (one listing of the homes' keys)."""
+    from minio.error import S3Error
+
+    client = place.client()
+    try:
+        objects = client.list_objects(
+            place.bucket, prefix=place.prefix.strip("/") + "/", recursive=True
+        )
+        found = {generation_of(place.prefix, obj.object_name) for obj in objects}
+    except S3Error as e:
+        if e.code == "NoSuchBucket":
+            return set()
+        raise
+    return {f[0] for f in found if f}
+
+
 def accept(place: S3Place, volume: str, generation: int, limit: int) -> bool:
     """After a save: True when generation ``generation`` is there and within ``limit``
     (it becomes current and older copies are deleted); an oversized copy is deleted."""

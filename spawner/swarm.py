@@ -42,6 +42,7 @@ from minio.error import S3Error
 from traitlets import Bool, Float, List, Unicode, default, validate
 from urllib3.exceptions import HTTPError
 
+from common.errors import Conflict, Unavailable
 from common.naming import object_name
 from common.settings import EnvSetting, EnvTable, switch
 from common.units import parse_size
@@ -372,24 +373,27 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         }
         return False
 
-    async def _bring_home_back(self, node: str) -> None:
-        """The last stop could not save the home on ``node``: save it now (the store may
-        be back), else start there. A node that cannot run it stops the start with a
-        message, never a start elsewhere from an older copy."""
+    async def _node_out_of_service(self, node: str) -> str:
+        """ "" when ``node`` can run tasks, else why not ("gone", "drained or down")."""
         try:
             info = await self.docker("inspect_node", node)
         except NotFound:
-            info = {}
+            return "gone"
         ready = (
             info.get("Spec", {}).get("Availability") == "active"
             and info.get("Status", {}).get("State") == "ready"
         )
-        if not ready:
+        return "" if ready else "drained or down"
+
+    async def _bring_home_back(self, node: str) -> None:
+        """The last stop could not save the home on ``node`` (or a service wrote into it
+        there since, :meth:`locate_home`): save it now (the store may be back), else start
+        there. A node that cannot run it stops the start with a message, never a start
+        elsewhere from an older copy."""
+        why = await self._node_out_of_service(node)
+        if why:
             self.log.error(
-                "Home of %s is newest on node %s, which is %s",
-                self._log_name,
-                node,
-                "gone" if not info else "drained or down",
+                "Home of %s is newest on node %s, which is %s", self._log_name, node, why
             )
             raise SpawnError(
                 "Your newest files are still on a machine of the cluster that is out of "
@@ -397,11 +401,115 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 "server will start once an administrator brings that machine back; tell "
                 "your teacher or an administrator."
             )
+        if time.monotonic() < self._write_lease_until:
+            # a service's helper may be writing into the home there right now (feedback,
+            # material): start beside it, as on one machine, instead of saving half of it
+            self.log.info("Starting %s on node %s, where a service writes", self._log_name, node)
+            return
         self._progress(8, "Saving your home folder from where it was last used")
         if await self._save_home(node):
             self.home_node = ""
         else:
             self.log.warning("Starting %s on node %s, where its home is", self._log_name, node)
+
+    # ----- where a home is, for the services' helper services (hub/homes_api.py)
+
+    #: seconds after :meth:`locate_home` for writing during which a start runs on that
+    #: node without first saving the home (the helper may still be writing into it)
+    WRITE_LEASE = 1800.0
+    _write_lease_until = 0.0
+    _loaded: tuple[int, str] | None = None  # (generation, node) the last read restored
+    _locate_lock: asyncio.Lock | None = None
+
+    async def locate_home(self, *, write: bool) -> str:
+        """The ID of the node whose volume holds this server's newest home, for a helper
+        service of the files or grades service that reads (``write=False``) or writes it;
+        "" when the home was never made. A running server's home is on its task's node; a
+        stopped one's is on ``home_node`` when set, else it is brought from the S3 store
+        onto an eligible node by a one-shot service (the container's own restore). After a
+        write the node is remembered as ``home_node``: the next start saves the home from
+        there first (or runs there), so nothing the service wrote is replaced by the older
+        copy in the store. Raises :class:`HomeBusy` (starting or stopping),
+        :class:`HomeUnreachable` (a node out of service, the store down, Docker's
+        refusal) with a message for the teacher."""
+        if self._locate_lock is None:
+            self._locate_lock = asyncio.Lock()
+        async with self._locate_lock:
+            try:
+                node = await self._locate(write)
+            except (APIError, OSError, S3Error, HTTPError) as e:
+                self.log.error("Home of %s not located: %s", self._log_name, e)
+                raise HomeUnreachable(
+                    f"The home folder of {self.user.name} could not be reached on the cluster"
+                    " right now; try again in a minute."
+                ) from None
+            if write and node and not self._running_on:
+                self.home_node = node
+                self._write_lease_until = time.monotonic() + self.WRITE_LEASE
+            return node
+
+    _running_on = ""
+
+    async def _locate(self, write: bool) -> str:
+        self._running_on = ""
+        task = await self._task()
+        if task is not None and task.get("DesiredState") == "running":
+            if task.get("Status", {}).get("State") != "running" or not task.get("NodeID"):
+                raise HomeBusy(f"The class server of {self.user.name} is starting.")
+            self._running_on = task["NodeID"]
+            return self._running_on
+        if self.home_node:
+            why = await self._node_out_of_service(self.home_node)
+            if why:
+                raise HomeUnreachable(
+                    f"The newest files of {self.user.name} are on a machine of the cluster "
+                    f"that is {why}; an administrator must bring it back first."
+                )
+            return self.home_node
+        place = self._place()
+        if place is None:
+            raise HomeUnreachable(
+                "Home folders do not follow their student on this cluster (homes_sync is "
+                "off), so classhub cannot tell on which machine this one is."
+            )
+        generation = await self._in_pool(homesync.latest_generation, place, self.home_volume)
+        if not generation:
+            return ""
+        if self._loaded and self._loaded[0] == generation:
+            if not await self._node_out_of_service(self._loaded[1]):
+                return self._loaded[1]
+        if not await self._ensure_image_id():
+            raise HomeUnreachable(f"The image {self.image} is missing on the cluster's manager.")
+        url = await self._in_pool(homesync.presign, place, "GET", self.home_volume, generation)
+        env = {"CLASSHUB_HOME_RESTORE_URL": url, "CLASSHUB_HOME_GENERATION": str(generation)}
+        state, why, node = await self._one_shot(
+            "load", homesync.RESTORE, env, list(self.swarm_constraints), self.homes_save_timeout
+        )
+        if state != "complete" or not node:
+            self.log.error(
+                "Home of %s not brought onto a node (%s %s)",
+                self._log_name,
+                state or "timed out",
+                why,
+            )
+            raise HomeUnreachable(
+                f"The home folder of {self.user.name} could not be brought onto a machine of "
+                "the cluster right now; try again in a minute."
+            )
+        self.log.info(
+            "Brought the home of %s (generation %d) onto node %s", self._log_name, generation, node
+        )
+        self._loaded = (generation, node)
+        return node
+
+    async def existing_homes(self) -> set[str]:
+        """The home volumes that exist anywhere on the cluster (any student's): those with
+        a copy in the store; running servers' and ``home_node`` homes are added by the
+        caller, which sees every server (hub/homes_api.py)."""
+        place = self._place()
+        if place is None:
+            return set()
+        return await self._in_pool(homesync.saved_volumes, place)
 
     # ----- state: the node a home could not be saved from outlives the server
 
@@ -583,11 +691,78 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 return
             await asyncio.sleep(0.5)
 
+    async def _ensure_image_id(self) -> bool:
+        """The image's ID on the manager (one-shot services of a stopped server need it);
+        False when the image is gone."""
+        if not self._image_id:
+            try:
+                self._image_id = (await self.docker("inspect_image", self.image))["Id"]
+            except NotFound:
+                return False
+        return True
+
+    async def _one_shot(
+        self, suffix: str, command: str, env: dict[str, str], constraints: list[str], timeout: float
+    ) -> tuple[str, str, str]:
+        """Run ``python3 -I -c command`` once in a hardened service ``<server>-<suffix>``
+        with the home volume at ``HOME``, on a node that ``constraints`` allow; wait until
+        it ended (at most ``timeout`` s) and remove it. ``(state, why, node)``: Swarm's
+        final task state (``complete`` when it exited 0; "" when it timed out), its
+        message, and the node it ran on. Docker's errors are raised."""
+        name = f"{self.object_name}-{suffix}"
+        labels = {"classhub.deployment": self.route_name_prefix, "classhub.oneshot": suffix}
+        container = hardened_container(
+            image=self._node_image(),
+            command=["python3", "-I", "-c", command],
+            args=["true"],  # RESTORE execs its arguments when done
+            env={"HOME": HOME, **env},
+            labels=labels,
+            mounts=[Mount(HOME, self.home_volume, type="volume")],
+            health=None,
+            tmpfs_size="16m",
+        )
+        spec = service_spec(
+            name=name,
+            container=container,
+            labels=labels,
+            # the S3 store's address in the presigned URL is as the students network
+            # reaches it (in the stack, http://s3:8333 is on no other network a node has)
+            network=self.network_name,
+            mem_limit=512 << 20,
+            cpu_limit=1.0,
+            pids_limit=64,
+            reserve_memory=False,
+            constraints=constraints,
+            spread=[],
+            one_shot=True,
+        )
+        started = time.monotonic()
+        state, why, node = "", "", ""
+        try:
+            with contextlib.suppress(NotFound):
+                await self.docker("remove_service", name)
+            await self.docker("create_service", **spec)
+            while time.monotonic() - started < timeout:
+                tasks = await self.docker("tasks", filters={"service": name})
+                task = tasks[0] if tasks else {}
+                status = task.get("Status", {})
+                state = status.get("State", "")
+                why = status.get("Err") or status.get("Message") or ""
+                node = task.get("NodeID", "") or node
+                if state in _ENDED:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                state = ""
+        finally:
+            with contextlib.suppress(NotFound, APIError):
+                await self.docker("remove_service", name)
+        return state, why, node
+
     async def _save_home(self, node: str) -> bool:
         """Save the home volume on ``node`` to the S3 store with a one-shot service there;
         whether it was saved (never raises: a failure is logged)."""
         place = self._place()
-        name = self.object_name + "-save"
         try:
             await self._in_pool(homesync.ensure_bucket, place)
             generation = (
@@ -598,60 +773,19 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             self.log.error("Home of %s not saved (S3 store: %s)", self._log_name, e)
             return False
         limit = homesync_limit(self.home_quota)
-        if not self._image_id:
-            try:
-                self._image_id = (await self.docker("inspect_image", self.image))["Id"]
-            except NotFound:
-                self.log.error("Home of %s not saved: image %s is gone", self._log_name, self.image)
-                return False
-        container = hardened_container(
-            image=self._node_image(),
-            command=["python3", "-I", "-c", homesync.SAVE],
-            args=[],
-            env={
-                "HOME": HOME,
-                "CLASSHUB_HOME_SAVE_URL": url,
-                "CLASSHUB_HOME_GENERATION": str(generation),
-                "CLASSHUB_HOME_LIMIT": str(limit),
-            },
-            labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
-            mounts=[Mount(HOME, self.home_volume, type="volume")],
-            health=None,
-            tmpfs_size="16m",
-        )
-        spec = service_spec(
-            name=name,
-            container=container,
-            labels={"classhub.deployment": self.route_name_prefix, "classhub.save": "true"},
-            # the S3 store's address in the presigned URL is as the students network
-            # reaches it (in the stack, http://s3:8333 is on no other network a node has)
-            network=self.network_name,
-            mem_limit=512 << 20,
-            cpu_limit=1.0,
-            pids_limit=64,
-            reserve_memory=False,
-            constraints=[f"node.id=={node}"],
-            spread=[],
-            one_shot=True,
-        )
+        if not await self._ensure_image_id():
+            self.log.error("Home of %s not saved: image %s is gone", self._log_name, self.image)
+            return False
+        env = {
+            "CLASSHUB_HOME_SAVE_URL": url,
+            "CLASSHUB_HOME_GENERATION": str(generation),
+            "CLASSHUB_HOME_LIMIT": str(limit),
+        }
         started = time.monotonic()
-        state, why = "", ""
         try:
-            try:
-                with contextlib.suppress(NotFound):
-                    await self.docker("remove_service", name)
-                await self.docker("create_service", **spec)
-                while time.monotonic() - started < self.homes_save_timeout:
-                    tasks = await self.docker("tasks", filters={"service": name})
-                    status = tasks[0].get("Status", {}) if tasks else {}
-                    state = status.get("State", "")
-                    why = status.get("Err") or status.get("Message") or ""
-                    if state in _ENDED:
-                        break
-                    await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(NotFound):
-                    await self.docker("remove_service", name)
+            state, why, _ = await self._one_shot(
+                "save", homesync.SAVE, env, [f"node.id=={node}"], self.homes_save_timeout
+            )
             ok = state == "complete" and await self._in_pool(
                 homesync.accept, place, self.home_volume, generation, limit
             )
@@ -673,6 +807,14 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 node,
             )
         return ok
+
+
+class HomeBusy(Conflict):
+    """The server is starting or stopping: ask again in a moment (409)."""
+
+
+class HomeUnreachable(Unavailable):
+    """The home cannot be reached now (a node out of service, the store, Docker): 503."""
 
 
 def homesync_limit(quota: str) -> int:

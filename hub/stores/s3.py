@@ -7,9 +7,11 @@ deletes buckets. The identities:
 
 - ``admin``: ``Admin``, ``Read``, ``Write``, ``List``, ``Tagging`` (everything); used only
   by ``classhub-stores s3-bucket``, which creates the bucket.
-- ``files``: ``Read``, ``Write``, ``List`` on ``users/``, ``classes/``, ``staging/`` and
-  ``pushes/``; the files service.
-- ``grades``: ``Read``, ``Write``, ``List`` on ``submissions/``; the grades service.
+- ``files``: ``Read``, ``Write``, ``List`` on ``users/``, ``classes/``, ``staging/``,
+  ``pushes/`` and ``helpers/files/``; the files service.
+- ``grades``: ``Read``, ``Write``, ``List`` on ``submissions/`` and ``helpers/grades/``; the
+  grades service. (``helpers/<service>/``: the jobs of its helper services on a Swarm,
+  services/base/swarmhomes.py.)
 - ``homes`` (a Swarm stack only, when its keys are set): ``Read``, ``Write``, ``List`` on
   ``homes/``; the hub's ``SwarmClassroomSpawner``, which carries students' homes between
   nodes (spawner/homesync.py).
@@ -31,8 +33,8 @@ from common.s3 import make_bucket
 
 #: key prefixes of each service (see services/base/names.py, services/files/push.py,
 #: services/files/handlers.py and services/grades/store.py)
-FILES_PREFIXES = ("users/", "classes/", "staging/", "pushes/")
-GRADES_PREFIXES = ("submissions/",)
+FILES_PREFIXES = ("users/", "classes/", "staging/", "pushes/", "helpers/files/")
+GRADES_PREFIXES = ("submissions/", "helpers/grades/")
 SERVICE_ACTIONS = ("Read", "Write", "List")
 ADMIN_ACTIONS = ("Admin", "Read", "Write", "List", "Tagging")
 DEFAULT_BUCKET = "classhub-files"

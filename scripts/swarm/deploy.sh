@@ -89,6 +89,10 @@ PY
 )
 STACK_IMAGES=("$HUB_IMAGE" classhub/traefik:latest classhub/postgres:latest
   classhub/redis:latest classhub/mongo:latest classhub/seaweedfs:latest)
+# the services' helper services run on the worker that holds a home (snapshots, material,
+# feedback: services/base/swarmhomes.py); the manager names it by ID
+HELPER_IMAGE="$(get_var CLASSHUB_HOMES_HELPER_IMAGE)"
+CATALOGUE+=("${HELPER_IMAGE:-classhub/homes-helper:latest}")
 for image in "${STACK_IMAGES[@]}" "${CATALOGUE[@]}"; do
   docker image inspect "$image" >/dev/null 2>&1 || die "image $image is not built here (images/build.sh)"
 done

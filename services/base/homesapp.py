@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from traitlets import Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from common.hubenv import CONTAINER_PREFIX
-from common.settings import EnvSetting, EnvTable, named, number, whole
+from common.hubenv import CONTAINER_PREFIX, STUDENT_NETWORK
+from common.settings import EnvSetting, EnvTable, named, number, switch, whole
 
 from .homes import HelperSettings, Homes
 
@@ -35,6 +35,14 @@ HOMES_TABLE = EnvTable(
         EnvSetting(
             "homes_seconds_per_home", "CLASSHUB_HOMES_SECONDS_PER_HOME", 60.0, number, "a number"
         ),
+        EnvSetting(
+            "homes_swarm",
+            "CLASSHUB_HOMES_SWARM",
+            False,
+            switch,
+            "1, true or yes (on), or 0, false or no (off)",
+        ),
+        STUDENT_NETWORK.of("homes_network"),
     ),
     # the Docker engine the helpers run on, read by the docker SDK itself
     extra=("DOCKER_HOST",),
@@ -122,6 +130,28 @@ class HomesSettings(Configurable):
         """,
     )
 
+    homes_swarm = Bool(
+        config=True,
+        help="""Run the helpers as one-shot services on a Docker Swarm, each on the node
+        that holds the homes it works on (the hub says which), with their job and results
+        through the service's own S3 keys ``helpers/<service>/`` and presigned URLs:
+        on a Swarm a home is a volume on one worker, which the manager cannot reach into.
+        The deploy script of the stack sets it. Set from ``CLASSHUB_HOMES_SWARM``.
+
+        Example: ``c.GradesApp.homes_swarm = True``
+        """,
+    )
+
+    homes_network = Unicode(
+        config=True,
+        help="""On a Swarm (``homes_swarm``): the network of the helper services, on which
+        every node reaches the S3 store at the address the service signs its URLs for
+        (the students network of the stack). Set from ``CLASSHUB_STUDENT_NETWORK``.
+
+        Example: ``c.GradesApp.homes_network = "classhub-students"``
+        """,
+    )
+
     @validate("homes_batch_size", "homes_concurrency")
     def _check_homes_counts(self, proposal):
         if not 1 <= proposal.value <= 200:
@@ -148,8 +178,12 @@ class HomesSettings(Configurable):
             raise TraitError(f"{named(self, proposal)} must be a name without spaces")
         return proposal.value
 
-    def make_homes(self, service: str, log) -> Homes:
-        """The :class:`Homes` these settings describe, for the service ``service``."""
+    def make_homes(self, service: str, log, *, hub=None, objects=None) -> Homes:
+        """The :class:`Homes` these settings describe, for the service ``service``; on a
+        Swarm (``homes_swarm``) its helpers ask ``hub`` (:class:`HubAPI`) where each home is
+        and exchange their jobs through ``objects`` (the service's
+        :class:`~services.base.s3.ObjectStore`; None: a service without S3, whose reads
+        answer 501 there)."""
         settings = HelperSettings(
             image=self.homes_helper_image,
             deployment=self.homes_deployment,
@@ -158,6 +192,20 @@ class HomesSettings(Configurable):
             cpu_limit=self.homes_cpu_limit,
             seconds_per_home=self.homes_seconds_per_home,
         )
+        if self.homes_swarm:
+            from .swarmhomes import SwarmHomes, SwarmIO
+
+            swarm_io = None
+            if objects is not None:
+                swarm_io = SwarmIO(objects, f"helpers/{service}/", self.homes_network)
+            return SwarmHomes(
+                settings,
+                hub=hub,
+                swarm_io=swarm_io,
+                max_batch=self.homes_batch_size,
+                concurrency=self.homes_concurrency,
+                log=log,
+            )
         return Homes(
             settings,
             max_batch=self.homes_batch_size,

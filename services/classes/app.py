@@ -485,7 +485,7 @@ class ClassesApp(HomesSettings, ServiceApp):
             self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log
         )
         self.group_sync = GroupSync(self.hub, self.store, log=self.log, clock=lambda: clock.now())
-        self.homes = self.make_homes(self.service_name, self.log)
+        self.homes = self.make_homes(self.service_name, self.log, hub=self.hub)
         self.renderer = Renderer(workers=self.render_workers)
         self.culler = Culler(
             self.hub,

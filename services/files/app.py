@@ -347,7 +347,9 @@ class FilesApp(HomesSettings, ServiceApp):
         )
         self.membership = Membership(self.hub)
         self.uploads = PendingUploads(lambda: clock.now())
-        self.homes = self.make_homes(self.service_name, self.log)
+        self.homes = self.make_homes(
+            self.service_name, self.log, hub=self.hub, objects=self.objects
+        )
         self.pusher = Pusher(
             objects=self.objects,
             pushes=self.pushes,

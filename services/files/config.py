@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from common import scopes
 from services.base.hubconfig import service_s3_keys
 
 from .settings import TABLE
@@ -23,6 +24,11 @@ SCOPES = [
     # GET /groups/class-<code> and /groups/teachers-<code>: who are a class's students and
     # teachers (the classes service keeps both groups in step). Reading only.
     "read:groups",
+    # On a Swarm only (hub/homes_api.py): which homes exist and on which node one is (a
+    # stopped home is first brought from the store onto a node), so its helper services
+    # run there. No file of a home, no server start or stop. Defined by
+    # hub.config.configure_homes.
+    scopes.HOMES,
 ]
 # Not granted, on purpose: access:servers, list:users, read:servers, start/stop of
 # servers, admin:groups, admin:users, tokens.

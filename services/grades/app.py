@@ -338,7 +338,9 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
             probe_prefix="submissions/",
         )
         self.membership = Membership(self.hub)
-        self.homes = self.make_homes(self.service_name, self.log)
+        self.homes = self.make_homes(
+            self.service_name, self.log, hub=self.hub, objects=self.objects
+        )
         self.collector = Collector(
             store=self.store,
             objects=self.objects,

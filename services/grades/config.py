@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from common import scopes
 from services.base.hubconfig import service_s3_keys
 
 from .settings import TABLE
@@ -31,6 +32,11 @@ SCOPES = [
     # assignment's starting files, push them, read that push (the files service allows
     # the grades service nothing else: FilesApp.release_services). Only this one service.
     "access:services!service=files",
+    # On a Swarm only (hub/homes_api.py): which homes exist and on which node one is (a
+    # stopped home is first brought from the store onto a node), so its helper services
+    # run there. No file of a home, no server start or stop. Defined by
+    # hub.config.configure_homes.
+    scopes.HOMES,
 ]
 # Not granted, on purpose: access:servers, start/stop of servers, read:servers, users,
 # tokens.

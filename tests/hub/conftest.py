@@ -125,8 +125,15 @@ def hub_settings() -> dict:
     return {}
 
 
+@pytest.fixture(scope="module")
+def hub_config():
+    """More of this module's hub configuration: a function of the ``Config`` (override in
+    a module), applied last."""
+    return lambda c: None
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(hub_settings, tmp_path_factory):
+async def app(hub_settings, hub_config, tmp_path_factory):
     """A running MockHub with classhub's authenticator; stopped after the module.
 
     ``app.url`` is the hub's address, ``app.fake_redis`` a client of its Redis. On the
@@ -155,6 +162,7 @@ async def app(hub_settings, tmp_path_factory):
     configure_web(c)  # the shared header, navigation and static files (as jupyterhub_config.py)
     configure_landing(c)  # where people land after sign-in (as jupyterhub_config.py)
     c.JupyterHub.spawner_class = ClassroomMockSpawner
+    hub_config(c)
 
     keeper = crypto.CryptKeeper.instance()
     saved_keys = keeper.keys

@@ -30,6 +30,7 @@ from tornado.websocket import websocket_connect
 from harness.kernel import execute_request
 from harness.stack import mint_token
 from harness.swarm import SwarmNodes
+from tests.swarm import submit_flow
 
 pytestmark = pytest.mark.swarm
 
@@ -375,6 +376,41 @@ def test_stopping_the_server_saves_the_home_through_the_homes_identity(swarm, st
 
 
 CROWD = [f"swarmcrowd{k}" for k in range(10)]
+
+
+SUBMITTER = "swarmsubmitter"
+
+
+def test_a_student_submits_from_a_server_on_a_worker(swarm, stack):
+    """Sign-in → spawn → write → submit: an admin makes a class for a teacher, who enrols a
+    student and sets an assignment; the student's class server starts through the hub on a
+    worker, a file goes into the assignment folder through the contents API, the student
+    submits (the grades service's helper runs as a one-shot service on that worker), and
+    the teacher reads the file back from the stored version."""
+    code, slug, name, data = "swarmlab", "hw1", "answer.py", b"print(6 * 7)\n"
+    path = f"{code}/assignments/{slug}/{name}"
+    admin_browser, _ = signed_in(stack, "swarmadmin", "admin")
+    teacher_browser, _ = signed_in(stack, "swarmteacher", "teacher")
+    browser, api = signed_in(stack, SUBMITTER)  # signed in once: a student of this hub
+    made = submit_flow.make_class_with_assignment(
+        stack, admin_browser, teacher_browser, "swarmteacher", SUBMITTER, code, slug
+    )
+    submit_flow.start_class_server(stack, api, SUBMITTER, code)
+    assert task_nodes(swarm, student_service(swarm, SUBMITTER)) <= {"w1", "w2"}
+    submit_flow.open_server(stack, browser, SUBMITTER, code)
+    submit_flow.write_into_server(stack, browser, SUBMITTER, code, path, data)
+
+    student_grades = submit_flow.service_client(stack, browser, "grades")
+    version = submit_flow.submit(student_grades, code, slug)
+    assert version["version"] == 1 and version["duplicate"] is False, version
+    assert version["taken"]["files"] == 1, version["taken"]
+
+    row = submit_flow.submissions(made["grades"], code, slug)[SUBMITTER]
+    assert row["latest"]["id"] == version["id"], row
+    assert submit_flow.submission_files(made["grades"], version["id"]) == {name: data}
+
+    r = api("DELETE", f"/users/{SUBMITTER}/servers/{code}")  # as the other tests leave theirs
+    assert r.status_code in (202, 204), (r.status_code, r.text[:500])
 
 
 @pytest.fixture(scope="module")

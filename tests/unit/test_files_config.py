@@ -33,7 +33,7 @@ def config(env=None, **kwargs):
 
 def test_scopes_are_exactly_the_documented_least_privilege_list():
     # pushes go into homes through helper containers: no right on any server, no listing
-    assert SCOPES == ["read:groups"]
+    assert SCOPES == ["read:groups", "custom:classhub:homes"]
     _, role = config()
     assert role["name"] == ROLE_NAME
     assert role["services"] == ["files"]

@@ -19,7 +19,12 @@ ENV = {"CLASSHUB_S3_ACCESS_KEY": "ak", "CLASSHUB_S3_SECRET_KEY": "sk"}
 
 
 def test_scopes_are_the_least_the_work_needs():
-    assert SCOPES == ["read:groups", "list:groups", "access:services!service=files"]
+    assert SCOPES == [
+        "read:groups",
+        "list:groups",
+        "access:services!service=files",
+        "custom:classhub:homes",
+    ]
     # snapshots and feedback go through helper containers: no right on any server
     assert not any(s.endswith(":servers") or ":servers!" in s for s in SCOPES)
     # list:groups (an admin's Grades page lists every class) is the only listing: no

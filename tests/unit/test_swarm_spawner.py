@@ -475,3 +475,133 @@ async def test_a_save_that_fails_midway_reports_it_never_raises(monkeypatch, fau
     monkeypatch.setattr(homesync, "presign", lambda place, method, volume, gen: "url")
     monkeypatch.setattr(homesync, "accept", accept)
     assert await spawner._save_home("node-a") is False
+
+
+# ----- where a home is, for the services' helper services (hub/homes_api.py)
+
+
+def _locating_spawner(monkeypatch, *, task=None, generation=4, node_info=READY, load=None):
+    """A Swarm spawner whose Docker calls are stand-ins: ``task`` is its server's newest
+    task (None: stopped), ``generation`` the newest saved copy, ``load`` what the one-shot
+    restore answers ``(state, why, node)``."""
+    spawner = _syncing_spawner()
+    spawner._image_id = "sha256:abc"
+    calls = []
+
+    async def docker(method, *args, **kwargs):
+        calls.append((method, args, kwargs))
+        if method == "inspect_node":
+            return node_info
+        raise AssertionError(method)
+
+    async def one_shot(suffix, command, env, constraints, timeout):
+        calls.append(("one_shot", (suffix, env, constraints), {}))
+        return load or ("complete", "", "node-b")
+
+    async def in_pool(fn, *args):
+        return fn(*args)
+
+    monkeypatch.setattr(spawner, "docker", docker)
+    monkeypatch.setattr(spawner, "_task", _async(task))
+    monkeypatch.setattr(spawner, "_one_shot", one_shot)
+    monkeypatch.setattr(spawner, "_in_pool", in_pool)
+    monkeypatch.setattr(homesync, "latest_generation", lambda place, volume: generation)
+    monkeypatch.setattr(homesync, "presign", lambda place, method, volume, gen: f"{method} {gen}")
+    return spawner, calls
+
+
+RUNNING = {"DesiredState": "running", "NodeID": "node-r", "Status": {"State": "running"}}
+
+
+@pytest.mark.parametrize("write", [False, True])
+async def test_a_running_servers_home_is_on_its_tasks_node_and_never_pinned(monkeypatch, write):
+    spawner, calls = _locating_spawner(monkeypatch, task=RUNNING)
+    assert await spawner.locate_home(write=write) == "node-r"
+    assert spawner.home_node == ""  # its stop saves it as always
+    assert not [c for c in calls if c[0] == "one_shot"]
+
+
+async def test_a_starting_servers_home_is_busy(monkeypatch):
+    from spawner.swarm import HomeBusy
+
+    task = {"DesiredState": "running", "NodeID": "n", "Status": {"State": "preparing"}}
+    spawner, _ = _locating_spawner(monkeypatch, task=task)
+    with pytest.raises(HomeBusy) as busy:
+        await spawner.locate_home(write=False)
+    assert busy.value.status_code == 409
+
+
+async def test_a_home_never_made_is_on_no_node(monkeypatch):
+    spawner, calls = _locating_spawner(monkeypatch, generation=0)
+    assert await spawner.locate_home(write=True) == ""
+    assert spawner.home_node == "" and not [c for c in calls if c[0] == "one_shot"]
+
+
+async def test_a_stopped_home_is_brought_from_the_store_once_per_generation(monkeypatch):
+    spawner, calls = _locating_spawner(monkeypatch)
+    assert await spawner.locate_home(write=False) == "node-b"
+    (load,) = [c for c in calls if c[0] == "one_shot"]
+    suffix, env, constraints = load[1]
+    assert suffix == "load" and constraints == spawner.swarm_constraints
+    assert env == {"CLASSHUB_HOME_RESTORE_URL": "GET 4", "CLASSHUB_HOME_GENERATION": "4"}
+    assert spawner.home_node == ""  # a read changes nothing: the next start restores anywhere
+    assert await spawner.locate_home(write=False) == "node-b"
+    assert len([c for c in calls if c[0] == "one_shot"]) == 1
+
+
+async def test_a_write_pins_the_home_so_the_next_start_saves_it_first(monkeypatch):
+    spawner, _ = _locating_spawner(monkeypatch)
+    assert await spawner.locate_home(write=True) == "node-b"
+    assert spawner.home_node == "node-b" and spawner.get_state()["home_node"] == "node-b"
+    # within the write lease the next start runs beside the helper, without a save
+    saves = []
+
+    async def save(node):
+        saves.append(node)
+        return True
+
+    monkeypatch.setattr(spawner, "_save_home", save)
+    monkeypatch.setattr(spawner, "_progress", lambda *a: None)
+    await spawner._prepare_home()
+    assert saves == [] and spawner.home_node == "node-b"
+    # after it, the start saves the home from there first and may then run anywhere
+    spawner._write_lease_until = 0.0
+    await spawner._prepare_home()
+    assert saves == ["node-b"] and spawner.home_node == ""
+
+
+async def test_a_pinned_home_is_located_on_its_node_or_refused_when_out_of_service(monkeypatch):
+    from spawner.swarm import HomeUnreachable
+
+    spawner, calls = _locating_spawner(monkeypatch)
+    spawner.home_node = "node-a"
+    assert await spawner.locate_home(write=False) == "node-a"
+    spawner, _ = _locating_spawner(monkeypatch, node_info={"Spec": {"Availability": "drain"}})
+    spawner.home_node = "node-a"
+    with pytest.raises(HomeUnreachable, match="drained or down") as refused:
+        await spawner.locate_home(write=True)
+    assert refused.value.status_code == 503
+
+
+async def test_a_failed_load_is_unreachable_with_a_message(monkeypatch):
+    from spawner.swarm import HomeUnreachable
+
+    spawner, _ = _locating_spawner(monkeypatch, load=("failed", "no space", "node-b"))
+    with pytest.raises(HomeUnreachable, match="try again"):
+        await spawner.locate_home(write=True)
+    assert spawner.home_node == ""
+
+
+async def test_the_store_down_while_locating_is_unreachable_not_a_crash(monkeypatch):
+    from minio.error import S3Error
+
+    from spawner.swarm import HomeUnreachable
+
+    spawner, _ = _locating_spawner(monkeypatch)
+
+    def down(place, volume):
+        raise S3Error(None, "InternalError", "down", "/b", "r", "h", "b")
+
+    monkeypatch.setattr(homesync, "latest_generation", down)
+    with pytest.raises(HomeUnreachable, match="could not be reached"):
+        await spawner.locate_home(write=False)

@@ -315,8 +315,10 @@ def _copy_file(ident: str, dir_fd: int, name: str, path: str, out_dir: str) -> d
         os.close(src)
 
 
-def run(job: dict) -> tuple[int, int]:
-    """Do every item of ``job``, appending each result line as it is done: ``(ok, failed)``."""
+def run(job: dict, *, after=None) -> tuple[int, int]:
+    """Do every item of ``job``, appending each result line as it is done: ``(ok, failed)``.
+    ``after``, if given, is called with each item's result once its line is written and
+    flushed (:mod:`.homeremote` hands that item's outputs back there and then)."""
     out_dir = job["out"]
     os.makedirs(out_dir, 0o700, exist_ok=True)
     done = failed = 0
@@ -338,6 +340,8 @@ def run(job: dict) -> tuple[int, int]:
                 done += 1
             else:
                 failed += 1
+            if after is not None:
+                after(result)
     return done, failed
 
 
