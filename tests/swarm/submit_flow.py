@@ -150,6 +150,20 @@ def start_class_server(stack, api, student: str, code: str, *, timeout: float = 
         time.sleep(1)
 
 
+def stop_class_server(stack, api, student: str, code: str, *, timeout: float = 300) -> None:
+    """Stop ``student``'s class server through the hub API and wait until it has stopped
+    (its home saved into the store)."""
+    r = api("DELETE", f"/users/{quote(student)}/servers/{quote(code)}")
+    _expect(r, (202, 204), f"stopping {student}'s server {code}")
+    deadline = time.monotonic() + timeout
+    while True:
+        model = api("GET", f"/users/{quote(student)}").json()
+        if code not in (model.get("servers") or {}):
+            return
+        assert time.monotonic() < deadline, f"{student}'s server {code} did not stop: {model}"
+        time.sleep(1)
+
+
 def server_base(student: str, code: str) -> str:
     return f"/user/{quote(student)}/{quote(code)}/"
 
@@ -229,3 +243,28 @@ def submission_files(teacher_grades, submission_id: int) -> dict[str, bytes]:
         out[f["path"]] = _expect(got, (200,), f"file {f['path']} of {submission_id}").content
         assert len(out[f["path"]]) == f["size"], (f, len(out[f["path"]]))
     return out
+
+
+def collect(teacher_grades, code: str, slug: str) -> dict[str, dict]:
+    """The teacher's collect of ``slug`` from every student's home (running or not): each
+    student's result by name (``status``, ``duplicate``, ``version``)."""
+    r = teacher_grades("POST", f"api/classes/{code}/assignments/{slug}/collect", timeout=600)
+    body = _expect(r, (200,), f"collecting {code}/{slug}").json()
+    return {row["user"]: row for row in body["students"]}
+
+
+def grade(teacher_grades, submission_id: int, *, points: float, feedback: str) -> dict:
+    """The teacher's grade of version ``submission_id`` (its first: revision 0)."""
+    r = teacher_grades(
+        "PUT",
+        f"api/submissions/{submission_id}/grade",
+        json={"points": points, "feedback": feedback, "expected_revision": 0},
+    )
+    return _expect(r, (200,), f"grading submission {submission_id}").json()
+
+
+def return_grade(teacher_grades, submission_id: int) -> dict:
+    """Return the grade of ``submission_id`` to the student: the feedback file goes into
+    their home (running or not); the answer counts ``feedback_files_delivered``."""
+    r = teacher_grades("POST", f"api/submissions/{submission_id}/return", timeout=600)
+    return _expect(r, (200,), f"returning submission {submission_id}").json()

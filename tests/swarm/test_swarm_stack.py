@@ -15,6 +15,7 @@ hub, which saves their homes to S3), they start on the other with their files.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -386,7 +387,10 @@ def test_a_student_submits_from_a_server_on_a_worker(swarm, stack):
     student and sets an assignment; the student's class server starts through the hub on a
     worker, a file goes into the assignment folder through the contents API, the student
     submits (the grades service's helper runs as a one-shot service on that worker), and
-    the teacher reads the file back from the stored version."""
+    the teacher reads the file back from the stored version. Then, with the server
+    stopped (its home only in the store): a collect reads the home and returned feedback
+    is written into it (the hub brings it onto a node first), and the next start finds
+    the feedback beside the student's file."""
     code, slug, name, data = "swarmlab", "hw1", "answer.py", b"print(6 * 7)\n"
     path = f"{code}/assignments/{slug}/{name}"
     admin_browser, _ = signed_in(stack, "swarmadmin", "admin")
@@ -409,8 +413,31 @@ def test_a_student_submits_from_a_server_on_a_worker(swarm, stack):
     assert row["latest"]["id"] == version["id"], row
     assert submit_flow.submission_files(made["grades"], version["id"]) == {name: data}
 
-    r = api("DELETE", f"/users/{SUBMITTER}/servers/{code}")  # as the other tests leave theirs
-    assert r.status_code in (202, 204), (r.status_code, r.text[:500])
+    # the server stops (its home saved into the store from the worker) ...
+    submit_flow.stop_class_server(stack, api, SUBMITTER, code)
+    teacher = made["grades"]
+    # ... a collect reads the stopped home (the hub brings it from the store onto a node)
+    collected = submit_flow.collect(teacher, code, slug)[SUBMITTER]
+    assert collected["status"] == "collected" and collected["duplicate"] is True, collected
+    # ... and returned feedback is written into it there
+    submit_flow.grade(teacher, version["id"], points=9, feedback="Well done: 42.")
+    returned = submit_flow.return_grade(teacher, version["id"])
+    assert returned["feedback_files_delivered"] >= 1, returned
+    # the next start finds the feedback, wherever the hub places the server
+    submit_flow.start_class_server(stack, api, SUBMITTER, code)
+    feedback = f"{code}/feedback/{slug}/feedback.md"
+    read = f"import os; print(open(os.path.join(os.environ['HOME'], {feedback!r})).read())"
+    assert "Well done: 42." in in_server(swarm, read, SUBMITTER)
+    assert in_server(swarm, check_answer(path), SUBMITTER) == hashlib.sha256(data).hexdigest()
+    submit_flow.stop_class_server(stack, api, SUBMITTER, code)
+
+
+def check_answer(path: str) -> str:
+    """A script printing the sha256 of ``~/<path>``, for :func:`in_server`."""
+    return (
+        "import hashlib, os; print(hashlib.sha256(open(os.path.join(os.environ['HOME'], "
+        f"{path!r}), 'rb').read()).hexdigest())"
+    )
 
 
 @pytest.fixture(scope="module")
