@@ -122,6 +122,12 @@ def main() -> int:
     parser.add_argument(
         "--settle", type=float, default=20.0, help="seconds to wait after the warm-up"
     )
+    parser.add_argument(
+        "--kernel-pool",
+        type=int,
+        default=None,
+        help="kernels each server starts ahead (CLASSHUB_KERNEL_POOL; default: the product's)",
+    )
     args = parser.parse_args()
     names = [f"wb{i:03d}" for i in range(args.students)]
     load_before = os.getloadavg()
@@ -134,6 +140,11 @@ def main() -> int:
                 **TEST_SERVICE_ENV,
                 "CLASSHUB_WARM_INTERVAL": "1",
                 "CLASSHUB_WARM_CAPACITY": str(args.students + 10),
+                **(
+                    {}
+                    if args.kernel_pool is None
+                    else {"CLASSHUB_KERNEL_POOL": str(args.kernel_pool)}
+                ),
             },
         )
         try:

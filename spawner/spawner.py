@@ -83,6 +83,7 @@ SPAWNER_TABLE = EnvTable(
         MEM_LIMIT.of("mem_limit"),
         CPU_LIMIT.of("cpu_limit"),
         EnvSetting("pids_limit", "CLASSHUB_PIDS_LIMIT", 512, whole, "a whole number"),
+        EnvSetting("kernel_pool", "CLASSHUB_KERNEL_POOL", 1, whole, "a whole number"),
         CONTAINER_PREFIX.of("prefix"),
         CONTAINER_PREFIX.of("route_name_prefix"),
         TRAEFIK_ENTRYPOINT.of("traefik_entrypoint"),
@@ -240,6 +241,30 @@ class ClassroomSpawner(DockerSpawner):
             raise ValueError(
                 f"ClassroomSpawner.pids_limit={proposal.value} is too low for JupyterLab; "
                 "use at least 64 (512 is a good default)."
+            )
+        return proposal.value
+
+    kernel_pool = Int(
+        config=True,
+        help="""How many Python kernels each server keeps started ahead (0 to 4; 0: none).
+        Opening a notebook then takes a running kernel at once (moved into the notebook's
+        folder) instead of starting one: most useful with warm servers, when a class
+        signs in together and thirty kernel starts (about half a CPU-second each) would
+        queue on the machine. A kernel started ahead is not shown to the student and does
+        not count as activity (an unused warm server is still stopped); each costs an
+        idle kernel's memory (about 50 MB) within the server's memory limit. Set from
+        ``CLASSHUB_KERNEL_POOL``.
+
+        Example: ``c.ClassroomSpawner.kernel_pool = 1``
+        """,
+    )
+
+    @validate("kernel_pool")
+    def _check_kernel_pool(self, proposal):
+        if not 0 <= proposal.value <= 4:
+            raise ValueError(
+                f"ClassroomSpawner.kernel_pool={proposal.value} must be 0 to 4 (1 is enough: "
+                "another is started ahead as soon as one is taken)."
             )
         return proposal.value
 
@@ -613,6 +638,8 @@ class ClassroomSpawner(DockerSpawner):
         for name, value in thread_env(self.cpu_limit).items():
             env.setdefault(name, value)
         env["CLASSHUB_PORT"] = str(self.port)
+        # kernels started ahead (classhub_singleuser/kernelpool.py)
+        env["CLASSHUB_KERNEL_POOL"] = str(self.kernel_pool)
         # tokens in page URLs stay ignored (JupyterHub's default, pinned here)
         env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "0"
         env.pop("JUPYTER_IMAGE_SPEC", None)

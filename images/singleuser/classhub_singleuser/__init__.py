@@ -66,3 +66,7 @@ async def _start_jupyter_server_extension(serverapp):
             "classhub: garbage collector on again (%d start-up objects frozen)",
             gc.get_freeze_count(),
         )
+    # kernels started ahead (classhub_singleuser.kernelpool), now that the server listens
+    start_pool = getattr(serverapp.kernel_manager, "start_pool", None)
+    if start_pool is not None:
+        start_pool()

@@ -56,7 +56,11 @@ def test_main_starts_the_hub_server_with_the_collector_off(monkeypatch, collecto
 def test_the_extension_turns_it_on_again_and_freezes_the_start(caplog, collector):
     gc.disable()
     junk = [object() for _ in range(100)]  # noqa: F841 (objects made during the "start")
-    app = types.SimpleNamespace(log=logging.getLogger("test-start"))
+    pools = []
+    app = types.SimpleNamespace(
+        log=logging.getLogger("test-start"),
+        kernel_manager=types.SimpleNamespace(start_pool=lambda: pools.append("started")),
+    )
     # jupyter-server 2 awaits the hook: a plain function failed there ("object NoneType
     # can't be used in 'await' expression", after it had run)
     assert inspect.iscoroutinefunction(classhub_singleuser._start_jupyter_server_extension)
@@ -65,6 +69,7 @@ def test_the_extension_turns_it_on_again_and_freezes_the_start(caplog, collector
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0
     assert "garbage collector on again" in caplog.text
+    assert pools == ["started"]  # kernels started ahead once the server listens
     # later starts of the hook (none expected) change nothing
     frozen = gc.get_freeze_count()
     asyncio.run(classhub_singleuser._start_jupyter_server_extension(app))
