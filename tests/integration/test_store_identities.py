@@ -50,6 +50,9 @@ KEYS = {
     "staging/0123abcd": "files",
     "pushes/bio/p1.zip": "files",
     "submissions/bio/hw-1/ann/1/answer.ipynb": "grades",
+    # the jobs of each service's helper services on a Swarm (services/base/swarmhomes.py)
+    "helpers/files/run1/job1/job.json": "files",
+    "helpers/grades/run1/job1/out/0.zip": "grades",
 }
 
 
@@ -259,6 +262,10 @@ def test_identities_file_from_the_cli(tmp_path):
         f"Read:{BUCKET}/submissions/*",
         f"Write:{BUCKET}/submissions/*",
         f"List:{BUCKET}/submissions/*",
+        # the jobs of its helper services on a Swarm (services/base/swarmhomes.py)
+        f"Read:{BUCKET}/helpers/grades/*",
+        f"Write:{BUCKET}/helpers/grades/*",
+        f"List:{BUCKET}/helpers/grades/*",
     ]
     assert "Admin" not in str(ids["files"]["actions"])
 

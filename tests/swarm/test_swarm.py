@@ -66,12 +66,29 @@ def swarm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s3(swarm, tmp_path_factory):
+    """SeaweedFS on the bridge; ``s3["stop"]()`` and ``s3["start"]()`` take it down and
+    bring it back at the same address with its data (the store down while homes save)."""
     key, secret = "swarm-" + secrets.token_hex(4), secrets.token_hex(16)
-    proc, port = start_s3(tmp_path_factory.mktemp("s3"), key, secret, host=swarm.host_addr)
+    workdir = tmp_path_factory.mktemp("s3")
+    proc, port = start_s3(workdir, key, secret, host=swarm.host_addr)
+    state = {"proc": proc}
+
+    def stop():
+        state["proc"].stop()
+
+    def start():
+        state["proc"], _ = start_s3(workdir, key, secret, port=port, host=swarm.host_addr)
+
     try:
-        yield {"url": f"http://{swarm.host_addr}:{port}", "key": key, "secret": secret}
+        yield {
+            "url": f"http://{swarm.host_addr}:{port}",
+            "key": key,
+            "secret": secret,
+            "stop": stop,
+            "start": start,
+        }
     finally:
-        proc.stop()
+        state["proc"].stop()
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +270,65 @@ def test_traefiks_swarm_provider_routes_each_server_behind_the_gate(running, tra
     # nobody's path, and a server's path with another user's name in front: no route
     assert reached("/user/nobody/api", owner).status_code == 404
     assert reached("/user/x/user/student0/api", owner).status_code == 404
+
+
+def test_a_home_not_saved_with_the_store_down_starts_on_its_node_then_moves_again(
+    swarm, make_spawner, s3, loop
+):
+    """The store is down when a server stops: its home is not saved, the hub remembers the
+    node (home_node) and the next start runs there, with the newest files, instead of
+    restoring an older copy elsewhere; once the store is back the next stop saves it and
+    the home may move again."""
+    spawner = make_spawner("pinned")
+    loop.run_until_complete(spawner.start())
+    in_server(swarm, spawner, "echo 'newest work' > $HOME/proof.txt")
+    node = node_of(swarm, spawner)
+    node_id = swarm.node_ids()[node]
+    s3["stop"]()
+    try:
+        loop.run_until_complete(spawner.stop())
+        assert spawner.home_node == node_id  # not saved: pinned to its node
+        assert spawner.get_state()["home_node"] == node_id
+        loop.run_until_complete(spawner.start())  # the store still down: starts there
+        assert node_of(swarm, spawner) == node
+        assert in_server(swarm, spawner, "cat $HOME/proof.txt") == "newest work"
+    finally:
+        s3["start"]()
+    loop.run_until_complete(spawner.stop())  # the store back: saved, free to move
+    assert spawner.home_node == ""
+    assert "home_node" not in spawner.get_state()
+
+
+def test_what_carrying_a_home_costs_at_stop_and_start(swarm, make_spawner, loop):
+    """The cost of homes that follow their student (admin guide, "Homes that follow their
+    student"), printed: a start with an empty home, the stop that saves a home of 100 MB of
+    random bytes (they do not compress), and the start on the other worker that restores
+    it; the file comes back whole."""
+    spawner = make_spawner("mover")
+    timings = {}
+
+    def timed(what, coro):
+        started = time.monotonic()
+        loop.run_until_complete(coro)
+        timings[what] = time.monotonic() - started
+
+    timed("start, empty home", spawner.start())
+    digest = in_server(
+        swarm,
+        spawner,
+        "head -c 100M /dev/urandom > $HOME/big.bin && sha256sum $HOME/big.bin | cut -c1-64",
+    )
+    first = node_of(swarm, spawner)
+    timed("stop, saving 100 MB", spawner.stop())
+    assert spawner.home_node == ""  # saved
+    other = "w2" if first == "w1" else "w1"
+    spawner.swarm_constraints = [f"node.id=={swarm.node_ids()[other]}"]
+    timed("start on the other worker, restoring 100 MB", spawner.start())
+    assert node_of(swarm, spawner) == other
+    assert in_server(swarm, spawner, "sha256sum $HOME/big.bin | cut -c1-64") == digest
+    timed("stop, saving 100 MB again", spawner.stop())
+    for what, seconds in timings.items():
+        print(f"homes that follow: {what}: {seconds:.1f} s")
 
 
 def test_drained_workers_servers_start_on_the_other_node_with_their_files(swarm, running, loop):

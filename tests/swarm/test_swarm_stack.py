@@ -405,7 +405,9 @@ def test_a_student_submits_from_a_server_on_a_worker(swarm, stack):
     submit_flow.write_into_server(stack, browser, SUBMITTER, code, path, data)
 
     student_grades = submit_flow.service_client(stack, browser, "grades")
+    started = time.monotonic()
     version = submit_flow.submit(student_grades, code, slug)
+    print(f"submit through a helper service on the worker: {time.monotonic() - started:.1f} s")
     assert version["version"] == 1 and version["duplicate"] is False, version
     assert version["taken"]["files"] == 1, version["taken"]
 
@@ -417,11 +419,15 @@ def test_a_student_submits_from_a_server_on_a_worker(swarm, stack):
     submit_flow.stop_class_server(stack, api, SUBMITTER, code)
     teacher = made["grades"]
     # ... a collect reads the stopped home (the hub brings it from the store onto a node)
+    started = time.monotonic()
     collected = submit_flow.collect(teacher, code, slug)[SUBMITTER]
+    print(f"collect of a stopped home (brought from the store): {time.monotonic() - started:.1f} s")
     assert collected["status"] == "collected" and collected["duplicate"] is True, collected
     # ... and returned feedback is written into it there
     submit_flow.grade(teacher, version["id"], points=9, feedback="Well done: 42.")
+    started = time.monotonic()
     returned = submit_flow.return_grade(teacher, version["id"])
+    print(f"feedback into the stopped home: {time.monotonic() - started:.1f} s")
     assert returned["feedback_files_delivered"] >= 1, returned
     # the next start finds the feedback, wherever the hub places the server
     submit_flow.start_class_server(stack, api, SUBMITTER, code)
