@@ -181,7 +181,8 @@ class SwarmHomesAPIHandler(APIHandler):
             raise web.HTTPError(501, "This hub's spawner is not a Swarm's.")
         if spawner.pending:
             raise web.HTTPError(
-                409, f"The class server of {user_name} is {spawner.pending}ing; try again soon."
+                409,
+                f"The class server of {user_name} is starting or stopping; try again in a minute.",
             )
         before = spawner.home_node
         try:

@@ -38,7 +38,7 @@ from docker.types import (
     TaskTemplate,
 )
 from dockerspawner import SwarmSpawner
-from minio.error import S3Error
+from minio.error import MinioException
 from traitlets import Bool, Float, List, Unicode, default, validate
 from urllib3.exceptions import HTTPError
 
@@ -432,30 +432,49 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         copy in the store. Raises :class:`HomeBusy` (starting or stopping),
         :class:`HomeUnreachable` (a node out of service, the store down, Docker's
         refusal) with a message for the teacher."""
-        if self._locate_lock is None:
-            self._locate_lock = asyncio.Lock()
-        async with self._locate_lock:
+        async with self._home_lock():
             try:
                 node = await self._locate(write)
-            except (APIError, OSError, S3Error, HTTPError) as e:
+            except (APIError, OSError, MinioException, HTTPError) as e:
                 self.log.error("Home of %s not located: %s", self._log_name, e)
                 raise HomeUnreachable(
                     f"The home folder of {self.user.name} could not be reached on the cluster"
                     " right now; try again in a minute."
                 ) from None
-            if write and node and not self._running_on:
-                self.home_node = node
+            if write and node:
+                # a helper writes there now: a start within the lease runs beside it, a
+                # stop keeps the home pinned to that node (the write may land after the
+                # stop's save), and the start after the lease saves it from there first
                 self._write_lease_until = time.monotonic() + self.WRITE_LEASE
+                if not self._running_on:
+                    self.home_node = node
             return node
+
+    def _home_lock(self) -> asyncio.Lock:
+        """Held by a locate and by a start: a server never starts from the store's copy
+        while a locate brings that copy onto another node for a helper to write into."""
+        if self._locate_lock is None:
+            self._locate_lock = asyncio.Lock()
+        return self._locate_lock
+
+    async def start(self):
+        async with self._home_lock():
+            return await super().start()
 
     _running_on = ""
 
     async def _locate(self, write: bool) -> str:
         self._running_on = ""
         task = await self._task()
-        if task is not None and task.get("DesiredState") == "running":
-            if task.get("Status", {}).get("State") != "running" or not task.get("NodeID"):
-                raise HomeBusy(f"The class server of {self.user.name} is starting.")
+        if task is not None:
+            # a stopped server has no service (the stop removes it): any task is a server
+            # running, starting, stopping or crashed, whose newest files are on its node
+            status = task.get("Status", {}).get("State")
+            if task.get("DesiredState") != "running" or status != "running":
+                raise HomeBusy(
+                    f"The class server of {self.user.name} is starting, stopping or "
+                    "restarting; try again in a minute."
+                )
             self._running_on = task["NodeID"]
             return self._running_on
         if self.home_node:
@@ -664,8 +683,11 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         if self.homes_sync and node:
             saved = await self._save_home(node)
             # not saved (the store was down): the newest files are on that node only, and
-            # the next start must run there rather than restore an older copy elsewhere
-            self.home_node = "" if saved else node
+            # the next start must run there rather than restore an older copy elsewhere;
+            # the same while a service's helper may still write there (the write lease):
+            # the next start saves it again from there (or runs beside the helper)
+            writing = time.monotonic() < self._write_lease_until
+            self.home_node = "" if saved and not writing else node
 
     async def _scale_to_zero(self) -> None:
         """Stop the task and wait until its container is gone, so the save reads a
@@ -789,7 +811,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             ok = state == "complete" and await self._in_pool(
                 homesync.accept, place, self.home_volume, generation, limit
             )
-        except (APIError, OSError, S3Error, HTTPError) as e:  # Docker, or the store
+        except (APIError, OSError, MinioException, HTTPError) as e:  # Docker, or the store
             state, why, ok = "failed:", str(e), False
         if ok:
             self.log.info(

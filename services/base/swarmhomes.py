@@ -454,14 +454,14 @@ class SwarmHomes(Homes):
         return merged
 
     def _blocking(self, job, inputs, homes, caps, node) -> _Run:
-        from minio.error import S3Error
+        from minio.error import MinioException
         from urllib3.exceptions import HTTPError
 
         try:
             return run_swarm_helper(
                 self._client, self.swarm_io, self.settings, job, inputs, homes, caps, node
             )
-        except (S3Error, HTTPError) as e:
+        except (MinioException, HTTPError) as e:  # S3Error, ServerError, bad answers
             raise HelperUnavailable(f"S3: {e}") from None
 
     async def sweep(self) -> int:

@@ -54,14 +54,11 @@ SCOPES = [
     # reset their students' passwords. It reaches only accounts whose role is student:
     # never a teacher's or an admin's, never a role change. Defined by hub.config.configure_auth.
     scopes.STUDENT_ACCOUNTS,
-    # On a Swarm only (hub/homes_api.py): which homes exist and on which node one is (a
-    # stopped home is first brought from the store onto a node), so its helper services
-    # run there. No file of a home, no server start or stop. Defined by
-    # hub.config.configure_homes.
-    scopes.HOMES,
 ]
 # Not granted, on purpose: admin:users (it never creates users or changes admin rights),
-# access:servers (it never opens a server), admin:server_state, tokens, proxy.
+# access:servers (it never opens a server), admin:server_state, tokens, proxy, and
+# custom:classhub:homes (its look into a home is not offered on a Swarm: it holds no S3
+# identity for helper jobs).
 
 #: what the hub computes for the service itself instead of passing its own value
 #: (CLASSHUB_SERVICES: hub.config.configure_web passes the services the hub runs)

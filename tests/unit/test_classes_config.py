@@ -53,9 +53,8 @@ def test_least_privilege_scopes():
         "read:users:activity",
         # student accounts only (authenticator/admin_handlers.py): never admin:users
         "custom:classhub:student-accounts",
-        # where homes are on a Swarm (hub/homes_api.py): no file, no start or stop
-        "custom:classhub:homes",
     }
+    assert "custom:classhub:homes" not in SCOPES  # no use for it without an S3 identity
     for broad in (
         "admin:users",
         "admin:servers",

@@ -521,14 +521,74 @@ async def test_a_running_servers_home_is_on_its_tasks_node_and_never_pinned(monk
     assert not [c for c in calls if c[0] == "one_shot"]
 
 
-async def test_a_starting_servers_home_is_busy(monkeypatch):
+@pytest.mark.parametrize(
+    "desired, state",
+    [
+        ("running", "preparing"),  # starting
+        ("running", "failed"),  # crashed, the hub has not noticed yet
+        ("shutdown", "running"),  # stopping
+    ],
+)
+async def test_a_server_starting_stopping_or_crashed_is_busy_not_brought_from_the_store(
+    monkeypatch, desired, state
+):
+    """Its newest files are on its task's node: never an older copy from the store."""
     from spawner.swarm import HomeBusy
 
-    task = {"DesiredState": "running", "NodeID": "n", "Status": {"State": "preparing"}}
-    spawner, _ = _locating_spawner(monkeypatch, task=task)
+    task = {"DesiredState": desired, "NodeID": "n", "Status": {"State": state}}
+    spawner, calls = _locating_spawner(monkeypatch, task=task)
     with pytest.raises(HomeBusy) as busy:
-        await spawner.locate_home(write=False)
-    assert busy.value.status_code == 409
+        await spawner.locate_home(write=True)
+    assert busy.value.status_code == 409 and "try again" in str(busy.value)
+    assert spawner.home_node == "" and not [c for c in calls if c[0] == "one_shot"]
+
+
+async def test_a_write_to_a_running_server_keeps_its_home_pinned_if_it_stops_meanwhile(
+    monkeypatch,
+):
+    """The helper may write after the stop's save: the next start saves it again from
+    that node (or runs beside the helper) instead of restoring the copy without it."""
+    from spawner.spawner import ClassroomSpawner
+
+    spawner, _ = _locating_spawner(monkeypatch, task=RUNNING)
+    assert await spawner.locate_home(write=True) == "node-r"
+    assert spawner.home_node == ""  # running: not pinned while it runs
+    monkeypatch.setattr(spawner, "_task", _async({"NodeID": "node-r"}))
+    monkeypatch.setattr(spawner, "_scale_to_zero", _async(None))
+    monkeypatch.setattr(spawner, "_save_home", _async(True))
+    monkeypatch.setattr(ClassroomSpawner, "stop", lambda self, now=False: _async(None)())
+    await spawner.stop()
+    assert spawner.home_node == "node-r"  # saved, but a write may still land there
+    spawner._write_lease_until = 0.0
+    await spawner.stop()
+    assert spawner.home_node == ""  # no write under way: free to move
+
+
+async def test_a_locate_waits_for_a_start_of_the_same_server_and_the_other_way(monkeypatch):
+    """A start never runs from the store's copy while a locate brings that copy onto a
+    node for a helper to write into: the two take turns."""
+    import asyncio
+
+    from spawner.spawner import ClassroomSpawner
+
+    spawner, _ = _locating_spawner(monkeypatch)
+    release, order = asyncio.Event(), []
+
+    async def slow_start(self):
+        order.append("start begins")
+        await release.wait()
+        order.append("start ends")
+        return ("10.0.0.9", 8888)
+
+    monkeypatch.setattr(ClassroomSpawner, "start", slow_start)
+    starting = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0.01)
+    locating = asyncio.ensure_future(spawner.locate_home(write=True))
+    await asyncio.sleep(0.05)
+    assert order == ["start begins"] and not locating.done()
+    release.set()
+    assert await starting == ("10.0.0.9", 8888)
+    assert await locating == "node-b" and order == ["start begins", "start ends"]
 
 
 async def test_a_home_never_made_is_on_no_node(monkeypatch):

@@ -25,7 +25,6 @@ Set it with ``c.ServerApp.kernel_manager_class`` (the image's
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 
@@ -40,14 +39,23 @@ _SESSION_VARS = ("JPY_SESSION_NAME",)
 
 def hand_over_code(cwd: str | None, env: dict[str, str]) -> str:
     """The silent request that makes a pooled kernel look started for its notebook: its
-    working folder and the notebook's variables (names and values as JSON literals, so
-    no path or name can break out of the string)."""
+    working folder, the notebook's variables and IPython's ``__session__`` (values as
+    Python string literals, ``repr``: no path or name can break out of them, whatever
+    characters it has)."""
     lines = ["import os as _classhub_os"]
     if cwd:
-        lines.append(f"_classhub_os.chdir({json.dumps(cwd)})")
+        lines.append(f"_classhub_os.chdir({cwd!r})")
     for name in _SESSION_VARS:
         if name in env:
-            lines.append(f"_classhub_os.environ[{json.dumps(name)}] = {json.dumps(env[name])}")
+            lines.append(f"_classhub_os.environ[{name!r}] = {env[name]!r}")
+    session = env.get("JPY_SESSION_NAME")
+    if session:
+        lines += [
+            "try:",
+            f"    get_ipython().user_ns['__session__'] = {session!r}",
+            "except NameError:",
+            "    pass",
+        ]
     lines.append("del _classhub_os")
     return "\n".join(lines)
 
@@ -171,8 +179,15 @@ class PooledKernelManager(AsyncMappingKernelManager):
         finally:
             client.stop_channels()
         self._pooling.discard(kernel_id)
-        # from now on as a kernel started for this notebook: idle, just used, watched
+        # from now on as a kernel started for this notebook: idle, just used, watched, and
+        # a restart (the student's, or after a crash) starts it in the notebook's folder
+        # with its variables, as jupyter-client restarts from the launch arguments
         kernel = self.get_kernel(kernel_id)
+        launch = getattr(kernel, "_launch_args", None)
+        if isinstance(launch, dict):
+            if cwd:
+                launch["cwd"] = cwd
+            launch["env"] = {**os.environ, **(launch.get("env") or {}), **env}
         kernel.execution_state = "idle"
         kernel.last_activity = self.last_kernel_activity = utcnow()
         super().start_watching_activity(kernel_id)

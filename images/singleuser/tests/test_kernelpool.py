@@ -13,12 +13,18 @@ from classhub_singleuser.kernelpool import PooledKernelManager, hand_over_code
 pytestmark = pytest.mark.unit
 
 
-def test_the_hand_over_code_quotes_the_folder_and_the_variables():
-    code = hand_over_code('/home/jovyan/a "b"\n c', {"JPY_SESSION_NAME": "x'y.ipynb", "PATH": "/x"})
-    assert 'chdir("/home/jovyan/a \\"b\\"\\n c")' in code
-    assert '"JPY_SESSION_NAME"] = "x\'y.ipynb"' in code
+def test_the_hand_over_code_quotes_the_folder_and_the_variables(tmp_path, monkeypatch):
+    folder = tmp_path / 'a "b"\n c \U0001f600'  # quotes, a newline, an emoji
+    folder.mkdir()
+    session = str(folder / "x'y.ipynb")
+    code = hand_over_code(str(folder), {"JPY_SESSION_NAME": session, "PATH": "/x"})
     assert "PATH" not in code  # only the notebook's own variables
-    compile(code, "<hand-over>", "exec")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    namespace = {}
+    exec(compile(code, "<hand-over>", "exec"), namespace)  # as the kernel runs it
+    assert os.getcwd() == str(folder)
+    assert os.environ["JPY_SESSION_NAME"] == session
     assert "chdir" not in hand_over_code(None, {})
 
 
@@ -60,11 +66,13 @@ async def _pool_filled(km, timeout: float = 60.0) -> str:
 
 async def test_a_notebook_gets_the_kernel_started_ahead_in_its_own_folder(manager):
     km, root = manager
+    before = km.last_kernel_activity
     km.start_pool()
     ahead = await _pool_filled(km)
-    # hidden from the kernels list, and its start is nobody's activity
+    await asyncio.sleep(1.0)  # the kernel's first messages (status: starting, idle)
+    # hidden from the kernels list, and its start and messages are nobody's activity
     assert km.list_kernels() == []
-    before = km.last_kernel_activity
+    assert km.last_kernel_activity == before
 
     got = await km.start_kernel(
         path="course/week1/lab.ipynb",
@@ -89,6 +97,20 @@ async def test_a_notebook_gets_the_kernel_started_ahead_in_its_own_folder(manage
     assert data == "a,b" and session.endswith("course/week1/lab.ipynb")
     # handed over: its messages are the student's activity from now on
     assert km.last_kernel_activity > before
+    # a restart (the student's, or after a crash) comes back in the notebook's folder
+    await km.restart_kernel(got)
+    kc = km.get_kernel(got).client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=30)
+        where = await _run(
+            kc, "import os; print(os.getcwd()); print(os.environ.get('JPY_SESSION_NAME'))"
+        )
+    finally:
+        kc.stop_channels()
+    cwd, session = where.strip().splitlines()
+    assert os.path.realpath(cwd) == os.path.realpath(root / "course" / "week1")
+    assert session.endswith("course/week1/lab.ipynb")
     # and the pool fills again with another kernel
     again = await _pool_filled(km)
     assert again != ahead and again not in [k["id"] for k in km.list_kernels()]
