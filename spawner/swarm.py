@@ -434,7 +434,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         refusal) with a message for the teacher."""
         async with self._home_lock():
             try:
-                node = await self._locate(write)
+                node, running = await self._locate(write)
             except (APIError, OSError, MinioException, HTTPError) as e:
                 self.log.error("Home of %s not located: %s", self._log_name, e)
                 raise HomeUnreachable(
@@ -446,7 +446,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 # stop keeps the home pinned to that node (the write may land after the
                 # stop's save), and the start after the lease saves it from there first
                 self._write_lease_until = time.monotonic() + self.WRITE_LEASE
-                if not self._running_on:
+                if not running:
                     self.home_node = node
             return node
 
@@ -461,10 +461,9 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         async with self._home_lock():
             return await super().start()
 
-    _running_on = ""
-
-    async def _locate(self, write: bool) -> str:
-        self._running_on = ""
+    async def _locate(self, write: bool) -> tuple[str, bool]:
+        """``(node, running)``: the node of the home ("" when never made) and whether it
+        is a running server's (see :meth:`locate_home`)."""
         task = await self._task()
         if task is not None:
             # a stopped server has no service (the stop removes it): any task is a server
@@ -475,8 +474,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                     f"The class server of {self.user.name} is starting, stopping or "
                     "restarting; try again in a minute."
                 )
-            self._running_on = task["NodeID"]
-            return self._running_on
+            return task["NodeID"], True
         if self.home_node:
             why = await self._node_out_of_service(self.home_node)
             if why:
@@ -484,7 +482,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                     f"The newest files of {self.user.name} are on a machine of the cluster "
                     f"that is {why}; an administrator must bring it back first."
                 )
-            return self.home_node
+            return self.home_node, False
         place = self._place()
         if place is None:
             raise HomeUnreachable(
@@ -493,10 +491,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             )
         generation = await self._in_pool(homesync.latest_generation, place, self.home_volume)
         if not generation:
-            return ""
+            return "", False
         if self._loaded and self._loaded[0] == generation:
             if not await self._node_out_of_service(self._loaded[1]):
-                return self._loaded[1]
+                return self._loaded[1], False
         if not await self._ensure_image_id():
             raise HomeUnreachable(f"The image {self.image} is missing on the cluster's manager.")
         url = await self._in_pool(homesync.presign, place, "GET", self.home_volume, generation)
@@ -519,7 +517,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             "Brought the home of %s (generation %d) onto node %s", self._log_name, generation, node
         )
         self._loaded = (generation, node)
-        return node
+        return node, False
 
     async def existing_homes(self) -> set[str]:
         """The home volumes that exist anywhere on the cluster (any student's): those with

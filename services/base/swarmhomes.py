@@ -42,6 +42,7 @@ import time
 from typing import Any
 
 from common.errors import ServiceError
+from common.units import parse_size
 
 from .homes import (
     HELPER_LABEL,
@@ -98,14 +99,6 @@ def service_name(settings: HelperSettings) -> str:
     return f"{head}-{secrets.token_hex(8)}"
 
 
-def _mem_bytes(limit: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    limit = limit.strip().lower()
-    if limit[-1:] in units:
-        return int(limit[:-1]) * units[limit[-1]]
-    return int(limit)
-
-
 def helper_service_spec(
     settings: HelperSettings,
     *,
@@ -152,7 +145,7 @@ def helper_service_spec(
         init=True,
         cap_drop=["ALL"],
     )
-    memory = max(_mem_bytes(settings.mem_limit), MIN_MEMORY)
+    memory = max(parse_size(settings.mem_limit), MIN_MEMORY)
     resources = Resources(mem_limit=memory, cpu_limit=int(settings.cpu_limit * 1e9))
     resources.setdefault("Limits", {})["Pids"] = int(settings.pids_limit)
     task = TaskTemplate(
