@@ -9,6 +9,7 @@ Docker, the classhub/singleuser image) on random ports via harness/stack.py, the
 * N concurrent spawns: seconds until every server answered 200 through Traefik.
 
 Usage: .venv/bin/python bench/spawn_bench.py [--single 5] [--concurrent 10 30] [--sqlite]
+       [--kernel-pool N]
        [--image classhub/singleuser:latest classhub/datascience:latest]
 With several images the stack's catalogue holds them all and the rounds alternate
 between them (one spawn of each in turn, then each concurrent round per image), so a
@@ -111,6 +112,12 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=5, help="repetitions of one spawn")
     parser.add_argument("--concurrent", type=int, nargs="*", default=[10, 30])
     parser.add_argument(
+        "--kernel-pool",
+        type=int,
+        default=None,
+        help="kernels each server starts ahead (CLASSHUB_KERNEL_POOL; default: the product's)",
+    )
+    parser.add_argument(
         "--sqlite",
         action="store_true",
         help="the hub's database on SQLite and no Redis, MongoDB or S3 (the setup of the "
@@ -131,7 +138,14 @@ def main() -> int:
             extra_config=BENCH_CONFIG + IMAGE_HOOK.format(images=images),
             with_data_services=not args.sqlite,
             log_level="INFO",
-            env={"CLASSHUB_IMAGES": json.dumps([{"name": i} for i in images])},
+            env={
+                "CLASSHUB_IMAGES": json.dumps([{"name": i} for i in images]),
+                **(
+                    {}
+                    if args.kernel_pool is None
+                    else {"CLASSHUB_KERNEL_POOL": str(args.kernel_pool)}
+                ),
+            },
         )
         try:
             stack.start()
