@@ -37,6 +37,16 @@ from hub.stores.s3 import Keys
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Every compose project a test tier starts (the e2e tier's throwaway deployment, the
+# integration tier's compose-limits project) is named with this prefix, so that the check
+# that `make test` left other stacks alone can tell the tiers' own projects, which come and
+# go while the two tiers run side by side, from a stack that `make up` started.
+TEST_PROJECT_PREFIX = "cht"
+
+
+def throwaway_project(kind: str) -> str:
+    """A fresh compose project name for a test tier's own deployment of kind ``kind``."""
+    return f"{TEST_PROJECT_PREFIX}{kind}{secrets.token_hex(3)}"
 
 
 #: ports for the test deployments: below Linux's ephemeral range (32768-60999), where the

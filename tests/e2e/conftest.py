@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from common.naming import object_name
-from harness.stack import wait_for
+from harness.stack import TEST_PROJECT_PREFIX, wait_for
 from tests.e2e.throwaway import REPO, Throwaway
 
 __all__ = ["REPO", "Deployment"]
@@ -136,7 +136,12 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _seen(container) -> bool:
-    """Whether this worker counts ``container``: everything but other workers' stand-ins."""
+    """Whether this worker counts ``container``: everything but other workers' stand-ins and
+    the test tiers' own throwaway projects (harness.stack.TEST_PROJECT_PREFIX), which start
+    and end while this tier runs (the integration tier runs beside it in `make test`)."""
+    project = container.labels.get("com.docker.compose.project", "")
+    if project.startswith(TEST_PROJECT_PREFIX):
+        return False
     return container.labels.get(STANDIN_LABEL, WORKER) == WORKER
 
 

@@ -12,14 +12,13 @@ network, its firewall chain, the homes filesystem).
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import docker
 
-from harness.stack import free_port
+from harness.stack import free_port, throwaway_project
 from hub.stores.hubenv import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +36,7 @@ class Throwaway:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.project = "che2e" + secrets.token_hex(3)
+        self.project = throwaway_project("e2e")
         self.run_dir = workdir / "run"
         self.bridge = self.project[:14] + "0"
         self.network_name = f"{self.project}-students"

@@ -18,7 +18,7 @@ import subprocess
 import docker
 import pytest
 
-from harness.stack import REPO, free_port
+from harness.stack import REPO, free_port, throwaway_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.all_images]
 
@@ -61,7 +61,7 @@ def compose(tmp_path_factory):
     env_file = work / ".run" / "classhub.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     (work / ".run" / "hub.env").write_text("")  # the hub's env_file (up.sh writes it)
-    project = "chqlim" + secrets.token_hex(3)
+    project = throwaway_project("lim")
     base = [
         "docker-compose",
         "-p",
