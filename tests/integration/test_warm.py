@@ -226,8 +226,10 @@ def _places(messages: list[str]) -> list[int]:
 
 def test_a_rush_queues_with_places_and_no_429_students_first(stack):
     # three background starts (a warm-up), then a student's own start; one start at a
-    # time (c.ClassroomSpawner.start_concurrency = 1); each comes once the one before is
-    # pending, so the order of arrival is known
+    # time (c.ClassroomSpawner.start_concurrency = 1); each comes once the one before has
+    # reached the start queue (its spawn page says it is creating the server or shows its
+    # place: "pending" alone is too early, as a start checks its image and home before it
+    # queues), so the order of arrival in the queue is known
     order = [("qb1", True), ("qb2", True), ("qb3", True), ("qs4", False)]
     for name, _ in order:
         stack.create_user(name)
@@ -242,10 +244,18 @@ def test_a_rush_queues_with_places_and_no_429_students_first(stack):
             interval=0.02,
             what=f"{name} pending",
         )
-    for name, _ in order:  # the stream replays a spawn's events from its beginning
+        # the stream replays a spawn's events from its beginning
         p = threading.Thread(target=_progress, args=(stack, name, events))
         p.start()
         threads.append(p)
+        wait_for(
+            lambda n=name: any(
+                "ahead of you" in m or "Creating your server" in m for m in events.get(n, [])
+            ),
+            60,
+            interval=0.02,
+            what=f"{name} in the start queue",
+        )
     for t in threads:
         t.join(300)
     assert 429 not in answers.values()
