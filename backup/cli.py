@@ -50,7 +50,7 @@ class _Scrub(logging.Filter):
 def _secrets(settings: BackupSettings) -> list[str]:
     from urllib.parse import unquote, urlsplit
 
-    found = [settings.s3_access_key, settings.s3_secret_key]
+    found = [settings.s3_access_key, settings.s3_secret_key, settings.hub_token]
     for url in (settings.pg_url, settings.mongo_url):
         if url:
             parts = urlsplit(url.replace("+psycopg", ""))
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = BackupSettings()
         settings.backup_dir  # noqa: B018 - read every setting now: a bad one fails here
         settings.home_quota  # noqa: B018
+        settings.hub_url  # noqa: B018
     except TraitError as e:
         log.error("%s", e)
         return 1
@@ -189,6 +190,17 @@ def _run(args, settings: BackupSettings) -> int:
     if args.command == "restore-home":
         directory = run.locate(settings, args.backup)
         done = run.restore_one_home(settings, directory, args.user, args.server)
+        if "generation" in done:  # a Swarm's: the next start restores that copy
+            log.info(
+                "restored the home %s of %s from %s in %.1f s as its saved copy %s (checksum "
+                "matches); the server's next start restores it",
+                done["volume"],
+                args.user,
+                os.path.basename(directory),
+                done["seconds"],
+                done["generation"],
+            )
+            return 0
         log.info(
             "restored the home %s of %s from %s in %.1f s (%d entries, checksums match)",
             done["volume"],

@@ -273,6 +273,27 @@ def forget_servers(server: Server, database: str, schema: str) -> int:
     return len(ids)
 
 
+def forget_home_nodes(server: Server, database: str, schema: str) -> int:
+    """On a Swarm: forget the node each stopped server's home was tied to in JupyterHub's
+    restored tables (``home_node`` in a spawner's state: its newest files were on that
+    node when the backup was taken, and the backup holds what the store had). After a
+    restore the home is what the backup holds; the node may be gone. Returns how many."""
+    with server.connect(database) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = 'spawners'",
+            (schema,),
+        ).fetchone()[0]
+        if not found:
+            return 0
+        spawners = sql.Identifier(schema, "spawners")
+        return conn.execute(
+            sql.SQL(
+                "UPDATE {} SET state = (state::jsonb - 'home_node')::text"
+                " WHERE state IS NOT NULL AND state <> '' AND state::jsonb ? 'home_node'"
+            ).format(spawners)
+        ).rowcount
+
+
 def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

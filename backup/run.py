@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from common import clock
 from common.naming import object_name
 from hub.stores.postgres import HUB
+from spawner import homesync
 
-from . import homes, manifest, mongo, postgres, s3
+from . import homes, manifest, mongo, postgres, s3, swarm
 from .manifest import BackupError, Manifest
 
 log = logging.getLogger("classhub.backup")
@@ -92,6 +93,15 @@ def backup(
 def _backup_into(settings, parts, include, name, started, work, final) -> tuple[str, Manifest]:
     m = Manifest(name=name, created=started, deployment=settings.deployment)
     t0 = time.monotonic()
+    saves: list[dict] = []
+    if "homes" in parts and settings.hub_url:
+        # a Swarm: every home into the store first (backup/swarm.py), before the hub's
+        # database is read, so that the database in the backup knows they are there
+        if "s3" not in parts:
+            raise BackupError(
+                "on a Swarm the homes are backed up with the S3 store: --only s3,homes"
+            )
+        saves = swarm.save_every_home(settings.hub_url, settings.hub_token, settings.timeout)
 
     if "postgres" in parts:
         if settings.pg_url:
@@ -132,7 +142,37 @@ def _backup_into(settings, parts, include, name, started, work, final) -> tuple[
             m.warnings.append("the S3 store left out: CLASSHUB_BACKUP_S3_ENDPOINT is not set")
 
     if "homes" in parts:
-        if settings.homes_root:
+        if settings.hub_url:
+            store = _store(settings)
+            s3_dir = os.path.join(work, "s3")
+            fetched: list[dict] = []
+
+            def fetch(volume: str) -> dict | None:
+                entry = swarm.fetch_newest(
+                    store,
+                    settings.homes_bucket,
+                    volume,
+                    os.path.join(s3_dir, "objects"),
+                    settings.timeout,
+                )
+                if entry is not None:
+                    fetched.append(entry)
+                return entry
+
+            m.parts["homes"] = swarm.homes_part(
+                s3.read_index(s3_dir),
+                settings.homes_bucket,
+                settings.deployment,
+                saves,
+                fetch,
+                m.warnings,
+            )
+            if fetched:  # the S3 part carries them too, as if its listing had seen them
+                m.parts["s3"]["fingerprint"][settings.homes_bucket] = s3.add_to_index(
+                    s3_dir, settings.homes_bucket, fetched
+                )
+            log.info("homes: %d in the store's copy", len(m.parts["homes"]["homes"]))
+        elif settings.homes_root:
             m.parts["homes"] = _backup_homes(settings, work, m)
         else:
             m.warnings.append("student homes left out: CLASSHUB_HOMES_DIR is not set")
@@ -286,7 +326,15 @@ def restore(
         )
     out = Restored()
     home_list = m.homes() if "homes" in parts and "homes" in m.parts else []
-    if home_list:
+    on_swarm = m.parts.get("homes", {}).get("mode") == "swarm"
+    if on_swarm and ("s3" in parts) != ("homes" in parts):
+        # the store's part carries the homes' saved copies; the homes' part renumbers them
+        # past what the workers hold and unties them from nodes: one without the other
+        # could let a worker's older files win over the restored ones
+        raise BackupError(
+            "on a Swarm the S3 store and the homes are restored together: --only s3,homes"
+        )
+    if home_list and not on_swarm:
         if not settings.homes_root:
             raise BackupError("the backup has homes, but CLASSHUB_HOMES_DIR is not set")
         client = _docker()
@@ -320,6 +368,9 @@ def restore(
         out.done += [f"MongoDB {line}" for line in lines]
         log.info("MongoDB restored: %d collections", len(lines))
     store = _store(settings)
+    live_before: dict[str, int] = {}
+    if on_swarm and home_list and store is not None:
+        live_before = swarm.latest_generations(store, settings.homes_bucket, settings.timeout)
     if "s3" in parts and "s3" in m.parts:
         if store is None:
             raise BackupError(
@@ -328,6 +379,9 @@ def restore(
         lines = s3.restore(store, os.path.join(directory, "s3"), settings.timeout)
         out.done += [f"S3 {line}" for line in lines]
         log.info("S3 restored: %s", "; ".join(lines))
+    swarm_homes = home_list if on_swarm else []
+    if swarm_homes:
+        home_list = []
     for home in home_list:
         volume = target_volume(home, settings.deployment)
         quota = _quota(settings, volume)
@@ -338,7 +392,22 @@ def restore(
     if home_list:
         log.info("homes restored: %d", len(home_list))
     if verify:
-        out.problems = compare(settings, m, parts)
+        # a Swarm's homes after the S3 part's comparison: the copies put under another
+        # deployment's names are no objects of the backup's
+        out.problems = compare(settings, m, set(parts) - {"homes"} if swarm_homes else parts)
+    swarm_moves = _restore_swarm_homes(settings, store, directory, swarm_homes)
+    out.done += swarm_moves
+    if verify and swarm_homes:
+        out.problems += compare(settings, m, {"homes"})
+    # after the comparison: what follows changes the restored data on purpose
+    if swarm_homes:
+        restored = {
+            target_volume(h, settings.deployment): homesync.generation_of(swarm.PREFIX, h["key"])[1]
+            for h in swarm_homes
+        }
+        out.done += swarm.renumber_restored(
+            store, settings.homes_bucket, restored, live_before, clock.now(), settings.timeout
+        )
     if server is not None and "postgres" in parts and "postgres" in m.parts:
         # after the comparison: what follows changes the restored hub tables on purpose
         for db in sorted(m.parts["postgres"]["databases"]):
@@ -346,7 +415,54 @@ def restore(
             if n:
                 out.done.append(f"PostgreSQL {db}: {n} servers of the backup's time marked stopped")
                 log.info("%d servers that ran when the backup was taken marked stopped", n)
+    if swarm_homes and server is not None:
+        # the hub's database, restored or not: a home tied to a node would be saved from
+        # there over the restored copy at its next start
+        n = postgres.forget_home_nodes(server, server.database, HUB.schema)
+        if n:
+            out.done.append(f"PostgreSQL: {n} homes no longer tied to a node")
     return out
+
+
+def _restore_swarm_homes(settings, store, directory: str, home_list: list[dict]) -> list[str]:
+    """After the S3 part (which put back every home's saved copies under their keys): a
+    home of a deployment with another prefix goes to its key under this deployment's
+    name too."""
+    if not home_list:
+        return []
+    from spawner import homesync
+
+    client, http = store.client(settings.timeout)
+    done = []
+    try:
+        for home in home_list:
+            volume = target_volume(home, settings.deployment)
+            _, generation = homesync.generation_of(swarm.PREFIX, home["key"])
+            key = homesync.object_key(swarm.PREFIX, volume, generation)
+            if key == home["key"] and _has_object(client, settings.homes_bucket, key):
+                continue
+            path = os.path.join(directory, home["file"])
+            with open(path, "rb") as f:
+                client.put_object(
+                    settings.homes_bucket, key, f, os.path.getsize(path), "application/gzip"
+                )
+            done.append(f"home {volume}: restored into the store")
+    finally:
+        http.clear()
+    log.info("homes restored: %d saved copies in the store", len(home_list))
+    return done
+
+
+def _has_object(client, bucket: str, key: str) -> bool:
+    from minio.error import S3Error
+
+    try:
+        client.stat_object(bucket, key)
+    except S3Error as e:
+        if e.code in ("NoSuchKey", "NoSuchBucket"):
+            return False
+        raise
+    return True
 
 
 def _quota(settings, volume: str) -> int:
@@ -373,7 +489,13 @@ def fingerprints_now(settings, m: Manifest, parts: Iterable[str]) -> dict[str, d
     store = _store(settings)
     if "s3" in parts and "s3" in m.parts and store is not None:
         now["s3"] = s3.current_fingerprint(store, settings.timeout, m.parts["s3"]["buckets"])
-    if "homes" in parts and "homes" in m.parts and settings.homes_root:
+    if "homes" in parts and m.parts.get("homes", {}).get("mode") == "swarm" and store:
+        targets = {target_volume(h, settings.deployment): h for h in m.homes()}
+        now_by_volume = swarm.current_fingerprints(
+            store, settings.homes_bucket, sorted(targets), settings.timeout
+        )
+        now["homes"] = {targets[v].get("suffix") or v: fp for v, fp in now_by_volume.items()}
+    elif "homes" in parts and "homes" in m.parts and settings.homes_root:
         found = {}
         for home in m.homes():
             volume = target_volume(home, settings.deployment)
@@ -426,9 +548,10 @@ def restore_one_home(settings, directory: str, user: str, server: str = "") -> d
     their default server) from the backup in ``directory``; refuses while a container
     uses it. Returns ``{"volume", "seconds", "fingerprint"}``."""
     t0 = time.monotonic()
-    if not settings.homes_root:
-        raise BackupError("CLASSHUB_HOMES_DIR is not set: where are the homes?")
     m = manifest.read(directory)
+    on_swarm = m.parts.get("homes", {}).get("mode") == "swarm"
+    if not on_swarm and not settings.homes_root:
+        raise BackupError("CLASSHUB_HOMES_DIR is not set: where are the homes?")
     suffix, readable = home_suffix_for(user, server)
     home, others = manifest.select_homes(m, suffix, readable)
     if home is None:
@@ -445,6 +568,8 @@ def restore_one_home(settings, directory: str, user: str, server: str = "") -> d
     if problems:
         raise BackupError("the home's archive is damaged: " + "; ".join(problems))
     volume = target_volume(home, settings.deployment)
+    if on_swarm:
+        return _restore_one_swarm_home(settings, directory, home, volume, user, server, t0)
     client = _docker()
     try:
         busy = homes_in_use([volume], client)
@@ -466,3 +591,33 @@ def restore_one_home(settings, directory: str, user: str, server: str = "") -> d
             f"({fingerprint['count']} entries, the backup had {home['fingerprint']['count']})"
         )
     return {"volume": volume, "seconds": time.monotonic() - t0, "fingerprint": fingerprint}
+
+
+def _restore_one_swarm_home(settings, directory, home, volume, user, server, t0) -> dict:
+    """The restore of one home on a Swarm (backup/swarm.py): through the store and the hub."""
+    store = _store(settings)
+    if store is None or not settings.hub_url:
+        raise BackupError(
+            "a Swarm's home is restored through the S3 store and the hub: run it with "
+            "scripts/swarm/backup.sh restore-home (CLASSHUB_BACKUP_S3_ENDPOINT and "
+            "CLASSHUB_BACKUP_HUB_URL are not set)"
+        )
+    done = swarm.restore_one_home(
+        store,
+        settings.homes_bucket,
+        settings.hub_url,
+        settings.hub_token,
+        directory,
+        home,
+        volume,
+        user,
+        server,
+        settings.timeout,
+    )
+    now = swarm.current_fingerprints(store, settings.homes_bucket, [volume], settings.timeout)
+    if now.get(volume) != home["fingerprint"]:
+        raise BackupError(
+            f"the newest copy of {volume} in the store differs from the backup's archive "
+            "after the restore (a save since? stop the server and run the restore again)"
+        )
+    return {**done, "seconds": time.monotonic() - t0}

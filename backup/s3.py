@@ -74,7 +74,7 @@ def _metadata(headers) -> dict[str, str]:
     }
 
 
-def _download(client: Minio, bucket: str, key: str, folder: str) -> dict | None:
+def download(client: Minio, bucket: str, key: str, folder: str) -> dict | None:
     """The object into ``folder/<sha256>`` (kept once); its index entry, or None when it
     was deleted meanwhile."""
     temp = os.path.join(folder, f".part-{secrets.token_hex(6)}")
@@ -124,7 +124,7 @@ def dump(store: Store, target: str, timeout: float) -> dict:
             for obj in client.list_objects(bucket, recursive=True):
                 if obj.is_dir:
                     continue
-                entry = _download(client, bucket, obj.object_name, objects_dir)
+                entry = download(client, bucket, obj.object_name, objects_dir)
                 if entry is None:
                     vanished += 1
                 else:
@@ -142,6 +142,23 @@ def dump(store: Store, target: str, timeout: float) -> dict:
         "buckets": sorted(index),
         "vanished": vanished,
     }
+
+
+def add_to_index(target: str, bucket: str, entries: list[dict]) -> dict:
+    """Add ``entries`` (objects read into ``target/objects`` after the dump) to the
+    bucket's list in the dump's index; the bucket's new fingerprint."""
+    path = os.path.join(target, INDEX)
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f)["buckets"]
+    known = {e["key"] for e in index.get(bucket, [])}
+    merged = index.get(bucket, []) + [e for e in entries if e["key"] not in known]
+    index[bucket] = sorted(merged, key=lambda e: e["key"])
+    temp = path + ".new"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"buckets": index}, f, indent=1)
+    os.replace(temp, path)
+    return bucket_fingerprint(index[bucket])
 
 
 def read_index(source: str) -> dict[str, list[dict]]:
@@ -185,6 +202,21 @@ def restore(store: Store, source: str, timeout: float) -> list[str]:
         http.clear()
 
 
+def digest(client: Minio, bucket: str, key: str) -> tuple[int, str]:
+    """``(size, sha256)`` of one object, read whole."""
+    response = client.get_object(bucket, key)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        for block in response.stream(1 << 20):
+            h.update(block)
+            size += len(block)
+    finally:
+        response.close()
+        response.release_conn()
+    return size, h.hexdigest()
+
+
 def current_fingerprint(store: Store, timeout: float, buckets: Iterable[str] | None = None) -> dict:
     """The fingerprint of the store as it is now (every object read and hashed)."""
     client, http = store.client(timeout)
@@ -198,17 +230,8 @@ def current_fingerprint(store: Store, timeout: float, buckets: Iterable[str] | N
             for obj in client.list_objects(bucket, recursive=True):
                 if obj.is_dir:
                     continue
-                response = client.get_object(bucket, obj.object_name)
-                h = hashlib.sha256()
-                size = 0
-                try:
-                    for block in response.stream(1 << 20):
-                        h.update(block)
-                        size += len(block)
-                finally:
-                    response.close()
-                    response.release_conn()
-                entries.append({"key": obj.object_name, "size": size, "sha256": h.hexdigest()})
+                size, sha256 = digest(client, bucket, obj.object_name)
+                entries.append({"key": obj.object_name, "size": size, "sha256": sha256})
             out[bucket] = bucket_fingerprint(entries)
         return out
     finally:

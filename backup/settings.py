@@ -40,6 +40,14 @@ BACKUP_TABLE = EnvTable(
         ),
         EnvSetting("s3_access_key", "CLASSHUB_BACKUP_S3_ACCESS_KEY", "", sensitive=True),
         EnvSetting("s3_secret_key", "CLASSHUB_BACKUP_S3_SECRET_KEY", "", sensitive=True),
+        EnvSetting("hub_url", "CLASSHUB_BACKUP_HUB_URL", ""),
+        EnvSetting("hub_token", "CLASSHUB_BACKUP_API_TOKEN", "", sensitive=True),
+        EnvSetting(
+            "homes_bucket",
+            "CLASSHUB_BACKUP_HOMES_BUCKET",
+            "classhub-files",
+            also=("CLASSHUB_S3_BUCKET",),
+        ),
     )
 )
 
@@ -184,5 +192,50 @@ class BackupSettings(Configurable):
         help="""The S3 store's administrator secret key (``S3_ADMIN_SECRET_KEY``).
 
         Example: ``c.BackupSettings.s3_secret_key = "..."``
+        """,
+    )
+
+    hub_url = Unicode(
+        config=True,
+        help="""On a Swarm: the hub's API as the backup reaches it (``http://HOST:PORT/hub/api``).
+        Set, the homes are backed up through the hub and the S3 store (backup/swarm.py): the
+        hub first saves every home whose newest files are on a worker into the store, and
+        a home's restore asks the hub to make the archive its newest copy.
+        ``scripts/swarm/backup.sh`` sets it (the hub's address on the stack's core
+        network). Empty: the homes are on this machine's homes filesystem
+        (``homes_root``).
+
+        Example: ``c.BackupSettings.hub_url = "http://hub-api:8081/hub/api"``
+        """,
+    )
+
+    @validate("hub_url")
+    def _check_hub_url(self, proposal):
+        value = proposal.value
+        if value and not value.startswith(("http://", "https://")):
+            raise TraitError(
+                f"BackupSettings.hub_url={value!r} must be http(s)://HOST:PORT/hub/api, "
+                "e.g. http://hub-api:8081/hub/api"
+            )
+        return value
+
+    hub_token = Unicode(
+        config=True,
+        help="""On a Swarm: the API token of the hub's ``classhub-backup`` service
+        (``CLASSHUB_BACKUP_API_TOKEN``, which scripts/swarm/deploy.sh writes into
+        ``.run/classhub.env`` and gives the hub); it may only save homes into the store
+        and restore one.
+
+        Example: ``c.BackupSettings.hub_token = open("/run/secrets/backup-token").read()``
+        """,
+    )
+
+    homes_bucket = Unicode(
+        config=True,
+        help="""On a Swarm: the bucket of the saved homes (the spawner's
+        ``homes_s3_bucket``; deploy/swarm/stack.yml keeps them in the files' bucket,
+        ``CLASSHUB_S3_BUCKET``, which is the default here too).
+
+        Example: ``c.BackupSettings.homes_bucket = "classhub-files"``
         """,
     )

@@ -20,3 +20,12 @@ HOMES_DESCRIPTION = (
     "node of one, for the services' helper services that read and write homes; no file "
     "of a home, no server start or stop"
 )
+
+#: a Swarm's backups (hub/backup_api.py): save every student's home into the S3 store now,
+#: and make a home's archive from a backup its newest copy
+BACKUP = "custom:classhub:backup"
+BACKUP_DESCRIPTION = (
+    "On a Swarm: save every student's home into the S3 store now (for a backup) and make "
+    "an archive from a backup a stopped home's newest copy (a restore); no file of a home "
+    "is read through it, no server started"
+)

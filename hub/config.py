@@ -25,7 +25,15 @@ from common import scopes
 from common.errors import ConfigError
 from common.hubenv import BIND_IP, DATA_DIR, SERVERS_DOMAIN, STUDENT_NETWORK, own_address
 
-from .settings import CONCURRENT_SPAWN_LIMIT, HUB_DB_URL, HUB_IP, HUB_PORT, PUBLIC_URL, SPAWNER
+from .settings import (
+    BACKUP_API_TOKEN,
+    CONCURRENT_SPAWN_LIMIT,
+    HUB_DB_URL,
+    HUB_IP,
+    HUB_PORT,
+    PUBLIC_URL,
+    SPAWNER,
+)
 
 
 def configure_hub(
@@ -161,6 +169,45 @@ def configure_homes(c: Config) -> None:
         **c.JupyterHub.get("custom_scopes", {}),
         scopes.HOMES: {"description": scopes.HOMES_DESCRIPTION},
     }
+
+
+#: the name of the service (a token, no server) that classhub-backup calls the hub as
+BACKUP_SERVICE = "classhub-backup"
+
+
+def configure_backup(c: Config, api_token: str) -> None:
+    """On a Swarm, ``classhub-backup`` asks the hub to save every home into the store and
+    to restore one (hub/backup_api.py): a service without a server, whose role holds only
+    :data:`common.scopes.BACKUP`. Without ``api_token`` nothing is added."""
+    from hub.backup_api import handlers
+
+    extra = list(c.JupyterHub.get("extra_handlers", []))
+    c.JupyterHub.extra_handlers = extra + [h for h in handlers() if h not in extra]
+    c.JupyterHub.custom_scopes = {
+        **c.JupyterHub.get("custom_scopes", {}),
+        scopes.BACKUP: {"description": scopes.BACKUP_DESCRIPTION},
+    }
+    if not api_token:
+        return
+    if len(api_token) < 32:
+        raise ConfigError(
+            "CLASSHUB_BACKUP_API_TOKEN is shorter than 32 characters; make one with "
+            "`openssl rand -hex 32` (scripts/swarm/deploy.sh writes one)"
+        )
+    c.JupyterHub.services = [
+        *c.JupyterHub.get("services", []),
+        {"name": BACKUP_SERVICE, "api_token": api_token, "display": False},
+    ]
+    c.JupyterHub.load_roles = [
+        *c.JupyterHub.get("load_roles", []),
+        {
+            "name": BACKUP_SERVICE,
+            "description": "classhub-backup on a Swarm: every home into the store, restores",
+            # why: saving homes for a backup and restoring one is all it does
+            "scopes": [scopes.BACKUP],
+            "services": [BACKUP_SERVICE],
+        },
+    ]
 
 
 def configure_auth(c: Config) -> None:
@@ -312,4 +359,5 @@ def apply_env(
     configure_proxy(c)
     configure_spawner(c, spawner)
     configure_homes(c)
+    configure_backup(c, BACKUP_API_TOKEN.read(environ=env))
     configure_auth(c)

@@ -39,10 +39,8 @@ Registered by :func:`hub.config.configure_homes`.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from jupyterhub import orm
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.user import User
 from tornado import web
@@ -51,8 +49,10 @@ from common import scopes
 from common.errors import Conflict, Unavailable
 from common.naming import object_name
 
+from .apibase import ClasshubAPIHandler
 
-class HomeUsageAPIHandler(APIHandler):
+
+class HomeUsageAPIHandler(ClasshubAPIHandler):
     @needs_scope("read:servers")
     async def get(self, user_name):
         user = self.find_user(user_name)
@@ -74,9 +74,7 @@ class HomeUsageAPIHandler(APIHandler):
                 continue
             if usage is not None:
                 homes.append({"server": name, **usage})
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"user": user.name, "homes": homes}))
+        self.answer({"user": user.name, "homes": homes})
 
     @needs_scope("admin:users")
     async def delete(self, user_name):
@@ -111,9 +109,7 @@ class HomeUsageAPIHandler(APIHandler):
             if volume:
                 removed.append(volume)
         self.log.info("Admin %s removed %d home(s) of %s", caller.name, len(removed), user_name)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"user": user_name, "removed": removed}))
+        self.answer({"user": user_name, "removed": removed})
 
     @staticmethod
     async def _usage(spawner) -> dict | None:
@@ -121,7 +117,7 @@ class HomeUsageAPIHandler(APIHandler):
         return None if reader is None else await reader()
 
 
-class SwarmHomesAPIHandler(APIHandler):
+class SwarmHomesAPIHandler(ClasshubAPIHandler):
     """Which homes exist on the Swarm, and on which node one is (see the module's text)."""
 
     def _spawner_of_any(self):
@@ -132,15 +128,8 @@ class SwarmHomesAPIHandler(APIHandler):
             return None
         return self.users[orm_spawner.user].spawners[orm_spawner.name]
 
-    def _require_scope(self) -> None:
-        # a custom scope: jupyterhub's needs_scope knows only the built-in ones at import
-        if self.current_user is None or not self.has_scope(scopes.HOMES):
-            raise web.HTTPError(
-                403, f"Action is not authorized with current scopes; requires {scopes.HOMES}"
-            )
-
     async def get(self):
-        self._require_scope()
+        self.require_custom_scope(scopes.HOMES)
         spawner = self._spawner_of_any()
         volumes: set[str] = set()
         if spawner is not None:
@@ -157,17 +146,12 @@ class SwarmHomesAPIHandler(APIHandler):
             for row in self.db.query(orm.Spawner):
                 if row.server is not None or (row.state or {}).get("home_node"):
                     volumes.add(object_name(spawner.prefix, "home", row.user.name, row.name))
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"volumes": sorted(volumes)}))
+        self.answer({"volumes": sorted(volumes)})
 
     async def post(self, user_name, server_name):
-        self._require_scope()
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("write", False), bool):
+        self.require_custom_scope(scopes.HOMES)
+        body = self.json_object()
+        if body is None or not isinstance(body.get("write", False), bool):
             raise web.HTTPError(400, 'The body must be {"write": true} or {"write": false}.')
         user = self.find_user(user_name)
         if user is None:
@@ -195,9 +179,7 @@ class SwarmHomesAPIHandler(APIHandler):
         self._answer(user_name, server_name, node, spawner.home_volume if node else "")
 
     def _answer(self, user: str, server: str, node: str, volume: str) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"user": user, "server": server, "node": node, "volume": volume}))
+        self.answer({"user": user, "server": server, "node": node, "volume": volume})
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -64,6 +64,18 @@ CONCURRENT_SPAWN_LIMIT = EnvSetting(
     "Set a number only to bound the starts waiting in that queue; beyond it students get "
     "the 429 again.",
 )
+BACKUP_API_TOKEN = EnvSetting(
+    "",
+    "CLASSHUB_BACKUP_API_TOKEN",
+    "",
+    doc_default="written by scripts/swarm/deploy.sh",
+    sensitive=True,
+    doc="The API token of `classhub-backup` on a Swarm (scripts/swarm/backup.sh): the hub "
+    "then knows a service `classhub-backup` without a server, whose role holds only "
+    "`custom:classhub:backup` (save every home into the store now, restore one home). "
+    "Unset: no such service (a deployment on one machine backs its homes up from the "
+    "homes filesystem).",
+)
 EXTRA_CONFIG = EnvSetting(
     "",
     "CLASSHUB_EXTRA_CONFIG",
@@ -135,6 +147,7 @@ HUB_TABLE = EnvTable(
         SPAWNER,
         ADMIN_PASSWORD,
         ADMIN_PASSWORD_FILE,
+        BACKUP_API_TOKEN,
         EXTRA_CONFIG,
         CRYPT_KEY,
     )

@@ -302,8 +302,8 @@ build_hub() {
   # The classhub wheel is rebuilt only when its sources changed (wheels are not reproducible,
   # so the image hash uses the sources, not the wheel bytes).
   local src_hash
-  src_hash="$(cd "$ROOT" && { git ls-files -co --exclude-standard -- pyproject.toml README.md hub spawner authenticator services 2>/dev/null \
-      || find pyproject.toml hub spawner authenticator services -type f -not -path '*/__pycache__/*'; } \
+  src_hash="$(cd "$ROOT" && { git ls-files -co --exclude-standard -- pyproject.toml README.md common hub spawner authenticator services backup 2>/dev/null \
+      || find pyproject.toml common hub spawner authenticator services backup -type f -not -path '*/__pycache__/*'; } \
       | LC_ALL=C sort | xargs -r sha256sum | sha256sum | cut -c1-16)"
   local hubw="$WHEELS/hub-src"
   if [ ! -f "$hubw/.stamp" ] || [ "$(cat "$hubw/.stamp")" != "$src_hash" ]; then

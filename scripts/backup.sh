@@ -30,7 +30,8 @@ command -v pg_dump >/dev/null || die "pg_dump is missing: run make bootstrap (De
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 export CLASSHUB_RUN_DIR="$RUN_DIR"
 get_var() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n1; }
-urlquote() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+# a password travels on stdin, never on a command line (ps shows those)
+urlquote() { printf '%s' "$1" | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read(), safe=""))'; }
 
 # the settings of classhub-backup (backup/settings.py): only in this process's environment
 export CLASSHUB_CONTAINER_PREFIX="$(get_var CLASSHUB_CONTAINER_PREFIX)"

@@ -249,3 +249,57 @@ def accept(place: S3Place, volume: str, generation: int, limit: int) -> bool:
 def latest_generation(place: S3Place, volume: str) -> int:
     """The newest saved generation of ``volume`` (0: never saved)."""
     return max(saved_generations(place, volume), default=0)
+
+
+#: where ``classhub-backup restore-home`` puts a home's archive from a backup for the hub
+#: to adopt (:func:`adopt`); under the homes' prefix, so the hub's homes identity reaches
+#: it, and never a generation's key (a volume name never starts with a dot)
+STAGING = ".restore"
+
+
+def staged_key(prefix: str, volume: str, token: str) -> str:
+    """The key an archive of ``volume`` waits under before the hub adopts it."""
+    object_key(prefix, volume, 1)  # checks the volume's name
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", token):
+        raise ValueError("a staging token is 8 to 64 letters, digits, _ or -")
+    return f"{prefix.strip('/')}/{STAGING}/{volume}/{token}.tar.gz"
+
+
+def is_staged_key(prefix: str, volume: str, key: str) -> bool:
+    """Whether ``key`` is one :func:`staged_key` makes for ``volume``."""
+    head = f"{prefix.strip('/')}/{STAGING}/{volume}/"
+    return key.startswith(head) and bool(
+        re.fullmatch(r"[A-Za-z0-9_-]{8,64}\.tar\.gz", key[len(head) :])
+    )
+
+
+def adopt(place: S3Place, volume: str, staged: str, limit: int) -> tuple[int, int]:
+    """Make the archive at ``staged`` the newest generation of ``volume`` (a restore from
+    a backup): copied to generation latest+1, which the next start restores; older
+    generations and the staged copy are deleted. ``(generation, size)``; generation 0 when
+    nothing was adopted: the staged archive is missing (size -1) or over ``limit`` (then
+    deleted). Run it under the lock that orders the home's saves."""
+    from minio.commonconfig import CopySource
+    from minio.error import S3Error
+
+    client = place.client()
+    try:
+        size = client.stat_object(place.bucket, staged).size
+    except S3Error as e:
+        if e.code in ("NoSuchKey", "NoSuchBucket"):
+            return 0, -1
+        raise
+    if size > limit:
+        client.remove_object(place.bucket, staged)
+        return 0, size
+    generation = latest_generation(place, volume) + 1
+    key = object_key(place.prefix, volume, generation)
+    client.copy_object(place.bucket, key, CopySource(place.bucket, staged))
+    try:
+        accepted = accept(place, volume, generation, limit)
+    except BaseException:
+        # not made current: the copy goes again, so no half-done restore counts as newest
+        client.remove_object(place.bucket, key)
+        raise
+    client.remove_object(place.bucket, staged)
+    return (generation if accepted else 0), size

@@ -42,7 +42,7 @@ from minio.error import MinioException
 from traitlets import Bool, Float, List, Unicode, default, validate
 from urllib3.exceptions import HTTPError
 
-from common.errors import Conflict, Unavailable
+from common.errors import BadRequest, Conflict, Unavailable
 from common.naming import object_name
 from common.settings import EnvSetting, EnvTable, switch
 from common.units import parse_size
@@ -451,8 +451,10 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             return node
 
     def _home_lock(self) -> asyncio.Lock:
-        """Held by a locate and by a start: a server never starts from the store's copy
-        while a locate brings that copy onto another node for a helper to write into."""
+        """Held by a locate, a start, a stop and a backup's save: a server never starts
+        from the store's copy while a locate brings that copy onto another node for a
+        helper to write into, and a backup never takes the store's copy of a home while
+        its stop is still saving a newer one."""
         if self._locate_lock is None:
             self._locate_lock = asyncio.Lock()
         return self._locate_lock
@@ -518,6 +520,101 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
         )
         self._loaded = (generation, node)
         return node, False
+
+    # ----- backups (hub/backup_api.py): every home into the store now, and a restore
+
+    async def save_home_now(self) -> dict:
+        """For a backup: make the store hold this server's newest home. A running server's
+        home is saved from its node now (as at a stop, while the student works: each file
+        as it is at the moment it is read); a stopped one's whose newest files are on a
+        node (``home_node``) is saved from there; any other's newest copy is in the store
+        already. ``{"where": "running"|"node"|"store", "generation", "saved", "error"}``;
+        never raises for one home (the backup goes on with the others)."""
+        place = self._place()
+        if place is None:
+            return {"where": "", "generation": 0, "saved": False, "error": "homes_sync is off"}
+        async with self._home_lock():
+            try:
+                task = await self._task()
+                if task is not None:
+                    state = task.get("Status", {}).get("State")
+                    if task.get("DesiredState") != "running" or state != "running":
+                        return self._saved("running", 0, "the server is starting or stopping")
+                    where, node = "running", task["NodeID"]
+                elif self.home_node:
+                    where, node = "node", self.home_node
+                    why = await self._node_out_of_service(node)
+                    if why:
+                        return self._saved(where, 0, f"its newest files are on a node {why}")
+                else:
+                    latest = await self._in_pool(
+                        homesync.latest_generation, place, self.home_volume
+                    )
+                    return self._saved("store", latest, "" if latest else "never saved")
+            except (APIError, OSError, MinioException, HTTPError) as e:
+                return self._saved("", 0, f"not reached: {e}")
+            generation = await self._save_home(node)  # never raises
+            if not generation:
+                return self._saved(where, 0, "the save did not finish (see the hub's log)")
+            if where == "node" and time.monotonic() >= self._write_lease_until:
+                self.home_node = ""  # now newest in the store (the caller keeps the state)
+            return self._saved(where, generation, "")
+
+    @staticmethod
+    def _saved(where: str, generation: int, error: str) -> dict:
+        return {"where": where, "generation": generation, "saved": not error, "error": error}
+
+    async def adopt_restored_home(self, staged: str) -> int:
+        """Make the archive a restore put at ``staged`` (in this home's staging keys,
+        :func:`homesync.staged_key`) this home's newest generation: the next start
+        restores it, on whichever node. Refused while the server runs (stop it first:
+        its save would replace the restore). Returns the generation. Raises
+        :class:`HomeBusy`, :class:`HomeUnreachable`, :class:`RestoreRefused`."""
+        place = self._place()
+        if place is None:
+            raise HomeUnreachable("Home folders do not follow their student on this cluster.")
+        if not homesync.is_staged_key(place.prefix, self.home_volume, staged):
+            raise RestoreRefused(f"{staged!r} is not a staged archive of {self.home_volume}.")
+        limit = homesync_limit(self.home_quota)
+        async with self._home_lock():
+            try:
+                if await self._task() is not None:
+                    raise HomeBusy(
+                        f"The class server of {self.user.name} is running: stop it first, "
+                        "then restore again. Nothing was changed."
+                    )
+                async with self._save_lock():
+                    generation, size = await self._in_pool(
+                        homesync.adopt, place, self.home_volume, staged, limit
+                    )
+            except (APIError, OSError, MinioException, HTTPError) as e:
+                self.log.error("Home of %s not restored: %s", self._log_name, e)
+                raise HomeUnreachable(
+                    "The store of saved home folders cannot be reached; try again soon."
+                ) from None
+            if not generation:
+                if size < 0:
+                    raise RestoreRefused(f"Nothing was staged at {staged!r}.")
+                raise RestoreRefused(
+                    f"The home's archive is {size} bytes, over its limit of {limit} bytes "
+                    "(home_quota): raise the limit first. Nothing was changed."
+                )
+            # the next start restores this generation wherever it runs: no node holds
+            # anything newer, and no restored copy on a node is current any more
+            self.home_node = ""
+            self._loaded = None
+            self._write_lease_until = 0.0
+            self.log.info("Restored the home of %s as generation %d", self._log_name, generation)
+            return generation
+
+    _save_lock_obj: asyncio.Lock | None = None
+
+    def _save_lock(self) -> asyncio.Lock:
+        """Held while a save (a stop's, a backup's) or a restore picks and fills a
+        generation: two of them never pick the same one."""
+        if self._save_lock_obj is None:
+            self._save_lock_obj = asyncio.Lock()
+        return self._save_lock_obj
 
     async def existing_homes(self) -> set[str]:
         """The home volumes that exist anywhere on the cluster (any student's): those with
@@ -673,6 +770,13 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
     # ----- stop: wind the task down, then save the home on its node
 
     async def stop(self, now=False):
+        # under the home lock, as a start: a backup's save (save_home_now) or a locate of
+        # this home waits until the stop's own save has ended and home_node says where the
+        # newest files are
+        async with self._home_lock():
+            await self._stop_and_save(now)
+
+    async def _stop_and_save(self, now: bool) -> None:
         task = await self._task()
         node = (task or {}).get("NodeID", "")
         if task is not None:
@@ -779,9 +883,13 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 await self.docker("remove_service", name)
         return state, why, node
 
-    async def _save_home(self, node: str) -> bool:
+    async def _save_home(self, node: str) -> int:
         """Save the home volume on ``node`` to the S3 store with a one-shot service there;
-        whether it was saved (never raises: a failure is logged)."""
+        the generation saved, 0 when not saved (never raises: a failure is logged)."""
+        async with self._save_lock():
+            return await self._save_home_locked(node)
+
+    async def _save_home_locked(self, node: str) -> int:
         place = self._place()
         try:
             await self._in_pool(homesync.ensure_bucket, place)
@@ -791,11 +899,16 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
             url = await self._in_pool(homesync.presign, place, "PUT", self.home_volume, generation)
         except Exception as e:  # the store is down: the home stays on its node
             self.log.error("Home of %s not saved (S3 store: %s)", self._log_name, e)
-            return False
+            return 0
         limit = homesync_limit(self.home_quota)
-        if not await self._ensure_image_id():
+        try:
+            image_there = await self._ensure_image_id()
+        except (APIError, OSError) as e:  # Docker's refusal: the home stays on its node
+            self.log.error("Home of %s not saved (Docker: %s)", self._log_name, e)
+            return 0
+        if not image_there:
             self.log.error("Home of %s not saved: image %s is gone", self._log_name, self.image)
-            return False
+            return 0
         env = {
             "CLASSHUB_HOME_SAVE_URL": url,
             "CLASSHUB_HOME_GENERATION": str(generation),
@@ -826,7 +939,7 @@ class SwarmClassroomSpawner(ClassroomSpawner, SwarmSpawner):
                 why,
                 node,
             )
-        return ok
+        return generation if ok else 0
 
 
 class HomeBusy(Conflict):
@@ -835,6 +948,10 @@ class HomeBusy(Conflict):
 
 class HomeUnreachable(Unavailable):
     """The home cannot be reached now (a node out of service, the store, Docker): 503."""
+
+
+class RestoreRefused(BadRequest):
+    """A restore that cannot be done as asked (nothing staged, over the limit): 400."""
 
 
 def homesync_limit(quota: str) -> int:

@@ -116,6 +116,12 @@ def cmd_s3_config(args, env) -> list[str]:
             if env.get(s3.HOMES.access_env)
             else None
         ),
+        # the classes service's helper jobs on a Swarm (scripts/swarm/deploy.sh sets them)
+        classes=(
+            _keys(env, s3.CLASSES.access_env, s3.CLASSES.secret_env)
+            if env.get(s3.CLASSES.access_env)
+            else None
+        ),
     )
     # read by the S3 container as another user: 0644 inside the 0700 directory .run/
     _write_private(args.out, text, 0o644)

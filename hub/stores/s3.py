@@ -12,6 +12,9 @@ deletes buckets. The identities:
 - ``grades``: ``Read``, ``Write``, ``List`` on ``submissions/`` and ``helpers/grades/``; the
   grades service. (``helpers/<service>/``: the jobs of its helper services on a Swarm,
   services/base/swarmhomes.py.)
+- ``classes`` (a Swarm stack only, when its keys are set): ``Read``, ``Write``, ``List``
+  on ``helpers/classes/``; the classes service, whose look into a student's home runs as
+  a helper service on the node that holds it there.
 - ``homes`` (a Swarm stack only, when its keys are set): ``Read``, ``Write``, ``List`` on
   ``homes/``; the hub's ``SwarmClassroomSpawner``, which carries students' homes between
   nodes (spawner/homesync.py).
@@ -65,6 +68,14 @@ GRADES = ServiceIdentity(
     "grades", GRADES_PREFIXES, "CLASSHUB_S3_GRADES_ACCESS_KEY", "CLASSHUB_S3_GRADES_SECRET_KEY"
 )
 SERVICES = (FILES, GRADES)
+#: the classes service's jobs for its helper services on a Swarm (services/base/swarmhomes.py);
+#: on one machine it needs no store
+CLASSES = ServiceIdentity(
+    "classes",
+    ("helpers/classes/",),
+    "CLASSHUB_S3_CLASSES_ACCESS_KEY",
+    "CLASSHUB_S3_CLASSES_SECRET_KEY",
+)
 #: the saved homes of a Swarm stack (spawner/homesync.py); its keys are the spawner's own
 #: settings, so the hub's environment keeps them
 HOMES = ServiceIdentity(
@@ -84,9 +95,16 @@ def scoped_actions(bucket: str, prefixes: Iterable[str]) -> list[str]:
 
 
 def identities(
-    bucket: str, *, admin: Keys, files: Keys, grades: Keys, homes: Keys | None = None
+    bucket: str,
+    *,
+    admin: Keys,
+    files: Keys,
+    grades: Keys,
+    homes: Keys | None = None,
+    classes: Keys | None = None,
 ) -> dict:
-    """SeaweedFS's ``-s3.config`` document (``homes``: a Swarm stack's saved homes)."""
+    """SeaweedFS's ``-s3.config`` document (``homes`` and ``classes``: a Swarm stack's
+    saved homes and the classes service's helper jobs)."""
     if not bucket or "/" in bucket or "*" in bucket:
         raise ValueError(f"not a bucket name: {bucket!r}")
     keys = {"files": files, "grades": grades}
@@ -94,6 +112,9 @@ def identities(
     if homes is not None:
         keys["homes"] = homes
         services.append(HOMES)
+    if classes is not None:
+        keys["classes"] = classes
+        services.append(CLASSES)
     access = [admin.access_key, *(k.access_key for k in keys.values())]
     if len(set(access)) != len(access):
         raise ValueError("each S3 identity needs an access key of its own")
@@ -117,9 +138,15 @@ def identities(
 
 
 def identities_json(
-    bucket: str, *, admin: Keys, files: Keys, grades: Keys, homes: Keys | None = None
+    bucket: str,
+    *,
+    admin: Keys,
+    files: Keys,
+    grades: Keys,
+    homes: Keys | None = None,
+    classes: Keys | None = None,
 ) -> str:
-    doc = identities(bucket, admin=admin, files=files, grades=grades, homes=homes)
+    doc = identities(bucket, admin=admin, files=files, grades=grades, homes=homes, classes=classes)
     return json.dumps(doc, indent=2) + "\n"
 
 

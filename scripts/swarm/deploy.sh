@@ -60,6 +60,11 @@ ensure_var() { grep -q "^$1=" "$ENV_FILE" || printf '%s=%s\n' "$1" "$2" >>"$ENV_
 # the hub's identity for the saved homes (hub/stores/s3.py: "homes", keys homes/ only)
 ensure_var CLASSHUB_SWARM_HOMES_S3_ACCESS_KEY "$(openssl rand -hex 10)"
 ensure_var CLASSHUB_SWARM_HOMES_S3_SECRET_KEY "$(openssl rand -hex 32)"
+# the classes service's identity for its helper services' jobs (keys helpers/classes/ only)
+ensure_var CLASSHUB_S3_CLASSES_ACCESS_KEY "$(openssl rand -hex 10)"
+ensure_var CLASSHUB_S3_CLASSES_SECRET_KEY "$(openssl rand -hex 32)"
+# classhub-backup's token for the hub's backup API (hub/backup_api.py; scripts/swarm/backup.sh)
+ensure_var CLASSHUB_BACKUP_API_TOKEN "$(openssl rand -hex 32)"
 .venv/bin/classhub-stores --env-file "$ENV_FILE" s3-config --out "$RUN_DIR/seaweedfs/s3.json" \
   || die "could not write $RUN_DIR/seaweedfs/s3.json"
 

@@ -361,8 +361,9 @@ class SwarmHomes(Homes):
     async def _split_missing(self, work: list[_Work]):
         if self.swarm_io is None:
             raise HomesUnsupported(
-                "Looking into a student's home folder is not available on a Swarm cluster "
-                "yet; open the student's server instead."
+                "This service has no S3 identity for its helper services on this Swarm "
+                "cluster, so it cannot look into students' home folders; an administrator "
+                "runs scripts/swarm/deploy.sh again (it adds the identity)."
             )
         write = any(w.op == "apply" for w in work)
         slots = asyncio.Semaphore(4)

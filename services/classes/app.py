@@ -30,6 +30,7 @@ from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.nbrender import Renderer
+from services.base.s3app import S3Settings
 from services.base.sharedenv import checked_mongo_url
 
 from .culler import Culler
@@ -48,7 +49,7 @@ RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
 @CLASSES_TABLE.install
-class ClassesApp(HomesSettings, ServiceApp):
+class ClassesApp(S3Settings, HomesSettings, ServiceApp):
     name = "classhub-classes"
     description = "classhub's classes service: rosters, class environments, hub groups"
     default_service_name = "classes"
@@ -485,7 +486,15 @@ class ClassesApp(HomesSettings, ServiceApp):
             self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log
         )
         self.group_sync = GroupSync(self.hub, self.store, log=self.log, clock=lambda: clock.now())
-        self.homes = self.make_homes(self.service_name, self.log, hub=self.hub)
+        # on a Swarm its look into a student's home runs as a helper service on the node
+        # that holds it, whose job travels through the store under helpers/classes/ (its
+        # own S3 identity's only prefix); on one machine it needs no store
+        self.objects = None
+        if self.homes_swarm and self.has_s3_keys():
+            self.objects = self.object_store(self.blocking, probe_prefix="helpers/classes/")
+        self.homes = self.make_homes(
+            self.service_name, self.log, hub=self.hub, objects=self.objects
+        )
         self.renderer = Renderer(workers=self.render_workers)
         self.culler = Culler(
             self.hub,

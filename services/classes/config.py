@@ -10,6 +10,8 @@ import sys
 from collections.abc import Mapping
 
 from common import scopes
+from services.base.homesapp import HOMES_TABLE
+from services.base.hubconfig import service_s3_keys
 
 from .settings import TABLE
 
@@ -55,15 +57,21 @@ SCOPES = [
     # never a teacher's or an admin's, never a role change. Defined by hub.config.configure_auth.
     scopes.STUDENT_ACCOUNTS,
 ]
+#: on a Swarm only (CLASSHUB_HOMES_SWARM): which homes exist and on which node one is (a
+#: stopped one is first brought from the store onto a node), so that a teacher's
+#: read-only look into a student's home runs as a helper service there (hub/homes_api.py).
+#: No file of a home, no server start or stop. Defined by hub.config.configure_homes.
+SWARM_SCOPES = [scopes.HOMES]
 # Not granted, on purpose: admin:users (it never creates users or changes admin rights),
-# access:servers (it never opens a server), admin:server_state, tokens, proxy, and
-# custom:classhub:homes (its look into a home is not offered on a Swarm: it holds no S3
-# identity for helper jobs).
+# access:servers (it never opens a server), admin:server_state, tokens, proxy.
 
 #: what the hub computes for the service itself instead of passing its own value
 #: (CLASSHUB_SERVICES: hub.config.configure_web passes the services the hub runs)
 HUB_COMPUTED = (
     "CLASSHUB_MONGO_URL",
+    # its own S3 identity, on a Swarm only (below)
+    "CLASSHUB_S3_ACCESS_KEY",
+    "CLASSHUB_S3_SECRET_KEY",
     "CLASSHUB_SERVICE_COOKIE_SECRET",
     "CLASSHUB_SERVICES",
     "CLASSHUB_SERVERS_ORIGIN",
@@ -90,6 +98,11 @@ def classes_service_config(
         )
     environment = TABLE.passed(env, leave_out=HUB_COMPUTED)
     environment["CLASSHUB_MONGO_URL"] = mongo_url
+    on_swarm = HOMES_TABLE.get("homes_swarm").read(environ=env)
+    if on_swarm:
+        access_key, secret_key = service_s3_keys(env, SERVICE_NAME)
+        environment["CLASSHUB_S3_ACCESS_KEY"] = access_key
+        environment["CLASSHUB_S3_SECRET_KEY"] = secret_key
     if env.get("CLASSHUB_CLASSES_COOKIE_SECRET"):
         # keeps people signed in to the service across hub restarts (the hub gives the
         # service a new API token, from which the cookie secret derives otherwise)
@@ -107,7 +120,7 @@ def classes_service_config(
     role = {
         "name": ROLE_NAME,
         "description": "The classes service: class groups and class servers",
-        "scopes": list(SCOPES),
+        "scopes": list(SCOPES) + (list(SWARM_SCOPES) if on_swarm else []),
         "services": [SERVICE_NAME],
     }
     return service, role

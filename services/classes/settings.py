@@ -13,6 +13,7 @@ from common.hubenv import CPU_LIMIT, JOIN_CODE_SIGNUP, MEM_LIMIT, SINGLEUSER_IMA
 from common.settings import EnvSetting, EnvTable, number, switch, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
+from services.base.s3app import S3_TABLE
 from services.base.sharedenv import MONGO_TIMEOUT, MONGO_URL, SECONDS
 
 #: ``ClassesApp``'s own settings
@@ -58,4 +59,4 @@ CLASSES_TABLE = EnvTable(
 SERVERS_ORIGIN = EnvSetting("", "CLASSHUB_SERVERS_ORIGIN", "")
 
 #: everything the service reads from its environment (what the hub passes)
-TABLE = SERVICE_TABLE + HOMES_TABLE + CLASSES_TABLE
+TABLE = SERVICE_TABLE + HOMES_TABLE + S3_TABLE + CLASSES_TABLE

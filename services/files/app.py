@@ -24,11 +24,9 @@ from services.base.app import ServiceApp
 from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.membership import Membership
-from services.base.s3 import ObjectStore
+from services.base.s3app import S3Settings
 from services.base.sharedenv import (
     checked_mongo_url,
-    checked_s3_bucket,
-    checked_s3_endpoint,
     checked_week_seconds,
 )
 
@@ -49,62 +47,12 @@ def _size_trait(help_text: str) -> Unicode:
 
 
 @FILES_TABLE.install
-class FilesApp(HomesSettings, ServiceApp):
+class FilesApp(S3Settings, HomesSettings, ServiceApp):
     name = "classhub-files"
     description = "classhub's files service: private files, class material and pushes on S3"
     default_service_name = "files"
 
     # ----- the S3 store
-
-    s3_endpoint = Unicode(
-        config=True,
-        help="""Where the service reaches the S3 store (``http(s)://host:port``), and where
-        Traefik sends presigned requests. Set from ``CLASSHUB_S3_ENDPOINT``.
-
-        Example: ``c.FilesApp.s3_endpoint = "http://127.0.0.1:18333"``
-        """,
-    )
-
-    @validate("s3_endpoint")
-    def _check_s3_endpoint(self, proposal):
-        return checked_s3_endpoint(self, proposal)
-
-    s3_access_key = Unicode(
-        config=True,
-        help="""The access key of the service's own S3 identity ``files`` (limited to the
-        files service's areas of the bucket). The hub passes it as
-        ``CLASSHUB_S3_ACCESS_KEY`` from ``CLASSHUB_S3_FILES_ACCESS_KEY`` (or, with one
-        identity for both services, ``CLASSHUB_S3_ACCESS_KEY``). Never logged, never given
-        to a container: browsers get presigned URLs instead.
-
-        Example: ``c.FilesApp.s3_access_key = "classhub"``
-        """,
-    ).tag(sensitive=True)
-
-    s3_secret_key = Unicode(
-        config=True,
-        help="""The secret key of the service's own S3 identity, passed as
-        ``CLASSHUB_S3_SECRET_KEY`` from ``CLASSHUB_S3_FILES_SECRET_KEY`` (or
-        ``CLASSHUB_S3_SECRET_KEY``), as ``s3_access_key``. Never logged, never given to a
-        container.
-
-        Example: ``c.FilesApp.s3_secret_key = open("/run/secrets/s3").read().strip()``
-        """,
-    ).tag(sensitive=True)
-
-    s3_bucket = Unicode(
-        config=True,
-        help="""The bucket holding every area (created at start-up if missing). Its name is
-        also the path of presigned URLs (``/<bucket>/...``), so it must not clash with the
-        hub's paths. Set from ``CLASSHUB_S3_BUCKET``.
-
-        Example: ``c.FilesApp.s3_bucket = "classhub-files"``
-        """,
-    )
-
-    @validate("s3_bucket")
-    def _check_bucket(self, proposal):
-        return checked_s3_bucket(self, proposal)
 
     s3_timeout = Float(
         config=True,
@@ -325,7 +273,7 @@ class FilesApp(HomesSettings, ServiceApp):
     def check_settings(self) -> None:
         super().check_settings()
         self.limits()
-        if not self.s3_access_key or not self.s3_secret_key:
+        if not self.has_s3_keys():
             raise TraitError(
                 "The files service needs S3 credentials: set CLASSHUB_S3_ACCESS_KEY and "
                 "CLASSHUB_S3_SECRET_KEY (scripts/up.sh generates them)."
@@ -333,14 +281,8 @@ class FilesApp(HomesSettings, ServiceApp):
 
     async def setup(self) -> None:
         await super().setup()
-        self.objects = ObjectStore(
-            endpoint=self.s3_endpoint,
-            access_key=self.s3_access_key,
-            secret_key=self.s3_secret_key,
-            bucket=self.s3_bucket,
-            blocking=self.blocking,
-            timeout=self.s3_timeout,
-            probe_prefix="staging/",
+        self.objects = self.object_store(
+            self.blocking, probe_prefix="staging/", timeout=self.s3_timeout
         )
         self.pushes = PushStore(
             self.mongo_url, blocking=self.blocking, timeout=self.mongo_timeout, log=self.log

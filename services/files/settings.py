@@ -12,14 +12,11 @@ from common.hubenv import TRAEFIK_DYNAMIC_DIR, TRAEFIK_ENTRYPOINT
 from common.settings import EnvSetting, EnvTable, comma_list, number, whole
 from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
+from services.base.s3app import S3_TABLE
 from services.base.sharedenv import (
     DOWNLOAD_EXPIRY,
     MONGO_TIMEOUT,
     MONGO_URL,
-    S3_ACCESS_KEY,
-    S3_BUCKET,
-    S3_ENDPOINT,
-    S3_SECRET_KEY,
     SECONDS,
     SYNC_INTERVAL,
 )
@@ -27,10 +24,6 @@ from services.base.sharedenv import (
 #: ``FilesApp``'s own settings
 FILES_TABLE = EnvTable(
     (
-        S3_ENDPOINT.of("s3_endpoint"),
-        S3_ACCESS_KEY.of("s3_access_key"),
-        S3_SECRET_KEY.of("s3_secret_key"),
-        S3_BUCKET.of("s3_bucket"),
         EnvSetting("s3_timeout", "CLASSHUB_S3_TIMEOUT", 10.0, number, SECONDS),
         MONGO_URL.of("mongo_url"),
         MONGO_TIMEOUT.of("mongo_timeout"),
@@ -60,4 +53,4 @@ FILES_TABLE = EnvTable(
 )
 
 #: everything the service reads from its environment (what the hub passes)
-TABLE = SERVICE_TABLE + HOMES_TABLE + FILES_TABLE
+TABLE = SERVICE_TABLE + HOMES_TABLE + S3_TABLE + FILES_TABLE

@@ -25,10 +25,8 @@ from services.base.homesapp import HomesSettings
 from services.base.hubapi import HubAPIError
 from services.base.membership import Membership
 from services.base.pages import normal_base_url
-from services.base.s3 import ObjectStore
+from services.base.s3app import S3Settings
 from services.base.sharedenv import (
-    checked_s3_bucket,
-    checked_s3_endpoint,
     checked_week_seconds,
 )
 
@@ -48,7 +46,7 @@ from .store import GradesStore
 
 
 @GRADES_TABLE.install
-class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
+class GradesApp(AutogradeSettings, ReviewSettings, S3Settings, HomesSettings, ServiceApp):
     name = "classhub-grades"
     description = "classhub's grades service: assignments, submissions, grades, gradebook"
     default_service_name = "grades"
@@ -80,56 +78,6 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
         Example: ``c.GradesApp.db_timeout = 3``
         """,
     )
-
-    s3_endpoint = Unicode(
-        config=True,
-        help="""Where the service reaches the S3 store (``http(s)://host:port``): the files
-        service's store, which holds the submitted snapshots. Set from
-        ``CLASSHUB_S3_ENDPOINT``, as the files service's ``s3_endpoint``.
-
-        Example: ``c.GradesApp.s3_endpoint = "http://127.0.0.1:18333"``
-        """,
-    )
-
-    @validate("s3_endpoint")
-    def _check_s3_endpoint(self, proposal):
-        return checked_s3_endpoint(self, proposal)
-
-    s3_bucket = Unicode(
-        config=True,
-        help="""The files service's bucket (``CLASSHUB_S3_BUCKET``); snapshots go to its
-        ``submissions/`` area.
-
-        Example: ``c.GradesApp.s3_bucket = "classhub-files"``
-        """,
-    )
-
-    @validate("s3_bucket")
-    def _check_s3_bucket(self, proposal):
-        return checked_s3_bucket(self, proposal)
-
-    s3_access_key = Unicode(
-        config=True,
-        help="""The access key of the service's own S3 identity ``grades`` (read, write and
-        list under ``submissions/`` only). The hub passes it as
-        ``CLASSHUB_S3_ACCESS_KEY`` from ``CLASSHUB_S3_GRADES_ACCESS_KEY`` (or, with one
-        identity for both services, ``CLASSHUB_S3_ACCESS_KEY``). Never logged, never given
-        to a container.
-
-        Example: ``c.GradesApp.s3_access_key = "grades"``
-        """,
-    ).tag(sensitive=True)
-
-    s3_secret_key = Unicode(
-        config=True,
-        help="""The secret key of the service's own S3 identity, passed as
-        ``CLASSHUB_S3_SECRET_KEY`` from ``CLASSHUB_S3_GRADES_SECRET_KEY`` (or
-        ``CLASSHUB_S3_SECRET_KEY``), as ``s3_access_key``. Never logged, never given to a
-        container.
-
-        Example: ``c.GradesApp.s3_secret_key = open("/run/secrets/s3-grades").read().strip()``
-        """,
-    ).tag(sensitive=True)
 
     hub_base_url = Unicode(
         config=True,
@@ -318,7 +266,7 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
 
     def check_settings(self) -> None:
         super().check_settings()
-        if not self.s3_access_key or not self.s3_secret_key:
+        if not self.has_s3_keys():
             raise TraitError("The grades service needs CLASSHUB_S3_ACCESS_KEY and _SECRET_KEY.")
 
     async def setup(self) -> None:
@@ -329,14 +277,7 @@ class GradesApp(AutogradeSettings, ReviewSettings, HomesSettings, ServiceApp):
             max_versions=self.max_versions,
             student_quota=parse_size(self.student_quota),
         )
-        self.objects = ObjectStore(
-            endpoint=self.s3_endpoint,
-            access_key=self.s3_access_key,
-            secret_key=self.s3_secret_key,
-            bucket=self.s3_bucket,
-            blocking=self.blocking,
-            probe_prefix="submissions/",
-        )
+        self.objects = self.object_store(self.blocking, probe_prefix="submissions/")
         self.membership = Membership(self.hub)
         self.homes = self.make_homes(
             self.service_name, self.log, hub=self.hub, objects=self.objects

@@ -16,12 +16,9 @@ from services.base.app import SERVICE_TABLE
 from services.base.homesapp import HOMES_TABLE
 from services.base.hubconfig import PORTS
 from services.base.pages import normal_base_url
+from services.base.s3app import S3_TABLE
 from services.base.sharedenv import (
     DOWNLOAD_EXPIRY,
-    S3_ACCESS_KEY,
-    S3_BUCKET,
-    S3_ENDPOINT,
-    S3_SECRET_KEY,
     SECONDS,
     SYNC_INTERVAL,
 )
@@ -41,10 +38,6 @@ GRADES_TABLE = EnvTable(
         # run by hand and is never passed (it holds the hub's own credentials)
         EnvSetting("db_url", "CLASSHUB_GRADES_DB_URL", "", also=("CLASSHUB_DB_URL",)),
         EnvSetting("db_timeout", "CLASSHUB_GRADES_DB_TIMEOUT", 5.0, number, SECONDS),
-        S3_ENDPOINT.of("s3_endpoint"),
-        S3_BUCKET.of("s3_bucket"),
-        S3_ACCESS_KEY.of("s3_access_key"),
-        S3_SECRET_KEY.of("s3_secret_key"),
         DOWNLOAD_EXPIRY.of("download_expiry"),
         SYNC_INTERVAL.of("sync_interval"),
         EnvSetting(
@@ -115,4 +108,4 @@ AUTOGRADE_TABLE = EnvTable(
 )
 
 #: everything the service reads from its environment (what the hub passes)
-TABLE = SERVICE_TABLE + HOMES_TABLE + GRADES_TABLE + REVIEW_TABLE + AUTOGRADE_TABLE
+TABLE = SERVICE_TABLE + HOMES_TABLE + S3_TABLE + GRADES_TABLE + REVIEW_TABLE + AUTOGRADE_TABLE

@@ -29,7 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from jupyterhub.proxy import Proxy
 from jupyterhub.tests.mocking import MockSpawner
-from traitlets import Bool
+from traitlets import Bool, Unicode
 
 from authenticator import JWTAuthenticator
 from authenticator.account_rules import (
@@ -42,6 +42,7 @@ from authenticator.account_rules import (
 from authenticator.accounts import STORE, UNAVAILABLE, Account
 from authenticator.sessions import SessionStore
 from common.errors import StoreUnavailable
+from common.naming import object_name
 from common.usernames import InvalidUsername, normalize_username
 
 
@@ -231,3 +232,26 @@ class ClassroomMockSpawner(MockSpawner):
 
     student_default_server = Bool(False, config=True)
     class_servers_only = Bool(True, config=True)
+
+
+class SwarmMockSpawnerBase(ClassroomMockSpawner):
+    """What SwarmClassroomSpawner keeps that the hub's Swarm APIs read and write: the
+    home's volume name and the node its newest files are tied to (``home_node``, kept in
+    the spawner's state)."""
+
+    prefix = Unicode("ch")
+    home_node = ""
+
+    @property
+    def home_volume(self):
+        return object_name(self.prefix, "home", self.user.name, self.name or "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.home_node:
+            state["home_node"] = self.home_node
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.home_node = state.get("home_node", "")

@@ -10,13 +10,12 @@ import secrets
 import pytest
 import requests
 from jupyterhub import orm
-from traitlets import Unicode
 
 from common.errors import Conflict, Unavailable
 from common.naming import object_name
 from hub.config import configure_homes
 from tests.hub.conftest import HUB, hub_user
-from tests.hub.fakes import ClassroomMockSpawner
+from tests.hub.fakes import SwarmMockSpawnerBase
 
 pytestmark = HUB
 
@@ -24,17 +23,11 @@ TOKEN = secrets.token_hex(16)
 OTHER_TOKEN = secrets.token_hex(16)
 
 
-class SwarmMockSpawner(ClassroomMockSpawner):
+class SwarmMockSpawner(SwarmMockSpawnerBase):
     """What hub/homes_api.py asks of SwarmClassroomSpawner, with scripted answers."""
 
-    prefix = Unicode("ch")
-    home_node = ""
     answers: dict = {}  # user name -> node, or an exception to raise
     saved: set = {"ch-home-saved-1"}
-
-    @property
-    def home_volume(self):
-        return object_name(self.prefix, "home", self.user.name, self.name or "")
 
     async def locate_home(self, *, write):
         answer = self.answers.get(self.user.name, "")
@@ -46,16 +39,6 @@ class SwarmMockSpawner(ClassroomMockSpawner):
 
     async def existing_homes(self):
         return set(self.saved)
-
-    def get_state(self):
-        state = super().get_state()
-        if self.home_node:
-            state["home_node"] = self.home_node
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self.home_node = state.get("home_node", "")
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,8 @@ BUCKET = s3_stores.DEFAULT_BUCKET
 ADMIN = Keys("chadmin" + secrets.token_hex(4), secrets.token_hex(20))
 FILES = Keys("chfiles" + secrets.token_hex(4), secrets.token_hex(20))
 GRADES = Keys("chgrades" + secrets.token_hex(4), secrets.token_hex(20))
+#: the classes service's helper jobs on a Swarm (its look into a student's home)
+CLASSES = Keys("chclasses" + secrets.token_hex(4), secrets.token_hex(20))
 #: a key under each prefix, and whose it is
 KEYS = {
     "users/ann/notes.txt": "files",
@@ -53,13 +55,14 @@ KEYS = {
     # the jobs of each service's helper services on a Swarm (services/base/swarmhomes.py)
     "helpers/files/run1/job1/job.json": "files",
     "helpers/grades/run1/job1/out/0.zip": "grades",
+    "helpers/classes/run1/job1/out/0.bin": "classes",
 }
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("s3")
-    ids = s3_stores.identities(BUCKET, admin=ADMIN, files=FILES, grades=GRADES)
+    ids = s3_stores.identities(BUCKET, admin=ADMIN, files=FILES, grades=GRADES, classes=CLASSES)
     proc, port = start_s3(workdir, ADMIN.access_key, ADMIN.secret_key, identities=ids)
     try:
         yield f"127.0.0.1:{port}"
@@ -109,7 +112,7 @@ def test_the_set_up_creates_the_bucket_once(s3):
     assert s3_stores.ensure_bucket(f"http://{s3}", ADMIN, BUCKET) is True
     assert s3_stores.ensure_bucket(f"http://{s3}", ADMIN, BUCKET) is False
     # the services' own identities may not
-    for keys in (FILES, GRADES):
+    for keys in (FILES, GRADES, CLASSES):
         refused(lambda k=keys: client(s3, k).make_bucket("planted-bucket"))
 
 
@@ -125,7 +128,11 @@ async def test_each_service_works_under_its_own_prefixes(s3):
             blocking=blocking,
             probe_prefix=probe,
         )
-        for name, k, probe in (("files", FILES, "staging/"), ("grades", GRADES, "submissions/"))
+        for name, k, probe in (
+            ("files", FILES, "staging/"),
+            ("grades", GRADES, "submissions/"),
+            ("classes", CLASSES, "helpers/classes/"),
+        )
     }
     try:
         for store in stores.values():
@@ -165,7 +172,7 @@ def test_each_service_is_refused_outside_its_prefixes(s3):
     admin = client(s3, ADMIN)
     for key in KEYS:
         put(admin, key, b"theirs")
-    for name, keys in (("files", FILES), ("grades", GRADES)):
+    for name, keys in (("files", FILES), ("grades", GRADES), ("classes", CLASSES)):
         c = client(s3, keys)
         for key, owner in KEYS.items():
             if owner == name:

@@ -41,6 +41,36 @@ def test_service_and_role():
     assert service["environment"]["CLASSHUB_SERVICE_COOKIE_SECRET"] == "ab" * 32
 
 
+def test_on_a_swarm_it_gets_its_own_s3_identity_and_may_find_homes():
+    """Its look into a student's home runs as a helper service on a worker there: the hub
+    tells it where the home is, and the job travels through its own S3 keys."""
+    swarm_env = {
+        **ENV,
+        "CLASSHUB_HOMES_SWARM": "1",
+        "CLASSHUB_S3_CLASSES_ACCESS_KEY": "classes-key",
+        "CLASSHUB_S3_CLASSES_SECRET_KEY": "classes-secret",
+        "CLASSHUB_S3_FILES_ACCESS_KEY": "files-key",
+        "CLASSHUB_S3_ENDPOINT": "http://s3:8333",
+    }
+    service, role = classes_service_config(port=1, mongo_url="mongodb://x/y", env=swarm_env)
+    environment = service["environment"]
+    assert environment["CLASSHUB_S3_ACCESS_KEY"] == "classes-key"
+    assert environment["CLASSHUB_S3_SECRET_KEY"] == "classes-secret"
+    assert environment["CLASSHUB_S3_ENDPOINT"] == "http://s3:8333"
+    assert "files-key" not in environment.values()  # never another service's identity
+    assert role["scopes"] == [*SCOPES, "custom:classhub:homes"]
+    # without its keys on a Swarm: a clear error, not a service that fails later
+    del swarm_env["CLASSHUB_S3_CLASSES_ACCESS_KEY"]
+    with pytest.raises(ValueError, match="CLASSHUB_S3_CLASSES_ACCESS_KEY"):
+        classes_service_config(port=1, mongo_url="mongodb://x/y", env=swarm_env)
+    # on one machine: no S3 keys at all
+    service, role = classes_service_config(
+        port=1, mongo_url="mongodb://x/y", env={**ENV, "CLASSHUB_S3_CLASSES_ACCESS_KEY": "k"}
+    )
+    assert "CLASSHUB_S3_ACCESS_KEY" not in service["environment"]
+    assert "custom:classhub:homes" not in role["scopes"]
+
+
 def test_least_privilege_scopes():
     assert set(SCOPES) == {
         "admin:groups",
@@ -54,7 +84,7 @@ def test_least_privilege_scopes():
         # student accounts only (authenticator/admin_handlers.py): never admin:users
         "custom:classhub:student-accounts",
     }
-    assert "custom:classhub:homes" not in SCOPES  # no use for it without an S3 identity
+    assert "custom:classhub:homes" not in SCOPES  # on a Swarm only (below)
     for broad in (
         "admin:users",
         "admin:servers",

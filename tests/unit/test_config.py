@@ -474,3 +474,22 @@ def test_the_proxy_waits_for_servers_under_the_configured_provider(monkeypatch):
     monkeypatch.setenv("CLASSHUB_TRAEFIK_CONTAINER_PROVIDER", "kubernetes")
     with pytest.raises(Exception, match="CLASSHUB_TRAEFIK_CONTAINER_PROVIDER must be docker"):
         _ = TraefikDockerProxy().container_provider
+
+
+def test_the_backup_service_holds_only_the_backup_scope_and_needs_a_long_token():
+    from common import scopes
+    from hub.config import BACKUP_SERVICE, configure_backup
+
+    with pytest.raises(ConfigError, match="openssl rand -hex 32"):
+        configure_backup(Config(), "short")
+    c = Config()
+    configure_backup(c, "")
+    assert "services" not in c.JupyterHub  # no token: no service, the scope's name only
+    assert scopes.BACKUP in c.JupyterHub.custom_scopes
+    c = Config()
+    configure_backup(c, "t" * 64)
+    assert c.JupyterHub.services == [
+        {"name": BACKUP_SERVICE, "api_token": "t" * 64, "display": False}
+    ]
+    (role,) = c.JupyterHub.load_roles
+    assert role["scopes"] == [scopes.BACKUP] and role["services"] == [BACKUP_SERVICE]

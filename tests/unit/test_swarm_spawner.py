@@ -474,7 +474,7 @@ async def test_a_save_that_fails_midway_reports_it_never_raises(monkeypatch, fau
     monkeypatch.setattr(homesync, "latest_generation", lambda place, volume: 2)
     monkeypatch.setattr(homesync, "presign", lambda place, method, volume, gen: "url")
     monkeypatch.setattr(homesync, "accept", accept)
-    assert await spawner._save_home("node-a") is False
+    assert await spawner._save_home("node-a") == 0
 
 
 # ----- where a home is, for the services' helper services (hub/homes_api.py)
