@@ -23,7 +23,7 @@ import sys
 
 from traitlets import TraitError
 
-from . import manifest, run
+from . import manifest, remote, run
 from .manifest import BackupError
 from .settings import BackupSettings
 
@@ -50,7 +50,13 @@ class _Scrub(logging.Filter):
 def _secrets(settings: BackupSettings) -> list[str]:
     from urllib.parse import unquote, urlsplit
 
-    found = [settings.s3_access_key, settings.s3_secret_key, settings.hub_token]
+    found = [
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.hub_token,
+        settings.remote_access_key,
+        settings.remote_secret_key,
+    ]
     for url in (settings.pg_url, settings.mongo_url):
         if url:
             parts = urlsplit(url.replace("+psycopg", ""))
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.backup_dir  # noqa: B018 - read every setting now: a bad one fails here
         settings.home_quota  # noqa: B018
         settings.hub_url  # noqa: B018
+        settings.remote  # noqa: B018
     except TraitError as e:
         log.error("%s", e)
         return 1
@@ -151,18 +158,34 @@ def _run(args, settings: BackupSettings) -> int:
             include.append((name, path))
         path, m = run.backup(settings, _parts(args.only), include)
         sys.stdout.write(path + "\n")
-        return 2 if any("NOT backed up" in w for w in m.warnings) else 0
+        status = 2 if any("NOT backed up" in w for w in m.warnings) else 0
+        bucket = remote.Remote.from_settings(settings)
+        if bucket is not None:
+            try:
+                copied = remote.push(bucket, path, settings.keep, settings.timeout)
+            except (BackupError, *_store_errors()) as e:
+                log.error("the backup is made, but NOT copied to s3://%s: %s", bucket.bucket, e)
+                return 2
+            log.info("copied %d files of %s to s3://%s", copied, m.name, bucket.bucket)
+        return status
     if args.command == "list":
-        if not os.path.isdir(settings.backup_dir):
+        bucket = remote.Remote.from_settings(settings)
+        there = set(remote.names(bucket, settings.timeout)) if bucket else set()
+        if not os.path.isdir(settings.backup_dir) and not there:
             raise BackupError(f"there are no backups in {settings.backup_dir}")
-        names = sorted(os.listdir(settings.backup_dir))
+        names = (
+            sorted(os.listdir(settings.backup_dir)) if os.path.isdir(settings.backup_dir) else []
+        )
+        where = f"\talso in s3://{bucket.bucket}" if bucket else ""
         for name in manifest.complete_backups(names):
             m = manifest.read(os.path.join(settings.backup_dir, name))
             size = sum(f["size"] for f in m.files.values())
             sys.stdout.write(
                 f"{name}\t{size / (1 << 20):.1f} MiB\t{len(m.homes())} homes"
-                f"\t{len(m.warnings)} warnings\n"
+                f"\t{len(m.warnings)} warnings{where if name in there else ''}\n"
             )
+        for name in sorted(there - set(names)):
+            sys.stdout.write(f"{name}\tonly in s3://{bucket.bucket}\n")
         for name in names:
             if name.endswith(manifest.PARTIAL):
                 sys.stdout.write(f"{name}\tunfinished\n")

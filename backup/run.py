@@ -20,7 +20,7 @@ from common.naming import object_name
 from hub.stores.postgres import HUB
 from spawner import homesync
 
-from . import homes, manifest, mongo, postgres, s3, swarm
+from . import homes, manifest, mongo, postgres, remote, s3, swarm
 from .manifest import BackupError, Manifest
 
 log = logging.getLogger("classhub.backup")
@@ -265,16 +265,22 @@ def verify_files(directory: str, m: Manifest, only: Iterable[str] = ()) -> list[
 
 
 def locate(settings, wanted: str) -> str:
-    """The folder of the backup ``wanted`` (a path, a name, or ``latest``)."""
+    """The folder of the backup ``wanted`` (a path, a name, or ``latest``), among this
+    machine's and, with ``remote``, the bucket's; one only in the bucket is fetched first."""
     if os.sep in wanted:  # a path
         if not os.path.isfile(os.path.join(wanted, manifest.MANIFEST)):
             raise BackupError(f"{wanted} is not a complete backup (it has no manifest.json)")
         return os.path.abspath(wanted)
-    if not os.path.isdir(settings.backup_dir):
+    here = os.listdir(settings.backup_dir) if os.path.isdir(settings.backup_dir) else []
+    bucket = remote.Remote.from_settings(settings)
+    there = remote.names(bucket, settings.timeout) if bucket else []
+    if not here and not there:
         raise BackupError(f"there are no backups in {settings.backup_dir} (CLASSHUB_BACKUP_DIR)")
-    return os.path.join(
-        settings.backup_dir, manifest.choose(os.listdir(settings.backup_dir), wanted)
-    )
+    name = manifest.choose([*here, *there], wanted)
+    if name in manifest.complete_backups(here):
+        return os.path.join(settings.backup_dir, name)
+    _private_dir(settings.backup_dir)
+    return remote.pull(bucket, name, settings.backup_dir, settings.timeout)
 
 
 # ----- homes in use

@@ -40,6 +40,10 @@ BACKUP_TABLE = EnvTable(
         ),
         EnvSetting("s3_access_key", "CLASSHUB_BACKUP_S3_ACCESS_KEY", "", sensitive=True),
         EnvSetting("s3_secret_key", "CLASSHUB_BACKUP_S3_SECRET_KEY", "", sensitive=True),
+        EnvSetting("remote", "CLASSHUB_BACKUP_REMOTE", ""),
+        EnvSetting("remote_endpoint", "CLASSHUB_BACKUP_REMOTE_ENDPOINT", ""),
+        EnvSetting("remote_access_key", "CLASSHUB_BACKUP_REMOTE_ACCESS_KEY", "", sensitive=True),
+        EnvSetting("remote_secret_key", "CLASSHUB_BACKUP_REMOTE_SECRET_KEY", "", sensitive=True),
         EnvSetting("hub_url", "CLASSHUB_BACKUP_HUB_URL", ""),
         EnvSetting("hub_token", "CLASSHUB_BACKUP_API_TOKEN", "", sensitive=True),
         EnvSetting(
@@ -237,5 +241,53 @@ class BackupSettings(Configurable):
         ``CLASSHUB_S3_BUCKET``, which is the default here too).
 
         Example: ``c.BackupSettings.homes_bucket = "classhub-files"``
+        """,
+    )
+
+    remote = Unicode(
+        config=True,
+        help="""A bucket that keeps every backup as well, ``s3://BUCKET/FOLDER``: after a
+        backup is complete on this machine it is copied there (the manifest last), the
+        bucket keeps as many as ``keep``, ``list`` shows its backups, and a restore of a
+        backup that is not on this machine fetches it first (every checksum checked). Use a
+        store other than the stack's own: a backup inside the store it backs up does not
+        survive that store. Empty: backups stay in ``backup_dir`` only.
+
+        Example: ``c.BackupSettings.remote = "s3://department-backups/classhub"``
+        """,
+    )
+
+    @validate("remote")
+    def _check_remote(self, proposal):
+        value = proposal.value
+        if value and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise TraitError(
+                f"BackupSettings.remote={value!r} must look like s3://bucket/folder (or be empty)"
+            )
+        return value
+
+    remote_endpoint = Unicode(
+        config=True,
+        help="""The store of ``remote`` (``http(s)://HOST:PORT``; any S3 store: AWS,
+        MinIO, SeaweedFS).
+
+        Example: ``c.BackupSettings.remote_endpoint = "https://s3.eu-west-1.amazonaws.com"``
+        """,
+    )
+
+    remote_access_key = Unicode(
+        config=True,
+        help="""An access key of that store allowed to read, write, list and delete in the
+        bucket (and to make it, if it is missing). Never logged.
+
+        Example: ``c.BackupSettings.remote_access_key = "..."``
+        """,
+    )
+
+    remote_secret_key = Unicode(
+        config=True,
+        help="""The secret key that goes with ``remote_access_key``. Never logged.
+
+        Example: ``c.BackupSettings.remote_secret_key = open("/root/.backup-key").read().strip()``
         """,
     )

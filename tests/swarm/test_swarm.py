@@ -265,41 +265,36 @@ def test_a_worker_without_the_memory_gets_no_new_server(swarm, running, make_spa
         )
         reserved += int(((spec or {}).get("Reservations") or {}).get("MemoryBytes") or 0)
     filler = f"chfill{secrets.token_hex(3)}"
-    # all of w1's unreserved memory but 100 MiB, less than one server's 256 MiB
-    swarm.docker(
-        "m",
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
-        filler,
-        "--constraint",
-        f"node.id=={ids['w1']}",
-        "--restart-condition",
-        "none",
-        "--reserve-memory",
-        str(total - reserved - (100 << 20)),
-        "--entrypoint",
-        "sleep",
-        IMAGE,
-        "600",
-    )
-    deadline = time.monotonic() + 60
-    while "Running" not in swarm.docker(
-        "m", "service", "ps", filler, "--format", "{{.CurrentState}}"
-    ):
-        assert time.monotonic() < deadline, swarm.docker("m", "service", "ps", filler, "--no-trunc")
-        time.sleep(0.5)
     spawners = [make_spawner(f"roomless{i}") for i in range(3)]
+
+    async def each(method: str):
+        return await asyncio.gather(*(getattr(s, method)() for s in spawners))
+
     try:
-        loop.run_until_complete(asyncio.gather(*(s.start() for s in spawners)))
+        # all of w1's unreserved memory but 100 MiB, less than one server's 256 MiB
+        swarm.docker(
+            "m", "service", "create", "--detach", "--quiet", "--name", filler,
+            "--constraint", f"node.id=={ids['w1']}", "--restart-condition", "none",
+            "--reserve-memory", str(total - reserved - (100 << 20)),
+            "--entrypoint", "sleep", IMAGE, "600",
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "Running" not in swarm.docker(
+            "m", "service", "ps", filler, "--format", "{{.CurrentState}}"
+        ):
+            assert time.monotonic() < deadline, swarm.docker(
+                "m", "service", "ps", filler, "--no-trunc"
+            )
+            time.sleep(0.5)
+        loop.run_until_complete(each("start"))
         placed = [node_of(swarm, s) for s in spawners]
         print("with w1 full of reservations, new servers on:", placed)
         assert placed == ["w2", "w2", "w2"], placed
     finally:
-        loop.run_until_complete(asyncio.gather(*(s.stop() for s in spawners)))
-        swarm.docker("m", "service", "rm", filler)
+        try:
+            loop.run_until_complete(each("stop"))
+        finally:
+            swarm.docker("m", "service", "rm", filler)
 
 
 def test_traefiks_swarm_provider_routes_each_server_behind_the_gate(running, traefik):
