@@ -34,8 +34,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from harness.stack import mint_token  # noqa: E402
-from harness.swarm import SwarmNodes  # noqa: E402
+from harness.stack import mint_token, wait_for  # noqa: E402
+from harness.swarm import SwarmNodes, deploy_stack, env_value, stack_env  # noqa: E402
 
 STACK = "classhub"
 TIMEOUT = 600
@@ -75,10 +75,7 @@ class Person:
         r = self.api("POST", f"/users/{self.name}/server")
         if r.status_code not in (201, 202):
             raise RuntimeError(f"start of {self.name}: {r.status_code} {r.text[:300]}")
-        while not self.server().get("ready"):
-            if time.monotonic() - t0 > TIMEOUT:
-                raise RuntimeError(f"{self.name}'s server did not start")
-            time.sleep(0.2)
+        wait_for(lambda: self.server().get("ready"), TIMEOUT, 0.2, f"{self.name}'s server")
         return time.monotonic() - t0
 
     def stop(self) -> float:
@@ -87,10 +84,7 @@ class Person:
         r = self.api("DELETE", f"/users/{self.name}/server")
         if r.status_code not in (202, 204):
             raise RuntimeError(f"stop of {self.name}: {r.status_code} {r.text[:300]}")
-        while self.server():
-            if time.monotonic() - t0 > TIMEOUT:
-                raise RuntimeError(f"{self.name}'s server did not stop")
-            time.sleep(0.2)
+        wait_for(lambda: not self.server(), TIMEOUT, 0.2, f"{self.name}'s server to stop")
         return time.monotonic() - t0
 
 
@@ -109,41 +103,6 @@ def node_of(swarm: SwarmNodes, name: str) -> tuple[str, str]:
         node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
     ).split()[0]
     return node, container
-
-
-def deploy(swarm: SwarmNodes, run_dir: Path) -> dict:
-    (run_dir / "classhub.env").write_text(
-        'CLASSHUB_IMAGES=[{"name": "classhub/singleuser:latest", "display_name": "Python"}]\n'
-    )
-    env = {
-        **os.environ,
-        "CLASSHUB_RUN_DIR": str(run_dir),
-        "CLASSHUB_SKIP_BUILD": "1",
-        "CLASSHUB_SWARM_MANAGER": swarm.sock("m"),
-        "CLASSHUB_SWARM_WORKERS": f"{swarm.sock('w1')} {swarm.sock('w2')}",
-        "CLASSHUB_SWARM_ADDRESS": swarm.env["CHSW_ADDR_M"],
-        "CLASSHUB_DOCKER_SOCKET": swarm.sock("m").removeprefix("unix://"),
-        "CLASSHUB_STUDENT_DEFAULT_SERVER": "1",
-        "CLASSHUB_UP_TIMEOUT": "420",
-    }
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts/swarm/deploy.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy.sh failed:\n{done.stderr[-4000:]}")
-    return env
-
-
-def secret_of(run_dir: Path) -> str:
-    for line in (run_dir / "classhub.env").read_text().splitlines():
-        if line.startswith("CLASSHUB_JWT_SECRET="):
-            value = line.split("=", 1)[1]
-    return value
 
 
 def backup_sh(env: dict, *args: str) -> float:
@@ -188,7 +147,10 @@ def main() -> None:
             run_dir = Path(tmp) / "run"
             run_dir.mkdir()
             t0 = time.monotonic()
-            env = deploy(swarm, run_dir)
+            env = stack_env(swarm, run_dir)
+            done = deploy_stack(env)
+            if done.returncode != 0:
+                raise RuntimeError(f"deploy.sh failed:\n{done.stderr[-4000:]}")
             rows.append(
                 row(
                     "deploy.sh (images onto the nodes, the stack, the stores' identities)",
@@ -196,7 +158,7 @@ def main() -> None:
                 )
             )
             url = f"http://{swarm.env['CHSW_ADDR_M']}:8000"
-            secret = secret_of(run_dir)
+            secret = env_value(run_dir / "classhub.env", "CLASSHUB_JWT_SECRET")
 
             people = [Person(url, f"bench{i}", secret) for i in range(max(args.single, 1))]
             singles = []
@@ -211,10 +173,7 @@ def main() -> None:
                 r = p.api("POST", f"/users/{p.name}/server")
                 if r.status_code not in (201, 202):
                     raise RuntimeError(f"start of {p.name}: {r.status_code}")
-            while not all(p.server().get("ready") for p in crowd):
-                if time.monotonic() - t0 > TIMEOUT:
-                    raise RuntimeError("the crowd did not start")
-                time.sleep(0.5)
+            wait_for(lambda: all(p.server().get("ready") for p in crowd), TIMEOUT, 0.5, "the crowd")
             rows.append(
                 row(
                     f"{args.concurrent} spawns at once through the hub, all ready",
@@ -223,11 +182,7 @@ def main() -> None:
             )
             for p in crowd:
                 p.api("DELETE", f"/users/{p.name}/server")
-            t0 = time.monotonic()
-            while any(p.server() for p in crowd):
-                if time.monotonic() - t0 > TIMEOUT:
-                    raise RuntimeError("the crowd did not stop")
-                time.sleep(0.5)
+            wait_for(lambda: not any(p.server() for p in crowd), TIMEOUT, 0.5, "the crowd to stop")
 
             ids = swarm.node_ids()
             for mb in args.home_mb:

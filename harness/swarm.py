@@ -151,3 +151,49 @@ def hub_api_stub(host: str):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def stack_env(swarm: SwarmNodes, run_dir: Path) -> dict[str, str]:
+    """The environment of scripts/swarm/deploy.sh (and backup.sh) for the whole stack on
+    ``swarm``, its settings in ``run_dir``; a first ``classhub.env`` there whose catalogue
+    holds the one image the swarm tier copies to the nodes."""
+    env_file = run_dir / "classhub.env"
+    if not env_file.exists():
+        env_file.write_text(
+            'CLASSHUB_IMAGES=[{"name": "classhub/singleuser:latest", "display_name": "Python"}]\n'
+        )
+    return {
+        **os.environ,
+        "CLASSHUB_RUN_DIR": str(run_dir),
+        "CLASSHUB_SKIP_BUILD": "1",
+        "CLASSHUB_SWARM_MANAGER": swarm.sock("m"),
+        "CLASSHUB_SWARM_WORKERS": " ".join(
+            swarm.sock(f"w{k}") for k in range(1, swarm.workers + 1)
+        ),
+        "CLASSHUB_SWARM_ADDRESS": swarm.env["CHSW_ADDR_M"],
+        "CLASSHUB_DOCKER_SOCKET": swarm.sock("m").removeprefix("unix://"),
+        "CLASSHUB_STUDENT_DEFAULT_SERVER": "1",
+        "CLASSHUB_UP_TIMEOUT": "420",
+    }
+
+
+def deploy_stack(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run scripts/swarm/deploy.sh with ``env`` (:func:`stack_env`); its result, whatever
+    its exit status (the caller reports a failure its own way)."""
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "swarm" / "deploy.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+
+
+def env_value(path: Path, name: str) -> str:
+    """The last value of ``name`` in an env file such as ``classhub.env``."""
+    value = ""
+    for line in path.read_text().splitlines():
+        if line.startswith(name + "="):
+            value = line.split("=", 1)[1]
+    return value

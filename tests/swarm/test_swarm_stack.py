@@ -30,7 +30,7 @@ from tornado.websocket import websocket_connect
 
 from harness.kernel import execute_request
 from harness.stack import mint_token
-from harness.swarm import SwarmNodes
+from harness.swarm import SwarmNodes, deploy_stack, env_value, stack_env
 from tests.swarm import submit_flow
 
 pytestmark = pytest.mark.swarm
@@ -39,13 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STACK = "classhub"
 STUDENT = "swarmstudent"
 MANAGER_SERVICES = ("traefik", "hub", "gate", "postgres", "redis", "mongo", "s3")
-
-
-def env_value(path: Path, name: str) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith(name + "="):
-            value = line.split("=", 1)[1]
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +88,7 @@ class Deployment:
 
 def deploy(env: dict) -> None:
     started = time.monotonic()
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts/swarm/deploy.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
+    done = deploy_stack(env)
     print(f"deploy.sh: exit {done.returncode} after {time.monotonic() - started:.0f} s")
     print(done.stderr[-3000:])
     if done.returncode != 0:
@@ -113,21 +99,7 @@ def deploy(env: dict) -> None:
 @pytest.fixture(scope="module")
 def stack(swarm, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    # first-run settings: the catalogue holds the one image this tier copies to the nodes
-    (run_dir / "classhub.env").write_text(
-        'CLASSHUB_IMAGES=[{"name": "classhub/singleuser:latest", "display_name": "Python"}]\n'
-    )
-    env = {
-        **os.environ,
-        "CLASSHUB_RUN_DIR": str(run_dir),
-        "CLASSHUB_SKIP_BUILD": "1",
-        "CLASSHUB_SWARM_MANAGER": swarm.sock("m"),
-        "CLASSHUB_SWARM_WORKERS": f"{swarm.sock('w1')} {swarm.sock('w2')}",
-        "CLASSHUB_SWARM_ADDRESS": swarm.env["CHSW_ADDR_M"],
-        "CLASSHUB_DOCKER_SOCKET": swarm.sock("m").removeprefix("unix://"),
-        "CLASSHUB_STUDENT_DEFAULT_SERVER": "1",
-        "CLASSHUB_UP_TIMEOUT": "420",
-    }
+    env = stack_env(swarm, run_dir)
     deploy(env)
     yield Deployment(
         swarm,
